@@ -1,0 +1,1 @@
+//! Shared client code: connection, token store, output formatting.

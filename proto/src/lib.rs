@@ -1,0 +1,17 @@
+//! The `masqdial.v1` protobuf API: generated message types and the gRPC
+//! clients/servers for `Auth`, `Dialer`, `Modems` and `Nat`.
+//!
+//! Generated code only; no logic lives here. The `.proto` files under
+//! `proto/masqdial/v1/` are the documentation of every rpc and field.
+
+#![allow(clippy::all, missing_docs, unreachable_pub)]
+
+/// Package `masqdial.v1`.
+pub mod v1 {
+    tonic::include_proto!("masqdial.v1");
+
+    /// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("masqdial_descriptor");
+}
+
+pub use v1::*;

@@ -1,0 +1,1 @@
+//! AT command chat with a modem: init, dial, result codes, login script (sans-IO).

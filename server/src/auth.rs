@@ -1,0 +1,1 @@
+//! Users, roles, bearer tokens, LAN allow-list and login throttling.

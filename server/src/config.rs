@@ -1,0 +1,1 @@
+//! mserver configuration: TOML file, validated with file/line/key errors.

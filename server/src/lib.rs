@@ -1,0 +1,22 @@
+//! `masqdial-server`: the gateway behind `mserver`.
+//!
+//! # Layout
+//! - [`config`]: TOML configuration, validated with file/line/key errors.
+//! - [`auth`]: users (argon2 PHC), roles, tokens, LAN allow-list, login throttling.
+//! - [`rpc`]: thin tonic services; authenticate, authorize, translate, map errors.
+//! - [`at`]: AT command chat with a modem (sans-IO).
+//! - [`ppp`]: userspace PPP — HDLC, LCP, PAP/CHAP, IPCP (sans-IO, both roles).
+//! - [`modem`]: the only code that opens a serial port.
+//! - [`sim`]: mock modem and mock ISP (tests and `mserver --demo`).
+//! - [`link`]: link manager, one state machine per configured connection.
+//! - [`dataplane`]: TUN ⇄ nat-core ⇄ PPP.
+
+pub mod at;
+pub mod auth;
+pub mod config;
+pub mod dataplane;
+pub mod link;
+pub mod modem;
+pub mod ppp;
+pub mod rpc;
+pub mod sim;

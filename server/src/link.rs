@@ -1,0 +1,1 @@
+//! Link manager: one state machine per configured connection, holders, redial, idle timer.

@@ -1,0 +1,3 @@
+//! `mserver`: thin entry point; everything lives in the library.
+
+fn main() {}

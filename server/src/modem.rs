@@ -1,0 +1,1 @@
+//! Modem driver: the only code that opens a serial port.

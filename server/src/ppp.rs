@@ -1,0 +1,1 @@
+//! Userspace PPP (sans-IO): HDLC framing, LCP, PAP/CHAP, IPCP, both roles.

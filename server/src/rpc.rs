@@ -1,0 +1,1 @@
+//! gRPC services: authenticate, authorize, translate to and from protobuf.

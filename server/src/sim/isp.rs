@@ -1,0 +1,1 @@
+//! Mock ISP: our PPP in the access-server role plus a small simulated internet.
