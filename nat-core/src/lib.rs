@@ -1,1 +1,14 @@
-//! `nat-core`: the masquerading engine. Pure library: no I/O, no clock reads.
+//! `nat-core`: the masquerading engine. Pure library: no I/O, no clock reads (callers pass `now`).
+//!
+//! # Layout
+//! - [`wire`]: zero-copy IPv4/TCP/UDP/ICMP views and checksums (RFC 1071/1624).
+//! - [`time`]: the caller's monotonic [`Instant`] in milliseconds.
+//! - [`frag`]: IPv4 reassembly (always-defragment before rules and masquerading).
+//! - [`chains`]: ipchains rules, matching and listings.
+
+pub mod chains;
+pub mod frag;
+pub mod time;
+pub mod wire;
+
+pub use time::{Duration, Instant};

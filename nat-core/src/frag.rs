@@ -1,0 +1,1 @@
+//! IPv4 reassembly (owned by helper nat2; placeholder until filled).
