@@ -1,0 +1,1 @@
+//! ipchains firewall chains (owned by helper nat2; placeholder until filled).
