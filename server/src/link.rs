@@ -1,1 +1,11 @@
 //! Link manager: one state machine per configured connection, holders, redial, idle timer.
+//!
+//! [`fsm`] is the pure per-connection automaton; the manager drives it with modem
+//! sessions, nat-core and the dataplane.
+
+pub mod fsm;
+
+pub use fsm::{
+    DialOutcome, Failure, FailureKind, HangupOutcome, Holder, LinkAction, LinkFsm, LinkPolicy,
+    LinkState, SessionEvent,
+};
