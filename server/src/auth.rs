@@ -1,1 +1,648 @@
 //! Users, roles, bearer tokens, LAN allow-list and login throttling.
+//!
+//! Owns the user table (argon2 PHC hashes), live sessions (stored only as keyed hashes of
+//! their tokens) and the failed-login throttle. It never reads a clock (callers pass `now`),
+//! never sleeps, and never logs a password or a token.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use ipnet::IpNet;
+use rand::TryRngCore;
+
+use crate::config::{Config, Role};
+
+/// Length of a bearer token in random bytes (256 bits); it travels as 64 hex digits.
+pub const TOKEN_BYTES: usize = 32;
+/// Largest argon2 memory cost accepted from a config file, KiB (1 GiB).
+const MAX_M_COST_KIB: u32 = 1 << 20;
+/// Largest argon2 time cost accepted from a config file.
+const MAX_T_COST: u32 = 64;
+/// Most throttle records kept; the oldest are forgotten first.
+const MAX_THROTTLE_ENTRIES: usize = 10_000;
+
+/// Error of an authentication step. Messages are safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user or wrong password (deliberately indistinguishable).
+    #[error("invalid user name or password")]
+    BadCredentials,
+    /// The request carried no `authorization: Bearer` header.
+    #[error("missing bearer token; log in first (mclient login)")]
+    MissingToken,
+    /// The header is not `Bearer <64 hex digits>`.
+    #[error("malformed bearer token")]
+    MalformedToken,
+    /// Not a live token (never issued, revoked, or its user was removed).
+    #[error("unknown or revoked token; log in again (mclient login)")]
+    InvalidToken,
+    /// The token's lifetime is over.
+    #[error("token expired; log in again (mclient login)")]
+    Expired,
+    /// The peer address is outside the LAN allow-list.
+    #[error("client address {0} is not in the server's allow-list")]
+    PeerNotAllowed(IpAddr),
+    /// Hashing failed (bad parameters or randomness unavailable).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// Who a valid token belongs to, resolved against the current user table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// User name.
+    pub user: String,
+    /// Current role.
+    pub role: Role,
+    /// Connections the user may dial (every configured connection for admins).
+    pub allowed: Vec<String>,
+    /// When the token expires.
+    pub expires_at: SystemTime,
+}
+
+/// A freshly issued token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// 64 lowercase hex digits. Never log it.
+    pub token: String,
+    /// Expiry.
+    pub expires_at: SystemTime,
+    /// Role of the user.
+    pub role: Role,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// Failed-login delay policy: `base * 2^(failures-1)` capped at `max`, forgotten after `forget`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Delay after the first failure.
+    pub base: Duration,
+    /// Largest delay.
+    pub max: Duration,
+    /// A record with no failure for this long is dropped.
+    pub forget: Duration,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        ThrottlePolicy {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            forget: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl ThrottlePolicy {
+    /// Delay to apply before answering a login after `failures` consecutive failures.
+    pub fn delay(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1).min(31))
+            .unwrap_or(u32::MAX);
+        self.base
+            .checked_mul(factor)
+            .map_or(self.max, |d| d.min(self.max))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    hash: String,
+    role: Role,
+    connections: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    user: String,
+    expires_at: SystemTime,
+}
+
+#[derive(Debug)]
+struct Inner {
+    users: HashMap<String, User>,
+    all_connections: Vec<String>,
+    allow: Vec<IpNet>,
+    ttl: Duration,
+    /// Keyed digest of the token → session; the token itself is never stored.
+    sessions: HashMap<[u8; 32], Session>,
+    throttle: HashMap<(String, IpAddr), Failures>,
+    /// Hash verified when the user is unknown, so both failures cost the same.
+    dummy_hash: String,
+}
+
+/// Users, sessions and throttle. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Auth {
+    // A std Mutex: every critical section is a short map operation with no await and no
+    // hashing inside (argon2 runs outside the lock).
+    inner: Mutex<Inner>,
+    policy: ThrottlePolicy,
+    /// Secret salt of the token digest (random per process).
+    digest_key: [u8; 16],
+}
+
+impl Auth {
+    /// Build from a configuration (users, allow-list, token lifetime).
+    pub fn new(config: &Config) -> Result<Auth, AuthError> {
+        Auth::with_policy(config, ThrottlePolicy::default())
+    }
+
+    /// Build with a custom throttle policy (tests use short delays).
+    pub fn with_policy(config: &Config, policy: ThrottlePolicy) -> Result<Auth, AuthError> {
+        let mut digest_key = [0u8; 16];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut digest_key)
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        let inner = Inner {
+            users: HashMap::new(),
+            all_connections: Vec::new(),
+            allow: Vec::new(),
+            ttl: Duration::ZERO,
+            sessions: HashMap::new(),
+            throttle: HashMap::new(),
+            dummy_hash: String::new(),
+        };
+        let auth = Auth {
+            inner: Mutex::new(inner),
+            policy,
+            digest_key,
+        };
+        auth.reload(config)?;
+        Ok(auth)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-update of plain maps;
+        // the data is still structurally valid, so keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replace users, allow-list and token lifetime. Sessions of users that still exist are
+    /// kept (their role and connections follow the new table); others are dropped.
+    pub fn reload(&self, config: &Config) -> Result<(), AuthError> {
+        let users: HashMap<String, User> = config
+            .users
+            .iter()
+            .map(|u| {
+                let user = User {
+                    hash: u.password_hash.clone(),
+                    role: u.role,
+                    connections: u.connections.clone(),
+                };
+                (u.name.clone(), user)
+            })
+            .collect();
+        // The dummy hash uses the parameters of a real user so a miss costs the same time.
+        let params = config
+            .users
+            .first()
+            .and_then(|u| {
+                PasswordHash::new(&u.password_hash)
+                    .ok()
+                    .and_then(|h| Params::try_from(&h).ok())
+            })
+            .unwrap_or_default();
+        let mut filler = [0u8; 16];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut filler)
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        let dummy_hash = hash_password_with(&hex::encode(filler), params)?;
+        let mut inner = self.lock();
+        inner.sessions.retain(|_, s| users.contains_key(&s.user));
+        inner.users = users;
+        inner.all_connections = config.connection_names();
+        inner.allow = config.server.allow.clone();
+        inner.ttl = Duration::from_secs(config.server.token_ttl_s);
+        inner.dummy_hash = dummy_hash;
+        Ok(())
+    }
+
+    /// Whether a client address is inside the LAN allow-list (IPv4-mapped IPv6 is unmapped).
+    pub fn peer_allowed(&self, ip: IpAddr) -> bool {
+        let ip = unmap(ip);
+        self.lock().allow.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Delay to wait before answering a login attempt of `user` from `peer` (0 if none).
+    pub fn login_delay(&self, user: &str, peer: IpAddr, now: Instant) -> Duration {
+        let mut inner = self.lock();
+        let key = (user.to_string(), unmap(peer));
+        match inner.throttle.get(&key).copied() {
+            Some(f) if now.saturating_duration_since(f.last) >= self.policy.forget => {
+                inner.throttle.remove(&key);
+                Duration::ZERO
+            }
+            Some(f) => self.policy.delay(f.count),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Check a password. Blocking (argon2): run it off the async executor.
+    /// An unknown user is checked against a dummy hash so it costs the same.
+    pub fn verify(&self, user: &str, password: &str) -> Result<(), AuthError> {
+        let (hash, known) = {
+            let inner = self.lock();
+            match inner.users.get(user) {
+                Some(u) => (u.hash.clone(), true),
+                None => (inner.dummy_hash.clone(), false),
+            }
+        };
+        let ok = verify_password(&hash, password);
+        if ok && known {
+            Ok(())
+        } else {
+            Err(AuthError::BadCredentials)
+        }
+    }
+
+    /// Record a failed login of `user` from `peer`; returns the failure count.
+    pub fn record_failure(&self, user: &str, peer: IpAddr, now: Instant) -> u32 {
+        let mut inner = self.lock();
+        if inner.throttle.len() >= MAX_THROTTLE_ENTRIES {
+            let forget = self.policy.forget;
+            inner
+                .throttle
+                .retain(|_, f| now.saturating_duration_since(f.last) < forget);
+            if inner.throttle.len() >= MAX_THROTTLE_ENTRIES {
+                if let Some(oldest) = inner
+                    .throttle
+                    .iter()
+                    .min_by_key(|(_, f)| f.last)
+                    .map(|(k, _)| k.clone())
+                {
+                    inner.throttle.remove(&oldest);
+                }
+            }
+        }
+        let f = inner
+            .throttle
+            .entry((user.to_string(), unmap(peer)))
+            .or_insert(Failures {
+                count: 0,
+                last: now,
+            });
+        f.count = f.count.saturating_add(1);
+        f.last = now;
+        f.count
+    }
+
+    /// Record a successful login: the throttle record of (user, peer) is cleared.
+    pub fn record_success(&self, user: &str, peer: IpAddr) {
+        self.lock()
+            .throttle
+            .remove(&(user.to_string(), unmap(peer)));
+    }
+
+    /// Issue a fresh token for a (verified) user, valid from `now` for the configured lifetime.
+    pub fn issue_token(&self, user: &str, now: SystemTime) -> Result<IssuedToken, AuthError> {
+        let mut raw = [0u8; TOKEN_BYTES];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut raw)
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        let token = hex::encode(raw);
+        let digest = self.digest(&raw)?;
+        let mut inner = self.lock();
+        let role = inner
+            .users
+            .get(user)
+            .map(|u| u.role)
+            .ok_or(AuthError::BadCredentials)?;
+        let expires_at = now.checked_add(inner.ttl).unwrap_or(now);
+        inner.sessions.retain(|_, s| s.expires_at > now);
+        inner.sessions.insert(
+            digest,
+            Session {
+                user: user.to_string(),
+                expires_at,
+            },
+        );
+        Ok(IssuedToken {
+            token,
+            expires_at,
+            role,
+        })
+    }
+
+    /// Resolve a bearer token at time `now`.
+    pub fn authenticate(&self, token: &str, now: SystemTime) -> Result<Identity, AuthError> {
+        let raw = parse_token(token)?;
+        let digest = self.digest(&raw)?;
+        let mut inner = self.lock();
+        let session = inner
+            .sessions
+            .get(&digest)
+            .cloned()
+            .ok_or(AuthError::InvalidToken)?;
+        if now >= session.expires_at {
+            inner.sessions.remove(&digest);
+            return Err(AuthError::Expired);
+        }
+        let user = inner
+            .users
+            .get(&session.user)
+            .ok_or(AuthError::InvalidToken)?;
+        let allowed = match user.role {
+            Role::Admin => inner.all_connections.clone(),
+            Role::User => user.connections.clone(),
+        };
+        Ok(Identity {
+            user: session.user.clone(),
+            role: user.role,
+            allowed,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// Revoke a token; returns whether it was live.
+    pub fn logout(&self, token: &str) -> Result<bool, AuthError> {
+        let raw = parse_token(token)?;
+        let digest = self.digest(&raw)?;
+        Ok(self.lock().sessions.remove(&digest).is_some())
+    }
+
+    /// Number of live (not yet pruned) sessions.
+    pub fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// Keyed digest of a token: argon2id with tiny cost over the token and a per-process
+    /// secret salt. The token has 256 random bits, so a cheap hash is enough; the point is
+    /// that the session table never holds a usable token.
+    fn digest(&self, raw: &[u8; TOKEN_BYTES]) -> Result<[u8; 32], AuthError> {
+        let params = Params::new(8, 1, 1, Some(32)).map_err(|e| AuthError::Hash(e.to_string()))?;
+        let mut out = [0u8; 32];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(raw, &self.digest_key, &mut out)
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn parse_token(token: &str) -> Result<[u8; TOKEN_BYTES], AuthError> {
+    let mut raw = [0u8; TOKEN_BYTES];
+    if token.len() != TOKEN_BYTES * 2 {
+        return Err(AuthError::MalformedToken);
+    }
+    hex::decode_to_slice(token, &mut raw).map_err(|_| AuthError::MalformedToken)?;
+    Ok(raw)
+}
+
+/// Parameters for tests and the demo: argon2id with m=8 KiB, t=1, p=1 (fast, weak).
+pub fn fast_params() -> Params {
+    Params::new(8, 1, 1, None).unwrap_or_default()
+}
+
+/// Hash a password with argon2id and the crate's default (OWASP) parameters.
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    hash_password_with(password, Params::default())
+}
+
+/// Hash a password with argon2id and explicit parameters; returns the PHC string.
+pub fn hash_password_with(password: &str, params: Params) -> Result<String, AuthError> {
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut salt)
+        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Verify a password against a PHC string; any malformed string simply fails.
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    if check_phc(phc).is_err() {
+        return false;
+    }
+    match PasswordHash::new(phc) {
+        Ok(h) => Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Check that a string is an argon2 PHC hash with sane parameters (for config validation).
+pub fn check_phc(phc: &str) -> Result<(), String> {
+    let h = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
+    if Algorithm::try_from(h.algorithm).is_err() {
+        return Err(format!("algorithm `{}` is not argon2", h.algorithm));
+    }
+    let p = Params::try_from(&h).map_err(|e| format!("bad argon2 parameters: {e}"))?;
+    if p.m_cost() > MAX_M_COST_KIB || p.t_cost() > MAX_T_COST {
+        return Err("argon2 cost parameters are unreasonably large".into());
+    }
+    if h.hash.is_none() || h.salt.is_none() {
+        return Err("PHC string lacks salt or hash".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConnectionConfig, UserConfig};
+    use proptest::prelude::*;
+
+    fn config() -> Config {
+        let mut c = Config::default();
+        let h = hash_password_with("secret", fast_params()).unwrap_or_default();
+        c.users.push(UserConfig {
+            name: "alice".into(),
+            password_hash: h.clone(),
+            role: Role::User,
+            connections: vec!["isp1".into()],
+        });
+        c.users.push(UserConfig {
+            name: "root".into(),
+            password_hash: h,
+            role: Role::Admin,
+            connections: vec![],
+        });
+        for n in ["isp1", "isp2"] {
+            let toml = format!("name = \"{n}\"\nnumbers = [\"1\"]\n");
+            if let Ok(cc) = toml::from_str::<ConnectionConfig>(&toml) {
+                c.connections.push(cc);
+            }
+        }
+        c
+    }
+
+    fn auth() -> Auth {
+        Auth::new(&config()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash_password_with("pw", fast_params()).unwrap_or_default();
+        assert!(h.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{h}");
+        assert!(verify_password(&h, "pw"));
+        assert!(!verify_password(&h, "pW"));
+        assert!(!verify_password("$argon2id$nonsense", "pw"));
+        assert!(!verify_password("", "pw"));
+    }
+
+    #[test]
+    fn wrong_user_and_wrong_password_same_error() {
+        let a = auth();
+        assert_eq!(a.verify("alice", "secret"), Ok(()));
+        assert_eq!(a.verify("alice", "nope"), Err(AuthError::BadCredentials));
+        assert_eq!(
+            a.verify("mallory", "secret"),
+            Err(AuthError::BadCredentials)
+        );
+    }
+
+    #[test]
+    fn token_lifecycle_with_passed_in_time() {
+        let a = auth();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let tok = a.issue_token("alice", t0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tok.token.len(), 64);
+        assert_eq!(tok.expires_at, t0 + Duration::from_secs(12 * 3600));
+        let id = a
+            .authenticate(&tok.token, t0 + Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(id.user, "alice");
+        assert_eq!(id.allowed, vec!["isp1".to_string()]);
+        assert_eq!(
+            a.authenticate(&tok.token, tok.expires_at),
+            Err(AuthError::Expired)
+        );
+        // Expired sessions are removed on first sight.
+        assert_eq!(a.authenticate(&tok.token, t0), Err(AuthError::InvalidToken));
+    }
+
+    #[test]
+    fn logout_revokes_and_admin_sees_all_connections() {
+        let a = auth();
+        let now = SystemTime::now();
+        let tok = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
+        let id = a
+            .authenticate(&tok.token, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(id.allowed, vec!["isp1".to_string(), "isp2".to_string()]);
+        assert_eq!(a.logout(&tok.token), Ok(true));
+        assert_eq!(a.logout(&tok.token), Ok(false));
+        assert_eq!(
+            a.authenticate(&tok.token, now),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn malformed_tokens() {
+        let a = auth();
+        assert_eq!(
+            a.authenticate("", SystemTime::now()),
+            Err(AuthError::MalformedToken)
+        );
+        assert_eq!(
+            a.authenticate(&"z".repeat(64), SystemTime::now()),
+            Err(AuthError::MalformedToken)
+        );
+        assert_eq!(
+            a.authenticate(&"0".repeat(64), SystemTime::now()),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn throttle_grows_caps_and_resets() {
+        let p = ThrottlePolicy::default();
+        assert_eq!(p.delay(0), Duration::ZERO);
+        assert_eq!(p.delay(1), Duration::from_millis(500));
+        assert_eq!(p.delay(2), Duration::from_secs(1));
+        assert_eq!(p.delay(4), Duration::from_secs(4));
+        assert_eq!(p.delay(7), Duration::from_secs(30));
+        assert_eq!(p.delay(u32::MAX), Duration::from_secs(30));
+
+        let a = auth();
+        let t = Instant::now();
+        assert_eq!(a.login_delay("alice", PEER, t), Duration::ZERO);
+        for _ in 0..3 {
+            a.record_failure("alice", PEER, t);
+        }
+        assert_eq!(a.login_delay("alice", PEER, t), Duration::from_secs(2));
+        // Per (user, peer): another peer or user is not delayed.
+        assert_eq!(
+            a.login_delay("alice", "10.0.0.9".parse().unwrap_or(PEER), t),
+            Duration::ZERO
+        );
+        assert_eq!(a.login_delay("root", PEER, t), Duration::ZERO);
+        // Decays after the forget period.
+        assert_eq!(a.login_delay("alice", PEER, t + p.forget), Duration::ZERO);
+        a.record_failure("alice", PEER, t);
+        a.record_success("alice", PEER);
+        assert_eq!(a.login_delay("alice", PEER, t), Duration::ZERO);
+    }
+
+    #[test]
+    fn reload_keeps_sessions_of_remaining_users() {
+        let a = auth();
+        let now = SystemTime::now();
+        let alice = a
+            .issue_token("alice", now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let root = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
+        let mut c = config();
+        c.users.retain(|u| u.name == "root");
+        c.server.allow = vec!["10.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+        a.reload(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.authenticate(&root.token, now).is_ok());
+        assert_eq!(
+            a.authenticate(&alice.token, now),
+            Err(AuthError::InvalidToken)
+        );
+        assert!(!a.peer_allowed(PEER));
+        assert!(a.peer_allowed("10.1.2.3".parse().unwrap_or(PEER)));
+        assert!(a.peer_allowed("::ffff:10.1.2.3".parse().unwrap_or(PEER)));
+    }
+
+    proptest! {
+        #[test]
+        fn any_phc_string_is_rejected_or_verified_never_panics(s in ".{0,200}") {
+            let _ = check_phc(&s);
+            let _ = verify_password(&s, "pw");
+        }
+
+        #[test]
+        fn phc_like_strings_never_panic(m in 0u32..100, t in 0u32..5, p in 0u32..5, tail in "[A-Za-z0-9+/$=,]{0,60}") {
+            let s = format!("$argon2id$v=19$m={m},t={t},p={p}${tail}");
+            let _ = verify_password(&s, "pw");
+        }
+    }
+}

@@ -1,1 +1,948 @@
 //! mserver configuration: TOML file, validated with file/line/key errors.
+//!
+//! Owns parsing and semantic validation of the configuration only; it must not open
+//! devices, sockets or files other than the configuration file itself.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Port IANA assigned to masqdialer (tcp/224); the default listen port.
+pub const DEFAULT_PORT: u16 = 224;
+/// Default bearer-token lifetime in seconds (12 hours).
+pub const DEFAULT_TOKEN_TTL_S: u64 = 12 * 3600;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: listener, TLS, allow-list, state directory.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[[users]]`: who may log in.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// `[[modems]]`: serial devices.
+    #[serde(default)]
+    pub modems: Vec<ModemConfig>,
+    /// `[[connections]]`: named dial-up profiles.
+    #[serde(default)]
+    pub connections: Vec<ConnectionConfig>,
+    /// `[nat]`: masquerading engine settings.
+    #[serde(default)]
+    pub nat: NatConfig,
+}
+
+/// `[server]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the gRPC server listens on (default `0.0.0.0:224`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// PEM certificate chain for TLS; TLS is on when both cert and key are set.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Directory for persistent state (rulesets, dial transcripts).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Client networks allowed to talk to the server at all (CIDR list).
+    #[serde(default = "default_allow")]
+    pub allow: Vec<IpNet>,
+    /// Lifetime of a login token, seconds (default 43200 = 12 h).
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+            state_dir: default_state_dir(),
+            allow: default_allow(),
+            token_ttl_s: default_token_ttl(),
+        }
+    }
+}
+
+/// Role of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Dials/hangs up the connections listed for them; reads everything.
+    User,
+    /// Also changes rules and timeouts and forces hang-ups.
+    Admin,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        })
+    }
+}
+
+/// `[[users]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Login name.
+    pub name: String,
+    /// argon2 PHC string (`mserver hash-password` prints one).
+    pub password_hash: String,
+    /// `admin` or `user`.
+    pub role: Role,
+    /// Connections this user may dial and hang up (admins may dial all).
+    #[serde(default)]
+    pub connections: Vec<String>,
+}
+
+/// Serial parity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    /// No parity bit.
+    #[default]
+    None,
+    /// Even parity.
+    Even,
+    /// Odd parity.
+    Odd,
+}
+
+/// Serial flow control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowControl {
+    /// None.
+    None,
+    /// RTS/CTS.
+    #[default]
+    Hardware,
+    /// XON/XOFF.
+    Software,
+}
+
+/// `[[modems]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemConfig {
+    /// Name used by connections, e.g. `modem0`.
+    pub name: String,
+    /// Device path, e.g. `/dev/ttyS0`.
+    pub device: PathBuf,
+    /// Line speed, bits per second (default 115200).
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Data bits, 5..=8 (default 8).
+    #[serde(default = "default_data_bits")]
+    pub data_bits: u8,
+    /// Parity (default none).
+    #[serde(default)]
+    pub parity: Parity,
+    /// Stop bits, 1 or 2 (default 1).
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: u8,
+    /// Flow control (default hardware).
+    #[serde(default)]
+    pub flow_control: FlowControl,
+    /// AT init strings sent in order before dialling, each expecting `OK`.
+    #[serde(default = "default_init")]
+    pub init: Vec<String>,
+}
+
+/// PPP authentication the connection accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PppAuth {
+    /// PAP only.
+    Pap,
+    /// CHAP-MD5 only.
+    Chap,
+    /// Whatever the peer asks for (PAP or CHAP-MD5).
+    #[default]
+    Any,
+}
+
+/// `[[connections]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// Profile name, e.g. `isp1`.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Modems this connection may use, tried in order (empty = any).
+    #[serde(default)]
+    pub modems: Vec<String>,
+    /// Numbers tried in order (`*99#` for cellular).
+    pub numbers: Vec<String>,
+    /// Dial command prefix (default `ATDT`).
+    #[serde(default = "default_dial_prefix")]
+    pub dial_prefix: String,
+    /// Cellular APN, sent as `AT+CGDCONT=1,"IP","<apn>"` when set.
+    #[serde(default)]
+    pub apn: Option<String>,
+    /// PPP user name at the ISP.
+    #[serde(default)]
+    pub username: String,
+    /// PPP secret at the ISP (clear text: CHAP needs it).
+    #[serde(default)]
+    pub password: String,
+    /// PPP authentication protocol accepted (default any).
+    #[serde(default)]
+    pub auth: PppAuth,
+    /// Dial attempts per request (default 3).
+    #[serde(default = "default_redial_attempts")]
+    pub redial_attempts: u32,
+    /// Seconds between attempts (default 5).
+    #[serde(default = "default_redial_delay")]
+    pub redial_delay_s: u64,
+    /// Hang up after this many seconds without traffic (0 = never).
+    #[serde(default)]
+    pub idle_timeout_s: u64,
+    /// Hang up after this many seconds connected (0 = never).
+    #[serde(default)]
+    pub max_connect_s: u64,
+    /// Redial when an up link is lost unexpectedly.
+    #[serde(default)]
+    pub redial_on_loss: bool,
+    /// Destinations routed over this link (default everything).
+    #[serde(default = "default_routes")]
+    pub routes: Vec<IpNet>,
+    /// Optional text login after CONNECT: alternating expect / send strings.
+    #[serde(default)]
+    pub login_script: Vec<String>,
+}
+
+/// `[nat]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatConfig {
+    /// First masquerade port (default 61000).
+    #[serde(default = "default_port_low")]
+    pub port_low: u16,
+    /// Last masquerade port, inclusive (default 65095).
+    #[serde(default = "default_port_high")]
+    pub port_high: u16,
+    /// TCP (established) timeout, seconds (default 900).
+    #[serde(default = "default_tcp_timeout")]
+    pub tcp_timeout: u32,
+    /// TCP after FIN timeout, seconds (default 120).
+    #[serde(default = "default_tcpfin_timeout")]
+    pub tcpfin_timeout: u32,
+    /// UDP timeout, seconds (default 300).
+    #[serde(default = "default_udp_timeout")]
+    pub udp_timeout: u32,
+    /// LAN interface whose hosts are masqueraded (informational for rules).
+    #[serde(default)]
+    pub lan_interface: Option<String>,
+    /// TUN device name the dataplane creates (default `masq0`).
+    #[serde(default = "default_tun_name")]
+    pub tun_name: String,
+    /// Behaviour profile of the engine (default `linux22`).
+    #[serde(default = "default_rfc_profile")]
+    pub rfc_profile: String,
+    /// ipchains-save file loaded at start (optional).
+    #[serde(default)]
+    pub ruleset: Option<PathBuf>,
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        NatConfig {
+            port_low: default_port_low(),
+            port_high: default_port_high(),
+            tcp_timeout: default_tcp_timeout(),
+            tcpfin_timeout: default_tcpfin_timeout(),
+            udp_timeout: default_udp_timeout(),
+            lan_interface: None,
+            tun_name: default_tun_name(),
+            rfc_profile: default_rfc_profile(),
+            ruleset: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/masqdial")
+}
+fn default_allow() -> Vec<IpNet> {
+    // Loopback and the RFC 1918 private networks: a LAN gateway's natural clients.
+    [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}
+fn default_token_ttl() -> u64 {
+    DEFAULT_TOKEN_TTL_S
+}
+fn default_baud() -> u32 {
+    115_200
+}
+fn default_data_bits() -> u8 {
+    8
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+fn default_init() -> Vec<String> {
+    vec!["ATZ".into()]
+}
+fn default_dial_prefix() -> String {
+    "ATDT".into()
+}
+fn default_redial_attempts() -> u32 {
+    3
+}
+fn default_redial_delay() -> u64 {
+    5
+}
+fn default_routes() -> Vec<IpNet> {
+    default_route_all()
+}
+fn default_route_all() -> Vec<IpNet> {
+    "0.0.0.0/0".parse().map(|n| vec![n]).unwrap_or_default()
+}
+fn default_port_low() -> u16 {
+    61000
+}
+fn default_port_high() -> u16 {
+    65095
+}
+fn default_tcp_timeout() -> u32 {
+    15 * 60
+}
+fn default_tcpfin_timeout() -> u32 {
+    2 * 60
+}
+fn default_udp_timeout() -> u32 {
+    5 * 60
+}
+fn default_tun_name() -> String {
+    "masq0".into()
+}
+fn default_rfc_profile() -> String {
+    "linux22".into()
+}
+
+/// Where in the file a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// Dotted key path, e.g. `connections[1].modems` (empty when unknown).
+    pub key: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l}, column {c}")?,
+            (Some(l), None) => write!(f, "line {l}")?,
+            _ => f.write_str("(line unknown)")?,
+        }
+        if !self.key.is_empty() {
+            write!(f, ", key `{}`", self.key)?;
+        }
+        Ok(())
+    }
+}
+
+/// Error loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key or wrong type.
+    #[error("{path}: {at}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where.
+        at: Location,
+        /// What toml/serde said.
+        message: String,
+    },
+    /// The file parsed but a value is wrong (unknown modem, duplicate name, bad hash...).
+    #[error("{path}: {at}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Where.
+        at: Location,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The location of the problem, if it is a parse or validation error.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ConfigError::Io { .. } => None,
+            ConfigError::Parse { at, .. } | ConfigError::Invalid { at, .. } => Some(at),
+        }
+    }
+}
+
+impl Config {
+    /// Read, parse and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parse and validate configuration text; `path` only names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column, key) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(text, span.start);
+                    (Some(l), Some(c), key_at_line(text, l))
+                }
+                None => (None, None, String::new()),
+            };
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                at: Location { line, column, key },
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config.validate().map_err(|v| {
+            let line = locate(text, v.section, v.index, v.key);
+            let key = match v.index {
+                Some(i) if v.key.is_empty() => format!("{}[{i}]", v.section),
+                Some(i) => format!("{}[{i}].{}", v.section, v.key),
+                None if v.key.is_empty() => v.section.to_string(),
+                None => format!("{}.{}", v.section, v.key),
+            };
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                at: Location {
+                    line,
+                    column: None,
+                    key,
+                },
+                message: v.message,
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// Semantic checks; returns the first problem found.
+    fn validate(&self) -> Result<(), Violation> {
+        let s = &self.server;
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            let key = if s.tls_cert.is_some() {
+                "tls_cert"
+            } else {
+                "tls_key"
+            };
+            return Err(Violation::new(
+                "server",
+                None,
+                key,
+                "tls_cert and tls_key must be set together",
+            ));
+        }
+        if s.allow.is_empty() {
+            return Err(Violation::new(
+                "server",
+                None,
+                "allow",
+                "allow is empty: no client could connect",
+            ));
+        }
+        if s.token_ttl_s == 0 {
+            return Err(Violation::new(
+                "server",
+                None,
+                "token_ttl_s",
+                "must be at least 1 second",
+            ));
+        }
+
+        let mut modems = HashSet::new();
+        for (i, m) in self.modems.iter().enumerate() {
+            check_name("modems", i, &m.name)?;
+            if !modems.insert(m.name.as_str()) {
+                return Err(Violation::new(
+                    "modems",
+                    Some(i),
+                    "name",
+                    format!("duplicate modem name `{}`", m.name),
+                ));
+            }
+            if m.baud == 0 {
+                return Err(Violation::new(
+                    "modems",
+                    Some(i),
+                    "baud",
+                    "must be positive",
+                ));
+            }
+            if !(5..=8).contains(&m.data_bits) {
+                return Err(Violation::new(
+                    "modems",
+                    Some(i),
+                    "data_bits",
+                    "must be 5, 6, 7 or 8",
+                ));
+            }
+            if !(1..=2).contains(&m.stop_bits) {
+                return Err(Violation::new(
+                    "modems",
+                    Some(i),
+                    "stop_bits",
+                    "must be 1 or 2",
+                ));
+            }
+        }
+
+        let mut conns = HashSet::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            check_name("connections", i, &c.name)?;
+            if !conns.insert(c.name.as_str()) {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "name",
+                    format!("duplicate connection name `{}`", c.name),
+                ));
+            }
+            if let Some(m) = c.modems.iter().find(|m| !modems.contains(m.as_str())) {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "modems",
+                    format!("unknown modem `{m}` (not in [[modems]])"),
+                ));
+            }
+            if c.numbers.is_empty() || c.numbers.iter().any(|n| n.trim().is_empty()) {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "numbers",
+                    "needs at least one non-empty number",
+                ));
+            }
+            if c.login_script.len() % 2 != 0 {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "login_script",
+                    "must alternate expect and send strings (even length)",
+                ));
+            }
+        }
+
+        let mut users = HashSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            check_name("users", i, &u.name)?;
+            if !users.insert(u.name.as_str()) {
+                return Err(Violation::new(
+                    "users",
+                    Some(i),
+                    "name",
+                    format!("duplicate user name `{}`", u.name),
+                ));
+            }
+            if let Err(e) = crate::auth::check_phc(&u.password_hash) {
+                return Err(Violation::new("users", Some(i), "password_hash", e));
+            }
+            if let Some(c) = u.connections.iter().find(|c| !conns.contains(c.as_str())) {
+                return Err(Violation::new(
+                    "users",
+                    Some(i),
+                    "connections",
+                    format!("unknown connection `{c}` (not in [[connections]])"),
+                ));
+            }
+        }
+
+        let n = &self.nat;
+        if n.port_low < 1024 || n.port_low > n.port_high {
+            return Err(Violation::new(
+                "nat",
+                None,
+                "port_low",
+                format!(
+                    "port range {}..={} must satisfy 1024 <= port_low <= port_high",
+                    n.port_low, n.port_high
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("tcp_timeout", n.tcp_timeout),
+            ("tcpfin_timeout", n.tcpfin_timeout),
+            ("udp_timeout", n.udp_timeout),
+        ] {
+            if v == 0 {
+                return Err(Violation::new(
+                    "nat",
+                    None,
+                    key,
+                    "must be at least 1 second",
+                ));
+            }
+        }
+        if n.tun_name.is_empty() || n.tun_name.len() > 15 {
+            return Err(Violation::new(
+                "nat",
+                None,
+                "tun_name",
+                "must be 1 to 15 characters (IFNAMSIZ)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Names of every configured connection, in file order.
+    pub fn connection_names(&self) -> Vec<String> {
+        self.connections.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Whether TLS is configured.
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            _ => None,
+        }
+    }
+}
+
+/// A semantic problem, located by section / array index / key.
+struct Violation {
+    section: &'static str,
+    index: Option<usize>,
+    key: &'static str,
+    message: String,
+}
+
+impl Violation {
+    fn new(
+        section: &'static str,
+        index: Option<usize>,
+        key: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Violation {
+            section,
+            index,
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+fn check_name(section: &'static str, i: usize, name: &str) -> Result<(), Violation> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Violation::new(
+            section,
+            Some(i),
+            "name",
+            format!("invalid name {name:?}: use 1-64 of A-Z a-z 0-9 - _ . @"),
+        ))
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Header name of a line: `[server]` → `server`, `[[users]]` → `users`.
+fn header(line: &str) -> Option<&str> {
+    let l = line.trim();
+    let l = l.split('#').next().unwrap_or("").trim();
+    l.strip_prefix("[[")
+        .and_then(|r| r.strip_suffix("]]"))
+        .or_else(|| l.strip_prefix('[').and_then(|r| r.strip_suffix(']')))
+        .map(str::trim)
+}
+
+/// Best-effort dotted key for a 1-based line: the enclosing table plus the key on that line.
+fn key_at_line(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(this) = lines.get(line.saturating_sub(1)) else {
+        return String::new();
+    };
+    let key = this
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .unwrap_or_default();
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut table = String::new();
+    for l in lines.iter().take(line) {
+        if let Some(h) = header(l) {
+            if l.trim_start().starts_with("[[") {
+                let n = counts.entry(h).or_insert(0);
+                table = format!("{h}[{n}]");
+                *n += 1;
+            } else {
+                table = h.to_string();
+            }
+        }
+    }
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// Find the 1-based line of `key` inside `[section]` or the `index`-th `[[section]]`.
+/// Falls back to the table header line, then `None`.
+fn locate(text: &str, section: &str, index: Option<usize>, key: &str) -> Option<usize> {
+    let mut seen = 0usize;
+    let mut inside = false;
+    let mut header_line = None;
+    for (n, l) in text.lines().enumerate() {
+        if let Some(h) = header(l) {
+            if inside {
+                break;
+            }
+            if h == section {
+                match index {
+                    Some(i) => {
+                        if seen == i {
+                            inside = true;
+                            header_line = Some(n + 1);
+                        }
+                        seen += 1;
+                    }
+                    None => {
+                        inside = true;
+                        header_line = Some(n + 1);
+                    }
+                }
+            }
+            continue;
+        }
+        if inside && !key.is_empty() {
+            if let Some((k, _)) = l.split_once('=') {
+                if k.trim().trim_matches('"') == key && !l.trim_start().starts_with('#') {
+                    return Some(n + 1);
+                }
+            }
+        }
+    }
+    header_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A cheap valid argon2id PHC string (m=8 KiB, t=1, p=1) of the password "pw".
+    fn phc() -> String {
+        crate::auth::hash_password_with("pw", crate::auth::fast_params()).unwrap_or_default()
+    }
+
+    fn good() -> String {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:2240"
+allow = ["127.0.0.0/8", "192.168.1.0/24"]
+
+[[users]]
+name = "alice"
+password_hash = "{h}"
+role = "user"
+connections = ["isp1"]
+
+[[users]]
+name = "root"
+password_hash = "{h}"
+role = "admin"
+
+[[modems]]
+name = "modem0"
+device = "/dev/ttyS0"
+
+[[connections]]
+name = "isp1"
+modems = ["modem0"]
+numbers = ["555-0100"]
+
+[nat]
+port_low = 61000
+"#,
+            h = phc()
+        )
+    }
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), t)
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.server.listen.port(), 2240);
+        assert_eq!(c.users.len(), 2);
+        assert_eq!(c.users[1].role, Role::Admin);
+        assert_eq!(c.modems[0].baud, 115_200);
+        assert_eq!(c.connections[0].dial_prefix, "ATDT");
+        assert_eq!(c.nat.port_high, 65095);
+        assert_eq!(c.server.token_ttl_s, DEFAULT_TOKEN_TTL_S);
+    }
+
+    #[test]
+    fn empty_config_uses_port_224() {
+        let c = parse("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.server.listen.port(), DEFAULT_PORT);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let t = good().replace(
+            "numbers = [\"555-0100\"]",
+            "numbers = [\"555-0100\"]\nnumbrs = 1",
+        );
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("test.toml: line "), "{e}");
+        assert!(e.contains("connections[0].numbrs"), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+        let line = t
+            .lines()
+            .position(|l| l.starts_with("numbrs"))
+            .map(|p| p + 1);
+        assert!(e.contains(&format!("line {}", line.unwrap_or(0))), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let t = good().replace("port_low = 61000", "port_low = \"high\"");
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("nat.port_low"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let e = parse("[server\nlisten = 1")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn unknown_modem_in_connection() {
+        let t = good().replace("modems = [\"modem0\"]", "modems = [\"modem9\"]");
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        let line = t
+            .lines()
+            .position(|l| l.contains("modem9"))
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        assert!(e.contains("connections[0].modems"), "{e}");
+        assert!(e.contains("modem9"), "{e}");
+        assert!(e.contains(&format!("line {line}")), "{e}");
+    }
+
+    #[test]
+    fn bad_cidr_is_rejected() {
+        let t = good().replace("192.168.1.0/24", "192.168.1.0/33");
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("server.allow"), "{e}");
+    }
+
+    #[test]
+    fn bad_phc_is_rejected() {
+        let g = good();
+        let start = g.find("password_hash = \"").unwrap_or(0);
+        let end = g[start..].find('\n').map_or(g.len(), |e| start + e);
+        let t = format!(
+            "{}password_hash = \"$argon2id$garbage\"{}",
+            &g[..start],
+            &g[end..]
+        );
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("users[0].password_hash"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_user_is_rejected() {
+        let t = good().replace("name = \"root\"", "name = \"alice\"");
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("users[1].name"), "{e}");
+        assert!(e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn user_with_unknown_connection() {
+        let t = good().replace("connections = [\"isp1\"]", "connections = [\"isp7\"]");
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("users[0].connections"), "{e}");
+    }
+
+    #[test]
+    fn bad_port_range() {
+        let t = good().replace("port_low = 61000", "port_low = 65500");
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("nat.port_low"), "{e}");
+        let t = good().replace("port_low = 61000", "port_low = 80000");
+        assert!(parse(&t).is_err());
+    }
+
+    #[test]
+    fn tls_needs_both() {
+        let t = good().replace("[server]", "[server]\ntls_cert = \"/c.pem\"");
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("server.tls_cert"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_names_it() {
+        let e = Config::load(Path::new("/nonexistent/x.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("/nonexistent/x.toml"), "{e}");
+    }
+}
