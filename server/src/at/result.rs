@@ -1,0 +1,264 @@
+//! Hayes result-code line parser (verbose and numeric forms); owns no state and does no I/O.
+
+use std::fmt;
+
+/// One line a modem sent in command state, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultCode {
+    /// `OK` / `0`.
+    Ok,
+    /// `CONNECT [speed][/extras]` / `1`, or a numeric CONNECT variant (`5`, `10`..`19`, …).
+    Connect {
+        /// DCE speed in bit/s, when the modem reported one.
+        speed: Option<u32>,
+        /// Text after the speed (e.g. `V42BIS`, `ARQ/LAPM`), without the leading `/` or space.
+        extras: Option<String>,
+    },
+    /// `RING` / `2`: an incoming call (unsolicited; we never answer).
+    Ring,
+    /// `NO CARRIER` / `3`.
+    NoCarrier,
+    /// `ERROR` / `4`.
+    Error,
+    /// `NO DIALTONE` (also `NO DIAL TONE`) / `6`.
+    NoDialtone,
+    /// `BUSY` / `7`.
+    Busy,
+    /// `NO ANSWER` / `8`.
+    NoAnswer,
+    /// Any other line: unsolicited (`+CREG: 1`), information (`ATI` text), a banner.
+    Other(String),
+}
+
+/// Numeric CONNECT codes (Hayes/Rockwell common table; vendor-specific above 19).
+const NUMERIC_CONNECT: &[(u8, u32)] = &[
+    (5, 1200),
+    (10, 2400),
+    (11, 4800),
+    (12, 9600),
+    (13, 7200),
+    (14, 12000),
+    (15, 14400),
+    (16, 19200),
+    (17, 38400),
+    (18, 57600),
+    (19, 115200),
+    (20, 230400),
+];
+
+/// Numeric code for a CONNECT at `speed`, if the common table has one (else `1`, plain CONNECT).
+#[must_use]
+pub fn numeric_connect_code(speed: u32) -> u8 {
+    NUMERIC_CONNECT
+        .iter()
+        .find(|(_, s)| *s == speed)
+        .map_or(1, |(c, _)| *c)
+}
+
+impl ResultCode {
+    /// Classifies one line (without its CR/LF). Never panics; unknown text becomes [`ResultCode::Other`].
+    #[must_use]
+    pub fn parse(line: &str) -> ResultCode {
+        let t = line.trim();
+        if !t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = t.parse::<u8>() {
+                if let Some(code) = Self::from_numeric(n) {
+                    return code;
+                }
+            }
+            return ResultCode::Other(t.to_string());
+        }
+        let upper = t.to_ascii_uppercase();
+        match upper.as_str() {
+            "OK" => return ResultCode::Ok,
+            "RING" => return ResultCode::Ring,
+            "NO CARRIER" => return ResultCode::NoCarrier,
+            "ERROR" => return ResultCode::Error,
+            "NO DIALTONE" | "NO DIAL TONE" => return ResultCode::NoDialtone,
+            "BUSY" => return ResultCode::Busy,
+            "NO ANSWER" => return ResultCode::NoAnswer,
+            _ => {}
+        }
+        if let Some(rest) = upper.strip_prefix("CONNECT") {
+            if rest.is_empty() || rest.starts_with([' ', '/']) {
+                return Self::parse_connect_rest(&t["CONNECT".len()..]);
+            }
+        }
+        ResultCode::Other(t.to_string())
+    }
+
+    fn parse_connect_rest(rest: &str) -> ResultCode {
+        let rest = rest.trim_start_matches([' ', '/']);
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let speed = rest[..digits].parse::<u32>().ok();
+        let extras = rest[digits..].trim().trim_start_matches('/').trim();
+        ResultCode::Connect {
+            speed,
+            extras: (!extras.is_empty()).then(|| extras.to_string()),
+        }
+    }
+
+    /// The result for a numeric code (`ATV0`), if known.
+    #[must_use]
+    pub fn from_numeric(n: u8) -> Option<ResultCode> {
+        Some(match n {
+            0 => ResultCode::Ok,
+            1 => ResultCode::Connect {
+                speed: None,
+                extras: None,
+            },
+            2 => ResultCode::Ring,
+            3 => ResultCode::NoCarrier,
+            4 => ResultCode::Error,
+            6 => ResultCode::NoDialtone,
+            7 => ResultCode::Busy,
+            8 => ResultCode::NoAnswer,
+            _ => {
+                let speed = NUMERIC_CONNECT.iter().find(|(c, _)| *c == n)?.1;
+                ResultCode::Connect {
+                    speed: Some(speed),
+                    extras: None,
+                }
+            }
+        })
+    }
+
+    /// Numeric form (`ATV0`) of this result, if it has one.
+    #[must_use]
+    pub fn numeric(&self) -> Option<u8> {
+        Some(match self {
+            ResultCode::Ok => 0,
+            ResultCode::Connect { speed, .. } => speed.map_or(1, numeric_connect_code),
+            ResultCode::Ring => 2,
+            ResultCode::NoCarrier => 3,
+            ResultCode::Error => 4,
+            ResultCode::NoDialtone => 6,
+            ResultCode::Busy => 7,
+            ResultCode::NoAnswer => 8,
+            ResultCode::Other(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for ResultCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResultCode::Ok => f.write_str("OK"),
+            ResultCode::Connect { speed, extras } => {
+                f.write_str("CONNECT")?;
+                if let Some(s) = speed {
+                    write!(f, " {s}")?;
+                }
+                if let Some(e) = extras {
+                    write!(f, "/{e}")?;
+                }
+                Ok(())
+            }
+            ResultCode::Ring => f.write_str("RING"),
+            ResultCode::NoCarrier => f.write_str("NO CARRIER"),
+            ResultCode::Error => f.write_str("ERROR"),
+            ResultCode::NoDialtone => f.write_str("NO DIALTONE"),
+            ResultCode::Busy => f.write_str("BUSY"),
+            ResultCode::NoAnswer => f.write_str("NO ANSWER"),
+            ResultCode::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn verbose_codes() {
+        assert_eq!(ResultCode::parse("OK"), ResultCode::Ok);
+        assert_eq!(ResultCode::parse(" ok "), ResultCode::Ok);
+        assert_eq!(ResultCode::parse("NO CARRIER"), ResultCode::NoCarrier);
+        assert_eq!(ResultCode::parse("NO DIAL TONE"), ResultCode::NoDialtone);
+        assert_eq!(ResultCode::parse("NO DIALTONE"), ResultCode::NoDialtone);
+        assert_eq!(ResultCode::parse("BUSY"), ResultCode::Busy);
+        assert_eq!(ResultCode::parse("NO ANSWER"), ResultCode::NoAnswer);
+        assert_eq!(ResultCode::parse("ERROR"), ResultCode::Error);
+        assert_eq!(ResultCode::parse("RING"), ResultCode::Ring);
+        assert_eq!(
+            ResultCode::parse("+CREG: 1"),
+            ResultCode::Other("+CREG: 1".into())
+        );
+        assert_eq!(
+            ResultCode::parse("CONNECTED"),
+            ResultCode::Other("CONNECTED".into())
+        );
+    }
+
+    #[test]
+    fn connect_forms() {
+        assert_eq!(
+            ResultCode::parse("CONNECT"),
+            ResultCode::Connect {
+                speed: None,
+                extras: None
+            }
+        );
+        assert_eq!(
+            ResultCode::parse("CONNECT 115200"),
+            ResultCode::Connect {
+                speed: Some(115200),
+                extras: None
+            }
+        );
+        assert_eq!(
+            ResultCode::parse("CONNECT 28800/ARQ/V34/LAPM/V42BIS"),
+            ResultCode::Connect {
+                speed: Some(28800),
+                extras: Some("ARQ/V34/LAPM/V42BIS".into())
+            }
+        );
+        assert_eq!(
+            ResultCode::parse("CONNECT 7200000"),
+            ResultCode::Connect {
+                speed: Some(7_200_000),
+                extras: None
+            }
+        );
+        assert_eq!(
+            ResultCode::parse("CONNECT 99999999999999"),
+            ResultCode::Connect {
+                speed: None,
+                extras: None
+            }
+        );
+    }
+
+    #[test]
+    fn numeric_codes() {
+        assert_eq!(ResultCode::parse("0"), ResultCode::Ok);
+        assert_eq!(ResultCode::parse("7"), ResultCode::Busy);
+        assert_eq!(
+            ResultCode::parse("19"),
+            ResultCode::Connect {
+                speed: Some(115200),
+                extras: None
+            }
+        );
+        assert_eq!(ResultCode::parse("99"), ResultCode::Other("99".into()));
+        assert_eq!(ResultCode::parse("999"), ResultCode::Other("999".into()));
+        for code in [0u8, 1, 2, 3, 4, 6, 7, 8, 5, 10, 19] {
+            let r = ResultCode::from_numeric(code).map(|r| r.numeric());
+            assert_eq!(r, Some(Some(code)));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_line_parses_without_panic(s in ".{0,80}") {
+            let _ = ResultCode::parse(&s);
+        }
+
+        #[test]
+        fn display_roundtrips(speed in proptest::option::of(1u32..10_000_000), extras in proptest::option::of("[A-Z0-9]{1,8}")) {
+            let r = ResultCode::Connect { speed, extras: if speed.is_some() { extras } else { None } };
+            prop_assert_eq!(ResultCode::parse(&r.to_string()), r);
+        }
+    }
+}
