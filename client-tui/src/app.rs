@@ -1,0 +1,1048 @@
+//! Dashboard state and `handle_event`: keys, ticks and server updates in, [`Command`]s out.
+//!
+//! No drawing and no I/O here, and no clock reads: the loop sets the time with
+//! [`App::set_clock`] before each event, so every transition is testable with fixed times.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use masqdial_proto::v1::{
+    dial_event, Chain, Connection, DialEvent, FailureKind, FreePortsResponse, LinkState,
+    LinkStatus, Role, TrafficSample,
+};
+
+use crate::event::{Command, Event, ServerUpdate};
+use crate::table::MasqTable;
+
+/// Samples kept per link for the sparkline (one per second: three minutes).
+pub const HISTORY: usize = 180;
+/// Lines kept in the event log.
+pub const LOG_LINES: usize = 500;
+/// A light stays lit this long after a sample with traffic.
+pub const LIGHT_HOLD: Duration = Duration::from_millis(1500);
+
+/// Connection to the server as the status line shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    /// First attempt (or a retry) in progress.
+    Connecting {
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// Logged in and subscribed.
+    Connected,
+    /// Server gone; next attempt at `retry_at`.
+    Disconnected {
+        /// Why.
+        reason: String,
+        /// When the next attempt is made.
+        retry_at: Instant,
+    },
+}
+
+/// Panels that can take the focus (Tab) and be zoomed (`z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    /// Links with lights and sparkline.
+    Links,
+    /// Masquerade table.
+    Masq,
+    /// Chains with counters.
+    Chains,
+    /// Event log.
+    Log,
+}
+
+impl Panel {
+    const ORDER: [Panel; 4] = [Panel::Links, Panel::Masq, Panel::Chains, Panel::Log];
+
+    fn step(self, forward: bool) -> Panel {
+        let i = Panel::ORDER.iter().position(|p| *p == self).unwrap_or(0);
+        let n = Panel::ORDER.len();
+        Panel::ORDER[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
+    }
+}
+
+/// Modal state of the keyboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Navigation keys.
+    Normal,
+    /// Typing a filter after `/`.
+    Filter {
+        /// Text typed so far (applied live).
+        input: String,
+    },
+    /// Help overlay (`?`).
+    Help,
+    /// Choosing a connection to dial.
+    DialPicker {
+        /// Selected index into [`App::dialable`].
+        sel: usize,
+    },
+    /// Choosing a link to hang up.
+    HangupPicker {
+        /// Selected index into [`App::hangupable`].
+        sel: usize,
+        /// Force (admin) hang-up.
+        force: bool,
+    },
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Progress, state changes.
+    Info,
+    /// Something went down or was refused.
+    Warn,
+    /// An error.
+    Error,
+}
+
+/// One event-log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// `HH:MM:SS` (UTC).
+    pub time: String,
+    /// Severity.
+    pub level: Level,
+    /// Text.
+    pub text: String,
+}
+
+/// One link as the dashboard keeps it.
+#[derive(Debug, Clone)]
+pub struct LinkView {
+    /// Last full state.
+    pub status: LinkStatus,
+    /// Bytes in/out per sample, oldest first.
+    pub history: VecDeque<(u64, u64)>,
+    /// Last sample with bytes in.
+    pub rx_at: Option<Instant>,
+    /// Last sample with bytes out.
+    pub tx_at: Option<Instant>,
+    /// Rate of the last sample, bytes/s in and out.
+    pub rate: (u64, u64),
+}
+
+/// The whole dashboard state.
+#[derive(Debug)]
+pub struct App {
+    /// Server address shown in the title.
+    pub server: String,
+    /// Monotonic time of the current event.
+    pub now: Instant,
+    /// Wall time of the current event.
+    pub wall: SystemTime,
+    /// Server connection.
+    pub conn: ConnState,
+    /// Logged-in user.
+    pub user: String,
+    /// Role of the user (admin actions are hidden otherwise).
+    pub role: Role,
+    /// Connections the user may dial.
+    pub allowed: Vec<String>,
+    /// Configured connections.
+    pub connections: Vec<Connection>,
+    /// Links by connection name.
+    pub links: BTreeMap<String, LinkView>,
+    /// Masquerade table.
+    pub table: MasqTable,
+    /// True while the WatchMasq snapshot is still arriving.
+    pub masq_loading: bool,
+    /// Free ports.
+    pub free: Option<FreePortsResponse>,
+    /// Chains with counters.
+    pub chains: Vec<Chain>,
+    /// Event log, oldest first.
+    pub log: VecDeque<LogLine>,
+    /// Focused panel.
+    pub focus: Panel,
+    /// Focused panel fills the screen.
+    pub zoom: bool,
+    /// Keyboard mode.
+    pub mode: Mode,
+    /// Selected row of the masquerade view.
+    pub masq_sel: usize,
+    /// Selected link.
+    pub link_sel: usize,
+    /// First chain line shown.
+    pub chains_scroll: usize,
+    /// Log lines scrolled back from the newest.
+    pub log_back: usize,
+    /// Draw with colours.
+    pub color: bool,
+    /// Something changed since the last draw.
+    pub dirty: bool,
+}
+
+impl App {
+    /// A fresh dashboard for `server`, connecting.
+    pub fn new(server: &str, now: Instant, wall: SystemTime, color: bool) -> App {
+        App {
+            server: server.to_string(),
+            now,
+            wall,
+            conn: ConnState::Connecting { attempt: 1 },
+            user: String::new(),
+            role: Role::Unspecified,
+            allowed: Vec::new(),
+            connections: Vec::new(),
+            links: BTreeMap::new(),
+            table: MasqTable::new(),
+            masq_loading: false,
+            free: None,
+            chains: Vec::new(),
+            log: VecDeque::new(),
+            focus: Panel::Masq,
+            zoom: false,
+            mode: Mode::Normal,
+            masq_sel: 0,
+            link_sel: 0,
+            chains_scroll: 0,
+            log_back: 0,
+            color,
+            dirty: true,
+        }
+    }
+
+    /// Set the time of the next event (the loop reads the clocks, the app does not).
+    pub fn set_clock(&mut self, now: Instant, wall: SystemTime) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.wall = wall;
+    }
+
+    /// True for ROLE_ADMIN.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether a tick changes anything on screen (countdowns, lights, uptime, retry timer).
+    pub fn animated(&self) -> bool {
+        !self.table.is_empty()
+            || !matches!(self.conn, ConnState::Connected)
+            || self.links.values().any(|l| {
+                l.status.state != LinkState::Idle as i32
+                    && l.status.state != LinkState::Failed as i32
+            })
+    }
+
+    /// Connections the user may dial, in config order.
+    pub fn dialable(&self) -> Vec<String> {
+        if self.connections.is_empty() {
+            return self.allowed.clone();
+        }
+        self.connections
+            .iter()
+            .filter(|c| c.allowed || self.is_admin())
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// Links that are not idle (what a hang-up can act on).
+    pub fn hangupable(&self) -> Vec<String> {
+        self.links
+            .values()
+            .filter(|l| {
+                l.status.state != LinkState::Idle as i32
+                    && l.status.state != LinkState::Failed as i32
+                    && l.status.state != LinkState::Unspecified as i32
+            })
+            .map(|l| l.status.connection.clone())
+            .collect()
+    }
+
+    fn time_label(&self) -> String {
+        let secs = self
+            .wall
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let s = secs % 86_400;
+        format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    }
+
+    /// Append a line to the event log.
+    pub fn push_log(&mut self, level: Level, text: impl Into<String>) {
+        let time = self.time_label();
+        self.log.push_back(LogLine {
+            time,
+            level,
+            text: text.into(),
+        });
+        while self.log.len() > LOG_LINES {
+            self.log.pop_front();
+        }
+    }
+
+    /// Apply one event; returns what the outside world should do.
+    pub fn handle_event(&mut self, ev: Event) -> Vec<Command> {
+        let mut out = Vec::new();
+        match ev {
+            Event::Key(k) => {
+                if k.kind != KeyEventKind::Release {
+                    self.handle_key(k, &mut out);
+                }
+            }
+            Event::Tick => {}
+            Event::Resize => {}
+            Event::Connecting { attempt } => {
+                self.conn = ConnState::Connecting { attempt };
+            }
+            Event::Connected {
+                user,
+                role,
+                allowed,
+            } => {
+                let role_name = role_name(role);
+                self.push_log(
+                    Level::Info,
+                    format!("connected to {} as {user} ({role_name})", self.server),
+                );
+                self.user = user;
+                self.role = role;
+                self.allowed = allowed;
+                self.conn = ConnState::Connected;
+            }
+            Event::Disconnected { reason, retry_in } => {
+                if !matches!(self.conn, ConnState::Disconnected { .. }) {
+                    self.push_log(Level::Error, format!("disconnected: {reason}"));
+                }
+                self.conn = ConnState::Disconnected {
+                    reason,
+                    retry_at: self.now + retry_in,
+                };
+                // Never show stale numbers: drop everything the server told us.
+                self.links.clear();
+                self.table.clear();
+                self.masq_loading = false;
+                self.free = None;
+                self.chains.clear();
+                self.connections.clear();
+                if matches!(
+                    self.mode,
+                    Mode::DialPicker { .. } | Mode::HangupPicker { .. }
+                ) {
+                    self.mode = Mode::Normal;
+                }
+            }
+            Event::Server(u) => self.handle_update(u),
+        }
+        self.table.refresh();
+        self.clamp_selection();
+        self.dirty = true;
+        out
+    }
+
+    fn clamp_selection(&mut self) {
+        let n = self.table.visible_len();
+        if self.masq_sel >= n {
+            self.masq_sel = n.saturating_sub(1);
+        }
+        let l = self.links.len();
+        if self.link_sel >= l {
+            self.link_sel = l.saturating_sub(1);
+        }
+        let picker_len = match self.mode {
+            Mode::DialPicker { .. } => Some(self.dialable().len()),
+            Mode::HangupPicker { .. } => Some(self.hangupable().len()),
+            _ => None,
+        };
+        if let Some(len) = picker_len {
+            match &mut self.mode {
+                Mode::DialPicker { sel } | Mode::HangupPicker { sel, .. } => {
+                    *sel = (*sel).min(len.saturating_sub(1));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn handle_update(&mut self, u: ServerUpdate) {
+        match u {
+            ServerUpdate::Connections(c) => self.connections = c,
+            ServerUpdate::Link(status) => self.apply_link(status),
+            ServerUpdate::Sample(s) => self.apply_sample(s),
+            ServerUpdate::Progress { connection, event } => {
+                let (level, text) = describe_dial(&connection, &event);
+                self.push_log(level, text);
+            }
+            ServerUpdate::MasqReset => {
+                self.table.clear();
+                self.masq_loading = true;
+            }
+            ServerUpdate::MasqBatch { entries, at } => self.table.upsert(entries, at),
+            ServerUpdate::MasqDone { total: _, free } => {
+                self.masq_loading = false;
+                if free.is_some() {
+                    self.free = free;
+                }
+            }
+            ServerUpdate::MasqDelta { delta, at } => {
+                self.table.remove(&delta.removed);
+                self.table.upsert(delta.upserted, at);
+                if delta.free.is_some() {
+                    self.free = delta.free;
+                }
+            }
+            ServerUpdate::FreePorts(f) => self.free = Some(f),
+            ServerUpdate::Chains(c) => self.chains = c,
+            ServerUpdate::HangupDone {
+                connection,
+                dropped,
+                remaining,
+            } => {
+                if dropped {
+                    self.push_log(Level::Info, format!("{connection}: hanging up"));
+                } else {
+                    self.push_log(
+                        Level::Info,
+                        format!(
+                            "{connection}: released; still held by {}",
+                            remaining.join(", ")
+                        ),
+                    );
+                }
+            }
+            ServerUpdate::Info(t) => self.push_log(Level::Info, t),
+            ServerUpdate::Error(t) => self.push_log(Level::Error, t),
+        }
+    }
+
+    fn apply_link(&mut self, status: LinkStatus) {
+        let name = status.connection.clone();
+        let old = self.links.get(&name).map(|l| l.status.state);
+        if let Some(old) = old {
+            if old != status.state {
+                let up = LinkState::Up as i32;
+                if status.state == up {
+                    self.push_log(
+                        Level::Info,
+                        format!(
+                            "{name}: link UP {} peer {}",
+                            status.local_address, status.peer_address
+                        ),
+                    );
+                } else if status.state == LinkState::Failed as i32 {
+                    let why = status
+                        .last_failure
+                        .as_ref()
+                        .map(|f| format!("{}: {}", failure_name(f.kind), f.message))
+                        .unwrap_or_default();
+                    self.push_log(Level::Error, format!("{name}: link failed {why}"));
+                } else if old == up {
+                    self.push_log(
+                        Level::Warn,
+                        format!("{name}: link DOWN ({})", state_name(status.state)),
+                    );
+                } else if status.state == LinkState::Idle as i32 {
+                    self.push_log(Level::Info, format!("{name}: idle"));
+                }
+            }
+        }
+        let view = self.links.entry(name).or_insert_with(|| LinkView {
+            status: LinkStatus::default(),
+            history: VecDeque::new(),
+            rx_at: None,
+            tx_at: None,
+            rate: (0, 0),
+        });
+        if status.state != LinkState::Up as i32 {
+            view.rate = (0, 0);
+        }
+        view.status = status;
+    }
+
+    fn apply_sample(&mut self, s: TrafficSample) {
+        let now = self.now;
+        let Some(view) = self.links.get_mut(&s.connection) else {
+            return;
+        };
+        view.history.push_back((s.bytes_in, s.bytes_out));
+        while view.history.len() > HISTORY {
+            view.history.pop_front();
+        }
+        if s.bytes_in > 0 || s.packets_in > 0 {
+            view.rx_at = Some(now);
+        }
+        if s.bytes_out > 0 || s.packets_out > 0 {
+            view.tx_at = Some(now);
+        }
+        let period = u64::from(s.period_ms.max(1));
+        view.rate = (s.bytes_in * 1000 / period, s.bytes_out * 1000 / period);
+        view.status.bytes_in = view.status.bytes_in.saturating_add(s.bytes_in);
+        view.status.bytes_out = view.status.bytes_out.saturating_add(s.bytes_out);
+    }
+
+    fn handle_key(&mut self, k: KeyEvent, out: &mut Vec<Command>) {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(k.code, KeyCode::Char('c') | KeyCode::Char('q')) {
+            out.push(Command::Quit);
+            return;
+        }
+        match self.mode.clone() {
+            Mode::Normal => self.key_normal(k, out),
+            Mode::Help => {
+                // Any key closes the help.
+                self.mode = Mode::Normal;
+                if k.code == KeyCode::Char('q') {
+                    out.push(Command::Quit);
+                }
+            }
+            Mode::Filter { mut input } => match k.code {
+                KeyCode::Enter => self.mode = Mode::Normal,
+                KeyCode::Esc => {
+                    self.table.set_filter("");
+                    self.mode = Mode::Normal;
+                }
+                KeyCode::Backspace => {
+                    input.pop();
+                    self.table.set_filter(&input);
+                    self.mode = Mode::Filter { input };
+                }
+                KeyCode::Char(c) if !ctrl => {
+                    input.push(c);
+                    self.table.set_filter(&input);
+                    self.masq_sel = 0;
+                    self.mode = Mode::Filter { input };
+                }
+                _ => {}
+            },
+            Mode::DialPicker { sel } => {
+                let items = self.dialable();
+                match k.code {
+                    KeyCode::Esc | KeyCode::Char('q') => self.mode = Mode::Normal,
+                    KeyCode::Up | KeyCode::Char('k') => {
+                        self.mode = Mode::DialPicker {
+                            sel: sel.saturating_sub(1),
+                        }
+                    }
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        self.mode = Mode::DialPicker {
+                            sel: (sel + 1).min(items.len().saturating_sub(1)),
+                        }
+                    }
+                    KeyCode::Enter => {
+                        if let Some(name) = items.get(sel) {
+                            self.push_log(Level::Info, format!("{name}: dial requested"));
+                            out.push(Command::Dial(name.clone()));
+                        }
+                        self.mode = Mode::Normal;
+                    }
+                    _ => {}
+                }
+            }
+            Mode::HangupPicker { sel, force } => {
+                let items = self.hangupable();
+                match k.code {
+                    KeyCode::Esc | KeyCode::Char('q') => self.mode = Mode::Normal,
+                    KeyCode::Up | KeyCode::Char('k') => {
+                        self.mode = Mode::HangupPicker {
+                            sel: sel.saturating_sub(1),
+                            force,
+                        }
+                    }
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        self.mode = Mode::HangupPicker {
+                            sel: (sel + 1).min(items.len().saturating_sub(1)),
+                            force,
+                        }
+                    }
+                    KeyCode::Enter => {
+                        if let Some(name) = items.get(sel) {
+                            out.push(Command::Hangup {
+                                name: name.clone(),
+                                force,
+                            });
+                        }
+                        self.mode = Mode::Normal;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn key_normal(&mut self, k: KeyEvent, out: &mut Vec<Command>) {
+        let admin = self.is_admin();
+        match k.code {
+            KeyCode::Char('q') => out.push(Command::Quit),
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Tab => self.focus = self.focus.step(true),
+            KeyCode::BackTab => self.focus = self.focus.step(false),
+            KeyCode::Char('1') => self.focus = Panel::Links,
+            KeyCode::Char('2') => self.focus = Panel::Masq,
+            KeyCode::Char('3') => self.focus = Panel::Chains,
+            KeyCode::Char('4') => self.focus = Panel::Log,
+            KeyCode::Char('z') => self.zoom = !self.zoom,
+            KeyCode::Esc => {
+                self.zoom = false;
+                self.table.set_filter("");
+            }
+            KeyCode::Char('/') => {
+                self.focus = Panel::Masq;
+                self.mode = Mode::Filter {
+                    input: self.table.filter().to_string(),
+                };
+            }
+            KeyCode::Char('s') => {
+                let (key, desc) = self.table.sort();
+                self.table.set_sort(key.next(), desc);
+            }
+            KeyCode::Char('S') => {
+                let (key, desc) = self.table.sort();
+                self.table.set_sort(key, !desc);
+            }
+            KeyCode::Char('d') => {
+                if matches!(self.conn, ConnState::Connected) {
+                    if self.dialable().is_empty() {
+                        self.push_log(Level::Warn, "no connection you may dial");
+                    } else {
+                        self.mode = Mode::DialPicker { sel: 0 };
+                    }
+                }
+            }
+            KeyCode::Char('h') => self.open_hangup(false),
+            KeyCode::Char('H') if admin => self.open_hangup(true),
+            KeyCode::Char('Z') if admin => {
+                if matches!(self.conn, ConnState::Connected) {
+                    out.push(Command::ZeroCounters);
+                }
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.move_sel(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_sel(1),
+            KeyCode::PageUp => self.move_sel(-20),
+            KeyCode::PageDown => self.move_sel(20),
+            KeyCode::Home | KeyCode::Char('g') => self.move_sel(isize::MIN / 2),
+            KeyCode::End | KeyCode::Char('G') => self.move_sel(isize::MAX / 2),
+            _ => {}
+        }
+    }
+
+    fn open_hangup(&mut self, force: bool) {
+        if !matches!(self.conn, ConnState::Connected) {
+            return;
+        }
+        let items = self.hangupable();
+        if items.is_empty() {
+            self.push_log(Level::Warn, "no link to hang up");
+            return;
+        }
+        // Preselect the link selected in the links panel when it is in the list.
+        let selected = self.links.keys().nth(self.link_sel).cloned();
+        let sel = selected
+            .and_then(|n| items.iter().position(|i| *i == n))
+            .unwrap_or(0);
+        self.mode = Mode::HangupPicker { sel, force };
+    }
+
+    fn move_sel(&mut self, delta: isize) {
+        fn step(v: usize, delta: isize, len: usize) -> usize {
+            let max = len.saturating_sub(1) as isize;
+            (v as isize).saturating_add(delta).clamp(0, max.max(0)) as usize
+        }
+        match self.focus {
+            Panel::Masq => self.masq_sel = step(self.masq_sel, delta, self.table.visible_len()),
+            Panel::Links => self.link_sel = step(self.link_sel, delta, self.links.len()),
+            Panel::Chains => {
+                let lines: usize = self.chains.iter().map(|c| c.rules.len() + 2).sum();
+                self.chains_scroll = step(self.chains_scroll, delta, lines);
+            }
+            // Up scrolls back in time.
+            Panel::Log => self.log_back = step(self.log_back, -delta, self.log.len()),
+        }
+    }
+}
+
+/// Lower-case name of a role.
+pub fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::User => "user",
+        Role::Unspecified => "?",
+    }
+}
+
+/// Short upper-case name of a link state.
+pub fn state_name(s: i32) -> &'static str {
+    match LinkState::try_from(s) {
+        Ok(LinkState::Idle) => "IDLE",
+        Ok(LinkState::Dialing) => "DIALING",
+        Ok(LinkState::Connected) => "CONNECT",
+        Ok(LinkState::Authenticating) => "AUTH",
+        Ok(LinkState::Up) => "UP",
+        Ok(LinkState::HangingUp) => "HANGUP",
+        Ok(LinkState::Failed) => "FAILED",
+        _ => "?",
+    }
+}
+
+/// Upper-case name of a failure kind.
+pub fn failure_name(k: i32) -> &'static str {
+    match FailureKind::try_from(k) {
+        Ok(FailureKind::NoModem) => "NO MODEM",
+        Ok(FailureKind::ModemError) => "MODEM ERROR",
+        Ok(FailureKind::NoDialtone) => "NO DIALTONE",
+        Ok(FailureKind::Busy) => "BUSY",
+        Ok(FailureKind::NoAnswer) => "NO ANSWER",
+        Ok(FailureKind::NoCarrier) => "NO CARRIER",
+        Ok(FailureKind::Timeout) => "TIMEOUT",
+        Ok(FailureKind::LcpFailed) => "LCP FAILED",
+        Ok(FailureKind::AuthFailed) => "AUTH FAILED",
+        Ok(FailureKind::IpcpFailed) => "IPCP FAILED",
+        Ok(FailureKind::CarrierLost) => "CARRIER LOST",
+        Ok(FailureKind::EchoTimeout) => "ECHO TIMEOUT",
+        Ok(FailureKind::Cancelled) => "CANCELLED",
+        Ok(FailureKind::IdleTimeout) => "IDLE TIMEOUT",
+        Ok(FailureKind::MaxConnectTime) => "MAX CONNECT TIME",
+        _ => "FAILED",
+    }
+}
+
+/// One log line for a dial step.
+pub fn describe_dial(conn: &str, ev: &DialEvent) -> (Level, String) {
+    use dial_event::Event as E;
+    let (level, text) = match &ev.event {
+        Some(E::ModemInit(m)) => (Level::Info, format!("init {} ({})", m.modem, m.device)),
+        Some(E::Dialing(d)) => (
+            Level::Info,
+            format!(
+                "dialing {} (number {}/{}, attempt {}/{})",
+                d.number, d.index, d.count, d.attempt, d.attempts
+            ),
+        ),
+        Some(E::Connected(c)) => (Level::Info, format!("CONNECT {}{}", c.speed_bps, c.extras)),
+        Some(E::LcpUp(l)) => (
+            Level::Info,
+            format!(
+                "LCP up (peer MRU {}, auth {})",
+                l.peer_mru,
+                if l.auth_protocol.is_empty() {
+                    "none"
+                } else {
+                    &l.auth_protocol
+                }
+            ),
+        ),
+        Some(E::AuthOk(a)) => (Level::Info, format!("authenticated ({})", a.protocol)),
+        Some(E::IpcpUp(i)) => (
+            Level::Info,
+            format!("IPCP up: {} peer {}", i.local_address, i.peer_address),
+        ),
+        Some(E::Up(_)) => (Level::Info, "dial complete, link up".to_string()),
+        Some(E::Failed(f)) => (
+            Level::Error,
+            format!("dial FAILED: {} {}", failure_name(f.kind), f.message),
+        ),
+        Some(E::Joined(j)) => (
+            Level::Info,
+            format!(
+                "joined ({}, holders {})",
+                state_name(j.state),
+                j.holders.join(", ")
+            ),
+        ),
+        Some(E::Info(t)) => (Level::Info, t.clone()),
+        Some(E::Redial(r)) => (
+            Level::Warn,
+            format!(
+                "redial attempt {} in {}s",
+                r.next_attempt,
+                r.delay.as_ref().map(|d| d.seconds).unwrap_or(0)
+            ),
+        ),
+        None => (Level::Info, "progress".to_string()),
+    };
+    (level, format!("{conn}: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::SortKey;
+    use masqdial_proto::v1::{MasqDelta, MasqEntry, Protocol};
+
+    fn key(c: KeyCode) -> Event {
+        Event::Key(KeyEvent::new(c, KeyModifiers::NONE))
+    }
+
+    fn connected(role: Role) -> App {
+        let t0 = Instant::now();
+        let mut app = App::new(
+            "http://gw:224",
+            t0,
+            UNIX_EPOCH + Duration::from_secs(3600),
+            true,
+        );
+        app.handle_event(Event::Connected {
+            user: "alice".into(),
+            role,
+            allowed: vec!["isp1".into()],
+        });
+        app.handle_event(Event::Server(ServerUpdate::Connections(vec![
+            Connection {
+                name: "isp1".into(),
+                allowed: true,
+                ..Default::default()
+            },
+            Connection {
+                name: "isp2".into(),
+                allowed: false,
+                ..Default::default()
+            },
+        ])));
+        app
+    }
+
+    fn up_link(name: &str) -> LinkStatus {
+        LinkStatus {
+            connection: name.into(),
+            state: LinkState::Up as i32,
+            local_address: "10.0.0.5".into(),
+            peer_address: "10.0.0.1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn q_and_ctrl_c_quit() {
+        let mut app = connected(Role::User);
+        assert_eq!(
+            app.handle_event(key(KeyCode::Char('q'))),
+            vec![Command::Quit]
+        );
+        let ctrl_c = Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert_eq!(app.handle_event(ctrl_c), vec![Command::Quit]);
+    }
+
+    #[test]
+    fn dial_picker_lists_allowed_and_dials() {
+        let mut app = connected(Role::User);
+        app.handle_event(key(KeyCode::Char('d')));
+        assert_eq!(app.mode, Mode::DialPicker { sel: 0 });
+        assert_eq!(app.dialable(), vec!["isp1".to_string()]);
+        // Down cannot move past the only allowed entry.
+        app.handle_event(key(KeyCode::Down));
+        assert_eq!(app.mode, Mode::DialPicker { sel: 0 });
+        let cmds = app.handle_event(key(KeyCode::Enter));
+        assert_eq!(cmds, vec![Command::Dial("isp1".into())]);
+        assert_eq!(app.mode, Mode::Normal);
+        // Admins may dial everything.
+        let mut admin = connected(Role::Admin);
+        assert_eq!(admin.dialable().len(), 2);
+        admin.handle_event(key(KeyCode::Char('d')));
+        admin.handle_event(key(KeyCode::Char('j')));
+        assert_eq!(
+            admin.handle_event(key(KeyCode::Enter)),
+            vec![Command::Dial("isp2".into())]
+        );
+    }
+
+    #[test]
+    fn hangup_and_admin_only_keys() {
+        let mut app = connected(Role::User);
+        app.handle_event(key(KeyCode::Char('h')));
+        assert_eq!(app.mode, Mode::Normal, "nothing to hang up");
+        app.handle_event(Event::Server(ServerUpdate::Link(up_link("isp1"))));
+        app.handle_event(key(KeyCode::Char('h')));
+        assert_eq!(
+            app.mode,
+            Mode::HangupPicker {
+                sel: 0,
+                force: false
+            }
+        );
+        assert_eq!(
+            app.handle_event(key(KeyCode::Enter)),
+            vec![Command::Hangup {
+                name: "isp1".into(),
+                force: false
+            }]
+        );
+        // Users: H and Z do nothing.
+        app.handle_event(key(KeyCode::Char('H')));
+        assert_eq!(app.mode, Mode::Normal);
+        assert!(app.handle_event(key(KeyCode::Char('Z'))).is_empty());
+        // Admin: both work.
+        let mut admin = connected(Role::Admin);
+        admin.handle_event(Event::Server(ServerUpdate::Link(up_link("isp1"))));
+        admin.handle_event(key(KeyCode::Char('H')));
+        assert_eq!(
+            admin.mode,
+            Mode::HangupPicker {
+                sel: 0,
+                force: true
+            }
+        );
+        admin.handle_event(key(KeyCode::Esc));
+        assert_eq!(admin.mode, Mode::Normal);
+        assert_eq!(
+            admin.handle_event(key(KeyCode::Char('Z'))),
+            vec![Command::ZeroCounters]
+        );
+    }
+
+    #[test]
+    fn focus_zoom_help_sort() {
+        let mut app = connected(Role::User);
+        assert_eq!(app.focus, Panel::Masq);
+        app.handle_event(key(KeyCode::Tab));
+        assert_eq!(app.focus, Panel::Chains);
+        app.handle_event(key(KeyCode::BackTab));
+        app.handle_event(key(KeyCode::BackTab));
+        assert_eq!(app.focus, Panel::Links);
+        app.handle_event(key(KeyCode::Char('z')));
+        assert!(app.zoom);
+        app.handle_event(key(KeyCode::Char('?')));
+        assert_eq!(app.mode, Mode::Help);
+        app.handle_event(key(KeyCode::Char('x')));
+        assert_eq!(app.mode, Mode::Normal);
+        assert_eq!(app.table.sort(), (SortKey::Expire, false));
+        app.handle_event(key(KeyCode::Char('s')));
+        assert_eq!(app.table.sort(), (SortKey::Proto, false));
+        app.handle_event(key(KeyCode::Char('S')));
+        assert_eq!(app.table.sort(), (SortKey::Proto, true));
+    }
+
+    fn masq(id: u64, lan: &str, expire: u64) -> MasqEntry {
+        MasqEntry {
+            id,
+            protocol: Protocol::Tcp as i32,
+            lan_address: lan.into(),
+            lan_port: 1025,
+            masq_port: 61000 + id as u32,
+            remote_address: "203.0.113.9".into(),
+            remote_port: 443,
+            expire_centis: expire,
+            state: "ESTABLISHED".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn filter_typing_applies_live_and_esc_clears() {
+        let mut app = connected(Role::User);
+        let at = app.now;
+        app.handle_event(Event::Server(ServerUpdate::MasqReset));
+        app.handle_event(Event::Server(ServerUpdate::MasqBatch {
+            entries: vec![masq(1, "192.168.1.10", 500), masq(2, "192.168.1.20", 600)],
+            at,
+        }));
+        assert_eq!(app.table.visible_len(), 2);
+        app.handle_event(key(KeyCode::Char('/')));
+        for c in ".20".chars() {
+            app.handle_event(key(KeyCode::Char(c)));
+        }
+        assert_eq!(app.table.visible_len(), 1);
+        assert_eq!(
+            app.mode,
+            Mode::Filter {
+                input: ".20".into()
+            }
+        );
+        app.handle_event(key(KeyCode::Backspace));
+        app.handle_event(key(KeyCode::Backspace));
+        assert_eq!(app.table.filter(), ".");
+        app.handle_event(key(KeyCode::Enter));
+        assert_eq!(app.mode, Mode::Normal);
+        app.handle_event(key(KeyCode::Esc));
+        assert_eq!(app.table.filter(), "");
+    }
+
+    #[test]
+    fn deltas_and_disconnect_drop_stale_data() {
+        let mut app = connected(Role::User);
+        let at = app.now;
+        app.handle_event(Event::Server(ServerUpdate::MasqBatch {
+            entries: vec![masq(1, "192.168.1.10", 500), masq(2, "192.168.1.20", 600)],
+            at,
+        }));
+        app.handle_event(Event::Server(ServerUpdate::MasqDelta {
+            delta: MasqDelta {
+                upserted: vec![masq(3, "192.168.1.30", 100)],
+                removed: vec![1],
+                free: Some(FreePortsResponse {
+                    tcp: 4095,
+                    tcp_total: 4096,
+                    ..Default::default()
+                }),
+            },
+            at,
+        }));
+        assert_eq!(app.table.len(), 2);
+        assert_eq!(app.table.id_at(0), Some(3));
+        assert_eq!(app.free.as_ref().map(|f| f.tcp), Some(4095));
+        app.masq_sel = 1;
+        app.handle_event(Event::Server(ServerUpdate::Link(up_link("isp1"))));
+        app.handle_event(Event::Disconnected {
+            reason: "connection refused".into(),
+            retry_in: Duration::from_secs(2),
+        });
+        assert!(app.table.is_empty());
+        assert!(app.links.is_empty());
+        assert!(app.free.is_none());
+        assert_eq!(app.masq_sel, 0);
+        assert!(matches!(app.conn, ConnState::Disconnected { .. }));
+        assert!(app
+            .log
+            .iter()
+            .any(|l| l.text.contains("connection refused")));
+    }
+
+    #[test]
+    fn link_transitions_and_samples_are_logged_and_lit() {
+        let mut app = connected(Role::User);
+        let mut s = up_link("isp1");
+        s.state = LinkState::Dialing as i32;
+        app.handle_event(Event::Server(ServerUpdate::Link(s)));
+        app.handle_event(Event::Server(ServerUpdate::Link(up_link("isp1"))));
+        assert!(app
+            .log
+            .iter()
+            .any(|l| l.text == "isp1: link UP 10.0.0.5 peer 10.0.0.1"));
+        app.handle_event(Event::Server(ServerUpdate::Sample(TrafficSample {
+            connection: "isp1".into(),
+            bytes_in: 2000,
+            packets_in: 3,
+            period_ms: 1000,
+            ..Default::default()
+        })));
+        let l = &app.links["isp1"];
+        assert_eq!(l.rate, (2000, 0));
+        assert!(l.rx_at.is_some() && l.tx_at.is_none());
+        assert_eq!(l.status.bytes_in, 2000);
+        let mut down = up_link("isp1");
+        down.state = LinkState::Idle as i32;
+        app.handle_event(Event::Server(ServerUpdate::Link(down)));
+        assert!(app
+            .log
+            .iter()
+            .any(|l| l.text.starts_with("isp1: link DOWN")));
+    }
+
+    #[test]
+    fn masq_selection_moves_and_clamps() {
+        let mut app = connected(Role::User);
+        let at = app.now;
+        app.handle_event(Event::Server(ServerUpdate::MasqBatch {
+            entries: (0..50).map(|i| masq(i, "192.168.1.10", 100 + i)).collect(),
+            at,
+        }));
+        app.handle_event(key(KeyCode::Down));
+        assert_eq!(app.masq_sel, 1);
+        app.handle_event(key(KeyCode::PageDown));
+        assert_eq!(app.masq_sel, 21);
+        app.handle_event(key(KeyCode::End));
+        assert_eq!(app.masq_sel, 49);
+        app.handle_event(key(KeyCode::Home));
+        assert_eq!(app.masq_sel, 0);
+    }
+}
