@@ -1,0 +1,781 @@
+//! The chain/rule data model and the ipchains operations on it (`-A -I -R -D -F -Z -N -X -P`), with the
+//! kernel's reference counts and errors. Must not parse command lines or render text (see `syntax`,
+//! `render`) and must not see packet bytes.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use thiserror::Error;
+
+use super::matching::Frame;
+
+/// `fw_flg` bit: log matching packets (`-l`).
+pub const IP_FW_F_PRN: u16 = 0x01;
+/// `fw_flg` bit: TCP SYN-only (`-y`).
+pub const IP_FW_F_TCPSYN: u16 = 0x02;
+/// `fw_flg` bit: second and further fragments only (`-f`).
+pub const IP_FW_F_FRAG: u16 = 0x04;
+/// `fw_flg` bit: the mark is absolute, not added (`-m N` rather than `-m +N`).
+pub const IP_FW_F_MARKABS: u16 = 0x08;
+/// `fw_flg` bit: the interface name is a prefix (`ppp+`) or empty (any).
+pub const IP_FW_F_WILDIF: u16 = 0x10;
+/// `fw_flg` bit: copy matching packets to netlink (`-o`).
+pub const IP_FW_F_NETLINK: u16 = 0x20;
+
+/// `fw_invflg` bit: source address inverted.
+pub const IP_FW_INV_SRCIP: u8 = 0x01;
+/// `fw_invflg` bit: destination address inverted.
+pub const IP_FW_INV_DSTIP: u8 = 0x02;
+/// `fw_invflg` bit: protocol inverted.
+pub const IP_FW_INV_PROTO: u8 = 0x04;
+/// `fw_invflg` bit: source port inverted.
+pub const IP_FW_INV_SRCPT: u8 = 0x08;
+/// `fw_invflg` bit: destination port inverted.
+pub const IP_FW_INV_DSTPT: u8 = 0x10;
+/// `fw_invflg` bit: interface inverted.
+pub const IP_FW_INV_VIA: u8 = 0x20;
+/// `fw_invflg` bit: SYN test inverted.
+pub const IP_FW_INV_SYN: u8 = 0x40;
+/// `fw_invflg` bit: fragment test inverted.
+pub const IP_FW_INV_FRAG: u8 = 0x80;
+
+/// Longest chain label (`IP_FW_MAX_LABEL_LENGTH`).
+pub const MAX_LABEL_LEN: usize = 8;
+/// Longest interface name (`IFNAMSIZ`).
+pub const IFNAMSIZ: usize = 16;
+
+/// IP protocol numbers used by the rules.
+pub(crate) const PROTO_ICMP: u8 = 1;
+pub(crate) const PROTO_TCP: u8 = 6;
+pub(crate) const PROTO_UDP: u8 = 17;
+
+/// An inclusive port range (for ICMP: type range or code range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    /// Lowest port.
+    pub lo: u16,
+    /// Highest port.
+    pub hi: u16,
+}
+
+impl PortRange {
+    /// `0:65535`, the range that matches anything.
+    pub const ANY: PortRange = PortRange { lo: 0, hi: 0xFFFF };
+
+    /// A single port.
+    pub fn single(p: u16) -> Self {
+        PortRange { lo: p, hi: p }
+    }
+
+    /// Whether this is the full `0:65535` range.
+    pub fn is_any(self) -> bool {
+        self == Self::ANY
+    }
+}
+
+impl Default for PortRange {
+    fn default() -> Self {
+        Self::ANY
+    }
+}
+
+/// Where a matching rule sends the packet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Target {
+    /// No `-j`: the rule only counts (kernel `FW_SKIP`).
+    #[default]
+    None,
+    /// `ACCEPT`.
+    Accept,
+    /// `DENY` (drop).
+    Deny,
+    /// `REJECT` (drop + ICMP error).
+    Reject,
+    /// `MASQ`.
+    Masq,
+    /// `REDIRECT` (the port lives in [`Rule::redirect_port`]).
+    Redirect,
+    /// `RETURN`.
+    Return,
+    /// Jump to a user chain.
+    Chain(String),
+}
+
+impl Target {
+    /// Parse a target label as the kernel's `find_special` does (case-sensitive); anything else is a chain.
+    pub fn from_label(label: &str) -> Target {
+        match label {
+            "" => Target::None,
+            "ACCEPT" => Target::Accept,
+            "DENY" => Target::Deny,
+            "REJECT" => Target::Reject,
+            "MASQ" => Target::Masq,
+            "REDIRECT" => Target::Redirect,
+            "RETURN" => Target::Return,
+            other => Target::Chain(other.to_string()),
+        }
+    }
+
+    /// The kernel's `branchname`: label as shown in `/proc` (`-` for none).
+    pub fn label(&self) -> &str {
+        match self {
+            Target::None => "-",
+            Target::Accept => "ACCEPT",
+            Target::Deny => "DENY",
+            Target::Reject => "REJECT",
+            Target::Masq => "MASQ",
+            Target::Redirect => "REDIRECT",
+            Target::Return => "RETURN",
+            Target::Chain(c) => c,
+        }
+    }
+}
+
+/// A built-in chain's policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// `ACCEPT` (the default).
+    Accept,
+    /// `DENY`.
+    Deny,
+    /// `REJECT`.
+    Reject,
+    /// `MASQ` (forward only).
+    Masq,
+}
+
+impl Policy {
+    /// The policy's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Policy::Accept => "ACCEPT",
+            Policy::Deny => "DENY",
+            Policy::Reject => "REJECT",
+            Policy::Masq => "MASQ",
+        }
+    }
+
+    /// Parse an exact (case-sensitive) policy label.
+    pub fn from_label(s: &str) -> Option<Policy> {
+        match s {
+            "ACCEPT" => Some(Policy::Accept),
+            "DENY" => Some(Policy::Deny),
+            "REJECT" => Some(Policy::Reject),
+            "MASQ" => Some(Policy::Masq),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// One ipchains rule: the kernel's `struct ip_fw` plus its target label.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// Source address (already masked).
+    pub src: Ipv4Addr,
+    /// Source mask.
+    pub src_mask: Ipv4Addr,
+    /// Destination address (already masked).
+    pub dst: Ipv4Addr,
+    /// Destination mask.
+    pub dst_mask: Ipv4Addr,
+    /// Interface name without the trailing `+`; empty = any.
+    pub iface: String,
+    /// The interface name is a prefix (`ppp+`); always true for an empty name.
+    pub iface_wildcard: bool,
+    /// IP protocol, 0 = all.
+    pub proto: u8,
+    /// Source ports (ICMP: type).
+    pub src_ports: PortRange,
+    /// Destination ports (ICMP: code).
+    pub dst_ports: PortRange,
+    /// `-y`: SYN-only.
+    pub syn: bool,
+    /// `-f`: second and further fragments only.
+    pub fragment: bool,
+    /// `-l`: log matches.
+    pub log: bool,
+    /// `-o [size]`: netlink copy of at most this many bytes.
+    pub netlink: Option<u16>,
+    /// `-m`: mark value (relative marks are stored as the 32-bit two's complement addend).
+    pub mark: u32,
+    /// The mark is absolute (`-m N`) rather than added (`-m +N`/`-m -N`).
+    pub mark_absolute: bool,
+    /// `-t and xor`: TOS AND mask (0xFF = unchanged).
+    pub tos_and: u8,
+    /// `-t and xor`: TOS XOR mask.
+    pub tos_xor: u8,
+    /// Inversion flags (`IP_FW_INV_*`).
+    pub invflags: u8,
+    /// Target.
+    pub target: Target,
+    /// REDIRECT port, 0 = keep the destination port.
+    pub redirect_port: u16,
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule {
+            src: Ipv4Addr::UNSPECIFIED,
+            src_mask: Ipv4Addr::UNSPECIFIED,
+            dst: Ipv4Addr::UNSPECIFIED,
+            dst_mask: Ipv4Addr::UNSPECIFIED,
+            iface: String::new(),
+            iface_wildcard: true,
+            proto: 0,
+            src_ports: PortRange::ANY,
+            dst_ports: PortRange::ANY,
+            syn: false,
+            fragment: false,
+            log: false,
+            netlink: None,
+            mark: 0,
+            mark_absolute: false,
+            tos_and: 0xFF,
+            tos_xor: 0,
+            invflags: 0,
+            target: Target::None,
+            redirect_port: 0,
+        }
+    }
+}
+
+impl Rule {
+    /// Whether an inversion flag (`IP_FW_INV_*`) is set.
+    pub fn inv(&self, flag: u8) -> bool {
+        self.invflags & flag != 0
+    }
+
+    /// The kernel's `fw_flg` word (`IP_FW_F_*`).
+    pub fn fw_flags(&self) -> u16 {
+        let mut f = 0;
+        if self.log {
+            f |= IP_FW_F_PRN;
+        }
+        if self.syn {
+            f |= IP_FW_F_TCPSYN;
+        }
+        if self.fragment {
+            f |= IP_FW_F_FRAG;
+        }
+        if self.mark_absolute {
+            f |= IP_FW_F_MARKABS;
+        }
+        if self.iface_wildcard || self.iface.is_empty() {
+            f |= IP_FW_F_WILDIF;
+        }
+        if self.netlink.is_some() {
+            f |= IP_FW_F_NETLINK;
+        }
+        f
+    }
+
+    /// The same rule with source and destination swapped, as `-b` installs it (ipchains `swap_info`:
+    /// masks and address inversions always; ports and port inversions unless ICMP).
+    pub fn swapped(&self) -> Rule {
+        let mut r = self.clone();
+        r.src = self.dst;
+        r.dst = self.src;
+        r.src_mask = self.dst_mask;
+        r.dst_mask = self.src_mask;
+        r.invflags &= !(IP_FW_INV_SRCIP | IP_FW_INV_DSTIP);
+        if self.inv(IP_FW_INV_SRCIP) {
+            r.invflags |= IP_FW_INV_DSTIP;
+        }
+        if self.inv(IP_FW_INV_DSTIP) {
+            r.invflags |= IP_FW_INV_SRCIP;
+        }
+        if self.proto != PROTO_ICMP {
+            r.src_ports = self.dst_ports;
+            r.dst_ports = self.src_ports;
+            r.invflags &= !(IP_FW_INV_SRCPT | IP_FW_INV_DSTPT);
+            if self.inv(IP_FW_INV_SRCPT) {
+                r.invflags |= IP_FW_INV_DSTPT;
+            }
+            if self.inv(IP_FW_INV_DSTPT) {
+                r.invflags |= IP_FW_INV_SRCPT;
+            }
+        }
+        r
+    }
+
+    /// The kernel's `del_rule_from_chain` comparison: everything except counters, mark and TOS masks.
+    pub fn kernel_eq(&self, other: &Rule) -> bool {
+        self.src == other.src
+            && self.dst == other.dst
+            && self.src_mask == other.src_mask
+            && self.dst_mask == other.dst_mask
+            && (self.fw_flags() & !IP_FW_F_MARKABS) == (other.fw_flags() & !IP_FW_F_MARKABS)
+            && self.invflags == other.invflags
+            && self.proto == other.proto
+            && self.redirect_port == other.redirect_port
+            && self.src_ports == other.src_ports
+            && self.dst_ports == other.dst_ports
+            && self.netlink.unwrap_or(0) == other.netlink.unwrap_or(0)
+            && self.iface == other.iface
+            && self.target == other.target
+    }
+}
+
+/// Errors of the chain operations. Display strings are ipchains 1.3.9's (userspace checks) or
+/// libipfwc's `ipfwc_strerror` texts for the kernel's errno.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ChainError {
+    /// ENOENT on a chain operation: the chain does not exist.
+    #[error("No chain by that name")]
+    NoChain,
+    /// ENOENT on append/insert/replace: unknown target chain, or a jump to a built-in chain.
+    #[error("No target by that name")]
+    NoTarget,
+    /// EEXIST from `-N`.
+    #[error("Chain already exists")]
+    ChainExists,
+    /// ENOTEMPTY from `-X`.
+    #[error("Chain is not empty")]
+    ChainNotEmpty,
+    /// EBUSY from `-X`: a built-in chain, or a chain still referenced by rules.
+    #[error("Device or resource busy")]
+    ChainBusy,
+    /// EINVAL/ENOENT: no matching rule, or the rule number is out of range.
+    #[error("bad rule (does a matching rule exist in that chain?)")]
+    BadRule,
+    /// EINVAL: malformed chain label (empty or too long for the kernel).
+    #[error("Invalid argument")]
+    InvalidLabel,
+    /// ipchains: chain name longer than 8 characters.
+    #[error("chain name `{0}' too long (must be under 8 chars)")]
+    ChainNameTooLong(String),
+    /// ipchains: MASQ target in input or output.
+    #[error("masquerading not allowed for input and output chains")]
+    MasqNotAllowed,
+    /// ipchains: REDIRECT target in output or forward.
+    #[error("redirect not allowed for output and forward chains")]
+    RedirectNotAllowed,
+    /// ipchains: REDIRECT with a protocol other than TCP or UDP.
+    #[error("redirecting only allowed with TCP or UDP")]
+    RedirectProto,
+    /// ipchains: `-P` on a user chain.
+    #[error("Can only set policy in built-in chains.")]
+    PolicyNotBuiltin,
+    /// ipchains: `-P forward MASQ` style policy on another chain.
+    #[error("`-P MASQ' only valid for `forward' chain.")]
+    MasqPolicy,
+    /// ipchains: a policy other than ACCEPT/DENY/REJECT/MASQ.
+    #[error("Invalid policy `{0}' for -P")]
+    InvalidPolicy(String),
+    /// A `-C` spec that is not a single concrete packet.
+    #[error("{0}")]
+    Check(String),
+}
+
+/// What a rule does when it matches, resolved to chain indices (`jump` is pre-resolved for speed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Counting rule: continue with the next rule.
+    Skip,
+    /// `RETURN`.
+    Return,
+    /// Jump to the chain at this index.
+    Jump(u32),
+    /// Final verdict.
+    Accept,
+    Deny,
+    Reject,
+    Masq,
+    Redirect(u16),
+}
+
+/// 64-bit packet and byte counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes (sum of IP total lengths).
+    pub bytes: u64,
+}
+
+impl Counter {
+    #[inline]
+    pub(crate) fn add(&mut self, len: u32) {
+        self.packets = self.packets.wrapping_add(1);
+        self.bytes = self.bytes.wrapping_add(u64::from(len));
+    }
+}
+
+/// One rule in a chain, with its resolved action.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) rule: Rule,
+    pub(crate) action: Action,
+}
+
+/// A chain: label, policy (built-ins only), rules, reference count.
+#[derive(Clone, Debug)]
+pub(crate) struct Chain {
+    pub(crate) name: String,
+    pub(crate) policy: Option<Policy>,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) refcount: u32,
+}
+
+/// Counters of one chain, kept apart from the rules so the walk can read rules while counting.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ChainStats {
+    pub(crate) rules: Vec<Counter>,
+    pub(crate) policy: Counter,
+}
+
+/// The whole ipchains state: built-in chains `input`, `forward`, `output` (in that order) then user
+/// chains in creation order, with counters.
+#[derive(Clone, Debug)]
+pub struct Firewall {
+    pub(crate) chains: Vec<Chain>,
+    pub(crate) stats: Vec<ChainStats>,
+    /// Per-chain return frames used by the walk (the kernel's `reent[slot]`), all idle between calls.
+    pub(crate) frames: Vec<Frame>,
+    /// Packets dropped because the walk detected a loop.
+    pub(crate) loops: u64,
+}
+
+impl Default for Firewall {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Firewall {
+    /// `input`, `forward`, `output`, each with policy ACCEPT and reference count 1.
+    pub fn new() -> Self {
+        let mk = |n: &str| Chain {
+            name: n.to_string(),
+            policy: Some(Policy::Accept),
+            entries: Vec::new(),
+            refcount: 1,
+        };
+        Firewall {
+            chains: vec![mk("input"), mk("forward"), mk("output")],
+            stats: vec![ChainStats::default(); 3],
+            frames: vec![Frame::IDLE; 3],
+            loops: 0,
+        }
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Option<usize> {
+        self.chains.iter().position(|c| c.name == name)
+    }
+
+    fn find_or_err(&self, name: &str) -> Result<usize, ChainError> {
+        self.find(name).ok_or(ChainError::NoChain)
+    }
+
+    /// Names of all chains in kernel order.
+    pub fn chain_names(&self) -> Vec<String> {
+        self.chains.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Whether a chain exists.
+    pub fn has_chain(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// The rules of a chain, in order.
+    pub fn rules(&self, chain: &str) -> Result<Vec<Rule>, ChainError> {
+        let c = self.find_or_err(chain)?;
+        Ok(self.chains[c]
+            .entries
+            .iter()
+            .map(|e| e.rule.clone())
+            .collect())
+    }
+
+    /// A chain's policy (`None` for user chains).
+    pub fn policy(&self, chain: &str) -> Result<Option<Policy>, ChainError> {
+        Ok(self.chains[self.find_or_err(chain)?].policy)
+    }
+
+    /// A rule's counters (1-based rule number).
+    pub fn rule_counters(&self, chain: &str, num: usize) -> Result<Counter, ChainError> {
+        let c = self.find_or_err(chain)?;
+        num.checked_sub(1)
+            .and_then(|i| self.stats[c].rules.get(i).copied())
+            .ok_or(ChainError::BadRule)
+    }
+
+    /// A chain's policy counters.
+    pub fn policy_counters(&self, chain: &str) -> Result<Counter, ChainError> {
+        Ok(self.stats[self.find_or_err(chain)?].policy)
+    }
+
+    /// A chain's reference count (built-ins: 1).
+    pub fn references(&self, chain: &str) -> Result<u32, ChainError> {
+        Ok(self.chains[self.find_or_err(chain)?].refcount)
+    }
+
+    /// Packets dropped because a run-time loop was detected ("Loop detected at ...").
+    pub fn loops_detected(&self) -> u64 {
+        self.loops
+    }
+
+    /// Total number of rules in all chains.
+    pub fn rule_count(&self) -> usize {
+        self.chains.iter().map(|c| c.entries.len()).sum()
+    }
+
+    /// ipchains' userspace checks that depend on the chain (done before the kernel call).
+    fn check_for_chain(chain: &str, rule: &Rule) -> Result<(), ChainError> {
+        if chain.len() > MAX_LABEL_LEN {
+            return Err(ChainError::ChainNameTooLong(chain.to_string()));
+        }
+        if rule.target == Target::Redirect
+            && ((rule.proto != PROTO_TCP && rule.proto != PROTO_UDP) || rule.inv(IP_FW_INV_PROTO))
+        {
+            return Err(ChainError::RedirectProto);
+        }
+        if rule.target == Target::Masq && (chain == "input" || chain == "output") {
+            return Err(ChainError::MasqNotAllowed);
+        }
+        if rule.target == Target::Redirect && (chain == "output" || chain == "forward") {
+            return Err(ChainError::RedirectNotAllowed);
+        }
+        Ok(())
+    }
+
+    /// The kernel's `convert_ipfw` target resolution.
+    fn resolve(&self, rule: &Rule) -> Result<Action, ChainError> {
+        Ok(match &rule.target {
+            Target::None => Action::Skip,
+            Target::Accept => Action::Accept,
+            Target::Deny => Action::Deny,
+            Target::Reject => Action::Reject,
+            Target::Masq => Action::Masq,
+            Target::Redirect => Action::Redirect(rule.redirect_port),
+            Target::Return => Action::Return,
+            Target::Chain(name) => {
+                let idx = self.find(name).ok_or(ChainError::NoTarget)?;
+                if idx < 3 {
+                    // "Can't branch to builtin chain" (ENOENT).
+                    return Err(ChainError::NoTarget);
+                }
+                Action::Jump(idx as u32)
+            }
+        })
+    }
+
+    fn normalize(rule: &Rule) -> Rule {
+        let mut r = rule.clone();
+        // "Handle empty vianame by making it a wildcard".
+        if r.iface.is_empty() {
+            r.iface_wildcard = true;
+        }
+        r
+    }
+
+    fn inc_ref(&mut self, action: Action) {
+        if let Action::Jump(t) = action {
+            self.chains[t as usize].refcount += 1;
+        }
+    }
+
+    fn dec_ref(&mut self, action: Action) {
+        if let Action::Jump(t) = action {
+            let c = &mut self.chains[t as usize];
+            c.refcount = c.refcount.saturating_sub(1);
+        }
+    }
+
+    fn prepare(&self, chain: &str, rule: &Rule) -> Result<(usize, Entry), ChainError> {
+        Self::check_for_chain(chain, rule)?;
+        let c = self.find_or_err(chain)?;
+        let rule = Self::normalize(rule);
+        let action = self.resolve(&rule)?;
+        Ok((c, Entry { rule, action }))
+    }
+
+    /// `-A chain`: append a rule.
+    pub fn append(&mut self, chain: &str, rule: &Rule) -> Result<(), ChainError> {
+        let (c, e) = self.prepare(chain, rule)?;
+        self.inc_ref(e.action);
+        self.chains[c].entries.push(e);
+        self.stats[c].rules.push(Counter::default());
+        Ok(())
+    }
+
+    /// `-I chain [num]`: insert a rule at 1-based position `num` (1..=len+1).
+    pub fn insert(&mut self, chain: &str, num: usize, rule: &Rule) -> Result<(), ChainError> {
+        let (c, e) = self.prepare(chain, rule)?;
+        let len = self.chains[c].entries.len();
+        if num == 0 || num > len + 1 {
+            return Err(ChainError::BadRule);
+        }
+        self.inc_ref(e.action);
+        self.chains[c].entries.insert(num - 1, e);
+        self.stats[c].rules.insert(num - 1, Counter::default());
+        Ok(())
+    }
+
+    /// `-R chain num`: replace rule `num` (its counters restart at zero, as in the kernel's memcpy).
+    pub fn replace(&mut self, chain: &str, num: usize, rule: &Rule) -> Result<(), ChainError> {
+        let (c, e) = self.prepare(chain, rule)?;
+        if num == 0 || num > self.chains[c].entries.len() {
+            return Err(ChainError::BadRule);
+        }
+        let old = self.chains[c].entries[num - 1].action;
+        self.dec_ref(old);
+        self.inc_ref(e.action);
+        self.chains[c].entries[num - 1] = e;
+        self.stats[c].rules[num - 1] = Counter::default();
+        Ok(())
+    }
+
+    /// `-D chain num`: delete rule `num`.
+    pub fn delete_num(&mut self, chain: &str, num: usize) -> Result<(), ChainError> {
+        if chain.len() > MAX_LABEL_LEN {
+            return Err(ChainError::ChainNameTooLong(chain.to_string()));
+        }
+        let c = self.find_or_err(chain)?;
+        if num == 0 || num > self.chains[c].entries.len() {
+            return Err(ChainError::BadRule);
+        }
+        let e = self.chains[c].entries.remove(num - 1);
+        self.stats[c].rules.remove(num - 1);
+        self.dec_ref(e.action);
+        Ok(())
+    }
+
+    /// `-D chain spec`: delete the first rule equal to `rule` (kernel comparison: mark and TOS ignored).
+    pub fn delete_rule(&mut self, chain: &str, rule: &Rule) -> Result<(), ChainError> {
+        let (c, e) = self.prepare(chain, rule)?;
+        let pos = self.chains[c]
+            .entries
+            .iter()
+            .position(|x| x.rule.kernel_eq(&e.rule))
+            .ok_or(ChainError::BadRule)?;
+        self.delete_num(chain, pos + 1)
+    }
+
+    /// `-F [chain]`: delete all rules of one chain, or of every chain.
+    pub fn flush(&mut self, chain: Option<&str>) -> Result<(), ChainError> {
+        let targets: Vec<usize> = match chain {
+            Some(n) => vec![self.find_or_err(n)?],
+            None => (0..self.chains.len()).collect(),
+        };
+        for c in targets {
+            let entries = std::mem::take(&mut self.chains[c].entries);
+            for e in entries {
+                self.dec_ref(e.action);
+            }
+            self.stats[c].rules.clear();
+        }
+        Ok(())
+    }
+
+    /// `-Z [chain]`: zero the rule counters of one chain or all (the kernel leaves policy counters).
+    pub fn zero(&mut self, chain: Option<&str>) -> Result<(), ChainError> {
+        match chain {
+            Some(n) => {
+                let c = self.find_or_err(n)?;
+                self.stats[c].rules.fill(Counter::default());
+            }
+            None => {
+                for s in &mut self.stats {
+                    s.rules.fill(Counter::default());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `-N chain`: create a user chain.
+    pub fn new_chain(&mut self, name: &str) -> Result<(), ChainError> {
+        if name.len() > MAX_LABEL_LEN {
+            return Err(ChainError::ChainNameTooLong(name.to_string()));
+        }
+        if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+            return Err(ChainError::InvalidLabel);
+        }
+        if self.find(name).is_some() {
+            return Err(ChainError::ChainExists);
+        }
+        self.chains.push(Chain {
+            name: name.to_string(),
+            policy: None,
+            entries: Vec::new(),
+            refcount: 0,
+        });
+        self.stats.push(ChainStats::default());
+        self.frames.push(Frame::IDLE);
+        Ok(())
+    }
+
+    fn delete_one_chain(&mut self, name: &str) -> Result<(), ChainError> {
+        if name.len() > MAX_LABEL_LEN {
+            return Err(ChainError::ChainNameTooLong(name.to_string()));
+        }
+        let c = self.find_or_err(name)?;
+        if c < 3 || self.chains[c].refcount > 0 {
+            return Err(ChainError::ChainBusy);
+        }
+        if !self.chains[c].entries.is_empty() {
+            return Err(ChainError::ChainNotEmpty);
+        }
+        self.chains.remove(c);
+        self.stats.remove(c);
+        self.frames.remove(c);
+        // Re-resolve jump indices above the removed chain.
+        let removed = c as u32;
+        for ch in &mut self.chains {
+            for e in &mut ch.entries {
+                if let Action::Jump(t) = &mut e.action {
+                    if *t > removed {
+                        *t -= 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `-X [chain]`: delete a user chain (must be empty and unreferenced); with `None`, try every user
+    /// chain in order as ipchains does, deleting those that can go and returning the last error.
+    pub fn delete_chain(&mut self, name: Option<&str>) -> Result<(), ChainError> {
+        match name {
+            Some(n) => self.delete_one_chain(n),
+            None => {
+                let names: Vec<String> = self.chains[3..].iter().map(|c| c.name.clone()).collect();
+                let mut result = Ok(());
+                for n in names {
+                    if let Err(e) = self.delete_one_chain(&n) {
+                        result = Err(e);
+                    }
+                }
+                result
+            }
+        }
+    }
+
+    /// `-P chain policy`: set a built-in chain's policy (ipchains `parse_policy` checks, then the kernel's).
+    pub fn set_policy(&mut self, chain: &str, policy: &str) -> Result<(), ChainError> {
+        if policy == "MASQ" {
+            if chain != "forward" {
+                return Err(ChainError::MasqPolicy);
+            }
+        } else {
+            if chain != "input" && chain != "output" && chain != "forward" {
+                return Err(ChainError::PolicyNotBuiltin);
+            }
+            if policy != "ACCEPT" && policy != "DENY" && policy != "REJECT" {
+                return Err(ChainError::InvalidPolicy(policy.to_string()));
+            }
+        }
+        let p = Policy::from_label(policy)
+            .ok_or_else(|| ChainError::InvalidPolicy(policy.to_string()))?;
+        let c = self.find_or_err(chain)?;
+        self.chains[c].policy = Some(p);
+        Ok(())
+    }
+}
