@@ -4,9 +4,11 @@
 //! - [`event`]: the one event enum (keys, ticks, server updates) and the commands the app emits.
 //! - [`app`]: dashboard state and `handle_event`; no drawing, no I/O, no clock reads.
 //! - [`table`]: the masquerade table model (deltas, sort, filter, cached ordered view).
+//! - [`ui`]: pure `render(frame, &app)`, one function per panel.
 //!
 //! The binary (`src/main.rs`) owns the terminal and the single event loop.
 
 pub mod app;
 pub mod event;
 pub mod table;
+pub mod ui;
