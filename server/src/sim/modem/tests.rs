@@ -1,0 +1,184 @@
+//! Unit tests of the mock modem's command interpreter, escape, throttle and faults.
+
+use super::*;
+
+fn modem(config: MockModemConfig) -> MockModem {
+    MockModem::new(
+        config,
+        Box::new(|_n: &str| Box::new(EchoAnswerer::default())),
+    )
+}
+
+fn out(m: &mut MockModem) -> String {
+    let mut s = Vec::new();
+    while let Some(b) = m.poll_transmit() {
+        s.extend(b);
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+#[test]
+fn echo_verbose_and_chained() {
+    let t0 = Instant::now();
+    let mut m = modem(MockModemConfig::default());
+    m.handle_input(t0, b"AT&F E0 V1 S7=45 S7?\r");
+    assert_eq!(out(&mut m), "AT&F E0 V1 S7=45 S7?\r\r\n045\r\n\r\nOK\r\n");
+    m.handle_input(t0, b"ATV0\r");
+    assert_eq!(out(&mut m), "0\r");
+    m.handle_input(t0, b"ATQ1\r");
+    assert_eq!(out(&mut m), "");
+    m.handle_input(t0, b"ATQ0 V1 Y\r");
+    assert_eq!(out(&mut m), "\r\nERROR\r\n");
+    m.handle_input(t0, b"ATI\r");
+    assert_eq!(out(&mut m), "\r\nmasqdial mock modem 1.0\r\n\r\nOK\r\n");
+    m.handle_input(t0, b"AT+CGDCONT=1,\"IP\",\"apn\"\r");
+    assert_eq!(out(&mut m), "\r\nOK\r\n");
+    assert_eq!(m.pdp_context(), Some("1,\"IP\",\"apn\""));
+}
+
+#[test]
+fn scripted_outcomes_with_delay() {
+    let t0 = Instant::now();
+    let mut cfg = MockModemConfig::default();
+    cfg.outcomes
+        .insert("111".into(), "BUSY@2s".parse().expect("valid outcome"));
+    cfg.outcomes.insert(
+        "222".into(),
+        "CONNECT 33600/V42BIS".parse().expect("valid outcome"),
+    );
+    let mut m = modem(cfg);
+    m.handle_input(t0, b"ATE0\r");
+    let _ = out(&mut m);
+    m.handle_input(t0, b"ATDT111\r");
+    assert_eq!(out(&mut m), "");
+    assert_eq!(m.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+    m.handle_timeout(t0 + Duration::from_secs(2));
+    assert_eq!(out(&mut m), "\r\nBUSY\r\n");
+    m.handle_input(t0, b"ATDP 222\r");
+    assert_eq!(out(&mut m), "\r\nCONNECT 33600/V42BIS\r\n");
+    assert!(m.in_call());
+    m.handle_input(t0, b"hello");
+    assert_eq!(out(&mut m), "hello");
+}
+
+#[test]
+fn escape_needs_guard_time_then_ath() {
+    let t0 = Instant::now();
+    let cfg = MockModemConfig {
+        s12: 5, // 100 ms
+        ..MockModemConfig::default()
+    };
+    let mut m = modem(cfg);
+    m.handle_input(t0, b"ATE0D1\r");
+    assert!(out(&mut m).contains("CONNECT 115200"));
+    // No guard before: the pluses are data.
+    m.handle_input(t0 + Duration::from_millis(50), b"+++");
+    assert_eq!(out(&mut m), "+++");
+    let t1 = t0 + Duration::from_millis(200);
+    m.handle_input(t1, b"+++");
+    assert_eq!(out(&mut m), "");
+    assert_eq!(m.poll_timeout(), Some(t1 + Duration::from_millis(100)));
+    m.handle_timeout(t1 + Duration::from_millis(100));
+    assert_eq!(out(&mut m), "\r\nOK\r\n");
+    m.handle_input(t1, b"ATO\r");
+    assert_eq!(out(&mut m), "\r\nCONNECT 115200\r\n");
+    let t2 = t1 + Duration::from_secs(1);
+    m.handle_input(t2, b"+++");
+    m.handle_timeout(t2 + Duration::from_millis(100));
+    m.handle_input(t2, b"ATH\r");
+    assert_eq!(out(&mut m), "\r\nOK\r\n\r\nOK\r\n");
+    assert!(!m.in_call());
+    assert_eq!(m.stats().escapes, 2);
+}
+
+#[test]
+fn carrier_loss_and_far_end_close() {
+    let t0 = Instant::now();
+    let cfg = MockModemConfig {
+        carrier_loss_after: Some(Duration::from_secs(3)),
+        ..MockModemConfig::default()
+    };
+    let mut m = modem(cfg);
+    m.handle_input(t0, b"ATE0D1\r");
+    let _ = out(&mut m);
+    m.handle_timeout(t0 + Duration::from_secs(3));
+    assert_eq!(out(&mut m), "\r\nNO CARRIER\r\n");
+    m.handle_input(t0, b"ATD1\r");
+    let _ = out(&mut m);
+    m.handle_input(t0, b"BYE\r");
+    assert_eq!(out(&mut m), "BYE\r\r\nNO CARRIER\r\n");
+}
+
+#[test]
+fn throttle_releases_at_line_rate() {
+    let t0 = Instant::now();
+    let cfg = MockModemConfig {
+        baud: 9600, // 960 bytes/s
+        ..MockModemConfig::default()
+    };
+    let mut m = modem(cfg);
+    m.handle_input(t0, b"ATE0D1\r");
+    let _ = out(&mut m);
+    m.handle_input(t0, &[b'x'; 960]);
+    let mut got = 0usize;
+    let mut now = t0;
+    while let Some(t) = m.poll_timeout() {
+        now = t;
+        m.handle_timeout(t);
+        got += out(&mut m).len();
+    }
+    assert_eq!(got, 960);
+    // Echoed both ways: 960 bytes up then 960 bytes down, ≈ 2 s at 960 B/s.
+    let took = now - t0;
+    assert!(took >= Duration::from_millis(1990), "{took:?}");
+}
+
+#[test]
+fn noise_is_seeded() {
+    let run = || {
+        let t0 = Instant::now();
+        let cfg = MockModemConfig {
+            noise: Some(Noise { rate: 0.1, seed: 7 }),
+            ..MockModemConfig::default()
+        };
+        let mut m = modem(cfg);
+        m.handle_input(t0, b"ATE0D1\r");
+        let _ = out(&mut m);
+        m.handle_input(t0, &[0u8; 1000]);
+        (out(&mut m), m.stats().corrupted)
+    };
+    let (a, ca) = run();
+    let (b, cb) = run();
+    assert_eq!(a, b);
+    assert_eq!(ca, cb);
+    assert!(ca > 100 && ca < 300, "{ca}");
+}
+
+#[test]
+fn silent_modem_says_nothing_and_dial_abort() {
+    let t0 = Instant::now();
+    let mut cfg = MockModemConfig::default();
+    cfg.outcomes
+        .insert("9".into(), Outcome::now(CallResult::Silent));
+    let mut m = modem(cfg);
+    m.handle_input(t0, b"ATE0D9\r");
+    assert_eq!(out(&mut m), "ATE0D9\r"); // echoed before E0 takes effect
+    m.handle_input(t0, b"\r");
+    assert_eq!(out(&mut m), "\r\nNO CARRIER\r\n");
+    m.set_silent(true);
+    m.handle_input(t0, b"ATZ\r");
+    assert_eq!(out(&mut m), "");
+}
+
+#[test]
+fn outcome_parse_errors() {
+    assert!("FOO".parse::<Outcome>().is_err());
+    assert!("BUSY@x".parse::<Outcome>().is_err());
+    assert_eq!(
+        "no answer@500ms".parse::<Outcome>(),
+        Ok(Outcome {
+            result: CallResult::NoAnswer,
+            delay: Duration::from_millis(500)
+        })
+    );
+}
