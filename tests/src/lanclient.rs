@@ -1,0 +1,382 @@
+//! The LAN host's traffic generators (run by `lan-client` inside the LAN namespace): UDP and TCP echo,
+//! blob fetch and FTP transfers, each checking every byte against the deterministic generator of
+//! [`crate::wan`]. Each returns the `OK …` line to print; it must not print, exit or touch namespaces.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+use crate::ftp::{DataMode, FtpClient, FtpError};
+use crate::wan::{blob_bytes, first_mismatch, sha256_hex, Blob};
+
+/// Errors of a client run; each message says what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An operation took longer than its timeout.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The data received differs from what was expected.
+    #[error("data mismatch: {0}")]
+    Mismatch(String),
+    /// The FTP session failed.
+    #[error("ftp: {0}")]
+    Ftp(#[from] FtpError),
+}
+
+async fn io<T>(
+    t: Duration,
+    what: &'static str,
+    fut: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, ClientError> {
+    match timeout(t, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(ClientError::Io { what, source }),
+        Err(_) => Err(ClientError::Timeout(what.to_owned())),
+    }
+}
+
+/// Sends `count` numbered datagrams of `size` bytes to a UDP echo server, one at a time, and checks each
+/// echo. A datagram unanswered within `per_try` is resent, at most `tries` times in all.
+pub async fn udp_echo(
+    addr: SocketAddr,
+    count: u32,
+    size: usize,
+    per_try: Duration,
+    tries: u32,
+) -> Result<String, ClientError> {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0"
+            .parse()
+            .map_err(|_| ClientError::Mismatch("bind literal".into()))?
+    } else {
+        "[::]:0"
+            .parse()
+            .map_err(|_| ClientError::Mismatch("bind literal".into()))?
+    };
+    let sock = UdpSocket::bind(bind)
+        .await
+        .map_err(|source| ClientError::Io {
+            what: "bind udp",
+            source,
+        })?;
+    sock.connect(addr).await.map_err(|source| ClientError::Io {
+        what: "connect udp",
+        source,
+    })?;
+    let size = size.max(4);
+    let mut resent = 0u32;
+    let mut buf = vec![0u8; 65536];
+    for seq in 0..count {
+        let mut payload = blob_bytes(u64::from(seq), size);
+        payload[..4].copy_from_slice(&seq.to_be_bytes());
+        let mut answered = false;
+        for attempt in 0..tries.max(1) {
+            if attempt > 0 {
+                resent += 1;
+            }
+            io(per_try, "send udp", sock.send(&payload)).await?;
+            // Drain until our datagram comes back or this try's time is up (late echoes of earlier
+            // tries are skipped by sequence number).
+            let deadline = tokio::time::Instant::now() + per_try;
+            while let Ok(r) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                let n = r.map_err(|source| ClientError::Io {
+                    what: "receive udp",
+                    source,
+                })?;
+                if buf[..n] == payload[..] {
+                    answered = true;
+                    break;
+                }
+                if n < 4 || buf[..4] != seq.to_be_bytes() {
+                    continue;
+                }
+                return Err(ClientError::Mismatch(format!(
+                    "echo of datagram {seq} differs"
+                )));
+            }
+            if answered {
+                break;
+            }
+        }
+        if !answered {
+            return Err(ClientError::Timeout(format!(
+                "no echo for datagram {seq} after {tries} tries of {per_try:?}"
+            )));
+        }
+    }
+    let local = sock.local_addr().map_err(|source| ClientError::Io {
+        what: "local address",
+        source,
+    })?;
+    Ok(format!(
+        "OK udp-echo count={count} size={size} resent={resent} local={local}"
+    ))
+}
+
+/// Sends `bytes` bytes of the blob stream of `seed` to a TCP echo server while reading the echo back, and
+/// checks it.
+pub async fn tcp_echo(
+    addr: SocketAddr,
+    bytes: usize,
+    seed: u64,
+    t: Duration,
+) -> Result<String, ClientError> {
+    let s = io(t, "connect", TcpStream::connect(addr)).await?;
+    let (mut r, mut w) = s.into_split();
+    let data = blob_bytes(seed, bytes);
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        for chunk in sent.chunks(16 * 1024) {
+            io(t, "send", w.write_all(chunk)).await?;
+        }
+        io(t, "shutdown", w.shutdown()).await?;
+        Ok::<_, ClientError>(())
+    });
+    let mut got = Vec::with_capacity(bytes);
+    let mut buf = vec![0u8; 16 * 1024];
+    while got.len() < bytes {
+        let n = io(t, "receive echo", r.read(&mut buf)).await?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    writer
+        .await
+        .map_err(|e| ClientError::Mismatch(format!("writer task: {e}")))??;
+    check(&data, &got)?;
+    Ok(format!(
+        "OK tcp-echo bytes={bytes} sha256={}",
+        sha256_hex(&got)
+    ))
+}
+
+/// Compares `got` against `want`, explaining the first difference.
+fn check(want: &[u8], got: &[u8]) -> Result<(), ClientError> {
+    if got.len() != want.len() {
+        return Err(ClientError::Mismatch(format!(
+            "received {} bytes, expected {}",
+            got.len(),
+            want.len()
+        )));
+    }
+    match got.iter().zip(want).position(|(a, b)| a != b) {
+        Some(i) => Err(ClientError::Mismatch(format!(
+            "first differing byte at offset {i}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Fetches `bytes` bytes from the blob server (`GET <n>`) and checks them against the generator.
+pub async fn tcp_fetch(
+    addr: SocketAddr,
+    bytes: u64,
+    seed: u64,
+    t: Duration,
+) -> Result<String, ClientError> {
+    let mut s = io(t, "connect", TcpStream::connect(addr)).await?;
+    io(
+        t,
+        "send request",
+        s.write_all(format!("GET {bytes}\n").as_bytes()),
+    )
+    .await?;
+    let mut got = Vec::new();
+    let mut gen = Blob::new(seed);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut want = vec![0u8; 16 * 1024];
+    loop {
+        let n = io(t, "receive", s.read(&mut buf)).await?;
+        if n == 0 {
+            break;
+        }
+        if got.len() as u64 + n as u64 > bytes {
+            return Err(ClientError::Mismatch(format!(
+                "more than {bytes} bytes received"
+            )));
+        }
+        gen.fill(&mut want[..n]);
+        if let Some(i) = buf[..n].iter().zip(&want[..n]).position(|(a, b)| a != b) {
+            return Err(ClientError::Mismatch(format!(
+                "first differing byte at offset {}",
+                got.len() + i
+            )));
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    if got.len() as u64 != bytes {
+        return Err(ClientError::Mismatch(format!(
+            "received {} bytes, expected {bytes}",
+            got.len()
+        )));
+    }
+    Ok(format!(
+        "OK tcp-fetch bytes={bytes} sha256={}",
+        sha256_hex(&got)
+    ))
+}
+
+/// Asks the blob server `WHO` and returns the client's address as the server saw it (after NAT).
+pub async fn tcp_whoami(addr: SocketAddr, t: Duration) -> Result<String, ClientError> {
+    let mut s = io(t, "connect", TcpStream::connect(addr)).await?;
+    io(t, "send request", s.write_all(b"WHO\n")).await?;
+    let mut got = Vec::new();
+    io(t, "receive", (&mut s).take(128).read_to_end(&mut got)).await?;
+    let seen = String::from_utf8_lossy(&got).trim().to_owned();
+    let seen: SocketAddr = seen
+        .parse()
+        .map_err(|_| ClientError::Mismatch(format!("bad WHO answer {seen:?}")))?;
+    let local = s.local_addr().map_err(|source| ClientError::Io {
+        what: "local address",
+        source,
+    })?;
+    Ok(format!("OK whoami seen={seen} local={local}"))
+}
+
+/// Human name of a data mode for the `OK` line.
+pub fn mode_name(mode: DataMode) -> &'static str {
+    match mode {
+        DataMode::Passive => "pasv",
+        DataMode::ExtendedPassive => "epsv",
+        DataMode::Active => "port",
+        DataMode::ExtendedActive => "eprt",
+    }
+}
+
+/// Downloads `file` over FTP in `mode`, checks its size (SIZE and received) and content against the
+/// generator of `seed`.
+pub async fn ftp_get(
+    addr: SocketAddr,
+    file: &str,
+    bytes: u64,
+    mode: DataMode,
+    seed: u64,
+    t: Duration,
+) -> Result<String, ClientError> {
+    let mut c = FtpClient::connect(addr, t).await?;
+    let size = c.size(file).await?;
+    if size != bytes {
+        return Err(ClientError::Mismatch(format!(
+            "SIZE says {size}, expected {bytes}"
+        )));
+    }
+    let got = c.retr(file, mode, bytes).await?;
+    if got.len() as u64 != bytes {
+        return Err(ClientError::Mismatch(format!(
+            "received {} bytes, expected {bytes}",
+            got.len()
+        )));
+    }
+    if let Some(i) = first_mismatch(seed, &got) {
+        return Err(ClientError::Mismatch(format!(
+            "first differing byte at offset {i}"
+        )));
+    }
+    let local = c.local_addr();
+    c.quit().await?;
+    Ok(format!(
+        "OK ftp-get bytes={bytes} mode={} sha256={} local={local}",
+        mode_name(mode),
+        sha256_hex(&got)
+    ))
+}
+
+/// Uploads `bytes` bytes of the generator of `seed` as `file` in `mode`, then checks SIZE and downloads
+/// it back (same mode) to compare.
+pub async fn ftp_put(
+    addr: SocketAddr,
+    file: &str,
+    bytes: usize,
+    mode: DataMode,
+    seed: u64,
+    t: Duration,
+) -> Result<String, ClientError> {
+    let data = blob_bytes(seed, bytes);
+    let mut c = FtpClient::connect(addr, t).await?;
+    c.stor(file, &data, mode).await?;
+    let size = c.size(file).await?;
+    if size != bytes as u64 {
+        return Err(ClientError::Mismatch(format!(
+            "SIZE after upload says {size}, expected {bytes}"
+        )));
+    }
+    let back = c.retr(file, mode, bytes as u64).await?;
+    check(&data, &back)?;
+    c.quit().await?;
+    Ok(format!(
+        "OK ftp-put bytes={bytes} mode={} sha256={}",
+        mode_name(mode),
+        sha256_hex(&data)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wan::{WanConfig, WanServers, DEFAULT_SEED};
+
+    #[tokio::test]
+    async fn every_client_against_loopback_servers() {
+        let mut cfg = WanConfig::new("127.0.0.1".parse().expect("literal address"));
+        cfg.echo_port = 0;
+        cfg.blob_port = 0;
+        cfg.ftp_port = 0;
+        cfg.ftp_file_size = 50_000;
+        let s = WanServers::bind(cfg).await.expect("bind loopback");
+        let (udp, echo, blob, ftp) = (
+            s.echo_udp_addr().expect("bound"),
+            s.echo_tcp_addr().expect("bound"),
+            s.blob_addr().expect("bound"),
+            s.ftp_addr().expect("bound"),
+        );
+        let task = tokio::spawn(s.serve());
+        let t = Duration::from_secs(10);
+        let ok = udp_echo(udp, 5, 100, Duration::from_secs(2), 3)
+            .await
+            .expect("udp echo");
+        assert!(ok.starts_with("OK udp-echo count=5"), "{ok}");
+        let ok = tcp_echo(echo, 300_000, 3, t).await.expect("tcp echo");
+        assert!(ok.starts_with("OK tcp-echo bytes=300000"), "{ok}");
+        let ok = tcp_fetch(blob, 123_457, DEFAULT_SEED, t)
+            .await
+            .expect("fetch");
+        assert!(
+            ok.contains(&sha256_hex(&blob_bytes(DEFAULT_SEED, 123_457))),
+            "{ok}"
+        );
+        // The wrong seed or length is detected.
+        assert!(matches!(
+            tcp_fetch(blob, 1000, 1, t).await,
+            Err(ClientError::Mismatch(_))
+        ));
+        let ok = tcp_whoami(blob, t).await.expect("whoami");
+        assert!(ok.starts_with("OK whoami seen=127.0.0.1:"), "{ok}");
+        for mode in [DataMode::Passive, DataMode::ExtendedActive] {
+            let ok = ftp_get(ftp, "blob.bin", 50_000, mode, DEFAULT_SEED, t)
+                .await
+                .expect("get");
+            assert!(ok.starts_with("OK ftp-get bytes=50000"), "{ok}");
+            let ok = ftp_put(ftp, "up.bin", 20_000, mode, 8, t)
+                .await
+                .expect("put");
+            assert!(ok.starts_with("OK ftp-put bytes=20000"), "{ok}");
+        }
+        assert!(matches!(
+            ftp_get(ftp, "blob.bin", 49_999, DataMode::Passive, DEFAULT_SEED, t).await,
+            Err(ClientError::Mismatch(_))
+        ));
+        task.abort();
+    }
+}
