@@ -4,6 +4,8 @@
 //! - [`config`]: TOML configuration, validated with file/line/key errors.
 //! - [`auth`]: users (argon2 PHC), roles, tokens, LAN allow-list, login throttling.
 //! - [`rpc`]: thin tonic services; authenticate, authorize, translate, map errors.
+//! - [`server`]: lifecycle of `mserver` (serve, SIGHUP reload, graceful shutdown).
+//! - [`demo`]: the built-in `mserver --demo` configuration.
 //! - [`at`]: AT command chat with a modem (sans-IO).
 //! - [`ppp`]: userspace PPP — HDLC, LCP, PAP/CHAP, IPCP (sans-IO, both roles).
 //! - [`modem`]: the only code that opens a serial port.
@@ -15,8 +17,10 @@ pub mod at;
 pub mod auth;
 pub mod config;
 pub mod dataplane;
+pub mod demo;
 pub mod link;
 pub mod modem;
 pub mod ppp;
 pub mod rpc;
+pub mod server;
 pub mod sim;

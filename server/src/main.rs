@@ -1,3 +1,112 @@
 //! `mserver`: thin entry point; everything lives in the library.
 
-fn main() {}
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use masqdial_server::{auth, config::Config, demo, rpc, server};
+
+/// masqdial gateway server.
+#[derive(Debug, Parser)]
+#[command(name = "mserver", version, about)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, default_value = "/etc/masqdial/mserver.toml")]
+    config: PathBuf,
+    /// Listen address, overriding `[server] listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Run the built-in demo on loopback (ignores --config).
+    #[arg(long)]
+    demo: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read a password (no echo on a terminal, else one line of stdin) and print its
+    /// argon2id PHC string for `password_hash`.
+    HashPassword,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::HashPassword) = cli.command {
+        return match hash_password() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mserver: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mserver: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mserver: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    if cli.demo {
+        let (config, users) = demo::config()?;
+        let listener = match cli.listen {
+            Some(a) => server::bind(a).await?,
+            None => demo::bind()
+                .await
+                .context("cannot bind a loopback port for the demo")?,
+        };
+        let addr = listener.local_addr()?;
+        let backend = demo::backend(&config);
+        let state = server::state(config, backend)?;
+        println!("{}", demo::banner(addr, &users));
+        server::run(listener, state, None, server::shutdown_signal()).await?;
+        return Ok(());
+    }
+    let config = Config::load(&cli.config)?;
+    let addr = cli.listen.unwrap_or(config.server.listen);
+    let listener = server::bind(addr).await?;
+    let state = server::state(config, Arc::new(rpc::UnimplementedBackend))?;
+    server::run(listener, state, Some(cli.config), server::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let password = if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("Password: ")?;
+        let b = rpassword::prompt_password("Again: ")?;
+        anyhow::ensure!(a == b, "passwords differ");
+        a
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    anyhow::ensure!(!password.is_empty(), "empty password");
+    println!("{}", auth::hash_password(&password)?);
+    Ok(())
+}

@@ -1,1 +1,718 @@
 //! gRPC services: authenticate, authorize, translate to and from protobuf.
+//!
+//! Owns the shared server handle ([`ServerState`]), the [`Backend`] seam that the link
+//! manager and NAT engine plug into, the single authorization table ([`Rpc::access`]),
+//! the single error table ([`ApiError`] → [`tonic::Status`]) and [`serve`]. It holds no
+//! business logic: every Dialer/Modems/Nat answer comes from the backend.
+
+mod services;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use masqdial_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Interceptor;
+use tonic::transport::{Identity as TlsIdentity, Server, ServerTlsConfig};
+use tonic::{Request, Status};
+
+use crate::auth::{Auth, AuthError, Identity};
+use crate::config::{Config, Role};
+
+pub use services::{AuthService, DialerService, ModemsService, NatService};
+
+/// How long in-flight calls get to finish after shutdown is signalled.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// An authenticated caller, as handed to the [`Backend`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// User name.
+    pub user: String,
+    /// Role.
+    pub role: Role,
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Connections this caller may dial (all for admins).
+    pub allowed: Vec<String>,
+}
+
+impl Caller {
+    fn from_identity(id: Identity, peer: SocketAddr) -> Caller {
+        Caller {
+            user: id.user,
+            role: id.role,
+            peer,
+            allowed: id.allowed,
+        }
+    }
+
+    /// Whether the caller may dial / hang up `connection`.
+    pub fn may_use(&self, connection: &str) -> bool {
+        self.role == Role::Admin || self.allowed.iter().any(|c| c == connection)
+    }
+}
+
+/// Error of an API operation; converted to a [`Status`] by one table (`From<ApiError>`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No such connection, modem, chain or rule.
+    #[error("{0}")]
+    NotFound(String),
+    /// Malformed request (bad rule spec, bad number).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Already exists (chain name).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Not possible in the current state (chain in use, link not up).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Out of modems or ports.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// Temporarily unavailable (dataplane off, modem absent).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Authenticated but not allowed.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Not (or no longer) authenticated.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The rpc is not implemented by this backend yet.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// Operation was cancelled (link hung up while dialling).
+    #[error("{0}")]
+    Cancelled(String),
+    /// Bug or unexpected failure.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The standard "not implemented yet" answer for `rpc` (e.g. `"Dialer.Dial"`).
+    pub fn unimplemented(rpc: &str) -> ApiError {
+        ApiError::Unimplemented(format!("{rpc} is not implemented by this server yet"))
+    }
+}
+
+impl From<ApiError> for Status {
+    /// The one mapping from API errors to gRPC status codes.
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::NotFound(m) => Status::not_found(m),
+            ApiError::InvalidArgument(m) => Status::invalid_argument(m),
+            ApiError::AlreadyExists(m) => Status::already_exists(m),
+            ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
+            ApiError::Unavailable(m) => Status::unavailable(m),
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
+            ApiError::Unauthenticated(m) => Status::unauthenticated(m),
+            ApiError::Unimplemented(m) => Status::unimplemented(m),
+            ApiError::Cancelled(m) => Status::cancelled(m),
+            ApiError::Internal(m) => Status::internal(m),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::BadCredentials
+            | AuthError::MissingToken
+            | AuthError::MalformedToken
+            | AuthError::InvalidToken
+            | AuthError::Expired => ApiError::Unauthenticated(e.to_string()),
+            AuthError::PeerNotAllowed(_) => ApiError::PermissionDenied(e.to_string()),
+            AuthError::Hash(_) => ApiError::Internal("authentication failed internally".into()),
+        }
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Status {
+        ApiError::from(e).into()
+    }
+}
+
+/// Every rpc behind a token, for the authorization table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Rpc {
+    ListConnections,
+    GetConnection,
+    Dial,
+    Hangup,
+    HangupForce,
+    Status,
+    Who,
+    WatchLinks,
+    ListModems,
+    ListMasq,
+    WatchMasq,
+    FreePorts,
+    GetTimeouts,
+    SetTimeouts,
+    ListChains,
+    AppendRule,
+    InsertRule,
+    ReplaceRule,
+    DeleteRule,
+    FlushChain,
+    ZeroCounters,
+    NewChain,
+    DeleteChain,
+    SetPolicy,
+    CheckPacket,
+    ApplyRuleset,
+    SaveRuleset,
+    RenderView,
+    GetCounters,
+}
+
+/// Who may call an rpc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any logged-in user.
+    AnyUser,
+    /// A user whose allow-list names the target connection; admins always.
+    AllowedConnection,
+    /// Admins only.
+    Admin,
+}
+
+impl Rpc {
+    /// The authorization table: the one place that says who may call what.
+    pub fn access(self) -> Access {
+        use Rpc::*;
+        match self {
+            ListConnections | GetConnection | Status | Who | WatchLinks | ListModems | ListMasq
+            | WatchMasq | FreePorts | GetTimeouts | ListChains | CheckPacket | SaveRuleset
+            | RenderView | GetCounters => Access::AnyUser,
+            Dial | Hangup => Access::AllowedConnection,
+            HangupForce | SetTimeouts | AppendRule | InsertRule | ReplaceRule | DeleteRule
+            | FlushChain | ZeroCounters | NewChain | DeleteChain | SetPolicy | ApplyRuleset => {
+                Access::Admin
+            }
+        }
+    }
+
+    /// Check `caller` against the table; `connection` is the target of Dial/Hangup.
+    pub fn authorize(self, caller: &Caller, connection: Option<&str>) -> Result<(), ApiError> {
+        let ok = match self.access() {
+            Access::AnyUser => true,
+            Access::Admin => caller.role == Role::Admin,
+            Access::AllowedConnection => connection.is_some_and(|c| caller.may_use(c)),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(ApiError::PermissionDenied(
+            match (self.access(), connection) {
+                (Access::AllowedConnection, Some(c)) => {
+                    format!("user `{}` may not use connection `{c}`", caller.user)
+                }
+                _ => format!("{self:?} requires the admin role"),
+            },
+        ))
+    }
+}
+
+/// Server stream of dial progress.
+pub type DialStream = BoxStream<'static, Result<pb::DialEvent, Status>>;
+/// Server stream of link changes and traffic samples.
+pub type LinkEventStream = BoxStream<'static, Result<pb::LinkEvent, Status>>;
+/// Server stream of masquerade table changes.
+pub type MasqEventStream = BoxStream<'static, Result<pb::MasqEvent, Status>>;
+
+/// What answers the Dialer, Modems and Nat rpcs. Called only after authentication and
+/// authorization; the caller is passed for holder bookkeeping and `allowed` flags.
+/// Every method defaults to `UNIMPLEMENTED`, so an implementation overrides what it has.
+#[tonic::async_trait]
+#[allow(unused_variables)]
+pub trait Backend: Send + Sync + 'static {
+    /// Dialer.ListConnections.
+    async fn list_connections(
+        &self,
+        caller: &Caller,
+        req: pb::ListConnectionsRequest,
+    ) -> Result<pb::ListConnectionsResponse, ApiError> {
+        Err(ApiError::unimplemented("Dialer.ListConnections"))
+    }
+    /// Dialer.GetConnection.
+    async fn get_connection(
+        &self,
+        caller: &Caller,
+        req: pb::GetConnectionRequest,
+    ) -> Result<pb::ConnectionInfo, ApiError> {
+        Err(ApiError::unimplemented("Dialer.GetConnection"))
+    }
+    /// Dialer.Dial (already authorized for `req.name`).
+    async fn dial(&self, caller: &Caller, req: pb::DialRequest) -> Result<DialStream, ApiError> {
+        Err(ApiError::unimplemented("Dialer.Dial"))
+    }
+    /// Dialer.Hangup (already authorized, including `force`).
+    async fn hangup(
+        &self,
+        caller: &Caller,
+        req: pb::HangupRequest,
+    ) -> Result<pb::HangupResponse, ApiError> {
+        Err(ApiError::unimplemented("Dialer.Hangup"))
+    }
+    /// Dialer.Status.
+    async fn status(
+        &self,
+        caller: &Caller,
+        req: pb::StatusRequest,
+    ) -> Result<pb::StatusResponse, ApiError> {
+        Err(ApiError::unimplemented("Dialer.Status"))
+    }
+    /// Dialer.Who.
+    async fn who(&self, caller: &Caller, req: pb::WhoRequest) -> Result<pb::WhoResponse, ApiError> {
+        Err(ApiError::unimplemented("Dialer.Who"))
+    }
+    /// Dialer.WatchLinks.
+    async fn watch_links(
+        &self,
+        caller: &Caller,
+        req: pb::WatchLinksRequest,
+    ) -> Result<LinkEventStream, ApiError> {
+        Err(ApiError::unimplemented("Dialer.WatchLinks"))
+    }
+    /// Modems.ListModems.
+    async fn list_modems(
+        &self,
+        caller: &Caller,
+        req: pb::ListModemsRequest,
+    ) -> Result<pb::ListModemsResponse, ApiError> {
+        Err(ApiError::unimplemented("Modems.ListModems"))
+    }
+    /// Nat.ListMasq.
+    async fn list_masq(
+        &self,
+        caller: &Caller,
+        req: pb::ListMasqRequest,
+    ) -> Result<pb::ListMasqResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.ListMasq"))
+    }
+    /// Nat.WatchMasq.
+    async fn watch_masq(
+        &self,
+        caller: &Caller,
+        req: pb::WatchMasqRequest,
+    ) -> Result<MasqEventStream, ApiError> {
+        Err(ApiError::unimplemented("Nat.WatchMasq"))
+    }
+    /// Nat.FreePorts.
+    async fn free_ports(
+        &self,
+        caller: &Caller,
+        req: pb::FreePortsRequest,
+    ) -> Result<pb::FreePortsResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.FreePorts"))
+    }
+    /// Nat.GetTimeouts.
+    async fn get_timeouts(
+        &self,
+        caller: &Caller,
+        req: pb::GetTimeoutsRequest,
+    ) -> Result<pb::Timeouts, ApiError> {
+        Err(ApiError::unimplemented("Nat.GetTimeouts"))
+    }
+    /// Nat.SetTimeouts (admin).
+    async fn set_timeouts(
+        &self,
+        caller: &Caller,
+        req: pb::Timeouts,
+    ) -> Result<pb::Timeouts, ApiError> {
+        Err(ApiError::unimplemented("Nat.SetTimeouts"))
+    }
+    /// Nat.ListChains.
+    async fn list_chains(
+        &self,
+        caller: &Caller,
+        req: pb::ListChainsRequest,
+    ) -> Result<pb::ListChainsResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.ListChains"))
+    }
+    /// Nat.AppendRule (admin).
+    async fn append_rule(
+        &self,
+        caller: &Caller,
+        req: pb::AppendRuleRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.AppendRule"))
+    }
+    /// Nat.InsertRule (admin).
+    async fn insert_rule(
+        &self,
+        caller: &Caller,
+        req: pb::InsertRuleRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.InsertRule"))
+    }
+    /// Nat.ReplaceRule (admin).
+    async fn replace_rule(
+        &self,
+        caller: &Caller,
+        req: pb::ReplaceRuleRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.ReplaceRule"))
+    }
+    /// Nat.DeleteRule (admin).
+    async fn delete_rule(
+        &self,
+        caller: &Caller,
+        req: pb::DeleteRuleRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.DeleteRule"))
+    }
+    /// Nat.FlushChain (admin).
+    async fn flush_chain(
+        &self,
+        caller: &Caller,
+        req: pb::FlushChainRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.FlushChain"))
+    }
+    /// Nat.ZeroCounters (admin).
+    async fn zero_counters(
+        &self,
+        caller: &Caller,
+        req: pb::ZeroCountersRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.ZeroCounters"))
+    }
+    /// Nat.NewChain (admin).
+    async fn new_chain(
+        &self,
+        caller: &Caller,
+        req: pb::NewChainRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.NewChain"))
+    }
+    /// Nat.DeleteChain (admin).
+    async fn delete_chain(
+        &self,
+        caller: &Caller,
+        req: pb::DeleteChainRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.DeleteChain"))
+    }
+    /// Nat.SetPolicy (admin).
+    async fn set_policy(
+        &self,
+        caller: &Caller,
+        req: pb::SetPolicyRequest,
+    ) -> Result<pb::RuleChangeResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.SetPolicy"))
+    }
+    /// Nat.CheckPacket.
+    async fn check_packet(
+        &self,
+        caller: &Caller,
+        req: pb::CheckPacketRequest,
+    ) -> Result<pb::CheckPacketResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.CheckPacket"))
+    }
+    /// Nat.ApplyRuleset (admin).
+    async fn apply_ruleset(
+        &self,
+        caller: &Caller,
+        req: pb::ApplyRulesetRequest,
+    ) -> Result<pb::ApplyRulesetResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.ApplyRuleset"))
+    }
+    /// Nat.SaveRuleset.
+    async fn save_ruleset(
+        &self,
+        caller: &Caller,
+        req: pb::SaveRulesetRequest,
+    ) -> Result<pb::SaveRulesetResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.SaveRuleset"))
+    }
+    /// Nat.RenderView.
+    async fn render_view(
+        &self,
+        caller: &Caller,
+        req: pb::RenderViewRequest,
+    ) -> Result<pb::RenderViewResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.RenderView"))
+    }
+    /// Nat.GetCounters.
+    async fn get_counters(
+        &self,
+        caller: &Caller,
+        req: pb::GetCountersRequest,
+    ) -> Result<pb::GetCountersResponse, ApiError> {
+        Err(ApiError::unimplemented("Nat.GetCounters"))
+    }
+}
+
+/// The foundation's backend: every Dialer/Modems/Nat rpc answers `UNIMPLEMENTED`
+/// (no fake data) until the link manager and NAT engine are plugged in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnimplementedBackend;
+
+impl Backend for UnimplementedBackend {}
+
+struct Shared {
+    config: RwLock<Arc<Config>>,
+    auth: Auth,
+    backend: Arc<dyn Backend>,
+    shutdown: CancellationToken,
+}
+
+/// Cheap `Clone` handle on everything the rpc layer shares.
+#[derive(Clone)]
+pub struct ServerState {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState").finish_non_exhaustive()
+    }
+}
+
+impl ServerState {
+    /// Build from a config and a backend (users and allow-list go to a fresh [`Auth`]).
+    pub fn new(config: Config, backend: Arc<dyn Backend>) -> Result<ServerState, AuthError> {
+        let auth = Auth::new(&config)?;
+        Ok(ServerState::with_auth(config, auth, backend))
+    }
+
+    /// Build with a prepared [`Auth`] (e.g. a custom throttle policy).
+    pub fn with_auth(config: Config, auth: Auth, backend: Arc<dyn Backend>) -> ServerState {
+        ServerState {
+            shared: Arc::new(Shared {
+                config: RwLock::new(Arc::new(config)),
+                auth,
+                backend,
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The configuration in force (users/allow-list reflect the last reload).
+    pub fn config(&self) -> Arc<Config> {
+        // Poisoning cannot leave an Arc half-written; keep serving.
+        self.shared
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Users, sessions, throttle.
+    pub fn auth(&self) -> &Auth {
+        &self.shared.auth
+    }
+
+    /// The backend answering Dialer/Modems/Nat.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.shared.backend
+    }
+
+    /// Cancelled when the server shuts down; streams end when it fires.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Apply a re-read config: users, allow-list and token lifetime only. Sessions of
+    /// users that still exist survive; the rest of the config (modems, connections, nat)
+    /// needs a restart, so a user naming a connection unknown to the running server is
+    /// refused.
+    pub fn reload(&self, new: &Config) -> Result<(), ApiError> {
+        let current = self.config();
+        let known = current.connection_names();
+        for u in &new.users {
+            if let Some(c) = u.connections.iter().find(|c| !known.contains(c)) {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "user `{}` names connection `{c}` unknown to the running server; restart to add connections",
+                    u.name
+                )));
+            }
+        }
+        let mut merged = (*current).clone();
+        merged.users = new.users.clone();
+        merged.server.allow = new.server.allow.clone();
+        merged.server.token_ttl_s = new.server.token_ttl_s;
+        self.auth().reload(&merged)?;
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(merged);
+        Ok(())
+    }
+
+    /// Authenticate a request's bearer token at the current time.
+    pub fn caller_of<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        let peer = peer_of(req)?;
+        let token = bearer(req)?;
+        let id = self
+            .auth()
+            .authenticate(token, std::time::SystemTime::now())?;
+        Ok(Caller::from_identity(id, peer))
+    }
+}
+
+/// The client address of a request (set by tonic for TCP and TLS connections).
+pub fn peer_of<T>(req: &Request<T>) -> Result<SocketAddr, Status> {
+    req.remote_addr()
+        .ok_or_else(|| Status::permission_denied("client address unknown"))
+}
+
+fn bearer<T>(req: &Request<T>) -> Result<&str, AuthError> {
+    let v = req
+        .metadata()
+        .get("authorization")
+        .ok_or(AuthError::MissingToken)?;
+    let v = v.to_str().map_err(|_| AuthError::MalformedToken)?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .ok_or(AuthError::MalformedToken)?;
+    Ok(t.trim())
+}
+
+/// Server-wide interceptor: refuse peers outside the LAN allow-list, before anything else
+/// (Login, health and reflection included).
+#[derive(Clone)]
+pub struct AllowListCheck(ServerState);
+
+impl Interceptor for AllowListCheck {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        let peer = peer_of(&req)?;
+        if self.0.auth().peer_allowed(peer.ip()) {
+            Ok(req)
+        } else {
+            tracing::warn!(%peer, "request from outside the allow-list refused");
+            Err(AuthError::PeerNotAllowed(peer.ip()).into())
+        }
+    }
+}
+
+/// Per-service interceptor for Dialer/Modems/Nat: resolve the bearer token into a
+/// [`Caller`] stored in the request extensions.
+#[derive(Clone)]
+pub struct Authenticate(ServerState);
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let caller = self.0.caller_of(&req)?;
+        req.extensions_mut().insert(caller);
+        Ok(req)
+    }
+}
+
+/// Error starting or running the gRPC server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// TLS certificate or key could not be read.
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// tonic refused the configuration or the transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not be built.
+    #[error("reflection: {0}")]
+    Reflection(String),
+}
+
+/// Serve Auth, Dialer, Modems, Nat, health and reflection on `listener` until `shutdown`
+/// completes; then streams are ended (via [`ServerState::shutdown_token`]) and in-flight
+/// calls get [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: ServerState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    use masqdial_proto::v1::auth_server::AuthServer;
+    use masqdial_proto::v1::dialer_server::DialerServer;
+    use masqdial_proto::v1::modems_server::ModemsServer;
+    use masqdial_proto::v1::nat_server::NatServer;
+
+    let config = state.config();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AuthServer<AuthService>>().await;
+    health.set_serving::<DialerServer<DialerService>>().await;
+    health.set_serving::<ModemsServer<ModemsService>>().await;
+    health.set_serving::<NatServer<NatService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(masqdial_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let mut builder = Server::builder()
+        .concurrency_limit_per_connection(64)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    if let Some((cert, key)) = config.tls() {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| ServeError::TlsFile {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        let identity = TlsIdentity::from_pem(read(cert)?, read(key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    let authn = Authenticate(state.clone());
+    let router = builder
+        .layer(tonic::service::InterceptorLayer::new(AllowListCheck(
+            state.clone(),
+        )))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AuthServer::new(AuthService::new(state.clone())))
+        .add_service(DialerServer::with_interceptor(
+            DialerService::new(state.clone()),
+            authn.clone(),
+        ))
+        .add_service(ModemsServer::with_interceptor(
+            ModemsService::new(state.clone()),
+            authn.clone(),
+        ))
+        .add_service(NatServer::with_interceptor(
+            NatService::new(state.clone()),
+            authn,
+        ));
+
+    let token = state.shutdown_token();
+    let stop = token.clone();
+    let server = router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            stop.cancelled().await
+        });
+    tokio::pin!(server);
+    tokio::select! {
+        res = &mut server => return res.map_err(ServeError::from),
+        () = shutdown => {}
+        () = token.cancelled() => {}
+    }
+    tracing::info!("shutting down: ending streams, refusing new calls");
+    health.set_not_serving::<AuthServer<AuthService>>().await;
+    token.cancel();
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(res) => res.map_err(ServeError::from),
+        Err(_) => {
+            tracing::warn!("in-flight calls did not finish within {SHUTDOWN_GRACE:?}; closing");
+            Ok(())
+        }
+    }
+}

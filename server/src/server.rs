@@ -1,0 +1,125 @@
+//! mserver lifecycle: bind, serve, reload on SIGHUP, stop on SIGINT/SIGTERM.
+//!
+//! Owns process-level concerns only (signals, the reload task); the gRPC surface is in
+//! [`crate::rpc`] and the configuration in [`crate::config`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::rpc::{self, Backend, ServeError, ServerState};
+
+/// Build the shared state for a config and a backend.
+pub fn state(config: Config, backend: Arc<dyn Backend>) -> anyhow::Result<ServerState> {
+    Ok(ServerState::new(config, backend)?)
+}
+
+/// Bind the listen address (a clear error when the port needs privileges).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM (or Ctrl-C where there are no Unix signals).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM ({e}); only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Re-read `path` and apply users, allow-list and token lifetime. Errors leave the running
+/// configuration untouched.
+pub fn reload(state: &ServerState, path: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    state.reload(&config)?;
+    tracing::info!(path = %path.display(), users = config.users.len(), "configuration reloaded");
+    Ok(())
+}
+
+/// Reload on every SIGHUP until the server shuts down.
+#[cfg(unix)]
+fn spawn_reloader(state: ServerState, path: PathBuf) -> Option<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP ({e}); reload disabled");
+            return None;
+        }
+    };
+    let stop = state.shutdown_token();
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        break;
+                    }
+                    if let Err(e) = reload(&state, &path) {
+                        tracing::error!("reload failed, keeping the running configuration: {e:#}");
+                    }
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn spawn_reloader(_: ServerState, _: PathBuf) -> Option<tokio::task::JoinHandle<()>> {
+    None
+}
+
+/// Serve until `shutdown` resolves. With `config_path`, SIGHUP reloads users and the
+/// allow-list from it without dropping connections or tokens of remaining users.
+pub async fn run(
+    listener: TcpListener,
+    state: ServerState,
+    config_path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if let Ok(addr) = listener.local_addr() {
+        let tls = if state.config().tls().is_some() {
+            "TLS"
+        } else {
+            "plaintext"
+        };
+        tracing::info!(%addr, tls, "mserver listening");
+    }
+    let reloader = config_path.and_then(|p| spawn_reloader(state.clone(), p));
+    let res = rpc::serve(listener, state.clone(), shutdown).await;
+    state.shutdown_token().cancel();
+    if let Some(r) = reloader {
+        r.abort();
+    }
+    tracing::info!("mserver stopped");
+    res
+}

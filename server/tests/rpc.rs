@@ -1,0 +1,641 @@
+//! In-process server tests on 127.0.0.1:0: authentication, allow-list, authorization
+//! table, UNIMPLEMENTED backend, health, reflection, reload and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use masqdial_proto::v1 as pb;
+use masqdial_proto::v1::auth_client::AuthClient;
+use masqdial_proto::v1::dialer_client::DialerClient;
+use masqdial_proto::v1::modems_client::ModemsClient;
+use masqdial_proto::v1::nat_client::NatClient;
+use masqdial_server::auth::{self, Auth, ThrottlePolicy};
+use masqdial_server::config::{Config, ConnectionConfig, Role, UserConfig};
+use masqdial_server::rpc::{Backend, ServerState, UnimplementedBackend};
+use masqdial_server::server;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn config(allow: &[&str]) -> Config {
+    let mut c = Config::default();
+    c.server.allow = allow.iter().filter_map(|a| a.parse().ok()).collect();
+    let h = |pw: &str| auth::hash_password_with(pw, auth::fast_params()).unwrap_or_default();
+    c.users.push(UserConfig {
+        name: "alice".into(),
+        password_hash: h("alice-pw"),
+        role: Role::User,
+        connections: vec!["isp1".into()],
+    });
+    c.users.push(UserConfig {
+        name: "root".into(),
+        password_hash: h("root-pw"),
+        role: Role::Admin,
+        connections: vec![],
+    });
+    for n in ["isp1", "isp2"] {
+        let cc: ConnectionConfig = toml::from_str(&format!("name = \"{n}\"\nnumbers = [\"555\"]"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        c.connections.push(cc);
+    }
+    c
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    state: ServerState,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    async fn start(config: Config) -> TestServer {
+        Self::start_with(config, Arc::new(UnimplementedBackend)).await
+    }
+
+    async fn start_with(config: Config, backend: Arc<dyn Backend>) -> TestServer {
+        let policy = ThrottlePolicy {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(8),
+            forget: Duration::from_secs(60),
+        };
+        let auth = Auth::with_policy(&config, policy).unwrap_or_else(|e| panic!("{e}"));
+        let state = ServerState::with_auth(config, auth, backend);
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            let _ = server::run(listener, st, None, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        TestServer {
+            addr,
+            state,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        tokio::time::timeout(
+            TIMEOUT,
+            Channel::from_shared(format!("http://{}", self.addr))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .connect(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn login(&self, user: &str, pw: &str) -> Result<pb::LoginResponse, tonic::Status> {
+        let mut c = AuthClient::new(self.channel().await);
+        c.login(pb::LoginRequest {
+            user: user.into(),
+            password: pw.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+    }
+
+    async fn token(&self, user: &str, pw: &str) -> String {
+        self.login(user, pw)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .token
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(TIMEOUT, &mut self.task).await;
+    }
+}
+
+fn with_token<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    let v: MetadataValue<_> = format!("Bearer {token}")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    r.metadata_mut().insert("authorization", v);
+    r
+}
+
+#[tokio::test]
+async fn login_ok_and_whoami() {
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let r = s
+        .login("alice", "alice-pw")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.token.len(), 64);
+    assert_eq!(r.role, pb::Role::User as i32);
+    let exp = r.expires_at.unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    assert!(
+        exp.seconds > now.as_secs() as i64 + 11 * 3600,
+        "expiry ~12 h ahead"
+    );
+    let mut a = AuthClient::new(s.channel().await);
+    let w = a.who_am_i(with_token(pb::WhoAmIRequest {}, &r.token)).await;
+    let w = w.unwrap_or_else(|e| panic!("{e}")).into_inner();
+    assert_eq!(w.user, "alice");
+    assert_eq!(w.allowed_connections, vec!["isp1".to_string()]);
+    assert!(w.peer.starts_with("127.0.0.1:"), "{}", w.peer);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_user_and_bad_password_look_the_same() {
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let a = s
+        .login("alice", "wrong")
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("accepted"));
+    let b = s
+        .login("nobody", "alice-pw")
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("accepted"));
+    assert_eq!(a.code(), Code::Unauthenticated);
+    assert_eq!(a.code(), b.code());
+    assert_eq!(a.message(), b.message());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_user_and_peer() {
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let ip = "127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}"));
+    let now = std::time::Instant::now();
+    assert_eq!(s.state.auth().login_delay("alice", ip, now), Duration::ZERO);
+    for _ in 0..3 {
+        let e = s.login("alice", "bad").await.err().map(|e| e.code());
+        assert_eq!(e, Some(Code::Unauthenticated));
+    }
+    // 1 ms doubling: 4 ms after three failures (capped at 8 ms in this test policy).
+    assert_eq!(
+        s.state.auth().login_delay("alice", ip, now),
+        Duration::from_millis(4)
+    );
+    assert_eq!(s.state.auth().login_delay("root", ip, now), Duration::ZERO);
+    // The right password still works after the delay, and clears the record.
+    assert!(s.login("alice", "alice-pw").await.is_ok());
+    assert_eq!(s.state.auth().login_delay("alice", ip, now), Duration::ZERO);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn token_required_and_checked() {
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let mut d = DialerClient::new(s.channel().await);
+    let e = d
+        .list_connections(pb::ListConnectionsRequest {})
+        .await
+        .err();
+    assert_eq!(e.as_ref().map(|e| e.code()), Some(Code::Unauthenticated));
+    assert!(e
+        .map(|e| e.message().contains("mclient login"))
+        .unwrap_or(false));
+    let e = d
+        .list_connections(with_token(pb::ListConnectionsRequest {}, "abc"))
+        .await
+        .err();
+    assert_eq!(e.map(|e| e.code()), Some(Code::Unauthenticated));
+    let e = d
+        .list_connections(with_token(pb::ListConnectionsRequest {}, &"0".repeat(64)))
+        .await
+        .err();
+    assert_eq!(e.map(|e| e.code()), Some(Code::Unauthenticated));
+    let mut a = AuthClient::new(s.channel().await);
+    let e = a
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::Unauthenticated));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn expired_token_is_refused() {
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let long_ago = SystemTime::now() - Duration::from_secs(13 * 3600);
+    let t = s
+        .state
+        .auth()
+        .issue_token("alice", long_ago)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut d = DialerClient::new(s.channel().await);
+    let e = d
+        .status(with_token(pb::StatusRequest::default(), &t.token))
+        .await
+        .err();
+    assert_eq!(e.as_ref().map(|e| e.code()), Some(Code::Unauthenticated));
+    assert!(e.map(|e| e.message().contains("expired")).unwrap_or(false));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn logout_revokes() {
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let t = s.token("alice", "alice-pw").await;
+    let mut a = AuthClient::new(s.channel().await);
+    assert!(a
+        .who_am_i(with_token(pb::WhoAmIRequest {}, &t))
+        .await
+        .is_ok());
+    assert!(a.logout(with_token(pb::LogoutRequest {}, &t)).await.is_ok());
+    let e = a
+        .who_am_i(with_token(pb::WhoAmIRequest {}, &t))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::Unauthenticated));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn peer_outside_allow_list_is_denied_everything() {
+    let s = TestServer::start(config(&["10.0.0.0/8", "192.168.0.0/16"])).await;
+    let e = s.login("alice", "alice-pw").await.err().map(|e| e.code());
+    assert_eq!(e, Some(Code::PermissionDenied));
+    let mut h = tonic_health::pb::health_client::HealthClient::new(s.channel().await);
+    let e = h
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::PermissionDenied));
+    let mut d = DialerClient::new(s.channel().await);
+    let e = d
+        .list_connections(pb::ListConnectionsRequest {})
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(
+        e,
+        Some(Code::PermissionDenied),
+        "allow-list is checked before the token"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn user_versus_admin_permissions() {
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let user = s.token("alice", "alice-pw").await;
+    let admin = s.token("root", "root-pw").await;
+    let mut n = NatClient::new(s.channel().await);
+    let mut d = DialerClient::new(s.channel().await);
+    let append = |t: &str| {
+        with_token(
+            pb::AppendRuleRequest {
+                chain: "forward".into(),
+                spec: "-j MASQ".into(),
+            },
+            t,
+        )
+    };
+    assert_eq!(
+        n.append_rule(append(&user)).await.err().map(|e| e.code()),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        n.append_rule(append(&admin)).await.err().map(|e| e.code()),
+        Some(Code::Unimplemented)
+    );
+    let e = n
+        .set_timeouts(with_token(pb::Timeouts::default(), &user))
+        .await
+        .err();
+    assert_eq!(e.map(|e| e.code()), Some(Code::PermissionDenied));
+    // Reads are open to users (and unimplemented for now).
+    let e = n
+        .list_chains(with_token(pb::ListChainsRequest::default(), &user))
+        .await
+        .err();
+    assert_eq!(e.map(|e| e.code()), Some(Code::Unimplemented));
+
+    let hang = |t: &str, name: &str, force| {
+        with_token(
+            pb::HangupRequest {
+                name: name.into(),
+                force,
+            },
+            t,
+        )
+    };
+    assert_eq!(
+        d.hangup(hang(&user, "isp1", true))
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        d.hangup(hang(&user, "isp1", false))
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some(Code::Unimplemented)
+    );
+    assert_eq!(
+        d.hangup(hang(&user, "isp2", false))
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        d.hangup(hang(&admin, "isp2", true))
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some(Code::Unimplemented)
+    );
+
+    let dial = |t: &str, name: &str| with_token(pb::DialRequest { name: name.into() }, t);
+    assert_eq!(
+        d.dial(dial(&user, "isp2")).await.err().map(|e| e.code()),
+        Some(Code::PermissionDenied)
+    );
+    assert_eq!(
+        d.dial(dial(&user, "isp1")).await.err().map(|e| e.code()),
+        Some(Code::Unimplemented)
+    );
+    assert_eq!(
+        d.dial(dial(&admin, "isp2")).await.err().map(|e| e.code()),
+        Some(Code::Unimplemented)
+    );
+    assert_eq!(
+        d.dial(dial(&admin, "nope")).await.err().map(|e| e.code()),
+        Some(Code::NotFound)
+    );
+    s.stop().await;
+}
+
+/// Every Dialer/Modems/Nat rpc answers UNIMPLEMENTED for an admin: no fake data.
+#[tokio::test]
+async fn every_backend_rpc_is_unimplemented() {
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let t = s.token("root", "root-pw").await;
+    let ch = s.channel().await;
+    let mut d = DialerClient::new(ch.clone());
+    let mut m = ModemsClient::new(ch.clone());
+    let mut n = NatClient::new(ch);
+    let mut codes = vec![
+        d.list_connections(with_token(pb::ListConnectionsRequest {}, &t))
+            .await
+            .err(),
+        d.get_connection(with_token(
+            pb::GetConnectionRequest {
+                name: "isp1".into(),
+            },
+            &t,
+        ))
+        .await
+        .err(),
+        d.dial(with_token(
+            pb::DialRequest {
+                name: "isp1".into(),
+            },
+            &t,
+        ))
+        .await
+        .err(),
+        d.hangup(with_token(
+            pb::HangupRequest {
+                name: "isp1".into(),
+                force: false,
+            },
+            &t,
+        ))
+        .await
+        .err(),
+        d.status(with_token(pb::StatusRequest::default(), &t))
+            .await
+            .err(),
+        d.who(with_token(pb::WhoRequest {}, &t)).await.err(),
+        d.watch_links(with_token(pb::WatchLinksRequest::default(), &t))
+            .await
+            .err(),
+        m.list_modems(with_token(pb::ListModemsRequest {}, &t))
+            .await
+            .err(),
+        n.list_masq(with_token(pb::ListMasqRequest::default(), &t))
+            .await
+            .err(),
+        n.watch_masq(with_token(pb::WatchMasqRequest::default(), &t))
+            .await
+            .err(),
+        n.free_ports(with_token(pb::FreePortsRequest {}, &t))
+            .await
+            .err(),
+        n.get_timeouts(with_token(pb::GetTimeoutsRequest {}, &t))
+            .await
+            .err(),
+        n.set_timeouts(with_token(pb::Timeouts::default(), &t))
+            .await
+            .err(),
+        n.list_chains(with_token(pb::ListChainsRequest::default(), &t))
+            .await
+            .err(),
+        n.append_rule(with_token(pb::AppendRuleRequest::default(), &t))
+            .await
+            .err(),
+        n.insert_rule(with_token(pb::InsertRuleRequest::default(), &t))
+            .await
+            .err(),
+        n.replace_rule(with_token(pb::ReplaceRuleRequest::default(), &t))
+            .await
+            .err(),
+        n.delete_rule(with_token(pb::DeleteRuleRequest::default(), &t))
+            .await
+            .err(),
+        n.flush_chain(with_token(pb::FlushChainRequest::default(), &t))
+            .await
+            .err(),
+        n.zero_counters(with_token(pb::ZeroCountersRequest::default(), &t))
+            .await
+            .err(),
+        n.new_chain(with_token(pb::NewChainRequest::default(), &t))
+            .await
+            .err(),
+        n.delete_chain(with_token(pb::DeleteChainRequest::default(), &t))
+            .await
+            .err(),
+        n.set_policy(with_token(pb::SetPolicyRequest::default(), &t))
+            .await
+            .err(),
+        n.check_packet(with_token(pb::CheckPacketRequest::default(), &t))
+            .await
+            .err(),
+        n.apply_ruleset(with_token(pb::ApplyRulesetRequest::default(), &t))
+            .await
+            .err(),
+        n.save_ruleset(with_token(pb::SaveRulesetRequest {}, &t))
+            .await
+            .err(),
+        n.render_view(with_token(pb::RenderViewRequest::default(), &t))
+            .await
+            .err(),
+        n.get_counters(with_token(pb::GetCountersRequest {}, &t))
+            .await
+            .err(),
+    ]
+    .into_iter()
+    .map(|e| e.map(|e| e.code()));
+    assert_eq!(codes.len(), 28);
+    assert!(codes.all(|c| c == Some(Code::Unimplemented)));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_reflection_answer_without_token() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let mut h = tonic_health::pb::health_client::HealthClient::new(s.channel().await);
+    let r = h
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "masqdial.v1.Dialer".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    let mut refl = ServerReflectionClient::new(s.channel().await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    let msg = tokio::time::timeout(TIMEOUT, stream.message())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = match msg.and_then(|m| m.message_response) {
+        Some(MessageResponse::ListServicesResponse(l)) => {
+            l.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    };
+    for svc in [
+        "masqdial.v1.Auth",
+        "masqdial.v1.Dialer",
+        "masqdial.v1.Modems",
+        "masqdial.v1.Nat",
+    ] {
+        assert!(
+            names.iter().any(|n| n == svc),
+            "{svc} missing from {names:?}"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn reload_keeps_tokens_of_remaining_users_and_applies_allow_list() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let s = TestServer::start(config(&["127.0.0.0/8"])).await;
+    let alice = s.token("alice", "alice-pw").await;
+    let root = s.token("root", "root-pw").await;
+    let mut a = AuthClient::new(s.channel().await);
+
+    // New file: alice removed.
+    let mut c = config(&["127.0.0.0/8"]);
+    c.users.retain(|u| u.name == "root");
+    let path = dir.path().join("m.toml");
+    std::fs::write(&path, toml::to_string(&c).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    server::reload(&s.state, &path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(a
+        .who_am_i(with_token(pb::WhoAmIRequest {}, &root))
+        .await
+        .is_ok());
+    let e = a
+        .who_am_i(with_token(pb::WhoAmIRequest {}, &alice))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::Unauthenticated));
+
+    // A broken file leaves everything as it was.
+    std::fs::write(&path, "[server]\nbogus = 1\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(server::reload(&s.state, &path).is_err());
+    assert!(a
+        .who_am_i(with_token(pb::WhoAmIRequest {}, &root))
+        .await
+        .is_ok());
+
+    // Allow-list change applies to the next request on the same connection.
+    c.server.allow = vec!["10.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
+    std::fs::write(&path, toml::to_string(&c).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    server::reload(&s.state, &path).unwrap_or_else(|e| panic!("{e}"));
+    let e = a
+        .who_am_i(with_token(pb::WhoAmIRequest {}, &root))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::PermissionDenied));
+    s.stop().await;
+}
+
+/// A backend whose WatchLinks stream never ends by itself.
+struct Forever;
+
+#[tonic::async_trait]
+impl Backend for Forever {
+    async fn watch_links(
+        &self,
+        _caller: &masqdial_server::rpc::Caller,
+        _req: pb::WatchLinksRequest,
+    ) -> Result<masqdial_server::rpc::LinkEventStream, masqdial_server::rpc::ApiError> {
+        Ok(Box::pin(futures::stream::pending()))
+    }
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let s = TestServer::start_with(config(&["127.0.0.0/8"]), Arc::new(Forever)).await;
+    let t = s.token("alice", "alice-pw").await;
+    let mut d = DialerClient::new(s.channel().await);
+    let mut stream = d
+        .watch_links(with_token(pb::WatchLinksRequest::default(), &t))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    let token = s.state.shutdown_token();
+    s.stop().await;
+    assert!(token.is_cancelled());
+    // The stream ends (None or an error), instead of hanging.
+    let end = tokio::time::timeout(TIMEOUT, stream.message()).await;
+    assert!(matches!(end, Ok(Ok(None)) | Ok(Err(_))), "{end:?}");
+}
