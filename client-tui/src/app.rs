@@ -180,6 +180,8 @@ pub struct App {
     pub color: bool,
     /// Something changed since the last draw.
     pub dirty: bool,
+    /// Recent dial steps: our own Dial stream and WatchLinks both carry them; log each once.
+    recent_progress: VecDeque<(String, DialEvent)>,
 }
 
 impl App {
@@ -209,6 +211,7 @@ impl App {
             log_back: 0,
             color,
             dirty: true,
+            recent_progress: VecDeque::new(),
         }
     }
 
@@ -372,8 +375,15 @@ impl App {
             ServerUpdate::Link(status) => self.apply_link(status),
             ServerUpdate::Sample(s) => self.apply_sample(s),
             ServerUpdate::Progress { connection, event } => {
-                let (level, text) = describe_dial(&connection, &event);
-                self.push_log(level, text);
+                let key = (connection, event);
+                if !self.recent_progress.contains(&key) {
+                    let (level, text) = describe_dial(&key.0, &key.1);
+                    self.push_log(level, text);
+                    self.recent_progress.push_back(key);
+                    if self.recent_progress.len() > 32 {
+                        self.recent_progress.pop_front();
+                    }
+                }
             }
             ServerUpdate::MasqReset => {
                 self.table.clear();
@@ -1026,6 +1036,26 @@ mod tests {
             .log
             .iter()
             .any(|l| l.text.starts_with("isp1: link DOWN")));
+    }
+
+    #[test]
+    fn dial_progress_seen_twice_is_logged_once() {
+        let mut app = connected(Role::User);
+        let ev = DialEvent {
+            at: Some(prost_types::Timestamp {
+                seconds: 5,
+                nanos: 0,
+            }),
+            event: Some(dial_event::Event::Info("ATZ OK".into())),
+        };
+        for _ in 0..2 {
+            app.handle_event(Event::Server(ServerUpdate::Progress {
+                connection: "isp1".into(),
+                event: ev.clone(),
+            }));
+        }
+        let n = app.log.iter().filter(|l| l.text == "isp1: ATZ OK").count();
+        assert_eq!(n, 1);
     }
 
     #[test]

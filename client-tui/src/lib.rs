@@ -5,10 +5,14 @@
 //! - [`app`]: dashboard state and `handle_event`; no drawing, no I/O, no clock reads.
 //! - [`table`]: the masquerade table model (deltas, sort, filter, cached ordered view).
 //! - [`ui`]: pure `render(frame, &app)`, one function per panel.
+//! - [`net`]: the gRPC task (login token, subscriptions, reconnect with backoff, commands).
+//! - [`client`]: connection helpers and token store (stand-in for the shared `masqdial_cli`).
 //!
 //! The binary (`src/main.rs`) owns the terminal and the single event loop.
 
 pub mod app;
+pub mod client;
 pub mod event;
+pub mod net;
 pub mod table;
 pub mod ui;
