@@ -104,3 +104,6 @@ pub enum Verdict {
         port: u16,
     },
 }
+
+#[cfg(test)]
+mod tests;
