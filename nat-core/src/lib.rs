@@ -5,10 +5,17 @@
 //! - [`time`]: the caller's monotonic [`Instant`] in milliseconds.
 //! - [`frag`]: IPv4 reassembly (always-defragment before rules and masquerading).
 //! - [`chains`]: ipchains rules, matching and listings.
+//! - [`masq`]: the masquerade table and packet translation; [`app`]/[`ftp`]: helpers.
 
+pub mod app;
 pub mod chains;
+pub mod engine;
 pub mod frag;
+pub mod ftp;
+pub mod masq;
 pub mod time;
+pub mod views;
 pub mod wire;
 
+pub use engine::{Action, DropReason, Engine, EngineConfig};
 pub use time::{Duration, Instant};

@@ -1,0 +1,1209 @@
+//! The masquerade table: entries keyed both ways, port pools, per-state timeouts, lazy timing-wheel
+//! expiry, dynamic masquerade address and the change feed. Owns all masquerading state; must not
+//! parse packets (see [`translate`]) nor evaluate firewall rules.
+//!
+//! Layout: entries live in a `Vec<Entry>` slab addressed by `u32`; two `hashbrown::HashTable<u32>`
+//! indexes (outbound by (proto, saddr, sport, daddr, dport), inbound by (proto, mport, daddr,
+//! dport)) store only slab indices, so a live mapping costs about 48 + 2 × ~10 + wheel bytes.
+
+pub mod hash;
+pub mod tcp;
+pub mod translate;
+mod wheel;
+
+pub use tcp::State;
+
+use crate::time::{Duration, Instant};
+use hashbrown::HashTable;
+use std::net::Ipv4Addr;
+use wheel::Wheel;
+
+/// Sentinel for "no index".
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// Entry flag: no packet came back yet (2.2 `NO_REPLY`; re-keyed by dynaddr).
+pub(crate) const F_NO_REPLY: u16 = 0x0001;
+/// Entry flag: remote port unknown (2.2 `NO_DPORT`, FTP PORT data entries).
+pub(crate) const F_NO_DPORT: u16 = 0x0002;
+/// Entry flag: inside port unknown (2.2 `NO_SPORT`, FTP PASV pre-entries).
+pub(crate) const F_NO_SPORT: u16 = 0x0004;
+/// Entry flag: destination-loose (2.2 `DLOOSE` for UDP; endpoint-independent mapping).
+pub(crate) const F_LOOSE: u16 = 0x0008;
+/// Entry flag: slot in use.
+pub(crate) const F_LIVE: u16 = 0x0010;
+/// Entry flag: a PASV command was seen on this FTP control entry.
+pub(crate) const F_PASV: u16 = 0x0020;
+
+/// Protocol slot index: TCP 0, UDP 1, ICMP 2.
+#[inline]
+pub(crate) fn pidx(proto: u8) -> usize {
+    match proto {
+        crate::wire::proto::TCP => 0,
+        crate::wire::proto::UDP => 1,
+        _ => 2,
+    }
+}
+
+/// A masquerade entry (48 bytes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub expires: u64,
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sched: u32,
+    pub gen: u32,
+    pub control: u32,
+    pub ext: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub mport: u16,
+    pub n_control: u16,
+    pub proto: u8,
+    pub state: u8,
+    pub flags: u16,
+}
+
+impl Entry {
+    const EMPTY: Entry = Entry {
+        expires: 0,
+        saddr: 0,
+        daddr: 0,
+        sched: 0,
+        gen: 0,
+        control: NIL,
+        ext: NIL,
+        sport: 0,
+        dport: 0,
+        mport: 0,
+        n_control: 0,
+        proto: 0,
+        state: 0,
+        flags: 0,
+    };
+    #[inline]
+    fn out_hash(&self) -> u64 {
+        let (d, dp) = self.remote_key();
+        let sp = if self.flags & F_NO_SPORT != 0 {
+            0
+        } else {
+            self.sport
+        };
+        hash::out_key(self.proto, self.saddr, sp, d, dp)
+    }
+    #[inline]
+    fn in_hash(&self) -> u64 {
+        let (d, dp) = self.remote_key();
+        hash::in_key(self.proto, self.mport, d, dp)
+    }
+    #[inline]
+    fn remote_key(&self) -> (u32, u16) {
+        if self.flags & F_LOOSE != 0 {
+            (0, 0)
+        } else if self.flags & F_NO_DPORT != 0 {
+            (self.daddr, 0)
+        } else {
+            (self.daddr, self.dport)
+        }
+    }
+}
+
+/// TCP sequence adjustment record (`struct ip_masq_seq`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeqRecord {
+    /// Original sequence number of the last resizing packet.
+    pub init_seq: u32,
+    /// Current offset.
+    pub delta: i32,
+    /// Offset before the last resize.
+    pub previous_delta: i32,
+}
+
+/// Rarely-needed per-entry data (helpers, sequence deltas, filtering permits).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ext {
+    pub out_seq: SeqRecord,
+    pub in_seq: SeqRecord,
+    pub out_seq_on: bool,
+    pub in_seq_on: bool,
+    pub helper: Option<u8>,
+    /// Remote (addr, port) pairs allowed in (RFC 4787 address[/port]-dependent filtering).
+    pub permits: Vec<(u32, u16)>,
+}
+
+/// Which mapping behaviour new entries get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// Linux 2.2: TCP per destination with port reuse, UDP destination-loose (one mapping per
+    /// inside endpoint, replies from anywhere).
+    Linux22,
+    /// RFC 4787 REQ-1 / RFC 5382 REQ-1: endpoint-independent mapping for TCP and UDP.
+    EndpointIndependent,
+    /// Address-and-port-dependent mapping for everything (one entry per 5-tuple).
+    AddressPortDependent,
+}
+
+/// Inbound filtering for endpoint-independent mappings (RFC 4787 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filtering {
+    /// Any remote may send to the mapping.
+    EndpointIndependent,
+    /// Only remote addresses the inside endpoint has sent to.
+    AddressDependent,
+    /// Only remote address:port pairs the inside endpoint has sent to.
+    AddressPortDependent,
+}
+
+/// An inclusive port range for one protocol's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port.
+    pub lo: u16,
+    /// Last port (inclusive).
+    pub hi: u16,
+}
+
+impl PortRange {
+    /// The 2.2 default 61000..=65095.
+    pub const LINUX22: PortRange = PortRange {
+        lo: 61000,
+        hi: 65095,
+    };
+    /// Number of ports.
+    pub fn len(&self) -> u32 {
+        u32::from(self.hi.saturating_sub(self.lo)) + 1
+    }
+    /// Never empty (hi < lo is treated as the single port lo).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    /// True if `p` lies in the range.
+    pub fn contains(&self, p: u16) -> bool {
+        p >= self.lo && p <= self.hi
+    }
+}
+
+/// Per-state timeouts in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP states indexed by [`State`] (NONE … LISTEN).
+    pub tcp: [Duration; tcp::TCP_STATES],
+    /// UDP.
+    pub udp: Duration,
+    /// ICMP.
+    pub icmp: Duration,
+}
+
+impl Timeouts {
+    /// The Linux 2.2 state table (3.5 of the reference).
+    pub const fn linux22() -> Timeouts {
+        const fn s(x: u64) -> Duration {
+            Duration::from_secs(x)
+        }
+        Timeouts {
+            tcp: [
+                s(30 * 60),
+                s(15 * 60),
+                s(2 * 60),
+                s(60),
+                s(2 * 60),
+                s(2 * 60),
+                s(10),
+                s(60),
+                s(30),
+                s(2 * 60),
+            ],
+            udp: s(5 * 60),
+            icmp: s(60),
+        }
+    }
+    /// RFC profile: established ≥ 2 h 4 min (RFC 5382 REQ-5), transitory 4 min, UDP 5 min
+    /// (RFC 4787 REQ-5 "default >= 5 min RECOMMENDED"), ICMP 60 s (RFC 5508 REQ-2).
+    pub const fn rfc() -> Timeouts {
+        let mut t = Timeouts::linux22();
+        let mut i = 0;
+        while i < tcp::TCP_STATES {
+            t.tcp[i] = Duration::from_secs(240);
+            i += 1;
+        }
+        t.tcp[State::Established as usize] = Duration::from_secs(7440);
+        t
+    }
+    /// Timeout for a state.
+    pub fn for_state(&self, s: State) -> Duration {
+        match s {
+            State::Udp => self.udp,
+            State::Icmp => self.icmp,
+            s => self.tcp[s as usize],
+        }
+    }
+}
+
+/// Masquerading configuration.
+#[derive(Debug, Clone)]
+pub struct MasqConfig {
+    /// Port pools for TCP, UDP and ICMP ids.
+    pub ports: [PortRange; 3],
+    /// How many entries may share each port (2.2: ×10, `free=` counters start at 40960).
+    pub port_reuse: u32,
+    /// Mapping behaviour.
+    pub mapping: Mapping,
+    /// Filtering for endpoint-independent mappings.
+    pub filtering: Filtering,
+    /// RFC 4787 REQ-9 hairpinning (engine-level).
+    pub hairpin: bool,
+    /// Per-state timeouts.
+    pub timeouts: Timeouts,
+    /// Upper bound on live entries.
+    pub max_entries: u32,
+    /// Capacity of the change log before it collapses into a resync marker (0 disables).
+    pub change_log_capacity: usize,
+}
+
+impl Default for MasqConfig {
+    fn default() -> Self {
+        MasqConfig::linux22()
+    }
+}
+
+impl MasqConfig {
+    /// Linux 2.2 behaviour.
+    pub fn linux22() -> MasqConfig {
+        MasqConfig {
+            ports: [PortRange::LINUX22; 3],
+            port_reuse: 10,
+            mapping: Mapping::Linux22,
+            filtering: Filtering::EndpointIndependent,
+            hairpin: false,
+            timeouts: Timeouts::linux22(),
+            max_entries: 1 << 22,
+            change_log_capacity: 65536,
+        }
+    }
+    /// Opt-in RFC 4787/5382/5508 profile: endpoint-independent mapping, address-dependent
+    /// filtering (RFC 4787 REQ-8 fallback), hairpinning, RFC timeouts, port range 1024..65535
+    /// without port overloading (REQ-3).
+    pub fn rfc() -> MasqConfig {
+        MasqConfig {
+            ports: [PortRange {
+                lo: 1024,
+                hi: 65535,
+            }; 3],
+            port_reuse: 1,
+            mapping: Mapping::EndpointIndependent,
+            filtering: Filtering::AddressDependent,
+            hairpin: true,
+            timeouts: Timeouts::rfc(),
+            max_entries: 1 << 22,
+            change_log_capacity: 65536,
+        }
+    }
+}
+
+/// Errors creating a masquerade entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MasqError {
+    /// No masquerade address is set (link down).
+    #[error("no masquerade address")]
+    NoAddress,
+    /// The protocol's port pool has no usable port for this destination ("no free ports").
+    #[error("no free ports")]
+    PortsExhausted,
+    /// The table is at `max_entries` ("could not get free masq entry").
+    #[error("could not get free masq entry")]
+    TableFull,
+    /// A fixed masquerade port was requested but is taken ("Already used connection").
+    #[error("Already used connection")]
+    AlreadyUsed,
+}
+
+/// Stable identifier of an entry: slab index and generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId(pub u64);
+
+impl EntryId {
+    fn new(idx: u32, gen: u32) -> EntryId {
+        EntryId((u64::from(gen) << 32) | u64::from(idx))
+    }
+    fn idx(self) -> u32 {
+        self.0 as u32
+    }
+    fn gen(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+/// One change to the table since the last [`MasqTable::drain_changes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasqChange {
+    /// A new entry.
+    Added(EntryId),
+    /// State, remote, sequence record or control count changed (expiry countdown is not a
+    /// change: clients compute it).
+    Updated(EntryId),
+    /// The entry is gone.
+    Removed(EntryId),
+}
+
+/// What [`MasqTable::drain_changes`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeFeed {
+    /// The changes in order.
+    Changes(Vec<MasqChange>),
+    /// Too many changes accumulated: take a fresh snapshot.
+    Resync,
+}
+
+/// Structured view of one entry for the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntrySnapshot {
+    /// Stable id.
+    pub id: EntryId,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Inside address and port (ICMP: id).
+    pub lan: (Ipv4Addr, u16),
+    /// Masquerade address and port.
+    pub masq: (Ipv4Addr, u16),
+    /// Remote address and port (ICMP: type<<8|code).
+    pub remote: (Ipv4Addr, u16),
+    /// Remaining time in hundredths of a second.
+    pub expire_cs: u64,
+    /// State.
+    pub state: State,
+    /// Outbound sequence record.
+    pub out_seq: SeqRecord,
+    /// Helper bound to the entry, if any.
+    pub helper: Option<&'static str>,
+    /// Remote port not yet known.
+    pub no_remote_port: bool,
+    /// Inside port not yet known.
+    pub no_lan_port: bool,
+    /// No reply seen yet.
+    pub no_reply: bool,
+    /// Number of entries this one controls.
+    pub n_control: u16,
+    /// The controlling entry, if any.
+    pub controlled_by: Option<EntryId>,
+}
+
+/// Free and total ports per protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FreePorts {
+    /// TCP (free, total).
+    pub tcp: (u32, u32),
+    /// UDP (free, total).
+    pub udp: (u32, u32),
+    /// ICMP (free, total).
+    pub icmp: (u32, u32),
+}
+
+struct Pool {
+    range: PortRange,
+    /// Entries using each port.
+    used: Vec<u32>,
+    /// Ports held by a loose entry (exclusive).
+    loose: Vec<bool>,
+    live: u32,
+    cap: u32,
+    unused: u32,
+}
+
+impl Pool {
+    fn new(range: PortRange, reuse: u32) -> Pool {
+        let n = range.len() as usize;
+        Pool {
+            range,
+            used: vec![0; n],
+            loose: vec![false; n],
+            live: 0,
+            cap: range.len().saturating_mul(reuse.max(1)),
+            unused: range.len(),
+        }
+    }
+    fn slot(&self, port: u16) -> Option<usize> {
+        if self.range.contains(port) {
+            Some(usize::from(port - self.range.lo))
+        } else {
+            None
+        }
+    }
+}
+
+/// The masquerade table.
+pub struct MasqTable {
+    cfg: MasqConfig,
+    addr: Option<Ipv4Addr>,
+    entries: Vec<Entry>,
+    exts: Vec<Option<Ext>>,
+    free_exts: Vec<u32>,
+    free: Vec<u32>,
+    out_ix: HashTable<u32>,
+    in_ix: HashTable<u32>,
+    pools: [Pool; 3],
+    rr: u32,
+    n_loose: u32,
+    n_no_sport: u32,
+    n_no_dport: u32,
+    live: u32,
+    wheel: Wheel,
+    changes: Vec<MasqChange>,
+    changes_overflow: bool,
+    generation: u64,
+    helper_attach: Vec<u32>,
+    pub(crate) apps: crate::app::AppRegistry,
+}
+
+impl std::fmt::Debug for MasqTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasqTable")
+            .field("addr", &self.addr)
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of a lookup or creation: slab index.
+pub(crate) type Idx = u32;
+
+impl MasqTable {
+    /// A new, empty table without a masquerade address.
+    pub fn new(cfg: MasqConfig) -> MasqTable {
+        let pools = [
+            Pool::new(cfg.ports[0], cfg.port_reuse),
+            Pool::new(cfg.ports[1], cfg.port_reuse),
+            Pool::new(cfg.ports[2], cfg.port_reuse),
+        ];
+        MasqTable {
+            cfg,
+            addr: None,
+            entries: Vec::new(),
+            exts: Vec::new(),
+            free_exts: Vec::new(),
+            free: Vec::new(),
+            out_ix: HashTable::new(),
+            in_ix: HashTable::new(),
+            pools,
+            rr: 0,
+            n_loose: 0,
+            n_no_sport: 0,
+            n_no_dport: 0,
+            live: 0,
+            wheel: Wheel::new(),
+            changes: Vec::new(),
+            changes_overflow: false,
+            generation: 0,
+            helper_attach: Vec::new(),
+            apps: crate::app::AppRegistry::with_defaults(),
+        }
+    }
+
+    /// Pre-size the slab and indexes for `n` entries (avoids growth pauses).
+    pub fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+        let e = &self.entries;
+        self.out_ix.reserve(n, |&i| e[i as usize].out_hash());
+        self.in_ix.reserve(n, |&i| e[i as usize].in_hash());
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MasqConfig {
+        &self.cfg
+    }
+
+    /// Current masquerade address.
+    pub fn masq_addr(&self) -> Option<Ipv4Addr> {
+        self.addr
+    }
+
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.live as usize
+    }
+
+    /// True if no entries.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Monotonic counter bumped on every change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Set (or clear) the masquerade address. Entries that never saw a reply are re-keyed to the
+    /// new address (2.2 `ip_dynaddr`); the others are dropped (their peers knew the old address).
+    /// Returns (re-keyed, dropped).
+    pub fn set_masq_addr(&mut self, addr: Option<Ipv4Addr>) -> (usize, usize) {
+        if self.addr == addr {
+            return (0, 0);
+        }
+        let old = self.addr;
+        self.addr = addr;
+        if old.is_none() {
+            return (0, 0);
+        }
+        let mut rekeyed = 0;
+        let mut dropped = 0;
+        for i in 0..self.entries.len() as u32 {
+            let e = self.entries[i as usize];
+            if e.flags & F_LIVE == 0 {
+                continue;
+            }
+            if addr.is_some() && e.flags & F_NO_REPLY != 0 {
+                // The inbound index does not include the masquerade address, so nothing to
+                // re-hash: the entry simply answers on the new address from now on.
+                rekeyed += 1;
+                self.note(MasqChange::Updated(EntryId::new(i, e.gen)));
+            } else {
+                self.remove(i);
+                dropped += 1;
+            }
+        }
+        (rekeyed, dropped)
+    }
+
+    fn note(&mut self, c: MasqChange) {
+        self.generation += 1;
+        if self.cfg.change_log_capacity == 0 || self.changes_overflow {
+            return;
+        }
+        if self.changes.len() >= self.cfg.change_log_capacity {
+            self.changes.clear();
+            self.changes_overflow = true;
+            return;
+        }
+        self.changes.push(c);
+    }
+
+    /// Changes since the last call (see [`ChangeFeed`]). Cheap: a bounded log of ids.
+    pub fn drain_changes(&mut self) -> ChangeFeed {
+        if std::mem::take(&mut self.changes_overflow) {
+            self.changes.clear();
+            return ChangeFeed::Resync;
+        }
+        ChangeFeed::Changes(std::mem::take(&mut self.changes))
+    }
+
+    #[inline]
+    fn find_out(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<Idx> {
+        let h = hash::out_key(proto, s, sp, d, dp);
+        let es = &self.entries;
+        self.out_ix
+            .find(h, |&i| {
+                let e = &es[i as usize];
+                let (ed, edp) = e.remote_key();
+                let esp = if e.flags & F_NO_SPORT != 0 {
+                    0
+                } else {
+                    e.sport
+                };
+                e.proto == proto && e.saddr == s && esp == sp && ed == d && edp == dp
+            })
+            .copied()
+    }
+
+    #[inline]
+    fn find_in(&self, proto: u8, mp: u16, d: u32, dp: u16) -> Option<Idx> {
+        let h = hash::in_key(proto, mp, d, dp);
+        let es = &self.entries;
+        self.in_ix
+            .find(h, |&i| {
+                let e = &es[i as usize];
+                let (ed, edp) = e.remote_key();
+                e.proto == proto && e.mport == mp && ed == d && edp == dp
+            })
+            .copied()
+    }
+
+    /// Is the entry dead by time? Frees it (unless it controls others) and reports.
+    #[inline]
+    fn check_alive(&mut self, now: Instant, i: Idx) -> bool {
+        let e = &self.entries[i as usize];
+        if e.expires > now.as_millis() || e.n_control > 0 {
+            return true;
+        }
+        self.remove(i);
+        false
+    }
+
+    /// Outbound lookup (inside → outside), 2.2 order: full key, destination-loose, then
+    /// `NO_SPORT` entries (whose inside port is then filled in).
+    pub(crate) fn lookup_out(
+        &mut self,
+        now: Instant,
+        proto: u8,
+        s: Ipv4Addr,
+        sp: u16,
+        d: Ipv4Addr,
+        dp: u16,
+    ) -> Option<Idx> {
+        let (s, d) = (u32::from(s), u32::from(d));
+        if let Some(i) = self.find_out(proto, s, sp, d, dp) {
+            return self.check_alive(now, i).then_some(i);
+        }
+        if self.n_loose > 0 {
+            if let Some(i) = self.find_out(proto, s, sp, 0, 0) {
+                if self.check_alive(now, i) {
+                    return Some(i);
+                }
+            }
+        }
+        if self.n_no_sport > 0 {
+            if let Some(i) = self.find_out(proto, s, 0, d, dp) {
+                if self.check_alive(now, i) {
+                    self.unhash(i);
+                    let e = &mut self.entries[i as usize];
+                    e.sport = sp;
+                    e.flags &= !F_NO_SPORT;
+                    self.n_no_sport -= 1;
+                    self.rehash(i);
+                    let g = self.entries[i as usize].gen;
+                    self.note(MasqChange::Updated(EntryId::new(i, g)));
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Inbound lookup (outside → masquerade address): full key, `NO_DPORT` entries (remote port
+    /// filled from this first reply), destination-loose entries (filtered per config).
+    pub(crate) fn lookup_in(
+        &mut self,
+        now: Instant,
+        proto: u8,
+        mp: u16,
+        d: Ipv4Addr,
+        dp: u16,
+    ) -> Option<Idx> {
+        let d = u32::from(d);
+        if let Some(i) = self.find_in(proto, mp, d, dp) {
+            return self.check_alive(now, i).then_some(i);
+        }
+        if self.n_no_dport > 0 {
+            if let Some(i) = self.find_in(proto, mp, d, 0) {
+                if self.check_alive(now, i) {
+                    self.unhash(i);
+                    let e = &mut self.entries[i as usize];
+                    e.dport = dp;
+                    e.flags &= !F_NO_DPORT;
+                    self.n_no_dport -= 1;
+                    self.rehash(i);
+                    let g = self.entries[i as usize].gen;
+                    self.note(MasqChange::Updated(EntryId::new(i, g)));
+                    return Some(i);
+                }
+            }
+        }
+        if self.n_loose > 0 {
+            if let Some(i) = self.find_in(proto, mp, 0, 0) {
+                if !self.check_alive(now, i) {
+                    return None;
+                }
+                if self.cfg.mapping == Mapping::EndpointIndependent
+                    && self.cfg.filtering != Filtering::EndpointIndependent
+                {
+                    // RFC 4787 REQ-8: address(-and-port)-dependent filtering — only remotes the
+                    // inside endpoint has sent to may reach it.
+                    let port_too = self.cfg.filtering == Filtering::AddressPortDependent;
+                    let ok = self.ext(i).is_some_and(|x| {
+                        x.permits
+                            .iter()
+                            .any(|&(a, p)| a == d && (!port_too || p == dp))
+                    });
+                    if !ok {
+                        return None;
+                    }
+                }
+                // 2.2 DLOOSE: a reply from anywhere updates the remote shown for the entry.
+                let e = &mut self.entries[i as usize];
+                e.daddr = d;
+                e.dport = dp;
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Record an outbound destination for filtering permits (EIM with dependent filtering).
+    pub(crate) fn permit(&mut self, i: Idx, d: Ipv4Addr, dp: u16) {
+        if self.cfg.mapping != Mapping::EndpointIndependent
+            || self.cfg.filtering == Filtering::EndpointIndependent
+        {
+            return;
+        }
+        let d = u32::from(d);
+        let x = self.ext_mut(i);
+        if !x.permits.iter().any(|&(a, p)| a == d && p == dp) {
+            if x.permits.len() >= 64 {
+                x.permits.remove(0);
+            }
+            x.permits.push((d, dp));
+        }
+    }
+
+    fn unhash(&mut self, i: Idx) {
+        let e = self.entries[i as usize];
+        if let Ok(o) = self.out_ix.find_entry(e.out_hash(), |&j| j == i) {
+            o.remove();
+        }
+        if let Ok(o) = self.in_ix.find_entry(e.in_hash(), |&j| j == i) {
+            o.remove();
+        }
+    }
+
+    fn rehash(&mut self, i: Idx) {
+        let es = &self.entries;
+        let e = &es[i as usize];
+        self.out_ix
+            .insert_unique(e.out_hash(), i, |&j| es[j as usize].out_hash());
+        self.in_ix
+            .insert_unique(e.in_hash(), i, |&j| es[j as usize].in_hash());
+    }
+
+    fn port_ok(&self, proto: u8, port: u16, d: u32, dp: u16, loose: bool) -> bool {
+        let pool = &self.pools[pidx(proto)];
+        let Some(slot) = pool.slot(port) else {
+            return false;
+        };
+        if pool.loose[slot] {
+            return false;
+        }
+        if loose || self.cfg.port_reuse <= 1 {
+            return pool.used[slot] == 0;
+        }
+        if pool.used[slot] >= self.cfg.port_reuse {
+            return false;
+        }
+        // 2.2: the 5-tuple (proto, maddr, mport, daddr, dport) must be unused.
+        self.find_in(proto, port, d, dp).is_none()
+    }
+
+    /// Create an entry. `mport` fixes the masquerade port (2.2 `MPORT`); otherwise ports are
+    /// taken round-robin from the protocol's pool.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn create(
+        &mut self,
+        now: Instant,
+        proto: u8,
+        s: Ipv4Addr,
+        sp: u16,
+        d: Ipv4Addr,
+        dp: u16,
+        extra_flags: u16,
+        mport: Option<u16>,
+    ) -> Result<Idx, MasqError> {
+        if self.addr.is_none() {
+            return Err(MasqError::NoAddress);
+        }
+        if self.live >= self.cfg.max_entries {
+            return Err(MasqError::TableFull);
+        }
+        let pi = pidx(proto);
+        let mut flags = F_LIVE | F_NO_REPLY | extra_flags;
+        if proto != crate::wire::proto::ICMP && extra_flags & (F_NO_DPORT | F_NO_SPORT) == 0 {
+            let loose = match self.cfg.mapping {
+                Mapping::Linux22 => proto == crate::wire::proto::UDP,
+                Mapping::EndpointIndependent => true,
+                Mapping::AddressPortDependent => false,
+            };
+            if loose {
+                flags |= F_LOOSE;
+            }
+        }
+        let loose = flags & F_LOOSE != 0;
+        if self.pools[pi].live >= self.pools[pi].cap {
+            return Err(MasqError::PortsExhausted);
+        }
+        let (du, dpk) = (u32::from(d), if flags & F_NO_DPORT != 0 { 0 } else { dp });
+        let port = match mport {
+            Some(p) => {
+                if !self.port_ok(proto, p, du, dpk, loose) {
+                    return Err(MasqError::AlreadyUsed);
+                }
+                p
+            }
+            None => {
+                let range = self.pools[pi].range;
+                let n = range.len();
+                if loose && self.pools[pi].unused == 0 {
+                    return Err(MasqError::PortsExhausted);
+                }
+                let mut found = None;
+                for _ in 0..n {
+                    let cand = range.lo.wrapping_add((self.rr % n) as u16);
+                    self.rr = self.rr.wrapping_add(1);
+                    if self.port_ok(proto, cand, du, dpk, loose) {
+                        found = Some(cand);
+                        break;
+                    }
+                }
+                found.ok_or(MasqError::PortsExhausted)?
+            }
+        };
+        let timeout = self.cfg.timeouts.for_state(initial_state(proto, flags));
+        let expires = now + timeout;
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push(Entry::EMPTY);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let gen = self.entries[idx as usize].gen;
+        self.entries[idx as usize] = Entry {
+            expires: expires.as_millis(),
+            saddr: u32::from(s),
+            daddr: du,
+            sched: 0,
+            gen,
+            control: NIL,
+            ext: NIL,
+            sport: if flags & F_NO_SPORT != 0 { 0 } else { sp },
+            dport: dpk,
+            mport: port,
+            n_control: 0,
+            proto,
+            state: initial_state(proto, flags) as u8,
+            flags,
+        };
+        let pool = &mut self.pools[pi];
+        if let Some(slot) = pool.slot(port) {
+            if pool.used[slot] == 0 {
+                pool.unused -= 1;
+            }
+            pool.used[slot] += 1;
+            pool.loose[slot] = loose;
+        }
+        pool.live += 1;
+        if loose {
+            self.n_loose += 1;
+        }
+        if flags & F_NO_SPORT != 0 {
+            self.n_no_sport += 1;
+        }
+        if flags & F_NO_DPORT != 0 {
+            self.n_no_dport += 1;
+        }
+        self.live += 1;
+        self.rehash(idx);
+        self.entries[idx as usize].sched = self.wheel.schedule(idx, expires, now);
+        self.note(MasqChange::Added(EntryId::new(idx, gen)));
+        Ok(idx)
+    }
+
+    /// Remove an entry now (frees its port, releases its controller).
+    pub(crate) fn remove(&mut self, i: Idx) {
+        let e = self.entries[i as usize];
+        if e.flags & F_LIVE == 0 {
+            return;
+        }
+        self.unhash(i);
+        let pi = pidx(e.proto);
+        let pool = &mut self.pools[pi];
+        if let Some(slot) = pool.slot(e.mport) {
+            pool.used[slot] = pool.used[slot].saturating_sub(1);
+            if pool.used[slot] == 0 {
+                pool.unused += 1;
+                pool.loose[slot] = false;
+            }
+        }
+        pool.live = pool.live.saturating_sub(1);
+        if e.flags & F_LOOSE != 0 {
+            self.n_loose -= 1;
+        }
+        if e.flags & F_NO_SPORT != 0 {
+            self.n_no_sport -= 1;
+        }
+        if e.flags & F_NO_DPORT != 0 {
+            self.n_no_dport -= 1;
+        }
+        if e.control != NIL {
+            let c = &mut self.entries[e.control as usize];
+            c.n_control = c.n_control.saturating_sub(1);
+            let (ci, cg) = (e.control, c.gen);
+            self.note(MasqChange::Updated(EntryId::new(ci, cg)));
+        }
+        if e.n_control > 0 {
+            // Orphan the dependants (only reachable through set_masq_addr / explicit flush).
+            for j in 0..self.entries.len() {
+                if self.entries[j].control == i && self.entries[j].flags & F_LIVE != 0 {
+                    self.entries[j].control = NIL;
+                }
+            }
+        }
+        if e.ext != NIL {
+            if let Some(h) = self.exts[e.ext as usize].as_ref().and_then(|x| x.helper) {
+                if let Some(n) = self.helper_attach.get_mut(usize::from(h)) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            self.exts[e.ext as usize] = None;
+            self.free_exts.push(e.ext);
+        }
+        let ent = &mut self.entries[i as usize];
+        ent.flags = 0;
+        ent.proto = 0;
+        ent.control = NIL;
+        ent.ext = NIL;
+        ent.gen = ent.gen.wrapping_add(1);
+        self.free.push(i);
+        self.live -= 1;
+        self.note(MasqChange::Removed(EntryId::new(i, e.gen)));
+    }
+
+    /// Remove every entry.
+    pub fn flush(&mut self) {
+        for i in 0..self.entries.len() as u32 {
+            if self.entries[i as usize].flags & F_LIVE != 0 {
+                self.entries[i as usize].n_control = 0;
+                self.remove(i);
+            }
+        }
+    }
+
+    /// Re-arm the timer for the entry's current state (each packet does this).
+    #[inline]
+    pub(crate) fn touch(&mut self, now: Instant, i: Idx) {
+        let e = &self.entries[i as usize];
+        let t = self.cfg.timeouts.for_state(State::from_u8(e.state));
+        self.set_expiry(now, i, now + t);
+    }
+
+    #[inline]
+    fn set_expiry(&mut self, now: Instant, i: Idx, at: Instant) {
+        let e = &mut self.entries[i as usize];
+        e.expires = at.as_millis();
+        if self.wheel.is_earlier(at, e.sched) {
+            e.sched = self.wheel.schedule(i, at, now);
+        }
+    }
+
+    /// Note an inbound packet for the entry (clears NO_REPLY).
+    #[inline]
+    pub(crate) fn saw_reply(&mut self, i: Idx) {
+        let e = &mut self.entries[i as usize];
+        if e.flags & F_NO_REPLY != 0 {
+            e.flags &= !F_NO_REPLY;
+            let g = e.gen;
+            self.note(MasqChange::Updated(EntryId::new(i, g)));
+        }
+    }
+
+    /// Apply the TCP state machine for a segment and re-arm the timer.
+    #[inline]
+    pub(crate) fn tcp_update(&mut self, now: Instant, i: Idx, outbound: bool, flags: u16) {
+        let e = &mut self.entries[i as usize];
+        let old = State::from_u8(e.state);
+        let new = tcp::next(old, outbound, flags);
+        if new != old {
+            e.state = new as u8;
+            let g = e.gen;
+            self.note(MasqChange::Updated(EntryId::new(i, g)));
+        }
+        self.touch(now, i);
+    }
+
+    pub(crate) fn ext(&self, i: Idx) -> Option<&Ext> {
+        let x = self.entries[i as usize].ext;
+        if x == NIL {
+            None
+        } else {
+            self.exts.get(x as usize).and_then(|o| o.as_ref())
+        }
+    }
+
+    pub(crate) fn ext_mut(&mut self, i: Idx) -> &mut Ext {
+        let x = self.entries[i as usize].ext;
+        let xi = if x == NIL {
+            let xi = match self.free_exts.pop() {
+                Some(xi) => {
+                    self.exts[xi as usize] = Some(Ext::default());
+                    xi
+                }
+                None => {
+                    self.exts.push(Some(Ext::default()));
+                    (self.exts.len() - 1) as u32
+                }
+            };
+            self.entries[i as usize].ext = xi;
+            xi
+        } else {
+            x
+        };
+        self.exts[xi as usize].get_or_insert_with(Ext::default)
+    }
+
+    /// Bind helper number `h` to an entry.
+    pub(crate) fn bind_helper(&mut self, i: Idx, h: u8) {
+        self.ext_mut(i).helper = Some(h);
+        if self.helper_attach.len() <= usize::from(h) {
+            self.helper_attach.resize(usize::from(h) + 1, 0);
+        }
+        self.helper_attach[usize::from(h)] += 1;
+    }
+
+    /// Number of entries bound to helper `h`.
+    pub fn helper_attached(&self, h: u8) -> u32 {
+        self.helper_attach.get(usize::from(h)).copied().unwrap_or(0)
+    }
+
+    /// Make `child` controlled by `ctl` (2.2 `ip_masq_control_add`).
+    pub(crate) fn set_control(&mut self, child: Idx, ctl: Idx) {
+        if self.entries[child as usize].control != NIL {
+            return;
+        }
+        self.entries[child as usize].control = ctl;
+        let c = &mut self.entries[ctl as usize];
+        c.n_control = c.n_control.saturating_add(1);
+        let g = c.gen;
+        self.note(MasqChange::Updated(EntryId::new(ctl, g)));
+    }
+
+    pub(crate) fn set_flag(&mut self, i: Idx, f: u16, on: bool) {
+        let e = &mut self.entries[i as usize];
+        if on {
+            e.flags |= f;
+        } else {
+            e.flags &= !f;
+        }
+    }
+
+    pub(crate) fn note_updated(&mut self, i: Idx) {
+        let g = self.entries[i as usize].gen;
+        self.note(MasqChange::Updated(EntryId::new(i, g)));
+    }
+
+    /// When [`MasqTable::handle_timeout`] wants to be called next (may be in the past: then
+    /// call it now; it does a bounded amount of work per call).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.live == 0 && self.wheel.is_idle() {
+            return None;
+        }
+        Some(self.wheel.next_due())
+    }
+
+    /// Expire due entries. Work is bounded (at most [`wheel::BUDGET`] records per call) so a
+    /// mass expiry never stalls the packet path; call again while `poll_timeout() <= now`.
+    /// Returns the number of entries freed.
+    pub fn handle_timeout(&mut self, now: Instant) -> usize {
+        let mut freed = 0;
+        let mut budget = wheel::BUDGET;
+        while budget > 0 {
+            let Some((i, tick)) = self.wheel.next_record(now, &mut budget) else {
+                break;
+            };
+            let e = self.entries[i as usize];
+            if e.flags & F_LIVE == 0 || e.sched != tick {
+                continue; // stale record
+            }
+            if e.expires > now.as_millis() {
+                let at = Instant::from_millis(e.expires);
+                self.entries[i as usize].sched = self.wheel.schedule(i, at, now);
+            } else if e.n_control > 0 {
+                // 2.2: an entry that still controls others is retried after TIME_WAIT.
+                let at = now + self.cfg.timeouts.tcp[State::TimeWait as usize];
+                self.entries[i as usize].expires = at.as_millis();
+                self.entries[i as usize].sched = self.wheel.schedule(i, at, now);
+            } else {
+                self.remove(i);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Free and total port counts per protocol (total = ports × reuse, as 2.2's `free=` header).
+    pub fn free_ports(&self) -> FreePorts {
+        let f = |p: &Pool| (p.cap.saturating_sub(p.live), p.cap);
+        FreePorts {
+            tcp: f(&self.pools[0]),
+            udp: f(&self.pools[1]),
+            icmp: f(&self.pools[2]),
+        }
+    }
+
+    /// Current timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.cfg.timeouts
+    }
+
+    /// `ipchains -M -S tcp tcpfin udp`: set ESTABLISHED, FIN_WAIT and UDP timeouts; a zero leaves
+    /// that timeout unchanged (2.2 `ip_fw_masq_timeouts`).
+    pub fn set_timeouts(&mut self, tcp: Duration, tcpfin: Duration, udp: Duration) {
+        if tcp != Duration::ZERO {
+            self.cfg.timeouts.tcp[State::Established as usize] = tcp;
+        }
+        if tcpfin != Duration::ZERO {
+            self.cfg.timeouts.tcp[State::FinWait as usize] = tcpfin;
+        }
+        if udp != Duration::ZERO {
+            self.cfg.timeouts.udp = udp;
+        }
+    }
+
+    fn snap(
+        &self,
+        now: Instant,
+        i: Idx,
+        helper_name: &dyn Fn(u8) -> &'static str,
+    ) -> EntrySnapshot {
+        let e = &self.entries[i as usize];
+        let x = self.ext(i);
+        let maddr = self.addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        EntrySnapshot {
+            id: EntryId::new(i, e.gen),
+            proto: e.proto,
+            lan: (Ipv4Addr::from(e.saddr), e.sport),
+            masq: (maddr, e.mport),
+            remote: (Ipv4Addr::from(e.daddr), e.dport),
+            expire_cs: e.expires.saturating_sub(now.as_millis()) / 10,
+            state: State::from_u8(e.state),
+            out_seq: x.map(|x| x.out_seq).unwrap_or_default(),
+            helper: x.and_then(|x| x.helper).map(helper_name),
+            no_remote_port: e.flags & F_NO_DPORT != 0,
+            no_lan_port: e.flags & F_NO_SPORT != 0,
+            no_reply: e.flags & F_NO_REPLY != 0,
+            n_control: e.n_control,
+            controlled_by: (e.control != NIL)
+                .then(|| EntryId::new(e.control, self.entries[e.control as usize].gen)),
+        }
+    }
+
+    /// Snapshot of one entry by id (None if it is gone).
+    pub fn get(&self, now: Instant, id: EntryId) -> Option<EntrySnapshot> {
+        let e = self.entries.get(id.idx() as usize)?;
+        if e.flags & F_LIVE == 0 || e.gen != id.gen() {
+            return None;
+        }
+        Some(self.snap(now, id.idx(), &crate::app::helper_name))
+    }
+
+    /// Snapshot of all live entries, in slab order (stable for the life of each entry).
+    pub fn snapshot(&self, now: Instant) -> Vec<EntrySnapshot> {
+        (0..self.entries.len() as u32)
+            .filter(|&i| self.entries[i as usize].flags & F_LIVE != 0)
+            .map(|i| self.snap(now, i, &crate::app::helper_name))
+            .collect()
+    }
+
+    /// Bytes of heap this table holds (slab, indexes, pools, wheel), for sizing reports.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + (self.out_ix.capacity() + self.in_ix.capacity()) * 5
+            + self.free.capacity() * 4
+            + self.wheel.heap_bytes()
+    }
+}
+
+fn initial_state(proto: u8, flags: u16) -> State {
+    match proto {
+        crate::wire::proto::TCP if flags & (F_NO_DPORT | F_NO_SPORT) != 0 => State::Listen,
+        crate::wire::proto::TCP => State::None,
+        crate::wire::proto::UDP => State::Udp,
+        _ => State::Icmp,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Unit tests of the masquerade table (packet-level tests are in engine tests).

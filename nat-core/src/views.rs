@@ -1,0 +1,150 @@
+//! Text views of the masquerade state, byte for byte as Linux 2.2 / ipchains 1.3.9 print them:
+//! `ipchains -M -L [-n] [-v]`, `/proc/net/ip_masquerade` (128-byte records) and
+//! `/proc/net/ip_masq/app`. Owns formatting only; must not change any state.
+
+use crate::masq::{EntrySnapshot, FreePorts};
+use crate::wire::proto;
+
+/// Options of `ipchains -M -L`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MasqListOptions {
+    /// `-n`: numeric ports (addresses are always numeric: the engine never resolves names).
+    pub numeric: bool,
+    /// `-v`: show initseq, delta, prevd.
+    pub verbose: bool,
+}
+
+/// 2.2 `masq_proto_name`.
+pub fn proto_name(p: u8) -> &'static str {
+    match p {
+        proto::TCP => "TCP",
+        proto::UDP => "UDP",
+        proto::ICMP => "ICMP",
+        _ => "???",
+    }
+}
+
+/// A small /etc/services table (netbase names) for the non-numeric listing.
+pub fn service_name(port: u16, p: u8) -> Option<&'static str> {
+    let both = match port {
+        7 => "echo",
+        20 => "ftp-data",
+        21 => "ftp",
+        22 => "ssh",
+        23 => "telnet",
+        25 => "smtp",
+        37 => "time",
+        43 => "whois",
+        53 => "domain",
+        79 => "finger",
+        80 => "http",
+        110 => "pop3",
+        113 => "auth",
+        119 => "nntp",
+        123 => "ntp",
+        143 => "imap2",
+        161 => "snmp",
+        194 => "irc",
+        443 => "https",
+        993 => "imaps",
+        995 => "pop3s",
+        _ => {
+            return match (p, port) {
+                (proto::UDP, 67) => Some("bootps"),
+                (proto::UDP, 68) => Some("bootpc"),
+                (proto::UDP, 69) => Some("tftp"),
+                (proto::UDP, 514) => Some("syslog"),
+                (proto::TCP, 513) => Some("login"),
+                (proto::TCP, 514) => Some("shell"),
+                (proto::TCP, 6667) => Some("ircd"),
+                _ => None,
+            }
+        }
+    };
+    Some(both)
+}
+
+/// `mm:ss.hh` from hundredths (ipchains `print_masq`, HZ = 100).
+pub fn format_expire(cs: u64) -> String {
+    format!("{:02}:{:02}.{:02}", cs / 6000, (cs / 100) % 60, cs % 100)
+}
+
+/// Render `ipchains -M -L [-n] [-v]` from entry snapshots (ipchains 1.3.9 `list_masq` +
+/// `print_masq`): the title line, then a header and one line per entry only if entries exist.
+pub fn render_masq_list(entries: &[EntrySnapshot], opts: MasqListOptions) -> String {
+    let mut out = String::from("IP masquerading entries\n");
+    for (k, e) in entries.iter().enumerate() {
+        if k == 0 {
+            out.push_str("prot ");
+            out.push_str(&format!("{:<8} ", "expire"));
+            if opts.verbose {
+                out.push_str(&format!("{:>10} delta prevd ", "initseq"));
+            }
+            out.push_str(&format!("{:<20} ", "source"));
+            out.push_str(&format!("{:<20} ", "destination"));
+            out.push_str("ports\n");
+        }
+        out.push_str(&format!("{:<5}", proto_name(e.proto)));
+        out.push_str(&format_expire(e.expire_cs));
+        out.push(' ');
+        if opts.verbose {
+            out.push_str(&format!(
+                "{:>10} {:>5} {:>5} ",
+                e.out_seq.init_seq, e.out_seq.delta as i16, e.out_seq.previous_delta as i16
+            ));
+        }
+        out.push_str(&format!("{:<20} ", e.lan.0.to_string()));
+        out.push_str(&format!("{:<20} ", e.remote.0.to_string()));
+        let named = !opts.numeric && (e.proto == proto::TCP || e.proto == proto::UDP);
+        let port = |p: u16| -> String {
+            match service_name(p, e.proto) {
+                Some(s) if named => s.to_string(),
+                _ => p.to_string(),
+            }
+        };
+        out.push_str(&format!(
+            "{} ({}) -> {}\n",
+            port(e.lan.1),
+            e.masq.1,
+            port(e.remote.1)
+        ));
+    }
+    out
+}
+
+fn pad127(s: &str, out: &mut String) {
+    out.push_str(&format!("{s:<127}\n"));
+}
+
+/// Render `/proc/net/ip_masquerade` (2.2 `ip_msqhst_procinfo`): 128-byte records, header with
+/// `(free=U,T,I)`, then `%s %08X:%04X %08X:%04X %04X %08X %6d %6d %7lu` per entry (expiry in
+/// jiffies, HZ = 100).
+pub fn render_proc_ip_masquerade(entries: &[EntrySnapshot], free: FreePorts) -> String {
+    let mut out = String::with_capacity(128 * (entries.len() + 1));
+    pad127(
+        &format!(
+            "Prc FromIP   FPrt ToIP     TPrt Masq Init-seq  Delta PDelta Expires (free={},{},{})",
+            free.udp.0, free.tcp.0, free.icmp.0
+        ),
+        &mut out,
+    );
+    for e in entries {
+        pad127(
+            &format!(
+                "{} {:08X}:{:04X} {:08X}:{:04X} {:04X} {:08X} {:6} {:6} {:7}",
+                proto_name(e.proto),
+                u32::from(e.lan.0),
+                e.lan.1,
+                u32::from(e.remote.0),
+                e.remote.1,
+                e.masq.1,
+                e.out_seq.init_seq,
+                e.out_seq.delta,
+                e.out_seq.previous_delta,
+                e.expire_cs
+            ),
+            &mut out,
+        );
+    }
+    out
+}
