@@ -281,6 +281,7 @@ pub struct Chat {
     events: VecDeque<ChatEvent>,
     transcript: VecDeque<TranscriptLine>,
     connect: Option<(Option<u32>, Option<String>)>,
+    failed: Option<FailKind>,
 }
 
 impl Chat {
@@ -307,6 +308,7 @@ impl Chat {
             events: VecDeque::new(),
             transcript: VecDeque::new(),
             connect: None,
+            failed: None,
         };
         if chat.config.numbers.is_empty() {
             chat.fail(now, FailKind::Error, "no phone number configured".into());
@@ -458,6 +460,12 @@ impl Chat {
         }
     }
 
+    /// Why the chat gave up, once [`Chat::is_failed`].
+    #[must_use]
+    pub fn fail_kind(&self) -> Option<FailKind> {
+        self.failed
+    }
+
     /// The CONNECT speed and extras, once connected.
     #[must_use]
     pub fn connect_info(&self) -> Option<(Option<u32>, Option<String>)> {
@@ -532,6 +540,7 @@ impl Chat {
     fn fail(&mut self, now: Instant, kind: FailKind, message: String) {
         self.log(now, TranscriptKind::Error, message.clone());
         self.events.push_back(ChatEvent::Failed { kind, message });
+        self.failed = Some(kind);
         self.state = State::Failed;
         self.deadline = None;
     }

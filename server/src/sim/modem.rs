@@ -630,10 +630,12 @@ impl MockModem {
         if upper.is_empty() {
             return;
         }
-        let Some(cmds) = upper.strip_prefix("AT") else {
+        // Modems look for the `AT` prefix and ignore what precedes it (e.g. a stray `+++`).
+        let Some(pos) = upper.find("AT") else {
             // Not a command line: real modems ignore it.
             return;
         };
+        let cmds = &upper[pos + 2..];
         let mut rest = cmds;
         while !rest.is_empty() {
             match self.one_command(now, rest) {
