@@ -1,1 +1,296 @@
-//! Dataplane: moves IPv4 packets between the TUN device, nat-core and the active PPP link.
+//! Dataplane: moves IPv4 packets between the LAN side (the TUN device, or an in-memory
+//! port in tests and benchmarks), nat-core and the active PPP link. It is the only place
+//! where those meet. It owns the packet pump task and its counters; it must not make
+//! link decisions (the link manager attaches and detaches the link).
+
+pub mod demo_ns;
+pub mod netcfg;
+pub mod tun;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nat_core::{Action, Engine};
+use tokio::sync::{mpsc, watch};
+
+/// Queue depth between the pump and the link (packets).
+pub const LINK_QUEUE: usize = 256;
+/// Largest packet read from the LAN side (bytes).
+const MAX_PACKET: usize = 65_535;
+
+/// The engine shared by the pump (packet path) and the rpc layer (views, rules).
+///
+/// A `std::sync::Mutex`: every critical section is one packet or one snapshot, never held
+/// across an `.await`, so a blocking mutex is cheaper than an async one here.
+#[derive(Clone)]
+pub struct Nat {
+    inner: Arc<Mutex<Engine>>,
+    epoch: std::time::Instant,
+}
+
+impl std::fmt::Debug for Nat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nat").finish_non_exhaustive()
+    }
+}
+
+impl Nat {
+    /// Wrap an engine; its clock starts now.
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(engine)),
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    /// nat-core's notion of now (milliseconds since this handle was made).
+    pub fn now(&self) -> nat_core::Instant {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        nat_core::Instant::from_millis(ms)
+    }
+
+    /// Lock the engine. A poisoned lock is taken over: nat-core never panics on input, and
+    /// each critical section is a single engine call.
+    pub fn lock(&self) -> MutexGuard<'_, Engine> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Packet counters of the pump, readable at any time.
+#[derive(Debug, Default)]
+pub struct PumpCounters {
+    /// Packets read from the LAN side.
+    pub lan_in: AtomicU64,
+    /// Packets sent to the link.
+    pub to_link: AtomicU64,
+    /// Packets received from the link.
+    pub link_in: AtomicU64,
+    /// Packets written to the LAN side (forwarded or local delivery).
+    pub to_lan: AtomicU64,
+    /// Packets dropped by nat-core.
+    pub nat_drops: AtomicU64,
+    /// Packets dropped because no link was attached or its queue was full.
+    pub link_drops: AtomicU64,
+    /// ICMP errors generated (REJECT).
+    pub replies: AtomicU64,
+}
+
+impl PumpCounters {
+    fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A plain copy of the counters as (name, value).
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("dataplane.lan_in", self.lan_in.load(Ordering::Relaxed)),
+            ("dataplane.to_link", self.to_link.load(Ordering::Relaxed)),
+            ("dataplane.link_in", self.link_in.load(Ordering::Relaxed)),
+            ("dataplane.to_lan", self.to_lan.load(Ordering::Relaxed)),
+            (
+                "dataplane.nat_drops",
+                self.nat_drops.load(Ordering::Relaxed),
+            ),
+            (
+                "dataplane.link_drops",
+                self.link_drops.load(Ordering::Relaxed),
+            ),
+            ("dataplane.replies", self.replies.load(Ordering::Relaxed)),
+        ]
+    }
+}
+
+/// The LAN side of the pump.
+#[derive(Debug)]
+pub enum LanPort {
+    /// The TUN device (production).
+    Tun(tun::Tun),
+    /// In-memory channels (tests and benchmarks): packets the "LAN" sends, packets it gets.
+    Memory {
+        /// Packets from LAN hosts.
+        rx: mpsc::Receiver<Vec<u8>>,
+        /// Packets to LAN hosts (and to the gateway's own stack).
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+}
+
+/// The active link as the pump sees it: a queue towards PPP and a queue from it.
+#[derive(Debug)]
+pub struct LinkPort {
+    /// IPv4 datagrams to send over the link.
+    pub tx: mpsc::Sender<Vec<u8>>,
+    /// IPv4 datagrams received from the link.
+    pub rx: mpsc::Receiver<Vec<u8>>,
+}
+
+enum Ctl {
+    Attach(LinkPort),
+    Detach,
+}
+
+impl std::fmt::Debug for Ctl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ctl::Attach(_) => f.write_str("Attach"),
+            Ctl::Detach => f.write_str("Detach"),
+        }
+    }
+}
+
+/// Control handle of a running pump.
+#[derive(Debug, Clone)]
+pub struct Dataplane {
+    ctl: mpsc::Sender<Ctl>,
+    counters: Arc<PumpCounters>,
+}
+
+impl Dataplane {
+    /// Start the pump task between `lan` and (once attached) a link. It ends when
+    /// `shutdown` turns true or every handle is dropped.
+    pub fn spawn(nat: Nat, lan: LanPort, shutdown: watch::Receiver<bool>) -> Self {
+        let (ctl, ctl_rx) = mpsc::channel(8);
+        let counters = Arc::new(PumpCounters::default());
+        tokio::spawn(pump(nat, lan, ctl_rx, Arc::clone(&counters), shutdown));
+        Self { ctl, counters }
+    }
+
+    /// Route LAN traffic over this link from now on.
+    pub async fn attach(&self, link: LinkPort) {
+        let _ = self.ctl.send(Ctl::Attach(link)).await;
+    }
+
+    /// No link: outbound packets are dropped (and counted) until the next attach.
+    pub async fn detach(&self) {
+        let _ = self.ctl.send(Ctl::Detach).await;
+    }
+
+    /// The pump's counters.
+    pub fn counters(&self) -> &PumpCounters {
+        &self.counters
+    }
+}
+
+/// Receive from the LAN side; `None` when it is gone.
+async fn lan_recv(lan: &mut LanPort, buf: &mut [u8]) -> Option<Vec<u8>> {
+    match lan {
+        LanPort::Tun(t) => match t.recv(buf).await {
+            Ok(n) => Some(buf[..n].to_vec()),
+            Err(e) => {
+                tracing::warn!(error = %e, "TUN read failed; dataplane stops");
+                None
+            }
+        },
+        LanPort::Memory { rx, .. } => rx.recv().await,
+    }
+}
+
+async fn lan_send(lan: &LanPort, packet: &[u8]) {
+    match lan {
+        LanPort::Tun(t) => {
+            if let Err(e) = t.send(packet).await {
+                tracing::debug!(error = %e, "TUN write failed");
+            }
+        }
+        LanPort::Memory { tx, .. } => {
+            let _ = tx.send(packet.to_vec()).await;
+        }
+    }
+}
+
+fn to_link(link: &Option<LinkPort>, packet: Vec<u8>, c: &PumpCounters) {
+    match link {
+        Some(l) => match l.tx.try_send(packet) {
+            Ok(()) => PumpCounters::inc(&c.to_link),
+            Err(_) => PumpCounters::inc(&c.link_drops),
+        },
+        None => PumpCounters::inc(&c.link_drops),
+    }
+}
+
+async fn link_recv(link: &mut Option<LinkPort>) -> Option<Vec<u8>> {
+    match link {
+        Some(l) => l.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn pump(
+    nat: Nat,
+    mut lan: LanPort,
+    mut ctl: mpsc::Receiver<Ctl>,
+    c: Arc<PumpCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut link: Option<LinkPort> = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // Biased: shutdown, then control (an attach takes effect before the next
+        // packet), then packets.
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+            }
+            cmd = ctl.recv() => match cmd {
+                Some(Ctl::Attach(l)) => link = Some(l),
+                Some(Ctl::Detach) => link = None,
+                None => break,
+            },
+            pkt = lan_recv(&mut lan, &mut buf) => {
+                let Some(mut pkt) = pkt else { break };
+                PumpCounters::inc(&c.lan_in);
+                let action = {
+                    let now = nat.now();
+                    nat.lock().process_from_lan(now, &mut pkt)
+                };
+                match action {
+                    Action::ToLink => to_link(&link, pkt, &c),
+                    Action::ToLan | Action::Local => {
+                        PumpCounters::inc(&c.to_lan);
+                        lan_send(&lan, &pkt).await;
+                    }
+                    Action::Reply(icmp) => {
+                        PumpCounters::inc(&c.replies);
+                        lan_send(&lan, &icmp).await;
+                    }
+                    Action::Held => {}
+                    Action::Redirect { .. } | Action::Drop(_) => PumpCounters::inc(&c.nat_drops),
+                }
+            }
+            pkt = link_recv(&mut link) => {
+                let Some(mut pkt) = pkt else {
+                    // The link's session ended; wait for the manager's next attach.
+                    link = None;
+                    continue;
+                };
+                PumpCounters::inc(&c.link_in);
+                let action = {
+                    let now = nat.now();
+                    nat.lock().process_from_link(now, &mut pkt)
+                };
+                match action {
+                    Action::ToLan | Action::Local => {
+                        PumpCounters::inc(&c.to_lan);
+                        lan_send(&lan, &pkt).await;
+                    }
+                    Action::Reply(icmp) => {
+                        PumpCounters::inc(&c.replies);
+                        to_link(&link, icmp, &c);
+                    }
+                    Action::ToLink => to_link(&link, pkt, &c),
+                    Action::Held => {}
+                    Action::Redirect { .. } | Action::Drop(_) => PumpCounters::inc(&c.nat_drops),
+                }
+            }
+            _ = tick.tick() => {
+                let now = nat.now();
+                let mut e = nat.lock();
+                if e.poll_timeout().is_some_and(|t| t <= now) {
+                    e.handle_timeout(now);
+                }
+            }
+        }
+    }
+}
