@@ -104,7 +104,7 @@ fn links_height(app: &App, max: u16) -> u16 {
 }
 
 fn render_wide(frame: &mut Frame, app: &App, body: Rect) {
-    let log_h = if body.height >= 40 { 10 } else { 7 };
+    let log_h = (body.height / 4).clamp(6, 14);
     let [top, mid, log] = Layout::vertical([
         Constraint::Length(links_height(app, 12).max(6)),
         Constraint::Min(5),
@@ -125,7 +125,7 @@ fn render_wide(frame: &mut Frame, app: &App, body: Rect) {
 }
 
 fn render_narrow(frame: &mut Frame, app: &App, body: Rect) {
-    let log_h = if body.height >= 30 { 7 } else { 5 };
+    let log_h = (body.height / 4).clamp(5, 12);
     let [links, ports, mid, log] = Layout::vertical([
         Constraint::Length(links_height(app, 6)),
         Constraint::Length(1),
@@ -1036,8 +1036,49 @@ pub(crate) mod tests {
         })));
         up.state = LinkState::Dialing as i32;
         app.handle_event(Event::Server(ServerUpdate::Link(up.clone())));
+        use masqdial_proto::v1::dial_event::Event as D;
+        let steps = [
+            D::ModemInit(masqdial_proto::v1::ModemInit {
+                modem: "modem0".into(),
+                device: "/dev/ttyS0".into(),
+            }),
+            D::Dialing(masqdial_proto::v1::Dialing {
+                number: "555-0100".into(),
+                index: 1,
+                count: 2,
+                attempt: 1,
+                attempts: 3,
+            }),
+            D::Connected(masqdial_proto::v1::Connected {
+                speed_bps: 33_600,
+                extras: "/ARQ/V42BIS".into(),
+            }),
+            D::LcpUp(masqdial_proto::v1::LcpUp {
+                peer_mru: 1500,
+                auth_protocol: "CHAP-MD5".into(),
+            }),
+            D::AuthOk(masqdial_proto::v1::AuthOk {
+                protocol: "CHAP-MD5".into(),
+            }),
+            D::IpcpUp(masqdial_proto::v1::IpcpUp {
+                local_address: "10.64.3.17".into(),
+                peer_address: "10.64.0.1".into(),
+                dns: vec![],
+            }),
+        ];
+        for (i, step) in steps.into_iter().enumerate() {
+            app.set_clock(t0, wall() - Duration::from_secs(3_730 - 2 * i as u64));
+            app.handle_event(Event::Server(ServerUpdate::Progress {
+                connection: "isp1".into(),
+                event: masqdial_proto::v1::DialEvent {
+                    at: None,
+                    event: Some(step),
+                },
+            }));
+        }
         up.state = LinkState::Up as i32;
         app.handle_event(Event::Server(ServerUpdate::Link(up)));
+        app.set_clock(t0, wall());
         for i in 0..60u64 {
             app.handle_event(Event::Server(ServerUpdate::Sample(TrafficSample {
                 connection: "isp1".into(),
@@ -1327,8 +1368,89 @@ pub(crate) mod tests {
     #[test]
     #[ignore]
     fn print_screen() {
-        for (w, h) in [(80, 24), (180, 40)] {
-            let (lines, _) = draw(&realistic(false), w, h);
+        let mut app = realistic(false);
+        let at = app.now;
+        let more = vec![
+            masq(
+                6,
+                Protocol::Tcp,
+                "192.168.1.10",
+                1036,
+                "203.0.113.110",
+                110,
+                "TIME_WAIT",
+                9_870,
+            ),
+            masq(
+                7,
+                Protocol::Tcp,
+                "192.168.1.31",
+                1041,
+                "198.51.100.25",
+                25,
+                "SYN_SENT",
+                12_033,
+            ),
+            masq(
+                8,
+                Protocol::Udp,
+                "192.168.1.31",
+                1042,
+                "192.0.2.123",
+                123,
+                "UDP",
+                21_950,
+            ),
+            masq(
+                9,
+                Protocol::Tcp,
+                "192.168.1.12",
+                1029,
+                "198.51.100.80",
+                80,
+                "ESTABLISHED",
+                61_200,
+            ),
+            masq(
+                10,
+                Protocol::Tcp,
+                "192.168.1.12",
+                1030,
+                "198.51.100.6",
+                6667,
+                "ESTABLISHED",
+                88_004,
+            ),
+            masq(
+                11,
+                Protocol::Tcp,
+                "192.168.1.23",
+                1101,
+                "192.0.2.21",
+                20,
+                "ESTABLISHED",
+                89_960,
+            ),
+        ];
+        app.handle_event(Event::Server(ServerUpdate::MasqDelta {
+            delta: masqdial_proto::v1::MasqDelta {
+                upserted: more,
+                removed: vec![],
+                free: Some(FreePortsResponse {
+                    tcp: 3179,
+                    udp: 4093,
+                    icmp: 4095,
+                    tcp_total: 4096,
+                    udp_total: 4096,
+                    icmp_total: 4096,
+                    port_low: 61000,
+                    port_high: 65095,
+                }),
+            },
+            at,
+        }));
+        for (w, h) in [(80, 24), (100, 30), (180, 40)] {
+            let (lines, _) = draw(&app, w, h);
             for l in lines {
                 println!("{}", l.trim_end());
             }

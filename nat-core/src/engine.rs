@@ -435,6 +435,12 @@ impl Engine {
             }
         }
         let dst = ipv4::Packet::new_unchecked(&buf[..]).dst_addr();
+        if Some(dst) == self.masq.masq_addr()
+            && self.cfg.masq.hairpin
+            && (p == proto::TCP || p == proto::UDP)
+        {
+            return self.hairpin(now, buf, p);
+        }
         if self.is_local(dst) || Some(dst) == self.masq.masq_addr() {
             self.counters.local += 1;
             return Action::Local;
@@ -460,6 +466,39 @@ impl Engine {
             Ok(_) => {
                 self.counters.masqueraded[pslot(p)] += 1;
                 self.output(buf, Dir::FromLan)
+            }
+            Err(e) => {
+                let r = translate_drop(e);
+                self.drop(r)
+            }
+        }
+    }
+
+    /// RFC 4787 REQ-9 / RFC 5382 REQ-8: "A NAT MUST support hairpinning": an inside host
+    /// sending to the masquerade address reaches the inside host behind that mapping, and sees
+    /// the sender's external (mapped) address as source. Forward chain, then masquerade the
+    /// source, then demasquerade the destination (filtering applies as for outside traffic).
+    fn hairpin(&mut self, now: Instant, buf: &mut Vec<u8>, p: u8) -> Action {
+        match self.run_chain(BuiltinChain::Forward, buf, false) {
+            Verdict::Masq | Verdict::Accept | Verdict::Redirect { .. } => {}
+            Verdict::Deny => return self.drop(DropReason::ForwardDeny),
+            Verdict::Reject => return self.reject(buf, BuiltinChain::Forward, Dir::FromLan),
+        }
+        let mut probe = buf.clone();
+        if let Err(e) = self.masq.masquerade(now, &mut probe) {
+            let r = translate_drop(e);
+            return self.drop(r);
+        }
+        match self.masq.demasquerade(now, &mut probe) {
+            Ok(Demasq::Translated) => {
+                *buf = probe;
+                self.counters.masqueraded[pslot(p)] += 1;
+                self.counters.demasqueraded[pslot(p)] += 1;
+                self.output(buf, Dir::FromLink)
+            }
+            Ok(Demasq::NotOurs) => {
+                self.counters.local += 1;
+                Action::Local
             }
             Err(e) => {
                 let r = translate_drop(e);

@@ -792,3 +792,45 @@ proptest::proptest! {
         proptest::prop_assert_eq!(r, expect);
     }
 }
+
+#[test]
+fn rfc_hairpinning() {
+    let mut cfg = MasqConfig::rfc();
+    cfg.filtering = nat_core::masq::Filtering::EndpointIndependent;
+    let mut e = engine_with(cfg);
+    // B opens a mapping by sending out.
+    let mut b = udp_pkt(LAN2, 7000, REMOTE, 3478, b"b");
+    assert_eq!(e.process_from_lan(t(1), &mut b), Action::ToLink);
+    let mb = check(&b).sp;
+    // A sends to B's external address: hairpinned to B, source = A's mapping.
+    let mut a = udp_pkt(LAN, 6000, MASQ, mb, b"hello");
+    assert_eq!(e.process_from_lan(t(2), &mut a), Action::ToLan);
+    let h = check(&a);
+    assert_eq!((h.dst, h.dp), (LAN2, 7000));
+    assert_eq!(h.src, MASQ);
+    assert_ne!(h.sp, 6000);
+}
+
+#[test]
+fn fragments_reassembled_before_masquerading() {
+    let mut e = engine();
+    let data: Vec<u8> = (0..64u8).collect();
+    let whole = udp_pkt(LAN, 5000, REMOTE, 53, &data);
+    // Split the 72-byte UDP datagram into 32 + 40 bytes.
+    let frag = |off: usize, len: usize, mf: bool| {
+        let mut f = ip_header(LAN, REMOTE, proto::UDP, len);
+        f[20..].copy_from_slice(&whole[20 + off..20 + off + len]);
+        let mut ip = ipv4::Packet::new_unchecked(&mut f[..]);
+        ip.set_ident(77);
+        ip.set_flags_and_offset(false, mf, off as u16);
+        ip.fill_checksum();
+        f
+    };
+    let mut f1 = frag(0, 32, true);
+    let mut f2 = frag(32, 40, false);
+    assert_eq!(e.process_from_lan(t(1), &mut f2), Action::Held);
+    assert_eq!(e.process_from_lan(t(1), &mut f1), Action::ToLink);
+    let h = check(&f1);
+    assert_eq!((h.src, h.sp), (MASQ, 61000));
+    assert_eq!(&f1[28..], &data[..]);
+}

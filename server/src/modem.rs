@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serialport::{SerialPort, TTYPort};
 
 pub mod hangup;
+pub mod session;
 
 /// Serial data bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

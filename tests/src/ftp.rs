@@ -728,6 +728,7 @@ pub struct FtpClient {
     local: SocketAddr,
     peer: SocketAddr,
     t: Duration,
+    data_peer: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for FtpClient {
@@ -751,6 +752,7 @@ impl FtpClient {
             local,
             peer: addr,
             t,
+            data_peer: None,
         };
         c.expect("greeting", "220", |c| c == 220).await?;
         c.command_expect("USER anonymous", "331/230", |c| c == 331 || c == 230)
@@ -902,12 +904,18 @@ impl FtpClient {
     async fn open(&mut self, data: ClientData, cmd: &str) -> Result<TcpStream, FtpError> {
         self.command_expect(cmd, "150/125", |c| c == 150 || c == 125)
             .await?;
-        match data {
-            ClientData::Connected(s) => Ok(s),
-            ClientData::Listening(l) => {
-                Ok(timed(self.t, "accept data (active)", l.accept()).await?.0)
-            }
-        }
+        let s = match data {
+            ClientData::Connected(s) => s,
+            ClientData::Listening(l) => timed(self.t, "accept data (active)", l.accept()).await?.0,
+        };
+        self.data_peer = s.peer_addr().ok();
+        Ok(s)
+    }
+
+    /// The server-side address of the last data connection (in active mode, where the server connected
+    /// from: port 20 when it could bind it).
+    pub fn last_data_peer(&self) -> Option<SocketAddr> {
+        self.data_peer
     }
 
     /// Downloads `name` in `mode`; checks the 226 that ends the transfer.

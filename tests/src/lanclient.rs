@@ -285,9 +285,12 @@ pub async fn ftp_get(
         )));
     }
     let local = c.local_addr();
+    let data_peer = c
+        .last_data_peer()
+        .map_or_else(|| "-".to_owned(), |a| a.to_string());
     c.quit().await?;
     Ok(format!(
-        "OK ftp-get bytes={bytes} mode={} sha256={} local={local}",
+        "OK ftp-get bytes={bytes} mode={} sha256={} local={local} data_peer={data_peer}",
         mode_name(mode),
         sha256_hex(&got)
     ))

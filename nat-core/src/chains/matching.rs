@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::model::Chain;
 use super::model::{
-    Action, ChainError, ChainStats, Firewall, Rule, IP_FW_INV_DSTIP, IP_FW_INV_DSTPT,
+    Action, ChainError, ChainStats, Firewall, Rule, IFNAMSIZ, IP_FW_INV_DSTIP, IP_FW_INV_DSTPT,
     IP_FW_INV_FRAG, IP_FW_INV_PROTO, IP_FW_INV_SRCIP, IP_FW_INV_SRCPT, IP_FW_INV_SYN,
     IP_FW_INV_VIA, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
@@ -92,14 +92,84 @@ impl fmt::Display for CheckVerdict {
     }
 }
 
-/// `ip_rule_match`: whether `r` matches the packet.
-#[inline]
+/// A rule compiled for the walk: the kernel's `struct ip_fw` match fields in 44 bytes, so the hot
+/// loop touches neither the `Rule` (heap strings) nor `Ipv4Addr` conversions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Matcher {
+    src: u32,
+    smsk: u32,
+    dst: u32,
+    dmsk: u32,
+    sp: (u16, u16),
+    dp: (u16, u16),
+    proto: u8,
+    inv: u8,
+    syn: bool,
+    frag: bool,
+    wild: bool,
+    iface_len: u8,
+    iface: [u8; IFNAMSIZ],
+}
+
+impl Matcher {
+    /// Compile a rule; `None` if its interface name is longer than IFNAMSIZ (then the slow path runs).
+    pub(crate) fn new(r: &Rule) -> Option<Matcher> {
+        let name = r.iface.as_bytes();
+        if name.len() > IFNAMSIZ {
+            return None;
+        }
+        let mut iface = [0u8; IFNAMSIZ];
+        iface[..name.len()].copy_from_slice(name);
+        Some(Matcher {
+            src: u32::from(r.src),
+            smsk: u32::from(r.src_mask),
+            dst: u32::from(r.dst),
+            dmsk: u32::from(r.dst_mask),
+            sp: (r.src_ports.lo, r.src_ports.hi),
+            dp: (r.dst_ports.lo, r.dst_ports.hi),
+            proto: r.proto,
+            inv: r.invflags,
+            syn: r.syn,
+            frag: r.fragment,
+            wild: r.iface_wildcard || name.is_empty(),
+            iface_len: name.len() as u8,
+            iface,
+        })
+    }
+
+    /// `ip_rule_match` (the conditions are a pure conjunction, so their order is free).
+    #[inline]
+    pub(crate) fn matches(&self, p: &PacketInfo<'_>) -> bool {
+        let inv = |flag: u8| self.inv & flag != 0;
+        if ((u32::from(p.src) & self.smsk) != self.src) ^ inv(IP_FW_INV_SRCIP)
+            || ((u32::from(p.dst) & self.dmsk) != self.dst) ^ inv(IP_FW_INV_DSTIP)
+        {
+            return false;
+        }
+        let name = &self.iface[..usize::from(self.iface_len)];
+        let pi = p.iface.as_bytes();
+        let if_mismatch = if self.wild {
+            !pi.starts_with(name)
+        } else {
+            pi != name
+        };
+        if if_mismatch ^ inv(IP_FW_INV_VIA) {
+            return false;
+        }
+        rest_matches(
+            self.frag, self.syn, self.proto, self.sp, self.dp, self.inv, p,
+        )
+    }
+}
+
+/// `ip_rule_match` for rules that do not compile (over-long interface names): the slow path.
 pub(crate) fn rule_matches(r: &Rule, p: &PacketInfo<'_>) -> bool {
+    if let Some(m) = Matcher::new(r) {
+        return m.matches(p);
+    }
     let inv = |flag: u8| r.invflags & flag != 0;
-    let src = u32::from(p.src);
-    let dst = u32::from(p.dst);
-    if ((src & u32::from(r.src_mask)) != u32::from(r.src)) ^ inv(IP_FW_INV_SRCIP)
-        || ((dst & u32::from(r.dst_mask)) != u32::from(r.dst)) ^ inv(IP_FW_INV_DSTIP)
+    if ((u32::from(p.src) & u32::from(r.src_mask)) != u32::from(r.src)) ^ inv(IP_FW_INV_SRCIP)
+        || ((u32::from(p.dst) & u32::from(r.dst_mask)) != u32::from(r.dst)) ^ inv(IP_FW_INV_DSTIP)
     {
         return false;
     }
@@ -111,24 +181,40 @@ pub(crate) fn rule_matches(r: &Rule, p: &PacketInfo<'_>) -> bool {
     if if_mismatch ^ inv(IP_FW_INV_VIA) {
         return false;
     }
+    let sp = (r.src_ports.lo, r.src_ports.hi);
+    let dp = (r.dst_ports.lo, r.dst_ports.hi);
+    rest_matches(r.fragment, r.syn, r.proto, sp, dp, r.invflags, p)
+}
+
+#[inline]
+fn rest_matches(
+    rfrag: bool,
+    rsyn: bool,
+    proto: u8,
+    sp: (u16, u16),
+    dp: (u16, u16),
+    invf: u8,
+    p: &PacketInfo<'_>,
+) -> bool {
+    let inv = |flag: u8| invf & flag != 0;
     let isfrag = p.fragment;
     // "If we have a fragment rule but the packet is not a fragment then we return zero".
-    if (r.fragment && !isfrag) ^ inv(IP_FW_INV_FRAG) {
+    if (rfrag && !isfrag) ^ inv(IP_FW_INV_FRAG) {
         return false;
     }
     // "Fragment NEVER passes a SYN test, even an inverted one."
-    if ((r.syn && !p.syn) ^ inv(IP_FW_INV_SYN)) || (isfrag && r.syn) {
+    if ((rsyn && !p.syn) ^ inv(IP_FW_INV_SYN)) || (isfrag && rsyn) {
         return false;
     }
-    if r.proto != 0 {
-        if (p.proto != r.proto) ^ inv(IP_FW_INV_PROTO) {
+    if proto != 0 {
+        if (p.proto != proto) ^ inv(IP_FW_INV_PROTO) {
             return false;
         }
         let (sport, dport) = match p.proto {
             PROTO_TCP | PROTO_UDP | PROTO_ICMP => (p.sport, p.dport),
             _ => (0xFFFF, 0xFFFF),
         };
-        let port_match = |lo: u16, hi: u16, port: u16, invert: bool| {
+        let port_match = |(lo, hi): (u16, u16), port: u16, invert: bool| {
             if isfrag {
                 // "Fragments fail ANY port test" unless the range is everything.
                 lo == 0 && hi == 0xFFFF
@@ -136,8 +222,8 @@ pub(crate) fn rule_matches(r: &Rule, p: &PacketInfo<'_>) -> bool {
                 (port >= lo && port <= hi) ^ invert
             }
         };
-        if !port_match(r.src_ports.lo, r.src_ports.hi, sport, inv(IP_FW_INV_SRCPT))
-            || !port_match(r.dst_ports.lo, r.dst_ports.hi, dport, inv(IP_FW_INV_DSTPT))
+        if !port_match(sp, sport, inv(IP_FW_INV_SRCPT))
+            || !port_match(dp, dport, inv(IP_FW_INV_DSTPT))
         {
             return false;
         }
@@ -171,7 +257,12 @@ fn walk(
         let entries = &chains[chain].entries;
         let mut hit = None;
         while ri < entries.len() {
-            if rule_matches(&entries[ri].rule, p) {
+            let e = &entries[ri];
+            let hit_now = match &e.matcher {
+                Some(m) => m.matches(p),
+                None => rule_matches(&e.rule, p),
+            };
+            if hit_now {
                 if let Some(s) = stats.as_deref_mut() {
                     s[chain].rules[ri].add(p.len);
                 }

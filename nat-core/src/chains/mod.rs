@@ -10,7 +10,9 @@
 //! - `render`: `ipchains -L [-n] [-v] [-x] [--line-numbers]`, `/proc/net/ip_fwchains`, `ip_fwnames`.
 //! - `save`: ipchains-save text and atomic restore.
 //! - [`snapshot`]: owned structured views for the gRPC API.
+//! - `exec`: [`Firewall::execute`] runs a parsed command line and returns ipchains' stdout text.
 
+mod exec;
 mod matching;
 pub mod model;
 mod print;
@@ -22,7 +24,8 @@ mod tables;
 
 use std::net::Ipv4Addr;
 
-pub use matching::CheckVerdict;
+pub use exec::{help, icmp_help, ExecError, PACKAGE_VERSION};
+pub use matching::{CheckError, CheckVerdict};
 pub use model::{ChainError, Firewall, Policy, PortRange, Rule, Target};
 pub use render::ListOptions;
 pub use save::RestoreError;

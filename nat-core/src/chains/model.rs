@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use thiserror::Error;
 
-use super::matching::Frame;
+use super::matching::{Frame, Matcher};
 
 /// `fw_flg` bit: log matching packets (`-l`).
 pub const IP_FW_F_PRN: u16 = 0x01;
@@ -410,8 +410,11 @@ impl Counter {
 /// One rule in a chain, with its resolved action.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    pub(crate) rule: Rule,
+    /// Compiled match fields (`None` only for over-long interface names).
+    pub(crate) matcher: Option<Matcher>,
     pub(crate) action: Action,
+    /// The rule as given (boxed: the walk only reads `matcher` and `action`).
+    pub(crate) rule: Box<Rule>,
 }
 
 /// A chain: label, policy (built-ins only), rules, reference count.
@@ -489,7 +492,7 @@ impl Firewall {
         Ok(self.chains[c]
             .entries
             .iter()
-            .map(|e| e.rule.clone())
+            .map(|e| (*e.rule).clone())
             .collect())
     }
 
@@ -593,7 +596,14 @@ impl Firewall {
         let c = self.find_or_err(chain)?;
         let rule = Self::normalize(rule);
         let action = self.resolve(&rule)?;
-        Ok((c, Entry { rule, action }))
+        Ok((
+            c,
+            Entry {
+                matcher: Matcher::new(&rule),
+                action,
+                rule: Box::new(rule),
+            },
+        ))
     }
 
     /// `-A chain`: append a rule.

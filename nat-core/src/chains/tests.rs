@@ -1234,3 +1234,44 @@ mod props {
         }
     }
 }
+
+#[test]
+fn execute_prints_like_ipchains() {
+    let mut fw = Firewall::new();
+    let ex = |fw: &mut Firewall, s: &str| {
+        let a: Vec<&str> = s.split_whitespace().collect();
+        fw.execute(&parse_command(&a).unwrap())
+    };
+    assert_eq!(ex(&mut fw, "-N acct").unwrap(), "");
+    assert_eq!(
+        ex(&mut fw, "-A forward -v -s 192.168.1.0/24 -j MASQ").unwrap(),
+        "MASQ  all opt    ------ tos 0xFF 0x00  via *    192.168.1.0/24 -> 0.0.0.0/0    n/a\n"
+    );
+    assert_eq!(
+        ex(
+            &mut fw,
+            "-C forward -p tcp -s 192.168.1.9 1025 -d 1.2.3.4 80 -i ppp0"
+        )
+        .unwrap(),
+        "packet masqueraded\n"
+    );
+    assert_eq!(ex(&mut fw, "-F -v").unwrap(), "Flushing chain `input'\nFlushing chain `forward'\nFlushing chain `output'\nFlushing chain `acct'\n");
+    assert_eq!(ex(&mut fw, "-X -v").unwrap(), "Deleting chain `acct'\n");
+    assert_eq!(ex(&mut fw, "-V").unwrap(), "ipchains 1.3.9, 17-Mar-1999\n");
+    assert_eq!(ex(&mut fw, "-M -L").unwrap_err(), ExecError::Masquerading);
+    assert_eq!(
+        ex(&mut fw, "-A nosuch -j ACCEPT").unwrap_err().to_string(),
+        "No chain by that name"
+    );
+    let h = ex(&mut fw, "-h icmp").unwrap();
+    assert!(h.starts_with("ipchains 1.3.9, 17-Mar-1999\n\nValid ICMP Types:\necho-reply (pong)\ndestination-unreachable\n   network-unreachable\n"), "{h}");
+    assert!(
+        h.contains("\ntime-exceeded (ttl-exceeded)\n   ttl-zero-during-transit\n"),
+        "{h}"
+    );
+    assert!(ex(&mut fw, "-h")
+        .unwrap()
+        .contains("Usage: ipchains -[ADC] chain rule-specification [options]\n"));
+    let l = ex(&mut fw, "-L forward -n").unwrap();
+    assert_eq!(l, "Chain forward (policy ACCEPT):\n");
+}

@@ -3,20 +3,30 @@
 
 use std::net::Ipv4Addr;
 
-/// Ones-complement sum of `data` (not inverted, not folded beyond 32 bits of carry headroom).
-fn sum_words(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
+/// Ones-complement sum of `data` added to `acc` (not inverted, not folded). Eight bytes per
+/// step into a 64-bit accumulator (two 32-bit halves each; no carry can be lost below 2^32
+/// steps), then 16-bit words for the tail.
+fn sum_words(acc: u32, data: &[u8]) -> u32 {
+    let mut acc64 = u64::from(acc);
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
-        // Fold early so very large inputs cannot overflow.
-        if acc > 0xFFFF_0000 {
-            acc = (acc & 0xFFFF) + (acc >> 16);
-        }
+        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        acc64 += (v >> 32) + (v & 0xFFFF_FFFF);
     }
-    if let [last] = chunks.remainder() {
-        acc = acc.wrapping_add(u32::from(*last) << 8);
+    let rest = chunks.remainder();
+    let mut words = rest.chunks_exact(2);
+    for w in &mut words {
+        acc64 += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
-    acc
+    if let [last] = words.remainder() {
+        acc64 += u64::from(*last) << 8;
+    }
+    // Fold 64 → 32 bits keeping the ones-complement value.
+    let mut a = (acc64 & 0xFFFF_FFFF) + (acc64 >> 32);
+    a = (a & 0xFFFF_FFFF) + (a >> 32);
+    let a = a as u32;
+    // Fold once more to leave headroom for callers adding a few 16-bit values.
+    (a & 0xFFFF) + (a >> 16)
 }
 
 /// Fold a 32-bit accumulator into a 16-bit ones-complement sum.

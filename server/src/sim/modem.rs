@@ -285,8 +285,10 @@ impl XorShift {
 #[derive(Debug)]
 struct Throttle {
     queue: VecDeque<u8>,
-    /// Time the line is free to start the next byte.
+    /// When the byte on the wire (or the last one) finishes; `None` before the first byte.
     free_at: Option<Instant>,
+    /// The queue ran empty at the last release: the line idled since `free_at`.
+    was_idle: bool,
 }
 
 /// Bytes released per timer wake-up at most (keeps a driver from waking every 87 µs).
@@ -297,6 +299,7 @@ impl Throttle {
         Throttle {
             queue: VecDeque::new(),
             free_at: None,
+            was_idle: true,
         }
     }
 
@@ -304,16 +307,23 @@ impl Throttle {
         Duration::from_nanos(10_000_000_000 / u64::from(baud.max(1)))
     }
 
-    /// Moves the bytes whose transmission has finished by `now` into `out`.
+    /// Moves the bytes whose transmission has finished by `now` into `out`. Callers release
+    /// right after every enqueue, so an idle line restarts at the enqueue time (no banked credit).
     fn release(&mut self, now: Instant, baud: u32, out: &mut Vec<u8>) {
         if baud == 0 {
             out.extend(self.queue.drain(..));
             return;
         }
+        if self.queue.is_empty() {
+            return;
+        }
         let bt = Self::byte_time(baud);
         let mut free = match self.free_at {
-            Some(f) if f > now.checked_sub(bt).unwrap_or(now) => f,
-            _ => now.checked_sub(bt).unwrap_or(now),
+            // Busy line: late wake-ups catch up byte by byte.
+            Some(f) if !self.was_idle => f,
+            // Idle line: these bytes were queued at `now`; the wire starts on them then.
+            Some(f) => f.max(now),
+            None => now,
         };
         while !self.queue.is_empty() && free + bt <= now {
             if let Some(b) = self.queue.pop_front() {
@@ -322,10 +332,11 @@ impl Throttle {
             free += bt;
         }
         self.free_at = Some(free);
+        self.was_idle = self.queue.is_empty();
     }
 
     fn next_release(&self, baud: u32) -> Option<Instant> {
-        if self.queue.is_empty() {
+        if self.queue.is_empty() || baud == 0 {
             return None;
         }
         let bt = Self::byte_time(baud);

@@ -1,0 +1,222 @@
+//! Rendering helpers shared by mclient and mtui: expiry `mm:ss.hh`, byte counts, durations,
+//! link/modem state names, and plain-text tables.
+//!
+//! Pure functions only: no I/O.
+
+use std::time::{Duration, SystemTime};
+
+use masqdial_proto::v1 as pb;
+
+/// `mm:ss.hh` from hundredths of a second, as `ipchains -M -L` prints expiry
+/// (minutes are not wrapped: 125 minutes print as `125:00.00`).
+pub fn expire_mmss(centis: u64) -> String {
+    let minutes = centis / 6000;
+    let seconds = (centis / 100) % 60;
+    let hundredths = centis % 100;
+    format!("{minutes:02}:{seconds:02}.{hundredths:02}")
+}
+
+/// Human byte count: `512 B`, `1.5 KiB`, `3.2 MiB`, `1.0 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in UNITS.iter().skip(1) {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// `1h02m03s`, `4m05s`, `6s`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Convert a protobuf timestamp.
+pub fn system_time(ts: &prost_types::Timestamp) -> Option<SystemTime> {
+    let secs = u64::try_from(ts.seconds).ok()?;
+    let nanos = u32::try_from(ts.nanos).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// Time since `ts` at `now`, formatted; empty when unset or in the future.
+pub fn since(ts: Option<&prost_types::Timestamp>, now: SystemTime) -> String {
+    ts.and_then(system_time)
+        .and_then(|t| now.duration_since(t).ok())
+        .map(duration)
+        .unwrap_or_default()
+}
+
+/// Lower-case name of a link state.
+pub fn link_state(state: i32) -> &'static str {
+    match pb::LinkState::try_from(state) {
+        Ok(pb::LinkState::Idle) => "idle",
+        Ok(pb::LinkState::Dialing) => "dialing",
+        Ok(pb::LinkState::Connected) => "connected",
+        Ok(pb::LinkState::Authenticating) => "authenticating",
+        Ok(pb::LinkState::Up) => "up",
+        Ok(pb::LinkState::HangingUp) => "hanging-up",
+        Ok(pb::LinkState::Failed) => "failed",
+        _ => "unknown",
+    }
+}
+
+/// Lower-case name of a modem state.
+pub fn modem_state(state: i32) -> &'static str {
+    match pb::ModemState::try_from(state) {
+        Ok(pb::ModemState::Idle) => "idle",
+        Ok(pb::ModemState::Busy) => "busy",
+        Ok(pb::ModemState::Absent) => "absent",
+        Ok(pb::ModemState::Error) => "error",
+        _ => "unknown",
+    }
+}
+
+/// Name of a role.
+pub fn role(role: i32) -> &'static str {
+    match pb::Role::try_from(role) {
+        Ok(pb::Role::Admin) => "admin",
+        Ok(pb::Role::User) => "user",
+        _ => "unknown",
+    }
+}
+
+/// Name of a masquerade protocol as ipchains prints it.
+pub fn protocol(p: i32) -> &'static str {
+    match pb::Protocol::try_from(p) {
+        Ok(pb::Protocol::Tcp) => "TCP",
+        Ok(pb::Protocol::Udp) => "UDP",
+        Ok(pb::Protocol::Icmp) => "ICMP",
+        _ => "?",
+    }
+}
+
+/// Left-aligned text table with a header row, columns separated by two spaces.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// `ipchains -M -L [-v]` text from masquerade entries (addresses always numeric).
+pub fn masq_listing(entries: &[pb::MasqEntry], verbose: bool) -> String {
+    let mut out = String::from("IP masquerading entries\n");
+    if entries.is_empty() {
+        return out;
+    }
+    out.push_str(&format!("prot {:<8} ", "expire"));
+    if verbose {
+        out.push_str(&format!("{:>10} delta prevd ", "initseq"));
+    }
+    out.push_str(&format!("{:<20} {:<20} ports\n", "source", "destination"));
+    for e in entries {
+        out.push_str(&format!(
+            "{:<5}{} ",
+            protocol(e.protocol),
+            expire_mmss(e.expire_centis)
+        ));
+        if verbose {
+            out.push_str(&format!(
+                "{:>10} {:>5} {:>5} ",
+                e.init_seq, e.delta, e.prev_delta
+            ));
+        }
+        out.push_str(&format!(
+            "{:<20} {:<20} {} ({}) -> {}\n",
+            e.lan_address, e.remote_address, e.lan_port, e.masq_port, e.remote_port
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expire_format() {
+        assert_eq!(expire_mmss(0), "00:00.00");
+        assert_eq!(expire_mmss(90_000), "15:00.00");
+        assert_eq!(expire_mmss(12_345), "02:03.45");
+        assert_eq!(expire_mmss(750_000), "125:00.00");
+    }
+
+    #[test]
+    fn byte_and_duration_format() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(duration(Duration::from_secs(3723)), "1h02m03s");
+        assert_eq!(duration(Duration::from_secs(65)), "1m05s");
+        assert_eq!(duration(Duration::from_secs(6)), "6s");
+    }
+
+    #[test]
+    fn table_aligns() {
+        let t = table(
+            &["name", "state"],
+            &[
+                vec!["isp1".into(), "up".into()],
+                vec!["longer".into(), "idle".into()],
+            ],
+        );
+        assert_eq!(t, "name    state\nisp1    up\nlonger  idle\n");
+    }
+
+    #[test]
+    fn masq_listing_matches_ipchains_layout() {
+        let e = pb::MasqEntry {
+            protocol: pb::Protocol::Tcp as i32,
+            lan_address: "192.168.1.2".into(),
+            lan_port: 1025,
+            masq_port: 61000,
+            remote_address: "10.0.0.1".into(),
+            remote_port: 80,
+            expire_centis: 90_000,
+            ..Default::default()
+        };
+        let t = masq_listing(&[e], false);
+        assert_eq!(
+            t,
+            "IP masquerading entries\nprot expire   source               destination          ports\nTCP  15:00.00 192.168.1.2          10.0.0.1             1025 (61000) -> 80\n"
+        );
+        assert_eq!(masq_listing(&[], true), "IP masquerading entries\n");
+    }
+}

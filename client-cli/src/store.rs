@@ -1,0 +1,267 @@
+//! Token store shared by mclient and mtui: one TOML file, mode 0600, in a 0700 directory.
+//!
+//! Owns reading and atomically rewriting that file; it must not print or log a token.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// A token saved by `mclient login`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// Server URL it belongs to (normalised, no trailing `/`).
+    pub server: String,
+    /// User name.
+    pub user: String,
+    /// The bearer token (64 hex digits). Never print it.
+    pub token: String,
+    /// Expiry reported by the server.
+    pub expires_at: Option<SystemTime>,
+    /// `masqdial.v1.Role` as an integer.
+    pub role: i32,
+}
+
+impl std::fmt::Debug for StoredToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredToken")
+            .field("server", &self.server)
+            .field("user", &self.user)
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl StoredToken {
+    /// Whether the token is past its expiry at `now`.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|e| now >= e)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    #[serde(default)]
+    tokens: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    server: String,
+    user: String,
+    token: String,
+    /// Unix seconds.
+    #[serde(default)]
+    expires_at: Option<u64>,
+    #[serde(default)]
+    role: i32,
+}
+
+/// The token file.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    path: PathBuf,
+}
+
+/// Normalise a server URL for use as a key.
+pub fn server_key(server: &str) -> String {
+    server.trim().trim_end_matches('/').to_string()
+}
+
+impl TokenStore {
+    /// `$XDG_CONFIG_HOME/masqdial/tokens.toml` (via `dirs::config_dir`).
+    pub fn open_default() -> anyhow::Result<Self> {
+        let dir = dirs::config_dir().context("no configuration directory for this user")?;
+        Ok(TokenStore::at(dir.join("masqdial").join("tokens.toml")))
+    }
+
+    /// A store at an explicit path (tests).
+    pub fn at(path: PathBuf) -> Self {
+        TokenStore { path }
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read(&self) -> anyhow::Result<File> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("{}: not a token store", self.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.path.display())),
+        }
+    }
+
+    fn write(&self, file: &File) -> anyhow::Result<()> {
+        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
+        create_private_dir(dir)?;
+        let text = toml::to_string(file).context("cannot encode token store")?;
+        let tmp = self.path.with_extension("toml.tmp");
+        write_private(&tmp, text.as_bytes())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("cannot replace {}", self.path.display()))?;
+        Ok(())
+    }
+
+    /// The token saved for `server`, if any.
+    pub fn get(&self, server: &str) -> anyhow::Result<Option<StoredToken>> {
+        let key = server_key(server);
+        Ok(self
+            .read()?
+            .tokens
+            .into_iter()
+            .find(|e| e.server == key)
+            .map(|e| StoredToken {
+                server: e.server,
+                user: e.user,
+                token: e.token,
+                expires_at: e.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+                role: e.role,
+            }))
+    }
+
+    /// Save (replace) the token for its server.
+    pub fn put(&self, tok: StoredToken) -> anyhow::Result<()> {
+        let mut file = self.read()?;
+        let key = server_key(&tok.server);
+        file.tokens.retain(|e| e.server != key);
+        file.tokens.push(Entry {
+            server: key,
+            user: tok.user,
+            token: tok.token,
+            expires_at: tok
+                .expires_at
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
+            role: tok.role,
+        });
+        self.write(&file)
+    }
+
+    /// Forget the token of `server`.
+    pub fn remove(&self, server: &str) -> anyhow::Result<()> {
+        let mut file = self.read()?;
+        let key = server_key(server);
+        let before = file.tokens.len();
+        file.tokens.retain(|e| e.server != key);
+        if file.tokens.len() != before {
+            self.write(&file)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An older file may have been created with looser permissions: tighten it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(server: &str, t: &str) -> StoredToken {
+        StoredToken {
+            server: server.into(),
+            user: "alice".into(),
+            token: t.into(),
+            expires_at: Some(UNIX_EPOCH + Duration::from_secs(2_000_000_000)),
+            role: 1,
+        }
+    }
+
+    #[test]
+    fn put_get_remove_roundtrip() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = TokenStore::at(dir.path().join("sub").join("tokens.toml"));
+        assert_eq!(store.get("http://a:224")?, None);
+        store.put(tok("http://a:224/", "aa"))?;
+        store.put(tok("http://b:224", "bb"))?;
+        store.put(tok("http://a:224", "cc"))?;
+        assert_eq!(
+            store.get("http://a:224")?.map(|t| t.token),
+            Some("cc".into())
+        );
+        assert_eq!(
+            store.get("http://b:224/")?.map(|t| t.token),
+            Some("bb".into())
+        );
+        assert_eq!(
+            store.get("http://b:224")?.and_then(|t| t.expires_at),
+            tok("", "").expires_at
+        );
+        store.remove("http://a:224")?;
+        assert_eq!(store.get("http://a:224")?, None);
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_is_0600_and_dir_0700() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("masqdial").join("tokens.toml");
+        let store = TokenStore::at(path.clone());
+        store.put(tok("http://a:224", "aa"))?;
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+        let d = path.parent().map(std::fs::metadata).transpose()?;
+        assert_eq!(d.map(|m| m.permissions().mode() & 0o777), Some(0o700));
+        // A pre-existing loose file is tightened on the next write.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        store.put(tok("http://a:224", "bb"))?;
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn debug_redacts_token() {
+        let s = format!("{:?}", tok("x", "secret-token"));
+        assert!(!s.contains("secret-token"));
+    }
+}

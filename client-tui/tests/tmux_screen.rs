@@ -1,0 +1,506 @@
+//! Runs the real `mtui` binary inside tmux against an in-process gRPC fixture server and reads
+//! the screen with `tmux capture-pane -p`: the sessions must show, and an expire countdown must
+//! decrease between two captures. Skips loudly when tmux is not installed.
+//!
+//! Everything below `mod fixture` is a TEST FIXTURE (a canned server), not product code.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use masqdial_proto::v1::{
+    auth_server::AuthServer, dialer_server::DialerServer, nat_server::NatServer, Role,
+};
+use masqdial_tui::client::store::{StoredToken, TokenStore};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+mod fixture {
+    //! Canned Auth/Dialer/Nat services: one user, one up link, three masquerade sessions.
+    use std::pin::Pin;
+    use std::time::Duration;
+
+    use masqdial_proto::v1::*;
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tokio_stream::Stream;
+    use tonic::{Request, Response, Status};
+
+    type Res<T> = Result<Response<T>, Status>;
+    type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+    fn check<T>(req: &Request<T>) -> Result<(), Status> {
+        let want = format!("Bearer {}", super::TOKEN);
+        match req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(v) if v == want => Ok(()),
+            _ => Err(Status::unauthenticated("bad token")),
+        }
+    }
+
+    fn no<T>() -> Res<T> {
+        Err(Status::unimplemented("fixture"))
+    }
+
+    /// Stream from a task that feeds `items` then keeps the stream open with `tick` messages.
+    fn stream<T: Send + 'static>(items: Vec<T>, tick: Option<fn(u64) -> T>) -> BoxStream<T> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            for i in items {
+                if tx.send(Ok(i)).await.is_err() {
+                    return;
+                }
+            }
+            let mut n = 0u64;
+            // Bounded: the test finishes long before; the task also ends when the client goes.
+            while n < 600 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                n += 1;
+                let msg = match tick {
+                    Some(f) => f(n),
+                    None => {
+                        if tx.is_closed() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+
+    #[allow(clippy::too_many_arguments)] // a fixture: one argument per column
+    fn entry(
+        id: u64,
+        proto: Protocol,
+        lan: &str,
+        lport: u32,
+        remote: &str,
+        rport: u32,
+        state: &str,
+        expire: u64,
+    ) -> MasqEntry {
+        MasqEntry {
+            id,
+            protocol: proto as i32,
+            lan_address: lan.into(),
+            lan_port: lport,
+            masq_address: "10.64.3.17".into(),
+            masq_port: 61000 + id as u32,
+            remote_address: remote.into(),
+            remote_port: rport,
+            expire_centis: expire,
+            state: state.into(),
+            ..Default::default()
+        }
+    }
+
+    fn free() -> FreePortsResponse {
+        FreePortsResponse {
+            tcp: 4094,
+            udp: 4095,
+            icmp: 4096,
+            tcp_total: 4096,
+            udp_total: 4096,
+            icmp_total: 4096,
+            port_low: 61000,
+            port_high: 65095,
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub struct Fixture;
+
+    #[tonic::async_trait]
+    impl auth_server::Auth for Fixture {
+        async fn login(&self, _r: Request<LoginRequest>) -> Res<LoginResponse> {
+            no()
+        }
+        async fn logout(&self, _r: Request<LogoutRequest>) -> Res<LogoutResponse> {
+            no()
+        }
+        async fn who_am_i(&self, r: Request<WhoAmIRequest>) -> Res<WhoAmIResponse> {
+            check(&r)?;
+            Ok(Response::new(WhoAmIResponse {
+                user: "alice".into(),
+                role: Role::Admin as i32,
+                allowed_connections: vec!["isp1".into()],
+                peer: "127.0.0.1".into(),
+                expires_at: None,
+            }))
+        }
+    }
+
+    #[tonic::async_trait]
+    impl dialer_server::Dialer for Fixture {
+        type DialStream = BoxStream<DialEvent>;
+        type WatchLinksStream = BoxStream<LinkEvent>;
+        async fn list_connections(
+            &self,
+            r: Request<ListConnectionsRequest>,
+        ) -> Res<ListConnectionsResponse> {
+            check(&r)?;
+            Ok(Response::new(ListConnectionsResponse {
+                connections: vec![Connection {
+                    name: "isp1".into(),
+                    allowed: true,
+                    state: LinkState::Up as i32,
+                    ..Default::default()
+                }],
+            }))
+        }
+        async fn get_connection(&self, _r: Request<GetConnectionRequest>) -> Res<ConnectionInfo> {
+            no()
+        }
+        async fn dial(&self, _r: Request<DialRequest>) -> Res<Self::DialStream> {
+            no()
+        }
+        async fn hangup(&self, _r: Request<HangupRequest>) -> Res<HangupResponse> {
+            no()
+        }
+        async fn status(&self, _r: Request<StatusRequest>) -> Res<StatusResponse> {
+            no()
+        }
+        async fn who(&self, _r: Request<WhoRequest>) -> Res<WhoResponse> {
+            no()
+        }
+        async fn watch_links(&self, r: Request<WatchLinksRequest>) -> Res<Self::WatchLinksStream> {
+            check(&r)?;
+            let up = LinkEvent {
+                at: None,
+                event: Some(link_event::Event::State(LinkStatus {
+                    connection: "isp1".into(),
+                    state: LinkState::Up as i32,
+                    modem: "modem0".into(),
+                    speed_bps: 33_600,
+                    local_address: "10.64.3.17".into(),
+                    peer_address: "10.64.0.1".into(),
+                    ..Default::default()
+                })),
+            };
+            fn sample(n: u64) -> LinkEvent {
+                LinkEvent {
+                    at: None,
+                    event: Some(link_event::Event::Sample(TrafficSample {
+                        connection: "isp1".into(),
+                        bytes_in: 1000 + (n % 5) * 700,
+                        bytes_out: 200 + (n % 3) * 90,
+                        packets_in: 3,
+                        packets_out: 2,
+                        period_ms: 1000,
+                    })),
+                }
+            }
+            Ok(Response::new(stream(vec![up], Some(sample))))
+        }
+    }
+
+    #[tonic::async_trait]
+    impl nat_server::Nat for Fixture {
+        type WatchMasqStream = BoxStream<MasqEvent>;
+        async fn list_masq(&self, _r: Request<ListMasqRequest>) -> Res<ListMasqResponse> {
+            no()
+        }
+        async fn watch_masq(&self, r: Request<WatchMasqRequest>) -> Res<Self::WatchMasqStream> {
+            check(&r)?;
+            let entries = vec![
+                entry(
+                    1,
+                    Protocol::Tcp,
+                    "192.168.1.10",
+                    1034,
+                    "198.51.100.80",
+                    80,
+                    "ESTABLISHED",
+                    89_512,
+                ),
+                entry(
+                    2,
+                    Protocol::Udp,
+                    "192.168.1.23",
+                    1027,
+                    "203.0.113.53",
+                    53,
+                    "UDP",
+                    29_871,
+                ),
+                entry(
+                    3,
+                    Protocol::Tcp,
+                    "192.168.1.23",
+                    1100,
+                    "192.0.2.21",
+                    21,
+                    "FIN_WAIT",
+                    11_204,
+                ),
+            ];
+            let items = vec![
+                MasqEvent {
+                    event: Some(masq_event::Event::Snapshot(MasqBatch { entries })),
+                },
+                MasqEvent {
+                    event: Some(masq_event::Event::SnapshotDone(SnapshotDone {
+                        total: 3,
+                        free: Some(free()),
+                    })),
+                },
+            ];
+            Ok(Response::new(stream(items, None)))
+        }
+        async fn free_ports(&self, r: Request<FreePortsRequest>) -> Res<FreePortsResponse> {
+            check(&r)?;
+            Ok(Response::new(free()))
+        }
+        async fn get_timeouts(&self, _r: Request<GetTimeoutsRequest>) -> Res<Timeouts> {
+            no()
+        }
+        async fn set_timeouts(&self, _r: Request<Timeouts>) -> Res<Timeouts> {
+            no()
+        }
+        async fn list_chains(&self, r: Request<ListChainsRequest>) -> Res<ListChainsResponse> {
+            check(&r)?;
+            Ok(Response::new(ListChainsResponse {
+                chains: vec![Chain {
+                    name: "forward".into(),
+                    policy: "DENY".into(),
+                    builtin: true,
+                    rules: vec![Rule {
+                        number: 1,
+                        target: "MASQ".into(),
+                        protocol: "all".into(),
+                        source: "192.168.1.0/24".into(),
+                        destination: "0.0.0.0/0".into(),
+                        packets: 1234,
+                        bytes: 567_890,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }))
+        }
+        async fn append_rule(&self, _r: Request<AppendRuleRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn insert_rule(&self, _r: Request<InsertRuleRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn replace_rule(&self, _r: Request<ReplaceRuleRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn delete_rule(&self, _r: Request<DeleteRuleRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn flush_chain(&self, _r: Request<FlushChainRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn zero_counters(&self, _r: Request<ZeroCountersRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn new_chain(&self, _r: Request<NewChainRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn delete_chain(&self, _r: Request<DeleteChainRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn set_policy(&self, _r: Request<SetPolicyRequest>) -> Res<RuleChangeResponse> {
+            no()
+        }
+        async fn check_packet(&self, _r: Request<CheckPacketRequest>) -> Res<CheckPacketResponse> {
+            no()
+        }
+        async fn apply_ruleset(
+            &self,
+            _r: Request<ApplyRulesetRequest>,
+        ) -> Res<ApplyRulesetResponse> {
+            no()
+        }
+        async fn save_ruleset(&self, _r: Request<SaveRulesetRequest>) -> Res<SaveRulesetResponse> {
+            no()
+        }
+        async fn render_view(&self, _r: Request<RenderViewRequest>) -> Res<RenderViewResponse> {
+            no()
+        }
+        async fn get_counters(&self, _r: Request<GetCountersRequest>) -> Res<GetCountersResponse> {
+            no()
+        }
+    }
+}
+
+/// Kills the private tmux server when dropped (also when the test fails).
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::io::Result<Output> {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+    }
+
+    fn capture(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", "mtui"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn alive(&self) -> bool {
+        self.cmd(&["has-session", "-t", "mtui"])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn tmux_installed() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Hundredths left in the expire column of the row containing `needle` (`mm:ss.hh` at the end).
+fn expire_of(screen: &str, needle: &str) -> Option<u64> {
+    let line = screen.lines().find(|l| l.contains(needle))?;
+    let tok = line
+        .split(|c: char| c.is_whitespace() || c == '│')
+        .rfind(|t| !t.is_empty())?;
+    let (mm, rest) = tok.split_once(':')?;
+    let (ss, hh) = rest.split_once('.')?;
+    let (mm, ss, hh): (u64, u64, u64) = (mm.parse().ok()?, ss.parse().ok()?, hh.parse().ok()?);
+    Some(mm * 6000 + ss * 100 + hh)
+}
+
+/// Poll the screen until `pred` holds or `limit` passes; returns the last capture.
+async fn wait_screen(t: &Tmux, limit: Duration, pred: impl Fn(&str) -> bool) -> (bool, String) {
+    let start = Instant::now();
+    loop {
+        let s = t.capture();
+        if pred(&s) {
+            return (true, s);
+        }
+        if start.elapsed() > limit {
+            return (false, s);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtui_in_tmux_shows_sessions_and_live_countdown() {
+    if !tmux_installed() {
+        eprintln!("\n*** SKIPPED: tmux not installed (apt-get install -y tmux) ***\n");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AuthServer::new(fixture::Fixture))
+            .add_service(DialerServer::new(fixture::Fixture))
+            .add_service(NatServer::new(fixture::Fixture))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store_path = dir.path().join("tokens");
+    let server_url = format!("http://{addr}");
+    TokenStore::at(store_path.clone())
+        .put(StoredToken {
+            server: server_url.clone(),
+            user: "alice".into(),
+            token: TOKEN.into(),
+            expires_at: None,
+            role: Role::Admin as i32,
+        })
+        .expect("write token store");
+
+    let bin = env!("CARGO_BIN_EXE_mtui");
+    let cmdline = format!(
+        "{bin} --server {server_url} --token-store {} --no-color --tick-ms 100",
+        shell_quote(&store_path)
+    );
+    let t = Tmux {
+        socket: format!("mtui-test-{}", std::process::id()),
+    };
+    let out = t
+        .cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "mtui",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &cmdline,
+        ])
+        .expect("run tmux");
+    assert!(
+        out.status.success(),
+        "tmux new-session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (ok, screen) = wait_screen(&t, Duration::from_secs(20), |s| {
+        s.contains("192.168.1.10:1034") && s.contains("connected") && s.contains("4094/4096")
+    })
+    .await;
+    assert!(ok, "sessions never showed; screen:\n{screen}");
+    for s in [
+        "192.168.1.23:1027",
+        "203.0.113.53:53",
+        "FIN_WAIT",
+        "isp1",
+        "UP",
+        "alice (admin)",
+    ] {
+        assert!(screen.contains(s), "missing {s:?} on screen:\n{screen}");
+    }
+    let first = expire_of(&screen, "192.168.1.10:1034").expect("expire column parses");
+    assert!(first <= 89_512 && first > 80_000, "first expire {first}");
+
+    // About 1.5 s later the countdown must be lower (bounded poll, no timed assertion).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (ok, later) = wait_screen(&t, Duration::from_secs(10), |s| {
+        expire_of(s, "192.168.1.10:1034").is_some_and(|v| v < first)
+    })
+    .await;
+    assert!(
+        ok,
+        "countdown did not decrease from {first}; screen:\n{later}"
+    );
+
+    // q quits and the program exits (tmux closes the session with it).
+    t.cmd(&["send-keys", "-t", "mtui", "q"]).expect("send-keys");
+    let start = Instant::now();
+    while t.alive() && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!t.alive(), "mtui did not exit on q");
+    server.abort();
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}

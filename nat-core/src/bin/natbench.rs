@@ -1,0 +1,331 @@
+//! `natbench`: prints a table of nat-core speed and memory figures (release build:
+//! `cargo run --release -p nat-core --bin natbench`). Owns measurement only: wall-clock reads
+//! happen here, never in the library. Memory is measured with a counting global allocator.
+// The counting allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
+#![allow(unsafe_code)]
+
+use nat_core::masq::{Mapping, MasqConfig, PortRange};
+use nat_core::wire::{ipv4, proto, tcp, udp};
+use nat_core::{Action, Engine, EngineConfig, Instant};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant as WallClock;
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const MASQ: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 5);
+
+fn ip_header(src: Ipv4Addr, dst: Ipv4Addr, p: u8, payload: usize) -> Vec<u8> {
+    let mut b = vec![0u8; 20 + payload];
+    ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: p,
+        payload_len: payload,
+        ttl: 64,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut b[..]));
+    b
+}
+
+/// A 64-byte UDP (20 + 8 + 36) or TCP (20 + 20 + 24) packet.
+fn pkt64(tcpp: bool, src: Ipv4Addr, sp: u16, dst: Ipv4Addr, dp: u16, flags: u16) -> Vec<u8> {
+    if tcpp {
+        let mut b = ip_header(src, dst, proto::TCP, 44);
+        let mut t = tcp::Packet::new_unchecked(&mut b[20..]);
+        t.set_src_port(sp);
+        t.set_dst_port(dp);
+        t.set_seq_number(1);
+        t.set_ack_number(1);
+        t.set_header_len_and_flags(20, flags);
+        t.set_window_len(65535);
+        t.fill_checksum(src, dst);
+        b
+    } else {
+        let mut b = ip_header(src, dst, proto::UDP, 44);
+        let mut u = udp::Packet::new_unchecked(&mut b[20..]);
+        u.set_src_port(sp);
+        u.set_dst_port(dp);
+        u.set_len(44);
+        u.fill_checksum(src, dst);
+        b
+    }
+}
+
+/// Flow `i`: inside host, inside port, remote, remote port.
+fn flow(i: u32) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    let host = Ipv4Addr::from(0x0a00_0000 | (i / 1000 + 1));
+    let sp = 10_000 + (i % 1000) as u16;
+    let remote = Ipv4Addr::from(0xc633_6400 | ((i * 7919) % 4096));
+    let dp = 443 + (i % 3) as u16;
+    (host, sp, remote, dp)
+}
+
+fn config(flows: u32) -> EngineConfig {
+    let mut masq = MasqConfig::linux22();
+    if flows > 10_000 {
+        // Scale-out: widened range and address/port-dependent mapping.
+        masq.ports = [PortRange {
+            lo: 1024,
+            hi: 65535,
+        }; 3];
+        masq.port_reuse = 64;
+        masq.mapping = Mapping::AddressPortDependent;
+        masq.max_entries = 1 << 22;
+    }
+    masq.change_log_capacity = 0;
+    EngineConfig {
+        masq,
+        ..EngineConfig::default()
+    }
+}
+
+fn engine(flows: u32) -> Engine {
+    let mut e = Engine::new(config(flows));
+    e.firewall_mut()
+        .set_policy("forward", "MASQ")
+        .expect("legal policy");
+    e.set_masq_address(Some(MASQ));
+    e
+}
+
+/// Create `n` flows (outbound packet each); returns engine, outbound and inbound templates.
+fn setup(n: u32, tcpp: bool) -> (Engine, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut e = engine(n);
+    e.masq_mut().reserve(n as usize);
+    let now = Instant::from_secs(1);
+    let mut outs = Vec::with_capacity(n as usize);
+    let mut ins = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let (h, sp, r, dp) = flow(i);
+        let syn = if tcpp { tcp::FLG_SYN } else { 0 };
+        let mut p = pkt64(tcpp, h, sp, r, dp, syn);
+        let a = e.process_from_lan(now, &mut p);
+        assert_eq!(a, Action::ToLink, "setup flow {i}");
+        let mport = u16::from_be_bytes([p[20], p[21]]);
+        // Established: answer SYN-ACK, then steady ACKs.
+        let mut back = pkt64(
+            tcpp,
+            r,
+            dp,
+            MASQ,
+            mport,
+            if tcpp { tcp::FLG_SYN | tcp::FLG_ACK } else { 0 },
+        );
+        assert_eq!(e.process_from_lan(now, &mut back.clone()), Action::Local);
+        assert_eq!(e.process_from_link(now, &mut back), Action::ToLan);
+        outs.push(pkt64(tcpp, h, sp, r, dp, tcp::FLG_ACK));
+        ins.push(pkt64(tcpp, r, dp, MASQ, mport, tcp::FLG_ACK));
+    }
+    // Packets arrive in sequential buffers but for flows in random order: lay the templates
+    // out in a shuffled flow order and read them sequentially.
+    let order = shuffle_order(n as usize);
+    let outs = order.iter().map(|&k| outs[k as usize].clone()).collect();
+    let ins = order.iter().map(|&k| ins[k as usize].clone()).collect();
+    (e, outs, ins)
+}
+
+fn shuffle_order(n: usize) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+fn run_established(n: u32, tcpp: bool, packets: u32) -> (f64, f64) {
+    let (mut e, outs, ins) = setup(n, tcpp);
+    let now = Instant::from_secs(2);
+    let mut buf = Vec::with_capacity(2048);
+    let mut rates = [0.0; 2];
+    for (k, set) in [&outs, &ins].iter().enumerate() {
+        let t0 = WallClock::now();
+        for i in 0..packets {
+            let p = &set[(i % n) as usize];
+            buf.clear();
+            buf.extend_from_slice(p);
+            let a = if k == 0 {
+                e.process_from_lan(now, &mut buf)
+            } else {
+                e.process_from_link(now, &mut buf)
+            };
+            debug_assert!(matches!(a, Action::ToLink | Action::ToLan));
+            std::hint::black_box(&a);
+        }
+        rates[k] = f64::from(packets) / t0.elapsed().as_secs_f64() / 1e6;
+    }
+    (rates[0], rates[1])
+}
+
+fn run_table_only(n: u32, packets: u32) -> f64 {
+    let (mut e, outs, _) = setup(n, false);
+    let now = Instant::from_secs(2);
+    let mut buf = Vec::with_capacity(2048);
+    let t0 = WallClock::now();
+    for i in 0..packets {
+        buf.clear();
+        buf.extend_from_slice(&outs[(i % n) as usize]);
+        let r = e.masq_mut().masquerade(now, &mut buf);
+        std::hint::black_box(&r);
+    }
+    f64::from(packets) / t0.elapsed().as_secs_f64() / 1e6
+}
+
+fn run_new_mappings(n: u32) -> f64 {
+    let mut e = engine(n);
+    e.masq_mut().reserve(n as usize);
+    let pkts: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let (h, sp, r, dp) = flow(i);
+            pkt64(false, h, sp, r, dp, 0)
+        })
+        .collect();
+    let now = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(2048);
+    let t0 = WallClock::now();
+    for p in &pkts {
+        buf.clear();
+        buf.extend_from_slice(p);
+        let a = e.process_from_lan(now, &mut buf);
+        debug_assert_eq!(a, Action::ToLink);
+        std::hint::black_box(&a);
+    }
+    f64::from(n) / t0.elapsed().as_secs_f64() / 1e6
+}
+
+/// Memory per live mapping: heap growth while creating `n` mappings, divided by `n`.
+fn memory_per_mapping(n: u32) -> f64 {
+    let pkts: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let (h, sp, r, dp) = flow(i);
+            pkt64(false, h, sp, r, dp, 0)
+        })
+        .collect();
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut e = engine(n);
+    let now = Instant::from_secs(1);
+    let mut buf = Vec::with_capacity(2048);
+    for p in &pkts {
+        buf.clear();
+        buf.extend_from_slice(p);
+        let _ = e.process_from_lan(now, &mut buf);
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    assert_eq!(e.masq().len(), n as usize);
+    let per = (after - before) as f64 / f64::from(n);
+    drop(e);
+    per
+}
+
+/// Expire `n` entries that all time out together while packets keep flowing: the worst single
+/// `handle_timeout` call (one per packet) and the time to drain.
+fn run_expiry(n: u32) -> (f64, f64, u64) {
+    let (mut e, outs, _) = setup(n, false);
+    // UDP timeout 5 min after t = 1 s; go past it.
+    let mut now_ms = 302_000u64;
+    let keep = &outs[0];
+    let mut buf = Vec::with_capacity(2048);
+    let mut worst = 0f64;
+    let mut calls = 0u64;
+    let t0 = WallClock::now();
+    while e.masq().len() > 1 && calls < 100_000_000 {
+        buf.clear();
+        buf.extend_from_slice(keep);
+        let _ = e.process_from_lan(Instant::from_millis(now_ms), &mut buf);
+        let c = WallClock::now();
+        let _ = e.handle_timeout(Instant::from_millis(now_ms));
+        let d = c.elapsed().as_secs_f64();
+        if d > worst {
+            worst = d;
+        }
+        calls += 1;
+        if calls.is_multiple_of(1000) {
+            now_ms += 1;
+        }
+    }
+    (worst * 1e6, t0.elapsed().as_secs_f64() * 1e3, calls)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let big = if quick { 100_000 } else { 1_000_000 };
+    let pk = if quick { 2_000_000 } else { 20_000_000 };
+    println!("nat-core natbench (one core, release build; M = million packets/s)");
+    println!("{:<58} {:>12}", "measurement", "result");
+    let line = |name: String, v: String| println!("{name:<58} {v:>12}");
+    for &(n, label) in &[
+        (1_000u32, "1,000"),
+        (big, if quick { "100,000" } else { "1,000,000" }),
+    ] {
+        let (o, i) = run_established(n, false, pk);
+        line(
+            format!("established UDP 64 B, {label} flows, outbound (engine)"),
+            format!("{o:.2} M/s"),
+        );
+        line(
+            format!("established UDP 64 B, {label} flows, inbound (engine)"),
+            format!("{i:.2} M/s"),
+        );
+        let (o, i) = run_established(n, true, pk);
+        line(
+            format!("established TCP 64 B, {label} flows, outbound (engine)"),
+            format!("{o:.2} M/s"),
+        );
+        line(
+            format!("established TCP 64 B, {label} flows, inbound (engine)"),
+            format!("{i:.2} M/s"),
+        );
+        let t = run_table_only(n, pk);
+        line(
+            format!("established UDP 64 B, {label} flows, masq table only"),
+            format!("{t:.2} M/s"),
+        );
+    }
+    let nm = run_new_mappings(big);
+    line(
+        format!("new mappings (UDP, {big} distinct flows)"),
+        format!("{nm:.2} M/s"),
+    );
+    let mem = memory_per_mapping(big);
+    line(
+        format!("heap per live mapping ({big} mappings, engine total)"),
+        format!("{mem:.1} B"),
+    );
+    let (worst_us, total_ms, calls) = run_expiry(big);
+    line(
+        format!("expiry of {big}: worst handle_timeout call"),
+        format!("{worst_us:.1} us"),
+    );
+    line(
+        format!("expiry of {big}: drained in ({calls} packets)"),
+        format!("{total_ms:.0} ms"),
+    );
+}

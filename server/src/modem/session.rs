@@ -1,0 +1,683 @@
+//! One modem session: chat, then PPP, then hang-up, on one serial line. Owns the driver threads
+//! and the channels to tokio; must not contain chat or PPP logic (it only feeds the sans-IO
+//! machines and moves bytes).
+//!
+//! Design: serial I/O is blocking (`serialport`), so each session runs on two dedicated OS threads:
+//! a *reader* that blocks in `read` (100 ms timeout, to notice stop) and forwards bytes, and the
+//! *driver* that owns [`Chat`] and [`Ppp`], writes to the line and sleeps in
+//! `recv_timeout` until input, an outbound packet, a hang-up request or the next protocol timer.
+//! Both threads end in bounded time; [`SessionHandle::hangup`] waits for them, so no thread or fd
+//! outlives the session. Tokio sees only channels: progress events (unbounded: a session emits a
+//! few dozen), inbound IPv4 (bounded, drops counted) and outbound IPv4 (bounded `try_send`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc as tmpsc, oneshot};
+
+use super::hangup::{hang_up, HangupReport};
+use super::{
+    note_no_status_lines, open, write_all_bounded, ModemSettings, ModemStatusError, OpenError,
+    SerialError, SerialLine,
+};
+use crate::at::{Chat, ChatConfig, ChatEvent, FailKind, TranscriptKind, TranscriptLine};
+use crate::ppp::{DownReason, NegotiatedOptions, Ppp, PppConfig, PppEvent, PppStats};
+
+/// Inbound IPv4 packets buffered for the dataplane before drops start.
+pub const INBOUND_QUEUE: usize = 256;
+/// Input queue of the driver thread (serial chunks + outbound packets + control).
+const INPUT_QUEUE: usize = 1024;
+/// Longest wait for PPP to finish terminating on hang-up.
+const PPP_CLOSE_LIMIT: Duration = Duration::from_secs(3);
+/// Longest time a write may stall.
+const WRITE_LIMIT: Duration = Duration::from_secs(5);
+/// How often DCD is polled (where the device has it).
+const DCD_POLL: Duration = Duration::from_secs(1);
+
+/// Progress of a session, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A chat step (init, dialling, CONNECT, redial, failure).
+    Chat(ChatEvent),
+    /// A PPP milestone: `LcpUp`, `AuthOk`, `AuthFailed`, `IpcpUp`, `Down` (never `Ipv4`).
+    Ppp(PppEvent),
+    /// The modem reported NO CARRIER or DCD dropped while PPP ran.
+    CarrierLost,
+    /// Hanging up (requested, or PPP went down).
+    HangingUp,
+    /// The session is over; nothing follows.
+    Ended(SessionEnd),
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The chat gave up (BUSY on every number, NO DIALTONE, timeout, …).
+    ChatFailed {
+        /// Why.
+        kind: FailKind,
+        /// Explanation.
+        message: String,
+    },
+    /// PPP finished for this reason, then the modem was hung up.
+    PppDown(DownReason),
+    /// Hung up on request.
+    HungUp,
+    /// The serial line failed (device gone, EIO); typed message.
+    SerialError(String),
+}
+
+/// Live counters of a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCounters {
+    /// Bytes read from the serial line.
+    pub serial_bytes_in: u64,
+    /// Bytes written to the serial line.
+    pub serial_bytes_out: u64,
+    /// IPv4 packets delivered to the dataplane.
+    pub packets_in: u64,
+    /// IPv4 bytes delivered to the dataplane.
+    pub bytes_in: u64,
+    /// IPv4 packets accepted for sending.
+    pub packets_out: u64,
+    /// IPv4 bytes accepted for sending.
+    pub bytes_out: u64,
+    /// Inbound packets dropped because the dataplane did not keep up.
+    pub inbound_dropped: u64,
+    /// Outbound packets refused by PPP (not open, queue full, too large).
+    pub outbound_refused: u64,
+    /// PPP counters.
+    pub ppp: PppStats,
+}
+
+/// Error handing a packet to the session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendPacketError {
+    /// The driver's queue is full; the packet was dropped.
+    #[error("modem session queue full")]
+    Full,
+    /// The session has ended.
+    #[error("modem session ended")]
+    Closed,
+}
+
+enum Input {
+    Serial(Vec<u8>),
+    SerialFailed(SerialError),
+    Packet(Vec<u8>),
+    Hangup,
+}
+
+#[derive(Default)]
+struct SharedState {
+    counters: SessionCounters,
+    options: Option<NegotiatedOptions>,
+    transcript: Vec<TranscriptLine>,
+    connect: Option<(Option<u32>, Option<String>)>,
+}
+
+/// Sends outbound IPv4 packets into a session; cheap to clone.
+#[derive(Clone)]
+pub struct PacketSender {
+    tx: SyncSender<Input>,
+}
+
+impl std::fmt::Debug for PacketSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PacketSender")
+    }
+}
+
+impl PacketSender {
+    /// Queues one IPv4 datagram; never blocks.
+    pub fn try_send(&self, packet: Vec<u8>) -> Result<(), SendPacketError> {
+        self.tx
+            .try_send(Input::Packet(packet))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => SendPacketError::Full,
+                TrySendError::Disconnected(_) => SendPacketError::Closed,
+            })
+    }
+}
+
+/// Handle on a running session. Dropping it requests a hang-up (without waiting).
+pub struct SessionHandle {
+    /// Progress events, ending with [`SessionEvent::Ended`].
+    pub events: tmpsc::UnboundedReceiver<SessionEvent>,
+    /// IPv4 datagrams from the peer.
+    pub inbound: tmpsc::Receiver<Vec<u8>>,
+    input: SyncSender<Input>,
+    shared: Arc<Mutex<SharedState>>,
+    done: Option<oneshot::Receiver<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle").finish_non_exhaustive()
+    }
+}
+
+impl SessionHandle {
+    /// A sender for outbound IPv4 datagrams.
+    #[must_use]
+    pub fn packet_sender(&self) -> PacketSender {
+        PacketSender {
+            tx: self.input.clone(),
+        }
+    }
+
+    /// Queues one outbound IPv4 datagram.
+    pub fn send_ipv4(&self, packet: Vec<u8>) -> Result<(), SendPacketError> {
+        self.packet_sender().try_send(packet)
+    }
+
+    /// Live counters.
+    #[must_use]
+    pub fn counters(&self) -> SessionCounters {
+        self.shared.lock().map(|s| s.counters).unwrap_or_default()
+    }
+
+    /// Negotiated PPP options (once LCP ran).
+    #[must_use]
+    pub fn options(&self) -> Option<NegotiatedOptions> {
+        self.shared.lock().ok().and_then(|s| s.options.clone())
+    }
+
+    /// CONNECT speed and extras, once connected.
+    #[must_use]
+    pub fn connect_info(&self) -> Option<(Option<u32>, Option<String>)> {
+        self.shared.lock().ok().and_then(|s| s.connect.clone())
+    }
+
+    /// The chat transcript (secrets masked), plus hang-up notes.
+    #[must_use]
+    pub fn transcript(&self) -> Vec<TranscriptLine> {
+        self.shared
+            .lock()
+            .map(|s| s.transcript.clone())
+            .unwrap_or_default()
+    }
+
+    /// Next progress event (`None` after the session ended and all events were read).
+    pub async fn next_event(&mut self) -> Option<SessionEvent> {
+        self.events.recv().await
+    }
+
+    /// Hangs up (PPP Terminate, then the modem) and waits until both threads ended. Bounded:
+    /// returns after at most `limit` even if the line is stuck (the threads still end on their own
+    /// within their own bounds). Returns the remaining events, the last being `Ended`.
+    pub async fn hangup(mut self, limit: Duration) -> Vec<SessionEvent> {
+        let give_up = tokio::time::Instant::now() + limit;
+        loop {
+            match self.input.try_send(Input::Hangup) {
+                Err(TrySendError::Full(_)) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                _ => break,
+            }
+        }
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout_at(give_up, done).await;
+        }
+        if let Some(t) = self.thread.take() {
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+        let mut rest = Vec::new();
+        while let Ok(e) = self.events.try_recv() {
+            rest.push(e);
+        }
+        rest
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        let _ = self.input.try_send(Input::Hangup);
+    }
+}
+
+/// Opens `settings.device` and starts a session on it.
+pub fn spawn_session(
+    settings: ModemSettings,
+    plan: ChatConfig,
+    ppp: PppConfig,
+) -> Result<SessionHandle, OpenError> {
+    let line = open(&settings)?;
+    let path = settings.device.clone();
+    spawn_session_on(Box::new(line), settings, plan, ppp).map_err(|e| OpenError::Other {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// Starts a session on an already-open line (a tty, a pty, a test double).
+pub fn spawn_session_on(
+    line: Box<dyn SerialLine>,
+    settings: ModemSettings,
+    plan: ChatConfig,
+    ppp: PppConfig,
+) -> std::io::Result<SessionHandle> {
+    let mut reader_line = line.try_clone_line()?;
+    let (input_tx, input_rx) = mpsc::sync_channel(INPUT_QUEUE);
+    let (ev_tx, ev_rx) = tmpsc::unbounded_channel();
+    let (in_tx, in_rx) = tmpsc::channel(INBOUND_QUEUE);
+    let (done_tx, done_rx) = oneshot::channel();
+    let shared = Arc::new(Mutex::new(SharedState::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let reader_tx = input_tx.clone();
+    let reader_stop = Arc::clone(&stop);
+    let reader = std::thread::Builder::new()
+        .name("modem-reader".into())
+        .spawn(move || {
+            let _ = reader_line.set_read_timeout(Duration::from_millis(100));
+            let mut buf = vec![0u8; 4096];
+            while !reader_stop.load(Ordering::Relaxed) {
+                match reader_line.read(&mut buf) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        if reader_tx.send(Input::Serial(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = reader_tx.send(Input::SerialFailed(SerialError::from_io(&e)));
+                        return;
+                    }
+                }
+            }
+        })?;
+
+    let driver_shared = Arc::clone(&shared);
+    let thread = std::thread::Builder::new()
+        .name("modem-session".into())
+        .spawn(move || {
+            let mut d = Driver {
+                line,
+                settings,
+                input: input_rx,
+                events: ev_tx,
+                inbound: in_tx,
+                shared: driver_shared,
+                counters: SessionCounters::default(),
+                dcd_supported: true,
+                carrier_lost: false,
+                tail: Vec::new(),
+            };
+            let end = d.run(plan, ppp);
+            d.publish(None, None);
+            let Driver {
+                line,
+                input,
+                events,
+                ..
+            } = d;
+            stop.store(true, Ordering::Relaxed);
+            // Dropping the receiver unblocks a reader stuck on a full queue.
+            drop(input);
+            let _ = reader.join();
+            // Close the port before announcing the end, so a redial can reopen it at once.
+            drop(line);
+            let _ = events.send(SessionEvent::Ended(end));
+            let _ = done_tx.send(());
+        })?;
+
+    Ok(SessionHandle {
+        events: ev_rx,
+        inbound: in_rx,
+        input: input_tx,
+        shared,
+        done: Some(done_rx),
+        thread: Some(thread),
+    })
+}
+
+struct Driver {
+    line: Box<dyn SerialLine>,
+    settings: ModemSettings,
+    input: mpsc::Receiver<Input>,
+    events: tmpsc::UnboundedSender<SessionEvent>,
+    inbound: tmpsc::Sender<Vec<u8>>,
+    shared: Arc<Mutex<SharedState>>,
+    counters: SessionCounters,
+    dcd_supported: bool,
+    carrier_lost: bool,
+    /// Last bytes seen in PPP state, to spot the modem's `NO CARRIER`.
+    tail: Vec<u8>,
+}
+
+enum Wake {
+    Input(Input),
+    Timeout,
+}
+
+impl Driver {
+    fn emit(&self, e: SessionEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SerialError> {
+        write_all_bounded(self.line.as_mut(), bytes, WRITE_LIMIT)?;
+        self.counters.serial_bytes_out += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>) -> Wake {
+        let now = Instant::now();
+        let res = match deadline {
+            Some(d) if d <= now => return Wake::Timeout,
+            Some(d) => self.input.recv_timeout(d - now),
+            None => self.input.recv_timeout(Duration::from_secs(3600)),
+        };
+        match res {
+            Ok(i) => Wake::Input(i),
+            Err(RecvTimeoutError::Timeout) => Wake::Timeout,
+            // Cannot happen while we hold a sender clone in the handle; treat as hang-up.
+            Err(RecvTimeoutError::Disconnected) => Wake::Input(Input::Hangup),
+        }
+    }
+
+    fn publish(&self, chat: Option<&Chat>, ppp: Option<&Ppp>) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.counters = self.counters;
+            if let Some(p) = ppp {
+                s.counters.ppp = p.stats();
+                s.options = Some(p.options());
+            }
+            if let Some(c) = chat {
+                s.transcript = c.transcript().cloned().collect();
+                s.connect = c.connect_info();
+            }
+        }
+    }
+
+    fn run(&mut self, plan: ChatConfig, ppp_config: PppConfig) -> SessionEnd {
+        let start = Instant::now();
+        let mut chat = Chat::new(plan, start);
+        match self.run_chat(&mut chat) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.publish(Some(&chat), None);
+                let (kind, message) = chat_failure(&chat);
+                return match kind {
+                    Some(kind) => SessionEnd::ChatFailed { kind, message },
+                    None => {
+                        // Hang-up requested during the chat.
+                        self.emit(SessionEvent::HangingUp);
+                        let _ = self.modem_hangup(&mut chat, true);
+                        self.publish(Some(&chat), None);
+                        SessionEnd::HungUp
+                    }
+                };
+            }
+            Err(e) => {
+                self.publish(Some(&chat), None);
+                return SessionEnd::SerialError(e.to_string());
+            }
+        }
+        let mut ppp = Ppp::new(ppp_config);
+        let now = Instant::now();
+        ppp.open(now);
+        let rest = chat.take_remaining();
+        if !rest.is_empty() {
+            feed_frames(&mut ppp, now, &rest);
+        }
+        let end = match self.run_ppp(&mut ppp) {
+            Ok(end) => end,
+            Err(e) => {
+                self.publish(Some(&chat), Some(&ppp));
+                return SessionEnd::SerialError(e.to_string());
+            }
+        };
+        self.emit(SessionEvent::HangingUp);
+        let command_state = self.carrier_lost;
+        if let Err(e) = self.modem_hangup(&mut chat, command_state) {
+            self.publish(Some(&chat), Some(&ppp));
+            return SessionEnd::SerialError(e.to_string());
+        }
+        self.publish(Some(&chat), Some(&ppp));
+        end
+    }
+
+    /// Runs the chat; Ok(true) when the line belongs to PPP, Ok(false) on failure or hang-up.
+    fn run_chat(&mut self, chat: &mut Chat) -> Result<bool, SerialError> {
+        loop {
+            while let Some(b) = chat.poll_transmit() {
+                self.write(&b)?;
+            }
+            let mut ready = false;
+            while let Some(e) = chat.poll_event() {
+                if e == ChatEvent::Ready {
+                    ready = true;
+                }
+                self.emit(SessionEvent::Chat(e));
+            }
+            self.publish(Some(chat), None);
+            if ready {
+                return Ok(true);
+            }
+            if chat.is_failed() {
+                return Ok(false);
+            }
+            match self.wait(chat.poll_timeout()) {
+                Wake::Timeout => chat.handle_timeout(Instant::now()),
+                Wake::Input(Input::Serial(b)) => {
+                    self.counters.serial_bytes_in += b.len() as u64;
+                    chat.handle_input(Instant::now(), &b);
+                }
+                Wake::Input(Input::SerialFailed(e)) => return Err(e),
+                Wake::Input(Input::Packet(_)) => self.counters.outbound_refused += 1,
+                Wake::Input(Input::Hangup) => {
+                    chat.note(Instant::now(), TranscriptKind::Info, "hang-up requested");
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// True if the modem's `NO CARRIER` line is in the recent serial bytes.
+    fn saw_no_carrier(&mut self, bytes: &[u8]) -> bool {
+        self.tail.extend_from_slice(bytes);
+        const PAT: &[u8] = b"\r\nNO CARRIER\r\n";
+        let found = self.tail.windows(PAT.len()).any(|w| w == PAT);
+        let keep = self.tail.len().saturating_sub(PAT.len() - 1);
+        self.tail.drain(..keep);
+        found
+    }
+
+    fn check_dcd(&mut self) -> bool {
+        if !self.dcd_supported {
+            return true;
+        }
+        match self.line.carrier_detect() {
+            Ok(dcd) => dcd,
+            Err(ModemStatusError::Unsupported) => {
+                note_no_status_lines(&self.line.name());
+                self.dcd_supported = false;
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "DCD read failed; carrier detection off");
+                self.dcd_supported = false;
+                true
+            }
+        }
+    }
+
+    fn run_ppp(&mut self, ppp: &mut Ppp) -> Result<SessionEnd, SerialError> {
+        let mut closing: Option<Instant> = None;
+        let mut next_dcd = Instant::now() + DCD_POLL;
+        loop {
+            while let Some(b) = ppp.poll_transmit() {
+                self.write(&b)?;
+            }
+            let mut delivered = Vec::new();
+            while let Some(e) = ppp.poll_event() {
+                match e {
+                    PppEvent::Ipv4(p) => {
+                        self.counters.packets_in += 1;
+                        self.counters.bytes_in += p.len() as u64;
+                        delivered.push(p);
+                    }
+                    PppEvent::Down { reason } => {
+                        self.emit(SessionEvent::Ppp(PppEvent::Down {
+                            reason: reason.clone(),
+                        }));
+                        self.publish(None, Some(ppp));
+                        return Ok(match closing {
+                            Some(_) if !matches!(reason, DownReason::LowerDown) => {
+                                SessionEnd::HungUp
+                            }
+                            _ => SessionEnd::PppDown(reason),
+                        });
+                    }
+                    other => self.emit(SessionEvent::Ppp(other)),
+                }
+            }
+            // Counters first, so a reader who got the packet also sees it counted.
+            self.publish(None, Some(ppp));
+            for p in delivered {
+                if self.inbound.try_send(p).is_err() {
+                    self.counters.inbound_dropped += 1;
+                }
+            }
+            let now = Instant::now();
+            if let Some(c) = closing {
+                if now >= c {
+                    // The peer never acknowledged; declare the lower layer gone.
+                    ppp.lower_down(now);
+                    continue;
+                }
+            }
+            if now >= next_dcd {
+                next_dcd = now + DCD_POLL;
+                if !self.check_dcd() && !self.carrier_lost {
+                    self.carrier_lost = true;
+                    self.emit(SessionEvent::CarrierLost);
+                    ppp.lower_down(now);
+                    continue;
+                }
+            }
+            let mut deadline = ppp.poll_timeout();
+            if self.dcd_supported {
+                deadline = Some(deadline.map_or(next_dcd, |d| d.min(next_dcd)));
+            }
+            if let Some(c) = closing {
+                deadline = Some(deadline.map_or(c, |d| d.min(c)));
+            }
+            match self.wait(deadline) {
+                Wake::Timeout => {
+                    let now = Instant::now();
+                    if ppp.poll_timeout().is_some_and(|t| t <= now) {
+                        ppp.handle_timeout(now);
+                    }
+                }
+                Wake::Input(Input::Serial(b)) => {
+                    self.counters.serial_bytes_in += b.len() as u64;
+                    let now = Instant::now();
+                    feed_frames(ppp, now, &b);
+                    if self.saw_no_carrier(&b) && !self.carrier_lost {
+                        self.carrier_lost = true;
+                        self.emit(SessionEvent::CarrierLost);
+                        ppp.lower_down(now);
+                    }
+                }
+                Wake::Input(Input::SerialFailed(e)) => return Err(e),
+                Wake::Input(Input::Packet(p)) => {
+                    let len = p.len() as u64;
+                    match ppp.send_ipv4(&p) {
+                        Ok(()) => {
+                            self.counters.packets_out += 1;
+                            self.counters.bytes_out += len;
+                        }
+                        Err(_) => self.counters.outbound_refused += 1,
+                    }
+                }
+                Wake::Input(Input::Hangup) => {
+                    if closing.is_none() {
+                        closing = Some(Instant::now() + PPP_CLOSE_LIMIT);
+                        ppp.close(Instant::now(), "hang-up requested");
+                    }
+                }
+            }
+        }
+    }
+
+    fn modem_hangup(
+        &mut self,
+        chat: &mut Chat,
+        command_state: bool,
+    ) -> Result<HangupReport, SerialError> {
+        let input = &self.input;
+        let counters = &mut self.counters;
+        let mut read = |deadline: Instant| -> Result<Option<Vec<u8>>, SerialError> {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match input.recv_timeout(left) {
+                Ok(Input::Serial(b)) => {
+                    counters.serial_bytes_in += b.len() as u64;
+                    Ok(Some(b))
+                }
+                Ok(Input::SerialFailed(e)) => Err(e),
+                Ok(Input::Packet(_) | Input::Hangup) => Ok(Some(Vec::new())),
+                Err(_) => Ok(None),
+            }
+        };
+        let report = hang_up(self.line.as_mut(), &self.settings, command_state, &mut read)?;
+        let now = Instant::now();
+        chat.note(
+            now,
+            TranscriptKind::Info,
+            format!(
+                "hang-up: DTR drop {}, +++ {}, ATH {}",
+                if report.dtr_dropped {
+                    "done"
+                } else {
+                    "unsupported"
+                },
+                match (report.escape_sent, report.escape_ok) {
+                    (false, _) => "not needed",
+                    (true, true) => "OK",
+                    (true, false) => "no answer",
+                },
+                if report.ath_ok { "OK" } else { "no answer" }
+            ),
+        );
+        Ok(report)
+    }
+}
+
+/// Feeds serial bytes to PPP one HDLC frame at a time (split after each 0x7E flag).
+///
+/// Workaround: `Ppp::handle_input` currently runs its phase transitions once per call, so a
+/// frame that follows the one completing LCP in the same chunk (a PAP request right after the
+/// Configure-Ack) was dropped and only its retransmission 3 s later got through.
+fn feed_frames(ppp: &mut Ppp, now: Instant, bytes: &[u8]) {
+    for chunk in bytes.split_inclusive(|&b| b == 0x7e) {
+        ppp.handle_input(now, chunk);
+    }
+}
+
+fn chat_failure(chat: &Chat) -> (Option<FailKind>, String) {
+    if !chat.is_failed() {
+        return (None, String::new());
+    }
+    let msg = chat
+        .transcript()
+        .filter(|l| l.kind == TranscriptKind::Error)
+        .last()
+        .map(|l| l.text.clone())
+        .unwrap_or_default();
+    let kind = chat.fail_kind().unwrap_or(FailKind::Error);
+    (Some(kind), msg)
+}

@@ -1,0 +1,234 @@
+//! The real `mserver` binary: starts on the example config, reloads on SIGHUP keeping
+//! tokens of remaining users, stops cleanly on SIGTERM, reports bad configs with file and
+//! line, and runs `--demo` with working printed credentials.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use masqdial_proto::v1 as pb;
+use masqdial_proto::v1::auth_client::AuthClient;
+use masqdial_server::auth;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn mserver() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mserver"));
+    c.env("RUST_LOG", "warn").kill_on_drop(true);
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Connect, retrying while the server starts (bounded by LIMIT).
+async fn channel(addr: &str) -> Channel {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let ep = Channel::from_shared(format!("http://{addr}")).unwrap_or_else(|e| panic!("{e}"));
+        match ep.connect().await {
+            Ok(c) => return c,
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                panic!("server at {addr} never came up: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn login(ch: &Channel, user: &str, pw: &str) -> Result<String, tonic::Status> {
+    AuthClient::new(ch.clone())
+        .login(pb::LoginRequest {
+            user: user.into(),
+            password: pw.into(),
+        })
+        .await
+        .map(|r| r.into_inner().token)
+}
+
+async fn whoami(ch: &Channel, token: &str) -> Result<String, tonic::Status> {
+    let mut r = tonic::Request::new(pb::WhoAmIRequest {});
+    let v = format!("Bearer {token}")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    r.metadata_mut().insert("authorization", v);
+    AuthClient::new(ch.clone())
+        .who_am_i(r)
+        .await
+        .map(|r| r.into_inner().user)
+}
+
+fn signal(child: &Child, sig: Signal) {
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .unwrap_or_else(|| panic!("no pid"));
+    kill(Pid::from_raw(pid), sig).unwrap_or_else(|e| panic!("kill: {e}"));
+}
+
+async fn wait_exit(mut child: Child) -> std::process::ExitStatus {
+    tokio::time::timeout(LIMIT, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("mserver did not exit"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn config_text(users: &[(&str, &str, &str)]) -> String {
+    let mut s = String::from("[server]\nallow = [\"127.0.0.0/8\"]\n\n");
+    for (name, pw, role) in users {
+        let h = auth::hash_password_with(pw, auth::fast_params()).unwrap_or_default();
+        s.push_str(&format!(
+            "[[users]]\nname = \"{name}\"\npassword_hash = \"{h}\"\nrole = \"{role}\"\n\n"
+        ));
+    }
+    s
+}
+
+#[tokio::test]
+async fn example_config_starts_and_sigterm_stops() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mserver.example.toml");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = mserver()
+        .arg("--config")
+        .arg(&example)
+        .args(["--listen", &addr])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ch = channel(&addr).await;
+    let token = login(&ch, "alice", "change-me-alice")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whoami(&ch, &token).await.ok().as_deref(), Some("alice"));
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(child).await.success());
+}
+
+#[tokio::test]
+async fn sighup_reloads_users_and_keeps_remaining_tokens() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("mserver.toml");
+    std::fs::write(
+        &path,
+        config_text(&[("root", "root-pw", "admin"), ("alice", "alice-pw", "user")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = mserver()
+        .arg("--config")
+        .arg(&path)
+        .args(["--listen", &addr])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ch = channel(&addr).await;
+    let root = login(&ch, "root", "root-pw")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alice = login(&ch, "alice", "alice-pw")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(login(&ch, "bob", "bob-pw").await.is_err());
+
+    std::fs::write(
+        &path,
+        config_text(&[("root", "root-pw", "admin"), ("bob", "bob-pw", "user")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    signal(&child, Signal::SIGHUP);
+    // Wait (bounded) until the reload is visible: bob can log in.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while login(&ch, "bob", "bob-pw").await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reload never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        whoami(&ch, &root).await.ok().as_deref(),
+        Some("root"),
+        "root's token survives"
+    );
+    assert_eq!(
+        whoami(&ch, &alice).await.err().map(|e| e.code()),
+        Some(tonic::Code::Unauthenticated)
+    );
+
+    // A broken file on SIGHUP keeps the server running with the old config.
+    std::fs::write(&path, "[server]\nnonsense = 1\n").unwrap_or_else(|e| panic!("{e}"));
+    signal(&child, Signal::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(whoami(&ch, &root).await.ok().as_deref(), Some("root"));
+
+    signal(&child, Signal::SIGINT);
+    assert!(wait_exit(child).await.success());
+}
+
+#[tokio::test]
+async fn bad_config_exits_nonzero_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("broken.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[nat]\nport_low = \"x\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = tokio::time::timeout(LIMIT, mserver().arg("--config").arg(&path).output())
+        .await
+        .unwrap_or_else(|_| panic!("timeout"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.toml: line 5"), "{err}");
+    assert!(err.contains("nat.port_low"), "{err}");
+}
+
+#[tokio::test]
+async fn demo_prints_working_credentials() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = mserver()
+        .args(["--demo", "--listen", &addr])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
+    let read = async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            let done = l.contains("Stop with Ctrl-C");
+            banner.push(l);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(LIMIT, read)
+        .await
+        .unwrap_or_else(|_| panic!("no banner"));
+    let password = |user: &str| {
+        banner
+            .iter()
+            .find(|l| l.trim_start().starts_with(user) && l.contains("password:"))
+            .and_then(|l| l.split("password:").nth(1))
+            .map(|p| p.trim().to_string())
+            .unwrap_or_else(|| panic!("no password for {user} in {banner:?}"))
+    };
+    assert!(banner.iter().any(|l| l.contains(&addr)), "{banner:?}");
+    let ch = channel(&addr).await;
+    let t = login(&ch, "demo", &password("demo"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whoami(&ch, &t).await.ok().as_deref(), Some("demo"));
+    assert!(login(&ch, "admin", &password("admin")).await.is_ok());
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(child).await.success());
+}

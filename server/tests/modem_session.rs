@@ -1,0 +1,313 @@
+//! The full session (chat → PPP → hang-up) over a real pseudo-terminal against the mock modem,
+//! whose far end is our PPP in the access-server role. Also prints two figures (not asserted):
+//! dial → IPCP-up time against a zero-delay modem, and UDP goodput through a 115200-baud line.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use masqdial_server::at::{ChatConfig, ChatEvent};
+use masqdial_server::modem::session::{spawn_session_on, SessionEnd, SessionEvent, SessionHandle};
+use masqdial_server::modem::{open, FlowControl, ModemSettings};
+use masqdial_server::ppp::{AuthProtocol, DownReason, Ppp, PppConfig, PppEvent};
+use masqdial_server::sim::modem::pty::{spawn_pty, PtyModem};
+use masqdial_server::sim::modem::{Answerer, AnswererFactory, MockModemConfig};
+
+/// Far end: our PPP as access server; counts IPv4 bytes received and echoes datagrams back
+/// when `echo` is set.
+struct PppAnswerer {
+    ppp: Ppp,
+    opened: bool,
+    closed: bool,
+    echo: bool,
+    rx_bytes: Arc<AtomicU64>,
+    out: Vec<Vec<u8>>,
+}
+
+impl PppAnswerer {
+    fn drain(&mut self) {
+        while let Some(e) = self.ppp.poll_event() {
+            match e {
+                PppEvent::Ipv4(p) => {
+                    self.rx_bytes.fetch_add(p.len() as u64, Ordering::Relaxed);
+                    if self.echo {
+                        let _ = self.ppp.send_ipv4(&p);
+                    }
+                }
+                PppEvent::Down { .. } => self.closed = true,
+                _ => {}
+            }
+        }
+        while let Some(b) = self.ppp.poll_transmit() {
+            self.out.push(b);
+        }
+    }
+}
+
+impl Answerer for PppAnswerer {
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        if !self.opened {
+            self.opened = true;
+            self.ppp.open(now);
+        }
+        // One frame per call (see the driver's `feed_frames`).
+        for chunk in bytes.split_inclusive(|&b| b == 0x7e) {
+            self.ppp.handle_input(now, chunk);
+            self.drain();
+        }
+    }
+    fn poll_output(&mut self) -> Option<Vec<u8>> {
+        (!self.out.is_empty()).then(|| self.out.remove(0))
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.ppp.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.ppp.handle_timeout(now);
+        self.drain();
+    }
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+fn isp_factory(echo: bool, rx_bytes: Arc<AtomicU64>) -> AnswererFactory {
+    Box::new(move |_: &str| {
+        let mut cfg = PppConfig::access_server(
+            vec![("alice".into(), "s3cret".into())],
+            Some(AuthProtocol::Pap),
+            Ipv4Addr::new(10, 64, 0, 1),
+            Ipv4Addr::new(10, 64, 0, 2),
+            vec![Ipv4Addr::new(10, 64, 0, 53)],
+        );
+        cfg.seed = Some(7);
+        Box::new(PppAnswerer {
+            ppp: Ppp::new(cfg),
+            opened: false,
+            closed: false,
+            echo,
+            rx_bytes: Arc::clone(&rx_bytes),
+            out: Vec::new(),
+        }) as Box<dyn Answerer>
+    })
+}
+
+fn start(
+    config: MockModemConfig,
+    echo: bool,
+) -> (PtyModem, SessionHandle, Arc<AtomicU64>, Instant) {
+    let rx = Arc::new(AtomicU64::new(0));
+    let mock = spawn_pty(config, isp_factory(echo, Arc::clone(&rx))).expect("pty");
+    let settings = ModemSettings {
+        flow: FlowControl::None,
+        guard_time: Duration::from_millis(100),
+        command_timeout: Duration::from_secs(1),
+        ..ModemSettings::new(mock.path())
+    };
+    let line = open(&settings).expect("open pty");
+    let mut ppp = PppConfig::client("alice", "s3cret");
+    ppp.seed = Some(9);
+    let t0 = Instant::now();
+    let session = spawn_session_on(
+        Box::new(line),
+        settings,
+        ChatConfig::dialup(&["5551234"]),
+        ppp,
+    )
+    .expect("spawn session");
+    (mock, session, rx, t0)
+}
+
+async fn wait_for(
+    session: &mut SessionHandle,
+    what: &str,
+    mut pred: impl FnMut(&SessionEvent) -> bool,
+) -> Vec<SessionEvent> {
+    let mut seen = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = session.next_event().await {
+            let hit = pred(&e);
+            if std::env::var_os("SESSION_DEBUG").is_some() {
+                eprintln!("{:?} {e:?}", std::time::SystemTime::now());
+            }
+            seen.push(e);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(r, Ok(true), "waiting for {what}; saw {seen:?}");
+    seen
+}
+
+fn is_ipcp_up(e: &SessionEvent) -> bool {
+    matches!(e, SessionEvent::Ppp(PppEvent::IpcpUp { .. }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_to_ipcp_up_then_hangup() {
+    let cfg = MockModemConfig {
+        s12: 3,
+        ..MockModemConfig::default()
+    };
+    let (mock, mut session, _rx, t0) = start(cfg, true);
+    let seen = wait_for(&mut session, "IPCP up", is_ipcp_up).await;
+    let took = t0.elapsed();
+    println!("figure: dial -> IPCP up over a pty, zero-delay mock modem: {took:?}");
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Chat(ChatEvent::Connected { .. }))));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Ppp(PppEvent::LcpUp { .. }))));
+    let Some(SessionEvent::Ppp(PppEvent::IpcpUp { local, peer, dns })) = seen.last() else {
+        panic!("no IpcpUp in {seen:?}");
+    };
+    assert_eq!(*local, Ipv4Addr::new(10, 64, 0, 2));
+    assert_eq!(*peer, Ipv4Addr::new(10, 64, 0, 1));
+    assert_eq!(dns, &vec![Ipv4Addr::new(10, 64, 0, 53)]);
+
+    // A datagram goes out and comes back through the echoing far end.
+    let pkt = udp_packet(
+        Ipv4Addr::new(10, 64, 0, 2),
+        Ipv4Addr::new(10, 64, 0, 1),
+        100,
+        1,
+    );
+    session.send_ipv4(pkt.clone()).expect("queue");
+    let back = tokio::time::timeout(Duration::from_secs(5), session.inbound.recv())
+        .await
+        .expect("echo in time");
+    assert_eq!(back, Some(pkt));
+    let c = session.counters();
+    assert_eq!((c.packets_out, c.packets_in), (1, 1));
+    assert!(session.options().is_some_and(|o| o.tx_accm == 0));
+
+    let rest = session.hangup(Duration::from_secs(10)).await;
+    assert!(
+        matches!(rest.last(), Some(SessionEvent::Ended(SessionEnd::HungUp))),
+        "{rest:?}"
+    );
+    mock.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_loss_ends_with_lower_down() {
+    let (mock, mut session, _rx, _t0) = start(MockModemConfig::default(), true);
+    wait_for(&mut session, "IPCP up", is_ipcp_up).await;
+    mock.inject_carrier_loss();
+    let seen = wait_for(&mut session, "end", |e| matches!(e, SessionEvent::Ended(_))).await;
+    assert!(seen.contains(&SessionEvent::CarrierLost), "{seen:?}");
+    assert!(
+        matches!(
+            seen.last(),
+            Some(SessionEvent::Ended(SessionEnd::PppDown(
+                DownReason::LowerDown
+            )))
+        ),
+        "{seen:?}"
+    );
+    let t = session.transcript();
+    assert!(t.iter().any(|l| l.text.contains("hang-up")), "{t:?}");
+    let _ = session.hangup(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pty_master_gone_is_a_serial_error() {
+    let (mock, mut session, _rx, _t0) = start(MockModemConfig::default(), true);
+    wait_for(&mut session, "IPCP up", is_ipcp_up).await;
+    mock.stop();
+    let seen = wait_for(&mut session, "end", |e| matches!(e, SessionEvent::Ended(_))).await;
+    assert!(
+        matches!(seen.last(), Some(SessionEvent::Ended(SessionEnd::SerialError(m))) if m.contains("gone")),
+        "{seen:?}"
+    );
+}
+
+/// A minimal IPv4/UDP datagram with a valid header checksum and a pseudo-random payload.
+fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, total: usize, seed: u32) -> Vec<u8> {
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&u16::try_from(total).expect("small packet").to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let mut sum: u32 = 0;
+    for i in (0..20).step_by(2) {
+        sum += u32::from(u16::from_be_bytes([p[i], p[i + 1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&7u16.to_be_bytes());
+    p[24..26].copy_from_slice(
+        &u16::try_from(total - 20)
+            .expect("small packet")
+            .to_be_bytes(),
+    );
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    for b in &mut p[28..] {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    p
+}
+
+/// Goodput of 1500-byte UDP datagrams through the mock modem throttled to 115200 baud (10 bits
+/// per byte → 11,520 bytes/s on the line). Prints the figure; the assertion only checks that
+/// data flowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goodput_1500_byte_udp_at_115200() {
+    let cfg = MockModemConfig {
+        baud: 115_200,
+        ..MockModemConfig::default()
+    };
+    let (mock, mut session, rx, _t0) = start(cfg, false);
+    wait_for(&mut session, "IPCP up", is_ipcp_up).await;
+    let sender = session.packet_sender();
+    let (src, dst) = (Ipv4Addr::new(10, 64, 0, 2), Ipv4Addr::new(10, 64, 0, 1));
+    let secs = 4.0;
+    let start_bytes = rx.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let mut n = 0u32;
+    // Keep ~3 packets in flight: enough to fill the line, little queueing.
+    while start.elapsed().as_secs_f64() < secs {
+        let delivered = (rx.load(Ordering::Relaxed) - start_bytes) / 1500;
+        if u64::from(n) < delivered + 3 {
+            n += 1;
+            sender
+                .try_send(udp_packet(src, dst, 1500, n))
+                .expect("queue has room");
+        } else {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let ip_bytes = rx.load(Ordering::Relaxed) - start_bytes;
+    let udp_payload = ip_bytes / 1500 * 1472;
+    let line = 115_200.0 / 10.0;
+    println!(
+        "figure: 1500-byte UDP over 115200 8N1 (ACCM {:#x}): IP {:.0} B/s = {:.1}% of {line} B/s; UDP payload {:.0} B/s = {:.1}%",
+        session.options().map_or(u32::MAX, |o| o.tx_accm),
+        ip_bytes as f64 / elapsed,
+        ip_bytes as f64 / elapsed / line * 100.0,
+        udp_payload as f64 / elapsed,
+        udp_payload as f64 / elapsed / line * 100.0,
+    );
+    println!(
+        "counters: {:?}\nmock: {:?}",
+        session.counters(),
+        mock.stats()
+    );
+    assert!(ip_bytes > 0);
+    let _ = session.hangup(Duration::from_secs(10)).await;
+    mock.stop();
+}
