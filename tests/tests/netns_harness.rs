@@ -125,14 +125,10 @@ fn wan_servers_and_lan_client_over_routed_gateway() {
     {
         let topo = Topology::new(&tag).expect("topology builds");
         topo.add_direct_wan_link().expect("direct WAN link");
-        let wan_ip = WAN_SERVER_ADDR.to_string();
         let mut servers = topo
-            .wan
-            .spawn(&[WAN_SERVERS, "--bind", &wan_ip, "--ftp-file-size", "300000"])
-            .expect("wan-servers starts");
-        let ready = servers
-            .wait_for_line("READY", Duration::from_secs(20))
+            .start_wan_servers(WAN_SERVERS, &["--ftp-file-size", "300000"])
             .expect("wan-servers READY");
+        let ready = servers.stdout();
         assert!(ready.contains("ftp=203.0.113.1:21"), "{ready}");
         netns::wait_for_tcp(
             &topo.lan,
@@ -141,14 +137,17 @@ fn wan_servers_and_lan_client_over_routed_gateway() {
         )
         .expect("blob port reachable from the LAN");
 
-        let ping = topo
-            .lan
-            .exec(&["ping", "-c", "2", "-W", "2", &wan_ip], RUN)
-            .expect("ping runs");
         assert!(
-            ping.status.success(),
+            topo.lan.ping(WAN_SERVER_ADDR, 2).expect("ping runs"),
             "LAN cannot ping WAN through the gateway"
         );
+        netns::wait_for_route(&topo.gw, "default via 203.0.113.1", Duration::from_secs(5))
+            .expect("gateway default route");
+        let ok = topo
+            .lan
+            .run(LAN_CLIENT, &["tcp-whoami", "203.0.113.1:8081"], RUN)
+            .expect("Netns::run");
+        assert!(ok.starts_with("OK whoami"), "{ok}");
 
         let ok = lan_ok(&topo.lan, &["udp-echo", "203.0.113.1:7", "--count", "20"]);
         assert!(ok.starts_with("OK udp-echo count=20"), "{ok}");
