@@ -292,3 +292,34 @@ fn namespaces_are_removed_after_a_panic() {
     assert!(result.is_err());
     assert_gone(&tag);
 }
+
+#[test]
+fn wan_servers_wait_for_their_address() {
+    if !netns_available("wan_servers_wait_for_their_address") {
+        return;
+    }
+    let tag = unique_tag();
+    {
+        let topo = Topology::new(&tag).expect("topology builds");
+        // Started before 203.0.113.1 exists, as when the mock ISP's TUN is not up yet.
+        let mut c = topo.wan.command(WAN_SERVERS);
+        c.args(["--bind", "203.0.113.1", "--bind-wait-secs", "20"]);
+        let servers = Guarded::spawn(c).expect("wan-servers starts");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!servers.stdout().contains("READY"));
+        topo.add_direct_wan_link().expect("direct WAN link");
+        servers
+            .wait_for_line("READY", Duration::from_secs(20))
+            .expect("READY once the address exists");
+        let ok = lan_ok(&topo.lan, &["udp-echo", "203.0.113.1:7", "--count", "3"]);
+        assert!(ok.starts_with("OK udp-echo count=3"), "{ok}");
+        // Without the wait option a missing address is a clear error, not a hang.
+        let out = topo
+            .gw
+            .exec(&[WAN_SERVERS, "--bind", "198.51.100.9"], RUN)
+            .expect("wan-servers exits");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind"));
+    }
+    assert_gone(&tag);
+}
