@@ -117,10 +117,12 @@ struct Pending {
     header: Option<Vec<u8>>,
     /// Payload bytes placed at their offsets.
     data: Vec<u8>,
-    /// Received payload ranges `[start, end)`.
+    /// Received payload ranges `[start, end)`, sorted and disjoint.
     ranges: Vec<(usize, usize)>,
     /// Payload length, known once the last fragment (MF clear) arrived.
     total: Option<usize>,
+    /// Payload bytes received (the ranges' total length).
+    received: usize,
     /// Bytes accounted against the memory budget.
     held: usize,
 }
@@ -278,6 +280,7 @@ impl Reassembler {
                     header: None,
                     data: Vec::new(),
                     ranges: Vec::new(),
+                    received: 0,
                     total: None,
                     held: 0,
                 },
@@ -297,17 +300,20 @@ impl Reassembler {
         let Some(p) = self.pending.get_mut(&key) else {
             return Err(FragError::NoMemory);
         };
-        // Duplicates and overlaps.
-        if p.ranges.iter().any(|&(s, e)| s == start && e == end) {
+        // Duplicates and overlaps: `ranges` is sorted and disjoint, so only the neighbours matter.
+        let idx = p.ranges.partition_point(|&(s, _)| s < start);
+        if p.ranges.get(idx) == Some(&(start, end)) {
             self.stats.duplicates += 1;
             return Err(FragError::Duplicate);
         }
-        if p.ranges.iter().any(|&(s, e)| start < e && s < end) {
+        let overlaps_prev = idx > 0 && p.ranges[idx - 1].1 > start;
+        let overlaps_next = p.ranges.get(idx).is_some_and(|&(s, _)| s < end);
+        if overlaps_prev || overlaps_next {
             return Err(self.drop_datagram(&key, FragError::Overlap));
         }
         // Length consistency: one last fragment, nothing beyond it.
         if !mf {
-            if p.total.is_some_and(|t| t != end) || p.ranges.iter().any(|&(_, e)| e > end) {
+            if p.total.is_some_and(|t| t != end) || p.ranges.last().is_some_and(|&(_, e)| e > end) {
                 return Err(self.drop_datagram(&key, FragError::Inconsistent));
             }
             p.total = Some(end);
@@ -328,13 +334,13 @@ impl Reassembler {
             p.data.resize(end, 0);
         }
         p.data[start..end].copy_from_slice(payload);
-        p.ranges.push((start, end));
+        p.ranges.insert(idx, (start, end));
+        p.received += end - start;
         // Complete?
         let (Some(total), Some(_)) = (p.total, p.header.as_ref()) else {
             return Ok(Reassembly::Incomplete);
         };
-        let covered: usize = p.ranges.iter().map(|&(s, e)| e - s).sum();
-        if covered != total {
+        if p.received != total {
             return Ok(Reassembly::Incomplete);
         }
         let Some(p) = self.pending.remove(&key) else {

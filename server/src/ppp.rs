@@ -581,6 +581,10 @@ impl Ppp {
 
     /// Raw bytes from the serial line (HDLC-framed, any chunking).
     pub fn handle_input(&mut self, now: Instant, mut bytes: &[u8]) {
+        if self.down_emitted {
+            // The session is over (Down was reported); a new one starts with `open`.
+            return;
+        }
         while !bytes.is_empty() {
             let (n, ready) = self.decoder.decode(bytes);
             bytes = &bytes[n..];

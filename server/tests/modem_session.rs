@@ -311,3 +311,51 @@ async fn goodput_1500_byte_udp_at_115200() {
     let _ = session.hangup(Duration::from_secs(10)).await;
     mock.stop();
 }
+
+/// The real far end: `sim::isp::MockIsp` (CHAP, address pool, simulated internet answering ping).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_mock_isp_and_ping() {
+    use masqdial_server::sim::isp::{icmp_echo_request, IspConfig};
+    let isp = IspConfig::new(
+        vec![("alice".into(), "s3cret".into())],
+        Some(AuthProtocol::Chap),
+    );
+    let mock = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty");
+    let settings = ModemSettings {
+        flow: FlowControl::None,
+        guard_time: Duration::from_millis(100),
+        ..ModemSettings::new(mock.path())
+    };
+    let line = open(&settings).expect("open pty");
+    let t0 = Instant::now();
+    let mut session = spawn_session_on(
+        Box::new(line),
+        settings,
+        ChatConfig::dialup(&["5551234"]),
+        PppConfig::client("alice", "s3cret"),
+    )
+    .expect("spawn");
+    let seen = wait_for(&mut session, "IPCP up", is_ipcp_up).await;
+    println!(
+        "figure: dial -> IPCP up (CHAP, MockIsp) over a pty: {:?}",
+        t0.elapsed()
+    );
+    let Some(SessionEvent::Ppp(PppEvent::IpcpUp { local, peer, .. })) = seen.last().cloned() else {
+        panic!("{seen:?}");
+    };
+    let ping = icmp_echo_request(local, peer, 0x4d51, 1, b"masqdial");
+    session.send_ipv4(ping).expect("queue");
+    let reply = tokio::time::timeout(Duration::from_secs(5), session.inbound.recv())
+        .await
+        .expect("reply in time")
+        .expect("session alive");
+    assert_eq!(reply[9], 1, "ICMP");
+    assert_eq!(reply[20], 0, "echo reply type");
+    assert_eq!(&reply[12..16], &peer.octets());
+    let rest = session.hangup(Duration::from_secs(10)).await;
+    assert!(
+        matches!(rest.last(), Some(SessionEvent::Ended(SessionEnd::HungUp))),
+        "{rest:?}"
+    );
+    mock.stop();
+}

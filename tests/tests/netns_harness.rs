@@ -125,14 +125,10 @@ fn wan_servers_and_lan_client_over_routed_gateway() {
     {
         let topo = Topology::new(&tag).expect("topology builds");
         topo.add_direct_wan_link().expect("direct WAN link");
-        let wan_ip = WAN_SERVER_ADDR.to_string();
         let mut servers = topo
-            .wan
-            .spawn(&[WAN_SERVERS, "--bind", &wan_ip, "--ftp-file-size", "300000"])
-            .expect("wan-servers starts");
-        let ready = servers
-            .wait_for_line("READY", Duration::from_secs(20))
+            .start_wan_servers(WAN_SERVERS, &["--ftp-file-size", "300000"])
             .expect("wan-servers READY");
+        let ready = servers.stdout();
         assert!(ready.contains("ftp=203.0.113.1:21"), "{ready}");
         netns::wait_for_tcp(
             &topo.lan,
@@ -141,14 +137,17 @@ fn wan_servers_and_lan_client_over_routed_gateway() {
         )
         .expect("blob port reachable from the LAN");
 
-        let ping = topo
-            .lan
-            .exec(&["ping", "-c", "2", "-W", "2", &wan_ip], RUN)
-            .expect("ping runs");
         assert!(
-            ping.status.success(),
+            topo.lan.ping(WAN_SERVER_ADDR, 2).expect("ping runs"),
             "LAN cannot ping WAN through the gateway"
         );
+        netns::wait_for_route(&topo.gw, "default via 203.0.113.1", Duration::from_secs(5))
+            .expect("gateway default route");
+        let ok = topo
+            .lan
+            .run(LAN_CLIENT, &["tcp-whoami", "203.0.113.1:8081"], RUN)
+            .expect("Netns::run");
+        assert!(ok.starts_with("OK whoami"), "{ok}");
 
         let ok = lan_ok(&topo.lan, &["udp-echo", "203.0.113.1:7", "--count", "20"]);
         assert!(ok.starts_with("OK udp-echo count=20"), "{ok}");
@@ -291,5 +290,36 @@ fn namespaces_are_removed_after_a_panic() {
         panic!("deliberate panic inside a test");
     });
     assert!(result.is_err());
+    assert_gone(&tag);
+}
+
+#[test]
+fn wan_servers_wait_for_their_address() {
+    if !netns_available("wan_servers_wait_for_their_address") {
+        return;
+    }
+    let tag = unique_tag();
+    {
+        let topo = Topology::new(&tag).expect("topology builds");
+        // Started before 203.0.113.1 exists, as when the mock ISP's TUN is not up yet.
+        let mut c = topo.wan.command(WAN_SERVERS);
+        c.args(["--bind", "203.0.113.1", "--bind-wait-secs", "20"]);
+        let servers = Guarded::spawn(c).expect("wan-servers starts");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!servers.stdout().contains("READY"));
+        topo.add_direct_wan_link().expect("direct WAN link");
+        servers
+            .wait_for_line("READY", Duration::from_secs(20))
+            .expect("READY once the address exists");
+        let ok = lan_ok(&topo.lan, &["udp-echo", "203.0.113.1:7", "--count", "3"]);
+        assert!(ok.starts_with("OK udp-echo count=3"), "{ok}");
+        // Without the wait option a missing address is a clear error, not a hang.
+        let out = topo
+            .gw
+            .exec(&[WAN_SERVERS, "--bind", "198.51.100.9"], RUN)
+            .expect("wan-servers exits");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind"));
+    }
     assert_gone(&tag);
 }

@@ -4,12 +4,12 @@
 
 use std::fmt;
 
-use super::model::Chain;
 use super::model::{
     Action, ChainError, ChainStats, Firewall, Rule, IFNAMSIZ, IP_FW_INV_DSTIP, IP_FW_INV_DSTPT,
     IP_FW_INV_FRAG, IP_FW_INV_PROTO, IP_FW_INV_SRCIP, IP_FW_INV_SRCPT, IP_FW_INV_SYN,
     IP_FW_INV_VIA, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
+use super::model::{Chain, Entry};
 use super::syntax::{self, Command};
 use super::{BuiltinChain, PacketInfo, Verdict};
 
@@ -244,12 +244,13 @@ fn cleanup(frames: &mut [Frame], mut chain: usize) {
 }
 
 /// `ip_fw_check`: walk from `start`; counters are updated when `stats` is given.
-fn walk(
+fn walk<H: FnMut(usize, usize, &Entry)>(
     chains: &[Chain],
     mut stats: Option<&mut [ChainStats]>,
     frames: &mut [Frame],
     start: usize,
     p: &PacketInfo<'_>,
+    on_effects: &mut H,
 ) -> Outcome {
     let mut chain = start;
     let mut ri = 0usize;
@@ -265,8 +266,12 @@ fn walk(
             if hit_now {
                 if let Some(s) = stats.as_deref_mut() {
                     s[chain].rules[ri].add(p.len);
+                    // ip_fw_domatch: log, TOS, mark (not when testing).
+                    if e.effects {
+                        on_effects(chain, ri, e);
+                    }
                 }
-                hit = Some(entries[ri].action);
+                hit = Some(e.action);
                 break;
             }
             ri += 1;
@@ -343,7 +348,12 @@ impl Firewall {
             &mut self.frames,
             start,
             pkt,
+            &mut |_, _, _| {},
         );
+        self.verdict(chain, out)
+    }
+
+    fn verdict(&mut self, chain: BuiltinChain, out: Outcome) -> Verdict {
         match out {
             Outcome::Accept | Outcome::PassedThrough => Verdict::Accept,
             Outcome::Deny => Verdict::Deny,
@@ -368,15 +378,65 @@ impl Firewall {
     ) -> Result<CheckVerdict, ChainError> {
         let start = self.find(chain).ok_or(ChainError::NoChain)?;
         let mut frames = vec![Frame::IDLE; self.chains.len()];
-        Ok(match walk(&self.chains, None, &mut frames, start, pkt) {
-            Outcome::Accept => CheckVerdict::Accepted,
-            Outcome::Deny => CheckVerdict::Denied,
-            Outcome::Reject => CheckVerdict::Rejected,
-            Outcome::Masq => CheckVerdict::Masqueraded,
-            Outcome::Redirect(_) => CheckVerdict::Redirected,
-            Outcome::Loop => CheckVerdict::Loop,
-            Outcome::PassedThrough => CheckVerdict::PassedThrough,
-        })
+        Ok(
+            match walk(
+                &self.chains,
+                None,
+                &mut frames,
+                start,
+                pkt,
+                &mut |_, _, _| {},
+            ) {
+                Outcome::Accept => CheckVerdict::Accepted,
+                Outcome::Deny => CheckVerdict::Denied,
+                Outcome::Reject => CheckVerdict::Rejected,
+                Outcome::Masq => CheckVerdict::Masqueraded,
+                Outcome::Redirect(_) => CheckVerdict::Redirected,
+                Outcome::Loop => CheckVerdict::Loop,
+                Outcome::PassedThrough => CheckVerdict::PassedThrough,
+            },
+        )
+    }
+
+    /// [`Firewall::evaluate`] plus the rules' side effects, as the kernel's `ip_fw_domatch` applies
+    /// them on every matching rule: TOS `(tos & and) ^ xor`, fwmark (absolute or added, starting
+    /// from `mark`), and one [`LogRecord`] per matching `-l` rule (format it with [`log_line`]).
+    pub fn evaluate_with(
+        &mut self,
+        chain: BuiltinChain,
+        pkt: &PacketInfo<'_>,
+        mark: u32,
+        on_log: &mut dyn FnMut(&LogRecord<'_>),
+    ) -> (Verdict, Effects) {
+        let mut fx = Effects { tos: pkt.tos, mark };
+        let chains = &self.chains;
+        let mut hook = |c: usize, r: usize, e: &Entry| {
+            let rule = &e.rule;
+            if rule.log {
+                on_log(&LogRecord {
+                    chain: &chains[c].name,
+                    target: rule.target.label(),
+                    redirect_port: (rule.target == super::Target::Redirect)
+                        .then_some(rule.redirect_port),
+                    rule_number: r + 1,
+                });
+            }
+            fx.tos = (fx.tos & rule.tos_and) ^ rule.tos_xor;
+            fx.mark = if rule.mark_absolute {
+                rule.mark
+            } else {
+                fx.mark.wrapping_add(rule.mark)
+            };
+        };
+        let out = walk(
+            chains,
+            Some(&mut self.stats),
+            &mut self.frames,
+            chain.index(),
+            pkt,
+            &mut hook,
+        );
+        (self.verdict(chain, out), fx)
     }
 
     /// `-C chain spec`: parse an ipchains packet description (`-p tcp -s 1.2.3.4 1025 -d 5.6.7.8 80
@@ -400,6 +460,76 @@ impl Firewall {
         }
         Ok(out)
     }
+}
+
+/// Packet changes requested by the matching rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Effects {
+    /// The TOS byte after `-t and xor` rewrites (the caller fixes the IP checksum if it changed).
+    pub tos: u8,
+    /// The fwmark after `-m` rules.
+    pub mark: u32,
+}
+
+/// A `-l` rule matched: what the kernel's "Packet log:" line names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogRecord<'a> {
+    /// Chain label.
+    pub chain: &'a str,
+    /// Target label (`-` for a counting rule).
+    pub target: &'a str,
+    /// REDIRECT's port (printed after the target).
+    pub redirect_port: Option<u16>,
+    /// 1-based rule number in the chain.
+    pub rule_number: usize,
+}
+
+/// The packet header fields the kernel's log line prints besides [`PacketInfo`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogHeader<'a> {
+    /// IP identification.
+    pub ident: u16,
+    /// Raw flags + fragment offset word.
+    pub frag_word: u16,
+    /// TTL.
+    pub ttl: u8,
+    /// IP options bytes (printed as 32-bit words).
+    pub options: &'a [u8],
+}
+
+/// The kernel's log line (2.2 `dump_packet`), without the syslog level:
+/// `Packet log: input DENY eth0 PROTO=6 1.2.3.4:1025 5.6.7.8:80 L=60 S=0x00 I=1 F=0x4000 T=64 SYN (#3)`.
+pub fn log_line(rec: &LogRecord<'_>, pkt: &PacketInfo<'_>, hdr: &LogHeader<'_>) -> String {
+    let mut s = format!("Packet log: {} {} ", rec.chain, rec.target);
+    if let Some(p) = rec.redirect_port {
+        s.push_str(&format!("{p} "));
+    }
+    s.push_str(&format!(
+        "{} PROTO={} {}:{} {}:{} L={} S=0x{:02X} I={} F=0x{:04X} T={}",
+        pkt.iface,
+        pkt.proto,
+        pkt.src,
+        pkt.sport,
+        pkt.dst,
+        pkt.dport,
+        pkt.len,
+        pkt.tos,
+        hdr.ident,
+        hdr.frag_word,
+        hdr.ttl
+    ));
+    for w in hdr.options.chunks(4) {
+        let mut b = [0u8; 4];
+        b[..w.len()].copy_from_slice(w);
+        // The kernel prints each option word as a host-order (little-endian) u32.
+        s.push_str(&format!(" O=0x{:08X}", u32::from_le_bytes(b)));
+    }
+    s.push_str(&format!(
+        " {}(#{})",
+        if pkt.syn { "SYN " } else { "" },
+        rec.rule_number
+    ));
+    s
 }
 
 /// Errors of [`Firewall::check`].

@@ -25,7 +25,7 @@ mod tables;
 use std::net::Ipv4Addr;
 
 pub use exec::{help, icmp_help, ExecError, PACKAGE_VERSION};
-pub use matching::{CheckError, CheckVerdict};
+pub use matching::{log_line, CheckError, CheckVerdict, Effects, LogHeader, LogRecord};
 pub use model::{ChainError, Firewall, Policy, PortRange, Rule, Target};
 pub use render::ListOptions;
 pub use save::RestoreError;

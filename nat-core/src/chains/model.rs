@@ -413,6 +413,8 @@ pub(crate) struct Entry {
     /// Compiled match fields (`None` only for over-long interface names).
     pub(crate) matcher: Option<Matcher>,
     pub(crate) action: Action,
+    /// The rule logs, rewrites TOS or sets a mark (`ip_fw_domatch` work beyond counting).
+    pub(crate) effects: bool,
     /// The rule as given (boxed: the walk only reads `matcher` and `action`).
     pub(crate) rule: Box<Rule>,
 }
@@ -596,11 +598,17 @@ impl Firewall {
         let c = self.find_or_err(chain)?;
         let rule = Self::normalize(rule);
         let action = self.resolve(&rule)?;
+        let effects = rule.log
+            || rule.tos_and != 0xFF
+            || rule.tos_xor != 0
+            || rule.mark_absolute
+            || rule.mark != 0;
         Ok((
             c,
             Entry {
                 matcher: Matcher::new(&rule),
                 action,
+                effects,
                 rule: Box::new(rule),
             },
         ))

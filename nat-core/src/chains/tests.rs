@@ -1275,3 +1275,42 @@ fn execute_prints_like_ipchains() {
     let l = ex(&mut fw, "-L forward -n").unwrap();
     assert_eq!(l, "Chain forward (policy ACCEPT):\n");
 }
+
+#[test]
+fn side_effects_tos_mark_and_log_line() {
+    let mut fw = Firewall::new();
+    fw.append("input", &rule("-p tcp -m 0x100 -l")).unwrap();
+    fw.append("input", &rule("-p tcp -m +1 -t 0x01 0x10"))
+        .unwrap();
+    fw.append("input", &rule("-p tcp -d 0/0 80 -l -j DENY"))
+        .unwrap();
+    let mut p = pkt(6, [1, 2, 3, 4], 1025, [5, 6, 7, 8], 80, "eth0");
+    p.syn = true;
+    p.len = 60;
+    let mut logs = Vec::new();
+    let hdr = LogHeader {
+        ident: 1,
+        frag_word: 0x4000,
+        ttl: 64,
+        options: &[],
+    };
+    let (v, fx) = fw.evaluate_with(BuiltinChain::Input, &p, 7, &mut |r| {
+        logs.push(log_line(r, &p, &hdr))
+    });
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(
+        fx,
+        Effects {
+            tos: 0x10,
+            mark: 0x101
+        }
+    );
+    assert_eq!(
+        logs,
+        vec![
+            "Packet log: input - eth0 PROTO=6 1.2.3.4:1025 5.6.7.8:80 L=60 S=0x00 I=1 F=0x4000 T=64 SYN (#1)",
+            "Packet log: input DENY eth0 PROTO=6 1.2.3.4:1025 5.6.7.8:80 L=60 S=0x00 I=1 F=0x4000 T=64 SYN (#3)"
+        ]
+    );
+    assert_eq!(fw.rule_counters("input", 3).unwrap().packets, 1);
+}

@@ -1,11 +1,17 @@
-//! Fuzz a whole PPP link: an access server opened, then arbitrary line bytes and timer ticks.
+//! Fuzz a whole PPP link: an opened client or access server fed raw line bytes and correctly
+//! framed packets of every protocol (so the parsers behind the FCS are reached), plus timer ticks.
 #![no_main]
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use masqdial_server::ppp::hdlc::Encoder;
 use masqdial_server::ppp::{AuthProtocol, Ppp, PppConfig};
+
+const PROTOCOLS: [u16; 8] = [
+    0xC021, 0xC023, 0xC223, 0x8021, 0x0021, 0x8057, 0x80FD, 0x0003,
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
@@ -28,16 +34,33 @@ fuzz_target!(|data: &[u8]| {
     };
     cfg.seed = Some(u64::from(sel));
     let mut p = Ppp::new(cfg);
+    let enc = Encoder::new(0xFFFF_FFFF, sel & 4 != 0);
     let mut now = Instant::now();
     p.open(now);
-    // Chunks separated by 0xAA advance the clock by one second.
-    for chunk in rest.split(|&b| b == 0xAA) {
-        p.handle_input(now, chunk);
+    // Records separated by 0xAA: the first byte picks raw bytes or a framed protocol.
+    for rec in rest.split(|&b| b == 0xAA) {
+        let Some((&kind, body)) = rec.split_first() else {
+            continue;
+        };
+        if kind & 0x80 != 0 {
+            p.handle_input(now, body);
+        } else {
+            let proto = PROTOCOLS[usize::from(kind & 7)];
+            let mut line = Vec::new();
+            enc.encode(
+                &[0xFF, 0x03, (proto >> 8) as u8, proto as u8],
+                body,
+                &mut line,
+            );
+            p.handle_input(now, &line);
+        }
         while p.poll_transmit().is_some() {}
         while p.poll_event().is_some() {}
-        let _ = p.send_ipv4(chunk);
-        now += Duration::from_secs(1);
-        p.handle_timeout(now);
+        let _ = p.send_ipv4(body);
+        if kind & 0x40 != 0 {
+            now += Duration::from_secs(1);
+            p.handle_timeout(now);
+        }
     }
     let _ = p.stats();
     let _ = p.options();
