@@ -132,7 +132,7 @@ pub enum OpenError {
 }
 
 /// Error of a running serial line: ends the session.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SerialError {
     /// The device went away (EIO, hang-up, unplugged USB modem, pty master closed).
     #[error("serial device gone: {0}")]

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use masqdial_server::at::{ChatConfig, ChatEvent};
+use masqdial_server::at::{ChatConfig, ChatEvent, FailKind};
 use masqdial_server::modem::session::{spawn_session_on, SessionEnd, SessionEvent, SessionHandle};
-use masqdial_server::modem::{open, FlowControl, ModemSettings};
+use masqdial_server::modem::{open, FlowControl, ModemSettings, SerialError};
 use masqdial_server::ppp::{AuthProtocol, DownReason, Ppp, PppConfig, PppEvent};
 use masqdial_server::sim::modem::pty::{spawn_pty, PtyModem};
 use masqdial_server::sim::modem::{Answerer, AnswererFactory, MockModemConfig};
@@ -97,6 +97,14 @@ fn start(
     config: MockModemConfig,
     echo: bool,
 ) -> (PtyModem, SessionHandle, Arc<AtomicU64>, Instant) {
+    start_plan(config, echo, ChatConfig::dialup(&["5551234"]))
+}
+
+fn start_plan(
+    config: MockModemConfig,
+    echo: bool,
+    plan: ChatConfig,
+) -> (PtyModem, SessionHandle, Arc<AtomicU64>, Instant) {
     let rx = Arc::new(AtomicU64::new(0));
     let mock = spawn_pty(config, isp_factory(echo, Arc::clone(&rx))).expect("pty");
     let settings = ModemSettings {
@@ -109,13 +117,7 @@ fn start(
     let mut ppp = PppConfig::client("alice", "s3cret");
     ppp.seed = Some(9);
     let t0 = Instant::now();
-    let session = spawn_session_on(
-        Box::new(line),
-        settings,
-        ChatConfig::dialup(&["5551234"]),
-        ppp,
-    )
-    .expect("spawn session");
+    let session = spawn_session_on(Box::new(line), settings, plan, ppp).expect("spawn session");
     (mock, session, rx, t0)
 }
 
@@ -222,7 +224,12 @@ async fn pty_master_gone_is_a_serial_error() {
     mock.stop();
     let seen = wait_for(&mut session, "end", |e| matches!(e, SessionEvent::Ended(_))).await;
     assert!(
-        matches!(seen.last(), Some(SessionEvent::Ended(SessionEnd::SerialError(m))) if m.contains("gone")),
+        matches!(
+            seen.last(),
+            Some(SessionEvent::Ended(SessionEnd::Serial(
+                SerialError::DeviceGone(_)
+            )))
+        ),
         "{seen:?}"
     );
 }
@@ -355,6 +362,121 @@ async fn dial_mock_isp_and_ping() {
     let rest = session.hangup(Duration::from_secs(10)).await;
     assert!(
         matches!(rest.last(), Some(SessionEvent::Ended(SessionEnd::HungUp))),
+        "{rest:?}"
+    );
+    mock.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_modem_ends_with_chat_timeout() {
+    let cfg = MockModemConfig {
+        silent: true,
+        ..MockModemConfig::default()
+    };
+    let mut plan = ChatConfig::dialup(&["1"]);
+    plan.command_timeout = Duration::from_millis(200);
+    let (mock, mut session, _rx, _t0) = start_plan(cfg, true, plan);
+    let seen = wait_for(&mut session, "end", |e| matches!(e, SessionEvent::Ended(_))).await;
+    assert!(
+        matches!(
+            seen.last(),
+            Some(SessionEvent::Ended(SessionEnd::ChatFailed { kind: FailKind::Timeout, message }))
+                if message.contains("ATZ")
+        ),
+        "{seen:?}"
+    );
+    mock.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_carrier_then_busy_ends_with_chat_failure() {
+    let mut cfg = MockModemConfig::default();
+    cfg.outcomes
+        .insert("1".into(), "NO CARRIER@20ms".parse().expect("valid"));
+    cfg.outcomes
+        .insert("2".into(), "BUSY@20ms".parse().expect("valid"));
+    let mut plan = ChatConfig::dialup(&["1", "2"]);
+    plan.redial.next_number_delay = Duration::from_millis(10);
+    let (mock, mut session, _rx, _t0) = start_plan(cfg, true, plan);
+    let seen = wait_for(&mut session, "end", |e| matches!(e, SessionEvent::Ended(_))).await;
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        SessionEvent::Chat(ChatEvent::Redial {
+            kind: FailKind::NoCarrier,
+            ..
+        })
+    )));
+    assert!(
+        matches!(
+            seen.last(),
+            Some(SessionEvent::Ended(SessionEnd::ChatFailed {
+                kind: FailKind::Busy,
+                ..
+            }))
+        ),
+        "{seen:?}"
+    );
+    mock.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hangup_while_dialling() {
+    let mut cfg = MockModemConfig::default();
+    cfg.outcomes
+        .insert("1".into(), "CONNECT 9600@30s".parse().expect("valid"));
+    let (mock, mut session, _rx, _t0) = start_plan(cfg, true, ChatConfig::dialup(&["1"]));
+    wait_for(&mut session, "dialling", |e| {
+        matches!(e, SessionEvent::Chat(ChatEvent::Dialing { .. }))
+    })
+    .await;
+    let rest = session.hangup(Duration::from_secs(10)).await;
+    assert!(
+        matches!(rest.last(), Some(SessionEvent::Ended(SessionEnd::HungUp))),
+        "{rest:?}"
+    );
+    assert_eq!(mock.stats().connects, 0);
+    mock.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noisy_line_still_comes_up() {
+    let cfg = MockModemConfig {
+        noise: Some(masqdial_server::sim::modem::Noise {
+            rate: 0.001,
+            seed: 42,
+        }),
+        ..MockModemConfig::default()
+    };
+    let (mock, mut session, _rx, _t0) = start(cfg, true);
+    wait_for(&mut session, "IPCP up", is_ipcp_up).await;
+    // Push data through the noise; some frames die on FCS, the link stays up.
+    for i in 0..40 {
+        let p = udp_packet(
+            Ipv4Addr::new(10, 64, 0, 2),
+            Ipv4Addr::new(10, 64, 0, 1),
+            200,
+            i,
+        );
+        let _ = session.send_ipv4(p);
+    }
+    let mut got = 0;
+    while let Ok(Some(_)) =
+        tokio::time::timeout(Duration::from_millis(500), session.inbound.recv()).await
+    {
+        got += 1;
+    }
+    let c = session.counters();
+    println!(
+        "noisy line: {got}/40 echoed, {} FCS errors here, {} bytes corrupted by the modem",
+        c.ppp.fcs_errors,
+        mock.stats().corrupted
+    );
+    // 200-byte frames at 0.1% noise survive each way with p ≈ 0.999^205 ≈ 0.81.
+    assert!(got > 0, "nothing survived the noise");
+    assert!(mock.stats().corrupted > 0);
+    let rest = session.hangup(Duration::from_secs(10)).await;
+    assert!(
+        matches!(rest.last(), Some(SessionEvent::Ended(_))),
         "{rest:?}"
     );
     mock.stop();

@@ -528,3 +528,35 @@ mod hostile_peer {
         }
     }
 }
+
+#[test]
+fn unknown_lcp_code_gets_code_reject_and_discard_is_ignored() {
+    let mut w = bring_up(None);
+    let enc = masqdial_server::ppp::hdlc::Encoder::new(0xFFFF_FFFF, false);
+    let before = w.s.stats().lcp_out;
+    let mut line = Vec::new();
+    enc.encode(
+        &[0xFF, 0x03, 0xC0, 0x21],
+        &[99, 7, 0, 6, 0xAB, 0xCD],
+        &mut line,
+    );
+    enc.encode(
+        &[0xFF, 0x03, 0xC0, 0x21],
+        &[11, 8, 0, 8, 1, 2, 3, 4],
+        &mut line,
+    );
+    let now = w.now;
+    w.s.handle_input(now, &line);
+    assert_eq!(
+        w.s.stats().lcp_out,
+        before + 1,
+        "one Code-Reject, nothing for Discard-Request"
+    );
+    let reply = w.s.poll_transmit().unwrap_or_default();
+    let mut d = masqdial_server::ppp::hdlc::Decoder::new(1600);
+    let (_, ready) = d.decode(&reply);
+    assert!(ready);
+    // Address/control, LCP, Code-Reject (7), then the rejected packet verbatim.
+    assert_eq!(&d.frame()[..5], &[0xFF, 0x03, 0xC0, 0x21, 7]);
+    assert_eq!(&d.frame()[8..], &[99, 7, 0, 6, 0xAB, 0xCD]);
+}

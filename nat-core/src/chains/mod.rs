@@ -26,7 +26,7 @@ use std::net::Ipv4Addr;
 
 pub use exec::{help, icmp_help, ExecError, PACKAGE_VERSION};
 pub use matching::{log_line, CheckError, CheckVerdict, Effects, LogHeader, LogRecord};
-pub use model::{ChainError, Firewall, Policy, PortRange, Rule, Target};
+pub use model::{ChainError, Counter, Firewall, Policy, PortRange, Rule, Target};
 pub use render::ListOptions;
 pub use save::RestoreError;
 pub use snapshot::{ChainSnapshot, RuleSnapshot};

@@ -667,7 +667,11 @@ impl Firewall {
 
     /// `-D chain spec`: delete the first rule equal to `rule` (kernel comparison: mark and TOS ignored).
     pub fn delete_rule(&mut self, chain: &str, rule: &Rule) -> Result<(), ChainError> {
-        let (c, e) = self.prepare(chain, rule)?;
+        // libipfwc reports ENOENT from a delete as "No chain by that name", whatever was missing.
+        let (c, e) = self.prepare(chain, rule).map_err(|e| match e {
+            ChainError::NoTarget => ChainError::NoChain,
+            other => other,
+        })?;
         let pos = self.chains[c]
             .entries
             .iter()

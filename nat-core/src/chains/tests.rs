@@ -1314,3 +1314,83 @@ fn side_effects_tos_mark_and_log_line() {
     );
     assert_eq!(fw.rule_counters("input", 3).unwrap().packets, 1);
 }
+
+/// Rows taken verbatim from a real `ipchains -L -n -v` (ipchains 1.3.10) posted to LKML.
+#[test]
+fn golden_matches_real_ipchains_output() {
+    let mut fw = Firewall::new();
+    let set = |fw: &mut Firewall, chain: &str, specs: &[(&str, u64, u64)]| {
+        let ci = fw.find(chain).unwrap();
+        for (spec, p, b) in specs {
+            fw.append(chain, &rule(spec)).unwrap();
+            let n = fw.stats[ci].rules.len();
+            fw.stats[ci].rules[n - 1] = model::Counter {
+                packets: *p,
+                bytes: *b,
+            };
+        }
+    };
+    fw.set_policy("input", "REJECT").unwrap();
+    fw.set_policy("forward", "REJECT").unwrap();
+    fw.stats[0].policy = model::Counter {
+        packets: 6,
+        bytes: 420,
+    };
+    set(
+        &mut fw,
+        "input",
+        &[
+            ("-i lo+ -j ACCEPT", 98726, 77_000_000),
+            ("-p icmp -j ACCEPT", 562, 36406),
+            ("-p udp -s 0/0 67 -d 0/0 68 -i eth+ -l -j ACCEPT", 0, 0),
+            ("-p udp -d 0/0 53 -j ACCEPT", 10228, 744_000),
+            (
+                "-p tcp -s 192.168.0.0/16 -d ! 192.168.0.0/16 25 -j REDIRECT 25",
+                438,
+                281_000,
+            ),
+            (
+                "-p tcp -s 192.168.0.0/16 -d ! 192.168.0.0/16 80 -j REDIRECT 3128",
+                34772,
+                5_529_000,
+            ),
+            ("-p tcp -y -l -j REJECT", 60, 2932),
+            ("-p tcp ! -y -j ACCEPT", 136_000, 81_000_000),
+        ],
+    );
+    set(
+        &mut fw,
+        "forward",
+        &[
+            ("-s 192.168.0.0/16 -d 192.168.0.0/16 -j ACCEPT", 10, 840),
+            ("-s 192.168.0.0/16 -i ppp+ -j MASQ", 34518, 2_097_000),
+            ("-s 192.168.0.0/16 -i tap+ -j MASQ", 1267, 82030),
+            ("-l -j REJECT", 0, 0),
+        ],
+    );
+    let o = ListOptions {
+        numeric: true,
+        verbose: true,
+        ..Default::default()
+    };
+    let want = "\
+Chain input (policy REJECT: 6 packets, 420 bytes):
+ pkts bytes target     prot opt    tosa tosx  ifname     mark       outsize  source                destination           ports
+98726   77M ACCEPT     all  ------ 0xFF 0x00  lo+                            0.0.0.0/0            0.0.0.0/0             n/a
+  562 36406 ACCEPT     icmp ------ 0xFF 0x00  *                              0.0.0.0/0            0.0.0.0/0             * ->   *
+    0     0 ACCEPT     udp  ----l- 0xFF 0x00  eth+                           0.0.0.0/0            0.0.0.0/0             67 ->   68
+10228  744K ACCEPT     udp  ------ 0xFF 0x00  *                              0.0.0.0/0            0.0.0.0/0             * ->   53
+  438  281K REDIRECT   tcp  ------ 0xFF 0x00  *                              192.168.0.0/16       !192.168.0.0/16        * ->   25 => 25
+34772 5529K REDIRECT   tcp  ------ 0xFF 0x00  *                              192.168.0.0/16       !192.168.0.0/16        * ->   80 => 3128
+   60  2932 REJECT     tcp  -y--l- 0xFF 0x00  *                              0.0.0.0/0            0.0.0.0/0             * ->   *
+ 136K   81M ACCEPT     tcp  !y---- 0xFF 0x00  *                              0.0.0.0/0            0.0.0.0/0             * ->   *
+Chain forward (policy REJECT: 0 packets, 0 bytes):
+ pkts bytes target     prot opt    tosa tosx  ifname     mark       outsize  source                destination           ports
+   10   840 ACCEPT     all  ------ 0xFF 0x00  *                              192.168.0.0/16       192.168.0.0/16        n/a
+34518 2097K MASQ       all  ------ 0xFF 0x00  ppp+                           192.168.0.0/16       0.0.0.0/0             n/a
+ 1267 82030 MASQ       all  ------ 0xFF 0x00  tap+                           192.168.0.0/16       0.0.0.0/0             n/a
+    0     0 REJECT     all  ----l- 0xFF 0x00  *                              0.0.0.0/0            0.0.0.0/0             n/a
+";
+    let got = fw.list(Some("input"), o).unwrap() + &fw.list(Some("forward"), o).unwrap();
+    assert_eq!(got, want);
+}

@@ -66,8 +66,8 @@ pub enum SessionEnd {
     PppDown(DownReason),
     /// Hung up on request.
     HungUp,
-    /// The serial line failed (device gone, EIO); typed message.
-    SerialError(String),
+    /// The serial line failed (device gone, EIO, write stalled).
+    Serial(SerialError),
 }
 
 /// Live counters of a session.
@@ -221,11 +221,11 @@ impl SessionHandle {
             }
         }
         if let Some(done) = self.done.take() {
-            let _ = tokio::time::timeout_at(give_up, done).await;
-        }
-        if let Some(t) = self.thread.take() {
-            if t.is_finished() {
-                let _ = t.join();
+            if tokio::time::timeout_at(give_up, done).await.is_ok() {
+                // `done` is the thread's last action: joining now takes microseconds.
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
             }
         }
         let mut rest = Vec::new();
@@ -309,6 +309,7 @@ pub fn spawn_session_on(
                 shared: driver_shared,
                 counters: SessionCounters::default(),
                 dcd_supported: true,
+                dcd_seen_high: false,
                 carrier_lost: false,
                 tail: Vec::new(),
             };
@@ -349,6 +350,8 @@ struct Driver {
     shared: Arc<Mutex<SharedState>>,
     counters: SessionCounters,
     dcd_supported: bool,
+    /// DCD was seen high once; only a later high → low transition means carrier loss.
+    dcd_seen_high: bool,
     carrier_lost: bool,
     /// Last bytes seen in PPP state, to spot the modem's `NO CARRIER`.
     tail: Vec<u8>,
@@ -420,7 +423,7 @@ impl Driver {
             }
             Err(e) => {
                 self.publish(Some(&chat), None);
-                return SessionEnd::SerialError(e.to_string());
+                return SessionEnd::Serial(e);
             }
         }
         let mut ppp = Ppp::new(ppp_config);
@@ -434,14 +437,14 @@ impl Driver {
             Ok(end) => end,
             Err(e) => {
                 self.publish(Some(&chat), Some(&ppp));
-                return SessionEnd::SerialError(e.to_string());
+                return SessionEnd::Serial(e);
             }
         };
         self.emit(SessionEvent::HangingUp);
         let command_state = self.carrier_lost;
         if let Err(e) = self.modem_hangup(&mut chat, command_state) {
             self.publish(Some(&chat), Some(&ppp));
-            return SessionEnd::SerialError(e.to_string());
+            return SessionEnd::Serial(e);
         }
         self.publish(Some(&chat), Some(&ppp));
         end
@@ -498,7 +501,21 @@ impl Driver {
             return true;
         }
         match self.line.carrier_detect() {
-            Ok(dcd) => dcd,
+            Ok(true) => {
+                self.dcd_seen_high = true;
+                true
+            }
+            // Like FreeBSD ppp's `set cd`: a DCD that is low from the start means the modem does
+            // not report carrier (no AT&C1, or a cable without the line); stop checking.
+            Ok(false) if !self.dcd_seen_high => {
+                tracing::info!(
+                    device = %self.line.name(),
+                    "DCD low after CONNECT: modem does not report carrier; relying on NO CARRIER"
+                );
+                self.dcd_supported = false;
+                true
+            }
+            Ok(false) => false,
             Err(ModemStatusError::Unsupported) => {
                 note_no_status_lines(&self.line.name());
                 self.dcd_supported = false;

@@ -184,3 +184,35 @@ fn outcome_parse_errors() {
         })
     );
 }
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any DTE byte sequence, in any chunking, with timers firing, never panics the modem.
+        #[test]
+        fn any_dte_input_never_panics(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 0..24),
+            prefix in prop_oneof![Just(&b""[..]), Just(&b"ATE0D1\r"[..]), Just(&b"ATV0Q0S12=1\r"[..])],
+            baud in prop_oneof![Just(0u32), Just(9600u32)],
+        ) {
+            let t0 = Instant::now();
+            let cfg = MockModemConfig {
+                baud,
+                noise: Some(Noise { rate: 0.05, seed: 3 }),
+                carrier_loss_after: Some(Duration::from_secs(5)),
+                ..MockModemConfig::default()
+            };
+            let mut m = modem(cfg);
+            m.handle_input(t0, prefix);
+            for (i, c) in chunks.iter().enumerate() {
+                let now = t0 + Duration::from_millis(i as u64 * 300);
+                m.handle_input(now, c);
+                m.handle_timeout(now);
+                while m.poll_transmit().is_some() {}
+            }
+            let _ = m.poll_timeout();
+        }
+    }
+}
