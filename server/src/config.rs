@@ -222,6 +222,10 @@ pub struct ConnectionConfig {
     /// Destinations routed over this link (default everything).
     #[serde(default = "default_routes")]
     pub routes: Vec<IpNet>,
+    /// Install `0.0.0.0/0` from `routes` even when the gateway already has a default route
+    /// (default false: an existing default route is never replaced unless asked).
+    #[serde(default)]
+    pub replace_default_route: bool,
     /// Optional text login after CONNECT: alternating expect / send strings.
     #[serde(default)]
     pub login_script: Vec<String>,

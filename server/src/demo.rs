@@ -90,6 +90,7 @@ pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
             max_connect_s: 0,
             redial_on_loss: false,
             routes: vec![],
+            replace_default_route: false,
             login_script: vec![],
         });
     }

@@ -17,6 +17,7 @@ pub mod at;
 pub mod auth;
 pub mod config;
 pub mod dataplane;
+pub mod gateway;
 pub mod demo;
 pub mod link;
 pub mod modem;

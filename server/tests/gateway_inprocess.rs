@@ -1,0 +1,204 @@
+//! The whole path in one process, no root needed: the link manager dials the mock modem on a
+//! real pseudo-terminal, our PPP client negotiates with the mock ISP, the link's address
+//! becomes the masquerade address, and LAN packets (in-memory LAN port) are masqueraded
+//! over the link and answered by the ISP's simulated internet. Then hang-up.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
+use masqdial_server::dataplane::{Dataplane, LanPort, Nat};
+use masqdial_server::gateway::{build_engine, Gateway};
+use masqdial_server::link::manager::{LinkManager, Who};
+use masqdial_server::link::{DialOutcome, HangupOutcome, LinkState};
+use masqdial_server::ppp::AuthProtocol;
+use masqdial_server::sim::isp::IspConfig;
+use masqdial_server::sim::modem::pty::spawn_pty;
+use masqdial_server::sim::modem::MockModemConfig;
+use nat_core::chains::syntax::parse_rule;
+use nat_core::wire::{ipv4, udp};
+use tokio::sync::{mpsc, watch};
+
+fn udp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
+    let total = 28 + payload.len();
+    let mut b = vec![0u8; total];
+    b[0] = 0x45;
+    b[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    b[8] = 64;
+    b[9] = 17;
+    b[12..16].copy_from_slice(&src.0.octets());
+    b[16..20].copy_from_slice(&dst.0.octets());
+    b[20..22].copy_from_slice(&src.1.to_be_bytes());
+    b[22..24].copy_from_slice(&dst.1.to_be_bytes());
+    b[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    b[28..].copy_from_slice(payload);
+    udp::Packet::new_checked(&mut b[20..])
+        .expect("udp")
+        .fill_checksum(src.0, dst.0);
+    ipv4::Packet::new_checked(&mut b[..])
+        .expect("ip")
+        .fill_checksum();
+    b
+}
+
+fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.server.state_dir = state.to_path_buf();
+    c.modems.push(ModemConfig {
+        name: "modem0".into(),
+        device: device.to_path_buf(),
+        baud: 115_200,
+        data_bits: 8,
+        parity: Default::default(),
+        stop_bits: 1,
+        flow_control: masqdial_server::config::FlowControl::None,
+        init: vec!["ATZ".into()],
+    });
+    c.connections.push(ConnectionConfig {
+        name: "isp1".into(),
+        description: String::new(),
+        modems: vec!["modem0".into()],
+        numbers: vec!["5550100".into()],
+        dial_prefix: "ATDT".into(),
+        apn: None,
+        username: "demo".into(),
+        password: "secret".into(),
+        auth: Default::default(),
+        redial_attempts: 1,
+        redial_delay_s: 1,
+        idle_timeout_s: 0,
+        max_connect_s: 0,
+        redial_on_loss: false,
+        routes: vec![],
+        replace_default_route: false,
+        login_script: vec![],
+    });
+    c
+}
+
+async fn wait_state(links: &LinkManager, want: LinkState) {
+    for _ in 0..1000 {
+        if links.state("isp1") == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "link never reached {want:?}: {:?}",
+        links.status("isp1").map(|s| s.last_failure)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_masquerade_and_hang_up_over_a_pty() {
+    let isp = IspConfig::new(
+        vec![("demo".into(), "secret".into())],
+        Some(AuthProtocol::Chap),
+    );
+    let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
+    let state = tempfile::tempdir().expect("tempdir");
+    let cfg = config(modem.path(), state.path());
+
+    let mut engine = build_engine(&cfg).expect("engine");
+    let rule = parse_rule("-s 192.168.77.0/24 -j MASQ").expect("rule");
+    engine
+        .firewall_mut()
+        .append("forward", &rule.rule)
+        .expect("append");
+    let nat = Nat::new(engine);
+    let (_stop_tx, stop) = watch::channel(false);
+    let (lan_tx, lan_rx) = mpsc::channel(16);
+    let (lan_out_tx, mut lan_out) = mpsc::channel(16);
+    let dp = Dataplane::spawn(
+        nat.clone(),
+        LanPort::Memory {
+            rx: lan_rx,
+            tx: lan_out_tx,
+        },
+        stop.clone(),
+    );
+    let links = LinkManager::start(&cfg, nat.clone(), Some(dp), None, stop.clone());
+    let gw = Gateway::new(Arc::new(cfg), links.clone(), stop);
+
+    let mut progress = links.progress("isp1").expect("progress");
+    let who = Who {
+        user: "demo".into(),
+        host: "192.168.77.2".into(),
+    };
+    assert_eq!(
+        links.dial("isp1", who.clone()).await.expect("dial"),
+        DialOutcome::Started
+    );
+    wait_state(&links, LinkState::Up).await;
+    let status = links.status("isp1").expect("status");
+    let local: Ipv4Addr = status.local_address.parse().expect("local address");
+    assert_eq!(status.peer_address, "10.64.0.1");
+    assert_eq!(status.speed_bps, 115_200);
+    assert_eq!(masqdial_server::gateway::masq_address(&gw), Some(local));
+    // The progress stream told the story in order.
+    let mut kinds = Vec::new();
+    while let Ok(ev) = progress.try_recv() {
+        if let Some(e) = ev.event {
+            let k = format!("{e:?}");
+            kinds.push(k.split('(').next().unwrap_or_default().to_string());
+        }
+    }
+    for want in ["ModemInit", "Dialing", "Connected", "LcpUp", "AuthOk", "IpcpUp", "Up"] {
+        assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
+    }
+
+    // LAN traffic goes out masqueraded and the ISP's UDP echo comes back to the LAN host.
+    let host = (Ipv4Addr::new(192, 168, 77, 2), 40_001);
+    let server = (Ipv4Addr::new(198, 51, 100, 7), 7);
+    lan_tx
+        .send(udp_packet(host, server, b"ping through masq"))
+        .await
+        .expect("send");
+    let back = tokio::time::timeout(Duration::from_secs(5), lan_out.recv())
+        .await
+        .expect("echo within 5 s")
+        .expect("open");
+    let ip = ipv4::Packet::new_checked(&back[..]).expect("ip");
+    assert_eq!(ip.dst_addr(), host.0);
+    assert_eq!(ip.src_addr(), server.0);
+    let u = udp::Packet::new_checked(ip.payload()).expect("udp");
+    assert_eq!(u.dst_port(), host.1);
+    assert_eq!(u.payload(), b"ping through masq");
+    let snap = nat.lock().masq_snapshot(nat.now());
+    assert_eq!(snap.len(), 1);
+    assert_eq!(snap[0].masq.0, local);
+    // Counters in Status are refreshed with each 1 s traffic sample.
+    let mut counted = false;
+    for _ in 0..30 {
+        let s = links.status("isp1").expect("status");
+        if s.packets_out >= 1 && s.packets_in >= 1 {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(counted, "link counters never showed the datagram");
+
+    // A second user joins; the first hangs up and the link stays; the last drops it.
+    let other = Who {
+        user: "alice".into(),
+        host: "192.168.77.3".into(),
+    };
+    assert_eq!(
+        links.dial("isp1", other.clone()).await.expect("join"),
+        DialOutcome::Joined(LinkState::Up)
+    );
+    assert!(matches!(
+        links.hangup("isp1", who, false).await.expect("release"),
+        HangupOutcome::Released { .. }
+    ));
+    assert_eq!(links.state("isp1"), Some(LinkState::Up));
+    assert_eq!(
+        links.hangup("isp1", other, false).await.expect("drop"),
+        HangupOutcome::Dropping
+    );
+    wait_state(&links, LinkState::Idle).await;
+    assert_eq!(links.modems()[0].connection, "");
+    drop(modem);
+}
