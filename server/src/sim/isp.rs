@@ -113,6 +113,9 @@ pub struct IspConfig {
     pub udp_echo_port: Option<u16>,
     /// Hand packets the simulated internet does not answer to [`MockIsp::poll_ip_out`].
     pub forward_unhandled: bool,
+    /// Answer ICMP echo and echo UDP ourselves (`false`: every packet is unhandled, so with
+    /// `forward_unhandled` the whole internet is the TUN bridge's).
+    pub simulate_internet: bool,
     /// Drop packets whose source is not the caller's assigned address.
     pub check_source: bool,
     /// LCP echo interval of the access server (`None`: off).
@@ -142,6 +145,7 @@ impl IspConfig {
             dns: vec![Ipv4Addr::new(10, 64, 0, 53), Ipv4Addr::new(10, 64, 0, 54)],
             udp_echo_port: None,
             forward_unhandled: false,
+            simulate_internet: true,
             check_source: true,
             echo_interval: None,
             chap_rechallenge: None,
@@ -187,6 +191,7 @@ pub struct MockIsp {
     assigned: Option<Ipv4Addr>,
     udp_echo_port: Option<u16>,
     forward_unhandled: bool,
+    simulate_internet: bool,
     check_source: bool,
     opened: bool,
     closed: bool,
@@ -233,6 +238,7 @@ impl MockIsp {
             assigned,
             udp_echo_port: cfg.udp_echo_port,
             forward_unhandled: cfg.forward_unhandled,
+            simulate_internet: cfg.simulate_internet,
             check_source: cfg.check_source,
             opened: false,
             closed: assigned.is_none(),
@@ -353,7 +359,7 @@ impl MockIsp {
             self.stats.dropped_spoofed += 1;
             return;
         }
-        let reply = if ip.is_fragment() {
+        let reply = if ip.is_fragment() || !self.simulate_internet {
             None
         } else {
             match ip.protocol() {

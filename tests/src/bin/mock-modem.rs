@@ -1,5 +1,6 @@
 //! `mock-modem`: a Hayes modem on a pseudo-terminal whose far end is the mock ISP, so a person
 //! can point `mserver` at it. Prints the pty path, optionally links it, runs until SIGINT/SIGTERM.
+//! SIGUSR1 drops carrier; `--tun` bridges the ISP to a TUN device (the end-to-end tests' WAN).
 //! Owns only argument parsing and process lifetime; the modem and ISP live in `masqdial_server::sim`.
 
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use masqdial_server::ppp::AuthProtocol;
+use masqdial_server::sim::internet::TunInternet;
 use masqdial_server::sim::isp::IspConfig;
 use masqdial_server::sim::modem::pty::spawn_pty;
 use masqdial_server::sim::modem::{
@@ -73,6 +75,16 @@ struct Args {
     /// What answers calls.
     #[arg(long, value_enum, default_value_t = FarEnd::Isp)]
     far_end: FarEnd,
+    /// Bridge the ISP to this TUN device instead of its simulated internet (needs
+    /// CAP_NET_ADMIN): unanswered packets go out of it, packets routed into it come back.
+    #[arg(long)]
+    tun: Option<String>,
+    /// Address of the TUN device, ADDR/PREFIX.
+    #[arg(long, default_value = "203.0.113.1/24")]
+    tun_addr: String,
+    /// Route added via the TUN device towards the ISP's callers (the address pool).
+    #[arg(long, default_value = "10.64.0.0/24")]
+    tun_route: String,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     run_for: Option<f64>,
@@ -137,7 +149,31 @@ fn far_end(args: &Args) -> Result<AnswererFactory> {
                 Auth::Pap => Some(AuthProtocol::Pap),
                 Auth::Chap => Some(AuthProtocol::Chap),
             };
-            IspConfig::new(users, auth).factory()
+            let isp = IspConfig::new(users, auth);
+            match &args.tun {
+                None => isp.factory(),
+                Some(name) => {
+                    let (addr, prefix) = args
+                        .tun_addr
+                        .split_once('/')
+                        .context("--tun-addr: want ADDR/PREFIX")?;
+                    let addr: std::net::Ipv4Addr = addr.parse().context("--tun-addr address")?;
+                    let prefix: u8 = prefix.parse().context("--tun-addr prefix")?;
+                    let net = TunInternet::open(name, addr, prefix)?;
+                    let out = std::process::Command::new("ip")
+                        .args(["route", "replace", &args.tun_route, "dev", name])
+                        .output()
+                        .context("running ip route")?;
+                    if !out.status.success() {
+                        bail!(
+                            "ip route replace {} dev {name}: {}",
+                            args.tun_route,
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        );
+                    }
+                    net.factory(isp)
+                }
+            }
         }
     })
 }
@@ -188,10 +224,25 @@ async fn main() -> Result<()> {
             None => std::future::pending::<()>().await,
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        () = until => {}
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("installing SIGUSR1 handler")?;
+    let ended = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            () = until => {}
+        }
+    };
+    tokio::pin!(ended);
+    loop {
+        tokio::select! {
+            () = &mut ended => break,
+            // SIGUSR1: drop carrier now (fault injection from tests and by hand).
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: dropping carrier");
+                modem.inject_carrier_loss();
+            }
+        }
     }
     let stats = modem.stats();
     modem.stop();
