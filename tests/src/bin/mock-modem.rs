@@ -1,5 +1,6 @@
 //! `mock-modem`: a Hayes modem on a pseudo-terminal whose far end is the mock ISP, so a person
 //! can point `mserver` at it. Prints the pty path, optionally links it, runs until SIGINT/SIGTERM.
+//! Fault injection at run time: SIGUSR1 drops the carrier, SIGUSR2 toggles silence.
 //! Owns only argument parsing and process lifetime; the modem and ISP live in `masqdial_server::sim`.
 
 use std::path::PathBuf;
@@ -188,10 +189,27 @@ async fn main() -> Result<()> {
             None => std::future::pending::<()>().await,
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        () = until => {}
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("installing SIGUSR1 handler")?;
+    let mut usr2 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
+        .context("installing SIGUSR2 handler")?;
+    tokio::pin!(until);
+    let mut silent = args.silent;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT"); break; }
+            _ = term.recv() => { tracing::info!("SIGTERM"); break; }
+            () = &mut until => break,
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: dropping carrier");
+                modem.inject_carrier_loss();
+            }
+            _ = usr2.recv() => {
+                silent = !silent;
+                tracing::info!(silent, "SIGUSR2: toggling silence");
+                modem.set_silent(silent);
+            }
+        }
     }
     let stats = modem.stats();
     modem.stop();
