@@ -338,6 +338,15 @@ mod tests {
         assert!(split_words("dial \"isp1").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_shell_line_splits_or_fails_never_panics(line in "(?s).{0,200}") {
+            if let Ok(words) = split_words(&line) {
+                let _ = ShellLine::try_parse_from(words);
+            }
+        }
+    }
+
     #[test]
     fn timeouts_args() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();

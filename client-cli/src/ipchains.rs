@@ -458,6 +458,13 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_arguments_parse_or_fail_never_panic(args in proptest::collection::vec("(-[A-Za-z]{1,4}|--[a-z-]{1,12}|[a-z0-9./:!]{0,10})", 0..10)) {
+            let _ = parse(&args);
+        }
+    }
+
     #[test]
     fn errors() {
         assert_eq!(p(""), Err(IpchainsError::NoCommand));

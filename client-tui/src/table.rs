@@ -7,7 +7,8 @@
 //! costs nothing per frame.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -86,7 +87,10 @@ impl Row {
         let deadline = received + Duration::from_millis(entry.expire_centis.saturating_mul(10));
         let lan = (ip_key(&entry.lan_address), entry.lan_port);
         let remote = (ip_key(&entry.remote_address), entry.remote_port);
-        let text = format!(
+        let mut text = String::with_capacity(80);
+        // Writing into a String cannot fail.
+        let _ = write!(
+            text,
             "{} {}:{} {} {}:{} {} {}",
             proto_name(entry.protocol),
             entry.lan_address,
@@ -96,8 +100,8 @@ impl Row {
             entry.remote_port,
             entry.state,
             entry.helper
-        )
-        .to_lowercase();
+        );
+        text.make_ascii_lowercase();
         Row {
             entry,
             received,
@@ -153,9 +157,8 @@ fn ip_key(s: &str) -> u32 {
     s.parse::<Ipv4Addr>().map(u32::from).unwrap_or(u32::MAX)
 }
 
-/// Above this share of the view, a batch is applied by a full rebuild instead of one binary
-/// search per entry.
-const REBUILD_DIVISOR: usize = 8;
+/// Batches up to this size move entries one binary search at a time; larger ones are merged.
+const SMALL_BATCH: usize = 64;
 
 /// The masquerade table with its ordered, filtered view.
 #[derive(Debug)]
@@ -230,7 +233,7 @@ impl MasqTable {
 
     /// Change the filter (case-insensitive substring of the row text); rebuilt on refresh.
     pub fn set_filter(&mut self, filter: &str) {
-        let f = filter.to_lowercase();
+        let f = filter.to_ascii_lowercase();
         if f != self.filter {
             self.filter = f;
             self.dirty = true;
@@ -277,41 +280,73 @@ impl MasqTable {
         }
     }
 
-    fn incremental(&self, changes: usize) -> bool {
-        !self.dirty && changes <= self.view.len() / REBUILD_DIVISOR + 16
-    }
-
     /// Insert or replace entries (by id), all received at `received`.
+    ///
+    /// Small batches move each entry with a binary search; large ones drop the changed ids
+    /// from the view in one pass, sort only the new rows and merge: O(n + k log k), never a
+    /// full re-sort.
     pub fn upsert(&mut self, entries: Vec<MasqEntry>, received: Instant) {
-        let incremental = self.incremental(entries.len());
-        for e in entries {
-            let id = e.id;
-            let row = Row::new(e, received);
-            if incremental {
+        if self.dirty {
+            // A rebuild is pending anyway.
+            for e in entries {
+                self.rows.insert(e.id, Row::new(e, received));
+            }
+        } else if entries.len() <= SMALL_BATCH {
+            for e in entries {
+                let id = e.id;
                 // The old row leaves the view from its old position before it changes.
                 self.view_remove_id(id);
-            }
-            self.rows.insert(id, row);
-            if incremental {
+                self.rows.insert(id, Row::new(e, received));
                 self.view_insert_id(id);
             }
-        }
-        if !incremental {
-            self.dirty = true;
+        } else {
+            let changed: HashSet<u64> = entries.iter().map(|e| e.id).collect();
+            self.view.retain(|id| !changed.contains(id));
+            for e in entries {
+                self.rows.insert(e.id, Row::new(e, received));
+            }
+            let mut fresh: Vec<&Row> = changed
+                .iter()
+                .filter_map(|id| self.rows.get(id))
+                .filter(|r| self.passes(r))
+                .collect();
+            fresh.sort_unstable_by(|a, b| self.order(a, b));
+            let mut merged = Vec::with_capacity(self.view.len() + fresh.len());
+            let mut old = self.view.iter().copied().peekable();
+            for row in fresh {
+                while let Some(&id) = old.peek() {
+                    match self.rows.get(&id) {
+                        Some(o) if self.order(o, row) == Ordering::Less => {
+                            merged.push(id);
+                            old.next();
+                        }
+                        _ => break,
+                    }
+                }
+                merged.push(row.entry.id);
+            }
+            merged.extend(old);
+            self.view = merged;
         }
     }
 
     /// Remove entries by id (unknown ids are ignored).
     pub fn remove(&mut self, ids: &[u64]) {
-        let incremental = self.incremental(ids.len());
-        for id in ids {
-            if incremental {
-                self.view_remove_id(*id);
+        if self.dirty {
+            for id in ids {
+                self.rows.remove(id);
             }
-            self.rows.remove(id);
-        }
-        if !incremental {
-            self.dirty = true;
+        } else if ids.len() <= SMALL_BATCH {
+            for id in ids {
+                self.view_remove_id(*id);
+                self.rows.remove(id);
+            }
+        } else {
+            let gone: HashSet<u64> = ids.iter().copied().collect();
+            self.view.retain(|id| !gone.contains(id));
+            for id in ids {
+                self.rows.remove(id);
+            }
         }
     }
 
@@ -509,6 +544,30 @@ mod tests {
         t.dirty = true;
         t.refresh();
         assert_eq!(incremental, ids(&t));
+        // Large batches go the merge path (including a duplicate id and one filtered out).
+        let mut big: Vec<_> = (0..700u64)
+            .map(|j| {
+                let id = (j * 7) % 2600;
+                entry(
+                    id,
+                    Protocol::Tcp,
+                    "192.168.1.4",
+                    2,
+                    61000 + (j as u32 * 13) % 4000,
+                    j,
+                )
+            })
+            .collect();
+        big.push(entry(5, Protocol::Udp, "192.168.1.4", 2, 61000, 1));
+        t.upsert(big, now);
+        let gone: Vec<u64> = (0..300u64).map(|j| j * 5).collect();
+        t.remove(&gone);
+        t.refresh();
+        let merged = ids(&t);
+        t.dirty = true;
+        t.refresh();
+        assert_eq!(merged, ids(&t));
+        assert!(!merged.contains(&5), "UDP entry fails the tcp filter");
     }
 
     #[test]

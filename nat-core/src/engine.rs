@@ -417,6 +417,17 @@ impl Engine {
         self.firewall.evaluate(chain, &info)
     }
 
+    /// Warm the caches for a packet about to be processed by [`Engine::process_from_lan`] (see
+    /// [`MasqTable::warm`]); call it for a batch of packets before processing the batch.
+    pub fn warm_from_lan(&self, buf: &[u8]) -> u64 {
+        self.masq.warm(buf, true)
+    }
+
+    /// Warm the caches for a packet about to be processed by [`Engine::process_from_link`].
+    pub fn warm_from_link(&self, buf: &[u8]) -> u64 {
+        self.masq.warm(buf, false)
+    }
+
     /// Process a packet received from the LAN, in place. `buf` holds one IPv4 datagram.
     pub fn process_from_lan(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
         if let Err(a) = self.ingress(now, buf) {

@@ -278,6 +278,15 @@ impl Auth {
         }
     }
 
+    /// Start a login attempt: returns the delay to wait before answering (from earlier
+    /// failures) and counts this attempt as a failure until [`Auth::record_success`] clears
+    /// it. Counting up front means parallel guesses also see growing delays.
+    pub fn begin_attempt(&self, user: &str, peer: IpAddr, now: Instant) -> Duration {
+        let delay = self.login_delay(user, peer, now);
+        self.record_failure(user, peer, now);
+        delay
+    }
+
     /// Record a failed login of `user` from `peer`; returns the failure count.
     pub fn record_failure(&self, user: &str, peer: IpAddr, now: Instant) -> u32 {
         let mut inner = self.lock();
@@ -608,6 +617,14 @@ mod tests {
         a.record_failure("alice", PEER, t);
         a.record_success("alice", PEER);
         assert_eq!(a.login_delay("alice", PEER, t), Duration::ZERO);
+        // Attempts count up front: two parallel guesses see 0 then 0.5 s.
+        assert_eq!(a.begin_attempt("alice", PEER, t), Duration::ZERO);
+        assert_eq!(
+            a.begin_attempt("alice", PEER, t),
+            Duration::from_millis(500)
+        );
+        a.record_success("alice", PEER);
+        assert_eq!(a.begin_attempt("alice", PEER, t), Duration::ZERO);
     }
 
     #[test]

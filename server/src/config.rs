@@ -941,6 +941,22 @@ port_low = 61000
         assert!(e.contains("server.tls_cert"), "{e}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_parsed_or_rejected_never_panics(t in "(?s).{0,400}") {
+            let _ = parse(&t);
+        }
+
+        #[test]
+        fn toml_like_text_never_panics(
+            section in "(server|nat|\\[users\\]|\\[modems\\]|\\[connections\\]|x)",
+            key in "[a-z_]{1,14}",
+            value in "(\"[^\"\\n]{0,20}\"|[0-9]{1,6}|\\[\"[0-9./:]{0,20}\"\\]|true)",
+        ) {
+            let _ = parse(&format!("[{section}]\n{key} = {value}\n"));
+        }
+    }
+
     #[test]
     fn missing_file_names_it() {
         let e = Config::load(Path::new("/nonexistent/x.toml"))

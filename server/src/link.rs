@@ -4,6 +4,7 @@
 //! sessions, nat-core and the dataplane.
 
 pub mod fsm;
+pub mod manager;
 
 pub use fsm::{
     DialOutcome, Failure, FailureKind, HangupOutcome, Holder, LinkAction, LinkFsm, LinkPolicy,

@@ -307,20 +307,21 @@ pub fn open(settings: &ModemSettings) -> Result<TtyLine, OpenError> {
         .timeout(Duration::from_millis(100));
     let port = builder.open_native().map_err(|e| {
         let message = e.to_string();
+        // serialport reports EBUSY (TIOCEXCL held) and a held flock as `NoDevice`; tell them
+        // apart from a missing device by the message.
+        let busy = message.contains("busy") || message.contains("lock on serial port");
         match e.kind() {
-            serialport::ErrorKind::NoDevice => OpenError::NotFound(path.clone()),
+            _ if busy => OpenError::Busy(path.clone()),
+            serialport::ErrorKind::Io(io::ErrorKind::NotFound)
+            | serialport::ErrorKind::NoDevice => OpenError::NotFound(path.clone()),
             serialport::ErrorKind::InvalidInput => OpenError::Settings {
                 path: path.clone(),
                 message,
             },
-            serialport::ErrorKind::Io(io::ErrorKind::NotFound) => OpenError::NotFound(path.clone()),
             serialport::ErrorKind::Io(io::ErrorKind::PermissionDenied) => {
                 OpenError::PermissionDenied(path.clone())
             }
-            _ if message.contains("busy") || message.contains("EWOULDBLOCK") => {
-                OpenError::Busy(path.clone())
-            }
-            _ if message.contains("No such file") => OpenError::NotFound(path.clone()),
+            _ if message.contains("No such") => OpenError::NotFound(path.clone()),
             _ => OpenError::Other {
                 path: path.clone(),
                 message,

@@ -168,3 +168,14 @@ fn backoff_doubles_and_caps() {
         .collect();
     assert_eq!(b, vec![1, 2, 4, 8, 10, 10]);
 }
+
+#[test]
+fn second_open_is_busy_and_typed() {
+    let mock = spawn_pty(MockModemConfig::default(), echo_factory()).expect("pty");
+    let settings = settings_for(mock.path());
+    let first = open(&settings).expect("first open");
+    let second = open(&settings);
+    assert!(matches!(second, Err(OpenError::Busy(_))), "{second:?}");
+    drop(first);
+    assert!(open(&settings).is_ok(), "reopen after close");
+}

@@ -481,3 +481,46 @@ async fn noisy_line_still_comes_up() {
     );
     mock.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_ends_with_auth_failure() {
+    use masqdial_server::sim::isp::IspConfig;
+    let isp = IspConfig::new(
+        vec![("alice".into(), "s3cret".into())],
+        Some(AuthProtocol::Pap),
+    );
+    let mock = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty");
+    let settings = ModemSettings {
+        flow: FlowControl::None,
+        guard_time: Duration::from_millis(100),
+        ..ModemSettings::new(mock.path())
+    };
+    let line = open(&settings).expect("open pty");
+    let mut session = spawn_session_on(
+        Box::new(line),
+        settings,
+        ChatConfig::dialup(&["1"]),
+        PppConfig::client("alice", "wrong"),
+    )
+    .expect("spawn");
+    let seen = wait_for(&mut session, "end", |e| matches!(e, SessionEvent::Ended(_))).await;
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, SessionEvent::Ppp(PppEvent::AuthFailed { .. }))),
+        "{seen:?}"
+    );
+    assert!(
+        matches!(
+            seen.last(),
+            Some(SessionEvent::Ended(SessionEnd::PppDown(
+                DownReason::AuthFailed(_)
+            )))
+        ),
+        "{seen:?}"
+    );
+    assert!(session
+        .transcript()
+        .iter()
+        .all(|l| !l.text.contains("wrong")));
+    mock.stop();
+}

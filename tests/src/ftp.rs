@@ -205,8 +205,8 @@ pub fn parse_227(text: &str) -> Result<SocketAddrV4, ParseError> {
 }
 
 /// Extracts the port from a 229 reply text `… (<d><d><d>port<d>)` (RFC 2428 §3: "The text returned in
-/// response to the EPSV command MUST be: <text indicating server is entering extended passive mode>
-/// (<d><d><d><tcp-port><d>)").
+/// response to the EPSV command MUST be: `<text indicating server is entering extended passive mode>
+/// (<d><d><d><tcp-port><d>)`").
 pub fn parse_229(text: &str) -> Result<u16, ParseError> {
     let open = text.find('(').ok_or(ParseError::BadExtended)?;
     let inner = &text[open + 1..];

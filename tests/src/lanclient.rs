@@ -46,38 +46,75 @@ async fn io<T>(
     }
 }
 
-/// Sends `count` numbered datagrams of `size` bytes to a UDP echo server, one at a time, and checks each
-/// echo. A datagram unanswered within `per_try` is resent, at most `tries` times in all.
-pub async fn udp_echo(
-    addr: SocketAddr,
-    count: u32,
-    size: usize,
-    per_try: Duration,
-    tries: u32,
-) -> Result<String, ClientError> {
-    let bind: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0"
-            .parse()
-            .map_err(|_| ClientError::Mismatch("bind literal".into()))?
+/// Options of [`udp_echo`].
+#[derive(Debug, Clone, Copy)]
+pub struct UdpEchoOptions {
+    /// Number of datagrams.
+    pub count: u32,
+    /// Size of each datagram (at least 4: the sequence number).
+    pub size: usize,
+    /// How long to wait for each echo before resending.
+    pub per_try: Duration,
+    /// Sends per datagram before giving up.
+    pub tries: u32,
+    /// Pause between datagrams (keeps a flow alive over time, e.g. across a redial).
+    pub interval: Duration,
+    /// Local UDP port (0: any), so a scenario can predict the masquerade entry.
+    pub local_port: u16,
+}
+
+impl Default for UdpEchoOptions {
+    fn default() -> Self {
+        UdpEchoOptions {
+            count: 10,
+            size: 64,
+            per_try: Duration::from_secs(1),
+            tries: 3,
+            interval: Duration::ZERO,
+            local_port: 0,
+        }
+    }
+}
+
+/// A UDP socket bound to `local_port` (0: any) of the right family for `to`, connected to `to`.
+async fn udp_socket(to: SocketAddr, local_port: u16) -> Result<UdpSocket, ClientError> {
+    let any: std::net::IpAddr = if to.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
     } else {
-        "[::]:0"
-            .parse()
-            .map_err(|_| ClientError::Mismatch("bind literal".into()))?
+        std::net::Ipv6Addr::UNSPECIFIED.into()
     };
-    let sock = UdpSocket::bind(bind)
+    let sock = UdpSocket::bind(SocketAddr::new(any, local_port))
         .await
         .map_err(|source| ClientError::Io {
             what: "bind udp",
             source,
         })?;
-    sock.connect(addr).await.map_err(|source| ClientError::Io {
+    sock.connect(to).await.map_err(|source| ClientError::Io {
         what: "connect udp",
         source,
     })?;
+    Ok(sock)
+}
+
+/// Sends numbered datagrams to a UDP echo server, one at a time, and checks each echo. A datagram
+/// unanswered within `per_try` is resent, at most `tries` times in all.
+pub async fn udp_echo(addr: SocketAddr, o: UdpEchoOptions) -> Result<String, ClientError> {
+    let UdpEchoOptions {
+        count,
+        size,
+        per_try,
+        tries,
+        interval,
+        local_port,
+    } = o;
+    let sock = udp_socket(addr, local_port).await?;
     let size = size.max(4);
     let mut resent = 0u32;
     let mut buf = vec![0u8; 65536];
     for seq in 0..count {
+        if seq > 0 && !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
         let mut payload = blob_bytes(u64::from(seq), size);
         payload[..4].copy_from_slice(&seq.to_be_bytes());
         let mut answered = false;
@@ -245,6 +282,39 @@ pub async fn tcp_whoami(addr: SocketAddr, t: Duration) -> Result<String, ClientE
     Ok(format!("OK whoami seen={seen} local={local}"))
 }
 
+/// Sends one datagram to the UDP "who" server (the blob port) and returns the address it saw us as,
+/// resending up to `tries` times `per_try` apart.
+pub async fn udp_whoami(
+    addr: SocketAddr,
+    local_port: u16,
+    per_try: Duration,
+    tries: u32,
+) -> Result<String, ClientError> {
+    let sock = udp_socket(addr, local_port).await?;
+    let mut buf = [0u8; 128];
+    for _ in 0..tries.max(1) {
+        io(per_try, "send udp", sock.send(b"WHO\n")).await?;
+        if let Ok(r) = timeout(per_try, sock.recv(&mut buf)).await {
+            let n = r.map_err(|source| ClientError::Io {
+                what: "receive udp",
+                source,
+            })?;
+            let seen = String::from_utf8_lossy(&buf[..n]).trim().to_owned();
+            let seen: SocketAddr = seen
+                .parse()
+                .map_err(|_| ClientError::Mismatch(format!("bad WHO answer {seen:?}")))?;
+            let local = sock.local_addr().map_err(|source| ClientError::Io {
+                what: "local address",
+                source,
+            })?;
+            return Ok(format!("OK udp-whoami seen={seen} local={local}"));
+        }
+    }
+    Err(ClientError::Timeout(format!(
+        "no UDP WHO answer after {tries} tries of {per_try:?}"
+    )))
+}
+
 /// Human name of a data mode for the `OK` line.
 pub fn mode_name(mode: DataMode) -> &'static str {
     match mode {
@@ -346,9 +416,13 @@ mod tests {
         );
         let task = tokio::spawn(s.serve());
         let t = Duration::from_secs(10);
-        let ok = udp_echo(udp, 5, 100, Duration::from_secs(2), 3)
-            .await
-            .expect("udp echo");
+        let o = UdpEchoOptions {
+            count: 5,
+            size: 100,
+            interval: Duration::from_millis(5),
+            ..UdpEchoOptions::default()
+        };
+        let ok = udp_echo(udp, o).await.expect("udp echo");
         assert!(ok.starts_with("OK udp-echo count=5"), "{ok}");
         let ok = tcp_echo(echo, 300_000, 3, t).await.expect("tcp echo");
         assert!(ok.starts_with("OK tcp-echo bytes=300000"), "{ok}");
@@ -364,6 +438,10 @@ mod tests {
             tcp_fetch(blob, 1000, 1, t).await,
             Err(ClientError::Mismatch(_))
         ));
+        let ok = udp_whoami(blob, 0, Duration::from_secs(2), 3)
+            .await
+            .expect("udp whoami");
+        assert!(ok.starts_with("OK udp-whoami seen=127.0.0.1:"), "{ok}");
         let ok = tcp_whoami(blob, t).await.expect("whoami");
         assert!(ok.starts_with("OK whoami seen=127.0.0.1:"), "{ok}");
         for mode in [DataMode::Passive, DataMode::ExtendedActive] {

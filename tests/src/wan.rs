@@ -5,6 +5,8 @@
 //! The blob protocol (port [`BLOB_PORT`]): the client sends one line, then
 //! - `GET <n>\n` → the server sends the first `n` bytes of the stream of [`Blob`] and closes;
 //! - `WHO\n` → the server sends `<ip>:<port>\n`, the client's address as the server sees it (after NAT).
+//!
+//! The same port in UDP answers every datagram with `<ip>:<port>\n` of its sender.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -211,6 +213,7 @@ pub struct WanServers {
     echo_tcp: TcpListener,
     echo_udp: UdpSocket,
     blob: TcpListener,
+    who_udp: UdpSocket,
     ftp: TcpListener,
 }
 
@@ -253,12 +256,22 @@ impl WanServers {
         let echo_tcp = bind_retry(at(config.echo_port), "tcp", w, TcpListener::bind).await?;
         let echo_udp = bind_retry(at(config.echo_port), "udp", w, UdpSocket::bind).await?;
         let blob = bind_retry(at(config.blob_port), "tcp", w, TcpListener::bind).await?;
+        let blob_port = blob
+            .local_addr()
+            .map_err(|source| WanError::Bind {
+                addr: at(config.blob_port),
+                proto: "tcp",
+                source,
+            })?
+            .port();
+        let who_udp = bind_retry(at(blob_port), "udp", w, UdpSocket::bind).await?;
         let ftp = bind_retry(at(config.ftp_port), "tcp", w, TcpListener::bind).await?;
         Ok(WanServers {
             config,
             echo_tcp,
             echo_udp,
             blob,
+            who_udp,
             ftp,
         })
     }
@@ -298,6 +311,7 @@ impl WanServers {
         tokio::join!(
             accept_loop(self.echo_tcp, move |s, _| tcp_echo(s, io)),
             udp_echo(self.echo_udp),
+            udp_who(self.who_udp),
             accept_loop(self.blob, move |s, peer| blob_session(s, peer, seed, io)),
             accept_loop(self.ftp, move |s, peer| ftp::serve_session(
                 s,
@@ -354,6 +368,22 @@ async fn udp_echo(sock: UdpSocket) {
             }
             Err(e) => {
                 tracing::debug!("udp echo recv: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// UDP "who": answers each datagram with its sender's address as this server sees it.
+async fn udp_who(sock: UdpSocket) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((_, peer)) => {
+                let _ = sock.send_to(format!("{peer}\n").as_bytes(), peer).await;
+            }
+            Err(e) => {
+                tracing::debug!("udp who recv: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

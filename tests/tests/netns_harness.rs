@@ -164,6 +164,27 @@ fn wan_servers_and_lan_client_over_routed_gateway() {
             204_800,
         ));
         assert!(ok.contains(&want), "{ok}");
+        lan_ok(
+            &topo.lan,
+            &[
+                "udp-echo",
+                "203.0.113.1:7",
+                "--count",
+                "3",
+                "--interval-ms",
+                "50",
+                "--local-port",
+                "40007",
+            ],
+        );
+        let ok = lan_ok(
+            &topo.lan,
+            &["udp-whoami", "203.0.113.1:8081", "--local-port", "40008"],
+        );
+        assert_eq!(
+            ok,
+            "OK udp-whoami seen=192.168.77.2:40008 local=192.168.77.2:40008"
+        );
         // No NAT on this path: the server sees the LAN host itself.
         let ok = lan_ok(&topo.lan, &["tcp-whoami", "203.0.113.1:8081"]);
         assert!(ok.starts_with("OK whoami seen=192.168.77.2:"), "{ok}");

@@ -2,11 +2,13 @@
 //! expiry, dynamic masquerade address and the change feed. Owns all masquerading state; must not
 //! parse packets (see [`translate`]) nor evaluate firewall rules.
 //!
-//! Layout: entries live in a `Vec<Entry>` slab addressed by `u32`; two `hashbrown::HashTable<u32>`
-//! indexes (outbound by (proto, saddr, sport, daddr, dport), inbound by (proto, mport, daddr,
-//! dport)) store only slab indices, so a live mapping costs about 48 + 2 × ~10 + wheel bytes.
+//! Layout: entries live in a `Vec<Entry>` slab addressed by `u32`; two open-addressing indexes
+//! (outbound by (proto, saddr, sport, daddr, dport), inbound by (proto, mport, daddr, dport))
+//! store 8-byte slots (hash bits + slab index), so a live mapping costs 48 bytes of entry, 2 × 16
+//! bytes of index at worst load, and a wheel record.
 
 pub mod hash;
+mod index;
 pub mod tcp;
 pub mod translate;
 mod wheel;
@@ -14,7 +16,7 @@ mod wheel;
 pub use tcp::State;
 
 use crate::time::{Duration, Instant};
-use hashbrown::HashTable;
+use index::Index;
 use std::net::Ipv4Addr;
 use wheel::Wheel;
 
@@ -437,8 +439,8 @@ pub struct MasqTable {
     exts: Vec<Option<Ext>>,
     free_exts: Vec<u32>,
     free: Vec<u32>,
-    out_ix: HashTable<u32>,
-    in_ix: HashTable<u32>,
+    out_ix: Index,
+    in_ix: Index,
     pools: [Pool; 3],
     rr: u32,
     n_loose: u32,
@@ -480,8 +482,8 @@ impl MasqTable {
             exts: Vec::new(),
             free_exts: Vec::new(),
             free: Vec::new(),
-            out_ix: HashTable::new(),
-            in_ix: HashTable::new(),
+            out_ix: Index::new(),
+            in_ix: Index::new(),
             pools,
             rr: 0,
             n_loose: 0,
@@ -500,9 +502,9 @@ impl MasqTable {
     /// Pre-size the slab and indexes for `n` entries (avoids growth pauses).
     pub fn reserve(&mut self, n: usize) {
         self.entries.reserve(n);
-        let e = &self.entries;
-        self.out_ix.reserve(n, |&i| e[i as usize].out_hash());
-        self.in_ix.reserve(n, |&i| e[i as usize].in_hash());
+        self.free.reserve(n);
+        self.out_ix.reserve(n);
+        self.in_ix.reserve(n);
     }
 
     /// The configuration.
@@ -588,31 +590,27 @@ impl MasqTable {
     fn find_out(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<Idx> {
         let h = hash::out_key(proto, s, sp, d, dp);
         let es = &self.entries;
-        self.out_ix
-            .find(h, |&i| {
-                let e = &es[i as usize];
-                let (ed, edp) = e.remote_key();
-                let esp = if e.flags & F_NO_SPORT != 0 {
-                    0
-                } else {
-                    e.sport
-                };
-                e.proto == proto && e.saddr == s && esp == sp && ed == d && edp == dp
-            })
-            .copied()
+        self.out_ix.find(h, |i| {
+            let e = &es[i as usize];
+            let (ed, edp) = e.remote_key();
+            let esp = if e.flags & F_NO_SPORT != 0 {
+                0
+            } else {
+                e.sport
+            };
+            e.proto == proto && e.saddr == s && esp == sp && ed == d && edp == dp
+        })
     }
 
     #[inline]
     fn find_in(&self, proto: u8, mp: u16, d: u32, dp: u16) -> Option<Idx> {
         let h = hash::in_key(proto, mp, d, dp);
         let es = &self.entries;
-        self.in_ix
-            .find(h, |&i| {
-                let e = &es[i as usize];
-                let (ed, edp) = e.remote_key();
-                e.proto == proto && e.mport == mp && ed == d && edp == dp
-            })
-            .copied()
+        self.in_ix.find(h, |i| {
+            let e = &es[i as usize];
+            let (ed, edp) = e.remote_key();
+            e.proto == proto && e.mport == mp && ed == d && edp == dp
+        })
     }
 
     /// Is the entry dead by time? Frees it (unless it controls others) and reports.
@@ -624,6 +622,33 @@ impl MasqTable {
         }
         self.remove(i);
         false
+    }
+
+    /// Warm the cache lines the lookup for this outbound (`outbound = true`) or inbound packet
+    /// will touch: its index slot, then the entry that slot names. Touches only; no state
+    /// changes. Warming a batch of packets back to back, then processing them, lets their
+    /// memory accesses overlap (the returned value only keeps the loads from being optimised
+    /// away). Malformed input is ignored.
+    pub fn warm(&self, buf: &[u8], outbound: bool) -> u64 {
+        if buf.len() < 20 {
+            return 0;
+        }
+        let hl = usize::from(buf[0] & 0x0F) * 4;
+        let p = buf[9];
+        if buf.len() < hl + 4 || !(p == crate::wire::proto::TCP || p == crate::wire::proto::UDP) {
+            return 0;
+        }
+        let be32 = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+        let (s, d) = (be32(12), be32(16));
+        let sp = u16::from_be_bytes([buf[hl], buf[hl + 1]]);
+        let dp = u16::from_be_bytes([buf[hl + 2], buf[hl + 3]]);
+        let v = if outbound {
+            self.out_ix.touch(hash::out_key(p, s, sp, d, dp))
+        } else {
+            self.in_ix.touch(hash::in_key(p, dp, s, sp))
+        };
+        let i = v as u32 as usize;
+        v ^ self.entries.get(i).map_or(0, |e| e.expires)
     }
 
     /// Outbound lookup (inside → outside), 2.2 order: full key, destination-loose, then
@@ -744,21 +769,15 @@ impl MasqTable {
 
     fn unhash(&mut self, i: Idx) {
         let e = self.entries[i as usize];
-        if let Ok(o) = self.out_ix.find_entry(e.out_hash(), |&j| j == i) {
-            o.remove();
-        }
-        if let Ok(o) = self.in_ix.find_entry(e.in_hash(), |&j| j == i) {
-            o.remove();
-        }
+        self.out_ix.remove(e.out_hash(), i);
+        self.in_ix.remove(e.in_hash(), i);
     }
 
     fn rehash(&mut self, i: Idx) {
-        let es = &self.entries;
-        let e = &es[i as usize];
-        self.out_ix
-            .insert_unique(e.out_hash(), i, |&j| es[j as usize].out_hash());
-        self.in_ix
-            .insert_unique(e.in_hash(), i, |&j| es[j as usize].in_hash());
+        let e = &self.entries[i as usize];
+        let (ho, hi) = (e.out_hash(), e.in_hash());
+        self.out_ix.insert(ho, i);
+        self.in_ix.insert(hi, i);
     }
 
     fn port_ok(&self, proto: u8, port: u16, d: u32, dp: u16, loose: bool) -> bool {
@@ -1190,7 +1209,8 @@ impl MasqTable {
     /// Bytes of heap this table holds (slab, indexes, pools, wheel), for sizing reports.
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
-            + (self.out_ix.capacity() + self.in_ix.capacity()) * 5
+            + self.out_ix.heap_bytes()
+            + self.in_ix.heap_bytes()
             + self.free.capacity() * 4
             + self.wheel.heap_bytes()
     }

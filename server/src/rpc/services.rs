@@ -75,7 +75,7 @@ impl auth_server::Auth for AuthService {
             user.truncate(cut);
         }
         let auth = self.state.auth();
-        let delay = auth.login_delay(&user, peer.ip(), Instant::now());
+        let delay = auth.begin_attempt(&user, peer.ip(), Instant::now());
         if !delay.is_zero() {
             // Applied before answering, whatever the outcome.
             tokio::time::sleep(delay).await;
@@ -97,8 +97,8 @@ impl auth_server::Auth for AuthService {
                 }))
             }
             Err(e) => {
-                let failures = auth.record_failure(&user, peer.ip(), Instant::now());
-                tracing::warn!(%user, %peer, failures, "login failed");
+                // Already counted by begin_attempt.
+                tracing::warn!(%user, %peer, "login failed");
                 Err(e.into())
             }
         }

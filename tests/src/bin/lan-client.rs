@@ -44,6 +44,26 @@ enum Cmd {
         /// Sends per datagram before giving up.
         #[arg(long, default_value_t = 3)]
         tries: u32,
+        /// Pause between datagrams, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Local UDP port (0: any).
+        #[arg(long, default_value_t = 0)]
+        local_port: u16,
+    },
+    /// Ask the UDP "who" server (blob port) which address it sees us as: `OK udp-whoami seen=… local=…`.
+    UdpWhoami {
+        /// Server address, e.g. 203.0.113.1:8081.
+        addr: SocketAddr,
+        /// Local UDP port (0: any).
+        #[arg(long, default_value_t = 0)]
+        local_port: u16,
+        /// Wait this long for the answer before resending, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        per_try_ms: u64,
+        /// Sends before giving up.
+        #[arg(long, default_value_t = 3)]
+        tries: u32,
     },
     /// Send BYTES deterministic bytes to a TCP echo server and check the echo.
     TcpEcho {
@@ -126,11 +146,28 @@ async fn run(cli: &Cli, io: Duration) -> Result<String, ClientError> {
             size,
             per_try_ms,
             tries,
+            interval_ms,
+            local_port,
         } => {
-            lanclient::udp_echo(
+            let o = lanclient::UdpEchoOptions {
+                count: *count,
+                size: *size,
+                per_try: Duration::from_millis(*per_try_ms),
+                tries: *tries,
+                interval: Duration::from_millis(*interval_ms),
+                local_port: *local_port,
+            };
+            lanclient::udp_echo(*addr, o).await
+        }
+        Cmd::UdpWhoami {
+            addr,
+            local_port,
+            per_try_ms,
+            tries,
+        } => {
+            lanclient::udp_whoami(
                 *addr,
-                *count,
-                *size,
+                *local_port,
                 Duration::from_millis(*per_try_ms),
                 *tries,
             )
@@ -153,6 +190,7 @@ async fn run(cli: &Cli, io: Duration) -> Result<String, ClientError> {
 fn name(cmd: &Cmd) -> &'static str {
     match cmd {
         Cmd::UdpEcho { .. } => "udp-echo",
+        Cmd::UdpWhoami { .. } => "udp-whoami",
         Cmd::TcpEcho { .. } => "tcp-echo",
         Cmd::TcpFetch { .. } => "tcp-fetch",
         Cmd::TcpWhoami { .. } => "tcp-whoami",

@@ -1,6 +1,8 @@
 //! `mock-modem`: a Hayes modem on a pseudo-terminal whose far end is the mock ISP, so a person
 //! can point `mserver` at it. Prints the pty path, optionally links it, runs until SIGINT/SIGTERM.
-//! SIGUSR1 drops carrier; `--tun` bridges the ISP to a TUN device (the end-to-end tests' WAN).
+//! Fault injection at run time: SIGUSR1 drops the carrier, SIGUSR2 toggles silence.
+//! `--tun` bridges the ISP to a TUN device instead of its simulated internet (the WAN of the
+//! end-to-end tests).
 //! Owns only argument parsing and process lifetime; the modem and ISP live in `masqdial_server::sim`.
 
 use std::path::PathBuf;
@@ -226,21 +228,23 @@ async fn main() -> Result<()> {
     };
     let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
         .context("installing SIGUSR1 handler")?;
-    let ended = async {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-            _ = term.recv() => tracing::info!("SIGTERM"),
-            () = until => {}
-        }
-    };
-    tokio::pin!(ended);
+    let mut usr2 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
+        .context("installing SIGUSR2 handler")?;
+    tokio::pin!(until);
+    let mut silent = args.silent;
     loop {
         tokio::select! {
-            () = &mut ended => break,
-            // SIGUSR1: drop carrier now (fault injection from tests and by hand).
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT"); break; }
+            _ = term.recv() => { tracing::info!("SIGTERM"); break; }
+            () = &mut until => break,
             _ = usr1.recv() => {
                 tracing::info!("SIGUSR1: dropping carrier");
                 modem.inject_carrier_loss();
+            }
+            _ = usr2.recv() => {
+                silent = !silent;
+                tracing::info!(silent, "SIGUSR2: toggling silence");
+                modem.set_silent(silent);
             }
         }
     }
