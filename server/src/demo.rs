@@ -5,14 +5,19 @@
 //! outside `--demo`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use rand::TryRngCore;
 use tokio::net::TcpListener;
 
 use crate::auth::{self, AuthError};
 use crate::config::{Config, ConnectionConfig, ModemConfig, Role, UserConfig};
-use crate::rpc::{Backend, UnimplementedBackend};
+use crate::dataplane::demo_ns::DemoLan;
+use crate::dataplane::tun::Tun;
+use crate::gateway::LanSide;
+use crate::ppp::AuthProtocol;
+use crate::sim::isp::{IspConfig, MockIsp};
+use crate::sim::modem::pty::{spawn_pty, PtyModem};
+use crate::sim::modem::{Answerer, AnswererFactory, MockModemConfig};
 
 /// Preferred demo address (loopback only).
 pub const DEMO_ADDR: &str = "127.0.0.1:2240";
@@ -89,7 +94,8 @@ pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
             idle_timeout_s: 0,
             max_connect_s: 0,
             redial_on_loss: false,
-            routes: vec![],
+            // The demo LAN's gateway namespace has no default route of its own.
+            routes: vec![ipnet::IpNet::V4(ipnet::Ipv4Net::default())],
             replace_default_route: false,
             login_script: vec![],
         });
@@ -115,10 +121,82 @@ pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
     Ok((config, users))
 }
 
-/// The demo's backend. Today: [`UnimplementedBackend`]; the integration replaces this with
-/// the link manager over the mock modem and mock ISP.
-pub fn backend(_config: &Config) -> Arc<dyn Backend> {
-    Arc::new(UnimplementedBackend)
+/// The demo's simulated world: the mock modem on a pseudo-terminal answered by the mock
+/// ISP (isp1's number demands PAP, isp2's CHAP, with the demo connections' credentials),
+/// and, when running as root, a private LAN namespace with traffic.
+pub struct DemoWorld {
+    /// The modem (dropping it hangs up and closes the pty).
+    pub modem: PtyModem,
+    /// The LAN namespaces (root only).
+    pub lan: Option<DemoLan>,
+}
+
+impl std::fmt::Debug for DemoWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoWorld")
+            .field("modem", &self.modem.path())
+            .field("lan", &self.lan)
+            .finish()
+    }
+}
+
+/// Start the mock modem + ISP and point the demo config's modem at its pty; as root, also
+/// create the demo LAN (TUN moved into a gateway namespace) and return the LAN side.
+pub fn world(config: &mut Config) -> anyhow::Result<(DemoWorld, LanSide)> {
+    let users: Vec<(String, String)> = config
+        .connections
+        .iter()
+        .map(|c| (c.username.clone(), c.password.clone()))
+        .collect();
+    let pap = IspConfig::new(users.clone(), Some(AuthProtocol::Pap));
+    let chap = IspConfig::new(users, Some(AuthProtocol::Chap));
+    // Both share one address pool so a redial gets the next address.
+    let chap = IspConfig {
+        pool: pap.pool.clone(),
+        ..chap
+    };
+    let factory: AnswererFactory = Box::new(move |number: &str| {
+        let cfg = if number.contains("0200") {
+            chap.clone()
+        } else {
+            pap.clone()
+        };
+        Box::new(MockIsp::new(cfg)) as Box<dyn Answerer>
+    });
+    let modem = spawn_pty(MockModemConfig::default(), factory)?;
+    crate::gateway::seed_rules(config, crate::gateway::DEFAULT_RULESET)?;
+    for m in &mut config.modems {
+        m.device = modem.path().to_path_buf();
+    }
+    let root = nix::unistd::Uid::effective().is_root();
+    if !root {
+        return Ok((DemoWorld { modem, lan: None }, LanSide::Tun));
+    }
+    let tun_name = config.nat.tun_name.clone();
+    let tun = match Tun::open(&tun_name, 1500) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return Ok((DemoWorld { modem, lan: None }, LanSide::Off));
+        }
+    };
+    match DemoLan::create(&tun_name) {
+        Ok(lan) => {
+            lan.start_traffic(std::time::Duration::from_secs(3));
+            let nc = lan.netcfg();
+            Ok((
+                DemoWorld {
+                    modem,
+                    lan: Some(lan),
+                },
+                LanSide::Prepared(tun, nc),
+            ))
+        }
+        Err(e) => {
+            tracing::warn!("demo LAN not created: {e}");
+            Ok((DemoWorld { modem, lan: None }, LanSide::Off))
+        }
+    }
 }
 
 /// Bind [`DEMO_ADDR`], or a free loopback port when it is taken.

@@ -12,9 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use masqdial_proto::v1 as pb;
 use nat_core::chains::{self, ChainError, Firewall, ListOptions};
-use nat_core::masq::{
-    ChangeFeed, EntrySnapshot, Filtering, Mapping, MasqChange, MasqConfig, PortRange,
-};
+use nat_core::masq::{ChangeFeed, EntrySnapshot, MasqChange, MasqConfig, PortRange};
 use nat_core::views::MasqListOptions;
 use nat_core::{Engine, EngineConfig};
 use tokio::sync::{broadcast, watch};
@@ -68,10 +66,6 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
         hi: n.port_high,
     };
     masq.ports = [range; 3];
-    if n.rfc_profile.eq_ignore_ascii_case("rfc") {
-        masq.mapping = Mapping::EndpointIndependent;
-        masq.filtering = Filtering::AddressPortDependent;
-    }
     let mut ec = EngineConfig {
         masq,
         ..EngineConfig::default()
@@ -1022,4 +1016,99 @@ impl Backend for Gateway {
 /// The masquerade address nat-core uses now (for logs and tests).
 pub fn masq_address(g: &Gateway) -> Option<Ipv4Addr> {
     g.links.nat().lock().masq_address()
+}
+
+/// The ipmasq-like default policy shipped in `deploy/ipmasq.rules`: masquerade the LAN
+/// (192.168.77.0/24 in the example), deny everything else through `forward`, refuse
+/// unsolicited inbound TCP connections on the link and private/loopback sources arriving
+/// on it (anti-spoofing, logged).
+pub const DEFAULT_RULESET: &str = include_str!("../../deploy/ipmasq.rules");
+
+/// Write `ruleset` as the saved rules unless the state directory already has some (the
+/// demo's first run).
+pub fn seed_rules(cfg: &Config, ruleset: &str) -> std::io::Result<()> {
+    let path = state_path(cfg, RULES_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    write_atomic(&path, ruleset)
+}
+
+/// A running gateway: the backend plus what must live as long as it.
+pub struct Running {
+    /// The backend to serve.
+    pub gateway: Gateway,
+    /// Turn true to stop the link actors, the dataplane and the feeds.
+    pub stop: watch::Sender<bool>,
+    /// Whether the dataplane (TUN) is on.
+    pub dataplane_on: bool,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("dataplane_on", &self.dataplane_on)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the LAN side is wired.
+#[derive(Debug)]
+pub enum LanSide {
+    /// Create the configured TUN device in this namespace; without CAP_NET_ADMIN the
+    /// dataplane is off and the server says so.
+    Tun,
+    /// An already opened TUN device configured through this handle (the demo's namespaces).
+    Prepared(crate::dataplane::tun::Tun, crate::dataplane::netcfg::NetCfg),
+    /// No dataplane.
+    Off,
+}
+
+/// Build the engine, the dataplane and the link manager, and start them.
+pub fn start(cfg: Arc<Config>, lan: LanSide) -> Result<Running, GatewayError> {
+    use crate::dataplane::{netcfg::NetCfg, tun::Tun, Dataplane, LanPort, Nat};
+    let engine = build_engine(&cfg)?;
+    let nat = Nat::new(engine);
+    let (stop, stop_rx) = watch::channel(false);
+    let (dataplane, netcfg) = match lan {
+        LanSide::Off => (None, None),
+        LanSide::Prepared(tun, nc) => (
+            Some(Dataplane::spawn(
+                nat.clone(),
+                LanPort::Tun(tun),
+                stop_rx.clone(),
+            )),
+            Some(nc),
+        ),
+        LanSide::Tun => match Tun::open(&cfg.nat.tun_name, 1500) {
+            Ok(tun) => {
+                let nc = NetCfg::new(tun.name());
+                (
+                    Some(Dataplane::spawn(
+                        nat.clone(),
+                        LanPort::Tun(tun),
+                        stop_rx.clone(),
+                    )),
+                    Some(nc),
+                )
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                (None, None)
+            }
+        },
+    };
+    let dataplane_on = dataplane.is_some();
+    if dataplane_on {
+        tracing::info!(tun = %cfg.nat.tun_name, "dataplane on");
+    } else {
+        tracing::warn!("dataplane OFF: links come up but carry no LAN traffic");
+    }
+    let links = LinkManager::start(&cfg, nat, dataplane, netcfg, stop_rx.clone());
+    let gateway = Gateway::new(cfg, links, stop_rx);
+    Ok(Running {
+        gateway,
+        stop,
+        dataplane_on,
+    })
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use masqdial_server::{auth, config::Config, demo, rpc, server};
+use masqdial_server::{auth, config::Config, demo, gateway, server};
 
 /// masqdial gateway server.
 #[derive(Debug, Parser)]
@@ -81,17 +81,36 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                 .context("cannot bind a loopback port for the demo")?,
         };
         let addr = listener.local_addr()?;
-        let backend = demo::backend(&config);
-        let state = server::state(config, backend)?;
+        let mut config = config;
+        let (world, lan) = demo::world(&mut config)?;
+        let running = gateway::start(Arc::new(config.clone()), lan)?;
+        let state = server::state(config, Arc::new(running.gateway.clone()))?;
         println!("{}", demo::banner(addr, &users));
+        if world.lan.is_some() {
+            println!(
+                "Demo LAN: namespace {} (192.168.77.2) sends traffic through the gateway once isp1 is up.\n",
+                world.lan.as_ref().map(|l| l.lan_ns()).unwrap_or_default()
+            );
+        } else if !running.dataplane_on {
+            println!(
+                "Not root: the dataplane is off (links come up, no LAN traffic is masqueraded).\n"
+            );
+        }
         server::run(listener, state, None, server::shutdown_signal()).await?;
+        let _ = running.stop.send(true);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(world);
         return Ok(());
     }
     let config = Config::load(&cli.config)?;
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
-    let state = server::state(config, Arc::new(rpc::UnimplementedBackend))?;
+    let running = gateway::start(Arc::new(config.clone()), gateway::LanSide::Tun)?;
+    let state = server::state(config, Arc::new(running.gateway.clone()))?;
     server::run(listener, state, Some(cli.config), server::shutdown_signal()).await?;
+    let _ = running.stop.send(true);
+    // Give link actors a moment to hang up cleanly (each bounded by its own limit).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     Ok(())
 }
 

@@ -679,18 +679,22 @@ impl Actor {
         });
     }
 
+    /// A transcript line that also goes to dial watchers as free text.
     fn note(&mut self, kind: &str, text: String) {
+        self.record(kind, text.clone());
+        self.emit(pb::dial_event::Event::Info(text));
+    }
+
+    /// A transcript line only (a structured event tells watchers the same).
+    fn record(&mut self, kind: &str, text: String) {
         if self.transcript.len() >= TRANSCRIPT_MAX {
             self.transcript.remove(0);
         }
         self.transcript.push(pb::TranscriptLine {
             at: Some(ts(SystemTime::now())),
             kind: kind.into(),
-            text: text.clone(),
+            text,
         });
-        if kind != "send" && kind != "recv" {
-            self.emit(pb::dial_event::Event::Info(text));
-        }
     }
 
     fn on_session(&mut self, ev: SessionEvent) {
@@ -755,7 +759,7 @@ impl Actor {
                 attempt,
                 attempts,
             } => {
-                self.note(
+                self.record(
                     "info",
                     format!("dialling {number} (number {index} of {count}, attempt {attempt})"),
                 );
@@ -769,7 +773,7 @@ impl Actor {
             }
             ChatEvent::Connected { speed, extras } => {
                 let speed = speed.unwrap_or(0);
-                self.note(
+                self.record(
                     "recv",
                     format!(
                         "CONNECT {speed}{}",
@@ -795,7 +799,7 @@ impl Actor {
                 next_attempt,
                 after,
             } => {
-                self.note(
+                self.record(
                     "info",
                     format!(
                         "{kind} on {number}; next {next_number} in {}s",
@@ -817,7 +821,7 @@ impl Actor {
     fn on_ppp(&mut self, now: Instant, p: PppEvent) {
         match p {
             PppEvent::LcpUp { peer_mru, auth } => {
-                self.note(
+                self.record(
                     "info",
                     format!("LCP up (peer MRU {peer_mru}, auth {})", auth_name(auth)),
                 );
@@ -834,7 +838,7 @@ impl Actor {
                 } else {
                     name
                 };
-                self.note("info", format!("authentication ok ({shown})"));
+                self.record("info", format!("authentication ok ({shown})"));
                 self.fsm.handle_session(now, FsmEvent::AuthOk);
                 self.emit(pb::dial_event::Event::AuthOk(pb::AuthOk {
                     protocol: shown,
@@ -844,7 +848,7 @@ impl Actor {
                 self.note("error", format!("authentication failed: {message}"));
             }
             PppEvent::IpcpUp { local, peer, dns } => {
-                self.note(
+                self.record(
                     "info",
                     format!("IPCP up: local {local}, peer {peer}, dns {dns:?}"),
                 );
