@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use masqdial_cli::store::{StoredToken, TokenStore};
 use masqdial_proto::v1::{
     auth_server::AuthServer, dialer_server::DialerServer, nat_server::NatServer, Role,
 };
-use masqdial_tui::client::store::{StoredToken, TokenStore};
 use tokio_stream::wrappers::TcpListenerStream;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
