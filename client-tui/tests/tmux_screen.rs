@@ -121,8 +121,17 @@ mod fixture {
 
     #[tonic::async_trait]
     impl auth_server::Auth for Fixture {
-        async fn login(&self, _r: Request<LoginRequest>) -> Res<LoginResponse> {
-            no()
+        async fn login(&self, r: Request<LoginRequest>) -> Res<LoginResponse> {
+            let r = r.into_inner();
+            if r.user == "alice" && r.password == "secret" {
+                Ok(Response::new(LoginResponse {
+                    token: super::TOKEN.into(),
+                    expires_at: None,
+                    role: Role::Admin as i32,
+                }))
+            } else {
+                Err(Status::unauthenticated("bad user or password"))
+            }
         }
         async fn logout(&self, _r: Request<LogoutRequest>) -> Res<LogoutResponse> {
             no()
@@ -160,8 +169,25 @@ mod fixture {
         async fn get_connection(&self, _r: Request<GetConnectionRequest>) -> Res<ConnectionInfo> {
             no()
         }
-        async fn dial(&self, _r: Request<DialRequest>) -> Res<Self::DialStream> {
-            no()
+        async fn dial(&self, r: Request<DialRequest>) -> Res<Self::DialStream> {
+            check(&r)?;
+            let ev = |e| DialEvent {
+                at: None,
+                event: Some(e),
+            };
+            let steps = vec![
+                ev(dial_event::Event::Joined(Joined {
+                    state: LinkState::Up as i32,
+                    holders: vec!["alice@127.0.0.1".into()],
+                })),
+                ev(dial_event::Event::Info(
+                    "already up, joined as holder".into(),
+                )),
+            ];
+            // Dial streams end after their last event.
+            Ok(Response::new(Box::pin(tokio_stream::iter(
+                steps.into_iter().map(Ok),
+            ))))
         }
         async fn hangup(&self, _r: Request<HangupRequest>) -> Res<HangupResponse> {
             no()
@@ -444,6 +470,29 @@ impl Drop for Tmux {
     }
 }
 
+/// Pid of the mtui process in the pane (the pane's shell may have exec'd it or forked it).
+fn mtui_pid(t: &Tmux) -> Option<u32> {
+    let out = t
+        .cmd(&["display", "-p", "-t", "mtui", "#{pane_pid}"])
+        .ok()?;
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    if comm.trim() == "mtui" {
+        return Some(pid);
+    }
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().find_map(|c| c.parse().ok())
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 fn tmux_installed() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -468,23 +517,31 @@ fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
-/// Put the token in a temp store and start mtui in a detached 100x30 tmux session.
-fn start_mtui(addr: std::net::SocketAddr, name: &str) -> (Tmux, tempfile::TempDir) {
+/// Start mtui in a detached 100x30 tmux session with a temp token store, which holds the
+/// token when `with_token` (otherwise mtui is told to log in as alice).
+fn start_mtui(
+    addr: std::net::SocketAddr,
+    name: &str,
+    with_token: bool,
+) -> (Tmux, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store_path = dir.path().join("tokens");
+    let store_path = dir.path().join("tokens.toml");
     let server_url = format!("http://{addr}");
-    TokenStore::at(store_path.clone())
-        .put(StoredToken {
-            server: server_url.clone(),
-            user: "alice".into(),
-            token: TOKEN.into(),
-            expires_at: None,
-            role: Role::Admin as i32,
-        })
-        .expect("write token store");
+    if with_token {
+        TokenStore::at(store_path.clone())
+            .put(StoredToken {
+                server: server_url.clone(),
+                user: "alice".into(),
+                token: TOKEN.into(),
+                expires_at: None,
+                role: Role::Admin as i32,
+            })
+            .expect("write token store");
+    }
     let bin = env!("CARGO_BIN_EXE_mtui");
+    let user = if with_token { "" } else { " --user alice" };
     let cmdline = format!(
-        "{bin} --server {server_url} --token-store {} --no-color --tick-ms 100",
+        "{bin} --server {server_url} --token-store {}{user} --no-color --tick-ms 100",
         shell_quote(&store_path)
     );
     let t = Tmux {
@@ -524,7 +581,7 @@ fn mtui_in_tmux_shows_sessions_and_live_countdown() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     let _server = FixtureServer::start(listener);
-    let (t, _dir) = start_mtui(addr, "screen");
+    let (t, _dir) = start_mtui(addr, "screen", true);
 
     let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
     assert!(ok, "sessions never showed; screen:\n{screen}");
@@ -552,6 +609,21 @@ fn mtui_in_tmux_shows_sessions_and_live_countdown() {
     );
     eprintln!("screen after the countdown moved:\n{later}");
 
+    // Figure, not an assertion: CPU used by mtui over 5 s with a live countdown (100 ms tick)
+    // and one traffic sample per second.
+    if let Some(pid) = mtui_pid(&t) {
+        if let Some(a) = cpu_ticks(pid) {
+            std::thread::sleep(Duration::from_secs(5));
+            if let Some(b) = cpu_ticks(pid) {
+                eprintln!(
+                    "FIGURE mtui CPU over 5 s at --tick-ms 100 (3 sessions, 1 sample/s): {} ticks = {:.1}% of one core",
+                    b - a,
+                    (b - a) as f64 / 5.0
+                );
+            }
+        }
+    }
+
     assert!(t.quit(), "mtui did not exit on q");
 }
 
@@ -564,7 +636,7 @@ fn mtui_shows_disconnected_and_reconnects_after_server_restart() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     let server = FixtureServer::start(listener);
-    let (t, _dir) = start_mtui(addr, "restart");
+    let (t, _dir) = start_mtui(addr, "restart", true);
     let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
     assert!(ok, "sessions never showed; screen:\n{screen}");
 
@@ -597,6 +669,51 @@ fn mtui_shows_disconnected_and_reconnects_after_server_restart() {
         screen.contains("disconnected:"),
         "event log keeps the disconnect:\n{screen}"
     );
+
+    assert!(t.quit(), "mtui did not exit on q");
+}
+
+#[test]
+fn mtui_logs_in_with_a_password_then_dials_from_the_picker() {
+    if !tmux_installed() {
+        eprintln!("\n*** SKIPPED: tmux not installed (apt-get install -y tmux) ***\n");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let _server = FixtureServer::start(listener);
+    let (t, dir) = start_mtui(addr, "login", false);
+
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), |s| {
+        s.contains("password for alice")
+    });
+    assert!(ok, "no password prompt:\n{screen}");
+    t.cmd(&["send-keys", "-t", "mtui", "secret", "Enter"])
+        .expect("send-keys");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
+    assert!(ok, "login did not reach the dashboard:\n{screen}");
+    assert!(!screen.contains("secret"), "password echoed:\n{screen}");
+    let saved = TokenStore::at(dir.path().join("tokens.toml"))
+        .get(&format!("http://{addr}"))
+        .expect("read token store");
+    assert_eq!(
+        saved.map(|s| s.token),
+        Some(TOKEN.to_string()),
+        "token saved for next time"
+    );
+
+    t.cmd(&["send-keys", "-t", "mtui", "d"]).expect("send-keys");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(10), |s| {
+        s.contains("Dial which connection?")
+    });
+    assert!(ok, "no dial picker:\n{screen}");
+    t.cmd(&["send-keys", "-t", "mtui", "Enter"])
+        .expect("send-keys");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(10), |s| {
+        s.contains("isp1: joined (UP, holders alice@127.0.0.1)")
+            && !s.contains("Dial which connection?")
+    });
+    assert!(ok, "dial progress not in the event log:\n{screen}");
 
     assert!(t.quit(), "mtui did not exit on q");
 }
