@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`store`]: the token store (`tokens.toml`, mode 0600) shared by mclient and mtui.
 //! - [`conn`]: channel setup (http/https, CA file), bearer-token interceptor, typed clients.
-//! - [`format`]: rendering helpers (expiry `mm:ss.hh`, byte counts, durations, tables).
+//! - [`format`](mod@format): rendering helpers (expiry `mm:ss.hh`, byte counts, durations, tables).
 //! - [`cli`]: the one clap grammar used by one-shot commands and the shell; exit-code table.
 //! - [`ipchains`]: `mclient ipchains ARGS…` parsing onto the Nat rpcs.
 //! - [`run`]: executing a parsed command against the server.

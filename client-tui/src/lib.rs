@@ -6,12 +6,12 @@
 //! - [`table`]: the masquerade table model (deltas, sort, filter, cached ordered view).
 //! - [`ui`]: pure `render(frame, &app)`, one function per panel.
 //! - [`net`]: the gRPC task (login token, subscriptions, reconnect with backoff, commands).
-//! - [`client`]: connection helpers and token store (stand-in for the shared `masqdial_cli`).
+//!
+//! Connection, bearer token and the token store come from the shared `masqdial_cli` library.
 //!
 //! The binary (`src/main.rs`) owns the terminal and the single event loop.
 
 pub mod app;
-pub mod client;
 pub mod event;
 pub mod net;
 pub mod table;

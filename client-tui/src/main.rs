@@ -14,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context};
 use clap::Parser;
 use crossterm::event::{self as ct, KeyCode, KeyEventKind, KeyModifiers};
-use masqdial_proto::v1::{LoginRequest, Role, WhoAmIRequest};
+use masqdial_cli::conn::{self, Clients};
+use masqdial_cli::store::{StoredToken, TokenStore};
+use masqdial_proto::v1::{LoginRequest, WhoAmIRequest};
 use masqdial_tui::app::App;
-use masqdial_tui::client::conn::{self, Clients};
-use masqdial_tui::client::store::{StoredToken, TokenStore};
 use masqdial_tui::event::{Command, Event};
 use masqdial_tui::{net, ui};
 use tokio::signal::unix::{signal, SignalKind};
@@ -148,7 +148,6 @@ async fn obtain_token(args: &Args, store: &TokenStore) -> anyhow::Result<String>
         expires_at,
         role: resp.role,
     })?;
-    let _ = Role::try_from(resp.role);
     Ok(resp.token)
 }
 

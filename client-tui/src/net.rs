@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::conn::{BearerAuth, Clients};
+use masqdial_cli::conn::{Authed, Clients};
 use masqdial_proto::v1::{
     auth_client::AuthClient, dialer_client::DialerClient, link_event, masq_event,
     nat_client::NatClient, DialRequest, FreePortsRequest, HangupRequest, LinkEvent,
@@ -16,7 +16,6 @@ use masqdial_proto::v1::{
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
@@ -78,7 +77,10 @@ impl Backoff {
     }
 }
 
-type Svc = InterceptedService<Channel, BearerAuth>;
+type Svc = Authed;
+
+/// HTTP/2 ping period: a server that vanished without closing the socket is noticed.
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// Start the network task. It ends when `commands` closes or `events` has no receiver.
 pub fn spawn(
@@ -189,13 +191,22 @@ async fn next<T>(s: &mut Option<Streaming<T>>) -> Result<Option<T>, Status> {
     }
 }
 
+/// The shared endpoint (timeouts, TLS) plus HTTP/2 keepalive pings.
+async fn connect(cfg: &NetConfig) -> anyhow::Result<Channel> {
+    let ep = masqdial_cli::conn::endpoint(&cfg.server, cfg.ca.as_deref())?
+        .http2_keep_alive_interval(KEEPALIVE)
+        .keep_alive_timeout(KEEPALIVE / 2)
+        .keep_alive_while_idle(true);
+    Ok(ep.connect().await?)
+}
+
 async fn session(
     cfg: &NetConfig,
     events: &UnboundedSender<Event>,
     commands: &mut UnboundedReceiver<Command>,
 ) -> End {
     let send = |ev: Event| events.send(ev).is_ok();
-    let channel = match crate::client::conn::connect(&cfg.server, cfg.ca.as_deref()).await {
+    let channel = match connect(cfg).await {
         Ok(c) => c,
         Err(e) => return lost(format!("connect: {e:#}"), false),
     };

@@ -381,13 +381,8 @@ impl MasqTable {
     }
 }
 
-/// `mm:ss.hh` from hundredths of a second, as `ipchains -M -L` prints expiry.
-pub fn expire_mmss(centis: u64) -> String {
-    let mins = centis / 6000;
-    let secs = (centis / 100) % 60;
-    let hund = centis % 100;
-    format!("{mins:02}:{secs:02}.{hund:02}")
-}
+/// `mm:ss.hh` from hundredths of a second, as `ipchains -M -L` prints expiry (shared with mclient).
+pub use masqdial_cli::format::expire_mmss;
 
 #[cfg(test)]
 mod tests {

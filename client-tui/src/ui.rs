@@ -329,10 +329,11 @@ fn speed(bps: u32) -> String {
 }
 
 fn render_links(frame: &mut Frame, app: &App, area: Rect) {
-    let b = block(app, format!("Links ({})", app.links.len()), Panel::Links);
     if let Some(t) = no_data(app) {
+        let b = block(app, "Links".to_string(), Panel::Links);
         return placeholder(frame, app, b, area, t);
     }
+    let b = block(app, format!("Links ({})", app.links.len()), Panel::Links);
     if app.links.is_empty() {
         return placeholder(frame, app, b, area, "no link configured");
     }
@@ -525,10 +526,11 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
     if app.masq_loading {
         title.push_str(" loading…");
     }
-    let b = block(app, title, Panel::Masq);
     if let Some(t) = no_data(app) {
+        let b = block(app, "Masquerade".to_string(), Panel::Masq);
         return placeholder(frame, app, b, area, t);
     }
+    let b = block(app, title, Panel::Masq);
     if app.table.is_empty() {
         return placeholder(frame, app, b, area, "no masqueraded sessions");
     }
@@ -735,10 +737,11 @@ pub fn chain_lines(chains: &[Chain], compact: bool) -> Vec<String> {
 
 fn render_chains(frame: &mut Frame, app: &App, area: Rect) {
     let rules: usize = app.chains.iter().map(|c| c.rules.len()).sum();
-    let b = block(app, format!("Chains ({} rules)", rules), Panel::Chains);
     if let Some(t) = no_data(app) {
+        let b = block(app, "Chains".to_string(), Panel::Chains);
         return placeholder(frame, app, b, area, t);
     }
+    let b = block(app, format!("Chains ({} rules)", rules), Panel::Chains);
     let lines: Vec<Line> = chain_lines(&app.chains, area.width < 102)
         .into_iter()
         .skip(app.chains_scroll)
@@ -1325,6 +1328,7 @@ pub(crate) mod tests {
         assert!(text.contains("disconnected — no data"));
         assert!(!text.contains("192.168.1.10:1034"));
         assert!(!text.contains("4093/4096"));
+        assert!(!text.contains("Masquerade 0") && text.contains("Masquerade"));
     }
 
     #[test]

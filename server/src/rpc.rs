@@ -5,6 +5,7 @@
 //! the single error table ([`ApiError`] → [`tonic::Status`]) and [`serve`]. It holds no
 //! business logic: every Dialer/Modems/Nat answer comes from the backend.
 
+mod limit;
 mod services;
 
 use std::future::Future;
@@ -15,7 +16,6 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use masqdial_proto::v1 as pb;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Interceptor;
 use tonic::transport::{Identity as TlsIdentity, Server, ServerTlsConfig};
@@ -25,6 +25,9 @@ use crate::auth::{Auth, AuthError, Identity};
 use crate::config::{Config, Role};
 
 pub use services::{AuthService, DialerService, ModemsService, NatService};
+
+/// Most client connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// How long in-flight calls get to finish after shutdown is signalled.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -696,7 +699,7 @@ pub async fn serve(
     let token = state.shutdown_token();
     let stop = token.clone();
     let server = router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(limit::incoming(listener, MAX_CONNECTIONS), async move {
             stop.cancelled().await
         });
     tokio::pin!(server);
@@ -714,5 +717,86 @@ pub async fn serve(
             tracing::warn!("in-flight calls did not finish within {SHUTDOWN_GRACE:?}; closing");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role, allowed: &[&str]) -> Caller {
+        Caller {
+            user: "u".into(),
+            role,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            allowed: allowed.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn every_nat_mutation_and_forced_hangup_is_admin_only() {
+        use Rpc::*;
+        for rpc in [
+            AppendRule,
+            InsertRule,
+            ReplaceRule,
+            DeleteRule,
+            FlushChain,
+            ZeroCounters,
+            NewChain,
+            DeleteChain,
+            SetPolicy,
+            ApplyRuleset,
+            SetTimeouts,
+            HangupForce,
+        ] {
+            assert_eq!(rpc.access(), Access::Admin, "{rpc:?}");
+            assert!(rpc
+                .authorize(&caller(Role::User, &["isp1"]), Some("isp1"))
+                .is_err());
+            assert!(rpc
+                .authorize(&caller(Role::Admin, &[]), Some("isp1"))
+                .is_ok());
+        }
+    }
+
+    #[test]
+    fn dial_needs_the_connection_in_the_allow_list() {
+        let user = caller(Role::User, &["isp1"]);
+        assert!(Rpc::Dial.authorize(&user, Some("isp1")).is_ok());
+        assert!(Rpc::Hangup.authorize(&user, Some("isp1")).is_ok());
+        let e = Rpc::Dial.authorize(&user, Some("isp2"));
+        assert!(matches!(e, Err(ApiError::PermissionDenied(_))));
+        assert!(Rpc::Dial.authorize(&user, None).is_err());
+        assert!(Rpc::Dial
+            .authorize(&caller(Role::Admin, &[]), Some("isp2"))
+            .is_ok());
+    }
+
+    #[test]
+    fn error_table() {
+        let code = |e: ApiError| Status::from(e).code();
+        assert_eq!(
+            code(ApiError::unimplemented("X.Y")),
+            tonic::Code::Unimplemented
+        );
+        assert_eq!(
+            code(AuthError::BadCredentials.into()),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            code(AuthError::Expired.into()),
+            tonic::Code::Unauthenticated
+        );
+        let peer = std::net::IpAddr::from([8, 8, 8, 8]);
+        assert_eq!(
+            code(AuthError::PeerNotAllowed(peer).into()),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            code(AuthError::Hash("x".into()).into()),
+            tonic::Code::Internal
+        );
+        assert_eq!(code(ApiError::NotFound("n".into())), tonic::Code::NotFound);
     }
 }
