@@ -1020,8 +1020,9 @@ pub fn masq_address(g: &Gateway) -> Option<Ipv4Addr> {
 
 /// The ipmasq-like default policy shipped in `deploy/ipmasq.rules`: masquerade the LAN
 /// (192.168.77.0/24 in the example), deny everything else through `forward`, refuse
-/// unsolicited inbound TCP connections on the link and private/loopback sources arriving
-/// on it (anti-spoofing, logged).
+/// inbound TCP connections and low-port UDP to the gateway's own services on the link
+/// (connections to masquerade ports, e.g. active FTP data, still reach the helper's
+/// entries), and private/loopback sources arriving on the link (anti-spoofing, logged).
 pub const DEFAULT_RULESET: &str = include_str!("../../deploy/ipmasq.rules");
 
 /// Write `ruleset` as the saved rules unless the state directory already has some (the

@@ -99,6 +99,7 @@ impl TunInternet {
             Box::new(ForwardingIsp {
                 isp: MockIsp::new(cfg),
                 net: Arc::clone(&net),
+                next_poll: Instant::now(),
             }) as Box<dyn Answerer>
         })
     }
@@ -109,6 +110,8 @@ impl TunInternet {
 pub struct ForwardingIsp {
     isp: MockIsp,
     net: Arc<TunInternet>,
+    /// When to look at the TUN queue next (relative to the `now` we were last given).
+    next_poll: Instant,
 }
 
 impl ForwardingIsp {
@@ -137,6 +140,7 @@ impl Answerer for ForwardingIsp {
     fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         Answerer::handle_input(&mut self.isp, now, bytes);
         self.pump();
+        self.next_poll = now + POLL;
     }
 
     fn poll_output(&mut self) -> Option<Vec<u8>> {
@@ -144,11 +148,10 @@ impl Answerer for ForwardingIsp {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        // A driver, not a state machine: it must look at the TUN queue regularly.
-        let soon = Instant::now() + POLL;
+        // It must look at the TUN queue regularly, not only when the line is busy.
         Some(match Answerer::poll_timeout(&self.isp) {
-            Some(t) => t.min(soon),
-            None => soon,
+            Some(t) => t.min(self.next_poll),
+            None => self.next_poll,
         })
     }
 
@@ -157,6 +160,7 @@ impl Answerer for ForwardingIsp {
             Answerer::handle_timeout(&mut self.isp, now);
         }
         self.pump();
+        self.next_poll = now + POLL;
     }
 
     fn is_closed(&self) -> bool {
