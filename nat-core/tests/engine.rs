@@ -495,6 +495,32 @@ fn ftp_port_rewrite_with_seq_deltas() {
     let mut p = tcp_pkt(LAN, 1030, srv, 21, 101, 9001, FLG_ACK, b"");
     assert_eq!(e.process_from_lan(t(3), &mut p), Action::ToLink);
     assert_eq!(tcp::Packet::new_unchecked(&p[20..]).seq_number(), 101);
+    // A second PORT, written with leading zeros, shrinks by 5: delta 1 → -4, prevd 1.
+    let seq2 = next_seq + 6;
+    let cmd2 = b"PORT 192,168,001,010,004,012\r\n";
+    let mut p = tcp_pkt(LAN, 1030, srv, 21, seq2, 9001, FLG_ACK | FLG_PSH, cmd2);
+    assert_eq!(e.process_from_lan(t(3), &mut p), Action::ToLink);
+    check(&p);
+    assert_eq!(tcp::Packet::new_unchecked(&p[20..]).seq_number(), seq2 + 1);
+    let new_len = p.len() - 40;
+    let diff2 = new_len as i32 - cmd2.len() as i32;
+    let ctl = e
+        .masq_snapshot(t(3))
+        .into_iter()
+        .find(|s| s.lan.1 == 1030)
+        .expect("control");
+    assert_eq!(ctl.out_seq.init_seq, seq2);
+    assert_eq!(ctl.out_seq.previous_delta, 1);
+    assert_eq!(ctl.out_seq.delta, 1 + diff2);
+    assert_eq!(ctl.n_control, 2);
+    let seq3 = seq2 + cmd2.len() as u32;
+    let mut p = tcp_pkt(LAN, 1030, srv, 21, seq3, 9001, FLG_ACK, b"");
+    assert_eq!(e.process_from_lan(t(3), &mut p), Action::ToLink);
+    assert_eq!(
+        tcp::Packet::new_unchecked(&p[20..]).seq_number(),
+        seq3.wrapping_add((1 + diff2) as u32)
+    );
+    // An ack for data before the second resize still uses prevd.
     // Server acks the rewritten stream: ack reduced by delta for the inside host.
     let mut a = tcp_pkt(srv, 21, MASQ, cport, 9001, next_seq + 1, FLG_ACK, b"");
     assert_eq!(e.process_from_link(t(4), &mut a), Action::ToLan);
@@ -520,7 +546,13 @@ fn ftp_port_rewrite_with_seq_deltas() {
             verbose: true,
         },
     );
-    assert!(v.contains(&format!("       101     1     0 192.168.1.10         198.51.100.7         1030 ({cport}) -> 21\n")), "{v}");
+    let row = format!(
+        "{:>10} {:>5} {:>5} 192.168.1.10         198.51.100.7         1030 ({cport}) -> 21\n",
+        seq2,
+        1 + diff2,
+        1
+    );
+    assert!(v.contains(&row), "{v}");
 }
 
 #[test]

@@ -648,7 +648,11 @@ impl MasqTable {
             self.in_ix.touch(hash::in_key(p, dp, s, sp))
         };
         let i = v as u32 as usize;
-        v ^ self.entries.get(i).map_or(0, |e| e.expires)
+        // A 48-byte entry may straddle two cache lines: touch its first and last fields.
+        v ^ self
+            .entries
+            .get(i)
+            .map_or(0, |e| e.expires ^ u64::from(e.flags))
     }
 
     /// Outbound lookup (inside → outside), 2.2 order: full key, destination-loose, then
