@@ -208,7 +208,8 @@ async fn session(
     let send = |ev: Event| events.send(ev).is_ok();
     let channel = match connect(cfg).await {
         Ok(c) => c,
-        Err(e) => return lost(format!("connect: {e:#}"), false),
+        // The root cause ("Connection refused (os error 111)") says it all; the chain repeats.
+        Err(e) => return lost(format!("connect: {}", e.root_cause()), false),
     };
     let clients = match Clients::new(channel, Some(&cfg.token)) {
         Ok(c) => c,

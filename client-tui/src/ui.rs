@@ -523,6 +523,8 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
             app.table.filter()
         ));
     }
+    // The sort column may be one the narrow layout hides, so the title names it too.
+    title.push_str(&format!(" · by {}{arrow}", key.title()));
     if app.masq_loading {
         title.push_str(" loading…");
     }
@@ -1301,7 +1303,7 @@ pub(crate) mod tests {
         let app = realistic(false);
         let (lines, buf) = draw(&app, 100, 30);
         assert!(
-            contains(&lines, "[Masquerade 5]"),
+            contains(&lines, "[Masquerade 5 · by Expire▲]"),
             "focused panel marked without colour"
         );
         for c in &buf.content {
