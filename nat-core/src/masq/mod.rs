@@ -1106,7 +1106,7 @@ impl MasqTable {
         Some(self.wheel.next_due())
     }
 
-    /// Expire due entries. Work is bounded (at most [`wheel::BUDGET`] records per call) so a
+    /// Expire due entries. Work is bounded (at most 512 wheel records per call) so a
     /// mass expiry never stalls the packet path; call again while `poll_timeout() <= now`.
     /// Returns the number of entries freed.
     pub fn handle_timeout(&mut self, now: Instant) -> usize {
