@@ -296,7 +296,7 @@ async fn session(
                 Err(s) => return lost(format!("WatchMasq: {}", status_text(&s)), true),
             },
             _ = poll.tick() => {
-                if let Err(end) = poll_once(&mut dialer, &mut nat, events, &mut skip).await {
+                if let Err(end) = poll_once(&mut auth, &mut dialer, &mut nat, events, &mut skip).await {
                     return end;
                 }
             }
@@ -310,6 +310,7 @@ async fn session(
 
 /// One round of the polled rpcs.
 async fn poll_once(
+    auth: &mut AuthClient<Svc>,
     dialer: &mut DialerClient<Svc>,
     nat: &mut NatClient<Svc>,
     events: &UnboundedSender<Event>,
@@ -336,6 +337,11 @@ async fn poll_once(
                 Ok(None)
             }
         }
+    }
+    // Liveness: with every stream unimplemented nothing else would notice the server going
+    // away (or the token being revoked).
+    if let Err(s) = auth.who_am_i(WhoAmIRequest {}).await {
+        return Err(lost(format!("WhoAmI: {}", status_text(&s)), true));
     }
     let mut out = Vec::new();
     if !skip[0] {
