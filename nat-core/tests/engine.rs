@@ -866,3 +866,26 @@ fn fragments_reassembled_before_masquerading() {
     assert_eq!((h.src, h.sp), (MASQ, 61000));
     assert_eq!(&f1[28..], &data[..]);
 }
+
+#[test]
+fn rfc_exhaustion_answers_icmp_code_13() {
+    let mut cfg = MasqConfig::rfc();
+    cfg.ports = [PortRange {
+        lo: 40000,
+        hi: 40000,
+    }; 3];
+    let mut e = engine_with(cfg);
+    let mut a = udp_pkt(LAN, 5000, REMOTE, 53, b"q");
+    assert_eq!(e.process_from_lan(t(1), &mut a), Action::ToLink);
+    assert_eq!(check(&a).sp, 40000);
+    let mut b = udp_pkt(LAN2, 5000, REMOTE, 53, b"q");
+    let Action::Reply(r) = e.process_from_lan(t(1), &mut b) else {
+        panic!("RFC 5508 REQ-8 reply expected");
+    };
+    let ip = ipv4::Packet::new_checked(&r[..]).expect("ip");
+    assert_eq!(ip.dst_addr(), LAN2);
+    let m = icmp::Packet::new_checked(ip.payload()).expect("icmp");
+    assert_eq!((m.msg_type(), m.msg_code()), (3, 13));
+    assert!(m.verify_checksum());
+    assert_eq!(e.drops(DropReason::PortsExhausted), 1);
+}

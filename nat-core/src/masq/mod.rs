@@ -259,6 +259,9 @@ pub struct MasqConfig {
     pub max_entries: u32,
     /// Capacity of the change log before it collapses into a resync marker (0 disables).
     pub change_log_capacity: usize,
+    /// RFC 5508 REQ-8: answer a packet that cannot get a mapping (ports exhausted) with ICMP
+    /// destination unreachable, code 13 (communication administratively prohibited).
+    pub icmp_on_exhaustion: bool,
 }
 
 impl Default for MasqConfig {
@@ -279,6 +282,7 @@ impl MasqConfig {
             timeouts: Timeouts::linux22(),
             max_entries: 1 << 22,
             change_log_capacity: 65536,
+            icmp_on_exhaustion: false,
         }
     }
     /// Opt-in RFC 4787/5382/5508 profile: endpoint-independent mapping, address-dependent
@@ -297,6 +301,7 @@ impl MasqConfig {
             timeouts: Timeouts::rfc(),
             max_entries: 1 << 22,
             change_log_capacity: 65536,
+            icmp_on_exhaustion: true,
         }
     }
 }
