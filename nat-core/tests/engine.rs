@@ -889,3 +889,9 @@ fn rfc_exhaustion_answers_icmp_code_13() {
     assert!(m.verify_checksum());
     assert_eq!(e.drops(DropReason::PortsExhausted), 1);
 }
+
+#[test]
+fn engine_is_send_for_the_dataplane_task() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Engine>();
+}

@@ -1071,6 +1071,16 @@ impl MasqTable {
         self.helper_attach[usize::from(h)] += 1;
     }
 
+    /// The application-helper registry (`ftp` on TCP 21 by default).
+    pub fn apps(&self) -> &crate::app::AppRegistry {
+        &self.apps
+    }
+
+    /// The helper registry, to register or remove helper ports (new entries only).
+    pub fn apps_mut(&mut self) -> &mut crate::app::AppRegistry {
+        &mut self.apps
+    }
+
     /// Number of entries bound to helper `h`.
     pub fn helper_attached(&self, h: u8) -> u32 {
         self.helper_attach.get(usize::from(h)).copied().unwrap_or(0)
