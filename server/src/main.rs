@@ -4,11 +4,10 @@ use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use masqdial_server::{auth, config::Config, demo, rpc, server};
+use masqdial_server::{auth, config::Config, demo, server};
 
 /// masqdial gateway server.
 #[derive(Debug, Parser)]
@@ -90,7 +89,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
-    let state = server::state(config, Arc::new(rpc::UnimplementedBackend))?;
+    let backend = server::backend(&config);
+    let state = server::state(config, backend)?;
     server::run(listener, state, Some(cli.config), server::shutdown_signal()).await?;
     Ok(())
 }

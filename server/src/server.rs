@@ -13,6 +13,12 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::rpc::{self, Backend, ServeError, ServerState};
 
+/// The backend `mserver --config` runs with. Today [`rpc::UnimplementedBackend`]; the
+/// integration replaces this one function with the link manager + NAT engine.
+pub fn backend(_config: &Config) -> Arc<dyn Backend> {
+    Arc::new(rpc::UnimplementedBackend)
+}
+
 /// Build the shared state for a config and a backend.
 pub fn state(config: Config, backend: Arc<dyn Backend>) -> anyhow::Result<ServerState> {
     Ok(ServerState::new(config, backend)?)
