@@ -1355,6 +1355,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn zoom_fills_the_screen_with_the_focused_panel() {
+        let mut app = realistic(true);
+        app.focus = Panel::Chains;
+        app.zoom = true;
+        let (lines, _) = draw(&app, 80, 24);
+        let text = lines.join("\n");
+        assert!(lines[1].starts_with("┌Chains (1 rules)"), "{text}");
+        assert!(text.contains("Chain forward (policy DENY: 3 packets, 180 bytes):"));
+        assert!(
+            !text.contains("192.168.1.10:1034"),
+            "masq table hidden while zoomed"
+        );
+        assert!(!text.contains("Events"));
+    }
+
+    #[test]
     fn helpers() {
         assert_eq!(human_bytes(999), "999");
         assert_eq!(human_bytes(1_843_200), "1.8M");
