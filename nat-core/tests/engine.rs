@@ -895,3 +895,14 @@ fn engine_is_send_for_the_dataplane_task() {
     fn assert_send<T: Send + 'static>() {}
     assert_send::<Engine>();
 }
+
+#[test]
+fn entry_counts_packets_and_bytes() {
+    let mut e = engine();
+    let mut p = udp_pkt(LAN, 5000, REMOTE, 53, b"query");
+    assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
+    let mut r = udp_pkt(REMOTE, 53, MASQ, 61000, b"answer!");
+    assert_eq!(e.process_from_link(t(2), &mut r), Action::ToLan);
+    let s = &e.masq_snapshot(t(2))[0];
+    assert_eq!((s.packets, s.bytes), (2, 33 + 35));
+}

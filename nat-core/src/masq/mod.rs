@@ -4,7 +4,7 @@
 //!
 //! Layout: entries live in a `Vec<Entry>` slab addressed by `u32`; two open-addressing indexes
 //! (outbound by (proto, saddr, sport, daddr, dport), inbound by (proto, mport, daddr, dport))
-//! store 8-byte slots (hash bits + slab index), so a live mapping costs 48 bytes of entry, 2 × 16
+//! store 8-byte slots (hash bits + slab index), so a live mapping costs one 64-byte (cache-line) entry, 2 × 16
 //! bytes of index at worst load, and a wheel record.
 
 pub mod hash;
@@ -46,10 +46,15 @@ pub(crate) fn pidx(proto: u8) -> usize {
     }
 }
 
-/// A masquerade entry (48 bytes).
+/// A masquerade entry: exactly one 64-byte cache line.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 pub(crate) struct Entry {
     pub expires: u64,
+    /// Packets translated (both directions).
+    pub packets: u64,
+    /// Bytes translated (IP total length, both directions).
+    pub bytes: u64,
     pub saddr: u32,
     pub daddr: u32,
     pub sched: u32,
@@ -68,6 +73,8 @@ pub(crate) struct Entry {
 impl Entry {
     const EMPTY: Entry = Entry {
         expires: 0,
+        packets: 0,
+        bytes: 0,
         saddr: 0,
         daddr: 0,
         sched: 0,
@@ -389,6 +396,10 @@ pub struct EntrySnapshot {
     pub no_reply: bool,
     /// Number of entries this one controls.
     pub n_control: u16,
+    /// Packets translated through this entry (both directions).
+    pub packets: u64,
+    /// Bytes (IP total length) translated through this entry (both directions).
+    pub bytes: u64,
     /// The controlling entry, if any.
     pub controlled_by: Option<EntryId>,
 }
@@ -653,11 +664,8 @@ impl MasqTable {
             self.in_ix.touch(hash::in_key(p, dp, s, sp))
         };
         let i = v as u32 as usize;
-        // A 48-byte entry may straddle two cache lines: touch its first and last fields.
-        v ^ self
-            .entries
-            .get(i)
-            .map_or(0, |e| e.expires ^ u64::from(e.flags))
+        // One entry is one cache line.
+        v ^ self.entries.get(i).map_or(0, |e| e.expires)
     }
 
     /// Outbound lookup (inside → outside), 2.2 order: full key, destination-loose, then
@@ -881,6 +889,8 @@ impl MasqTable {
         let gen = self.entries[idx as usize].gen;
         self.entries[idx as usize] = Entry {
             expires: expires.as_millis(),
+            packets: 0,
+            bytes: 0,
             saddr: u32::from(s),
             daddr: du,
             sched: 0,
@@ -1016,6 +1026,14 @@ impl MasqTable {
             let g = e.gen;
             self.note(MasqChange::Updated(EntryId::new(i, g)));
         }
+    }
+
+    /// Count a translated packet of `len` bytes.
+    #[inline]
+    pub(crate) fn account(&mut self, i: Idx, len: usize) {
+        let e = &mut self.entries[i as usize];
+        e.packets += 1;
+        e.bytes += len as u64;
     }
 
     /// Apply the TCP state machine for a segment and re-arm the timer.
@@ -1203,6 +1221,8 @@ impl MasqTable {
             no_lan_port: e.flags & F_NO_SPORT != 0,
             no_reply: e.flags & F_NO_REPLY != 0,
             n_control: e.n_control,
+            packets: e.packets,
+            bytes: e.bytes,
             controlled_by: (e.control != NIL)
                 .then(|| EntryId::new(e.control, self.entries[e.control as usize].gen)),
         }
