@@ -182,6 +182,8 @@ pub struct App {
     pub dirty: bool,
     /// Recent dial steps: our own Dial stream and WatchLinks both carry them; log each once.
     recent_progress: VecDeque<(String, DialEvent)>,
+    /// Reason of the last logged disconnect: retries failing the same way are not re-logged.
+    last_disconnect: Option<String>,
 }
 
 impl App {
@@ -212,6 +214,7 @@ impl App {
             color,
             dirty: true,
             recent_progress: VecDeque::new(),
+            last_disconnect: None,
         }
     }
 
@@ -310,14 +313,16 @@ impl App {
                     Level::Info,
                     format!("connected to {} as {user} ({role_name})", self.server),
                 );
+                self.last_disconnect = None;
                 self.user = user;
                 self.role = role;
                 self.allowed = allowed;
                 self.conn = ConnState::Connected;
             }
             Event::Disconnected { reason, retry_in } => {
-                if !matches!(self.conn, ConnState::Disconnected { .. }) {
+                if self.last_disconnect.as_deref() != Some(reason.as_str()) {
                     self.push_log(Level::Error, format!("disconnected: {reason}"));
+                    self.last_disconnect = Some(reason.clone());
                 }
                 self.conn = ConnState::Disconnected {
                     reason,
@@ -1005,6 +1010,14 @@ mod tests {
             .log
             .iter()
             .any(|l| l.text.contains("connection refused")));
+        // Retries failing the same way are not logged again.
+        let lines = app.log.len();
+        app.handle_event(Event::Connecting { attempt: 2 });
+        app.handle_event(Event::Disconnected {
+            reason: "connection refused".into(),
+            retry_in: Duration::from_secs(4),
+        });
+        assert_eq!(app.log.len(), lines);
     }
 
     #[test]

@@ -100,7 +100,10 @@ fn prompt_password(prompt: &str) -> anyhow::Result<String> {
 /// A valid token for the server: the stored one if WhoAmI accepts it, else a fresh login.
 async fn obtain_token(args: &Args, store: &TokenStore) -> anyhow::Result<String> {
     let stored = store.get(&args.server)?;
-    if let (Some(t), false) = (&stored, args.login) {
+    let usable = stored
+        .as_ref()
+        .filter(|t| !args.login && !t.expired(SystemTime::now()));
+    if let Some(t) = usable {
         // Check it; if the server is unreachable, go on with it (the dashboard reconnects).
         match conn::connect(&args.server, args.ca.as_deref()).await {
             Err(_) => return Ok(t.token.clone()),

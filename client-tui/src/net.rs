@@ -208,7 +208,8 @@ async fn session(
     let send = |ev: Event| events.send(ev).is_ok();
     let channel = match connect(cfg).await {
         Ok(c) => c,
-        Err(e) => return lost(format!("connect: {e:#}"), false),
+        // The root cause ("Connection refused (os error 111)") says it all; the chain repeats.
+        Err(e) => return lost(format!("connect: {}", e.root_cause()), false),
     };
     let clients = match Clients::new(channel, Some(&cfg.token)) {
         Ok(c) => c,
@@ -295,7 +296,7 @@ async fn session(
                 Err(s) => return lost(format!("WatchMasq: {}", status_text(&s)), true),
             },
             _ = poll.tick() => {
-                if let Err(end) = poll_once(&mut dialer, &mut nat, events, &mut skip).await {
+                if let Err(end) = poll_once(&mut auth, &mut dialer, &mut nat, events, &mut skip).await {
                     return end;
                 }
             }
@@ -309,6 +310,7 @@ async fn session(
 
 /// One round of the polled rpcs.
 async fn poll_once(
+    auth: &mut AuthClient<Svc>,
     dialer: &mut DialerClient<Svc>,
     nat: &mut NatClient<Svc>,
     events: &UnboundedSender<Event>,
@@ -335,6 +337,11 @@ async fn poll_once(
                 Ok(None)
             }
         }
+    }
+    // Liveness: with every stream unimplemented nothing else would notice the server going
+    // away (or the token being revoked).
+    if let Err(s) = auth.who_am_i(WhoAmIRequest {}).await {
+        return Err(lost(format!("WhoAmI: {}", status_text(&s)), true));
     }
     let mut out = Vec::new();
     if !skip[0] {

@@ -595,4 +595,64 @@ mod tests {
         assert_eq!(t.window(5, 10).count(), 0);
         assert_eq!(t.id_at(0), Some(2));
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Upsert(Vec<(u64, u32, u64, u8)>),
+            Remove(Vec<u64>),
+            Sort(usize, bool),
+            Filter(u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => proptest::collection::vec((0u64..300, 0u32..50, 0u64..5000, 0u8..3), 0..150).prop_map(Op::Upsert),
+                2 => proptest::collection::vec(0u64..300, 0..100).prop_map(Op::Remove),
+                1 => (0usize..8, any::<bool>()).prop_map(|(k, d)| Op::Sort(k, d)),
+                1 => (0u8..4).prop_map(Op::Filter),
+            ]
+        }
+
+        /// The reference: every row that passes the filter, fully sorted.
+        fn expected(t: &MasqTable) -> Vec<u64> {
+            let mut rows: Vec<&Row> = t.rows.values().filter(|r| t.passes(r)).collect();
+            rows.sort_by(|a, b| t.order(a, b));
+            rows.iter().map(|r| r.entry.id).collect()
+        }
+
+        proptest! {
+            /// Any sequence of deltas, sorts and filters leaves the cached view equal to a
+            /// from-scratch sort of the filtered rows (small and large batch paths alike).
+            #[test]
+            fn cached_view_equals_full_rebuild(ops in proptest::collection::vec(op(), 1..40)) {
+                let t0 = Instant::now();
+                let mut t = MasqTable::new();
+                for (step, op) in ops.into_iter().enumerate() {
+                    let at = t0 + Duration::from_millis(step as u64 * 37);
+                    match op {
+                        Op::Upsert(v) => {
+                            let entries = v
+                                .into_iter()
+                                .map(|(id, port, exp, p)| {
+                                    let proto = [Protocol::Tcp, Protocol::Udp, Protocol::Icmp][p as usize];
+                                    let lan = format!("192.168.1.{}", port % 7);
+                                    entry(id, proto, &lan, port, 61000 + port, exp)
+                                })
+                                .collect();
+                            t.upsert(entries, at);
+                        }
+                        Op::Remove(ids) => t.remove(&ids),
+                        Op::Sort(k, d) => t.set_sort(SortKey::ALL[k], d),
+                        Op::Filter(f) => t.set_filter(["", "tcp", "192.168.1.3", "udp 1"][f as usize]),
+                    }
+                    t.refresh();
+                    prop_assert_eq!(ids(&t), expected(&t));
+                }
+            }
+        }
+    }
 }

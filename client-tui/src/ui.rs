@@ -523,6 +523,8 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
             app.table.filter()
         ));
     }
+    // The sort column may be one the narrow layout hides, so the title names it too.
+    title.push_str(&format!(" · by {}{arrow}", key.title()));
     if app.masq_loading {
         title.push_str(" loading…");
     }
@@ -1301,7 +1303,7 @@ pub(crate) mod tests {
         let app = realistic(false);
         let (lines, buf) = draw(&app, 100, 30);
         assert!(
-            contains(&lines, "[Masquerade 5]"),
+            contains(&lines, "[Masquerade 5 · by Expire▲]"),
             "focused panel marked without colour"
         );
         for c in &buf.content {
@@ -1350,6 +1352,22 @@ pub(crate) mod tests {
         let (lines, _) = draw(&app, 80, 24);
         assert!(contains(&lines, "Masquerade 5 (1 match /udp)"));
         assert!(lines[23].starts_with("/udp█"));
+    }
+
+    #[test]
+    fn zoom_fills_the_screen_with_the_focused_panel() {
+        let mut app = realistic(true);
+        app.focus = Panel::Chains;
+        app.zoom = true;
+        let (lines, _) = draw(&app, 80, 24);
+        let text = lines.join("\n");
+        assert!(lines[1].starts_with("┌Chains (1 rules)"), "{text}");
+        assert!(text.contains("Chain forward (policy DENY: 3 packets, 180 bytes):"));
+        assert!(
+            !text.contains("192.168.1.10:1034"),
+            "masq table hidden while zoomed"
+        );
+        assert!(!text.contains("Events"));
     }
 
     #[test]

@@ -453,6 +453,38 @@ impl Tmux {
         }
     }
 
+    /// SIGTERM mtui and check it exits 0 and leaves the alternate screen (the pane is kept
+    /// after exit, so what remains on it is the normal screen, without the dashboard).
+    fn terminate_and_check_restored(&self) {
+        let _ = self.cmd(&["set-option", "-w", "-t", "mtui", "remain-on-exit", "on"]);
+        let pid = mtui_pid(self).expect("mtui pid");
+        let st = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+        let pane = |f: &str| {
+            self.cmd(&["display", "-p", "-t", "mtui", f])
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        let start = Instant::now();
+        while pane("#{pane_dead}") != "1" && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(pane("#{pane_dead}"), "1", "mtui did not exit on SIGTERM");
+        assert_eq!(
+            pane("#{pane_dead_status}"),
+            "0",
+            "exit status after SIGTERM"
+        );
+        let screen = self.capture();
+        assert!(
+            !screen.contains("Masquerade") && !screen.contains("q quit"),
+            "dashboard still shown after exit (terminal not restored):\n{screen}"
+        );
+    }
+
     /// Press q and wait (bounded) for mtui to exit, which closes the tmux session.
     fn quit(&self) -> bool {
         let _ = self.cmd(&["send-keys", "-t", "mtui", "q"]);
@@ -670,7 +702,7 @@ fn mtui_shows_disconnected_and_reconnects_after_server_restart() {
         "event log keeps the disconnect:\n{screen}"
     );
 
-    assert!(t.quit(), "mtui did not exit on q");
+    t.terminate_and_check_restored();
 }
 
 #[test]

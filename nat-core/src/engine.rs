@@ -480,7 +480,24 @@ impl Engine {
             }
             Err(e) => {
                 let r = translate_drop(e);
-                self.drop(r)
+                let from = self.cfg.local_addrs.first().copied();
+                match from {
+                    Some(from)
+                        if r == DropReason::PortsExhausted && self.cfg.masq.icmp_on_exhaustion =>
+                    {
+                        // RFC 5508 REQ-8: "the NAT SHOULD send an ICMP Destination
+                        // Unreachable message, with a code of 13".
+                        self.counters.drops[r as usize] += 1;
+                        self.counters.rejects_sent += 1;
+                        Action::Reply(build_icmp_error(
+                            from,
+                            buf,
+                            icmp::types::DST_UNREACHABLE,
+                            13,
+                        ))
+                    }
+                    _ => self.drop(r),
+                }
             }
         }
     }

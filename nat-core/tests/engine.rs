@@ -495,6 +495,32 @@ fn ftp_port_rewrite_with_seq_deltas() {
     let mut p = tcp_pkt(LAN, 1030, srv, 21, 101, 9001, FLG_ACK, b"");
     assert_eq!(e.process_from_lan(t(3), &mut p), Action::ToLink);
     assert_eq!(tcp::Packet::new_unchecked(&p[20..]).seq_number(), 101);
+    // A second PORT, written with leading zeros, shrinks by 5: delta 1 → -4, prevd 1.
+    let seq2 = next_seq + 6;
+    let cmd2 = b"PORT 192,168,001,010,004,012\r\n";
+    let mut p = tcp_pkt(LAN, 1030, srv, 21, seq2, 9001, FLG_ACK | FLG_PSH, cmd2);
+    assert_eq!(e.process_from_lan(t(3), &mut p), Action::ToLink);
+    check(&p);
+    assert_eq!(tcp::Packet::new_unchecked(&p[20..]).seq_number(), seq2 + 1);
+    let new_len = p.len() - 40;
+    let diff2 = new_len as i32 - cmd2.len() as i32;
+    let ctl = e
+        .masq_snapshot(t(3))
+        .into_iter()
+        .find(|s| s.lan.1 == 1030)
+        .expect("control");
+    assert_eq!(ctl.out_seq.init_seq, seq2);
+    assert_eq!(ctl.out_seq.previous_delta, 1);
+    assert_eq!(ctl.out_seq.delta, 1 + diff2);
+    assert_eq!(ctl.n_control, 2);
+    let seq3 = seq2 + cmd2.len() as u32;
+    let mut p = tcp_pkt(LAN, 1030, srv, 21, seq3, 9001, FLG_ACK, b"");
+    assert_eq!(e.process_from_lan(t(3), &mut p), Action::ToLink);
+    assert_eq!(
+        tcp::Packet::new_unchecked(&p[20..]).seq_number(),
+        seq3.wrapping_add((1 + diff2) as u32)
+    );
+    // An ack for data before the second resize still uses prevd.
     // Server acks the rewritten stream: ack reduced by delta for the inside host.
     let mut a = tcp_pkt(srv, 21, MASQ, cport, 9001, next_seq + 1, FLG_ACK, b"");
     assert_eq!(e.process_from_link(t(4), &mut a), Action::ToLan);
@@ -520,7 +546,13 @@ fn ftp_port_rewrite_with_seq_deltas() {
             verbose: true,
         },
     );
-    assert!(v.contains(&format!("       101     1     0 192.168.1.10         198.51.100.7         1030 ({cport}) -> 21\n")), "{v}");
+    let row = format!(
+        "{:>10} {:>5} {:>5} 192.168.1.10         198.51.100.7         1030 ({cport}) -> 21\n",
+        seq2,
+        1 + diff2,
+        1
+    );
+    assert!(v.contains(&row), "{v}");
 }
 
 #[test]
@@ -833,4 +865,44 @@ fn fragments_reassembled_before_masquerading() {
     let h = check(&f1);
     assert_eq!((h.src, h.sp), (MASQ, 61000));
     assert_eq!(&f1[28..], &data[..]);
+}
+
+#[test]
+fn rfc_exhaustion_answers_icmp_code_13() {
+    let mut cfg = MasqConfig::rfc();
+    cfg.ports = [PortRange {
+        lo: 40000,
+        hi: 40000,
+    }; 3];
+    let mut e = engine_with(cfg);
+    let mut a = udp_pkt(LAN, 5000, REMOTE, 53, b"q");
+    assert_eq!(e.process_from_lan(t(1), &mut a), Action::ToLink);
+    assert_eq!(check(&a).sp, 40000);
+    let mut b = udp_pkt(LAN2, 5000, REMOTE, 53, b"q");
+    let Action::Reply(r) = e.process_from_lan(t(1), &mut b) else {
+        panic!("RFC 5508 REQ-8 reply expected");
+    };
+    let ip = ipv4::Packet::new_checked(&r[..]).expect("ip");
+    assert_eq!(ip.dst_addr(), LAN2);
+    let m = icmp::Packet::new_checked(ip.payload()).expect("icmp");
+    assert_eq!((m.msg_type(), m.msg_code()), (3, 13));
+    assert!(m.verify_checksum());
+    assert_eq!(e.drops(DropReason::PortsExhausted), 1);
+}
+
+#[test]
+fn engine_is_send_for_the_dataplane_task() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Engine>();
+}
+
+#[test]
+fn entry_counts_packets_and_bytes() {
+    let mut e = engine();
+    let mut p = udp_pkt(LAN, 5000, REMOTE, 53, b"query");
+    assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
+    let mut r = udp_pkt(REMOTE, 53, MASQ, 61000, b"answer!");
+    assert_eq!(e.process_from_link(t(2), &mut r), Action::ToLan);
+    let s = &e.masq_snapshot(t(2))[0];
+    assert_eq!((s.packets, s.bytes), (2, 33 + 35));
 }

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -458,10 +458,4 @@ impl Iterator for Backoff {
         self.next = (self.next * 2).min(self.max);
         Some(d)
     }
-}
-
-/// Device path shown in logs.
-#[must_use]
-pub fn display_path(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }

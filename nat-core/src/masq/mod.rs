@@ -4,7 +4,7 @@
 //!
 //! Layout: entries live in a `Vec<Entry>` slab addressed by `u32`; two open-addressing indexes
 //! (outbound by (proto, saddr, sport, daddr, dport), inbound by (proto, mport, daddr, dport))
-//! store 8-byte slots (hash bits + slab index), so a live mapping costs 48 bytes of entry, 2 × 16
+//! store 8-byte slots (hash bits + slab index), so a live mapping costs one 64-byte (cache-line) entry, 2 × 16
 //! bytes of index at worst load, and a wheel record.
 
 pub mod hash;
@@ -46,10 +46,15 @@ pub(crate) fn pidx(proto: u8) -> usize {
     }
 }
 
-/// A masquerade entry (48 bytes).
+/// A masquerade entry: exactly one 64-byte cache line.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 pub(crate) struct Entry {
     pub expires: u64,
+    /// Packets translated (both directions).
+    pub packets: u64,
+    /// Bytes translated (IP total length, both directions).
+    pub bytes: u64,
     pub saddr: u32,
     pub daddr: u32,
     pub sched: u32,
@@ -68,6 +73,8 @@ pub(crate) struct Entry {
 impl Entry {
     const EMPTY: Entry = Entry {
         expires: 0,
+        packets: 0,
+        bytes: 0,
         saddr: 0,
         daddr: 0,
         sched: 0,
@@ -259,6 +266,9 @@ pub struct MasqConfig {
     pub max_entries: u32,
     /// Capacity of the change log before it collapses into a resync marker (0 disables).
     pub change_log_capacity: usize,
+    /// RFC 5508 REQ-8: answer a packet that cannot get a mapping (ports exhausted) with ICMP
+    /// destination unreachable, code 13 (communication administratively prohibited).
+    pub icmp_on_exhaustion: bool,
 }
 
 impl Default for MasqConfig {
@@ -279,6 +289,7 @@ impl MasqConfig {
             timeouts: Timeouts::linux22(),
             max_entries: 1 << 22,
             change_log_capacity: 65536,
+            icmp_on_exhaustion: false,
         }
     }
     /// Opt-in RFC 4787/5382/5508 profile: endpoint-independent mapping, address-dependent
@@ -297,6 +308,7 @@ impl MasqConfig {
             timeouts: Timeouts::rfc(),
             max_entries: 1 << 22,
             change_log_capacity: 65536,
+            icmp_on_exhaustion: true,
         }
     }
 }
@@ -384,6 +396,10 @@ pub struct EntrySnapshot {
     pub no_reply: bool,
     /// Number of entries this one controls.
     pub n_control: u16,
+    /// Packets translated through this entry (both directions).
+    pub packets: u64,
+    /// Bytes (IP total length) translated through this entry (both directions).
+    pub bytes: u64,
     /// The controlling entry, if any.
     pub controlled_by: Option<EntryId>,
 }
@@ -648,6 +664,7 @@ impl MasqTable {
             self.in_ix.touch(hash::in_key(p, dp, s, sp))
         };
         let i = v as u32 as usize;
+        // One entry is one cache line.
         v ^ self.entries.get(i).map_or(0, |e| e.expires)
     }
 
@@ -872,6 +889,8 @@ impl MasqTable {
         let gen = self.entries[idx as usize].gen;
         self.entries[idx as usize] = Entry {
             expires: expires.as_millis(),
+            packets: 0,
+            bytes: 0,
             saddr: u32::from(s),
             daddr: du,
             sched: 0,
@@ -1009,6 +1028,14 @@ impl MasqTable {
         }
     }
 
+    /// Count a translated packet of `len` bytes.
+    #[inline]
+    pub(crate) fn account(&mut self, i: Idx, len: usize) {
+        let e = &mut self.entries[i as usize];
+        e.packets += 1;
+        e.bytes += len as u64;
+    }
+
     /// Apply the TCP state machine for a segment and re-arm the timer.
     #[inline]
     pub(crate) fn tcp_update(&mut self, now: Instant, i: Idx, outbound: bool, flags: u16) {
@@ -1062,6 +1089,16 @@ impl MasqTable {
         self.helper_attach[usize::from(h)] += 1;
     }
 
+    /// The application-helper registry (`ftp` on TCP 21 by default).
+    pub fn apps(&self) -> &crate::app::AppRegistry {
+        &self.apps
+    }
+
+    /// The helper registry, to register or remove helper ports (new entries only).
+    pub fn apps_mut(&mut self) -> &mut crate::app::AppRegistry {
+        &mut self.apps
+    }
+
     /// Number of entries bound to helper `h`.
     pub fn helper_attached(&self, h: u8) -> u32 {
         self.helper_attach.get(usize::from(h)).copied().unwrap_or(0)
@@ -1102,7 +1139,7 @@ impl MasqTable {
         Some(self.wheel.next_due())
     }
 
-    /// Expire due entries. Work is bounded (at most [`wheel::BUDGET`] records per call) so a
+    /// Expire due entries. Work is bounded (at most 512 wheel records per call) so a
     /// mass expiry never stalls the packet path; call again while `poll_timeout() <= now`.
     /// Returns the number of entries freed.
     pub fn handle_timeout(&mut self, now: Instant) -> usize {
@@ -1184,6 +1221,8 @@ impl MasqTable {
             no_lan_port: e.flags & F_NO_SPORT != 0,
             no_reply: e.flags & F_NO_REPLY != 0,
             n_control: e.n_control,
+            packets: e.packets,
+            bytes: e.bytes,
             controlled_by: (e.control != NIL)
                 .then(|| EntryId::new(e.control, self.entries[e.control as usize].gen)),
         }

@@ -16,8 +16,9 @@ fn host(i: u32) -> Ipv4Addr {
 }
 
 #[test]
-fn entry_is_48_bytes() {
-    assert_eq!(std::mem::size_of::<Entry>(), 48);
+fn entry_is_one_cache_line() {
+    assert_eq!(std::mem::size_of::<Entry>(), 64);
+    assert_eq!(std::mem::align_of::<Entry>(), 64);
 }
 
 #[test]

@@ -66,6 +66,7 @@ impl MasqTable {
                     None => self.create_out(now, p, src, sp, dst, dp)?,
                 };
                 self.touch(now, i);
+                self.account(i, tl);
                 self.permit(i, dst, dp);
                 let mport = self.entries[i as usize].mport;
                 let mut ipm = ipv4::Packet::new_unchecked(&mut buf[..]);
@@ -88,6 +89,7 @@ impl MasqTable {
                     None => self.create_out(now, p, src, sp, dst, dp)?,
                 };
                 self.tcp_update(now, i, true, flags);
+                self.account(i, tl);
                 self.permit(i, dst, dp);
                 if self.entries[i as usize].ext != NIL {
                     return self.masquerade_tcp_slow(now, buf, i, maddr);
@@ -120,6 +122,7 @@ impl MasqTable {
                     None => self.create(now, p, src, id, dst, key, 0, None)?,
                 };
                 self.touch(now, i);
+                self.account(i, tl);
                 let mport = self.entries[i as usize].mport;
                 let mut ipm = ipv4::Packet::new_unchecked(&mut buf[..]);
                 ipm.rewrite_src_addr(maddr);
@@ -315,12 +318,14 @@ impl MasqTable {
                 let inside = Ipv4Addr::from(e.saddr);
                 if p == proto::TCP {
                     self.tcp_update(now, i, false, flags);
+                    self.account(i, tl);
                     if e.ext != NIL {
                         self.demasq_tcp_slow(now, buf, i, inside)?;
                         return Ok(Demasq::Translated);
                     }
                 } else {
                     self.touch(now, i);
+                    self.account(i, tl);
                 }
                 let mut ipm = ipv4::Packet::new_unchecked(&mut buf[..]);
                 ipm.rewrite_dst_addr(inside);
@@ -364,6 +369,7 @@ impl MasqTable {
                 };
                 self.saw_reply(i);
                 self.touch(now, i);
+                self.account(i, tl);
                 let e = self.entries[i as usize];
                 let inside = Ipv4Addr::from(e.saddr);
                 ipv4::Packet::new_unchecked(&mut buf[..]).rewrite_dst_addr(inside);

@@ -171,7 +171,7 @@ fn traffic_loop(lan: &str, period: Duration, stop: &AtomicBool) {
                 .stderr(Stdio::null())
                 .status();
         }
-        if round % 4 == 0 {
+        if round.is_multiple_of(4) {
             let _ = Command::new("ip")
                 .args([
                     "netns",

@@ -486,14 +486,15 @@ impl Driver {
         }
     }
 
-    /// True if the modem's `NO CARRIER` line is in the recent serial bytes.
+    /// True if the serial stream (so far) ends with the modem's `NO CARRIER` line.
+    ///
+    /// A modem that lost carrier falls back to command state and says `NO CARRIER` as the
+    /// last thing on the line. With ACCM 0 the same text could travel inside a PPP payload, but
+    /// then more of the frame (FCS, closing flag) follows, so only a stream that *ends* with the
+    /// line counts. A payload that ends exactly at a read boundary with that text could still
+    /// fool this; LCP echo keepalive is the backstop either way.
     fn saw_no_carrier(&mut self, bytes: &[u8]) -> bool {
-        self.tail.extend_from_slice(bytes);
-        const PAT: &[u8] = b"\r\nNO CARRIER\r\n";
-        let found = self.tail.windows(PAT.len()).any(|w| w == PAT);
-        let keep = self.tail.len().saturating_sub(PAT.len() - 1);
-        self.tail.drain(..keep);
-        found
+        ends_with_no_carrier(&mut self.tail, bytes)
     }
 
     fn check_dcd(&mut self) -> bool {
@@ -674,6 +675,16 @@ impl Driver {
     }
 }
 
+/// Appends `bytes` to `tail` (kept short) and reports whether the stream ends with `NO CARRIER`.
+fn ends_with_no_carrier(tail: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    const PAT: &[u8] = b"\r\nNO CARRIER\r\n";
+    tail.extend_from_slice(bytes);
+    let found = tail.ends_with(PAT);
+    let keep = tail.len().saturating_sub(PAT.len());
+    tail.drain(..keep);
+    found
+}
+
 /// Feeds serial bytes to PPP one HDLC frame at a time (split after each 0x7E flag).
 ///
 /// Workaround: `Ppp::handle_input` currently runs its phase transitions once per call, so a
@@ -697,4 +708,23 @@ fn chat_failure(chat: &Chat) -> (Option<FailKind>, String) {
         .unwrap_or_default();
     let kind = chat.fail_kind().unwrap_or(FailKind::Error);
     (Some(kind), msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ends_with_no_carrier;
+
+    #[test]
+    fn no_carrier_only_at_end_of_stream() {
+        let mut t = Vec::new();
+        assert!(!ends_with_no_carrier(&mut t, b"\x7e\x21\x45"));
+        assert!(!ends_with_no_carrier(&mut t, b"\r\nNO CAR"));
+        assert!(ends_with_no_carrier(&mut t, b"RIER\r\n"));
+        let mut t = Vec::new();
+        // Inside a payload: more frame bytes follow in the same read.
+        assert!(!ends_with_no_carrier(
+            &mut t,
+            b"\x7e\x21\r\nNO CARRIER\r\n\x12\x34\x7e"
+        ));
+    }
 }

@@ -4,7 +4,7 @@
 //! its reader thread; the PPP access server stays [`MockIsp`]'s.
 
 use std::net::Ipv4Addr;
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -125,13 +125,8 @@ impl ForwardingIsp {
             return;
         }
         let rx = self.net.rx.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            match rx.try_recv() {
-                Ok(p) => {
-                    let _ = self.isp.inject_ipv4(&p);
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok(p) = rx.try_recv() {
+            let _ = self.isp.inject_ipv4(&p);
         }
     }
 }
