@@ -11,7 +11,8 @@ pub mod v1 {
     tonic::include_proto!("masqdial.v1");
 
     /// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("masqdial_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("masqdial_descriptor");
 }
 
 pub use v1::*;
