@@ -144,7 +144,15 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
             kinds.push(k.split('(').next().unwrap_or_default().to_string());
         }
     }
-    for want in ["ModemInit", "Dialing", "Connected", "LcpUp", "AuthOk", "IpcpUp", "Up"] {
+    for want in [
+        "ModemInit",
+        "Dialing",
+        "Connected",
+        "LcpUp",
+        "AuthOk",
+        "IpcpUp",
+        "Up",
+    ] {
         assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
     }
 

@@ -327,7 +327,10 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
     // UDP entries (4 s timeout, set before any traffic) expire once traffic stops.
     w.lan(&["udp-echo", "203.0.113.1:7", "--count", "2"]);
     let m = w.mc_ok("demo", &["masq", "-n"]);
-    assert!(m.lines().any(|l| l.starts_with("UDP")), "fresh UDP entry: {m}");
+    assert!(
+        m.lines().any(|l| l.starts_with("UDP")),
+        "fresh UDP entry: {m}"
+    );
     w.wait_for("UDP entries to expire", Duration::from_secs(30), || {
         let m = w.mc_ok("demo", &["masq", "-n"]);
         !m.lines().any(|l| l.starts_with("UDP"))
