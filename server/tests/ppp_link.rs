@@ -162,6 +162,8 @@ fn bring_up_with_pap_and_chap_and_none() {
         assert_eq!(w.s.options().auth_of_peer, auth);
         // No retransmission was needed on a clean wire: one request and one ack each way.
         assert_eq!((w.c.stats().lcp_out, w.s.stats().lcp_out), (2, 2));
+        assert_eq!((w.c.stats().fcs_errors, w.s.stats().fcs_errors), (0, 0));
+        assert_eq!((w.c.stats().discarded, w.s.stats().discarded), (0, 0));
     }
 }
 

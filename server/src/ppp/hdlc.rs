@@ -15,8 +15,8 @@ pub const FCS32_INIT: u32 = 0xFFFF_FFFF;
 /// FCS-32 value computed over a frame including its FCS when the frame is intact (RFC 1662 App. C.3).
 pub const FCS32_GOOD: u32 = 0xDEBB_20E3;
 
-const fn fcs16_tables() -> [[u16; 256]; 8] {
-    let mut t = [[0u16; 256]; 8];
+const fn fcs16_tables() -> [[u16; 256]; 16] {
+    let mut t = [[0u16; 256]; 16];
     let mut i = 0;
     while i < 256 {
         let mut v = i as u16;
@@ -33,7 +33,7 @@ const fn fcs16_tables() -> [[u16; 256]; 8] {
         i += 1;
     }
     let mut s = 1;
-    while s < 8 {
+    while s < 16 {
         let mut i = 0;
         while i < 256 {
             let prev = t[s - 1][i];
@@ -45,8 +45,8 @@ const fn fcs16_tables() -> [[u16; 256]; 8] {
     t
 }
 
-const fn fcs32_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
+const fn fcs32_tables() -> [[u32; 256]; 16] {
+    let mut t = [[0u32; 256]; 16];
     let mut i = 0;
     while i < 256 {
         let mut v = i as u32;
@@ -63,7 +63,7 @@ const fn fcs32_tables() -> [[u32; 256]; 8] {
         i += 1;
     }
     let mut s = 1;
-    while s < 8 {
+    while s < 16 {
         let mut i = 0;
         while i < 256 {
             let prev = t[s - 1][i];
@@ -75,20 +75,26 @@ const fn fcs32_tables() -> [[u32; 256]; 8] {
     t
 }
 
-static FCS16_TABLES: [[u16; 256]; 8] = fcs16_tables();
-static FCS32_TABLES: [[u32; 256]; 8] = fcs32_tables();
+static FCS16_TABLES: [[u16; 256]; 16] = fcs16_tables();
+static FCS32_TABLES: [[u32; 256]; 16] = fcs32_tables();
 
-/// Updates a running FCS-16 over `data` (table-driven, slicing-by-8).
+/// Updates a running FCS-16 over `data` (table-driven, slicing-by-16).
 #[must_use]
 pub fn fcs16(mut fcs: u16, data: &[u8]) -> u16 {
     let t = &FCS16_TABLES;
-    let mut chunks = data.chunks_exact(8);
+    let mut chunks = data.chunks_exact(16);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let v = u64::from_le_bytes(w) ^ u64::from(fcs);
-        let b = v.to_le_bytes();
-        fcs = t[7][b[0] as usize]
+        let a = (word(&c[..8]) ^ u64::from(fcs)).to_le_bytes();
+        let b = word(&c[8..]).to_le_bytes();
+        fcs = t[15][a[0] as usize]
+            ^ t[14][a[1] as usize]
+            ^ t[13][a[2] as usize]
+            ^ t[12][a[3] as usize]
+            ^ t[11][a[4] as usize]
+            ^ t[10][a[5] as usize]
+            ^ t[9][a[6] as usize]
+            ^ t[8][a[7] as usize]
+            ^ t[7][b[0] as usize]
             ^ t[6][b[1] as usize]
             ^ t[5][b[2] as usize]
             ^ t[4][b[3] as usize]
@@ -103,17 +109,23 @@ pub fn fcs16(mut fcs: u16, data: &[u8]) -> u16 {
     fcs
 }
 
-/// Updates a running FCS-32 over `data` (table-driven, slicing-by-8).
+/// Updates a running FCS-32 over `data` (table-driven, slicing-by-16).
 #[must_use]
 pub fn fcs32(mut fcs: u32, data: &[u8]) -> u32 {
     let t = &FCS32_TABLES;
-    let mut chunks = data.chunks_exact(8);
+    let mut chunks = data.chunks_exact(16);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let v = u64::from_le_bytes(w) ^ u64::from(fcs);
-        let b = v.to_le_bytes();
-        fcs = t[7][b[0] as usize]
+        let a = (word(&c[..8]) ^ u64::from(fcs)).to_le_bytes();
+        let b = word(&c[8..]).to_le_bytes();
+        fcs = t[15][a[0] as usize]
+            ^ t[14][a[1] as usize]
+            ^ t[13][a[2] as usize]
+            ^ t[12][a[3] as usize]
+            ^ t[11][a[4] as usize]
+            ^ t[10][a[5] as usize]
+            ^ t[9][a[6] as usize]
+            ^ t[8][a[7] as usize]
+            ^ t[7][b[0] as usize]
             ^ t[6][b[1] as usize]
             ^ t[5][b[2] as usize]
             ^ t[4][b[3] as usize]
@@ -129,26 +141,51 @@ pub fn fcs32(mut fcs: u32, data: &[u8]) -> u32 {
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
+const LO7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
 
-/// True if some byte of `w` is zero (exact as an "any" test).
+/// 0x80 in exactly the bytes of `v` that are zero (no false positives, unlike the short form).
 #[inline(always)]
-fn has_zero(w: u64) -> bool {
-    (w.wrapping_sub(LO) & !w & HI) != 0
+fn zero_mask(v: u64) -> u64 {
+    !(((v & LO7).wrapping_add(LO7)) | v | LO7)
 }
 
-/// True if some byte of `w` is below 0x20 (exact as an "any" test).
+/// 0x80 in the bytes of `w` that are a flag or escape octet, or below 0x20 when `ctl` is set.
 #[inline(always)]
-fn has_ctl(w: u64) -> bool {
-    (w.wrapping_sub(LO * 0x20) & !w & HI) != 0
+fn special_mask(w: u64, ctl: bool) -> u64 {
+    let m = zero_mask(w ^ (LO * u64::from(FLAG))) | zero_mask(w ^ (LO * u64::from(ESCAPE)));
+    if ctl {
+        m | zero_mask(w & (LO * 0xE0))
+    } else {
+        m
+    }
 }
 
-/// True if some byte of `w` is a flag or escape octet, or a control character when `ctl` is set.
-#[inline(always)]
-fn needs_attention(w: u64, ctl: bool) -> bool {
-    has_zero(w ^ (LO * u64::from(FLAG)))
-        || has_zero(w ^ (LO * u64::from(ESCAPE)))
-        || (ctl && has_ctl(w))
+/// Index of the first flag or escape octet (or control character when `ctl`) in `data`, or
+/// `data.len()`: a word-at-a-time scan, 16 bytes per step.
+#[inline]
+fn find_special(data: &[u8], ctl: bool) -> usize {
+    let mut i = 0;
+    let mut chunks = data.chunks_exact(16);
+    for c in &mut chunks {
+        let m0 = special_mask(word(&c[..8]), ctl);
+        let m1 = special_mask(word(&c[8..]), ctl);
+        if m0 | m1 != 0 {
+            let off = if m0 != 0 {
+                m0.trailing_zeros()
+            } else {
+                64 + m1.trailing_zeros()
+            };
+            return i + (off / 8) as usize;
+        }
+        i += 16;
+    }
+    for &b in chunks.remainder() {
+        if b == FLAG || b == ESCAPE || (ctl && b < 0x20) {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 #[inline(always)]
@@ -222,33 +259,30 @@ impl Encoder {
     }
 
     fn escape_into(&self, data: &[u8], out: &mut Vec<u8>) {
-        let mut run = 0;
-        let mut i = 0;
-        let n = data.len();
-        while i + 8 <= n {
-            if needs_attention(word(&data[i..i + 8]), self.ctl) {
-                for j in i..i + 8 {
-                    let b = data[j];
-                    if self.escape[usize::from(b)] {
-                        out.extend_from_slice(&data[run..j]);
-                        out.push(ESCAPE);
-                        out.push(b ^ 0x20);
-                        run = j + 1;
-                    }
+        if self.accm == 0xFFFF_FFFF {
+            // Default ACCM: about one byte in eight is special; a table-driven byte loop wins.
+            for &b in data {
+                if self.escape[usize::from(b)] {
+                    out.extend_from_slice(&[ESCAPE, b ^ 0x20]);
+                } else {
+                    out.push(b);
                 }
             }
-            i += 8;
+            return;
         }
-        for j in i..n {
-            let b = data[j];
+        let mut i = 0;
+        let n = data.len();
+        while i < n {
+            let j = i + find_special(&data[i..], self.ctl);
+            out.extend_from_slice(&data[i..j]);
+            let Some(&b) = data.get(j) else { break };
             if self.escape[usize::from(b)] {
-                out.extend_from_slice(&data[run..j]);
-                out.push(ESCAPE);
-                out.push(b ^ 0x20);
-                run = j + 1;
+                out.extend_from_slice(&[ESCAPE, b ^ 0x20]);
+            } else {
+                out.push(b);
             }
+            i = j + 1;
         }
-        out.extend_from_slice(&data[run..]);
     }
 }
 
@@ -290,6 +324,8 @@ pub struct Decoder {
     ctl: bool,
     max_len: usize,
     fcs32: bool,
+    /// `buf` holds a delivered frame, to be cleared on the next call.
+    delivered: bool,
     stats: DecoderStats,
 }
 
@@ -304,6 +340,7 @@ impl Decoder {
             ctl: false,
             max_len,
             fcs32: false,
+            delivered: false,
             stats: DecoderStats::default(),
         }
     }
@@ -336,6 +373,10 @@ impl Decoder {
     /// Consumes bytes from `input` up to the end of at most one frame. Returns the number of bytes
     /// consumed and whether a good frame is ready (read it with [`Decoder::frame`] before the next call).
     pub fn decode(&mut self, input: &[u8]) -> (usize, bool) {
+        if self.delivered {
+            self.delivered = false;
+            self.buf.clear();
+        }
         let mut i = 0;
         let n = input.len();
         while i < n {
@@ -373,25 +414,18 @@ impl Decoder {
                     }
                 }
                 RxState::Data => {
-                    // Fast path: copy the run of ordinary octets.
-                    let start = i;
-                    while i + 8 <= n && !needs_attention(word(&input[i..i + 8]), self.ctl) {
-                        i += 8;
-                    }
-                    while i < n {
-                        let b = input[i];
-                        if b == FLAG || b == ESCAPE || (self.ctl && b < 0x20) {
-                            break;
-                        }
-                        i += 1;
-                    }
-                    self.buf.extend_from_slice(&input[start..i]);
+                    // Fast path: copy the run of ordinary octets, never more than one byte
+                    // beyond the limit whatever the input size.
+                    let stop = n.min(i + (self.max_len + 1).saturating_sub(self.buf.len()));
+                    let j = i + find_special(&input[i..stop], self.ctl);
+                    self.buf.extend_from_slice(&input[i..j]);
+                    i = j;
                     if self.buf.len() > self.max_len {
                         self.too_long();
                         continue;
                     }
-                    if i >= n {
-                        break;
+                    if i >= stop {
+                        continue;
                     }
                     let b = input[i];
                     i += 1;
@@ -401,8 +435,21 @@ impl Decoder {
                             return (i, true);
                         }
                     } else if b == ESCAPE {
-                        self.state = RxState::Escape;
-                    } else if self.drop_ctl[usize::from(b)] {
+                        match input.get(i) {
+                            // The escaped octet is here and ordinary: take it without a state trip.
+                            Some(&e)
+                                if e != FLAG
+                                    && !(self.ctl && e < 0x20 && self.drop_ctl[usize::from(e)]) =>
+                            {
+                                self.buf.push(e ^ 0x20);
+                                i += 1;
+                                if self.buf.len() > self.max_len {
+                                    self.too_long();
+                                }
+                            }
+                            _ => self.state = RxState::Escape,
+                        }
+                    } else if self.drop_ctl[usize::from(b & 0x1F)] && b < 0x20 {
                         self.stats.discarded_bytes += 1;
                     } else {
                         self.buf.push(b);
@@ -449,6 +496,7 @@ impl Decoder {
         };
         if good {
             self.buf.truncate(len - fcs_len);
+            self.delivered = true;
             self.stats.frames += 1;
             self.state = RxState::Data;
             true
@@ -564,6 +612,47 @@ mod tests {
     }
 
     #[test]
+    fn clean_stream_has_no_fcs_errors() {
+        let e = Encoder::new(0, false);
+        let mut line = Vec::new();
+        let mut x = 7u64;
+        for _ in 0..64 {
+            let p: Vec<u8> = (0..1500)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            e.encode(&[0x21], &p, &mut line);
+        }
+        let mut d = Decoder::new(1600);
+        assert_eq!(decode_all(&mut d, &line).len(), 64);
+        let s = d.stats();
+        assert_eq!(
+            (s.frames, s.fcs_errors, s.runts, s.aborts, s.too_long),
+            (64, 0, 0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn shared_flags_between_frames() {
+        // pppd sends back-to-back frames with one flag between them (RFC 1662 §4.1 allows it).
+        let e = Encoder::new(0, false);
+        let mut line = Vec::new();
+        e.encode(&[0x21], b"first", &mut line);
+        line.pop();
+        e.encode(&[0x21], b"second", &mut line);
+        let mut d = Decoder::new(1600);
+        assert_eq!(
+            decode_all(&mut d, &line),
+            vec![b"\x21first".to_vec(), b"\x21second".to_vec()]
+        );
+        assert_eq!(d.stats().fcs_errors, 0);
+    }
+
+    #[test]
     fn bad_fcs_counted_and_next_frame_survives() {
         let e = Encoder::new(0, false);
         let mut line = Vec::new();
@@ -600,6 +689,12 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn find_special_matches_naive(d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100), ctl in proptest::prelude::any::<bool>()) {
+            let naive = d.iter().position(|&b| b == FLAG || b == ESCAPE || (ctl && b < 0x20)).unwrap_or(d.len());
+            proptest::prop_assert_eq!(find_special(&d, ctl), naive);
+        }
+
         #[test]
         fn decoder_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
                                 max in 0usize..2000, accm in proptest::prelude::any::<u32>(), f32 in proptest::prelude::any::<bool>()) {
