@@ -591,11 +591,12 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
                 Cell::from(e.state.clone()),
             ];
             if wide {
+                // Both-direction totals (fields 21/22); older servers only had in/out.
                 cells.push(Cell::from(human_bytes(
-                    e.bytes_in.saturating_add(e.bytes_out),
+                    e.bytes.max(e.bytes_in.saturating_add(e.bytes_out)),
                 )));
                 cells.push(Cell::from(human_bytes(
-                    e.packets_in.saturating_add(e.packets_out),
+                    e.packets.max(e.packets_in.saturating_add(e.packets_out)),
                 )));
             }
             let exp_style = if remaining < 1000 {

@@ -210,6 +210,8 @@ fn entry(e: &EntrySnapshot) -> pb::MasqEntry {
         helper: e.helper.unwrap_or_default().to_string(),
         no_remote_port: e.no_remote_port,
         controls: u32::from(e.n_control),
+        packets: e.packets,
+        bytes: e.bytes,
         ..Default::default()
     }
 }
