@@ -538,7 +538,12 @@ impl Backend for Gateway {
         }
         tokio::spawn(async move {
             loop {
-                match progress.recv().await {
+                // End as soon as the client goes away, not at the next event.
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    r = progress.recv() => r,
+                };
+                match next {
                     Ok(ev) => {
                         let last = matches!(
                             ev.event,
@@ -634,7 +639,12 @@ impl Backend for Gateway {
                 }
             }
             loop {
-                match events.recv().await {
+                // End as soon as the client goes away, not at the next event.
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    r = events.recv() => r,
+                };
+                match next {
                     Ok(ev) => {
                         if tx.send(Ok(ev)).await.is_err() {
                             return; // client went away
@@ -747,7 +757,12 @@ impl Backend for Gateway {
                 return;
             }
             loop {
-                match feed.recv().await {
+                // End as soon as the client goes away, not at the next event.
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    r = feed.recv() => r,
+                };
+                match next {
                     Ok(d) => {
                         let ev = pb::MasqEvent {
                             event: Some(pb::masq_event::Event::Delta((*d).clone())),

@@ -74,6 +74,10 @@ fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
         replace_default_route: false,
         login_script: vec![],
     });
+    let mut isp2 = c.connections[0].clone();
+    isp2.name = "isp2".into();
+    isp2.numbers = vec!["5550200".into()];
+    c.connections.push(isp2);
     c
 }
 
@@ -208,5 +212,69 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     );
     wait_state(&links, LinkState::Idle).await;
     assert_eq!(links.modems()[0].connection, "");
+    drop(modem);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_modem_is_refused_cleanly_and_idle_timeout_hangs_up() {
+    let isp = IspConfig::new(
+        vec![("demo".into(), "secret".into())],
+        Some(AuthProtocol::Chap),
+    );
+    let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(modem.path(), state.path());
+    cfg.connections[0].idle_timeout_s = 2;
+    let nat = Nat::new(build_engine(&cfg).expect("engine"));
+    let (_stop_tx, stop) = watch::channel(false);
+    let links = LinkManager::start(&cfg, nat, None, None, stop);
+    let who = Who {
+        user: "demo".into(),
+        host: "192.168.77.2".into(),
+    };
+    links.dial("isp1", who.clone()).await.expect("dial");
+    wait_state(&links, LinkState::Up).await;
+
+    // The only modem is busy with isp1: isp2 fails at once with a typed reason.
+    let mut progress = links.progress("isp2").expect("progress");
+    assert_eq!(
+        links.dial("isp2", who.clone()).await.expect("dial isp2"),
+        DialOutcome::Started
+    );
+    let failed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match progress.recv().await {
+                Ok(ev) => {
+                    if let Some(masqdial_proto::v1::dial_event::Event::Failed(f)) = ev.event {
+                        return f;
+                    }
+                }
+                Err(e) => panic!("progress stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("failure event");
+    assert_eq!(
+        failed.kind,
+        masqdial_proto::v1::FailureKind::NoModem as i32,
+        "{failed:?}"
+    );
+    assert_eq!(links.state("isp2"), Some(LinkState::Failed));
+    assert_eq!(links.state("isp1"), Some(LinkState::Up), "isp1 untouched");
+
+    // No traffic on isp1: the idle timer (2 s) hangs it up and says why.
+    for _ in 0..100 {
+        if links.state("isp1") == Some(LinkState::Failed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let st = links.status("isp1").expect("status");
+    assert_eq!(st.state, masqdial_proto::v1::LinkState::Failed as i32);
+    assert_eq!(
+        st.last_failure.map(|f| f.kind),
+        Some(masqdial_proto::v1::FailureKind::IdleTimeout as i32)
+    );
     drop(modem);
 }

@@ -162,6 +162,14 @@ impl World {
         }
     }
 
+    /// Open file descriptors of the mserver process.
+    fn server_fds(&self) -> usize {
+        let pid = self.mserver.as_ref().map(|g| g.pid()).unwrap_or(0);
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     fn tokens(&self, user: &str) -> PathBuf {
         self.dir.path().join(format!("tokens-{user}.toml"))
     }
@@ -278,6 +286,8 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
         o
     );
 
+    let fds_idle = w.server_fds();
+    assert!(fds_idle > 0, "cannot read mserver's fds");
     let out = w.mc_ok("demo", &["dial", "isp1"]);
     assert!(out.contains("up"), "dial output: {out}");
     wait_for_route(&w.topo.gw, "default dev masq0", Duration::from_secs(10)).expect("route");
@@ -351,6 +361,13 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
     w.wait_for("link idle", Duration::from_secs(20), || {
         w.status_field("\"state\":\"idle\"")
     });
+    // Nothing leaked across a whole dial / traffic / hang-up cycle (serial port, pty,
+    // sockets of finished rpcs and streams).
+    w.wait_for(
+        "fds back to the idle count",
+        Duration::from_secs(10),
+        || w.server_fds() <= fds_idle + 2,
+    );
 }
 
 #[test]

@@ -714,12 +714,9 @@ impl Actor {
                     self.note("error", f.message.clone());
                 }
                 self.fsm.handle_session(now, FsmEvent::Ended(failure));
+                // Failed is announced with the state change (see `act`), after the view
+                // is refreshed, so a watcher that reads Status next sees it.
                 match self.fsm.state() {
-                    LinkState::Failed => {
-                        if let Some(f) = self.fsm.last_failure().cloned() {
-                            self.emit(pb::dial_event::Event::Failed(pb_failure(&f)));
-                        }
-                    }
                     LinkState::Dialing => {
                         // Redial on loss is pending.
                         self.emit(pb::dial_event::Event::Redial(pb::Redial {
@@ -955,7 +952,6 @@ impl Actor {
                         self.note("error", f.message.clone());
                         self.fsm
                             .handle_session(Instant::now(), FsmEvent::Ended(Some(f.clone())));
-                        self.emit(pb::dial_event::Event::Failed(pb_failure(&f)));
                     }
                 }
                 LinkAction::StopSession => match self.session.take() {
@@ -988,6 +984,10 @@ impl Actor {
                     });
                     if s == LinkState::Up {
                         self.emit(pb::dial_event::Event::Up(pb::LinkUp { link: Some(status) }));
+                    } else if s == LinkState::Failed {
+                        if let Some(f) = self.fsm.last_failure().cloned() {
+                            self.emit(pb::dial_event::Event::Failed(pb_failure(&f)));
+                        }
                     }
                 }
                 LinkAction::HoldersReleased(h) => {
