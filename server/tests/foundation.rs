@@ -34,7 +34,10 @@ fn free_port() -> u16 {
 async fn channel(addr: &str) -> Channel {
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
-        let ep = Channel::from_shared(format!("http://{addr}")).unwrap_or_else(|e| panic!("{e}"));
+        // Every call on this channel is bounded too.
+        let ep = Channel::from_shared(format!("http://{addr}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .timeout(LIMIT);
         match ep.connect().await {
             Ok(c) => return c,
             Err(e) if tokio::time::Instant::now() > deadline => {
