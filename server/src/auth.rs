@@ -240,6 +240,12 @@ impl Auth {
         Ok(())
     }
 
+    /// Whether `user` is a configured user (for logging: unknown names may be mistyped
+    /// passwords and are never logged).
+    pub fn knows(&self, user: &str) -> bool {
+        self.lock().users.contains_key(user)
+    }
+
     /// Whether a client address is inside the LAN allow-list (IPv4-mapped IPv6 is unmapped).
     pub fn peer_allowed(&self, ip: IpAddr) -> bool {
         let ip = unmap(ip);

@@ -34,7 +34,10 @@ fn free_port() -> u16 {
 async fn channel(addr: &str) -> Channel {
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
-        let ep = Channel::from_shared(format!("http://{addr}")).unwrap_or_else(|e| panic!("{e}"));
+        // Every call on this channel is bounded too.
+        let ep = Channel::from_shared(format!("http://{addr}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .timeout(LIMIT);
         match ep.connect().await {
             Ok(c) => return c,
             Err(e) if tokio::time::Instant::now() > deadline => {
@@ -231,4 +234,54 @@ async fn demo_prints_working_credentials() {
     assert!(login(&ch, "admin", &password("admin")).await.is_ok());
     signal(&child, Signal::SIGTERM);
     assert!(wait_exit(child).await.success());
+}
+
+#[tokio::test]
+async fn passwords_and_tokens_never_reach_the_log_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("mserver.toml");
+    std::fs::write(&path, config_text(&[("alice", "Secret-Pw-1", "user")]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = mserver()
+        .env("RUST_LOG", "trace")
+        .arg("--config")
+        .arg(&path)
+        .args(["--listen", &addr])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Drain the (large, trace-level) log from the start so the server never blocks on it.
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let reader = tokio::spawn(async move {
+        let mut log = String::new();
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            log.push_str(&l);
+            log.push('\n');
+        }
+        log
+    });
+    let token = tokio::time::timeout(LIMIT, async {
+        let ch = channel(&addr).await;
+        let token = login(&ch, "alice", "Secret-Pw-1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(whoami(&ch, &token).await.is_ok());
+        assert!(login(&ch, "alice", "Wrong-Pw-2").await.is_err());
+        assert!(login(&ch, "Typed-Pw-3", "x").await.is_err());
+        token
+    })
+    .await
+    .unwrap_or_else(|_| panic!("server did not answer"));
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(child).await.success());
+    let log = tokio::time::timeout(LIMIT, reader)
+        .await
+        .unwrap_or_else(|_| panic!("log not closed"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(log.contains("login"), "log is empty?\n{log}");
+    for secret in ["Secret-Pw-1", "Wrong-Pw-2", "Typed-Pw-3", token.as_str()] {
+        assert!(!log.contains(secret), "{secret} leaked into the log");
+    }
 }

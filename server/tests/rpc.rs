@@ -91,6 +91,7 @@ impl TestServer {
             TIMEOUT,
             Channel::from_shared(format!("http://{}", self.addr))
                 .unwrap_or_else(|e| panic!("{e}"))
+                .timeout(TIMEOUT)
                 .connect(),
         )
         .await

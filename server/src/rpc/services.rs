@@ -89,7 +89,7 @@ impl auth_server::Auth for AuthService {
             Ok(()) => {
                 auth.record_success(&user, peer.ip());
                 let issued = auth.issue_token(&user, SystemTime::now())?;
-                tracing::info!(%user, %peer, role = %issued.role, "login");
+                tracing::info!(user = ?user, %peer, role = %issued.role, "login");
                 Ok(Response::new(pb::LoginResponse {
                     token: issued.token,
                     expires_at: Some(issued.expires_at.into()),
@@ -97,8 +97,14 @@ impl auth_server::Auth for AuthService {
                 }))
             }
             Err(e) => {
-                // Already counted by begin_attempt.
-                tracing::warn!(%user, %peer, "login failed");
+                // Already counted by begin_attempt. An unknown name may be a password typed
+                // into the wrong field, so it is not logged.
+                let shown = if auth.knows(&user) {
+                    user.as_str()
+                } else {
+                    "<unknown user>"
+                };
+                tracing::warn!(user = ?shown, %peer, "login failed");
                 Err(e.into())
             }
         }
