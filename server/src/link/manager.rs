@@ -716,18 +716,15 @@ impl Actor {
                 self.fsm.handle_session(now, FsmEvent::Ended(failure));
                 // Failed is announced with the state change (see `act`), after the view
                 // is refreshed, so a watcher that reads Status next sees it.
-                match self.fsm.state() {
-                    LinkState::Dialing => {
-                        // Redial on loss is pending.
-                        self.emit(pb::dial_event::Event::Redial(pb::Redial {
-                            next_attempt: 1,
-                            delay: prost_types::Duration::try_from(Duration::from_secs(
-                                self.cfg.redial_delay_s.max(1),
-                            ))
-                            .ok(),
-                        }));
-                    }
-                    _ => {}
+                if self.fsm.state() == LinkState::Dialing {
+                    // Redial on loss is pending.
+                    self.emit(pb::dial_event::Event::Redial(pb::Redial {
+                        next_attempt: 1,
+                        delay: prost_types::Duration::try_from(Duration::from_secs(
+                            self.cfg.redial_delay_s.max(1),
+                        ))
+                        .ok(),
+                    }));
                 }
             }
         }
