@@ -29,6 +29,8 @@ const RULES_FILE: &str = "rules.ipchains";
 const TIMEOUTS_FILE: &str = "timeouts";
 /// Masquerade entries per snapshot batch.
 const BATCH: usize = 1000;
+/// Largest table whose re-armed timers are re-sent to watchers each second.
+const REFRESH_MAX: usize = 50_000;
 /// How often the masquerade change feed is drained.
 const MASQ_PERIOD: Duration = Duration::from_millis(250);
 
@@ -371,30 +373,38 @@ impl Gateway {
     }
 
     /// Drain nat-core's change feed and broadcast deltas; a resync diffs against the ids
-    /// last announced so watchers never keep stale entries.
+    /// last announced so watchers never keep stale entries. nat-core does not report a
+    /// timer re-armed by traffic as a change (clients count down themselves), so once a
+    /// second the deadlines are compared and entries whose timer moved are re-sent — for
+    /// tables up to [`REFRESH_MAX`] entries (above that, only real changes are streamed).
     async fn masq_feed_task(self, mut shutdown: watch::Receiver<bool>) {
-        let mut known: HashMap<u64, ()> = HashMap::new();
+        // id -> deadline (nat-core ms) last announced.
+        let mut known: HashMap<u64, u64> = HashMap::new();
         let mut tick = tokio::time::interval(MASQ_PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => if *shutdown.borrow() { return },
                 _ = tick.tick() => {}
             }
+            ticks += 1;
+            let refresh = ticks.is_multiple_of(4);
             let delta = {
                 let nat = self.links.nat();
                 let now = nat.now();
+                let now_ms = now.as_millis();
+                let deadline = |e: &EntrySnapshot| now_ms + e.expire_cs * 10;
                 let mut engine = nat.lock();
                 let mut upserted = Vec::new();
                 let mut removed = Vec::new();
                 match engine.drain_changes() {
-                    ChangeFeed::Changes(ch) if ch.is_empty() => continue,
                     ChangeFeed::Changes(ch) => {
                         for c in ch {
                             match c {
                                 MasqChange::Added(id) | MasqChange::Updated(id) => {
                                     if let Some(e) = engine.masq_entry(now, id) {
-                                        known.insert(id.0, ());
+                                        known.insert(id.0, deadline(&e));
                                         upserted.push(entry(&e));
                                     }
                                 }
@@ -408,7 +418,8 @@ impl Gateway {
                     }
                     ChangeFeed::Resync => {
                         let snap = engine.masq_snapshot(now);
-                        let live: HashMap<u64, ()> = snap.iter().map(|e| (e.id.0, ())).collect();
+                        let live: HashMap<u64, u64> =
+                            snap.iter().map(|e| (e.id.0, deadline(e))).collect();
                         removed = known
                             .keys()
                             .filter(|k| !live.contains_key(k))
@@ -420,6 +431,20 @@ impl Gateway {
                 }
                 // Upserts of entries removed later in the same batch are dropped.
                 upserted.retain(|e| known.contains_key(&e.id));
+                if refresh && engine.masq().len() <= REFRESH_MAX {
+                    for e in engine.masq_snapshot(now) {
+                        let d = deadline(&e);
+                        if let Some(old) = known.get_mut(&e.id.0) {
+                            if old.abs_diff(d) > 1000 && !upserted.iter().any(|u| u.id == e.id.0) {
+                                *old = d;
+                                upserted.push(entry(&e));
+                            }
+                        }
+                    }
+                }
+                if upserted.is_empty() && removed.is_empty() {
+                    continue;
+                }
                 pb::MasqDelta {
                     upserted,
                     removed,

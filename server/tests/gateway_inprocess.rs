@@ -81,6 +81,26 @@ fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
     c
 }
 
+/// The next delta that upserts an entry.
+async fn next_upsert(
+    s: &mut masqdial_server::rpc::MasqEventStream,
+) -> masqdial_proto::v1::MasqEntry {
+    use futures::StreamExt;
+    use masqdial_proto::v1::masq_event::Event as ME;
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .expect("masq event within 5 s")
+            .expect("stream open")
+            .expect("ok");
+        if let Some(ME::Delta(d)) = ev.event {
+            if let Some(e) = d.upserted.into_iter().next() {
+                return e;
+            }
+        }
+    }
+}
+
 async fn wait_state(links: &LinkManager, want: LinkState) {
     for _ in 0..1000 {
         if links.state("isp1") == Some(want) {
@@ -160,6 +180,21 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
         assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
     }
 
+    // A WatchMasq subscriber: snapshot (empty), then deltas.
+    let caller = masqdial_server::rpc::Caller {
+        user: "demo".into(),
+        role: masqdial_server::config::Role::User,
+        peer: "127.0.0.1:1".parse().expect("addr"),
+        allowed: vec!["isp1".into()],
+    };
+    let mut watch_masq = masqdial_server::rpc::Backend::watch_masq(
+        &gw,
+        &caller,
+        masqdial_proto::v1::WatchMasqRequest { period_ms: 0 },
+    )
+    .await
+    .expect("watch_masq");
+
     // LAN traffic goes out masqueraded and the ISP's UDP echo comes back to the LAN host.
     let host = (Ipv4Addr::new(192, 168, 77, 2), 40_001);
     let server = (Ipv4Addr::new(198, 51, 100, 7), 7);
@@ -180,6 +215,35 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     let snap = nat.lock().masq_snapshot(nat.now());
     assert_eq!(snap.len(), 1);
     assert_eq!(snap[0].masq.0, local);
+
+    // The watcher got the snapshot, then the new entry as a delta; a later packet re-arms the
+    // timer and the entry is re-sent with the fresh expiry.
+    let first = next_upsert(&mut watch_masq).await;
+    assert_eq!(first.lan_address, "192.168.77.2");
+    assert_eq!(first.masq_address, local.to_string());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Drop whatever is queued (the reply's state update), then re-arm with a new packet.
+    while let Ok(Some(_)) = tokio::time::timeout(
+        Duration::from_millis(300),
+        futures::StreamExt::next(&mut watch_masq),
+    )
+    .await
+    {}
+    lan_tx
+        .send(udp_packet(host, server, b"again"))
+        .await
+        .expect("send");
+    let _ = tokio::time::timeout(Duration::from_secs(5), lan_out.recv()).await;
+    let again = next_upsert(&mut watch_masq).await;
+    assert_eq!(again.id, first.id);
+    // UDP timeout 300 s = 30000 cs; 2.5 s later without a re-arm it would be <= 29750.
+    assert!(
+        again.expire_centis > 29_800,
+        "timer re-armed and re-sent: {} then {}",
+        first.expire_centis,
+        again.expire_centis
+    );
+
     // Counters in Status are refreshed with each 1 s traffic sample.
     let mut counted = false;
     for _ in 0..30 {
