@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use masqdial_server::dataplane::tun::Tun;
 use masqdial_server::dataplane::{Dataplane, LanPort, LinkPort, Nat};
 use nat_core::chains::syntax::parse_rule;
-use nat_core::wire::{ipv4, udp};
 use nat_core::{Engine, EngineConfig};
 use tokio::sync::{mpsc, watch};
 
@@ -31,27 +30,14 @@ fn engine(src_net: &str) -> Nat {
 }
 
 fn packet(flow: u16) -> Vec<u8> {
-    let payload = [0u8; 36]; // 20 + 8 + 36 = 64 bytes
-    let src = Ipv4Addr::new(192, 168, 77, 2);
-    let dst = Ipv4Addr::new(198, 51, 100, 7);
-    let mut b = vec![0u8; 64];
-    b[0] = 0x45;
-    b[2..4].copy_from_slice(&64u16.to_be_bytes());
-    b[8] = 64;
-    b[9] = 17;
-    b[12..16].copy_from_slice(&src.octets());
-    b[16..20].copy_from_slice(&dst.octets());
-    b[20..22].copy_from_slice(&(10_000 + flow).to_be_bytes());
-    b[22..24].copy_from_slice(&7u16.to_be_bytes());
-    b[24..26].copy_from_slice(&44u16.to_be_bytes());
-    b[28..].copy_from_slice(&payload);
-    udp::Packet::new_checked(&mut b[20..])
-        .expect("udp")
-        .fill_checksum(src, dst);
-    ipv4::Packet::new_checked(&mut b[..])
-        .expect("ip")
-        .fill_checksum();
-    b
+    // 20 + 8 + 36 = 64 bytes.
+    masqdial_server::sim::isp::udp_datagram(
+        Ipv4Addr::new(192, 168, 77, 2),
+        10_000 + flow,
+        Ipv4Addr::new(198, 51, 100, 7),
+        7,
+        &[0u8; 36],
+    )
 }
 
 /// Count packets until `want` arrived or none came for `quiet`; the duration is up to the

@@ -20,26 +20,9 @@ use nat_core::chains::syntax::parse_rule;
 use nat_core::wire::{ipv4, udp};
 use tokio::sync::{mpsc, watch};
 
+/// One UDP datagram with valid checksums (the mock ISP's builder).
 fn udp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
-    let total = 28 + payload.len();
-    let mut b = vec![0u8; total];
-    b[0] = 0x45;
-    b[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    b[8] = 64;
-    b[9] = 17;
-    b[12..16].copy_from_slice(&src.0.octets());
-    b[16..20].copy_from_slice(&dst.0.octets());
-    b[20..22].copy_from_slice(&src.1.to_be_bytes());
-    b[22..24].copy_from_slice(&dst.1.to_be_bytes());
-    b[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    b[28..].copy_from_slice(payload);
-    udp::Packet::new_checked(&mut b[20..])
-        .expect("udp")
-        .fill_checksum(src.0, dst.0);
-    ipv4::Packet::new_checked(&mut b[..])
-        .expect("ip")
-        .fill_checksum();
-    b
+    masqdial_server::sim::isp::udp_datagram(src.0, src.1, dst.0, dst.1, payload)
 }
 
 fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
