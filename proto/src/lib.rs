@@ -7,6 +7,8 @@
 #![allow(clippy::all, missing_docs, unreachable_pub)]
 
 /// Package `masqdial.v1`.
+// Generated docs are the .proto comments verbatim (`[users]`, `<speed>`), not rustdoc markup.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags, rustdoc::bare_urls)]
 pub mod v1 {
     tonic::include_proto!("masqdial.v1");
 

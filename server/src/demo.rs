@@ -1,8 +1,7 @@
-//! `mserver --demo`: a built-in configuration with fresh random passwords.
-//!
-//! Owns the demo's config, credentials and banner only. The integration work extends
-//! [`backend`] (mock modem and ISP behind the real link manager); nothing here is used
-//! outside `--demo`.
+//! `mserver --demo`: a built-in configuration with fresh random passwords and its
+//! simulated world ([`world`]: the mock modem on a pseudo-terminal answered by the mock ISP,
+//! and as root a private LAN in network namespaces). Owns the demo's config, credentials,
+//! banner and simulation only; nothing here is used outside `--demo`.
 
 use std::net::SocketAddr;
 

@@ -5,6 +5,9 @@
 //! end-to-end tests).
 //! Owns only argument parsing and process lifetime; the modem and ISP live in `masqdial_server::sim`.
 
+// The field docs are clap help text (`[speed][/extras]` is usage syntax, not a doc link).
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
