@@ -8,7 +8,11 @@
 
 /// Package `masqdial.v1`.
 // Generated docs are the .proto comments verbatim (`[users]`, `<speed>`), not rustdoc markup.
-#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+#[allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
 pub mod v1 {
     tonic::include_proto!("masqdial.v1");
 
