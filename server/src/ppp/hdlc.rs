@@ -260,13 +260,20 @@ impl Encoder {
 
     fn escape_into(&self, data: &[u8], out: &mut Vec<u8>) {
         if self.accm == 0xFFFF_FFFF {
-            // Default ACCM: about one byte in eight is special; a table-driven byte loop wins.
-            for &b in data {
-                if self.escape[usize::from(b)] {
-                    out.extend_from_slice(&[ESCAPE, b ^ 0x20]);
-                } else {
-                    out.push(b);
+            // Default ACCM: about one byte in eight is special, so scanning for runs does not pay.
+            // Branch-free table loop into a stack buffer: write the escape (or the byte) at `k`
+            // and the byte at `k + e`; `e` is 1 for an escaped byte, else the second write
+            // lands on the first.
+            let mut tmp = [0u8; 256];
+            for chunk in data.chunks(120) {
+                let mut k = 0;
+                for &b in chunk {
+                    let e = usize::from(self.escape[usize::from(b)]);
+                    tmp[k] = if e == 1 { ESCAPE } else { b };
+                    tmp[k + e] = b ^ (0x20 * e as u8);
+                    k += 1 + e;
                 }
+                out.extend_from_slice(&tmp[..k]);
             }
             return;
         }
