@@ -471,7 +471,7 @@ fn unknown_protocol_gets_protocol_reject() {
     assert!(w.client_ip_up().is_some());
 }
 
-/// Measured, not asserted: bring-up time of our client against our access server in CPU time.
+/// Measured, not asserted: bring-up time (wall clock) of our client against our access server.
 #[test]
 fn bring_up_cpu_time_report() {
     let n = 200;
@@ -561,4 +561,37 @@ fn unknown_lcp_code_gets_code_reject_and_discard_is_ignored() {
     // Address/control, LCP, Code-Reject (7), then the rejected packet verbatim.
     assert_eq!(&d.frame()[..5], &[0xFF, 0x03, 0xC0, 0x21, 7]);
     assert_eq!(&d.frame()[8..], &[99, 7, 0, 6, 0xAB, 0xCD]);
+}
+
+#[test]
+fn auth_protocol_nak_switches_or_fails() {
+    // The client only does PAP; a server preferring CHAP but allowing PAP switches on the Nak.
+    let mut c = client_cfg("wonderland");
+    c.accept_auth = vec![AuthProtocol::Pap];
+    let mut s = server_cfg(Some(AuthProtocol::Chap));
+    s.require_auth = vec![AuthProtocol::Chap, AuthProtocol::Pap];
+    let mut w = Wire::new(c.clone(), s);
+    w.open();
+    w.run_for(Duration::from_secs(1));
+    assert!(
+        w.ce.contains(&PppEvent::LcpUp {
+            peer_mru: 1500,
+            auth: Some(AuthProtocol::Pap)
+        }),
+        "{:?}",
+        w.ce
+    );
+    assert!(w.client_ip_up().is_some());
+
+    // A server insisting on CHAP gives up: negotiation fails on both sides.
+    let mut w = Wire::new(c, server_cfg(Some(AuthProtocol::Chap)));
+    w.open();
+    w.run_for(Duration::from_secs(60));
+    assert!(
+        matches!(Wire::down(&w.se), Some(DownReason::NegotiationFailed(m)) if m.contains("authentication")),
+        "{:?}",
+        w.se
+    );
+    assert!(w.client_ip_up().is_none());
+    assert!(Wire::down(&w.ce).is_some(), "{:?}", w.ce);
 }
