@@ -424,6 +424,38 @@ impl Decoder {
                     // Fast path: copy the run of ordinary octets, never more than one byte
                     // beyond the limit whatever the input size.
                     let stop = n.min(i + (self.max_len + 1).saturating_sub(self.buf.len()));
+                    if self.ctl {
+                        // With a non-zero ACCM the peer escapes control characters, so escapes are
+                        // frequent (1 in 8 random bytes for all-ones): unescape the common case in
+                        // a tight loop into a stack buffer; anything unusual goes the general way.
+                        let mut tmp = [0u8; 256];
+                        let mut k = 0;
+                        while i < stop && k < tmp.len() {
+                            let b = input[i];
+                            if b == ESCAPE {
+                                match input.get(i + 1) {
+                                    Some(&e) if e >= 0x20 && e != FLAG => {
+                                        tmp[k] = e ^ 0x20;
+                                        k += 1;
+                                        i += 2;
+                                        continue;
+                                    }
+                                    _ => break,
+                                }
+                            }
+                            if b == FLAG || b < 0x20 {
+                                break;
+                            }
+                            tmp[k] = b;
+                            k += 1;
+                            i += 1;
+                        }
+                        self.buf.extend_from_slice(&tmp[..k]);
+                        if k == tmp.len() && self.buf.len() <= self.max_len {
+                            continue;
+                        }
+                    }
+                    let stop = stop.max(i).min(n);
                     let j = i + find_special(&input[i..stop], self.ctl);
                     self.buf.extend_from_slice(&input[i..j]);
                     i = j;
@@ -711,6 +743,25 @@ mod tests {
             for f in decode_all(&mut d, &data) {
                 proptest::prop_assert!(f.len() <= max);
             }
+        }
+
+        #[test]
+        fn inserted_control_chars_are_dropped(payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+                                              inserts in proptest::collection::vec((0usize..700, 0u8..0x20), 0..20)) {
+            // RFC 1662 §7.1: control characters flagged in our ACCM that arrive unescaped were
+            // inserted by the line and are dropped.
+            let e = Encoder::new(0xFFFF_FFFF, false);
+            let mut line = Vec::new();
+            e.encode(&[0x21], &payload, &mut line);
+            for (pos, c) in inserts {
+                let p = 1 + pos % (line.len() - 1);
+                line.insert(p, c);
+            }
+            let mut d = Decoder::new(2000);
+            d.set_accm(0xFFFF_FFFF);
+            let frames = decode_all(&mut d, &line);
+            proptest::prop_assert_eq!(frames.len(), 1);
+            proptest::prop_assert_eq!(&frames[0][1..], &payload[..]);
         }
 
         #[test]
