@@ -585,13 +585,17 @@ impl Ppp {
             // The session is over (Down was reported); a new one starts with `open`.
             return;
         }
-        while !bytes.is_empty() {
+        while !bytes.is_empty() && !self.down_emitted {
             let (n, ready) = self.decoder.decode(bytes);
             bytes = &bytes[n..];
             if ready {
                 let frame = self.decoder.take_frame();
                 self.handle_frame(now, &frame);
                 self.decoder.recycle(frame);
+                // Act on each frame before the next one: a phase change (LCP opened →
+                // authentication → IPCP) must be in force for the frame that follows in
+                // the same read, or that frame is dropped until a retransmission.
+                self.process(now);
             }
         }
         let d = self.decoder.stats();
