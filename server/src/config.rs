@@ -426,7 +426,14 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(path, &text)
+        let mut config = Config::parse(path, &text)?;
+        // A relative `[nat] ruleset` is relative to the config file's directory.
+        if let (Some(r), Some(dir)) = (config.nat.ruleset.as_mut(), path.parent()) {
+            if r.is_relative() {
+                *r = dir.join(&*r);
+            }
+        }
+        Ok(config)
     }
 
     /// Parse and validate configuration text; `path` only names it in errors.

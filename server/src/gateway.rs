@@ -1155,3 +1155,26 @@ pub fn start(cfg: Arc<Config>, lan: LanSide) -> Result<Running, GatewayError> {
         dataplane_on,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ruleset_loads_and_masquerades_the_example_lan() {
+        let fw = Firewall::from_saved(DEFAULT_RULESET).expect("shipped ruleset parses");
+        assert_eq!(fw.policy("forward").ok().flatten().map(|p| p.label()), Some("DENY"));
+        let fwd = fw.rules("forward").expect("forward chain");
+        assert!(fwd.iter().any(|r| r.to_spec().contains("MASQ")), "{fwd:?}");
+        // The example config points at it and loads it (relative to the config file).
+        let cfg = Config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/mserver.example.toml"
+        )))
+        .expect("example config");
+        let mut cfg = cfg;
+        cfg.server.state_dir = std::env::temp_dir().join("masqdial-gateway-test-none");
+        let engine = build_engine(&cfg).expect("engine from the example config");
+        assert_eq!(engine.firewall().save(), fw.save());
+    }
+}
