@@ -1163,7 +1163,10 @@ mod tests {
     #[test]
     fn default_ruleset_loads_and_masquerades_the_example_lan() {
         let fw = Firewall::from_saved(DEFAULT_RULESET).expect("shipped ruleset parses");
-        assert_eq!(fw.policy("forward").ok().flatten().map(|p| p.label()), Some("DENY"));
+        assert_eq!(
+            fw.policy("forward").ok().flatten().map(|p| p.label()),
+            Some("DENY")
+        );
         let fwd = fw.rules("forward").expect("forward chain");
         assert!(fwd.iter().any(|r| r.to_spec().contains("MASQ")), "{fwd:?}");
         // The example config points at it and loads it (relative to the config file).
