@@ -3,22 +3,36 @@
 
 use libfuzzer_sys::fuzz_target;
 use nat_core::frag::{FragLimits, Reassembler};
+use nat_core::wire::ipv4;
 use nat_core::Instant;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = FragLimits { max_memory: 8192, max_datagrams: 8, ..FragLimits::default() };
+    let limits = FragLimits {
+        max_memory: 8192,
+        max_datagrams: 8,
+        ..FragLimits::default()
+    };
     let mut r = Reassembler::new(limits);
     let mut now = 0u64;
-    // Records: [len_hi, len_lo, time_step, bytes...].
+    // Records: [flags|len_hi, len_lo, time_step, bytes...]. The top bit of the first byte asks the
+    // target to fix the header checksum (random bytes almost never carry a valid one, and the
+    // reassembler drops a fragment with a bad checksum before looking at anything else).
     let mut rest = data;
     while rest.len() >= 3 {
-        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])) % 600;
+        let fix = rest[0] & 0x80 != 0;
+        let len = usize::from(u16::from_be_bytes([rest[0] & 0x7F, rest[1]])) % 600;
         now += u64::from(rest[2]) * 250;
         rest = &rest[3..];
         let take = len.min(rest.len());
         let (pkt, tail) = rest.split_at(take);
         rest = tail;
-        let _ = r.handle_fragment(Instant::from_millis(now), pkt);
+        let mut pkt = pkt.to_vec();
+        if fix {
+            if let Ok(mut ip) = ipv4::Packet::new_checked(&mut pkt[..]) {
+                ip.fill_checksum();
+            }
+        }
+        let _ = r.handle_fragment(Instant::from_millis(now), &pkt);
         if r.poll_timeout().is_some_and(|t| t.as_millis() <= now) {
             r.handle_timeout(Instant::from_millis(now));
         }
