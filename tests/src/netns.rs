@@ -667,6 +667,23 @@ struct Lines {
 
 type SharedLines = Arc<(Mutex<Lines>, Condvar)>;
 
+/// Wait until the reader of `shared` saw end of file, at most `limit`.
+fn wait_eof(shared: &SharedLines, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let (lock, cv) = &**shared;
+    let mut g = lock.lock().unwrap_or_else(|p| p.into_inner());
+    while !g.eof {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        g = cv
+            .wait_timeout(g, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+}
+
 fn line_reader<R: Read + Send + 'static>(r: R, shared: SharedLines) {
     thread::spawn(move || {
         let mut reader = BufReader::new(r);
@@ -752,6 +769,9 @@ impl Guarded {
             }
             if g.eof {
                 drop(g);
+                // stderr is read by its own thread: let it catch up (bounded) so the error
+                // carries what the child said before exiting.
+                wait_eof(&self.stderr, Duration::from_secs(2));
                 return Err(NetnsError::ChildExited {
                     cmd: self.desc.clone(),
                     what,
