@@ -415,6 +415,8 @@ impl Drop for FixtureServer {
 /// Kills the private tmux server when dropped (also when the test fails).
 struct Tmux {
     socket: String,
+    /// The shell running mtui in the pane writes mtui's exit status here.
+    exit_file: std::path::PathBuf,
 }
 
 impl Tmux {
@@ -473,11 +475,18 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(pane("#{pane_dead}"), "1", "mtui did not exit on SIGTERM");
-        assert_eq!(
-            pane("#{pane_dead_status}"),
-            "0",
-            "exit status after SIGTERM"
-        );
+        // The pane's shell wrote mtui's own exit status (tmux's pane_dead_status is not
+        // always known by the time the pane is marked dead).
+        let start = Instant::now();
+        let mut status = String::new();
+        while start.elapsed() < Duration::from_secs(5) {
+            status = std::fs::read_to_string(&self.exit_file).unwrap_or_default();
+            if !status.trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(status.trim(), "0", "mtui's exit status after SIGTERM");
         let screen = self.capture();
         assert!(
             !screen.contains("Masquerade") && !screen.contains("q quit"),
@@ -572,12 +581,16 @@ fn start_mtui(
     }
     let bin = env!("CARGO_BIN_EXE_mtui");
     let user = if with_token { "" } else { " --user alice" };
+    let exit_file = dir.path().join("exit-status");
+    // Not a simple command, so the shell stays mtui's parent and records its exit status.
     let cmdline = format!(
-        "{bin} --server {server_url} --token-store {}{user} --no-color --tick-ms 100",
-        shell_quote(&store_path)
+        "{bin} --server {server_url} --token-store {}{user} --no-color --tick-ms 100; echo $? > {}",
+        shell_quote(&store_path),
+        shell_quote(&exit_file)
     );
     let t = Tmux {
         socket: format!("mtui-{name}-{}", std::process::id()),
+        exit_file,
     };
     let out = t
         .cmd(&[
