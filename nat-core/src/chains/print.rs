@@ -73,7 +73,18 @@ impl Rule {
             if !mask.is_unspecified() || self.inv(inv) || has_ports {
                 let mut s = format!("{flag} {}{}", bang(self.inv(inv)), addr_mask(addr, mask));
                 if has_ports {
-                    let _ = write!(s, " {}{}", bang(self.inv(pinv)), ports(pr));
+                    // ipchains `parse_ports` only checks the protocol ("can only specify ports
+                    // for icmp, tcp or udp") for a bound that is written out, so `-p 2 ! --sport :`
+                    // is accepted and keeps an inverted full range; print it the same way, since
+                    // `! 0:65535` would not parse back for such a protocol.
+                    let text = if pr.is_any()
+                        && !matches!(self.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)
+                    {
+                        ":".to_string()
+                    } else {
+                        ports(pr)
+                    };
+                    let _ = write!(s, " {}{text}", bang(self.inv(pinv)));
                 }
                 out.push(s);
             }
@@ -122,5 +133,31 @@ impl Rule {
             t => out.push(format!("-j {}", t.label())),
         }
         out.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::chains::parse_rule;
+
+    /// Found by the `rule_spec` fuzz target: `-p2 ! --sp=:` parsed, but printed as
+    /// `-p 2 -s 0.0.0.0/0 ! 0:65535`, which does not parse back.
+    #[test]
+    fn inverted_full_port_range_round_trips_for_a_portless_protocol() {
+        let spec = parse_rule("-p2 ! --sp=:")
+            .expect("ipchains accepts an empty port range for any protocol");
+        let printed = spec.rule.to_spec();
+        assert_eq!(printed, "-p 2 -s 0.0.0.0/0 ! :");
+        let again = parse_rule(&printed).expect("printed spec parses");
+        assert_eq!(again.rule, spec.rule);
+    }
+
+    /// TCP keeps the explicit form.
+    #[test]
+    fn inverted_full_port_range_for_tcp_prints_numbers() {
+        let spec = parse_rule("-p tcp -d 0/0 ! :").expect("valid spec");
+        let printed = spec.rule.to_spec();
+        assert_eq!(printed, "-p tcp -d 0.0.0.0/0 ! 0:65535");
+        assert_eq!(parse_rule(&printed).expect("parses").rule, spec.rule);
     }
 }
