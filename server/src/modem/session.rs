@@ -431,7 +431,7 @@ impl Driver {
         ppp.open(now);
         let rest = chat.take_remaining();
         if !rest.is_empty() {
-            feed_frames(&mut ppp, now, &rest);
+            ppp.handle_input(now, &rest);
         }
         let end = match self.run_ppp(&mut ppp) {
             Ok(end) => end,
@@ -601,7 +601,7 @@ impl Driver {
                 Wake::Input(Input::Serial(b)) => {
                     self.counters.serial_bytes_in += b.len() as u64;
                     let now = Instant::now();
-                    feed_frames(ppp, now, &b);
+                    ppp.handle_input(now, &b);
                     if self.saw_no_carrier(&b) && !self.carrier_lost {
                         self.carrier_lost = true;
                         self.emit(SessionEvent::CarrierLost);
@@ -683,17 +683,6 @@ fn ends_with_no_carrier(tail: &mut Vec<u8>, bytes: &[u8]) -> bool {
     let keep = tail.len().saturating_sub(PAT.len());
     tail.drain(..keep);
     found
-}
-
-/// Feeds serial bytes to PPP one HDLC frame at a time (split after each 0x7E flag).
-///
-/// Workaround: `Ppp::handle_input` currently runs its phase transitions once per call, so a
-/// frame that follows the one completing LCP in the same chunk (a PAP request right after the
-/// Configure-Ack) was dropped and only its retransmission 3 s later got through.
-fn feed_frames(ppp: &mut Ppp, now: Instant, bytes: &[u8]) {
-    for chunk in bytes.split_inclusive(|&b| b == 0x7e) {
-        ppp.handle_input(now, chunk);
-    }
 }
 
 fn chat_failure(chat: &Chat) -> (Option<FailKind>, String) {
