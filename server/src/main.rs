@@ -1,49 +1,41 @@
 //! `mserver`: thin entry point; everything lives in the library.
 
 use std::io::{BufRead, IsTerminal};
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use masqdial_server::{auth, config::Config, demo, gateway, server};
+use clap::Parser;
+use masqdial_server::cli::{Cli, Command};
+use masqdial_server::{auth, demo, gateway, server, setup};
 
-/// masqdial gateway server.
-#[derive(Debug, Parser)]
-#[command(name = "mserver", version, about)]
-struct Cli {
-    /// Configuration file.
-    #[arg(long, short, default_value = "/etc/masqdial/mserver.toml")]
-    config: PathBuf,
-    /// Listen address, overriding `[server] listen`.
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    /// Run the built-in demo on loopback (ignores --config).
-    #[arg(long)]
-    demo: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Read a password (no echo on a terminal, else one line of stdin) and print its
-    /// argon2id PHC string for `password_hash`.
-    HashPassword,
-}
+/// Exit status for configuration errors (sysexits.h EX_CONFIG); the unit's
+/// RestartPreventExitStatus= keeps systemd from restarting on it.
+const EX_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::HashPassword) = cli.command {
-        return match hash_password() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("mserver: {e:#}");
+    let done = |r: anyhow::Result<()>| match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mserver: {e:#}");
+            if is_config_error(&e) {
+                ExitCode::from(EX_CONFIG)
+            } else {
                 ExitCode::FAILURE
             }
-        };
+        }
+    };
+    match cli.command {
+        Some(Command::HashPassword) => return done(hash_password()),
+        Some(Command::Init) => return done(init(&cli.config)),
+        Some(Command::CheckConfig) => return done(check_config(&cli.config)),
+        Some(Command::GenCert {
+            ref dir,
+            ref names,
+            days,
+        }) => return done(gen_cert(dir, names, days)),
+        None => {}
     }
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -57,18 +49,56 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mserver: {e:#}");
-            ExitCode::from(2)
+            if is_config_error(&e) {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
+}
+
+/// Whether `e` is a configuration problem (exit 78) rather than a runtime failure.
+fn is_config_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<masqdial_server::config::ConfigError>()
+            .is_some()
+            || c.downcast_ref::<setup::SetupError>()
+                .is_some_and(setup::SetupError::is_config)
+    })
 }
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    // Colour only on a terminal; under journald (stderr is the journal stream) no timestamp
+    // of our own either: the journal adds one.
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if stderr_is_journal() {
+        fmt.without_time().init();
+    } else {
+        fmt.init();
+    }
+}
+
+/// True when stderr is the stream systemd named in `$JOURNAL_STREAM` (`DEV:INODE`), so a
+/// redirected stderr under systemd still gets timestamps.
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(st) => {
+            dev.parse::<u64>().ok() == Some(st.st_dev) && ino.parse::<u64>().ok() == Some(st.st_ino)
+        }
+        Err(_) => false,
+    }
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
@@ -102,12 +132,21 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         drop(world);
         return Ok(());
     }
-    let config = Config::load(&cli.config)?;
+    // Everything `mserver check-config` checks: a bad file exits 78 (EX_CONFIG).
+    let config = setup::check_config(&cli.config)?;
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
     let running = gateway::start(Arc::new(config.clone()), gateway::LanSide::Tun)?;
     let state = server::state(config, Arc::new(running.gateway.clone()))?;
-    server::run(listener, state, Some(cli.config), server::shutdown_signal()).await?;
+    // Type=notify: ready once the port is bound and the gateway runs.
+    let notifier = masqdial_server::notify::Notifier::from_env();
+    notifier.ready(&format!("listening on {}", listener.local_addr()?));
+    let on_stop = notifier.clone();
+    let shutdown = async move {
+        server::shutdown_signal().await;
+        on_stop.stopping();
+    };
+    server::run(listener, state, Some(cli.config), shutdown).await?;
     let _ = running.stop.send(true);
     // Give link actors a moment to hang up cleanly (each bounded by its own limit).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -127,5 +166,90 @@ fn hash_password() -> anyhow::Result<()> {
     };
     anyhow::ensure!(!password.is_empty(), "empty password");
     println!("{}", auth::hash_password(&password)?);
+    Ok(())
+}
+
+fn init(path: &std::path::Path) -> anyhow::Result<()> {
+    let out = setup::init(path, |pw| {
+        auth::hash_password(pw).map_err(|e| e.to_string())
+    })?;
+    println!(
+        "wrote {} (mode 0640{})",
+        out.config.display(),
+        match out.group {
+            Some(g) => format!(", group {g}"),
+            None => String::new(),
+        }
+    );
+    match &out.ruleset {
+        Some(r) => println!("wrote {} (the default ruleset)", r.display()),
+        None => println!("kept the existing ruleset next to it"),
+    }
+    println!(
+        "\nadmin password: {}\n(shown once and stored only as a hash: note it now, or set a \
+         new one with `mserver hash-password`)\n\nNext: edit modems and connections, then \
+         `mserver check-config --config {}`.",
+        out.admin_password,
+        out.config.display()
+    );
+    Ok(())
+}
+
+fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
+    let c = setup::check_config(path)?;
+    println!(
+        "{}: OK ({} users, {} modems, {} connections, {})",
+        path.display(),
+        c.users.len(),
+        c.modems.len(),
+        c.connections.len(),
+        if c.tls().is_some() {
+            "TLS"
+        } else {
+            "plaintext"
+        }
+    );
+    Ok(())
+}
+
+fn gen_cert(dir: &std::path::Path, names: &[String], days: u32) -> anyhow::Result<()> {
+    let names = if names.is_empty() {
+        setup::default_cert_names()
+    } else {
+        names.to_vec()
+    };
+    let out = setup::gen_cert(dir, &names, days)?;
+    let host = names
+        .iter()
+        .find(|n| {
+            *n != "localhost"
+                && !n
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+        .unwrap_or(&names[0]);
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    println!(
+        "wrote {ca} (CA certificate: give it to the clients)\n\
+         wrote {cakey} (CA key, 0600: keep it offline to issue new server certificates)\n\
+         wrote {cert} and {key} (the server's)\n\n\
+         CA SHA-256 fingerprint: {fp}\n\
+         server certificate valid for: {names}\n\n\
+         In /etc/masqdial/mserver.toml, [server]:\n  \
+         tls_cert = \"{cert}\"\n  tls_key  = \"{key}\"\n\n\
+         On each client (compare the fingerprint with `openssl x509 -noout -fingerprint -sha256 -in ca.pem`):\n  \
+         export MASQDIAL_SERVER=https://{host}:224\n  \
+         export MASQDIAL_CA=/path/to/ca.pem",
+        ca = out.ca_cert.display(),
+        cakey = out.ca_key.display(),
+        cert = out.cert.display(),
+        key = out.key.display(),
+        fp = out.ca_fingerprint,
+        names = out.names.join(", "),
+    );
     Ok(())
 }

@@ -98,7 +98,24 @@ fn config_text(users: &[(&str, &str, &str)]) -> String {
 
 #[tokio::test]
 async fn example_config_starts_and_sigterm_stops() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mserver.example.toml");
+    // The example with its placeholder replaced, as `mserver init` writes it.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let example = dir.path().join("mserver.toml");
+    let h = auth::hash_password_with("admin-pw", auth::fast_params()).unwrap_or_default();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ipmasq.rules");
+    let text = masqdial_server::setup::init_text(&h)
+        .replace(
+            "ruleset = \"ipmasq.rules\"",
+            &format!("ruleset = {:?}", rules.display().to_string()),
+        )
+        .replace(
+            "state_dir = \"/var/lib/masqdial\"",
+            &format!(
+                "state_dir = {:?}",
+                dir.path().join("state").display().to_string()
+            ),
+        );
+    std::fs::write(&example, text).unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{}", free_port());
     let child = mserver()
         .arg("--config")
@@ -107,10 +124,10 @@ async fn example_config_starts_and_sigterm_stops() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let ch = channel(&addr).await;
-    let token = login(&ch, "alice", "change-me-alice")
+    let token = login(&ch, "admin", "admin-pw")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(whoami(&ch, &token).await.ok().as_deref(), Some("alice"));
+    assert_eq!(whoami(&ch, &token).await.ok().as_deref(), Some("admin"));
     signal(&child, Signal::SIGTERM);
     assert!(wait_exit(child).await.success());
 }
@@ -188,10 +205,96 @@ async fn bad_config_exits_nonzero_naming_file_line_and_key() {
         .await
         .unwrap_or_else(|_| panic!("timeout"))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(2));
+    // 78 = EX_CONFIG: the unit's RestartPreventExitStatus= stops the restart loop.
+    assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.toml: line 5"), "{err}");
     assert!(err.contains("nat.port_low"), "{err}");
+
+    // `check-config` says the same, with the same status, and starts nothing.
+    let out = tokio::time::timeout(
+        LIMIT,
+        mserver()
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("timeout"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.toml: line 5"), "{err}");
+}
+
+/// Runs `mserver ARGS` to completion (bounded), returning (status, stdout, stderr).
+async fn run_mserver(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(LIMIT, mserver().args(args).output())
+        .await
+        .unwrap_or_else(|_| panic!("timeout"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn init_then_check_config_then_the_printed_password_logs_in() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("mserver.toml");
+    let p = path.as_os_str();
+    // The shipped example is refused by check-config, saying how to make a hash.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mserver.example.toml");
+    let (code, _, err) = run_mserver(&[
+        "check-config".as_ref(),
+        "--config".as_ref(),
+        example.as_os_str(),
+    ])
+    .await;
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("mserver hash-password"), "{err}");
+
+    let (code, out, err) = run_mserver(&["init".as_ref(), "--config".as_ref(), p]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("admin password: "))
+        .unwrap_or_else(|| panic!("no password in: {out}"))
+        .to_string();
+    assert_eq!(password.len(), 20, "{out}");
+    // A second init refuses to overwrite.
+    let (code, _, err) = run_mserver(&["init".as_ref(), "--config".as_ref(), p]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    let (code, out, err) = run_mserver(&["check-config".as_ref(), "--config".as_ref(), p]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(": OK (1 users"), "{out}");
+
+    // The server starts on it (state in the temp dir) and the printed password works.
+    let text = std::fs::read_to_string(&path).unwrap_or_default().replace(
+        "state_dir = \"/var/lib/masqdial\"",
+        &format!(
+            "state_dir = {:?}",
+            dir.path().join("state").display().to_string()
+        ),
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = mserver()
+        .arg("--config")
+        .arg(&path)
+        .args(["--listen", &addr])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ch = channel(&addr).await;
+    let token = login(&ch, "admin", &password)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whoami(&ch, &token).await.ok().as_deref(), Some("admin"));
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(child).await.success());
 }
 
 #[tokio::test]

@@ -1,0 +1,523 @@
+//! Prometheus text-format metrics (exposition format 0.0.4) on an opt-in plain-HTTP
+//! endpoint, `[server] metrics_listen`. Owns the process-wide event counters (dials, auth
+//! failures, RPC latencies), the registry of snapshot sources (links, NAT engine) read at
+//! scrape time, the text encoder and the tiny HTTP/1.1 responder; it must not touch
+//! packets, links or the engine except through a registered source. Names are documented
+//! in `deploy/METRICS.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// Upper bounds (seconds) of the RPC latency histogram buckets.
+pub const RPC_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+/// Longest request head read from a scraper.
+const MAX_REQUEST: usize = 8 * 1024;
+/// Time a scraper has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Scrapes served at once; more wait for a slot.
+const MAX_CONCURRENT: usize = 8;
+
+/// One metric family being written: `# HELP`, `# TYPE`, then samples.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    text: String,
+    seen: std::collections::BTreeSet<String>,
+}
+
+/// Metric types of the text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Monotonic count.
+    Counter,
+    /// Value that goes up and down.
+    Gauge,
+    /// Buckets, sum and count.
+    Histogram,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// Escape a label value: backslash, double quote and newline (exposition format 0.0.4).
+fn escape(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// A float as the text format writes it (`+Inf`, integers without a fraction).
+fn number(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else if v.is_nan() {
+        "NaN".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+impl Exposition {
+    /// Start family `name` (once per scrape; later calls for the same name are ignored).
+    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        if self.seen.insert(name.to_string()) {
+            let _ = writeln!(self.text, "# HELP {name} {}", help.replace('\n', " "));
+            let _ = writeln!(self.text, "# TYPE {name} {}", kind.name());
+        }
+    }
+
+    /// One sample line: `name{labels} value`.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", escape(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {}", number(value));
+    }
+
+    /// The text so far.
+    pub fn finish(self) -> String {
+        self.text
+    }
+}
+
+/// A latency histogram with [`RPC_BUCKETS`].
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    buckets: [u64; RPC_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (b, le) in self.buckets.iter_mut().zip(RPC_BUCKETS) {
+            if secs <= le {
+                *b += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+}
+
+/// A snapshot source read at scrape time (e.g. the link table, the NAT engine).
+pub type Source = Box<dyn Fn(&mut Exposition) + Send + Sync>;
+
+/// Process-wide counters and the registered sources.
+#[derive(Default)]
+pub struct Metrics {
+    dial_attempts: Mutex<BTreeMap<String, u64>>,
+    dial_failures: Mutex<BTreeMap<(String, String), u64>>,
+    auth_failures: Mutex<BTreeMap<String, u64>>,
+    refused: Mutex<BTreeMap<String, u64>>,
+    rpc: Mutex<BTreeMap<(String, String), Histogram>>,
+    sources: Mutex<Vec<(String, Source)>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static GLOBAL: OnceLock<Metrics> = OnceLock::new();
+    GLOBAL.get_or_init(Metrics::default)
+}
+
+impl Metrics {
+    /// A dial attempt (one number tried) on `connection` started.
+    pub fn dial_attempt(&self, connection: &str) {
+        *lock(&self.dial_attempts)
+            .entry(connection.to_string())
+            .or_default() += 1;
+    }
+
+    /// A dial attempt on `connection` failed; `kind` is a short stable word
+    /// (`busy`, `no_carrier`, `no_dialtone`, `no_answer`, `modem`, `auth`, `lcp`, `ipcp`,
+    /// `timeout`, `cancelled`, ...).
+    pub fn dial_failure(&self, connection: &str, kind: &str) {
+        *lock(&self.dial_failures)
+            .entry((connection.to_string(), kind.to_string()))
+            .or_default() += 1;
+    }
+
+    /// A login failed; `reason` e.g. `bad_password`, `unknown_user`, `throttled`.
+    pub fn auth_failure(&self, reason: &str) {
+        *lock(&self.auth_failures)
+            .entry(reason.to_string())
+            .or_default() += 1;
+    }
+
+    /// A request or connection was refused before any work; `reason` e.g. `allow_list`.
+    pub fn refused(&self, reason: &str) {
+        *lock(&self.refused).entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// An RPC `method` (e.g. `Links/Dial`) finished with gRPC status `code` after `took`.
+    pub fn rpc(&self, method: &str, code: &str, took: Duration) {
+        lock(&self.rpc)
+            .entry((method.to_string(), code.to_string()))
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    /// Register (or replace) the snapshot source `name`.
+    pub fn register(&self, name: &str, source: Source) {
+        let mut s = lock(&self.sources);
+        s.retain(|(n, _)| n != name);
+        s.push((name.to_string(), source));
+    }
+
+    /// Remove the snapshot source `name`.
+    pub fn unregister(&self, name: &str) {
+        lock(&self.sources).retain(|(n, _)| n != name);
+    }
+
+    /// The whole exposition text.
+    pub fn render(&self) -> String {
+        let mut e = Exposition::default();
+        e.family(
+            "masqdial_build_info",
+            Kind::Gauge,
+            "mserver version (always 1).",
+        );
+        e.sample(
+            "masqdial_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+            1.0,
+        );
+        e.family(
+            "masqdial_dial_attempts_total",
+            Kind::Counter,
+            "Dial attempts (numbers tried) per connection.",
+        );
+        for (c, n) in lock(&self.dial_attempts).iter() {
+            e.sample(
+                "masqdial_dial_attempts_total",
+                &[("connection", c)],
+                *n as f64,
+            );
+        }
+        e.family(
+            "masqdial_dial_failures_total",
+            Kind::Counter,
+            "Failed dial attempts per connection and kind of failure.",
+        );
+        for ((c, k), n) in lock(&self.dial_failures).iter() {
+            e.sample(
+                "masqdial_dial_failures_total",
+                &[("connection", c), ("kind", k)],
+                *n as f64,
+            );
+        }
+        e.family(
+            "masqdial_auth_failures_total",
+            Kind::Counter,
+            "Failed logins and token checks per reason.",
+        );
+        for (r, n) in lock(&self.auth_failures).iter() {
+            e.sample("masqdial_auth_failures_total", &[("reason", r)], *n as f64);
+        }
+        e.family(
+            "masqdial_refused_total",
+            Kind::Counter,
+            "Requests and connections refused before any work, per reason.",
+        );
+        for (r, n) in lock(&self.refused).iter() {
+            e.sample("masqdial_refused_total", &[("reason", r)], *n as f64);
+        }
+        e.family(
+            "masqdial_rpc_duration_seconds",
+            Kind::Histogram,
+            "gRPC call latency per method and status code (streams: until the first answer).",
+        );
+        for ((m, code), h) in lock(&self.rpc).iter() {
+            for (b, le) in h.buckets.iter().zip(RPC_BUCKETS) {
+                let le = number(le);
+                e.sample(
+                    "masqdial_rpc_duration_seconds_bucket",
+                    &[("method", m), ("code", code), ("le", &le)],
+                    *b as f64,
+                );
+            }
+            e.sample(
+                "masqdial_rpc_duration_seconds_bucket",
+                &[("method", m), ("code", code), ("le", "+Inf")],
+                h.count as f64,
+            );
+            e.sample(
+                "masqdial_rpc_duration_seconds_sum",
+                &[("method", m), ("code", code)],
+                h.sum,
+            );
+            e.sample(
+                "masqdial_rpc_duration_seconds_count",
+                &[("method", m), ("code", code)],
+                h.count as f64,
+            );
+        }
+        for (_, src) in lock(&self.sources).iter() {
+            src(&mut e);
+        }
+        e.finish()
+    }
+}
+
+/// Why a scrape request got no metrics.
+#[derive(Debug, PartialEq, Eq)]
+enum Request {
+    Metrics,
+    NotFound,
+    BadMethod,
+    Bad,
+}
+
+/// Parse the request head's first line.
+fn parse_request(head: &[u8]) -> Request {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.trim_end_matches('\r').split(' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Request::Bad;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Request::Bad;
+    }
+    if method != "GET" && method != "HEAD" {
+        return Request::BadMethod;
+    }
+    let path = target.split('?').next().unwrap_or_default();
+    if path == "/metrics" || path == "/" {
+        Request::Metrics
+    } else {
+        Request::NotFound
+    }
+}
+
+async fn respond(mut s: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    let read = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+            if head.len() > MAX_REQUEST {
+                break;
+            }
+        }
+        std::io::Result::Ok(())
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
+        Ok(r) => r?,
+        Err(_) => return Ok(()),
+    }
+    let head_only = head.starts_with(b"HEAD ");
+    let (status, ctype, body) = match parse_request(&head) {
+        Request::Metrics => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        Request::NotFound => ("404 Not Found", "text/plain", "only /metrics here\n".into()),
+        Request::BadMethod => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+        Request::Bad => ("400 Bad Request", "text/plain", "bad request\n".into()),
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
+    tokio::time::timeout(REQUEST_TIMEOUT, s.write_all(&out))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let _ = s.shutdown().await;
+    Ok(())
+}
+
+/// Serve `GET /metrics` on `listener` until `stop`: one request per connection, peers for
+/// which `allowed` is false closed at once (and counted as refused `metrics_allow_list`).
+pub async fn serve(
+    listener: TcpListener,
+    allowed: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
+    stop: CancellationToken,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (sock, peer): (TcpStream, SocketAddr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!("metrics accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        if !allowed(ip) {
+            global().refused("metrics_allow_list");
+            drop(sock);
+            continue;
+        }
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = respond(sock, global()).await {
+                tracing::debug!(%peer, "metrics scrape: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_escapes_and_declares_each_family_once() {
+        let mut e = Exposition::default();
+        e.family("x_total", Kind::Counter, "Things.");
+        e.sample("x_total", &[("name", "a\"b\\c\nd")], 3.0);
+        e.family("x_total", Kind::Counter, "Things.");
+        e.sample("x_total", &[], 0.5);
+        assert_eq!(
+            e.finish(),
+            "# HELP x_total Things.\n# TYPE x_total counter\nx_total{name=\"a\\\"b\\\\c\\nd\"} 3\nx_total 0.5\n"
+        );
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.rpc("Auth/Login", "OK", Duration::from_millis(3));
+        m.rpc("Auth/Login", "OK", Duration::from_millis(300));
+        m.rpc("Auth/Login", "OK", Duration::from_secs(9));
+        let t = m.render();
+        let line = |le: &str| {
+            format!("masqdial_rpc_duration_seconds_bucket{{method=\"Auth/Login\",code=\"OK\",le=\"{le}\"}}")
+        };
+        assert!(t.contains(&format!("{} 0\n", line("0.001"))), "{t}");
+        assert!(t.contains(&format!("{} 1\n", line("0.005"))), "{t}");
+        assert!(t.contains(&format!("{} 1\n", line("0.25"))), "{t}");
+        assert!(t.contains(&format!("{} 2\n", line("0.5"))), "{t}");
+        assert!(t.contains(&format!("{} 2\n", line("5"))), "{t}");
+        assert!(t.contains(&format!("{} 3\n", line("+Inf"))), "{t}");
+        assert!(t.contains(
+            "masqdial_rpc_duration_seconds_count{method=\"Auth/Login\",code=\"OK\"} 3\n"
+        ));
+    }
+
+    #[test]
+    fn requests_are_parsed_strictly() {
+        assert_eq!(
+            parse_request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Request::Metrics
+        );
+        assert_eq!(
+            parse_request(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
+            Request::Metrics
+        );
+        assert_eq!(
+            parse_request(b"GET /other HTTP/1.1\r\n\r\n"),
+            Request::NotFound
+        );
+        assert_eq!(
+            parse_request(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            Request::BadMethod
+        );
+        assert_eq!(parse_request(b"GET /metrics\r\n\r\n"), Request::Bad);
+        assert_eq!(parse_request(b"\xff\xfe"), Request::Bad);
+    }
+
+    #[tokio::test]
+    async fn endpoint_serves_allowed_peers_and_closes_on_others() {
+        global().dial_attempt("endpoint-test");
+        let l = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let stop = CancellationToken::new();
+        let allow_all: Arc<dyn Fn(IpAddr) -> bool + Send + Sync> = Arc::new(|_| true);
+        let task = tokio::spawn(serve(l, allow_all, stop.clone()));
+        let mut s = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut got = String::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("timeout"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        assert!(got.contains("masqdial_dial_attempts_total{connection=\"endpoint-test\"} 1\n"));
+        stop.cancel();
+        let _ = task.await;
+
+        let l = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let stop = CancellationToken::new();
+        let deny_all: Arc<dyn Fn(IpAddr) -> bool + Send + Sync> = Arc::new(|_| false);
+        let task = tokio::spawn(serve(l, deny_all, stop.clone()));
+        let mut s = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+        stop.cancel();
+        let _ = task.await;
+    }
+}
