@@ -23,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = tcp::Packet::new_checked(data).map(|t| t.verify_checksum(a, a));
     let _ = udp::Packet::new_checked(data).map(|u| u.verify_checksum(a, a));
     let _ = icmp::Packet::new_checked(data).map(|m| m.verify_checksum());
-    let _ = nat_core::ftp::scan_outbound(data);
-    let _ = nat_core::ftp::scan_inbound(data, a);
+    let _ = nat_core::helpers::ftp::scan_outbound(data);
+    let _ = nat_core::helpers::ftp::scan_inbound(data, a);
 });

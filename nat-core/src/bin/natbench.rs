@@ -98,7 +98,7 @@ fn ip_header(src: Ipv4Addr, dst: Ipv4Addr, p: u8, payload: usize) -> Vec<u8> {
 fn pkt64(tcpp: bool, src: Ipv4Addr, sp: u16, dst: Ipv4Addr, dp: u16, flags: u16) -> Vec<u8> {
     if tcpp {
         let mut b = ip_header(src, dst, proto::TCP, 44);
-        let mut t = tcp::Packet::new_unchecked(&mut b[20..]);
+        let mut t = tcp::Packet::new_unchecked(&mut b[ipv4::HEADER_LEN..]);
         t.set_src_port(sp);
         t.set_dst_port(dp);
         t.set_seq_number(1);
@@ -109,7 +109,7 @@ fn pkt64(tcpp: bool, src: Ipv4Addr, sp: u16, dst: Ipv4Addr, dp: u16, flags: u16)
         b
     } else {
         let mut b = ip_header(src, dst, proto::UDP, 44);
-        let mut u = udp::Packet::new_unchecked(&mut b[20..]);
+        let mut u = udp::Packet::new_unchecked(&mut b[ipv4::HEADER_LEN..]);
         u.set_src_port(sp);
         u.set_dst_port(dp);
         u.set_len(44);
@@ -168,7 +168,7 @@ fn setup(n: u32, tcpp: bool) -> (Engine, Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let mut p = pkt64(tcpp, h, sp, r, dp, syn);
         let a = e.process_from_lan(now, &mut p);
         assert_eq!(a, Action::ToLink, "setup flow {i}");
-        let mport = u16::from_be_bytes([p[20], p[21]]);
+        let mport = udp::Packet::new_unchecked(&p[ipv4::HEADER_LEN..]).src_port();
         // Established: answer SYN-ACK, then steady ACKs.
         let mut back = pkt64(
             tcpp,

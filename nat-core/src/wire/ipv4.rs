@@ -17,6 +17,10 @@ mod field {
     pub const DST_ADDR: Range<usize> = 16..20;
 }
 
+fn addr(d: &[u8], r: std::ops::Range<usize>) -> Ipv4Addr {
+    Ipv4Addr::new(d[r.start], d[r.start + 1], d[r.start + 2], d[r.start + 3])
+}
+
 /// Minimum IPv4 header length.
 pub const HEADER_LEN: usize = 20;
 
@@ -121,13 +125,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Source address.
     pub fn src_addr(&self) -> Ipv4Addr {
-        let d = self.buffer.as_ref();
-        Ipv4Addr::new(d[12], d[13], d[14], d[15])
+        addr(self.buffer.as_ref(), field::SRC_ADDR)
     }
     /// Destination address.
     pub fn dst_addr(&self) -> Ipv4Addr {
-        let d = self.buffer.as_ref();
-        Ipv4Addr::new(d[16], d[17], d[18], d[19])
+        addr(self.buffer.as_ref(), field::DST_ADDR)
     }
     /// Options bytes (between the fixed header and the payload).
     pub fn options(&self) -> &[u8] {

@@ -15,6 +15,12 @@ mod field {
     pub const URGENT: Range<usize> = 18..20;
 }
 
+/// Bytes up to the end of the checksum field (an ICMP error's quote may be shorter).
+pub const CHECKSUM_END: usize = field::CHECKSUM.end;
+
+/// Bytes up to the end of the flags field.
+pub const FLAGS_END: usize = field::FLAGS.end;
+
 /// Minimum TCP header length.
 pub const HEADER_LEN: usize = 20;
 

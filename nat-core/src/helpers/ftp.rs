@@ -2,7 +2,7 @@
 //! `PASV`/`EPSV` in client data, `227`/`229` in server replies, and format replacements. Owns
 //! text parsing only; entry creation and sequence deltas live in [`crate::masq::translate`].
 
-use crate::app::HelperAction;
+use super::HelperAction;
 use std::net::Ipv4Addr;
 
 /// Parse `h1,h2,h3,h4,p1,p2` at the start of `s`; returns (addr, port, bytes used).
