@@ -242,10 +242,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Whatever parses prints back to the same bytes, and a filled checksum verifies.
         #[test]
-        fn any_bytes_no_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+        fn any_bytes_parse_print_round_trip(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
             if let Ok(p) = Packet::new_checked(&data[..]) {
-                let _ = (p.data(), p.verify_checksum(), p.echo_ident());
+                let mut out = vec![0u8; data.len()];
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.set_msg_type(p.msg_type());
+                q.set_msg_code(p.msg_code());
+                q.set_checksum(p.checksum());
+                q.set_rest(p.rest());
+                q.data_mut().copy_from_slice(p.data());
+                proptest::prop_assert_eq!(&out, &data);
+                proptest::prop_assert_eq!(p.rest() >> 16, u32::from(p.echo_ident()));
+                proptest::prop_assert_eq!(p.next_hop_mtu(), p.echo_seq_no());
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.fill_checksum();
+                proptest::prop_assert!(q.verify_checksum());
             }
         }
     }

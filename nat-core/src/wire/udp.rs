@@ -217,10 +217,22 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Whatever parses prints back to the same bytes, and a filled checksum verifies.
         #[test]
-        fn any_bytes_no_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+        fn any_bytes_parse_print_round_trip(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
             if let Ok(p) = Packet::new_checked(&data[..]) {
-                let _ = (p.payload(), p.verify_checksum(SRC, DST));
+                let l = usize::from(p.len());
+                let mut out = vec![0u8; l];
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.set_src_port(p.src_port());
+                q.set_dst_port(p.dst_port());
+                q.set_len(p.len());
+                q.set_checksum(p.checksum());
+                q.payload_mut().copy_from_slice(p.payload());
+                proptest::prop_assert_eq!(&out[..], &data[..l]);
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.fill_checksum(SRC, DST);
+                proptest::prop_assert!(q.checksum() != 0 && q.verify_checksum(SRC, DST));
             }
         }
     }
