@@ -520,12 +520,48 @@ fn ftp_port_rewrite_with_seq_deltas() {
         tcp::Packet::new_unchecked(&p[20..]).seq_number(),
         seq3.wrapping_add((1 + diff2) as u32)
     );
-    // An ack for data before the second resize still uses prevd.
-    // Server acks the rewritten stream: ack reduced by delta for the inside host.
-    let mut a = tcp_pkt(srv, 21, MASQ, cport, 9001, next_seq + 1, FLG_ACK, b"");
-    assert_eq!(e.process_from_link(t(4), &mut a), Action::ToLan);
-    check(&a);
-    assert_eq!(tcp::Packet::new_unchecked(&a[20..]).ack_number(), next_seq);
+    // A retransmission from before the second resize (the LIST segment) is shifted by prevd
+    // (1), not by delta (-4): 2.2 masq_fix_seq, seq not after init_seq.
+    let mut p = tcp_pkt(
+        LAN,
+        1030,
+        srv,
+        21,
+        next_seq,
+        9001,
+        FLG_ACK | FLG_PSH,
+        b"LIST\r\n",
+    );
+    assert_eq!(e.process_from_lan(t(4), &mut p), Action::ToLink);
+    check(&p);
+    assert_eq!(
+        tcp::Packet::new_unchecked(&p[20..]).seq_number(),
+        next_seq + 1
+    );
+    // The server's acks (2.2 masq_fix_ack_seq with out_seq {init seq2, delta -4, prevd 1}):
+    // an ack after init_seq + delta loses delta, any other ack loses prevd.
+    let delta = 1 + diff2;
+    assert_eq!(delta, -4);
+    let boundary = seq2.wrapping_add(delta as u32);
+    let masq_end_of_port2 = seq2 + 1 + new_len as u32;
+    for (ack, inside_ack, branch) in [
+        // Acks the first PORT only.
+        (next_seq + 1, next_seq, "prevd"),
+        // Exactly init_seq + delta is not after it.
+        (boundary, boundary - 1, "prevd"),
+        (boundary + 1, boundary + 1 + 4, "delta"),
+        // Acks the whole second PORT: the inside host sees the end of what it sent.
+        (masq_end_of_port2, seq3, "delta"),
+    ] {
+        let mut a = tcp_pkt(srv, 21, MASQ, cport, 9001, ack, FLG_ACK, b"");
+        assert_eq!(e.process_from_link(t(4), &mut a), Action::ToLan);
+        check(&a);
+        assert_eq!(
+            tcp::Packet::new_unchecked(&a[20..]).ack_number(),
+            inside_ack,
+            "ack {ack} ({branch} branch)"
+        );
+    }
     // The server opens the data connection from port 20 to the announced masq port.
     let mut d = tcp_pkt(srv, 20, MASQ, data.masq.1, 7000, 0, FLG_SYN, b"");
     assert_eq!(e.process_from_link(t(5), &mut d), Action::ToLan);
