@@ -199,24 +199,52 @@ pub fn transport_ok(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, t: &[u8]) -> bool {
 /// header and (when the quote holds all of it) its transport checksum. `Err` names the first
 /// bad one.
 pub fn all_checksums_ok(b: &[u8]) -> Result<(), String> {
-    if !ip_header_ok(b) {
-        return Err("outer IP header checksum".into());
+    if b.len() < 20 || b[0] >> 4 != 4 || ihl(b) < 20 {
+        return Err("not an IPv4 datagram".into());
     }
     let hl = ihl(b);
     let tl = usize::from(be16(b, 2));
+    if tl < hl || tl > b.len() {
+        return Err("bad IPv4 lengths".into());
+    }
+    if !ip_header_ok(b) {
+        return Err("outer IP header checksum".into());
+    }
     let (src, dst, proto) = (addr(b, 12), addr(b, 16), b[9]);
+    if be16(b, 6) & 0x3FFF != 0 {
+        return Err("a fragment: transport checksum not checkable".into());
+    }
+    if (proto == UDP && (hl + 8 > tl || hl + usize::from(be16(b, hl + 4)) != tl))
+        || (proto == TCP && hl + 20 > tl)
+        || (proto == ICMP && hl + 8 > tl)
+    {
+        return Err("truncated transport header".into());
+    }
     let t = &b[hl..tl];
     if !transport_ok(src, dst, proto, t) {
         return Err(format!("protocol {proto} checksum"));
     }
     if proto == ICMP && matches!(t[0], 3 | 4 | 11 | 12) && t.len() >= 8 + 20 {
         let q = &t[8..];
+        if q[0] >> 4 != 4 || ihl(q) < 20 || ihl(q) > q.len() {
+            return Err("quoted datagram is not IPv4".into());
+        }
         if !ip_header_ok(q) {
             return Err("quoted IP header checksum".into());
         }
         let qhl = ihl(q);
         let qtl = usize::from(be16(q, 2));
-        if qtl <= q.len() && qhl <= qtl {
+        let qp = q[9];
+        let whole = qtl <= q.len()
+            && qhl <= qtl
+            && be16(q, 6) & 0x3FFF == 0
+            && match qp {
+                UDP => qhl + 8 <= qtl && qhl + usize::from(be16(q, qhl + 4)) == qtl,
+                TCP => qhl + 20 <= qtl,
+                ICMP => qhl + 8 <= qtl,
+                _ => false,
+            };
+        if whole {
             let (qs, qd, qp) = (addr(q, 12), addr(q, 16), q[9]);
             if !transport_ok(qs, qd, qp, &q[qhl..qtl]) {
                 return Err(format!("quoted protocol {qp} checksum"));
