@@ -520,12 +520,17 @@ fn parse_protocol(s: &str) -> Result<u8, ParseError> {
         .ok_or_else(|| ParseError::Message(format!("unknown protocol `{s}' specified")))
 }
 
-/// `parse_interface`: name and wildcard flag.
+/// `parse_interface`: name and wildcard flag. A name with whitespace is refused (ipchains
+/// 1.3.9 passes it to the kernel, but no Linux interface can have one, and such a rule could not
+/// be printed back as a spec or saved as ipchains-save text).
 fn parse_interface(s: &str) -> Result<(String, bool), ParseError> {
     if s.len() > IFNAMSIZ {
         return err(format!(
             "interface name `{s}' must be shorter than IFNAMSIZ ({IFNAMSIZ})"
         ));
+    }
+    if s.chars().any(char::is_whitespace) {
+        return err(format!("Invalid interface name `{s}'"));
     }
     if s.is_empty() {
         Ok((String::new(), true))
@@ -586,7 +591,8 @@ fn parse_target(s: &str) -> Result<String, ParseError> {
             "Invalid target name `{s}' ({MAX_LABEL_LEN} chars max)"
         ));
     }
-    if s.chars().any(|c| c.is_ascii_whitespace()) {
+    // Any Unicode whitespace, not only ASCII: specs are split on `char::is_whitespace`.
+    if s.chars().any(char::is_whitespace) {
         return err(format!("Invalid target name `{s}'"));
     }
     Ok(s.to_string())

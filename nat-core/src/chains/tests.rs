@@ -311,6 +311,31 @@ fn every_parameter_error_has_ipchains_wording() {
     );
 }
 
+/// Found by the rule_spec fuzz target: an argument vector could put whitespace into an interface
+/// or target name, giving a rule whose printed spec (and ipchains-save line) parses differently.
+#[test]
+fn whitespace_in_interface_or_target_names_is_refused() {
+    assert_eq!(
+        parse_args(&["-i", " ppp0 -j eque-"])
+            .unwrap_err()
+            .to_string(),
+        "Invalid interface name ` ppp0 -j eque-'"
+    );
+    assert_eq!(
+        parse_args(&["-i", "ppp\u{a0}0"]).unwrap_err().to_string(),
+        "Invalid interface name `ppp\u{a0}0'"
+    );
+    assert_eq!(
+        parse_args(&["-j", "a\u{a0}b"]).unwrap_err().to_string(),
+        "Invalid target name `a\u{a0}b'"
+    );
+    // Alias and wildcard names are still fine and round-trip.
+    for name in ["eth0:1", "ppp+", "a\u{8}b"] {
+        let r = parse_args(&["-i", name]).unwrap().rule;
+        assert_eq!(parse_rule(&r.to_spec()).unwrap().rule, r, "{name}");
+    }
+}
+
 #[test]
 fn commands_parse() {
     let p = |s: &str| parse_command(&s.split_whitespace().collect::<Vec<_>>()).unwrap();
