@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use masqdial_server::ppp::hdlc::Decoder;
+use masqdial_ppp::hdlc::Decoder;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 7 {

@@ -1,7 +1,10 @@
 //! Userspace PPP (sans-IO): HDLC framing, LCP, PAP/CHAP, IPCP, in the client and access-server
-//! roles. Owns the protocol state of one link; it must not do I/O, read a clock or log secrets —
-//! callers feed line bytes and `now`, and drain `poll_*` in this order: `poll_transmit` until
-//! `None`, `poll_event` until `None`, then arm a timer at `poll_timeout`.
+//! roles. Owns the protocol state of one link; it must not do I/O, read a clock or log — callers
+//! feed line bytes and `now`, and drain `poll_*` in this order: `poll_transmit` until `None`,
+//! `poll_event` until `None`, then arm a timer at `poll_timeout`. Everything worth logging is a
+//! [`PppEvent`] or a [`DownReason`]; the driver logs those.
+//!
+//! Depends on std and md-5 (CHAP) only, so it builds and is fuzzed without the server.
 //!
 //! # Layout
 //! - [`hdlc`]: RFC 1662 framing, FCS-16/32, the byte-wise decoder.
@@ -23,12 +26,15 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use std::hash::{BuildHasher, Hasher};
+
 use fsm::{Fsm, FsmConfig, LayerEvent, Packet, State};
 use hdlc::{Decoder, Encoder};
 
-/// Which end of the link we are.
+/// Which end of the link we are (not called `Role`: that is a user's role in the server's
+/// configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum Side {
     /// The gateway dialling out: authenticates itself, takes the address it is given.
     Client,
     /// The ISP's access server: authenticates the peer, assigns its address.
@@ -156,16 +162,13 @@ pub enum PppEvent {
 }
 
 /// Errors of [`Ppp::send_ipv4`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     /// IPCP is not open, so no datagram may be sent (RFC 1661 §3.5).
-    #[error("IPCP is not open")]
     NotOpen,
     /// The transmit queue holds `tx_queue_limit` frames already; drain `poll_transmit` first.
-    #[error("transmit queue full")]
     QueueFull,
     /// The datagram exceeds the peer's MRU.
-    #[error("datagram of {len} bytes exceeds the peer's MRU {mru}")]
     TooLarge {
         /// Datagram length.
         len: usize,
@@ -174,12 +177,26 @@ pub enum SendError {
     },
 }
 
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NotOpen => f.write_str("IPCP is not open"),
+            SendError::QueueFull => f.write_str("transmit queue full"),
+            SendError::TooLarge { len, mru } => {
+                write!(f, "datagram of {len} bytes exceeds the peer's MRU {mru}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
 /// Link configuration. Build with [`PppConfig::client`] or [`PppConfig::access_server`] and
 /// adjust fields.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PppConfig {
     /// Which end we are.
-    pub role: Role,
+    pub side: Side,
     /// Our name (client: PAP peer-id / CHAP name; server: CHAP authenticator name).
     pub user: String,
     /// Our password / CHAP secret (client).
@@ -228,7 +245,7 @@ impl fmt::Debug for PppConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Passwords are never printed.
         f.debug_struct("PppConfig")
-            .field("role", &self.role)
+            .field("side", &self.side)
             .field("user", &self.user)
             .field("accept_auth", &self.accept_auth)
             .field("require_auth", &self.require_auth)
@@ -257,7 +274,7 @@ impl PppConfig {
     #[must_use]
     pub fn client(user: &str, password: &str) -> Self {
         Self {
-            role: Role::Client,
+            side: Side::Client,
             user: user.into(),
             password: password.into(),
             accept_auth: vec![AuthProtocol::Chap, AuthProtocol::Pap],
@@ -293,7 +310,7 @@ impl PppConfig {
         dns: Vec<Ipv4Addr>,
     ) -> Self {
         Self {
-            role: Role::AccessServer,
+            side: Side::AccessServer,
             user: "masqdial-isp".into(),
             password: String::new(),
             accept_auth: Vec::new(),
@@ -446,7 +463,7 @@ pub struct Ppp {
 impl fmt::Debug for Ppp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ppp")
-            .field("role", &self.cfg.role)
+            .field("side", &self.cfg.side)
             .field("phase", &self.phase)
             .field("lcp", &self.lcp.state())
             .field("ipcp", &self.ipcp.state())
@@ -459,13 +476,13 @@ impl Ppp {
     #[must_use]
     pub fn new(config: PppConfig) -> Self {
         let seeded = config.seed.is_some();
-        let seed = config.seed.unwrap_or_else(rand::random::<u64>);
-        let accept_auth = if config.role == Role::Client && !config.user.is_empty() {
+        let seed = config.seed.unwrap_or_else(os_random);
+        let accept_auth = if config.side == Side::Client && !config.user.is_empty() {
             config.accept_auth.clone()
         } else {
             Vec::new()
         };
-        let require_auth = if config.role == Role::AccessServer {
+        let require_auth = if config.side == Side::AccessServer {
             config.require_auth.clone()
         } else {
             Vec::new()
@@ -574,7 +591,6 @@ impl Ppp {
                         .unwrap_or_else(|| "LCP: no agreement with the peer".into()),
                 )
             });
-            tracing::debug!(%reason, "PPP link down");
             self.events.push_back(PppEvent::Down { reason });
         }
     }
@@ -757,14 +773,12 @@ impl Ppp {
         if self.lcp.neg.loopback_hits > self.cfg.fsm.max_failure
             && self.down_reason != Some(DownReason::LoopbackDetected)
         {
-            tracing::warn!("PPP: our magic number keeps coming back; the line is looped back");
             self.down_reason = Some(DownReason::LoopbackDetected);
             self.lcp.close(now);
         }
     }
 
     fn auth_failed(&mut self, message: String) {
-        tracing::info!(%message, "PPP authentication failed");
         self.events.push_back(PppEvent::AuthFailed {
             message: message.clone(),
         });
@@ -790,7 +804,10 @@ impl Ppp {
             c[8..].copy_from_slice(&self.next_random().to_le_bytes());
             c
         } else {
-            rand::random()
+            let mut c = [0u8; 16];
+            c[..8].copy_from_slice(&os_random().to_le_bytes());
+            c[8..].copy_from_slice(&os_random().to_le_bytes());
+            c
         }
     }
 
@@ -872,7 +889,6 @@ impl Ppp {
                 self.decoder.set_accm(local.accm);
                 self.decoder.set_fcs32(local.fcs32);
                 let auth = local.auth.or(peer.auth);
-                tracing::debug!(peer_mru = peer.mru, ?auth, "LCP up");
                 self.events.push_back(PppEvent::LcpUp {
                     peer_mru: peer.mru,
                     auth,
@@ -1002,7 +1018,6 @@ impl Ppp {
         }
         if self.phase == Phase::Authenticate && self.side_ok && self.check_ok {
             self.auth_deadline = None;
-            tracing::debug!(protocol = ?self.auth_protocol, "PPP authentication ok");
             self.events.push_back(PppEvent::AuthOk {
                 protocol: self.auth_protocol,
                 peer_name: self.peer_name.clone(),
@@ -1037,7 +1052,6 @@ impl Ppp {
             LayerEvent::Up => {
                 self.ipcp_up = true;
                 let n = &self.ipcp.neg;
-                tracing::debug!(local = %n.local, peer = %n.peer, "IPCP up");
                 self.events.push_back(PppEvent::IpcpUp {
                     local: n.local,
                     peer: n.peer,
@@ -1148,10 +1162,6 @@ impl Ppp {
         }
         if self.echo_next.is_some_and(|t| now >= t) {
             if self.echo_outstanding >= self.cfg.echo_failures {
-                tracing::info!(
-                    failures = self.echo_outstanding,
-                    "PPP: no reply to LCP echo requests"
-                );
                 self.echo_next = None;
                 if self.down_reason.is_none() {
                     self.down_reason = Some(DownReason::EchoTimeout);
@@ -1238,4 +1248,14 @@ impl Ppp {
     pub fn ipcp_state(&self) -> State {
         self.ipcp.state()
     }
+}
+
+/// 64 unpredictable bits from std alone: each `RandomState` is keyed from the OS's random source
+/// (per thread, then stepped), and SipHash under a secret key is a pseudo-random function, so
+/// outputs are unpredictable without the key. Used for magic-number seeds and CHAP challenges
+/// when [`PppConfig::seed`] is `None`.
+fn os_random() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6d61_7371_6469_616c);
+    h.finish()
 }

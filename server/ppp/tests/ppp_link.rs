@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use masqdial_server::ppp::{AuthProtocol, DownReason, Phase, Ppp, PppConfig, PppEvent};
+use masqdial_ppp::{AuthProtocol, DownReason, Phase, Ppp, PppConfig, PppEvent};
 
 type Filter = Box<dyn FnMut(bool, Vec<u8>) -> Option<Vec<u8>>>;
 
@@ -460,7 +460,7 @@ fn chap_rechallenge_keeps_link_up() {
 fn unknown_protocol_gets_protocol_reject() {
     let mut w = bring_up(None);
     // Hand-built IPv6CP (0x8057) Configure-Request, ACFC/PFC not used, FCS-16.
-    let enc = masqdial_server::ppp::hdlc::Encoder::new(0, false);
+    let enc = masqdial_ppp::hdlc::Encoder::new(0, false);
     let mut frame = Vec::new();
     enc.encode(&[0xFF, 0x03, 0x80, 0x57], &[1, 1, 0, 4], &mut frame);
     let now = w.now;
@@ -491,7 +491,7 @@ fn bring_up_cpu_time_report() {
 /// parsed or dropped and counted, never a panic, and the run stays bounded.
 mod hostile_peer {
     use super::*;
-    use masqdial_server::ppp::hdlc::Encoder;
+    use masqdial_ppp::hdlc::Encoder;
     use proptest::prelude::*;
 
     const PROTOCOLS: [u16; 8] = [
@@ -534,7 +534,7 @@ mod hostile_peer {
 #[test]
 fn unknown_lcp_code_gets_code_reject_and_discard_is_ignored() {
     let mut w = bring_up(None);
-    let enc = masqdial_server::ppp::hdlc::Encoder::new(0xFFFF_FFFF, false);
+    let enc = masqdial_ppp::hdlc::Encoder::new(0xFFFF_FFFF, false);
     let before = w.s.stats().lcp_out;
     let mut line = Vec::new();
     enc.encode(
@@ -555,7 +555,7 @@ fn unknown_lcp_code_gets_code_reject_and_discard_is_ignored() {
         "one Code-Reject, nothing for Discard-Request"
     );
     let reply = w.s.poll_transmit().unwrap_or_default();
-    let mut d = masqdial_server::ppp::hdlc::Decoder::new(1600);
+    let mut d = masqdial_ppp::hdlc::Decoder::new(1600);
     let (_, ready) = d.decode(&reply);
     assert!(ready);
     // Address/control, LCP, Code-Reject (7), then the rejected packet verbatim.

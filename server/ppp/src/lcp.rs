@@ -2,8 +2,8 @@
 //! Magic-Number with loop-back detection, PFC, ACFC. Owns the option values only; the automaton is
 //! [`super::fsm`], and Echo/Discard/Protocol-Reject handling lives in [`super::Ppp`].
 
-use super::fsm::{ConfigReply, Negotiator};
-use super::options::{be16, be32, parse, put, Verdict};
+use super::fsm::Negotiator;
+use super::options::{be16, be32, parse, put, ConfigReply, Verdict};
 use super::AuthProtocol;
 
 /// LCP protocol number.

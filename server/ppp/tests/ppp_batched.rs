@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use masqdial_server::ppp::{AuthProtocol, Ppp, PppConfig, PppEvent};
+use masqdial_ppp::{AuthProtocol, Ppp, PppConfig, PppEvent};
 
 fn bring_up(auth: Option<AuthProtocol>) -> Duration {
     let mut s = PppConfig::access_server(

@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::options::{self, ConfigReply};
+
 /// Configure-Request.
 pub const CONFIGURE_REQUEST: u8 = 1;
 /// Configure-Ack.
@@ -80,17 +82,6 @@ impl Default for FsmConfig {
             max_failure: 5,
         }
     }
-}
-
-/// Verdict on a peer's Configure-Request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConfigReply {
-    /// Every option acceptable (RCR+).
-    Ack,
-    /// Some values unacceptable: Configure-Nak with these options (RCR-).
-    Nak(Vec<u8>),
-    /// Some options unrecognised or not negotiable: Configure-Reject with these options (RCR-).
-    Reject(Vec<u8>),
 }
 
 /// The protocol-specific half of an automaton (LCP, IPCP).
@@ -423,7 +414,7 @@ impl<N: Negotiator> Fsm<N> {
                 // RFC 1661 §5.2: an Ack whose Identifier does not match the last request is discarded.
                 if id == self.req_id
                     && !self.req_answered
-                    && crate::ppp::options::parse(data).is_some()
+                    && options::parse(data).is_some()
                     && self.neg.handle_ack(data)
                 {
                     self.req_answered = true;
@@ -431,10 +422,7 @@ impl<N: Negotiator> Fsm<N> {
                 }
             }
             CONFIGURE_NAK | CONFIGURE_REJECT => {
-                if id == self.req_id
-                    && !self.req_answered
-                    && crate::ppp::options::parse(data).is_some()
-                {
+                if id == self.req_id && !self.req_answered && options::parse(data).is_some() {
                     self.req_answered = true;
                     if self.neg.handle_nak(data, code == CONFIGURE_REJECT) {
                         self.rcn(now);
@@ -475,7 +463,7 @@ impl<N: Negotiator> Fsm<N> {
 
     fn rcr(&mut self, now: Instant, id: u8, data: &[u8]) {
         // A request whose option list is malformed is silently discarded.
-        if crate::ppp::options::parse(data).is_none() {
+        if options::parse(data).is_none() {
             self.malformed += 1;
             return;
         }

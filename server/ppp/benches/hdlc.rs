@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use masqdial_server::ppp::hdlc::{fcs16, fcs32, Decoder, Encoder, FCS16_INIT, FCS32_INIT};
+use masqdial_ppp::hdlc::{fcs16, fcs32, Decoder, Encoder, FCS16_INIT, FCS32_INIT};
 
 const FRAME: usize = 1500;
 const FRAMES: usize = 64;

@@ -2,9 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use masqdial_server::ppp::fsm::Negotiator;
-use masqdial_server::ppp::lcp::{Lcp, LcpConfig};
-use masqdial_server::ppp::AuthProtocol;
+use masqdial_ppp::fsm::Negotiator;
+use masqdial_ppp::lcp::{Lcp, LcpConfig};
+use masqdial_ppp::AuthProtocol;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, body)) = data.split_first() else {

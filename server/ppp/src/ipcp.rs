@@ -3,8 +3,8 @@
 
 use std::net::Ipv4Addr;
 
-use super::fsm::{ConfigReply, Negotiator};
-use super::options::{be32, parse, put, Verdict};
+use super::fsm::Negotiator;
+use super::options::{be32, parse, put, ConfigReply, Verdict};
 
 /// IPCP protocol number.
 pub const PROTOCOL: u16 = 0x8021;

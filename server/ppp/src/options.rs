@@ -1,5 +1,6 @@
 //! Configuration-option lists (type, length, data) shared by LCP and IPCP (RFC 1661 §6).
-//! Owns only the TLV syntax; it must not judge option values.
+//! Owns only the TLV syntax and the shape of a verdict ([`ConfigReply`]); it must not judge
+//! option values. The automaton ([`crate::fsm`]) uses this module, never the reverse.
 
 /// Parses an option list into `(type, data)` pairs; `None` if any length field is below 2 or
 /// runs past the end (RFC 1661 §6: "Length ... includes the Type, Length and Data fields").
@@ -39,6 +40,17 @@ pub fn be32(d: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(d).ok().map(u32::from_be_bytes)
 }
 
+/// Verdict on a peer's Configure-Request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigReply {
+    /// Every option acceptable (RCR+).
+    Ack,
+    /// Some values unacceptable: Configure-Nak with these options (RCR-).
+    Nak(Vec<u8>),
+    /// Some options unrecognised or not negotiable: Configure-Reject with these options (RCR-).
+    Reject(Vec<u8>),
+}
+
 /// Collects the verdict on a peer's Configure-Request: RFC 1661 §5.3/5.4 — if any option is
 /// rejected, send only the Configure-Reject; otherwise Nak if any value is unacceptable.
 #[derive(Debug, Default)]
@@ -60,8 +72,7 @@ impl Verdict {
     }
     /// The reply this verdict calls for (`nak_allowed` false turns Naks into Rejects of `original`).
     #[must_use]
-    pub fn reply(self, nak_allowed: bool, nak_originals: Vec<u8>) -> crate::ppp::fsm::ConfigReply {
-        use crate::ppp::fsm::ConfigReply;
+    pub fn reply(self, nak_allowed: bool, nak_originals: Vec<u8>) -> ConfigReply {
         if !self.reject.is_empty() {
             let mut r = self.reject;
             if !nak_allowed {

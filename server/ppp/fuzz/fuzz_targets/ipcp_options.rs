@@ -4,8 +4,8 @@
 use std::net::Ipv4Addr;
 
 use libfuzzer_sys::fuzz_target;
-use masqdial_server::ppp::fsm::Negotiator;
-use masqdial_server::ppp::ipcp::{Ipcp, IpcpConfig};
+use masqdial_ppp::fsm::Negotiator;
+use masqdial_ppp::ipcp::{Ipcp, IpcpConfig};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, body)) = data.split_first() else {

@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use masqdial_server::ppp::hdlc::Encoder;
-use masqdial_server::ppp::{AuthProtocol, Ppp, PppConfig};
+use masqdial_ppp::hdlc::Encoder;
+use masqdial_ppp::{AuthProtocol, Ppp, PppConfig};
 
 const PROTOCOLS: [u16; 8] = [
     0xC021, 0xC023, 0xC223, 0x8021, 0x0021, 0x8057, 0x80FD, 0x0003,
