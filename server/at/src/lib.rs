@@ -5,6 +5,8 @@
 //! [`Chat::poll_transmit`] and [`Chat::poll_event`], then sleep until [`Chat::poll_timeout`].
 //! Once [`Chat::is_ready`] the line belongs to PPP: take the bytes that followed the CONNECT line (or
 //! the last login prompt) with [`Chat::take_remaining`].
+//!
+//! Depends on std only, so it builds and is fuzzed without the server.
 
 pub mod result;
 
@@ -108,7 +110,7 @@ impl ChatConfig {
 
 /// Why a dial attempt or the whole chat failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailKind {
+pub enum ChatFailure {
     /// `NO DIALTONE`: the line is dead; not retried.
     NoDialtone,
     /// `BUSY`.
@@ -123,15 +125,15 @@ pub enum FailKind {
     Timeout,
 }
 
-impl fmt::Display for FailKind {
+impl fmt::Display for ChatFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            FailKind::NoDialtone => "no dialtone",
-            FailKind::Busy => "busy",
-            FailKind::NoAnswer => "no answer",
-            FailKind::NoCarrier => "no carrier",
-            FailKind::Error => "error",
-            FailKind::Timeout => "timeout",
+            ChatFailure::NoDialtone => "no dialtone",
+            ChatFailure::Busy => "busy",
+            ChatFailure::NoAnswer => "no answer",
+            ChatFailure::NoCarrier => "no carrier",
+            ChatFailure::Error => "error",
+            ChatFailure::Timeout => "timeout",
         })
     }
 }
@@ -178,7 +180,7 @@ pub enum ChatEvent {
     /// A dial attempt failed; the next one starts after `after`.
     Redial {
         /// Why the attempt failed.
-        kind: FailKind,
+        kind: ChatFailure,
         /// The number that failed.
         number: String,
         /// Next number to dial.
@@ -193,7 +195,7 @@ pub enum ChatEvent {
     /// The chat gave up.
     Failed {
         /// Why.
-        kind: FailKind,
+        kind: ChatFailure,
         /// Human-readable explanation.
         message: String,
     },
@@ -276,12 +278,12 @@ pub struct Chat {
     last_sent: String,
     number_idx: usize,
     round: u32,
-    last_fail: Option<(FailKind, String)>,
+    last_fail: Option<(ChatFailure, String)>,
     tx: VecDeque<Vec<u8>>,
     events: VecDeque<ChatEvent>,
     transcript: VecDeque<TranscriptLine>,
     connect: Option<(Option<u32>, Option<String>)>,
-    failed: Option<FailKind>,
+    failed: Option<ChatFailure>,
 }
 
 impl Chat {
@@ -311,7 +313,7 @@ impl Chat {
             failed: None,
         };
         if chat.config.numbers.is_empty() {
-            chat.fail(now, FailKind::Error, "no phone number configured".into());
+            chat.fail(now, ChatFailure::Error, "no phone number configured".into());
         } else if chat.commands.is_empty() {
             chat.dial(now);
         } else {
@@ -395,7 +397,7 @@ impl Chat {
                 let cmd = self.commands.get(idx).cloned().unwrap_or_default();
                 self.fail(
                     now,
-                    FailKind::Timeout,
+                    ChatFailure::Timeout,
                     format!(
                         "modem did not answer `{cmd}` within {} ms",
                         self.config.command_timeout.as_millis()
@@ -408,7 +410,7 @@ impl Chat {
                 self.tx.push_back(b"\r".to_vec());
                 self.attempt_failed(
                     now,
-                    FailKind::Timeout,
+                    ChatFailure::Timeout,
                     format!(
                         "no CONNECT within {} s",
                         self.config.dial_timeout.as_secs_f32()
@@ -424,7 +426,7 @@ impl Chat {
                     .unwrap_or_default();
                 self.fail(
                     now,
-                    FailKind::Timeout,
+                    ChatFailure::Timeout,
                     format!("login script step {}: `{expect}` not seen", idx + 1),
                 );
             }
@@ -462,7 +464,7 @@ impl Chat {
 
     /// Why the chat gave up, once [`Chat::is_failed`].
     #[must_use]
-    pub fn fail_kind(&self) -> Option<FailKind> {
+    pub fn failure(&self) -> Option<ChatFailure> {
         self.failed
     }
 
@@ -537,7 +539,7 @@ impl Chat {
         self.deadline = Some(now + self.config.dial_timeout);
     }
 
-    fn fail(&mut self, now: Instant, kind: FailKind, message: String) {
+    fn fail(&mut self, now: Instant, kind: ChatFailure, message: String) {
         self.log(now, TranscriptKind::Error, message.clone());
         self.events.push_back(ChatEvent::Failed { kind, message });
         self.failed = Some(kind);
@@ -570,7 +572,7 @@ impl Chat {
                 let cmd = self.commands[idx].clone();
                 self.fail(
                     now,
-                    FailKind::Error,
+                    ChatFailure::Error,
                     format!("modem answered ERROR to `{cmd}`"),
                 );
             }
@@ -588,18 +590,18 @@ impl Chat {
                 }
             }
             (State::Dialing, ResultCode::Busy) => {
-                self.attempt_failed(now, FailKind::Busy, "BUSY".into());
+                self.attempt_failed(now, ChatFailure::Busy, "BUSY".into());
             }
             (State::Dialing, ResultCode::NoAnswer) => {
-                self.attempt_failed(now, FailKind::NoAnswer, "NO ANSWER".into());
+                self.attempt_failed(now, ChatFailure::NoAnswer, "NO ANSWER".into());
             }
             (State::Dialing, ResultCode::NoCarrier) => {
-                self.attempt_failed(now, FailKind::NoCarrier, "NO CARRIER".into());
+                self.attempt_failed(now, ChatFailure::NoCarrier, "NO CARRIER".into());
             }
             (State::Dialing, ResultCode::NoDialtone) => {
                 self.fail(
                     now,
-                    FailKind::NoDialtone,
+                    ChatFailure::NoDialtone,
                     "NO DIALTONE: check the phone line".into(),
                 );
             }
@@ -607,7 +609,7 @@ impl Chat {
                 let number = self.config.numbers[self.number_idx].clone();
                 self.fail(
                     now,
-                    FailKind::Error,
+                    ChatFailure::Error,
                     format!("modem answered {r} to dialling {number}"),
                 );
             }
@@ -615,7 +617,7 @@ impl Chat {
         }
     }
 
-    fn attempt_failed(&mut self, now: Instant, kind: FailKind, why: String) {
+    fn attempt_failed(&mut self, now: Instant, kind: ChatFailure, why: String) {
         let number = self.config.numbers[self.number_idx].clone();
         self.last_fail = Some((kind, why.clone()));
         let (next_idx, next_round, after) = if self.number_idx + 1 < self.config.numbers.len() {
@@ -684,7 +686,7 @@ impl Chat {
             self.rx.clear();
             self.fail(
                 now,
-                FailKind::NoCarrier,
+                ChatFailure::NoCarrier,
                 format!("carrier lost during login step {}", idx + 1),
             );
             return false;

@@ -72,7 +72,7 @@ fn init_error_fails() {
     assert!(matches!(
         ev.last(),
         Some(ChatEvent::Failed {
-            kind: FailKind::Error,
+            kind: ChatFailure::Error,
             ..
         })
     ));
@@ -126,7 +126,7 @@ fn busy_moves_to_next_number_and_rounds_end() {
     assert!(matches!(
         ev.last(),
         Some(ChatEvent::Failed {
-            kind: FailKind::Busy,
+            kind: ChatFailure::Busy,
             ..
         })
     ));

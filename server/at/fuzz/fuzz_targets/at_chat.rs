@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use masqdial_server::at::{Chat, ChatConfig, LoginStep};
+use masqdial_at::{Chat, ChatConfig, LoginStep};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, rest)) = data.split_first() else {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use masqdial_server::at::ResultCode;
+use masqdial_at::ResultCode;
 
 fuzz_target!(|data: &[u8]| {
     let line = String::from_utf8_lossy(data);
