@@ -8,8 +8,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::sim::isp::{IspConfig, MockIsp};
-use crate::sim::modem::{Answerer, AnswererFactory};
+use crate::isp::{IspConfig, MockIsp};
+use crate::modem::{Answerer, AnswererFactory};
 
 /// How often the bridge looks for packets from the TUN device while a call is up.
 const POLL: Duration = Duration::from_millis(2);

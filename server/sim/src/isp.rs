@@ -17,8 +17,8 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::ppp::{AuthProtocol, Phase, Ppp, PppConfig, PppEvent, PppStats, SendError};
-use crate::sim::modem::{Answerer, AnswererFactory};
+use crate::modem::{Answerer, AnswererFactory};
+use masqdial_ppp::{AuthProtocol, Phase, Ppp, PppConfig, PppEvent, PppStats, SendError};
 
 /// A shared pool of addresses handed to dial-in clients, round-robin so a redial gets a different
 /// address. Cheap to clone; clones share the pool (a `std::sync::Mutex`, held for a few lines only).

@@ -14,7 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::at::result::{numeric_connect_code, ResultCode};
+use masqdial_at::result::{numeric_connect_code, ResultCode};
 
 /// What answers a call after CONNECT: the far end of the line.
 pub trait Answerer: Send {

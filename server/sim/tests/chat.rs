@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use masqdial_server::at::{Chat, ChatConfig, ChatEvent, FailKind, LoginStep, RedialPolicy};
-use masqdial_server::sim::modem::{
+use masqdial_at::{Chat, ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy};
+use masqdial_sim::modem::{
     Answerer, CallResult, EchoAnswerer, MockModem, MockModemConfig, Outcome,
 };
 
@@ -57,7 +57,7 @@ fn echo_modem(config: MockModemConfig) -> MockModem {
     )
 }
 
-fn failed_kind(events: &[(Duration, ChatEvent)]) -> Option<FailKind> {
+fn failed_kind(events: &[(Duration, ChatEvent)]) -> Option<ChatFailure> {
     events.iter().find_map(|(_, e)| match e {
         ChatEvent::Failed { kind, .. } => Some(*kind),
         _ => None,
@@ -129,7 +129,7 @@ fn busy_then_next_number_connects() {
     assert_eq!(end - t0, Duration::from_millis(3500));
     assert!(ev.iter().any(|(_, e)| matches!(
         e,
-        ChatEvent::Redial { kind: FailKind::Busy, number, next_number, .. }
+        ChatEvent::Redial { kind: ChatFailure::Busy, number, next_number, .. }
             if number == "111" && next_number == "222"
     )));
     assert!(ev.iter().any(|(_, e)| matches!(
@@ -159,7 +159,7 @@ fn no_answer_exhausts_redial_rounds_with_delays() {
     };
     let mut chat = Chat::new(plan, t0);
     let (ev, end) = run(&mut chat, &mut modem, t0);
-    assert_eq!(failed_kind(&ev), Some(FailKind::NoAnswer));
+    assert_eq!(failed_kind(&ev), Some(ChatFailure::NoAnswer));
     let dial_times: Vec<(Duration, u32, usize)> = ev
         .iter()
         .filter_map(|(t, e)| match e {
@@ -193,7 +193,7 @@ fn no_dialtone_fails_without_retry() {
     let mut modem = echo_modem(cfg);
     let mut chat = Chat::new(ChatConfig::dialup(&["1", "2"]), t0);
     let (ev, _) = run(&mut chat, &mut modem, t0);
-    assert_eq!(failed_kind(&ev), Some(FailKind::NoDialtone));
+    assert_eq!(failed_kind(&ev), Some(ChatFailure::NoDialtone));
     assert_eq!(modem.stats().calls, 1);
 }
 
@@ -205,7 +205,7 @@ fn init_error_fails() {
     plan.init = vec!["ATZ".into(), "AT&Q9Y".into()];
     let mut chat = Chat::new(plan, t0);
     let (ev, _) = run(&mut chat, &mut modem, t0);
-    assert_eq!(failed_kind(&ev), Some(FailKind::Error));
+    assert_eq!(failed_kind(&ev), Some(ChatFailure::Error));
     assert!(ev.iter().any(|(_, e)| matches!(
         e,
         ChatEvent::Failed { message, .. } if message.contains("AT&Q9Y")
@@ -222,7 +222,7 @@ fn silent_modem_times_out_on_init() {
     let mut modem = echo_modem(cfg);
     let mut chat = Chat::new(ChatConfig::dialup(&["1"]), t0);
     let (ev, end) = run(&mut chat, &mut modem, t0);
-    assert_eq!(failed_kind(&ev), Some(FailKind::Timeout));
+    assert_eq!(failed_kind(&ev), Some(ChatFailure::Timeout));
     assert_eq!(end - t0, Duration::from_secs(5));
 }
 
@@ -238,7 +238,7 @@ fn silent_dial_times_out_and_is_aborted() {
     plan.dial_timeout = Duration::from_secs(45);
     let mut chat = Chat::new(plan, t0);
     let (ev, end) = run(&mut chat, &mut modem, t0);
-    assert_eq!(failed_kind(&ev), Some(FailKind::Timeout));
+    assert_eq!(failed_kind(&ev), Some(ChatFailure::Timeout));
     assert_eq!(end - t0, Duration::from_secs(45));
     assert!(!modem.in_call());
 }
@@ -369,7 +369,7 @@ fn no_carrier_while_dialling_moves_on() {
     assert!(ev.iter().any(|(_, e)| matches!(
         e,
         ChatEvent::Redial {
-            kind: FailKind::NoCarrier,
+            kind: ChatFailure::NoCarrier,
             ..
         }
     )));

@@ -3,9 +3,9 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use masqdial_server::ppp::{AuthProtocol, DownReason, Ppp, PppConfig, PppEvent};
-use masqdial_server::sim::isp::{icmp_echo_request, udp_datagram, AddressPool, IspConfig, MockIsp};
-use masqdial_server::sim::modem::Answerer;
+use masqdial_ppp::{AuthProtocol, DownReason, Ppp, PppConfig, PppEvent};
+use masqdial_sim::isp::{icmp_echo_request, udp_datagram, AddressPool, IspConfig, MockIsp};
+use masqdial_sim::modem::Answerer;
 
 struct Link {
     c: Ppp,

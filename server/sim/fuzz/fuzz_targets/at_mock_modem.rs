@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use masqdial_server::sim::modem::{Answerer, EchoAnswerer, MockModem, MockModemConfig, Noise};
+use masqdial_sim::modem::{Answerer, EchoAnswerer, MockModem, MockModemConfig, Noise};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, rest)) = data.split_first() else {
