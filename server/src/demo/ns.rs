@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::netcfg::NetCfg;
+use crate::dataplane::netcfg::NetCfg;
 
 /// The LAN host's address.
 pub const LAN_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
