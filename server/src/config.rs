@@ -558,6 +558,19 @@ impl Config {
                     "must be 5, 6, 7 or 8",
                 ));
             }
+            if m.flow_control == FlowControl::Software {
+                // Refused rather than silently ignored: over XON/XOFF the tty eats 0x11/0x13
+                // and the modem obeys them inside PPP frames, so both directions would have
+                // to escape them (LCP ACCM 0x000a0000, RFC 1662 section 7.1), which the
+                // link stack does not negotiate.
+                return Err(Violation::new(
+                    "modems",
+                    Some(i),
+                    "flow_control",
+                    "\"software\" (XON/XOFF) is not supported: PPP would have to escape XON \
+                     and XOFF in both directions; use \"hardware\" (RTS/CTS) or \"none\"",
+                ));
+            }
             if !(1..=2).contains(&m.stop_bits) {
                 return Err(Violation::new(
                     "modems",
@@ -1025,6 +1038,24 @@ port_low = 61000
         );
         let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.nat.rfc_profile, RfcProfile::Rfc);
+    }
+
+    #[test]
+    fn software_flow_control_is_refused_not_ignored() {
+        let t = good().replace(
+            "device = \"/dev/ttyS0\"",
+            "device = \"/dev/ttyS0\"\nflow_control = \"software\"",
+        );
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("modems[0].flow_control"), "{e}");
+        assert!(e.contains("not supported"), "{e}");
+        for ok in ["none", "hardware"] {
+            let t = good().replace(
+                "device = \"/dev/ttyS0\"",
+                &format!("device = \"/dev/ttyS0\"\nflow_control = \"{ok}\""),
+            );
+            assert!(parse(&t).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -110,11 +110,65 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let config = setup::check_config(&cli.config)?;
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
+    if config.tls().is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "serving plaintext on a non-loopback address: passwords and tokens cross the LAN \
+             in clear; `mserver gen-cert` makes a certificate (then set tls_cert/tls_key)"
+        );
+    }
     let running = gateway::start(Arc::new(config.clone()), gateway::LanSide::Tun)?;
+    let metrics_listen = config.server.metrics_listen;
+    let allow = config.server.allow.clone();
     let state = server::state(config, Arc::new(running.gateway.clone()))?;
-    // Type=notify: ready once the port is bound and the gateway runs.
+    let links = running.gateway.links().clone();
+    if let Some(m) = metrics_listen {
+        let l = server::bind(m).await?;
+        let registry = masqdial_server::metrics::global();
+        registry.register(
+            "nat",
+            masqdial_server::metrics::nat_source(links.nat().clone()),
+        );
+        registry.register(
+            "links",
+            masqdial_server::metrics::link_source(links.clone()),
+        );
+        // The allow-list at start applies (a SIGHUP change needs a restart here).
+        let allowed: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync> =
+            Arc::new(move |ip| allow.iter().any(|n| n.contains(&ip)));
+        tracing::info!(addr = %m, "metrics on http://{m}/metrics");
+        tokio::spawn(masqdial_server::metrics::serve(
+            l,
+            allowed,
+            state.shutdown_token(),
+        ));
+    }
+    // Type=notify: ready once the port is bound and the gateway runs; STATUS= follows the
+    // links.
     let notifier = masqdial_server::notify::Notifier::from_env();
-    notifier.ready(&format!("listening on {}", listener.local_addr()?));
+    notifier.ready(&format!(
+        "listening on {}; {}",
+        listener.local_addr()?,
+        masqdial_server::metrics::link_summary(&links)
+    ));
+    if notifier.enabled() {
+        let n = notifier.clone();
+        let mut events = links.events();
+        let stop = state.shutdown_token();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    ev = events.recv() => match ev {
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            n.status(&masqdial_server::metrics::link_summary(&links));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                }
+            }
+        });
+    }
     let on_stop = notifier.clone();
     let shutdown = async move {
         server::shutdown_signal().await;

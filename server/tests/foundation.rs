@@ -388,3 +388,121 @@ async fn passwords_and_tokens_never_reach_the_log_even_at_trace() {
         assert!(!log.contains(secret), "{secret} leaked into the log");
     }
 }
+
+/// `GET /metrics` over a plain TCP connection; returns the body.
+async fn scrape(addr: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(mut s) => {
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut out = String::new();
+                tokio::time::timeout(
+                    LIMIT,
+                    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("scrape timed out"))
+                .unwrap_or_else(|e| panic!("{e}"));
+                assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+                return out
+                    .split_once("\r\n\r\n")
+                    .map(|(_, b)| b.to_string())
+                    .unwrap_or_default();
+            }
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("metrics at {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_endpoint_serves_documented_names_and_plaintext_is_warned() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("mserver.toml");
+    let h = auth::hash_password_with("admin-pw", auth::fast_params()).unwrap_or_default();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ipmasq.rules");
+    let mport = free_port();
+    let text = masqdial_server::setup::init_text(&h)
+        .replace(
+            "ruleset = \"ipmasq.rules\"",
+            &format!("ruleset = {:?}", rules.display().to_string()),
+        )
+        .replace(
+            "state_dir = \"/var/lib/masqdial\"",
+            &format!(
+                "state_dir = {:?}",
+                dir.path().join("state").display().to_string()
+            ),
+        )
+        .replace(
+            "token_ttl_s = 43200\n",
+            &format!("token_ttl_s = 43200\nmetrics_listen = \"127.0.0.1:{mport}\"\n"),
+        );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    // A wildcard listen address without TLS: the server must say it serves plaintext.
+    let mut child = mserver()
+        .arg("--config")
+        .arg(&path)
+        .args(["--listen", &format!("0.0.0.0:{port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = BufReader::new(stderr).lines();
+    let warned = tokio::time::timeout(LIMIT, async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("WARN") && l.contains("serving plaintext on a non-loopback address") {
+                return Some(l);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    assert!(warned.is_some(), "no plaintext warning");
+
+    let body = scrape(&format!("127.0.0.1:{mport}")).await;
+    for line in [
+        format!(
+            "masqdial_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "# TYPE masqdial_link_up gauge".to_string(),
+        "masqdial_link_up{connection=\"isp1\"} 0".to_string(),
+        "masqdial_link_state{connection=\"isp1\",state=\"idle\"} 1".to_string(),
+        "masqdial_link_bytes_total{connection=\"isp1\",direction=\"rx\"} 0".to_string(),
+        "masqdial_masq_entries{protocol=\"udp\"} 0".to_string(),
+        "masqdial_masq_free_ports{protocol=\"tcp\"} 40960".to_string(),
+        "masqdial_masq_ports{protocol=\"icmp\"} 40960".to_string(),
+        "# TYPE masqdial_drops_total counter".to_string(),
+        "masqdial_drops_total{reason=\"forward_deny\"} 0".to_string(),
+        "masqdial_chain_packets_total{chain=\"forward\",rule=\"1\"} 0".to_string(),
+        "masqdial_chain_bytes_total{chain=\"forward\",rule=\"policy\"} 0".to_string(),
+        "# TYPE masqdial_dial_attempts_total counter".to_string(),
+        "# TYPE masqdial_rpc_duration_seconds histogram".to_string(),
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing {line:?} in:\n{body}"
+        );
+    }
+    // Every family documented in deploy/METRICS.md, and every name served documented there.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/METRICS.md"))
+            .unwrap_or_default();
+    for l in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = l.split(' ').next().unwrap_or_default();
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "{name} not in METRICS.md"
+        );
+    }
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(child).await.success());
+}
