@@ -126,11 +126,14 @@ async fn https_with_ca_file() {
 
     let server = format!("https://localhost:{port}");
     let tokens = dir.path().join("tokens.toml");
+    let config = dir.path().join("client.toml");
     let run = |args: Vec<String>| {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mclient"));
         cmd.args(args)
-            .env("MCLIENT_TOKEN_FILE", &tokens)
-            .env("MCLIENT_PASSWORD", "pw")
+            .env("MASQDIAL_TOKEN_FILE", &tokens)
+            .env("MASQDIAL_PASSWORD", "pw")
+            .env("MASQDIAL_CONFIG", &config)
+            .env_remove("MASQDIAL_CA")
             .kill_on_drop(true);
         async move {
             let o = tokio::time::timeout(LIMIT, cmd.output())
