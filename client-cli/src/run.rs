@@ -649,21 +649,28 @@ impl Session {
             };
             let ev = match next {
                 Ok(Some(ev)) => ev,
-                Ok(None) | Err(_) => {
-                    let why = match next {
-                        Err(e) => {
-                            let f = errors::from_status(
-                                &e,
-                                &self.context(&Command::Watch { reconnect: 0 }),
-                            );
-                            if f.kind != Kind::Unreachable {
-                                return Err(e.into());
-                            }
-                            "connection lost".to_string()
-                        }
-                        _ => "the server closed the stream".to_string(),
-                    };
-                    s = self.rewatch(reconnect_for, &why).await?;
+                Ok(None) => {
+                    s = self
+                        .rewatch(reconnect_for, "the server closed the stream")
+                        .await?;
+                    continue;
+                }
+                Err(e) => {
+                    // The server's own refusals end the watch; anything else is a lost link.
+                    use tonic::Code as C;
+                    if matches!(
+                        e.code(),
+                        C::Unauthenticated
+                            | C::PermissionDenied
+                            | C::NotFound
+                            | C::InvalidArgument
+                            | C::Unimplemented
+                            | C::FailedPrecondition
+                            | C::ResourceExhausted
+                    ) {
+                        return Err(e.into());
+                    }
+                    s = self.rewatch(reconnect_for, "connection lost").await?;
                     continue;
                 }
             };

@@ -163,7 +163,9 @@ async fn piped_shell_exits_with_the_last_failure() {
 
 #[tokio::test]
 async fn watch_reports_a_lost_server_and_exits_8() {
-    let (server, task) = Fake::default().start().await;
+    let (real, server_task) = Fake::default().start().await;
+    // Through a relay we can cut, as if the gateway went away.
+    let (server, task) = fake::relay(&real).await;
     let env = ClientEnv::new(&server);
     env.login_both().await;
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mclient"));
@@ -214,6 +216,7 @@ async fn watch_reports_a_lost_server_and_exits_8() {
         )),
         "{err}"
     );
+    server_task.abort();
 }
 
 // ---- item 2: identity ----
@@ -350,7 +353,7 @@ async fn restore_replaces_only_named_chains_with_dry_run_stdin_and_force() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(
         o.stdout,
-        "-:input ACCEPT\n+:input DENY\n--A input -s 192.168.0.0/16 -i ppp0 -j DENY -l\n+-A input -p tcp -j ACCEPT\n"
+        "-:input ACCEPT\n+:input DENY\n--A input -s 192.168.0.0/16 -i ppp0 -l -j DENY\n+-A input -p tcp -j ACCEPT\n"
     );
     assert!(applied().is_empty());
     // Real run: forward keeps its MASQ rule; one ApplyRuleset.

@@ -321,7 +321,7 @@ async fn every_command_matches_the_written_schema() {
 
     // Errors are JSON on stdout, nothing on stderr.
     for (args, code) in [
-        (vec!["--json", "-u", "alice", "cinfo", "nosuch"], 5),
+        (vec!["--json", "-u", "root", "cinfo", "nosuch"], 5),
         (vec!["--json", "-u", "nobody", "list"], 3),
         (vec!["--json", "frobnicate"], 2),
     ] {

@@ -263,5 +263,5 @@ async fn help_documents_exit_codes() {
     .await;
     assert_eq!(o.code, 0);
     assert!(o.stdout.contains("Exit codes:"), "{}", o.stdout);
-    assert!(o.stdout.contains("UNAUTHENTICATED"), "{}", o.stdout);
+    assert!(o.stdout.contains("  3  not logged in"), "{}", o.stdout);
 }

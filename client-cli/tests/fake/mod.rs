@@ -753,6 +753,28 @@ impl Nat for Fake {
     }
 }
 
+/// A TCP relay to `target` on 127.0.0.1:0. Aborting the returned task drops every relayed
+/// connection at once (the client sees the server vanish) and stops accepting.
+pub async fn relay(target: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let target = target.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            conns.spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), task)
+}
+
 /// Output of one mclient run.
 #[derive(Debug)]
 pub struct Out {
