@@ -571,7 +571,6 @@ impl Nat for Fake {
             icmp_total: 4096,
             port_low: 61_000,
             port_high: 65_095,
-            ..Default::default()
         }))
     }
     async fn get_timeouts(&self, req: Request<pb::GetTimeoutsRequest>) -> Rs<pb::Timeouts> {
