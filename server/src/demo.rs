@@ -9,10 +9,10 @@ use rand::TryRngCore;
 use tokio::net::TcpListener;
 
 use crate::auth::{self, AuthError};
-use crate::config::{Config, ConnectionConfig, ModemConfig, Role, UserConfig};
+use crate::config::{Config, ConnectionConfig, ModemConfig, UserConfig, UserRole as Role};
+use crate::daemon::LanSide;
 use crate::dataplane::demo_ns::DemoLan;
 use crate::dataplane::tun::Tun;
-use crate::gateway::LanSide;
 use crate::ppp::AuthProtocol;
 use crate::sim::isp::{IspConfig, MockIsp};
 use crate::sim::modem::pty::{spawn_pty, PtyModem};
@@ -163,7 +163,7 @@ pub fn world(config: &mut Config) -> anyhow::Result<(DemoWorld, LanSide)> {
         Box::new(MockIsp::new(cfg)) as Box<dyn Answerer>
     });
     let modem = spawn_pty(MockModemConfig::default(), factory)?;
-    crate::gateway::seed_rules(config, crate::gateway::DEFAULT_RULESET)?;
+    crate::persist::seed_rules(config, crate::persist::DEFAULT_RULESET)?;
     for m in &mut config.modems {
         m.device = modem.path().to_path_buf();
     }

@@ -8,7 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use masqdial_server::{auth, config::Config, demo, gateway, server};
+use masqdial_server::shutdown::Shutdown;
+use masqdial_server::{auth, config::Config, daemon, demo, server};
+
+/// How long the link actors (each bounded by its own hang-up limit) and the other tasks
+/// get to end after the signal.
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(12);
 
 /// masqdial gateway server.
 #[derive(Debug, Parser)]
@@ -72,6 +77,7 @@ fn init_tracing() {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
     if cli.demo {
         let (config, users) = demo::config()?;
         let listener = match cli.listen {
@@ -83,8 +89,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let mut config = config;
         let (world, lan) = demo::world(&mut config)?;
-        let running = gateway::start(Arc::new(config.clone()), lan)?;
-        let state = server::state(config, Arc::new(running.gateway.clone()))?;
+        let running = daemon::start(Arc::new(config.clone()), lan, &shutdown)?;
+        let state = server::state(config, Some(running.control.clone()), &shutdown)?;
         println!("{}", demo::banner(addr, &users));
         if world.lan.is_some() {
             println!(
@@ -97,21 +103,25 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             );
         }
         server::run(listener, state, None, server::shutdown_signal()).await?;
-        let _ = running.stop.send(true);
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        stop(&shutdown).await;
         drop(world);
         return Ok(());
     }
     let config = Config::load(&cli.config)?;
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
-    let running = gateway::start(Arc::new(config.clone()), gateway::LanSide::Tun)?;
-    let state = server::state(config, Arc::new(running.gateway.clone()))?;
+    let running = daemon::start(Arc::new(config.clone()), daemon::LanSide::Tun, &shutdown)?;
+    let state = server::state(config, Some(running.control), &shutdown)?;
     server::run(listener, state, Some(cli.config), server::shutdown_signal()).await?;
-    let _ = running.stop.send(true);
-    // Give link actors a moment to hang up cleanly (each bounded by its own limit).
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop(&shutdown).await;
     Ok(())
+}
+
+/// Stop every task (link actors hang up, each within its own limit) and join them.
+async fn stop(shutdown: &Shutdown) {
+    if !shutdown.stop(STOP_BOUND).await {
+        tracing::warn!("some tasks did not stop within {STOP_BOUND:?}; exiting anyway");
+    }
 }
 
 fn hash_password() -> anyhow::Result<()> {
