@@ -1,7 +1,12 @@
 //! `mserver --demo`: a built-in configuration with fresh random passwords and its
 //! simulated world ([`world`]: the mock modem on a pseudo-terminal answered by the mock ISP,
 //! and as root a private LAN in network namespaces). Owns the demo's config, credentials,
-//! banner and simulation only; nothing here is used outside `--demo`.
+//! banner and simulation only; nothing here is used outside `--demo`. Compiled only with the
+//! cargo feature `demo` (default on), which brings in `masqdial-sim`.
+//!
+//! - [`ns`]: the demo's private LAN in network namespaces (root only).
+
+pub mod ns;
 
 use std::net::SocketAddr;
 
@@ -9,14 +14,14 @@ use rand::TryRngCore;
 use tokio::net::TcpListener;
 
 use crate::auth::{self, AuthError};
-use crate::config::{Config, ConnectionConfig, ModemConfig, Role, UserConfig};
-use crate::dataplane::demo_ns::DemoLan;
+use crate::config::{Config, ConnectionConfig, ModemConfig, UserConfig, UserRole as Role};
+use crate::daemon::LanSide;
 use crate::dataplane::tun::Tun;
-use crate::gateway::LanSide;
-use crate::ppp::AuthProtocol;
-use crate::sim::isp::{IspConfig, MockIsp};
-use crate::sim::modem::pty::{spawn_pty, PtyModem};
-use crate::sim::modem::{Answerer, AnswererFactory, MockModemConfig};
+use masqdial_ppp::AuthProtocol;
+use masqdial_sim::isp::{IspConfig, MockIsp};
+use masqdial_sim::modem::pty::{spawn_pty, PtyModem};
+use masqdial_sim::modem::{Answerer, AnswererFactory, MockModemConfig};
+use ns::DemoLan;
 
 /// Preferred demo address (loopback only).
 pub const DEMO_ADDR: &str = "127.0.0.1:2240";
@@ -163,7 +168,7 @@ pub fn world(config: &mut Config) -> anyhow::Result<(DemoWorld, LanSide)> {
         Box::new(MockIsp::new(cfg)) as Box<dyn Answerer>
     });
     let modem = spawn_pty(MockModemConfig::default(), factory)?;
-    crate::gateway::seed_rules(config, crate::gateway::DEFAULT_RULESET)?;
+    crate::persist::seed_rules(config, crate::persist::DEFAULT_RULESET)?;
     for m in &mut config.modems {
         m.device = modem.path().to_path_buf();
     }
