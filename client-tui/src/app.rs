@@ -505,6 +505,10 @@ impl App {
                     self.push_log(Level::Error, text.clone());
                     self.last_disconnect = Some(text);
                 }
+                if let Mode::Login(f) = &mut self.mode {
+                    // A login on its way waits for the server: say so in the form.
+                    f.message = format!("Cannot reach the server ({reason}); trying again…");
+                }
                 self.conn = ConnState::Disconnected {
                     reason,
                     retry_at: self.now + retry_in,

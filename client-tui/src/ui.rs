@@ -609,29 +609,44 @@ fn render_ports_line(frame: &mut Frame, app: &App, area: Rect) {
         let label_len = format!("{free}/{total}").len() + 7;
         let bar = third.saturating_sub(label_len).clamp(2, 30);
         let (s, r) = gauge_text(n, free, total, bar);
-        let pad = third.saturating_sub(s.chars().count());
+        let pad = third.saturating_sub(s.chars().count()).max(1);
         spans.push(Span::styled(s, gauge_style(app, r)));
         spans.push(Span::raw(" ".repeat(pad)));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// Masquerade columns for a panel `width` wide: byte and packet counts only when all fit.
+/// Masquerade columns for a panel `width` wide, in screen order with their widths.
+///
+/// Taken by priority until the panel is full: protocol, LAN side and expiry always, then
+/// the remote side, state, masquerade port, bytes and packets.
 pub fn masq_columns(width: u16) -> Vec<(SortKey, u16)> {
-    let mut cols = vec![
+    let all: [(SortKey, u16); 8] = [
         (SortKey::Proto, 5),
         (SortKey::Lan, 21),
         (SortKey::Masq, 5),
         (SortKey::Remote, 21),
         (SortKey::State, 11),
+        (SortKey::Bytes, 10),
+        (SortKey::Packets, 7),
+        (SortKey::Expire, 8),
     ];
-    // 97 = the borders plus every column and its spacing.
-    if width >= 97 {
-        cols.push((SortKey::Bytes, 10));
-        cols.push((SortKey::Packets, 7));
+    let priority = [0usize, 1, 7, 3, 4, 2, 5, 6];
+    let inner = width.saturating_sub(2);
+    let mut keep = [false; 8];
+    let mut used = 0u16;
+    for i in priority {
+        let need = all[i].1 + u16::from(used > 0);
+        if used + need <= inner || i < 2 || i == 7 {
+            keep[i] = true;
+            used += need;
+        }
     }
-    cols.push((SortKey::Expire, 8));
-    cols
+    all.iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(c, _)| *c)
+        .collect()
 }
 
 /// The masquerade column under screen column `x` of a panel drawn at `r` (header clicks).
@@ -671,7 +686,6 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
         return placeholder(frame, app, b, area, "no masqueraded sessions");
     }
     let cols = masq_columns(area.width);
-    let wide = cols.len() == SortKey::ALL.len();
     let header: Vec<Cell> = cols
         .iter()
         .map(|(k, _)| {
@@ -707,34 +721,35 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
         .map(|(i, r)| {
             let e = &r.entry;
             let remaining = r.remaining_centis(app.now);
-            let mut cells = vec![
-                Cell::from(proto_name(e.protocol)),
-                Cell::from(format!("{}:{}", e.lan_address, e.lan_port)),
-                Cell::from(e.masq_port.to_string()),
-                Cell::from(if e.no_remote_port {
-                    format!("{}:*", e.remote_address)
-                } else {
-                    format!("{}:{}", e.remote_address, e.remote_port)
-                }),
-                Cell::from(e.state.clone()),
-            ];
-            if wide {
-                // Both-direction totals (fields 21/22); older servers only had in/out.
-                cells.push(Cell::from(format::bytes(
-                    e.bytes.max(e.bytes_in.saturating_add(e.bytes_out)),
-                )));
-                cells.push(Cell::from(
-                    e.packets
-                        .max(e.packets_in.saturating_add(e.packets_out))
-                        .to_string(),
-                ));
-            }
             let exp_style = if remaining < 1000 {
                 st(app, Style::new().fg(Color::Red))
             } else {
                 Style::new()
             };
-            cells.push(Cell::from(Span::styled(expire_mmss(remaining), exp_style)));
+            let cells: Vec<Cell> = cols
+                .iter()
+                .map(|(k, _)| match k {
+                    SortKey::Proto => Cell::from(proto_name(e.protocol)),
+                    SortKey::Lan => Cell::from(format!("{}:{}", e.lan_address, e.lan_port)),
+                    SortKey::Masq => Cell::from(e.masq_port.to_string()),
+                    SortKey::Remote => Cell::from(if e.no_remote_port {
+                        format!("{}:*", e.remote_address)
+                    } else {
+                        format!("{}:{}", e.remote_address, e.remote_port)
+                    }),
+                    SortKey::State => Cell::from(e.state.clone()),
+                    // Both-direction totals (fields 21/22); older servers only had in/out.
+                    SortKey::Bytes => Cell::from(format::bytes(
+                        e.bytes.max(e.bytes_in.saturating_add(e.bytes_out)),
+                    )),
+                    SortKey::Packets => Cell::from(
+                        e.packets
+                            .max(e.packets_in.saturating_add(e.packets_out))
+                            .to_string(),
+                    ),
+                    SortKey::Expire => Cell::from(Span::styled(expire_mmss(remaining), exp_style)),
+                })
+                .collect();
             let row = Row::new(cells);
             if offset + i == app.masq_sel {
                 row.style(sel_style)
@@ -2469,6 +2484,16 @@ pub(crate) mod tests {
             assert!(text.contains("isp1") && text.contains("UP"), "{text}");
             assert!(text.contains("cell") && text.contains("IDLE"), "{text}");
         }
+        // The masquerade table keeps whole columns: protocol, LAN side and expiry first.
+        let app = sized(realistic(false), 50, 12);
+        let (lines, _) = draw(&app, 50, 12);
+        let header = line_with(&lines, "Proto");
+        assert!(
+            header.contains("LAN addr:port") && header.contains("Expire▲"),
+            "{}",
+            lines.join("\n")
+        );
+        assert!(contains(&lines, "192.168.1.5:512"));
         // At 50x12 the event log gives way; focusing it shows it in the middle slot.
         let mut app = sized(realistic(false), 50, 12);
         assert!(app.areas().log.is_none());
@@ -2628,7 +2653,12 @@ pub(crate) mod tests {
             },
             at,
         }));
-        for (w, h) in [(80, 24), (100, 30), (180, 40)] {
+        app.handle_event(Event::Server(ServerUpdate::Chains(ipmasq_chains())));
+        for (w, h) in [(50, 12), (80, 24), (100, 30), (160, 48)] {
+            app.handle_event(Event::Resize {
+                width: w,
+                height: h,
+            });
             let (lines, _) = draw(&app, w, h);
             for l in lines {
                 println!("{}", l.trim_end());
