@@ -17,7 +17,7 @@ use crossterm::event::{self as ct, DisableMouseCapture, EnableMouseCapture};
 use masqdial_cli::conn;
 use masqdial_cli::store::TokenStore;
 use masqdial_tui::app::App;
-use masqdial_tui::event::{Command, Event};
+use masqdial_tui::event::{Command, Event, Secret};
 use masqdial_tui::{net, ui};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -39,10 +39,10 @@ struct Args {
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(50..=5000))]
     tick_ms: u64,
     /// Token store file instead of the default one.
-    #[arg(long)]
+    #[arg(long, env = "MASQDIAL_TOKEN_FILE")]
     token_store: Option<PathBuf>,
     /// CA certificate (PEM) for an https server.
-    #[arg(long)]
+    #[arg(long, env = "MASQDIAL_CA")]
     ca: Option<PathBuf>,
     /// Ask for the password (in the dashboard) even if a token is stored.
     #[arg(long)]
@@ -151,6 +151,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ca: args.ca.clone(),
             masq_period_ms: 500,
             store: Some(store),
+            // Tried once when no stored token works (scripts, kiosks); the form otherwise.
+            password: std::env::var("MASQDIAL_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
         },
         ev_tx,
         cmd_rx,

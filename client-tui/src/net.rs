@@ -46,6 +46,8 @@ pub struct NetConfig {
     pub masq_period_ms: u32,
     /// Where a fresh login's token is saved (shared with mclient); `None` keeps it in memory.
     pub store: Option<TokenStore>,
+    /// Password from `MASQDIAL_PASSWORD`, tried once for `user` before the form is shown.
+    pub password: Option<Secret>,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for NetConfig {
             .field("server", &self.server)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("user", &self.user)
+            .field("password", &self.password)
             .field("ca", &self.ca)
             .finish()
     }
@@ -129,7 +132,10 @@ async fn run(
     let mut attempt = 1u32;
     let mut token = cfg.token.clone();
     let mut user = cfg.user.clone();
-    let mut pending: Option<(String, Secret)> = None;
+    let mut pending: Option<(String, Secret)> = match &cfg.password {
+        Some(p) if token.is_none() && !user.is_empty() => Some((user.clone(), p.clone())),
+        _ => None,
+    };
     let mut why_login = format!("Log in to {}.", cfg.server);
     loop {
         if token.is_none() {
@@ -790,8 +796,10 @@ mod tests {
             ca: None,
             masq_period_ms: 500,
             store: None,
+            password: Some(Secret::new("pw-from-env")),
         };
         assert!(!format!("{c:?}").contains("secret-token"));
+        assert!(!format!("{c:?}").contains("pw-from-env"));
         let cmd = Command::Login {
             user: "alice".into(),
             password: Secret::new("hunter2"),
@@ -856,6 +864,7 @@ mod tests {
             ca: None,
             masq_period_ms: 500,
             store: None,
+            password: Some(Secret::new("pw-from-env")),
         };
         let e = connect(&cfg).await.expect_err("nothing listens");
         assert_eq!(plain_connect_error(&e), "connection refused");

@@ -592,6 +592,16 @@ fn start_mtui(
     name: &str,
     with_token: bool,
 ) -> (Tmux, tempfile::TempDir) {
+    start_mtui_env(addr, name, with_token, "")
+}
+
+/// [`start_mtui`] with `env` (e.g. `MASQDIAL_PASSWORD=x `) before the command.
+fn start_mtui_env(
+    addr: std::net::SocketAddr,
+    name: &str,
+    with_token: bool,
+    env: &str,
+) -> (Tmux, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store_path = dir.path().join("tokens.toml");
     let server_url = format!("http://{addr}");
@@ -611,7 +621,7 @@ fn start_mtui(
     let exit_file = dir.path().join("exit-status");
     // Not a simple command, so the shell stays mtui's parent and records its exit status.
     let cmdline = format!(
-        "{bin} --server {server_url} --token-store {}{user} --no-color --tick-ms 100; echo $? > {}",
+        "{env}{bin} --server {server_url} --token-store {}{user} --no-color --tick-ms 100; echo $? > {}",
         shell_quote(&store_path),
         shell_quote(&exit_file)
     );
@@ -878,6 +888,22 @@ fn mtui_asks_again_inside_the_dashboard_after_a_wrong_password() {
     type_line(&t, "secret");
     let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
     assert!(ok, "no dashboard after the right password:\n{screen}");
+    assert_eq!(stored_token(&dir, addr).as_deref(), Some(TOKEN));
+    assert!(t.quit(), "mtui did not exit on q");
+}
+
+#[test]
+fn mtui_logs_in_with_masqdial_password_without_the_form() {
+    if !tmux_available(test_name!()) {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let _server = FixtureServer::start(listener, TOKEN);
+    let (t, dir) = start_mtui_env(addr, "envpw", false, "MASQDIAL_PASSWORD=secret ");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
+    assert!(ok, "MASQDIAL_PASSWORD did not log in:\n{screen}");
+    assert!(!screen.contains("Log in to"), "form shown:\n{screen}");
     assert_eq!(stored_token(&dir, addr).as_deref(), Some(TOKEN));
     assert!(t.quit(), "mtui did not exit on q");
 }
