@@ -848,7 +848,7 @@ impl App {
                 | KeyCode::Esc
                 | KeyCode::Enter => {
                     self.mode = Mode::Normal;
-                    self.push_log(Level::Info, "cancelled");
+                    self.push_log(Level::Info, "cancelled; nothing was changed");
                 }
                 _ => {}
             },

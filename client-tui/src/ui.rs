@@ -2664,6 +2664,33 @@ pub(crate) mod tests {
                 println!("{}", l.trim_end());
             }
         }
+        // Overlays at 80x24: the force hang-up question, the details view, the login form.
+        app.handle_event(Event::Resize {
+            width: 80,
+            height: 24,
+        });
+        app.handle_event(key(KeyCode::Char('H')));
+        app.handle_event(key(KeyCode::Enter));
+        let mut shots = vec![draw(&app, 80, 24).0];
+        app.handle_event(key(KeyCode::Esc));
+        app.focus = Panel::Links;
+        app.link_sel = 1;
+        app.handle_event(key(KeyCode::Enter));
+        shots.push(draw(&app, 80, 24).0);
+        app.handle_event(key(KeyCode::Esc));
+        app.handle_event(Event::LoginNeeded {
+            user: "alice".into(),
+            reason: crate::net::TOKEN_UNKNOWN.into(),
+        });
+        for c in "secret".chars() {
+            app.handle_event(key(KeyCode::Char(c)));
+        }
+        shots.push(draw(&app, 80, 24).0);
+        for lines in shots {
+            for l in lines {
+                println!("{}", l.trim_end());
+            }
+        }
     }
 
     /// Frame cost with 100,000 entries (figures printed, nothing asserted on time):
