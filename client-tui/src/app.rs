@@ -448,6 +448,7 @@ impl App {
     /// Apply one event; returns what the outside world should do.
     pub fn handle_event(&mut self, ev: Event) -> Vec<Command> {
         let mut out = Vec::new();
+        let user_input = matches!(ev, Event::Key(_) | Event::Mouse(_) | Event::Resize { .. });
         match ev {
             Event::Key(k) => {
                 if k.kind != KeyEventKind::Release {
@@ -543,6 +544,9 @@ impl App {
         self.table.refresh();
         self.clamp_selection();
         self.fix_scroll();
+        if user_input {
+            self.fix_details_scroll();
+        }
         self.dirty = true;
         out
     }
@@ -594,9 +598,15 @@ impl App {
         if self.log_back == 0 {
             self.log_new = 0;
         }
+    }
+
+    /// Keep the details view's scroll inside its text (after keys, wheel and resizes only:
+    /// the text walks the whole masquerade table for the per-host bytes).
+    fn fix_details_scroll(&mut self) {
+        let body = self.areas().body;
         if let Mode::Details { name, scroll } = &self.mode {
             let lines = ui::detail_lines(self, name).len();
-            let h = usize::from(a.body.height.saturating_sub(2));
+            let h = usize::from(body.height.saturating_sub(2));
             let max = lines.saturating_sub(h);
             if *scroll > max {
                 self.mode = Mode::Details {

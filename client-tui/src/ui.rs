@@ -2223,6 +2223,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn details_scroll_stays_inside_the_text() {
+        let mut app = sized(realistic(false), 80, 14);
+        app.focus = Panel::Links;
+        app.link_sel = 1;
+        app.handle_event(key(KeyCode::Enter));
+        let lines = detail_lines(&app, "isp1").len();
+        let h = usize::from(app.areas().body.height - 2);
+        assert!(lines > h, "the text is longer than the view");
+        app.handle_event(key(KeyCode::Char('G')));
+        let max = lines - h;
+        assert_eq!(
+            app.mode,
+            Mode::Details {
+                name: "isp1".into(),
+                scroll: max
+            }
+        );
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(
+            app.mode,
+            Mode::Details {
+                name: "isp1".into(),
+                scroll: max - 1
+            }
+        );
+        let (screen, _) = draw(&app, 80, 14);
+        assert!(contains(&screen, "192.168.1.10 "), "{screen:#?}");
+    }
+
+    #[test]
     fn zero_and_force_hangup_ask_first() {
         let mut app = realistic(false);
         assert!(app.handle_event(key(KeyCode::Char('Z'))).is_empty());
