@@ -705,9 +705,16 @@ impl App {
                         .unwrap_or_default();
                     self.push_log(Level::Error, format!("{name}: link failed {why}"));
                 } else if old == up {
+                    // The server's reason, e.g. who forced the hang-up, when it gives one.
+                    let why = status
+                        .last_failure
+                        .as_ref()
+                        .filter(|f| !f.message.is_empty())
+                        .map(|f| format!(": {}", f.message))
+                        .unwrap_or_default();
                     self.push_log(
                         Level::Warn,
-                        format!("{name}: link DOWN ({})", state_name(status.state)),
+                        format!("{name}: link DOWN ({}){why}", state_name(status.state)),
                     );
                 } else if status.state == LinkState::Idle as i32 {
                     self.push_log(Level::Info, format!("{name}: idle"));
@@ -1524,6 +1531,19 @@ mod tests {
             .log
             .iter()
             .any(|l| l.text.starts_with("isp1: link DOWN")));
+        // A reason from the server (a forced hang-up names who did it) is shown.
+        app.handle_event(Event::Server(ServerUpdate::Link(up_link("isp1"))));
+        let mut forced = up_link("isp1");
+        forced.state = LinkState::HangingUp as i32;
+        forced.last_failure = Some(masqdial_proto::v1::Failure {
+            kind: FailureKind::Cancelled as i32,
+            message: "hung up by admin@192.168.1.2 (forced)".into(),
+        });
+        app.handle_event(Event::Server(ServerUpdate::Link(forced)));
+        assert_eq!(
+            app.log.back().map(|l| l.text.as_str()),
+            Some("isp1: link DOWN (HANGUP): hung up by admin@192.168.1.2 (forced)")
+        );
     }
 
     #[test]
