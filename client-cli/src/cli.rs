@@ -6,108 +6,93 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tonic::Code;
 
-use crate::conn::DEFAULT_SERVER;
+pub use crate::errors::DialFailed;
 
-/// Exit codes, documented in `mclient --help`.
+/// Exit codes and environment, documented in `mclient --help` (and the README).
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
    0  success
-   1  local error (file, terminal, internal server error)
-   2  usage error
-   3  not logged in / token expired (UNAUTHENTICATED): run `mclient login`
-   4  not allowed (PERMISSION_DENIED)
-   5  no such connection, chain or rule (NOT_FOUND)
-   6  invalid argument (INVALID_ARGUMENT, OUT_OF_RANGE)
-   7  not possible now (FAILED_PRECONDITION, ALREADY_EXISTS, ABORTED)
-   8  server unreachable (UNAVAILABLE, DEADLINE_EXCEEDED, connection failure)
-   9  not implemented by this server (UNIMPLEMENTED)
-  10  out of resources (RESOURCE_EXHAUSTED)
-  11  cancelled (CANCELLED)
-  12  dial failed (the Dial stream ended with a failure)
+   1  local error (file, terminal), or the server failed internally
+   2  usage error (bad command line, unknown command, unsafe option combination)
+   3  not logged in, token expired or revoked, or wrong password: run `mclient login`
+   4  not allowed (your role or connections do not permit it)
+   5  no such connection, chain or rule
+   6  invalid argument refused by the server
+   7  not possible now (e.g. chain in use, link not up)
+   8  server unreachable, lost, or not answering in time
+   9  not supported by this server
+  10  out of resources (no free modem or port)
+  11  cancelled
+  12  dial failed (the dial ended with a failure)
+`mclient ipchains` exits as ipchains 1.3 did: 2 for a parameter problem, 1 for any other
+refusal (3 and 8 keep their meaning above).
 
-Environment: MASQDIAL_SERVER (default server URL), MCLIENT_PASSWORD (login password),
-MCLIENT_TOKEN_FILE (token store path instead of <config dir>/masqdial/tokens.toml).";
+Environment (command-line options win, then these, then the config file):
+  MASQDIAL_SERVER      server URL (http://host:224, https://host:224; default port 224)
+  MASQDIAL_USER        user name
+  MASQDIAL_PASSWORD    password for `login` (scripts; the prompt is safer)
+  MASQDIAL_TOKEN_FILE  token store (default <config dir>/masqdial/tokens.toml)
+  MASQDIAL_CA          PEM CA certificate for https servers
+  MASQDIAL_CONFIG      client config file (default <config dir>/masqdial/client.toml)
+  MASQDIAL_TIMEOUT     rpc deadline in seconds (default 15)
+MCLIENT_PASSWORD and MCLIENT_TOKEN_FILE are deprecated aliases (a warning is printed).
+A `login` with --server records that server as the default in the client config file.";
 
-/// Exit code for an error (the one table).
+/// Exit code for an error (the one table, see [`crate::errors`]); uses an empty context.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(s) = cause.downcast_ref::<tonic::Status>() {
-            return status_exit_code(s.code());
-        }
-        if cause.downcast_ref::<DialFailed>().is_some() {
-            return 12;
-        }
-        if cause.downcast_ref::<tonic::transport::Error>().is_some() {
-            return 8;
-        }
-        if cause.downcast_ref::<clap::Error>().is_some() {
-            return 2;
-        }
-    }
-    1
+    crate::errors::classify(err, &crate::errors::Context::default()).exit_code()
 }
-
-/// Exit code for a gRPC status code.
-pub fn status_exit_code(code: Code) -> u8 {
-    match code {
-        Code::Ok => 0,
-        Code::Unauthenticated => 3,
-        Code::PermissionDenied => 4,
-        Code::NotFound => 5,
-        Code::InvalidArgument | Code::OutOfRange => 6,
-        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => 7,
-        Code::Unavailable | Code::DeadlineExceeded => 8,
-        Code::Unimplemented => 9,
-        Code::ResourceExhausted => 10,
-        Code::Cancelled => 11,
-        Code::Unknown | Code::Internal | Code::DataLoss => 1,
-    }
-}
-
-/// A dial that ended with a `failed` event.
-#[derive(Debug, thiserror::Error)]
-#[error("dial failed: {0}")]
-pub struct DialFailed(pub String);
 
 /// `mclient`: talk to an mserver gateway.
 #[derive(Debug, Parser)]
-#[command(name = "mclient", version, about, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "mclient",
+    version,
+    about,
+    after_help = EXIT_CODES_HELP,
+    arg_required_else_help = false
+)]
 pub struct Cli {
     /// Global options.
     #[command(flatten)]
     pub opts: GlobalOpts,
-    /// Command; none starts the interactive shell.
+    /// Command; none prints this help (the shell is `mclient shell`).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
-/// Options valid before any command.
-#[derive(Debug, Clone, clap::Args)]
+/// Options valid before (or after) any command.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct GlobalOpts {
-    /// Server URL (http://host:224 or https://host:224).
-    #[arg(long, env = "MASQDIAL_SERVER", default_value = DEFAULT_SERVER, global = true)]
-    pub server: String,
-    /// User name for `login` (default: the login name).
+    /// Server URL (http://host[:224] or https://host[:224]) [env: MASQDIAL_SERVER].
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// User whose token to use, or to log in as [env: MASQDIAL_USER].
     #[arg(long, short, global = true)]
     pub user: Option<String>,
-    /// Machine-readable JSON output.
+    /// Machine-readable JSON output (errors too); see client-cli/JSON.md.
     #[arg(long, global = true)]
     pub json: bool,
-    /// PEM CA certificate for https servers.
-    #[arg(long, global = true)]
+    /// PEM CA certificate for https servers [env: MASQDIAL_CA].
+    #[arg(long, global = true, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// Deadline of each request, seconds (default 15) [env: MASQDIAL_TIMEOUT].
+    #[arg(long, global = true, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Allow sending a password over plain http:// to a host that is not loopback.
+    #[arg(long, global = true)]
+    pub insecure: bool,
 }
 
 /// Every command, in one-shot and shell form alike.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Log in and store the token (password: no-echo prompt, or MCLIENT_PASSWORD, or stdin).
+    /// Log in and store the token (password: prompt, MASQDIAL_PASSWORD, or a stdin line).
     Login,
-    /// Revoke the stored token and forget it.
+    /// Revoke your token and forget it.
     Logout,
-    /// Show who the stored token belongs to.
+    /// Show which user (and server) your commands run as.
     Whoami,
     /// List configured connections (masqdialer LIST).
     List,
@@ -124,8 +109,8 @@ pub enum Command {
     /// Release your hold on a connection (masqdialer KILL).
     #[command(alias = "kill")]
     Hangup {
-        /// Connection name.
-        name: String,
+        /// Connection name (may be left out when you hold exactly one link).
+        name: Option<String>,
         /// Drop the link whoever holds it (admin).
         #[arg(long, short)]
         force: bool,
@@ -139,7 +124,12 @@ pub enum Command {
     /// Who holds which link.
     Who,
     /// Follow link changes and traffic ("modem lights") until interrupted.
-    Watch,
+    Watch {
+        /// When the server goes away, try to reconnect for this many seconds (0: exit at once
+        /// with code 8).
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        reconnect: u64,
+    },
     /// Modems, their state and which connection uses them.
     Modems,
     /// Masquerade table like `ipchains -M -L`.
@@ -170,29 +160,179 @@ pub enum Command {
         /// Output file.
         file: Option<PathBuf>,
     },
-    /// Replace every chain from an ipchains-save FILE, atomically (admin).
+    /// Load ipchains-save text (admin): replaces only the chains the file names, atomically.
     Restore {
-        /// Input file.
-        file: PathBuf,
+        /// Input file, or `-` for stdin.
+        file: String,
+        /// Replace every chain: chains the file does not name are deleted (built-ins reset).
+        #[arg(long)]
+        all: bool,
+        /// Print what would change (a diff of the ruleset) and change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Go ahead even when forward would lose every MASQ rule.
+        #[arg(long, short)]
+        force: bool,
     },
     /// Engine counters (drops per reason, per protocol).
     Counters,
     /// Interactive shell (the same commands; `help`, `exit`).
     Shell,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the mclient(1) manual page (roff), for packaging.
+    #[command(hide = true)]
+    Man,
+}
+
+impl Command {
+    /// Short name for messages (`hangup --force`, `ipchains -A`).
+    pub fn label(&self) -> String {
+        match self {
+            Command::Hangup { force: true, .. } => "hangup --force".into(),
+            Command::Timeouts { args } if !args.is_empty() && args[0] != "get" => {
+                "timeouts set".into()
+            }
+            Command::Ipchains { args } => {
+                let cmd = args
+                    .iter()
+                    .find(|a| a.starts_with('-') && !["-n", "-v", "-x"].contains(&a.as_str()))
+                    .cloned()
+                    .unwrap_or_default();
+                format!("ipchains {cmd}").trim_end().to_string()
+            }
+            other => {
+                let dbg = format!("{other:?}");
+                let name = dbg
+                    .split([' ', '{', '('])
+                    .next()
+                    .unwrap_or_default()
+                    .to_lowercase();
+                name
+            }
+        }
+    }
+
+    /// The connection the command names, if any.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            Command::Cinfo { name } | Command::Dial { name } => Some(name),
+            Command::Hangup { name, .. } | Command::Status { name } => name.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// All command names (and aliases) of the grammar.
+pub fn command_names() -> Vec<String> {
+    use clap::CommandFactory;
+    let mut names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .flat_map(|c| {
+            std::iter::once(c.get_name().to_string()).chain(c.get_all_aliases().map(String::from))
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The mclient(1) manual page as roff.
+pub fn man_page() -> anyhow::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| anyhow::anyhow!("cannot render the manual page: {e}"))?;
+    Ok(out)
+}
+
+/// A completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "mclient", &mut out);
+    out
 }
 
 /// One shell line: the same [`Command`] grammar without a binary name.
 #[derive(Debug, Parser)]
 #[command(
-    name = "",
+    name = "mclient",
     no_binary_name = true,
     disable_version_flag = true,
-    after_help = "Also: exit, quit"
+    about = None,
+    long_about = None
 )]
 pub struct ShellLine {
+    /// Machine-readable JSON output for this command.
+    #[arg(long, global = true)]
+    pub json: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A clap parse error as a [`Failure`] (usage, exit 2), with our own "did you mean" for an
+/// unknown command. `None` for `--help`/`--version` output, which is not a failure.
+pub fn usage_failure(e: &clap::Error) -> Option<crate::errors::Failure> {
+    use crate::errors::{did_you_mean, Failure};
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => return None,
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return Some(Failure::usage(
+                "a command is missing",
+                "`mclient --help` lists the commands",
+            ))
+        }
+        ErrorKind::InvalidSubcommand | ErrorKind::UnknownArgument => {
+            let ctx = if e.kind() == ErrorKind::InvalidSubcommand {
+                ContextKind::InvalidSubcommand
+            } else {
+                ContextKind::InvalidArg
+            };
+            if let Some(ContextValue::String(word)) = e.get(ctx) {
+                if e.kind() == ErrorKind::InvalidSubcommand {
+                    let names = command_names();
+                    let hint = match did_you_mean(word, &names) {
+                        Some(s) => format!("did you mean `{s}`? (`help` lists the commands)"),
+                        None => {
+                            "`mclient --help` (or `help` in the shell) lists the commands".into()
+                        }
+                    };
+                    return Some(Failure::usage(format!("unknown command `{word}`"), hint));
+                }
+                return Some(Failure::usage(
+                    format!("unknown option `{word}`"),
+                    "add --help after the command to see its options",
+                ));
+            }
+        }
+        _ => {}
+    }
+    // clap's own first line, without its "error: " prefix and usage block.
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("bad command line")
+        .trim_start_matches("error: ")
+        .replace('\'', "`");
+    let usage = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: ").map(str::to_string));
+    Some(Failure::usage(
+        first,
+        match usage {
+            Some(u) => format!("usage: {u}"),
+            None => "add --help after the command to see its arguments".to_string(),
+        },
+    ))
 }
 
 /// `timeouts` arguments.
@@ -215,12 +355,20 @@ pub fn parse_timeouts(args: &[String]) -> anyhow::Result<TimeoutsArgs> {
     match nums {
         [a, b, c] => {
             let p = |s: &String| {
-                s.parse::<u32>()
-                    .map_err(|_| anyhow::anyhow!("timeout {s:?} is not a number of seconds"))
+                s.parse::<u32>().map_err(|_| {
+                    anyhow::Error::new(crate::errors::Failure::usage(
+                        format!("timeout `{s}` is not a number of seconds"),
+                        "for example `mclient timeouts set 7200 10 160` (0 = unchanged)",
+                    ))
+                })
             };
             Ok(TimeoutsArgs::Set(p(a)?, p(b)?, p(c)?))
         }
-        _ => anyhow::bail!("usage: timeouts [get | [set] TCP TCPFIN UDP] (seconds, 0 = unchanged)"),
+        _ => Err(crate::errors::Failure::usage(
+            "timeouts takes nothing, `get`, or `[set] TCP TCPFIN UDP`",
+            "for example `mclient timeouts set 7200 10 160` (seconds, 0 = unchanged)",
+        )
+        .into()),
     }
 }
 
@@ -269,7 +417,7 @@ mod tests {
     fn grammar_one_shot() {
         let c = parse(&["--server", "http://gw:224", "--json", "dial", "isp1"]);
         let c = c.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.opts.server, "http://gw:224");
+        assert_eq!(c.opts.server.as_deref(), Some("http://gw:224"));
         assert!(c.opts.json);
         assert_eq!(
             c.command,
@@ -281,7 +429,7 @@ mod tests {
         assert_eq!(
             c.command,
             Some(Command::Hangup {
-                name: "isp1".into(),
+                name: Some("isp1".into()),
                 force: true
             })
         );
@@ -329,7 +477,7 @@ mod tests {
         assert_eq!(
             l.command,
             Command::Hangup {
-                name: "isp 1".into(),
+                name: Some("isp 1".into()),
                 force: true
             }
         );
@@ -365,28 +513,102 @@ mod tests {
     }
 
     #[test]
-    fn exit_code_table() {
-        let st = |c: Code| anyhow::Error::new(tonic::Status::new(c, "x"));
-        assert_eq!(exit_code(&st(Code::Unauthenticated)), 3);
-        assert_eq!(exit_code(&st(Code::PermissionDenied)), 4);
-        assert_eq!(exit_code(&st(Code::NotFound)), 5);
-        assert_eq!(exit_code(&st(Code::Unimplemented)), 9);
+    fn hangup_name_is_optional_and_labels() {
+        let c = parse(&["hangup"]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            exit_code(&st(Code::Unavailable).context("while dialing")),
-            8
+            c.command,
+            Some(Command::Hangup {
+                name: None,
+                force: false
+            })
         );
+        let label = |a: &[&str]| parse(a).ok().and_then(|c| c.command).map(|c| c.label());
         assert_eq!(
-            exit_code(&anyhow::Error::new(DialFailed("BUSY".into()))),
-            12
+            label(&["hangup", "-f", "x"]).as_deref(),
+            Some("hangup --force")
         );
-        assert_eq!(exit_code(&anyhow::anyhow!("local")), 1);
-        // Every code maps somewhere documented.
-        for c in 0..17 {
-            let code = status_exit_code(Code::from_i32(c));
-            assert!(
-                EXIT_CODES_HELP.contains(&format!("  {code}  ")) || code == 0,
-                "{c} -> {code}"
-            );
+        assert_eq!(label(&["whoami"]).as_deref(), Some("whoami"));
+        assert_eq!(
+            label(&["ipchains", "-v", "-A", "input"]).as_deref(),
+            Some("ipchains -A")
+        );
+        assert_eq!(label(&["restore", "-"]).as_deref(), Some("restore"));
+    }
+
+    #[test]
+    fn restore_options() {
+        let c =
+            parse(&["restore", "-", "--dry-run", "--all", "-f"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.command,
+            Some(Command::Restore {
+                file: "-".into(),
+                all: true,
+                dry_run: true,
+                force: true
+            })
+        );
+    }
+
+    #[test]
+    fn typos_get_real_suggestions() {
+        let f = |a: &[&str]| {
+            parse(a)
+                .err()
+                .and_then(|e| usage_failure(&e))
+                .map(|f| (f.message, f.hint.unwrap_or_default(), f.kind))
+        };
+        let (m, h, k) = f(&["hangpu"]).unwrap_or_default_tuple();
+        assert_eq!(m, "Unknown command `hangpu`.");
+        assert_eq!(h, "did you mean `hangup`? (`help` lists the commands)");
+        assert_eq!(k, crate::errors::Kind::Usage);
+        let (_, h, _) = f(&["frobnicate"]).unwrap_or_default_tuple();
+        assert!(!h.contains("logout"), "{h}");
+        let (m, h, _) = f(&["dial"]).unwrap_or_default_tuple();
+        assert!(m.contains("required"), "{m}");
+        assert_eq!(h, "usage: mclient dial <NAME>");
+        assert!(parse(&["--help"])
+            .err()
+            .and_then(|e| usage_failure(&e))
+            .is_none());
+        assert!(matches!(
+            parse(&["timeouts", "x", "y", "z"]).map(|c| c.command),
+            Ok(Some(Command::Timeouts { .. }))
+        ));
+    }
+
+    trait Tuple {
+        fn unwrap_or_default_tuple(self) -> (String, String, crate::errors::Kind);
+    }
+    impl Tuple for Option<(String, String, crate::errors::Kind)> {
+        fn unwrap_or_default_tuple(self) -> (String, String, crate::errors::Kind) {
+            self.unwrap_or_else(|| panic!("expected a usage failure"))
         }
+    }
+
+    #[test]
+    fn help_table_matches_the_error_kinds() {
+        for k in crate::errors::Kind::ALL {
+            let line = format!("\n{:>4}  ", k.exit_code());
+            assert!(EXIT_CODES_HELP.contains(&line), "{k:?} missing");
+        }
+    }
+
+    #[test]
+    fn man_page_and_completions_render() -> anyhow::Result<()> {
+        let man = String::from_utf8(man_page()?)?;
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH mclient"),
+            "{man}"
+        );
+        assert!(man.contains("Exit codes"));
+        let bash = String::from_utf8(completions(clap_complete::Shell::Bash))?;
+        assert!(bash.contains("_mclient()"), "{bash}");
+        assert!(bash.contains("hangup"));
+        let fish = String::from_utf8(completions(clap_complete::Shell::Fish))?;
+        assert!(fish.contains("complete -c mclient"));
+        let zsh = String::from_utf8(completions(clap_complete::Shell::Zsh))?;
+        assert!(zsh.starts_with("#compdef mclient"));
+        Ok(())
     }
 }

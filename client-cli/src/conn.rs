@@ -15,8 +15,8 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-/// Default server URL (port 224, IANA masqdialer); env `MASQDIAL_SERVER` overrides.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:224";
+/// Default server URL (port 224, IANA masqdialer); see [`crate::config`] for what overrides it.
+pub const DEFAULT_SERVER: &str = crate::config::DEFAULT_SERVER;
 /// Bound on establishing the TCP (and TLS) connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

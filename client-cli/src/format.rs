@@ -47,6 +47,72 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// Human byte count as mtui shows it: `999`, `1.2K`, `34M`, `1.1G` (powers of 1000; one
+/// decimal below 10). mclient's tables use the same function.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if n < 1000 {
+        return n.to_string();
+    }
+    let mut v = n as f64;
+    let mut unit = "";
+    for u in UNITS {
+        v /= 1000.0;
+        unit = u;
+        if v < 1000.0 {
+            break;
+        }
+    }
+    if v < 10.0 {
+        format!("{v:.1}{unit}")
+    } else {
+        format!("{v:.0}{unit}")
+    }
+}
+
+/// Elapsed time as mtui shows it: `H:MM:SS`, or `Nd HH:MM` past a day.
+pub fn human_duration(secs: u64) -> String {
+    if secs >= 86_400 {
+        format!(
+            "{}d {:02}:{:02}",
+            secs / 86_400,
+            (secs / 3600) % 24,
+            (secs / 60) % 60
+        )
+    } else {
+        format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+    }
+}
+
+/// RFC 3339 UTC text of a protobuf timestamp (`2026-11-30T08:58:22Z`, fractional seconds
+/// dropped); `None` for an unset (zero) or out-of-range timestamp.
+pub fn rfc3339(ts: &prost_types::Timestamp) -> Option<String> {
+    if ts.seconds <= 0 {
+        return None;
+    }
+    let days = ts.seconds.div_euclid(86_400);
+    let sod = ts.seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    if !(1..=9999).contains(&y) {
+        return None;
+    }
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    ))
+}
+
 /// Convert a protobuf timestamp.
 pub fn system_time(ts: &prost_types::Timestamp) -> Option<SystemTime> {
     let secs = u64::try_from(ts.seconds).ok()?;
@@ -54,11 +120,12 @@ pub fn system_time(ts: &prost_types::Timestamp) -> Option<SystemTime> {
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
-/// Time since `ts` at `now`, formatted; empty when unset or in the future.
+/// Time since `ts` at `now` as [`human_duration`]; empty when unset or in the future.
 pub fn since(ts: Option<&prost_types::Timestamp>, now: SystemTime) -> String {
-    ts.and_then(system_time)
+    ts.filter(|t| t.seconds > 0)
+        .and_then(system_time)
         .and_then(|t| now.duration_since(t).ok())
-        .map(duration)
+        .map(|d| human_duration(d.as_secs()))
         .unwrap_or_default()
 }
 
@@ -186,6 +253,33 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(3723)), "1h02m03s");
         assert_eq!(duration(Duration::from_secs(65)), "1m05s");
         assert_eq!(duration(Duration::from_secs(6)), "6s");
+    }
+
+    #[test]
+    fn mtui_units() {
+        assert_eq!(human_bytes(999), "999");
+        assert_eq!(human_bytes(2_300), "2.3K");
+        assert_eq!(human_bytes(1_843_200), "1.8M");
+        assert_eq!(human_bytes(88_120_330), "88M");
+        assert_eq!(human_duration(19), "0:00:19");
+        assert_eq!(human_duration(3_723), "1:02:03");
+        assert_eq!(human_duration(90_061), "1d 01:01");
+    }
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        let t = |s: i64| {
+            rfc3339(&prost_types::Timestamp {
+                seconds: s,
+                nanos: 0,
+            })
+        };
+        // Values checked with `date -u -d @N +%FT%TZ`.
+        assert_eq!(t(1).as_deref(), Some("1970-01-01T00:00:01Z"));
+        assert_eq!(t(951_782_400).as_deref(), Some("2000-02-29T00:00:00Z"));
+        assert_eq!(t(1_796_029_102).as_deref(), Some("2026-11-30T08:58:22Z"));
+        assert_eq!(t(4_107_542_399).as_deref(), Some("2100-02-28T23:59:59Z"));
+        assert_eq!(t(0), None);
     }
 
     #[test]

@@ -124,6 +124,11 @@ fn expand(args: &[String]) -> Vec<String> {
     out
 }
 
+/// Whether `-v`/`--verbose` is among the arguments (also bundled, as in `-vA`).
+pub fn verbose(args: &[String]) -> bool {
+    expand(args).iter().any(|a| a == "-v" || a == "--verbose")
+}
+
 fn number(s: &str) -> Result<u32, IpchainsError> {
     s.parse::<u32>()
         .ok()
@@ -463,6 +468,14 @@ mod tests {
         fn any_arguments_parse_or_fail_never_panic(args in proptest::collection::vec("(-[A-Za-z]{1,4}|--[a-z-]{1,12}|[a-z0-9./:!]{0,10})", 0..10)) {
             let _ = parse(&args);
         }
+    }
+
+    #[test]
+    fn verbose_flag() {
+        let v = |s: &str| verbose(&s.split_whitespace().map(String::from).collect::<Vec<_>>());
+        assert!(v("-v -A forward -j MASQ"));
+        assert!(v("-vA forward -j MASQ"));
+        assert!(!v("-A forward -j MASQ"));
     }
 
     #[test]

@@ -1,49 +1,90 @@
 //! Executing one parsed [`Command`] against the server and printing the answer
-//! (human tables, or JSON with `--json`).
+//! (human tables, or JSON with `--json`, see `client-cli/JSON.md`), and turning any failure
+//! into a [`Failure`] (plain sentence, next step, exit code).
 //!
-//! Owns the session (channel, stored token) and output; it must never print a token or
-//! password.
+//! Owns the session (settings, channel, which stored token) and output; it must never print
+//! a token or password.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::time::SystemTime;
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use masqdial_proto::v1 as pb;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use crate::cli::{parse_timeouts, Command, DialFailed, GlobalOpts, TimeoutsArgs};
+use crate::cli::{parse_timeouts, Command, TimeoutsArgs};
+use crate::config::{self, ClientConfig, ServerUrl, Settings};
 use crate::conn::{self, Clients};
+use crate::errors::{self, DialFailed, Failure, Kind};
 use crate::format;
 use crate::ipchains::{self, Op};
-use crate::store::{server_key, StoredToken, TokenStore};
+use crate::json as j;
+use crate::store::{StoredToken, TokenStore};
 
 /// Page size used to read the whole masquerade table.
 const MASQ_PAGE: u32 = 1000;
 
-/// A client session: global options, the token store and a lazily opened channel.
+/// A client session: settings, the token store and a lazily opened channel.
 #[derive(Debug)]
 pub struct Session {
-    /// Global options.
-    pub opts: GlobalOpts,
+    /// Resolved settings (server, user, CA, timeout…).
+    pub settings: Settings,
+    /// Print JSON instead of tables (errors too).
+    pub json: bool,
+    /// Allow a password over plain http to a non-loopback host.
+    pub insecure: bool,
     /// Token store.
     pub store: TokenStore,
     channel: Option<Channel>,
 }
 
-fn not_logged_in(server: &str, why: &str) -> anyhow::Error {
-    anyhow::Error::new(tonic::Status::unauthenticated(format!(
-        "{why} for {server}; run `mclient login`"
-    )))
-}
-
 impl Session {
     /// New session; nothing is connected yet.
-    pub fn new(opts: GlobalOpts, store: TokenStore) -> Session {
+    pub fn new(settings: Settings) -> Session {
         Session {
-            opts,
-            store,
+            store: settings.store(),
+            settings,
+            json: false,
+            insecure: false,
             channel: None,
+        }
+    }
+
+    /// The user whose token commands use: the explicit one, else the server's most recent
+    /// login (None when there is none).
+    pub fn current_user(&self) -> Option<String> {
+        if let Some(u) = &self.settings.user {
+            return Some(u.clone());
+        }
+        self.store
+            .get(&self.settings.server)
+            .ok()
+            .flatten()
+            .map(|t| t.user)
+    }
+
+    /// `user@host:port` for the shell prompt (`?@host:port` when not logged in).
+    pub fn prompt_identity(&self) -> String {
+        format!(
+            "{}@{}",
+            self.current_user().unwrap_or_else(|| "?".into()),
+            self.settings.server_display()
+        )
+    }
+
+    /// Error context for `cmd`.
+    pub fn context(&self, cmd: &Command) -> errors::Context {
+        let user = match cmd {
+            Command::Login => self.login_user(),
+            _ => self.current_user(),
+        };
+        errors::Context {
+            server: self.settings.server.clone(),
+            user,
+            command: cmd.label(),
+            connection: cmd.connection().map(String::from),
+            timeout_secs: self.settings.timeout.as_secs(),
         }
     }
 
@@ -51,29 +92,48 @@ impl Session {
         if let Some(c) = &self.channel {
             return Ok(c.clone());
         }
-        let c = conn::connect(&self.opts.server, self.opts.ca.as_deref()).await?;
+        let ep = conn::endpoint(&self.settings.connect_url, self.settings.ca.as_deref())?
+            .timeout(self.settings.timeout);
+        let c = ep.connect().await?;
         self.channel = Some(c.clone());
         Ok(c)
     }
 
-    /// The stored, unexpired token for this server.
+    /// The stored, unexpired token of the current user for this server.
     pub fn token(&self) -> anyhow::Result<StoredToken> {
-        let server = server_key(&self.opts.server);
-        match self.store.get(&server)? {
-            None => Err(not_logged_in(&server, "not logged in")),
-            Some(t) if t.expired(SystemTime::now()) => Err(not_logged_in(&server, "token expired")),
+        let server = &self.settings.server;
+        let user = self.settings.user.as_deref();
+        let who = user.map(|u| format!(" as {u}")).unwrap_or_default();
+        let login = match user {
+            Some(u) => format!("run `mclient -u {u} login`"),
+            None => "run `mclient login`".to_string(),
+        };
+        match self.store.get_user(server, user)? {
+            None => Err(Failure::new(
+                Kind::NotLoggedIn,
+                format!("you are not logged in to {server}{who}"),
+                Some(login),
+            )
+            .into()),
+            Some(t) if t.expired(SystemTime::now()) => Err(Failure::new(
+                Kind::NotLoggedIn,
+                format!("your login to {server} as {} has expired", t.user),
+                Some(format!("run `mclient -u {} login`", t.user)),
+            )
+            .into()),
             Some(t) => Ok(t),
         }
     }
 
-    /// Clients carrying the stored token.
+    /// Clients carrying the stored token. The server is reached first, so an unreachable
+    /// server is reported as such before any token check.
     pub async fn clients(&mut self) -> anyhow::Result<Clients> {
-        let token = self.token()?;
         let ch = self.channel().await?;
+        let token = self.token()?;
         Clients::new(ch, Some(&token.token))
     }
 
-    /// Connection names for shell completion (best effort, empty on any error).
+    /// Connection names (best effort, empty on any error).
     pub async fn connection_names(&mut self) -> Vec<String> {
         let Ok(mut c) = self.clients().await else {
             return Vec::new();
@@ -96,9 +156,26 @@ impl Session {
         }
     }
 
-    fn emit(&self, human: String, json: Value) {
+    /// Every configured connection name, or None when the server cannot list them.
+    async fn all_connection_names(&mut self) -> Option<Vec<String>> {
+        let mut c = self.clients().await.ok()?;
+        let r = c
+            .dialer
+            .list_connections(pb::ListConnectionsRequest {})
+            .await
+            .ok()?;
+        Some(
+            r.into_inner()
+                .connections
+                .into_iter()
+                .map(|c| c.name)
+                .collect(),
+        )
+    }
+
+    fn emit(&self, human: &str, json: Value) {
         let mut out = std::io::stdout().lock();
-        let _ = if self.opts.json {
+        let _ = if self.json {
             writeln!(out, "{json}")
         } else if human.ends_with('\n') || human.is_empty() {
             write!(out, "{human}")
@@ -108,7 +185,49 @@ impl Session {
         let _ = out.flush();
     }
 
-    /// Run one command.
+    /// Print a failure: a sentence and a hint on stderr, or `{"error": …}` on stdout with
+    /// `--json`.
+    pub fn report(&self, f: &Failure) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", f.json());
+            let _ = out.flush();
+        } else {
+            eprint!("{}", f.human("mclient"));
+        }
+    }
+
+    /// Run one command; any failure comes back worded for the user.
+    pub async fn run(&mut self, cmd: &Command) -> Result<(), Failure> {
+        let result = self.execute(cmd).await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        let ctx = self.context(cmd);
+        let mut f = errors::classify(&err, &ctx);
+        if let Command::Ipchains { .. } = cmd {
+            f = ipchains_exit(f);
+        }
+        // An unknown connection name: NOT_FOUND with a suggestion, whatever the server said.
+        if let (Some(name), Kind::NotFound | Kind::Denied) = (cmd.connection(), f.kind) {
+            if let Some(names) = self.all_connection_names().await {
+                if !names.iter().any(|n| n == name) {
+                    let hint = match errors::did_you_mean(name, &names) {
+                        Some(s) => format!("did you mean `{s}`? (`mclient list` shows them all)"),
+                        None => "`mclient list` shows the connection names".into(),
+                    };
+                    f = Failure::new(
+                        Kind::NotFound,
+                        format!("there is no connection named `{name}`"),
+                        Some(hint),
+                    );
+                }
+            }
+        }
+        Err(f)
+    }
+
+    /// Run one command (errors unworded; see [`Session::run`]).
     pub async fn execute(&mut self, cmd: &Command) -> anyhow::Result<()> {
         match cmd {
             Command::Login => self.login().await,
@@ -117,10 +236,10 @@ impl Session {
             Command::List => self.list().await,
             Command::Cinfo { name } => self.cinfo(name).await,
             Command::Dial { name } => self.dial(name).await,
-            Command::Hangup { name, force } => self.hangup(name, *force).await,
+            Command::Hangup { name, force } => self.hangup(name.as_deref(), *force).await,
             Command::Status { name } => self.status(name.as_deref().unwrap_or("")).await,
             Command::Who => self.who().await,
-            Command::Watch => self.watch().await,
+            Command::Watch { reconnect } => self.watch(Duration::from_secs(*reconnect)).await,
             Command::Modems => self.modems().await,
             Command::Masq {
                 numeric: _,
@@ -130,21 +249,58 @@ impl Session {
             Command::Timeouts { args } => self.timeouts(parse_timeouts(args)?).await,
             Command::Ipchains { args } => self.ipchains(args).await,
             Command::Save { file } => self.save(file.as_deref()).await,
-            Command::Restore { file } => self.restore(file).await,
+            Command::Restore {
+                file,
+                all,
+                dry_run,
+                force,
+            } => self.restore(file, *all, *dry_run, *force).await,
             Command::Counters => self.counters().await,
-            Command::Shell => anyhow::bail!("already in the shell"),
+            Command::Completions { shell } => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&crate::cli::completions(*shell))?;
+                Ok(())
+            }
+            Command::Man => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&crate::cli::man_page()?)?;
+                Ok(())
+            }
+            Command::Shell => Err(Failure::usage(
+                "you are already in the shell",
+                "type `help` for the commands, `exit` to leave",
+            )
+            .into()),
         }
     }
 
+    fn login_user(&self) -> Option<String> {
+        self.settings
+            .user
+            .clone()
+            .or_else(|| config::login_name(&config::ProcessEnv))
+    }
+
     async fn login(&mut self) -> anyhow::Result<()> {
-        let user = match &self.opts.user {
-            Some(u) => u.clone(),
-            None => std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .context("no user name: pass --user NAME")?,
+        let server = self.settings.server.clone();
+        let url = ServerUrl::parse(&self.settings.connect_url)?;
+        if !url.https && !url.is_loopback() && !self.insecure {
+            return Err(Failure::usage(
+                format!("refusing to send a password over plain http to {server}"),
+                "use an https:// server with --ca, or pass --insecure if this network is trusted",
+            )
+            .into());
+        }
+        let Some(user) = self.login_user() else {
+            return Err(Failure::usage(
+                "no user name to log in with",
+                "pass -u USER (or set MASQDIAL_USER)",
+            )
+            .into());
         };
-        let password = read_password(&user, &self.opts.server)?;
+        // Reach the server before asking for the password.
         let ch = self.channel().await?;
+        let password = read_password(&user, &server)?;
         let mut c = Clients::new(ch, None)?;
         let r = c
             .auth
@@ -156,31 +312,48 @@ impl Session {
             .into_inner();
         let expires_at = r.expires_at.as_ref().and_then(format::system_time);
         self.store.put(StoredToken {
-            server: server_key(&self.opts.server),
+            server: server.clone(),
             user: user.clone(),
             token: r.token,
             expires_at,
             role: r.role,
         })?;
+        if let Some(path) = &self.settings.config_file {
+            if self.settings.server_from_option {
+                if let Err(e) = ClientConfig::remember_server(path, &server) {
+                    eprintln!("mclient: warning: could not record the default server: {e:#}");
+                }
+            }
+        }
         let left = expires_at
             .and_then(|e| e.duration_since(SystemTime::now()).ok())
-            .map(format::duration)
-            .unwrap_or_default();
+            .map(|d| format::human_duration(d.as_secs()))
+            .unwrap_or_else(|| "?".into());
         self.emit(
-            format!("logged in to {} as {user} ({}); token valid for {left}", self.opts.server, format::role(r.role)),
-            json!({"user": user, "role": format::role(r.role), "expires_at": r.expires_at.map(|t| t.seconds)}),
+            &format!(
+                "logged in to {server} as {user} ({}); token valid for {left}",
+                format::role(r.role)
+            ),
+            json!({"server": server, "user": user, "role": format::role(r.role),
+                   "expires_at": j::time(r.expires_at.as_ref())}),
         );
         Ok(())
     }
 
     async fn logout(&mut self) -> anyhow::Result<()> {
-        let server = server_key(&self.opts.server);
-        if let Ok(mut c) = self.clients().await {
-            // The server may already have forgotten the token; forgetting it here matters.
-            let _ = c.auth.logout(pb::LogoutRequest {}).await;
+        let server = self.settings.server.clone();
+        let tok = self.token()?;
+        if let Ok(ch) = self.channel().await {
+            if let Ok(mut c) = Clients::new(ch, Some(&tok.token)) {
+                // The server may already have forgotten the token; forgetting it here matters.
+                let _ = c.auth.logout(pb::LogoutRequest {}).await;
+            }
         }
-        self.store.remove(&server)?;
-        self.emit(format!("logged out of {server}"), json!({"server": server}));
+        self.store.remove_user(&server, Some(&tok.user))?;
+        self.emit(
+            &format!("logged {} out of {server}", tok.user),
+            json!({"server": server, "user": tok.user}),
+        );
         Ok(())
     }
 
@@ -192,11 +365,12 @@ impl Session {
             .as_ref()
             .and_then(format::system_time)
             .and_then(|e| e.duration_since(SystemTime::now()).ok())
-            .map(format::duration)
-            .unwrap_or_default();
+            .map(|d| format::human_duration(d.as_secs()))
+            .unwrap_or_else(|| "?".into());
+        let server = &self.settings.server;
         self.emit(
-            format!(
-                "{} ({}) from {}\nmay dial: {}\ntoken valid for {left}",
+            &format!(
+                "{} ({}) at {server}, seen from {}\nmay dial: {}\ntoken valid for {left}",
                 w.user,
                 format::role(w.role),
                 w.peer,
@@ -206,9 +380,9 @@ impl Session {
                     w.allowed_connections.join(", ")
                 }
             ),
-            json!({"user": w.user, "role": format::role(w.role), "peer": w.peer,
+            json!({"server": server, "user": w.user, "role": format::role(w.role), "peer": w.peer,
                    "allowed_connections": w.allowed_connections,
-                   "expires_at": w.expires_at.map(|t| t.seconds)}),
+                   "expires_at": j::time(w.expires_at.as_ref())}),
         );
         Ok(())
     }
@@ -232,10 +406,10 @@ impl Session {
                 ]
             })
             .collect();
-        let j: Vec<Value> = r.connections.iter().map(connection_json).collect();
+        let v: Vec<Value> = r.connections.iter().map(j::connection).collect();
         self.emit(
-            format::table(&["NAME", "STATE", "MAY DIAL", "DESCRIPTION"], &rows),
-            json!(j),
+            &format::table(&["CONNECTION", "STATE", "MAY DIAL", "DESCRIPTION"], &rows),
+            json!({"connections": v}),
         );
         Ok(())
     }
@@ -252,7 +426,7 @@ impl Session {
         let secs = |d: &Option<prost_types::Duration>| d.as_ref().map_or(0, |d| d.seconds);
         let mut h = String::new();
         let mut kv = |k: &str, v: String| h.push_str(&format!("{k:<18} {v}\n"));
-        kv("name", conn.name.clone());
+        kv("connection", conn.name.clone());
         kv("description", conn.description.clone());
         kv("numbers", conn.numbers.join(", "));
         kv("modems", conn.modems.join(", "));
@@ -267,8 +441,15 @@ impl Session {
                 secs(&i.redial_delay)
             ),
         );
-        kv("idle timeout", format!("{} s", secs(&i.idle_timeout)));
-        kv("max connect", format!("{} s", secs(&i.max_connect_time)));
+        let never = |s: i64| {
+            if s == 0 {
+                "never".to_string()
+            } else {
+                format!("{s} s")
+            }
+        };
+        kv("idle timeout", never(secs(&i.idle_timeout)));
+        kv("max connect", never(secs(&i.max_connect_time)));
         kv("redial on loss", i.redial_on_loss.to_string());
         kv("state", format::link_state(link.state).into());
         if !link.local_address.is_empty() {
@@ -283,15 +464,7 @@ impl Session {
         for t in &i.transcript {
             h.push_str(&format!("  [{}] {}\n", t.kind, t.text));
         }
-        let j = json!({
-            "connection": connection_json(&conn), "link": link_json(&link),
-            "dial_prefix": i.dial_prefix, "auth": i.auth, "redial_attempts": i.redial_attempts,
-            "redial_delay_s": secs(&i.redial_delay), "idle_timeout_s": secs(&i.idle_timeout),
-            "max_connect_s": secs(&i.max_connect_time), "redial_on_loss": i.redial_on_loss,
-            "allowed_users": i.allowed_users,
-            "transcript": i.transcript.iter().map(|t| json!({"kind": t.kind, "text": t.text})).collect::<Vec<_>>(),
-        });
-        self.emit(h, j);
+        self.emit(&h, j::connection_info(&i));
         Ok(())
     }
 
@@ -303,23 +476,56 @@ impl Session {
             .await?
             .into_inner();
         while let Some(ev) = stream.message().await? {
-            let (line, j, outcome) = dial_event(&ev);
-            self.emit(line, j);
+            let (line, outcome) = dial_event(&ev);
+            self.emit(&line, j::dial_event(name, &ev));
             match outcome {
                 Some(Ok(())) => return Ok(()),
                 Some(Err(why)) => return Err(DialFailed(why).into()),
                 None => {}
             }
         }
-        Err(DialFailed("server ended the dial stream without an outcome".into()).into())
+        Err(DialFailed("the server ended the dial without an outcome".into()).into())
     }
 
-    async fn hangup(&mut self, name: &str, force: bool) -> anyhow::Result<()> {
+    async fn hangup(&mut self, name: Option<&str>, force: bool) -> anyhow::Result<()> {
         let mut c = self.clients().await?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => {
+                let me = self.token()?.user;
+                let w = c.dialer.who(pb::WhoRequest {}).await?.into_inner();
+                let mut mine: Vec<String> = w
+                    .entries
+                    .iter()
+                    .filter(|e| e.holder.as_ref().is_some_and(|h| h.user == me))
+                    .map(|e| e.connection.clone())
+                    .collect();
+                mine.sort();
+                mine.dedup();
+                match mine.as_slice() {
+                    [one] => one.clone(),
+                    [] => {
+                        return Err(Failure::new(
+                            Kind::NotNow,
+                            format!("{me} holds no link, so there is nothing to hang up"),
+                            Some("`mclient who` shows who holds which link".into()),
+                        )
+                        .into())
+                    }
+                    many => {
+                        return Err(Failure::usage(
+                            format!("{me} holds {} links: {}", many.len(), many.join(", ")),
+                            "name the one to hang up: `mclient hangup NAME`",
+                        )
+                        .into())
+                    }
+                }
+            }
+        };
         let r = c
             .dialer
             .hangup(pb::HangupRequest {
-                name: name.into(),
+                name: name.clone(),
                 force,
             })
             .await?
@@ -333,8 +539,8 @@ impl Session {
             )
         };
         self.emit(
-            human,
-            json!({"name": name, "dropped": r.dropped, "remaining_holders": r.remaining_holders}),
+            &human,
+            json!({"connection": name, "dropped": r.dropped, "remaining_holders": r.remaining_holders}),
         );
         Ok(())
     }
@@ -362,8 +568,8 @@ impl Session {
                     },
                     l.local_address.clone(),
                     format::since(l.connected_since.as_ref(), now),
-                    format::bytes(l.bytes_in),
-                    format::bytes(l.bytes_out),
+                    format::human_bytes(l.bytes_in),
+                    format::human_bytes(l.bytes_out),
                     l.holders
                         .iter()
                         .map(|h| format!("{}@{}", h.user, h.host))
@@ -372,9 +578,9 @@ impl Session {
                 ]
             })
             .collect();
-        let j: Vec<Value> = r.links.iter().map(link_json).collect();
+        let v: Vec<Value> = r.links.iter().map(j::link).collect();
         self.emit(
-            format::table(
+            &format::table(
                 &[
                     "CONNECTION",
                     "STATE",
@@ -388,7 +594,7 @@ impl Session {
                 ],
                 &rows,
             ),
-            json!(j),
+            json!({"links": v}),
         );
         Ok(())
     }
@@ -410,65 +616,150 @@ impl Session {
                 ]
             })
             .collect();
-        let j: Vec<Value> = r
+        let v: Vec<Value> = r
             .entries
             .iter()
             .map(|e| {
                 let h = e.holder.clone().unwrap_or_default();
-                json!({"connection": e.connection, "user": h.user, "host": h.host, "since": h.since.map(|t| t.seconds)})
+                json!({"connection": e.connection, "user": h.user, "host": h.host,
+                       "since": j::time(h.since.as_ref())})
             })
             .collect();
         self.emit(
-            format::table(&["CONNECTION", "USER", "HOST", "FOR"], &rows),
-            json!(j),
+            &format::table(&["CONNECTION", "USER", "HOST", "FOR"], &rows),
+            json!({"holders": v}),
         );
         Ok(())
     }
 
-    async fn watch(&mut self) -> anyhow::Result<()> {
+    async fn watch_stream(&mut self) -> anyhow::Result<tonic::Streaming<pb::LinkEvent>> {
         let mut c = self.clients().await?;
-        let mut s = c
-            .dialer
+        Ok(c.dialer
             .watch_links(pb::WatchLinksRequest { sample_ms: 1000 })
             .await?
-            .into_inner();
+            .into_inner())
+    }
+
+    async fn watch(&mut self, reconnect_for: Duration) -> anyhow::Result<()> {
+        let mut s = self.watch_stream().await?;
         loop {
             let next = tokio::select! {
-                m = s.message() => m?,
+                m = s.message() => m,
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             };
-            let Some(ev) = next else { return Ok(()) };
-            let (h, j) = match ev.event {
+            let ev = match next {
+                Ok(Some(ev)) => ev,
+                Ok(None) => {
+                    s = self
+                        .rewatch(reconnect_for, "the server closed the stream")
+                        .await?;
+                    continue;
+                }
+                Err(e) => {
+                    // The server's own refusals end the watch; anything else is a lost link.
+                    use tonic::Code as C;
+                    if matches!(
+                        e.code(),
+                        C::Unauthenticated
+                            | C::PermissionDenied
+                            | C::NotFound
+                            | C::InvalidArgument
+                            | C::Unimplemented
+                            | C::FailedPrecondition
+                            | C::ResourceExhausted
+                    ) {
+                        return Err(e.into());
+                    }
+                    s = self.rewatch(reconnect_for, "connection lost").await?;
+                    continue;
+                }
+            };
+            let (h, v) = match ev.event {
                 Some(pb::link_event::Event::State(l)) => (
                     format!(
                         "{}: {} {}",
                         l.connection,
                         format::link_state(l.state),
                         l.local_address
-                    ),
-                    json!({"state": link_json(&l)}),
+                    )
+                    .trim_end()
+                    .to_string(),
+                    {
+                        let mut v = j::link(&l);
+                        if let Value::Object(m) = &mut v {
+                            m.insert("event".into(), json!("link"));
+                        }
+                        v
+                    },
                 ),
                 Some(pb::link_event::Event::Sample(t)) => (
                     format!(
                         "{}: in {} out {} ({} ms)",
                         t.connection,
-                        format::bytes(t.bytes_in),
-                        format::bytes(t.bytes_out),
+                        format::human_bytes(t.bytes_in),
+                        format::human_bytes(t.bytes_out),
                         t.period_ms
                     ),
-                    json!({"sample": {"connection": t.connection, "bytes_in": t.bytes_in, "bytes_out": t.bytes_out,
-                                      "packets_in": t.packets_in, "packets_out": t.packets_out, "period_ms": t.period_ms}}),
+                    json!({"event": "sample", "connection": t.connection, "bytes_in": t.bytes_in,
+                           "bytes_out": t.bytes_out, "packets_in": t.packets_in,
+                           "packets_out": t.packets_out, "period_ms": t.period_ms}),
                 ),
                 Some(pb::link_event::Event::Progress(p)) => {
-                    let (line, j, _) = p.event.as_ref().map(dial_event).unwrap_or_default();
+                    let ev = p.event.clone().unwrap_or_default();
+                    let (line, _) = dial_event(&ev);
                     (
                         format!("{}: {line}", p.connection),
-                        json!({"progress": {"connection": p.connection, "event": j}}),
+                        json!({"event": "progress", "connection": p.connection,
+                               "progress": j::dial_event(&p.connection, &ev)}),
                     )
                 }
                 None => continue,
             };
-            self.emit(h, j);
+            self.emit(&h, v);
+        }
+    }
+
+    /// Reconnect a lost watch: retry every second for `window`, then fail with exit 8.
+    async fn rewatch(
+        &mut self,
+        window: Duration,
+        why: &str,
+    ) -> anyhow::Result<tonic::Streaming<pb::LinkEvent>> {
+        let server = self.settings.server.clone();
+        let lost = || {
+            Failure::new(
+                Kind::Unreachable,
+                format!(
+                    "lost the server at {server} ({why}) and could not reconnect within {} s",
+                    window.as_secs()
+                ),
+                Some("check that mserver is running, then run `mclient watch` again".into()),
+            )
+        };
+        if window.is_zero() {
+            return Err(lost().into());
+        }
+        self.emit(
+            &format!("mclient: lost the server at {server} ({why}); reconnecting…"),
+            json!({"event": "reconnecting", "server": server, "reason": why}),
+        );
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            self.channel = None;
+            if let Ok(s) = self.watch_stream().await {
+                self.emit(
+                    &format!("mclient: reconnected to {server}"),
+                    json!({"event": "reconnected", "server": server}),
+                );
+                return Ok(s);
+            }
+            if tokio::time::Instant::now() + Duration::from_secs(1) > deadline {
+                return Err(lost().into());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::signal::ctrl_c() => return Err(lost().into()),
+            }
         }
     }
 
@@ -493,25 +784,20 @@ impl Session {
                 ]
             })
             .collect();
-        let j: Vec<Value> = r
-            .modems
-            .iter()
-            .map(|m| json!({"name": m.name, "device": m.device, "baud": m.baud, "state": format::modem_state(m.state),
-                            "connection": m.connection, "last_error": m.last_error, "modem_lines": m.modem_lines}))
-            .collect();
+        let v: Vec<Value> = r.modems.iter().map(j::modem).collect();
         self.emit(
-            format::table(
+            &format::table(
                 &[
-                    "NAME",
+                    "MODEM",
                     "DEVICE",
-                    "BAUD",
+                    "BPS",
                     "STATE",
                     "CONNECTION",
                     "LAST ERROR",
                 ],
                 &rows,
             ),
-            json!(j),
+            json!({"modems": v}),
         );
         Ok(())
     }
@@ -542,8 +828,11 @@ impl Session {
 
     async fn masq(&mut self, verbose: bool) -> anyhow::Result<()> {
         let entries = self.masq_entries().await?;
-        let j: Vec<Value> = entries.iter().map(masq_json).collect();
-        self.emit(format::masq_listing(&entries, verbose), json!(j));
+        let v: Vec<Value> = entries.iter().map(j::masq_entry).collect();
+        self.emit(
+            &format::masq_listing(&entries, verbose),
+            json!({"entries": v}),
+        );
         Ok(())
     }
 
@@ -566,9 +855,11 @@ impl Session {
             format::table(&["PROTO", "FREE", "TOTAL"], &rows)
         );
         self.emit(
-            human,
-            json!({"tcp": f.tcp, "udp": f.udp, "icmp": f.icmp, "tcp_total": f.tcp_total, "udp_total": f.udp_total,
-                   "icmp_total": f.icmp_total, "port_low": f.port_low, "port_high": f.port_high}),
+            &human,
+            json!({"port_low": f.port_low, "port_high": f.port_high, "protocols": [
+                {"protocol": "tcp", "free": f.tcp, "total": f.tcp_total},
+                {"protocol": "udp", "free": f.udp, "total": f.udp_total},
+                {"protocol": "icmp", "free": f.icmp, "total": f.icmp_total}]}),
         );
         Ok(())
     }
@@ -593,26 +884,50 @@ impl Session {
                 .into_inner(),
         };
         self.emit(
-            format!(
+            &format!(
                 "tcp {} s, tcpfin {} s, udp {} s, icmp {} s",
                 t.tcp, t.tcpfin, t.udp, t.icmp
             ),
-            json!({"tcp": t.tcp, "tcpfin": t.tcpfin, "udp": t.udp, "icmp": t.icmp}),
+            j::timeouts(&t),
         );
         Ok(())
     }
 
     async fn ipchains(&mut self, args: &[String]) -> anyhow::Result<()> {
         let op = ipchains::parse(args).map_err(|e| {
-            anyhow::Error::new(tonic::Status::invalid_argument(format!("ipchains: {e}")))
+            Failure::usage(
+                format!("ipchains: {e}"),
+                "Try `mclient ipchains -L` or `mclient help ipchains`",
+            )
         })?;
+        let verbose = ipchains::verbose(args);
+        // The -v echo of ipchains 1.3 (and a local check of the spec, with ipchains' wording).
+        let mut echo = String::new();
+        if let Op::Append { spec, .. }
+        | Op::Insert { spec, .. }
+        | Op::Replace { spec, .. }
+        | Op::DeleteSpec { spec, .. }
+        | Op::Check { spec, .. } = &op
+        {
+            let rs = nat_core::chains::parse_rule(spec).map_err(|e| {
+                Failure::usage(
+                    format!("ipchains: {e}"),
+                    "Try `mclient ipchains -L` or `mclient help ipchains`",
+                )
+            })?;
+            if verbose {
+                for r in rs.expand() {
+                    echo.push_str(&r.verbose_line());
+                }
+            }
+        }
         let mut c = self.clients().await?;
         let n = &mut c.nat;
         let changed = |r: pb::RuleChangeResponse| -> (String, Value) {
-            let names: Vec<String> = r.chains.iter().map(|c| c.name.clone()).collect();
-            (String::new(), json!({"chains": names}))
+            let v: Vec<Value> = r.chains.iter().map(j::chain).collect();
+            (String::new(), json!({"chains": v}))
         };
-        let (human, j) = match op {
+        let (human, v) = match op {
             Op::Append { chain, spec } => changed(
                 n.append_rule(pb::AppendRuleRequest { chain, spec })
                     .await?
@@ -703,35 +1018,53 @@ impl Session {
                 line_numbers,
                 zero,
             } => {
-                let r = n
-                    .render_view(pb::RenderViewRequest {
-                        view: pb::View::Chains as i32,
-                        chain: chain.clone(),
-                        numeric,
-                        verbose,
-                        exact,
-                        line_numbers,
-                    })
-                    .await?
-                    .into_inner();
+                let (text, chains) = if self.json {
+                    let r = n
+                        .list_chains(pb::ListChainsRequest {
+                            chain: chain.clone(),
+                        })
+                        .await?
+                        .into_inner();
+                    (String::new(), r.chains)
+                } else {
+                    let r = n
+                        .render_view(pb::RenderViewRequest {
+                            view: pb::View::Chains as i32,
+                            chain: chain.clone(),
+                            numeric,
+                            verbose,
+                            exact,
+                            line_numbers,
+                        })
+                        .await?
+                        .into_inner();
+                    (r.text, Vec::new())
+                };
                 if zero {
                     n.zero_counters(pb::ZeroCountersRequest { chain }).await?;
                 }
-                (r.text.clone(), json!({"text": r.text}))
+                let v: Vec<Value> = chains.iter().map(j::chain).collect();
+                (text, json!({"chains": v}))
             }
             Op::MasqList { numeric, verbose } => {
-                let r = n
-                    .render_view(pb::RenderViewRequest {
-                        view: pb::View::Masq as i32,
-                        chain: String::new(),
-                        numeric,
-                        verbose,
-                        exact: false,
-                        line_numbers: false,
-                    })
-                    .await?
-                    .into_inner();
-                (r.text.clone(), json!({"text": r.text}))
+                if self.json {
+                    let entries = self.masq_entries().await?;
+                    let v: Vec<Value> = entries.iter().map(j::masq_entry).collect();
+                    (String::new(), json!({"entries": v}))
+                } else {
+                    let r = n
+                        .render_view(pb::RenderViewRequest {
+                            view: pb::View::Masq as i32,
+                            chain: String::new(),
+                            numeric,
+                            verbose,
+                            exact: false,
+                            line_numbers: false,
+                        })
+                        .await?
+                        .into_inner();
+                    (r.text, Value::Null)
+                }
             }
             Op::MasqSet { tcp, tcpfin, udp } => {
                 let t = n
@@ -743,13 +1076,10 @@ impl Session {
                     })
                     .await?
                     .into_inner();
-                (
-                    String::new(),
-                    json!({"tcp": t.tcp, "tcpfin": t.tcpfin, "udp": t.udp}),
-                )
+                (String::new(), j::timeouts(&t))
             }
         };
-        self.emit(human, j);
+        self.emit(&format!("{echo}{human}"), v);
         Ok(())
     }
 
@@ -765,27 +1095,98 @@ impl Session {
                 std::fs::write(f, &r.ruleset)
                     .with_context(|| format!("cannot write {}", f.display()))?;
                 self.emit(
-                    format!("saved to {}", f.display()),
-                    json!({"file": f.display().to_string()}),
+                    &format!("saved to {}", f.display()),
+                    json!({"file": f.display().to_string(), "ruleset": r.ruleset}),
                 );
             }
-            None => self.emit(r.ruleset.clone(), json!({"ruleset": r.ruleset})),
+            None => self.emit(&r.ruleset, json!({"file": null, "ruleset": r.ruleset})),
         }
         Ok(())
     }
 
-    async fn restore(&mut self, file: &std::path::Path) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
+    async fn restore(
+        &mut self,
+        file: &str,
+        all: bool,
+        dry_run: bool,
+        force: bool,
+    ) -> anyhow::Result<()> {
+        let text = if file == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the ruleset from stdin")?;
+            s
+        } else {
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+        };
         let mut c = self.clients().await?;
+        let current = c
+            .nat
+            .save_ruleset(pb::SaveRulesetRequest {})
+            .await?
+            .into_inner()
+            .ruleset;
+        let plan = crate::restore::plan(&current, &text, all).map_err(|e| {
+            Failure::new(
+                Kind::Invalid,
+                format!("{file}: {e}"),
+                Some("the file must be ipchains-save text (`mclient save` writes it)".into()),
+            )
+        })?;
+        let diff_text: String = plan.diff.iter().map(|l| format!("{l}\n")).collect();
+        if dry_run {
+            let human = if plan.diff.is_empty() {
+                "no change\n".to_string()
+            } else {
+                diff_text
+            };
+            let human = if plan.loses_masq {
+                format!("{human}warning: forward would lose every MASQ rule\n")
+            } else {
+                human
+            };
+            self.emit(
+                &human,
+                json!({"dry_run": true, "replaced": plan.replaced, "kept": plan.kept,
+                       "diff": plan.diff, "loses_masq": plan.loses_masq,
+                       "chains": null, "rules": null}),
+            );
+            return Ok(());
+        }
+        if plan.loses_masq && !force {
+            return Err(Failure::new(
+                Kind::NotNow,
+                "this restore would leave forward without any MASQ rule, so the LAN would lose masquerading",
+                Some("check with `mclient restore --dry-run FILE`, then add --force if that is what you want".into()),
+            )
+            .into());
+        }
         let r = c
             .nat
-            .apply_ruleset(pb::ApplyRulesetRequest { ruleset: text })
+            .apply_ruleset(pb::ApplyRulesetRequest {
+                ruleset: plan.merged.clone(),
+            })
             .await?
             .into_inner();
+        if plan.loses_masq && !self.json {
+            eprintln!("mclient: warning: forward has no MASQ rule any more (--force)");
+        }
+        let kept = if plan.kept.is_empty() {
+            String::new()
+        } else {
+            format!("; kept {}", plan.kept.join(", "))
+        };
         self.emit(
-            format!("restored {} chains, {} rules", r.chains, r.rules),
-            json!({"chains": r.chains, "rules": r.rules}),
+            &format!(
+                "restored {} ({} chains, {} rules in the ruleset){kept}",
+                plan.replaced.join(", "),
+                r.chains,
+                r.rules
+            ),
+            json!({"dry_run": false, "replaced": plan.replaced, "kept": plan.kept,
+                   "diff": plan.diff, "loses_masq": plan.loses_masq,
+                   "chains": r.chains, "rules": r.rules}),
         );
         Ok(())
     }
@@ -803,19 +1204,32 @@ impl Session {
             .iter()
             .map(|(k, v)| vec![k.clone(), v.to_string()])
             .collect();
-        let j: serde_json::Map<String, Value> =
+        let m: serde_json::Map<String, Value> =
             kv.into_iter().map(|(k, v)| (k, json!(v))).collect();
         self.emit(
-            format::table(&["COUNTER", "VALUE"], &rows),
-            Value::Object(j),
+            &format::table(&["COUNTER", "VALUE"], &rows),
+            json!({"counters": m}),
         );
         Ok(())
     }
 }
 
-/// Password from `MCLIENT_PASSWORD`, a no-echo prompt on a terminal, or one stdin line.
+/// ipchains' own exit codes for `mclient ipchains`: 2 for a parameter problem, 1 for any
+/// other refusal; not logged in (3) and unreachable (8) keep theirs.
+pub fn ipchains_exit(f: Failure) -> Failure {
+    let kind = match f.kind {
+        Kind::Usage | Kind::Invalid => Kind::Usage,
+        Kind::NotLoggedIn | Kind::Unreachable => f.kind,
+        _ => Kind::Local,
+    };
+    Failure { kind, ..f }
+}
+
+/// Password from `MASQDIAL_PASSWORD` (or the deprecated `MCLIENT_PASSWORD`), a no-echo
+/// prompt on a terminal, or one stdin line.
 fn read_password(user: &str, server: &str) -> anyhow::Result<String> {
-    if let Ok(p) = std::env::var("MCLIENT_PASSWORD") {
+    let mut warn = |w: String| eprintln!("mclient: warning: {w}");
+    if let Some(p) = Settings::env_password(&config::ProcessEnv, &mut warn) {
         return Ok(p);
     }
     if std::io::stdin().is_terminal() {
@@ -830,35 +1244,12 @@ fn read_password(user: &str, server: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-fn connection_json(c: &pb::Connection) -> Value {
-    json!({"name": c.name, "description": c.description, "numbers": c.numbers, "modems": c.modems,
-           "allowed": c.allowed, "state": format::link_state(c.state)})
-}
-
-fn link_json(l: &pb::LinkStatus) -> Value {
-    json!({"connection": l.connection, "state": format::link_state(l.state), "modem": l.modem,
-           "speed_bps": l.speed_bps, "local_address": l.local_address, "peer_address": l.peer_address,
-           "dns": l.dns, "connected_since": l.connected_since.map(|t| t.seconds),
-           "bytes_in": l.bytes_in, "bytes_out": l.bytes_out, "packets_in": l.packets_in, "packets_out": l.packets_out,
-           "holders": l.holders.iter().map(|h| json!({"user": h.user, "host": h.host})).collect::<Vec<_>>(),
-           "last_failure": l.last_failure.as_ref().map(|f| f.message.clone()),
-           "idle_seconds": l.idle_seconds})
-}
-
-fn masq_json(e: &pb::MasqEntry) -> Value {
-    json!({"id": e.id, "protocol": format::protocol(e.protocol), "lan_address": e.lan_address, "lan_port": e.lan_port,
-           "masq_address": e.masq_address, "masq_port": e.masq_port, "remote_address": e.remote_address,
-           "remote_port": e.remote_port, "expire_centis": e.expire_centis, "state": e.state,
-           "init_seq": e.init_seq, "delta": e.delta, "prev_delta": e.prev_delta, "helper": e.helper})
-}
-
-/// One dial event as (human line, JSON, outcome: Some(Ok) when up, Some(Err) when failed).
-pub fn dial_event(ev: &pb::DialEvent) -> (String, Value, Option<Result<(), String>>) {
+/// One dial event as (human line, outcome: Some(Ok) when up, Some(Err) when failed).
+pub fn dial_event(ev: &pb::DialEvent) -> (String, Option<Result<(), String>>) {
     use pb::dial_event::Event;
     match &ev.event {
         Some(Event::ModemInit(m)) => (
             format!("initialising modem {} ({})", m.modem, m.device),
-            json!({"modem_init": {"modem": m.modem, "device": m.device}}),
             None,
         ),
         Some(Event::Dialing(d)) => (
@@ -866,26 +1257,16 @@ pub fn dial_event(ev: &pb::DialEvent) -> (String, Value, Option<Result<(), Strin
                 "dialing {} (number {} of {}, attempt {} of {})",
                 d.number, d.index, d.count, d.attempt, d.attempts
             ),
-            json!({"dialing": {"number": d.number, "index": d.index, "count": d.count, "attempt": d.attempt, "attempts": d.attempts}}),
             None,
         ),
         Some(Event::Connected(c)) => (
             format!("CONNECT {} {}", c.speed_bps, c.extras)
                 .trim_end()
                 .to_string(),
-            json!({"connected": {"speed_bps": c.speed_bps, "extras": c.extras}}),
             None,
         ),
-        Some(Event::LcpUp(l)) => (
-            format!("LCP up (peer MRU {})", l.peer_mru),
-            json!({"lcp_up": {"peer_mru": l.peer_mru, "auth_protocol": l.auth_protocol}}),
-            None,
-        ),
-        Some(Event::AuthOk(a)) => (
-            format!("authenticated ({})", a.protocol),
-            json!({"auth_ok": {"protocol": a.protocol}}),
-            None,
-        ),
+        Some(Event::LcpUp(l)) => (format!("LCP up (peer MRU {})", l.peer_mru), None),
+        Some(Event::AuthOk(a)) => (format!("authenticated ({})", a.protocol), None),
         Some(Event::IpcpUp(i)) => (
             format!(
                 "IPCP up: local {} peer {} dns {}",
@@ -893,20 +1274,17 @@ pub fn dial_event(ev: &pb::DialEvent) -> (String, Value, Option<Result<(), Strin
                 i.peer_address,
                 i.dns.join(",")
             ),
-            json!({"ipcp_up": {"local_address": i.local_address, "peer_address": i.peer_address, "dns": i.dns}}),
             None,
         ),
         Some(Event::Up(u)) => {
             let l = u.link.clone().unwrap_or_default();
             (
                 format!("{} is up ({})", l.connection, l.local_address),
-                json!({"up": link_json(&l)}),
                 Some(Ok(())),
             )
         }
         Some(Event::Failed(f)) => (
             format!("failed: {}", f.message),
-            json!({"failed": {"kind": f.kind, "message": f.message}}),
             Some(Err(f.message.clone())),
         ),
         Some(Event::Joined(j)) => (
@@ -915,23 +1293,38 @@ pub fn dial_event(ev: &pb::DialEvent) -> (String, Value, Option<Result<(), Strin
                 format::link_state(j.state),
                 j.holders.join(", ")
             ),
-            json!({"joined": {"state": format::link_state(j.state), "holders": j.holders}}),
             if j.state == pb::LinkState::Up as i32 {
                 Some(Ok(()))
             } else {
                 None
             },
         ),
-        Some(Event::Info(t)) => (t.clone(), json!({"info": t}), None),
+        Some(Event::Info(t)) => (t.clone(), None),
         Some(Event::Redial(r)) => (
             format!(
                 "redialing in {} s (attempt {})",
                 r.delay.as_ref().map_or(0, |d| d.seconds),
                 r.next_attempt
             ),
-            json!({"redial": {"next_attempt": r.next_attempt, "delay_s": r.delay.as_ref().map_or(0, |d| d.seconds)}}),
             None,
         ),
-        None => (String::new(), Value::Null, None),
+        None => (String::new(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipchains_mode_uses_ipchains_exit_codes() {
+        let f = |k: Kind| ipchains_exit(Failure::new(k, "x", None)).exit_code();
+        assert_eq!(f(Kind::Usage), 2);
+        assert_eq!(f(Kind::Invalid), 2);
+        assert_eq!(f(Kind::NotFound), 1);
+        assert_eq!(f(Kind::NotNow), 1);
+        assert_eq!(f(Kind::Denied), 1);
+        assert_eq!(f(Kind::NotLoggedIn), 3);
+        assert_eq!(f(Kind::Unreachable), 8);
     }
 }

@@ -1,4 +1,10 @@
-//! Token store shared by mclient and mtui: one TOML file, mode 0600, in a 0700 directory.
+//! Token store shared by mclient and mtui: one TOML file, mode 0600, in a 0700 directory,
+//! holding one token per (server, user).
+//!
+//! Server URLs are normalised ([`server_key`]: `localhost` = `127.0.0.1`, default port 224,
+//! no trailing `/`), so every spelling of one server finds the same tokens. The file keeps the
+//! entries in login order: the last one put for a server is that server's default
+//! ([`TokenStore::get`]).
 //!
 //! Owns reading and atomically rewriting that file; it must not print or log a token.
 
@@ -66,16 +72,37 @@ pub struct TokenStore {
     path: PathBuf,
 }
 
-/// Normalise a server URL for use as a key.
+/// Normalise a server URL for use as a key (see [`crate::config::normalize_server`]).
 pub fn server_key(server: &str) -> String {
-    server.trim().trim_end_matches('/').to_string()
+    crate::config::normalize_server(server)
+}
+
+impl Entry {
+    fn token(self) -> StoredToken {
+        StoredToken {
+            server: self.server,
+            user: self.user,
+            token: self.token,
+            expires_at: self.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+            role: self.role,
+        }
+    }
+
+    fn is(&self, key: &str, user: Option<&str>) -> bool {
+        server_key(&self.server) == key && user.is_none_or(|u| self.user == u)
+    }
 }
 
 impl TokenStore {
     /// `$XDG_CONFIG_HOME/masqdial/tokens.toml` (via `dirs::config_dir`).
     pub fn open_default() -> anyhow::Result<Self> {
+        Ok(TokenStore::at(TokenStore::default_path()?))
+    }
+
+    /// The default store path, `<config dir>/masqdial/tokens.toml`.
+    pub fn default_path() -> anyhow::Result<PathBuf> {
         let dir = dirs::config_dir().context("no configuration directory for this user")?;
-        Ok(TokenStore::at(dir.join("masqdial").join("tokens.toml")))
+        Ok(dir.join("masqdial").join("tokens.toml"))
     }
 
     /// A store at an explicit path (tests).
@@ -98,39 +125,48 @@ impl TokenStore {
     }
 
     fn write(&self, file: &File) -> anyhow::Result<()> {
-        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
-        create_private_dir(dir)?;
         let text = toml::to_string(file).context("cannot encode token store")?;
-        let tmp = self.path.with_extension("toml.tmp");
-        write_private(&tmp, text.as_bytes())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("cannot replace {}", self.path.display()))?;
-        Ok(())
+        write_private_file(&self.path, text.as_bytes())
     }
 
-    /// The token saved for `server`, if any.
+    /// The most recently saved token for `server` (any user), if any.
     pub fn get(&self, server: &str) -> anyhow::Result<Option<StoredToken>> {
+        self.get_user(server, None)
+    }
+
+    /// The token saved for `user` at `server` (`None`: the most recent login of any user).
+    pub fn get_user(
+        &self,
+        server: &str,
+        user: Option<&str>,
+    ) -> anyhow::Result<Option<StoredToken>> {
         let key = server_key(server);
         Ok(self
             .read()?
             .tokens
             .into_iter()
-            .find(|e| e.server == key)
-            .map(|e| StoredToken {
-                server: e.server,
-                user: e.user,
-                token: e.token,
-                expires_at: e.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
-                role: e.role,
-            }))
+            .rev()
+            .find(|e| e.is(&key, user))
+            .map(Entry::token))
     }
 
-    /// Save (replace) the token for its server.
+    /// Every token saved for `server`, oldest login first.
+    pub fn tokens_for(&self, server: &str) -> anyhow::Result<Vec<StoredToken>> {
+        let key = server_key(server);
+        Ok(self
+            .read()?
+            .tokens
+            .into_iter()
+            .filter(|e| e.is(&key, None))
+            .map(Entry::token)
+            .collect())
+    }
+
+    /// Save (replace) the token for its (server, user); it becomes the server's most recent.
     pub fn put(&self, tok: StoredToken) -> anyhow::Result<()> {
         let mut file = self.read()?;
         let key = server_key(&tok.server);
-        file.tokens.retain(|e| e.server != key);
+        file.tokens.retain(|e| !e.is(&key, Some(&tok.user)));
         file.tokens.push(Entry {
             server: key,
             user: tok.user,
@@ -144,17 +180,34 @@ impl TokenStore {
         self.write(&file)
     }
 
-    /// Forget the token of `server`.
+    /// Forget every token of `server`.
     pub fn remove(&self, server: &str) -> anyhow::Result<()> {
+        self.remove_user(server, None)
+    }
+
+    /// Forget the token of `user` at `server` (`None`: every user's).
+    pub fn remove_user(&self, server: &str, user: Option<&str>) -> anyhow::Result<()> {
         let mut file = self.read()?;
         let key = server_key(server);
         let before = file.tokens.len();
-        file.tokens.retain(|e| e.server != key);
+        file.tokens.retain(|e| !e.is(&key, user));
         if file.tokens.len() != before {
             self.write(&file)?;
         }
         Ok(())
     }
+}
+
+/// Write `bytes` to `path` atomically with mode 0600, creating the directory (0700).
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    create_private_dir(dir)?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    write_private(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -232,6 +285,41 @@ mod tests {
         );
         store.remove("http://a:224")?;
         assert_eq!(store.get("http://a:224")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn one_token_per_server_and_user() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = TokenStore::at(dir.path().join("tokens.toml"));
+        let t = |user: &str, server: &str, token: &str| StoredToken {
+            user: user.into(),
+            ..tok(server, token)
+        };
+        store.put(t("demo", "http://localhost:224/", "d1"))?;
+        store.put(t("admin", "http://127.0.0.1", "a1"))?;
+        // Both kept, under one normalised server.
+        let got = |u: Option<&str>| {
+            store
+                .get_user("http://127.0.0.1:224", u)
+                .ok()
+                .flatten()
+                .map(|t| t.token)
+        };
+        assert_eq!(got(Some("demo")).as_deref(), Some("d1"));
+        assert_eq!(got(Some("admin")).as_deref(), Some("a1"));
+        assert_eq!(got(Some("nobody")), None);
+        // The most recent login is the default.
+        assert_eq!(got(None).as_deref(), Some("a1"));
+        store.put(t("demo", "localhost", "d2"))?;
+        assert_eq!(got(None).as_deref(), Some("d2"));
+        assert_eq!(got(Some("admin")).as_deref(), Some("a1"));
+        assert_eq!(store.tokens_for("localhost:224")?.len(), 2);
+        store.remove_user("localhost", Some("demo"))?;
+        assert_eq!(got(Some("demo")), None);
+        assert_eq!(got(None).as_deref(), Some("a1"));
+        store.remove("http://127.0.0.1:224")?;
+        assert_eq!(got(None), None);
         Ok(())
     }
 

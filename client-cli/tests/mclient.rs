@@ -3,12 +3,11 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_server::auth;
-use masqdial_server::config::{Config, ConnectionConfig, Role, UserConfig};
-use masqdial_server::rpc::{ServerState, UnimplementedBackend};
+use masqdial_server::config::{Config, ConnectionConfig, UserConfig, UserRole};
+use masqdial_server::rpc::ServerState;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -21,13 +20,13 @@ fn config() -> Config {
     c.users.push(UserConfig {
         name: "alice".into(),
         password_hash: h("alice-pw"),
-        role: Role::User,
+        role: UserRole::User,
         connections: vec!["isp1".into()],
     });
     c.users.push(UserConfig {
         name: "root".into(),
         password_hash: h("root-pw"),
-        role: Role::Admin,
+        role: UserRole::Admin,
         connections: vec![],
     });
     for n in ["isp1", "isp2"] {
@@ -39,8 +38,7 @@ fn config() -> Config {
 }
 
 async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
-    let state = ServerState::new(config(), Arc::new(UnimplementedBackend))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let state = ServerState::new(config(), None).unwrap_or_else(|e| panic!("{e}"));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -73,12 +71,19 @@ async fn mclient(
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mclient"));
     cmd.args(args)
         .env("MASQDIAL_SERVER", server)
-        .env("MCLIENT_TOKEN_FILE", tokens)
+        .env("MASQDIAL_TOKEN_FILE", tokens)
         .env(
             "XDG_DATA_HOME",
             tokens.parent().unwrap_or(Path::new("/tmp")),
         )
+        .env(
+            "XDG_CONFIG_HOME",
+            tokens.parent().unwrap_or(Path::new("/tmp")),
+        )
         .env_remove("MCLIENT_PASSWORD")
+        .env_remove("MASQDIAL_PASSWORD")
+        .env_remove("MASQDIAL_USER")
+        .env_remove("MASQDIAL_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -117,7 +122,7 @@ async fn login_whoami_exit_codes_logout_and_shell() {
         &server,
         &tokens,
         &["--user", "alice", "login"],
-        &[("MCLIENT_PASSWORD", "nope")],
+        &[("MASQDIAL_PASSWORD", "nope")],
         "",
     )
     .await;
@@ -168,6 +173,7 @@ async fn login_whoami_exit_codes_logout_and_shell() {
             .code,
         9
     );
+    // ipchains mode: ipchains' own codes (1 refused, 2 parameter problem).
     assert_eq!(
         mclient(
             &server,
@@ -178,13 +184,13 @@ async fn login_whoami_exit_codes_logout_and_shell() {
         )
         .await
         .code,
-        4
+        1
     );
     assert_eq!(
         mclient(&server, &tokens, &["ipchains", "-A"], &[], "")
             .await
             .code,
-        6
+        2
     );
     assert_eq!(
         mclient(&server, &tokens, &["hangup", "isp1", "--force"], &[], "")
@@ -199,7 +205,8 @@ async fn login_whoami_exit_codes_logout_and_shell() {
         2
     );
 
-    // The shell runs the same grammar from a script on stdin.
+    // The shell runs the same grammar from a script on stdin, and exits with the code of
+    // the last failed command.
     let o = mclient(
         &server,
         &tokens,
@@ -208,7 +215,7 @@ async fn login_whoami_exit_codes_logout_and_shell() {
         "whoami\nbogus\ndial isp2\nexit\nwhoami\n",
     )
     .await;
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.code, 4, "{}", o.stderr);
     assert_eq!(
         o.stdout.matches("alice (user)").count(),
         1,
@@ -233,7 +240,7 @@ async fn login_whoami_exit_codes_logout_and_shell() {
         "http://127.0.0.1:1",
         &tokens,
         &["--user", "alice", "login"],
-        &[("MCLIENT_PASSWORD", "x")],
+        &[("MASQDIAL_PASSWORD", "x")],
         "",
     )
     .await;
@@ -254,5 +261,5 @@ async fn help_documents_exit_codes() {
     .await;
     assert_eq!(o.code, 0);
     assert!(o.stdout.contains("Exit codes:"), "{}", o.stdout);
-    assert!(o.stdout.contains("UNAUTHENTICATED"), "{}", o.stdout);
+    assert!(o.stdout.contains("  3  not logged in"), "{}", o.stdout);
 }

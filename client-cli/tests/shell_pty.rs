@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_server::auth;
-use masqdial_server::config::{Config, ConnectionConfig, Role, UserConfig};
-use masqdial_server::rpc::{ServerState, UnimplementedBackend};
+use masqdial_server::config::{Config, ConnectionConfig, UserConfig, UserRole};
+use masqdial_server::rpc::ServerState;
 use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -94,7 +93,7 @@ fn config() -> Config {
     c.users.push(UserConfig {
         name: "alice".into(),
         password_hash: h,
-        role: Role::User,
+        role: UserRole::User,
         connections: vec!["isp1".into()],
     });
     let cc: ConnectionConfig =
@@ -113,8 +112,7 @@ async fn shell_on_a_pty_completes_runs_and_keeps_history() {
         println!("SKIPPED: tmux not installed");
         return;
     }
-    let state = ServerState::new(config(), Arc::new(UnimplementedBackend))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let state = ServerState::new(config(), None).unwrap_or_else(|e| panic!("{e}"));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -137,8 +135,9 @@ async fn shell_on_a_pty_completes_runs_and_keeps_history() {
     let bin = Path::new(env!("CARGO_BIN_EXE_mclient"));
     let login = tokio::process::Command::new(bin)
         .args(["--server", &server, "--user", "alice", "login"])
-        .env("MCLIENT_PASSWORD", "alice-pw")
-        .env("MCLIENT_TOKEN_FILE", &tokens)
+        .env("MASQDIAL_PASSWORD", "alice-pw")
+        .env("MASQDIAL_TOKEN_FILE", &tokens)
+        .env("MASQDIAL_CONFIG", dir.path().join("client.toml"))
         .kill_on_drop(true)
         .output();
     let login = tokio::time::timeout(LIMIT, login)
@@ -155,8 +154,9 @@ async fn shell_on_a_pty_completes_runs_and_keeps_history() {
         socket: format!("mclient-test-{}", std::process::id()),
     };
     let cmd = format!(
-        "env MASQDIAL_SERVER={server} MCLIENT_TOKEN_FILE={} XDG_DATA_HOME={} {} shell",
+        "env MASQDIAL_SERVER={server} MASQDIAL_TOKEN_FILE={} MASQDIAL_CONFIG={} XDG_DATA_HOME={} {} shell",
         q(&tokens),
+        q(&dir.path().join("client.toml")),
         q(dir.path()),
         q(bin)
     );
@@ -171,14 +171,16 @@ async fn shell_on_a_pty_completes_runs_and_keeps_history() {
         "30",
         &cmd,
     ]);
-    let prompt = format!("mclient {}>", server.trim_start_matches("http://"));
+    // The prompt names the user and the server.
+    let prompt = format!("mclient alice@{}>", server.trim_start_matches("http://"));
     tmux.wait_count(&prompt, 1).await;
 
     // Command completion, then run it.
     tmux.run(&["send-keys", "-t", "s", "whoa", "Tab"]);
     tmux.wait_for("whoami").await;
     tmux.run(&["send-keys", "-t", "s", "Enter"]);
-    tmux.wait_for("alice (user) from 127.0.0.1").await;
+    tmux.wait_for(&format!("alice (user) at {server}, seen from 127.0.0.1"))
+        .await;
     tmux.wait_count(&prompt, 2).await;
 
     // Connection-name completion (from the user's allowed connections), then Ctrl-C drops the line.

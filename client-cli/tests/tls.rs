@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_server::auth;
-use masqdial_server::config::{Config, Role, UserConfig};
-use masqdial_server::rpc::{ServerState, UnimplementedBackend};
+use masqdial_server::config::{Config, UserConfig, UserRole};
+use masqdial_server::rpc::ServerState;
 use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -102,11 +101,10 @@ async fn https_with_ca_file() {
     c.users.push(UserConfig {
         name: "alice".into(),
         password_hash: h,
-        role: Role::User,
+        role: UserRole::User,
         connections: vec![],
     });
-    let state =
-        ServerState::new(c, Arc::new(UnimplementedBackend)).unwrap_or_else(|e| panic!("{e}"));
+    let state = ServerState::new(c, None).unwrap_or_else(|e| panic!("{e}"));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -126,11 +124,14 @@ async fn https_with_ca_file() {
 
     let server = format!("https://localhost:{port}");
     let tokens = dir.path().join("tokens.toml");
+    let config = dir.path().join("client.toml");
     let run = |args: Vec<String>| {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mclient"));
         cmd.args(args)
-            .env("MCLIENT_TOKEN_FILE", &tokens)
-            .env("MCLIENT_PASSWORD", "pw")
+            .env("MASQDIAL_TOKEN_FILE", &tokens)
+            .env("MASQDIAL_PASSWORD", "pw")
+            .env("MASQDIAL_CONFIG", &config)
+            .env_remove("MASQDIAL_CA")
             .kill_on_drop(true);
         async move {
             let o = tokio::time::timeout(LIMIT, cmd.output())

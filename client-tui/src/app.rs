@@ -1,19 +1,26 @@
-//! Dashboard state and `handle_event`: keys, ticks and server updates in, [`Command`]s out.
+//! Dashboard state and `handle_event`: keys, mouse, ticks and server updates in, [`Command`]s
+//! out.
 //!
 //! No drawing and no I/O here, and no clock reads: the loop sets the time with
 //! [`App::set_clock`] before each event, so every transition is testable with fixed times.
+//! Where a panel sits on screen (for page sizes, scrolling and mouse clicks) comes from the
+//! pure [`crate::ui::layout`] for the terminal size the loop reported.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use masqdial_proto::v1::{
-    dial_event, Chain, Connection, DialEvent, FailureKind, FreePortsResponse, LinkState,
-    LinkStatus, Role, TrafficSample,
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
+use masqdial_proto::v1::{
+    dial_event, Chain, Connection, ConnectionInfo, DialEvent, FailureKind, FreePortsResponse,
+    LinkState, LinkStatus, Role, TrafficSample,
+};
+use ratatui::layout::{Position, Rect};
 
-use crate::event::{Command, Event, ServerUpdate};
+use crate::event::{Command, Event, Secret, ServerUpdate};
 use crate::table::MasqTable;
+use crate::ui;
 
 /// Samples kept per link for the sparkline (one per second: three minutes).
 pub const HISTORY: usize = 180;
@@ -21,6 +28,10 @@ pub const HISTORY: usize = 180;
 pub const LOG_LINES: usize = 500;
 /// A light stays lit this long after a sample with traffic.
 pub const LIGHT_HOLD: Duration = Duration::from_millis(1500);
+/// The details view asks the server again this often while it is open.
+pub const DETAILS_REFRESH: Duration = Duration::from_secs(3);
+/// Lines one wheel step scrolls.
+pub const WHEEL_LINES: isize = 3;
 
 /// Connection to the server as the status line shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +43,17 @@ pub enum ConnState {
     },
     /// Logged in and subscribed.
     Connected,
-    /// Server gone; next attempt at `retry_at`.
+    /// Server gone or unreachable; next attempt at `retry_at`.
     Disconnected {
-        /// Why.
+        /// Why, a short plain phrase.
         reason: String,
         /// When the next attempt is made.
         retry_at: Instant,
+        /// The session had got through before (the server was lost, not unreachable).
+        was_connected: bool,
     },
+    /// Waiting for the user to log in.
+    LoggedOut,
 }
 
 /// Panels that can take the focus (Tab) and be zoomed (`z`).
@@ -68,6 +83,30 @@ impl Panel {
     }
 }
 
+/// Field of the login form that takes the typing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginField {
+    /// User name.
+    User,
+    /// Password (masked).
+    Password,
+}
+
+/// The login form shown inside the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginForm {
+    /// User name typed or offered.
+    pub user: String,
+    /// Password typed so far (redacted in `Debug`, shown masked).
+    pub password: Secret,
+    /// Field with the cursor.
+    pub field: LoginField,
+    /// Why a login is needed, or why the last attempt failed.
+    pub message: String,
+    /// A login request is on its way.
+    pub busy: bool,
+}
+
 /// Modal state of the keyboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -92,6 +131,22 @@ pub enum Mode {
         /// Force (admin) hang-up.
         force: bool,
     },
+    /// A yes/no question before a command that cannot be undone (`Z`, `H`).
+    Confirm {
+        /// The question, one sentence.
+        question: String,
+        /// What `y` sends.
+        cmd: Command,
+    },
+    /// Details of one connection (Enter on a link).
+    Details {
+        /// Connection name.
+        name: String,
+        /// First line shown.
+        scroll: usize,
+    },
+    /// The login form.
+    Login(LoginForm),
 }
 
 /// Severity of a log line.
@@ -140,6 +195,8 @@ pub struct App {
     pub now: Instant,
     /// Wall time of the current event.
     pub wall: SystemTime,
+    /// Terminal size (columns, rows) as last reported.
+    pub size: (u16, u16),
     /// Server connection.
     pub conn: ConnState,
     /// Logged-in user.
@@ -170,12 +227,22 @@ pub struct App {
     pub mode: Mode,
     /// Selected row of the masquerade view.
     pub masq_sel: usize,
+    /// First masquerade row shown.
+    pub masq_offset: usize,
     /// Selected link.
     pub link_sel: usize,
+    /// First link row shown.
+    pub link_offset: usize,
     /// First chain line shown.
     pub chains_scroll: usize,
-    /// Log lines scrolled back from the newest.
+    /// Log lines scrolled back from the newest: 0 follows new lines, more is paused.
     pub log_back: usize,
+    /// Lines that arrived while the log was paused.
+    pub log_new: usize,
+    /// Last answer for the details view.
+    pub details: Option<ConnectionInfo>,
+    /// When the details were last asked for.
+    details_at: Option<Instant>,
     /// Draw with colours.
     pub color: bool,
     /// Something changed since the last draw.
@@ -186,6 +253,26 @@ pub struct App {
     last_disconnect: Option<String>,
 }
 
+/// First row to show so that `sel` is visible and, when there are enough rows, the viewport
+/// of `height` rows is full (never a half-blank page at the end).
+pub fn fit_offset(offset: usize, sel: usize, len: usize, height: usize) -> usize {
+    if height == 0 {
+        return 0;
+    }
+    let mut o = offset;
+    if sel < o {
+        o = sel;
+    } else if sel >= o + height {
+        o = sel + 1 - height;
+    }
+    o.min(len.saturating_sub(height))
+}
+
+fn step(v: usize, delta: isize, len: usize) -> usize {
+    let max = len.saturating_sub(1) as isize;
+    (v as isize).saturating_add(delta).clamp(0, max.max(0)) as usize
+}
+
 impl App {
     /// A fresh dashboard for `server`, connecting.
     pub fn new(server: &str, now: Instant, wall: SystemTime, color: bool) -> App {
@@ -193,6 +280,7 @@ impl App {
             server: server.to_string(),
             now,
             wall,
+            size: (80, 24),
             conn: ConnState::Connecting { attempt: 1 },
             user: String::new(),
             role: Role::Unspecified,
@@ -208,9 +296,14 @@ impl App {
             zoom: false,
             mode: Mode::Normal,
             masq_sel: 0,
+            masq_offset: 0,
             link_sel: 0,
+            link_offset: 0,
             chains_scroll: 0,
             log_back: 0,
+            log_new: 0,
+            details: None,
+            details_at: None,
             color,
             dirty: true,
             recent_progress: VecDeque::new(),
@@ -231,14 +324,21 @@ impl App {
         self.role == Role::Admin
     }
 
-    /// Whether a tick changes anything on screen (countdowns, lights, uptime, retry timer).
+    /// Whether a tick changes anything on screen (countdowns, lights, uptime, retry timer,
+    /// the details refresh).
     pub fn animated(&self) -> bool {
         !self.table.is_empty()
-            || !matches!(self.conn, ConnState::Connected)
+            || !matches!(self.conn, ConnState::Connected | ConnState::LoggedOut)
+            || matches!(self.mode, Mode::Details { .. })
             || self.links.values().any(|l| {
                 l.status.state != LinkState::Idle as i32
                     && l.status.state != LinkState::Failed as i32
             })
+    }
+
+    /// True while the event log follows new lines (not scrolled back).
+    pub fn log_following(&self) -> bool {
+        self.log_back == 0
     }
 
     /// Connections the user may dial, in config order.
@@ -266,6 +366,38 @@ impl App {
             .collect()
     }
 
+    /// Name of the selected link.
+    pub fn selected_link(&self) -> Option<&str> {
+        self.links.keys().nth(self.link_sel).map(String::as_str)
+    }
+
+    /// Where each panel is drawn at the current terminal size.
+    pub fn areas(&self) -> ui::Areas {
+        ui::layout(self, Rect::new(0, 0, self.size.0, self.size.1))
+    }
+
+    /// Rows of content a panel shows at the current size (its page size).
+    pub fn viewport(&self, p: Panel) -> usize {
+        let a = self.areas();
+        let r = match p {
+            Panel::Links => a.links,
+            Panel::Masq => a.masq,
+            Panel::Chains => a.chains,
+            Panel::Log => a.log,
+        };
+        r.map_or(1, |r| ui::content_rows(p, r)).max(1)
+    }
+
+    fn chain_line_count(&self) -> (usize, usize) {
+        match self.areas().chains {
+            Some(r) => (
+                ui::chain_lines(&self.chains, usize::from(r.width.saturating_sub(2))).len(),
+                ui::content_rows(Panel::Chains, r),
+            ),
+            None => (0, 1),
+        }
+    }
+
     fn time_label(&self) -> String {
         let secs = self
             .wall
@@ -276,7 +408,7 @@ impl App {
         format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
     }
 
-    /// Append a line to the event log.
+    /// Append a line to the event log. A paused (scrolled back) log keeps its view.
     pub fn push_log(&mut self, level: Level, text: impl Into<String>) {
         let time = self.time_label();
         self.log.push_back(LogLine {
@@ -284,24 +416,62 @@ impl App {
             level,
             text: text.into(),
         });
+        if self.log_back > 0 {
+            self.log_back += 1;
+            self.log_new += 1;
+        }
         while self.log.len() > LOG_LINES {
             self.log.pop_front();
+        }
+    }
+
+    /// Forget everything the server told us (never show stale numbers).
+    fn drop_server_data(&mut self) {
+        self.links.clear();
+        self.table.clear();
+        self.masq_loading = false;
+        self.free = None;
+        self.chains.clear();
+        self.connections.clear();
+        self.details = None;
+        if matches!(
+            self.mode,
+            Mode::DialPicker { .. }
+                | Mode::HangupPicker { .. }
+                | Mode::Confirm { .. }
+                | Mode::Details { .. }
+        ) {
+            self.mode = Mode::Normal;
         }
     }
 
     /// Apply one event; returns what the outside world should do.
     pub fn handle_event(&mut self, ev: Event) -> Vec<Command> {
         let mut out = Vec::new();
+        let user_input = matches!(ev, Event::Key(_) | Event::Mouse(_) | Event::Resize { .. });
         match ev {
             Event::Key(k) => {
                 if k.kind != KeyEventKind::Release {
                     self.handle_key(k, &mut out);
                 }
             }
-            Event::Tick => {}
-            Event::Resize => {}
+            Event::Mouse(m) => self.handle_mouse(m),
+            Event::Tick => {
+                if let Mode::Details { name, .. } = &self.mode {
+                    let due = self
+                        .details_at
+                        .is_none_or(|t| self.now.saturating_duration_since(t) >= DETAILS_REFRESH);
+                    if due && matches!(self.conn, ConnState::Connected) {
+                        out.push(Command::Details(name.clone()));
+                        self.details_at = Some(self.now);
+                    }
+                }
+            }
+            Event::Resize { width, height } => self.size = (width, height),
             Event::Connecting { attempt } => {
-                self.conn = ConnState::Connecting { attempt };
+                if !matches!(self.conn, ConnState::LoggedOut) || attempt > 1 {
+                    self.conn = ConnState::Connecting { attempt };
+                }
             }
             Event::Connected {
                 user,
@@ -318,34 +488,65 @@ impl App {
                 self.role = role;
                 self.allowed = allowed;
                 self.conn = ConnState::Connected;
+                if matches!(self.mode, Mode::Login(_)) {
+                    self.mode = Mode::Normal;
+                }
             }
-            Event::Disconnected { reason, retry_in } => {
-                if self.last_disconnect.as_deref() != Some(reason.as_str()) {
-                    self.push_log(Level::Error, format!("disconnected: {reason}"));
-                    self.last_disconnect = Some(reason.clone());
+            Event::Disconnected {
+                reason,
+                retry_in,
+                was_connected,
+            } => {
+                let text = if was_connected {
+                    format!("lost the server: {reason}")
+                } else {
+                    format!("cannot reach the server: {reason}")
+                };
+                if self.last_disconnect.as_deref() != Some(text.as_str()) {
+                    self.push_log(Level::Error, text.clone());
+                    self.last_disconnect = Some(text);
+                }
+                if let Mode::Login(f) = &mut self.mode {
+                    // A login on its way waits for the server: say so in the form.
+                    f.message = format!("Cannot reach the server ({reason}); trying again…");
                 }
                 self.conn = ConnState::Disconnected {
                     reason,
                     retry_at: self.now + retry_in,
+                    was_connected,
                 };
-                // Never show stale numbers: drop everything the server told us.
-                self.links.clear();
-                self.table.clear();
-                self.masq_loading = false;
-                self.free = None;
-                self.chains.clear();
-                self.connections.clear();
-                if matches!(
-                    self.mode,
-                    Mode::DialPicker { .. } | Mode::HangupPicker { .. }
-                ) {
-                    self.mode = Mode::Normal;
-                }
+                self.drop_server_data();
+            }
+            Event::LoginNeeded { user, reason } => {
+                self.push_log(Level::Warn, reason.clone());
+                self.conn = ConnState::LoggedOut;
+                self.last_disconnect = None;
+                self.drop_server_data();
+                let user = match &self.mode {
+                    Mode::Login(f) if !f.user.is_empty() => f.user.clone(),
+                    _ => user,
+                };
+                let field = if user.is_empty() {
+                    LoginField::User
+                } else {
+                    LoginField::Password
+                };
+                self.mode = Mode::Login(LoginForm {
+                    user,
+                    password: Secret::default(),
+                    field,
+                    message: reason,
+                    busy: false,
+                });
             }
             Event::Server(u) => self.handle_update(u),
         }
         self.table.refresh();
         self.clamp_selection();
+        self.fix_scroll();
+        if user_input {
+            self.fix_details_scroll();
+        }
         self.dirty = true;
         out
     }
@@ -370,6 +571,48 @@ impl App {
                     *sel = (*sel).min(len.saturating_sub(1));
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Keep every scroll position inside its content and every viewport full.
+    fn fix_scroll(&mut self) {
+        let a = self.areas();
+        if let Some(r) = a.masq {
+            let h = ui::content_rows(Panel::Masq, r);
+            self.masq_offset =
+                fit_offset(self.masq_offset, self.masq_sel, self.table.visible_len(), h);
+        }
+        if let Some(r) = a.links {
+            let h = ui::content_rows(Panel::Links, r);
+            self.link_offset = fit_offset(self.link_offset, self.link_sel, self.links.len(), h);
+        }
+        if a.chains.is_some() {
+            let (lines, h) = self.chain_line_count();
+            self.chains_scroll = self.chains_scroll.min(lines.saturating_sub(h));
+        }
+        if let Some(r) = a.log {
+            let h = ui::content_rows(Panel::Log, r);
+            self.log_back = self.log_back.min(self.log.len().saturating_sub(h));
+        }
+        if self.log_back == 0 {
+            self.log_new = 0;
+        }
+    }
+
+    /// Keep the details view's scroll inside its text (after keys, wheel and resizes only:
+    /// the text walks the whole masquerade table for the per-host bytes).
+    fn fix_details_scroll(&mut self) {
+        let body = self.areas().body;
+        if let Mode::Details { name, scroll } = &self.mode {
+            let lines = ui::detail_lines(self, name).len();
+            let h = usize::from(body.height.saturating_sub(2));
+            let max = lines.saturating_sub(h);
+            if *scroll > max {
+                self.mode = Mode::Details {
+                    name: name.clone(),
+                    scroll: max,
+                };
             }
         }
     }
@@ -410,6 +653,14 @@ impl App {
             }
             ServerUpdate::FreePorts(f) => self.free = Some(f),
             ServerUpdate::Chains(c) => self.chains = c,
+            ServerUpdate::Details(info) => {
+                let name = info.connection.as_ref().map(|c| c.name.as_str());
+                if let Mode::Details { name: open, .. } = &self.mode {
+                    if name == Some(open.as_str()) {
+                        self.details = Some(*info);
+                    }
+                }
+            }
             ServerUpdate::HangupDone {
                 connection,
                 dropped,
@@ -454,9 +705,16 @@ impl App {
                         .unwrap_or_default();
                     self.push_log(Level::Error, format!("{name}: link failed {why}"));
                 } else if old == up {
+                    // The server's reason, e.g. who forced the hang-up, when it gives one.
+                    let why = status
+                        .last_failure
+                        .as_ref()
+                        .filter(|f| !f.message.is_empty())
+                        .map(|f| format!(": {}", f.message))
+                        .unwrap_or_default();
                     self.push_log(
                         Level::Warn,
-                        format!("{name}: link DOWN ({})", state_name(status.state)),
+                        format!("{name}: link DOWN ({}){why}", state_name(status.state)),
                     );
                 } else if status.state == LinkState::Idle as i32 {
                     self.push_log(Level::Info, format!("{name}: idle"));
@@ -494,6 +752,8 @@ impl App {
         let period = u64::from(s.period_ms.max(1));
         view.rate = (s.bytes_in * 1000 / period, s.bytes_out * 1000 / period);
         view.status.bytes_in = view.status.bytes_in.saturating_add(s.bytes_in);
+        view.status.packets_in = view.status.packets_in.saturating_add(s.packets_in);
+        view.status.packets_out = view.status.packets_out.saturating_add(s.packets_out);
         view.status.bytes_out = view.status.bytes_out.saturating_add(s.bytes_out);
     }
 
@@ -572,22 +832,148 @@ impl App {
                         }
                     }
                     KeyCode::Enter => {
+                        self.mode = Mode::Normal;
                         if let Some(name) = items.get(sel) {
-                            out.push(Command::Hangup {
+                            let cmd = Command::Hangup {
                                 name: name.clone(),
                                 force,
-                            });
+                            };
+                            if force {
+                                self.mode = Mode::Confirm {
+                                    question: self.force_question(name),
+                                    cmd,
+                                };
+                            } else {
+                                out.push(cmd);
+                            }
                         }
-                        self.mode = Mode::Normal;
                     }
                     _ => {}
                 }
             }
+            Mode::Confirm { cmd, .. } => match k.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.mode = Mode::Normal;
+                    if matches!(self.conn, ConnState::Connected) {
+                        out.push(cmd);
+                    }
+                }
+                // Anything else, Enter included, keeps things as they are.
+                KeyCode::Char('n')
+                | KeyCode::Char('N')
+                | KeyCode::Char('q')
+                | KeyCode::Esc
+                | KeyCode::Enter => {
+                    self.mode = Mode::Normal;
+                    self.push_log(Level::Info, "cancelled; nothing was changed");
+                }
+                _ => {}
+            },
+            Mode::Details { name, scroll } => match k.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {
+                    self.mode = Mode::Normal;
+                    self.details = None;
+                    self.details_at = None;
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.mode = Mode::Details {
+                        name,
+                        scroll: scroll.saturating_sub(1),
+                    }
+                }
+                KeyCode::Down | KeyCode::Char('j') => {
+                    self.mode = Mode::Details {
+                        name,
+                        scroll: scroll + 1,
+                    }
+                }
+                KeyCode::PageUp => {
+                    self.mode = Mode::Details {
+                        name,
+                        scroll: scroll.saturating_sub(10),
+                    }
+                }
+                KeyCode::PageDown => {
+                    self.mode = Mode::Details {
+                        name,
+                        scroll: scroll + 10,
+                    }
+                }
+                KeyCode::Home | KeyCode::Char('g') => self.mode = Mode::Details { name, scroll: 0 },
+                KeyCode::End | KeyCode::Char('G') => {
+                    self.mode = Mode::Details {
+                        name,
+                        scroll: usize::MAX / 2,
+                    }
+                }
+                _ => {}
+            },
+            Mode::Login(mut f) => {
+                match k.code {
+                    KeyCode::Tab | KeyCode::BackTab | KeyCode::Up | KeyCode::Down => {
+                        f.field = match f.field {
+                            LoginField::User => LoginField::Password,
+                            LoginField::Password => LoginField::User,
+                        };
+                    }
+                    KeyCode::Esc => f.password = Secret::default(),
+                    KeyCode::Backspace => match f.field {
+                        LoginField::User => {
+                            f.user.pop();
+                        }
+                        LoginField::Password => f.password.pop(),
+                    },
+                    KeyCode::Enter if !f.busy => {
+                        if f.user.trim().is_empty() {
+                            f.field = LoginField::User;
+                            f.message = "type your user name".into();
+                        } else if f.field == LoginField::User && f.password.is_empty() {
+                            f.field = LoginField::Password;
+                        } else {
+                            out.push(Command::Login {
+                                user: f.user.trim().to_string(),
+                                password: std::mem::take(&mut f.password),
+                            });
+                            f.busy = true;
+                            f.message = "logging in…".into();
+                        }
+                    }
+                    KeyCode::Char(c) if !ctrl && !f.busy => match f.field {
+                        LoginField::User => f.user.push(c),
+                        LoginField::Password => f.password.push(c),
+                    },
+                    _ => {}
+                }
+                self.mode = Mode::Login(f);
+            }
+        }
+    }
+
+    fn force_question(&self, name: &str) -> String {
+        let holders: Vec<String> = self
+            .links
+            .get(name)
+            .map(|l| {
+                l.status
+                    .holders
+                    .iter()
+                    .map(|h| format!("{}@{}", h.user, h.host))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if holders.is_empty() {
+            format!("Force hang-up of {name}? The link drops now.")
+        } else {
+            format!(
+                "Force hang-up of {name}? The link drops for every holder: {}.",
+                holders.join(", ")
+            )
         }
     }
 
     fn key_normal(&mut self, k: KeyEvent, out: &mut Vec<Command>) {
         let admin = self.is_admin();
+        let connected = matches!(self.conn, ConnState::Connected);
         match k.code {
             KeyCode::Char('q') => out.push(Command::Quit),
             KeyCode::Char('?') => self.mode = Mode::Help,
@@ -616,28 +1002,37 @@ impl App {
                 let (key, desc) = self.table.sort();
                 self.table.set_sort(key, !desc);
             }
-            KeyCode::Char('d') => {
-                if matches!(self.conn, ConnState::Connected) {
-                    if self.dialable().is_empty() {
-                        self.push_log(Level::Warn, "no connection you may dial");
-                    } else {
-                        self.mode = Mode::DialPicker { sel: 0 };
-                    }
+            KeyCode::Char('d') if connected => {
+                if self.dialable().is_empty() {
+                    self.push_log(Level::Warn, "no connection you may dial");
+                } else {
+                    self.mode = Mode::DialPicker { sel: 0 };
                 }
             }
             KeyCode::Char('h') => self.open_hangup(false),
             KeyCode::Char('H') if admin => self.open_hangup(true),
-            KeyCode::Char('Z') if admin => {
-                if matches!(self.conn, ConnState::Connected) {
-                    out.push(Command::ZeroCounters);
+            KeyCode::Char('Z') if admin && connected => {
+                self.mode = Mode::Confirm {
+                    question: "Zero the packet and byte counters of every chain?".into(),
+                    cmd: Command::ZeroCounters,
+                };
+            }
+            KeyCode::Enter if self.focus == Panel::Links => {
+                if let Some(name) = self.selected_link().map(str::to_string) {
+                    if connected {
+                        out.push(Command::Details(name.clone()));
+                        self.details_at = Some(self.now);
+                    }
+                    self.details = None;
+                    self.mode = Mode::Details { name, scroll: 0 };
                 }
             }
-            KeyCode::Up | KeyCode::Char('k') => self.move_sel(-1),
-            KeyCode::Down | KeyCode::Char('j') => self.move_sel(1),
-            KeyCode::PageUp => self.move_sel(-20),
-            KeyCode::PageDown => self.move_sel(20),
-            KeyCode::Home | KeyCode::Char('g') => self.move_sel(isize::MIN / 2),
-            KeyCode::End | KeyCode::Char('G') => self.move_sel(isize::MAX / 2),
+            KeyCode::Up | KeyCode::Char('k') => self.scroll(self.focus, -1),
+            KeyCode::Down | KeyCode::Char('j') => self.scroll(self.focus, 1),
+            KeyCode::PageUp => self.page(self.focus, -1),
+            KeyCode::PageDown => self.page(self.focus, 1),
+            KeyCode::Home | KeyCode::Char('g') => self.scroll(self.focus, isize::MIN / 2),
+            KeyCode::End | KeyCode::Char('G') => self.scroll(self.focus, isize::MAX / 2),
             _ => {}
         }
     }
@@ -652,27 +1047,113 @@ impl App {
             return;
         }
         // Preselect the link selected in the links panel when it is in the list.
-        let selected = self.links.keys().nth(self.link_sel).cloned();
+        let selected = self.selected_link().map(str::to_string);
         let sel = selected
             .and_then(|n| items.iter().position(|i| *i == n))
             .unwrap_or(0);
         self.mode = Mode::HangupPicker { sel, force };
     }
 
-    fn move_sel(&mut self, delta: isize) {
-        fn step(v: usize, delta: isize, len: usize) -> usize {
-            let max = len.saturating_sub(1) as isize;
-            (v as isize).saturating_add(delta).clamp(0, max.max(0)) as usize
-        }
-        match self.focus {
+    /// Move the selection (tables) or the view (chains, events) of `panel` by `delta` lines;
+    /// positive is down (towards newer lines in the event log).
+    fn scroll(&mut self, panel: Panel, delta: isize) {
+        match panel {
             Panel::Masq => self.masq_sel = step(self.masq_sel, delta, self.table.visible_len()),
             Panel::Links => self.link_sel = step(self.link_sel, delta, self.links.len()),
             Panel::Chains => {
-                let lines: usize = self.chains.iter().map(|c| c.rules.len() + 2).sum();
-                self.chains_scroll = step(self.chains_scroll, delta, lines);
+                let (lines, h) = self.chain_line_count();
+                let max = lines.saturating_sub(h);
+                self.chains_scroll = step(self.chains_scroll, delta, max + 1);
             }
-            // Up scrolls back in time.
-            Panel::Log => self.log_back = step(self.log_back, -delta, self.log.len()),
+            Panel::Log => {
+                let h = self.viewport(Panel::Log);
+                let max = self.log.len().saturating_sub(h);
+                self.log_back = step(self.log_back, -delta, max + 1);
+            }
+        }
+    }
+
+    /// Page up (`dir` -1) or down (+1): the view moves by a whole viewport and the selection
+    /// with it, so the rows shown are always a full page.
+    fn page(&mut self, panel: Panel, dir: isize) {
+        let h = self.viewport(panel) as isize;
+        match panel {
+            Panel::Masq => {
+                let len = self.table.visible_len();
+                self.masq_offset = step(self.masq_offset, dir * h, len);
+                self.masq_sel = step(self.masq_sel, dir * h, len);
+            }
+            Panel::Links => {
+                let len = self.links.len();
+                self.link_offset = step(self.link_offset, dir * h, len);
+                self.link_sel = step(self.link_sel, dir * h, len);
+            }
+            _ => self.scroll(panel, dir * h),
+        }
+    }
+
+    fn handle_mouse(&mut self, m: MouseEvent) {
+        let at = Position {
+            x: m.column,
+            y: m.row,
+        };
+        if let Mode::Details { name, scroll } = &self.mode {
+            let scroll = match m.kind {
+                MouseEventKind::ScrollUp => scroll.saturating_sub(WHEEL_LINES as usize),
+                MouseEventKind::ScrollDown => scroll + WHEEL_LINES as usize,
+                _ => return,
+            };
+            self.mode = Mode::Details {
+                name: name.clone(),
+                scroll,
+            };
+            return;
+        }
+        if !matches!(self.mode, Mode::Normal) {
+            return;
+        }
+        let a = self.areas();
+        let hit = [
+            (Panel::Links, a.links),
+            (Panel::Masq, a.masq),
+            (Panel::Chains, a.chains),
+            (Panel::Log, a.log),
+        ]
+        .into_iter()
+        .find_map(|(p, r)| r.filter(|r| r.contains(at)).map(|r| (p, r)));
+        let Some((panel, r)) = hit else { return };
+        match m.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                self.focus = panel;
+                // Inside the border, below the header row of the tables.
+                let first = r.y + 2;
+                let last = r.y + r.height.saturating_sub(1);
+                match panel {
+                    Panel::Masq if at.y == r.y + 1 => {
+                        if let Some(key) = ui::masq_column_at(r, at.x) {
+                            let (cur, desc) = self.table.sort();
+                            let desc = if cur == key { !desc } else { false };
+                            self.table.set_sort(key, desc);
+                        }
+                    }
+                    Panel::Masq if at.y >= first && at.y < last => {
+                        let i = self.masq_offset + usize::from(at.y - first);
+                        if i < self.table.visible_len() {
+                            self.masq_sel = i;
+                        }
+                    }
+                    Panel::Links if at.y >= first && at.y < last => {
+                        let i = self.link_offset + usize::from(at.y - first);
+                        if i < self.links.len() {
+                            self.link_sel = i;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            MouseEventKind::ScrollUp => self.scroll(panel, -WHEEL_LINES),
+            MouseEventKind::ScrollDown => self.scroll(panel, WHEEL_LINES),
+            _ => {}
         }
     }
 }
@@ -899,10 +1380,9 @@ mod tests {
         );
         admin.handle_event(key(KeyCode::Esc));
         assert_eq!(admin.mode, Mode::Normal);
-        assert_eq!(
-            admin.handle_event(key(KeyCode::Char('Z'))),
-            vec![Command::ZeroCounters]
-        );
+        // Z asks first (see confirm_before_zero_and_force_hangup).
+        assert!(admin.handle_event(key(KeyCode::Char('Z'))).is_empty());
+        assert!(matches!(admin.mode, Mode::Confirm { .. }));
     }
 
     #[test]
@@ -1000,6 +1480,7 @@ mod tests {
         app.handle_event(Event::Disconnected {
             reason: "connection refused".into(),
             retry_in: Duration::from_secs(2),
+            was_connected: true,
         });
         assert!(app.table.is_empty());
         assert!(app.links.is_empty());
@@ -1016,6 +1497,7 @@ mod tests {
         app.handle_event(Event::Disconnected {
             reason: "connection refused".into(),
             retry_in: Duration::from_secs(4),
+            was_connected: true,
         });
         assert_eq!(app.log.len(), lines);
     }
@@ -1049,6 +1531,19 @@ mod tests {
             .log
             .iter()
             .any(|l| l.text.starts_with("isp1: link DOWN")));
+        // A reason from the server (a forced hang-up names who did it) is shown.
+        app.handle_event(Event::Server(ServerUpdate::Link(up_link("isp1"))));
+        let mut forced = up_link("isp1");
+        forced.state = LinkState::HangingUp as i32;
+        forced.last_failure = Some(masqdial_proto::v1::Failure {
+            kind: FailureKind::Cancelled as i32,
+            message: "hung up by admin@192.168.1.2 (forced)".into(),
+        });
+        app.handle_event(Event::Server(ServerUpdate::Link(forced)));
+        assert_eq!(
+            app.log.back().map(|l| l.text.as_str()),
+            Some("isp1: link DOWN (HANGUP): hung up by admin@192.168.1.2 (forced)")
+        );
     }
 
     #[test]
@@ -1081,8 +1576,11 @@ mod tests {
         }));
         app.handle_event(key(KeyCode::Down));
         assert_eq!(app.masq_sel, 1);
+        // A page is what the panel shows: 80x24 leaves the table 9 rows.
+        assert_eq!(app.viewport(Panel::Masq), 9);
         app.handle_event(key(KeyCode::PageDown));
-        assert_eq!(app.masq_sel, 21);
+        assert_eq!(app.masq_sel, 10);
+        assert_eq!(app.masq_offset, 9);
         app.handle_event(key(KeyCode::End));
         assert_eq!(app.masq_sel, 49);
         app.handle_event(key(KeyCode::Home));

@@ -6,11 +6,54 @@
 
 use std::time::{Duration, Instant};
 
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyEvent, MouseEvent};
 use masqdial_proto::v1::{
-    Chain, Connection, DialEvent, FreePortsResponse, LinkStatus, MasqDelta, MasqEntry, Role,
-    TrafficSample,
+    Chain, Connection, ConnectionInfo, DialEvent, FreePortsResponse, LinkStatus, MasqDelta,
+    MasqEntry, Role, TrafficSample,
 };
+
+/// A password typed into the login form. Its `Debug` never shows it; it is only read by the
+/// network task to send the Login request.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a password.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The password itself (only for the Login request).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Append a typed character.
+    pub fn push(&mut self, c: char) {
+        self.0.push(c);
+    }
+
+    /// Remove the last character.
+    pub fn pop(&mut self) {
+        self.0.pop();
+    }
+
+    /// Number of characters (what the masked field shows).
+    pub fn chars(&self) -> usize {
+        self.0.chars().count()
+    }
+
+    /// True when nothing was typed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// Everything that can change the dashboard.
 // A few events per second pass through one channel; boxing the big variant buys nothing.
@@ -21,8 +64,15 @@ pub enum Event {
     Key(KeyEvent),
     /// Periodic tick: countdowns and lights move.
     Tick,
-    /// The terminal was resized.
-    Resize,
+    /// A mouse click or wheel turn.
+    Mouse(MouseEvent),
+    /// The terminal has this size (sent once at start and on every resize).
+    Resize {
+        /// Columns.
+        width: u16,
+        /// Rows.
+        height: u16,
+    },
     /// The network task is (re)connecting; `attempt` counts from 1.
     Connecting {
         /// Attempt number since the last successful connection.
@@ -37,12 +87,22 @@ pub enum Event {
         /// Connections the user may dial.
         allowed: Vec<String>,
     },
-    /// The server went away (or refused us); everything shown so far is dropped.
+    /// The server went away (or cannot be reached); everything shown so far is dropped.
     Disconnected {
-        /// Why, for the status line and the log.
+        /// Why, a short plain phrase such as "connection refused".
         reason: String,
         /// When the next attempt is made.
         retry_in: Duration,
+        /// True when the session had got through (then the server was lost, not unreachable).
+        was_connected: bool,
+    },
+    /// The server needs a password: no token, or the saved one is unknown to it (a restart)
+    /// or was refused. The app shows the login form; the answer is [`Command::Login`].
+    LoginNeeded {
+        /// User name to offer in the form ("" when unknown).
+        user: String,
+        /// Why, as a plain sentence.
+        reason: String,
     },
     /// Data from one of the server's rpcs or streams.
     Server(ServerUpdate),
@@ -91,6 +151,8 @@ pub enum ServerUpdate {
     FreePorts(FreePortsResponse),
     /// ListChains.
     Chains(Vec<Chain>),
+    /// GetConnection (the details view).
+    Details(Box<ConnectionInfo>),
     /// Result of our Hangup.
     HangupDone {
         /// Connection name.
@@ -122,4 +184,13 @@ pub enum Command {
     },
     /// Nat.ZeroCounters of every chain (admin only).
     ZeroCounters,
+    /// Dialer.GetConnection for the details view.
+    Details(String),
+    /// Log in with a password (the answer to [`Event::LoginNeeded`]).
+    Login {
+        /// User name.
+        user: String,
+        /// Password (redacted in `Debug`).
+        password: Secret,
+    },
 }

@@ -1,13 +1,18 @@
 //! mtui: live ratatui dashboard of masqdial links and masqueraded sessions.
 //!
 //! Layout (STYLE.md, ratatui apps):
-//! - [`event`]: the one event enum (keys, ticks, server updates) and the commands the app emits.
-//! - [`app`]: dashboard state and `handle_event`; no drawing, no I/O, no clock reads.
+//! - [`event`]: the one event enum (keys, mouse, ticks, resizes, server updates, login
+//!   requests) and the commands the app emits.
+//! - [`app`]: dashboard state and `handle_event`: focus, scrolling, pickers, confirmations,
+//!   the details view and the login form; no drawing, no I/O, no clock reads.
 //! - [`table`]: the masquerade table model (deltas, sort, filter, cached ordered view).
-//! - [`ui`]: pure `render(frame, &app)`, one function per panel.
-//! - [`net`]: the gRPC task (login token, subscriptions, reconnect with backoff, commands).
+//! - [`ui`]: the pure `layout(&app, area)` (also used by the app for page sizes and clicks) and
+//!   `render(frame, &app)`, one function per panel or overlay.
+//! - [`net`]: the gRPC task (token, login on request, subscriptions, reconnect with backoff,
+//!   commands), reporting errors as plain phrases.
 //!
-//! Connection, bearer token and the token store come from the shared `masqdial_cli` library.
+//! Connection, bearer token, the token store and the unit formatters (`format::bytes`,
+//! `format::duration`) come from the shared `masqdial_cli` library, so mtui and mclient agree.
 //!
 //! The binary (`src/main.rs`) owns the terminal and the single event loop.
 

@@ -1,24 +1,23 @@
-//! `mtui` binary: command line, login through the shared token store, terminal setup and the
-//! single event loop (keys, ticks, server updates, signals).
+//! `mtui` binary: command line, the stored token (shared with mclient), terminal setup and the
+//! single event loop (keys, mouse, ticks, server updates, signals). Logging in happens inside
+//! the dashboard (the app's login form, the network task's Login).
 //!
 //! It owns the terminal and always restores it: on normal exit, on error (a drop guard), on
 //! panic (ratatui's hook) and on SIGTERM/SIGINT/SIGHUP (handled in the loop). It holds no
 //! dashboard logic: that is `app`, drawing is `ui`, the gRPC side is `net`.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
-use crossterm::event::{self as ct, KeyCode, KeyEventKind, KeyModifiers};
-use masqdial_cli::conn::{self, Clients};
-use masqdial_cli::store::{StoredToken, TokenStore};
-use masqdial_proto::v1::{LoginRequest, WhoAmIRequest};
+use crossterm::event::{self as ct, DisableMouseCapture, EnableMouseCapture};
+use masqdial_cli::conn;
+use masqdial_cli::store::TokenStore;
 use masqdial_tui::app::App;
-use masqdial_tui::event::{Command, Event};
+use masqdial_tui::event::{Command, Event, Secret};
 use masqdial_tui::{net, ui};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -30,7 +29,7 @@ struct Args {
     /// Server URL.
     #[arg(long, env = "MASQDIAL_SERVER", default_value = conn::DEFAULT_SERVER)]
     server: String,
-    /// User to log in as when no token is stored for this server.
+    /// User to log in as (a stored token of another user is not used).
     #[arg(long, env = "MASQDIAL_USER")]
     user: Option<String>,
     /// Draw without colours (also when NO_COLOR is set).
@@ -40,118 +39,56 @@ struct Args {
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(50..=5000))]
     tick_ms: u64,
     /// Token store file instead of the default one.
-    #[arg(long)]
+    #[arg(long, env = "MASQDIAL_TOKEN_FILE")]
     token_store: Option<PathBuf>,
     /// CA certificate (PEM) for an https server.
-    #[arg(long)]
+    #[arg(long, env = "MASQDIAL_CA")]
     ca: Option<PathBuf>,
-    /// Ask for the password even if a token is stored.
+    /// Ask for the password (in the dashboard) even if a token is stored.
     #[arg(long)]
     login: bool,
 }
 
-/// Restores the terminal when dropped (error paths included).
+/// Restores the terminal when dropped (error paths included): mouse reporting off, then
+/// ratatui's restore (raw mode off, main screen back).
 struct TermGuard;
+
+fn restore_terminal() {
+    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+}
 
 impl Drop for TermGuard {
     fn drop(&mut self) {
-        ratatui::restore();
+        restore_terminal();
     }
 }
 
-/// Read a password from the terminal without echo.
-fn prompt_password(prompt: &str) -> anyhow::Result<String> {
-    struct Raw;
-    impl Drop for Raw {
-        fn drop(&mut self) {
-            let _ = crossterm::terminal::disable_raw_mode();
+/// The token worth trying for this server, and the user name to offer at login.
+///
+/// A stored token is used unless `--login` asks for a password, it has expired, or `--user`
+/// names someone else. The network task checks it with the server and asks the app for a
+/// login when the server does not accept it.
+fn initial_login(args: &Args, store: &TokenStore) -> (Option<String>, String) {
+    let stored = match store.get(&args.server) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("token store unreadable: {e:#}");
+            None
         }
-    }
-    let mut out = std::io::stderr();
-    write!(out, "{prompt}")?;
-    out.flush()?;
-    crossterm::terminal::enable_raw_mode().context("terminal")?;
-    let raw = Raw;
-    let mut pw = String::new();
-    loop {
-        if let ct::Event::Key(k) = ct::read()? {
-            if k.kind == KeyEventKind::Release {
-                continue;
-            }
-            match k.code {
-                KeyCode::Enter => break,
-                KeyCode::Backspace => {
-                    pw.pop();
-                }
-                KeyCode::Esc => bail!("cancelled"),
-                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
-                    bail!("cancelled")
-                }
-                KeyCode::Char(c) => pw.push(c),
-                _ => {}
-            }
-        }
-    }
-    drop(raw);
-    writeln!(out)?;
-    Ok(pw)
-}
-
-/// A valid token for the server: the stored one if WhoAmI accepts it, else a fresh login.
-async fn obtain_token(args: &Args, store: &TokenStore) -> anyhow::Result<String> {
-    let stored = store.get(&args.server)?;
-    let usable = stored
-        .as_ref()
-        .filter(|t| !args.login && !t.expired(SystemTime::now()));
-    if let Some(t) = usable {
-        // Check it; if the server is unreachable, go on with it (the dashboard reconnects).
-        match conn::connect(&args.server, args.ca.as_deref()).await {
-            Err(_) => return Ok(t.token.clone()),
-            Ok(ch) => {
-                let mut c = Clients::new(ch, Some(&t.token))?;
-                match c.auth.who_am_i(WhoAmIRequest {}).await {
-                    Err(s) if s.code() == tonic::Code::Unauthenticated => {
-                        eprintln!(
-                            "stored token for {} was rejected; please log in",
-                            args.server
-                        );
-                    }
-                    _ => return Ok(t.token.clone()),
-                }
-            }
-        }
-    }
-    let user = match args.user.clone().or_else(|| stored.map(|s| s.user)) {
-        Some(u) => u,
-        None => bail!("no token stored for {}: give --user to log in", args.server),
     };
-    let password = prompt_password(&format!("password for {user} on {}: ", args.server))?;
-    let ch = conn::connect(&args.server, args.ca.as_deref())
-        .await
-        .with_context(|| format!("cannot reach {} to log in", args.server))?;
-    let mut c = Clients::new(ch, None)?;
-    let resp = c
-        .auth
-        .login(LoginRequest {
-            user: user.clone(),
-            password,
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("login failed: {}", s.message()))?
-        .into_inner();
-    let expires_at = resp.expires_at.as_ref().and_then(|t| {
-        u64::try_from(t.seconds)
-            .ok()
-            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-    });
-    store.put(StoredToken {
-        server: args.server.clone(),
-        user,
-        token: resp.token.clone(),
-        expires_at,
-        role: resp.role,
-    })?;
-    Ok(resp.token)
+    let user = args
+        .user
+        .clone()
+        .or_else(|| stored.as_ref().map(|s| s.user.clone()))
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_default();
+    let token = stored
+        .filter(|t| !args.login && !t.expired(SystemTime::now()))
+        .filter(|t| args.user.as_ref().is_none_or(|u| *u == t.user))
+        .map(|t| t.token);
+    (token, user)
 }
 
 /// Terminal input on a plain thread (crossterm's blocking reader), bounded by `stop`.
@@ -162,7 +99,8 @@ fn spawn_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<AtomicBool>) {
                 Ok(true) => {
                     let ev = match ct::read() {
                         Ok(ct::Event::Key(k)) => Event::Key(k),
-                        Ok(ct::Event::Resize(..)) => Event::Resize,
+                        Ok(ct::Event::Mouse(m)) => Event::Mouse(m),
+                        Ok(ct::Event::Resize(width, height)) => Event::Resize { width, height },
                         Ok(_) => continue,
                         Err(_) => break,
                     };
@@ -182,7 +120,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => TokenStore::at(p.clone()),
         None => TokenStore::open_default()?,
     };
-    let token = obtain_token(&args, &store).await?;
+    let (token, user) = initial_login(&args, &store);
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
 
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -192,6 +130,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // try_init also installs ratatui's panic hook, which restores the terminal first.
     let mut terminal = ratatui::try_init().context("terminal setup")?;
     let _guard = TermGuard;
+    // Mouse reporting must be switched off again on a panic too, before ratatui's hook.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+        hook(info);
+    }));
+    crossterm::execute!(std::io::stdout(), EnableMouseCapture).context("terminal setup")?;
+    let size = terminal.size().context("terminal size")?;
 
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -201,14 +147,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
         net::NetConfig {
             server: args.server.clone(),
             token,
+            user,
             ca: args.ca.clone(),
             masq_period_ms: 500,
+            store: Some(store),
+            // Tried once when no stored token works (scripts, kiosks); the form otherwise.
+            password: std::env::var("MASQDIAL_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
         },
         ev_tx,
         cmd_rx,
     );
 
     let mut app = App::new(&args.server, Instant::now(), SystemTime::now(), color);
+    app.handle_event(Event::Resize {
+        width: size.width,
+        height: size.height,
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(args.tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut quit = false;

@@ -1,25 +1,28 @@
-//! The gRPC side of mtui: one tokio task that connects with the bearer token, subscribes to
-//! WatchLinks and WatchMasq, polls chains/free ports/connections, runs Dial/Hangup/ZeroCounters
-//! commands, and reconnects with exponential backoff when the server goes away.
+//! The gRPC side of mtui: one tokio task that logs in (asking the app for a password when
+//! needed), subscribes to WatchLinks and WatchMasq, polls chains/free ports/connections, runs
+//! Dial/Hangup/ZeroCounters/GetConnection commands, and reconnects with exponential backoff
+//! when the server goes away.
 //!
 //! It only translates between the wire and [`Event`]s/[`Command`]s; it holds no dashboard state
-//! and never touches the terminal. Tokens are never logged.
+//! and never touches the terminal. Errors reach the app as plain phrases (no rpc names, no
+//! transport debug text). Tokens and passwords are never logged.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use masqdial_cli::conn::{Authed, Clients};
+use masqdial_cli::store::{StoredToken, TokenStore};
 use masqdial_proto::v1::{
     auth_client::AuthClient, dialer_client::DialerClient, link_event, masq_event,
-    nat_client::NatClient, DialRequest, FreePortsRequest, HangupRequest, LinkEvent,
-    ListChainsRequest, ListConnectionsRequest, MasqEvent, Role, WatchLinksRequest,
-    WatchMasqRequest, WhoAmIRequest, ZeroCountersRequest,
+    nat_client::NatClient, DialRequest, FreePortsRequest, GetConnectionRequest, HangupRequest,
+    LinkEvent, ListChainsRequest, ListConnectionsRequest, LoginRequest, MasqEvent, Role,
+    WatchLinksRequest, WatchMasqRequest, WhoAmIRequest, ZeroCountersRequest,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
-use crate::event::{Command, Event, ServerUpdate};
+use crate::event::{Command, Event, Secret, ServerUpdate};
 
 /// First reconnect delay; doubled after each failed attempt.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -33,19 +36,27 @@ pub const POLL_PERIOD: Duration = Duration::from_secs(3);
 pub struct NetConfig {
     /// Server URL, `http://host:port` or `https://…`.
     pub server: String,
-    /// Bearer token (never logged).
-    pub token: String,
+    /// Bearer token from the store, if there is one worth trying (never logged).
+    pub token: Option<String>,
+    /// User name to offer in the login form ("" when unknown).
+    pub user: String,
     /// CA certificate for https, if not the system roots.
     pub ca: Option<std::path::PathBuf>,
     /// WatchMasq delta period, milliseconds.
     pub masq_period_ms: u32,
+    /// Where a fresh login's token is saved (shared with mclient); `None` keeps it in memory.
+    pub store: Option<TokenStore>,
+    /// Password from `MASQDIAL_PASSWORD`, tried once for `user` before the form is shown.
+    pub password: Option<Secret>,
 }
 
 impl std::fmt::Debug for NetConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetConfig")
             .field("server", &self.server)
-            .field("token", &"<redacted>")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("user", &self.user)
+            .field("password", &self.password)
             .field("ca", &self.ca)
             .finish()
     }
@@ -96,7 +107,21 @@ enum End {
     Quit,
     /// The session broke; `connected` tells whether it had got through login.
     Lost { reason: String, connected: bool },
+    /// The server does not accept the token (restarted, expired, revoked): log in again.
+    LoggedOut { reason: String },
 }
+
+/// Why a login attempt did not give a token.
+enum LoginError {
+    /// The server answered no (wrong password, unknown user, too many attempts).
+    Rejected(String),
+    /// The server could not be reached: retry later with the same credentials.
+    Unreachable(String),
+}
+
+/// Plain sentence for a token the server does not know.
+pub const TOKEN_UNKNOWN: &str =
+    "The server did not accept the saved login (it may have restarted). Please log in again.";
 
 async fn run(
     cfg: NetConfig,
@@ -105,12 +130,81 @@ async fn run(
 ) {
     let mut backoff = Backoff::default();
     let mut attempt = 1u32;
+    let mut token = cfg.token.clone();
+    let mut user = cfg.user.clone();
+    let mut pending: Option<(String, Secret)> = match &cfg.password {
+        Some(p) if token.is_none() && !user.is_empty() => Some((user.clone(), p.clone())),
+        _ => None,
+    };
+    let mut why_login = format!("Log in to {}.", cfg.server);
     loop {
+        if token.is_none() {
+            if pending.is_none() {
+                let ask = Event::LoginNeeded {
+                    user: user.clone(),
+                    reason: why_login.clone(),
+                };
+                if events.send(ask).is_err() {
+                    return;
+                }
+                match wait_login(&mut commands, &events).await {
+                    Some(c) => pending = Some(c),
+                    None => return,
+                }
+            }
+            let Some((u, p)) = pending.as_ref() else {
+                continue;
+            };
+            if events.send(Event::Connecting { attempt }).is_err() {
+                return;
+            }
+            match login(&cfg, u, p).await {
+                Ok((tok, resp_role, expires_at)) => {
+                    if let Some(store) = &cfg.store {
+                        let saved = store.put(StoredToken {
+                            server: cfg.server.clone(),
+                            user: u.clone(),
+                            token: tok.clone(),
+                            expires_at,
+                            role: resp_role,
+                        });
+                        if let Err(e) = saved {
+                            let _ = events.send(Event::Server(ServerUpdate::Error(format!(
+                                "logged in, but the login could not be saved for next time: {e}"
+                            ))));
+                        }
+                    }
+                    user = u.clone();
+                    token = Some(tok);
+                    pending = None;
+                }
+                Err(LoginError::Rejected(why)) => {
+                    pending = None;
+                    why_login = why;
+                    continue;
+                }
+                Err(LoginError::Unreachable(reason)) => {
+                    attempt = attempt.saturating_add(1);
+                    if !wait_retry(&events, &mut commands, &mut backoff, reason, false).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(tok) = token.clone() else { continue };
         if events.send(Event::Connecting { attempt }).is_err() {
             return;
         }
-        match session(&cfg, &events, &mut commands).await {
+        match session(&cfg, &tok, &events, &mut commands).await {
             End::Quit => return,
+            End::LoggedOut { reason } => {
+                tracing::info!("the server refused the token; asking for a login");
+                token = None;
+                why_login = reason;
+                backoff.reset();
+                attempt = 1;
+            }
             End::Lost { reason, connected } => {
                 if connected {
                     backoff.reset();
@@ -118,69 +212,206 @@ async fn run(
                 } else {
                     attempt = attempt.saturating_add(1);
                 }
-                let delay = backoff.next_delay();
-                tracing::info!(%reason, ?delay, "server connection lost");
-                if events
-                    .send(Event::Disconnected {
-                        reason,
-                        retry_in: delay,
-                    })
-                    .is_err()
-                {
+                if !wait_retry(&events, &mut commands, &mut backoff, reason, connected).await {
                     return;
-                }
-                // Wait, answering commands with an error so the user knows nothing was sent.
-                let deadline = tokio::time::Instant::now() + delay;
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(deadline) => break,
-                        cmd = commands.recv() => match cmd {
-                            None => return,
-                            Some(c) => {
-                                let _ = events.send(Event::Server(ServerUpdate::Error(format!(
-                                    "not connected: {} not sent", describe(&c)
-                                ))));
-                            }
-                        },
-                    }
                 }
             }
         }
     }
 }
 
-fn describe(c: &Command) -> String {
-    match c {
-        Command::Quit => "quit".into(),
-        Command::Dial(n) => format!("dial {n}"),
-        Command::Hangup { name, .. } => format!("hang-up of {name}"),
-        Command::ZeroCounters => "zero counters".into(),
+/// Wait for the user's [`Command::Login`]; other commands are answered "not sent".
+/// `None` when the UI is gone.
+async fn wait_login(
+    commands: &mut UnboundedReceiver<Command>,
+    events: &UnboundedSender<Event>,
+) -> Option<(String, Secret)> {
+    loop {
+        match commands.recv().await? {
+            Command::Quit => return None,
+            Command::Login { user, password } => return Some((user, password)),
+            other => {
+                let _ = events.send(Event::Server(ServerUpdate::Error(format!(
+                    "not logged in: {} not sent",
+                    describe(&other)
+                ))));
+            }
+        }
     }
 }
 
-/// `code: message` for the log.
-fn status_text(s: &Status) -> String {
-    let code = match s.code() {
-        Code::Unavailable => "unavailable",
-        Code::Unauthenticated => {
-            "not logged in (token rejected or expired; restart mtui to log in)"
+/// Tell the app and wait out the backoff delay, answering commands with an error so the user
+/// knows nothing was sent. False when the UI is gone.
+async fn wait_retry(
+    events: &UnboundedSender<Event>,
+    commands: &mut UnboundedReceiver<Command>,
+    backoff: &mut Backoff,
+    reason: String,
+    was_connected: bool,
+) -> bool {
+    let delay = backoff.next_delay();
+    tracing::info!(%reason, ?delay, "no server connection");
+    if events
+        .send(Event::Disconnected {
+            reason,
+            retry_in: delay,
+            was_connected,
+        })
+        .is_err()
+    {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + delay;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return true,
+            cmd = commands.recv() => match cmd {
+                None | Some(Command::Quit) => return false,
+                Some(c) => {
+                    let _ = events.send(Event::Server(ServerUpdate::Error(format!(
+                        "not connected: {} not sent", describe(&c)
+                    ))));
+                }
+            },
         }
-        Code::PermissionDenied => "permission denied",
-        Code::NotFound => "not found",
-        Code::FailedPrecondition => "refused",
-        Code::Unimplemented => "not implemented by the server",
-        Code::DeadlineExceeded => "timed out",
-        _ => "error",
+    }
+}
+
+/// Log in; the token, role and expiry on success.
+async fn login(
+    cfg: &NetConfig,
+    user: &str,
+    password: &Secret,
+) -> Result<(String, i32, Option<SystemTime>), LoginError> {
+    let channel = connect(cfg)
+        .await
+        .map_err(|e| LoginError::Unreachable(plain_connect_error(&e)))?;
+    let mut c = Clients::new(channel, None)
+        .map_err(|e| LoginError::Unreachable(format!("cannot set up the client: {e}")))?;
+    let r = c
+        .auth
+        .login(LoginRequest {
+            user: user.to_string(),
+            password: password.expose().to_string(),
+        })
+        .await;
+    match r {
+        Ok(r) => {
+            let r = r.into_inner();
+            let expires_at = r
+                .expires_at
+                .as_ref()
+                .and_then(masqdial_cli::format::system_time);
+            Ok((r.token, r.role, expires_at))
+        }
+        Err(s) => match s.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+                Err(LoginError::Unreachable(plain_status(&s)))
+            }
+            Code::Unauthenticated | Code::PermissionDenied | Code::InvalidArgument => Err(
+                LoginError::Rejected("Wrong user name or password; try again.".to_string()),
+            ),
+            _ => Err(LoginError::Rejected(format!(
+                "The server refused the login: {}.",
+                plain_status(&s)
+            ))),
+        },
+    }
+}
+
+fn describe(c: &Command) -> String {
+    match c {
+        Command::Quit => "quit".into(),
+        Command::Dial(n) => format!("dial of {n}"),
+        Command::Hangup { name, .. } => format!("hang-up of {name}"),
+        Command::ZeroCounters => "zeroing of the counters".into(),
+        Command::Details(n) => format!("request for the details of {n}"),
+        Command::Login { .. } => "login".into(),
+    }
+}
+
+/// Drop `(os error N)` and similar tails from an OS error text.
+fn strip_os_error(t: &str) -> String {
+    let t = match t.find(" (os error") {
+        Some(i) => &t[..i],
+        None => t,
     };
-    if s.message().is_empty() {
-        code.to_string()
+    t.trim().to_lowercase()
+}
+
+/// A short plain phrase for a failed connect ("connection refused", "no answer").
+pub fn plain_connect_error(e: &anyhow::Error) -> String {
+    use std::io::ErrorKind;
+    for cause in e.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                ErrorKind::ConnectionRefused => "connection refused".into(),
+                ErrorKind::TimedOut => "no answer".into(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                    "connection dropped".into()
+                }
+                ErrorKind::NotFound => "unknown host name".into(),
+                _ => strip_os_error(&io.to_string()),
+            };
+        }
+    }
+    let root = e.root_cause().to_string();
+    if root.contains("timed out") || root.contains("elapsed") {
+        "no answer".into()
+    } else if root.contains("dns error") || root.contains("failed to lookup") {
+        "unknown host name".into()
     } else {
-        format!("{code}: {}", s.message())
+        strip_os_error(&root)
+    }
+}
+
+/// A short plain phrase for a failed rpc, without rpc names or transport debug text.
+pub fn plain_status(s: &Status) -> String {
+    let msg = s.message().trim();
+    let or = |default: &str| {
+        if msg.is_empty() {
+            default.to_string()
+        } else {
+            msg.to_string()
+        }
+    };
+    match s.code() {
+        Code::Unavailable => {
+            if msg.contains("refused") {
+                "connection refused".into()
+            } else if msg.contains("timed out") {
+                "no answer".into()
+            } else {
+                "the connection broke".into()
+            }
+        }
+        Code::Cancelled => "the server closed the connection".into(),
+        Code::DeadlineExceeded => "no answer in time".into(),
+        Code::Unauthenticated => "your login is no longer valid".into(),
+        Code::PermissionDenied => format!("not allowed ({})", or("your role may not do this")),
+        Code::Unimplemented => "the server does not offer this".into(),
+        Code::Internal | Code::Unknown | Code::DataLoss => {
+            format!("the server had a problem ({})", or("no detail"))
+        }
+        _ => or("refused"),
     }
 }
 
 fn lost(reason: String, connected: bool) -> End {
     End::Lost { reason, connected }
+}
+
+/// How a failed stream or poll ends the session.
+fn ended(s: &Status, connected: bool) -> End {
+    if s.code() == Code::Unauthenticated {
+        End::LoggedOut {
+            reason:
+                "Your login ended (expired, revoked, or the server restarted). Please log in again."
+                    .into(),
+        }
+    } else {
+        lost(plain_status(s), connected)
+    }
 }
 
 /// Next message of an optional stream; `None` streams (not offered by the server) never yield.
@@ -202,18 +433,23 @@ async fn connect(cfg: &NetConfig) -> anyhow::Result<Channel> {
 
 async fn session(
     cfg: &NetConfig,
+    token: &str,
     events: &UnboundedSender<Event>,
     commands: &mut UnboundedReceiver<Command>,
 ) -> End {
     let send = |ev: Event| events.send(ev).is_ok();
     let channel = match connect(cfg).await {
         Ok(c) => c,
-        // The root cause ("Connection refused (os error 111)") says it all; the chain repeats.
-        Err(e) => return lost(format!("connect: {}", e.root_cause()), false),
+        Err(e) => return lost(plain_connect_error(&e), false),
     };
-    let clients = match Clients::new(channel, Some(&cfg.token)) {
+    let clients = match Clients::new(channel, Some(token)) {
         Ok(c) => c,
-        Err(e) => return lost(format!("token: {e:#}"), false),
+        // A token that cannot even be sent (not ASCII): the store is damaged; log in again.
+        Err(_) => {
+            return End::LoggedOut {
+                reason: "The saved login is damaged. Please log in again.".into(),
+            }
+        }
     };
     let Clients {
         auth, dialer, nat, ..
@@ -224,7 +460,12 @@ async fn session(
 
     let who = match auth.who_am_i(WhoAmIRequest {}).await {
         Ok(r) => r.into_inner(),
-        Err(s) => return lost(status_text(&s), false),
+        Err(s) if s.code() == Code::Unauthenticated => {
+            return End::LoggedOut {
+                reason: TOKEN_UNKNOWN.into(),
+            }
+        }
+        Err(s) => return lost(plain_status(&s), false),
     };
     let role = Role::try_from(who.role).unwrap_or(Role::Unspecified);
     if !send(Event::Connected {
@@ -243,13 +484,12 @@ async fn session(
     {
         Ok(r) => Some(r.into_inner()),
         Err(s) if s.code() == Code::Unimplemented => {
-            send(Event::Server(ServerUpdate::Error(format!(
-                "WatchLinks: {}",
-                status_text(&s)
-            ))));
+            send(Event::Server(ServerUpdate::Error(
+                "the server does not send link updates; the links panel stays empty".into(),
+            )));
             None
         }
-        Err(s) => return lost(format!("WatchLinks: {}", status_text(&s)), true),
+        Err(s) => return ended(&s, true),
     };
     let mut masq = match nat
         .watch_masq(WatchMasqRequest {
@@ -262,13 +502,12 @@ async fn session(
             Some(r.into_inner())
         }
         Err(s) if s.code() == Code::Unimplemented => {
-            send(Event::Server(ServerUpdate::Error(format!(
-                "WatchMasq: {}",
-                status_text(&s)
-            ))));
+            send(Event::Server(ServerUpdate::Error(
+                "the server does not send masquerade updates; that table stays empty".into(),
+            )));
             None
         }
-        Err(s) => return lost(format!("WatchMasq: {}", status_text(&s)), true),
+        Err(s) => return ended(&s, true),
     };
 
     let mut poll = tokio::time::interval(POLL_PERIOD);
@@ -283,8 +522,8 @@ async fn session(
                         if !send(Event::Server(u)) { return End::Quit; }
                     }
                 }
-                Ok(None) => return lost("WatchLinks ended".into(), true),
-                Err(s) => return lost(format!("WatchLinks: {}", status_text(&s)), true),
+                Ok(None) => return lost("the server closed the connection".into(), true),
+                Err(s) => return ended(&s, true),
             },
             m = next(&mut masq) => match m {
                 Ok(Some(ev)) => {
@@ -292,8 +531,8 @@ async fn session(
                         if !send(Event::Server(u)) { return End::Quit; }
                     }
                 }
-                Ok(None) => return lost("WatchMasq ended".into(), true),
-                Err(s) => return lost(format!("WatchMasq: {}", status_text(&s)), true),
+                Ok(None) => return lost("the server closed the connection".into(), true),
+                Err(s) => return ended(&s, true),
             },
             _ = poll.tick() => {
                 if let Err(end) = poll_once(&mut auth, &mut dialer, &mut nat, events, &mut skip).await {
@@ -324,15 +563,15 @@ async fn poll_once(
     ) -> Result<Option<T>, End> {
         match r {
             Ok(r) => Ok(Some(r.into_inner())),
-            Err(s) if s.code() == Code::Unavailable => {
-                Err(lost(format!("{what}: {}", status_text(&s)), true))
+            Err(s) if matches!(s.code(), Code::Unavailable | Code::Unauthenticated) => {
+                Err(ended(&s, true))
             }
             Err(s) => {
                 // Reported once; asking again every few seconds would only fill the log.
                 *skip = true;
                 let _ = events.send(Event::Server(ServerUpdate::Error(format!(
-                    "{what}: {}",
-                    status_text(&s)
+                    "could not {what}: {}",
+                    plain_status(&s)
                 ))));
                 Ok(None)
             }
@@ -341,12 +580,12 @@ async fn poll_once(
     // Liveness: with every stream unimplemented nothing else would notice the server going
     // away (or the token being revoked).
     if let Err(s) = auth.who_am_i(WhoAmIRequest {}).await {
-        return Err(lost(format!("WhoAmI: {}", status_text(&s)), true));
+        return Err(ended(&s, true));
     }
     let mut out = Vec::new();
     if !skip[0] {
         let r = dialer.list_connections(ListConnectionsRequest {}).await;
-        if let Some(r) = check(r, "ListConnections", &mut skip[0], events)? {
+        if let Some(r) = check(r, "list the connections", &mut skip[0], events)? {
             out.push(ServerUpdate::Connections(r.connections));
         }
     }
@@ -356,13 +595,13 @@ async fn poll_once(
                 chain: String::new(),
             })
             .await;
-        if let Some(r) = check(r, "ListChains", &mut skip[1], events)? {
+        if let Some(r) = check(r, "read the chains", &mut skip[1], events)? {
             out.push(ServerUpdate::Chains(r.chains));
         }
     }
     if !skip[2] {
         let r = nat.free_ports(FreePortsRequest {}).await;
-        if let Some(r) = check(r, "FreePorts", &mut skip[2], events)? {
+        if let Some(r) = check(r, "read the free ports", &mut skip[2], events)? {
             out.push(ServerUpdate::FreePorts(r));
         }
     }
@@ -389,7 +628,23 @@ fn run_command(
             let _ = events.send(Event::Server(ServerUpdate::Error(t)));
         };
         match c {
-            Command::Quit => {}
+            Command::Quit | Command::Login { .. } => {}
+            Command::Details(name) => {
+                match dialer
+                    .get_connection(GetConnectionRequest { name: name.clone() })
+                    .await
+                {
+                    Ok(r) => {
+                        let _ = events.send(Event::Server(ServerUpdate::Details(Box::new(
+                            r.into_inner(),
+                        ))));
+                    }
+                    Err(s) => err(format!(
+                        "{name}: could not read the details: {}",
+                        plain_status(&s)
+                    )),
+                }
+            }
             Command::Dial(name) => match dialer.dial(DialRequest { name: name.clone() }).await {
                 Ok(r) => {
                     let mut s = r.into_inner();
@@ -405,11 +660,16 @@ fn run_command(
                                 }
                             }
                             Ok(None) => return,
-                            Err(s) => return err(format!("{name}: dial: {}", status_text(&s))),
+                            Err(s) => {
+                                return err(format!(
+                                    "{name}: the dial failed: {}",
+                                    plain_status(&s)
+                                ))
+                            }
                         }
                     }
                 }
-                Err(s) => err(format!("{name}: dial: {}", status_text(&s))),
+                Err(s) => err(format!("{name}: could not dial: {}", plain_status(&s))),
             },
             Command::Hangup { name, force } => {
                 match dialer
@@ -427,7 +687,7 @@ fn run_command(
                             remaining: r.remaining_holders,
                         }));
                     }
-                    Err(s) => err(format!("{name}: hang-up: {}", status_text(&s))),
+                    Err(s) => err(format!("{name}: could not hang up: {}", plain_status(&s))),
                 }
             }
             Command::ZeroCounters => match nat
@@ -450,7 +710,7 @@ fn run_command(
                             events.send(Event::Server(ServerUpdate::Chains(r.into_inner().chains)));
                     }
                 }
-                Err(s) => err(format!("zero counters: {}", status_text(&s))),
+                Err(s) => err(format!("could not zero the counters: {}", plain_status(&s))),
             },
         }
     });
@@ -531,10 +791,82 @@ mod tests {
     fn config_debug_hides_token() {
         let c = NetConfig {
             server: "http://x".into(),
-            token: "secret-token".into(),
+            token: Some("secret-token".into()),
+            user: "alice".into(),
             ca: None,
             masq_period_ms: 500,
+            store: None,
+            password: Some(Secret::new("pw-from-env")),
         };
         assert!(!format!("{c:?}").contains("secret-token"));
+        assert!(!format!("{c:?}").contains("pw-from-env"));
+        let cmd = Command::Login {
+            user: "alice".into(),
+            password: Secret::new("hunter2"),
+        };
+        assert!(!format!("{cmd:?}").contains("hunter2"));
+        assert!(!describe(&cmd).contains("hunter2"));
+    }
+
+    #[test]
+    fn errors_are_plain_phrases_without_rpc_names() {
+        let cases = [
+            (
+                Status::unavailable("tcp connect error: Connection refused"),
+                "connection refused",
+            ),
+            (
+                Status::unavailable("error trying to connect: h2 protocol error"),
+                "the connection broke",
+            ),
+            (
+                Status::cancelled("h2 stream reset"),
+                "the server closed the connection",
+            ),
+            (
+                Status::unimplemented("WatchMasq"),
+                "the server does not offer this",
+            ),
+            (
+                Status::unauthenticated("bad token"),
+                "your login is no longer valid",
+            ),
+            (
+                Status::permission_denied(""),
+                "not allowed (your role may not do this)",
+            ),
+            (Status::failed_precondition("isp2 is busy"), "isp2 is busy"),
+        ];
+        for (st, want) in cases {
+            assert_eq!(plain_status(&st), want);
+        }
+        let refused = anyhow::Error::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        ))
+        .context("cannot connect");
+        assert_eq!(plain_connect_error(&refused), "connection refused");
+        let other = anyhow::anyhow!("Network is unreachable (os error 101)");
+        assert_eq!(plain_connect_error(&other), "network is unreachable");
+    }
+
+    /// What the network task says when the server is gone for real: a closed port on
+    /// loopback gives "connection refused", not transport debug text.
+    #[tokio::test]
+    async fn connect_to_a_closed_port_is_connection_refused() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = l.local_addr().expect("addr");
+        drop(l);
+        let cfg = NetConfig {
+            server: format!("http://{addr}"),
+            token: None,
+            user: String::new(),
+            ca: None,
+            masq_period_ms: 500,
+            store: None,
+            password: Some(Secret::new("pw-from-env")),
+        };
+        let e = connect(&cfg).await.expect_err("nothing listens");
+        assert_eq!(plain_connect_error(&e), "connection refused");
     }
 }

@@ -131,7 +131,8 @@ impl Row {
 
     fn cmp_by(&self, other: &Row, key: SortKey) -> Ordering {
         match key {
-            SortKey::Proto => self.entry.protocol.cmp(&other.entry.protocol),
+            // By name like every text column (ICMP < TCP < UDP), not by wire number.
+            SortKey::Proto => proto_name(self.entry.protocol).cmp(proto_name(other.entry.protocol)),
             SortKey::Lan => self.lan.cmp(&other.lan),
             SortKey::Masq => self.entry.masq_port.cmp(&other.entry.masq_port),
             SortKey::Remote => self.remote.cmp(&other.remote),
@@ -378,6 +379,11 @@ impl MasqTable {
     /// Entry by id.
     pub fn get(&self, id: u64) -> Option<&Row> {
         self.rows.get(&id)
+    }
+
+    /// Every entry, in no particular order (filter and sort ignored).
+    pub fn rows(&self) -> impl Iterator<Item = &Row> + '_ {
+        self.rows.values()
     }
 }
 

@@ -14,7 +14,15 @@ use ratatui::Frame;
 
 use masqdial_proto::v1::{Chain, FreePortsResponse, LinkState, Rule};
 
-use crate::app::{role_name, state_name, App, ConnState, Level, LinkView, Mode, Panel, LIGHT_HOLD};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use masqdial_cli::format;
+
+use crate::app::{
+    role_name, state_name, App, ConnState, Level, LinkView, LoginField, LoginForm, Mode, Panel,
+    LIGHT_HOLD,
+};
 use crate::table::{expire_mmss, proto_name, SortKey};
 
 /// Terminals at least this wide get the side-by-side layout.
@@ -56,24 +64,151 @@ fn block<'a>(app: &App, title: String, panel: Panel) -> Block<'a> {
         .title(Span::styled(title, style))
 }
 
-/// Draw the whole dashboard.
-pub fn render(frame: &mut Frame, app: &App) {
-    let area = frame.area();
+/// Where each part of the screen goes; `None` for a panel not shown at this size/zoom.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Areas {
+    /// Title line.
+    pub title: Rect,
+    /// Everything between the title and the footer.
+    pub body: Rect,
+    /// Key line.
+    pub footer: Rect,
+    /// Links panel.
+    pub links: Option<Rect>,
+    /// Free-port gauges as a block (wide layout).
+    pub ports_block: Option<Rect>,
+    /// Free-port gauges on one line (narrow layout).
+    pub ports_line: Option<Rect>,
+    /// Masquerade table.
+    pub masq: Option<Rect>,
+    /// Chains.
+    pub chains: Option<Rect>,
+    /// Event log.
+    pub log: Option<Rect>,
+}
+
+/// Rows of content inside a panel drawn at `r` (borders and, for tables, the header row
+/// taken off).
+pub fn content_rows(panel: Panel, r: Rect) -> usize {
+    let chrome = match panel {
+        Panel::Links | Panel::Masq => 3,
+        Panel::Chains | Panel::Log => 2,
+    };
+    usize::from(r.height.saturating_sub(chrome))
+}
+
+/// The screen layout for `app` in `area` (pure: [`render`] draws into it, the app uses it for
+/// page sizes and mouse clicks).
+///
+/// The links panel comes first at every size: small terminals lose the event log, then the
+/// port gauges, never the links. The middle slot shows the focused one of masquerade, chains
+/// and (when it has no slot of its own) the event log.
+pub fn layout(app: &App, area: Rect) -> Areas {
     let [title, body, footer] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Min(3),
+        Constraint::Min(0),
         Constraint::Length(1),
     ])
     .areas(area);
-    render_title(frame, app, title);
-    render_footer(frame, app, footer);
-
+    let mut a = Areas {
+        title,
+        body,
+        footer,
+        ..Areas::default()
+    };
+    let set = |a: &mut Areas, p: Panel, r: Rect| match p {
+        Panel::Links => a.links = Some(r),
+        Panel::Masq => a.masq = Some(r),
+        Panel::Chains => a.chains = Some(r),
+        Panel::Log => a.log = Some(r),
+    };
     if app.zoom {
-        render_panel(frame, app, app.focus, body);
-    } else if area.width >= WIDE {
-        render_wide(frame, app, body);
+        set(&mut a, app.focus, body);
+    } else if area.width >= WIDE && body.height >= 24 {
+        let log_h = (body.height / 4).clamp(6, 14);
+        let [top, mid, log] = Layout::vertical([
+            Constraint::Length(links_height(app, 12).max(6)),
+            Constraint::Min(5),
+            Constraint::Length(log_h),
+        ])
+        .areas(body);
+        let [links, ports] =
+            Layout::horizontal([Constraint::Min(60), Constraint::Length(40)]).areas(top);
+        // The masquerade table takes what its widest column set needs and the chains the
+        // rest, unless the chains then fit only as specs: the table gives up its byte and
+        // packet columns first.
+        let fits = |w: u16| chains_fit(&app.chains, usize::from(w.saturating_sub(2)));
+        let full = body.width.saturating_sub(99);
+        let slim = body.width.saturating_sub(80);
+        let chains_w = if fits(full) || !fits(slim) {
+            full
+        } else {
+            slim
+        }
+        .clamp(40, 110);
+        let [masq, chains] =
+            Layout::horizontal([Constraint::Min(60), Constraint::Length(chains_w)]).areas(mid);
+        a.links = Some(links);
+        a.ports_block = Some(ports);
+        a.masq = Some(masq);
+        a.chains = Some(chains);
+        a.log = Some(log);
     } else {
-        render_narrow(frame, app, body);
+        let links_h = links_height(app, 6).min(body.height);
+        let mut rest = body.height - links_h;
+        let mut y = body.y;
+        a.links = Some(Rect::new(body.x, y, body.width, links_h));
+        y += links_h;
+        if rest >= 5 {
+            a.ports_line = Some(Rect::new(body.x, y, body.width, 1));
+            y += 1;
+            rest -= 1;
+        }
+        // The log keeps its own slot only when the middle still gets four rows.
+        let log_h = if rest >= 4 + 5 {
+            (body.height / 4).clamp(5, 12).min(rest - 4)
+        } else {
+            0
+        };
+        let mid_h = rest - log_h;
+        if log_h > 0 {
+            a.log = Some(Rect::new(body.x, y + mid_h, body.width, log_h));
+        }
+        if mid_h >= 3 {
+            let mid = Rect::new(body.x, y, body.width, mid_h);
+            match app.focus {
+                Panel::Chains => a.chains = Some(mid),
+                Panel::Log if log_h == 0 => a.log = Some(mid),
+                _ => a.masq = Some(mid),
+            }
+        }
+    }
+    a
+}
+
+/// Draw the whole dashboard.
+pub fn render(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let a = layout(app, area);
+    render_title(frame, app, a.title);
+    render_footer(frame, app, a.footer);
+    if let Some(r) = a.links {
+        render_links(frame, app, r);
+    }
+    if let Some(r) = a.ports_block {
+        render_ports_block(frame, app, r);
+    }
+    if let Some(r) = a.ports_line {
+        render_ports_line(frame, app, r);
+    }
+    if let Some(r) = a.masq {
+        render_masq(frame, app, r);
+    }
+    if let Some(r) = a.chains {
+        render_chains(frame, app, r);
+    }
+    if let Some(r) = a.log {
+        render_log(frame, app, r);
     }
 
     match &app.mode {
@@ -94,7 +229,10 @@ pub fn render(frame: &mut Frame, app: &App) {
             };
             render_picker(frame, app, area, t, &app.hangupable(), *sel)
         }
-        _ => {}
+        Mode::Confirm { question, .. } => render_confirm(frame, app, area, question),
+        Mode::Details { name, scroll } => render_details(frame, app, a.body, name, *scroll),
+        Mode::Login(f) => render_login(frame, app, area, f),
+        Mode::Normal | Mode::Filter { .. } => {}
     }
 }
 
@@ -103,91 +241,47 @@ fn links_height(app: &App, max: u16) -> u16 {
     n.saturating_add(3).min(max)
 }
 
-fn render_wide(frame: &mut Frame, app: &App, body: Rect) {
-    let log_h = (body.height / 4).clamp(6, 14);
-    let [top, mid, log] = Layout::vertical([
-        Constraint::Length(links_height(app, 12).max(6)),
-        Constraint::Min(5),
-        Constraint::Length(log_h),
-    ])
-    .areas(body);
-    let [links, ports] =
-        Layout::horizontal([Constraint::Min(60), Constraint::Length(40)]).areas(top);
-    // The masquerade table takes what its widest column set needs, the chains the rest.
-    let chains_w = body.width.saturating_sub(96).clamp(40, 104);
-    let [masq, chains] =
-        Layout::horizontal([Constraint::Min(60), Constraint::Length(chains_w)]).areas(mid);
-    render_links(frame, app, links);
-    render_ports_block(frame, app, ports);
-    render_masq(frame, app, masq);
-    render_chains(frame, app, chains);
-    render_log(frame, app, log);
+/// Seconds until `at`, rounded up, in mclient's duration format (`2s`, `1m05s`).
+fn countdown(app: &App, at: std::time::Instant) -> String {
+    let left = at.saturating_duration_since(app.now);
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    format::duration(Duration::from_secs(secs))
 }
 
-fn render_narrow(frame: &mut Frame, app: &App, body: Rect) {
-    let log_h = (body.height / 4).clamp(5, 12);
-    let [links, ports, mid, log] = Layout::vertical([
-        Constraint::Length(links_height(app, 6)),
-        Constraint::Length(1),
-        Constraint::Min(4),
-        Constraint::Length(log_h),
-    ])
-    .areas(body);
-    render_links(frame, app, links);
-    render_ports_line(frame, app, ports);
-    // The middle slot shows the chains when they have the focus, the table otherwise.
-    if app.focus == Panel::Chains {
-        render_chains(frame, app, mid);
-    } else {
-        render_masq(frame, app, mid);
-    }
-    render_log(frame, app, log);
-}
-
-fn render_panel(frame: &mut Frame, app: &App, panel: Panel, area: Rect) {
-    match panel {
-        Panel::Links => render_links(frame, app, area),
-        Panel::Masq => render_masq(frame, app, area),
-        Panel::Chains => render_chains(frame, app, area),
-        Panel::Log => render_log(frame, app, area),
+/// The connection state as the title line says it: one plain sentence, no rpc names.
+pub fn conn_text(app: &App) -> String {
+    match &app.conn {
+        ConnState::Connected => format!("{} ({})  connected", app.user, role_name(app.role)),
+        ConnState::Connecting { attempt: 1 } => "connecting…".to_string(),
+        ConnState::Connecting { attempt } => format!("connecting (attempt {attempt})…"),
+        ConnState::Disconnected {
+            reason,
+            retry_at,
+            was_connected,
+        } => {
+            let when = countdown(app, *retry_at);
+            if *was_connected {
+                format!("lost the server ({reason}); reconnecting in {when}")
+            } else {
+                format!("cannot reach the server ({reason}); retrying in {when}")
+            }
+        }
+        ConnState::LoggedOut => "not logged in".to_string(),
     }
 }
 
 fn render_title(frame: &mut Frame, app: &App, area: Rect) {
-    let mut spans = vec![
+    let style = match app.conn {
+        ConnState::Connected => Style::new().fg(Color::Green),
+        ConnState::Connecting { .. } | ConnState::LoggedOut => Style::new().fg(Color::Yellow),
+        ConnState::Disconnected { .. } => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+    };
+    let spans = vec![
         Span::styled("mtui ", st(app, Style::new().add_modifier(Modifier::BOLD))),
         Span::raw(app.server.clone()),
         Span::raw("  "),
+        Span::styled(conn_text(app), st(app, style)),
     ];
-    match &app.conn {
-        ConnState::Connected => {
-            spans.push(Span::raw(format!(
-                "{} ({})  ",
-                app.user,
-                role_name(app.role)
-            )));
-            spans.push(Span::styled(
-                "connected",
-                st(app, Style::new().fg(Color::Green)),
-            ));
-        }
-        ConnState::Connecting { attempt } => {
-            spans.push(Span::styled(
-                format!("connecting (attempt {attempt})"),
-                st(app, Style::new().fg(Color::Yellow)),
-            ));
-        }
-        ConnState::Disconnected { reason, retry_at } => {
-            let secs = retry_at.saturating_duration_since(app.now).as_secs();
-            spans.push(Span::styled(
-                format!("DISCONNECTED: {reason} (retry in {secs}s)"),
-                st(
-                    app,
-                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-                ),
-            ));
-        }
-    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -196,7 +290,8 @@ fn no_data(app: &App) -> Option<&'static str> {
     match app.conn {
         ConnState::Connected => None,
         ConnState::Connecting { .. } => Some("connecting…"),
-        ConnState::Disconnected { .. } => Some("disconnected — no data"),
+        ConnState::Disconnected { .. } => Some("no connection to the server — no data"),
+        ConnState::LoggedOut => Some("not logged in"),
     }
 }
 
@@ -207,42 +302,6 @@ fn placeholder(frame: &mut Frame, app: &App, b: Block, area: Rect, text: &str) {
     ))
     .block(b);
     frame.render_widget(p, area);
-}
-
-/// Human byte count: 999, 1.2K, 34.5M, 1.1G.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
-    if n < 1000 {
-        return n.to_string();
-    }
-    let mut v = n as f64;
-    let mut unit = "";
-    for u in UNITS {
-        v /= 1000.0;
-        unit = u;
-        if v < 1000.0 {
-            break;
-        }
-    }
-    if v < 10.0 {
-        format!("{v:.1}{unit}")
-    } else {
-        format!("{v:.0}{unit}")
-    }
-}
-
-/// `H:MM:SS`, or `Nd HH:MM` past a day.
-pub fn human_duration(secs: u64) -> String {
-    if secs >= 86_400 {
-        format!(
-            "{}d {:02}:{:02}",
-            secs / 86_400,
-            (secs / 3600) % 24,
-            (secs / 60) % 60
-        )
-    } else {
-        format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
-    }
 }
 
 /// Sparkline of the last `width` samples (bytes both ways), scaled to the window's peak.
@@ -279,7 +338,9 @@ fn uptime(app: &App, l: &LinkView) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    human_duration(now.saturating_sub(since.seconds).max(0) as u64)
+    format::duration(Duration::from_secs(
+        now.saturating_sub(since.seconds).max(0) as u64,
+    ))
 }
 
 fn lights(app: &App, l: &LinkView, compact: bool) -> Vec<Span<'static>> {
@@ -320,12 +381,81 @@ fn state_style(app: &App, state: i32) -> Style {
     st(app, Style::new().fg(c).add_modifier(Modifier::BOLD))
 }
 
+/// Line speed as mclient prints it: bits per second, `-` when unknown.
 fn speed(bps: u32) -> String {
     match bps {
         0 => "-".into(),
-        b if b < 100_000 => b.to_string(),
-        b => format!("{}k", b / 1000),
+        b => b.to_string(),
     }
+}
+
+/// A column of the links table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkCol {
+    Name,
+    State,
+    Holders,
+    Modem,
+    Speed,
+    Local,
+    Peer,
+    Uptime,
+    Rx,
+    Tx,
+    Lights,
+    Traffic,
+}
+
+/// The links columns that fit in `inner` columns, in screen order, with their widths.
+///
+/// Columns are taken by priority: name, state and holder count always; then the byte
+/// counters, lights, uptime, local address, speed, the sparkline, modem and peer. The
+/// sparkline gets whatever is left.
+fn link_columns(app: &App, inner: u16) -> Vec<(LinkCol, u16)> {
+    let name_w = app
+        .links
+        .keys()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 12) as u16;
+    let lights_w = if inner >= 122 { 7 } else { 2 };
+    // (column, width, priority); screen order is this order.
+    let all = [
+        (LinkCol::Name, name_w, 0),
+        (LinkCol::State, 7, 0),
+        (LinkCol::Holders, 4, 0),
+        (LinkCol::Modem, 7, 7),
+        (LinkCol::Speed, 7, 5),
+        (LinkCol::Local, 15, 4),
+        (LinkCol::Peer, 15, 7),
+        (LinkCol::Uptime, 9, 3),
+        (LinkCol::Rx, 9, 1),
+        (LinkCol::Tx, 9, 1),
+        (LinkCol::Lights, lights_w, 2),
+        (LinkCol::Traffic, 8, 6),
+    ];
+    let mut by_prio: Vec<usize> = (0..all.len()).collect();
+    by_prio.sort_by_key(|&i| all[i].2);
+    let mut keep = [false; 12];
+    let mut used = 0u16;
+    for i in by_prio {
+        let need = all[i].1 + u16::from(used > 0);
+        if used + need <= inner {
+            keep[i] = true;
+            used += need;
+        }
+    }
+    let mut cols: Vec<(LinkCol, u16)> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep[*i])
+        .map(|(_, c)| (c.0, c.1))
+        .collect();
+    if let Some(t) = cols.iter_mut().find(|c| c.0 == LinkCol::Traffic) {
+        t.1 += inner - used;
+    }
+    cols
 }
 
 fn render_links(frame: &mut Frame, app: &App, area: Rect) {
@@ -333,92 +463,65 @@ fn render_links(frame: &mut Frame, app: &App, area: Rect) {
         let b = block(app, "Links".to_string(), Panel::Links);
         return placeholder(frame, app, b, area, t);
     }
-    let b = block(app, format!("Links ({})", app.links.len()), Panel::Links);
+    let mut title = format!("Links ({})", app.links.len());
+    if app.focus == Panel::Links && !app.links.is_empty() {
+        title.push_str(" · Enter details");
+    }
+    let b = block(app, title, Panel::Links);
     if app.links.is_empty() {
         return placeholder(frame, app, b, area, "no link configured");
     }
-    let wide = area.width >= 124;
-    let (header, widths): (Vec<&str>, Vec<Constraint>) = if wide {
-        (
-            vec![
-                "Name", "State", "Modem", "Speed", "Local", "Peer", "Uptime", "Holders", "Rx",
-                "Tx", "Lights", "Traffic",
-            ],
-            vec![
-                Constraint::Length(8),
-                Constraint::Length(7),
-                Constraint::Length(7),
-                Constraint::Length(6),
-                Constraint::Length(15),
-                Constraint::Length(15),
-                Constraint::Length(8),
-                Constraint::Length(18),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(7),
-                Constraint::Min(6),
-            ],
-        )
-    } else {
-        (
-            vec![
-                "Name", "State", "Speed", "Local", "Uptime", "Rx", "Tx", "RT", "Traffic",
-            ],
-            vec![
-                Constraint::Length(6),
-                Constraint::Length(7),
-                Constraint::Length(6),
-                Constraint::Length(15),
-                Constraint::Length(8),
-                Constraint::Length(6),
-                Constraint::Length(6),
-                Constraint::Length(2),
-                Constraint::Min(4),
-            ],
-        )
-    };
-    // Traffic column width: what is left after the fixed columns and the spacing.
-    let fixed: u16 = widths
+    let cols = link_columns(app, area.width.saturating_sub(2));
+    let header: Vec<&str> = cols
         .iter()
-        .map(|c| match c {
-            Constraint::Length(n) => *n + 1,
-            _ => 0,
+        .map(|(c, w)| match c {
+            LinkCol::Name => "Name",
+            LinkCol::State => "State",
+            LinkCol::Holders => "Hold",
+            LinkCol::Modem => "Modem",
+            LinkCol::Speed => "Speed",
+            LinkCol::Local => "Local",
+            LinkCol::Peer => "Peer",
+            LinkCol::Uptime => "Uptime",
+            LinkCol::Rx => "Rx",
+            LinkCol::Tx => "Tx",
+            LinkCol::Lights if *w >= 7 => "Lights",
+            LinkCol::Lights => "RT",
+            LinkCol::Traffic => "Traffic",
         })
-        .sum();
-    let spark_w = usize::from(area.width.saturating_sub(2).saturating_sub(fixed)).max(4);
+        .collect();
+    let height = content_rows(Panel::Links, area);
+    let offset = crate::app::fit_offset(app.link_offset, app.link_sel, app.links.len(), height);
     let rows: Vec<Row> = app
         .links
         .values()
         .enumerate()
+        .skip(offset)
+        .take(height)
         .map(|(i, l)| {
             let s = &l.status;
-            let spark = sparkline(l.history.iter().map(|(a, b)| a + b), spark_w);
-            let state = Cell::from(Span::styled(state_name(s.state), state_style(app, s.state)));
-            let mut cells = vec![Cell::from(s.connection.clone()), state];
-            if wide {
-                cells.push(Cell::from(s.modem.clone()));
-            }
-            cells.push(Cell::from(speed(s.speed_bps)));
-            cells.push(Cell::from(s.local_address.clone()));
-            if wide {
-                cells.push(Cell::from(s.peer_address.clone()));
-            }
-            cells.push(Cell::from(uptime(app, l)));
-            if wide {
-                let holders: Vec<String> = s
-                    .holders
-                    .iter()
-                    .map(|h| format!("{}@{}", h.user, h.host))
-                    .collect();
-                cells.push(Cell::from(holders.join(",")));
-            }
-            cells.push(Cell::from(human_bytes(s.bytes_in)));
-            cells.push(Cell::from(human_bytes(s.bytes_out)));
-            cells.push(Cell::from(Line::from(lights(app, l, !wide))));
-            cells.push(Cell::from(Span::styled(
-                spark,
-                st(app, Style::new().fg(Color::Green)),
-            )));
+            let cells: Vec<Cell> = cols
+                .iter()
+                .map(|(c, w)| match c {
+                    LinkCol::Name => Cell::from(s.connection.clone()),
+                    LinkCol::State => {
+                        Cell::from(Span::styled(state_name(s.state), state_style(app, s.state)))
+                    }
+                    LinkCol::Holders => Cell::from(s.holders.len().to_string()),
+                    LinkCol::Modem => Cell::from(s.modem.clone()),
+                    LinkCol::Speed => Cell::from(speed(s.speed_bps)),
+                    LinkCol::Local => Cell::from(s.local_address.clone()),
+                    LinkCol::Peer => Cell::from(s.peer_address.clone()),
+                    LinkCol::Uptime => Cell::from(uptime(app, l)),
+                    LinkCol::Rx => Cell::from(format::bytes(s.bytes_in)),
+                    LinkCol::Tx => Cell::from(format::bytes(s.bytes_out)),
+                    LinkCol::Lights => Cell::from(Line::from(lights(app, l, *w < 7))),
+                    LinkCol::Traffic => Cell::from(Span::styled(
+                        sparkline(l.history.iter().map(|(a, b)| a + b), usize::from(*w).max(1)),
+                        st(app, Style::new().fg(Color::Green)),
+                    )),
+                })
+                .collect();
             let row = Row::new(cells);
             if i == app.link_sel && app.focus == Panel::Links {
                 row.style(Style::new().add_modifier(Modifier::REVERSED))
@@ -427,6 +530,7 @@ fn render_links(frame: &mut Frame, app: &App, area: Rect) {
             }
         })
         .collect();
+    let widths: Vec<Constraint> = cols.iter().map(|(_, w)| Constraint::Length(*w)).collect();
     let t = Table::new(rows, widths)
         .header(Row::new(header).style(st(
             app,
@@ -505,11 +609,56 @@ fn render_ports_line(frame: &mut Frame, app: &App, area: Rect) {
         let label_len = format!("{free}/{total}").len() + 7;
         let bar = third.saturating_sub(label_len).clamp(2, 30);
         let (s, r) = gauge_text(n, free, total, bar);
-        let pad = third.saturating_sub(s.chars().count());
+        let pad = third.saturating_sub(s.chars().count()).max(1);
         spans.push(Span::styled(s, gauge_style(app, r)));
         spans.push(Span::raw(" ".repeat(pad)));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Masquerade columns for a panel `width` wide, in screen order with their widths.
+///
+/// Taken by priority until the panel is full: protocol, LAN side and expiry always, then
+/// the remote side, state, masquerade port, bytes and packets.
+pub fn masq_columns(width: u16) -> Vec<(SortKey, u16)> {
+    let all: [(SortKey, u16); 8] = [
+        (SortKey::Proto, 5),
+        (SortKey::Lan, 21),
+        (SortKey::Masq, 5),
+        (SortKey::Remote, 21),
+        (SortKey::State, 11),
+        (SortKey::Bytes, 10),
+        (SortKey::Packets, 7),
+        (SortKey::Expire, 8),
+    ];
+    let priority = [0usize, 1, 7, 3, 4, 2, 5, 6];
+    let inner = width.saturating_sub(2);
+    let mut keep = [false; 8];
+    let mut used = 0u16;
+    for i in priority {
+        let need = all[i].1 + u16::from(used > 0);
+        if used + need <= inner || i < 2 || i == 7 {
+            keep[i] = true;
+            used += need;
+        }
+    }
+    all.iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+/// The masquerade column under screen column `x` of a panel drawn at `r` (header clicks).
+pub fn masq_column_at(r: Rect, x: u16) -> Option<SortKey> {
+    let mut start = r.x + 1;
+    for (key, w) in masq_columns(r.width) {
+        if x >= start && x < start + w {
+            return Some(key);
+        }
+        start += w + 1;
+    }
+    None
 }
 
 fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
@@ -536,19 +685,7 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
     if app.table.is_empty() {
         return placeholder(frame, app, b, area, "no masqueraded sessions");
     }
-    let wide = area.width >= 95;
-    let mut cols: Vec<(SortKey, Constraint)> = vec![
-        (SortKey::Proto, Constraint::Length(5)),
-        (SortKey::Lan, Constraint::Length(21)),
-        (SortKey::Masq, Constraint::Length(5)),
-        (SortKey::Remote, Constraint::Length(21)),
-        (SortKey::State, Constraint::Length(11)),
-    ];
-    if wide {
-        cols.push((SortKey::Bytes, Constraint::Length(7)));
-        cols.push((SortKey::Packets, Constraint::Length(6)));
-    }
-    cols.push((SortKey::Expire, Constraint::Length(8)));
+    let cols = masq_columns(area.width);
     let header: Vec<Cell> = cols
         .iter()
         .map(|(k, _)| {
@@ -564,9 +701,14 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
             }
         })
         .collect();
-    let height = usize::from(area.height.saturating_sub(3)).max(1);
-    // Page-wise scrolling: stateless, and the selection is always on screen.
-    let offset = (app.masq_sel / height) * height;
+    let height = content_rows(Panel::Masq, area);
+    // The app keeps the offset; fitted again here in case the size changed since.
+    let offset = crate::app::fit_offset(
+        app.masq_offset,
+        app.masq_sel,
+        app.table.visible_len(),
+        height,
+    );
     let sel_style = if app.focus == Panel::Masq {
         Style::new().add_modifier(Modifier::REVERSED)
     } else {
@@ -579,32 +721,35 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
         .map(|(i, r)| {
             let e = &r.entry;
             let remaining = r.remaining_centis(app.now);
-            let mut cells = vec![
-                Cell::from(proto_name(e.protocol)),
-                Cell::from(format!("{}:{}", e.lan_address, e.lan_port)),
-                Cell::from(e.masq_port.to_string()),
-                Cell::from(if e.no_remote_port {
-                    format!("{}:*", e.remote_address)
-                } else {
-                    format!("{}:{}", e.remote_address, e.remote_port)
-                }),
-                Cell::from(e.state.clone()),
-            ];
-            if wide {
-                // Both-direction totals (fields 21/22); older servers only had in/out.
-                cells.push(Cell::from(human_bytes(
-                    e.bytes.max(e.bytes_in.saturating_add(e.bytes_out)),
-                )));
-                cells.push(Cell::from(human_bytes(
-                    e.packets.max(e.packets_in.saturating_add(e.packets_out)),
-                )));
-            }
             let exp_style = if remaining < 1000 {
                 st(app, Style::new().fg(Color::Red))
             } else {
                 Style::new()
             };
-            cells.push(Cell::from(Span::styled(expire_mmss(remaining), exp_style)));
+            let cells: Vec<Cell> = cols
+                .iter()
+                .map(|(k, _)| match k {
+                    SortKey::Proto => Cell::from(proto_name(e.protocol)),
+                    SortKey::Lan => Cell::from(format!("{}:{}", e.lan_address, e.lan_port)),
+                    SortKey::Masq => Cell::from(e.masq_port.to_string()),
+                    SortKey::Remote => Cell::from(if e.no_remote_port {
+                        format!("{}:*", e.remote_address)
+                    } else {
+                        format!("{}:{}", e.remote_address, e.remote_port)
+                    }),
+                    SortKey::State => Cell::from(e.state.clone()),
+                    // Both-direction totals (fields 21/22); older servers only had in/out.
+                    SortKey::Bytes => Cell::from(format::bytes(
+                        e.bytes.max(e.bytes_in.saturating_add(e.bytes_out)),
+                    )),
+                    SortKey::Packets => Cell::from(
+                        e.packets
+                            .max(e.packets_in.saturating_add(e.packets_out))
+                            .to_string(),
+                    ),
+                    SortKey::Expire => Cell::from(Span::styled(expire_mmss(remaining), exp_style)),
+                })
+                .collect();
             let row = Row::new(cells);
             if offset + i == app.masq_sel {
                 row.style(sel_style)
@@ -613,7 +758,7 @@ fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
             }
         })
         .collect();
-    let widths: Vec<Constraint> = cols.iter().map(|(_, c)| *c).collect();
+    let widths: Vec<Constraint> = cols.iter().map(|(_, w)| Constraint::Length(*w)).collect();
     let t = Table::new(rows, widths)
         .header(Row::new(header).style(st(
             app,
@@ -651,68 +796,179 @@ fn addr(a: &str) -> String {
     }
 }
 
-fn rule_line(r: &Rule, compact: bool) -> String {
+/// `-L` port text of one side: `any` for the full range, `!` kept for an inverted range.
+fn port_side(p: &str) -> &str {
+    if p.is_empty() {
+        "any"
+    } else {
+        p
+    }
+}
+
+/// The cells of one rule, in [`CHAIN_COLUMNS`] order, as `ipchains -L -v` prints them
+/// (tos/mark/outsize left out: they do not change which packets a rule matches).
+fn rule_cells(r: &Rule) -> [String; 9] {
     let proto = if r.protocol.is_empty() {
         "all"
     } else {
         &r.protocol
     };
-    let ports = if matches!(proto.trim_start_matches('!'), "tcp" | "udp" | "icmp") {
-        let sp = if r.source_ports.is_empty() {
-            "any"
-        } else {
-            &r.source_ports
-        };
-        let dp = if r.destination_ports.is_empty() {
-            "any"
-        } else {
-            &r.destination_ports
-        };
-        format!("{sp} -> {dp}")
+    let mut ports = if matches!(proto.trim_start_matches('!'), "tcp" | "udp" | "icmp") {
+        format!(
+            "{} -> {}",
+            port_side(&r.source_ports),
+            port_side(&r.destination_ports)
+        )
     } else {
         "n/a".to_string()
     };
-    let target = if r.target.is_empty() { "-" } else { &r.target };
-    let iface = if r.interface.is_empty() {
-        "any"
-    } else {
-        &r.interface
-    };
-    let opt = if r.options.is_empty() {
-        "------"
-    } else {
-        &r.options
-    };
-    if compact {
-        return format!(
-            "{} {} {:<9} {:<5} {:<16} {:<16} {}",
-            ipchains_count(r.packets),
-            ipchains_count(r.bytes),
-            target,
-            proto,
-            addr(&r.source),
-            addr(&r.destination),
-            ports
-        );
+    if r.target == "REDIRECT" {
+        if r.redirect_port == 0 {
+            ports.push_str(" => any");
+        } else {
+            ports.push_str(&format!(" => {}", r.redirect_port));
+        }
     }
-    format!(
-        "{} {} {:<9} {:<5} {:<6} {:<6} {:<18} {:<18} {}",
+    let opt = if r.options.is_empty() {
+        let mut o = String::from("------");
+        if r.log {
+            o.replace_range(4..5, "l");
+        }
+        o
+    } else {
+        r.options.clone()
+    };
+    [
         ipchains_count(r.packets),
         ipchains_count(r.bytes),
-        target,
-        proto,
+        if r.target.is_empty() {
+            "-".to_string()
+        } else {
+            r.target.clone()
+        },
+        proto.to_string(),
         opt,
-        iface,
+        if r.interface.is_empty() {
+            "any".to_string()
+        } else {
+            r.interface.clone()
+        },
         addr(&r.source),
         addr(&r.destination),
-        ports
-    )
+        ports,
+    ]
 }
 
-/// The chains as `ipchains -L -v` would list them (tos/mark/outsize columns left out;
-/// `compact` also drops opt and ifname to fit 80 columns).
-pub fn chain_lines(chains: &[Chain], compact: bool) -> Vec<String> {
+/// Column titles of the chains panel; the first two (counters) are the only ones that may be
+/// left out, because every other one changes what a rule matches or does.
+const CHAIN_COLUMNS: [&str; 9] = [
+    "pkts",
+    "bytes",
+    "target",
+    "prot",
+    "opt",
+    "ifname",
+    "source",
+    "destination",
+    "ports",
+];
+
+fn join_cells(cells: &[String], widths: &[usize], cols: &[usize]) -> String {
+    let mut s = String::new();
+    let last = cells.len() - 1;
+    for &i in cols {
+        let c = &cells[i];
+        if i == last {
+            s.push_str(c);
+        } else if i < 2 {
+            s.push_str(&format!("{c:>w$} ", w = widths[i]));
+        } else {
+            s.push_str(&format!("{c:<w$} ", w = widths[i]));
+        }
+    }
+    s.trim_end().to_string()
+}
+
+fn is_chain_header(l: &str) -> bool {
+    l.starts_with(" pkts ") || l.starts_with("target ")
+}
+
+/// Split `text` into lines of at most `width` characters at spaces (a longer word gets a line
+/// of its own); continuation lines are indented by `indent`.
+fn wrap_words(text: &str, width: usize, indent: usize) -> Vec<String> {
     let mut out = Vec::new();
+    let mut line = String::new();
+    let mut len = 0;
+    let mut has_word = false;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let wl = word.chars().count();
+        if has_word && len + 1 + wl > width {
+            out.push(std::mem::take(&mut line));
+            line.push_str(&" ".repeat(indent));
+            len = indent;
+            has_word = false;
+        }
+        if has_word {
+            line.push(' ');
+            len += 1;
+        }
+        line.push_str(word);
+        len += wl;
+        has_word = true;
+    }
+    if has_word {
+        out.push(line);
+    }
+    out
+}
+
+/// Column widths (from the content) and the fullest column set that fits `width`, if any.
+fn chain_columns(rows: &[[String; 9]], width: usize) -> (Vec<usize>, Option<&'static [usize]>) {
+    let mut widths: Vec<usize> = CHAIN_COLUMNS.iter().map(|h| h.len()).collect();
+    widths[0] = 5;
+    widths[1] = 5;
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    // Column sets from the fullest: without bytes, then without both counters.
+    const SETS: [&[usize]; 3] = [
+        &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+        &[0, 2, 3, 4, 5, 6, 7, 8],
+        &[2, 3, 4, 5, 6, 7, 8],
+    ];
+    let total =
+        |cols: &[usize]| -> usize { cols.iter().map(|&i| widths[i] + 1).sum::<usize>() - 1 };
+    let cols = SETS.into_iter().find(|c| total(c) <= width);
+    (widths, cols)
+}
+
+/// True when the chains fit `width` as a table (else they are listed as specs).
+pub fn chains_fit(chains: &[Chain], width: usize) -> bool {
+    let rows: Vec<[String; 9]> = chains
+        .iter()
+        .flat_map(|c| c.rules.iter().map(rule_cells))
+        .collect();
+    chain_columns(&rows, width).1.is_some()
+}
+
+/// The chains as `ipchains -L -v` would list them, fitted to `width` columns.
+///
+/// Every column that changes a rule's meaning (target, protocol, the opt flags such as `-y`
+/// and `-l`, interface, source, destination, ports, and each `!`) is always shown. Column
+/// widths follow the content; when the table is too wide the byte counter, then the packet
+/// counter are left out; when even that does not fit, each rule is shown as its ipchains spec
+/// (`-s 192.168.0.0/16 -i ppp0 -j DENY -l`), wrapped.
+pub fn chain_lines(chains: &[Chain], width: usize) -> Vec<String> {
+    let rows: Vec<[String; 9]> = chains
+        .iter()
+        .flat_map(|c| c.rules.iter().map(rule_cells))
+        .collect();
+    let (widths, cols) = chain_columns(&rows, width);
+    let header: Vec<String> = CHAIN_COLUMNS.iter().map(|h| h.to_string()).collect();
+    let mut out = Vec::new();
+    let mut rows = rows.into_iter();
     for c in chains {
         if c.builtin {
             out.push(format!(
@@ -722,18 +978,34 @@ pub fn chain_lines(chains: &[Chain], compact: bool) -> Vec<String> {
         } else {
             out.push(format!("Chain {} ({} references):", c.name, c.references));
         }
-        if compact {
-            out.push(format!(
-                " pkts bytes {:<9} {:<5} {:<16} {:<16} ports",
-                "target", "prot", "source", "destination"
-            ));
-        } else {
-            out.push(format!(
-                " pkts bytes {:<9} {:<5} {:<6} {:<6} {:<18} {:<18} ports",
-                "target", "prot", "opt", "ifname", "source", "destination"
-            ));
+        match cols {
+            Some(cols) => {
+                out.push(join_cells(&header, &widths, cols));
+                for r in rows.by_ref().take(c.rules.len()) {
+                    out.push(join_cells(&r, &widths, cols));
+                }
+            }
+            None => {
+                // Too narrow for columns: packets, then the rule as ipchains takes it.
+                out.push(" pkts rule".to_string());
+                for (rule, cells) in c.rules.iter().zip(rows.by_ref()) {
+                    let text = if rule.spec.is_empty() {
+                        cells[2..].join(" ")
+                    } else {
+                        rule.spec.clone()
+                    };
+                    // Counter in its 5 columns, the spec wrapped beside it.
+                    let wrapped = wrap_words(&text, width.saturating_sub(6).max(10), 0);
+                    for (i, l) in wrapped.into_iter().enumerate() {
+                        if i == 0 {
+                            out.push(format!("{} {l}", cells[0]));
+                        } else {
+                            out.push(format!("      {l}"));
+                        }
+                    }
+                }
+            }
         }
-        out.extend(c.rules.iter().map(|r| rule_line(r, compact)));
     }
     out
 }
@@ -745,9 +1017,13 @@ fn render_chains(frame: &mut Frame, app: &App, area: Rect) {
         return placeholder(frame, app, b, area, t);
     }
     let b = block(app, format!("Chains ({} rules)", rules), Panel::Chains);
-    let lines: Vec<Line> = chain_lines(&app.chains, area.width < 102)
+    let inner = usize::from(area.width.saturating_sub(2));
+    let all = chain_lines(&app.chains, inner);
+    let h = content_rows(Panel::Chains, area);
+    let scroll = app.chains_scroll.min(all.len().saturating_sub(h));
+    let lines: Vec<Line> = all
         .into_iter()
-        .skip(app.chains_scroll)
+        .skip(scroll)
         .take(usize::from(area.height))
         .map(|l| {
             if l.starts_with("Chain ") {
@@ -755,7 +1031,7 @@ fn render_chains(frame: &mut Frame, app: &App, area: Rect) {
                     l,
                     st(app, Style::new().add_modifier(Modifier::BOLD)),
                 ))
-            } else if l.starts_with(" pkts") {
+            } else if is_chain_header(&l) {
                 Line::from(Span::styled(l, st(app, Style::new().fg(Color::Cyan))))
             } else {
                 Line::from(l)
@@ -765,10 +1041,22 @@ fn render_chains(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(b), area);
 }
 
+/// Title of the event log: says whether it follows new lines or is paused.
+pub fn log_title(app: &App) -> String {
+    if app.log_following() {
+        "Events · following".to_string()
+    } else if app.log_new > 0 {
+        format!("Events · PAUSED, {} new · G follows", app.log_new)
+    } else {
+        "Events · PAUSED · G follows".to_string()
+    }
+}
+
 fn render_log(frame: &mut Frame, app: &App, area: Rect) {
-    let b = block(app, "Events".to_string(), Panel::Log);
-    let h = usize::from(area.height.saturating_sub(2));
-    let end = app.log.len().saturating_sub(app.log_back);
+    let b = block(app, log_title(app), Panel::Log);
+    let h = content_rows(Panel::Log, area);
+    let back = app.log_back.min(app.log.len().saturating_sub(h));
+    let end = app.log.len().saturating_sub(back);
     let start = end.saturating_sub(h);
     let lines: Vec<Line> = app
         .log
@@ -798,6 +1086,13 @@ fn footer_keys(app: &App) -> Vec<(&'static str, &'static str)> {
         Mode::DialPicker { .. } | Mode::HangupPicker { .. } => {
             vec![("↑↓", "choose"), ("Enter", "confirm"), ("Esc", "cancel")]
         }
+        Mode::Confirm { .. } => vec![("y", "yes"), ("n/Esc", "no")],
+        Mode::Details { .. } => vec![("↑↓ PgUp PgDn", "scroll"), ("Esc", "close")],
+        Mode::Login(_) => vec![
+            ("Enter", "log in"),
+            ("Tab", "next field"),
+            ("Ctrl-C", "quit"),
+        ],
         Mode::Normal => {
             let mut k = vec![
                 ("q", "quit"),
@@ -857,14 +1152,18 @@ fn render_help(frame: &mut Frame, app: &App, area: Rect) {
         "Tab/S-Tab 1-4 focus links / masq / chains / events",
         "z             zoom the focused panel",
         "↑↓ PgUp PgDn  move / scroll (g G: top, bottom)",
+        "G / End       events: follow new lines again",
+        "Enter         details of the selected link",
+        "mouse         click: select / focus; wheel: scroll",
+        "              click a column title: sort by it",
         "s / S         sort masq by next column / reverse",
         "/             filter masq by text (Esc clears)",
         "d             dial a connection (picker)",
         "h             hang up a link you hold",
     ];
     if app.is_admin() {
-        lines.push("H             force hang-up (admin)");
-        lines.push("Z             zero chain counters (admin)");
+        lines.push("H             force hang-up (admin, asks first)");
+        lines.push("Z             zero chain counters (admin, asks first)");
     }
     let h = u16::try_from(lines.len()).unwrap_or(20) + 2;
     let r = centered(area, 60, h);
@@ -913,10 +1212,305 @@ fn render_picker(
     frame.render_widget(Paragraph::new(lines).block(b), r);
 }
 
+fn render_confirm(frame: &mut Frame, app: &App, area: Rect, question: &str) {
+    let w = area.width.clamp(20, 64);
+    let inner = usize::from(w.saturating_sub(2));
+    let mut lines: Vec<Line> = wrap_words(question, inner, 0)
+        .into_iter()
+        .map(Line::from)
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "y: yes    n / Esc: no",
+        st(app, Style::new().add_modifier(Modifier::BOLD)),
+    )));
+    let h = u16::try_from(lines.len()).unwrap_or(8) + 2;
+    let r = centered(area, w, h);
+    frame.render_widget(Clear, r);
+    let b = Block::default()
+        .borders(Borders::ALL)
+        .title("Are you sure?")
+        .border_style(st(app, Style::new().fg(Color::Red)));
+    frame.render_widget(Paragraph::new(lines).block(b), r);
+}
+
+/// `HH:MM:SS` (UTC) of a timestamp, `-` when unset.
+fn clock(ts: Option<&prost_types::Timestamp>) -> String {
+    match ts {
+        Some(t) if t.seconds > 0 => {
+            let s = t.seconds % 86_400;
+            format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+        }
+        _ => "-".to_string(),
+    }
+}
+
+/// A duration in mclient's format; `zero` when unset or 0 (e.g. "never").
+fn secs_text(d: Option<&prost_types::Duration>, zero: &str) -> String {
+    match d.map(|d| d.seconds).filter(|s| *s > 0) {
+        Some(s) => format::duration(Duration::from_secs(s as u64)),
+        None => zero.to_string(),
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// The details view of connection `name` as text lines (what `mclient cinfo` tells, plus
+/// the live link, its holders and the LAN hosts using it).
+pub fn detail_lines(app: &App, name: &str) -> Vec<String> {
+    let info = app
+        .details
+        .as_ref()
+        .filter(|i| i.connection.as_ref().is_some_and(|c| c.name == name));
+    let live = app.links.get(name);
+    let link = live
+        .map(|l| &l.status)
+        .or_else(|| info.and_then(|i| i.link.as_ref()));
+    let mut out = Vec::new();
+    let state = link.map_or("?", |l| state_name(l.state));
+    out.push(format!("{name}: {state}"));
+    if info.is_none() {
+        out.push("asking the server for the details…".to_string());
+    }
+    if let Some(l) = link {
+        if let Some(lv) = live.filter(|_| l.state == LinkState::Up as i32) {
+            out.push(format!(
+                "  up for     {} (since {} UTC)",
+                uptime(app, lv),
+                clock(l.connected_since.as_ref())
+            ));
+        }
+        if !l.modem.is_empty() {
+            out.push(format!(
+                "  modem      {} at {} bps",
+                l.modem,
+                speed(l.speed_bps)
+            ));
+        }
+        if !l.local_address.is_empty() {
+            let mut a = format!("  addresses  {} -> {}", l.local_address, l.peer_address);
+            if !l.dns.is_empty() {
+                a.push_str(&format!(", DNS {}", l.dns.join(" ")));
+            }
+            out.push(a);
+        }
+        out.push(format!(
+            "  traffic    in {} ({} packets), out {} ({} packets); idle {}",
+            format::bytes(l.bytes_in),
+            l.packets_in,
+            format::bytes(l.bytes_out),
+            l.packets_out,
+            format::duration(Duration::from_secs(u64::from(l.idle_seconds)))
+        ));
+        if let Some(f) = &l.last_failure {
+            out.push(format!(
+                "  last failure  {}: {}",
+                crate::app::failure_name(f.kind),
+                f.message
+            ));
+        }
+        out.push(String::new());
+        out.push(format!("Holders ({})", l.holders.len()));
+        if l.holders.is_empty() {
+            out.push("  nobody holds this link".to_string());
+        }
+        for h in &l.holders {
+            let who = format!("{}@{}", h.user, h.host);
+            if h.since.is_some() {
+                out.push(format!(
+                    "  {who:<28} since {} UTC ({})",
+                    clock(h.since.as_ref()),
+                    format::since(h.since.as_ref(), app.wall)
+                ));
+            } else {
+                out.push(format!("  {who}"));
+            }
+        }
+        // Per LAN host: the live masqueraded sessions going out through this link's address.
+        if !l.local_address.is_empty() {
+            let mut hosts: BTreeMap<std::net::Ipv4Addr, (String, usize, u64)> = BTreeMap::new();
+            for r in app.table.rows() {
+                let e = &r.entry;
+                if e.masq_address != l.local_address {
+                    continue;
+                }
+                let key = e
+                    .lan_address
+                    .parse()
+                    .unwrap_or(std::net::Ipv4Addr::BROADCAST);
+                let h = hosts
+                    .entry(key)
+                    .or_insert_with(|| (e.lan_address.clone(), 0, 0));
+                h.1 += 1;
+                h.2 =
+                    h.2.saturating_add(e.bytes.max(e.bytes_in.saturating_add(e.bytes_out)));
+            }
+            out.push(String::new());
+            out.push(format!(
+                "LAN hosts using it ({}, live sessions)",
+                hosts.len()
+            ));
+            for (addr, n, bytes) in hosts.values() {
+                out.push(format!(
+                    "  {addr:<16} {n:>4} session{} {:>11}",
+                    if *n == 1 { " " } else { "s" },
+                    format::bytes(*bytes)
+                ));
+            }
+        }
+    }
+    let Some(i) = info else { return out };
+    if let Some(p) = &i.ppp {
+        out.push(String::new());
+        out.push("Negotiated PPP options".to_string());
+        out.push(format!(
+            "  MRU        local {}, peer {}",
+            p.local_mru, p.peer_mru
+        ));
+        out.push(format!(
+            "  ACCM       local 0x{:08x}, peer 0x{:08x}",
+            p.local_accm, p.peer_accm
+        ));
+        out.push(format!(
+            "  magic      local 0x{:08x}, peer 0x{:08x}",
+            p.local_magic, p.peer_magic
+        ));
+        out.push(format!(
+            "  auth {} · PFC {} · ACFC {} · FCS-32 {}",
+            if p.auth_protocol.is_empty() {
+                "none"
+            } else {
+                &p.auth_protocol
+            },
+            yes(p.pfc),
+            yes(p.acfc),
+            yes(p.fcs32)
+        ));
+        out.push(format!(
+            "  frames     in {}, out {}; FCS errors {}; discarded {}",
+            p.frames_in, p.frames_out, p.fcs_errors, p.discarded
+        ));
+    }
+    out.push(String::new());
+    out.push("Profile".to_string());
+    if let Some(c) = &i.connection {
+        if !c.description.is_empty() {
+            out.push(format!("  {}", c.description));
+        }
+        out.push(format!("  numbers    {}", c.numbers.join(", ")));
+        out.push(format!("  modems     {}", c.modems.join(", ")));
+        out.push(format!("  you may dial it: {}", yes(c.allowed)));
+    }
+    out.push(format!(
+        "  dial       prefix {}, auth {}, {} attempts {} apart",
+        i.dial_prefix,
+        i.auth,
+        i.redial_attempts,
+        secs_text(i.redial_delay.as_ref(), "0s")
+    ));
+    out.push(format!(
+        "  hang up    when idle {}, after {} connected; redial on loss: {}",
+        secs_text(i.idle_timeout.as_ref(), "never"),
+        secs_text(i.max_connect_time.as_ref(), "never"),
+        yes(i.redial_on_loss)
+    ));
+    if !i.routes.is_empty() {
+        out.push(format!("  routes     {}", i.routes.join(", ")));
+    }
+    if !i.apn.is_empty() {
+        out.push(format!("  APN        {}", i.apn));
+    }
+    if !i.allowed_users.is_empty() {
+        out.push(format!("  allowed    {}", i.allowed_users.join(", ")));
+    }
+    out.push(String::new());
+    out.push(format!(
+        "Log of the last dial ({} lines, UTC)",
+        i.transcript.len()
+    ));
+    for t in &i.transcript {
+        out.push(format!(
+            "  {} {:<5} {}",
+            clock(t.at.as_ref()),
+            t.kind,
+            t.text
+        ));
+    }
+    out
+}
+
+fn render_details(frame: &mut Frame, app: &App, body: Rect, name: &str, scroll: usize) {
+    let r = body;
+    frame.render_widget(Clear, r);
+    let lines = detail_lines(app, name);
+    let h = usize::from(r.height.saturating_sub(2));
+    let scroll = scroll.min(lines.len().saturating_sub(h));
+    let title = format!("{name} · details · Esc closes");
+    let b = Block::default()
+        .borders(Borders::ALL)
+        .title(title)
+        .border_style(st(app, Style::new().fg(Color::Cyan)));
+    let text: Vec<Line> = lines
+        .into_iter()
+        .skip(scroll)
+        .take(h)
+        .map(|l| {
+            if !l.starts_with(' ') && !l.is_empty() {
+                Line::from(Span::styled(
+                    l,
+                    st(app, Style::new().add_modifier(Modifier::BOLD)),
+                ))
+            } else {
+                Line::from(l)
+            }
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(text).block(b), r);
+}
+
+fn render_login(frame: &mut Frame, app: &App, area: Rect, f: &LoginForm) {
+    let w = area.width.clamp(20, 64);
+    let inner = usize::from(w.saturating_sub(2));
+    let cursor = |on: bool| if on { "█" } else { "" };
+    let mut lines: Vec<Line> = wrap_words(&f.message, inner, 0)
+        .into_iter()
+        .map(|l| Line::from(Span::styled(l, st(app, Style::new().fg(Color::Yellow)))))
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(format!(
+        "user:     {}{}",
+        f.user,
+        cursor(f.field == LoginField::User && !f.busy)
+    )));
+    lines.push(Line::from(format!(
+        "password: {}{}",
+        "*".repeat(f.password.chars()),
+        cursor(f.field == LoginField::Password && !f.busy)
+    )));
+    let h = u16::try_from(lines.len()).unwrap_or(8) + 2;
+    let r = centered(area, w, h);
+    frame.render_widget(Clear, r);
+    let b = Block::default()
+        .borders(Borders::ALL)
+        .title(format!("Log in to {}", app.server))
+        .border_style(st(app, Style::new().fg(Color::Cyan)));
+    frame.render_widget(Paragraph::new(lines).block(b), r);
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::event::{Event, ServerUpdate};
+    use crate::app::DETAILS_REFRESH;
+    use crate::event::{Command, Event, ServerUpdate};
+    use crossterm::event::{
+        KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+    };
     use masqdial_proto::v1::{Holder, LinkStatus, MasqEntry, Protocol, Role, TrafficSample};
     use ratatui::backend::TestBackend;
     use ratatui::buffer::Buffer;
@@ -1176,7 +1770,7 @@ pub(crate) mod tests {
     fn empty_connecting_state() {
         let app = App::new("http://gw:224", Instant::now(), wall(), true);
         let (lines, _) = draw(&app, 80, 24);
-        assert!(lines[0].contains("connecting (attempt 1)"), "{lines:#?}");
+        assert!(lines[0].contains("connecting…"), "{lines:#?}");
         assert!(contains(&lines, "connecting…"));
         assert!(lines[23].contains("q quit"));
     }
@@ -1240,9 +1834,9 @@ pub(crate) mod tests {
             "33600",
             "10.64.3.17",
             "10.64.0.1",
-            "1:02:03",
-            "alice@192.168.1.10",
-            "1.9M",
+            "Hold",
+            "1.8 MiB",
+            "1h02m03s",
             "192.168.1.10:1034",
             "61001",
             "198.51.100.80:80",
@@ -1319,16 +1913,17 @@ pub(crate) mod tests {
     fn disconnected_hides_numbers() {
         let mut app = realistic(true);
         app.handle_event(Event::Disconnected {
-            reason: "transport error".into(),
+            reason: "connection refused".into(),
             retry_in: Duration::from_secs(4),
+            was_connected: true,
         });
-        let (lines, _) = draw(&app, 80, 24);
+        let (lines, _) = draw(&app, 100, 24);
         let text = lines.join("\n");
         assert!(
-            lines[0].contains("DISCONNECTED: transport error (retry in 4s)"),
+            lines[0].contains("lost the server (connection refused); reconnecting in 4s"),
             "{text}"
         );
-        assert!(text.contains("disconnected — no data"));
+        assert!(text.contains("no connection to the server — no data"));
         assert!(!text.contains("192.168.1.10:1034"));
         assert!(!text.contains("4093/4096"));
         assert!(!text.contains("Masquerade 0") && text.contains("Masquerade"));
@@ -1344,7 +1939,7 @@ pub(crate) mod tests {
         assert!(contains(&lines, "> cell"));
         app.mode = Mode::Help;
         let (lines, _) = draw(&app, 80, 24);
-        assert!(contains(&lines, "zero chain counters (admin)"));
+        assert!(contains(&lines, "zero chain counters (admin, asks first)"));
         app.mode = Mode::Filter {
             input: "udp".into(),
         };
@@ -1373,17 +1968,633 @@ pub(crate) mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(human_bytes(999), "999");
-        assert_eq!(human_bytes(1_843_200), "1.8M");
-        assert_eq!(human_bytes(88_120_330), "88M");
         assert_eq!(ipchains_count(99_999), "99999");
         assert_eq!(ipchains_count(100_000), " 100K");
         assert_eq!(ipchains_count(88_120_330), "  88M");
-        assert_eq!(human_duration(3_723), "1:02:03");
-        assert_eq!(human_duration(90_061), "1d 01:01");
         assert_eq!(sparkline([0u64, 1, 8].into_iter(), 5), "   ▁█");
         assert_eq!(sparkline([4u64, 8].into_iter(), 1), "█");
         assert_eq!(gauge_text("TCP", 3, 4, 4).0, "TCP ▕█░░░▏3/4");
+    }
+
+    fn key(c: KeyCode) -> Event {
+        Event::Key(KeyEvent::new(c, KeyModifiers::NONE))
+    }
+
+    fn sized(mut app: App, w: u16, h: u16) -> App {
+        app.handle_event(Event::Resize {
+            width: w,
+            height: h,
+        });
+        app
+    }
+
+    /// The deploy/ipmasq.rules input chain as the server lists it (nat-core's snapshot).
+    fn ipmasq_chains() -> Vec<Chain> {
+        let rule = |n: u32, spec: &str, target: &str, proto: &str, src: &str, dst: &str| Rule {
+            number: n,
+            spec: spec.into(),
+            target: target.into(),
+            protocol: proto.into(),
+            source: src.into(),
+            destination: dst.into(),
+            options: "------".into(),
+            ..Default::default()
+        };
+        let mut spoof = rule(
+            1,
+            "-s 192.168.0.0/16 -i ppp0 -j DENY -l",
+            "DENY",
+            "all",
+            "192.168.0.0/16",
+            "0.0.0.0/0",
+        );
+        spoof.interface = "ppp0".into();
+        spoof.options = "----l-".into();
+        spoof.log = true;
+        let mut syn = rule(
+            2,
+            "-p tcp -d 0.0.0.0/0 0:60999 -i ppp0 -y -j DENY",
+            "DENY",
+            "tcp",
+            "0.0.0.0/0",
+            "0.0.0.0/0",
+        );
+        syn.interface = "ppp0".into();
+        syn.options = "-y----".into();
+        syn.destination_ports = "0:60999".into();
+        let mut inv = rule(
+            3,
+            "-p udp -s ! 192.168.77.0/24 -i ! ppp+ -d 0.0.0.0/0 ! 0:1023 -j REJECT",
+            "REJECT",
+            "udp",
+            "!192.168.77.0/24",
+            "0.0.0.0/0",
+        );
+        inv.interface = "!ppp+".into();
+        inv.destination_ports = "!0:1023".into();
+        vec![
+            Chain {
+                name: "input".into(),
+                policy: "ACCEPT".into(),
+                builtin: true,
+                rules: vec![spoof, syn, inv],
+                ..Default::default()
+            },
+            Chain {
+                name: "forward".into(),
+                policy: "DENY".into(),
+                builtin: true,
+                rules: vec![rule(
+                    1,
+                    "-s 192.168.77.0/24 -j MASQ",
+                    "MASQ",
+                    "all",
+                    "192.168.77.0/24",
+                    "0.0.0.0/0",
+                )],
+                ..Default::default()
+            },
+        ]
+    }
+
+    fn line_with<'a>(lines: &'a [String], s: &str) -> &'a str {
+        lines
+            .iter()
+            .find(|l| l.contains(s))
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no line with {s:?} in\n{}", lines.join("\n")))
+    }
+
+    #[test]
+    fn chains_always_show_what_changes_a_rule() {
+        for (w, h) in [(80u16, 24u16), (160, 48), (100, 30)] {
+            let mut app = realistic(false);
+            app.handle_event(Event::Server(ServerUpdate::Chains(ipmasq_chains())));
+            app.focus = Panel::Chains;
+            let app = sized(app, w, h);
+            let (lines, _) = draw(&app, w, h);
+            // The anti-spoofing rule: only from ppp0, and logged; not "DENY all 192.168/16".
+            let spoof = line_with(&lines, "192.168.0.0/16");
+            for s in ["DENY", "all", "----l-", "ppp0", "anywhere"] {
+                assert!(spoof.contains(s), "{w}x{h}: {s:?} missing in {spoof:?}");
+            }
+            let syn = line_with(&lines, "0:60999");
+            for s in ["DENY", "tcp", "-y----", "ppp0", "any -> 0:60999"] {
+                assert!(syn.contains(s), "{w}x{h}: {s:?} missing in {syn:?}");
+            }
+            let inv = line_with(&lines, "REJECT");
+            for s in ["!192.168.77.0/24", "!ppp+", "any -> !0:1023", "udp"] {
+                assert!(inv.contains(s), "{w}x{h}: {s:?} missing in {inv:?}");
+            }
+            assert!(line_with(&lines, "MASQ").contains("192.168.77.0/24"));
+        }
+        // Too narrow for columns: each rule as its ipchains spec, wrapped, nothing cut.
+        let lines = chain_lines(&ipmasq_chains(), 40);
+        let text = lines.join("\n");
+        assert!(text.contains("-s 192.168.0.0/16 -i ppp0 -j DENY"), "{text}");
+        assert!(
+            lines
+                .iter()
+                .filter(|l| !l.starts_with("Chain "))
+                .all(|l| l.chars().count() <= 40),
+            "{text}"
+        );
+        let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains("-d 0.0.0.0/0 ! 0:1023 -j REJECT"), "{text}");
+        // Counters go first when space is short: bytes, then packets.
+        let full = chain_lines(&ipmasq_chains(), 200);
+        assert!(full[1].starts_with(" pkts bytes target"), "{full:?}");
+        let w = full.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let less = chain_lines(&ipmasq_chains(), w - 1);
+        assert!(less[1].starts_with(" pkts target"), "{less:?}");
+    }
+
+    #[test]
+    fn links_show_holder_count_at_every_size() {
+        for (w, h) in [(180u16, 45u16), (100, 30), (80, 24), (50, 12)] {
+            let app = sized(realistic(false), w, h);
+            let (lines, _) = draw(&app, w, h);
+            let text = lines.join("\n");
+            let header = line_with(&lines, "Name");
+            assert!(
+                header.contains("State") && header.contains("Hold"),
+                "{w}x{h}:\n{text}"
+            );
+            let row = line_with(&lines, "isp1");
+            let cells: Vec<&str> = row
+                .trim_matches(|c| c == '│' || c == ' ')
+                .split_whitespace()
+                .collect();
+            assert_eq!(&cells[..3], &["isp1", "UP", "1"], "{w}x{h}:\n{text}");
+            assert!(
+                contains(&lines, "cell"),
+                "second link visible at {w}x{h}:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn enter_opens_details_with_cinfo_log_hosts_and_holders() {
+        use masqdial_proto::v1::{Connection, ConnectionInfo, PppOptions, TranscriptLine};
+        let mut app = sized(realistic(false), 100, 40);
+        app.focus = Panel::Links;
+        // isp1 sorts after cell: select it.
+        app.handle_event(key(KeyCode::Down));
+        assert_eq!(app.selected_link(), Some("isp1"));
+        let cmds = app.handle_event(key(KeyCode::Enter));
+        assert_eq!(cmds, vec![Command::Details("isp1".into())]);
+        let (lines, _) = draw(&app, 100, 40);
+        assert!(contains(&lines, "asking the server for the details"));
+        let at = |s: i64| {
+            Some(prost_types::Timestamp {
+                seconds: 1_700_000_000 - 3_730 + s,
+                nanos: 0,
+            })
+        };
+        let info = ConnectionInfo {
+            connection: Some(Connection {
+                name: "isp1".into(),
+                numbers: vec!["555-0100".into(), "555-0101".into()],
+                modems: vec!["modem0".into()],
+                allowed: true,
+                ..Default::default()
+            }),
+            dial_prefix: "ATDT".into(),
+            auth: "chap".into(),
+            redial_attempts: 3,
+            ppp: Some(PppOptions {
+                local_mru: 1500,
+                peer_mru: 1500,
+                peer_accm: 0x000a_0000,
+                pfc: true,
+                acfc: true,
+                auth_protocol: "CHAP-MD5".into(),
+                frames_in: 812,
+                frames_out: 640,
+                ..Default::default()
+            }),
+            transcript: vec![
+                TranscriptLine {
+                    at: at(0),
+                    kind: "send".into(),
+                    text: "ATDT555-0100".into(),
+                },
+                TranscriptLine {
+                    at: at(2),
+                    kind: "recv".into(),
+                    text: "CONNECT 33600/ARQ/V42BIS".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        app.handle_event(Event::Server(ServerUpdate::Details(Box::new(info))));
+        let (lines, _) = draw(&app, 100, 40);
+        let text = lines.join("\n");
+        for s in [
+            "isp1 · details · Esc closes",
+            "Holders (1)",
+            "alice@192.168.1.10",
+            "Negotiated PPP options",
+            "MRU        local 1500, peer 1500",
+            "ACCM       local 0x00000000, peer 0x000a0000",
+            "auth CHAP-MD5 · PFC yes · ACFC yes",
+            "LAN hosts using it (3, live sessions)",
+            "Log of the last dial (2 lines, UTC)",
+            "21:11:10 send  ATDT555-0100",
+            "21:11:12 recv  CONNECT 33600/ARQ/V42BIS",
+            "3 attempts 0s apart",
+            "numbers    555-0100, 555-0101",
+        ] {
+            assert!(text.contains(s), "missing {s:?} in\n{text}");
+        }
+        // Per LAN host: 192.168.1.10 has entries 1 and 2 (both ways, bytes or in+out).
+        let host = line_with(&lines, "2 sessions");
+        assert!(host.contains("192.168.1.10 "), "{host}");
+        // Refreshed while open, Esc closes.
+        app.set_clock(app.now + DETAILS_REFRESH, wall());
+        assert_eq!(
+            app.handle_event(Event::Tick),
+            vec![Command::Details("isp1".into())]
+        );
+        app.handle_event(key(KeyCode::Esc));
+        assert_eq!(app.mode, Mode::Normal);
+        let (lines, _) = draw(&app, 100, 40);
+        assert!(!contains(&lines, "details · Esc closes"));
+    }
+
+    #[test]
+    fn details_scroll_stays_inside_the_text() {
+        let mut app = sized(realistic(false), 80, 14);
+        app.focus = Panel::Links;
+        app.link_sel = 1;
+        app.handle_event(key(KeyCode::Enter));
+        let lines = detail_lines(&app, "isp1").len();
+        let h = usize::from(app.areas().body.height - 2);
+        assert!(lines > h, "the text is longer than the view");
+        app.handle_event(key(KeyCode::Char('G')));
+        let max = lines - h;
+        assert_eq!(
+            app.mode,
+            Mode::Details {
+                name: "isp1".into(),
+                scroll: max
+            }
+        );
+        app.handle_event(key(KeyCode::Up));
+        assert_eq!(
+            app.mode,
+            Mode::Details {
+                name: "isp1".into(),
+                scroll: max - 1
+            }
+        );
+        let (screen, _) = draw(&app, 80, 14);
+        assert!(contains(&screen, "192.168.1.10 "), "{screen:#?}");
+    }
+
+    #[test]
+    fn zero_and_force_hangup_ask_first() {
+        let mut app = realistic(false);
+        assert!(app.handle_event(key(KeyCode::Char('Z'))).is_empty());
+        let (lines, _) = draw(&app, 80, 24);
+        assert!(contains(
+            &lines,
+            "Zero the packet and byte counters of every"
+        ));
+        assert!(contains(&lines, "y: yes    n / Esc: no"));
+        // Enter does not confirm; n neither.
+        assert!(app.handle_event(key(KeyCode::Enter)).is_empty());
+        assert_eq!(app.mode, Mode::Normal);
+        app.handle_event(key(KeyCode::Char('Z')));
+        assert!(app.handle_event(key(KeyCode::Char('n'))).is_empty());
+        app.handle_event(key(KeyCode::Char('Z')));
+        assert_eq!(
+            app.handle_event(key(KeyCode::Char('y'))),
+            vec![Command::ZeroCounters]
+        );
+        // H: pick the link, then confirm naming who loses it.
+        app.handle_event(key(KeyCode::Char('H')));
+        assert!(app.handle_event(key(KeyCode::Enter)).is_empty());
+        let (lines, _) = draw(&app, 80, 24);
+        let text = lines.join("\n");
+        assert!(text.contains("Force hang-up of isp1?"), "{text}");
+        assert!(text.contains("alice@192.168.1.10"), "{text}");
+        assert!(app.handle_event(key(KeyCode::Esc)).is_empty());
+        app.handle_event(key(KeyCode::Char('H')));
+        app.handle_event(key(KeyCode::Enter));
+        assert_eq!(
+            app.handle_event(key(KeyCode::Char('y'))),
+            vec![Command::Hangup {
+                name: "isp1".into(),
+                force: true
+            }]
+        );
+    }
+
+    /// Rows of the masquerade panel that show an entry.
+    fn masq_rows_shown(lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.contains("192.168.") && l.contains(":61"))
+            .cloned()
+            .collect()
+    }
+
+    fn many_sessions(app: &mut App, n: u64) {
+        let at = app.now;
+        let entries = (0..n)
+            .map(|i| {
+                let mut e = masq(
+                    100 + i,
+                    Protocol::Tcp,
+                    "192.168.1.50",
+                    2000 + i as u32,
+                    "198.51.100.9",
+                    61000 + i as u32,
+                    "ESTABLISHED",
+                    100_000 + i * 100,
+                );
+                e.bytes_in = 0;
+                e
+            })
+            .collect();
+        app.handle_event(Event::Server(ServerUpdate::MasqBatch { entries, at }));
+    }
+
+    #[test]
+    fn scrolling_keeps_the_viewport_full() {
+        let mut app = sized(realistic(false), 80, 24);
+        many_sessions(&mut app, 45);
+        let total = app.table.visible_len();
+        assert_eq!(total, 50);
+        let h = app.viewport(Panel::Masq);
+        // 80x24 with two links leaves the table 8 rows.
+        assert_eq!(h, 8);
+        app.handle_event(key(KeyCode::Char('G')));
+        assert_eq!(app.masq_sel, total - 1);
+        let (lines, _) = draw(&app, 80, 24);
+        let shown = masq_rows_shown(&lines);
+        assert_eq!(shown.len(), h, "last page full:\n{}", lines.join("\n"));
+        // Page up and down move by a whole page and keep it full.
+        app.handle_event(key(KeyCode::PageUp));
+        assert_eq!(app.masq_offset, total - 2 * h);
+        let (lines, _) = draw(&app, 80, 24);
+        assert_eq!(masq_rows_shown(&lines).len(), h);
+        app.handle_event(key(KeyCode::PageDown));
+        app.handle_event(key(KeyCode::PageDown));
+        let (lines, _) = draw(&app, 80, 24);
+        assert_eq!(masq_rows_shown(&lines).len(), h);
+        assert_eq!(app.masq_offset, total - h);
+        app.handle_event(key(KeyCode::Char('g')));
+        assert_eq!((app.masq_sel, app.masq_offset), (0, 0));
+        // Chains: G shows the last lines with the panel full.
+        let mut chains = ipmasq_chains();
+        let masq_rule = chains[1].rules[0].clone();
+        chains[1].rules = (0..20).map(|_| masq_rule.clone()).collect();
+        app.handle_event(Event::Server(ServerUpdate::Chains(chains)));
+        app.focus = Panel::Chains;
+        app.handle_event(key(KeyCode::Char('G')));
+        let (lines, _) = draw(&app, 80, 24);
+        let body: Vec<&String> = lines[7..lines.len() - 7].iter().collect();
+        assert!(
+            body.iter()
+                .all(|l| !l.trim_matches(|c| c == '│' || c == ' ').is_empty()),
+            "no blank chain line after G:\n{}",
+            lines.join("\n")
+        );
+    }
+
+    #[test]
+    fn events_panel_says_following_or_paused() {
+        let mut app = sized(realistic(false), 80, 24);
+        for i in 0..30 {
+            app.push_log(Level::Info, format!("line {i}"));
+        }
+        app.handle_event(Event::Tick);
+        let (lines, _) = draw(&app, 80, 24);
+        assert!(contains(&lines, "Events · following"), "{lines:#?}");
+        assert!(contains(&lines, "line 29"));
+        app.focus = Panel::Log;
+        app.handle_event(key(KeyCode::Up));
+        assert!(!app.log_following());
+        let (before, _) = draw(&app, 80, 24);
+        assert!(contains(&before, "Events · PAUSED · G follows"));
+        assert!(!contains(&before, "line 29"));
+        // New lines do not move a paused view; the title counts them.
+        app.handle_event(Event::Server(ServerUpdate::Info("fresh".into())));
+        let (after, _) = draw(&app, 80, 24);
+        assert!(contains(&after, "Events · PAUSED, 1 new · G follows"));
+        let log_rows = |l: &[String]| -> Vec<String> {
+            l.iter().filter(|x| x.contains(" line ")).cloned().collect()
+        };
+        assert_eq!(log_rows(&before), log_rows(&after));
+        // g goes to the oldest line with the panel full; G follows again.
+        app.handle_event(key(KeyCode::Char('g')));
+        let (top, _) = draw(&app, 80, 24);
+        assert!(contains(
+            &top,
+            "connected to http://192.168.1.1:224 as alice"
+        ));
+        let r = app.areas().log.expect("log shown");
+        for y in r.y + 1..r.y + r.height - 1 {
+            let row = &top[usize::from(y)];
+            assert!(
+                row.trim_matches(|c| c == '│' || c == ' ').len() > 8,
+                "blank log row {y} at the top:\n{}",
+                top.join("\n")
+            );
+        }
+        app.handle_event(key(KeyCode::Char('G')));
+        let (lines, _) = draw(&app, 80, 24);
+        assert!(contains(&lines, "Events · following"));
+        assert!(contains(&lines, "fresh"));
+    }
+
+    fn click(x: u16, y: u16) -> Event {
+        Event::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        })
+    }
+
+    fn wheel(down: bool, x: u16, y: u16) -> Event {
+        Event::Mouse(MouseEvent {
+            kind: if down {
+                MouseEventKind::ScrollDown
+            } else {
+                MouseEventKind::ScrollUp
+            },
+            column: x,
+            row: y,
+            modifiers: KeyModifiers::NONE,
+        })
+    }
+
+    #[test]
+    fn mouse_focuses_selects_sorts_and_scrolls() {
+        let mut app = sized(realistic(false), 80, 24);
+        many_sessions(&mut app, 20);
+        let a = app.areas();
+        let masq = a.masq.expect("masq shown");
+        let links = a.links.expect("links shown");
+        // Click the third masquerade row.
+        app.handle_event(click(masq.x + 5, masq.y + 4));
+        assert_eq!((app.focus, app.masq_sel), (Panel::Masq, 2));
+        // Click a link row: focus moves there and selects it.
+        app.handle_event(click(links.x + 3, links.y + 3));
+        assert_eq!((app.focus, app.link_sel), (Panel::Links, 1));
+        // Wheel over the table moves three rows.
+        app.handle_event(wheel(true, masq.x + 5, masq.y + 4));
+        assert_eq!(app.masq_sel, 5);
+        app.handle_event(wheel(false, masq.x + 5, masq.y + 4));
+        assert_eq!(app.masq_sel, 2);
+        // Clicking a column title sorts by it; clicking again reverses.
+        app.handle_event(click(masq.x + 2, masq.y + 1));
+        assert_eq!(app.table.sort(), (SortKey::Proto, false));
+        app.handle_event(click(masq.x + 2, masq.y + 1));
+        assert_eq!(app.table.sort(), (SortKey::Proto, true));
+        app.handle_event(click(masq.x + 40, masq.y + 1));
+        assert_eq!(app.table.sort(), (SortKey::Remote, false));
+        // The events panel takes the focus on a click and pauses on the wheel.
+        let log = a.log.expect("log shown");
+        app.handle_event(click(log.x + 3, log.y + 2));
+        assert_eq!(app.focus, Panel::Log);
+        for i in 0..20 {
+            app.push_log(Level::Info, format!("l{i}"));
+        }
+        app.handle_event(wheel(false, log.x + 3, log.y + 2));
+        assert!(!app.log_following());
+    }
+
+    #[test]
+    fn every_sort_column_runs_the_same_way() {
+        let mut app = realistic(false);
+        // Ascending (▲) means A→Z, 0→9, soonest expiry first, for every column.
+        for k in SortKey::ALL {
+            app.table.set_sort(k, false);
+            app.table.refresh();
+            let rows: Vec<_> = app.table.window(0, usize::MAX).cloned().collect();
+            for pair in rows.windows(2) {
+                let (a, b) = (&pair[0].entry, &pair[1].entry);
+                let ok = match k {
+                    SortKey::Proto => proto_name(a.protocol) <= proto_name(b.protocol),
+                    SortKey::Masq => a.masq_port <= b.masq_port,
+                    SortKey::State => a.state <= b.state,
+                    SortKey::Expire => a.expire_centis <= b.expire_centis,
+                    SortKey::Bytes => a.bytes_in + a.bytes_out <= b.bytes_in + b.bytes_out,
+                    SortKey::Packets => {
+                        a.packets_in + a.packets_out <= b.packets_in + b.packets_out
+                    }
+                    SortKey::Lan | SortKey::Remote => true,
+                };
+                assert!(ok, "{k:?} ascending: {a:?} before {b:?}");
+            }
+        }
+        app.table.set_sort(SortKey::Proto, false);
+        app.table.refresh();
+        let protos: Vec<&str> = app
+            .table
+            .window(0, usize::MAX)
+            .map(|r| proto_name(r.entry.protocol))
+            .collect();
+        assert_eq!(protos, vec!["ICMP", "TCP", "TCP", "TCP", "UDP"]);
+    }
+
+    #[test]
+    fn small_terminals_keep_the_links() {
+        for (w, h) in [(80u16, 24u16), (50, 12), (50, 10)] {
+            let app = sized(realistic(false), w, h);
+            let a = app.areas();
+            let links = a.links.expect("links always laid out");
+            assert_eq!(links.height, 5, "{w}x{h}: both links and the header");
+            let (lines, _) = draw(&app, w, h);
+            let text = lines.join("\n");
+            assert!(text.contains("isp1") && text.contains("UP"), "{text}");
+            assert!(text.contains("cell") && text.contains("IDLE"), "{text}");
+        }
+        // The masquerade table keeps whole columns: protocol, LAN side and expiry first.
+        let app = sized(realistic(false), 50, 12);
+        let (lines, _) = draw(&app, 50, 12);
+        let header = line_with(&lines, "Proto");
+        assert!(
+            header.contains("LAN addr:port") && header.contains("Expire▲"),
+            "{}",
+            lines.join("\n")
+        );
+        assert!(contains(&lines, "192.168.1.5:512"));
+        // At 50x12 the event log gives way; focusing it shows it in the middle slot.
+        let mut app = sized(realistic(false), 50, 12);
+        assert!(app.areas().log.is_none());
+        app.handle_event(key(KeyCode::Char('4')));
+        let (lines, _) = draw(&app, 50, 12);
+        assert!(contains(&lines, "Events · following"), "{lines:#?}");
+    }
+
+    #[test]
+    fn login_form_masks_the_password_and_sends_it() {
+        let mut app = realistic(false);
+        app.handle_event(Event::LoginNeeded {
+            user: "alice".into(),
+            reason: crate::net::TOKEN_UNKNOWN.into(),
+        });
+        assert_eq!(app.conn, ConnState::LoggedOut);
+        assert!(app.links.is_empty(), "stale data dropped");
+        for c in "s3cr3t".chars() {
+            app.handle_event(key(KeyCode::Char(c)));
+        }
+        let (lines, _) = draw(&app, 80, 24);
+        let text = lines.join("\n");
+        assert!(text.contains("Log in to http://192.168.1.1:224"), "{text}");
+        assert!(text.contains("may have restarted"), "{text}");
+        assert!(text.contains("user:     alice"), "{text}");
+        assert!(text.contains("password: ******█"), "{text}");
+        assert!(!text.contains("s3cr3t"));
+        assert!(lines[0].contains("not logged in"));
+        assert!(!format!("{:?}", app.mode).contains("s3cr3t"));
+        let cmds = app.handle_event(key(KeyCode::Enter));
+        assert_eq!(
+            cmds,
+            vec![Command::Login {
+                user: "alice".into(),
+                password: crate::event::Secret::new("s3cr3t"),
+            }]
+        );
+        let (lines, _) = draw(&app, 80, 24);
+        assert!(contains(&lines, "logging in…"));
+        // A wrong password: asked again with the reason, the user name kept.
+        app.handle_event(Event::LoginNeeded {
+            user: "alice".into(),
+            reason: "Wrong user name or password; try again.".into(),
+        });
+        let (lines, _) = draw(&app, 80, 24);
+        assert!(contains(&lines, "Wrong user name or password"));
+        assert!(contains(&lines, "password: █"));
+        // q is a letter here, not quit.
+        assert!(app.handle_event(key(KeyCode::Char('q'))).is_empty());
+        app.handle_event(Event::Connected {
+            user: "alice".into(),
+            role: Role::Admin,
+            allowed: vec![],
+        });
+        assert_eq!(app.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn units_match_mclient() {
+        let app = sized(realistic(false), 180, 45);
+        let (lines, _) = draw(&app, 180, 45);
+        let row = line_with(&lines, "33600");
+        // format::bytes and format::duration, as mclient status prints them.
+        let l = &app.links["isp1"].status;
+        assert!(row.contains(&format::bytes(l.bytes_in)), "{row}");
+        assert!(row.contains(&format::bytes(l.bytes_out)), "{row}");
+        assert!(row.contains("1h02m03s"), "{row}");
+        assert!(
+            contains(&lines, &format::bytes(48_213 + 3_101)),
+            "masq bytes in KiB"
+        );
     }
 
     /// Prints the screen used for client-tui/SCREEN.txt:
@@ -1472,8 +2683,40 @@ pub(crate) mod tests {
             },
             at,
         }));
-        for (w, h) in [(80, 24), (100, 30), (180, 40)] {
+        app.handle_event(Event::Server(ServerUpdate::Chains(ipmasq_chains())));
+        for (w, h) in [(50, 12), (80, 24), (100, 30), (160, 48)] {
+            app.handle_event(Event::Resize {
+                width: w,
+                height: h,
+            });
             let (lines, _) = draw(&app, w, h);
+            for l in lines {
+                println!("{}", l.trim_end());
+            }
+        }
+        // Overlays at 80x24: the force hang-up question, the details view, the login form.
+        app.handle_event(Event::Resize {
+            width: 80,
+            height: 24,
+        });
+        app.handle_event(key(KeyCode::Char('H')));
+        app.handle_event(key(KeyCode::Enter));
+        let mut shots = vec![draw(&app, 80, 24).0];
+        app.handle_event(key(KeyCode::Esc));
+        app.focus = Panel::Links;
+        app.link_sel = 1;
+        app.handle_event(key(KeyCode::Enter));
+        shots.push(draw(&app, 80, 24).0);
+        app.handle_event(key(KeyCode::Esc));
+        app.handle_event(Event::LoginNeeded {
+            user: "alice".into(),
+            reason: crate::net::TOKEN_UNKNOWN.into(),
+        });
+        for c in "secret".chars() {
+            app.handle_event(key(KeyCode::Char(c)));
+        }
+        shots.push(draw(&app, 80, 24).0);
+        for lines in shots {
             for l in lines {
                 println!("{}", l.trim_end());
             }

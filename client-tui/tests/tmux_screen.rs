@@ -1,9 +1,11 @@
 //! Runs the real `mtui` binary inside tmux against an in-process gRPC fixture server and reads
 //! the screen with `tmux capture-pane -p`: the sessions must show, and an expire countdown must
-//! decrease between two captures. Skips loudly when tmux is not installed.
+//! decrease between two captures; after a server restart that forgets the token, mtui asks for
+//! the password inside the dashboard and carries on. Skips loudly when tmux is not installed.
 //!
 //! Everything below `mod fixture` is a TEST FIXTURE (a canned server), not product code.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -15,6 +17,8 @@ use masqdial_proto::v1::{
 use tokio_stream::wrappers::TcpListenerStream;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// The token a restarted fixture hands out (the old one is unknown to it).
+const TOKEN2: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
 mod fixture {
     //! Canned Auth/Dialer/Nat services: one user, one up link, three masquerade sessions.
@@ -30,8 +34,8 @@ mod fixture {
     type Res<T> = Result<Response<T>, Status>;
     type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-    fn check<T>(req: &Request<T>) -> Result<(), Status> {
-        let want = format!("Bearer {}", super::TOKEN);
+    fn check<T>(fx: &Fixture, req: &Request<T>) -> Result<(), Status> {
+        let want = format!("Bearer {}", fx.token);
         match req
             .metadata()
             .get("authorization")
@@ -116,8 +120,11 @@ mod fixture {
         }
     }
 
-    #[derive(Debug, Default)]
-    pub struct Fixture;
+    /// The services; `token` is the one bearer token this server instance knows.
+    #[derive(Debug, Clone)]
+    pub struct Fixture {
+        pub token: &'static str,
+    }
 
     #[tonic::async_trait]
     impl auth_server::Auth for Fixture {
@@ -125,7 +132,7 @@ mod fixture {
             let r = r.into_inner();
             if r.user == "alice" && r.password == "secret" {
                 Ok(Response::new(LoginResponse {
-                    token: super::TOKEN.into(),
+                    token: self.token.into(),
                     expires_at: None,
                     role: Role::Admin as i32,
                 }))
@@ -137,7 +144,7 @@ mod fixture {
             no()
         }
         async fn who_am_i(&self, r: Request<WhoAmIRequest>) -> Res<WhoAmIResponse> {
-            check(&r)?;
+            check(self, &r)?;
             Ok(Response::new(WhoAmIResponse {
                 user: "alice".into(),
                 role: Role::Admin as i32,
@@ -156,7 +163,7 @@ mod fixture {
             &self,
             r: Request<ListConnectionsRequest>,
         ) -> Res<ListConnectionsResponse> {
-            check(&r)?;
+            check(self, &r)?;
             Ok(Response::new(ListConnectionsResponse {
                 connections: vec![Connection {
                     name: "isp1".into(),
@@ -170,7 +177,7 @@ mod fixture {
             no()
         }
         async fn dial(&self, r: Request<DialRequest>) -> Res<Self::DialStream> {
-            check(&r)?;
+            check(self, &r)?;
             let ev = |e| DialEvent {
                 at: None,
                 event: Some(e),
@@ -199,7 +206,7 @@ mod fixture {
             no()
         }
         async fn watch_links(&self, r: Request<WatchLinksRequest>) -> Res<Self::WatchLinksStream> {
-            check(&r)?;
+            check(self, &r)?;
             let up = LinkEvent {
                 at: None,
                 event: Some(link_event::Event::State(LinkStatus {
@@ -236,7 +243,7 @@ mod fixture {
             no()
         }
         async fn watch_masq(&self, r: Request<WatchMasqRequest>) -> Res<Self::WatchMasqStream> {
-            check(&r)?;
+            check(self, &r)?;
             let entries = vec![
                 entry(
                     1,
@@ -283,7 +290,7 @@ mod fixture {
             Ok(Response::new(stream(items, None)))
         }
         async fn free_ports(&self, r: Request<FreePortsRequest>) -> Res<FreePortsResponse> {
-            check(&r)?;
+            check(self, &r)?;
             Ok(Response::new(free()))
         }
         async fn get_timeouts(&self, _r: Request<GetTimeoutsRequest>) -> Res<Timeouts> {
@@ -293,7 +300,7 @@ mod fixture {
             no()
         }
         async fn list_chains(&self, r: Request<ListChainsRequest>) -> Res<ListChainsResponse> {
-            check(&r)?;
+            check(self, &r)?;
             Ok(Response::new(ListChainsResponse {
                 chains: vec![Chain {
                     name: "forward".into(),
@@ -369,7 +376,8 @@ struct FixtureServer {
 }
 
 impl FixtureServer {
-    fn start(listener: std::net::TcpListener) -> FixtureServer {
+    fn start(listener: std::net::TcpListener, token: &'static str) -> FixtureServer {
+        let fx = fixture::Fixture { token };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -383,9 +391,9 @@ impl FixtureServer {
                     .expect("nonblocking listener");
                 let l = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let serve = tonic::transport::Server::builder()
-                    .add_service(AuthServer::new(fixture::Fixture))
-                    .add_service(DialerServer::new(fixture::Fixture))
-                    .add_service(NatServer::new(fixture::Fixture))
+                    .add_service(AuthServer::new(fx.clone()))
+                    .add_service(DialerServer::new(fx.clone()))
+                    .add_service(NatServer::new(fx))
                     .serve_with_incoming(TcpListenerStream::new(l));
                 tokio::select! {
                     _ = serve => {}
@@ -534,12 +542,31 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-fn tmux_installed() -> bool {
-    Command::new("tmux")
+/// The enclosing test function's name, for the SKIPPED line.
+macro_rules! test_name {
+    () => {{
+        fn f() {}
+        let n = std::any::type_name_of_val(&f);
+        n.trim_end_matches("::f").rsplit("::").next().unwrap_or(n)
+    }};
+}
+
+/// True when tmux runs. Otherwise prints a loud `SKIPPED` line and returns false; the test
+/// must then return early.
+fn tmux_available(test: &str) -> bool {
+    let ok = Command::new("tmux")
         .arg("-V")
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if !ok {
+        // Written to the stderr handle, not with `eprintln!`, so the test harness's output
+        // capture does not hide it (as tests/src/netns.rs does): a skip must never look like
+        // a silent pass.
+        let line = format!("\n*** SKIPPED: {test} needs tmux (apt-get install -y tmux) ***\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+    ok
 }
 
 /// Hundredths left in the expire column of the row containing `needle` (`mm:ss.hh` at the end).
@@ -565,6 +592,16 @@ fn start_mtui(
     name: &str,
     with_token: bool,
 ) -> (Tmux, tempfile::TempDir) {
+    start_mtui_env(addr, name, with_token, "")
+}
+
+/// [`start_mtui`] with `env` (e.g. `MASQDIAL_PASSWORD=x `) before the command.
+fn start_mtui_env(
+    addr: std::net::SocketAddr,
+    name: &str,
+    with_token: bool,
+    env: &str,
+) -> (Tmux, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store_path = dir.path().join("tokens.toml");
     let server_url = format!("http://{addr}");
@@ -584,7 +621,7 @@ fn start_mtui(
     let exit_file = dir.path().join("exit-status");
     // Not a simple command, so the shell stays mtui's parent and records its exit status.
     let cmdline = format!(
-        "{bin} --server {server_url} --token-store {}{user} --no-color --tick-ms 100; echo $? > {}",
+        "{env}{bin} --server {server_url} --token-store {}{user} --no-color --tick-ms 100; echo $? > {}",
         shell_quote(&store_path),
         shell_quote(&exit_file)
     );
@@ -613,19 +650,53 @@ fn start_mtui(
     (t, dir)
 }
 
+fn login_form_shown(s: &str) -> bool {
+    s.contains("Log in to http://") && s.contains("user:     alice") && s.contains("password: ")
+}
+
+/// Type `text` into the pane, then Enter.
+fn type_line(t: &Tmux, text: &str) {
+    // -l: literal, so the password's letters are not read as key names.
+    t.cmd(&["send-keys", "-t", "mtui", "-l", text])
+        .expect("send-keys");
+    t.cmd(&["send-keys", "-t", "mtui", "Enter"])
+        .expect("send-keys");
+}
+
+fn stored_token(dir: &tempfile::TempDir, addr: std::net::SocketAddr) -> Option<String> {
+    TokenStore::at(dir.path().join("tokens.toml"))
+        .get(&format!("http://{addr}"))
+        .expect("read token store")
+        .map(|s| s.token)
+}
+
+/// Bind `addr` again after a server stopped (bounded retry while the port frees up).
+fn rebind(addr: std::net::SocketAddr) -> std::net::TcpListener {
+    let start = Instant::now();
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => return l,
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                eprintln!("rebind {addr}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot rebind {addr}: {e}"),
+        }
+    }
+}
+
 fn sessions_shown(s: &str) -> bool {
     s.contains("192.168.1.10:1034") && s.contains("connected") && s.contains("4094/4096")
 }
 
 #[test]
 fn mtui_in_tmux_shows_sessions_and_live_countdown() {
-    if !tmux_installed() {
-        eprintln!("\n*** SKIPPED: tmux not installed (apt-get install -y tmux) ***\n");
+    if !tmux_available(test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
-    let _server = FixtureServer::start(listener);
+    let _server = FixtureServer::start(listener, TOKEN);
     let (t, _dir) = start_mtui(addr, "screen", true);
 
     let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
@@ -674,44 +745,34 @@ fn mtui_in_tmux_shows_sessions_and_live_countdown() {
 
 #[test]
 fn mtui_shows_disconnected_and_reconnects_after_server_restart() {
-    if !tmux_installed() {
-        eprintln!("\n*** SKIPPED: tmux not installed (apt-get install -y tmux) ***\n");
+    if !tmux_available(test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
-    let server = FixtureServer::start(listener);
+    let server = FixtureServer::start(listener, TOKEN);
     let (t, _dir) = start_mtui(addr, "restart", true);
     let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
     assert!(ok, "sessions never showed; screen:\n{screen}");
 
     drop(server);
     let (ok, screen) = t.wait_screen(Duration::from_secs(15), |s| {
-        s.contains("DISCONNECTED") && !s.contains("192.168.1.10:1034") && !s.contains("4094/4096")
+        s.contains("lost the server")
+            && !s.contains("192.168.1.10:1034")
+            && !s.contains("4094/4096")
     });
     assert!(
         ok,
-        "stale data or no DISCONNECTED after the server stopped:\n{screen}"
+        "stale data or no 'lost the server' after the server stopped:\n{screen}"
     );
     eprintln!("while the server is down:\n{screen}");
 
-    // Same port again (std sets SO_REUSEADDR on Unix); bounded retry while it frees up.
-    let start = Instant::now();
-    let listener = loop {
-        match std::net::TcpListener::bind(addr) {
-            Ok(l) => break l,
-            Err(e) if start.elapsed() < Duration::from_secs(10) => {
-                eprintln!("rebind {addr}: {e}; retrying");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => panic!("cannot rebind {addr}: {e}"),
-        }
-    };
-    let _server = FixtureServer::start(listener);
+    // Same port again (std sets SO_REUSEADDR on Unix).
+    let _server = FixtureServer::start(rebind(addr), TOKEN);
     let (ok, screen) = t.wait_screen(Duration::from_secs(30), sessions_shown);
     assert!(ok, "mtui did not reconnect; screen:\n{screen}");
     assert!(
-        screen.contains("disconnected:"),
+        screen.contains("lost the server: "),
         "event log keeps the disconnect:\n{screen}"
     );
 
@@ -720,21 +781,17 @@ fn mtui_shows_disconnected_and_reconnects_after_server_restart() {
 
 #[test]
 fn mtui_logs_in_with_a_password_then_dials_from_the_picker() {
-    if !tmux_installed() {
-        eprintln!("\n*** SKIPPED: tmux not installed (apt-get install -y tmux) ***\n");
+    if !tmux_available(test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
-    let _server = FixtureServer::start(listener);
+    let _server = FixtureServer::start(listener, TOKEN);
     let (t, dir) = start_mtui(addr, "login", false);
 
-    let (ok, screen) = t.wait_screen(Duration::from_secs(20), |s| {
-        s.contains("password for alice")
-    });
-    assert!(ok, "no password prompt:\n{screen}");
-    t.cmd(&["send-keys", "-t", "mtui", "secret", "Enter"])
-        .expect("send-keys");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), login_form_shown);
+    assert!(ok, "no login form in the dashboard:\n{screen}");
+    type_line(&t, "secret");
     let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
     assert!(ok, "login did not reach the dashboard:\n{screen}");
     assert!(!screen.contains("secret"), "password echoed:\n{screen}");
@@ -760,5 +817,93 @@ fn mtui_logs_in_with_a_password_then_dials_from_the_picker() {
     });
     assert!(ok, "dial progress not in the event log:\n{screen}");
 
+    assert!(t.quit(), "mtui did not exit on q");
+}
+
+#[test]
+fn mtui_logs_in_again_inside_the_dashboard_after_a_server_restart() {
+    if !tmux_available(test_name!()) {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let server = FixtureServer::start(listener, TOKEN);
+    let (t, dir) = start_mtui(addr, "relogin", true);
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
+    assert!(ok, "sessions never showed; screen:\n{screen}");
+
+    // The restarted server knows none of the old tokens.
+    drop(server);
+    let (ok, screen) = t.wait_screen(Duration::from_secs(15), |s| {
+        s.contains("lost the server") && !s.contains("192.168.1.10:1034")
+    });
+    assert!(ok, "no plain 'lost the server' line:\n{screen}");
+    assert!(
+        !screen.contains("Watch") && !screen.contains("WhoAmI"),
+        "rpc names on screen:\n{screen}"
+    );
+    let _server = FixtureServer::start(rebind(addr), TOKEN2);
+
+    let (ok, screen) = t.wait_screen(Duration::from_secs(30), login_form_shown);
+    assert!(ok, "no login form after the restart:\n{screen}");
+    assert!(
+        screen.contains("may have restarted"),
+        "the form says why:\n{screen}"
+    );
+    assert!(
+        !screen.contains("restart mtui"),
+        "never asks to restart:\n{screen}"
+    );
+    eprintln!("login form after the server restart:\n{screen}");
+    type_line(&t, "secret");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
+    assert!(ok, "no dashboard after logging in again:\n{screen}");
+    assert!(!screen.contains("secret"), "password echoed:\n{screen}");
+    assert_eq!(
+        stored_token(&dir, addr).as_deref(),
+        Some(TOKEN2),
+        "the new token is saved for mclient and the next start"
+    );
+    t.terminate_and_check_restored();
+}
+
+#[test]
+fn mtui_asks_again_inside_the_dashboard_after_a_wrong_password() {
+    if !tmux_available(test_name!()) {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let _server = FixtureServer::start(listener, TOKEN);
+    let (t, dir) = start_mtui(addr, "wrongpw", false);
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), login_form_shown);
+    assert!(ok, "no login form:\n{screen}");
+    type_line(&t, "not-the-password");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), |s| {
+        login_form_shown(s) && s.contains("Wrong user name or password")
+    });
+    assert!(ok, "no second chance in the dashboard:\n{screen}");
+    assert!(t.alive(), "mtui must not exit on a wrong password");
+    assert_eq!(stored_token(&dir, addr), None);
+    type_line(&t, "secret");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
+    assert!(ok, "no dashboard after the right password:\n{screen}");
+    assert_eq!(stored_token(&dir, addr).as_deref(), Some(TOKEN));
+    assert!(t.quit(), "mtui did not exit on q");
+}
+
+#[test]
+fn mtui_logs_in_with_masqdial_password_without_the_form() {
+    if !tmux_available(test_name!()) {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let _server = FixtureServer::start(listener, TOKEN);
+    let (t, dir) = start_mtui_env(addr, "envpw", false, "MASQDIAL_PASSWORD=secret ");
+    let (ok, screen) = t.wait_screen(Duration::from_secs(20), sessions_shown);
+    assert!(ok, "MASQDIAL_PASSWORD did not log in:\n{screen}");
+    assert!(!screen.contains("Log in to"), "form shown:\n{screen}");
+    assert_eq!(stored_token(&dir, addr).as_deref(), Some(TOKEN));
     assert!(t.quit(), "mtui did not exit on q");
 }

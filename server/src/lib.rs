@@ -3,17 +3,23 @@
 //! # Layout
 //! - [`cli`]: `mserver`'s command line (also rendered into its man page).
 //! - [`config`]: TOML configuration, validated with file/line/key errors.
+//! - [`phc`]: the argon2 PHC format check shared by config validation and login.
 //! - [`auth`]: users (argon2 PHC), roles, tokens, LAN allow-list, login throttling.
-//! - [`rpc`]: thin tonic services; authenticate, authorize, translate, map errors.
-//! - [`server`]: lifecycle of `mserver` (serve, SIGHUP reload, graceful shutdown).
+//! - [`rpc`]: thin tonic services, one per protobuf service; authenticate, authorize,
+//!   translate (the only place protobuf appears), map errors.
+//! - [`server`]: process lifecycle (bind, serve, SIGHUP reload, signals).
+//! - [`daemon`]: the composition root — builds and wires everything below.
+//! - [`shutdown`]: the one stop signal and the tracker that joins every task.
+//! - [`persist`]: the state directory (saved rules and timeouts).
+//! - [`nat_control`]: rule edits, timeouts, views, counters and the masquerade feed.
 //! - [`setup`]: `mserver init`, `check-config` and `gen-cert`.
 //! - [`metrics`]: Prometheus text endpoint (`[server] metrics_listen`) and counters.
 //! - [`notify`]: systemd readiness and status (sd_notify).
 //! - `demo` (cargo feature `demo`, default on): the built-in `mserver --demo` configuration and
 //!   its simulated world; the only user of `masqdial-sim` in the server.
 //! - [`modem`]: the only code that opens a serial port.
-//! - [`link`]: link manager, one state machine per configured connection.
-//! - [`dataplane`]: TUN ⇄ nat-core ⇄ PPP.
+//! - [`link`]: link manager, one state machine per configured connection; domain events.
+//! - [`dataplane`]: TUN ⇄ nat-core ⇄ PPP, and the data plane's side of link up/down.
 //!
 //! # Crates beside this one (in `server/`)
 //! - `masqdial-ppp` (`server/ppp`): userspace PPP — HDLC, LCP, PAP/CHAP, IPCP (sans-IO, both
@@ -26,14 +32,18 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod dataplane;
 #[cfg(feature = "demo")]
 pub mod demo;
-pub mod gateway;
 pub mod link;
 pub mod metrics;
 pub mod modem;
+pub mod nat_control;
 pub mod notify;
+pub mod persist;
+pub mod phc;
 pub mod rpc;
 pub mod server;
 pub mod setup;
+pub mod shutdown;

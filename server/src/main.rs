@@ -8,7 +8,12 @@ use clap::Parser;
 use masqdial_server::cli::{Cli, Command};
 #[cfg(feature = "demo")]
 use masqdial_server::demo;
-use masqdial_server::{auth, gateway, server, setup};
+use masqdial_server::shutdown::Shutdown;
+use masqdial_server::{auth, daemon, metrics, notify, server, setup};
+
+/// How long the link actors (each bounded by its own hang-up limit) and the other tasks
+/// get to end after the signal.
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(12);
 
 /// Exit status for configuration errors (sysexits.h EX_CONFIG); the unit's
 /// RestartPreventExitStatus= keeps systemd from restarting on it.
@@ -103,8 +108,9 @@ fn stderr_is_journal() -> bool {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
     if cli.demo {
-        return serve_demo(cli).await;
+        return serve_demo(cli, shutdown).await;
     }
     // Everything `mserver check-config` checks: a bad file exits 78 (EX_CONFIG).
     let config = setup::check_config(&cli.config)?;
@@ -117,51 +123,43 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
              in clear; `mserver gen-cert` makes a certificate (then set tls_cert/tls_key)"
         );
     }
-    let running = gateway::start(Arc::new(config.clone()), gateway::LanSide::Tun)?;
-    let metrics_listen = config.server.metrics_listen;
-    let allow = config.server.allow.clone();
-    let state = server::state(config, Arc::new(running.gateway.clone()))?;
-    let links = running.gateway.links().clone();
-    if let Some(m) = metrics_listen {
+    let running = daemon::start(Arc::new(config.clone()), daemon::LanSide::Tun, &shutdown)?;
+    let links = running.control.links.clone();
+    if let Some(m) = config.server.metrics_listen {
         let l = server::bind(m).await?;
-        let registry = masqdial_server::metrics::global();
+        let registry = metrics::global();
         registry.register(
             "nat",
-            masqdial_server::metrics::nat_source(links.nat().clone()),
+            metrics::nat_source(running.control.nat.nat().clone()),
         );
-        registry.register(
-            "links",
-            masqdial_server::metrics::link_source(links.clone()),
-        );
+        registry.register("links", metrics::link_source(links.clone()));
         // The allow-list at start applies (a SIGHUP change needs a restart here).
+        let allow = config.server.allow.clone();
         let allowed: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync> =
             Arc::new(move |ip| allow.iter().any(|n| n.contains(&ip)));
         tracing::info!(addr = %m, "metrics on http://{m}/metrics");
-        tokio::spawn(masqdial_server::metrics::serve(
-            l,
-            allowed,
-            state.shutdown_token(),
-        ));
+        shutdown.spawn(metrics::serve(l, allowed, shutdown.token()));
     }
+    let state = server::state(config, Some(running.control), &shutdown)?;
     // Type=notify: ready once the port is bound and the gateway runs; STATUS= follows the
     // links.
-    let notifier = masqdial_server::notify::Notifier::from_env();
+    let notifier = notify::Notifier::from_env();
     notifier.ready(&format!(
         "listening on {}; {}",
         listener.local_addr()?,
-        masqdial_server::metrics::link_summary(&links)
+        metrics::link_summary(&links)
     ));
     if notifier.enabled() {
         let n = notifier.clone();
         let mut events = links.events();
-        let stop = state.shutdown_token();
-        tokio::spawn(async move {
+        let stop = shutdown.token();
+        shutdown.spawn(async move {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     ev = events.recv() => match ev {
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            n.status(&masqdial_server::metrics::link_summary(&links));
+                            n.status(&metrics::link_summary(&links));
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     },
@@ -170,20 +168,19 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         });
     }
     let on_stop = notifier.clone();
-    let shutdown = async move {
+    let signal = async move {
         server::shutdown_signal().await;
         on_stop.stopping();
     };
-    server::run(listener, state, Some(cli.config), shutdown).await?;
-    let _ = running.stop.send(true);
-    // Give link actors a moment to hang up cleanly (each bounded by its own limit).
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let served = server::run(listener, state, Some(cli.config), signal).await;
+    stop(&shutdown).await;
+    served?;
     Ok(())
 }
 
 /// `mserver --demo`: the built-in configuration and its simulated world.
 #[cfg(feature = "demo")]
-async fn serve_demo(cli: Cli) -> anyhow::Result<()> {
+async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     use anyhow::Context;
 
     let (config, users) = demo::config()?;
@@ -196,8 +193,8 @@ async fn serve_demo(cli: Cli) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let mut config = config;
     let (world, lan) = demo::world(&mut config)?;
-    let running = gateway::start(Arc::new(config.clone()), lan)?;
-    let state = server::state(config, Arc::new(running.gateway.clone()))?;
+    let running = daemon::start(Arc::new(config.clone()), lan, &shutdown)?;
+    let state = server::state(config, Some(running.control.clone()), &shutdown)?;
     println!("{}", demo::banner(addr, &users));
     if world.lan.is_some() {
         println!(
@@ -209,19 +206,26 @@ async fn serve_demo(cli: Cli) -> anyhow::Result<()> {
             "Not root: the dataplane is off (links come up, no LAN traffic is masqueraded).\n"
         );
     }
-    server::run(listener, state, None, server::shutdown_signal()).await?;
-    let _ = running.stop.send(true);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let served = server::run(listener, state, None, server::shutdown_signal()).await;
+    stop(&shutdown).await;
     drop(world);
+    served?;
     Ok(())
 }
 
 /// This mserver was built without the simulator.
 #[cfg(not(feature = "demo"))]
-async fn serve_demo(_cli: Cli) -> anyhow::Result<()> {
+async fn serve_demo(_cli: Cli, _shutdown: Shutdown) -> anyhow::Result<()> {
     anyhow::bail!(
         "this mserver was built without the demo (cargo feature `demo` of masqdial-server)"
     )
+}
+
+/// Stop every task (link actors hang up, each within its own limit) and join them.
+async fn stop(shutdown: &Shutdown) {
+    if !shutdown.stop(STOP_BOUND).await {
+        tracing::warn!("some tasks did not stop within {STOP_BOUND:?}; exiting anyway");
+    }
 }
 
 fn hash_password() -> anyhow::Result<()> {

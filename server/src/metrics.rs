@@ -299,7 +299,7 @@ impl Metrics {
 
 /// Source for the NAT engine: masquerade entries and free ports per protocol, drops per
 /// reason, chain rule and policy counters.
-pub fn nat_source(nat: crate::dataplane::Nat) -> Source {
+pub fn nat_source(nat: crate::dataplane::NatHandle) -> Source {
     Box::new(move |e| {
         let now = nat.now();
         let engine = nat.lock();
@@ -451,11 +451,10 @@ pub fn link_summary(links: &crate::link::manager::LinkManager) -> String {
         .statuses()
         .iter()
         .map(|s| {
-            let state = links.state(&s.connection).map_or("idle", state_name);
-            if s.local_address.is_empty() {
-                format!("{} {state}", s.connection)
-            } else {
-                format!("{} {state} {}", s.connection, s.local_address)
+            let state = state_name(s.state);
+            match s.local {
+                Some(a) => format!("{} {state} {a}", s.connection),
+                None => format!("{} {state}", s.connection),
             }
         })
         .collect();

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use masqdial_server::config::{Config, Role, HASH_PLACEHOLDER};
+use masqdial_server::config::{Config, UserRole, HASH_PLACEHOLDER};
 
 fn example() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mserver.example.toml")
@@ -17,7 +17,7 @@ fn example_config_loads_once_its_placeholder_is_replaced() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.server.listen.port(), 224);
     assert_eq!(c.users.len(), 1);
-    assert_eq!(c.users[0].role, Role::Admin);
+    assert_eq!(c.users[0].role, UserRole::Admin);
     assert_eq!(c.connections[0].modems, vec!["modem0".to_string()]);
     assert!(c.tls().is_none());
 }
