@@ -49,7 +49,13 @@ fn steady(c: &mut Criterion) {
             .collect();
         let mut now = Instant::ZERO;
         for (i, c) in classes.iter().cycle().take(classes.len() * 4).enumerate() {
-            s.enqueue(now, Pkt { len: 64 + (i * 97) % 1437 }, *c);
+            s.enqueue(
+                now,
+                Pkt {
+                    len: 64 + (i * 97) % 1437,
+                },
+                *c,
+            );
         }
         let mut k = 0usize;
         let name = if fifo { "fifo" } else { "fair" };
@@ -58,7 +64,13 @@ fn steady(c: &mut Criterion) {
                 k = k.wrapping_add(1);
                 now = now + Duration::from_nanos(100);
                 let c = classes[k % classes.len()];
-                s.enqueue(now, Pkt { len: 64 + (k * 97) % 1437 }, c);
+                s.enqueue(
+                    now,
+                    Pkt {
+                        len: 64 + (k * 97) % 1437,
+                    },
+                    c,
+                );
                 s.dequeue(now)
             })
         });

@@ -177,13 +177,12 @@ impl Codel {
             // "If min went above target close to when it last went below, assume the drop
             // rate that controlled the queue on the last cycle is a good starting point."
             let delta = self.count.wrapping_sub(self.lastcount);
-            self.count = if delta > 1
-                && now.saturating_duration_since(self.drop_next) < p.interval * 16
-            {
-                delta
-            } else {
-                1
-            };
+            self.count =
+                if delta > 1 && now.saturating_duration_since(self.drop_next) < p.interval * 16 {
+                    delta
+                } else {
+                    1
+                };
             self.lastcount = self.count;
             self.drop_next = control_law(now, p.interval, self.count);
             return out;

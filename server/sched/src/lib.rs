@@ -25,6 +25,8 @@
 //! # Layout
 //! - [`config`]: [`Config`], the derived [`Params`] and [`ConfigError`].
 //! - [`sched`]: the [`Scheduler`] itself (host and flow lists, DRR, overflow, shaper).
+//! - [`pacer`]: the [`LinePacer`], which tells the PPP writer when the serial line can take
+//!   the next packet (so no hidden FIFO forms below the scheduler).
 //! - `codel`: the per-flow CoDel controller.
 //! - [`stats`]: [`Stats`] snapshots, the sojourn [`Histogram`] and [`HostShare`]s.
 //! - [`time`]: the caller's monotonic [`Instant`] in nanoseconds.
@@ -50,6 +52,7 @@
 //! ```
 
 pub mod config;
+pub mod pacer;
 pub mod sched;
 pub mod stats;
 pub mod time;
@@ -57,6 +60,7 @@ pub mod time;
 mod codel;
 
 pub use config::{Config, ConfigError, Discipline, Params};
+pub use pacer::LinePacer;
 pub use sched::{Class, Enqueued, Scheduler};
 pub use stats::{Histogram, HostShare, Stats};
 pub use time::Instant;

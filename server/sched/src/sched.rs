@@ -31,7 +31,7 @@ const SHAPER_SLACK: Duration = Duration::from_millis(5);
 /// Where a packet belongs: the LAN host it is for/from and a flow identifier within that host.
 /// The caller derives both from the LAN side's original addresses (before masquerading on the
 /// way out, after de-masquerading on the way in), e.g. `flow` = a hash of the 5-tuple.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Class {
     /// The LAN host.
     pub host: Ipv4Addr,
@@ -243,7 +243,10 @@ impl<P: Packet> Scheduler<P> {
         }
         let class = match self.params.discipline {
             Discipline::Fair => class,
-            Discipline::Fifo => Class::default(),
+            Discipline::Fifo => Class {
+                host: Ipv4Addr::UNSPECIFIED,
+                flow: 0,
+            },
         };
         let h = match self.host_index.get(&class.host) {
             Some(&h) => h,
@@ -331,6 +334,28 @@ impl<P: Packet> Scheduler<P> {
         self.backlog_bytes -= e.charge;
         self.backlog_packets -= 1;
         self.dropped_overflow += 1;
+        // An emptied flow (and host) leaves its list now rather than at its next turn: while
+        // the link stalls, arrivals in ever new flows must not pile up empty entries.
+        if self.flows[f].fq.q.is_empty() {
+            let host = &mut self.hosts[h];
+            match self.flows[f].list {
+                List::New => host.new.retain(|&x| x != f),
+                List::Old => host.old.retain(|&x| x != f),
+                List::None => {}
+            }
+            let key = self.flows[f].key;
+            host.flows.remove(&key);
+            self.flows.remove(f);
+            if self.hosts[h].flows.is_empty() {
+                match self.hosts[h].list {
+                    List::New => self.new_hosts.retain(|&x| x != h),
+                    List::Old => self.old_hosts.retain(|&x| x != h),
+                    List::None => {}
+                }
+                self.hosts[h].list = List::None;
+                self.free_host_if_idle(h);
+            }
+        }
         true
     }
 
@@ -510,8 +535,18 @@ impl<P: Packet> Scheduler<P> {
             backlog_bytes: self.backlog_bytes,
             backlog_packets: self.backlog_packets,
             limit_bytes: self.params.limit_bytes,
-            active_hosts: self.hosts.len(),
-            active_flows: self.flows.len(),
+            active_hosts: self
+                .host_index
+                .values()
+                .filter(|&&h| self.hosts[h].bytes > 0)
+                .count(),
+            active_flows: self
+                .flows
+                .items
+                .iter()
+                .flatten()
+                .filter(|f| !f.fq.q.is_empty())
+                .count(),
             enqueued_packets: self.enqueued_packets,
             sent_packets: self.sent_packets,
             sent_bytes: self.sent_bytes,
@@ -524,9 +559,29 @@ impl<P: Packet> Scheduler<P> {
         s
     }
 
+    /// Host and flow entries held (backlogged or still listed); for tests.
+    #[doc(hidden)]
+    pub fn table_sizes(&self) -> (usize, usize) {
+        (self.hosts.len(), self.flows.len())
+    }
+
     /// Check the internal invariants (byte and packet sums, list membership); for tests.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
+        let mapped: usize = self
+            .host_index
+            .values()
+            .map(|&h| self.hosts[h].flows.len())
+            .sum();
+        if mapped != self.flows.len() || self.host_index.len() != self.hosts.len() {
+            return Err(format!(
+                "tables: {} flows mapped, {} held; {} hosts indexed, {} held",
+                mapped,
+                self.flows.len(),
+                self.host_index.len(),
+                self.hosts.len()
+            ));
+        }
         let mut total_b = 0;
         let mut total_p = 0;
         for (addr, &h) in &self.host_index {
@@ -750,10 +805,16 @@ mod tests {
         assert_eq!(s.poll_timeout(), Some(Instant::from_millis(1200)));
         assert_eq!(s.dequeue(Instant::from_millis(1199)), None);
         // 2 ms late: within the slack, the schedule holds (next at 1400, not 1402).
-        assert_eq!(s.dequeue(Instant::from_millis(1202)).map(|x| x.seq), Some(1));
+        assert_eq!(
+            s.dequeue(Instant::from_millis(1202)).map(|x| x.seq),
+            Some(1)
+        );
         assert_eq!(s.poll_timeout(), Some(Instant::from_millis(1400)));
         // Much later: no burst credit; the next send is 200 ms after this one.
-        assert_eq!(s.dequeue(Instant::from_millis(5000)).map(|x| x.seq), Some(2));
+        assert_eq!(
+            s.dequeue(Instant::from_millis(5000)).map(|x| x.seq),
+            Some(2)
+        );
         assert_eq!(s.poll_timeout(), None);
         s.enqueue(Instant::from_millis(5000), p(1, 3, 1000), class(1, 1));
         assert_eq!(s.poll_timeout(), Some(Instant::from_millis(5200)));
@@ -872,6 +933,28 @@ mod tests {
         // Sojourns 0, 100, …, 700 ms: the 4th of 8 is 300 ms; the 8th 700 ms (bucket 800).
         assert_eq!(st.sojourn_p50, Some(Duration::from_millis(300)));
         assert_eq!(st.sojourn_p95, Some(Duration::from_millis(800)));
+    }
+
+    #[test]
+    fn stalled_link_does_not_accumulate_empty_entries() {
+        // Nothing is dequeued; 10 000 packets in distinct flows of 100 hosts overflow a
+        // 3000-byte limit. Only flows holding packets may remain.
+        let mut cfg = Config::for_link_rate(LINK);
+        cfg.limit_bytes = Some(3_000);
+        let mut s: Scheduler<P> = Scheduler::new(cfg).expect("valid");
+        for i in 0..10_000u32 {
+            s.enqueue(
+                Instant::ZERO,
+                p(i, 0, 100),
+                class((i % 100) as u8, u64::from(i)),
+            );
+        }
+        s.check_invariants().expect("invariants");
+        assert_eq!(s.backlog_packets(), 30);
+        let (hosts, flows) = s.table_sizes();
+        assert_eq!(flows, 30);
+        assert_eq!(hosts, 30);
+        assert_eq!(s.stats().dropped_overflow, 10_000 - 30);
     }
 
     #[test]

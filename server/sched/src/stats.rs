@@ -240,8 +240,18 @@ mod tests {
         let a = Ipv4Addr::new(10, 0, 0, 1);
         let b = Ipv4Addr::new(10, 0, 0, 2);
         let mut w = Windows::new(Duration::from_secs(10));
-        w.record(Instant::from_millis(1_000), a, 300, Duration::from_millis(5));
-        w.record(Instant::from_millis(12_000), b, 100, Duration::from_millis(50));
+        w.record(
+            Instant::from_millis(1_000),
+            a,
+            300,
+            Duration::from_millis(5),
+        );
+        w.record(
+            Instant::from_millis(12_000),
+            b,
+            100,
+            Duration::from_millis(50),
+        );
         let mut s = Stats::default();
         w.fill(&mut s);
         assert_eq!(
@@ -261,7 +271,12 @@ mod tests {
         );
         assert_eq!(s.sojourn_p50, Some(Duration::from_millis(5)));
         // 21 s: window [10, 20) becomes previous; a's window [0, 10) is gone.
-        w.record(Instant::from_millis(21_000), b, 100, Duration::from_millis(50));
+        w.record(
+            Instant::from_millis(21_000),
+            b,
+            100,
+            Duration::from_millis(50),
+        );
         w.fill(&mut s);
         assert_eq!(s.hosts.len(), 1);
         assert_eq!(s.hosts[0].bytes, 200);

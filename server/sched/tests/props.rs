@@ -147,13 +147,16 @@ proptest! {
     }
 }
 
+/// Dequeue positions at which each (host, flow) was served.
+type Served = HashMap<(u8, u8), Vec<usize>>;
+
 /// Keep every flow of `flows` (host, flow count) backlogged with packets whose sizes cycle through
 /// `sizes`, dequeue `rounds` packets, and return (per-flow dequeue positions, bytes per host).
 fn run_backlogged(
     flows: &[(u8, u8)],
     sizes: &[usize],
     rounds: usize,
-) -> (HashMap<(u8, u8), Vec<usize>>, HashMap<u8, u64>) {
+) -> (Served, HashMap<u8, u64>) {
     let mut c = Config::for_baud(115_200);
     c.limit_bytes = Some(100_000_000);
     // CoDel out of the way: these properties are about the round robin.
@@ -181,7 +184,7 @@ fn run_backlogged(
             push(&mut s, host, flow);
         }
     }
-    let mut served: HashMap<(u8, u8), Vec<usize>> = HashMap::new();
+    let mut served = Served::new();
     let mut bytes: HashMap<u8, u64> = HashMap::new();
     for i in 0..rounds {
         let p = s.dequeue(Instant::ZERO).expect("all flows backlogged");
