@@ -11,7 +11,7 @@ use crate::masq::{
 };
 use crate::time::{Duration, Instant};
 use crate::views::{self, MasqListOptions};
-use crate::wire::{icmp, ipv4, proto};
+use crate::wire::{self, icmp, ipv4, proto, tcp};
 use std::net::Ipv4Addr;
 
 /// Engine configuration.
@@ -299,7 +299,7 @@ impl Engine {
 
     /// `/proc/net/ip_masq/app` text.
     pub fn render_proc_ip_masq_app(&self) -> String {
-        crate::app::render_app(&self.masq.apps, |h| self.masq.helper_attached(h))
+        views::render_proc_ip_masq_app(&self.masq.helpers, |h| self.masq.helper_attached(h))
     }
 
     /// All counters as (name, value), names stable (`drop.<reason>`, `rx.lan.tcp`, …).
@@ -383,14 +383,19 @@ impl Engine {
         let p = ip.protocol();
         let (sport, dport, syn) = match p {
             proto::TCP | proto::UDP if t.len() >= 4 => {
-                let syn = p == proto::TCP && t.len() >= 14 && (t[13] & 0x16) == 0x02;
-                (
-                    u16::from_be_bytes([t[0], t[1]]),
-                    u16::from_be_bytes([t[2], t[3]]),
-                    syn,
-                )
+                let (sport, dport) = wire::ports(p, t).unwrap_or((0, 0));
+                // `-y`: SYN set, ACK and RST clear (the flags end at byte 14).
+                let syn = p == proto::TCP
+                    && t.len() >= tcp::FLAGS_END
+                    && tcp::Packet::new_unchecked(t).flags()
+                        & (tcp::FLG_SYN | tcp::FLG_RST | tcp::FLG_ACK)
+                        == tcp::FLG_SYN;
+                (sport, dport, syn)
             }
-            proto::ICMP if t.len() >= 2 => (u16::from(t[0]), u16::from(t[1]), false),
+            proto::ICMP if t.len() >= 2 => {
+                let m = icmp::Packet::new_unchecked(t);
+                (u16::from(m.msg_type()), u16::from(m.msg_code()), false)
+            }
             _ => (0, 0, false),
         };
         PacketInfo {
@@ -433,7 +438,7 @@ impl Engine {
         if let Err(a) = self.ingress(now, buf) {
             return a;
         }
-        let p = buf[9];
+        let p = ipv4::Packet::new_unchecked(&buf[..]).protocol();
         self.counters.in_lan[pslot(p)] += 1;
         // input chain: -i is the receiving interface.
         match self.run_chain(BuiltinChain::Input, buf, false) {
@@ -459,8 +464,8 @@ impl Engine {
         // An inside host's ICMP error about a demasqueraded packet: rewritten symmetrically,
         // bypassing the forward chain (2.2 ip_fw_masq_icmp).
         let icmp_err = p == proto::ICMP && {
-            let hl = usize::from(buf[0] & 0x0F) * 4;
-            buf.len() > hl && icmp::is_error(buf[hl])
+            let hl = ipv4::Packet::new_unchecked(&buf[..]).header_len();
+            buf.len() > hl && icmp::is_error(icmp::Packet::new_unchecked(&buf[hl..]).msg_type())
         };
         if !icmp_err || self.masq.masq_addr().is_none() {
             // forward chain: -i is the outgoing interface.
@@ -540,7 +545,7 @@ impl Engine {
         if let Err(a) = self.ingress(now, buf) {
             return a;
         }
-        let p = buf[9];
+        let p = ipv4::Packet::new_unchecked(&buf[..]).protocol();
         self.counters.in_link[pslot(p)] += 1;
         match self.run_chain(BuiltinChain::Input, buf, true) {
             Verdict::Accept | Verdict::Masq => {}
@@ -606,10 +611,10 @@ impl Engine {
     fn reject(&mut self, buf: &[u8], chain: BuiltinChain, dir: Dir) -> Action {
         let ip = ipv4::Packet::new_unchecked(buf);
         let hl = ip.header_len();
-        let is_err = ip.protocol() == proto::ICMP
-            && buf.len() > hl
-            && !icmp::is_query_request(buf[hl])
-            && icmp::reply_to_request(buf[hl]).is_none();
+        let is_err = ip.protocol() == proto::ICMP && buf.len() > hl && {
+            let ty = icmp::Packet::new_unchecked(&buf[hl..]).msg_type();
+            !icmp::is_query_request(ty) && icmp::reply_to_request(ty).is_none()
+        };
         let reason = match chain {
             BuiltinChain::Input => DropReason::InputDeny,
             BuiltinChain::Forward => DropReason::ForwardDeny,
@@ -648,18 +653,19 @@ fn translate_drop(e: TranslateError) -> DropReason {
 /// Build an ICMP error (type/code) from `from` to the sender of `orig`, quoting the original
 /// IP header and as much of its data as fits in 576 bytes (RFC 1812 4.3.2.3).
 pub fn build_icmp_error(from: Ipv4Addr, orig: &[u8], ty: u8, code: u8) -> Vec<u8> {
+    const HEADERS: usize = ipv4::HEADER_LEN + icmp::HEADER_LEN;
     let o = ipv4::Packet::new_unchecked(orig);
-    let quote = orig.len().min(576 - 28);
-    let mut out = vec![0u8; 28 + quote];
+    let quote = orig.len().min(576 - HEADERS);
+    let mut out = vec![0u8; HEADERS + quote];
     let repr = ipv4::Repr {
         src_addr: from,
         dst_addr: o.src_addr(),
         protocol: proto::ICMP,
-        payload_len: 8 + quote,
+        payload_len: icmp::HEADER_LEN + quote,
         ttl: 64,
     };
     repr.emit(&mut ipv4::Packet::new_unchecked(&mut out[..]));
-    let mut m = icmp::Packet::new_unchecked(&mut out[20..]);
+    let mut m = icmp::Packet::new_unchecked(&mut out[ipv4::HEADER_LEN..]);
     m.set_msg_type(ty);
     m.set_msg_code(code);
     m.set_rest(0);

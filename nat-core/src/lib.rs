@@ -5,13 +5,13 @@
 //! - [`time`]: the caller's monotonic [`Instant`] in milliseconds.
 //! - [`frag`]: IPv4 reassembly (always-defragment before rules and masquerading).
 //! - [`chains`]: ipchains rules, matching and listings.
-//! - [`masq`]: the masquerade table and packet translation; [`app`]/[`ftp`]: helpers.
+//! - [`masq`]: the masquerade table and packet translation; [`helpers`]: its application
+//!   helpers (registry and FTP).
 
-pub mod app;
 pub mod chains;
 pub mod engine;
 pub mod frag;
-pub mod ftp;
+pub mod helpers;
 pub mod masq;
 pub mod time;
 pub mod views;

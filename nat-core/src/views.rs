@@ -2,6 +2,7 @@
 //! `ipchains -M -L [-n] [-v]`, `/proc/net/ip_masquerade` (128-byte records) and
 //! `/proc/net/ip_masq/app`. Owns formatting only; must not change any state.
 
+use crate::helpers::{self, HelperRegistry};
 use crate::masq::{EntrySnapshot, FreePorts};
 use crate::wire::proto;
 
@@ -147,4 +148,42 @@ pub fn render_proc_ip_masquerade(entries: &[EntrySnapshot], free: FreePorts) -> 
         );
     }
     out
+}
+
+/// Render `/proc/net/ip_masq/app`: header `prot port    n_attach name`, then one 40-byte line
+/// per registration (`%-3s  %-7u %-7d  %-17s` padded to 39 + newline). `attached(h)` gives the
+/// number of entries bound to helper `h` (2.2 counts per registration; we count per helper).
+pub fn render_proc_ip_masq_app(reg: &HelperRegistry, attached: impl Fn(u8) -> u32) -> String {
+    let mut out = format!("{:<39}\n", "prot port    n_attach name");
+    for (p, port, h) in reg.iter() {
+        let pn = match p {
+            proto::TCP => "TCP",
+            proto::UDP => "UDP",
+            _ => "ICMP",
+        };
+        let line = format!(
+            "{:<3}  {:<7} {:<7}  {:<17}",
+            pn,
+            port,
+            attached(h),
+            helpers::helper_name(h)
+        );
+        out.push_str(&format!("{line:<39}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_view_byte_exact() {
+        let reg = HelperRegistry::with_defaults();
+        let s = render_proc_ip_masq_app(&reg, |_| 0);
+        let expect =
+            "prot port    n_attach name             \nTCP  21      0        ftp              \n";
+        assert_eq!(s, expect);
+        assert!(s.lines().all(|l| l.len() == 39));
+    }
 }

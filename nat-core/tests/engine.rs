@@ -7,6 +7,8 @@ use nat_core::wire::{icmp, ipv4, proto, tcp, udp};
 use nat_core::{Action, DropReason, Engine, EngineConfig, Instant};
 use std::net::Ipv4Addr;
 
+mod common;
+
 const LAN: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 const LAN2: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 11);
 const GW_LAN: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
@@ -520,12 +522,48 @@ fn ftp_port_rewrite_with_seq_deltas() {
         tcp::Packet::new_unchecked(&p[20..]).seq_number(),
         seq3.wrapping_add((1 + diff2) as u32)
     );
-    // An ack for data before the second resize still uses prevd.
-    // Server acks the rewritten stream: ack reduced by delta for the inside host.
-    let mut a = tcp_pkt(srv, 21, MASQ, cport, 9001, next_seq + 1, FLG_ACK, b"");
-    assert_eq!(e.process_from_link(t(4), &mut a), Action::ToLan);
-    check(&a);
-    assert_eq!(tcp::Packet::new_unchecked(&a[20..]).ack_number(), next_seq);
+    // A retransmission from before the second resize (the LIST segment) is shifted by prevd
+    // (1), not by delta (-4): 2.2 masq_fix_seq, seq not after init_seq.
+    let mut p = tcp_pkt(
+        LAN,
+        1030,
+        srv,
+        21,
+        next_seq,
+        9001,
+        FLG_ACK | FLG_PSH,
+        b"LIST\r\n",
+    );
+    assert_eq!(e.process_from_lan(t(4), &mut p), Action::ToLink);
+    check(&p);
+    assert_eq!(
+        tcp::Packet::new_unchecked(&p[20..]).seq_number(),
+        next_seq + 1
+    );
+    // The server's acks (2.2 masq_fix_ack_seq with out_seq {init seq2, delta -4, prevd 1}):
+    // an ack after init_seq + delta loses delta, any other ack loses prevd.
+    let delta = 1 + diff2;
+    assert_eq!(delta, -4);
+    let boundary = seq2.wrapping_add(delta as u32);
+    let masq_end_of_port2 = seq2 + 1 + new_len as u32;
+    for (ack, inside_ack, branch) in [
+        // Acks the first PORT only.
+        (next_seq + 1, next_seq, "prevd"),
+        // Exactly init_seq + delta is not after it.
+        (boundary, boundary - 1, "prevd"),
+        (boundary + 1, boundary + 1 + 4, "delta"),
+        // Acks the whole second PORT: the inside host sees the end of what it sent.
+        (masq_end_of_port2, seq3, "delta"),
+    ] {
+        let mut a = tcp_pkt(srv, 21, MASQ, cport, 9001, ack, FLG_ACK, b"");
+        assert_eq!(e.process_from_link(t(4), &mut a), Action::ToLan);
+        check(&a);
+        assert_eq!(
+            tcp::Packet::new_unchecked(&a[20..]).ack_number(),
+            inside_ack,
+            "ack {ack} ({branch} branch)"
+        );
+    }
     // The server opens the data connection from port 20 to the announced masq port.
     let mut d = tcp_pkt(srv, 20, MASQ, data.masq.1, 7000, 0, FLG_SYN, b"");
     assert_eq!(e.process_from_link(t(5), &mut d), Action::ToLan);
@@ -785,18 +823,72 @@ fn timeouts_poll_contract() {
     );
 }
 
+/// What must hold for any input, valid or not: a forwarded packet has a valid IP header
+/// checksum, and a valid transport checksum whenever the input had one (the engine only ever
+/// rewrites checksums consistently; it does not repair a forwarded packet's bad ones); a dropped
+/// or held packet is counted; a generated ICMP error has valid outer checksums.
+fn engine_invariants(
+    e: &Engine,
+    input: &[u8],
+    action: &Action,
+    output: &[u8],
+    drops_before: u64,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prop_assert;
+    let input_ok = common::all_checksums_ok(input).is_ok();
+    match action {
+        Action::ToLink | Action::ToLan => {
+            prop_assert!(
+                common::ip_header_ok(output),
+                "forwarded with a bad IP header checksum"
+            );
+            if input_ok {
+                let r = common::all_checksums_ok(output);
+                prop_assert!(r.is_ok(), "valid input forwarded with {:?}", r);
+            }
+        }
+        Action::Reply(r) => {
+            prop_assert!(common::ip_header_ok(r));
+            let hl = common::ihl(r);
+            prop_assert!(common::transport_ok(
+                common::addr(r, 12),
+                common::addr(r, 16),
+                r[9],
+                &r[hl..]
+            ));
+        }
+        Action::Drop(_) => {
+            prop_assert!(drops(e) > drops_before, "a drop that was not counted");
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn drops(e: &Engine) -> u64 {
+    e.counters()
+        .iter()
+        .filter(|(n, _)| n.starts_with("drop."))
+        .map(|(_, v)| v)
+        .sum()
+}
+
 proptest::proptest! {
     #[test]
-    fn any_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+    fn any_bytes_keep_the_engine_invariants(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
         let mut e = engine();
         let mut a = data.clone();
-        let _ = e.process_from_lan(t(1), &mut a);
-        let mut b = data;
-        let _ = e.process_from_link(t(1), &mut b);
+        let d = drops(&e);
+        let act = e.process_from_lan(t(1), &mut a);
+        engine_invariants(&e, &data, &act, &a, d)?;
+        let mut b = data.clone();
+        let d = drops(&e);
+        let act = e.process_from_link(t(1), &mut b);
+        engine_invariants(&e, &data, &act, &b, d)?;
     }
 
     #[test]
-    fn mutated_packets_never_panic(seed in proptest::collection::vec((0usize..80, proptest::prelude::any::<u8>()), 0..6), which in 0usize..3) {
+    fn mutated_packets_keep_the_engine_invariants(seed in proptest::collection::vec((0usize..80, proptest::prelude::any::<u8>()), 0..6), which in 0usize..3) {
         let mut e = engine();
         let base = match which {
             0 => udp_pkt(LAN, 5000, REMOTE, 53, b"payload!"),
@@ -804,11 +896,17 @@ proptest::proptest! {
             _ => icmp_echo(LAN, REMOTE, 8, 7, 7),
         };
         let mut p = base.clone();
-        let _ = e.process_from_lan(t(1), &mut p);
+        proptest::prop_assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
         let mut q = base;
         for (i, v) in seed { if i < q.len() { q[i] = v; } }
-        let _ = e.process_from_lan(t(2), &mut q.clone());
-        let _ = e.process_from_link(t(2), &mut q);
+        let mut a = q.clone();
+        let d = drops(&e);
+        let act = e.process_from_lan(t(2), &mut a);
+        engine_invariants(&e, &q, &act, &a, d)?;
+        let mut b = q.clone();
+        let d = drops(&e);
+        let act = e.process_from_link(t(2), &mut b);
+        engine_invariants(&e, &q, &act, &b, d)?;
     }
 
     #[test]

@@ -21,12 +21,27 @@ fuzz_target!(|data: &[u8]| {
         panic!("saved ruleset does not restore: {e}\n{saved}");
     }
     assert_eq!(again.save(), saved);
-    let _ = fw.list(None, ListOptions { numeric: true, verbose: true, exact: true, line_numbers: true });
+    let _ = fw.list(
+        None,
+        ListOptions {
+            numeric: true,
+            verbose: true,
+            exact: true,
+            line_numbers: true,
+        },
+    );
     let _ = fw.list(None, ListOptions::default());
     let _ = fw.proc_fwchains();
     let _ = fw.proc_fwnames();
     let _ = fw.snapshot(None);
-    for (i, chain) in [BuiltinChain::Input, BuiltinChain::Forward, BuiltinChain::Output].into_iter().enumerate() {
+    for (i, chain) in [
+        BuiltinChain::Input,
+        BuiltinChain::Forward,
+        BuiltinChain::Output,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let b = data.get(i).copied().unwrap_or(0);
         let pkt = PacketInfo {
             proto: [1, 6, 17, 47][usize::from(b & 3)],

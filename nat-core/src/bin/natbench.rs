@@ -98,7 +98,7 @@ fn ip_header(src: Ipv4Addr, dst: Ipv4Addr, p: u8, payload: usize) -> Vec<u8> {
 fn pkt64(tcpp: bool, src: Ipv4Addr, sp: u16, dst: Ipv4Addr, dp: u16, flags: u16) -> Vec<u8> {
     if tcpp {
         let mut b = ip_header(src, dst, proto::TCP, 44);
-        let mut t = tcp::Packet::new_unchecked(&mut b[20..]);
+        let mut t = tcp::Packet::new_unchecked(&mut b[ipv4::HEADER_LEN..]);
         t.set_src_port(sp);
         t.set_dst_port(dp);
         t.set_seq_number(1);
@@ -109,7 +109,7 @@ fn pkt64(tcpp: bool, src: Ipv4Addr, sp: u16, dst: Ipv4Addr, dp: u16, flags: u16)
         b
     } else {
         let mut b = ip_header(src, dst, proto::UDP, 44);
-        let mut u = udp::Packet::new_unchecked(&mut b[20..]);
+        let mut u = udp::Packet::new_unchecked(&mut b[ipv4::HEADER_LEN..]);
         u.set_src_port(sp);
         u.set_dst_port(dp);
         u.set_len(44);
@@ -168,7 +168,7 @@ fn setup(n: u32, tcpp: bool) -> (Engine, Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let mut p = pkt64(tcpp, h, sp, r, dp, syn);
         let a = e.process_from_lan(now, &mut p);
         assert_eq!(a, Action::ToLink, "setup flow {i}");
-        let mport = u16::from_be_bytes([p[20], p[21]]);
+        let mport = udp::Packet::new_unchecked(&p[ipv4::HEADER_LEN..]).src_port();
         // Established: answer SYN-ACK, then steady ACKs.
         let mut back = pkt64(
             tcpp,
@@ -213,6 +213,12 @@ fn run_established(n: u32, tcpp: bool, packets: u32) -> (String, String) {
     let mut rates = [String::new(), String::new()];
     let n = n as usize;
     for (k, set) in [&outs, &ins].iter().enumerate() {
+        let want = if k == 0 {
+            Action::ToLink
+        } else {
+            Action::ToLan
+        };
+        let mut good = 0u64;
         let t0 = Watch::start();
         let mut i = 0usize;
         while i < packets as usize {
@@ -235,12 +241,17 @@ fn run_established(n: u32, tcpp: bool, packets: u32) -> (String, String) {
                 } else {
                     e.process_from_link(now, b)
                 };
-                debug_assert!(matches!(a, Action::ToLink | Action::ToLan));
+                good += u64::from(a == want);
                 std::hint::black_box(&a);
             }
             i += BATCH;
         }
         rates[k] = rate(i as u64, t0.stop());
+        // Checked outside the timed loop, in release builds too.
+        assert_eq!(
+            good, i as u64,
+            "{n} flows, tcp {tcpp}: every packet must give {want:?}"
+        );
     }
     let [a, b] = rates;
     (a, b)
@@ -250,6 +261,7 @@ fn run_table_only(n: u32, packets: u32) -> String {
     let (mut e, outs, _) = setup(n, false);
     let now = Instant::from_secs(2);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(2048)).collect();
+    let mut good = 0u64;
     let t0 = Watch::start();
     let mut i = 0usize;
     while i < packets as usize {
@@ -264,11 +276,14 @@ fn run_table_only(n: u32, packets: u32) -> String {
         std::hint::black_box(w);
         for b in bufs.iter_mut() {
             let r = e.masq_mut().masquerade(now, b);
+            good += u64::from(r.is_ok());
             std::hint::black_box(&r);
         }
         i += BATCH;
     }
-    rate(i as u64, t0.stop())
+    let r = rate(i as u64, t0.stop());
+    assert_eq!(good, i as u64, "{n} flows: every masquerade must succeed");
+    r
 }
 
 fn run_new_mappings(n: u32) -> String {
@@ -282,15 +297,19 @@ fn run_new_mappings(n: u32) -> String {
         .collect();
     let now = Instant::from_secs(1);
     let mut buf = Vec::with_capacity(2048);
+    let mut good = 0u64;
     let t0 = Watch::start();
     for p in &pkts {
         buf.clear();
         buf.extend_from_slice(p);
         let a = e.process_from_lan(now, &mut buf);
-        debug_assert_eq!(a, Action::ToLink);
+        good += u64::from(a == Action::ToLink);
         std::hint::black_box(&a);
     }
-    rate(u64::from(n), t0.stop())
+    let r = rate(u64::from(n), t0.stop());
+    assert_eq!(good, u64::from(n), "every new flow must be masqueraded");
+    assert_eq!(e.masq().len(), n as usize);
+    r
 }
 
 /// Memory per live mapping: heap growth while creating `n` mappings, divided by `n`.
@@ -308,7 +327,7 @@ fn memory_per_mapping(n: u32) -> f64 {
     for p in &pkts {
         buf.clear();
         buf.extend_from_slice(p);
-        let _ = e.process_from_lan(now, &mut buf);
+        assert_eq!(e.process_from_lan(now, &mut buf), Action::ToLink);
     }
     let after = LIVE.load(Ordering::Relaxed);
     assert_eq!(e.masq().len(), n as usize);
@@ -355,6 +374,11 @@ fn run_expiry(n: u32) -> (f64, f64, f64, u64, u64) {
             now_ms += 1;
         }
     }
+    assert_eq!(
+        e.masq().len(),
+        1,
+        "expiry did not drain within the call bound"
+    );
     cpu_calls.sort_by(f64::total_cmp);
     let pct = |q: f64| {
         cpu_calls

@@ -1,6 +1,7 @@
 //! Running a parsed ipchains [`Invocation`] against a [`Firewall`] and producing exactly what
 //! ipchains 1.3.9 prints on stdout (listings, `-v` echoes, `-C` verdict lines, help, version).
 //! Masquerading commands (`-M -L`, `-M -S`) belong to the engine and are handed back.
+//! Also [`Firewall::check`], `-C` from text: the one place that joins `syntax` and `matching`.
 //! Must not print or log anything itself.
 
 use std::fmt::Write as _;
@@ -8,13 +9,24 @@ use std::fmt::Write as _;
 use thiserror::Error;
 
 use super::matching::CheckVerdict;
-use super::model::{ChainError, Firewall};
+use super::model::{ChainError, Firewall, Rule, TestPacket};
 use super::render::ListOptions;
-use super::syntax::{Command, Invocation};
+use super::syntax::{self, Command, Invocation, ParseError};
 use super::tables::ICMP_CODES;
 
 /// ipchains' version line.
 pub const PACKAGE_VERSION: &str = "ipchains 1.3.9, 17-Mar-1999";
+
+/// Errors of [`Firewall::check`].
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum CheckError {
+    /// The packet description does not parse (ipchains message).
+    #[error("{0}")]
+    Parse(ParseError),
+    /// The chain does not exist.
+    #[error("{0}")]
+    Chain(ChainError),
+}
 
 /// Why an invocation did not run.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -38,7 +50,7 @@ impl Firewall {
             out.push('\n');
         }
         let v = inv.verbose;
-        let echo = |out: &mut String, r: &super::Rule| {
+        let echo = |out: &mut String, r: &Rule| {
             if v {
                 out.push_str(&r.verbose_line());
             }
@@ -129,20 +141,16 @@ impl Firewall {
     }
 
     /// `-C` on a parsed single-packet rule.
-    fn check_rule(&self, chain: &str, r: &super::Rule) -> Result<CheckVerdict, ChainError> {
-        let pkt = super::PacketInfo {
-            proto: r.proto,
-            src: r.src,
-            dst: r.dst,
-            sport: r.src_ports.lo,
-            dport: r.dst_ports.lo,
-            iface: &r.iface,
-            fragment: r.fragment,
-            syn: r.syn,
-            tos: 0,
-            len: 40,
-        };
-        self.check_packet(chain, &pkt)
+    fn check_rule(&self, chain: &str, r: &Rule) -> Result<CheckVerdict, ChainError> {
+        self.check_packet(chain, &TestPacket::from_rule(r).info())
+    }
+
+    /// `-C chain spec`: parse an ipchains packet description (`-p tcp -s 1.2.3.4 1025 -d 5.6.7.8 80
+    /// -i eth0 [-y] [-f] [-b]`) with ipchains' `-C` rules and return one verdict per packet (two
+    /// with `-b`).
+    pub fn check(&self, chain: &str, spec: &str) -> Result<Vec<CheckVerdict>, CheckError> {
+        let req = syntax::parse_check(chain, spec).map_err(CheckError::Parse)?;
+        self.check_request(&req).map_err(CheckError::Chain)
     }
 }
 

@@ -1,37 +1,16 @@
 //! The packet walk: the kernel's `ip_rule_match` and `ip_fw_check` (2.2 `ip_fw.c`), used by
 //! [`Firewall::evaluate`] (counters updated, no allocation) and by the `-C` check (no counters).
-//! Must not parse packets (the engine fills [`PacketInfo`]) nor change rules.
+//! Must not parse packets (the engine fills [`PacketInfo`]) nor command lines (`syntax` turns a
+//! `-C` spec into a [`CheckRequest`]), and must not change rules.
 
 use std::fmt;
 
 use super::model::{
-    Action, ChainError, ChainStats, Firewall, Rule, IFNAMSIZ, IP_FW_INV_DSTIP, IP_FW_INV_DSTPT,
+    Action, BuiltinChain, Chain, ChainError, ChainStats, CheckRequest, Entry, Firewall, Frame,
+    Matcher, PacketInfo, Policy, Rule, Target, Verdict, IP_FW_INV_DSTIP, IP_FW_INV_DSTPT,
     IP_FW_INV_FRAG, IP_FW_INV_PROTO, IP_FW_INV_SRCIP, IP_FW_INV_SRCPT, IP_FW_INV_SYN,
     IP_FW_INV_VIA, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
-use super::model::{Chain, Entry};
-use super::syntax::{self, Command};
-use super::{BuiltinChain, PacketInfo, Verdict};
-
-/// The kernel's per-chain `ip_reent`: where to resume when this chain returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Frame {
-    /// Calling chain index, `u32::MAX` when the chain is not on the call stack.
-    prev_chain: u32,
-    /// Rule index to resume at in the calling chain.
-    prev_rule: u32,
-}
-
-impl Frame {
-    pub(crate) const IDLE: Frame = Frame {
-        prev_chain: u32::MAX,
-        prev_rule: 0,
-    };
-
-    fn active(self) -> bool {
-        self.prev_chain != u32::MAX
-    }
-}
 
 /// Raw outcome of a walk (the kernel's FW_* codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,51 +71,7 @@ impl fmt::Display for CheckVerdict {
     }
 }
 
-/// A rule compiled for the walk: the kernel's `struct ip_fw` match fields in 44 bytes, so the hot
-/// loop touches neither the `Rule` (heap strings) nor `Ipv4Addr` conversions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Matcher {
-    src: u32,
-    smsk: u32,
-    dst: u32,
-    dmsk: u32,
-    sp: (u16, u16),
-    dp: (u16, u16),
-    proto: u8,
-    inv: u8,
-    syn: bool,
-    frag: bool,
-    wild: bool,
-    iface_len: u8,
-    iface: [u8; IFNAMSIZ],
-}
-
 impl Matcher {
-    /// Compile a rule; `None` if its interface name is longer than IFNAMSIZ (then the slow path runs).
-    pub(crate) fn new(r: &Rule) -> Option<Matcher> {
-        let name = r.iface.as_bytes();
-        if name.len() > IFNAMSIZ {
-            return None;
-        }
-        let mut iface = [0u8; IFNAMSIZ];
-        iface[..name.len()].copy_from_slice(name);
-        Some(Matcher {
-            src: u32::from(r.src),
-            smsk: u32::from(r.src_mask),
-            dst: u32::from(r.dst),
-            dmsk: u32::from(r.dst_mask),
-            sp: (r.src_ports.lo, r.src_ports.hi),
-            dp: (r.dst_ports.lo, r.dst_ports.hi),
-            proto: r.proto,
-            inv: r.invflags,
-            syn: r.syn,
-            frag: r.fragment,
-            wild: r.iface_wildcard || name.is_empty(),
-            iface_len: name.len() as u8,
-            iface,
-        })
-    }
-
     /// `ip_rule_match` (the conditions are a pure conjunction, so their order is free).
     #[inline]
     pub(crate) fn matches(&self, p: &PacketInfo<'_>) -> bool {
@@ -323,10 +258,10 @@ fn walk<H: FnMut(usize, usize, &Entry)>(
                             s[chain].policy.add(p.len);
                         }
                         match pol {
-                            super::Policy::Accept => Outcome::Accept,
-                            super::Policy::Deny => Outcome::Deny,
-                            super::Policy::Reject => Outcome::Reject,
-                            super::Policy::Masq => Outcome::Masq,
+                            Policy::Accept => Outcome::Accept,
+                            Policy::Deny => Outcome::Deny,
+                            Policy::Reject => Outcome::Reject,
+                            Policy::Masq => Outcome::Masq,
                         }
                     }
                     None => Outcome::PassedThrough,
@@ -416,8 +351,7 @@ impl Firewall {
                 on_log(&LogRecord {
                     chain: &chains[c].name,
                     target: rule.target.label(),
-                    redirect_port: (rule.target == super::Target::Redirect)
-                        .then_some(rule.redirect_port),
+                    redirect_port: (rule.target == Target::Redirect).then_some(rule.redirect_port),
                     rule_number: r + 1,
                 });
             }
@@ -439,26 +373,13 @@ impl Firewall {
         (self.verdict(chain, out), fx)
     }
 
-    /// `-C chain spec`: parse an ipchains packet description (`-p tcp -s 1.2.3.4 1025 -d 5.6.7.8 80
-    /// -i eth0 [-y] [-f] [-b]`) with ipchains' `-C` rules and return one verdict per packet (two
-    /// with `-b`).
-    pub fn check(&self, chain: &str, spec: &str) -> Result<Vec<CheckVerdict>, CheckError> {
-        let mut args: Vec<&str> = vec!["-C", chain];
-        args.extend(spec.split_whitespace());
-        let inv = syntax::parse_command(&args).map_err(CheckError::Parse)?;
-        let Command::Check { chain, spec } = inv.command else {
-            return Err(CheckError::Parse(syntax::ParseError::Message(
-                "unknown arguments found on commandline".into(),
-            )));
-        };
-        let mut out = Vec::new();
-        for rule in spec.expand() {
-            out.push(
-                self.check_packet(&chain, &packet_of(&rule))
-                    .map_err(CheckError::Chain)?,
-            );
-        }
-        Ok(out)
+    /// `-C`: run each test packet of a parsed request (see [`super::syntax::parse_check`]) from
+    /// its chain without touching counters; one verdict per packet.
+    pub fn check_request(&self, req: &CheckRequest) -> Result<Vec<CheckVerdict>, ChainError> {
+        req.packets
+            .iter()
+            .map(|p| self.check_packet(&req.chain, &p.info()))
+            .collect()
     }
 }
 
@@ -530,31 +451,4 @@ pub fn log_line(rec: &LogRecord<'_>, pkt: &PacketInfo<'_>, hdr: &LogHeader<'_>) 
         rec.rule_number
     ));
     s
-}
-
-/// Errors of [`Firewall::check`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CheckError {
-    /// The packet description does not parse (ipchains message).
-    #[error("{0}")]
-    Parse(syntax::ParseError),
-    /// The chain does not exist.
-    #[error("{0}")]
-    Chain(ChainError),
-}
-
-/// The fake packet ipchains builds for `-C` from a single-valued rule.
-fn packet_of(r: &Rule) -> PacketInfo<'_> {
-    PacketInfo {
-        proto: r.proto,
-        src: r.src,
-        dst: r.dst,
-        sport: r.src_ports.lo,
-        dport: r.dst_ports.lo,
-        iface: &r.iface,
-        fragment: r.fragment,
-        syn: r.syn,
-        tos: 0,
-        len: 40,
-    }
 }

@@ -1,13 +1,13 @@
 //! The chain/rule data model and the ipchains operations on it (`-A -I -R -D -F -Z -N -X -P`), with the
-//! kernel's reference counts and errors. Must not parse command lines or render text (see `syntax`,
-//! `render`) and must not see packet bytes.
+//! kernel's reference counts and errors; what the rules look at ([`PacketInfo`], `-C`'s
+//! [`TestPacket`]) and a rule's compiled match fields. Must not parse command lines, render text or
+//! walk chains (see `syntax`, `render`, `matching`: they depend on this module, never the reverse)
+//! and must not see packet bytes.
 
 use std::fmt;
 use std::net::Ipv4Addr;
 
 use thiserror::Error;
-
-use super::matching::{Frame, Matcher};
 
 /// `fw_flg` bit: log matching packets (`-l`).
 pub const IP_FW_F_PRN: u16 = 0x01;
@@ -48,6 +48,144 @@ pub const IFNAMSIZ: usize = 16;
 pub(crate) const PROTO_ICMP: u8 = 1;
 pub(crate) const PROTO_TCP: u8 = 6;
 pub(crate) const PROTO_UDP: u8 = 17;
+
+/// What the rules look at; the engine fills it from the parsed packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketInfo<'a> {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// TCP/UDP source port; ICMP: type (as ipchains).
+    pub sport: u16,
+    /// TCP/UDP destination port; ICMP: code.
+    pub dport: u16,
+    /// Interface name the rule's `-i` is compared with.
+    pub iface: &'a str,
+    /// Not the first fragment (offset != 0) (`-f`).
+    pub fragment: bool,
+    /// TCP with SYN set and ACK, RST clear (`-y`).
+    pub syn: bool,
+    /// IP TOS byte.
+    pub tos: u8,
+    /// IP total length, for byte counters.
+    pub len: u32,
+}
+
+/// The three built-in chains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BuiltinChain {
+    /// `input`: packets received on an interface.
+    Input,
+    /// `forward`: packets routed through the gateway.
+    Forward,
+    /// `output`: packets about to leave on an interface.
+    Output,
+}
+
+impl BuiltinChain {
+    /// The chain's ipchains label.
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinChain::Input => "input",
+            BuiltinChain::Forward => "forward",
+            BuiltinChain::Output => "output",
+        }
+    }
+
+    /// Index of the chain inside a [`Firewall`] (built-ins come first, in this order).
+    pub(crate) fn index(self) -> usize {
+        match self {
+            BuiltinChain::Input => 0,
+            BuiltinChain::Forward => 1,
+            BuiltinChain::Output => 2,
+        }
+    }
+}
+
+/// Result of running a packet through a built-in chain (counters updated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let the packet through.
+    Accept,
+    /// Drop silently (`DENY`; also a run-time loop).
+    Deny,
+    /// Drop and answer with an ICMP error (`REJECT`).
+    Reject,
+    /// Masquerade (only returned for the `forward` chain; `MASQ` reached from input/output is `Accept`).
+    Masq,
+    /// Redirect to a local port (`REDIRECT [port]`).
+    Redirect {
+        /// Local port; 0 = keep the packet's destination port.
+        port: u16,
+    },
+}
+
+/// One test packet of a `-C` check: the fake packet ipchains builds from a single-valued rule
+/// specification (`-p tcp -s 1.2.3.4 1025 -d 5.6.7.8 80 -i eth0 [-y] [-f]`). `syntax` produces
+/// it, the walk in `matching` runs it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TestPacket {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// TCP/UDP source port; ICMP: type.
+    pub sport: u16,
+    /// TCP/UDP destination port; ICMP: code.
+    pub dport: u16,
+    /// Receiving interface.
+    pub iface: String,
+    /// `-f`: not the first fragment.
+    pub fragment: bool,
+    /// `-y`: a SYN.
+    pub syn: bool,
+}
+
+impl TestPacket {
+    /// The packet ipchains builds from a single-valued rule (the low end of each port range).
+    pub fn from_rule(r: &Rule) -> TestPacket {
+        TestPacket {
+            proto: r.proto,
+            src: r.src,
+            dst: r.dst,
+            sport: r.src_ports.lo,
+            dport: r.dst_ports.lo,
+            iface: r.iface.clone(),
+            fragment: r.fragment,
+            syn: r.syn,
+        }
+    }
+
+    /// What the rules look at (TOS 0, length 40, as ipchains' fake packet).
+    pub fn info(&self) -> PacketInfo<'_> {
+        PacketInfo {
+            proto: self.proto,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            iface: &self.iface,
+            fragment: self.fragment,
+            syn: self.syn,
+            tos: 0,
+            len: 40,
+        }
+    }
+}
+
+/// A parsed `-C chain spec`: the chain to start from and the packets to run (two with `-b`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CheckRequest {
+    /// Chain label.
+    pub chain: String,
+    /// Test packets, in ipchains' order.
+    pub packets: Vec<TestPacket>,
+}
 
 /// An inclusive port range (for ICMP: type range or code range).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -404,6 +542,75 @@ impl Counter {
     pub(crate) fn add(&mut self, len: u32) {
         self.packets = self.packets.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(u64::from(len));
+    }
+}
+
+/// The kernel's per-chain `ip_reent`: where to resume when this chain returns (the walk in
+/// `matching` reads and writes it; the model only keeps one per chain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// Calling chain index, `u32::MAX` when the chain is not on the call stack.
+    pub(super) prev_chain: u32,
+    /// Rule index to resume at in the calling chain.
+    pub(super) prev_rule: u32,
+}
+
+impl Frame {
+    pub(crate) const IDLE: Frame = Frame {
+        prev_chain: u32::MAX,
+        prev_rule: 0,
+    };
+
+    /// Whether the chain is on the walk's call stack.
+    pub(super) fn active(self) -> bool {
+        self.prev_chain != u32::MAX
+    }
+}
+
+/// A rule compiled for the walk: the kernel's `struct ip_fw` match fields in 44 bytes, so the hot
+/// loop touches neither the `Rule` (heap strings) nor `Ipv4Addr` conversions. Compiled here when a
+/// rule is stored; `matching` decides whether a packet matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Matcher {
+    pub(super) src: u32,
+    pub(super) smsk: u32,
+    pub(super) dst: u32,
+    pub(super) dmsk: u32,
+    pub(super) sp: (u16, u16),
+    pub(super) dp: (u16, u16),
+    pub(super) proto: u8,
+    pub(super) inv: u8,
+    pub(super) syn: bool,
+    pub(super) frag: bool,
+    pub(super) wild: bool,
+    pub(super) iface_len: u8,
+    pub(super) iface: [u8; IFNAMSIZ],
+}
+
+impl Matcher {
+    /// Compile a rule; `None` if its interface name is longer than IFNAMSIZ (then the slow path runs).
+    pub(crate) fn new(r: &Rule) -> Option<Matcher> {
+        let name = r.iface.as_bytes();
+        if name.len() > IFNAMSIZ {
+            return None;
+        }
+        let mut iface = [0u8; IFNAMSIZ];
+        iface[..name.len()].copy_from_slice(name);
+        Some(Matcher {
+            src: u32::from(r.src),
+            smsk: u32::from(r.src_mask),
+            dst: u32::from(r.dst),
+            dmsk: u32::from(r.dst_mask),
+            sp: (r.src_ports.lo, r.src_ports.hi),
+            dp: (r.dst_ports.lo, r.dst_ports.hi),
+            proto: r.proto,
+            inv: r.invflags,
+            syn: r.syn,
+            frag: r.fragment,
+            wild: r.iface_wildcard || name.is_empty(),
+            iface_len: name.len() as u8,
+            iface,
+        })
     }
 }
 

@@ -8,9 +8,9 @@ use std::net::Ipv4Addr;
 use thiserror::Error;
 
 use super::model::{
-    PortRange, Rule, Target, IFNAMSIZ, IP_FW_INV_DSTIP, IP_FW_INV_DSTPT, IP_FW_INV_FRAG,
-    IP_FW_INV_PROTO, IP_FW_INV_SRCIP, IP_FW_INV_SRCPT, IP_FW_INV_SYN, IP_FW_INV_VIA, MAX_LABEL_LEN,
-    PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    CheckRequest, PortRange, Rule, Target, TestPacket, IFNAMSIZ, IP_FW_INV_DSTIP, IP_FW_INV_DSTPT,
+    IP_FW_INV_FRAG, IP_FW_INV_PROTO, IP_FW_INV_SRCIP, IP_FW_INV_SRCPT, IP_FW_INV_SYN,
+    IP_FW_INV_VIA, MAX_LABEL_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
 use super::tables::{protocol_by_name, service_to_port, ICMP_CODES};
 
@@ -520,12 +520,17 @@ fn parse_protocol(s: &str) -> Result<u8, ParseError> {
         .ok_or_else(|| ParseError::Message(format!("unknown protocol `{s}' specified")))
 }
 
-/// `parse_interface`: name and wildcard flag.
+/// `parse_interface`: name and wildcard flag. A name with whitespace is refused (ipchains
+/// 1.3.9 passes it to the kernel, but no Linux interface can have one, and such a rule could not
+/// be printed back as a spec or saved as ipchains-save text).
 fn parse_interface(s: &str) -> Result<(String, bool), ParseError> {
     if s.len() > IFNAMSIZ {
         return err(format!(
             "interface name `{s}' must be shorter than IFNAMSIZ ({IFNAMSIZ})"
         ));
+    }
+    if s.chars().any(char::is_whitespace) {
+        return err(format!("Invalid interface name `{s}'"));
     }
     if s.is_empty() {
         Ok((String::new(), true))
@@ -586,7 +591,8 @@ fn parse_target(s: &str) -> Result<String, ParseError> {
             "Invalid target name `{s}' ({MAX_LABEL_LEN} chars max)"
         ));
     }
-    if s.chars().any(|c| c.is_ascii_whitespace()) {
+    // Any Unicode whitespace, not only ASCII: specs are split on `char::is_whitespace`.
+    if s.chars().any(char::is_whitespace) {
         return err(format!("Invalid target name `{s}'"));
     }
     Ok(s.to_string())
@@ -1307,4 +1313,18 @@ pub fn parse_args(args: &[&str]) -> Result<RuleSpec, ParseError> {
 pub fn parse_rule(spec: &str) -> Result<RuleSpec, ParseError> {
     let args: Vec<&str> = spec.split_whitespace().collect();
     parse_args(&args)
+}
+
+/// Parse a `-C chain spec` packet description (`-p tcp -s 1.2.3.4 1025 -d 5.6.7.8 80 -i eth0 [-y]
+/// [-f] [-b]`) with ipchains' `-C` rules into the test packets to run (two with `-b`).
+pub fn parse_check(chain: &str, spec: &str) -> Result<CheckRequest, ParseError> {
+    let mut args: Vec<&str> = vec!["-C", chain];
+    args.extend(spec.split_whitespace());
+    let Command::Check { chain, spec } = parse_command(&args)?.command else {
+        return err("unknown arguments found on commandline");
+    };
+    Ok(CheckRequest {
+        chain,
+        packets: spec.expand().iter().map(TestPacket::from_rule).collect(),
+    })
 }

@@ -1,6 +1,7 @@
 //! The masquerade table: entries keyed both ways, port pools, per-state timeouts, lazy timing-wheel
 //! expiry, dynamic masquerade address and the change feed. Owns all masquerading state; must not
-//! parse packets (see [`translate`]) nor evaluate firewall rules.
+//! parse packets (see [`translate`]; [`MasqTable::warm`] reads headers through the wire views)
+//! nor evaluate firewall rules.
 //!
 //! Layout: entries live in a `Vec<Entry>` slab addressed by `u32`; two open-addressing indexes
 //! (outbound by (proto, saddr, sport, daddr, dport), inbound by (proto, mport, daddr, dport))
@@ -16,6 +17,7 @@ mod wheel;
 pub use tcp::State;
 
 use crate::time::{Duration, Instant};
+use crate::wire::{self, ipv4};
 use index::Index;
 use std::net::Ipv4Addr;
 use wheel::Wheel;
@@ -468,7 +470,7 @@ pub struct MasqTable {
     changes_overflow: bool,
     generation: u64,
     helper_attach: Vec<u32>,
-    pub(crate) apps: crate::app::AppRegistry,
+    pub(crate) helpers: crate::helpers::HelperRegistry,
 }
 
 impl std::fmt::Debug for MasqTable {
@@ -511,7 +513,7 @@ impl MasqTable {
             changes_overflow: false,
             generation: 0,
             helper_attach: Vec::new(),
-            apps: crate::app::AppRegistry::with_defaults(),
+            helpers: crate::helpers::HelperRegistry::with_defaults(),
         }
     }
 
@@ -646,18 +648,15 @@ impl MasqTable {
     /// memory accesses overlap (the returned value only keeps the loads from being optimised
     /// away). Malformed input is ignored.
     pub fn warm(&self, buf: &[u8], outbound: bool) -> u64 {
-        if buf.len() < 20 {
+        if buf.len() < ipv4::HEADER_LEN {
             return 0;
         }
-        let hl = usize::from(buf[0] & 0x0F) * 4;
-        let p = buf[9];
-        if buf.len() < hl + 4 || !(p == crate::wire::proto::TCP || p == crate::wire::proto::UDP) {
+        let ip = ipv4::Packet::new_unchecked(buf);
+        let (p, hl) = (ip.protocol(), ip.header_len());
+        let Some((sp, dp)) = buf.get(hl..).and_then(|t| wire::ports(p, t)) else {
             return 0;
-        }
-        let be32 = |i: usize| u32::from_be_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-        let (s, d) = (be32(12), be32(16));
-        let sp = u16::from_be_bytes([buf[hl], buf[hl + 1]]);
-        let dp = u16::from_be_bytes([buf[hl + 2], buf[hl + 3]]);
+        };
+        let (s, d) = (u32::from(ip.src_addr()), u32::from(ip.dst_addr()));
         let v = if outbound {
             self.out_ix.touch(hash::out_key(p, s, sp, d, dp))
         } else {
@@ -1090,13 +1089,13 @@ impl MasqTable {
     }
 
     /// The application-helper registry (`ftp` on TCP 21 by default).
-    pub fn apps(&self) -> &crate::app::AppRegistry {
-        &self.apps
+    pub fn helpers(&self) -> &crate::helpers::HelperRegistry {
+        &self.helpers
     }
 
     /// The helper registry, to register or remove helper ports (new entries only).
-    pub fn apps_mut(&mut self) -> &mut crate::app::AppRegistry {
-        &mut self.apps
+    pub fn helpers_mut(&mut self) -> &mut crate::helpers::HelperRegistry {
+        &mut self.helpers
     }
 
     /// Number of entries bound to helper `h`.
@@ -1234,14 +1233,14 @@ impl MasqTable {
         if e.flags & F_LIVE == 0 || e.gen != id.gen() {
             return None;
         }
-        Some(self.snap(now, id.idx(), &crate::app::helper_name))
+        Some(self.snap(now, id.idx(), &crate::helpers::helper_name))
     }
 
     /// Snapshot of all live entries, in slab order (stable for the life of each entry).
     pub fn snapshot(&self, now: Instant) -> Vec<EntrySnapshot> {
         (0..self.entries.len() as u32)
             .filter(|&i| self.entries[i as usize].flags & F_LIVE != 0)
-            .map(|i| self.snap(now, i, &crate::app::helper_name))
+            .map(|i| self.snap(now, i, &crate::helpers::helper_name))
             .collect()
     }
 

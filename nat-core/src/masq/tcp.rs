@@ -96,9 +96,15 @@ const TABLE: [[[State; TCP_STATES]; 4]; 2] = [
 ];
 
 /// Next state for a segment with `flags` (TCP flag bits) in direction `outbound`.
-/// Priority RST > SYN > FIN > ACK as `masq_tcp_state_idx`; no such flag → unchanged.
+/// Priority RST > SYN > FIN > ACK as `masq_tcp_state_idx`; a segment with none of the four
+/// (state index -1) goes to CLOSE, as 2.2's `masq_tcp_state` does (`new_state` starts as
+/// `IP_MASQ_S_CLOSE`). UDP and ICMP pseudo-states are left alone.
 pub fn next(state: State, outbound: bool, flags: u16) -> State {
     use crate::wire::tcp::{FLG_ACK, FLG_FIN, FLG_RST, FLG_SYN};
+    let s = state as usize;
+    if s >= TCP_STATES {
+        return state;
+    }
     let idx = if flags & FLG_RST != 0 {
         3
     } else if flags & FLG_SYN != 0 {
@@ -108,12 +114,8 @@ pub fn next(state: State, outbound: bool, flags: u16) -> State {
     } else if flags & FLG_ACK != 0 {
         2
     } else {
-        return state;
+        return State::Close;
     };
-    let s = state as usize;
-    if s >= TCP_STATES {
-        return state;
-    }
     TABLE[usize::from(outbound)][idx][s]
 }
 
@@ -139,7 +141,9 @@ mod tests {
             next(State::Established, true, FLG_RST | FLG_ACK),
             State::Close
         );
-        assert_eq!(next(State::Established, true, 0), State::Established);
+        // No SYN/FIN/ACK/RST: CLOSE (2.2 masq_tcp_state with state index -1).
+        assert_eq!(next(State::Established, true, 0), State::Close);
+        assert_eq!(next(State::Udp, true, 0), State::Udp);
         assert_eq!(next(State::Listen, false, FLG_SYN), State::SynRecv);
     }
 }

@@ -3,9 +3,9 @@
 //! and application-helper payload rewriting. Owns header rewriting; must not evaluate rules.
 
 use super::{pidx, Idx, MasqError, MasqTable, F_NO_DPORT, F_NO_SPORT, F_PASV, NIL};
-use crate::app::{self, HelperAction};
+use crate::helpers::{self, ftp, HelperAction};
 use crate::time::Instant;
-use crate::wire::{checksum, icmp, ipv4, proto, tcp, udp, WireError};
+use crate::wire::{self, checksum, icmp, ipv4, proto, tcp, udp, WireError};
 use std::net::Ipv4Addr;
 
 /// Why a packet could not be (de)masqueraded.
@@ -144,7 +144,7 @@ impl MasqTable {
     ) -> Result<Idx, TranslateError> {
         let i = self.create(now, p, src, sp, dst, dp, 0, None)?;
         // 2.2: the helper registered for (proto, dport) is bound on entry creation.
-        if let Some(h) = self.apps.lookup(p, dp) {
+        if let Some(h) = self.helpers.lookup(p, dp) {
             self.bind_helper(i, h);
         }
         Ok(i)
@@ -187,9 +187,9 @@ impl MasqTable {
         };
         // Helper.
         let mut diff = 0i32;
-        if x.helper == Some(app::FTP) && tl > hl + thl {
+        if x.helper == Some(helpers::FTP) && tl > hl + thl {
             let payload = &buf[hl + thl..tl];
-            match crate::ftp::scan_outbound(payload) {
+            match ftp::scan_outbound(payload) {
                 Some(HelperAction::Port {
                     range,
                     addr,
@@ -207,7 +207,7 @@ impl MasqTable {
                     if let Some(d) = data {
                         self.set_control(d, i);
                         let dport = self.entries[d as usize].mport;
-                        let text = crate::ftp::format_port(maddr, dport, eprt);
+                        let text = ftp::format_port(maddr, dport, eprt);
                         let start = hl + thl + range.start;
                         let end = hl + thl + range.end;
                         let old_len = end - start;
@@ -410,8 +410,8 @@ impl MasqTable {
         } else {
             seq
         };
-        if x.helper == Some(app::FTP) && e.flags & F_PASV != 0 && tl > hl + thl {
-            if let Some((addr, port)) = crate::ftp::scan_inbound(&buf[hl + thl..tl], src) {
+        if x.helper == Some(helpers::FTP) && e.flags & F_PASV != 0 && tl > hl + thl {
+            if let Some((addr, port)) = ftp::scan_inbound(&buf[hl + thl..tl], src) {
                 // 2.2: pre-create inside-host:0 → server:port with NO_SPORT, controlled.
                 self.set_flag(i, F_PASV, false);
                 if let Ok(d) = self.create(now, proto::TCP, inside, 0, addr, port, F_NO_SPORT, None)
@@ -479,17 +479,15 @@ fn parse_embedded(b: &[u8]) -> Result<(u8, usize, Ipv4Addr, Ipv4Addr, u16, u16),
     }
     let t = &b[ihl..];
     let (sp, dp) = match ip.protocol() {
-        proto::TCP | proto::UDP => (
-            u16::from_be_bytes([t[0], t[1]]),
-            u16::from_be_bytes([t[2], t[3]]),
-        ),
+        proto::TCP | proto::UDP => wire::ports(ip.protocol(), t).ok_or(WireError::Truncated)?,
         proto::ICMP => {
-            if !icmp::is_query_request(t[0]) {
+            let m = icmp::Packet::new_unchecked(t);
+            if !icmp::is_query_request(m.msg_type()) {
                 return Err(TranslateError::Unsupported);
             }
             (
-                u16::from_be_bytes([t[4], t[5]]),
-                (u16::from(t[0]) << 8) | u16::from(t[1]),
+                m.echo_ident(),
+                (u16::from(m.msg_type()) << 8) | u16::from(m.msg_code()),
             )
         }
         _ => return Err(TranslateError::Unsupported),
@@ -502,30 +500,37 @@ fn parse_embedded(b: &[u8]) -> Result<(u8, usize, Ipv4Addr, Ipv4Addr, u16, u16),
 /// 8 bytes an ICMP error must carry and is left alone, as 2.2 does).
 fn set_port(t: &mut [u8], p: u8, src: bool, v: u16, old_addr: Ipv4Addr, new_addr: Ipv4Addr) {
     match p {
-        proto::TCP | proto::UDP => {
-            let at = if src { 0 } else { 2 };
-            let old = u16::from_be_bytes([t[at], t[at + 1]]);
-            t[at..at + 2].copy_from_slice(&v.to_be_bytes());
-            if p == proto::UDP {
-                let c = u16::from_be_bytes([t[6], t[7]]);
-                if c != 0 {
-                    let c = checksum::update_u16(c, old, v);
-                    let c = checksum::update_addr(c, old_addr, new_addr);
-                    t[6..8].copy_from_slice(&(if c == 0 { 0xFFFF } else { c }).to_be_bytes());
-                }
-            } else if t.len() >= 18 {
-                let c = u16::from_be_bytes([t[16], t[17]]);
+        proto::UDP => {
+            let mut u = udp::Packet::new_unchecked(t);
+            let old = if src { u.src_port() } else { u.dst_port() };
+            if src {
+                u.set_src_port(v);
+            } else {
+                u.set_dst_port(v);
+            }
+            let c = u.checksum();
+            if c != 0 {
                 let c = checksum::update_u16(c, old, v);
                 let c = checksum::update_addr(c, old_addr, new_addr);
-                t[16..18].copy_from_slice(&c.to_be_bytes());
+                u.set_checksum(if c == 0 { 0xFFFF } else { c });
             }
         }
-        _ => {
-            let old = u16::from_be_bytes([t[4], t[5]]);
-            t[4..6].copy_from_slice(&v.to_be_bytes());
-            let c = u16::from_be_bytes([t[2], t[3]]);
-            t[2..4].copy_from_slice(&checksum::update_u16(c, old, v).to_be_bytes());
+        proto::TCP => {
+            // The quote may stop before the checksum (bytes 16..18): only 8 bytes are required.
+            let whole = t.len() >= tcp::CHECKSUM_END;
+            let mut h = tcp::Packet::new_unchecked(t);
+            let old = if src { h.src_port() } else { h.dst_port() };
+            if src {
+                h.set_src_port(v);
+            } else {
+                h.set_dst_port(v);
+            }
+            if whole {
+                let c = checksum::update_u16(h.checksum(), old, v);
+                h.set_checksum(checksum::update_addr(c, old_addr, new_addr));
+            }
         }
+        _ => icmp::Packet::new_unchecked(t).rewrite_echo_ident(v),
     }
 }
 

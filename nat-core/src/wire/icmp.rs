@@ -2,6 +2,20 @@
 
 use super::{checksum, WireError};
 
+mod field {
+    use std::ops::Range;
+    pub const TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    pub const CHECKSUM: Range<usize> = 2..4;
+    /// The 4 rest-of-header bytes.
+    pub const REST: Range<usize> = 4..8;
+    /// Query messages: identifier and sequence number (inside `REST`).
+    pub const ECHO_IDENT: Range<usize> = 4..6;
+    pub const ECHO_SEQNO: Range<usize> = 6..8;
+    /// Destination unreachable, code 4 (RFC 1191): next-hop MTU (inside `REST`).
+    pub const NEXT_HOP_MTU: Range<usize> = 6..8;
+}
+
 /// ICMP header length (type, code, checksum, 4 bytes rest-of-header).
 pub const HEADER_LEN: usize = 8;
 
@@ -86,29 +100,40 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn into_inner(self) -> T {
         self.buffer
     }
-    fn be16(&self, at: usize) -> u16 {
+    fn be16(&self, r: std::ops::Range<usize>) -> u16 {
         let d = self.buffer.as_ref();
-        u16::from_be_bytes([d[at], d[at + 1]])
+        u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
     /// Message type.
     pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[0]
+        self.buffer.as_ref()[field::TYPE]
     }
     /// Message code.
     pub fn msg_code(&self) -> u8 {
-        self.buffer.as_ref()[1]
+        self.buffer.as_ref()[field::CODE]
     }
     /// Checksum field.
     pub fn checksum(&self) -> u16 {
-        self.be16(2)
+        self.be16(field::CHECKSUM)
     }
     /// Identifier (query messages).
     pub fn echo_ident(&self) -> u16 {
-        self.be16(4)
+        self.be16(field::ECHO_IDENT)
     }
     /// Sequence number (query messages).
     pub fn echo_seq_no(&self) -> u16 {
-        self.be16(6)
+        self.be16(field::ECHO_SEQNO)
+    }
+    /// The 4 rest-of-header bytes as one word (zero for most errors; the pointer of a parameter
+    /// problem; unused + next-hop MTU for fragmentation needed).
+    pub fn rest(&self) -> u32 {
+        let d = self.buffer.as_ref();
+        let r = field::REST;
+        u32::from_be_bytes([d[r.start], d[r.start + 1], d[r.start + 2], d[r.start + 3]])
+    }
+    /// Next-hop MTU of a "fragmentation needed" unreachable (RFC 1191; 0 from pre-1191 routers).
+    pub fn next_hop_mtu(&self) -> u16 {
+        self.be16(field::NEXT_HOP_MTU)
     }
     /// Bytes after the 8-byte header (for errors: the embedded IP header + 8 bytes).
     pub fn data(&self) -> &[u8] {
@@ -123,27 +148,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Set type.
     pub fn set_msg_type(&mut self, v: u8) {
-        self.buffer.as_mut()[0] = v;
+        self.buffer.as_mut()[field::TYPE] = v;
     }
     /// Set code.
     pub fn set_msg_code(&mut self, v: u8) {
-        self.buffer.as_mut()[1] = v;
+        self.buffer.as_mut()[field::CODE] = v;
     }
     /// Set checksum field.
     pub fn set_checksum(&mut self, v: u16) {
-        self.buffer.as_mut()[2..4].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
     }
     /// Set identifier.
     pub fn set_echo_ident(&mut self, v: u16) {
-        self.buffer.as_mut()[4..6].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::ECHO_IDENT].copy_from_slice(&v.to_be_bytes());
     }
     /// Set sequence number.
     pub fn set_echo_seq_no(&mut self, v: u16) {
-        self.buffer.as_mut()[6..8].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::ECHO_SEQNO].copy_from_slice(&v.to_be_bytes());
     }
     /// Set the 4 rest-of-header bytes (e.g. zero for unreachable, MTU for frag-needed).
     pub fn set_rest(&mut self, v: u32) {
-        self.buffer.as_mut()[4..8].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::REST].copy_from_slice(&v.to_be_bytes());
     }
     /// Mutable data after the header.
     pub fn data_mut(&mut self) -> &mut [u8] {
@@ -217,10 +242,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Whatever parses prints back to the same bytes, and a filled checksum verifies.
         #[test]
-        fn any_bytes_no_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+        fn any_bytes_parse_print_round_trip(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
             if let Ok(p) = Packet::new_checked(&data[..]) {
-                let _ = (p.data(), p.verify_checksum(), p.echo_ident());
+                let mut out = vec![0u8; data.len()];
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.set_msg_type(p.msg_type());
+                q.set_msg_code(p.msg_code());
+                q.set_checksum(p.checksum());
+                q.set_rest(p.rest());
+                q.data_mut().copy_from_slice(p.data());
+                proptest::prop_assert_eq!(&out, &data);
+                proptest::prop_assert_eq!(p.rest() >> 16, u32::from(p.echo_ident()));
+                proptest::prop_assert_eq!(p.next_hop_mtu(), p.echo_seq_no());
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.fill_checksum();
+                proptest::prop_assert!(q.verify_checksum());
             }
         }
     }

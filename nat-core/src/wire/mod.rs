@@ -20,6 +20,27 @@ pub enum WireError {
     Malformed,
 }
 
+/// The port pair at the start of a TCP or UDP header (both put the source then the destination
+/// port in their first 4 bytes), read from as little as those 4 bytes, e.g. the 8 bytes an ICMP
+/// error quotes. `None` for another protocol or fewer than 4 bytes.
+#[inline]
+pub fn ports(protocol: u8, transport: &[u8]) -> Option<(u16, u16)> {
+    if transport.len() < 4 {
+        return None;
+    }
+    match protocol {
+        proto::TCP => {
+            let t = tcp::Packet::new_unchecked(transport);
+            Some((t.src_port(), t.dst_port()))
+        }
+        proto::UDP => {
+            let u = udp::Packet::new_unchecked(transport);
+            Some((u.src_port(), u.dst_port()))
+        }
+        _ => None,
+    }
+}
+
 /// IP protocol numbers used by the engine.
 pub mod proto {
     /// ICMP.

@@ -15,6 +15,12 @@ mod field {
     pub const URGENT: Range<usize> = 18..20;
 }
 
+/// Bytes up to the end of the checksum field (an ICMP error's quote may be shorter).
+pub const CHECKSUM_END: usize = field::CHECKSUM.end;
+
+/// Bytes up to the end of the flags field.
+pub const FLAGS_END: usize = field::FLAGS.end;
+
 /// Minimum TCP header length.
 pub const HEADER_LEN: usize = 20;
 
@@ -216,28 +222,58 @@ mod tests {
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
 
-    // From smoltcp's tcp.rs test vector: ports 48896 -> 80, seq 0x01234567, ack 0x89abcdef,
-    // flags FIN|SYN? (0x03 at offset 13 is FIN|SYN? no: flags byte 0x03 = FIN|SYN), window 0x0123.
+    // smoltcp's tcp.rs vector (ports 48896 -> 80, seq 0x01234567, ack 0x89abcdef, flags
+    // FIN|RST|ACK|URG = 0x35, window 0x0123, checksum 0x01b6, urgent 0x0201, window-scale option
+    // 03 03 0c 01, payload aa 00 00 ff), exactly as smoltcp has it.
+    static SMOLTCP_PACKET: [u8; 28] = [
+        0xbf, 0x00, 0x00, 0x50, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x60, 0x35, 0x01,
+        0x23, 0x01, 0xb6, 0x02, 0x01, 0x03, 0x03, 0x0c, 0x01, 0xaa, 0x00, 0x00, 0xff,
+    ];
+
+    // The same segment without the option (data offset 5): its checksum is 0x20be (0x01b6 with
+    // the option words, the data offset and the pseudo-header length taken out).
     static PACKET: [u8; 24] = [
         0xbf, 0x00, 0x00, 0x50, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x50, 0x35, 0x01,
-        0x23, 0x00, 0x00, 0x02, 0x01, 0xaa, 0x00, 0x00, 0xff,
+        0x23, 0x20, 0xbe, 0x02, 0x01, 0xaa, 0x00, 0x00, 0xff,
     ];
 
     #[test]
+    fn smoltcp_vector_verifies_as_given() {
+        let p = Packet::new_checked(&SMOLTCP_PACKET[..]).expect("valid");
+        assert_eq!(p.header_len(), 24);
+        assert_eq!(p.checksum(), 0x01b6);
+        assert!(p.verify_checksum(SRC, DST));
+        assert_eq!(p.payload(), &[0xaa, 0x00, 0x00, 0xff]);
+        // Filling recomputes the same value.
+        let mut buf = SMOLTCP_PACKET;
+        Packet::new_unchecked(&mut buf[..]).fill_checksum(SRC, DST);
+        assert_eq!(buf, SMOLTCP_PACKET);
+        // A wrong address fails.
+        assert!(!p.verify_checksum(SRC, Ipv4Addr::new(192, 168, 1, 3)));
+    }
+
+    #[test]
     fn test_deconstruct() {
-        let mut buf = PACKET;
-        let mut p = Packet::new_checked(&mut buf[..]).expect("valid");
-        p.fill_checksum(SRC, DST);
+        let p = Packet::new_checked(&PACKET[..]).expect("valid");
+        // The vector's own checksum verifies before anything is filled in.
+        assert_eq!(p.checksum(), 0x20be);
+        assert!(p.verify_checksum(SRC, DST));
         assert_eq!(p.src_port(), 48896);
         assert_eq!(p.dst_port(), 80);
         assert_eq!(p.seq_number(), 0x0123_4567);
         assert_eq!(p.ack_number(), 0x89ab_cdef);
         assert_eq!(p.header_len(), 20);
+        assert_eq!(p.flags(), FLG_FIN | FLG_RST | FLG_ACK | 0x20);
         assert!(p.fin() && !p.syn() && p.rst() && p.ack());
         assert_eq!(p.window_len(), 0x0123);
         assert_eq!(p.urgent_at(), 0x0201);
         assert_eq!(p.payload(), &[0xaa, 0x00, 0x00, 0xff]);
-        assert!(p.verify_checksum(SRC, DST));
+        // One flipped payload bit breaks it.
+        let mut bad = PACKET;
+        bad[23] ^= 0x01;
+        assert!(!Packet::new_checked(&bad[..])
+            .expect("valid")
+            .verify_checksum(SRC, DST));
     }
 
     #[test]
@@ -252,12 +288,8 @@ mod tests {
         p.set_window_len(0x0123);
         p.set_urgent_at(0x0201);
         p.payload_mut().copy_from_slice(&[0xaa, 0x00, 0x00, 0xff]);
-        let mut expect = PACKET;
-        assert_eq!(&buf[..], &expect[..]);
-        // Checksum fill then verify.
-        let mut q = Packet::new_unchecked(&mut expect[..]);
-        q.fill_checksum(SRC, DST);
-        assert!(q.verify_checksum(SRC, DST));
+        p.fill_checksum(SRC, DST);
+        assert_eq!(&buf[..], &PACKET[..]);
     }
 
     #[test]
@@ -295,10 +327,30 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Whatever parses prints back to the same bytes (options copied as they are), and a
+        /// filled checksum verifies.
         #[test]
-        fn any_bytes_no_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+        fn any_bytes_parse_print_round_trip(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
             if let Ok(p) = Packet::new_checked(&data[..]) {
-                let _ = (p.payload(), p.flags(), p.verify_checksum(SRC, DST));
+                let hl = p.header_len();
+                let mut out = vec![0u8; data.len()];
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.set_src_port(p.src_port());
+                q.set_dst_port(p.dst_port());
+                q.set_seq_number(p.seq_number());
+                q.set_ack_number(p.ack_number());
+                q.set_header_len_and_flags(hl, p.flags());
+                q.set_window_len(p.window_len());
+                q.set_checksum(p.checksum());
+                q.set_urgent_at(p.urgent_at());
+                q.payload_mut().copy_from_slice(p.payload());
+                out[HEADER_LEN..hl].copy_from_slice(&data[HEADER_LEN..hl]);
+                let mut expect = data.clone();
+                expect[12] &= 0xF1; // the reserved bits have no accessor
+                proptest::prop_assert_eq!(&out, &expect);
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.fill_checksum(SRC, DST);
+                proptest::prop_assert!(q.verify_checksum(SRC, DST));
             }
         }
     }

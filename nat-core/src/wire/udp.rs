@@ -3,6 +3,14 @@
 use super::{checksum, WireError};
 use std::net::Ipv4Addr;
 
+mod field {
+    use std::ops::Range;
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const LENGTH: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
+}
+
 /// UDP header length.
 pub const HEADER_LEN: usize = 8;
 
@@ -37,21 +45,21 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn into_inner(self) -> T {
         self.buffer
     }
-    fn be16(&self, at: usize) -> u16 {
+    fn be16(&self, r: std::ops::Range<usize>) -> u16 {
         let d = self.buffer.as_ref();
-        u16::from_be_bytes([d[at], d[at + 1]])
+        u16::from_be_bytes([d[r.start], d[r.start + 1]])
     }
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        self.be16(0)
+        self.be16(field::SRC_PORT)
     }
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        self.be16(2)
+        self.be16(field::DST_PORT)
     }
     /// Length field (header + payload).
     pub fn len(&self) -> u16 {
-        self.be16(4)
+        self.be16(field::LENGTH)
     }
     /// True if the length field says there is no payload.
     pub fn is_empty(&self) -> bool {
@@ -59,7 +67,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Checksum field (0 = none, RFC 768).
     pub fn checksum(&self) -> u16 {
-        self.be16(6)
+        self.be16(field::CHECKSUM)
     }
     /// Payload (to the length field).
     pub fn payload(&self) -> &[u8] {
@@ -79,19 +87,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Set source port.
     pub fn set_src_port(&mut self, v: u16) {
-        self.buffer.as_mut()[0..2].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::SRC_PORT].copy_from_slice(&v.to_be_bytes());
     }
     /// Set destination port.
     pub fn set_dst_port(&mut self, v: u16) {
-        self.buffer.as_mut()[2..4].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::DST_PORT].copy_from_slice(&v.to_be_bytes());
     }
     /// Set length field.
     pub fn set_len(&mut self, v: u16) {
-        self.buffer.as_mut()[4..6].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::LENGTH].copy_from_slice(&v.to_be_bytes());
     }
     /// Set checksum field.
     pub fn set_checksum(&mut self, v: u16) {
-        self.buffer.as_mut()[6..8].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_be_bytes());
     }
     /// Mutable payload.
     pub fn payload_mut(&mut self) -> &mut [u8] {
@@ -209,10 +217,22 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Whatever parses prints back to the same bytes, and a filled checksum verifies.
         #[test]
-        fn any_bytes_no_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+        fn any_bytes_parse_print_round_trip(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
             if let Ok(p) = Packet::new_checked(&data[..]) {
-                let _ = (p.payload(), p.verify_checksum(SRC, DST));
+                let l = usize::from(p.len());
+                let mut out = vec![0u8; l];
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.set_src_port(p.src_port());
+                q.set_dst_port(p.dst_port());
+                q.set_len(p.len());
+                q.set_checksum(p.checksum());
+                q.payload_mut().copy_from_slice(p.payload());
+                proptest::prop_assert_eq!(&out[..], &data[..l]);
+                let mut q = Packet::new_unchecked(&mut out[..]);
+                q.fill_checksum(SRC, DST);
+                proptest::prop_assert!(q.checksum() != 0 && q.verify_checksum(SRC, DST));
             }
         }
     }

@@ -1,6 +1,9 @@
-//! Application-helper registry (`ip_masq_app`): which helper is bound to new entries by
-//! (protocol, port), and the `/proc/net/ip_masq/app` view. Owns the registry only; the helpers'
-//! payload logic lives in their own modules (e.g. [`crate::ftp`]).
+//! Masquerading application helpers (2.2 `ip_masq_app`): the registry that binds a helper to new
+//! entries by (protocol, port), and the helpers' payload logic ([`ftp`]). Owns helper knowledge
+//! only; entry creation and sequence deltas live in [`crate::masq::translate`], the
+//! `/proc/net/ip_masq/app` text in [`crate::views`].
+
+pub mod ftp;
 
 use crate::wire::proto;
 use std::ops::Range;
@@ -39,7 +42,7 @@ pub enum HelperAction {
 
 /// Errors changing the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AppError {
+pub enum HelperError {
     /// The (protocol, port) already has a helper.
     #[error("port already has a helper")]
     Busy,
@@ -53,32 +56,32 @@ pub enum AppError {
 
 /// The registry: (protocol, port) → helper.
 #[derive(Debug, Clone, Default)]
-pub struct AppRegistry {
+pub struct HelperRegistry {
     entries: Vec<(u8, u16, u8)>,
 }
 
-impl AppRegistry {
+impl HelperRegistry {
     /// The 2.2 default: `ftp` on TCP 21.
-    pub fn with_defaults() -> AppRegistry {
-        AppRegistry {
+    pub fn with_defaults() -> HelperRegistry {
+        HelperRegistry {
             entries: vec![(proto::TCP, 21, FTP)],
         }
     }
     /// An empty registry.
-    pub fn empty() -> AppRegistry {
-        AppRegistry::default()
+    pub fn empty() -> HelperRegistry {
+        HelperRegistry::default()
     }
     /// Register helper `name` on (proto, port).
-    pub fn register(&mut self, name: &str, p: u8, port: u16) -> Result<(), AppError> {
+    pub fn register(&mut self, name: &str, p: u8, port: u16) -> Result<(), HelperError> {
         let h = match name {
             "ftp" if p == proto::TCP => FTP,
-            _ => return Err(AppError::NoSuchHelper),
+            _ => return Err(HelperError::NoSuchHelper),
         };
         if self.lookup(p, port).is_some() {
-            return Err(AppError::Busy);
+            return Err(HelperError::Busy);
         }
         if self.entries.iter().filter(|e| e.2 == h).count() >= MAX_PORTS_PER_HELPER {
-            return Err(AppError::TooManyPorts);
+            return Err(HelperError::TooManyPorts);
         }
         // 2.2 lists the most recently registered first.
         self.entries.insert(0, (p, port, h));
@@ -103,50 +106,17 @@ impl AppRegistry {
     }
 }
 
-/// Render `/proc/net/ip_masq/app`: header `prot port    n_attach name`, then one 40-byte line
-/// per registration (`%-3s  %-7u %-7d  %-17s` padded to 39 + newline). `attached(h)` gives the
-/// number of entries bound to helper `h` (2.2 counts per registration; we count per helper).
-pub fn render_app(reg: &AppRegistry, attached: impl Fn(u8) -> u32) -> String {
-    let mut out = format!("{:<39}\n", "prot port    n_attach name");
-    for (p, port, h) in reg.iter() {
-        let pn = match p {
-            proto::TCP => "TCP",
-            proto::UDP => "UDP",
-            _ => "ICMP",
-        };
-        let line = format!(
-            "{:<3}  {:<7} {:<7}  {:<17}",
-            pn,
-            port,
-            attached(h),
-            helper_name(h)
-        );
-        out.push_str(&format!("{line:<39}\n"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn app_view_byte_exact() {
-        let reg = AppRegistry::with_defaults();
-        let s = render_app(&reg, |_| 0);
-        let expect =
-            "prot port    n_attach name             \nTCP  21      0        ftp              \n";
-        assert_eq!(s, expect);
-        assert!(s.lines().all(|l| l.len() == 39));
-    }
-
-    #[test]
     fn registry_rules() {
-        let mut reg = AppRegistry::with_defaults();
-        assert_eq!(reg.register("ftp", proto::TCP, 21), Err(AppError::Busy));
+        let mut reg = HelperRegistry::with_defaults();
+        assert_eq!(reg.register("ftp", proto::TCP, 21), Err(HelperError::Busy));
         assert_eq!(
             reg.register("irc", proto::TCP, 6667),
-            Err(AppError::NoSuchHelper)
+            Err(HelperError::NoSuchHelper)
         );
         for p in 0..11 {
             reg.register("ftp", proto::TCP, 2100 + p)
@@ -154,7 +124,7 @@ mod tests {
         }
         assert_eq!(
             reg.register("ftp", proto::TCP, 3000),
-            Err(AppError::TooManyPorts)
+            Err(HelperError::TooManyPorts)
         );
         assert_eq!(reg.lookup(proto::TCP, 2105), Some(FTP));
         assert!(reg.unregister(proto::TCP, 2105));

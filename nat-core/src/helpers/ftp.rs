@@ -2,7 +2,7 @@
 //! `PASV`/`EPSV` in client data, `227`/`229` in server replies, and format replacements. Owns
 //! text parsing only; entry creation and sequence deltas live in [`crate::masq::translate`].
 
-use crate::app::HelperAction;
+use super::HelperAction;
 use std::net::Ipv4Addr;
 
 /// Parse `h1,h2,h3,h4,p1,p2` at the start of `s`; returns (addr, port, bytes used).
@@ -176,11 +176,56 @@ mod tests {
         assert_eq!(scan_inbound(b"200 OK\r\n", srv), None);
     }
 
+    /// Random bytes, or a `PORT`/`EPRT` command with random numbers and random surroundings.
+    fn command() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let bytes = proptest::collection::vec(any::<u8>(), 0..64);
+        let nums = proptest::collection::vec(0u16..300, 6);
+        prop_oneof![
+            bytes.clone(),
+            (nums, any::<bool>(), bytes, any::<bool>()).prop_map(|(n, eprt, tail, crlf)| {
+                let mut v = if eprt {
+                    format!(
+                        "EPRT |1|{}.{}.{}.{}|{}|",
+                        n[0],
+                        n[1],
+                        n[2],
+                        n[3],
+                        n[4] * 200 + n[5]
+                    )
+                } else {
+                    format!("PORT {},{},{},{},{},{}", n[0], n[1], n[2], n[3], n[4], n[5])
+                }
+                .into_bytes();
+                if crlf {
+                    v.extend_from_slice(b"\r\n");
+                }
+                v.extend_from_slice(&tail);
+                v
+            }),
+        ]
+    }
+
     proptest::proptest! {
+        /// What `scan_outbound` finds, `format_port` prints in its place, and the result scans
+        /// back to the same address and port over exactly the printed range.
         #[test]
-        fn any_bytes_no_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
-            let _ = scan_outbound(&data);
+        fn port_scan_print_round_trip(data in command()) {
             let _ = scan_inbound(&data, Ipv4Addr::LOCALHOST);
+            if let Some(HelperAction::Port { range, addr, port, eprt }) = scan_outbound(&data) {
+                proptest::prop_assert!(range.start < range.end && range.end <= data.len());
+                let text = format_port(addr, port, eprt);
+                let mut out = data[..range.start].to_vec();
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(&data[range.end..]);
+                let again = scan_outbound(&out);
+                proptest::prop_assert_eq!(again, Some(HelperAction::Port {
+                    range: range.start..range.start + text.len(),
+                    addr,
+                    port,
+                    eprt,
+                }));
+            }
         }
     }
 }
