@@ -78,10 +78,7 @@ struct Args {
 /// Binaries of other packages, built next to this one.
 fn sibling(name: &str) -> Result<PathBuf> {
     let me = std::env::current_exe().context("current_exe")?;
-    let p = me
-        .parent()
-        .map(|d| d.join(name))
-        .context("no parent dir")?;
+    let p = me.parent().map(|d| d.join(name)).context("no parent dir")?;
     if !p.exists() {
         bail!(
             "{} not built: cargo build --release --workspace --bins",
@@ -179,10 +176,7 @@ fn connect_from(ns: &Netns, src: Ipv4Addr, dst: SocketAddrV4) -> Result<TcpStrea
                 std::os::fd::AsRawFd::as_raw_fd(&fd),
                 &SockaddrIn::from(SocketAddrV4::new(src, 0)),
             )?;
-            connect(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                &SockaddrIn::from(dst),
-            )?;
+            connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(dst))?;
             Ok(fd)
         })?
         .with_context(|| format!("connect {src} -> {dst}"))?;
