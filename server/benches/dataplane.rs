@@ -31,7 +31,7 @@ fn engine(src_net: &str) -> Nat {
 
 fn packet(flow: u16) -> Vec<u8> {
     // 20 + 8 + 36 = 64 bytes.
-    masqdial_server::sim::isp::udp_datagram(
+    masqdial_sim::isp::udp_datagram(
         Ipv4Addr::new(192, 168, 77, 2),
         10_000 + flow,
         Ipv4Addr::new(198, 51, 100, 7),

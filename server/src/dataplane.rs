@@ -3,7 +3,6 @@
 //! where those meet. It owns the packet pump task and its counters; it must not make
 //! link decisions (the link manager attaches and detaches the link).
 
-pub mod demo_ns;
 pub mod netcfg;
 pub mod tun;
 

@@ -1,7 +1,12 @@
 //! `mserver --demo`: a built-in configuration with fresh random passwords and its
 //! simulated world ([`world`]: the mock modem on a pseudo-terminal answered by the mock ISP,
 //! and as root a private LAN in network namespaces). Owns the demo's config, credentials,
-//! banner and simulation only; nothing here is used outside `--demo`.
+//! banner and simulation only; nothing here is used outside `--demo`. Compiled only with the
+//! cargo feature `demo` (default on), which brings in `masqdial-sim`.
+//!
+//! - [`ns`]: the demo's private LAN in network namespaces (root only).
+
+pub mod ns;
 
 use std::net::SocketAddr;
 
@@ -10,13 +15,13 @@ use tokio::net::TcpListener;
 
 use crate::auth::{self, AuthError};
 use crate::config::{Config, ConnectionConfig, ModemConfig, Role, UserConfig};
-use crate::dataplane::demo_ns::DemoLan;
 use crate::dataplane::tun::Tun;
 use crate::gateway::LanSide;
-use crate::ppp::AuthProtocol;
-use crate::sim::isp::{IspConfig, MockIsp};
-use crate::sim::modem::pty::{spawn_pty, PtyModem};
-use crate::sim::modem::{Answerer, AnswererFactory, MockModemConfig};
+use masqdial_ppp::AuthProtocol;
+use masqdial_sim::isp::{IspConfig, MockIsp};
+use masqdial_sim::modem::pty::{spawn_pty, PtyModem};
+use masqdial_sim::modem::{Answerer, AnswererFactory, MockModemConfig};
+use ns::DemoLan;
 
 /// Preferred demo address (loopback only).
 pub const DEMO_ADDR: &str = "127.0.0.1:2240";

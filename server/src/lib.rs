@@ -5,23 +5,27 @@
 //! - [`auth`]: users (argon2 PHC), roles, tokens, LAN allow-list, login throttling.
 //! - [`rpc`]: thin tonic services; authenticate, authorize, translate, map errors.
 //! - [`server`]: lifecycle of `mserver` (serve, SIGHUP reload, graceful shutdown).
-//! - [`demo`]: the built-in `mserver --demo` configuration.
-//! - [`at`]: AT command chat with a modem (sans-IO).
-//! - [`ppp`]: userspace PPP — HDLC, LCP, PAP/CHAP, IPCP (sans-IO, both roles).
+//! - `demo` (cargo feature `demo`, default on): the built-in `mserver --demo` configuration and
+//!   its simulated world; the only user of `masqdial-sim` in the server.
 //! - [`modem`]: the only code that opens a serial port.
-//! - [`sim`]: mock modem and mock ISP (tests and `mserver --demo`).
 //! - [`link`]: link manager, one state machine per configured connection.
 //! - [`dataplane`]: TUN ⇄ nat-core ⇄ PPP.
+//!
+//! # Crates beside this one (in `server/`)
+//! - `masqdial-ppp` (`server/ppp`): userspace PPP — HDLC, LCP, PAP/CHAP, IPCP (sans-IO, both
+//!   sides); std + md-5 only.
+//! - `masqdial-at` (`server/at`): AT command chat with a modem and result codes (sans-IO); std
+//!   only.
+//! - `masqdial-sim` (`server/sim`): mock modem, mock ISP and simulated internet, for tests and
+//!   `mserver --demo`; never in a build without the `demo` feature.
 
-pub mod at;
 pub mod auth;
 pub mod config;
 pub mod dataplane;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod gateway;
 pub mod link;
 pub mod modem;
-pub mod ppp;
 pub mod rpc;
 pub mod server;
-pub mod sim;

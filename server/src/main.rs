@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use masqdial_server::{auth, config::Config, demo, gateway, server};
+#[cfg(feature = "demo")]
+use masqdial_server::demo;
+use masqdial_server::{auth, config::Config, gateway, server};
 
 /// masqdial gateway server.
 #[derive(Debug, Parser)]
@@ -73,34 +74,7 @@ fn init_tracing() {
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     if cli.demo {
-        let (config, users) = demo::config()?;
-        let listener = match cli.listen {
-            Some(a) => server::bind(a).await?,
-            None => demo::bind()
-                .await
-                .context("cannot bind a loopback port for the demo")?,
-        };
-        let addr = listener.local_addr()?;
-        let mut config = config;
-        let (world, lan) = demo::world(&mut config)?;
-        let running = gateway::start(Arc::new(config.clone()), lan)?;
-        let state = server::state(config, Arc::new(running.gateway.clone()))?;
-        println!("{}", demo::banner(addr, &users));
-        if world.lan.is_some() {
-            println!(
-                "Demo LAN: namespace {} (192.168.77.2) sends traffic through the gateway once isp1 is up.\n",
-                world.lan.as_ref().map(|l| l.lan_ns()).unwrap_or_default()
-            );
-        } else if !running.dataplane_on {
-            println!(
-                "Not root: the dataplane is off (links come up, no LAN traffic is masqueraded).\n"
-            );
-        }
-        server::run(listener, state, None, server::shutdown_signal()).await?;
-        let _ = running.stop.send(true);
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        drop(world);
-        return Ok(());
+        return serve_demo(cli).await;
     }
     let config = Config::load(&cli.config)?;
     let addr = cli.listen.unwrap_or(config.server.listen);
@@ -112,6 +86,49 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     // Give link actors a moment to hang up cleanly (each bounded by its own limit).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     Ok(())
+}
+
+/// `mserver --demo`: the built-in configuration and its simulated world.
+#[cfg(feature = "demo")]
+async fn serve_demo(cli: Cli) -> anyhow::Result<()> {
+    use anyhow::Context;
+
+    let (config, users) = demo::config()?;
+    let listener = match cli.listen {
+        Some(a) => server::bind(a).await?,
+        None => demo::bind()
+            .await
+            .context("cannot bind a loopback port for the demo")?,
+    };
+    let addr = listener.local_addr()?;
+    let mut config = config;
+    let (world, lan) = demo::world(&mut config)?;
+    let running = gateway::start(Arc::new(config.clone()), lan)?;
+    let state = server::state(config, Arc::new(running.gateway.clone()))?;
+    println!("{}", demo::banner(addr, &users));
+    if world.lan.is_some() {
+        println!(
+            "Demo LAN: namespace {} (192.168.77.2) sends traffic through the gateway once isp1 is up.\n",
+            world.lan.as_ref().map(|l| l.lan_ns()).unwrap_or_default()
+        );
+    } else if !running.dataplane_on {
+        println!(
+            "Not root: the dataplane is off (links come up, no LAN traffic is masqueraded).\n"
+        );
+    }
+    server::run(listener, state, None, server::shutdown_signal()).await?;
+    let _ = running.stop.send(true);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(world);
+    Ok(())
+}
+
+/// This mserver was built without the simulator.
+#[cfg(not(feature = "demo"))]
+async fn serve_demo(_cli: Cli) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this mserver was built without the demo (cargo feature `demo` of masqdial-server)"
+    )
 }
 
 fn hash_password() -> anyhow::Result<()> {

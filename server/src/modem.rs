@@ -1,7 +1,7 @@
 //! Modem driver: the only code that opens a serial port. Owns port settings, the [`SerialLine`]
 //! abstraction (real tty, pseudo-terminal, test pipe), probing with backoff and the chat → PPP
 //! session driver ([`session`]). Must not contain protocol logic: chat and PPP are sans-IO
-//! machines in [`crate::at`] and [`crate::ppp`].
+//! machines in [`masqdial_at`] and [`masqdial_ppp`].
 //!
 //! Pseudo-terminals have no modem-status lines: `TIOCMGET`/`TIOCMBIS` fail with `ENOTTY`. DTR and
 //! DCD calls then return [`ModemStatusError::Unsupported`]; callers fall back (hang up with

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 /// One UDP datagram with valid checksums (the mock ISP's builder).
 fn udp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
-    masqdial_server::sim::isp::udp_datagram(src.0, src.1, dst.0, dst.1, payload)
+    masqdial_sim::isp::udp_datagram(src.0, src.1, dst.0, dst.1, payload)
 }
 
 fn fields(p: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16) {

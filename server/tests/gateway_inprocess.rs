@@ -7,22 +7,22 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use masqdial_ppp::AuthProtocol;
 use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
 use masqdial_server::dataplane::{Dataplane, LanPort, Nat};
 use masqdial_server::gateway::{build_engine, Gateway};
 use masqdial_server::link::manager::{LinkManager, Who};
 use masqdial_server::link::{DialOutcome, HangupOutcome, LinkState};
-use masqdial_server::ppp::AuthProtocol;
-use masqdial_server::sim::isp::IspConfig;
-use masqdial_server::sim::modem::pty::spawn_pty;
-use masqdial_server::sim::modem::MockModemConfig;
+use masqdial_sim::isp::IspConfig;
+use masqdial_sim::modem::pty::spawn_pty;
+use masqdial_sim::modem::MockModemConfig;
 use nat_core::chains::syntax::parse_rule;
 use nat_core::wire::{ipv4, udp};
 use tokio::sync::{mpsc, watch};
 
 /// One UDP datagram with valid checksums (the mock ISP's builder).
 fn udp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
-    masqdial_server::sim::isp::udp_datagram(src.0, src.1, dst.0, dst.1, payload)
+    masqdial_sim::isp::udp_datagram(src.0, src.1, dst.0, dst.1, payload)
 }
 
 fn config(device: &std::path::Path, state: &std::path::Path) -> Config {

@@ -4,16 +4,16 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use masqdial_server::at::{Chat, ChatConfig, ChatEvent};
+use masqdial_at::{Chat, ChatConfig, ChatEvent};
 use masqdial_server::modem::hangup::{direct_reader, hang_up};
 use masqdial_server::modem::{
     open, probe, write_all_bounded, Backoff, FlowControl, ModemSettings, ModemStatusError,
     OpenError, ProbeError, SerialError, SerialLine,
 };
-use masqdial_server::sim::modem::pty::spawn_pty;
-use masqdial_server::sim::modem::{Answerer, EchoAnswerer, MockModemConfig, Outcome};
+use masqdial_sim::modem::pty::spawn_pty;
+use masqdial_sim::modem::{Answerer, EchoAnswerer, MockModemConfig, Outcome};
 
-fn echo_factory() -> masqdial_server::sim::modem::AnswererFactory {
+fn echo_factory() -> masqdial_sim::modem::AnswererFactory {
     Box::new(|_: &str| Box::new(EchoAnswerer::default()) as Box<dyn Answerer>)
 }
 

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use masqdial_server::at::{ChatConfig, ChatEvent, FailKind};
+use masqdial_at::{ChatConfig, ChatEvent, ChatFailure};
+use masqdial_ppp::{AuthProtocol, DownReason, Ppp, PppConfig, PppEvent};
 use masqdial_server::modem::session::{spawn_session_on, SessionEnd, SessionEvent, SessionHandle};
 use masqdial_server::modem::{open, FlowControl, ModemSettings, SerialError};
-use masqdial_server::ppp::{AuthProtocol, DownReason, Ppp, PppConfig, PppEvent};
-use masqdial_server::sim::modem::pty::{spawn_pty, PtyModem};
-use masqdial_server::sim::modem::{Answerer, AnswererFactory, MockModemConfig};
+use masqdial_sim::modem::pty::{spawn_pty, PtyModem};
+use masqdial_sim::modem::{Answerer, AnswererFactory, MockModemConfig};
 
 /// Far end: our PPP as access server; counts IPv4 bytes received and echoes datagrams back
 /// when `echo` is set.
@@ -322,7 +322,7 @@ async fn goodput_1500_byte_udp_at_115200() {
 /// The real far end: `sim::isp::MockIsp` (CHAP, address pool, simulated internet answering ping).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dial_mock_isp_and_ping() {
-    use masqdial_server::sim::isp::{icmp_echo_request, IspConfig};
+    use masqdial_sim::isp::{icmp_echo_request, IspConfig};
     let isp = IspConfig::new(
         vec![("alice".into(), "s3cret".into())],
         Some(AuthProtocol::Chap),
@@ -380,7 +380,7 @@ async fn silent_modem_ends_with_chat_timeout() {
     assert!(
         matches!(
             seen.last(),
-            Some(SessionEvent::Ended(SessionEnd::ChatFailed { kind: FailKind::Timeout, message }))
+            Some(SessionEvent::Ended(SessionEnd::ChatFailed { kind: ChatFailure::Timeout, message }))
                 if message.contains("ATZ")
         ),
         "{seen:?}"
@@ -402,7 +402,7 @@ async fn no_carrier_then_busy_ends_with_chat_failure() {
     assert!(seen.iter().any(|e| matches!(
         e,
         SessionEvent::Chat(ChatEvent::Redial {
-            kind: FailKind::NoCarrier,
+            kind: ChatFailure::NoCarrier,
             ..
         })
     )));
@@ -410,7 +410,7 @@ async fn no_carrier_then_busy_ends_with_chat_failure() {
         matches!(
             seen.last(),
             Some(SessionEvent::Ended(SessionEnd::ChatFailed {
-                kind: FailKind::Busy,
+                kind: ChatFailure::Busy,
                 ..
             }))
         ),
@@ -441,7 +441,7 @@ async fn hangup_while_dialling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noisy_line_still_comes_up() {
     let cfg = MockModemConfig {
-        noise: Some(masqdial_server::sim::modem::Noise {
+        noise: Some(masqdial_sim::modem::Noise {
             rate: 0.001,
             seed: 42,
         }),
@@ -484,7 +484,7 @@ async fn noisy_line_still_comes_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_ends_with_auth_failure() {
-    use masqdial_server::sim::isp::IspConfig;
+    use masqdial_sim::isp::IspConfig;
     let isp = IspConfig::new(
         vec![("alice".into(), "s3cret".into())],
         Some(AuthProtocol::Pap),

@@ -16,7 +16,6 @@ use super::fsm::{
     DialOutcome, Failure, FailureKind, HangupOutcome, Holder, LinkAction, LinkFsm, LinkPolicy,
     LinkState, SessionEvent as FsmEvent,
 };
-use crate::at::{ChatConfig, ChatEvent, FailKind, LoginStep, RedialPolicy, TranscriptKind};
 use crate::config::{self, ConnectionConfig, ModemConfig, PppAuth};
 use crate::dataplane::netcfg::{NetCfg, RouteSpec};
 use crate::dataplane::{Dataplane, LinkPort, Nat, LINK_QUEUE};
@@ -24,7 +23,8 @@ use crate::modem::session::{
     spawn_session, SessionCounters, SessionEnd, SessionEvent, SessionHandle,
 };
 use crate::modem::{self, ModemSettings};
-use crate::ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppConfig, PppEvent};
+use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy, TranscriptKind};
+use masqdial_ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppConfig, PppEvent};
 
 /// How long a hang-up may take before the session is abandoned.
 const HANGUP_LIMIT: Duration = Duration::from_secs(10);
@@ -206,12 +206,12 @@ fn end_to_failure(end: &SessionEnd, carrier_lost: bool) -> Option<Failure> {
         SessionEnd::HungUp => return None,
         SessionEnd::ChatFailed { kind, message } => (
             match kind {
-                FailKind::NoDialtone => FailureKind::NoDialtone,
-                FailKind::Busy => FailureKind::Busy,
-                FailKind::NoAnswer => FailureKind::NoAnswer,
-                FailKind::NoCarrier => FailureKind::NoCarrier,
-                FailKind::Error => FailureKind::ModemError,
-                FailKind::Timeout => FailureKind::Timeout,
+                ChatFailure::NoDialtone => FailureKind::NoDialtone,
+                ChatFailure::Busy => FailureKind::Busy,
+                ChatFailure::NoAnswer => FailureKind::NoAnswer,
+                ChatFailure::NoCarrier => FailureKind::NoCarrier,
+                ChatFailure::Error => FailureKind::ModemError,
+                ChatFailure::Timeout => FailureKind::Timeout,
             },
             message.clone(),
         ),

@@ -23,8 +23,8 @@ use super::{
     note_no_status_lines, open, write_all_bounded, ModemSettings, ModemStatusError, OpenError,
     SerialError, SerialLine,
 };
-use crate::at::{Chat, ChatConfig, ChatEvent, FailKind, TranscriptKind, TranscriptLine};
-use crate::ppp::{DownReason, NegotiatedOptions, Ppp, PppConfig, PppEvent, PppStats};
+use masqdial_at::{Chat, ChatConfig, ChatEvent, ChatFailure, TranscriptKind, TranscriptLine};
+use masqdial_ppp::{DownReason, NegotiatedOptions, Ppp, PppConfig, PppEvent, PppStats};
 
 /// Inbound IPv4 packets buffered for the dataplane before drops start.
 pub const INBOUND_QUEUE: usize = 256;
@@ -58,7 +58,7 @@ pub enum SessionEnd {
     /// The chat gave up (BUSY on every number, NO DIALTONE, timeout, …).
     ChatFailed {
         /// Why.
-        kind: FailKind,
+        kind: ChatFailure,
         /// Explanation.
         message: String,
     },
@@ -685,7 +685,7 @@ fn ends_with_no_carrier(tail: &mut Vec<u8>, bytes: &[u8]) -> bool {
     found
 }
 
-fn chat_failure(chat: &Chat) -> (Option<FailKind>, String) {
+fn chat_failure(chat: &Chat) -> (Option<ChatFailure>, String) {
     if !chat.is_failed() {
         return (None, String::new());
     }
@@ -695,7 +695,7 @@ fn chat_failure(chat: &Chat) -> (Option<FailKind>, String) {
         .last()
         .map(|l| l.text.clone())
         .unwrap_or_default();
-    let kind = chat.fail_kind().unwrap_or(FailKind::Error);
+    let kind = chat.failure().unwrap_or(ChatFailure::Error);
     (Some(kind), msg)
 }
 

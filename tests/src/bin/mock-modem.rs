@@ -3,7 +3,7 @@
 //! Fault injection at run time: SIGUSR1 drops the carrier, SIGUSR2 toggles silence.
 //! `--tun` bridges the ISP to a TUN device instead of its simulated internet (the WAN of the
 //! end-to-end tests).
-//! Owns only argument parsing and process lifetime; the modem and ISP live in `masqdial_server::sim`.
+//! Owns only argument parsing and process lifetime; the modem and ISP live in `masqdial_sim`.
 
 // The field docs are clap help text (`[speed][/extras]` is usage syntax, not a doc link).
 #![allow(rustdoc::broken_intra_doc_links)]
@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use masqdial_server::ppp::AuthProtocol;
-use masqdial_server::sim::internet::TunInternet;
-use masqdial_server::sim::isp::IspConfig;
-use masqdial_server::sim::modem::pty::spawn_pty;
-use masqdial_server::sim::modem::{
+use masqdial_ppp::AuthProtocol;
+use masqdial_sim::internet::TunInternet;
+use masqdial_sim::isp::IspConfig;
+use masqdial_sim::modem::pty::spawn_pty;
+use masqdial_sim::modem::{
     Answerer, AnswererFactory, EchoAnswerer, MockModemConfig, Noise, Outcome,
 };
 

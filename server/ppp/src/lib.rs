@@ -1,0 +1,1261 @@
+//! Userspace PPP (sans-IO): HDLC framing, LCP, PAP/CHAP, IPCP, in the client and access-server
+//! roles. Owns the protocol state of one link; it must not do I/O, read a clock or log — callers
+//! feed line bytes and `now`, and drain `poll_*` in this order: `poll_transmit` until `None`,
+//! `poll_event` until `None`, then arm a timer at `poll_timeout`. Everything worth logging is a
+//! [`PppEvent`] or a [`DownReason`]; the driver logs those.
+//!
+//! Depends on std and md-5 (CHAP) only, so it builds and is fuzzed without the server.
+//!
+//! # Layout
+//! - [`hdlc`]: RFC 1662 framing, FCS-16/32, the byte-wise decoder.
+//! - [`fsm`]: the RFC 1661 option-negotiation automaton shared by LCP and IPCP.
+//! - [`options`]: the option TLV syntax.
+//! - [`lcp`], [`ipcp`]: option values of each control protocol.
+//! - [`pap`], [`chap`]: authentication in both roles.
+
+pub mod chap;
+pub mod fsm;
+pub mod hdlc;
+pub mod ipcp;
+pub mod lcp;
+pub mod options;
+pub mod pap;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use std::hash::{BuildHasher, Hasher};
+
+use fsm::{Fsm, FsmConfig, LayerEvent, Packet, State};
+use hdlc::{Decoder, Encoder};
+
+/// Which end of the link we are (not called `Role`: that is a user's role in the server's
+/// configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The gateway dialling out: authenticates itself, takes the address it is given.
+    Client,
+    /// The ISP's access server: authenticates the peer, assigns its address.
+    AccessServer,
+}
+
+/// Authentication protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthProtocol {
+    /// Password Authentication Protocol (RFC 1334), 0xC023.
+    Pap,
+    /// Challenge-Handshake Authentication Protocol with MD5 (RFC 1994), 0xC223 algorithm 5.
+    Chap,
+}
+
+impl fmt::Display for AuthProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthProtocol::Pap => "PAP",
+            AuthProtocol::Chap => "CHAP-MD5",
+        })
+    }
+}
+
+/// Result of one authentication exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// Authenticated; the authenticator learns the peer's name.
+    Ok {
+        /// Name the peer gave (PAP peer-id / CHAP name), if known.
+        peer_name: Option<String>,
+    },
+    /// Refused or timed out, with a human message.
+    Failed(String),
+}
+
+/// PPP phases (RFC 1661 §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No link.
+    Dead,
+    /// LCP negotiating.
+    Establish,
+    /// PAP/CHAP running.
+    Authenticate,
+    /// NCPs (IPCP) negotiating or open.
+    Network,
+    /// LCP terminating.
+    Terminate,
+}
+
+/// Why a link finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownReason {
+    /// We closed it ([`Ppp::close`]) with this reason.
+    LocalClose(String),
+    /// The peer sent Terminate-Request (with its data as text).
+    PeerTerminated(String),
+    /// No Echo-Reply to `echo_failures` Echo-Requests.
+    EchoTimeout,
+    /// LCP or IPCP did not converge, or the peer went silent during negotiation.
+    NegotiationFailed(String),
+    /// Authentication failed (either direction).
+    AuthFailed(String),
+    /// Our own magic number kept coming back: the line is looped back.
+    LoopbackDetected,
+    /// The lower layer (carrier) went away.
+    LowerDown,
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownReason::LocalClose(r) => write!(f, "closed locally: {r}"),
+            DownReason::PeerTerminated(r) => write!(f, "terminated by peer: {r}"),
+            DownReason::EchoTimeout => f.write_str("peer stopped answering LCP echo requests"),
+            DownReason::NegotiationFailed(r) => write!(f, "negotiation failed: {r}"),
+            DownReason::AuthFailed(r) => write!(f, "authentication failed: {r}"),
+            DownReason::LoopbackDetected => {
+                f.write_str("line is looped back (our magic number came back)")
+            }
+            DownReason::LowerDown => f.write_str("carrier lost"),
+        }
+    }
+}
+
+/// What the link reports to its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PppEvent {
+    /// LCP opened.
+    LcpUp {
+        /// The peer's MRU (largest packet we may send).
+        peer_mru: u16,
+        /// Authentication in use on this link (ours of the peer, or the peer's of us).
+        auth: Option<AuthProtocol>,
+    },
+    /// Authentication finished successfully (or was not required).
+    AuthOk {
+        /// Protocol used, `None` if no authentication took place.
+        protocol: Option<AuthProtocol>,
+        /// Name the peer authenticated as / the authenticator's name (CHAP).
+        peer_name: Option<String>,
+    },
+    /// Authentication failed; a `Down` follows.
+    AuthFailed {
+        /// Human reason (never contains a password).
+        message: String,
+    },
+    /// IPCP opened: addresses and DNS are known, IPv4 flows.
+    IpcpUp {
+        /// Our address.
+        local: Ipv4Addr,
+        /// The peer's address.
+        peer: Ipv4Addr,
+        /// DNS servers the peer gave us (client) or we gave (server: empty).
+        dns: Vec<Ipv4Addr>,
+    },
+    /// An IPv4 datagram from the peer.
+    Ipv4(Vec<u8>),
+    /// The link finished; the driver should hang up.
+    Down {
+        /// Why.
+        reason: DownReason,
+    },
+}
+
+/// Errors of [`Ppp::send_ipv4`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// IPCP is not open, so no datagram may be sent (RFC 1661 §3.5).
+    NotOpen,
+    /// The transmit queue holds `tx_queue_limit` frames already; drain `poll_transmit` first.
+    QueueFull,
+    /// The datagram exceeds the peer's MRU.
+    TooLarge {
+        /// Datagram length.
+        len: usize,
+        /// Peer's MRU.
+        mru: u16,
+    },
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NotOpen => f.write_str("IPCP is not open"),
+            SendError::QueueFull => f.write_str("transmit queue full"),
+            SendError::TooLarge { len, mru } => {
+                write!(f, "datagram of {len} bytes exceeds the peer's MRU {mru}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Link configuration. Build with [`PppConfig::client`] or [`PppConfig::access_server`] and
+/// adjust fields.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PppConfig {
+    /// Which end we are.
+    pub side: Side,
+    /// Our name (client: PAP peer-id / CHAP name; server: CHAP authenticator name).
+    pub user: String,
+    /// Our password / CHAP secret (client).
+    pub password: String,
+    /// Authenticatee protocols we accept, in preference order (client).
+    pub accept_auth: Vec<AuthProtocol>,
+    /// Authentication we demand, in preference order (access server; empty = none).
+    pub require_auth: Vec<AuthProtocol>,
+    /// (name, secret) pairs we accept (access server).
+    pub users: Vec<(String, String)>,
+    /// Our IPv4 address; 0.0.0.0 asks the peer for one.
+    pub local_address: Ipv4Addr,
+    /// Address assigned to the peer (access server).
+    pub peer_address: Option<Ipv4Addr>,
+    /// DNS servers handed out (access server, up to two).
+    pub dns: Vec<Ipv4Addr>,
+    /// Ask the peer for DNS servers (client, RFC 1877).
+    pub request_dns: bool,
+    /// Our MRU.
+    pub mru: u16,
+    /// Our receive ACCM (0 = no control characters escaped towards us).
+    pub accm: u32,
+    /// Negotiate Protocol-Field-Compression.
+    pub pfc: bool,
+    /// Negotiate Address-and-Control-Field-Compression.
+    pub acfc: bool,
+    /// Negotiate FCS-32 (RFC 1570).
+    pub fcs32: bool,
+    /// Restart timer and counters for LCP and IPCP.
+    pub fsm: FsmConfig,
+    /// LCP Echo-Request interval; `None` disables keepalive.
+    pub echo_interval: Option<Duration>,
+    /// Unanswered Echo-Requests that declare the link dead.
+    pub echo_failures: u32,
+    /// Longest the Authenticate phase may take.
+    pub auth_timeout: Duration,
+    /// CHAP rechallenge interval (access server).
+    pub chap_rechallenge: Option<Duration>,
+    /// Maximum frames waiting in the transmit queue for `send_ipv4`.
+    pub tx_queue_limit: usize,
+    /// Seed for magic numbers and challenges (tests); `None` draws from the OS.
+    pub seed: Option<u64>,
+}
+
+impl fmt::Debug for PppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Passwords are never printed.
+        f.debug_struct("PppConfig")
+            .field("side", &self.side)
+            .field("user", &self.user)
+            .field("accept_auth", &self.accept_auth)
+            .field("require_auth", &self.require_auth)
+            .field(
+                "users",
+                &self.users.iter().map(|(u, _)| u).collect::<Vec<_>>(),
+            )
+            .field("local_address", &self.local_address)
+            .field("peer_address", &self.peer_address)
+            .field("dns", &self.dns)
+            .field("mru", &self.mru)
+            .field("accm", &format_args!("{:#010x}", self.accm))
+            .field("pfc", &self.pfc)
+            .field("acfc", &self.acfc)
+            .field("fcs32", &self.fcs32)
+            .field("fsm", &self.fsm)
+            .field("echo_interval", &self.echo_interval)
+            .field("echo_failures", &self.echo_failures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PppConfig {
+    /// Gateway side: authenticate as `user`/`password` (PAP or CHAP-MD5), ask for an address
+    /// and DNS, ACCM 0, PFC+ACFC, echo every 30 s with 4 failures (pppd's usual settings).
+    #[must_use]
+    pub fn client(user: &str, password: &str) -> Self {
+        Self {
+            side: Side::Client,
+            user: user.into(),
+            password: password.into(),
+            accept_auth: vec![AuthProtocol::Chap, AuthProtocol::Pap],
+            require_auth: Vec::new(),
+            users: Vec::new(),
+            local_address: Ipv4Addr::UNSPECIFIED,
+            peer_address: None,
+            dns: Vec::new(),
+            request_dns: true,
+            mru: 1500,
+            accm: 0,
+            pfc: true,
+            acfc: true,
+            fcs32: false,
+            fsm: FsmConfig::default(),
+            echo_interval: Some(Duration::from_secs(30)),
+            echo_failures: 4,
+            auth_timeout: Duration::from_secs(30),
+            chap_rechallenge: None,
+            tx_queue_limit: 64,
+            seed: None,
+        }
+    }
+
+    /// Access-server side: demand `auth` of the peer against `users` (name, secret), use `local`
+    /// ourselves, assign `peer` and hand out `dns`.
+    #[must_use]
+    pub fn access_server(
+        users: Vec<(String, String)>,
+        auth: Option<AuthProtocol>,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+        dns: Vec<Ipv4Addr>,
+    ) -> Self {
+        Self {
+            side: Side::AccessServer,
+            user: "masqdial-isp".into(),
+            password: String::new(),
+            accept_auth: Vec::new(),
+            require_auth: auth.into_iter().collect(),
+            users,
+            local_address: local,
+            peer_address: Some(peer),
+            dns,
+            request_dns: false,
+            ..Self::client("", "")
+        }
+    }
+}
+
+/// Counters for `cinfo`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PppStats {
+    /// Good frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Line bytes received.
+    pub bytes_in: u64,
+    /// Line bytes sent.
+    pub bytes_out: u64,
+    /// Frames dropped for a bad FCS.
+    pub fcs_errors: u64,
+    /// Frames dropped for exceeding the MRU.
+    pub too_long: u64,
+    /// Frames aborted or shorter than an FCS.
+    pub aborted: u64,
+    /// Good frames dropped (bad header, wrong phase, malformed packet, unknown protocol).
+    pub discarded: u64,
+    /// LCP packets in/out.
+    pub lcp_in: u64,
+    /// LCP packets sent.
+    pub lcp_out: u64,
+    /// PAP/CHAP packets received.
+    pub auth_in: u64,
+    /// PAP/CHAP packets sent.
+    pub auth_out: u64,
+    /// IPCP packets received.
+    pub ipcp_in: u64,
+    /// IPCP packets sent.
+    pub ipcp_out: u64,
+    /// IPv4 datagrams received.
+    pub ipv4_in: u64,
+    /// IPv4 datagrams sent.
+    pub ipv4_out: u64,
+    /// IPv4 payload bytes received.
+    pub ipv4_bytes_in: u64,
+    /// IPv4 payload bytes sent.
+    pub ipv4_bytes_out: u64,
+    /// Protocol-Rejects we sent for unknown protocols.
+    pub protocol_rejects: u64,
+    /// Echo-Requests sent.
+    pub echo_requests: u64,
+    /// Echo-Replies received.
+    pub echo_replies: u64,
+}
+
+/// Negotiated options for `cinfo` (defaults before LCP/IPCP open).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NegotiatedOptions {
+    /// Our MRU as acked by the peer.
+    pub local_mru: u16,
+    /// The peer's MRU (our send limit).
+    pub peer_mru: u16,
+    /// ACCM we escape by when sending (the peer's).
+    pub tx_accm: u32,
+    /// ACCM the peer escapes by towards us (ours).
+    pub rx_accm: u32,
+    /// Our magic number.
+    pub local_magic: u32,
+    /// The peer's magic number.
+    pub peer_magic: u32,
+    /// We send compressed protocol fields.
+    pub tx_pfc: bool,
+    /// We send without address/control fields.
+    pub tx_acfc: bool,
+    /// The peer may send compressed protocol fields.
+    pub rx_pfc: bool,
+    /// The peer may omit address/control fields.
+    pub rx_acfc: bool,
+    /// We send FCS-32.
+    pub tx_fcs32: bool,
+    /// The peer sends FCS-32.
+    pub rx_fcs32: bool,
+    /// Authentication we demanded of the peer.
+    pub auth_of_peer: Option<AuthProtocol>,
+    /// Authentication the peer demanded of us.
+    pub auth_by_peer: Option<AuthProtocol>,
+    /// Name the peer authenticated with.
+    pub peer_name: Option<String>,
+    /// Our IPv4 address (IPCP).
+    pub local_ip: Option<Ipv4Addr>,
+    /// The peer's IPv4 address (IPCP).
+    pub peer_ip: Option<Ipv4Addr>,
+    /// DNS servers from IPCP.
+    pub dns: Vec<Ipv4Addr>,
+}
+
+enum AuthSide {
+    None,
+    PapClient(pap::PapClient),
+    ChapClient(chap::ChapClient),
+    Done,
+}
+
+enum AuthCheck {
+    None,
+    PapServer(pap::PapServer),
+    ChapServer(chap::ChapServer),
+    Done,
+}
+
+/// Slack above the MRU accepted by the decoder: address, control, protocol and FCS-32.
+const FRAME_OVERHEAD: usize = 8;
+
+/// One PPP link.
+pub struct Ppp {
+    cfg: PppConfig,
+    phase: Phase,
+    decoder: Decoder,
+    enc: Encoder,
+    enc_lcp: Encoder,
+    tx_acfc: bool,
+    tx_pfc: bool,
+    lcp: Fsm<lcp::Lcp>,
+    ipcp: Fsm<ipcp::Ipcp>,
+    auth_side: AuthSide,
+    auth_check: AuthCheck,
+    auth_deadline: Option<Instant>,
+    auth_protocol: Option<AuthProtocol>,
+    side_ok: bool,
+    check_ok: bool,
+    peer_name: Option<String>,
+    echo_next: Option<Instant>,
+    echo_outstanding: u32,
+    tx: VecDeque<Vec<u8>>,
+    events: VecDeque<PppEvent>,
+    stats: PppStats,
+    down_reason: Option<DownReason>,
+    down_emitted: bool,
+    ipcp_up: bool,
+    rng: u64,
+    seeded: bool,
+}
+
+impl fmt::Debug for Ppp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ppp")
+            .field("side", &self.cfg.side)
+            .field("phase", &self.phase)
+            .field("lcp", &self.lcp.state())
+            .field("ipcp", &self.ipcp.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ppp {
+    /// A link in the Dead phase; call [`Ppp::open`] when the line is connected.
+    #[must_use]
+    pub fn new(config: PppConfig) -> Self {
+        let seeded = config.seed.is_some();
+        let seed = config.seed.unwrap_or_else(os_random);
+        let accept_auth = if config.side == Side::Client && !config.user.is_empty() {
+            config.accept_auth.clone()
+        } else {
+            Vec::new()
+        };
+        let require_auth = if config.side == Side::AccessServer {
+            config.require_auth.clone()
+        } else {
+            Vec::new()
+        };
+        let lcp_cfg = lcp::LcpConfig {
+            mru: config.mru,
+            accm: config.accm,
+            pfc: config.pfc,
+            acfc: config.acfc,
+            fcs32: config.fcs32,
+            magic: true,
+            require_auth,
+            accept_auth,
+        };
+        let ipcp_cfg = ipcp::IpcpConfig {
+            local: config.local_address,
+            assign: config.peer_address,
+            request_dns: config.request_dns,
+            dns: config.dns.iter().copied().take(2).collect(),
+        };
+        let max_rx = usize::from(config.mru.max(1500)) + FRAME_OVERHEAD;
+        Self {
+            phase: Phase::Dead,
+            decoder: Decoder::new(max_rx),
+            enc: Encoder::default(),
+            enc_lcp: Encoder::default(),
+            tx_acfc: false,
+            tx_pfc: false,
+            lcp: Fsm::new(lcp::Lcp::new(lcp_cfg, seed), config.fsm),
+            ipcp: Fsm::new(ipcp::Ipcp::new(ipcp_cfg), config.fsm),
+            auth_side: AuthSide::None,
+            auth_check: AuthCheck::None,
+            auth_deadline: None,
+            auth_protocol: None,
+            side_ok: false,
+            check_ok: false,
+            peer_name: None,
+            echo_next: None,
+            echo_outstanding: 0,
+            tx: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: PppStats::default(),
+            down_reason: None,
+            down_emitted: false,
+            ipcp_up: false,
+            rng: seed.rotate_left(17) | 1,
+            seeded,
+            cfg: config,
+        }
+    }
+
+    /// Lower layer is up (modem said CONNECT): start LCP (RFC 1661 "Up" + "Open" events).
+    pub fn open(&mut self, now: Instant) {
+        self.down_emitted = false;
+        self.down_reason = None;
+        self.phase = Phase::Establish;
+        self.decoder.reset();
+        self.lcp.open(now);
+        self.lcp.up(now);
+        self.process(now);
+    }
+
+    /// Administrative close: send Terminate-Request, finish with [`PppEvent::Down`].
+    pub fn close(&mut self, now: Instant, reason: &str) {
+        if self.down_reason.is_none() {
+            self.down_reason = Some(DownReason::LocalClose(reason.into()));
+        }
+        self.lcp.close(now);
+        self.process(now);
+        if matches!(
+            self.lcp.state(),
+            State::Initial | State::Closed | State::Stopped
+        ) {
+            self.finish();
+        } else {
+            self.phase = Phase::Terminate;
+        }
+    }
+
+    /// Lower layer gone (carrier lost): immediately Down.
+    pub fn lower_down(&mut self, now: Instant) {
+        if self.down_reason.is_none() {
+            self.down_reason = Some(DownReason::LowerDown);
+        }
+        self.ipcp.down();
+        self.lcp.down();
+        self.lcp.close(now);
+        self.process(now);
+        self.tx.clear();
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        self.phase = Phase::Dead;
+        self.echo_next = None;
+        self.auth_deadline = None;
+        self.ipcp_up = false;
+        if !self.down_emitted {
+            self.down_emitted = true;
+            let reason = self.down_reason.take().unwrap_or_else(|| {
+                DownReason::NegotiationFailed(
+                    self.lcp
+                        .neg
+                        .failure
+                        .clone()
+                        .unwrap_or_else(|| "LCP: no agreement with the peer".into()),
+                )
+            });
+            self.events.push_back(PppEvent::Down { reason });
+        }
+    }
+
+    /// Raw bytes from the serial line (HDLC-framed, any chunking).
+    pub fn handle_input(&mut self, now: Instant, mut bytes: &[u8]) {
+        if self.down_emitted {
+            // The session is over (Down was reported); a new one starts with `open`.
+            return;
+        }
+        while !bytes.is_empty() && !self.down_emitted {
+            let (n, ready) = self.decoder.decode(bytes);
+            bytes = &bytes[n..];
+            if ready {
+                let frame = self.decoder.take_frame();
+                self.handle_frame(now, &frame);
+                self.decoder.recycle(frame);
+                // Act on each frame before the next one: a phase change (LCP opened →
+                // authentication → IPCP) must be in force for the frame that follows in
+                // the same read, or that frame is dropped until a retransmission.
+                self.process(now);
+            }
+        }
+        let d = self.decoder.stats();
+        self.stats.frames_in = d.frames;
+        self.stats.bytes_in = d.bytes;
+        self.stats.fcs_errors = d.fcs_errors;
+        self.stats.too_long = d.too_long;
+        self.stats.aborted = d.aborts + d.runts;
+        self.process(now);
+    }
+
+    fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
+        // RFC 1662 §3: address 0xFF, control 0x03 — absent when ACFC is in use (accepted always).
+        let f = match frame {
+            [0xFF, 0x03, rest @ ..] => rest,
+            [0xFF, ..] => {
+                self.stats.discarded += 1;
+                return;
+            }
+            other => other,
+        };
+        // RFC 1661 §2: protocol values are odd in the least significant octet; a one-octet
+        // (PFC-compressed) field is recognised by its odd first octet.
+        let (protocol, info) = match f {
+            [p, rest @ ..] if p & 1 == 1 => (u16::from(*p), rest),
+            [hi, lo, rest @ ..] if lo & 1 == 1 => (u16::from_be_bytes([*hi, *lo]), rest),
+            _ => {
+                self.stats.discarded += 1;
+                return;
+            }
+        };
+        if protocol == lcp::PROTOCOL {
+            self.stats.lcp_in += 1;
+            self.handle_lcp(now, info);
+            return;
+        }
+        // RFC 1661 §3.4: "Any non-LCP packets received during this phase MUST be silently discarded".
+        if self.lcp.state() != State::Opened {
+            self.stats.discarded += 1;
+            return;
+        }
+        match protocol {
+            pap::PROTOCOL | chap::PROTOCOL => {
+                self.stats.auth_in += 1;
+                let Some((code, id, data)) = Packet::parse(info) else {
+                    self.stats.discarded += 1;
+                    return;
+                };
+                match (&mut self.auth_side, &mut self.auth_check, protocol) {
+                    (AuthSide::PapClient(c), _, pap::PROTOCOL) => c.handle_packet(code, id, data),
+                    (_, AuthCheck::PapServer(s), pap::PROTOCOL) => s.handle_packet(code, id, data),
+                    (AuthSide::ChapClient(c), _, chap::PROTOCOL) => {
+                        c.handle_packet(now, code, id, data)
+                    }
+                    (_, AuthCheck::ChapServer(s), chap::PROTOCOL) => {
+                        s.handle_packet(now, code, id, data)
+                    }
+                    _ => self.stats.discarded += 1,
+                }
+            }
+            ipcp::PROTOCOL => {
+                self.stats.ipcp_in += 1;
+                // RFC 1661 §3.5: NCP packets before the Network phase are discarded.
+                if self.phase != Phase::Network {
+                    self.stats.discarded += 1;
+                    return;
+                }
+                let Some((code, id, data)) = Packet::parse(info) else {
+                    self.stats.discarded += 1;
+                    return;
+                };
+                if let Err((c, i, d)) = self.ipcp.handle_packet(now, code, id, data) {
+                    let max = usize::from(self.lcp.neg.peer.mru);
+                    self.ipcp.unknown_code(c, i, d, max);
+                }
+            }
+            ipcp::IPV4 => {
+                if self.ipcp_up {
+                    self.stats.ipv4_in += 1;
+                    self.stats.ipv4_bytes_in += info.len() as u64;
+                    self.events.push_back(PppEvent::Ipv4(info.to_vec()));
+                } else {
+                    self.stats.discarded += 1;
+                }
+            }
+            _ => {
+                // RFC 1661 §5.7: an unknown protocol gets a Protocol-Reject carrying the rejected
+                // protocol and as much of the packet as fits the peer's MRU.
+                self.stats.protocol_rejects += 1;
+                let mut data = protocol.to_be_bytes().to_vec();
+                let room = usize::from(self.lcp.neg.peer.mru).saturating_sub(6);
+                data.extend_from_slice(&info[..info.len().min(room)]);
+                let id = self.lcp.fresh_id();
+                self.lcp.send_raw(lcp::PROTOCOL_REJECT, id, data);
+            }
+        }
+    }
+
+    fn handle_lcp(&mut self, now: Instant, info: &[u8]) {
+        let Some((code, id, data)) = Packet::parse(info) else {
+            self.stats.discarded += 1;
+            return;
+        };
+        if code == fsm::TERMINATE_REQUEST
+            && self.down_reason.is_none()
+            && self.lcp.state() == State::Opened
+        {
+            let text: String = String::from_utf8_lossy(data)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect();
+            self.down_reason = Some(DownReason::PeerTerminated(text));
+        }
+        let opened = self.lcp.state() == State::Opened;
+        match self.lcp.handle_packet(now, code, id, data) {
+            Ok(()) => {}
+            Err((lcp::PROTOCOL_REJECT, _, d)) if opened => {
+                let rejected = options::be16(d.get(..2).unwrap_or(&[]));
+                match rejected {
+                    Some(ipcp::PROTOCOL) | Some(ipcp::IPV4) => self.ipcp.rxj(now, false),
+                    Some(lcp::PROTOCOL) => self.lcp.rxj(now, false),
+                    Some(pap::PROTOCOL) | Some(chap::PROTOCOL) => {
+                        self.auth_failed("peer rejected the authentication protocol".into());
+                        self.lcp.close(now);
+                    }
+                    _ => self.lcp.rxj(now, true),
+                }
+            }
+            Err((lcp::ECHO_REQUEST, id, d)) if opened => {
+                let local = self.lcp.neg.local.magic;
+                if local != 0 && options::be32(d.get(..4).unwrap_or(&[])) == Some(local) {
+                    // RFC 1661 §6.4: an Echo-Request with our own magic means a looped-back link.
+                    self.lcp.neg.loopback_hits += 1;
+                }
+                let mut reply = local.to_be_bytes().to_vec();
+                let room = usize::from(self.lcp.neg.peer.mru).saturating_sub(8);
+                let rest = d.get(4..).unwrap_or(&[]);
+                reply.extend_from_slice(&rest[..rest.len().min(room)]);
+                self.lcp.send_raw(lcp::ECHO_REPLY, id, reply);
+            }
+            Err((lcp::ECHO_REPLY, _, _)) if opened => {
+                self.stats.echo_replies += 1;
+                self.echo_outstanding = 0;
+            }
+            Err((
+                lcp::DISCARD_REQUEST | lcp::PROTOCOL_REJECT | lcp::ECHO_REQUEST | lcp::ECHO_REPLY,
+                _,
+                _,
+            )) => {
+                // RFC 1661 §5.7-5.9: silently discarded outside the Opened state.
+                self.stats.discarded += 1;
+            }
+            Err((c, i, d)) => {
+                let max = usize::from(self.lcp.neg.peer.mru);
+                self.lcp.unknown_code(c, i, d, max);
+            }
+        }
+        if self.lcp.neg.loopback_hits > self.cfg.fsm.max_failure
+            && self.down_reason != Some(DownReason::LoopbackDetected)
+        {
+            self.down_reason = Some(DownReason::LoopbackDetected);
+            self.lcp.close(now);
+        }
+    }
+
+    fn auth_failed(&mut self, message: String) {
+        self.events.push_back(PppEvent::AuthFailed {
+            message: message.clone(),
+        });
+        if !matches!(self.down_reason, Some(DownReason::AuthFailed(_))) {
+            self.down_reason = Some(DownReason::AuthFailed(message));
+        }
+        self.auth_deadline = None;
+        self.auth_side = AuthSide::Done;
+        self.auth_check = AuthCheck::Done;
+    }
+
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn challenge(&mut self) -> [u8; 16] {
+        if self.seeded {
+            let mut c = [0u8; 16];
+            c[..8].copy_from_slice(&self.next_random().to_le_bytes());
+            c[8..].copy_from_slice(&self.next_random().to_le_bytes());
+            c
+        } else {
+            let mut c = [0u8; 16];
+            c[..8].copy_from_slice(&os_random().to_le_bytes());
+            c[8..].copy_from_slice(&os_random().to_le_bytes());
+            c
+        }
+    }
+
+    /// Drives layer events until nothing changes, then frames queued control packets.
+    fn process(&mut self, now: Instant) {
+        for _ in 0..64 {
+            let mut progressed = false;
+            while let Some(ev) = self.lcp.poll_event() {
+                progressed = true;
+                self.lcp_event(now, ev);
+            }
+            while let Some(ev) = self.ipcp.poll_event() {
+                progressed = true;
+                self.ipcp_event(now, ev);
+            }
+            progressed |= self.poll_auth(now);
+            if !progressed {
+                break;
+            }
+        }
+        self.flush_control();
+    }
+
+    fn flush_control(&mut self) {
+        while let Some(p) = self.lcp.poll_packet() {
+            self.stats.lcp_out += 1;
+            let bytes = p.to_bytes();
+            self.send_frame(lcp::PROTOCOL, &bytes, (1..=7).contains(&p.code));
+        }
+        while let Some((proto, pkt)) = self.next_auth_packet() {
+            self.stats.auth_out += 1;
+            self.send_frame(proto, &pkt, false);
+        }
+        while let Some(p) = self.ipcp.poll_packet() {
+            self.stats.ipcp_out += 1;
+            let bytes = p.to_bytes();
+            self.send_frame(ipcp::PROTOCOL, &bytes, false);
+        }
+    }
+
+    /// Frames one packet; `lcp_default` forces the default ACCM (LCP codes 1-7, RFC 1662 §7.1).
+    fn send_frame(&mut self, protocol: u16, payload: &[u8], lcp_default: bool) {
+        let mut header = [0u8; 4];
+        let mut h = 0;
+        let is_lcp = protocol == lcp::PROTOCOL;
+        // RFC 1661 §6.6: "the Address and Control fields MUST NOT be compressed when sending any LCP packet".
+        if !self.tx_acfc || is_lcp {
+            header[..2].copy_from_slice(&[0xFF, 0x03]);
+            h = 2;
+        }
+        if self.tx_pfc && protocol < 0x100 && !is_lcp {
+            header[h] = protocol as u8;
+            h += 1;
+        } else {
+            header[h..h + 2].copy_from_slice(&protocol.to_be_bytes());
+            h += 2;
+        }
+        let mut out = Vec::with_capacity(payload.len() + payload.len() / 32 + 16);
+        let enc = if lcp_default {
+            &self.enc_lcp
+        } else {
+            &self.enc
+        };
+        enc.encode(&header[..h], payload, &mut out);
+        self.stats.frames_out += 1;
+        self.stats.bytes_out += out.len() as u64;
+        self.tx.push_back(out);
+    }
+
+    fn lcp_event(&mut self, now: Instant, ev: LayerEvent) {
+        match ev {
+            LayerEvent::Up => {
+                let (local, peer) = (self.lcp.neg.local, self.lcp.neg.peer);
+                self.lcp.neg.loopback_hits = 0;
+                self.enc = Encoder::new(peer.accm, peer.fcs32);
+                self.enc_lcp = Encoder::new(0xFFFF_FFFF, peer.fcs32);
+                self.tx_acfc = peer.acfc;
+                self.tx_pfc = peer.pfc;
+                self.decoder.set_accm(local.accm);
+                self.decoder.set_fcs32(local.fcs32);
+                let auth = local.auth.or(peer.auth);
+                self.events.push_back(PppEvent::LcpUp {
+                    peer_mru: peer.mru,
+                    auth,
+                });
+                self.echo_outstanding = 0;
+                self.echo_next = self.cfg.echo_interval.map(|i| now + i);
+                self.start_auth(now, local.auth, peer.auth);
+            }
+            LayerEvent::Down => {
+                self.phase = Phase::Terminate;
+                self.ipcp.down();
+                self.ipcp_up = false;
+                self.echo_next = None;
+                self.auth_deadline = None;
+                self.auth_side = AuthSide::None;
+                self.auth_check = AuthCheck::None;
+                self.enc = Encoder::default();
+                self.enc_lcp = Encoder::default();
+                self.tx_acfc = false;
+                self.tx_pfc = false;
+                self.decoder.set_accm(0xFFFF_FFFF);
+                self.decoder.set_fcs32(false);
+            }
+            LayerEvent::Started => {}
+            LayerEvent::Finished => {
+                if self.down_reason.is_none() {
+                    if let Some(f) = self.lcp.neg.failure.clone() {
+                        self.down_reason = Some(DownReason::NegotiationFailed(f));
+                    }
+                }
+                self.finish();
+            }
+        }
+    }
+
+    fn start_auth(
+        &mut self,
+        now: Instant,
+        of_peer: Option<AuthProtocol>,
+        by_peer: Option<AuthProtocol>,
+    ) {
+        if of_peer.is_none() && by_peer.is_none() {
+            self.events.push_back(PppEvent::AuthOk {
+                protocol: None,
+                peer_name: None,
+            });
+            self.start_network(now);
+            return;
+        }
+        self.phase = Phase::Authenticate;
+        self.auth_protocol = of_peer.or(by_peer);
+        self.side_ok = by_peer.is_none();
+        self.check_ok = of_peer.is_none();
+        self.auth_deadline = Some(now + self.cfg.auth_timeout);
+        let (restart, tries) = (self.cfg.fsm.restart, self.cfg.fsm.max_configure);
+        self.auth_side = match by_peer {
+            Some(AuthProtocol::Pap) => {
+                let mut c = pap::PapClient::new(&self.cfg.user, &self.cfg.password, restart, tries);
+                c.start(now);
+                AuthSide::PapClient(c)
+            }
+            Some(AuthProtocol::Chap) => AuthSide::ChapClient(chap::ChapClient::new(
+                &self.cfg.user,
+                &self.cfg.password,
+                restart,
+                tries,
+            )),
+            None => AuthSide::Done,
+        };
+        self.auth_check = match of_peer {
+            Some(AuthProtocol::Pap) => {
+                let mut s = pap::PapServer::new(self.cfg.users.clone(), self.cfg.auth_timeout);
+                s.start(now);
+                AuthCheck::PapServer(s)
+            }
+            Some(AuthProtocol::Chap) => {
+                let mut s = chap::ChapServer::new(
+                    &self.cfg.user,
+                    self.cfg.users.clone(),
+                    restart,
+                    tries,
+                    self.cfg.chap_rechallenge,
+                );
+                let c = self.challenge();
+                s.start(now, c);
+                AuthCheck::ChapServer(s)
+            }
+            None => AuthCheck::Done,
+        };
+    }
+
+    /// Collects authentication results; true if anything changed.
+    fn poll_auth(&mut self, now: Instant) -> bool {
+        let side = match &mut self.auth_side {
+            AuthSide::PapClient(c) => c.poll_result(),
+            AuthSide::ChapClient(c) => c.poll_result(),
+            _ => None,
+        };
+        let check = match &mut self.auth_check {
+            AuthCheck::PapServer(s) => s.poll_result(),
+            AuthCheck::ChapServer(s) => s.poll_result(),
+            _ => None,
+        };
+        let mut changed = false;
+        for (r, ours) in [(side, false), (check, true)] {
+            match r {
+                None => {}
+                Some(AuthOutcome::Failed(m)) => {
+                    self.flush_control(); // the Nak/Failure goes out before the Terminate-Request
+                    self.auth_failed(m);
+                    self.lcp.close(now);
+                    return true;
+                }
+                Some(AuthOutcome::Ok { peer_name }) => {
+                    changed = true;
+                    if ours || self.peer_name.is_none() {
+                        self.peer_name = peer_name;
+                    }
+                    // The PAP/CHAP engines stay: they repeat a lost Ack/Success and answer rechallenges.
+                    if ours {
+                        self.check_ok = true;
+                    } else {
+                        self.side_ok = true;
+                    }
+                }
+            }
+        }
+        if self.phase == Phase::Authenticate && self.side_ok && self.check_ok {
+            self.auth_deadline = None;
+            self.events.push_back(PppEvent::AuthOk {
+                protocol: self.auth_protocol,
+                peer_name: self.peer_name.clone(),
+            });
+            self.start_network(now);
+            changed = true;
+        }
+        changed
+    }
+
+    fn next_auth_packet(&mut self) -> Option<(u16, Vec<u8>)> {
+        let side = match &mut self.auth_side {
+            AuthSide::PapClient(c) => c.poll_packet().map(|p| (pap::PROTOCOL, p)),
+            AuthSide::ChapClient(c) => c.poll_packet().map(|p| (chap::PROTOCOL, p)),
+            _ => None,
+        };
+        side.or_else(|| match &mut self.auth_check {
+            AuthCheck::PapServer(s) => s.poll_packet().map(|p| (pap::PROTOCOL, p)),
+            AuthCheck::ChapServer(s) => s.poll_packet().map(|p| (chap::PROTOCOL, p)),
+            _ => None,
+        })
+    }
+
+    fn start_network(&mut self, now: Instant) {
+        self.phase = Phase::Network;
+        self.ipcp.up(now);
+        self.ipcp.open(now);
+    }
+
+    fn ipcp_event(&mut self, now: Instant, ev: LayerEvent) {
+        match ev {
+            LayerEvent::Up => {
+                self.ipcp_up = true;
+                let n = &self.ipcp.neg;
+                self.events.push_back(PppEvent::IpcpUp {
+                    local: n.local,
+                    peer: n.peer,
+                    dns: n.dns.clone(),
+                });
+            }
+            LayerEvent::Down => self.ipcp_up = false,
+            LayerEvent::Started => {}
+            LayerEvent::Finished => {
+                // No network protocol left: like pppd, close the link.
+                if self.lcp.state() == State::Opened {
+                    if self.down_reason.is_none() {
+                        let why = self
+                            .ipcp
+                            .neg
+                            .failure
+                            .clone()
+                            .unwrap_or_else(|| "IPCP did not converge".into());
+                        self.down_reason = Some(DownReason::NegotiationFailed(why));
+                    }
+                    self.lcp.close(now);
+                }
+            }
+        }
+    }
+
+    /// Queue one IPv4 datagram for the peer; Err if IPCP is not open or the queue is full.
+    pub fn send_ipv4(&mut self, packet: &[u8]) -> Result<(), SendError> {
+        if !self.ipcp_up {
+            return Err(SendError::NotOpen);
+        }
+        let mru = self.lcp.neg.peer.mru;
+        if packet.len() > usize::from(mru) {
+            return Err(SendError::TooLarge {
+                len: packet.len(),
+                mru,
+            });
+        }
+        if self.tx.len() >= self.cfg.tx_queue_limit {
+            return Err(SendError::QueueFull);
+        }
+        self.stats.ipv4_out += 1;
+        self.stats.ipv4_bytes_out += packet.len() as u64;
+        self.send_frame(ipcp::IPV4, packet, false);
+        Ok(())
+    }
+
+    /// Next bytes to write to the serial line (already HDLC-framed and escaped).
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.tx.pop_front()
+    }
+
+    /// Number of frames waiting in [`Ppp::poll_transmit`].
+    #[must_use]
+    pub fn tx_queue_len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Earliest time [`Ppp::handle_timeout`] must be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let auth = [
+            match &self.auth_side {
+                AuthSide::PapClient(c) => c.poll_timeout(),
+                AuthSide::ChapClient(c) => c.poll_timeout(),
+                _ => None,
+            },
+            match &self.auth_check {
+                AuthCheck::PapServer(s) => s.poll_timeout(),
+                AuthCheck::ChapServer(s) => s.poll_timeout(),
+                _ => None,
+            },
+        ];
+        [
+            self.lcp.poll_timeout(),
+            self.ipcp.poll_timeout(),
+            self.auth_deadline,
+            self.echo_next,
+        ]
+        .into_iter()
+        .chain(auth)
+        .flatten()
+        .min()
+    }
+
+    /// Runs every timer due at `now` (restart timers, authentication, echo keepalive).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.lcp.handle_timeout(now);
+        self.ipcp.handle_timeout(now);
+        match &mut self.auth_side {
+            AuthSide::PapClient(c) => c.handle_timeout(now),
+            AuthSide::ChapClient(c) => c.handle_timeout(now),
+            _ => {}
+        }
+        if matches!(self.auth_check, AuthCheck::ChapServer(_)) {
+            let c = self.challenge();
+            if let AuthCheck::ChapServer(s) = &mut self.auth_check {
+                s.handle_timeout(now, c);
+            }
+        }
+        if let AuthCheck::PapServer(s) = &mut self.auth_check {
+            s.handle_timeout(now);
+        }
+        if self.auth_deadline.is_some_and(|t| now >= t) {
+            self.auth_failed("authentication did not finish in time".into());
+            self.lcp.close(now);
+        }
+        if self.echo_next.is_some_and(|t| now >= t) {
+            if self.echo_outstanding >= self.cfg.echo_failures {
+                self.echo_next = None;
+                if self.down_reason.is_none() {
+                    self.down_reason = Some(DownReason::EchoTimeout);
+                }
+                self.lcp.close(now);
+            } else {
+                self.echo_outstanding += 1;
+                self.stats.echo_requests += 1;
+                let id = self.lcp.fresh_id();
+                let magic = self.lcp.neg.local.magic;
+                self.lcp
+                    .send_raw(lcp::ECHO_REQUEST, id, magic.to_be_bytes().to_vec());
+                self.echo_next = self.cfg.echo_interval.map(|i| now + i);
+            }
+        }
+        self.process(now);
+    }
+
+    /// Next event for the driver.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<PppEvent> {
+        self.events.pop_front()
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> PppStats {
+        self.stats
+    }
+
+    /// Negotiated options (LCP values are meaningful once LCP opened, IP values once IPCP did).
+    #[must_use]
+    pub fn options(&self) -> NegotiatedOptions {
+        let (l, p) = (self.lcp.neg.local, self.lcp.neg.peer);
+        let ip = self.ipcp_up.then_some(&self.ipcp.neg);
+        NegotiatedOptions {
+            local_mru: l.mru,
+            peer_mru: p.mru,
+            tx_accm: p.accm,
+            rx_accm: l.accm,
+            local_magic: l.magic,
+            peer_magic: p.magic,
+            tx_pfc: p.pfc,
+            tx_acfc: p.acfc,
+            rx_pfc: l.pfc,
+            rx_acfc: l.acfc,
+            tx_fcs32: p.fcs32,
+            rx_fcs32: l.fcs32,
+            auth_of_peer: l.auth,
+            auth_by_peer: p.auth,
+            peer_name: self.peer_name.clone(),
+            local_ip: ip.map(|n| n.local),
+            peer_ip: ip.map(|n| n.peer),
+            dns: ip.map(|n| n.dns.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Current phase.
+    #[must_use]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// True once IPCP is open and IPv4 may flow.
+    #[must_use]
+    pub fn is_ip_up(&self) -> bool {
+        self.ipcp_up
+    }
+
+    /// The configuration this link runs with.
+    #[must_use]
+    pub fn config(&self) -> &PppConfig {
+        &self.cfg
+    }
+
+    /// LCP automaton state (diagnostics).
+    #[must_use]
+    pub fn lcp_state(&self) -> State {
+        self.lcp.state()
+    }
+
+    /// IPCP automaton state (diagnostics).
+    #[must_use]
+    pub fn ipcp_state(&self) -> State {
+        self.ipcp.state()
+    }
+}
+
+/// 64 unpredictable bits from std alone: each `RandomState` is keyed from the OS's random source
+/// (per thread, then stepped), and SipHash under a secret key is a pseudo-random function, so
+/// outputs are unpredictable without the key. Used for magic-number seeds and CHAP challenges
+/// when [`PppConfig::seed`] is `None`.
+fn os_random() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6d61_7371_6469_616c);
+    h.finish()
+}

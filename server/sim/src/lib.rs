@@ -1,0 +1,15 @@
+//! `masqdial-sim`: simulation for tests, the `mock-modem` program and `mserver --demo` — a Hayes
+//! modem on a pseudo-terminal, an ISP (PPP access server) behind it, and a simulated internet.
+//! Owns nothing the production gateway needs: `mserver` links it only through the `demo` cargo
+//! feature of `masqdial-server`.
+//!
+//! # Layout
+//! - [`modem`]: the mock modem (sans-IO AT command set and data mode), and [`modem::pty`] which
+//!   serves it on a pseudo-terminal.
+//! - [`isp`]: the mock ISP: a [`masqdial_ppp`] access server with an address pool, answering
+//!   ping/UDP from a tiny simulated internet.
+//! - [`internet`]: bridges the mock ISP to a real TUN device (root; the e2e tests).
+
+pub mod internet;
+pub mod isp;
+pub mod modem;
