@@ -1,0 +1,162 @@
+//! Glue between the dataplane and the link scheduler (`masqdial-sched`): IPv4 datagrams as
+//! scheduler packets (ECN bits via nat-core's checksum helpers) and their classification by LAN
+//! host and flow. Owns no queue and makes no scheduling decision.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::Ipv4Addr;
+
+use masqdial_sched::{Class, Packet};
+use nat_core::wire::{checksum, ipv4, proto};
+
+/// One IPv4 datagram queued for the link (or, with ingress shaping, for the LAN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpPacket(pub Vec<u8>);
+
+/// ECN field values (RFC 3168 §5): the low two bits of the TOS octet.
+const ECN_MASK: u8 = 0b11;
+const ECN_CE: u8 = 0b11;
+
+impl Packet for IpPacket {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_ect(&self) -> bool {
+        // ECT(1) = 01, ECT(0) = 10; Not-ECT = 00 and CE = 11 are not marked again.
+        self.0.len() >= ipv4::HEADER_LEN && matches!(self.0[1] & ECN_MASK, 0b01 | 0b10)
+    }
+
+    fn mark_ce(&mut self) {
+        if self.0.len() < ipv4::HEADER_LEN {
+            return;
+        }
+        // RFC 1624: the header checksum follows the change of the version/IHL/TOS word.
+        let old = u16::from_be_bytes([self.0[0], self.0[1]]);
+        self.0[1] |= ECN_CE;
+        let new = u16::from_be_bytes([self.0[0], self.0[1]]);
+        let hc = checksum::update_u16(u16::from_be_bytes([self.0[10], self.0[11]]), old, new);
+        self.0[10..12].copy_from_slice(&hc.to_be_bytes());
+    }
+}
+
+/// Which side of a datagram is the LAN host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LanSide {
+    /// Outbound: the source, read before masquerading.
+    Source,
+    /// Inbound: the destination, read after de-masquerading.
+    Destination,
+}
+
+/// Classifies datagrams: the LAN host, and a keyed hash of the 5-tuple (ports for TCP/UDP, the
+/// identifier for ICMP echo) as the flow. The key is random per process, so LAN hosts cannot
+/// aim collisions at one another.
+#[derive(Debug, Clone, Default)]
+pub struct Classifier {
+    keys: RandomState,
+}
+
+impl Classifier {
+    /// A classifier with a fresh random key.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The class of `pkt` (a datagram without a whole IPv4 header goes in the unspecified
+    /// host's flow 0).
+    pub fn classify(&self, pkt: &[u8], lan: LanSide) -> Class {
+        let Ok(ip) = ipv4::Packet::new_checked(pkt) else {
+            return Class {
+                host: Ipv4Addr::UNSPECIFIED,
+                flow: 0,
+            };
+        };
+        let (src, dst, p) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+        let mut h = self.keys.build_hasher();
+        (src, dst, p).hash(&mut h);
+        if ip.frag_offset() == 0 {
+            let l4 = ip.payload();
+            match p {
+                proto::TCP | proto::UDP if l4.len() >= 4 => l4[..4].hash(&mut h),
+                // Echo request/reply (types 8/0): the identifier tells pings apart.
+                proto::ICMP if l4.len() >= 6 && matches!(l4[0], 0 | 8) => l4[4..6].hash(&mut h),
+                _ => {}
+            }
+        }
+        Class {
+            host: match lan {
+                LanSide::Source => src,
+                LanSide::Destination => dst,
+            },
+            flow: h.finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, tos: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 28];
+        ipv4::Repr {
+            src_addr: src.into(),
+            dst_addr: dst.into(),
+            protocol: proto::UDP,
+            payload_len: 8,
+            ttl: 64,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut b[..]));
+        let mut ip = ipv4::Packet::new_unchecked(&mut b[..]);
+        ip.set_tos(tos);
+        ip.fill_checksum();
+        b[20..22].copy_from_slice(&sp.to_be_bytes());
+        b[22..24].copy_from_slice(&dp.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn mark_ce_updates_the_header_checksum() {
+        for tos in [0x01u8, 0x02, 0xb9, 0xba] {
+            let mut p = IpPacket(udp([192, 168, 1, 2], 5000, [198, 51, 100, 1], 53, tos));
+            assert!(p.is_ect());
+            p.mark_ce();
+            assert_eq!(p.0[1], tos | 3);
+            assert!(!p.is_ect());
+            let ip = ipv4::Packet::new_checked(&p.0[..]).expect("ipv4");
+            assert!(ip.verify_checksum(), "tos {tos:#x}");
+        }
+        let p = IpPacket(udp([192, 168, 1, 2], 5000, [198, 51, 100, 1], 53, 0));
+        assert!(!p.is_ect());
+        let p = IpPacket(udp([192, 168, 1, 2], 5000, [198, 51, 100, 1], 53, 3));
+        assert!(!p.is_ect());
+        let mut short = IpPacket(vec![0x45, 0x02]);
+        assert!(!short.is_ect());
+        short.mark_ce();
+        assert_eq!(short.0, vec![0x45, 0x02]);
+    }
+
+    #[test]
+    fn classifies_by_lan_host_and_five_tuple() {
+        let c = Classifier::new();
+        let a = udp([192, 168, 1, 2], 5000, [198, 51, 100, 1], 53, 0);
+        let b = udp([192, 168, 1, 2], 5001, [198, 51, 100, 1], 53, 0);
+        let ca = c.classify(&a, LanSide::Source);
+        assert_eq!(ca.host, Ipv4Addr::new(192, 168, 1, 2));
+        assert_eq!(ca, c.classify(&a, LanSide::Source));
+        assert_ne!(ca.flow, c.classify(&b, LanSide::Source).flow);
+        let back = udp([198, 51, 100, 1], 53, [192, 168, 1, 2], 5000, 0);
+        assert_eq!(
+            c.classify(&back, LanSide::Destination).host,
+            Ipv4Addr::new(192, 168, 1, 2)
+        );
+        assert_eq!(
+            c.classify(&[1, 2, 3], LanSide::Source),
+            Class {
+                host: Ipv4Addr::UNSPECIFIED,
+                flow: 0
+            }
+        );
+    }
+}
