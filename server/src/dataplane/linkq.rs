@@ -6,7 +6,11 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
 
-use masqdial_sched::{Class, Packet};
+use std::time::Duration;
+
+use masqdial_sched::{
+    Class, Config, Discipline, Instant, LinePacer, Packet, Scheduler, Stats,
+};
 use nat_core::wire::{checksum, ipv4, proto};
 
 /// One IPv4 datagram queued for the link (or, with ingress shaping, for the LAN).
@@ -92,6 +96,150 @@ impl Classifier {
             flow: h.finish(),
         }
     }
+}
+
+/// Which discipline the link queue uses (`[link] scheduler`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerKind {
+    /// Per-host, then per-flow fair queuing with CoDel, paced to the serial line.
+    #[default]
+    Fair,
+    /// The old path, for comparison: one 256-packet FIFO, written to the line unpaced.
+    Fifo,
+}
+
+/// Bytes per second an 8N1 serial line carries at `bps` (10 bits per byte).
+pub fn line_rate(bps: u32) -> u64 {
+    (u64::from(bps) / 10).max(1)
+}
+
+/// Allowance of the line pacer: the next packet is handed down this long before the line is
+/// estimated to run dry, so the driver's timer lateness never idles the line.
+const PACER_ALLOWANCE: Duration = Duration::from_millis(8);
+
+/// The outbound queue of one modem session: the scheduler plus the line pacer, on the
+/// session's own clock. Owned by the session's driver thread.
+#[derive(Debug)]
+pub struct Egress {
+    sched: Scheduler<IpPacket>,
+    pacer: Option<LinePacer>,
+    epoch: std::time::Instant,
+    kind: SchedulerKind,
+}
+
+impl Egress {
+    /// A queue for a line draining `rate` bytes per second with IP MTU `mtu`.
+    pub fn new(kind: SchedulerKind, rate: u64, mtu: u16) -> Self {
+        let sched = Scheduler::new(Self::config(kind, rate, mtu)).unwrap_or_else(|_| {
+            // Only a zero rate or tiny MTU can be refused; fall back to sane values.
+            Scheduler::new(Self::config(kind, 11_520, 1500)).unwrap_or_else(|_| unreachable!())
+        });
+        Self {
+            sched,
+            pacer: (kind == SchedulerKind::Fair).then(|| LinePacer::new(rate, PACER_ALLOWANCE)),
+            epoch: std::time::Instant::now(),
+            kind,
+        }
+    }
+
+    fn config(kind: SchedulerKind, rate: u64, mtu: u16) -> Config {
+        let mut c = Config::for_link_rate(rate);
+        c.mtu = u32::from(mtu.max(68));
+        // PPP in HDLC-like framing: flag, address, control, 2-byte protocol, 2-byte FCS.
+        c.overhead = 7;
+        if kind == SchedulerKind::Fifo {
+            c.discipline = Discipline::Fifo;
+            c.limit_bytes = Some(256 * (u64::from(c.mtu) + 7));
+        }
+        c
+    }
+
+    /// The discipline in use.
+    pub fn kind(&self) -> SchedulerKind {
+        self.kind
+    }
+
+    /// Now on the scheduler's clock.
+    fn now(&self) -> Instant {
+        Instant::from_elapsed(self.epoch.elapsed())
+    }
+
+    /// The link's rate or MTU changed (CONNECT speed, LCP negotiation).
+    pub fn set_link(&mut self, rate: u64, mtu: u16) {
+        let _ = self.sched.reconfigure(Self::config(self.kind, rate, mtu));
+        if let Some(p) = self.pacer.as_mut() {
+            p.set_rate(rate);
+        }
+    }
+
+    /// Queue a datagram for the link.
+    pub fn enqueue(&mut self, packet: Vec<u8>, class: Class) {
+        let now = self.now();
+        let _ = self.sched.enqueue(now, IpPacket(packet), class);
+    }
+
+    /// The next datagram if the line can take it now. `outq`: bytes the serial driver still
+    /// holds (`TIOCOUTQ`), when the line can tell.
+    pub fn next_packet(&mut self, outq: Option<u64>) -> Option<Vec<u8>> {
+        let now = self.now();
+        if let Some(p) = self.pacer.as_mut() {
+            if let Some(q) = outq {
+                // The kernel's figure can only add to the estimate (a pseudo-terminal says 0).
+                if q > p.in_flight(now) {
+                    p.observe_queue(now, q);
+                }
+            }
+            if !p.ready(now) {
+                return None;
+            }
+        }
+        self.sched.dequeue(now).map(|p| p.0)
+    }
+
+    /// `bytes` were written to the line (data or control frames).
+    pub fn on_write(&mut self, bytes: usize) {
+        let now = self.now();
+        if let Some(p) = self.pacer.as_mut() {
+            p.on_write(now, bytes);
+        }
+    }
+
+    /// When to try [`Egress::next_packet`] again, if packets wait for the line.
+    pub fn wake_at(&self) -> Option<std::time::Instant> {
+        if self.sched.is_empty() {
+            return None;
+        }
+        let p = self.pacer.as_ref()?;
+        let at = p.ready_at().as_nanos();
+        Some(self.epoch + Duration::from_nanos(at))
+    }
+
+    /// Drop everything queued (the link went down).
+    pub fn clear(&mut self) {
+        self.sched.clear();
+    }
+
+    /// Counters and state for status displays.
+    pub fn snapshot(&self) -> QueueSnapshot {
+        let now = self.now();
+        QueueSnapshot {
+            stats: self.sched.stats(),
+            in_flight_bytes: self.pacer.as_ref().map_or(0, |p| p.in_flight(now)),
+            kind: self.kind,
+        }
+    }
+}
+
+/// A link queue's state as shown by `mclient status`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueSnapshot {
+    /// The scheduler's counters.
+    pub stats: Stats,
+    /// Bytes estimated to sit below the writer (tty buffer, modem).
+    pub in_flight_bytes: u64,
+    /// Discipline.
+    pub kind: SchedulerKind,
 }
 
 #[cfg(test)]
