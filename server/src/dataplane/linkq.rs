@@ -231,6 +231,60 @@ impl Egress {
     }
 }
 
+/// The download-direction queue (CAKE's ingress mode): datagrams from the link wait here and
+/// leave for the LAN at a fraction of the link rate, so the standing queue forms here, where
+/// CoDel and fair queuing manage it, rather than in the ISP's buffer. Owned by the pump.
+#[derive(Debug)]
+pub struct Ingress {
+    sched: Scheduler<IpPacket>,
+    epoch: std::time::Instant,
+}
+
+impl Ingress {
+    /// Shape to `fraction` of `rate` bytes per second (the fraction is checked by the config).
+    pub fn new(rate: u64, fraction: f64, mtu: u16) -> Result<Self, masqdial_sched::ConfigError> {
+        let mut c = Config::for_link_rate(rate.max(1));
+        c.mtu = u32::from(mtu.max(68));
+        c.overhead = 7;
+        c.shaping = Some(fraction);
+        Ok(Self {
+            sched: Scheduler::new(c)?,
+            epoch: std::time::Instant::now(),
+        })
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_elapsed(self.epoch.elapsed())
+    }
+
+    /// Queue a datagram for the LAN.
+    pub fn enqueue(&mut self, packet: Vec<u8>, class: Class) {
+        let now = self.now();
+        let _ = self.sched.enqueue(now, IpPacket(packet), class);
+    }
+
+    /// The next datagram the shaper lets through now.
+    pub fn dequeue(&mut self) -> Option<Vec<u8>> {
+        let now = self.now();
+        self.sched.dequeue(now).map(|p| p.0)
+    }
+
+    /// When the shaper lets the next datagram through, if any waits.
+    pub fn wake_at(&self) -> Option<std::time::Instant> {
+        let t = self.sched.poll_timeout()?;
+        Some(self.epoch + Duration::from_nanos(t.as_nanos()))
+    }
+
+    /// Counters and state for status displays.
+    pub fn snapshot(&self) -> QueueSnapshot {
+        QueueSnapshot {
+            stats: self.sched.stats(),
+            in_flight_bytes: 0,
+            kind: SchedulerKind::Fair,
+        }
+    }
+}
+
 /// A link queue's state as shown by `mclient status`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueueSnapshot {
