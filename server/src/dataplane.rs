@@ -3,6 +3,7 @@
 //! where those meet. It owns the packet pump task and its counters; it must not make
 //! link decisions (the link manager attaches and detaches the link).
 
+pub mod linkq;
 pub mod netcfg;
 pub mod tun;
 

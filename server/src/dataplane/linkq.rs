@@ -126,6 +126,8 @@ pub struct Egress {
     pacer: Option<LinePacer>,
     epoch: std::time::Instant,
     kind: SchedulerKind,
+    rate: u64,
+    mtu: u16,
 }
 
 impl Egress {
@@ -140,7 +142,14 @@ impl Egress {
             pacer: (kind == SchedulerKind::Fair).then(|| LinePacer::new(rate, PACER_ALLOWANCE)),
             epoch: std::time::Instant::now(),
             kind,
+            rate,
+            mtu,
         }
+    }
+
+    /// Switch discipline; whatever is queued is dropped (done once, before traffic).
+    pub fn set_kind(&mut self, kind: SchedulerKind) {
+        *self = Self::new(kind, self.rate, self.mtu);
     }
 
     fn config(kind: SchedulerKind, rate: u64, mtu: u16) -> Config {
@@ -167,6 +176,8 @@ impl Egress {
 
     /// The link's rate or MTU changed (CONNECT speed, LCP negotiation).
     pub fn set_link(&mut self, rate: u64, mtu: u16) {
+        self.rate = rate;
+        self.mtu = mtu;
         let _ = self.sched.reconfigure(Self::config(self.kind, rate, mtu));
         if let Some(p) = self.pacer.as_mut() {
             p.set_rate(rate);
