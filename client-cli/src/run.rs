@@ -277,6 +277,9 @@ impl Session {
                 format!("{} -> {}", link.local_address, link.peer_address),
             );
         }
+        if let Some(q) = &link.queues {
+            kv("link queue", queues_line(q));
+        }
         if !i.allowed_users.is_empty() {
             kv("allowed users", i.allowed_users.join(", "));
         }
@@ -373,23 +376,26 @@ impl Session {
             })
             .collect();
         let j: Vec<Value> = r.links.iter().map(link_json).collect();
-        self.emit(
-            format::table(
-                &[
-                    "CONNECTION",
-                    "STATE",
-                    "MODEM",
-                    "BPS",
-                    "ADDRESS",
-                    "UP",
-                    "IN",
-                    "OUT",
-                    "HOLDERS",
-                ],
-                &rows,
-            ),
-            json!(j),
+        let mut human = format::table(
+            &[
+                "CONNECTION",
+                "STATE",
+                "MODEM",
+                "BPS",
+                "ADDRESS",
+                "UP",
+                "IN",
+                "OUT",
+                "HOLDERS",
+            ],
+            &rows,
         );
+        for l in &r.links {
+            if let Some(q) = &l.queues {
+                human.push_str(&format!("{}: {}\n", l.connection, queues_line(q)));
+            }
+        }
+        self.emit(human, json!(j));
         Ok(())
     }
 
@@ -842,7 +848,58 @@ fn link_json(l: &pb::LinkStatus) -> Value {
            "bytes_in": l.bytes_in, "bytes_out": l.bytes_out, "packets_in": l.packets_in, "packets_out": l.packets_out,
            "holders": l.holders.iter().map(|h| json!({"user": h.user, "host": h.host})).collect::<Vec<_>>(),
            "last_failure": l.last_failure.as_ref().map(|f| f.message.clone()),
-           "idle_seconds": l.idle_seconds})
+           "idle_seconds": l.idle_seconds, "queues": l.queues.as_ref().map(queues_json)})
+}
+
+fn queue_stats_json(q: &pb::QueueStats) -> Value {
+    json!({"backlog_bytes": q.backlog_bytes, "backlog_packets": q.backlog_packets,
+           "limit_bytes": q.limit_bytes, "sent_packets": q.sent_packets, "sent_bytes": q.sent_bytes,
+           "dropped_overflow": q.dropped_overflow, "dropped_aqm": q.dropped_aqm, "ecn_marked": q.ecn_marked,
+           "sojourn_p50_ms": q.sojourn_p50_ms, "sojourn_p95_ms": q.sojourn_p95_ms,
+           "in_flight_bytes": q.in_flight_bytes,
+           "hosts": q.hosts.iter().map(|h| json!({"host": h.host, "bytes": h.bytes, "share": h.share})).collect::<Vec<_>>()})
+}
+
+fn queues_json(q: &pb::LinkQueues) -> Value {
+    json!({"scheduler": q.scheduler, "egress": q.egress.as_ref().map(queue_stats_json),
+           "ingress": q.ingress.as_ref().map(queue_stats_json), "ingress_shaping": q.ingress_shaping})
+}
+
+/// One queue in a line: backlog, sojourn, drops, marks and host shares.
+fn queue_stats_line(q: &pb::QueueStats) -> String {
+    let mut s = format!(
+        "backlog {} pkts/{}, sojourn p50 {} ms p95 {} ms, drops {} limit/{} aqm, {} marked",
+        q.backlog_packets,
+        format::bytes(q.backlog_bytes),
+        q.sojourn_p50_ms,
+        q.sojourn_p95_ms,
+        q.dropped_overflow,
+        q.dropped_aqm,
+        q.ecn_marked
+    );
+    if !q.hosts.is_empty() {
+        let shares: Vec<String> = q
+            .hosts
+            .iter()
+            .map(|h| format!("{} {:.0}%", h.host, h.share * 100.0))
+            .collect();
+        s.push_str(&format!("; hosts {}", shares.join(", ")));
+    }
+    s
+}
+
+/// The link's queues in one line (`mclient status`, `cinfo`).
+fn queues_line(q: &pb::LinkQueues) -> String {
+    let mut s = format!("{} up: ", q.scheduler);
+    s.push_str(&q.egress.as_ref().map(queue_stats_line).unwrap_or_default());
+    if let Some(i) = &q.ingress {
+        s.push_str(&format!(
+            " | down (shaped to {:.0}%): {}",
+            q.ingress_shaping * 100.0,
+            queue_stats_line(i)
+        ));
+    }
+    s
 }
 
 fn masq_json(e: &pb::MasqEntry) -> Value {
