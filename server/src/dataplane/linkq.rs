@@ -8,9 +8,7 @@ use std::net::Ipv4Addr;
 
 use std::time::Duration;
 
-use masqdial_sched::{
-    Class, Config, Discipline, Instant, LinePacer, Packet, Scheduler, Stats,
-};
+use masqdial_sched::{Class, Config, Discipline, Instant, LinePacer, Packet, Scheduler, Stats};
 use nat_core::wire::{checksum, ipv4, proto};
 
 /// One IPv4 datagram queued for the link (or, with ingress shaping, for the LAN).
@@ -238,6 +236,7 @@ impl Egress {
             stats: self.sched.stats(),
             in_flight_bytes: self.pacer.as_ref().map_or(0, |p| p.in_flight(now)),
             kind: self.kind,
+            link_rate: self.rate,
         }
     }
 }
@@ -249,6 +248,7 @@ impl Egress {
 pub struct Ingress {
     sched: Scheduler<IpPacket>,
     epoch: std::time::Instant,
+    rate: u64,
 }
 
 impl Ingress {
@@ -261,6 +261,7 @@ impl Ingress {
         Ok(Self {
             sched: Scheduler::new(c)?,
             epoch: std::time::Instant::now(),
+            rate,
         })
     }
 
@@ -292,6 +293,7 @@ impl Ingress {
             stats: self.sched.stats(),
             in_flight_bytes: 0,
             kind: SchedulerKind::Fair,
+            link_rate: self.rate,
         }
     }
 }
@@ -305,6 +307,19 @@ pub struct QueueSnapshot {
     pub in_flight_bytes: u64,
     /// Discipline.
     pub kind: SchedulerKind,
+    /// Link rate the queue is sized for, bytes per second.
+    pub link_rate: u64,
+}
+
+/// Both queues of the active link, for status displays.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LinkQueues {
+    /// Outbound (upload) queue of the modem session.
+    pub egress: Option<QueueSnapshot>,
+    /// Download shaper queue, when shaping.
+    pub ingress: Option<QueueSnapshot>,
+    /// The configured shaping fraction.
+    pub ingress_shaping: Option<f64>,
 }
 
 #[cfg(test)]

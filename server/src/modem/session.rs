@@ -152,7 +152,11 @@ impl PacketSender {
     /// Queues one IPv4 datagram in `class` (its LAN host and flow, see
     /// [`crate::dataplane::linkq::Classifier`]); never blocks. The session's link scheduler
     /// decides when it goes out.
-    pub fn try_send_classified(&self, packet: Vec<u8>, class: Class) -> Result<(), SendPacketError> {
+    pub fn try_send_classified(
+        &self,
+        packet: Vec<u8>,
+        class: Class,
+    ) -> Result<(), SendPacketError> {
         self.tx
             .try_send(Input::Packet(packet, class))
             .map_err(|e| match e {
