@@ -91,7 +91,7 @@ fn sibling(name: &str) -> Result<PathBuf> {
 fn mserver_config(dir: &Path, pty: &Path, args: &Args) -> Result<String> {
     let hash = masqdial_server::auth::hash_password("bench-pw").context("hash")?;
     let rules = dir.join("rules");
-    std::fs::write(&rules, masqdial_server::gateway::DEFAULT_RULESET)?;
+    std::fs::write(&rules, masqdial_server::persist::DEFAULT_RULESET)?;
     let mut link = String::new();
     if let Some(s) = &args.scheduler {
         link.push_str(&format!("scheduler = \"{s}\"\n"));
