@@ -150,7 +150,7 @@ pub struct LinkPort {
 enum Ctl {
     Attach(LinkPort),
     Detach,
-    Ingress(Option<Ingress>),
+    Ingress(Option<Box<Ingress>>),
 }
 
 impl std::fmt::Debug for Ctl {
@@ -196,7 +196,7 @@ impl Dataplane {
     /// Shape the download direction through `queue` (CAKE's ingress mode), or stop shaping
     /// (`None`). Detaching the link stops it too.
     pub async fn set_ingress(&self, queue: Option<Ingress>) {
-        let _ = self.ctl.send(Ctl::Ingress(queue)).await;
+        let _ = self.ctl.send(Ctl::Ingress(queue.map(Box::new))).await;
     }
 
     /// The download shaper's state (refreshed every 100 ms), when shaping.
@@ -304,7 +304,7 @@ async fn pump(
                     link = None;
                     ingress = None;
                 }
-                Some(Ctl::Ingress(i)) => ingress = i,
+                Some(Ctl::Ingress(i)) => ingress = i.map(|b| *b),
                 None => break,
             },
             () = sleep_until(shaper_wake) => {

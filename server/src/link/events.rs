@@ -165,7 +165,7 @@ pub struct LinkStatus {
     /// Seconds without traffic (while up).
     pub idle_seconds: u32,
     /// The queues in front of the link (while a session runs).
-    pub queues: Option<crate::dataplane::linkq::LinkQueues>,
+    pub queues: Option<Box<crate::dataplane::linkq::LinkQueues>>,
 }
 
 /// One line of a connection's dial transcript.

@@ -482,7 +482,7 @@ fn view_status(name: &str, v: &LinkView) -> LinkStatus {
         holders: v.holders.clone(),
         last_failure: v.failure.clone(),
         idle_seconds: v.idle_secs,
-        queues: v.queues.clone().filter(|_| up),
+        queues: v.queues.clone().filter(|_| up).map(Box::new),
     }
 }
 

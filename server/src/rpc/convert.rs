@@ -108,7 +108,7 @@ pub(super) fn link_status(s: &LinkStatus) -> pb::LinkStatus {
         holders: s.holders.iter().map(holder).collect(),
         last_failure: s.last_failure.as_ref().map(failure),
         idle_seconds: s.idle_seconds,
-        queues: s.queues.as_ref().map(link_queues),
+        queues: s.queues.as_deref().map(link_queues),
     }
 }
 
