@@ -187,6 +187,12 @@ pub trait SerialLine: Read + Write + Send {
     fn carrier_detect(&mut self) -> Result<bool, ModemStatusError>;
     /// Name for logs.
     fn name(&self) -> String;
+    /// Bytes written but not yet sent by the serial driver (`TIOCOUTQ`), where the line can
+    /// tell. A pseudo-terminal always reports 0; the session's pacer then relies on its own
+    /// estimate.
+    fn output_queue(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// A serial port opened with `serialport` (tty or pty).
@@ -274,6 +280,9 @@ impl SerialLine for TtyLine {
         self.port
             .read_carrier_detect()
             .map_err(|e| status_error(&e))
+    }
+    fn output_queue(&mut self) -> Option<u64> {
+        self.port.bytes_to_write().ok().map(u64::from)
     }
     fn name(&self) -> String {
         self.name.clone()

@@ -27,9 +27,9 @@ use crate::modem::session::{
     spawn_session, SessionCounters, SessionEnd, SessionEvent, SessionHandle,
 };
 use crate::modem::{self, ModemSettings};
+use crate::shutdown::Shutdown;
 use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy, TranscriptKind};
 use masqdial_ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppConfig, PppEvent};
-use crate::shutdown::Shutdown;
 
 /// How long a hang-up may take before the session is abandoned.
 const HANGUP_LIMIT: Duration = Duration::from_secs(10);
@@ -95,6 +95,7 @@ struct LinkView {
     idle_secs: u32,
     transcript: Vec<TranscriptEntry>,
     options: Option<NegotiatedOptions>,
+    queues: Option<crate::dataplane::linkq::LinkQueues>,
 }
 
 enum Cmd {
@@ -481,6 +482,7 @@ fn view_status(name: &str, v: &LinkView) -> LinkStatus {
         holders: v.holders.clone(),
         last_failure: v.failure.clone(),
         idle_seconds: v.idle_secs,
+        queues: v.queues.clone().filter(|_| up).map(Box::new),
     }
 }
 
@@ -967,6 +969,13 @@ impl Actor {
             if let Some(o) = s.options() {
                 v.options = Some(o);
             }
+            v.queues = Some(crate::dataplane::linkq::LinkQueues {
+                egress: s.queue(),
+                ingress: self.shared.uplink.ingress_queue(),
+                ingress_shaping: self.shared.uplink.ingress_shaping(),
+            });
+        } else {
+            v.queues = None;
         }
         v.holders = self.fsm.holders().to_vec();
         v.failure = self.fsm.last_failure().cloned();

@@ -25,6 +25,9 @@ use super::{
 };
 use masqdial_at::{Chat, ChatConfig, ChatEvent, ChatFailure, TranscriptKind, TranscriptLine};
 use masqdial_ppp::{DownReason, NegotiatedOptions, Ppp, PppConfig, PppEvent, PppStats};
+use masqdial_sched::Class;
+
+use crate::dataplane::linkq::{line_rate, Egress, QueueSnapshot, SchedulerKind};
 
 /// Inbound IPv4 packets buffered for the dataplane before drops start.
 pub const INBOUND_QUEUE: usize = 256;
@@ -107,7 +110,8 @@ pub enum SendPacketError {
 enum Input {
     Serial(Vec<u8>),
     SerialFailed(SerialError),
-    Packet(Vec<u8>),
+    Packet(Vec<u8>, Class),
+    Queue(SchedulerKind),
     Hangup,
 }
 
@@ -117,6 +121,7 @@ struct SharedState {
     options: Option<NegotiatedOptions>,
     transcript: Vec<TranscriptLine>,
     connect: Option<(Option<u32>, Option<String>)>,
+    queue: Option<QueueSnapshot>,
 }
 
 /// Sends outbound IPv4 packets into a session; cheap to clone.
@@ -132,10 +137,28 @@ impl std::fmt::Debug for PacketSender {
 }
 
 impl PacketSender {
-    /// Queues one IPv4 datagram; never blocks.
+    /// Queues one IPv4 datagram as unclassified traffic (all such datagrams share one flow);
+    /// never blocks.
     pub fn try_send(&self, packet: Vec<u8>) -> Result<(), SendPacketError> {
+        self.try_send_classified(
+            packet,
+            Class {
+                host: std::net::Ipv4Addr::UNSPECIFIED,
+                flow: 0,
+            },
+        )
+    }
+
+    /// Queues one IPv4 datagram in `class` (its LAN host and flow, see
+    /// [`crate::dataplane::linkq::Classifier`]); never blocks. The session's link scheduler
+    /// decides when it goes out.
+    pub fn try_send_classified(
+        &self,
+        packet: Vec<u8>,
+        class: Class,
+    ) -> Result<(), SendPacketError> {
         self.tx
-            .try_send(Input::Packet(packet))
+            .try_send(Input::Packet(packet, class))
             .map_err(|e| match e {
                 TrySendError::Full(_) => SendPacketError::Full,
                 TrySendError::Disconnected(_) => SendPacketError::Closed,
@@ -173,6 +196,18 @@ impl SessionHandle {
     /// Queues one outbound IPv4 datagram.
     pub fn send_ipv4(&self, packet: Vec<u8>) -> Result<(), SendPacketError> {
         self.packet_sender().try_send(packet)
+    }
+
+    /// Choose the link queue's discipline (the default is [`SchedulerKind::Fair`]). Takes
+    /// effect before any packet sent after this call.
+    pub fn set_link_queue(&self, kind: SchedulerKind) {
+        let _ = self.input.try_send(Input::Queue(kind));
+    }
+
+    /// The outbound link queue's state (scheduler counters, bytes below the writer).
+    #[must_use]
+    pub fn queue(&self) -> Option<QueueSnapshot> {
+        self.shared.lock().ok().and_then(|s| s.queue.clone())
     }
 
     /// Live counters.
@@ -297,6 +332,7 @@ pub fn spawn_session_on(
         })?;
 
     let driver_shared = Arc::clone(&shared);
+    let baud = settings.baud;
     let thread = std::thread::Builder::new()
         .name("modem-session".into())
         .spawn(move || {
@@ -312,6 +348,7 @@ pub fn spawn_session_on(
                 dcd_seen_high: false,
                 carrier_lost: false,
                 tail: Vec::new(),
+                egress: Egress::new(SchedulerKind::Fair, line_rate(baud), 1500),
             };
             let end = d.run(plan, ppp);
             d.publish(None, None);
@@ -355,6 +392,8 @@ struct Driver {
     carrier_lost: bool,
     /// Last bytes seen in PPP state, to spot the modem's `NO CARRIER`.
     tail: Vec<u8>,
+    /// Outbound datagrams wait here until the line can take them.
+    egress: Egress,
 }
 
 enum Wake {
@@ -370,7 +409,44 @@ impl Driver {
     fn write(&mut self, bytes: &[u8]) -> Result<(), SerialError> {
         write_all_bounded(self.line.as_mut(), bytes, WRITE_LIMIT)?;
         self.counters.serial_bytes_out += bytes.len() as u64;
+        self.egress.on_write(bytes.len());
         Ok(())
+    }
+
+    /// Hand datagrams from the link queue to PPP while the line can take more (about one
+    /// packet below the writer, never a hidden FIFO).
+    fn feed_line(&mut self, ppp: &mut Ppp) -> Result<(), SerialError> {
+        loop {
+            let outq = self.line.output_queue();
+            let Some(p) = self.egress.next_packet(outq) else {
+                return Ok(());
+            };
+            let len = p.len() as u64;
+            match ppp.send_ipv4(&p) {
+                Ok(()) => {
+                    self.counters.packets_out += 1;
+                    self.counters.bytes_out += len;
+                }
+                Err(_) => self.counters.outbound_refused += 1,
+            }
+            while let Some(b) = ppp.poll_transmit() {
+                self.write(&b)?;
+            }
+        }
+    }
+
+    fn set_queue_kind(&mut self, kind: SchedulerKind) {
+        if kind != self.egress.kind() {
+            self.egress.set_kind(kind);
+        }
+    }
+
+    /// The line's data rate and MTU once CONNECT and LCP told them: the lower of the DTE speed
+    /// and the CONNECT speed, and the peer's MRU.
+    fn tune_egress(&mut self, connect_bps: Option<u32>, peer_mru: Option<u16>) {
+        let bps = connect_bps.map_or(self.settings.baud, |c| c.min(self.settings.baud).max(1));
+        self.egress
+            .set_link(line_rate(bps), peer_mru.unwrap_or(1500));
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> Wake {
@@ -399,6 +475,7 @@ impl Driver {
                 s.transcript = c.transcript().cloned().collect();
                 s.connect = c.connect_info();
             }
+            s.queue = Some(self.egress.snapshot());
         }
     }
 
@@ -477,7 +554,8 @@ impl Driver {
                     chat.handle_input(Instant::now(), &b);
                 }
                 Wake::Input(Input::SerialFailed(e)) => return Err(e),
-                Wake::Input(Input::Packet(_)) => self.counters.outbound_refused += 1,
+                Wake::Input(Input::Packet(..)) => self.counters.outbound_refused += 1,
+                Wake::Input(Input::Queue(kind)) => self.set_queue_kind(kind),
                 Wake::Input(Input::Hangup) => {
                     chat.note(Instant::now(), TranscriptKind::Info, "hang-up requested");
                     return Ok(false);
@@ -537,6 +615,7 @@ impl Driver {
             while let Some(b) = ppp.poll_transmit() {
                 self.write(&b)?;
             }
+            self.feed_line(ppp)?;
             let mut delivered = Vec::new();
             while let Some(e) = ppp.poll_event() {
                 match e {
@@ -557,7 +636,18 @@ impl Driver {
                             _ => SessionEnd::PppDown(reason),
                         });
                     }
-                    other => self.emit(SessionEvent::Ppp(other)),
+                    other => {
+                        if let PppEvent::LcpUp { peer_mru, .. } = &other {
+                            let connect = self
+                                .shared
+                                .lock()
+                                .ok()
+                                .and_then(|s| s.connect.clone())
+                                .and_then(|c| c.0);
+                            self.tune_egress(connect, Some(*peer_mru));
+                        }
+                        self.emit(SessionEvent::Ppp(other))
+                    }
                 }
             }
             // Counters first, so a reader who got the packet also sees it counted.
@@ -591,6 +681,9 @@ impl Driver {
             if let Some(c) = closing {
                 deadline = Some(deadline.map_or(c, |d| d.min(c)));
             }
+            if let Some(w) = self.egress.wake_at() {
+                deadline = Some(deadline.map_or(w, |d| d.min(w)));
+            }
             match self.wait(deadline) {
                 Wake::Timeout => {
                     let now = Instant::now();
@@ -609,16 +702,8 @@ impl Driver {
                     }
                 }
                 Wake::Input(Input::SerialFailed(e)) => return Err(e),
-                Wake::Input(Input::Packet(p)) => {
-                    let len = p.len() as u64;
-                    match ppp.send_ipv4(&p) {
-                        Ok(()) => {
-                            self.counters.packets_out += 1;
-                            self.counters.bytes_out += len;
-                        }
-                        Err(_) => self.counters.outbound_refused += 1,
-                    }
-                }
+                Wake::Input(Input::Packet(p, class)) => self.egress.enqueue(p, class),
+                Wake::Input(Input::Queue(kind)) => self.set_queue_kind(kind),
                 Wake::Input(Input::Hangup) => {
                     if closing.is_none() {
                         closing = Some(Instant::now() + PPP_CLOSE_LIMIT);
@@ -647,7 +732,7 @@ impl Driver {
                     Ok(Some(b))
                 }
                 Ok(Input::SerialFailed(e)) => Err(e),
-                Ok(Input::Packet(_) | Input::Hangup) => Ok(Some(Vec::new())),
+                Ok(Input::Packet(..) | Input::Queue(_) | Input::Hangup) => Ok(Some(Vec::new())),
                 Err(_) => Ok(None),
             }
         };
