@@ -601,7 +601,7 @@ impl Session {
                 human.push_str(&format!("{}: {}\n", l.connection, queues_line(q)));
             }
         }
-        self.emit(human, json!({"links": v}));
+        self.emit(&human, json!({"links": v}));
         Ok(())
     }
 
