@@ -476,6 +476,8 @@ pub struct Ppp {
     ipcp_up: bool,
     rng: u64,
     seeded: bool,
+    /// The peer Code-Rejected Echo-Request: no keepalive on this link.
+    echo_rejected: bool,
 }
 
 impl fmt::Debug for Ppp {
@@ -550,6 +552,7 @@ impl Ppp {
             ipcp_up: false,
             rng: seed.rotate_left(17) | 1,
             seeded,
+            echo_rejected: false,
             cfg: config,
         }
     }
@@ -558,6 +561,7 @@ impl Ppp {
     pub fn open(&mut self, now: Instant) {
         self.down_emitted = false;
         self.down_reason = None;
+        self.echo_rejected = false;
         self.phase = Phase::Establish;
         self.decoder.reset();
         self.lcp.open(now);
@@ -752,6 +756,14 @@ impl Ppp {
             self.down_reason = Some(DownReason::PeerTerminated(printable(data)));
         }
         let opened = self.lcp.state() == State::Opened;
+        if code == fsm::CODE_REJECT && opened && data.first() == Some(&lcp::ECHO_REQUEST) {
+            // The peer does not implement Echo (RFC 1661 §5.6: it MUST stop us sending the
+            // code). Keepalive stops instead of timing out a working link; DCD and the modem's
+            // NO CARRIER still end it.
+            self.echo_next = None;
+            self.echo_outstanding = 0;
+            self.echo_rejected = true;
+        }
         match self.lcp.handle_packet(now, code, id, data) {
             Ok(()) => {}
             Err((lcp::PROTOCOL_REJECT, _, d)) if opened => {
@@ -930,7 +942,11 @@ impl Ppp {
                     auth,
                 });
                 self.echo_outstanding = 0;
-                self.echo_next = self.cfg.echo_interval.map(|i| now + i);
+                self.echo_next = if self.echo_rejected {
+                    None
+                } else {
+                    self.cfg.echo_interval.map(|i| now + i)
+                };
                 self.start_auth(now, local.auth, peer.auth);
             }
             LayerEvent::Down => {

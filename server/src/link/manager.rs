@@ -221,6 +221,7 @@ fn end_to_failure(end: &SessionEnd, carrier_lost: bool) -> Option<Failure> {
                 DownReason::EchoTimeout => FailureKind::EchoTimeout,
                 DownReason::AuthFailed(_) => FailureKind::AuthFailed,
                 DownReason::NegotiationFailed(r) if r.contains("IPCP") => FailureKind::IpcpFailed,
+                DownReason::Ipcp(_) => FailureKind::IpcpFailed,
                 DownReason::NegotiationFailed(_) | DownReason::LoopbackDetected => {
                     FailureKind::LcpFailed
                 }

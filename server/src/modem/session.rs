@@ -546,6 +546,12 @@ impl Driver {
                         delivered.push(p);
                     }
                     PppEvent::Down { reason } => {
+                        log_ppp_event(
+                            &self.line.name(),
+                            &PppEvent::Down {
+                                reason: reason.clone(),
+                            },
+                        );
                         self.emit(SessionEvent::Ppp(PppEvent::Down {
                             reason: reason.clone(),
                         }));
@@ -557,7 +563,10 @@ impl Driver {
                             _ => SessionEnd::PppDown(reason),
                         });
                     }
-                    other => self.emit(SessionEvent::Ppp(other)),
+                    other => {
+                        log_ppp_event(&self.line.name(), &other);
+                        self.emit(SessionEvent::Ppp(other));
+                    }
                 }
             }
             // Counters first, so a reader who got the packet also sees it counted.
@@ -683,6 +692,41 @@ fn ends_with_no_carrier(tail: &mut Vec<u8>, bytes: &[u8]) -> bool {
     let keep = tail.len().saturating_sub(PAT.len());
     tail.drain(..keep);
     found
+}
+
+/// Logs a PPP milestone (the sans-IO crate does not log): LCP up, authentication, IPCP up,
+/// link down with its reason (loop-back and echo timeout as warnings). Never logs a secret:
+/// events carry none.
+fn log_ppp_event(device: &str, e: &PppEvent) {
+    match e {
+        PppEvent::LcpUp { peer_mru, auth } => {
+            tracing::info!(device, peer_mru, auth = ?auth, "LCP up");
+        }
+        PppEvent::AuthOk {
+            protocol,
+            peer_name,
+        } => tracing::info!(device, protocol = ?protocol, peer = ?peer_name, "authentication ok"),
+        PppEvent::AuthFailed { message } => {
+            tracing::warn!(device, %message, "authentication failed");
+        }
+        PppEvent::IpcpUp { local, peer, dns } => {
+            tracing::info!(device, %local, %peer, dns = ?dns, "IPCP up");
+        }
+        PppEvent::Down { reason } => match reason {
+            DownReason::LoopbackDetected => {
+                tracing::warn!(
+                    device,
+                    "PPP down: line is looped back (our magic number came back)"
+                );
+            }
+            DownReason::EchoTimeout => {
+                tracing::warn!(device, "PPP down: peer stopped answering LCP echo requests");
+            }
+            DownReason::LocalClose(_) => tracing::info!(device, %reason, "PPP down"),
+            _ => tracing::warn!(device, %reason, "PPP down"),
+        },
+        PppEvent::Ipv4(_) => {}
+    }
 }
 
 fn chat_failure(chat: &Chat) -> (Option<ChatFailure>, String) {
