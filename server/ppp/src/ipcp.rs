@@ -431,12 +431,16 @@ impl Negotiator for Ipcp {
                 (OPT_ADDRESS, false) => {
                     let Some(a) = addr(d) else { continue };
                     if a.is_unspecified() {
-                        if self.cfg.local.is_unspecified() {
-                            self.failure = Some(IpcpFailure::NoAddressOffered);
-                            return false;
-                        }
-                        // Nonsense for a fixed address: keep asking ours.
-                        continue;
+                        // Asking again would loop (each Nak restarts our counter, RFC 1661 RCN).
+                        self.failure = Some(if self.cfg.local.is_unspecified() {
+                            IpcpFailure::NoAddressOffered
+                        } else {
+                            IpcpFailure::LocalAddressRefused {
+                                ours: self.cfg.local,
+                                suggested: a,
+                            }
+                        });
+                        return false;
                     }
                     if self.cfg.local.is_unspecified() || self.cfg.accept_local {
                         self.want_addr = Some(a);
