@@ -1179,7 +1179,7 @@ fn short_mru_limits_what_we_send() {
         ..Row::default()
     };
     let mut o = run(&row, Side::Client, S(1));
-    o.up_ok().unwrap();
+    o.up_ok().expect("link up");
     let mut big = vec![0x45u8; 297];
     big[0] = 0x45;
     assert_eq!(
@@ -1192,12 +1192,12 @@ fn short_mru_limits_what_we_send() {
 #[test]
 fn ip_flows_both_ways_with_scripted_peer() {
     let mut o = run(&Row::default(), Side::Client, S(1));
-    o.up_ok().unwrap();
+    o.up_ok().expect("link up");
     let dgram = [
         0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 2, 15, 8, 8, 8, 8,
     ];
-    o.ppp.send_ipv4(&dgram).unwrap();
-    let b = o.ppp.poll_transmit().unwrap();
+    o.ppp.send_ipv4(&dgram).expect("IPCP open");
+    let b = o.ppp.poll_transmit().expect("a frame");
     let got = o.peer.deframer.feed(&b);
     assert_eq!(got, vec![(IPV4, dgram.to_vec())]);
     let now = Instant::now();
