@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
 
+pub mod carrier;
 pub mod hangup;
 pub mod session;
 

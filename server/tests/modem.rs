@@ -101,7 +101,7 @@ fn open_chat_connect_and_escape_hangup_on_pty() {
     .expect("hang-up");
     assert!(!report.dtr_dropped);
     assert!(report.escape_sent && report.escape_ok, "{report:?}");
-    assert!(report.ath_ok, "{report:?}");
+    assert!(report.ath_ok && report.atz_ok, "{report:?}");
     assert_eq!(mock.stats().escapes, 1);
     drop(reader);
     drop(line);

@@ -1262,7 +1262,15 @@ impl Ppp {
                 if self.down_reason.is_none() {
                     self.down_reason = Some(DownReason::EchoTimeout);
                 }
+                // The peer is presumed gone: one Terminate-Request as a courtesy, but no
+                // Terminate exchange to wait out (Max-Terminate x restart = 6 s more of a dead
+                // link). The link is Down at the echo bound.
                 self.lcp.close(now);
+                self.process(now);
+                self.ipcp.down();
+                self.lcp.down();
+                self.process(now);
+                self.finish();
             } else {
                 self.echo_outstanding += 1;
                 self.stats.echo_requests += 1;
@@ -1274,6 +1282,22 @@ impl Ppp {
             }
         }
         self.process(now);
+    }
+
+    /// Sends one LCP Echo-Request now (outside the keepalive schedule), e.g. to check that a
+    /// suspicious silence is a dead line; false if LCP is not open. The reply, if any, shows as
+    /// received bytes; it does not count toward the keepalive's failures.
+    pub fn send_echo_request(&mut self, now: Instant) -> bool {
+        if self.lcp.state() != State::Opened || self.echo_rejected {
+            return false;
+        }
+        self.stats.echo_requests += 1;
+        let id = self.lcp.fresh_id();
+        let magic = self.lcp.neg.local.magic;
+        self.lcp
+            .send_raw(lcp::ECHO_REQUEST, id, magic.to_be_bytes().to_vec());
+        self.process(now);
+        true
     }
 
     /// Next event for the driver.
