@@ -3,12 +3,11 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_server::auth;
-use masqdial_server::config::{Config, ConnectionConfig, Role, UserConfig};
-use masqdial_server::rpc::{ServerState, UnimplementedBackend};
+use masqdial_server::config::{Config, ConnectionConfig, UserConfig, UserRole};
+use masqdial_server::rpc::ServerState;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -21,13 +20,13 @@ fn config() -> Config {
     c.users.push(UserConfig {
         name: "alice".into(),
         password_hash: h("alice-pw"),
-        role: Role::User,
+        role: UserRole::User,
         connections: vec!["isp1".into()],
     });
     c.users.push(UserConfig {
         name: "root".into(),
         password_hash: h("root-pw"),
-        role: Role::Admin,
+        role: UserRole::Admin,
         connections: vec![],
     });
     for n in ["isp1", "isp2"] {
@@ -39,8 +38,7 @@ fn config() -> Config {
 }
 
 async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
-    let state = ServerState::new(config(), Arc::new(UnimplementedBackend))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let state = ServerState::new(config(), None).unwrap_or_else(|e| panic!("{e}"));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));

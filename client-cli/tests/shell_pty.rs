@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_server::auth;
-use masqdial_server::config::{Config, ConnectionConfig, Role, UserConfig};
-use masqdial_server::rpc::{ServerState, UnimplementedBackend};
+use masqdial_server::config::{Config, ConnectionConfig, UserConfig, UserRole};
+use masqdial_server::rpc::ServerState;
 use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -94,7 +93,7 @@ fn config() -> Config {
     c.users.push(UserConfig {
         name: "alice".into(),
         password_hash: h,
-        role: Role::User,
+        role: UserRole::User,
         connections: vec!["isp1".into()],
     });
     let cc: ConnectionConfig =
@@ -113,8 +112,7 @@ async fn shell_on_a_pty_completes_runs_and_keeps_history() {
         println!("SKIPPED: tmux not installed");
         return;
     }
-    let state = ServerState::new(config(), Arc::new(UnimplementedBackend))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let state = ServerState::new(config(), None).unwrap_or_else(|e| panic!("{e}"));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_server::auth;
-use masqdial_server::config::{Config, Role, UserConfig};
-use masqdial_server::rpc::{ServerState, UnimplementedBackend};
+use masqdial_server::config::{Config, UserConfig, UserRole};
+use masqdial_server::rpc::ServerState;
 use tokio::net::TcpListener;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -102,11 +101,10 @@ async fn https_with_ca_file() {
     c.users.push(UserConfig {
         name: "alice".into(),
         password_hash: h,
-        role: Role::User,
+        role: UserRole::User,
         connections: vec![],
     });
-    let state =
-        ServerState::new(c, Arc::new(UnimplementedBackend)).unwrap_or_else(|e| panic!("{e}"));
+    let state = ServerState::new(c, None).unwrap_or_else(|e| panic!("{e}"));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -14,19 +14,20 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use masqdial_server::dataplane::tun::Tun;
-use masqdial_server::dataplane::{Dataplane, LanPort, LinkPort, Nat};
+use masqdial_server::dataplane::{Dataplane, LanPort, LinkPort, LinkTx, NatHandle};
+use masqdial_server::shutdown::Shutdown;
 use nat_core::chains::syntax::parse_rule;
 use nat_core::{Engine, EngineConfig};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 const FLOWS: u16 = 1000;
 
-fn engine(src_net: &str) -> Nat {
+fn engine(src_net: &str) -> NatHandle {
     let mut e = Engine::new(EngineConfig::default());
     let r = parse_rule(&format!("-s {src_net} -j MASQ")).expect("rule");
     e.firewall_mut().append("forward", &r.rule).expect("append");
     let _ = e.set_masq_address(Some(Ipv4Addr::new(10, 64, 0, 2)));
-    Nat::new(e)
+    NatHandle::new(e)
 }
 
 fn packet(flow: u16) -> Vec<u8> {
@@ -60,7 +61,7 @@ async fn drain(mut rx: mpsc::Receiver<Vec<u8>>, want: u64, quiet: Duration) -> (
 
 async fn memory(total: u64) -> f64 {
     let nat = engine("192.168.77.0/24");
-    let (_s, stop) = watch::channel(false);
+    let stop = Shutdown::new();
     let (lan_tx, lan_rx) = mpsc::channel(4096);
     let (lan_out, _lan_back) = mpsc::channel(16);
     let dp = Dataplane::spawn(
@@ -69,12 +70,12 @@ async fn memory(total: u64) -> f64 {
             rx: lan_rx,
             tx: lan_out,
         },
-        stop,
+        &stop,
     );
     let (link_tx, link_rx) = mpsc::channel(65_536);
     let (_in_tx, in_rx) = mpsc::channel(1);
     dp.attach(LinkPort {
-        tx: link_tx,
+        tx: LinkTx::Channel(link_tx),
         rx: in_rx,
     })
     .await;
@@ -116,12 +117,12 @@ async fn tun(total: u64) -> Option<(f64, u64)> {
         return None;
     }
     let nat = engine("198.18.0.0/15");
-    let (_s, stop) = watch::channel(false);
-    let dp = Dataplane::spawn(nat, LanPort::Tun(dev), stop);
+    let stop = Shutdown::new();
+    let dp = Dataplane::spawn(nat, LanPort::Tun(dev), &stop);
     let (link_tx, link_rx) = mpsc::channel(65_536);
     let (_in_tx, in_rx) = mpsc::channel(1);
     dp.attach(LinkPort {
-        tx: link_tx,
+        tx: LinkTx::Channel(link_tx),
         rx: in_rx,
     })
     .await;

@@ -14,14 +14,11 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use ipnet::IpNet;
 use rand::TryRngCore;
 
-use crate::config::{Config, Role};
+use crate::config::{Config, UserRole};
+pub use crate::phc::check_phc;
 
 /// Length of a bearer token in random bytes (256 bits); it travels as 64 hex digits.
 pub const TOKEN_BYTES: usize = 32;
-/// Largest argon2 memory cost accepted from a config file, KiB (1 GiB).
-const MAX_M_COST_KIB: u32 = 1 << 20;
-/// Largest argon2 time cost accepted from a config file.
-const MAX_T_COST: u32 = 64;
 /// Most throttle records kept; the oldest are forgotten first.
 const MAX_THROTTLE_ENTRIES: usize = 10_000;
 
@@ -57,7 +54,7 @@ pub struct Identity {
     /// User name.
     pub user: String,
     /// Current role.
-    pub role: Role,
+    pub role: UserRole,
     /// Connections the user may dial (every configured connection for admins).
     pub allowed: Vec<String>,
     /// When the token expires.
@@ -71,8 +68,8 @@ pub struct IssuedToken {
     pub token: String,
     /// Expiry.
     pub expires_at: SystemTime,
-    /// Role of the user.
-    pub role: Role,
+    /// UserRole of the user.
+    pub role: UserRole,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -130,7 +127,7 @@ struct Failures {
 #[derive(Debug, Clone)]
 struct User {
     hash: String,
-    role: Role,
+    role: UserRole,
     connections: Vec<String>,
 }
 
@@ -380,8 +377,8 @@ impl Auth {
             .get(&session.user)
             .ok_or(AuthError::InvalidToken)?;
         let allowed = match user.role {
-            Role::Admin => inner.all_connections.clone(),
-            Role::User => user.connections.clone(),
+            UserRole::Admin => inner.all_connections.clone(),
+            UserRole::User => user.connections.clone(),
         };
         Ok(Identity {
             user: session.user.clone(),
@@ -468,22 +465,6 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
     }
 }
 
-/// Check that a string is an argon2 PHC hash with sane parameters (for config validation).
-pub fn check_phc(phc: &str) -> Result<(), String> {
-    let h = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
-    if Algorithm::try_from(h.algorithm).is_err() {
-        return Err(format!("algorithm `{}` is not argon2", h.algorithm));
-    }
-    let p = Params::try_from(&h).map_err(|e| format!("bad argon2 parameters: {e}"))?;
-    if p.m_cost() > MAX_M_COST_KIB || p.t_cost() > MAX_T_COST {
-        return Err("argon2 cost parameters are unreasonably large".into());
-    }
-    if h.hash.is_none() || h.salt.is_none() {
-        return Err("PHC string lacks salt or hash".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,13 +477,13 @@ mod tests {
         c.users.push(UserConfig {
             name: "alice".into(),
             password_hash: h.clone(),
-            role: Role::User,
+            role: UserRole::User,
             connections: vec!["isp1".into()],
         });
         c.users.push(UserConfig {
             name: "root".into(),
             password_hash: h,
-            role: Role::Admin,
+            role: UserRole::Admin,
             connections: vec![],
         });
         for n in ["isp1", "isp2"] {

@@ -74,21 +74,21 @@ impl Default for ServerConfig {
     }
 }
 
-/// Role of a user.
+/// Role of a user (what they may do through the API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub enum UserRole {
     /// Dials/hangs up the connections listed for them; reads everything.
     User,
     /// Also changes rules and timeouts and forces hang-ups.
     Admin,
 }
 
-impl fmt::Display for Role {
+impl fmt::Display for UserRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Role::User => "user",
-            Role::Admin => "admin",
+            UserRole::User => "user",
+            UserRole::Admin => "admin",
         })
     }
 }
@@ -102,7 +102,7 @@ pub struct UserConfig {
     /// argon2 PHC string (`mserver hash-password` prints one).
     pub password_hash: String,
     /// `admin` or `user`.
-    pub role: Role,
+    pub role: UserRole,
     /// Connections this user may dial and hang up (admins may dial all).
     #[serde(default)]
     pub connections: Vec<String>,
@@ -606,7 +606,7 @@ impl Config {
                     format!("duplicate user name `{}`", u.name),
                 ));
             }
-            if let Err(e) = crate::auth::check_phc(&u.password_hash) {
+            if let Err(e) = crate::phc::check_phc(&u.password_hash) {
                 return Err(Violation::new("users", Some(i), "password_hash", e));
             }
             if let Some(c) = u.connections.iter().find(|c| !conns.contains(c.as_str())) {
@@ -851,7 +851,7 @@ port_low = 61000
         let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.server.listen.port(), 2240);
         assert_eq!(c.users.len(), 2);
-        assert_eq!(c.users[1].role, Role::Admin);
+        assert_eq!(c.users[1].role, UserRole::Admin);
         assert_eq!(c.modems[0].baud, 115_200);
         assert_eq!(c.connections[0].dial_prefix, "ATDT");
         assert_eq!(c.nat.port_high, 65095);

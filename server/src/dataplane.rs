@@ -1,19 +1,22 @@
 //! Dataplane: moves IPv4 packets between the LAN side (the TUN device, or an in-memory
 //! port in tests and benchmarks), nat-core and the active PPP link. It is the only place
-//! where those meet. It owns the packet pump task and its counters; it must not make
-//! link decisions (the link manager attaches and detaches the link).
+//! where those meet. It owns the packet pump task and its counters, and ([`uplink`]) what
+//! happens to packets, addresses and routes when the link manager announces a link up or
+//! down; it must not make link decisions (when to dial or hang up).
 
 pub mod netcfg;
 pub mod tun;
+pub mod uplink;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nat_core::{Action, Engine};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-/// Queue depth between the pump and the link (packets).
-pub const LINK_QUEUE: usize = 256;
+use crate::shutdown::Shutdown;
+
 /// Largest packet read from the LAN side (bytes).
 const MAX_PACKET: usize = 65_535;
 
@@ -22,18 +25,18 @@ const MAX_PACKET: usize = 65_535;
 /// A `std::sync::Mutex`: every critical section is one packet or one snapshot, never held
 /// across an `.await`, so a blocking mutex is cheaper than an async one here.
 #[derive(Clone)]
-pub struct Nat {
+pub struct NatHandle {
     inner: Arc<Mutex<Engine>>,
     epoch: std::time::Instant,
 }
 
-impl std::fmt::Debug for Nat {
+impl std::fmt::Debug for NatHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Nat").finish_non_exhaustive()
+        f.debug_struct("NatHandle").finish_non_exhaustive()
     }
 }
 
-impl Nat {
+impl NatHandle {
     /// Wrap an engine; its clock starts now.
     pub fn new(engine: Engine) -> Self {
         Self {
@@ -113,11 +116,30 @@ pub enum LanPort {
     },
 }
 
-/// The active link as the pump sees it: a queue towards PPP and a queue from it.
+/// Where the pump sends packets for the link.
+#[derive(Debug, Clone)]
+pub enum LinkTx {
+    /// Straight into a modem session's PPP driver (never blocks; full means dropped).
+    Session(crate::modem::session::PacketSender),
+    /// An in-memory queue (tests and benchmarks).
+    Channel(mpsc::Sender<Vec<u8>>),
+}
+
+impl LinkTx {
+    /// Queue one datagram without waiting; false when it was dropped.
+    fn try_send(&self, packet: Vec<u8>) -> bool {
+        match self {
+            LinkTx::Session(s) => s.try_send(packet).is_ok(),
+            LinkTx::Channel(c) => c.try_send(packet).is_ok(),
+        }
+    }
+}
+
+/// The active link as the pump sees it: where to send towards PPP and a queue from it.
 #[derive(Debug)]
 pub struct LinkPort {
     /// IPv4 datagrams to send over the link.
-    pub tx: mpsc::Sender<Vec<u8>>,
+    pub tx: LinkTx,
     /// IPv4 datagrams received from the link.
     pub rx: mpsc::Receiver<Vec<u8>>,
 }
@@ -145,11 +167,17 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Start the pump task between `lan` and (once attached) a link. It ends when
-    /// `shutdown` turns true or every handle is dropped.
-    pub fn spawn(nat: Nat, lan: LanPort, shutdown: watch::Receiver<bool>) -> Self {
+    /// `shutdown` fires or every handle is dropped.
+    pub fn spawn(nat: NatHandle, lan: LanPort, shutdown: &Shutdown) -> Self {
         let (ctl, ctl_rx) = mpsc::channel(8);
         let counters = Arc::new(PumpCounters::default());
-        tokio::spawn(pump(nat, lan, ctl_rx, Arc::clone(&counters), shutdown));
+        shutdown.spawn(pump(
+            nat,
+            lan,
+            ctl_rx,
+            Arc::clone(&counters),
+            shutdown.token(),
+        ));
         Self { ctl, counters }
     }
 
@@ -164,7 +192,7 @@ impl Dataplane {
     }
 
     /// The pump's counters.
-    pub fn counters(&self) -> &PumpCounters {
+    pub fn counters(&self) -> &Arc<PumpCounters> {
         &self.counters
     }
 }
@@ -198,10 +226,13 @@ async fn lan_send(lan: &LanPort, packet: &[u8]) {
 
 fn to_link(link: &Option<LinkPort>, packet: Vec<u8>, c: &PumpCounters) {
     match link {
-        Some(l) => match l.tx.try_send(packet) {
-            Ok(()) => PumpCounters::inc(&c.to_link),
-            Err(_) => PumpCounters::inc(&c.link_drops),
-        },
+        Some(l) => {
+            if l.tx.try_send(packet) {
+                PumpCounters::inc(&c.to_link);
+            } else {
+                PumpCounters::inc(&c.link_drops);
+            }
+        }
         None => PumpCounters::inc(&c.link_drops),
     }
 }
@@ -214,11 +245,11 @@ async fn link_recv(link: &mut Option<LinkPort>) -> Option<Vec<u8>> {
 }
 
 async fn pump(
-    nat: Nat,
+    nat: NatHandle,
     mut lan: LanPort,
     mut ctl: mpsc::Receiver<Ctl>,
     c: Arc<PumpCounters>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut buf = vec![0u8; MAX_PACKET];
     let mut link: Option<LinkPort> = None;
@@ -229,9 +260,7 @@ async fn pump(
         // packet), then packets.
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() { break; }
-            }
+            () = shutdown.cancelled() => break,
             cmd = ctl.recv() => match cmd {
                 Some(Ctl::Attach(l)) => link = Some(l),
                 Some(Ctl::Detach) => link = None,
@@ -260,7 +289,7 @@ async fn pump(
             }
             pkt = link_recv(&mut link) => {
                 let Some(mut pkt) = pkt else {
-                    // The link's session ended; wait for the manager's next attach.
+                    // The link's session ended; wait for the next attach.
                     link = None;
                     continue;
                 };

@@ -14,9 +14,9 @@ use rand::TryRngCore;
 use tokio::net::TcpListener;
 
 use crate::auth::{self, AuthError};
-use crate::config::{Config, ConnectionConfig, ModemConfig, Role, UserConfig};
+use crate::config::{Config, ConnectionConfig, ModemConfig, UserConfig, UserRole as Role};
+use crate::daemon::LanSide;
 use crate::dataplane::tun::Tun;
-use crate::gateway::LanSide;
 use masqdial_ppp::AuthProtocol;
 use masqdial_sim::isp::{IspConfig, MockIsp};
 use masqdial_sim::modem::pty::{spawn_pty, PtyModem};
@@ -172,7 +172,7 @@ pub fn world(config: &mut Config) -> anyhow::Result<(DemoWorld, LanSide)> {
         Box::new(MockIsp::new(cfg)) as Box<dyn Answerer>
     });
     let modem = spawn_pty(MockModemConfig::default(), factory)?;
-    crate::gateway::seed_rules(config, crate::gateway::DEFAULT_RULESET)?;
+    crate::persist::seed_rules(config, crate::persist::DEFAULT_RULESET)?;
     for m in &mut config.modems {
         m.device = modem.path().to_path_buf();
     }

@@ -2,14 +2,20 @@
 //!
 //! # Layout
 //! - [`config`]: TOML configuration, validated with file/line/key errors.
+//! - [`phc`]: the argon2 PHC format check shared by config validation and login.
 //! - [`auth`]: users (argon2 PHC), roles, tokens, LAN allow-list, login throttling.
-//! - [`rpc`]: thin tonic services; authenticate, authorize, translate, map errors.
-//! - [`server`]: lifecycle of `mserver` (serve, SIGHUP reload, graceful shutdown).
+//! - [`rpc`]: thin tonic services, one per protobuf service; authenticate, authorize,
+//!   translate (the only place protobuf appears), map errors.
+//! - [`server`]: process lifecycle (bind, serve, SIGHUP reload, signals).
+//! - [`daemon`]: the composition root — builds and wires everything below.
+//! - [`shutdown`]: the one stop signal and the tracker that joins every task.
+//! - [`persist`]: the state directory (saved rules and timeouts).
+//! - [`nat_control`]: rule edits, timeouts, views, counters and the masquerade feed.
 //! - `demo` (cargo feature `demo`, default on): the built-in `mserver --demo` configuration and
 //!   its simulated world; the only user of `masqdial-sim` in the server.
 //! - [`modem`]: the only code that opens a serial port.
-//! - [`link`]: link manager, one state machine per configured connection.
-//! - [`dataplane`]: TUN ⇄ nat-core ⇄ PPP.
+//! - [`link`]: link manager, one state machine per configured connection; domain events.
+//! - [`dataplane`]: TUN ⇄ nat-core ⇄ PPP, and the data plane's side of link up/down.
 //!
 //! # Crates beside this one (in `server/`)
 //! - `masqdial-ppp` (`server/ppp`): userspace PPP — HDLC, LCP, PAP/CHAP, IPCP (sans-IO, both
@@ -21,11 +27,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod daemon;
 pub mod dataplane;
 #[cfg(feature = "demo")]
 pub mod demo;
-pub mod gateway;
 pub mod link;
 pub mod modem;
+pub mod nat_control;
+pub mod persist;
+pub mod phc;
 pub mod rpc;
 pub mod server;
+pub mod shutdown;

@@ -3,10 +3,11 @@
 //! [`fsm`] is the pure per-connection automaton; the manager drives it with modem
 //! sessions, nat-core and the dataplane.
 
+pub mod events;
 pub mod fsm;
 pub mod manager;
 
 pub use fsm::{
     DialOutcome, Failure, FailureKind, HangupOutcome, Holder, LinkAction, LinkFsm, LinkPolicy,
-    LinkState, SessionEvent,
+    LinkState, SessionReport,
 };

@@ -9,7 +9,12 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 #[cfg(feature = "demo")]
 use masqdial_server::demo;
-use masqdial_server::{auth, config::Config, gateway, server};
+use masqdial_server::shutdown::Shutdown;
+use masqdial_server::{auth, config::Config, daemon, server};
+
+/// How long the link actors (each bounded by its own hang-up limit) and the other tasks
+/// get to end after the signal.
+const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(12);
 
 /// masqdial gateway server.
 #[derive(Debug, Parser)]
@@ -73,24 +78,23 @@ fn init_tracing() {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
     if cli.demo {
-        return serve_demo(cli).await;
+        return serve_demo(cli, shutdown).await;
     }
     let config = Config::load(&cli.config)?;
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
-    let running = gateway::start(Arc::new(config.clone()), gateway::LanSide::Tun)?;
-    let state = server::state(config, Arc::new(running.gateway.clone()))?;
+    let running = daemon::start(Arc::new(config.clone()), daemon::LanSide::Tun, &shutdown)?;
+    let state = server::state(config, Some(running.control), &shutdown)?;
     server::run(listener, state, Some(cli.config), server::shutdown_signal()).await?;
-    let _ = running.stop.send(true);
-    // Give link actors a moment to hang up cleanly (each bounded by its own limit).
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop(&shutdown).await;
     Ok(())
 }
 
 /// `mserver --demo`: the built-in configuration and its simulated world.
 #[cfg(feature = "demo")]
-async fn serve_demo(cli: Cli) -> anyhow::Result<()> {
+async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     use anyhow::Context;
 
     let (config, users) = demo::config()?;
@@ -103,8 +107,8 @@ async fn serve_demo(cli: Cli) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let mut config = config;
     let (world, lan) = demo::world(&mut config)?;
-    let running = gateway::start(Arc::new(config.clone()), lan)?;
-    let state = server::state(config, Arc::new(running.gateway.clone()))?;
+    let running = daemon::start(Arc::new(config.clone()), lan, &shutdown)?;
+    let state = server::state(config, Some(running.control.clone()), &shutdown)?;
     println!("{}", demo::banner(addr, &users));
     if world.lan.is_some() {
         println!(
@@ -117,18 +121,24 @@ async fn serve_demo(cli: Cli) -> anyhow::Result<()> {
         );
     }
     server::run(listener, state, None, server::shutdown_signal()).await?;
-    let _ = running.stop.send(true);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop(&shutdown).await;
     drop(world);
     Ok(())
 }
 
 /// This mserver was built without the simulator.
 #[cfg(not(feature = "demo"))]
-async fn serve_demo(_cli: Cli) -> anyhow::Result<()> {
+async fn serve_demo(_cli: Cli, _shutdown: Shutdown) -> anyhow::Result<()> {
     anyhow::bail!(
         "this mserver was built without the demo (cargo feature `demo` of masqdial-server)"
     )
+}
+
+/// Stop every task (link actors hang up, each within its own limit) and join them.
+async fn stop(shutdown: &Shutdown) {
+    if !shutdown.stop(STOP_BOUND).await {
+        tracing::warn!("some tasks did not stop within {STOP_BOUND:?}; exiting anyway");
+    }
 }
 
 fn hash_password() -> anyhow::Result<()> {

@@ -1,12 +1,18 @@
 //! gRPC services: authenticate, authorize, translate to and from protobuf.
 //!
-//! Owns the shared server handle ([`ServerState`]), the [`Backend`] seam that the link
-//! manager and NAT engine plug into, the single authorization table ([`Rpc::access`]),
-//! the single error table ([`ApiError`] → [`tonic::Status`]) and [`serve`]. It holds no
-//! business logic: every Dialer/Modems/Nat answer comes from the backend.
+//! Owns the shared server handle ([`ServerState`]), the single authorization table
+//! ([`Rpc::access`]), the single error table ([`ApiError`] → [`tonic::Status`]) and
+//! [`serve`]. One tonic service per protobuf service, each rpc body written once:
+//! [`auth`] (Auth), [`dialer`] (Dialer), [`modems`] (Modems), [`nat`] (Nat); `convert`
+//! is the one pb ⇄ domain translation. No business logic here: answers come from the
+//! domain objects in [`ControlPlane`]. Protobuf types appear nowhere else in the server.
 
+pub mod auth;
+mod convert;
+pub mod dialer;
 mod limit;
-mod services;
+pub mod modems;
+pub mod nat;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,9 +28,16 @@ use tonic::transport::{Identity as TlsIdentity, Server, ServerTlsConfig};
 use tonic::{Request, Status};
 
 use crate::auth::{Auth, AuthError, Identity};
-use crate::config::{Config, Role};
+use crate::config::{Config, UserRole};
+use crate::link::manager::{LinkError, LinkManager};
+use crate::nat_control::{NatControl, NatError};
+use crate::shutdown::Shutdown;
+use nat_core::chains::ChainError;
 
-pub use services::{AuthService, DialerService, ModemsService, NatService};
+pub use auth::AuthService;
+pub use dialer::DialerService;
+pub use modems::ModemsService;
+pub use nat::NatService;
 
 /// Most client connections served at once; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -32,13 +45,13 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long in-flight calls get to finish after shutdown is signalled.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// An authenticated caller, as handed to the [`Backend`].
+/// An authenticated caller, as the services see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// User name.
     pub user: String,
     /// Role.
-    pub role: Role,
+    pub role: UserRole,
     /// Client address.
     pub peer: SocketAddr,
     /// Connections this caller may dial (all for admins).
@@ -57,7 +70,7 @@ impl Caller {
 
     /// Whether the caller may dial / hang up `connection`.
     pub fn may_use(&self, connection: &str) -> bool {
-        self.role == Role::Admin || self.allowed.iter().any(|c| c == connection)
+        self.role == UserRole::Admin || self.allowed.iter().any(|c| c == connection)
     }
 }
 
@@ -88,7 +101,7 @@ pub enum ApiError {
     /// Not (or no longer) authenticated.
     #[error("{0}")]
     Unauthenticated(String),
-    /// The rpc is not implemented by this backend yet.
+    /// The rpc is not served (a server started without a control plane).
     #[error("{0}")]
     Unimplemented(String),
     /// Operation was cancelled (link hung up while dialling).
@@ -135,6 +148,41 @@ impl From<AuthError> for ApiError {
             | AuthError::Expired => ApiError::Unauthenticated(e.to_string()),
             AuthError::PeerNotAllowed(_) => ApiError::PermissionDenied(e.to_string()),
             AuthError::Hash(_) => ApiError::Internal("authentication failed internally".into()),
+        }
+    }
+}
+
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> ApiError {
+        match e {
+            LinkError::UnknownConnection(_) => ApiError::NotFound(e.to_string()),
+            LinkError::Busy(_) | LinkError::Gone(_) => ApiError::Unavailable(e.to_string()),
+            LinkError::NotHolder(_) | LinkError::NotActive(_) => {
+                ApiError::FailedPrecondition(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<ChainError> for ApiError {
+    fn from(e: ChainError) -> ApiError {
+        match e {
+            ChainError::NoChain | ChainError::NoTarget => ApiError::NotFound(e.to_string()),
+            ChainError::ChainExists => ApiError::AlreadyExists(e.to_string()),
+            ChainError::ChainNotEmpty | ChainError::ChainBusy => {
+                ApiError::FailedPrecondition(e.to_string())
+            }
+            _ => ApiError::InvalidArgument(e.to_string()),
+        }
+    }
+}
+
+impl From<NatError> for ApiError {
+    fn from(e: NatError) -> ApiError {
+        match e {
+            NatError::Chain(c) => c.into(),
+            NatError::Invalid(m) => ApiError::InvalidArgument(m),
+            NatError::Persist { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -211,7 +259,7 @@ impl Rpc {
     pub fn authorize(self, caller: &Caller, connection: Option<&str>) -> Result<(), ApiError> {
         let ok = match self.access() {
             Access::AnyUser => true,
-            Access::Admin => caller.role == Role::Admin,
+            Access::Admin => caller.role == UserRole::Admin,
             Access::AllowedConnection => connection.is_some_and(|c| caller.may_use(c)),
         };
         if ok {
@@ -235,242 +283,20 @@ pub type LinkEventStream = BoxStream<'static, Result<pb::LinkEvent, Status>>;
 /// Server stream of masquerade table changes.
 pub type MasqEventStream = BoxStream<'static, Result<pb::MasqEvent, Status>>;
 
-/// What answers the Dialer, Modems and Nat rpcs. Called only after authentication and
-/// authorization; the caller is passed for holder bookkeeping and `allowed` flags.
-/// Every method defaults to `UNIMPLEMENTED`, so an implementation overrides what it has.
-#[tonic::async_trait]
-#[allow(unused_variables)]
-pub trait Backend: Send + Sync + 'static {
-    /// Dialer.ListConnections.
-    async fn list_connections(
-        &self,
-        caller: &Caller,
-        req: pb::ListConnectionsRequest,
-    ) -> Result<pb::ListConnectionsResponse, ApiError> {
-        Err(ApiError::unimplemented("Dialer.ListConnections"))
-    }
-    /// Dialer.GetConnection.
-    async fn get_connection(
-        &self,
-        caller: &Caller,
-        req: pb::GetConnectionRequest,
-    ) -> Result<pb::ConnectionInfo, ApiError> {
-        Err(ApiError::unimplemented("Dialer.GetConnection"))
-    }
-    /// Dialer.Dial (already authorized for `req.name`).
-    async fn dial(&self, caller: &Caller, req: pb::DialRequest) -> Result<DialStream, ApiError> {
-        Err(ApiError::unimplemented("Dialer.Dial"))
-    }
-    /// Dialer.Hangup (already authorized, including `force`).
-    async fn hangup(
-        &self,
-        caller: &Caller,
-        req: pb::HangupRequest,
-    ) -> Result<pb::HangupResponse, ApiError> {
-        Err(ApiError::unimplemented("Dialer.Hangup"))
-    }
-    /// Dialer.Status.
-    async fn status(
-        &self,
-        caller: &Caller,
-        req: pb::StatusRequest,
-    ) -> Result<pb::StatusResponse, ApiError> {
-        Err(ApiError::unimplemented("Dialer.Status"))
-    }
-    /// Dialer.Who.
-    async fn who(&self, caller: &Caller, req: pb::WhoRequest) -> Result<pb::WhoResponse, ApiError> {
-        Err(ApiError::unimplemented("Dialer.Who"))
-    }
-    /// Dialer.WatchLinks.
-    async fn watch_links(
-        &self,
-        caller: &Caller,
-        req: pb::WatchLinksRequest,
-    ) -> Result<LinkEventStream, ApiError> {
-        Err(ApiError::unimplemented("Dialer.WatchLinks"))
-    }
-    /// Modems.ListModems.
-    async fn list_modems(
-        &self,
-        caller: &Caller,
-        req: pb::ListModemsRequest,
-    ) -> Result<pb::ListModemsResponse, ApiError> {
-        Err(ApiError::unimplemented("Modems.ListModems"))
-    }
-    /// Nat.ListMasq.
-    async fn list_masq(
-        &self,
-        caller: &Caller,
-        req: pb::ListMasqRequest,
-    ) -> Result<pb::ListMasqResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.ListMasq"))
-    }
-    /// Nat.WatchMasq.
-    async fn watch_masq(
-        &self,
-        caller: &Caller,
-        req: pb::WatchMasqRequest,
-    ) -> Result<MasqEventStream, ApiError> {
-        Err(ApiError::unimplemented("Nat.WatchMasq"))
-    }
-    /// Nat.FreePorts.
-    async fn free_ports(
-        &self,
-        caller: &Caller,
-        req: pb::FreePortsRequest,
-    ) -> Result<pb::FreePortsResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.FreePorts"))
-    }
-    /// Nat.GetTimeouts.
-    async fn get_timeouts(
-        &self,
-        caller: &Caller,
-        req: pb::GetTimeoutsRequest,
-    ) -> Result<pb::Timeouts, ApiError> {
-        Err(ApiError::unimplemented("Nat.GetTimeouts"))
-    }
-    /// Nat.SetTimeouts (admin).
-    async fn set_timeouts(
-        &self,
-        caller: &Caller,
-        req: pb::Timeouts,
-    ) -> Result<pb::Timeouts, ApiError> {
-        Err(ApiError::unimplemented("Nat.SetTimeouts"))
-    }
-    /// Nat.ListChains.
-    async fn list_chains(
-        &self,
-        caller: &Caller,
-        req: pb::ListChainsRequest,
-    ) -> Result<pb::ListChainsResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.ListChains"))
-    }
-    /// Nat.AppendRule (admin).
-    async fn append_rule(
-        &self,
-        caller: &Caller,
-        req: pb::AppendRuleRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.AppendRule"))
-    }
-    /// Nat.InsertRule (admin).
-    async fn insert_rule(
-        &self,
-        caller: &Caller,
-        req: pb::InsertRuleRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.InsertRule"))
-    }
-    /// Nat.ReplaceRule (admin).
-    async fn replace_rule(
-        &self,
-        caller: &Caller,
-        req: pb::ReplaceRuleRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.ReplaceRule"))
-    }
-    /// Nat.DeleteRule (admin).
-    async fn delete_rule(
-        &self,
-        caller: &Caller,
-        req: pb::DeleteRuleRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.DeleteRule"))
-    }
-    /// Nat.FlushChain (admin).
-    async fn flush_chain(
-        &self,
-        caller: &Caller,
-        req: pb::FlushChainRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.FlushChain"))
-    }
-    /// Nat.ZeroCounters (admin).
-    async fn zero_counters(
-        &self,
-        caller: &Caller,
-        req: pb::ZeroCountersRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.ZeroCounters"))
-    }
-    /// Nat.NewChain (admin).
-    async fn new_chain(
-        &self,
-        caller: &Caller,
-        req: pb::NewChainRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.NewChain"))
-    }
-    /// Nat.DeleteChain (admin).
-    async fn delete_chain(
-        &self,
-        caller: &Caller,
-        req: pb::DeleteChainRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.DeleteChain"))
-    }
-    /// Nat.SetPolicy (admin).
-    async fn set_policy(
-        &self,
-        caller: &Caller,
-        req: pb::SetPolicyRequest,
-    ) -> Result<pb::RuleChangeResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.SetPolicy"))
-    }
-    /// Nat.CheckPacket.
-    async fn check_packet(
-        &self,
-        caller: &Caller,
-        req: pb::CheckPacketRequest,
-    ) -> Result<pb::CheckPacketResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.CheckPacket"))
-    }
-    /// Nat.ApplyRuleset (admin).
-    async fn apply_ruleset(
-        &self,
-        caller: &Caller,
-        req: pb::ApplyRulesetRequest,
-    ) -> Result<pb::ApplyRulesetResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.ApplyRuleset"))
-    }
-    /// Nat.SaveRuleset.
-    async fn save_ruleset(
-        &self,
-        caller: &Caller,
-        req: pb::SaveRulesetRequest,
-    ) -> Result<pb::SaveRulesetResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.SaveRuleset"))
-    }
-    /// Nat.RenderView.
-    async fn render_view(
-        &self,
-        caller: &Caller,
-        req: pb::RenderViewRequest,
-    ) -> Result<pb::RenderViewResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.RenderView"))
-    }
-    /// Nat.GetCounters.
-    async fn get_counters(
-        &self,
-        caller: &Caller,
-        req: pb::GetCountersRequest,
-    ) -> Result<pb::GetCountersResponse, ApiError> {
-        Err(ApiError::unimplemented("Nat.GetCounters"))
-    }
+/// The domain objects behind Dialer, Modems and Nat.
+#[derive(Debug, Clone)]
+pub struct ControlPlane {
+    /// The link manager (Dialer, Modems).
+    pub links: LinkManager,
+    /// NAT control (Nat).
+    pub nat: NatControl,
 }
-
-/// The foundation's backend: every Dialer/Modems/Nat rpc answers `UNIMPLEMENTED`
-/// (no fake data) until the link manager and NAT engine are plugged in.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UnimplementedBackend;
-
-impl Backend for UnimplementedBackend {}
 
 struct Shared {
     config: RwLock<Arc<Config>>,
     auth: Auth,
-    backend: Arc<dyn Backend>,
-    shutdown: CancellationToken,
+    control: Option<ControlPlane>,
+    shutdown: Shutdown,
 }
 
 /// Cheap `Clone` handle on everything the rpc layer shares.
@@ -486,20 +312,33 @@ impl std::fmt::Debug for ServerState {
 }
 
 impl ServerState {
-    /// Build from a config and a backend (users and allow-list go to a fresh [`Auth`]).
-    pub fn new(config: Config, backend: Arc<dyn Backend>) -> Result<ServerState, AuthError> {
+    /// Build from a config and the control plane (users and allow-list go to a fresh
+    /// [`Auth`]). Without a control plane only Auth is served: Dialer, Modems and Nat
+    /// answer `UNIMPLEMENTED` (no fake data).
+    pub fn new(config: Config, control: Option<ControlPlane>) -> Result<ServerState, AuthError> {
         let auth = Auth::new(&config)?;
-        Ok(ServerState::with_auth(config, auth, backend))
+        Ok(ServerState::with_auth(config, auth, control))
     }
 
     /// Build with a prepared [`Auth`] (e.g. a custom throttle policy).
-    pub fn with_auth(config: Config, auth: Auth, backend: Arc<dyn Backend>) -> ServerState {
+    pub fn with_auth(config: Config, auth: Auth, control: Option<ControlPlane>) -> ServerState {
+        Self::with_shutdown(config, auth, control, Shutdown::new())
+    }
+
+    /// Build with the process's shutdown signal: when it fires, [`serve`] stops and open
+    /// streams end; the tasks feeding streams are joined with the rest.
+    pub fn with_shutdown(
+        config: Config,
+        auth: Auth,
+        control: Option<ControlPlane>,
+        shutdown: Shutdown,
+    ) -> ServerState {
         ServerState {
             shared: Arc::new(Shared {
                 config: RwLock::new(Arc::new(config)),
                 auth,
-                backend,
-                shutdown: CancellationToken::new(),
+                control,
+                shutdown,
             }),
         }
     }
@@ -519,14 +358,24 @@ impl ServerState {
         &self.shared.auth
     }
 
-    /// The backend answering Dialer/Modems/Nat.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.shared.backend
+    /// The domain objects answering Dialer/Modems/Nat; `UNIMPLEMENTED` without them.
+    pub fn control(&self) -> Result<&ControlPlane, ApiError> {
+        self.shared.control.as_ref().ok_or_else(|| {
+            ApiError::Unimplemented("this server runs without a link manager and NAT engine".into())
+        })
     }
 
     /// Cancelled when the server shuts down; streams end when it fires.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shared.shutdown.clone()
+        self.shared.shutdown.token()
+    }
+
+    /// Spawn a task feeding a stream, joined at shutdown.
+    fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shared.shutdown.spawn(task);
     }
 
     /// Apply a re-read config: users, allow-list and token lifetime only. Sessions of
@@ -585,6 +434,32 @@ fn bearer<T>(req: &Request<T>) -> Result<&str, AuthError> {
         .or_else(|| v.strip_prefix("bearer "))
         .ok_or(AuthError::MalformedToken)?;
     Ok(t.trim())
+}
+
+/// The caller the `Authenticate` interceptor stored in the request.
+fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("not authenticated"))
+}
+
+/// Authorize `rpc` for the caller of `req` and split off the message.
+fn begin<T>(req: Request<T>, rpc: Rpc, connection: Option<&str>) -> Result<(Caller, T), Status> {
+    let caller = caller(&req)?;
+    rpc.authorize(&caller, connection)?;
+    Ok((caller, req.into_inner()))
+}
+
+/// A server stream fed by a task through a channel, ending when the server shuts down.
+fn stream_of<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<Result<T, Status>>,
+    token: &CancellationToken,
+) -> BoxStream<'static, Result<T, Status>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+        .take_until(token.clone().cancelled_owned())
+        .boxed()
 }
 
 /// Server-wide interceptor: refuse peers outside the LAN allow-list, before anything else
@@ -724,7 +599,7 @@ pub async fn serve(
 mod tests {
     use super::*;
 
-    fn caller(role: Role, allowed: &[&str]) -> Caller {
+    fn caller(role: UserRole, allowed: &[&str]) -> Caller {
         Caller {
             user: "u".into(),
             role,
@@ -752,24 +627,24 @@ mod tests {
         ] {
             assert_eq!(rpc.access(), Access::Admin, "{rpc:?}");
             assert!(rpc
-                .authorize(&caller(Role::User, &["isp1"]), Some("isp1"))
+                .authorize(&caller(UserRole::User, &["isp1"]), Some("isp1"))
                 .is_err());
             assert!(rpc
-                .authorize(&caller(Role::Admin, &[]), Some("isp1"))
+                .authorize(&caller(UserRole::Admin, &[]), Some("isp1"))
                 .is_ok());
         }
     }
 
     #[test]
     fn dial_needs_the_connection_in_the_allow_list() {
-        let user = caller(Role::User, &["isp1"]);
+        let user = caller(UserRole::User, &["isp1"]);
         assert!(Rpc::Dial.authorize(&user, Some("isp1")).is_ok());
         assert!(Rpc::Hangup.authorize(&user, Some("isp1")).is_ok());
         let e = Rpc::Dial.authorize(&user, Some("isp2"));
         assert!(matches!(e, Err(ApiError::PermissionDenied(_))));
         assert!(Rpc::Dial.authorize(&user, None).is_err());
         assert!(Rpc::Dial
-            .authorize(&caller(Role::Admin, &[]), Some("isp2"))
+            .authorize(&caller(UserRole::Admin, &[]), Some("isp2"))
             .is_ok());
     }
 

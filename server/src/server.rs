@@ -6,16 +6,28 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::auth::Auth;
 use crate::config::Config;
-use crate::rpc::{self, Backend, ServeError, ServerState};
+use crate::rpc::{self, ControlPlane, ServeError, ServerState};
+use crate::shutdown::Shutdown;
 
-/// Build the shared state for a config and a backend.
-pub fn state(config: Config, backend: Arc<dyn Backend>) -> anyhow::Result<ServerState> {
-    Ok(ServerState::new(config, backend)?)
+/// Build the shared state for a config and the control plane; the rpc layer stops with
+/// `shutdown` (and fires it when it stops on its own).
+pub fn state(
+    config: Config,
+    control: Option<ControlPlane>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<ServerState> {
+    let auth = Auth::new(&config)?;
+    Ok(ServerState::with_shutdown(
+        config,
+        auth,
+        control,
+        shutdown.clone(),
+    ))
 }
 
 /// Bind the listen address (a clear error when the port needs privileges).
@@ -118,7 +130,8 @@ pub async fn run(
     let res = rpc::serve(listener, state.clone(), shutdown).await;
     state.shutdown_token().cancel();
     if let Some(r) = reloader {
-        r.abort();
+        // It ends on the token; join it so nothing outlives `run`.
+        let _ = r.await;
     }
     tracing::info!("mserver stopped");
     res

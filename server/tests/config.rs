@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use masqdial_server::config::{Config, Role};
+use masqdial_server::config::{Config, UserRole};
 
 fn example() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mserver.example.toml")
@@ -13,7 +13,7 @@ fn example_config_loads() {
     let c = Config::load(&example()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.server.listen.port(), 224);
     assert_eq!(c.users.len(), 2);
-    assert_eq!(c.users[0].role, Role::Admin);
+    assert_eq!(c.users[0].role, UserRole::Admin);
     assert_eq!(c.connections[0].modems, vec!["modem0".to_string()]);
     assert!(c.tls().is_none());
 }

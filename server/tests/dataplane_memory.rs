@@ -6,11 +6,12 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use masqdial_server::dataplane::{Dataplane, LanPort, LinkPort, Nat};
+use masqdial_server::dataplane::{Dataplane, LanPort, LinkPort, LinkTx, NatHandle};
+use masqdial_server::shutdown::Shutdown;
 use nat_core::chains::syntax::parse_rule;
 use nat_core::wire::{ipv4, udp};
 use nat_core::{Engine, EngineConfig};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// One UDP datagram with valid checksums (the mock ISP's builder).
 fn udp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
@@ -42,18 +43,18 @@ async fn lan_traffic_is_masqueraded_over_the_attached_link() {
         .expect("append");
     let link_addr = Ipv4Addr::new(10, 64, 0, 2);
     let _ = engine.set_masq_address(Some(link_addr));
-    let nat = Nat::new(engine);
+    let nat = NatHandle::new(engine);
 
     let (lan_in_tx, lan_in_rx) = mpsc::channel(16);
     let (lan_out_tx, mut lan_out_rx) = mpsc::channel(16);
-    let (_stop_tx, stop) = watch::channel(false);
+    let stop = Shutdown::new();
     let dp = Dataplane::spawn(
         nat.clone(),
         LanPort::Memory {
             rx: lan_in_rx,
             tx: lan_out_tx,
         },
-        stop,
+        &stop,
     );
 
     let host = (Ipv4Addr::new(192, 168, 77, 2), 40_000);
@@ -74,7 +75,7 @@ async fn lan_traffic_is_masqueraded_over_the_attached_link() {
     let (link_tx, mut link_out) = mpsc::channel(16);
     let (link_in, link_rx) = mpsc::channel(16);
     dp.attach(LinkPort {
-        tx: link_tx,
+        tx: LinkTx::Channel(link_tx),
         rx: link_rx,
     })
     .await;

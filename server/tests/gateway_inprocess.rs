@@ -9,16 +9,21 @@ use std::time::Duration;
 
 use masqdial_ppp::AuthProtocol;
 use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
-use masqdial_server::dataplane::{Dataplane, LanPort, Nat};
-use masqdial_server::gateway::{build_engine, Gateway};
+use masqdial_server::dataplane::uplink::Uplink;
+use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
+use masqdial_server::link::events::DialStep;
 use masqdial_server::link::manager::{LinkManager, Who};
-use masqdial_server::link::{DialOutcome, HangupOutcome, LinkState};
+use masqdial_server::link::{DialOutcome, FailureKind, HangupOutcome, LinkState};
+use masqdial_server::nat_control::{self, MasqDelta, NatControl};
+use masqdial_server::persist::build_engine;
+use masqdial_server::shutdown::Shutdown;
 use masqdial_sim::isp::IspConfig;
 use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::MockModemConfig;
 use nat_core::chains::syntax::parse_rule;
+use nat_core::masq::EntrySnapshot;
 use nat_core::wire::{ipv4, udp};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 
 /// One UDP datagram with valid checksums (the mock ISP's builder).
 fn udp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
@@ -69,21 +74,14 @@ fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
 }
 
 /// The next delta that upserts an entry.
-async fn next_upsert(
-    s: &mut masqdial_server::rpc::MasqEventStream,
-) -> masqdial_proto::v1::MasqEntry {
-    use futures::StreamExt;
-    use masqdial_proto::v1::masq_event::Event as ME;
+async fn next_upsert(s: &mut broadcast::Receiver<Arc<MasqDelta>>) -> EntrySnapshot {
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(5), s.next())
+        let d = tokio::time::timeout(Duration::from_secs(5), s.recv())
             .await
             .expect("masq event within 5 s")
-            .expect("stream open")
-            .expect("ok");
-        if let Some(ME::Delta(d)) = ev.event {
-            if let Some(e) = d.upserted.into_iter().next() {
-                return e;
-            }
+            .expect("feed open");
+        if let Some(e) = d.upserted.first() {
+            return e.clone();
         }
     }
 }
@@ -117,8 +115,8 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
         .firewall_mut()
         .append("forward", &rule.rule)
         .expect("append");
-    let nat = Nat::new(engine);
-    let (_stop_tx, stop) = watch::channel(false);
+    let nat = NatHandle::new(engine);
+    let stop = Shutdown::new();
     let (lan_tx, lan_rx) = mpsc::channel(16);
     let (lan_out_tx, mut lan_out) = mpsc::channel(16);
     let dp = Dataplane::spawn(
@@ -127,10 +125,11 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
             rx: lan_rx,
             tx: lan_out_tx,
         },
-        stop.clone(),
+        &stop,
     );
-    let links = LinkManager::start(&cfg, nat.clone(), Some(dp), None, stop.clone());
-    let gw = Gateway::new(Arc::new(cfg), links.clone(), stop);
+    let links = LinkManager::start(&cfg, Uplink::new(nat.clone(), Some(dp), None), &stop);
+    let natctl = NatControl::new(Arc::new(cfg), nat.clone(), None);
+    stop.spawn(nat_control::feed::run(natctl.clone(), stop.token()));
 
     let mut progress = links.progress("isp1").expect("progress");
     let who = Who {
@@ -143,17 +142,15 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     );
     wait_state(&links, LinkState::Up).await;
     let status = links.status("isp1").expect("status");
-    let local: Ipv4Addr = status.local_address.parse().expect("local address");
-    assert_eq!(status.peer_address, "10.64.0.1");
+    let local: Ipv4Addr = status.local.expect("local address");
+    assert_eq!(status.peer, Some(Ipv4Addr::new(10, 64, 0, 1)));
     assert_eq!(status.speed_bps, 115_200);
-    assert_eq!(masqdial_server::gateway::masq_address(&gw), Some(local));
+    assert_eq!(natctl.masq_address(), Some(local));
     // The progress stream told the story in order.
     let mut kinds = Vec::new();
     while let Ok(ev) = progress.try_recv() {
-        if let Some(e) = ev.event {
-            let k = format!("{e:?}");
-            kinds.push(k.split('(').next().unwrap_or_default().to_string());
-        }
+        let k = format!("{:?}", ev.step);
+        kinds.push(k.split(['(', ' ']).next().unwrap_or_default().to_string());
     }
     for want in [
         "ModemInit",
@@ -167,20 +164,9 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
         assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
     }
 
-    // A WatchMasq subscriber: snapshot (empty), then deltas.
-    let caller = masqdial_server::rpc::Caller {
-        user: "demo".into(),
-        role: masqdial_server::config::Role::User,
-        peer: "127.0.0.1:1".parse().expect("addr"),
-        allowed: vec!["isp1".into()],
-    };
-    let mut watch_masq = masqdial_server::rpc::Backend::watch_masq(
-        &gw,
-        &caller,
-        masqdial_proto::v1::WatchMasqRequest { period_ms: 0 },
-    )
-    .await
-    .expect("watch_masq");
+    // A masquerade watcher: snapshot (empty), then deltas.
+    let (snapshot, _, mut watch_masq) = natctl.watch_masq();
+    assert!(snapshot.is_empty());
 
     // LAN traffic goes out masqueraded and the ISP's UDP echo comes back to the LAN host.
     let host = (Ipv4Addr::new(192, 168, 77, 2), 40_001);
@@ -206,16 +192,13 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     // The watcher got the snapshot, then the new entry as a delta; a later packet re-arms the
     // timer and the entry is re-sent with the fresh expiry.
     let first = next_upsert(&mut watch_masq).await;
-    assert_eq!(first.lan_address, "192.168.77.2");
-    assert_eq!(first.masq_address, local.to_string());
+    assert_eq!(first.lan.0, host.0);
+    assert_eq!(first.masq.0, local);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // Drop whatever is queued (the reply's state update), then re-arm with a new packet.
-    while let Ok(Some(_)) = tokio::time::timeout(
-        Duration::from_millis(300),
-        futures::StreamExt::next(&mut watch_masq),
-    )
-    .await
-    {}
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), watch_masq.recv()).await
+    {
+    }
     lan_tx
         .send(udp_packet(host, server, b"again"))
         .await
@@ -225,10 +208,10 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     assert_eq!(again.id, first.id);
     // UDP timeout 300 s = 30000 cs; 2.5 s later without a re-arm it would be <= 29750.
     assert!(
-        again.expire_centis > 29_800,
+        again.expire_cs > 29_800,
         "timer re-armed and re-sent: {} then {}",
-        first.expire_centis,
-        again.expire_centis
+        first.expire_cs,
+        again.expire_cs
     );
 
     // Counters in Status are refreshed with each 1 s traffic sample.
@@ -262,7 +245,7 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
         HangupOutcome::Dropping
     );
     wait_state(&links, LinkState::Idle).await;
-    assert_eq!(links.modems()[0].connection, "");
+    assert_eq!(links.modems()[0].connection, None);
     drop(modem);
 }
 
@@ -276,9 +259,9 @@ async fn busy_modem_is_refused_cleanly_and_idle_timeout_hangs_up() {
     let state = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(modem.path(), state.path());
     cfg.connections[0].idle_timeout_s = 2;
-    let nat = Nat::new(build_engine(&cfg).expect("engine"));
-    let (_stop_tx, stop) = watch::channel(false);
-    let links = LinkManager::start(&cfg, nat, None, None, stop);
+    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
+    let stop = Shutdown::new();
+    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
     let who = Who {
         user: "demo".into(),
         host: "192.168.77.2".into(),
@@ -296,7 +279,7 @@ async fn busy_modem_is_refused_cleanly_and_idle_timeout_hangs_up() {
         loop {
             match progress.recv().await {
                 Ok(ev) => {
-                    if let Some(masqdial_proto::v1::dial_event::Event::Failed(f)) = ev.event {
+                    if let DialStep::Failed(f) = ev.step {
                         return f;
                     }
                 }
@@ -306,11 +289,7 @@ async fn busy_modem_is_refused_cleanly_and_idle_timeout_hangs_up() {
     })
     .await
     .expect("failure event");
-    assert_eq!(
-        failed.kind,
-        masqdial_proto::v1::FailureKind::NoModem as i32,
-        "{failed:?}"
-    );
+    assert_eq!(failed.kind, FailureKind::NoModem, "{failed:?}");
     assert_eq!(links.state("isp2"), Some(LinkState::Failed));
     assert_eq!(links.state("isp1"), Some(LinkState::Up), "isp1 untouched");
 
@@ -322,10 +301,10 @@ async fn busy_modem_is_refused_cleanly_and_idle_timeout_hangs_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let st = links.status("isp1").expect("status");
-    assert_eq!(st.state, masqdial_proto::v1::LinkState::Failed as i32);
+    assert_eq!(st.state, LinkState::Failed);
     assert_eq!(
         st.last_failure.map(|f| f.kind),
-        Some(masqdial_proto::v1::FailureKind::IdleTimeout as i32)
+        Some(FailureKind::IdleTimeout)
     );
     drop(modem);
 }

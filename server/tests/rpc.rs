@@ -1,5 +1,6 @@
 //! In-process server tests on 127.0.0.1:0: authentication, allow-list, authorization
-//! table, UNIMPLEMENTED backend, health, reflection, reload and shutdown.
+//! table, UNIMPLEMENTED without a control plane, rpc bodies over the real domain objects
+//! (link manager without modems, nat control), health, reflection, reload and shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,9 +12,14 @@ use masqdial_proto::v1::dialer_client::DialerClient;
 use masqdial_proto::v1::modems_client::ModemsClient;
 use masqdial_proto::v1::nat_client::NatClient;
 use masqdial_server::auth::{self, Auth, ThrottlePolicy};
-use masqdial_server::config::{Config, ConnectionConfig, Role, UserConfig};
-use masqdial_server::rpc::{Backend, ServerState, UnimplementedBackend};
+use masqdial_server::config::{Config, ConnectionConfig, UserConfig, UserRole};
+use masqdial_server::dataplane::uplink::Uplink;
+use masqdial_server::dataplane::NatHandle;
+use masqdial_server::link::manager::LinkManager;
+use masqdial_server::nat_control::NatControl;
+use masqdial_server::rpc::{ControlPlane, ServerState};
 use masqdial_server::server;
+use masqdial_server::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
@@ -29,13 +35,13 @@ fn config(allow: &[&str]) -> Config {
     c.users.push(UserConfig {
         name: "alice".into(),
         password_hash: h("alice-pw"),
-        role: Role::User,
+        role: UserRole::User,
         connections: vec!["isp1".into()],
     });
     c.users.push(UserConfig {
         name: "root".into(),
         password_hash: h("root-pw"),
-        role: Role::Admin,
+        role: UserRole::Admin,
         connections: vec![],
     });
     for n in ["isp1", "isp2"] {
@@ -46,26 +52,42 @@ fn config(allow: &[&str]) -> Config {
     c
 }
 
+/// The real domain objects over `config` (its connections have no modems, so nothing
+/// dials; no dataplane).
+fn control_plane(config: &Config, shutdown: &Shutdown) -> ControlPlane {
+    let engine = masqdial_server::persist::build_engine(config).unwrap_or_else(|e| panic!("{e}"));
+    let nat = NatHandle::new(engine);
+    ControlPlane {
+        links: LinkManager::start(config, Uplink::new(nat.clone(), None, None), shutdown),
+        nat: NatControl::new(Arc::new(config.clone()), nat, None),
+    }
+}
+
 struct TestServer {
     addr: SocketAddr,
     state: ServerState,
+    shutdown: Shutdown,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestServer {
+    /// A server without a control plane: only Auth answers.
     async fn start(config: Config) -> TestServer {
-        Self::start_with(config, Arc::new(UnimplementedBackend)).await
+        Self::start_with(config, false).await
     }
 
-    async fn start_with(config: Config, backend: Arc<dyn Backend>) -> TestServer {
+    /// With `control`, Dialer/Modems/Nat answer from the real domain objects.
+    async fn start_with(config: Config, control: bool) -> TestServer {
+        let shutdown = Shutdown::new();
+        let control = control.then(|| control_plane(&config, &shutdown));
         let policy = ThrottlePolicy {
             base: Duration::from_millis(1),
             max: Duration::from_millis(8),
             forget: Duration::from_secs(60),
         };
         let auth = Auth::with_policy(&config, policy).unwrap_or_else(|e| panic!("{e}"));
-        let state = ServerState::with_auth(config, auth, backend);
+        let state = ServerState::with_shutdown(config, auth, control, shutdown.clone());
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -81,6 +103,7 @@ impl TestServer {
         TestServer {
             addr,
             state,
+            shutdown,
             stop: Some(tx),
             task,
         }
@@ -121,6 +144,10 @@ impl TestServer {
             let _ = tx.send(());
         }
         let _ = tokio::time::timeout(TIMEOUT, &mut self.task).await;
+        assert!(
+            self.shutdown.stop(TIMEOUT).await,
+            "every task joined after shutdown"
+        );
     }
 }
 
@@ -390,9 +417,10 @@ async fn user_versus_admin_permissions() {
     s.stop().await;
 }
 
-/// Every Dialer/Modems/Nat rpc answers UNIMPLEMENTED for an admin: no fake data.
+/// Without a control plane every Dialer/Modems/Nat rpc answers UNIMPLEMENTED for an admin:
+/// no fake data.
 #[tokio::test]
-async fn every_backend_rpc_is_unimplemented() {
+async fn every_rpc_is_unimplemented_without_a_control_plane() {
     let s = TestServer::start(config(&["127.0.0.0/8"])).await;
     let t = s.token("root", "root-pw").await;
     let ch = s.channel().await;
@@ -609,23 +637,10 @@ async fn reload_keeps_tokens_of_remaining_users_and_applies_allow_list() {
     s.stop().await;
 }
 
-/// A backend whose WatchLinks stream never ends by itself.
-struct Forever;
-
-#[tonic::async_trait]
-impl Backend for Forever {
-    async fn watch_links(
-        &self,
-        _caller: &masqdial_server::rpc::Caller,
-        _req: pb::WatchLinksRequest,
-    ) -> Result<masqdial_server::rpc::LinkEventStream, masqdial_server::rpc::ApiError> {
-        Ok(Box::pin(futures::stream::pending()))
-    }
-}
-
 #[tokio::test]
 async fn shutdown_ends_open_streams() {
-    let s = TestServer::start_with(config(&["127.0.0.0/8"]), Arc::new(Forever)).await;
+    // The real link manager's WatchLinks stream never ends by itself.
+    let s = TestServer::start_with(config(&["127.0.0.0/8"]), true).await;
     let t = s.token("alice", "alice-pw").await;
     let mut d = DialerClient::new(s.channel().await);
     let mut stream = d
@@ -636,7 +651,166 @@ async fn shutdown_ends_open_streams() {
     let token = s.state.shutdown_token();
     s.stop().await;
     assert!(token.is_cancelled());
-    // The stream ends (None or an error), instead of hanging.
-    let end = tokio::time::timeout(TIMEOUT, stream.message()).await;
-    assert!(matches!(end, Ok(Ok(None)) | Ok(Err(_))), "{end:?}");
+    // The stream ends (None or an error) instead of hanging; the two initial states may
+    // or may not have reached the client before the shutdown.
+    let end = tokio::time::timeout(TIMEOUT, async {
+        let mut states = 0;
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => states += 1,
+                end => return (states, end),
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(end, Ok((n, Ok(None) | Err(_))) if n <= 2),
+        "{end:?}"
+    );
+}
+
+/// The rpc bodies answer from the real link manager and nat control, and translate both
+/// ways: connections and status, typed link errors, rule edits saved to the state
+/// directory, timeouts, views and modems.
+#[tokio::test]
+async fn rpc_bodies_answer_from_the_domain_objects() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut c = config(&["127.0.0.0/8"]);
+    c.server.state_dir = dir.path().to_path_buf();
+    let s = TestServer::start_with(c, true).await;
+    let user = s.token("alice", "alice-pw").await;
+    let admin = s.token("root", "root-pw").await;
+    let ch = s.channel().await;
+    let mut d = DialerClient::new(ch.clone());
+    let mut m = ModemsClient::new(ch.clone());
+    let mut n = NatClient::new(ch);
+
+    let list = d
+        .list_connections(with_token(pb::ListConnectionsRequest {}, &user))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    let shown: Vec<(String, bool, i32)> = list
+        .connections
+        .iter()
+        .map(|c| (c.name.clone(), c.allowed, c.state))
+        .collect();
+    let idle = pb::LinkState::Idle as i32;
+    assert_eq!(
+        shown,
+        vec![("isp1".into(), true, idle), ("isp2".into(), false, idle)]
+    );
+    let st = d
+        .status(with_token(pb::StatusRequest::default(), &user))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!(st.links.len(), 2);
+    assert!(st
+        .links
+        .iter()
+        .all(|l| l.state == idle && l.local_address.is_empty() && l.holders.is_empty()));
+    // Hanging up a link nobody holds: the manager's typed error, mapped in one table.
+    let e = d
+        .hangup(with_token(
+            pb::HangupRequest {
+                name: "isp1".into(),
+                force: false,
+            },
+            &user,
+        ))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::FailedPrecondition));
+    let modems = m
+        .list_modems(with_token(pb::ListModemsRequest {}, &user))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert!(modems.modems.is_empty());
+
+    // A rule edit answers the changed chain and is saved to the state directory.
+    let changed = n
+        .append_rule(with_token(
+            pb::AppendRuleRequest {
+                chain: "forward".into(),
+                spec: "-s 192.168.77.0/24 -j MASQ".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!(changed.chains.len(), 1);
+    assert_eq!(changed.chains[0].name, "forward");
+    assert_eq!(changed.chains[0].rules.len(), 1);
+    assert_eq!(changed.chains[0].rules[0].target, "MASQ");
+    let saved = std::fs::read_to_string(dir.path().join("rules.ipchains"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let live = n
+        .save_ruleset(with_token(pb::SaveRulesetRequest {}, &user))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner()
+        .ruleset;
+    assert_eq!(saved, live);
+    let e = n
+        .append_rule(with_token(
+            pb::AppendRuleRequest {
+                chain: "nochain".into(),
+                spec: "-j ACCEPT".into(),
+            },
+            &admin,
+        ))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::NotFound));
+    let e = n
+        .append_rule(with_token(
+            pb::AppendRuleRequest {
+                chain: "forward".into(),
+                spec: "-p".into(),
+            },
+            &admin,
+        ))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::InvalidArgument));
+
+    // Timeouts: set (0 leaves a value), answered and saved.
+    let t = n
+        .set_timeouts(with_token(
+            pb::Timeouts {
+                tcp: 600,
+                tcpfin: 0,
+                udp: 60,
+                icmp: 0,
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!((t.tcp, t.tcpfin, t.udp), (600, 120, 60));
+    let saved =
+        std::fs::read_to_string(dir.path().join("timeouts")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(saved, "600 120 60\n");
+
+    let e = n
+        .render_view(with_token(pb::RenderViewRequest::default(), &user))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::InvalidArgument));
+    let free = n
+        .free_ports(with_token(pb::FreePortsRequest {}, &user))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!((free.port_low, free.port_high), (61_000, 65_095));
+    assert_eq!(free.tcp, free.tcp_total);
+    s.stop().await;
 }

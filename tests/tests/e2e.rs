@@ -43,7 +43,7 @@ struct World {
 fn config(dir: &Path, pty: &Path) -> String {
     let hash = |pw: &str| masqdial_server::auth::hash_password(pw).expect("hash");
     let rules = dir.join("rules");
-    std::fs::write(&rules, masqdial_server::gateway::DEFAULT_RULESET).expect("write rules");
+    std::fs::write(&rules, masqdial_server::persist::DEFAULT_RULESET).expect("write rules");
     format!(
         r#"
 [server]

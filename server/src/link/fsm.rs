@@ -120,7 +120,7 @@ impl Default for LinkPolicy {
 
 /// What happened on the modem session, as the manager reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
+pub enum SessionReport {
     /// Modem answered CONNECT.
     Connected {
         /// Line speed in bit/s (0 if not reported).
@@ -375,21 +375,21 @@ impl LinkFsm {
     }
 
     /// Progress or end of the modem session.
-    pub fn handle_session(&mut self, now: Instant, event: SessionEvent) {
+    pub fn handle_session(&mut self, now: Instant, event: SessionReport) {
         match event {
-            SessionEvent::Connected { speed } => {
+            SessionReport::Connected { speed } => {
                 self.speed = speed;
                 if self.state == LinkState::Dialing {
                     self.set_state(LinkState::Connected);
                 }
             }
-            SessionEvent::LcpUp => {
+            SessionReport::LcpUp => {
                 if matches!(self.state, LinkState::Dialing | LinkState::Connected) {
                     self.set_state(LinkState::Authenticating);
                 }
             }
-            SessionEvent::AuthOk => {}
-            SessionEvent::IpcpUp { local, peer, dns } => {
+            SessionReport::AuthOk => {}
+            SessionReport::IpcpUp { local, peer, dns } => {
                 if self.state == LinkState::HangingUp {
                     return;
                 }
@@ -401,7 +401,7 @@ impl LinkFsm {
                 self.actions
                     .push_back(LinkAction::LinkUp { local, peer, dns });
             }
-            SessionEvent::Ended(failure) => self.session_ended(now, failure),
+            SessionReport::Ended(failure) => self.session_ended(now, failure),
         }
     }
 
@@ -520,12 +520,12 @@ mod tests {
     }
 
     fn bring_up(fsm: &mut LinkFsm, now: Instant) {
-        fsm.handle_session(now, SessionEvent::Connected { speed: 115_200 });
-        fsm.handle_session(now, SessionEvent::LcpUp);
-        fsm.handle_session(now, SessionEvent::AuthOk);
+        fsm.handle_session(now, SessionReport::Connected { speed: 115_200 });
+        fsm.handle_session(now, SessionReport::LcpUp);
+        fsm.handle_session(now, SessionReport::AuthOk);
         fsm.handle_session(
             now,
-            SessionEvent::IpcpUp {
+            SessionReport::IpcpUp {
                 local: Ipv4Addr::new(10, 64, 0, 2),
                 peer: Ipv4Addr::new(10, 64, 0, 1),
                 dns: vec![],
@@ -597,7 +597,7 @@ mod tests {
                 LinkAction::StopSession
             ]
         );
-        fsm.handle_session(now, SessionEvent::Ended(None));
+        fsm.handle_session(now, SessionReport::Ended(None));
         assert_eq!(fsm.state(), LinkState::Idle);
         assert!(fsm.last_failure().is_none());
     }
@@ -632,7 +632,7 @@ mod tests {
         assert_eq!(fsm.state(), LinkState::Up);
         fsm.handle_timeout(t0 + Duration::from_secs(90));
         assert_eq!(fsm.state(), LinkState::HangingUp);
-        fsm.handle_session(t0 + Duration::from_secs(91), SessionEvent::Ended(None));
+        fsm.handle_session(t0 + Duration::from_secs(91), SessionReport::Ended(None));
         assert_eq!(fsm.state(), LinkState::Failed);
         assert_eq!(
             fsm.last_failure().map(|f| f.kind),
@@ -672,7 +672,7 @@ mod tests {
             kind: FailureKind::CarrierLost,
             message: "NO CARRIER".into(),
         };
-        fsm.handle_session(t0, SessionEvent::Ended(Some(lost.clone())));
+        fsm.handle_session(t0, SessionReport::Ended(Some(lost.clone())));
         assert_eq!(fsm.state(), LinkState::Dialing);
         assert_eq!(
             drain(&mut fsm),
@@ -686,10 +686,10 @@ mod tests {
         assert_eq!(drain(&mut fsm), vec![LinkAction::StartSession]);
         bring_up(&mut fsm, t0 + Duration::from_secs(6));
         // loss counter resets once up again; lose it twice in a row without coming up:
-        fsm.handle_session(t0, SessionEvent::Ended(Some(lost.clone())));
+        fsm.handle_session(t0, SessionReport::Ended(Some(lost.clone())));
         assert_eq!(fsm.state(), LinkState::Dialing);
         fsm.handle_timeout(t0 + Duration::from_secs(20));
-        fsm.handle_session(t0, SessionEvent::Ended(Some(lost)));
+        fsm.handle_session(t0, SessionReport::Ended(Some(lost)));
         assert_eq!(fsm.state(), LinkState::Failed);
         assert!(fsm.holders().is_empty());
     }
@@ -701,7 +701,7 @@ mod tests {
         fsm.dial(now, holder("a"));
         fsm.handle_session(
             now,
-            SessionEvent::Ended(Some(Failure {
+            SessionReport::Ended(Some(Failure {
                 kind: FailureKind::Busy,
                 message: "BUSY".into(),
             })),
@@ -725,14 +725,14 @@ mod tests {
         // An IpcpUp racing with the stop is ignored.
         fsm.handle_session(
             now,
-            SessionEvent::IpcpUp {
+            SessionReport::IpcpUp {
                 local: Ipv4Addr::new(10, 0, 0, 1),
                 peer: Ipv4Addr::new(10, 0, 0, 2),
                 dns: vec![],
             },
         );
         assert_eq!(fsm.state(), LinkState::HangingUp);
-        fsm.handle_session(now, SessionEvent::Ended(None));
+        fsm.handle_session(now, SessionReport::Ended(None));
         assert_eq!(fsm.state(), LinkState::Idle);
         assert_eq!(
             fsm.hangup("a", "192.168.1.2", false),

@@ -1,30 +1,35 @@
 //! The link manager: one actor task per configured connection drives its [`LinkFsm`] with
-//! modem sessions (chat then PPP), hands the IPCP address to nat-core, configures the TUN
-//! interface and routes, and attaches the session to the dataplane. It owns the modem
-//! table and the per-link views the rpc layer reads; it must not parse packets (nat-core)
-//! or touch the serial port itself (modem).
+//! modem sessions (chat then PPP) and announces "up: address A, session S" / "down" to
+//! the data plane ([`Uplink`]). It owns the modem table, the per-link views and the domain
+//! events ([`super::events`]) the rpc layer reads; it must not parse or carry packets,
+//! configure interfaces (the data plane), touch the serial port itself (modem) or know
+//! protobuf (rpc).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use masqdial_proto::v1 as pb;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
+use super::events::{
+    DialEvent, DialStep, LinkChange, LinkEvent, LinkStatus, ModemState, ModemView, PppDetails,
+    TrafficSample, TranscriptEntry,
+};
 use super::fsm::{
     DialOutcome, Failure, FailureKind, HangupOutcome, Holder, LinkAction, LinkFsm, LinkPolicy,
-    LinkState, SessionEvent as FsmEvent,
+    LinkState, SessionReport,
 };
 use crate::config::{self, ConnectionConfig, ModemConfig, PppAuth};
-use crate::dataplane::netcfg::{NetCfg, RouteSpec};
-use crate::dataplane::{Dataplane, LinkPort, Nat, LINK_QUEUE};
+use crate::dataplane::uplink::{LinkUp, Uplink, UplinkNote};
 use crate::modem::session::{
     spawn_session, SessionCounters, SessionEnd, SessionEvent, SessionHandle,
 };
 use crate::modem::{self, ModemSettings};
 use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy, TranscriptKind};
 use masqdial_ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppConfig, PppEvent};
+use crate::shutdown::Shutdown;
 
 /// How long a hang-up may take before the session is abandoned.
 const HANGUP_LIMIT: Duration = Duration::from_secs(10);
@@ -88,7 +93,7 @@ struct LinkView {
     holders: Vec<Holder>,
     failure: Option<Failure>,
     idle_secs: u32,
-    transcript: Vec<pb::TranscriptLine>,
+    transcript: Vec<TranscriptEntry>,
     options: Option<NegotiatedOptions>,
 }
 
@@ -108,17 +113,14 @@ struct LinkHandle {
     cfg: ConnectionConfig,
     cmd: mpsc::Sender<Cmd>,
     view: Arc<Mutex<LinkView>>,
-    progress: broadcast::Sender<pb::DialEvent>,
+    progress: broadcast::Sender<DialEvent>,
 }
 
 struct Shared {
     modems: Mutex<Vec<ModemSlot>>,
-    nat: Nat,
-    dataplane: Option<Dataplane>,
-    netcfg: Option<NetCfg>,
-    events: broadcast::Sender<pb::LinkEvent>,
-    /// The connection whose link the dataplane carries now.
-    active: Mutex<Option<String>>,
+    /// The data plane's side of link up/down (masquerade address, routes, packets).
+    uplink: Uplink,
+    events: broadcast::Sender<LinkEvent>,
 }
 
 /// Cheap handle on the link manager.
@@ -141,55 +143,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Critical sections here only copy plain data; a panic elsewhere cannot leave them
     // half-updated, so a poisoned lock is taken over.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn ts(t: SystemTime) -> prost_types::Timestamp {
-    prost_types::Timestamp::from(t)
-}
-
-/// The protobuf form of a link state.
-pub fn pb_state_of(s: LinkState) -> pb::LinkState {
-    pb_state(s)
-}
-
-fn pb_state(s: LinkState) -> pb::LinkState {
-    match s {
-        LinkState::Idle => pb::LinkState::Idle,
-        LinkState::Dialing => pb::LinkState::Dialing,
-        LinkState::Connected => pb::LinkState::Connected,
-        LinkState::Authenticating => pb::LinkState::Authenticating,
-        LinkState::Up => pb::LinkState::Up,
-        LinkState::HangingUp => pb::LinkState::HangingUp,
-        LinkState::Failed => pb::LinkState::Failed,
-    }
-}
-
-fn pb_failure_kind(k: FailureKind) -> pb::FailureKind {
-    use pb::FailureKind as P;
-    match k {
-        FailureKind::NoModem => P::NoModem,
-        FailureKind::ModemError => P::ModemError,
-        FailureKind::NoDialtone => P::NoDialtone,
-        FailureKind::Busy => P::Busy,
-        FailureKind::NoAnswer => P::NoAnswer,
-        FailureKind::NoCarrier => P::NoCarrier,
-        FailureKind::Timeout => P::Timeout,
-        FailureKind::LcpFailed => P::LcpFailed,
-        FailureKind::AuthFailed => P::AuthFailed,
-        FailureKind::IpcpFailed => P::IpcpFailed,
-        FailureKind::CarrierLost => P::CarrierLost,
-        FailureKind::EchoTimeout => P::EchoTimeout,
-        FailureKind::Cancelled => P::Cancelled,
-        FailureKind::IdleTimeout => P::IdleTimeout,
-        FailureKind::MaxConnectTime => P::MaxConnectTime,
-    }
-}
-
-fn pb_failure(f: &Failure) -> pb::Failure {
-    pb::Failure {
-        kind: pb_failure_kind(f.kind) as i32,
-        message: f.message.clone(),
-    }
 }
 
 fn auth_name(a: Option<AuthProtocol>) -> String {
@@ -317,15 +270,9 @@ fn policy(c: &ConnectionConfig) -> LinkPolicy {
 }
 
 impl LinkManager {
-    /// Start one actor per connection. `dataplane`/`netcfg` are `None` when the dataplane
-    /// is off (no CAP_NET_ADMIN): links still come up, but carry no LAN traffic.
-    pub fn start(
-        cfg: &config::Config,
-        nat: Nat,
-        dataplane: Option<Dataplane>,
-        netcfg: Option<NetCfg>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    /// Start one actor per connection under `shutdown`; links that come up and go down are
+    /// announced to `uplink` (the data plane's side).
+    pub fn start(cfg: &config::Config, uplink: Uplink, shutdown: &Shutdown) -> Self {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             modems: Mutex::new(
@@ -340,11 +287,8 @@ impl LinkManager {
                     })
                     .collect(),
             ),
-            nat,
-            dataplane,
-            netcfg,
+            uplink,
             events,
-            active: Mutex::new(None),
         });
         let mut links = HashMap::new();
         let mut order = Vec::new();
@@ -368,9 +312,9 @@ impl LinkManager {
                 last: SessionCounters::default(),
                 dial_started: SystemTime::now(),
                 transcript: Vec::new(),
-                routes: Vec::new(),
+                tasks: shutdown.clone(),
             };
-            tokio::spawn(actor.run(rx, shutdown.clone()));
+            shutdown.spawn(actor.run(rx, shutdown.token()));
             order.push(c.name.clone());
             links.insert(
                 c.name.clone(),
@@ -402,18 +346,8 @@ impl LinkManager {
             .ok_or_else(|| LinkError::UnknownConnection(name.into()))
     }
 
-    /// The shared nat engine.
-    pub fn nat(&self) -> &Nat {
-        &self.shared.nat
-    }
-
-    /// The dataplane, if on.
-    pub fn dataplane(&self) -> Option<&Dataplane> {
-        self.shared.dataplane.as_ref()
-    }
-
     /// Subscribe to dial progress of one connection (subscribe before dialling).
-    pub fn progress(&self, name: &str) -> Result<broadcast::Receiver<pb::DialEvent>, LinkError> {
+    pub fn progress(&self, name: &str) -> Result<broadcast::Receiver<DialEvent>, LinkError> {
         self.links
             .get(name)
             .map(|l| l.progress.subscribe())
@@ -421,7 +355,7 @@ impl LinkManager {
     }
 
     /// Subscribe to link events of all connections (state changes, samples, progress).
-    pub fn events(&self) -> broadcast::Receiver<pb::LinkEvent> {
+    pub fn events(&self) -> broadcast::Receiver<LinkEvent> {
         self.shared.events.subscribe()
     }
 
@@ -472,7 +406,7 @@ impl LinkManager {
     }
 
     /// Status of one link as the API shows it.
-    pub fn status(&self, name: &str) -> Result<pb::LinkStatus, LinkError> {
+    pub fn status(&self, name: &str) -> Result<LinkStatus, LinkError> {
         let l = self
             .links
             .get(name)
@@ -481,7 +415,7 @@ impl LinkManager {
     }
 
     /// Status of every link in config order.
-    pub fn statuses(&self) -> Vec<pb::LinkStatus> {
+    pub fn statuses(&self) -> Vec<LinkStatus> {
         self.order
             .iter()
             .filter_map(|n| self.status(n).ok())
@@ -492,94 +426,61 @@ impl LinkManager {
     pub fn details(
         &self,
         name: &str,
-    ) -> Result<(Vec<pb::TranscriptLine>, Option<pb::PppOptions>), LinkError> {
+    ) -> Result<(Vec<TranscriptEntry>, Option<PppDetails>), LinkError> {
         let l = self
             .links
             .get(name)
             .ok_or_else(|| LinkError::UnknownConnection(name.into()))?;
         let v = lock(&l.view);
-        let opts = v.options.as_ref().map(|o| pb::PppOptions {
-            local_mru: u32::from(o.local_mru),
-            peer_mru: u32::from(o.peer_mru),
-            local_accm: o.rx_accm,
-            peer_accm: o.tx_accm,
-            local_magic: o.local_magic,
-            peer_magic: o.peer_magic,
-            pfc: o.tx_pfc || o.rx_pfc,
-            acfc: o.tx_acfc || o.rx_acfc,
-            auth_protocol: auth_name(o.auth_by_peer),
-            fcs32: o.tx_fcs32 || o.rx_fcs32,
-            frames_in: v.counters.ppp.frames_in,
-            frames_out: v.counters.ppp.frames_out,
-            fcs_errors: v.counters.ppp.fcs_errors,
-            discarded: v.counters.ppp.discarded,
+        let ppp = v.options.clone().map(|options| PppDetails {
+            options,
+            stats: v.counters.ppp,
         });
-        Ok((v.transcript.clone(), opts))
+        Ok((v.transcript.clone(), ppp))
     }
 
     /// Every modem with its state.
-    pub fn modems(&self) -> Vec<pb::Modem> {
+    pub fn modems(&self) -> Vec<ModemView> {
         lock(&self.shared.modems)
             .iter()
-            .map(|m| pb::Modem {
+            .map(|m| ModemView {
                 name: m.cfg.name.clone(),
                 device: m.cfg.device.display().to_string(),
                 baud: m.cfg.baud,
                 state: if m.user.is_some() {
-                    pb::ModemState::Busy
+                    ModemState::Busy
                 } else if m.absent {
-                    pb::ModemState::Absent
+                    ModemState::Absent
                 } else if m.last_error.is_some() {
-                    pb::ModemState::Error
+                    ModemState::Error
                 } else {
-                    pb::ModemState::Idle
-                } as i32,
-                connection: m.user.clone().unwrap_or_default(),
-                last_error: m.last_error.clone().unwrap_or_default(),
+                    ModemState::Idle
+                },
+                connection: m.user.clone(),
+                last_error: m.last_error.clone(),
                 modem_lines: m.modem_lines.unwrap_or(false),
-                ..Default::default()
             })
             .collect()
     }
 }
 
-fn view_status(name: &str, v: &LinkView) -> pb::LinkStatus {
+fn view_status(name: &str, v: &LinkView) -> LinkStatus {
     let up = v.state == Some(LinkState::Up);
-    pb::LinkStatus {
+    LinkStatus {
         connection: name.to_string(),
-        state: pb_state(v.state.unwrap_or(LinkState::Idle)) as i32,
+        state: v.state.unwrap_or(LinkState::Idle),
         modem: v.modem.clone(),
         speed_bps: v.speed,
-        local_address: v
-            .local
-            .filter(|_| up)
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
-        peer_address: v
-            .peer
-            .filter(|_| up)
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
-        dns: if up {
-            v.dns.iter().map(ToString::to_string).collect()
-        } else {
-            Vec::new()
-        },
-        connected_since: v.since.filter(|_| up).map(ts),
+        local: v.local.filter(|_| up),
+        peer: v.peer.filter(|_| up),
+        dns: if up { v.dns.clone() } else { Vec::new() },
+        connected_since: v.since.filter(|_| up),
         bytes_in: v.counters.bytes_in,
         bytes_out: v.counters.bytes_out,
         packets_in: v.counters.packets_in,
         packets_out: v.counters.packets_out,
-        holders: v
-            .holders
-            .iter()
-            .map(|h| pb::Holder {
-                user: h.user.clone(),
-                host: h.host.clone(),
-                since: Some(ts(h.since)),
-            })
-            .collect(),
-        last_failure: v.failure.as_ref().map(pb_failure),
+        holders: v.holders.clone(),
+        last_failure: v.failure.clone(),
         idle_seconds: v.idle_secs,
     }
 }
@@ -590,15 +491,16 @@ struct Actor {
     cfg: ConnectionConfig,
     shared: Arc<Shared>,
     view: Arc<Mutex<LinkView>>,
-    progress: broadcast::Sender<pb::DialEvent>,
+    progress: broadcast::Sender<DialEvent>,
     fsm: LinkFsm,
     session: Option<SessionHandle>,
     modem: Option<usize>,
     carrier_lost: bool,
     last: SessionCounters,
     dial_started: SystemTime,
-    transcript: Vec<pb::TranscriptLine>,
-    routes: Vec<RouteSpec>,
+    transcript: Vec<TranscriptEntry>,
+    /// Where hang-up helpers are spawned, so shutdown joins them.
+    tasks: Shutdown,
 }
 
 async fn next_session_event(s: &mut Option<SessionHandle>) -> Option<SessionEvent> {
@@ -609,18 +511,16 @@ async fn next_session_event(s: &mut Option<SessionHandle>) -> Option<SessionEven
 }
 
 impl Actor {
-    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Cmd>, shutdown: CancellationToken) {
         let mut sample = tokio::time::interval(SAMPLE);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (ended_tx, mut ended_rx) = mpsc::channel::<Vec<SessionEvent>>(4);
         loop {
             let deadline = self.fsm.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
-                _ = shutdown.changed() => {
-                    if *shutdown.borrow() {
-                        self.shutdown().await;
-                        return;
-                    }
+                () = shutdown.cancelled() => {
+                    self.shutdown().await;
+                    return;
                 }
                 cmd = cmds.recv() => match cmd {
                     Some(Cmd::Dial { who, reply }) => {
@@ -665,35 +565,35 @@ impl Actor {
         }
     }
 
-    fn emit(&self, event: pb::dial_event::Event) {
-        let ev = pb::DialEvent {
-            at: Some(ts(SystemTime::now())),
-            event: Some(event),
+    fn emit(&self, step: DialStep) {
+        let ev = DialEvent {
+            at: SystemTime::now(),
+            step,
         };
         let _ = self.progress.send(ev.clone());
-        let _ = self.shared.events.send(pb::LinkEvent {
-            at: Some(ts(SystemTime::now())),
-            event: Some(pb::link_event::Event::Progress(pb::DialProgress {
+        let _ = self.shared.events.send(LinkEvent {
+            at: ev.at,
+            change: LinkChange::Progress {
                 connection: self.name.clone(),
-                event: Some(ev),
-            })),
+                event: ev,
+            },
         });
     }
 
     /// A transcript line that also goes to dial watchers as free text.
-    fn note(&mut self, kind: &str, text: String) {
+    fn note(&mut self, kind: TranscriptKind, text: String) {
         self.record(kind, text.clone());
-        self.emit(pb::dial_event::Event::Info(text));
+        self.emit(DialStep::Info(text));
     }
 
     /// A transcript line only (a structured event tells watchers the same).
-    fn record(&mut self, kind: &str, text: String) {
+    fn record(&mut self, kind: TranscriptKind, text: String) {
         if self.transcript.len() >= TRANSCRIPT_MAX {
             self.transcript.remove(0);
         }
-        self.transcript.push(pb::TranscriptLine {
-            at: Some(ts(SystemTime::now())),
-            kind: kind.into(),
+        self.transcript.push(TranscriptEntry {
+            at: SystemTime::now(),
+            kind,
             text,
         });
     }
@@ -705,27 +605,24 @@ impl Actor {
             SessionEvent::Ppp(p) => self.on_ppp(now, p),
             SessionEvent::CarrierLost => {
                 self.carrier_lost = true;
-                self.note("error", "carrier lost".into());
+                self.note(TranscriptKind::Error, "carrier lost".into());
             }
-            SessionEvent::HangingUp => self.note("info", "hanging up".into()),
+            SessionEvent::HangingUp => self.note(TranscriptKind::Info, "hanging up".into()),
             SessionEvent::Ended(end) => {
                 let failure = end_to_failure(&end, self.carrier_lost);
                 self.finish_session(&end);
                 if let Some(f) = &failure {
-                    self.note("error", f.message.clone());
+                    self.note(TranscriptKind::Error, f.message.clone());
                 }
-                self.fsm.handle_session(now, FsmEvent::Ended(failure));
+                self.fsm.handle_session(now, SessionReport::Ended(failure));
                 // Failed is announced with the state change (see `act`), after the view
                 // is refreshed, so a watcher that reads Status next sees it.
                 if self.fsm.state() == LinkState::Dialing {
                     // Redial on loss is pending.
-                    self.emit(pb::dial_event::Event::Redial(pb::Redial {
+                    self.emit(DialStep::Redial {
                         next_attempt: 1,
-                        delay: prost_types::Duration::try_from(Duration::from_secs(
-                            self.cfg.redial_delay_s.max(1),
-                        ))
-                        .ok(),
-                    }));
+                        delay: Duration::from_secs(self.cfg.redial_delay_s.max(1)),
+                    });
                 }
             }
         }
@@ -740,12 +637,12 @@ impl Actor {
             } => {
                 if step == 1 {
                     let (modem, device) = self.modem_names();
-                    self.emit(pb::dial_event::Event::ModemInit(pb::ModemInit {
-                        modem,
-                        device,
-                    }));
+                    self.emit(DialStep::ModemInit { modem, device });
                 }
-                self.note("info", format!("init {step}/{count}: {command}"));
+                self.note(
+                    TranscriptKind::Info,
+                    format!("init {step}/{count}: {command}"),
+                );
             }
             ChatEvent::Dialing {
                 number,
@@ -755,21 +652,21 @@ impl Actor {
                 attempts,
             } => {
                 self.record(
-                    "info",
+                    TranscriptKind::Info,
                     format!("dialling {number} (number {index} of {count}, attempt {attempt})"),
                 );
-                self.emit(pb::dial_event::Event::Dialing(pb::Dialing {
+                self.emit(DialStep::Dialing {
                     number,
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    index,
+                    count,
                     attempt,
                     attempts,
-                }));
+                });
             }
             ChatEvent::Connected { speed, extras } => {
                 let speed = speed.unwrap_or(0);
                 self.record(
-                    "recv",
+                    TranscriptKind::Recv,
                     format!(
                         "CONNECT {speed}{}",
                         extras
@@ -778,14 +675,18 @@ impl Actor {
                             .unwrap_or_default()
                     ),
                 );
-                self.fsm.handle_session(now, FsmEvent::Connected { speed });
-                self.emit(pb::dial_event::Event::Connected(pb::Connected {
+                self.fsm
+                    .handle_session(now, SessionReport::Connected { speed });
+                self.emit(DialStep::Connected {
                     speed_bps: speed,
                     extras: extras.unwrap_or_default(),
-                }));
+                });
             }
             ChatEvent::LoginStep { step, count } => {
-                self.note("info", format!("login script step {step}/{count} done"));
+                self.note(
+                    TranscriptKind::Info,
+                    format!("login script step {step}/{count} done"),
+                );
             }
             ChatEvent::Redial {
                 kind,
@@ -795,20 +696,23 @@ impl Actor {
                 after,
             } => {
                 self.record(
-                    "info",
+                    TranscriptKind::Info,
                     format!(
                         "{kind} on {number}; next {next_number} in {}s",
                         after.as_secs()
                     ),
                 );
-                self.emit(pb::dial_event::Event::Redial(pb::Redial {
+                self.emit(DialStep::Redial {
                     next_attempt,
-                    delay: prost_types::Duration::try_from(after).ok(),
-                }));
+                    delay: after,
+                });
             }
-            ChatEvent::Ready => self.note("info", "line handed to PPP".into()),
+            ChatEvent::Ready => self.note(TranscriptKind::Info, "line handed to PPP".into()),
             ChatEvent::Failed { kind, message } => {
-                self.note("error", format!("chat failed ({kind}): {message}"));
+                self.note(
+                    TranscriptKind::Error,
+                    format!("chat failed ({kind}): {message}"),
+                );
             }
         }
     }
@@ -817,14 +721,11 @@ impl Actor {
         match p {
             PppEvent::LcpUp { peer_mru, auth } => {
                 self.record(
-                    "info",
+                    TranscriptKind::Info,
                     format!("LCP up (peer MRU {peer_mru}, auth {})", auth_name(auth)),
                 );
-                self.fsm.handle_session(now, FsmEvent::LcpUp);
-                self.emit(pb::dial_event::Event::LcpUp(pb::LcpUp {
-                    peer_mru: u32::from(peer_mru),
-                    auth_protocol: auth_name(auth),
-                }));
+                self.fsm.handle_session(now, SessionReport::LcpUp);
+                self.emit(DialStep::LcpUp { peer_mru, auth });
             }
             PppEvent::AuthOk { protocol, .. } => {
                 let name = auth_name(protocol);
@@ -833,29 +734,32 @@ impl Actor {
                 } else {
                     name
                 };
-                self.record("info", format!("authentication ok ({shown})"));
-                self.fsm.handle_session(now, FsmEvent::AuthOk);
-                self.emit(pb::dial_event::Event::AuthOk(pb::AuthOk {
-                    protocol: shown,
-                }));
+                self.record(TranscriptKind::Info, format!("authentication ok ({shown})"));
+                self.fsm.handle_session(now, SessionReport::AuthOk);
+                self.emit(DialStep::AuthOk(protocol));
             }
             PppEvent::AuthFailed { message } => {
-                self.note("error", format!("authentication failed: {message}"));
+                self.note(
+                    TranscriptKind::Error,
+                    format!("authentication failed: {message}"),
+                );
             }
             PppEvent::IpcpUp { local, peer, dns } => {
                 self.record(
-                    "info",
+                    TranscriptKind::Info,
                     format!("IPCP up: local {local}, peer {peer}, dns {dns:?}"),
                 );
-                self.emit(pb::dial_event::Event::IpcpUp(pb::IpcpUp {
-                    local_address: local.to_string(),
-                    peer_address: peer.to_string(),
-                    dns: dns.iter().map(ToString::to_string).collect(),
-                }));
+                self.emit(DialStep::IpcpUp {
+                    local,
+                    peer,
+                    dns: dns.clone(),
+                });
                 self.fsm
-                    .handle_session(now, FsmEvent::IpcpUp { local, peer, dns });
+                    .handle_session(now, SessionReport::IpcpUp { local, peer, dns });
             }
-            PppEvent::Down { reason } => self.note("info", format!("PPP down: {reason}")),
+            PppEvent::Down { reason } => {
+                self.note(TranscriptKind::Info, format!("PPP down: {reason}"))
+            }
             PppEvent::Ipv4(_) => {}
         }
     }
@@ -929,7 +833,7 @@ impl Actor {
                 }
                 Err(e) => {
                     tracing::warn!(connection = %self.name, modem = %m.name, error = %e, "modem unusable");
-                    self.note("error", format!("modem {}: {e}", m.name));
+                    self.note(TranscriptKind::Error, format!("modem {}: {e}", m.name));
                     let mut modems = lock(&self.shared.modems);
                     if let Some(slot) = modems.get_mut(i) {
                         slot.user = None;
@@ -947,15 +851,15 @@ impl Actor {
             match a {
                 LinkAction::StartSession => {
                     if let Err(f) = self.start_session() {
-                        self.note("error", f.message.clone());
+                        self.note(TranscriptKind::Error, f.message.clone());
                         self.fsm
-                            .handle_session(Instant::now(), FsmEvent::Ended(Some(f.clone())));
+                            .handle_session(Instant::now(), SessionReport::Ended(Some(f.clone())));
                     }
                 }
                 LinkAction::StopSession => match self.session.take() {
                     Some(h) => {
                         let tx = ended_tx.clone();
-                        tokio::spawn(async move {
+                        self.tasks.spawn(async move {
                             let rest = h.hangup(HANGUP_LIMIT).await;
                             let _ = tx.send(rest).await;
                         });
@@ -963,7 +867,7 @@ impl Actor {
                     None => {
                         // Nothing running (e.g. waiting to redial): settle now.
                         self.fsm
-                            .handle_session(Instant::now(), FsmEvent::Ended(None));
+                            .handle_session(Instant::now(), SessionReport::Ended(None));
                     }
                 },
                 LinkAction::LinkUp {
@@ -976,15 +880,15 @@ impl Actor {
                     tracing::info!(connection = %self.name, state = ?s, "link state");
                     self.refresh_view();
                     let status = view_status(&self.name, &lock(&self.view));
-                    let _ = self.shared.events.send(pb::LinkEvent {
-                        at: Some(ts(SystemTime::now())),
-                        event: Some(pb::link_event::Event::State(status.clone())),
+                    let _ = self.shared.events.send(LinkEvent {
+                        at: SystemTime::now(),
+                        change: LinkChange::State(status.clone()),
                     });
                     if s == LinkState::Up {
-                        self.emit(pb::dial_event::Event::Up(pb::LinkUp { link: Some(status) }));
+                        self.emit(DialStep::Up(status));
                     } else if s == LinkState::Failed {
                         if let Some(f) = self.fsm.last_failure().cloned() {
-                            self.emit(pb::dial_event::Event::Failed(pb_failure(&f)));
+                            self.emit(DialStep::Failed(f));
                         }
                     }
                 }
@@ -995,79 +899,27 @@ impl Actor {
         }
     }
 
+    /// Announce "up: address `local`, this session" to the data plane.
     async fn link_up(&mut self, local: Ipv4Addr, peer: Ipv4Addr) {
-        let (rekeyed, dropped) = self.shared.nat.lock().set_masq_address(Some(local));
-        tracing::info!(connection = %self.name, %local, %peer, rekeyed, dropped, "link up: masquerading as {local}");
-        *lock(&self.shared.active) = Some(self.name.clone());
-        if let Some(nc) = self.shared.netcfg.clone() {
-            if let Err(e) = nc.link_up(local, peer).await {
-                tracing::warn!(error = %e, "configuring {}", nc.dev);
-                self.note("error", format!("interface: {e}"));
+        let up = LinkUp {
+            connection: self.name.clone(),
+            local,
+            peer,
+            routes: self.cfg.routes.clone(),
+            replace_default_route: self.cfg.replace_default_route,
+        };
+        let notes = self.shared.uplink.up(up, self.session.as_mut()).await;
+        for n in notes {
+            match n {
+                UplinkNote::Info(t) => self.note(TranscriptKind::Info, t),
+                UplinkNote::Error(t) => self.note(TranscriptKind::Error, t),
             }
-            self.routes.clear();
-            for r in &self.cfg.routes.clone() {
-                let spec = if r.prefix_len() == 0 {
-                    RouteSpec::Default
-                } else {
-                    match r {
-                        ipnet::IpNet::V4(n) => RouteSpec::Net(*n),
-                        ipnet::IpNet::V6(_) => continue,
-                    }
-                };
-                if spec == RouteSpec::Default
-                    && !self.cfg.replace_default_route
-                    && nc.other_default_route_exists().await.unwrap_or(true)
-                {
-                    self.note(
-                        "info",
-                        "a default route exists already; not replacing it (set replace_default_route = true to do so)".into(),
-                    );
-                    continue;
-                }
-                match nc.add_route(spec).await {
-                    Ok(()) => self.routes.push(spec),
-                    Err(e) => self.note("error", format!("route {spec}: {e}")),
-                }
-            }
-        }
-        if let (Some(dp), Some(s)) = (&self.shared.dataplane, self.session.as_mut()) {
-            let sender = s.packet_sender();
-            let (tx, mut rx) = mpsc::channel::<Vec<u8>>(LINK_QUEUE);
-            // Bridge the dataplane's queue to the session's (sync) sender.
-            tokio::spawn(async move {
-                while let Some(p) = rx.recv().await {
-                    if let Err(crate::modem::session::SendPacketError::Closed) = sender.try_send(p)
-                    {
-                        break;
-                    }
-                }
-            });
-            let (_dummy_tx, dummy_rx) = mpsc::channel(1);
-            let inbound = std::mem::replace(&mut s.inbound, dummy_rx);
-            dp.attach(LinkPort { tx, rx: inbound }).await;
         }
     }
 
+    /// Announce "down" to the data plane (a no-op unless this link is the active one).
     async fn link_down(&mut self) {
-        let mine = lock(&self.shared.active).as_deref() == Some(self.name.as_str());
-        if !mine {
-            return;
-        }
-        *lock(&self.shared.active) = None;
-        if let Some(dp) = &self.shared.dataplane {
-            dp.detach().await;
-        }
-        if let Some(nc) = self.shared.netcfg.clone() {
-            for r in std::mem::take(&mut self.routes) {
-                if let Err(e) = nc.del_route(r).await {
-                    tracing::warn!(error = %e, "removing route {r}");
-                }
-            }
-            if let Err(e) = nc.link_down().await {
-                tracing::warn!(error = %e, "taking {} down", nc.dev);
-            }
-        }
-        tracing::info!(connection = %self.name, "link down");
+        self.shared.uplink.down(&self.name).await;
     }
 
     fn sample(&mut self) {
@@ -1078,16 +930,16 @@ impl Actor {
             self.fsm.traffic(Instant::now());
         }
         if self.fsm.state() == LinkState::Up {
-            let _ = self.shared.events.send(pb::LinkEvent {
-                at: Some(ts(SystemTime::now())),
-                event: Some(pb::link_event::Event::Sample(pb::TrafficSample {
+            let _ = self.shared.events.send(LinkEvent {
+                at: SystemTime::now(),
+                change: LinkChange::Sample(TrafficSample {
                     connection: self.name.clone(),
                     bytes_in: c.bytes_in.saturating_sub(self.last.bytes_in),
                     bytes_out: c.bytes_out.saturating_sub(self.last.bytes_out),
                     packets_in: c.packets_in.saturating_sub(self.last.packets_in),
                     packets_out: c.packets_out.saturating_sub(self.last.packets_out),
-                    period_ms: u32::try_from(SAMPLE.as_millis()).unwrap_or(1000),
-                })),
+                    period: SAMPLE,
+                }),
             });
         }
         self.last = c;
@@ -1127,19 +979,13 @@ impl Actor {
         let mut t = self.transcript.clone();
         if let Some(s) = &self.session {
             for line in s.transcript() {
-                t.push(pb::TranscriptLine {
-                    at: Some(ts(self.dial_started + line.at)),
-                    kind: match line.kind {
-                        TranscriptKind::Send => "send",
-                        TranscriptKind::Recv => "recv",
-                        TranscriptKind::Info => "info",
-                        TranscriptKind::Error => "error",
-                    }
-                    .into(),
+                t.push(TranscriptEntry {
+                    at: self.dial_started + line.at,
+                    kind: line.kind,
                     text: line.text,
                 });
             }
-            t.sort_by_key(|l| l.at.map(|a| (a.seconds, a.nanos)));
+            t.sort_by_key(|l| l.at);
             v.transcript = t;
         } else if !self.transcript.is_empty() || self.fsm.state() == LinkState::Idle {
             // Keep the last session's chat lines merged above; only our own notes remain

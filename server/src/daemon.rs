@@ -1,0 +1,79 @@
+//! The composition root: build the nat engine (from the state directory), the dataplane,
+//! the link manager, NAT control and its masquerade feed, all under one [`Shutdown`], and
+//! hand the rpc layer its [`ControlPlane`]. The one place that wires the server together;
+//! it owns no state of its own and makes no decisions after start.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::dataplane::netcfg::NetCfg;
+use crate::dataplane::tun::Tun;
+use crate::dataplane::uplink::Uplink;
+use crate::dataplane::{Dataplane, LanPort, NatHandle};
+use crate::link::manager::LinkManager;
+use crate::nat_control::{self, NatControl};
+use crate::persist::{self, StateError};
+use crate::rpc::ControlPlane;
+use crate::shutdown::Shutdown;
+
+/// How the LAN side is wired.
+#[derive(Debug)]
+pub enum LanSide {
+    /// Create the configured TUN device in this namespace; without CAP_NET_ADMIN the
+    /// dataplane is off and the server says so.
+    Tun,
+    /// An already opened TUN device configured through this handle (the demo's namespaces).
+    Prepared(Tun, NetCfg),
+    /// No dataplane.
+    Off,
+}
+
+/// A started server core: what the rpc layer serves, and whether packets flow.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The domain objects behind Dialer, Modems and Nat.
+    pub control: ControlPlane,
+    /// Whether the dataplane (TUN) is on.
+    pub dataplane_on: bool,
+}
+
+/// Build the engine, the dataplane, the link manager and NAT control, and start their
+/// tasks under `shutdown` ([`Shutdown::stop`] ends and joins them).
+pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Running, StateError> {
+    let nat = NatHandle::new(persist::build_engine(&cfg)?);
+    let (dataplane, netcfg) = match lan {
+        LanSide::Off => (None, None),
+        LanSide::Prepared(tun, nc) => (
+            Some(Dataplane::spawn(nat.clone(), LanPort::Tun(tun), shutdown)),
+            Some(nc),
+        ),
+        LanSide::Tun => match Tun::open(&cfg.nat.tun_name, 1500) {
+            Ok(tun) => {
+                let nc = NetCfg::new(tun.name());
+                (
+                    Some(Dataplane::spawn(nat.clone(), LanPort::Tun(tun), shutdown)),
+                    Some(nc),
+                )
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                (None, None)
+            }
+        },
+    };
+    let dataplane_on = dataplane.is_some();
+    if dataplane_on {
+        tracing::info!(tun = %cfg.nat.tun_name, "dataplane on");
+    } else {
+        tracing::warn!("dataplane OFF: links come up but carry no LAN traffic");
+    }
+    let pump = dataplane.as_ref().map(|d| Arc::clone(d.counters()));
+    let uplink = Uplink::new(nat.clone(), dataplane, netcfg);
+    let links = LinkManager::start(&cfg, uplink, shutdown);
+    let nat = NatControl::new(cfg, nat, pump);
+    shutdown.spawn(nat_control::feed::run(nat.clone(), shutdown.token()));
+    Ok(Running {
+        control: ControlPlane { links, nat },
+        dataplane_on,
+    })
+}

@@ -1,0 +1,165 @@
+//! The data plane's side of "the active link": the link manager announces "up: address A,
+//! session S" or "down", and this handle does the data plane's part — the masquerade
+//! address (straight to the nat handle), the TUN address and routes, and attaching S's
+//! packet channels to the pump (or detaching them). It holds the one record of which link
+//! is active. It must not make link decisions (when to dial or hang up) nor parse packets.
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipnet::IpNet;
+
+use super::netcfg::{NetCfg, RouteSpec};
+use super::{Dataplane, LinkPort, LinkTx, NatHandle};
+use crate::modem::session::SessionHandle;
+
+/// A link that came up, as the link manager announces it.
+#[derive(Debug, Clone)]
+pub struct LinkUp {
+    /// Connection name.
+    pub connection: String,
+    /// Our address (the masquerade address).
+    pub local: Ipv4Addr,
+    /// Peer address.
+    pub peer: Ipv4Addr,
+    /// Routes to send over the link (IPv6 entries are skipped).
+    pub routes: Vec<IpNet>,
+    /// Replace an existing default route with one over the link.
+    pub replace_default_route: bool,
+}
+
+/// Something the data plane wants the link's transcript (and dial watchers) to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkNote {
+    /// For information.
+    Info(String),
+    /// Something failed (the link stays up).
+    Error(String),
+}
+
+/// The active link: its name and the routes installed for it.
+#[derive(Debug)]
+struct Active {
+    connection: String,
+    routes: Vec<RouteSpec>,
+}
+
+/// Cheap `Clone` handle; the link manager calls [`Uplink::up`] and [`Uplink::down`].
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    nat: NatHandle,
+    pump: Option<Dataplane>,
+    netcfg: Option<NetCfg>,
+    active: Arc<Mutex<Option<Active>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Only plain data is written under this lock; a poisoned lock is taken over.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Uplink {
+    /// The data plane's link handling. `pump`/`netcfg` are `None` when the dataplane is off
+    /// (no CAP_NET_ADMIN): the masquerade address is still set, no packets flow.
+    pub fn new(nat: NatHandle, pump: Option<Dataplane>, netcfg: Option<NetCfg>) -> Self {
+        Self {
+            nat,
+            pump,
+            netcfg,
+            active: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The connection whose link the data plane carries now.
+    pub fn active(&self) -> Option<String> {
+        lock(&self.active).as_ref().map(|a| a.connection.clone())
+    }
+
+    /// `up` is the active link now: masquerade as its address, address the TUN device,
+    /// add its routes and carry LAN traffic over `session`'s packet channels (taken from
+    /// the session). Answers notes for the link's transcript.
+    pub async fn up(&self, up: LinkUp, session: Option<&mut SessionHandle>) -> Vec<UplinkNote> {
+        let LinkUp {
+            connection,
+            local,
+            peer,
+            ..
+        } = &up;
+        let (rekeyed, dropped) = self.nat.lock().set_masq_address(Some(*local));
+        tracing::info!(%connection, %local, %peer, rekeyed, dropped, "link up: masquerading as {local}");
+        *lock(&self.active) = Some(Active {
+            connection: connection.clone(),
+            routes: Vec::new(),
+        });
+        let mut notes = Vec::new();
+        if let Some(nc) = &self.netcfg {
+            if let Err(e) = nc.link_up(*local, *peer).await {
+                tracing::warn!(error = %e, "configuring {}", nc.dev);
+                notes.push(UplinkNote::Error(format!("interface: {e}")));
+            }
+            let mut installed = Vec::new();
+            for r in &up.routes {
+                let spec = if r.prefix_len() == 0 {
+                    RouteSpec::Default
+                } else {
+                    match r {
+                        IpNet::V4(n) => RouteSpec::Net(*n),
+                        IpNet::V6(_) => continue,
+                    }
+                };
+                if spec == RouteSpec::Default
+                    && !up.replace_default_route
+                    && nc.other_default_route_exists().await.unwrap_or(true)
+                {
+                    notes.push(UplinkNote::Info(
+                        "a default route exists already; not replacing it (set replace_default_route = true to do so)".into(),
+                    ));
+                    continue;
+                }
+                match nc.add_route(spec).await {
+                    Ok(()) => installed.push(spec),
+                    Err(e) => notes.push(UplinkNote::Error(format!("route {spec}: {e}"))),
+                }
+            }
+            if let Some(a) = lock(&self.active).as_mut() {
+                a.routes = installed;
+            }
+        }
+        if let (Some(pump), Some(s)) = (&self.pump, session) {
+            let (_closed_tx, closed_rx) = tokio::sync::mpsc::channel(1);
+            let rx = std::mem::replace(&mut s.inbound, closed_rx);
+            pump.attach(LinkPort {
+                tx: LinkTx::Session(s.packet_sender()),
+                rx,
+            })
+            .await;
+        }
+        notes
+    }
+
+    /// `connection`'s link went down: if it is the active one, stop carrying traffic,
+    /// remove its routes and take the TUN address down.
+    pub async fn down(&self, connection: &str) {
+        let routes = {
+            let mut active = lock(&self.active);
+            if active.as_ref().map(|a| a.connection.as_str()) != Some(connection) {
+                return;
+            }
+            active.take().map(|a| a.routes).unwrap_or_default()
+        };
+        if let Some(pump) = &self.pump {
+            pump.detach().await;
+        }
+        if let Some(nc) = &self.netcfg {
+            for r in routes {
+                if let Err(e) = nc.del_route(r).await {
+                    tracing::warn!(error = %e, "removing route {r}");
+                }
+            }
+            if let Err(e) = nc.link_down().await {
+                tracing::warn!(error = %e, "taking {} down", nc.dev);
+            }
+        }
+        tracing::info!(%connection, "link down");
+    }
+}

@@ -1,0 +1,398 @@
+//! NAT control: the admin's operations on the shared engine — rule edits (each saved to
+//! the state directory), masquerade timeouts, listings and views, counters — and the
+//! masquerade change feed that watchers subscribe to. It owns when state is persisted and
+//! the feed task; it must not touch packets (the dataplane) or links (the link manager),
+//! and it speaks nat-core and domain types, never protobuf.
+
+pub mod feed;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use nat_core::chains::{self, ChainError, ChainSnapshot, Firewall, ListOptions};
+use nat_core::masq::{EntrySnapshot, FreePorts};
+use nat_core::views::MasqListOptions;
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::dataplane::{NatHandle, PumpCounters};
+use crate::persist;
+
+pub use feed::MasqDelta;
+
+/// Errors of NAT control operations, mapped to gRPC codes by the rpc layer.
+#[derive(Debug, thiserror::Error)]
+pub enum NatError {
+    /// A chain operation failed (ipchains' errno, in its words).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A rule spec, ruleset, check or argument did not parse or make sense.
+    #[error("{0}")]
+    Invalid(String),
+    /// The change was applied but could not be saved to the state directory.
+    #[error("saving {what} to the state directory: {source}")]
+    Persist {
+        /// What was being saved.
+        what: &'static str,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Masquerade timeouts in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Established TCP.
+    pub tcp: u32,
+    /// TCP after FIN.
+    pub tcpfin: u32,
+    /// UDP.
+    pub udp: u32,
+    /// ICMP.
+    pub icmp: u32,
+}
+
+/// Free masquerade ports per protocol and the configured range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortUsage {
+    /// (free, total) per protocol.
+    pub free: FreePorts,
+    /// Lowest masquerade port.
+    pub port_low: u16,
+    /// Highest masquerade port.
+    pub port_high: u16,
+}
+
+/// One page of the masquerade table, by ascending entry id.
+#[derive(Debug, Clone)]
+pub struct MasqPage {
+    /// Entries of the page.
+    pub entries: Vec<EntrySnapshot>,
+    /// Id to start the next page from, if there is more.
+    pub next: Option<u64>,
+    /// Entries in the whole table.
+    pub total: u64,
+}
+
+/// A classic text view.
+#[derive(Debug, Clone)]
+pub enum View {
+    /// `ipchains -L [chain]`.
+    Chains {
+        /// One chain, or all.
+        chain: Option<String>,
+        /// `-n -v -x --line-numbers`.
+        options: ListOptions,
+    },
+    /// `ipchains -M -L`.
+    Masq(MasqListOptions),
+    /// `/proc/net/ip_masquerade`.
+    ProcMasquerade,
+    /// `/proc/net/ip_fwchains`.
+    ProcFwchains,
+    /// `/proc/net/ip_fwnames`.
+    ProcFwnames,
+    /// `/proc/net/ip_masq/app`.
+    ProcMasqApp,
+}
+
+/// Cheap handle on the NAT control plane.
+#[derive(Clone)]
+pub struct NatControl {
+    cfg: Arc<Config>,
+    nat: NatHandle,
+    pump: Option<Arc<PumpCounters>>,
+    feed: broadcast::Sender<Arc<MasqDelta>>,
+}
+
+impl std::fmt::Debug for NatControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatControl").finish_non_exhaustive()
+    }
+}
+
+fn parse_spec(spec: &str) -> Result<Vec<chains::Rule>, NatError> {
+    chains::syntax::parse_rule(spec)
+        .map(|r| r.expand())
+        .map_err(|e| NatError::Invalid(e.to_string()))
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl NatControl {
+    /// Control over `nat`, persisting under `cfg`'s state directory; `pump` adds the
+    /// dataplane's counters to [`NatControl::counters`]. The masquerade feed is not running
+    /// until [`feed::run`] is given this handle.
+    pub fn new(cfg: Arc<Config>, nat: NatHandle, pump: Option<Arc<PumpCounters>>) -> Self {
+        let (feed, _) = broadcast::channel(256);
+        Self {
+            cfg,
+            nat,
+            pump,
+            feed,
+        }
+    }
+
+    /// The shared engine.
+    pub fn nat(&self) -> &NatHandle {
+        &self.nat
+    }
+
+    fn persist_rules(&self) -> Result<(), NatError> {
+        let text = self.nat.lock().firewall().save();
+        persist::save_rules(&self.cfg, &text).map_err(|source| NatError::Persist {
+            what: "rules",
+            source,
+        })
+    }
+
+    /// Apply a rule change under the engine lock, then persist; answers the changed chain
+    /// (all chains when `chain` is empty or no longer exists).
+    fn change(
+        &self,
+        chain: &str,
+        f: impl FnOnce(&mut Firewall) -> Result<(), ChainError>,
+    ) -> Result<Vec<ChainSnapshot>, NatError> {
+        let chains = {
+            let mut engine = self.nat.lock();
+            f(engine.firewall_mut())?;
+            let shown = non_empty(chain).filter(|c| engine.firewall().has_chain(c));
+            engine.firewall().snapshot(shown)?
+        };
+        self.persist_rules()?;
+        Ok(chains)
+    }
+
+    /// `-A chain spec` (a spec with `-b` adds both directions).
+    pub fn append(&self, chain: &str, spec: &str) -> Result<Vec<ChainSnapshot>, NatError> {
+        let rules = parse_spec(spec)?;
+        self.change(chain, |fw| {
+            for r in &rules {
+                fw.append(chain, r)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// `-I chain number spec` (number 0 counts as 1).
+    pub fn insert(
+        &self,
+        chain: &str,
+        number: u32,
+        spec: &str,
+    ) -> Result<Vec<ChainSnapshot>, NatError> {
+        let rules = parse_spec(spec)?;
+        let num = number.max(1) as usize;
+        self.change(chain, |fw| {
+            for (i, r) in rules.iter().enumerate() {
+                fw.insert(chain, num + i, r)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// `-R chain number spec` (a single rule).
+    pub fn replace(
+        &self,
+        chain: &str,
+        number: u32,
+        spec: &str,
+    ) -> Result<Vec<ChainSnapshot>, NatError> {
+        let rules = parse_spec(spec)?;
+        let [rule] = &rules[..] else {
+            return Err(NatError::Invalid("-R takes a single rule (no -b)".into()));
+        };
+        self.change(chain, |fw| fw.replace(chain, number as usize, rule))
+    }
+
+    /// `-D chain number`.
+    pub fn delete_number(&self, chain: &str, number: u32) -> Result<Vec<ChainSnapshot>, NatError> {
+        self.change(chain, |fw| fw.delete_num(chain, number as usize))
+    }
+
+    /// `-D chain spec`.
+    pub fn delete_spec(&self, chain: &str, spec: &str) -> Result<Vec<ChainSnapshot>, NatError> {
+        let rules = parse_spec(spec)?;
+        self.change(chain, |fw| {
+            for r in &rules {
+                fw.delete_rule(chain, r)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// `-F [chain]`.
+    pub fn flush(&self, chain: &str) -> Result<Vec<ChainSnapshot>, NatError> {
+        self.change(chain, |fw| fw.flush(non_empty(chain)))
+    }
+
+    /// `-Z [chain]`.
+    pub fn zero(&self, chain: &str) -> Result<Vec<ChainSnapshot>, NatError> {
+        self.change(chain, |fw| fw.zero(non_empty(chain)))
+    }
+
+    /// `-N chain`.
+    pub fn new_chain(&self, chain: &str) -> Result<Vec<ChainSnapshot>, NatError> {
+        self.change(chain, |fw| fw.new_chain(chain))
+    }
+
+    /// `-X [chain]`; answers every chain.
+    pub fn delete_chain(&self, chain: &str) -> Result<Vec<ChainSnapshot>, NatError> {
+        self.change("", |fw| fw.delete_chain(non_empty(chain)))
+    }
+
+    /// `-P chain target`.
+    pub fn set_policy(&self, chain: &str, target: &str) -> Result<Vec<ChainSnapshot>, NatError> {
+        self.change(chain, |fw| fw.set_policy(chain, target))
+    }
+
+    /// `-L [chain]` as data.
+    pub fn chains(&self, chain: &str) -> Result<Vec<ChainSnapshot>, NatError> {
+        Ok(self.nat.lock().firewall().snapshot(non_empty(chain))?)
+    }
+
+    /// `-C chain spec`: the verdicts, one per line.
+    pub fn check(&self, chain: &str, spec: &str) -> Result<String, NatError> {
+        let verdicts = self
+            .nat
+            .lock()
+            .firewall()
+            .check(chain, spec)
+            .map_err(|e| NatError::Invalid(e.to_string()))?;
+        Ok(verdicts
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// Replace the whole ruleset (`ipchains-restore`); answers (chains, rules).
+    pub fn apply_ruleset(&self, text: &str) -> Result<(u32, u32), NatError> {
+        let fw = Firewall::from_saved(text).map_err(|e| NatError::Invalid(e.to_string()))?;
+        let chains = fw.chain_names().len() as u32;
+        let rules = fw.rule_count() as u32;
+        self.nat.lock().set_firewall(fw);
+        self.persist_rules()?;
+        Ok((chains, rules))
+    }
+
+    /// The ruleset as `ipchains-save` text.
+    pub fn save_ruleset(&self) -> String {
+        self.nat.lock().firewall().save()
+    }
+
+    /// The masquerade timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        let t = self.nat.lock().timeouts();
+        let secs = |d: nat_core::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        Timeouts {
+            tcp: secs(t.tcp[nat_core::masq::tcp::State::Established as usize]),
+            tcpfin: secs(t.tcp[nat_core::masq::tcp::State::FinWait as usize]),
+            udp: secs(t.udp),
+            icmp: secs(t.icmp),
+        }
+    }
+
+    /// `-M -S tcp tcpfin udp` (0 leaves a value unchanged); saved, then answered.
+    pub fn set_timeouts(&self, tcp: u32, tcpfin: u32, udp: u32) -> Result<Timeouts, NatError> {
+        self.nat.lock().set_timeouts(tcp, tcpfin, udp);
+        let t = self.timeouts();
+        persist::save_timeouts(&self.cfg, t.tcp, t.tcpfin, t.udp).map_err(|source| {
+            NatError::Persist {
+                what: "timeouts",
+                source,
+            }
+        })?;
+        Ok(t)
+    }
+
+    /// Free masquerade ports.
+    pub fn free_ports(&self) -> PortUsage {
+        port_usage(&self.nat.lock())
+    }
+
+    /// Up to `size` entries with id ≥ `start`, of protocol `protocol` (all when `None`).
+    pub fn masq_page(&self, start: u64, size: usize, protocol: Option<u8>) -> MasqPage {
+        let now = self.nat.now();
+        let mut snap = self.nat.lock().masq_snapshot(now);
+        let total = snap.len() as u64;
+        snap.sort_by_key(|e| e.id.0);
+        let mut entries: Vec<EntrySnapshot> = snap
+            .into_iter()
+            .filter(|e| e.id.0 >= start)
+            .filter(|e| protocol.is_none_or(|p| e.proto == p))
+            .take(size + 1)
+            .collect();
+        let next = if entries.len() > size {
+            entries.pop().map(|e| e.id.0)
+        } else {
+            None
+        };
+        MasqPage {
+            entries,
+            next,
+            total,
+        }
+    }
+
+    /// A classic text view.
+    pub fn render(&self, view: &View) -> Result<String, NatError> {
+        let now = self.nat.now();
+        let e = self.nat.lock();
+        Ok(match view {
+            View::Chains { chain, options } => e.firewall().list(chain.as_deref(), *options)?,
+            View::Masq(o) => e.render_masq_list(now, *o),
+            View::ProcMasquerade => e.render_proc_ip_masquerade(now),
+            View::ProcFwchains => e.firewall().proc_fwchains(),
+            View::ProcFwnames => e.firewall().proc_fwnames(),
+            View::ProcMasqApp => e.render_proc_ip_masq_app(),
+        })
+    }
+
+    /// nat-core's counters, then the dataplane's (if on).
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        let mut c = self.nat.lock().counters();
+        if let Some(p) = &self.pump {
+            c.extend(p.snapshot().into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
+        c
+    }
+
+    /// The masquerade table now and the feed of changes after it. Subscribe-then-snapshot:
+    /// a delta overlapping the snapshot is harmless (upserts replace by id, removals of
+    /// unknown ids are ignored).
+    pub fn watch_masq(
+        &self,
+    ) -> (
+        Vec<EntrySnapshot>,
+        PortUsage,
+        broadcast::Receiver<Arc<MasqDelta>>,
+    ) {
+        let rx = self.feed.subscribe();
+        let now = self.nat.now();
+        let e = self.nat.lock();
+        (e.masq_snapshot(now), port_usage(&e), rx)
+    }
+
+    /// The masquerade address nat-core uses now.
+    pub fn masq_address(&self) -> Option<Ipv4Addr> {
+        self.nat.lock().masq_address()
+    }
+}
+
+fn port_usage(engine: &nat_core::Engine) -> PortUsage {
+    let (port_low, port_high) = engine
+        .config()
+        .masq
+        .ports
+        .first()
+        .map(|r| (r.lo, r.hi))
+        .unwrap_or((0, 0));
+    PortUsage {
+        free: engine.free_ports(),
+        port_low,
+        port_high,
+    }
+}

@@ -1,0 +1,387 @@
+//! The one translation between the domain (link manager, nat control, auth) and
+//! protobuf, both ways. Pure functions; no business logic, no I/O.
+
+use std::time::{Duration, SystemTime};
+
+use masqdial_proto::v1 as pb;
+use nat_core::chains::ChainSnapshot;
+use nat_core::masq::EntrySnapshot;
+
+use masqdial_at::TranscriptKind;
+use crate::config::UserRole;
+use crate::link::events::{
+    DialEvent, DialStep, LinkChange, LinkEvent, LinkStatus, ModemState, ModemView, PppDetails,
+    TranscriptEntry,
+};
+use crate::link::{Failure, FailureKind, Holder, LinkState};
+use crate::nat_control::{MasqDelta, PortUsage, Timeouts};
+use masqdial_ppp::AuthProtocol;
+
+pub(super) fn ts(t: SystemTime) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp::from(t))
+}
+
+fn duration(d: Duration) -> Option<prost_types::Duration> {
+    prost_types::Duration::try_from(d).ok()
+}
+
+pub(super) fn role(role: UserRole) -> i32 {
+    match role {
+        UserRole::User => pb::Role::User as i32,
+        UserRole::Admin => pb::Role::Admin as i32,
+    }
+}
+
+pub(super) fn link_state(s: LinkState) -> pb::LinkState {
+    match s {
+        LinkState::Idle => pb::LinkState::Idle,
+        LinkState::Dialing => pb::LinkState::Dialing,
+        LinkState::Connected => pb::LinkState::Connected,
+        LinkState::Authenticating => pb::LinkState::Authenticating,
+        LinkState::Up => pb::LinkState::Up,
+        LinkState::HangingUp => pb::LinkState::HangingUp,
+        LinkState::Failed => pb::LinkState::Failed,
+    }
+}
+
+fn failure_kind(k: FailureKind) -> pb::FailureKind {
+    use pb::FailureKind as P;
+    match k {
+        FailureKind::NoModem => P::NoModem,
+        FailureKind::ModemError => P::ModemError,
+        FailureKind::NoDialtone => P::NoDialtone,
+        FailureKind::Busy => P::Busy,
+        FailureKind::NoAnswer => P::NoAnswer,
+        FailureKind::NoCarrier => P::NoCarrier,
+        FailureKind::Timeout => P::Timeout,
+        FailureKind::LcpFailed => P::LcpFailed,
+        FailureKind::AuthFailed => P::AuthFailed,
+        FailureKind::IpcpFailed => P::IpcpFailed,
+        FailureKind::CarrierLost => P::CarrierLost,
+        FailureKind::EchoTimeout => P::EchoTimeout,
+        FailureKind::Cancelled => P::Cancelled,
+        FailureKind::IdleTimeout => P::IdleTimeout,
+        FailureKind::MaxConnectTime => P::MaxConnectTime,
+    }
+}
+
+fn failure(f: &Failure) -> pb::Failure {
+    pb::Failure {
+        kind: failure_kind(f.kind) as i32,
+        message: f.message.clone(),
+    }
+}
+
+/// The name of an authentication protocol as the API shows it ("" for none).
+fn auth_name(a: Option<AuthProtocol>) -> String {
+    match a {
+        Some(AuthProtocol::Pap) => "PAP".into(),
+        Some(AuthProtocol::Chap) => "CHAP-MD5".into(),
+        None => String::new(),
+    }
+}
+
+pub(super) fn holder(h: &Holder) -> pb::Holder {
+    pb::Holder {
+        user: h.user.clone(),
+        host: h.host.clone(),
+        since: ts(h.since),
+    }
+}
+
+pub(super) fn link_status(s: &LinkStatus) -> pb::LinkStatus {
+    let addr = |a: Option<std::net::Ipv4Addr>| a.map(|a| a.to_string()).unwrap_or_default();
+    pb::LinkStatus {
+        connection: s.connection.clone(),
+        state: link_state(s.state) as i32,
+        modem: s.modem.clone(),
+        speed_bps: s.speed_bps,
+        local_address: addr(s.local),
+        peer_address: addr(s.peer),
+        dns: s.dns.iter().map(ToString::to_string).collect(),
+        connected_since: s.connected_since.and_then(ts),
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        packets_in: s.packets_in,
+        packets_out: s.packets_out,
+        holders: s.holders.iter().map(holder).collect(),
+        last_failure: s.last_failure.as_ref().map(failure),
+        idle_seconds: s.idle_seconds,
+    }
+}
+
+pub(super) fn dial_event(ev: &DialEvent) -> pb::DialEvent {
+    use pb::dial_event::Event as E;
+    let event = match &ev.step {
+        DialStep::ModemInit { modem, device } => E::ModemInit(pb::ModemInit {
+            modem: modem.clone(),
+            device: device.clone(),
+        }),
+        DialStep::Dialing {
+            number,
+            index,
+            count,
+            attempt,
+            attempts,
+        } => E::Dialing(pb::Dialing {
+            number: number.clone(),
+            index: u32::try_from(*index).unwrap_or(u32::MAX),
+            count: u32::try_from(*count).unwrap_or(u32::MAX),
+            attempt: *attempt,
+            attempts: *attempts,
+        }),
+        DialStep::Connected { speed_bps, extras } => E::Connected(pb::Connected {
+            speed_bps: *speed_bps,
+            extras: extras.clone(),
+        }),
+        DialStep::LcpUp { peer_mru, auth } => E::LcpUp(pb::LcpUp {
+            peer_mru: u32::from(*peer_mru),
+            auth_protocol: auth_name(*auth),
+        }),
+        DialStep::AuthOk(p) => E::AuthOk(pb::AuthOk {
+            protocol: match p {
+                None => "none".into(),
+                Some(_) => auth_name(*p),
+            },
+        }),
+        DialStep::IpcpUp { local, peer, dns } => E::IpcpUp(pb::IpcpUp {
+            local_address: local.to_string(),
+            peer_address: peer.to_string(),
+            dns: dns.iter().map(ToString::to_string).collect(),
+        }),
+        DialStep::Redial {
+            next_attempt,
+            delay,
+        } => E::Redial(pb::Redial {
+            next_attempt: *next_attempt,
+            delay: duration(*delay),
+        }),
+        DialStep::Info(text) => E::Info(text.clone()),
+        DialStep::Up(status) => E::Up(pb::LinkUp {
+            link: Some(link_status(status)),
+        }),
+        DialStep::Failed(f) => E::Failed(failure(f)),
+    };
+    pb::DialEvent {
+        at: ts(ev.at),
+        event: Some(event),
+    }
+}
+
+/// The `Joined` event of a dial that joined a link already active.
+pub(super) fn joined(state: LinkState, status: Option<&LinkStatus>) -> pb::DialEvent {
+    pb::DialEvent {
+        at: ts(SystemTime::now()),
+        event: Some(pb::dial_event::Event::Joined(pb::Joined {
+            state: link_state(state) as i32,
+            holders: status
+                .map(|s| s.holders.iter().map(|h| h.user.clone()).collect())
+                .unwrap_or_default(),
+        })),
+    }
+}
+
+/// The `Up` event for a dial that joined a link already up.
+pub(super) fn up_now(status: Option<&LinkStatus>) -> pb::DialEvent {
+    pb::DialEvent {
+        at: ts(SystemTime::now()),
+        event: Some(pb::dial_event::Event::Up(pb::LinkUp {
+            link: status.map(link_status),
+        })),
+    }
+}
+
+pub(super) fn link_event(ev: &LinkEvent) -> pb::LinkEvent {
+    use pb::link_event::Event as E;
+    let event = match &ev.change {
+        LinkChange::State(s) => E::State(link_status(s)),
+        LinkChange::Sample(s) => E::Sample(pb::TrafficSample {
+            connection: s.connection.clone(),
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            packets_in: s.packets_in,
+            packets_out: s.packets_out,
+            period_ms: u32::try_from(s.period.as_millis()).unwrap_or(1000),
+        }),
+        LinkChange::Progress { connection, event } => E::Progress(pb::DialProgress {
+            connection: connection.clone(),
+            event: Some(dial_event(event)),
+        }),
+    };
+    pb::LinkEvent {
+        at: ts(ev.at),
+        event: Some(event),
+    }
+}
+
+/// A link's current state as a `WatchLinks` event.
+pub(super) fn state_event(s: &LinkStatus) -> pb::LinkEvent {
+    pb::LinkEvent {
+        at: ts(SystemTime::now()),
+        event: Some(pb::link_event::Event::State(link_status(s))),
+    }
+}
+
+pub(super) fn transcript_line(l: &TranscriptEntry) -> pb::TranscriptLine {
+    pb::TranscriptLine {
+        at: ts(l.at),
+        kind: match l.kind {
+            TranscriptKind::Send => "send",
+            TranscriptKind::Recv => "recv",
+            TranscriptKind::Info => "info",
+            TranscriptKind::Error => "error",
+        }
+        .into(),
+        text: l.text.clone(),
+    }
+}
+
+pub(super) fn ppp_options(d: &PppDetails) -> pb::PppOptions {
+    let o = &d.options;
+    pb::PppOptions {
+        local_mru: u32::from(o.local_mru),
+        peer_mru: u32::from(o.peer_mru),
+        local_accm: o.rx_accm,
+        peer_accm: o.tx_accm,
+        local_magic: o.local_magic,
+        peer_magic: o.peer_magic,
+        pfc: o.tx_pfc || o.rx_pfc,
+        acfc: o.tx_acfc || o.rx_acfc,
+        auth_protocol: auth_name(o.auth_by_peer),
+        fcs32: o.tx_fcs32 || o.rx_fcs32,
+        frames_in: d.stats.frames_in,
+        frames_out: d.stats.frames_out,
+        fcs_errors: d.stats.fcs_errors,
+        discarded: d.stats.discarded,
+    }
+}
+
+pub(super) fn modem(m: &ModemView) -> pb::Modem {
+    pb::Modem {
+        name: m.name.clone(),
+        device: m.device.clone(),
+        baud: m.baud,
+        state: match m.state {
+            ModemState::Busy => pb::ModemState::Busy,
+            ModemState::Absent => pb::ModemState::Absent,
+            ModemState::Error => pb::ModemState::Error,
+            ModemState::Idle => pb::ModemState::Idle,
+        } as i32,
+        connection: m.connection.clone().unwrap_or_default(),
+        last_error: m.last_error.clone().unwrap_or_default(),
+        modem_lines: m.modem_lines,
+        ..Default::default()
+    }
+}
+
+/// nat-core's protocol number as the API's enum.
+pub(super) fn protocol(p: u8) -> pb::Protocol {
+    match p {
+        6 => pb::Protocol::Tcp,
+        17 => pb::Protocol::Udp,
+        1 => pb::Protocol::Icmp,
+        _ => pb::Protocol::Unspecified,
+    }
+}
+
+/// The API's protocol filter as a protocol number (`None`: all).
+pub(super) fn protocol_filter(p: i32) -> Option<u8> {
+    match pb::Protocol::try_from(p).unwrap_or(pb::Protocol::Unspecified) {
+        pb::Protocol::Tcp => Some(6),
+        pb::Protocol::Udp => Some(17),
+        pb::Protocol::Icmp => Some(1),
+        pb::Protocol::Unspecified => None,
+    }
+}
+
+pub(super) fn masq_entry(e: &EntrySnapshot) -> pb::MasqEntry {
+    pb::MasqEntry {
+        id: e.id.0,
+        protocol: protocol(e.proto) as i32,
+        lan_address: e.lan.0.to_string(),
+        lan_port: u32::from(e.lan.1),
+        masq_address: e.masq.0.to_string(),
+        masq_port: u32::from(e.masq.1),
+        remote_address: e.remote.0.to_string(),
+        remote_port: u32::from(e.remote.1),
+        expire_centis: e.expire_cs,
+        state: e.state.name().to_string(),
+        init_seq: e.out_seq.init_seq,
+        delta: e.out_seq.delta,
+        prev_delta: e.out_seq.previous_delta,
+        helper: e.helper.unwrap_or_default().to_string(),
+        no_remote_port: e.no_remote_port,
+        controls: u32::from(e.n_control),
+        packets: e.packets,
+        bytes: e.bytes,
+        ..Default::default()
+    }
+}
+
+pub(super) fn free_ports(p: &PortUsage) -> pb::FreePortsResponse {
+    let f = &p.free;
+    pb::FreePortsResponse {
+        tcp: f.tcp.0,
+        udp: f.udp.0,
+        icmp: f.icmp.0,
+        tcp_total: f.tcp.1,
+        udp_total: f.udp.1,
+        icmp_total: f.icmp.1,
+        port_low: u32::from(p.port_low),
+        port_high: u32::from(p.port_high),
+    }
+}
+
+pub(super) fn masq_delta(d: &MasqDelta) -> pb::MasqDelta {
+    pb::MasqDelta {
+        upserted: d.upserted.iter().map(masq_entry).collect(),
+        removed: d.removed.clone(),
+        free: Some(free_ports(&d.free)),
+    }
+}
+
+pub(super) fn timeouts(t: Timeouts) -> pb::Timeouts {
+    pb::Timeouts {
+        tcp: t.tcp,
+        tcpfin: t.tcpfin,
+        udp: t.udp,
+        icmp: t.icmp,
+    }
+}
+
+pub(super) fn chains(snaps: Vec<ChainSnapshot>) -> Vec<pb::Chain> {
+    snaps
+        .into_iter()
+        .map(|c| pb::Chain {
+            name: c.name,
+            policy: c.policy,
+            builtin: c.builtin,
+            references: c.references,
+            policy_packets: c.policy_packets,
+            policy_bytes: c.policy_bytes,
+            rules: c
+                .rules
+                .into_iter()
+                .map(|r| pb::Rule {
+                    number: r.number,
+                    spec: r.spec,
+                    target: r.target,
+                    protocol: r.protocol,
+                    source: r.source,
+                    destination: r.destination,
+                    source_ports: r.source_ports,
+                    destination_ports: r.destination_ports,
+                    interface: r.interface,
+                    options: r.options,
+                    redirect_port: r.redirect_port,
+                    packets: r.packets,
+                    bytes: r.bytes,
+                    log: r.log,
+                    tos_and: r.tos_and,
+                    tos_xor: r.tos_xor,
+                    mark: r.mark,
+                })
+                .collect(),
+        })
+        .collect()
+}

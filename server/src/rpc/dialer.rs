@@ -1,0 +1,290 @@
+//! The `Dialer` service: connections, dial (a progress stream), hang-up, status, who and
+//! the link watch stream. Authorizes each call by the table in [`super::Rpc`], then calls
+//! the link manager and translates through [`super::convert`]; no decisions of its own.
+
+use std::time::Duration;
+
+use masqdial_proto::v1 as pb;
+use masqdial_proto::v1::dialer_server;
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+use super::{begin, caller, convert, stream_of, ApiError, Caller, Rpc, ServerState};
+use crate::config::UserRole;
+use crate::link::manager::{LinkManager, Who};
+use crate::link::{DialOutcome, HangupOutcome, LinkState};
+
+/// `Dialer` service.
+#[derive(Debug, Clone)]
+pub struct DialerService {
+    state: ServerState,
+}
+
+impl DialerService {
+    /// New service over the shared state.
+    pub fn new(state: ServerState) -> Self {
+        DialerService { state }
+    }
+
+    fn links(&self) -> Result<&LinkManager, ApiError> {
+        Ok(&self.state.control()?.links)
+    }
+
+    fn known(&self, name: &str) -> Result<(), Status> {
+        if self
+            .state
+            .config()
+            .connections
+            .iter()
+            .any(|c| c.name == name)
+        {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(format!("no connection named `{name}`")).into())
+        }
+    }
+}
+
+fn who(caller: &Caller) -> Who {
+    Who {
+        user: caller.user.clone(),
+        host: caller.peer.ip().to_string(),
+    }
+}
+
+fn connection(
+    links: &LinkManager,
+    caller: &Caller,
+    name: &str,
+) -> Result<pb::Connection, ApiError> {
+    let c = links.connection(name)?;
+    let state = match links.state(name).unwrap_or(LinkState::Idle) {
+        LinkState::Idle => LinkState::Idle,
+        _ => links
+            .status(name)
+            .map(|s| s.state)
+            .unwrap_or(LinkState::Idle),
+    };
+    Ok(pb::Connection {
+        name: c.name.clone(),
+        description: c.description.clone(),
+        numbers: c.numbers.clone(),
+        modems: c.modems.clone(),
+        allowed: caller.may_use(name),
+        state: convert::link_state(state) as i32,
+    })
+}
+
+#[tonic::async_trait]
+impl dialer_server::Dialer for DialerService {
+    async fn list_connections(
+        &self,
+        req: Request<pb::ListConnectionsRequest>,
+    ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
+        let (c, _) = begin(req, Rpc::ListConnections, None)?;
+        let links = self.links()?;
+        let connections = links
+            .names()
+            .iter()
+            .map(|n| connection(links, &c, n))
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::ListConnectionsResponse { connections }))
+    }
+
+    async fn get_connection(
+        &self,
+        req: Request<pb::GetConnectionRequest>,
+    ) -> Result<Response<pb::ConnectionInfo>, Status> {
+        let (caller, m) = begin(req, Rpc::GetConnection, None)?;
+        self.known(&m.name)?;
+        let links = self.links()?;
+        let c = links.connection(&m.name).map_err(ApiError::from)?.clone();
+        let (transcript, ppp) = links.details(&m.name).map_err(ApiError::from)?;
+        let admin = caller.role == UserRole::Admin;
+        let secs = |s: u64| prost_types::Duration::try_from(Duration::from_secs(s)).ok();
+        Ok(Response::new(pb::ConnectionInfo {
+            connection: Some(connection(links, &caller, &m.name)?),
+            link: links.status(&m.name).ok().map(|s| convert::link_status(&s)),
+            dial_prefix: c.dial_prefix.clone(),
+            redial_attempts: c.redial_attempts,
+            redial_delay: secs(c.redial_delay_s),
+            idle_timeout: secs(c.idle_timeout_s),
+            max_connect_time: secs(c.max_connect_s),
+            redial_on_loss: c.redial_on_loss,
+            ppp: ppp.as_ref().map(convert::ppp_options),
+            transcript: transcript.iter().map(convert::transcript_line).collect(),
+            allowed_users: if admin {
+                self.state
+                    .config()
+                    .users
+                    .iter()
+                    .filter(|u| u.role == UserRole::Admin || u.connections.contains(&c.name))
+                    .map(|u| u.name.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            auth: format!("{:?}", c.auth).to_ascii_lowercase(),
+            apn: c.apn.clone().unwrap_or_default(),
+            ppp_username: c.username.clone(),
+            routes: c.routes.iter().map(ToString::to_string).collect(),
+            has_login_script: !c.login_script.is_empty(),
+        }))
+    }
+
+    type DialStream = super::DialStream;
+
+    async fn dial(
+        &self,
+        req: Request<pb::DialRequest>,
+    ) -> Result<Response<Self::DialStream>, Status> {
+        let name = req.get_ref().name.clone();
+        let (c, _) = begin(req, Rpc::Dial, Some(&name))?;
+        self.known(&name)?;
+        tracing::info!(user = %c.user, peer = %c.peer, connection = %name, "dial");
+        let links = self.links()?;
+        let mut progress = links.progress(&name).map_err(ApiError::from)?;
+        let outcome = links.dial(&name, who(&c)).await.map_err(ApiError::from)?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::DialEvent, Status>>(64);
+        let token = self.state.shutdown_token();
+        match outcome {
+            DialOutcome::Started => {}
+            DialOutcome::Joined(state) | DialOutcome::AlreadyHolding(state) => {
+                let status = links.status(&name).ok();
+                let _ = tx.send(Ok(convert::joined(state, status.as_ref()))).await;
+                if state == LinkState::Up {
+                    let _ = tx.send(Ok(convert::up_now(status.as_ref()))).await;
+                    return Ok(Response::new(stream_of(rx, &token)));
+                }
+            }
+            DialOutcome::Busy => {
+                return Err(ApiError::Unavailable(format!("{name} is hanging up")).into())
+            }
+        }
+        self.state.spawn(async move {
+            loop {
+                // End as soon as the client goes away, not at the next event.
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    r = progress.recv() => r,
+                };
+                match next {
+                    Ok(ev) => {
+                        let last = ev.step.is_final();
+                        if tx.send(Ok(convert::dial_event(&ev))).await.is_err() || last {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream_of(rx, &token)))
+    }
+
+    async fn hangup(
+        &self,
+        req: Request<pb::HangupRequest>,
+    ) -> Result<Response<pb::HangupResponse>, Status> {
+        let name = req.get_ref().name.clone();
+        let force = req.get_ref().force;
+        let caller = caller(&req)?;
+        Rpc::Hangup.authorize(&caller, Some(&name))?;
+        if force {
+            Rpc::HangupForce.authorize(&caller, Some(&name))?;
+        }
+        self.known(&name)?;
+        tracing::info!(user = %caller.user, peer = %caller.peer, connection = %name, force, "hangup");
+        let out = self
+            .links()?
+            .hangup(&name, who(&caller), force)
+            .await
+            .map_err(ApiError::from)?;
+        match out {
+            HangupOutcome::Dropping => Ok(Response::new(pb::HangupResponse {
+                dropped: true,
+                remaining_holders: Vec::new(),
+            })),
+            HangupOutcome::Released { remaining } => Ok(Response::new(pb::HangupResponse {
+                dropped: false,
+                remaining_holders: remaining,
+            })),
+            HangupOutcome::NotHolder | HangupOutcome::NotActive => {
+                Err(ApiError::FailedPrecondition(format!("{name} is not held by you")).into())
+            }
+        }
+    }
+
+    async fn status(
+        &self,
+        req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let (_, m) = begin(req, Rpc::Status, None)?;
+        if !m.name.is_empty() {
+            self.known(&m.name)?;
+        }
+        let links = self.links()?;
+        let statuses = if m.name.is_empty() {
+            links.statuses()
+        } else {
+            vec![links.status(&m.name).map_err(ApiError::from)?]
+        };
+        Ok(Response::new(pb::StatusResponse {
+            links: statuses.iter().map(convert::link_status).collect(),
+        }))
+    }
+
+    async fn who(&self, req: Request<pb::WhoRequest>) -> Result<Response<pb::WhoResponse>, Status> {
+        begin(req, Rpc::Who, None)?;
+        let entries = self
+            .links()?
+            .statuses()
+            .iter()
+            .flat_map(|s| {
+                s.holders.iter().map(|h| pb::WhoEntry {
+                    connection: s.connection.clone(),
+                    holder: Some(convert::holder(h)),
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::WhoResponse { entries }))
+    }
+
+    type WatchLinksStream = super::LinkEventStream;
+
+    async fn watch_links(
+        &self,
+        req: Request<pb::WatchLinksRequest>,
+    ) -> Result<Response<Self::WatchLinksStream>, Status> {
+        begin(req, Rpc::WatchLinks, None)?;
+        let links = self.links()?;
+        let mut events = links.events();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::LinkEvent, Status>>(256);
+        let initial = links.statuses();
+        self.state.spawn(async move {
+            for s in &initial {
+                if tx.send(Ok(convert::state_event(s))).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                // End as soon as the client goes away, not at the next event.
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    r = events.recv() => r,
+                };
+                match next {
+                    Ok(ev) => {
+                        if tx.send(Ok(convert::link_event(&ev))).await.is_err() {
+                            return; // client went away
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream_of(rx, &self.state.shutdown_token())))
+    }
+}
