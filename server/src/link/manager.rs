@@ -255,6 +255,13 @@ pub fn ppp_config(c: &ConnectionConfig) -> PppConfig {
         PppAuth::Chap => vec![AuthProtocol::Chap],
         PppAuth::Any => vec![AuthProtocol::Chap, AuthProtocol::Pap],
     };
+    // IPCP addressing (RFC 1332): see masqdial_ppp::ipcp for the policy.
+    if let Some(a) = c.local_address {
+        p.local_address = a;
+    }
+    p.peer_address = c.peer_address;
+    p.accept_local = c.accept_local;
+    p.accept_remote = c.accept_remote;
     p
 }
 
