@@ -246,6 +246,21 @@ pub struct ConnectionConfig {
     /// Optional text login after CONNECT: alternating expect / send strings.
     #[serde(default)]
     pub login_script: Vec<String>,
+    /// Our IPCP address (default: none, the ISP assigns one).
+    #[serde(default)]
+    pub local_address: Option<std::net::Ipv4Addr>,
+    /// The ISP end's address if it asks to be told one or names none (default: whatever it
+    /// names, else 10.64.64.64 like pppd).
+    #[serde(default)]
+    pub peer_address: Option<std::net::Ipv4Addr>,
+    /// Take the address the ISP assigns even though `local_address` is set (pppd
+    /// `ipcp-accept-local`).
+    #[serde(default)]
+    pub accept_local: bool,
+    /// Let the ISP keep the address it names even though `peer_address` is set (pppd
+    /// `ipcp-accept-remote`).
+    #[serde(default)]
+    pub accept_remote: bool,
 }
 
 /// `[nat]` section.

@@ -175,6 +175,7 @@ fn end_to_failure(end: &SessionEnd, carrier_lost: bool) -> Option<Failure> {
                 DownReason::EchoTimeout => FailureKind::EchoTimeout,
                 DownReason::AuthFailed(_) => FailureKind::AuthFailed,
                 DownReason::NegotiationFailed(r) if r.contains("IPCP") => FailureKind::IpcpFailed,
+                DownReason::Ipcp(_) => FailureKind::IpcpFailed,
                 DownReason::NegotiationFailed(_) | DownReason::LoopbackDetected => {
                     FailureKind::LcpFailed
                 }
@@ -255,6 +256,13 @@ pub fn ppp_config(c: &ConnectionConfig) -> PppConfig {
         PppAuth::Chap => vec![AuthProtocol::Chap],
         PppAuth::Any => vec![AuthProtocol::Chap, AuthProtocol::Pap],
     };
+    // IPCP addressing (RFC 1332): see masqdial_ppp::ipcp for the policy.
+    if let Some(a) = c.local_address {
+        p.local_address = a;
+    }
+    p.peer_address = c.peer_address;
+    p.accept_local = c.accept_local;
+    p.accept_remote = c.accept_remote;
     p
 }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
+use super::carrier::{CarrierVerdict, NoCarrierWatch};
 use super::hangup::{hang_up, HangupReport};
 use super::{
     note_no_status_lines, open, write_all_bounded, ModemSettings, ModemStatusError, OpenError,
@@ -347,7 +348,7 @@ pub fn spawn_session_on(
                 dcd_supported: true,
                 dcd_seen_high: false,
                 carrier_lost: false,
-                tail: Vec::new(),
+                watch: NoCarrierWatch::new(),
                 egress: Egress::new(SchedulerKind::Fair, line_rate(baud), 1500),
             };
             let end = d.run(plan, ppp);
@@ -390,8 +391,8 @@ struct Driver {
     /// DCD was seen high once; only a later high → low transition means carrier loss.
     dcd_seen_high: bool,
     carrier_lost: bool,
-    /// Last bytes seen in PPP state, to spot the modem's `NO CARRIER`.
-    tail: Vec<u8>,
+    /// Spots the modem's `NO CARRIER` where frame payload cannot put it.
+    watch: NoCarrierWatch,
     /// Outbound datagrams wait here until the line can take them.
     egress: Egress,
 }
@@ -564,15 +565,41 @@ impl Driver {
         }
     }
 
-    /// True if the serial stream (so far) ends with the modem's `NO CARRIER` line.
-    ///
-    /// A modem that lost carrier falls back to command state and says `NO CARRIER` as the
-    /// last thing on the line. With ACCM 0 the same text could travel inside a PPP payload, but
-    /// then more of the frame (FCS, closing flag) follows, so only a stream that *ends* with the
-    /// line counts. A payload that ends exactly at a read boundary with that text could still
-    /// fool this; LCP echo keepalive is the backstop either way.
-    fn saw_no_carrier(&mut self, bytes: &[u8]) -> bool {
-        ends_with_no_carrier(&mut self.tail, bytes)
+    /// Read path, carrier part: feeds what was read to the `NO CARRIER` watcher and acts on
+    /// its verdict (see [`super::carrier`]). True if carrier is gone.
+    fn watch_input(&mut self, ppp: &mut Ppp, now: Instant, bytes: &[u8]) -> bool {
+        let v = self.watch.handle_input(now, bytes);
+        self.carrier_verdict(ppp, now, v)
+    }
+
+    /// Timer path of the watcher.
+    fn watch_timeout(&mut self, ppp: &mut Ppp, now: Instant) -> bool {
+        if self.watch.poll_timeout().is_some_and(|t| t <= now) {
+            let v = self.watch.handle_timeout(now);
+            return self.carrier_verdict(ppp, now, v);
+        }
+        false
+    }
+
+    fn carrier_verdict(&mut self, ppp: &mut Ppp, now: Instant, v: Option<CarrierVerdict>) -> bool {
+        match v {
+            Some(CarrierVerdict::Lost) if !self.carrier_lost => {
+                tracing::warn!(device = %self.line.name(), "modem reported NO CARRIER");
+                self.carrier_lost = true;
+                self.emit(SessionEvent::CarrierLost);
+                ppp.lower_down(now);
+                true
+            }
+            Some(CarrierVerdict::Probe) => {
+                tracing::debug!(
+                    device = %self.line.name(),
+                    "NO CARRIER inside a frame followed by silence: probing with LCP echo"
+                );
+                ppp.send_echo_request(now);
+                false
+            }
+            _ => false,
+        }
     }
 
     fn check_dcd(&mut self) -> bool {
@@ -625,6 +652,12 @@ impl Driver {
                         delivered.push(p);
                     }
                     PppEvent::Down { reason } => {
+                        log_ppp_event(
+                            &self.line.name(),
+                            &PppEvent::Down {
+                                reason: reason.clone(),
+                            },
+                        );
                         self.emit(SessionEvent::Ppp(PppEvent::Down {
                             reason: reason.clone(),
                         }));
@@ -646,7 +679,8 @@ impl Driver {
                                 .and_then(|c| c.0);
                             self.tune_egress(connect, Some(*peer_mru));
                         }
-                        self.emit(SessionEvent::Ppp(other))
+                        log_ppp_event(&self.line.name(), &other);
+                        self.emit(SessionEvent::Ppp(other));
                     }
                 }
             }
@@ -675,6 +709,9 @@ impl Driver {
                 }
             }
             let mut deadline = ppp.poll_timeout();
+            if let Some(w) = self.watch.poll_timeout() {
+                deadline = Some(deadline.map_or(w, |d| d.min(w)));
+            }
             if self.dcd_supported {
                 deadline = Some(deadline.map_or(next_dcd, |d| d.min(next_dcd)));
             }
@@ -690,16 +727,13 @@ impl Driver {
                     if ppp.poll_timeout().is_some_and(|t| t <= now) {
                         ppp.handle_timeout(now);
                     }
+                    self.watch_timeout(ppp, now);
                 }
                 Wake::Input(Input::Serial(b)) => {
                     self.counters.serial_bytes_in += b.len() as u64;
                     let now = Instant::now();
                     ppp.handle_input(now, &b);
-                    if self.saw_no_carrier(&b) && !self.carrier_lost {
-                        self.carrier_lost = true;
-                        self.emit(SessionEvent::CarrierLost);
-                        ppp.lower_down(now);
-                    }
+                    self.watch_input(ppp, now, &b);
                 }
                 Wake::Input(Input::SerialFailed(e)) => return Err(e),
                 Wake::Input(Input::Packet(p, class)) => self.egress.enqueue(p, class),
@@ -742,32 +776,58 @@ impl Driver {
             now,
             TranscriptKind::Info,
             format!(
-                "hang-up: DTR drop {}, +++ {}, ATH {}",
+                "hang-up: DTR drop {}, +++ {}, ATH {}, ATZ {}",
                 if report.dtr_dropped {
                     "done"
                 } else {
                     "unsupported"
                 },
                 match (report.escape_sent, report.escape_ok) {
-                    (false, _) => "not needed",
+                    (false, _) => "not sent",
                     (true, true) => "OK",
                     (true, false) => "no answer",
                 },
-                if report.ath_ok { "OK" } else { "no answer" }
+                if report.ath_ok { "OK" } else { "no answer" },
+                if report.atz_ok { "OK" } else { "no answer" }
             ),
         );
         Ok(report)
     }
 }
 
-/// Appends `bytes` to `tail` (kept short) and reports whether the stream ends with `NO CARRIER`.
-fn ends_with_no_carrier(tail: &mut Vec<u8>, bytes: &[u8]) -> bool {
-    const PAT: &[u8] = b"\r\nNO CARRIER\r\n";
-    tail.extend_from_slice(bytes);
-    let found = tail.ends_with(PAT);
-    let keep = tail.len().saturating_sub(PAT.len());
-    tail.drain(..keep);
-    found
+/// Logs a PPP milestone (the sans-IO crate does not log): LCP up, authentication, IPCP up,
+/// link down with its reason (loop-back and echo timeout as warnings). Never logs a secret:
+/// events carry none.
+fn log_ppp_event(device: &str, e: &PppEvent) {
+    match e {
+        PppEvent::LcpUp { peer_mru, auth } => {
+            tracing::info!(device, peer_mru, auth = ?auth, "LCP up");
+        }
+        PppEvent::AuthOk {
+            protocol,
+            peer_name,
+        } => tracing::info!(device, protocol = ?protocol, peer = ?peer_name, "authentication ok"),
+        PppEvent::AuthFailed { message } => {
+            tracing::warn!(device, %message, "authentication failed");
+        }
+        PppEvent::IpcpUp { local, peer, dns } => {
+            tracing::info!(device, %local, %peer, dns = ?dns, "IPCP up");
+        }
+        PppEvent::Down { reason } => match reason {
+            DownReason::LoopbackDetected => {
+                tracing::warn!(
+                    device,
+                    "PPP down: line is looped back (our magic number came back)"
+                );
+            }
+            DownReason::EchoTimeout => {
+                tracing::warn!(device, "PPP down: peer stopped answering LCP echo requests");
+            }
+            DownReason::LocalClose(_) => tracing::info!(device, %reason, "PPP down"),
+            _ => tracing::warn!(device, %reason, "PPP down"),
+        },
+        PppEvent::Ipv4(_) => {}
+    }
 }
 
 fn chat_failure(chat: &Chat) -> (Option<ChatFailure>, String) {
@@ -782,23 +842,4 @@ fn chat_failure(chat: &Chat) -> (Option<ChatFailure>, String) {
         .unwrap_or_default();
     let kind = chat.failure().unwrap_or(ChatFailure::Error);
     (Some(kind), msg)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ends_with_no_carrier;
-
-    #[test]
-    fn no_carrier_only_at_end_of_stream() {
-        let mut t = Vec::new();
-        assert!(!ends_with_no_carrier(&mut t, b"\x7e\x21\x45"));
-        assert!(!ends_with_no_carrier(&mut t, b"\r\nNO CAR"));
-        assert!(ends_with_no_carrier(&mut t, b"RIER\r\n"));
-        let mut t = Vec::new();
-        // Inside a payload: more frame bytes follow in the same read.
-        assert!(!ends_with_no_carrier(
-            &mut t,
-            b"\x7e\x21\r\nNO CARRIER\r\n\x12\x34\x7e"
-        ));
-    }
 }
