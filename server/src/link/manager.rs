@@ -27,9 +27,9 @@ use crate::modem::session::{
     spawn_session, SessionCounters, SessionEnd, SessionEvent, SessionHandle,
 };
 use crate::modem::{self, ModemSettings};
+use crate::shutdown::Shutdown;
 use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy, TranscriptKind};
 use masqdial_ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppConfig, PppEvent};
-use crate::shutdown::Shutdown;
 
 /// How long a hang-up may take before the session is abandoned.
 const HANGUP_LIMIT: Duration = Duration::from_secs(10);

@@ -7,7 +7,6 @@ use masqdial_proto::v1 as pb;
 use nat_core::chains::ChainSnapshot;
 use nat_core::masq::EntrySnapshot;
 
-use masqdial_at::TranscriptKind;
 use crate::config::UserRole;
 use crate::link::events::{
     DialEvent, DialStep, LinkChange, LinkEvent, LinkStatus, ModemState, ModemView, PppDetails,
@@ -15,6 +14,7 @@ use crate::link::events::{
 };
 use crate::link::{Failure, FailureKind, Holder, LinkState};
 use crate::nat_control::{MasqDelta, PortUsage, Timeouts};
+use masqdial_at::TranscriptKind;
 use masqdial_ppp::AuthProtocol;
 
 pub(super) fn ts(t: SystemTime) -> Option<prost_types::Timestamp> {
