@@ -20,12 +20,19 @@ const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(5);
 
 /// The global bound on password checks: argon2 costs ~19 MiB and a core each, so at most
 /// `permits` run at once and at most `queue` more wait; beyond that a login is refused.
+///
+/// The checks run on `permits` dedicated threads, not on tokio's blocking pool: each new
+/// thread that frees a 19 MiB argon2 block may keep it in its own malloc arena, so an
+/// unbounded set of threads kept hundreds of MiB resident after a flood.
 #[derive(Debug)]
 struct Verifiers {
     slots: Arc<tokio::sync::Semaphore>,
     waiting: AtomicUsize,
     queue: usize,
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// Counts one waiter for as long as it lives (cancel-safe).
 struct Waiting<'a>(&'a AtomicUsize);
@@ -39,11 +46,50 @@ impl Drop for Waiting<'_> {
 impl Verifiers {
     fn new(permits: usize) -> Verifiers {
         let permits = permits.max(1);
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..permits {
+            let rx = rx.clone();
+            // Ends when the sender (this Verifiers) is dropped.
+            let _ = std::thread::Builder::new()
+                .name(format!("password-check-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+        }
         Verifiers {
             slots: Arc::new(tokio::sync::Semaphore::new(permits)),
             waiting: AtomicUsize::new(0),
             queue: permits * 2,
+            jobs: std::sync::Mutex::new(tx),
         }
+    }
+
+    /// Run `f` on a password-check thread (holding `permit` until it is done).
+    async fn run<T: Send + 'static>(
+        &self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+            drop(permit);
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| ApiError::Internal("password check failed".into()))?
+            .send(job)
+            .map_err(|_| ApiError::Internal("password check failed".into()))?;
+        rx.await
+            .map_err(|_| ApiError::Internal("password check failed".into()))
     }
 
     async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
@@ -147,15 +193,12 @@ impl auth_server::Auth for AuthService {
         };
         let state = self.state.clone();
         let u = user.clone();
-        // The permit moves into the blocking task: it is held while argon2 runs, even if
-        // this request is cancelled meanwhile.
-        let verdict = tokio::task::spawn_blocking(move || {
-            let v = state.auth().verify(&u, &password);
-            drop(permit);
-            v
-        })
-        .await
-        .map_err(|_| Status::internal("password check failed"))?;
+        // The permit moves into the job: it is held while argon2 runs, even if this request
+        // is cancelled meanwhile.
+        let verdict = self
+            .verifiers
+            .run(permit, move || state.auth().verify(&u, &password))
+            .await?;
         guard.end(verdict.is_ok());
         match verdict {
             Ok(()) => {
