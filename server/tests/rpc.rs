@@ -794,7 +794,10 @@ async fn rpc_bodies_answer_from_the_domain_objects() {
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner()
         .ruleset;
-    assert_eq!(saved, live);
+    // The saved file is the live ruleset between a version header and an end marker.
+    let lines: Vec<&str> = saved.lines().collect();
+    assert_eq!(lines.first().copied(), Some("# masqdial-state v1 rules"));
+    assert_eq!(lines[1..lines.len() - 1].join("\n") + "\n", live);
     let e = n
         .append_rule(with_token(
             pb::AppendRuleRequest {
@@ -837,7 +840,9 @@ async fn rpc_bodies_answer_from_the_domain_objects() {
     assert_eq!((t.tcp, t.tcpfin, t.udp), (600, 120, 60));
     let saved =
         std::fs::read_to_string(dir.path().join("timeouts")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(saved, "600 120 60\n");
+    let lines: Vec<&str> = saved.lines().collect();
+    assert_eq!(lines.len(), 3, "{saved}");
+    assert_eq!(lines[..2], ["# masqdial-state v1 timeouts", "600 120 60"]);
 
     let e = n
         .render_view(with_token(pb::RenderViewRequest::default(), &user))
