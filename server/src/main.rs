@@ -29,6 +29,10 @@ struct Cli {
     /// Run the built-in demo on loopback (ignores --config).
     #[arg(long)]
     demo: bool,
+    /// Move the saved rules and timeouts of `state_dir` aside (kept as `*.rejected-TIME`) and
+    /// start from the configured `[nat] ruleset`; needed when a saved file is refused.
+    #[arg(long)]
+    reset_state: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -83,6 +87,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         return serve_demo(cli, shutdown).await;
     }
     let config = Config::load(&cli.config)?;
+    if cli.reset_state {
+        for moved in masqdial_server::persist::reset_state(&config)? {
+            tracing::warn!(file = %moved.display(), "saved state moved aside (--reset-state)");
+        }
+    }
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
     let running = daemon::start(Arc::new(config.clone()), daemon::LanSide::Tun, &shutdown)?;
