@@ -278,11 +278,11 @@ pub fn save_timeouts(cfg: &Config, tcp: u32, tcpfin: u32, udp: u32) -> std::io::
     )
 }
 
-/// Write `ruleset` as the saved rules unless the state directory already has some (the
-/// demo's first run).
+/// Write `ruleset` as the saved rules unless the state directory already has valid ones
+/// (the demo's first run; a demo file from an older format is replaced).
 pub fn seed_rules(cfg: &Config, ruleset: &str) -> std::io::Result<()> {
     let path = state_path(cfg, RULES_FILE);
-    if path.exists() {
+    if path.exists() && read_framed(&path, "rules").is_ok() {
         return Ok(());
     }
     save_rules(cfg, ruleset)
