@@ -206,9 +206,6 @@ async fn no_carrier_text_as_udp_payload_leaves_link_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "KNOWN REGRESSION (open, issue 15): since the link scheduler paces output, packets still queued \
-            when carrier drops keep reaching the modem after the drop and the mid-frame NO CARRIER probe \
-            sees bytes and cancels; passed on its own branch. Run with --ignored."]
 async fn real_carrier_drop_seen_within_one_second() {
     let mock = mock_115200();
     let mut s = dial(&mock, |_| {});

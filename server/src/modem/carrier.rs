@@ -102,6 +102,13 @@ impl NoCarrierWatch {
         None
     }
 
+    /// A `NO CARRIER` seen mid-frame is being checked (silence wait or probe pending): the
+    /// writer holds data meanwhile, so a modem that dropped carrier hears nothing to echo.
+    #[must_use]
+    pub fn suspecting(&self) -> bool {
+        self.suspect_until.is_some() || self.probe_until.is_some()
+    }
+
     /// When [`NoCarrierWatch::handle_timeout`] must run.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -418,6 +418,9 @@ impl Driver {
     /// packet below the writer, never a hidden FIFO).
     fn feed_line(&mut self, ppp: &mut Ppp) -> Result<(), SerialError> {
         loop {
+            if self.watch.suspecting() {
+                return Ok(());
+            }
             let outq = self.line.output_queue();
             let Some(p) = self.egress.next_packet(outq) else {
                 return Ok(());
