@@ -65,7 +65,7 @@ pub struct Cli {
 /// Options valid before (or after) any command.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct GlobalOpts {
-    /// Server URL (http://host[:224] or https://host[:224]) [env: MASQDIAL_SERVER].
+    /// Server URL (http://HOST:PORT or https://HOST:PORT, port 224 by default) (env: MASQDIAL_SERVER).
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
     /// User whose token to use, or to log in as [env: MASQDIAL_USER].
@@ -277,7 +277,7 @@ pub struct ShellLine {
     pub command: Command,
 }
 
-/// A clap parse error as a [`Failure`] (usage, exit 2), with our own "did you mean" for an
+/// A clap parse error as a [`Failure`](crate::errors::Failure) (usage, exit 2), with our own "did you mean" for an
 /// unknown command. `None` for `--help`/`--version` output, which is not a failure.
 pub fn usage_failure(e: &clap::Error) -> Option<crate::errors::Failure> {
     use crate::errors::{did_you_mean, Failure};

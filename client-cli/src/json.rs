@@ -85,7 +85,22 @@ pub fn link(l: &pb::LinkStatus) -> Value {
            "packets_in": l.packets_in, "packets_out": l.packets_out,
            "holders": l.holders.iter().map(holder).collect::<Vec<_>>(),
            "last_failure": failure(l.last_failure.as_ref()),
-           "idle_seconds": l.idle_seconds})
+           "idle_seconds": l.idle_seconds, "queues": l.queues.as_ref().map(queues)})
+}
+
+fn queue_stats(q: &pb::QueueStats) -> Value {
+    json!({"backlog_bytes": q.backlog_bytes, "backlog_packets": q.backlog_packets,
+           "limit_bytes": q.limit_bytes, "sent_packets": q.sent_packets, "sent_bytes": q.sent_bytes,
+           "dropped_overflow": q.dropped_overflow, "dropped_aqm": q.dropped_aqm, "ecn_marked": q.ecn_marked,
+           "sojourn_p50_ms": q.sojourn_p50_ms, "sojourn_p95_ms": q.sojourn_p95_ms,
+           "in_flight_bytes": q.in_flight_bytes,
+           "hosts": q.hosts.iter().map(|h| json!({"host": h.host, "bytes": h.bytes, "share": h.share})).collect::<Vec<_>>()})
+}
+
+/// The link's queues (scheduler, both directions), or null when the link has none.
+pub fn queues(q: &pb::LinkQueues) -> Value {
+    json!({"scheduler": q.scheduler, "egress": q.egress.as_ref().map(queue_stats),
+           "ingress": q.ingress.as_ref().map(queue_stats), "ingress_shaping": q.ingress_shaping})
 }
 
 /// Everything about one connection (`cinfo`).

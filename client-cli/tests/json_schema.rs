@@ -67,6 +67,7 @@ fn check(v: &Value, shape: &Value, types: &Value, path: &str, errs: &mut Vec<Str
             let ok = match t {
                 "string" => v.as_str().is_some_and(|s| !s.is_empty()),
                 "integer" => v.is_i64() || v.is_u64(),
+                "number" => v.is_number(),
                 "boolean" => v.is_boolean(),
                 "rfc3339" => v.as_str().is_some_and(is_rfc3339),
                 "any" => true,

@@ -165,6 +165,16 @@ pub struct Engine {
     masq: MasqTable,
     frag: Reassembler,
     counters: Counters,
+    mss: Option<MssClamp>,
+}
+
+/// MSS limits for TCP SYNs crossing the link (from the negotiated MTU and MRU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MssClamp {
+    /// For SYNs going out (what the remote may send us: our MRU − 40).
+    to_link: u16,
+    /// For SYNs coming in (what LAN hosts may send: the peer's MRU, our MTU, − 40).
+    to_lan: u16,
 }
 
 fn pslot(p: u8) -> usize {
@@ -185,6 +195,7 @@ impl Engine {
             firewall: Firewall::new(),
             frag: Reassembler::new(cfg.frag),
             counters: Counters::default(),
+            mss: None,
             cfg,
         }
     }
@@ -433,8 +444,26 @@ impl Engine {
         self.masq.warm(buf, false)
     }
 
+    /// Clamp the MSS of TCP SYNs crossing the link (FreeBSD ppp `mssfixup`): outgoing SYNs to
+    /// `mru − 40`, incoming SYNs to `mtu − 40`, with the link's negotiated MTU (the peer's MRU)
+    /// and our MRU. `None` (link down) turns clamping off.
+    pub fn set_link_mtu(&mut self, mtu_mru: Option<(u16, u16)>) {
+        self.mss = mtu_mru.map(|(mtu, mru)| MssClamp {
+            to_link: crate::mss::mss_for_mtu(mru),
+            to_lan: crate::mss::mss_for_mtu(mtu),
+        });
+    }
+
     /// Process a packet received from the LAN, in place. `buf` holds one IPv4 datagram.
     pub fn process_from_lan(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
+        let a = self.route_from_lan(now, buf);
+        if let (Action::ToLink, Some(m)) = (&a, self.mss) {
+            let _ = crate::mss::clamp_mss(buf, m.to_link);
+        }
+        a
+    }
+
+    fn route_from_lan(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
         if let Err(a) = self.ingress(now, buf) {
             return a;
         }
@@ -542,6 +571,14 @@ impl Engine {
 
     /// Process a packet received from the link, in place.
     pub fn process_from_link(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
+        let a = self.route_from_link(now, buf);
+        if let (Action::ToLan, Some(m)) = (&a, self.mss) {
+            let _ = crate::mss::clamp_mss(buf, m.to_lan);
+        }
+        a
+    }
+
+    fn route_from_link(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
         if let Err(a) = self.ingress(now, buf) {
             return a;
         }

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod frag;
 pub mod helpers;
 pub mod masq;
+pub mod mss;
 pub mod time;
 pub mod views;
 pub mod wire;

@@ -1,7 +1,7 @@
 //! Users, roles, bearer tokens, LAN allow-list and login throttling.
 //!
 //! Owns the user table (argon2 PHC hashes), live sessions (stored only as keyed hashes of
-//! their tokens) and the failed-login throttle. It never reads a clock (callers pass `now`),
+//! their tokens) and the login throttle (refusing, per user and per address). It never reads a clock (callers pass `now`),
 //! never sleeps, and never logs a password or a token.
 
 use std::collections::HashMap;
@@ -82,46 +82,129 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
-/// Failed-login delay policy: `base * 2^(failures-1)` capped at `max`, forgotten after `forget`.
+/// Login throttle policy. Attempts are *refused* (never slept on) once a budget is spent.
+///
+/// Every attempt counts from the moment it starts (so attempts in flight count), against
+/// two budgets at once: its user name across all addresses, and its address across all user
+/// names. A budget is `per_user` / `per_addr` attempts per fixed `window`; a successful login
+/// gives its own attempt back. With fixed windows, any sliding `window` sees at most twice
+/// the budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
-    /// Delay after the first failure.
-    pub base: Duration,
-    /// Largest delay.
-    pub max: Duration,
-    /// A record with no failure for this long is dropped.
-    pub forget: Duration,
+    /// Length of a counting window.
+    pub window: Duration,
+    /// Attempts per window for one user name, whatever the address.
+    pub per_user: u32,
+    /// Attempts per window from one address, whatever the user name.
+    pub per_addr: u32,
+    /// Most records per table (users, addresses). Records still counting are never
+    /// evicted: when a table is full of them, new keys are refused instead.
+    pub max_records: usize,
 }
 
 impl Default for ThrottlePolicy {
     fn default() -> Self {
         ThrottlePolicy {
-            base: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-            forget: Duration::from_secs(15 * 60),
+            window: Duration::from_secs(60),
+            per_user: 5,
+            per_addr: 20,
+            max_records: MAX_THROTTLE_ENTRIES,
         }
     }
 }
 
-impl ThrottlePolicy {
-    /// Delay to apply before answering a login after `failures` consecutive failures.
-    pub fn delay(&self, failures: u32) -> Duration {
-        if failures == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1).min(31))
-            .unwrap_or(u32::MAX);
-        self.base
-            .checked_mul(factor)
-            .map_or(self.max, |d| d.min(self.max))
-    }
+/// Why a login attempt was refused before any password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Throttled {
+    /// The user name's budget is spent.
+    #[error("too many login attempts for this user; try again in {0} s")]
+    User(u64),
+    /// The address's budget is spent.
+    #[error("too many login attempts from this address; try again in {0} s")]
+    Address(u64),
+    /// The throttle tables are full of records still counting.
+    #[error("too many login attempts in progress; try again later")]
+    Full,
+}
+
+/// One admitted attempt; hand it back to [`Auth::end_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    user: String,
+    addr: IpAddr,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Failures {
+struct Budget {
+    /// Attempts counted in the current window (including those in flight).
     count: u32,
+    /// Attempts started and not yet ended.
+    in_flight: u32,
+    window_start: Instant,
+    /// Last use, for LRU among clean records.
     last: Instant,
+}
+
+impl Budget {
+    fn fresh(now: Instant) -> Budget {
+        Budget {
+            count: 0,
+            in_flight: 0,
+            window_start: now,
+            last: now,
+        }
+    }
+
+    /// Start a new window if the current one is over.
+    fn roll(&mut self, now: Instant, window: Duration) {
+        if now.saturating_duration_since(self.window_start) >= window {
+            self.count = self.in_flight;
+            self.window_start = now;
+        }
+    }
+
+    /// A clean record carries no penalty: nothing counted in a live window, nothing in flight.
+    fn clean(&self, now: Instant, window: Duration) -> bool {
+        self.in_flight == 0
+            && (self.count == 0 || now.saturating_duration_since(self.window_start) >= window)
+    }
+
+    fn retry_after(&self, now: Instant, window: Duration) -> u64 {
+        let left = window.saturating_sub(now.saturating_duration_since(self.window_start));
+        left.as_secs().max(1)
+    }
+}
+
+/// Make room for `key` in `map`: evict the least recently used *clean* record. Records in
+/// penalty are never evicted, so a flood of new names or addresses cannot reset a target.
+fn make_room<K: Clone + Eq + std::hash::Hash>(
+    map: &mut HashMap<K, Budget>,
+    key: &K,
+    max: usize,
+    now: Instant,
+    window: Duration,
+) -> bool {
+    if map.contains_key(key) || map.len() < max {
+        return true;
+    }
+    let victim = map
+        .iter()
+        .filter(|(_, b)| b.clean(now, window))
+        .min_by_key(|(_, b)| b.last)
+        .map(|(k, _)| k.clone());
+    match victim {
+        Some(k) => {
+            map.remove(&k);
+            true
+        }
+        None => false,
+    }
+}
+
+#[derive(Debug, Default)]
+struct Throttle {
+    users: HashMap<String, Budget>,
+    addrs: HashMap<IpAddr, Budget>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +228,7 @@ struct Inner {
     ttl: Duration,
     /// Keyed digest of the token → session; the token itself is never stored.
     sessions: HashMap<[u8; 32], Session>,
-    throttle: HashMap<(String, IpAddr), Failures>,
+    throttle: Throttle,
     /// Hash verified when the user is unknown, so both failures cost the same.
     dummy_hash: String,
 }
@@ -179,7 +262,7 @@ impl Auth {
             allow: Vec::new(),
             ttl: Duration::ZERO,
             sessions: HashMap::new(),
-            throttle: HashMap::new(),
+            throttle: Throttle::default(),
             dummy_hash: String::new(),
         };
         let auth = Auth {
@@ -249,20 +332,6 @@ impl Auth {
         self.lock().allow.iter().any(|n| n.contains(&ip))
     }
 
-    /// Delay to wait before answering a login attempt of `user` from `peer` (0 if none).
-    pub fn login_delay(&self, user: &str, peer: IpAddr, now: Instant) -> Duration {
-        let mut inner = self.lock();
-        let key = (user.to_string(), unmap(peer));
-        match inner.throttle.get(&key).copied() {
-            Some(f) if now.saturating_duration_since(f.last) >= self.policy.forget => {
-                inner.throttle.remove(&key);
-                Duration::ZERO
-            }
-            Some(f) => self.policy.delay(f.count),
-            None => Duration::ZERO,
-        }
-    }
-
     /// Check a password. Blocking (argon2): run it off the async executor.
     /// An unknown user is checked against a dummy hash so it costs the same.
     pub fn verify(&self, user: &str, password: &str) -> Result<(), AuthError> {
@@ -281,51 +350,75 @@ impl Auth {
         }
     }
 
-    /// Start a login attempt: returns the delay to wait before answering (from earlier
-    /// failures) and counts this attempt as a failure until [`Auth::record_success`] clears
-    /// it. Counting up front means parallel guesses also see growing delays.
-    pub fn begin_attempt(&self, user: &str, peer: IpAddr, now: Instant) -> Duration {
-        let delay = self.login_delay(user, peer, now);
-        self.record_failure(user, peer, now);
-        delay
+    /// Start a login attempt of `user` from `peer`, or refuse it (no sleeping). The attempt
+    /// counts against both budgets until it ends; end it with [`Auth::end_attempt`].
+    pub fn begin_attempt(
+        &self,
+        user: &str,
+        peer: IpAddr,
+        now: Instant,
+    ) -> Result<Attempt, Throttled> {
+        let addr = unmap(peer);
+        let p = self.policy;
+        let mut inner = self.lock();
+        let t = &mut inner.throttle;
+        let user_key = user.to_string();
+        let mut ub = t
+            .users
+            .get(&user_key)
+            .copied()
+            .unwrap_or(Budget::fresh(now));
+        let mut ab = t.addrs.get(&addr).copied().unwrap_or(Budget::fresh(now));
+        ub.roll(now, p.window);
+        ab.roll(now, p.window);
+        if ub.count >= p.per_user {
+            return Err(Throttled::User(ub.retry_after(now, p.window)));
+        }
+        if ab.count >= p.per_addr {
+            return Err(Throttled::Address(ab.retry_after(now, p.window)));
+        }
+        if !make_room(&mut t.users, &user_key, p.max_records, now, p.window)
+            || !make_room(&mut t.addrs, &addr, p.max_records, now, p.window)
+        {
+            return Err(Throttled::Full);
+        }
+        for b in [&mut ub, &mut ab] {
+            b.count = b.count.saturating_add(1);
+            b.in_flight = b.in_flight.saturating_add(1);
+            b.last = now;
+        }
+        t.users.insert(user_key, ub);
+        t.addrs.insert(addr, ab);
+        Ok(Attempt {
+            user: user.to_string(),
+            addr,
+        })
     }
 
-    /// Record a failed login of `user` from `peer`; returns the failure count.
-    pub fn record_failure(&self, user: &str, peer: IpAddr, now: Instant) -> u32 {
+    /// End an attempt. A failed (or abandoned) one stays counted; a successful login, or one
+    /// never checked (`refund`), gives its attempt back.
+    pub fn end_attempt(&self, attempt: &Attempt, refund: bool) {
         let mut inner = self.lock();
-        if inner.throttle.len() >= MAX_THROTTLE_ENTRIES {
-            let forget = self.policy.forget;
-            inner
-                .throttle
-                .retain(|_, f| now.saturating_duration_since(f.last) < forget);
-            if inner.throttle.len() >= MAX_THROTTLE_ENTRIES {
-                if let Some(oldest) = inner
-                    .throttle
-                    .iter()
-                    .min_by_key(|(_, f)| f.last)
-                    .map(|(k, _)| k.clone())
-                {
-                    inner.throttle.remove(&oldest);
-                }
+        let t = &mut inner.throttle;
+        let users = t.users.get_mut(&attempt.user);
+        let addrs = t.addrs.get_mut(&attempt.addr);
+        for b in [users, addrs].into_iter().flatten() {
+            b.in_flight = b.in_flight.saturating_sub(1);
+            if refund {
+                b.count = b.count.saturating_sub(1);
             }
         }
-        let f = inner
-            .throttle
-            .entry((user.to_string(), unmap(peer)))
-            .or_insert(Failures {
-                count: 0,
-                last: now,
-            });
-        f.count = f.count.saturating_add(1);
-        f.last = now;
-        f.count
     }
 
-    /// Record a successful login: the throttle record of (user, peer) is cleared.
-    pub fn record_success(&self, user: &str, peer: IpAddr) {
-        self.lock()
-            .throttle
-            .remove(&(user.to_string(), unmap(peer)));
+    /// Attempts counted against `user` in its current window (for tests and metrics).
+    pub fn attempts_of_user(&self, user: &str) -> u32 {
+        self.lock().throttle.users.get(user).map_or(0, |b| b.count)
+    }
+
+    /// Number of throttle records (users, addresses).
+    pub fn throttle_records(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.throttle.users.len(), inner.throttle.addrs.len())
     }
 
     /// Issue a fresh token for a (verified) user, valid from `now` for the configured lifetime.
@@ -576,42 +669,117 @@ mod tests {
         );
     }
 
-    #[test]
-    fn throttle_grows_caps_and_resets() {
-        let p = ThrottlePolicy::default();
-        assert_eq!(p.delay(0), Duration::ZERO);
-        assert_eq!(p.delay(1), Duration::from_millis(500));
-        assert_eq!(p.delay(2), Duration::from_secs(1));
-        assert_eq!(p.delay(4), Duration::from_secs(4));
-        assert_eq!(p.delay(7), Duration::from_secs(30));
-        assert_eq!(p.delay(u32::MAX), Duration::from_secs(30));
-
-        let a = auth();
-        let t = Instant::now();
-        assert_eq!(a.login_delay("alice", PEER, t), Duration::ZERO);
-        for _ in 0..3 {
-            a.record_failure("alice", PEER, t);
+    fn small_policy() -> ThrottlePolicy {
+        ThrottlePolicy {
+            window: Duration::from_secs(60),
+            per_user: 3,
+            per_addr: 5,
+            max_records: 4,
         }
-        assert_eq!(a.login_delay("alice", PEER, t), Duration::from_secs(2));
-        // Per (user, peer): another peer or user is not delayed.
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(PEER)
+    }
+
+    #[test]
+    fn throttle_refuses_parallel_attempts_per_user_across_addresses() {
+        let a = Auth::with_policy(&config(), small_policy()).unwrap_or_else(|e| panic!("{e}"));
+        let t = Instant::now();
+        // Three attempts in flight at once, each from another address: all counted.
+        let held: Vec<Attempt> = (1..=3)
+            .map(|i| {
+                a.begin_attempt("alice", ip(&format!("10.0.0.{i}")), t)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
         assert_eq!(
-            a.login_delay("alice", "10.0.0.9".parse().unwrap_or(PEER), t),
-            Duration::ZERO
+            a.begin_attempt("alice", ip("10.0.0.9"), t),
+            Err(Throttled::User(60))
         );
-        assert_eq!(a.login_delay("root", PEER, t), Duration::ZERO);
-        // Decays after the forget period.
-        assert_eq!(a.login_delay("alice", PEER, t + p.forget), Duration::ZERO);
-        a.record_failure("alice", PEER, t);
-        a.record_success("alice", PEER);
-        assert_eq!(a.login_delay("alice", PEER, t), Duration::ZERO);
-        // Attempts count up front: two parallel guesses see 0 then 0.5 s.
-        assert_eq!(a.begin_attempt("alice", PEER, t), Duration::ZERO);
+        // Failures stay counted when they end.
+        for h in &held {
+            a.end_attempt(h, false);
+        }
         assert_eq!(
-            a.begin_attempt("alice", PEER, t),
-            Duration::from_millis(500)
+            a.begin_attempt("alice", ip("10.0.0.9"), t + Duration::from_secs(59)),
+            Err(Throttled::User(1))
         );
-        a.record_success("alice", PEER);
-        assert_eq!(a.begin_attempt("alice", PEER, t), Duration::ZERO);
+        // Another user is not affected; the next window starts afresh.
+        assert!(a.begin_attempt("root", ip("10.0.0.9"), t).is_ok());
+        assert!(a
+            .begin_attempt("alice", ip("10.0.0.9"), t + Duration::from_secs(60))
+            .is_ok());
+    }
+
+    #[test]
+    fn throttle_counts_per_address_across_users() {
+        let policy = ThrottlePolicy {
+            max_records: 100,
+            ..small_policy()
+        };
+        let a = Auth::with_policy(&config(), policy).unwrap_or_else(|e| panic!("{e}"));
+        let t = Instant::now();
+        for i in 0..5 {
+            let at = a
+                .begin_attempt(&format!("u{i}"), PEER, t)
+                .unwrap_or_else(|e| panic!("{e}"));
+            a.end_attempt(&at, false);
+        }
+        assert_eq!(a.begin_attempt("u9", PEER, t), Err(Throttled::Address(60)));
+        assert!(a.begin_attempt("u9", ip("10.0.0.1"), t).is_ok());
+    }
+
+    #[test]
+    fn full_tables_of_records_in_penalty_refuse_new_keys() {
+        let a = Auth::with_policy(&config(), small_policy()).unwrap_or_else(|e| panic!("{e}"));
+        let t = Instant::now();
+        for i in 0..4 {
+            let at = a
+                .begin_attempt(&format!("u{i}"), PEER, t)
+                .unwrap_or_else(|e| panic!("{e}"));
+            a.end_attempt(&at, false);
+        }
+        assert_eq!(a.begin_attempt("u9", PEER, t), Err(Throttled::Full));
+    }
+
+    #[test]
+    fn success_refunds_and_flood_cannot_evict_a_target_in_penalty() {
+        let a = Auth::with_policy(&config(), small_policy()).unwrap_or_else(|e| panic!("{e}"));
+        let t = Instant::now();
+        let ok = a
+            .begin_attempt("alice", PEER, t)
+            .unwrap_or_else(|e| panic!("{e}"));
+        a.end_attempt(&ok, true);
+        assert_eq!(a.attempts_of_user("alice"), 0);
+        for _ in 0..3 {
+            let at = a
+                .begin_attempt("alice", PEER, t)
+                .unwrap_or_else(|e| panic!("{e}"));
+            a.end_attempt(&at, false);
+        }
+        assert_eq!(a.attempts_of_user("alice"), 3);
+        // A flood of fresh names from fresh addresses: three fit (clean records are evicted
+        // LRU once their window is over); alice's record in penalty is never evicted.
+        let later = t + Duration::from_secs(1);
+        let mut refused = 0;
+        for i in 0..50 {
+            match a.begin_attempt(&format!("x{i}"), ip(&format!("10.1.0.{i}")), later) {
+                Ok(at) => a.end_attempt(&at, false),
+                Err(Throttled::Full) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(refused, 47);
+        assert_eq!(a.attempts_of_user("alice"), 3);
+        assert_eq!(
+            a.begin_attempt("alice", ip("10.2.0.1"), later),
+            Err(Throttled::User(59))
+        );
+        // Once the window is over the records are clean and may be evicted.
+        let next = t + Duration::from_secs(120);
+        assert!(a.begin_attempt("y", ip("10.3.0.1"), next).is_ok());
+        assert!(a.throttle_records().0 <= 4);
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct Cli {
     /// Run the built-in demo on loopback (ignores --config).
     #[arg(long)]
     pub demo: bool,
+    /// Move the saved rules and timeouts of `state_dir` aside (kept as `*.rejected-TIME`) and
+    /// start from the configured `[nat] ruleset`; needed when a saved file is refused.
+    #[arg(long)]
+    pub reset_state: bool,
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

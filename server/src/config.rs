@@ -40,6 +40,23 @@ pub struct Config {
     /// `[nat]`: masquerading engine settings.
     #[serde(default)]
     pub nat: NatConfig,
+    /// `[link]`: the queue in front of the active link.
+    #[serde(default)]
+    pub link: LinkConfig,
+}
+
+/// `[link]` section: how traffic waits for the (slow) active link.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// `fair` (default): per-host then per-flow fair queuing with CoDel, paced to the serial
+    /// line. `fifo`: the old single FIFO, for comparison only.
+    #[serde(default)]
+    pub scheduler: crate::dataplane::linkq::SchedulerKind,
+    /// Shape the download direction to this fraction of the link rate (e.g. 0.9), so the
+    /// queue forms here rather than at the ISP. Off when absent.
+    #[serde(default)]
+    pub ingress_shaping: Option<f64>,
 }
 
 /// `[server]` section.
@@ -238,6 +255,21 @@ pub struct ConnectionConfig {
     /// Optional text login after CONNECT: alternating expect / send strings.
     #[serde(default)]
     pub login_script: Vec<String>,
+    /// Our IPCP address (default: none, the ISP assigns one).
+    #[serde(default)]
+    pub local_address: Option<std::net::Ipv4Addr>,
+    /// The ISP end's address if it asks to be told one or names none (default: whatever it
+    /// names, else 10.64.64.64 like pppd).
+    #[serde(default)]
+    pub peer_address: Option<std::net::Ipv4Addr>,
+    /// Take the address the ISP assigns even though `local_address` is set (pppd
+    /// `ipcp-accept-local`).
+    #[serde(default)]
+    pub accept_local: bool,
+    /// Let the ISP keep the address it names even though `peer_address` is set (pppd
+    /// `ipcp-accept-remote`).
+    #[serde(default)]
+    pub accept_remote: bool,
 }
 
 /// Behaviour profile of the NAT engine (`[nat] rfc_profile`).
@@ -694,6 +726,16 @@ impl Config {
                 "must be 1 to 15 characters (IFNAMSIZ)",
             ));
         }
+        if let Some(f) = self.link.ingress_shaping {
+            if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+                return Err(Violation::new(
+                    "link",
+                    None,
+                    "ingress_shaping",
+                    format!("{f} must be above 0 and at most 1 (a fraction of the link rate)"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -957,6 +999,33 @@ port_low = 61000
         let t = good().replace("192.168.1.0/24", "192.168.1.0/33");
         let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("server.allow"), "{e}");
+    }
+
+    #[test]
+    fn link_section_defaults_and_validation() {
+        use crate::dataplane::linkq::SchedulerKind;
+        let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.link.scheduler, SchedulerKind::Fair);
+        assert_eq!(c.link.ingress_shaping, None);
+        let c = parse(&format!(
+            "{}\n[link]\nscheduler = \"fifo\"\ningress_shaping = 0.9\n",
+            good()
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.link.scheduler, SchedulerKind::Fifo);
+        assert_eq!(c.link.ingress_shaping, Some(0.9));
+        for bad in ["0", "1.5", "-0.5", "nan"] {
+            let e = parse(&format!("{}\n[link]\ningress_shaping = {bad}\n", good()))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("link.ingress_shaping"), "{bad}: {e}");
+        }
+        let e = parse(&format!("{}\n[link]\nscheduler = \"wfq\"\n", good()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("unknown variant `wfq`"), "{e}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Runn
         tracing::warn!("dataplane OFF: links come up but carry no LAN traffic");
     }
     let pump = dataplane.as_ref().map(|d| Arc::clone(d.counters()));
-    let uplink = Uplink::new(nat.clone(), dataplane, netcfg);
+    let uplink = Uplink::new(nat.clone(), dataplane, netcfg).with_link_config(cfg.link.clone());
     let links = LinkManager::start(&cfg, uplink, shutdown);
     let nat = NatControl::new(cfg, nat, pump);
     shutdown.spawn(nat_control::feed::run(nat.clone(), shutdown.token()));

@@ -4,6 +4,7 @@
 //! happens to packets, addresses and routes when the link manager announces a link up or
 //! down; it must not make link decisions (when to dial or hang up).
 
+pub mod linkq;
 pub mod netcfg;
 pub mod tun;
 pub mod uplink;
@@ -11,11 +12,13 @@ pub mod uplink;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use masqdial_sched::Class;
 use nat_core::{Action, Engine};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::shutdown::Shutdown;
+use linkq::{Classifier, Ingress, LanSide, QueueSnapshot};
 
 /// Largest packet read from the LAN side (bytes).
 const MAX_PACKET: usize = 65_535;
@@ -126,10 +129,10 @@ pub enum LinkTx {
 }
 
 impl LinkTx {
-    /// Queue one datagram without waiting; false when it was dropped.
-    fn try_send(&self, packet: Vec<u8>) -> bool {
+    /// Queue one datagram of `class` without waiting; false when it was dropped.
+    fn try_send(&self, packet: Vec<u8>, class: Class) -> bool {
         match self {
-            LinkTx::Session(s) => s.try_send(packet).is_ok(),
+            LinkTx::Session(s) => s.try_send_classified(packet, class).is_ok(),
             LinkTx::Channel(c) => c.try_send(packet).is_ok(),
         }
     }
@@ -147,6 +150,7 @@ pub struct LinkPort {
 enum Ctl {
     Attach(LinkPort),
     Detach,
+    Ingress(Option<Box<Ingress>>),
 }
 
 impl std::fmt::Debug for Ctl {
@@ -154,6 +158,7 @@ impl std::fmt::Debug for Ctl {
         match self {
             Ctl::Attach(_) => f.write_str("Attach"),
             Ctl::Detach => f.write_str("Detach"),
+            Ctl::Ingress(i) => write!(f, "Ingress({})", i.is_some()),
         }
     }
 }
@@ -163,6 +168,7 @@ impl std::fmt::Debug for Ctl {
 pub struct Dataplane {
     ctl: mpsc::Sender<Ctl>,
     counters: Arc<PumpCounters>,
+    ingress: Arc<Mutex<Option<QueueSnapshot>>>,
 }
 
 impl Dataplane {
@@ -171,14 +177,31 @@ impl Dataplane {
     pub fn spawn(nat: NatHandle, lan: LanPort, shutdown: &Shutdown) -> Self {
         let (ctl, ctl_rx) = mpsc::channel(8);
         let counters = Arc::new(PumpCounters::default());
+        let ingress = Arc::new(Mutex::new(None));
         shutdown.spawn(pump(
             nat,
             lan,
             ctl_rx,
             Arc::clone(&counters),
+            Arc::clone(&ingress),
             shutdown.token(),
         ));
-        Self { ctl, counters }
+        Self {
+            ctl,
+            counters,
+            ingress,
+        }
+    }
+
+    /// Shape the download direction through `queue` (CAKE's ingress mode), or stop shaping
+    /// (`None`). Detaching the link stops it too.
+    pub async fn set_ingress(&self, queue: Option<Ingress>) {
+        let _ = self.ctl.send(Ctl::Ingress(queue.map(Box::new))).await;
+    }
+
+    /// The download shaper's state (refreshed every 100 ms), when shaping.
+    pub fn ingress_queue(&self) -> Option<QueueSnapshot> {
+        self.ingress.lock().ok().and_then(|q| q.clone())
     }
 
     /// Route LAN traffic over this link from now on.
@@ -224,10 +247,10 @@ async fn lan_send(lan: &LanPort, packet: &[u8]) {
     }
 }
 
-fn to_link(link: &Option<LinkPort>, packet: Vec<u8>, c: &PumpCounters) {
+fn to_link(link: &Option<LinkPort>, packet: Vec<u8>, class: Class, c: &PumpCounters) {
     match link {
         Some(l) => {
-            if l.tx.try_send(packet) {
+            if l.tx.try_send(packet, class) {
                 PumpCounters::inc(&c.to_link);
             } else {
                 PumpCounters::inc(&c.link_drops);
@@ -244,18 +267,32 @@ async fn link_recv(link: &mut Option<LinkPort>) -> Option<Vec<u8>> {
     }
 }
 
+/// Sleep until `at`, or forever.
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn pump(
     nat: NatHandle,
     mut lan: LanPort,
     mut ctl: mpsc::Receiver<Ctl>,
     c: Arc<PumpCounters>,
+    ingress_view: Arc<Mutex<Option<QueueSnapshot>>>,
     shutdown: CancellationToken,
 ) {
     let mut buf = vec![0u8; MAX_PACKET];
     let mut link: Option<LinkPort> = None;
+    // Datagrams are classified by their LAN host: the source before masquerading on the way
+    // out, the destination after de-masquerading on the way in.
+    let classifier = Classifier::new();
+    let mut ingress: Option<Ingress> = None;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let shaper_wake = ingress.as_ref().and_then(Ingress::wake_at);
         // Biased: shutdown, then control (an attach takes effect before the next
         // packet), then packets.
         tokio::select! {
@@ -263,18 +300,29 @@ async fn pump(
             () = shutdown.cancelled() => break,
             cmd = ctl.recv() => match cmd {
                 Some(Ctl::Attach(l)) => link = Some(l),
-                Some(Ctl::Detach) => link = None,
+                Some(Ctl::Detach) => {
+                    link = None;
+                    ingress = None;
+                }
+                Some(Ctl::Ingress(i)) => ingress = i.map(|b| *b),
                 None => break,
             },
+            () = sleep_until(shaper_wake) => {
+                while let Some(p) = ingress.as_mut().and_then(Ingress::dequeue) {
+                    PumpCounters::inc(&c.to_lan);
+                    lan_send(&lan, &p).await;
+                }
+            }
             pkt = lan_recv(&mut lan, &mut buf) => {
                 let Some(mut pkt) = pkt else { break };
                 PumpCounters::inc(&c.lan_in);
+                let class = classifier.classify(&pkt, LanSide::Source);
                 let action = {
                     let now = nat.now();
                     nat.lock().process_from_lan(now, &mut pkt)
                 };
                 match action {
-                    Action::ToLink => to_link(&link, pkt, &c),
+                    Action::ToLink => to_link(&link, pkt, class, &c),
                     Action::ToLan | Action::Local => {
                         PumpCounters::inc(&c.to_lan);
                         lan_send(&lan, &pkt).await;
@@ -299,20 +347,37 @@ async fn pump(
                     nat.lock().process_from_link(now, &mut pkt)
                 };
                 match action {
-                    Action::ToLan | Action::Local => {
+                    Action::ToLan => match ingress.as_mut() {
+                        Some(q) => {
+                            let class = classifier.classify(&pkt, LanSide::Destination);
+                            q.enqueue(pkt, class);
+                        }
+                        None => {
+                            PumpCounters::inc(&c.to_lan);
+                            lan_send(&lan, &pkt).await;
+                        }
+                    },
+                    Action::Local => {
                         PumpCounters::inc(&c.to_lan);
                         lan_send(&lan, &pkt).await;
                     }
                     Action::Reply(icmp) => {
                         PumpCounters::inc(&c.replies);
-                        to_link(&link, icmp, &c);
+                        let class = classifier.classify(&icmp, LanSide::Source);
+                        to_link(&link, icmp, class, &c);
                     }
-                    Action::ToLink => to_link(&link, pkt, &c),
+                    Action::ToLink => {
+                        let class = classifier.classify(&pkt, LanSide::Source);
+                        to_link(&link, pkt, class, &c);
+                    }
                     Action::Held => {}
                     Action::Redirect { .. } | Action::Drop(_) => PumpCounters::inc(&c.nat_drops),
                 }
             }
             _ = tick.tick() => {
+                if let Ok(mut v) = ingress_view.lock() {
+                    *v = ingress.as_ref().map(Ingress::snapshot);
+                }
                 let now = nat.now();
                 let mut e = nat.lock();
                 if e.poll_timeout().is_some_and(|t| t <= now) {

@@ -102,6 +102,10 @@ pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
             routes: vec![ipnet::IpNet::V4(ipnet::Ipv4Net::default())],
             replace_default_route: false,
             login_script: vec![],
+            local_address: None,
+            peer_address: None,
+            accept_local: false,
+            accept_remote: false,
         });
     }
     let mut users = Vec::new();

@@ -114,6 +114,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     // Everything `mserver check-config` checks: a bad file exits 78 (EX_CONFIG).
     let config = setup::check_config(&cli.config)?;
+    if cli.reset_state {
+        for moved in masqdial_server::persist::reset_state(&config)? {
+            tracing::warn!(file = %moved.display(), "saved state moved aside (--reset-state)");
+        }
+    }
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
     if config.tls().is_none() && !addr.ip().is_loopback() {

@@ -689,3 +689,180 @@ mod tests {
         let _ = task.await;
     }
 }
+
+/// The `kind` label of a dial that ended in `k`; `None` for ends that are not dial failures
+/// (carrier lost, echo timeout, idle or connect-time hang-ups of a link that was up).
+pub fn dial_failure_kind(k: crate::link::FailureKind) -> Option<&'static str> {
+    use crate::link::FailureKind as F;
+    Some(match k {
+        F::NoModem | F::ModemError => "modem",
+        F::NoDialtone => "no_dialtone",
+        F::Busy => "busy",
+        F::NoAnswer => "no_answer",
+        F::NoCarrier => "no_carrier",
+        F::Timeout => "timeout",
+        F::LcpFailed => "lcp",
+        F::AuthFailed => "auth",
+        F::IpcpFailed => "ipcp",
+        F::Cancelled => "cancelled",
+        F::CarrierLost | F::EchoTimeout | F::IdleTimeout | F::MaxConnectTime => return None,
+    })
+}
+
+/// The `kind` label of a chat attempt that failed and will be redialled.
+pub fn chat_failure_kind(k: masqdial_at::ChatFailure) -> &'static str {
+    use masqdial_at::ChatFailure as C;
+    match k {
+        C::NoDialtone => "no_dialtone",
+        C::Busy => "busy",
+        C::NoAnswer => "no_answer",
+        C::NoCarrier => "no_carrier",
+        C::Error => "modem",
+        C::Timeout => "timeout",
+    }
+}
+
+/// The `method` label of a gRPC path: `/masqdial.v1.Auth/Login` → `Auth/Login`. Paths the
+/// server does not serve (status UNIMPLEMENTED) are all `unknown`, so a client cannot grow
+/// the label set.
+pub fn rpc_method_label(path: &str, code: tonic::Code) -> String {
+    if code == tonic::Code::Unimplemented {
+        return "unknown".into();
+    }
+    let p = path.trim_start_matches('/');
+    let short = match p.split_once('/') {
+        Some((svc, m)) => format!("{}/{m}", svc.rsplit('.').next().unwrap_or(svc)),
+        None => p.to_string(),
+    };
+    short.chars().take(64).collect()
+}
+
+/// The `reason` of `masqdial_auth_failures_total` for a finished call, if it is one:
+/// `bad_credentials` (Login refused: unknown user or wrong password, told apart nowhere),
+/// `throttled` (Login refused by the throttle or the password-check bound) and `bad_token`
+/// (any other call with a missing, unknown or expired token).
+pub fn auth_failure_reason(method: &str, code: tonic::Code) -> Option<&'static str> {
+    let login = method == "Auth/Login";
+    match code {
+        tonic::Code::Unauthenticated if login => Some("bad_credentials"),
+        tonic::Code::ResourceExhausted if login => Some("throttled"),
+        tonic::Code::Unauthenticated => Some("bad_token"),
+        _ => None,
+    }
+}
+
+/// Tower layer timing every gRPC call (to its response headers: the whole call for unary
+/// rpcs, the start for streams) into `masqdial_rpc_duration_seconds`, and counting
+/// authentication failures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcMetricsLayer;
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetrics<S>;
+    fn layer(&self, inner: S) -> RpcMetrics<S> {
+        RpcMetrics { inner }
+    }
+}
+
+/// The service made by [`RpcMetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct RpcMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for RpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path().to_string();
+        let start = std::time::Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let r = fut.await;
+            if let Ok(resp) = &r {
+                // A failed call is "trailers-only": its status is in the headers. A call
+                // whose status only comes in the trailers succeeded (or failed mid-stream).
+                let code = resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|s| s.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+                let method = rpc_method_label(&path, code);
+                let m = global();
+                m.rpc(&method, &format!("{code:?}"), start.elapsed());
+                if let Some(reason) = auth_failure_reason(&method, code) {
+                    m.auth_failure(reason);
+                }
+            }
+            r
+        })
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_are_short_and_bounded() {
+        assert_eq!(
+            rpc_method_label("/masqdial.v1.Auth/Login", tonic::Code::Ok),
+            "Auth/Login"
+        );
+        assert_eq!(
+            rpc_method_label("/grpc.health.v1.Health/Check", tonic::Code::Ok),
+            "Health/Check"
+        );
+        assert_eq!(
+            rpc_method_label("/masqdial.v1.Auth/random123", tonic::Code::Unimplemented),
+            "unknown"
+        );
+        let long = format!("/a.B/{}", "x".repeat(500));
+        assert_eq!(rpc_method_label(&long, tonic::Code::Ok).chars().count(), 64);
+    }
+
+    #[test]
+    fn auth_failure_reasons() {
+        use tonic::Code;
+        assert_eq!(
+            auth_failure_reason("Auth/Login", Code::Unauthenticated),
+            Some("bad_credentials")
+        );
+        assert_eq!(
+            auth_failure_reason("Auth/Login", Code::ResourceExhausted),
+            Some("throttled")
+        );
+        assert_eq!(
+            auth_failure_reason("Dialer/Dial", Code::Unauthenticated),
+            Some("bad_token")
+        );
+        assert_eq!(auth_failure_reason("Auth/Login", Code::Ok), None);
+        assert_eq!(
+            auth_failure_reason("Dialer/Dial", Code::PermissionDenied),
+            None
+        );
+    }
+
+    #[test]
+    fn dial_kinds() {
+        use crate::link::FailureKind as F;
+        assert_eq!(dial_failure_kind(F::Busy), Some("busy"));
+        assert_eq!(dial_failure_kind(F::NoModem), Some("modem"));
+        assert_eq!(dial_failure_kind(F::CarrierLost), None);
+        assert_eq!(dial_failure_kind(F::IdleTimeout), None);
+    }
+}

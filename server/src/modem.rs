@@ -11,11 +11,14 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serialport::{SerialPort, TTYPort};
 
+pub mod carrier;
 pub mod hangup;
+pub mod lock;
 pub mod session;
 
 /// Serial data bits.
@@ -81,6 +84,10 @@ pub struct ModemSettings {
     pub dtr_drop_time: Duration,
     /// Longest wait for the modem's answer to `+++` and to `ATH`.
     pub command_timeout: Duration,
+    /// Directory of UUCP lock files (`LCK..ttyS0`); `None` = no lock file (the exclusive open
+    /// still applies). Default `/var/lock`; if it is missing or not writable the port is opened
+    /// without a lock file, with a warning.
+    pub lock_dir: Option<PathBuf>,
 }
 
 impl ModemSettings {
@@ -97,6 +104,7 @@ impl ModemSettings {
             guard_time: Duration::from_secs(1),
             dtr_drop_time: Duration::from_millis(500),
             command_timeout: Duration::from_secs(2),
+            lock_dir: Some(PathBuf::from(lock::DEFAULT_LOCK_DIR)),
         }
     }
 }
@@ -113,6 +121,9 @@ pub enum OpenError {
     /// Another process holds the port.
     #[error("serial device {0} is busy (in use by another program?)")]
     Busy(PathBuf),
+    /// Another live process holds the port's UUCP lock file (its pid and program are named).
+    #[error(transparent)]
+    Locked(lock::LockError),
     /// The settings were refused (unsupported baud rate, …).
     #[error("serial device {path}: settings refused: {message}")]
     Settings {
@@ -187,12 +198,20 @@ pub trait SerialLine: Read + Write + Send {
     fn carrier_detect(&mut self) -> Result<bool, ModemStatusError>;
     /// Name for logs.
     fn name(&self) -> String;
+    /// Bytes written but not yet sent by the serial driver (`TIOCOUTQ`), where the line can
+    /// tell. A pseudo-terminal always reports 0; the session's pacer then relies on its own
+    /// estimate.
+    fn output_queue(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// A serial port opened with `serialport` (tty or pty).
 pub struct TtyLine {
     port: TTYPort,
     name: String,
+    /// The UUCP lock, shared by clones; its file goes when the last clone drops.
+    lock: Option<Arc<lock::LineLock>>,
 }
 
 impl fmt::Debug for TtyLine {
@@ -208,6 +227,7 @@ impl TtyLine {
         TtyLine {
             port,
             name: name.into(),
+            lock: None,
         }
     }
 }
@@ -258,6 +278,7 @@ impl SerialLine for TtyLine {
         Ok(Box::new(TtyLine {
             port,
             name: self.name.clone(),
+            lock: self.lock.clone(),
         }))
     }
     fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
@@ -275,6 +296,9 @@ impl SerialLine for TtyLine {
             .read_carrier_detect()
             .map_err(|e| status_error(&e))
     }
+    fn output_queue(&mut self) -> Option<u64> {
+        self.port.bytes_to_write().ok().map(u64::from)
+    }
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -284,6 +308,22 @@ impl SerialLine for TtyLine {
 pub fn open(settings: &ModemSettings) -> Result<TtyLine, OpenError> {
     let path = settings.device.clone();
     let name = path.to_string_lossy().into_owned();
+    // UUCP lock first (as pppd does), then the exclusive open.
+    let lock = match &settings.lock_dir {
+        None => None,
+        Some(dir) => match lock::acquire(dir, &path) {
+            Ok(l) => Some(Arc::new(l)),
+            Err(lock::LockError::Io {
+                unavailable: true,
+                lock,
+                message,
+            }) => {
+                tracing::warn!(device = %name, lock = %lock.display(), %message, "no UUCP lock file (directory missing or not writable); relying on the exclusive open");
+                None
+            }
+            Err(e) => return Err(OpenError::Locked(e)),
+        },
+    };
     let builder = serialport::new(name.clone(), settings.baud)
         .data_bits(match settings.data_bits {
             DataBits::Five => serialport::DataBits::Five,
@@ -328,7 +368,9 @@ pub fn open(settings: &ModemSettings) -> Result<TtyLine, OpenError> {
             },
         }
     })?;
-    Ok(TtyLine::from_port(port, name))
+    let mut line = TtyLine::from_port(port, name);
+    line.lock = lock;
+    Ok(line)
 }
 
 static STATUS_WARNED: AtomicBool = AtomicBool::new(false);

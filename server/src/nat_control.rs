@@ -29,7 +29,7 @@ pub enum NatError {
     /// A rule spec, ruleset, check or argument did not parse or make sense.
     #[error("{0}")]
     Invalid(String),
-    /// The change was applied but could not be saved to the state directory.
+    /// The change could not be saved to the state directory, so it was not applied.
     #[error("saving {what} to the state directory: {source}")]
     Persist {
         /// What was being saved.
@@ -103,6 +103,9 @@ pub struct NatControl {
     nat: NatHandle,
     pump: Option<Arc<PumpCounters>>,
     feed: broadcast::Sender<Arc<MasqDelta>>,
+    /// Held from a change until its save is done: changes and saves are serialized, and a
+    /// failed save is rolled back before the next change starts.
+    saving: Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for NatControl {
@@ -132,6 +135,7 @@ impl NatControl {
             nat,
             pump,
             feed,
+            saving: Arc::new(std::sync::Mutex::new(())),
         }
     }
 
@@ -140,11 +144,18 @@ impl NatControl {
         &self.nat
     }
 
-    fn persist_rules(&self) -> Result<(), NatError> {
-        let text = self.nat.lock().firewall().save();
-        persist::save_rules(&self.cfg, &text).map_err(|source| NatError::Persist {
-            what: "rules",
-            source,
+    fn serial(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.saving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Save `text`; on failure put `before` back, so an error means "not applied".
+    fn persist_or_roll_back(&self, text: &str, before: Firewall) -> Result<(), NatError> {
+        persist::save_rules(&self.cfg, text).map_err(|source| {
+            self.nat.lock().set_firewall(before);
+            NatError::Persist {
+                what: "rules",
+                source,
+            }
         })
     }
 
@@ -155,13 +166,25 @@ impl NatControl {
         chain: &str,
         f: impl FnOnce(&mut Firewall) -> Result<(), ChainError>,
     ) -> Result<Vec<ChainSnapshot>, NatError> {
-        let chains = {
+        let _serial = self.serial();
+        let (chains, text, before) = {
             let mut engine = self.nat.lock();
-            f(engine.firewall_mut())?;
+            let before = engine.firewall().clone();
+            if let Err(e) = f(engine.firewall_mut()) {
+                engine.set_firewall(before);
+                return Err(e.into());
+            }
             let shown = non_empty(chain).filter(|c| engine.firewall().has_chain(c));
-            engine.firewall().snapshot(shown)?
+            let chains = match engine.firewall().snapshot(shown) {
+                Ok(c) => c,
+                Err(e) => {
+                    engine.set_firewall(before);
+                    return Err(e.into());
+                }
+            };
+            (chains, engine.firewall().save(), before)
         };
-        self.persist_rules()?;
+        self.persist_or_roll_back(&text, before)?;
         Ok(chains)
     }
 
@@ -273,8 +296,15 @@ impl NatControl {
         let fw = Firewall::from_saved(text).map_err(|e| NatError::Invalid(e.to_string()))?;
         let chains = fw.chain_names().len() as u32;
         let rules = fw.rule_count() as u32;
-        self.nat.lock().set_firewall(fw);
-        self.persist_rules()?;
+        let _serial = self.serial();
+        let text = fw.save();
+        let before = {
+            let mut engine = self.nat.lock();
+            let before = engine.firewall().clone();
+            engine.set_firewall(fw);
+            before
+        };
+        self.persist_or_roll_back(&text, before)?;
         Ok((chains, rules))
     }
 
@@ -297,9 +327,12 @@ impl NatControl {
 
     /// `-M -S tcp tcpfin udp` (0 leaves a value unchanged); saved, then answered.
     pub fn set_timeouts(&self, tcp: u32, tcpfin: u32, udp: u32) -> Result<Timeouts, NatError> {
+        let _serial = self.serial();
+        let old = self.timeouts();
         self.nat.lock().set_timeouts(tcp, tcpfin, udp);
         let t = self.timeouts();
         persist::save_timeouts(&self.cfg, t.tcp, t.tcpfin, t.udp).map_err(|source| {
+            self.nat.lock().set_timeouts(old.tcp, old.tcpfin, old.udp);
             NatError::Persist {
                 what: "timeouts",
                 source,

@@ -69,23 +69,116 @@ fn state_path(cfg: &Config, file: &str) -> PathBuf {
     cfg.server.state_dir.join(file)
 }
 
-/// Write `text` to `path` atomically (temporary file in the same directory, fsync, rename).
+/// First line of every saved state file: the format and its version.
+const HEADER_PREFIX: &str = "# masqdial-state v1 ";
+/// Last line of every saved state file: the byte count and FNV-1a 64 of the body, so a torn
+/// or edited file is recognised.
+const END_PREFIX: &str = "# masqdial-state end ";
+
+/// FNV-1a 64 (a checksum against tearing, not an authenticator).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Frame `body` (what = "rules" or "timeouts") with the header and end marker.
+fn frame(what: &str, body: &str) -> String {
+    let mut body = body.to_string();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    format!(
+        "{HEADER_PREFIX}{what}\n{body}{END_PREFIX}bytes={} fnv1a={:016x}\n",
+        body.len(),
+        fnv1a(body.as_bytes())
+    )
+}
+
+/// The body of a framed file, or why it is refused (empty, garbage, torn, wrong kind).
+fn unframe<'a>(what: &str, text: &'a str) -> Result<&'a str, String> {
+    if text.is_empty() {
+        return Err("the file is empty".into());
+    }
+    let header = format!("{HEADER_PREFIX}{what}\n");
+    let rest = text.strip_prefix(header.as_str()).ok_or_else(|| {
+        format!(
+            "not a masqdial state file of {what} (first line is not `{}`)",
+            header.trim_end()
+        )
+    })?;
+    let end = rest
+        .rfind(END_PREFIX)
+        .filter(|&i| i == 0 || rest.as_bytes()[i - 1] == b'\n')
+        .ok_or("no end marker: the file is truncated (torn write?)")?;
+    let (body, trailer) = rest.split_at(end);
+    let expect = format!(
+        "{END_PREFIX}bytes={} fnv1a={:016x}\n",
+        body.len(),
+        fnv1a(body.as_bytes())
+    );
+    if trailer != expect {
+        return Err("the end marker does not match the contents (torn or edited file)".into());
+    }
+    Ok(body)
+}
+
+/// Serializes saves within the process (the temporary name is unique anyway).
+static SAVE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Write `text` to `path` atomically: a fresh temporary file in the same directory
+/// (O_CREAT|O_EXCL, O_NOFOLLOW, mode 0600), fsync, rename over `path`, fsync the directory.
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _serial = SAVE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let mut tries = 0;
+    let (tmp, mut f) = loop {
+        let mut nonce = [0u8; 8];
+        rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut nonce)
+            .map_err(std::io::Error::other)?;
+        let tmp = dir.join(format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            hex::encode(nonce)
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn read_framed(path: &Path, what: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    unframe(what, &text).map(str::to_string).map_err(|m| {
+        format!("{m}; refusing to start with it (move it away, or start once with `mserver --reset-state` to fall back to the configured [nat] ruleset)")
+    })
 }
 
 /// The nat engine with the configured ruleset, then the saved rules and timeouts from the
-/// state directory (saved state wins: it is what the admin last set).
+/// state directory (saved state wins: it is what the admin last set). A saved file that is
+/// empty, torn or not ours is refused with an error naming it, never replaced by an open
+/// firewall.
 pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
     let mut engine = Engine::new(engine_config(cfg));
     engine.set_timeouts(
@@ -94,16 +187,30 @@ pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
         cfg.nat.udp_timeout,
     );
     let saved = state_path(cfg, RULES_FILE);
-    let source = if saved.exists() {
-        Some(saved)
-    } else {
-        cfg.nat.ruleset.clone()
-    };
-    if let Some(path) = source {
-        let text = std::fs::read_to_string(&path).map_err(|e| StateError::Ruleset {
+    let text = if saved.exists() {
+        Some((
+            read_framed(&saved, "rules").map_err(|message| StateError::Ruleset {
+                path: saved.clone(),
+                message,
+            })?,
+            saved,
+        ))
+    } else if let Some(path) = cfg.nat.ruleset.clone() {
+        let t = std::fs::read_to_string(&path).map_err(|e| StateError::Ruleset {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        Some((t, path))
+    } else {
+        None
+    };
+    if let Some((text, path)) = text {
+        if text.trim().is_empty() {
+            return Err(StateError::Ruleset {
+                path,
+                message: "the ruleset is empty (it would leave every chain open)".into(),
+            });
+        }
         let fw = Firewall::from_saved(&text).map_err(|e| StateError::Ruleset {
             path: path.clone(),
             message: e.to_string(),
@@ -112,9 +219,9 @@ pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
     }
     let tpath = state_path(cfg, TIMEOUTS_FILE);
     if tpath.exists() {
-        let text = std::fs::read_to_string(&tpath).map_err(|e| StateError::Timeouts {
+        let text = read_framed(&tpath, "timeouts").map_err(|message| StateError::Timeouts {
             path: tpath.clone(),
-            message: e.to_string(),
+            message,
         })?;
         let v: Vec<u32> = text
             .split_whitespace()
@@ -136,27 +243,48 @@ pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
     Ok(engine)
 }
 
+/// `mserver --reset-state`: move the saved rules and timeouts aside (renamed with a
+/// `.rejected` suffix, kept for inspection) so the next [`build_engine`] uses the
+/// configured ruleset. Returns the files moved.
+pub fn reset_state(cfg: &Config) -> std::io::Result<Vec<PathBuf>> {
+    let mut moved = Vec::new();
+    for file in [RULES_FILE, TIMEOUTS_FILE] {
+        let path = state_path(cfg, file);
+        if path.exists() {
+            let aside = path.with_extension(format!(
+                "rejected-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            ));
+            std::fs::rename(&path, &aside)?;
+            moved.push(aside);
+        }
+    }
+    Ok(moved)
+}
+
 /// Save the ruleset (`ipchains-save` text) as the rules restored at the next start.
 pub fn save_rules(cfg: &Config, text: &str) -> std::io::Result<()> {
-    write_atomic(&state_path(cfg, RULES_FILE), text)
+    write_atomic(&state_path(cfg, RULES_FILE), &frame("rules", text))
 }
 
 /// Save the masquerade timeouts (seconds) restored at the next start.
 pub fn save_timeouts(cfg: &Config, tcp: u32, tcpfin: u32, udp: u32) -> std::io::Result<()> {
     write_atomic(
         &state_path(cfg, TIMEOUTS_FILE),
-        &format!("{tcp} {tcpfin} {udp}\n"),
+        &frame("timeouts", &format!("{tcp} {tcpfin} {udp}\n")),
     )
 }
 
-/// Write `ruleset` as the saved rules unless the state directory already has some (the
-/// demo's first run).
+/// Write `ruleset` as the saved rules unless the state directory already has valid ones
+/// (the demo's first run; a demo file from an older format is replaced).
 pub fn seed_rules(cfg: &Config, ruleset: &str) -> std::io::Result<()> {
     let path = state_path(cfg, RULES_FILE);
-    if path.exists() {
+    if path.exists() && read_framed(&path, "rules").is_ok() {
         return Ok(());
     }
-    write_atomic(&path, ruleset)
+    save_rules(cfg, ruleset)
 }
 
 #[cfg(test)]
@@ -184,5 +312,94 @@ mod tests {
         cfg.server.state_dir = std::env::temp_dir().join("masqdial-gateway-test-none");
         let engine = build_engine(&cfg).expect("engine from the example config");
         assert_eq!(engine.firewall().save(), fw.save());
+    }
+
+    fn cfg_in(dir: &Path) -> Config {
+        let mut cfg = Config::default();
+        cfg.server.state_dir = dir.to_path_buf();
+        cfg
+    }
+
+    #[test]
+    fn saved_rules_round_trip_with_header_and_end_marker() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cfg_in(dir.path());
+        save_rules(&cfg, DEFAULT_RULESET).expect("save");
+        save_timeouts(&cfg, 7200, 120, 300).expect("save");
+        let text = std::fs::read_to_string(dir.path().join(RULES_FILE)).expect("read");
+        assert!(text.starts_with("# masqdial-state v1 rules\n"), "{text}");
+        assert!(text
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with(END_PREFIX)));
+        let engine = build_engine(&cfg).expect("engine");
+        let fw = Firewall::from_saved(DEFAULT_RULESET).expect("parses");
+        assert_eq!(engine.firewall().save(), fw.save());
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn torn_empty_or_garbage_saved_files_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cfg_in(dir.path());
+        save_rules(&cfg, DEFAULT_RULESET).expect("save");
+        let path = dir.path().join(RULES_FILE);
+        let full = std::fs::read(&path).expect("read");
+        let cases: [(&str, Vec<u8>); 4] = [
+            ("empty", Vec::new()),
+            ("torn", full[..full.len() / 2].to_vec()),
+            ("garbage", b"\x00\x01garbage\n".to_vec()),
+            ("legacy/no header", DEFAULT_RULESET.as_bytes().to_vec()),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).expect("write");
+            let err = build_engine(&cfg).err().map(|e| e.to_string());
+            let err = err.unwrap_or_else(|| panic!("{what}: accepted"));
+            assert!(
+                err.starts_with(&format!("ruleset {}: ", path.display())),
+                "{what}: {err}"
+            );
+        }
+        // A one-byte change inside the body is caught by the checksum.
+        let mut edited = full.clone();
+        if let Some(b) = edited.iter_mut().find(|b| **b == b'D') {
+            *b = b'A';
+        }
+        std::fs::write(&path, &edited).expect("write");
+        assert!(build_engine(&cfg).is_err());
+        // --reset-state moves it aside; then the configured ruleset (none here) is used.
+        let moved = reset_state(&cfg).expect("reset");
+        assert_eq!(moved.len(), 1);
+        assert!(!path.exists());
+        assert!(build_engine(&cfg).is_ok());
+    }
+
+    #[test]
+    fn an_empty_configured_ruleset_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = cfg_in(dir.path());
+        let rules = dir.path().join("empty.rules");
+        std::fs::write(&rules, "").expect("write");
+        cfg.nat.ruleset = Some(rules);
+        assert!(build_engine(&cfg).is_err());
+    }
+
+    #[test]
+    fn the_temporary_file_does_not_follow_a_planted_symlink() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cfg_in(dir.path());
+        // Whatever name is chosen is fresh (O_EXCL): a planted symlink under the old fixed
+        // name is neither followed nor written through.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").expect("write");
+        std::os::unix::fs::symlink(&victim, dir.path().join("rules.tmp")).expect("symlink");
+        save_rules(&cfg, DEFAULT_RULESET).expect("save");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep");
     }
 }

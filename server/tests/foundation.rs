@@ -467,8 +467,27 @@ async fn metrics_endpoint_serves_documented_names_and_plaintext_is_warned() {
     .flatten();
     assert!(warned.is_some(), "no plaintext warning");
 
+    // One refused login, one refused token and one good call, through the metrics layer.
+    let ch = channel(&format!("127.0.0.1:{port}")).await;
+    let e = login(&ch, "admin", "wrong")
+        .await
+        .expect_err("bad password");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let e = whoami(&ch, "no-such-token").await.expect_err("bad token");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let tok = login(&ch, "admin", "admin-pw")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    whoami(&ch, &tok).await.unwrap_or_else(|e| panic!("{e}"));
+
     let body = scrape(&format!("127.0.0.1:{mport}")).await;
     for line in [
+        "masqdial_auth_failures_total{reason=\"bad_credentials\"} 1".to_string(),
+        "masqdial_auth_failures_total{reason=\"bad_token\"} 1".to_string(),
+        "masqdial_rpc_duration_seconds_count{method=\"Auth/Login\",code=\"Unauthenticated\"} 1"
+            .to_string(),
+        "masqdial_rpc_duration_seconds_count{method=\"Auth/Login\",code=\"Ok\"} 1".to_string(),
+        "masqdial_rpc_duration_seconds_count{method=\"Auth/WhoAmI\",code=\"Ok\"} 1".to_string(),
         format!(
             "masqdial_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")

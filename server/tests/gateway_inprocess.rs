@@ -61,6 +61,10 @@ fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
         routes: vec![],
         replace_default_route: false,
         login_script: vec![],
+        local_address: None,
+        peer_address: None,
+        accept_local: false,
+        accept_remote: false,
     });
     let mut isp2 = c.connections[0].clone();
     isp2.name = "isp2".into();

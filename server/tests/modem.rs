@@ -101,7 +101,7 @@ fn open_chat_connect_and_escape_hangup_on_pty() {
     .expect("hang-up");
     assert!(!report.dtr_dropped);
     assert!(report.escape_sent && report.escape_ok, "{report:?}");
-    assert!(report.ath_ok, "{report:?}");
+    assert!(report.ath_ok && report.atz_ok, "{report:?}");
     assert_eq!(mock.stats().escapes, 1);
     drop(reader);
     drop(line);
@@ -172,10 +172,50 @@ fn backoff_doubles_and_caps() {
 #[test]
 fn second_open_is_busy_and_typed() {
     let mock = spawn_pty(MockModemConfig::default(), echo_factory()).expect("pty");
-    let settings = settings_for(mock.path());
+    // No lock file here: this checks the kernel's exclusive open on its own.
+    let settings = ModemSettings {
+        lock_dir: None,
+        ..settings_for(mock.path())
+    };
     let first = open(&settings).expect("first open");
     let second = open(&settings);
     assert!(matches!(second, Err(OpenError::Busy(_))), "{second:?}");
     drop(first);
     assert!(open(&settings).is_ok(), "reopen after close");
+}
+
+#[test]
+fn uucp_lock_refuses_a_second_opener_and_names_the_holder() {
+    use masqdial_server::modem::lock::{lock_name, LockError};
+    let mock = spawn_pty(MockModemConfig::default(), echo_factory()).expect("pty");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = ModemSettings {
+        lock_dir: Some(dir.path().to_path_buf()),
+        ..settings_for(mock.path())
+    };
+    let lock_file = dir.path().join(lock_name(mock.path()));
+    let line = open(&settings).expect("first open");
+    assert_eq!(
+        std::fs::read_to_string(&lock_file).expect("lock file"),
+        format!("{:>10}\n", std::process::id())
+    );
+    match open(&settings) {
+        Err(OpenError::Locked(LockError::Held { pid, program, .. })) => {
+            assert_eq!(pid, std::process::id() as i32);
+            assert!(program.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(line);
+    assert!(!lock_file.exists(), "lock file removed with the line");
+    // A live foreign holder (pid 1) is named; a dead one is taken over.
+    std::fs::write(&lock_file, format!("{:>10}\n", 1)).expect("write");
+    match open(&settings) {
+        Err(OpenError::Locked(LockError::Held { pid: 1, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&lock_file, format!("{:>10}\n", 9_999_999)).expect("write");
+    let line = open(&settings).expect("stale lock taken over");
+    drop(line);
+    mock.stop();
 }

@@ -250,7 +250,8 @@ impl World {
     fn local_address(&self) -> String {
         let out = self.mc_ok("admin", &["--json", "status", "isp1"]);
         let v: serde_json::Value = serde_json::from_str(&out).expect("status json");
-        v.as_array()
+        v.get("links")
+            .and_then(|l| l.as_array())
             .and_then(|l| l.first())
             .and_then(|l| l.get("local_address"))
             .and_then(|a| a.as_str())
@@ -272,13 +273,18 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
         return;
     };
     for u in ["demo", "alice", "admin"] {
-        w.mc_ok(u, &["login"]);
+        w.mc_ok(u, &["login", "--insecure"]);
     }
     // A user not allowed on isp2 is refused before anything happens.
     let o = w.mc("demo", &["dial", "isp2"]);
     assert_eq!(o.status.code(), Some(4), "PERMISSION_DENIED exit code");
     // A client outside the allow-list (the LAN host itself) is refused.
-    let o = w.mc_in(&w.topo.lan, "192.168.77.1", "demo", &["login"]);
+    let o = w.mc_in(
+        &w.topo.lan,
+        "192.168.77.1",
+        "demo",
+        &["login", "--insecure"],
+    );
     assert_eq!(
         o.status.code(),
         Some(4),
@@ -376,7 +382,7 @@ fn carrier_loss_redials_with_a_new_address_and_restart_restores_rules() {
         return;
     };
     for u in ["demo", "admin"] {
-        w.mc_ok(u, &["login"]);
+        w.mc_ok(u, &["login", "--insecure"]);
     }
     w.mc_ok("demo", &["dial", "isp1"]);
     let first = w.local_address();
@@ -435,7 +441,7 @@ fn carrier_loss_redials_with_a_new_address_and_restart_restores_rules() {
     w.mc_ok("admin", &["timeouts", "set", "1000", "100", "200"]);
     w.stop_server();
     w.start_server();
-    w.mc_ok("admin", &["login"]);
+    w.mc_ok("admin", &["login", "--insecure"]);
     let rules = w.mc_ok("admin", &["ipchains", "-L", "input", "-n"]);
     assert!(rules.contains("198.51.100.0/24"), "{rules}");
     let t = w.mc_ok("admin", &["timeouts"]);
@@ -452,7 +458,7 @@ fn debug_world_stays_up() {
     let Some(w) = World::new("e2e_debug") else {
         return;
     };
-    w.mc_ok("demo", &["login"]);
+    w.mc_ok("demo", &["login", "--insecure"]);
     w.mc_ok("demo", &["dial", "isp1"]);
     println!("LAN ns: {}  GW ns: {}", w.topo.lan.name(), w.topo.gw.name());
     std::thread::sleep(Duration::from_secs(

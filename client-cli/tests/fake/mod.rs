@@ -117,6 +117,26 @@ fn link(name: &str, up: bool) -> pb::LinkStatus {
         }],
         last_failure: None,
         idle_seconds: 3,
+        queues: Some(pb::LinkQueues {
+            scheduler: "fair".into(),
+            egress: Some(pb::QueueStats {
+                backlog_bytes: 3_000,
+                backlog_packets: 2,
+                limit_bytes: 65_536,
+                sent_packets: 20,
+                sent_bytes: 1_843_200,
+                sojourn_p50_ms: 90,
+                sojourn_p95_ms: 150,
+                hosts: vec![pb::HostShare {
+                    host: "192.168.1.10".into(),
+                    bytes: 1_843_200,
+                    share: 1.0,
+                }],
+                ..Default::default()
+            }),
+            ingress: None,
+            ingress_shaping: 0.0,
+        }),
     }
 }
 

@@ -225,6 +225,14 @@ fn assets(out: &Path) -> anyhow::Result<()> {
             ".SH \"SEE ALSO\"\n.BR mtui (1),\n.BR mserver (8)\n",
         )?,
     )?;
+    write(
+        &man_dir.join("mtui.1"),
+        &man(
+            masqdial_tui::cli::command(),
+            "1",
+            ".SH FILES\n.I ~/.config/masqdial/client.toml\n(shared with\n.BR mclient (1)).\n.SH \"SEE ALSO\"\n.BR mclient (1),\n.BR mserver (8)\n",
+        )?,
+    )?;
     write(&man_dir.join("mserver.toml.5"), MSERVER_TOML_5.as_bytes())?;
     completions(mclient, "mclient", &comp_dir)?;
     completions(mserver, "mserver", &comp_dir)?;

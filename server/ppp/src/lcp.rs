@@ -16,6 +16,10 @@ pub const ECHO_REQUEST: u8 = 9;
 pub const ECHO_REPLY: u8 = 10;
 /// Discard-Request code.
 pub const DISCARD_REQUEST: u8 = 11;
+/// Identification code (RFC 1570 §2.1).
+pub const IDENTIFICATION: u8 = 12;
+/// Time-Remaining code (RFC 1570 §2.2).
+pub const TIME_REMAINING: u8 = 13;
 
 const OPT_MRU: u8 = 1;
 const OPT_ACCM: u8 = 2;

@@ -103,6 +103,8 @@ pub enum DownReason {
     LoopbackDetected,
     /// The lower layer (carrier) went away.
     LowerDown,
+    /// IPCP could not bring IPv4 up (the option or packet that decided it is named).
+    Ipcp(ipcp::IpcpFailure),
 }
 
 impl fmt::Display for DownReason {
@@ -117,6 +119,7 @@ impl fmt::Display for DownReason {
                 f.write_str("line is looped back (our magic number came back)")
             }
             DownReason::LowerDown => f.write_str("carrier lost"),
+            DownReason::Ipcp(e) => write!(f, "negotiation failed: {e}"),
         }
     }
 }
@@ -209,8 +212,17 @@ pub struct PppConfig {
     pub users: Vec<(String, String)>,
     /// Our IPv4 address; 0.0.0.0 asks the peer for one.
     pub local_address: Ipv4Addr,
-    /// Address assigned to the peer (access server).
+    /// The peer's address: the one we assign (access server) or insist on (client); `None`
+    /// takes the peer's, or gives [`ipcp::DEFAULT_PEER_ADDRESS`] to a peer that asks 0.0.0.0
+    /// or names none.
     pub peer_address: Option<Ipv4Addr>,
+    /// Take the address the peer Naks for us even when `local_address` is set.
+    pub accept_local: bool,
+    /// Let the peer keep the address it asks even when `peer_address` is set.
+    pub accept_remote: bool,
+    /// Networks no negotiated address may fall in (the server's LANs and allow-list networks);
+    /// loopback, multicast, broadcast, reserved and 0.0.0.0 are always refused.
+    pub refused_networks: Vec<ipcp::Ipv4Network>,
     /// DNS servers handed out (access server, up to two).
     pub dns: Vec<Ipv4Addr>,
     /// Ask the peer for DNS servers (client, RFC 1877).
@@ -255,6 +267,9 @@ impl fmt::Debug for PppConfig {
             )
             .field("local_address", &self.local_address)
             .field("peer_address", &self.peer_address)
+            .field("accept_local", &self.accept_local)
+            .field("accept_remote", &self.accept_remote)
+            .field("refused_networks", &self.refused_networks)
             .field("dns", &self.dns)
             .field("mru", &self.mru)
             .field("accm", &format_args!("{:#010x}", self.accm))
@@ -282,6 +297,9 @@ impl PppConfig {
             users: Vec::new(),
             local_address: Ipv4Addr::UNSPECIFIED,
             peer_address: None,
+            accept_local: false,
+            accept_remote: false,
+            refused_networks: Vec::new(),
             dns: Vec::new(),
             request_dns: true,
             mru: 1500,
@@ -458,6 +476,8 @@ pub struct Ppp {
     ipcp_up: bool,
     rng: u64,
     seeded: bool,
+    /// The peer Code-Rejected Echo-Request: no keepalive on this link.
+    echo_rejected: bool,
 }
 
 impl fmt::Debug for Ppp {
@@ -500,6 +520,8 @@ impl Ppp {
         let ipcp_cfg = ipcp::IpcpConfig {
             local: config.local_address,
             assign: config.peer_address,
+            accept_local: config.accept_local,
+            accept_remote: config.accept_remote,
             request_dns: config.request_dns,
             dns: config.dns.iter().copied().take(2).collect(),
         };
@@ -530,6 +552,7 @@ impl Ppp {
             ipcp_up: false,
             rng: seed.rotate_left(17) | 1,
             seeded,
+            echo_rejected: false,
             cfg: config,
         }
     }
@@ -538,6 +561,7 @@ impl Ppp {
     pub fn open(&mut self, now: Instant) {
         self.down_emitted = false;
         self.down_reason = None;
+        self.echo_rejected = false;
         self.phase = Phase::Establish;
         self.decoder.reset();
         self.lcp.open(now);
@@ -687,6 +711,16 @@ impl Ppp {
                     let max = usize::from(self.lcp.neg.peer.mru);
                     self.ipcp.unknown_code(c, i, d, max);
                 }
+                if code == fsm::TERMINATE_REQUEST {
+                    // IPv4 is our only network protocol, so the link follows the peer's IPCP
+                    // at once (pppd waits a restart period in Stopping, then closes LCP with
+                    // "No network protocols running"); the Terminate-Ack goes out first.
+                    self.ipcp_failed(now, ipcp::IpcpFailure::PeerTerminated(printable(data)));
+                } else if let Some(f) = self.ipcp.neg.failure.clone() {
+                    // A Reject/Nak we cannot live with (IP-Address refused): no point waiting
+                    // for the Terminate exchange and a timeout.
+                    self.ipcp_failed(now, f);
+                }
             }
             ipcp::IPV4 => {
                 if self.ipcp_up {
@@ -719,20 +753,26 @@ impl Ppp {
             && self.down_reason.is_none()
             && self.lcp.state() == State::Opened
         {
-            let text: String = String::from_utf8_lossy(data)
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(100)
-                .collect();
-            self.down_reason = Some(DownReason::PeerTerminated(text));
+            self.down_reason = Some(DownReason::PeerTerminated(printable(data)));
         }
         let opened = self.lcp.state() == State::Opened;
+        if code == fsm::CODE_REJECT && opened && data.first() == Some(&lcp::ECHO_REQUEST) {
+            // The peer does not implement Echo (RFC 1661 §5.6: it MUST stop us sending the
+            // code). Keepalive stops instead of timing out a working link; DCD and the modem's
+            // NO CARRIER still end it.
+            self.echo_next = None;
+            self.echo_outstanding = 0;
+            self.echo_rejected = true;
+        }
         match self.lcp.handle_packet(now, code, id, data) {
             Ok(()) => {}
             Err((lcp::PROTOCOL_REJECT, _, d)) if opened => {
                 let rejected = options::be16(d.get(..2).unwrap_or(&[]));
                 match rejected {
-                    Some(ipcp::PROTOCOL) | Some(ipcp::IPV4) => self.ipcp.rxj(now, false),
+                    Some(ipcp::PROTOCOL) | Some(ipcp::IPV4) => {
+                        self.ipcp.rxj(now, false);
+                        self.ipcp_failed(now, ipcp::IpcpFailure::ProtocolRejected);
+                    }
                     Some(lcp::PROTOCOL) => self.lcp.rxj(now, false),
                     Some(pap::PROTOCOL) | Some(chap::PROTOCOL) => {
                         self.auth_failed("peer rejected the authentication protocol".into());
@@ -758,10 +798,18 @@ impl Ppp {
                 self.echo_outstanding = 0;
             }
             Err((
-                lcp::DISCARD_REQUEST | lcp::PROTOCOL_REJECT | lcp::ECHO_REQUEST | lcp::ECHO_REPLY,
+                lcp::DISCARD_REQUEST
+                | lcp::PROTOCOL_REJECT
+                | lcp::ECHO_REQUEST
+                | lcp::ECHO_REPLY
+                | lcp::IDENTIFICATION
+                | lcp::TIME_REMAINING,
                 _,
                 _,
             )) => {
+                // Identification (12) and Time-Remaining (13) are informational (RFC 1570
+                // §2.1-2.2: no reply is defined); pppd discards them too. Code-Rejecting them
+                // would be legal, but some peers log it as an error.
                 // RFC 1661 §5.7-5.9: silently discarded outside the Opened state.
                 self.stats.discarded += 1;
             }
@@ -894,7 +942,11 @@ impl Ppp {
                     auth,
                 });
                 self.echo_outstanding = 0;
-                self.echo_next = self.cfg.echo_interval.map(|i| now + i);
+                self.echo_next = if self.echo_rejected {
+                    None
+                } else {
+                    self.cfg.echo_interval.map(|i| now + i)
+                };
                 self.start_auth(now, local.auth, peer.auth);
             }
             LayerEvent::Down => {
@@ -1050,6 +1102,11 @@ impl Ppp {
     fn ipcp_event(&mut self, now: Instant, ev: LayerEvent) {
         match ev {
             LayerEvent::Up => {
+                if let Err(f) = self.check_addresses() {
+                    self.ipcp.neg.failure = Some(f.clone());
+                    self.ipcp_failed(now, f);
+                    return;
+                }
                 self.ipcp_up = true;
                 let n = &self.ipcp.neg;
                 self.events.push_back(PppEvent::IpcpUp {
@@ -1062,20 +1119,59 @@ impl Ppp {
             LayerEvent::Started => {}
             LayerEvent::Finished => {
                 // No network protocol left: like pppd, close the link.
-                if self.lcp.state() == State::Opened {
-                    if self.down_reason.is_none() {
-                        let why = self
-                            .ipcp
-                            .neg
-                            .failure
-                            .clone()
-                            .unwrap_or_else(|| "IPCP did not converge".into());
-                        self.down_reason = Some(DownReason::NegotiationFailed(why));
-                    }
-                    self.lcp.close(now);
-                }
+                let why = self
+                    .ipcp
+                    .neg
+                    .failure
+                    .clone()
+                    .unwrap_or(ipcp::IpcpFailure::NotConverged);
+                self.ipcp_failed(now, why);
             }
         }
+    }
+
+    /// IPCP cannot bring IPv4 up: record why (first reason wins), send IPCP's pending packets
+    /// (a Terminate-Ack) before LCP's Terminate-Request, and close the link.
+    fn ipcp_failed(&mut self, now: Instant, why: ipcp::IpcpFailure) {
+        if self.lcp.state() != State::Opened {
+            return;
+        }
+        if self.down_reason.is_none() {
+            self.down_reason = Some(DownReason::Ipcp(why));
+        }
+        while let Some(p) = self.ipcp.poll_packet() {
+            self.stats.ipcp_out += 1;
+            let bytes = p.to_bytes();
+            self.send_frame(ipcp::PROTOCOL, &bytes, false);
+        }
+        self.lcp.close(now);
+    }
+
+    /// The post-negotiation check of both addresses (never announce a route to 127.0.0.1 or a
+    /// LAN host's address).
+    fn check_addresses(&self) -> Result<(), ipcp::IpcpFailure> {
+        let n = &self.ipcp.neg;
+        let refused = &self.cfg.refused_networks;
+        for (endpoint, addr) in [
+            (ipcp::Endpoint::Local, n.local),
+            (ipcp::Endpoint::Peer, n.peer),
+        ] {
+            ipcp::check_address(addr, refused).map_err(|problem| {
+                ipcp::IpcpFailure::BadAddress {
+                    endpoint,
+                    addr,
+                    problem,
+                }
+            })?;
+        }
+        if n.local == n.peer {
+            return Err(ipcp::IpcpFailure::BadAddress {
+                endpoint: ipcp::Endpoint::Peer,
+                addr: n.peer,
+                problem: ipcp::AddressProblem::SameAsOtherEnd,
+            });
+        }
+        Ok(())
     }
 
     /// Queue one IPv4 datagram for the peer; Err if IPCP is not open or the queue is full.
@@ -1166,7 +1262,15 @@ impl Ppp {
                 if self.down_reason.is_none() {
                     self.down_reason = Some(DownReason::EchoTimeout);
                 }
+                // The peer is presumed gone: one Terminate-Request as a courtesy, but no
+                // Terminate exchange to wait out (Max-Terminate x restart = 6 s more of a dead
+                // link). The link is Down at the echo bound.
                 self.lcp.close(now);
+                self.process(now);
+                self.ipcp.down();
+                self.lcp.down();
+                self.process(now);
+                self.finish();
             } else {
                 self.echo_outstanding += 1;
                 self.stats.echo_requests += 1;
@@ -1178,6 +1282,22 @@ impl Ppp {
             }
         }
         self.process(now);
+    }
+
+    /// Sends one LCP Echo-Request now (outside the keepalive schedule), e.g. to check that a
+    /// suspicious silence is a dead line; false if LCP is not open. The reply, if any, shows as
+    /// received bytes; it does not count toward the keepalive's failures.
+    pub fn send_echo_request(&mut self, now: Instant) -> bool {
+        if self.lcp.state() != State::Opened || self.echo_rejected {
+            return false;
+        }
+        self.stats.echo_requests += 1;
+        let id = self.lcp.fresh_id();
+        let magic = self.lcp.neg.local.magic;
+        self.lcp
+            .send_raw(lcp::ECHO_REQUEST, id, magic.to_be_bytes().to_vec());
+        self.process(now);
+        true
     }
 
     /// Next event for the driver.
@@ -1250,11 +1370,27 @@ impl Ppp {
     }
 }
 
-/// 64 unpredictable bits from std alone: each `RandomState` is keyed from the OS's random source
-/// (per thread, then stepped), and SipHash under a secret key is a pseudo-random function, so
-/// outputs are unpredictable without the key. Used for magic-number seeds and CHAP challenges
-/// when [`PppConfig::seed`] is `None`.
+/// A peer's free text (Terminate-Request data) made safe to log: no control characters, at
+/// most 100 characters.
+fn printable(data: &[u8]) -> String {
+    String::from_utf8_lossy(data)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect()
+}
+
+/// 64 unpredictable bits for magic-number seeds and CHAP challenges when [`PppConfig::seed`] is
+/// `None`: read from `/dev/urandom` (the kernel CSPRNG; std::fs only). If that fails (no /dev, a
+/// sandbox), a fresh `RandomState` is used instead: each is keyed from the OS random source (per
+/// thread, then stepped) and SipHash under a secret key is a pseudo-random function.
 fn os_random() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if read.is_ok() {
+        return u64::from_le_bytes(b);
+    }
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0x6d61_7371_6469_616c);
     h.finish()

@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
 
+use super::linkq::{Ingress, QueueSnapshot};
 use super::netcfg::{NetCfg, RouteSpec};
 use super::{Dataplane, LinkPort, LinkTx, NatHandle};
+use crate::config::LinkConfig;
 use crate::modem::session::SessionHandle;
 
 /// A link that came up, as the link manager announces it.
@@ -51,6 +53,7 @@ pub struct Uplink {
     pump: Option<Dataplane>,
     netcfg: Option<NetCfg>,
     active: Arc<Mutex<Option<Active>>>,
+    queue: LinkConfig,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,7 +70,25 @@ impl Uplink {
             pump,
             netcfg,
             active: Arc::new(Mutex::new(None)),
+            queue: LinkConfig::default(),
         }
+    }
+
+    /// Use `cfg` (`[link]`: scheduler, ingress shaping) for the links from now on.
+    #[must_use]
+    pub fn with_link_config(mut self, cfg: LinkConfig) -> Self {
+        self.queue = cfg;
+        self
+    }
+
+    /// The configured download shaping fraction.
+    pub fn ingress_shaping(&self) -> Option<f64> {
+        self.queue.ingress_shaping
+    }
+
+    /// The download shaper's state, when shaping.
+    pub fn ingress_queue(&self) -> Option<QueueSnapshot> {
+        self.pump.as_ref().and_then(Dataplane::ingress_queue)
     }
 
     /// The connection whose link the data plane carries now.
@@ -125,7 +146,26 @@ impl Uplink {
                 a.routes = installed;
             }
         }
+        if let Some(s) = session.as_deref() {
+            // TCP SYNs crossing the link get their MSS clamped to what it carries.
+            if let Some(o) = s.options() {
+                self.nat
+                    .lock()
+                    .set_link_mtu(Some((o.peer_mru, o.local_mru)));
+            }
+            s.set_link_queue(self.queue.scheduler);
+        }
         if let (Some(pump), Some(s)) = (&self.pump, session) {
+            if let Some(f) = self.queue.ingress_shaping {
+                let (rate, mtu) = (
+                    s.queue().map_or(11_520, |q| q.link_rate),
+                    s.options().map_or(1500, |o| o.local_mru),
+                );
+                match Ingress::new(rate, f, mtu) {
+                    Ok(q) => pump.set_ingress(Some(q)).await,
+                    Err(e) => notes.push(UplinkNote::Error(format!("ingress shaping: {e}"))),
+                }
+            }
             let (_closed_tx, closed_rx) = tokio::sync::mpsc::channel(1);
             let rx = std::mem::replace(&mut s.inbound, closed_rx);
             pump.attach(LinkPort {
@@ -147,6 +187,7 @@ impl Uplink {
             }
             active.take().map(|a| a.routes).unwrap_or_default()
         };
+        self.nat.lock().set_link_mtu(None);
         if let Some(pump) = &self.pump {
             pump.detach().await;
         }

@@ -164,6 +164,8 @@ pub struct LinkStatus {
     pub last_failure: Option<Failure>,
     /// Seconds without traffic (while up).
     pub idle_seconds: u32,
+    /// The queues in front of the link (while a session runs).
+    pub queues: Option<Box<crate::dataplane::linkq::LinkQueues>>,
 }
 
 /// One line of a connection's dial transcript.

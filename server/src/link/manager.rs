@@ -95,6 +95,7 @@ struct LinkView {
     idle_secs: u32,
     transcript: Vec<TranscriptEntry>,
     options: Option<NegotiatedOptions>,
+    queues: Option<crate::dataplane::linkq::LinkQueues>,
 }
 
 enum Cmd {
@@ -174,6 +175,7 @@ fn end_to_failure(end: &SessionEnd, carrier_lost: bool) -> Option<Failure> {
                 DownReason::EchoTimeout => FailureKind::EchoTimeout,
                 DownReason::AuthFailed(_) => FailureKind::AuthFailed,
                 DownReason::NegotiationFailed(r) if r.contains("IPCP") => FailureKind::IpcpFailed,
+                DownReason::Ipcp(_) => FailureKind::IpcpFailed,
                 DownReason::NegotiationFailed(_) | DownReason::LoopbackDetected => {
                     FailureKind::LcpFailed
                 }
@@ -254,6 +256,13 @@ pub fn ppp_config(c: &ConnectionConfig) -> PppConfig {
         PppAuth::Chap => vec![AuthProtocol::Chap],
         PppAuth::Any => vec![AuthProtocol::Chap, AuthProtocol::Pap],
     };
+    // IPCP addressing (RFC 1332): see masqdial_ppp::ipcp for the policy.
+    if let Some(a) = c.local_address {
+        p.local_address = a;
+    }
+    p.peer_address = c.peer_address;
+    p.accept_local = c.accept_local;
+    p.accept_remote = c.accept_remote;
     p
 }
 
@@ -481,6 +490,7 @@ fn view_status(name: &str, v: &LinkView) -> LinkStatus {
         holders: v.holders.clone(),
         last_failure: v.failure.clone(),
         idle_seconds: v.idle_secs,
+        queues: v.queues.clone().filter(|_| up).map(Box::new),
     }
 }
 
@@ -650,6 +660,7 @@ impl Actor {
                 attempt,
                 attempts,
             } => {
+                crate::metrics::global().dial_attempt(&self.name);
                 self.record(
                     TranscriptKind::Info,
                     format!("dialling {number} (number {index} of {count}, attempt {attempt})"),
@@ -694,6 +705,8 @@ impl Actor {
                 next_attempt,
                 after,
             } => {
+                crate::metrics::global()
+                    .dial_failure(&self.name, crate::metrics::chat_failure_kind(kind));
                 self.record(
                     TranscriptKind::Info,
                     format!(
@@ -887,6 +900,9 @@ impl Actor {
                         self.emit(DialStep::Up(status));
                     } else if s == LinkState::Failed {
                         if let Some(f) = self.fsm.last_failure().cloned() {
+                            if let Some(k) = crate::metrics::dial_failure_kind(f.kind) {
+                                crate::metrics::global().dial_failure(&self.name, k);
+                            }
                             self.emit(DialStep::Failed(f));
                         }
                     }
@@ -967,6 +983,13 @@ impl Actor {
             if let Some(o) = s.options() {
                 v.options = Some(o);
             }
+            v.queues = Some(crate::dataplane::linkq::LinkQueues {
+                egress: s.queue(),
+                ingress: self.shared.uplink.ingress_queue(),
+                ingress_shaping: self.shared.uplink.ingress_shaping(),
+            });
+        } else {
+            v.queues = None;
         }
         v.holders = self.fsm.holders().to_vec();
         v.failure = self.fsm.last_failure().cloned();

@@ -1,5 +1,8 @@
 //! Hanging up a modem the way real modems need it: drop DTR (where the device has the line), then
-//! `+++` framed by guard time, then `ATH`. Owns only this blocking procedure; the caller supplies
+//! `+++` framed by guard time, then `ATH`, then `ATZ`. Every step runs after every failure: a
+//! modem we believe is in command state ignores a bare `+++` (no `AT` prefix), and one we only
+//! *believed* was there (a `NO CARRIER` that was really payload) would otherwise stay in data
+//! state and fail the next dial at `ATZ`. Owns only this blocking procedure; the caller supplies
 //! reads (so the session driver can feed it from its reader thread) and bounds it by settings.
 
 use std::time::{Duration, Instant};
@@ -20,6 +23,8 @@ pub struct HangupReport {
     pub escape_ok: bool,
     /// The modem answered `ATH` with OK (or NO CARRIER).
     pub ath_ok: bool,
+    /// The modem answered `ATZ` with OK.
+    pub atz_ok: bool,
 }
 
 /// Source of bytes from the modem: returns what arrived before `deadline` (`None` at the deadline).
@@ -72,13 +77,14 @@ fn wait(
     }
 }
 
-/// Hangs up. `command_state` is true when the modem already left data state (it said NO
-/// CARRIER), so no `+++` is needed. Bounded by `2 × guard_time + dtr_drop_time + 2 ×
-/// command_timeout`.
+/// Hangs up: DTR drop, `+++`, `ATH`, `ATZ`, always all of them. `command_state` is true when
+/// the modem is believed to have left data state already (it said NO CARRIER); it only shortens
+/// the wait for an answer to `+++` (none is expected), since the belief may be wrong. Bounded
+/// by `dtr_drop_time + 2 × guard_time + 3 × command_timeout`.
 pub fn hang_up(
     line: &mut dyn SerialLine,
     settings: &ModemSettings,
-    mut command_state: bool,
+    command_state: bool,
     read: &mut ReadFn<'_>,
 ) -> Result<HangupReport, SerialError> {
     let mut report = HangupReport::default();
@@ -98,33 +104,39 @@ pub fn hang_up(
             if let Err(e) = line.set_dtr(true) {
                 tracing::debug!(error = %e, "raising DTR again failed");
             }
-            command_state = true;
         }
         Err(ModemStatusError::Unsupported) => note_no_status_lines(&line.name()),
         Err(e) => tracing::warn!(device = %line.name(), error = %e, "cannot drop DTR"),
     }
-    if seen.has_line(&["NO CARRIER", "3"]) {
-        command_state = true;
-    }
-    // 2. Escape: guard time of silence, `+++`, guard time, then the modem says OK.
-    if !command_state {
-        wait(read, &mut seen, Instant::now() + settings.guard_time, &[])?;
-        if seen.has_line(&["NO CARRIER", "3"]) {
-            command_state = true;
-        }
-    }
-    if !command_state {
-        seen.clear();
-        write_all_bounded(line, b"+++", settings.command_timeout)?;
-        report.escape_sent = true;
-        let deadline = Instant::now() + settings.guard_time + settings.command_timeout;
-        report.escape_ok = wait(read, &mut seen, deadline, &["OK", "0", "NO CARRIER", "3"])?;
-    }
+    let known_command_state =
+        command_state || report.dtr_dropped || seen.has_line(&["NO CARRIER", "3"]);
+    // 2. Escape: guard time of silence, `+++`, guard time, then a modem in data state says OK.
+    wait(read, &mut seen, Instant::now() + settings.guard_time, &[])?;
+    seen.clear();
+    write_all_bounded(line, b"+++", settings.command_timeout)?;
+    report.escape_sent = true;
+    let answer = if known_command_state {
+        // Nothing is expected; wait out the guard time so `ATH` is not taken as part of it.
+        settings.guard_time
+    } else {
+        settings.guard_time + settings.command_timeout
+    };
+    report.escape_ok = wait(
+        read,
+        &mut seen,
+        Instant::now() + answer,
+        &["OK", "0", "NO CARRIER", "3"],
+    )?;
     // 3. ATH. The CR before it ends any half line the modem may hold.
     seen.clear();
     write_all_bounded(line, b"\rATH\r", settings.command_timeout)?;
     let deadline = Instant::now() + settings.command_timeout;
     report.ath_ok = wait(read, &mut seen, deadline, &["OK", "0", "NO CARRIER", "3"])?;
+    // 4. ATZ: the stored profile again, so the next dial starts from a known state.
+    seen.clear();
+    write_all_bounded(line, b"ATZ\r", settings.command_timeout)?;
+    let deadline = Instant::now() + settings.command_timeout;
+    report.atz_ok = wait(read, &mut seen, deadline, &["OK", "0"])?;
     Ok(report)
 }
 

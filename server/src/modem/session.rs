@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
+use super::carrier::{CarrierVerdict, NoCarrierWatch};
 use super::hangup::{hang_up, HangupReport};
 use super::{
     note_no_status_lines, open, write_all_bounded, ModemSettings, ModemStatusError, OpenError,
@@ -25,6 +26,9 @@ use super::{
 };
 use masqdial_at::{Chat, ChatConfig, ChatEvent, ChatFailure, TranscriptKind, TranscriptLine};
 use masqdial_ppp::{DownReason, NegotiatedOptions, Ppp, PppConfig, PppEvent, PppStats};
+use masqdial_sched::Class;
+
+use crate::dataplane::linkq::{line_rate, Egress, QueueSnapshot, SchedulerKind};
 
 /// Inbound IPv4 packets buffered for the dataplane before drops start.
 pub const INBOUND_QUEUE: usize = 256;
@@ -107,7 +111,8 @@ pub enum SendPacketError {
 enum Input {
     Serial(Vec<u8>),
     SerialFailed(SerialError),
-    Packet(Vec<u8>),
+    Packet(Vec<u8>, Class),
+    Queue(SchedulerKind),
     Hangup,
 }
 
@@ -117,6 +122,7 @@ struct SharedState {
     options: Option<NegotiatedOptions>,
     transcript: Vec<TranscriptLine>,
     connect: Option<(Option<u32>, Option<String>)>,
+    queue: Option<QueueSnapshot>,
 }
 
 /// Sends outbound IPv4 packets into a session; cheap to clone.
@@ -132,10 +138,28 @@ impl std::fmt::Debug for PacketSender {
 }
 
 impl PacketSender {
-    /// Queues one IPv4 datagram; never blocks.
+    /// Queues one IPv4 datagram as unclassified traffic (all such datagrams share one flow);
+    /// never blocks.
     pub fn try_send(&self, packet: Vec<u8>) -> Result<(), SendPacketError> {
+        self.try_send_classified(
+            packet,
+            Class {
+                host: std::net::Ipv4Addr::UNSPECIFIED,
+                flow: 0,
+            },
+        )
+    }
+
+    /// Queues one IPv4 datagram in `class` (its LAN host and flow, see
+    /// [`crate::dataplane::linkq::Classifier`]); never blocks. The session's link scheduler
+    /// decides when it goes out.
+    pub fn try_send_classified(
+        &self,
+        packet: Vec<u8>,
+        class: Class,
+    ) -> Result<(), SendPacketError> {
         self.tx
-            .try_send(Input::Packet(packet))
+            .try_send(Input::Packet(packet, class))
             .map_err(|e| match e {
                 TrySendError::Full(_) => SendPacketError::Full,
                 TrySendError::Disconnected(_) => SendPacketError::Closed,
@@ -173,6 +197,18 @@ impl SessionHandle {
     /// Queues one outbound IPv4 datagram.
     pub fn send_ipv4(&self, packet: Vec<u8>) -> Result<(), SendPacketError> {
         self.packet_sender().try_send(packet)
+    }
+
+    /// Choose the link queue's discipline (the default is [`SchedulerKind::Fair`]). Takes
+    /// effect before any packet sent after this call.
+    pub fn set_link_queue(&self, kind: SchedulerKind) {
+        let _ = self.input.try_send(Input::Queue(kind));
+    }
+
+    /// The outbound link queue's state (scheduler counters, bytes below the writer).
+    #[must_use]
+    pub fn queue(&self) -> Option<QueueSnapshot> {
+        self.shared.lock().ok().and_then(|s| s.queue.clone())
     }
 
     /// Live counters.
@@ -297,6 +333,7 @@ pub fn spawn_session_on(
         })?;
 
     let driver_shared = Arc::clone(&shared);
+    let baud = settings.baud;
     let thread = std::thread::Builder::new()
         .name("modem-session".into())
         .spawn(move || {
@@ -311,7 +348,8 @@ pub fn spawn_session_on(
                 dcd_supported: true,
                 dcd_seen_high: false,
                 carrier_lost: false,
-                tail: Vec::new(),
+                watch: NoCarrierWatch::new(),
+                egress: Egress::new(SchedulerKind::Fair, line_rate(baud), 1500),
             };
             let end = d.run(plan, ppp);
             d.publish(None, None);
@@ -353,8 +391,10 @@ struct Driver {
     /// DCD was seen high once; only a later high → low transition means carrier loss.
     dcd_seen_high: bool,
     carrier_lost: bool,
-    /// Last bytes seen in PPP state, to spot the modem's `NO CARRIER`.
-    tail: Vec<u8>,
+    /// Spots the modem's `NO CARRIER` where frame payload cannot put it.
+    watch: NoCarrierWatch,
+    /// Outbound datagrams wait here until the line can take them.
+    egress: Egress,
 }
 
 enum Wake {
@@ -370,7 +410,47 @@ impl Driver {
     fn write(&mut self, bytes: &[u8]) -> Result<(), SerialError> {
         write_all_bounded(self.line.as_mut(), bytes, WRITE_LIMIT)?;
         self.counters.serial_bytes_out += bytes.len() as u64;
+        self.egress.on_write(bytes.len());
         Ok(())
+    }
+
+    /// Hand datagrams from the link queue to PPP while the line can take more (about one
+    /// packet below the writer, never a hidden FIFO).
+    fn feed_line(&mut self, ppp: &mut Ppp) -> Result<(), SerialError> {
+        loop {
+            if self.watch.suspecting() {
+                return Ok(());
+            }
+            let outq = self.line.output_queue();
+            let Some(p) = self.egress.next_packet(outq) else {
+                return Ok(());
+            };
+            let len = p.len() as u64;
+            match ppp.send_ipv4(&p) {
+                Ok(()) => {
+                    self.counters.packets_out += 1;
+                    self.counters.bytes_out += len;
+                }
+                Err(_) => self.counters.outbound_refused += 1,
+            }
+            while let Some(b) = ppp.poll_transmit() {
+                self.write(&b)?;
+            }
+        }
+    }
+
+    fn set_queue_kind(&mut self, kind: SchedulerKind) {
+        if kind != self.egress.kind() {
+            self.egress.set_kind(kind);
+        }
+    }
+
+    /// The line's data rate and MTU once CONNECT and LCP told them: the lower of the DTE speed
+    /// and the CONNECT speed, and the peer's MRU.
+    fn tune_egress(&mut self, connect_bps: Option<u32>, peer_mru: Option<u16>) {
+        let bps = connect_bps.map_or(self.settings.baud, |c| c.min(self.settings.baud).max(1));
+        self.egress
+            .set_link(line_rate(bps), peer_mru.unwrap_or(1500));
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> Wake {
@@ -399,6 +479,7 @@ impl Driver {
                 s.transcript = c.transcript().cloned().collect();
                 s.connect = c.connect_info();
             }
+            s.queue = Some(self.egress.snapshot());
         }
     }
 
@@ -477,7 +558,8 @@ impl Driver {
                     chat.handle_input(Instant::now(), &b);
                 }
                 Wake::Input(Input::SerialFailed(e)) => return Err(e),
-                Wake::Input(Input::Packet(_)) => self.counters.outbound_refused += 1,
+                Wake::Input(Input::Packet(..)) => self.counters.outbound_refused += 1,
+                Wake::Input(Input::Queue(kind)) => self.set_queue_kind(kind),
                 Wake::Input(Input::Hangup) => {
                     chat.note(Instant::now(), TranscriptKind::Info, "hang-up requested");
                     return Ok(false);
@@ -486,15 +568,41 @@ impl Driver {
         }
     }
 
-    /// True if the serial stream (so far) ends with the modem's `NO CARRIER` line.
-    ///
-    /// A modem that lost carrier falls back to command state and says `NO CARRIER` as the
-    /// last thing on the line. With ACCM 0 the same text could travel inside a PPP payload, but
-    /// then more of the frame (FCS, closing flag) follows, so only a stream that *ends* with the
-    /// line counts. A payload that ends exactly at a read boundary with that text could still
-    /// fool this; LCP echo keepalive is the backstop either way.
-    fn saw_no_carrier(&mut self, bytes: &[u8]) -> bool {
-        ends_with_no_carrier(&mut self.tail, bytes)
+    /// Read path, carrier part: feeds what was read to the `NO CARRIER` watcher and acts on
+    /// its verdict (see [`super::carrier`]). True if carrier is gone.
+    fn watch_input(&mut self, ppp: &mut Ppp, now: Instant, bytes: &[u8]) -> bool {
+        let v = self.watch.handle_input(now, bytes);
+        self.carrier_verdict(ppp, now, v)
+    }
+
+    /// Timer path of the watcher.
+    fn watch_timeout(&mut self, ppp: &mut Ppp, now: Instant) -> bool {
+        if self.watch.poll_timeout().is_some_and(|t| t <= now) {
+            let v = self.watch.handle_timeout(now);
+            return self.carrier_verdict(ppp, now, v);
+        }
+        false
+    }
+
+    fn carrier_verdict(&mut self, ppp: &mut Ppp, now: Instant, v: Option<CarrierVerdict>) -> bool {
+        match v {
+            Some(CarrierVerdict::Lost) if !self.carrier_lost => {
+                tracing::warn!(device = %self.line.name(), "modem reported NO CARRIER");
+                self.carrier_lost = true;
+                self.emit(SessionEvent::CarrierLost);
+                ppp.lower_down(now);
+                true
+            }
+            Some(CarrierVerdict::Probe) => {
+                tracing::debug!(
+                    device = %self.line.name(),
+                    "NO CARRIER inside a frame followed by silence: probing with LCP echo"
+                );
+                ppp.send_echo_request(now);
+                false
+            }
+            _ => false,
+        }
     }
 
     fn check_dcd(&mut self) -> bool {
@@ -537,6 +645,7 @@ impl Driver {
             while let Some(b) = ppp.poll_transmit() {
                 self.write(&b)?;
             }
+            self.feed_line(ppp)?;
             let mut delivered = Vec::new();
             while let Some(e) = ppp.poll_event() {
                 match e {
@@ -546,6 +655,12 @@ impl Driver {
                         delivered.push(p);
                     }
                     PppEvent::Down { reason } => {
+                        log_ppp_event(
+                            &self.line.name(),
+                            &PppEvent::Down {
+                                reason: reason.clone(),
+                            },
+                        );
                         self.emit(SessionEvent::Ppp(PppEvent::Down {
                             reason: reason.clone(),
                         }));
@@ -557,7 +672,19 @@ impl Driver {
                             _ => SessionEnd::PppDown(reason),
                         });
                     }
-                    other => self.emit(SessionEvent::Ppp(other)),
+                    other => {
+                        if let PppEvent::LcpUp { peer_mru, .. } = &other {
+                            let connect = self
+                                .shared
+                                .lock()
+                                .ok()
+                                .and_then(|s| s.connect.clone())
+                                .and_then(|c| c.0);
+                            self.tune_egress(connect, Some(*peer_mru));
+                        }
+                        log_ppp_event(&self.line.name(), &other);
+                        self.emit(SessionEvent::Ppp(other));
+                    }
                 }
             }
             // Counters first, so a reader who got the packet also sees it counted.
@@ -585,11 +712,17 @@ impl Driver {
                 }
             }
             let mut deadline = ppp.poll_timeout();
+            if let Some(w) = self.watch.poll_timeout() {
+                deadline = Some(deadline.map_or(w, |d| d.min(w)));
+            }
             if self.dcd_supported {
                 deadline = Some(deadline.map_or(next_dcd, |d| d.min(next_dcd)));
             }
             if let Some(c) = closing {
                 deadline = Some(deadline.map_or(c, |d| d.min(c)));
+            }
+            if let Some(w) = self.egress.wake_at() {
+                deadline = Some(deadline.map_or(w, |d| d.min(w)));
             }
             match self.wait(deadline) {
                 Wake::Timeout => {
@@ -597,28 +730,17 @@ impl Driver {
                     if ppp.poll_timeout().is_some_and(|t| t <= now) {
                         ppp.handle_timeout(now);
                     }
+                    self.watch_timeout(ppp, now);
                 }
                 Wake::Input(Input::Serial(b)) => {
                     self.counters.serial_bytes_in += b.len() as u64;
                     let now = Instant::now();
                     ppp.handle_input(now, &b);
-                    if self.saw_no_carrier(&b) && !self.carrier_lost {
-                        self.carrier_lost = true;
-                        self.emit(SessionEvent::CarrierLost);
-                        ppp.lower_down(now);
-                    }
+                    self.watch_input(ppp, now, &b);
                 }
                 Wake::Input(Input::SerialFailed(e)) => return Err(e),
-                Wake::Input(Input::Packet(p)) => {
-                    let len = p.len() as u64;
-                    match ppp.send_ipv4(&p) {
-                        Ok(()) => {
-                            self.counters.packets_out += 1;
-                            self.counters.bytes_out += len;
-                        }
-                        Err(_) => self.counters.outbound_refused += 1,
-                    }
-                }
+                Wake::Input(Input::Packet(p, class)) => self.egress.enqueue(p, class),
+                Wake::Input(Input::Queue(kind)) => self.set_queue_kind(kind),
                 Wake::Input(Input::Hangup) => {
                     if closing.is_none() {
                         closing = Some(Instant::now() + PPP_CLOSE_LIMIT);
@@ -647,7 +769,7 @@ impl Driver {
                     Ok(Some(b))
                 }
                 Ok(Input::SerialFailed(e)) => Err(e),
-                Ok(Input::Packet(_) | Input::Hangup) => Ok(Some(Vec::new())),
+                Ok(Input::Packet(..) | Input::Queue(_) | Input::Hangup) => Ok(Some(Vec::new())),
                 Err(_) => Ok(None),
             }
         };
@@ -657,32 +779,58 @@ impl Driver {
             now,
             TranscriptKind::Info,
             format!(
-                "hang-up: DTR drop {}, +++ {}, ATH {}",
+                "hang-up: DTR drop {}, +++ {}, ATH {}, ATZ {}",
                 if report.dtr_dropped {
                     "done"
                 } else {
                     "unsupported"
                 },
                 match (report.escape_sent, report.escape_ok) {
-                    (false, _) => "not needed",
+                    (false, _) => "not sent",
                     (true, true) => "OK",
                     (true, false) => "no answer",
                 },
-                if report.ath_ok { "OK" } else { "no answer" }
+                if report.ath_ok { "OK" } else { "no answer" },
+                if report.atz_ok { "OK" } else { "no answer" }
             ),
         );
         Ok(report)
     }
 }
 
-/// Appends `bytes` to `tail` (kept short) and reports whether the stream ends with `NO CARRIER`.
-fn ends_with_no_carrier(tail: &mut Vec<u8>, bytes: &[u8]) -> bool {
-    const PAT: &[u8] = b"\r\nNO CARRIER\r\n";
-    tail.extend_from_slice(bytes);
-    let found = tail.ends_with(PAT);
-    let keep = tail.len().saturating_sub(PAT.len());
-    tail.drain(..keep);
-    found
+/// Logs a PPP milestone (the sans-IO crate does not log): LCP up, authentication, IPCP up,
+/// link down with its reason (loop-back and echo timeout as warnings). Never logs a secret:
+/// events carry none.
+fn log_ppp_event(device: &str, e: &PppEvent) {
+    match e {
+        PppEvent::LcpUp { peer_mru, auth } => {
+            tracing::info!(device, peer_mru, auth = ?auth, "LCP up");
+        }
+        PppEvent::AuthOk {
+            protocol,
+            peer_name,
+        } => tracing::info!(device, protocol = ?protocol, peer = ?peer_name, "authentication ok"),
+        PppEvent::AuthFailed { message } => {
+            tracing::warn!(device, %message, "authentication failed");
+        }
+        PppEvent::IpcpUp { local, peer, dns } => {
+            tracing::info!(device, %local, %peer, dns = ?dns, "IPCP up");
+        }
+        PppEvent::Down { reason } => match reason {
+            DownReason::LoopbackDetected => {
+                tracing::warn!(
+                    device,
+                    "PPP down: line is looped back (our magic number came back)"
+                );
+            }
+            DownReason::EchoTimeout => {
+                tracing::warn!(device, "PPP down: peer stopped answering LCP echo requests");
+            }
+            DownReason::LocalClose(_) => tracing::info!(device, %reason, "PPP down"),
+            _ => tracing::warn!(device, %reason, "PPP down"),
+        },
+        PppEvent::Ipv4(_) => {}
+    }
 }
 
 fn chat_failure(chat: &Chat) -> (Option<ChatFailure>, String) {
@@ -697,23 +845,4 @@ fn chat_failure(chat: &Chat) -> (Option<ChatFailure>, String) {
         .unwrap_or_default();
     let kind = chat.failure().unwrap_or(ChatFailure::Error);
     (Some(kind), msg)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ends_with_no_carrier;
-
-    #[test]
-    fn no_carrier_only_at_end_of_stream() {
-        let mut t = Vec::new();
-        assert!(!ends_with_no_carrier(&mut t, b"\x7e\x21\x45"));
-        assert!(!ends_with_no_carrier(&mut t, b"\r\nNO CAR"));
-        assert!(ends_with_no_carrier(&mut t, b"RIER\r\n"));
-        let mut t = Vec::new();
-        // Inside a payload: more frame bytes follow in the same read.
-        assert!(!ends_with_no_carrier(
-            &mut t,
-            b"\x7e\x21\r\nNO CARRIER\r\n\x12\x34\x7e"
-        ));
-    }
 }

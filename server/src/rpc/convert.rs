@@ -8,6 +8,7 @@ use nat_core::chains::ChainSnapshot;
 use nat_core::masq::EntrySnapshot;
 
 use crate::config::UserRole;
+use crate::dataplane::linkq::{LinkQueues, QueueSnapshot, SchedulerKind};
 use crate::link::events::{
     DialEvent, DialStep, LinkChange, LinkEvent, LinkStatus, ModemState, ModemView, PppDetails,
     TranscriptEntry,
@@ -107,6 +108,48 @@ pub(super) fn link_status(s: &LinkStatus) -> pb::LinkStatus {
         holders: s.holders.iter().map(holder).collect(),
         last_failure: s.last_failure.as_ref().map(failure),
         idle_seconds: s.idle_seconds,
+        queues: s.queues.as_deref().map(link_queues),
+    }
+}
+
+fn queue_stats(q: &QueueSnapshot) -> pb::QueueStats {
+    let ms = |d: Option<std::time::Duration>| {
+        d.map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
+    };
+    let s = &q.stats;
+    pb::QueueStats {
+        backlog_bytes: s.backlog_bytes,
+        backlog_packets: s.backlog_packets,
+        limit_bytes: s.limit_bytes,
+        sent_packets: s.sent_packets,
+        sent_bytes: s.sent_bytes,
+        dropped_overflow: s.dropped_overflow,
+        dropped_aqm: s.dropped_codel,
+        ecn_marked: s.ecn_marked,
+        sojourn_p50_ms: ms(s.sojourn_p50),
+        sojourn_p95_ms: ms(s.sojourn_p95),
+        in_flight_bytes: q.in_flight_bytes,
+        hosts: s
+            .hosts
+            .iter()
+            .map(|h| pb::HostShare {
+                host: h.host.to_string(),
+                bytes: h.bytes,
+                share: h.share,
+            })
+            .collect(),
+    }
+}
+
+fn link_queues(q: &LinkQueues) -> pb::LinkQueues {
+    pb::LinkQueues {
+        scheduler: match q.egress.as_ref().map(|e| e.kind) {
+            Some(SchedulerKind::Fifo) => "fifo".into(),
+            _ => "fair".into(),
+        },
+        egress: q.egress.as_ref().map(queue_stats),
+        ingress: q.ingress.as_ref().map(queue_stats),
+        ingress_shaping: q.ingress_shaping.unwrap_or(0.0),
     }
 }
 

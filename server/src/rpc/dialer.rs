@@ -1,6 +1,6 @@
 //! The `Dialer` service: connections, dial (a progress stream), hang-up, status, who and
 //! the link watch stream. Authorizes each call by the table in [`super::Rpc`], then calls
-//! the link manager and translates through [`super::convert`]; no decisions of its own.
+//! the link manager and translates through `rpc::convert`; no decisions of its own.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The `Nat` service: masquerade table (list, watch, free ports, timeouts), the ipchains
 //! rules, checks, rulesets, views and counters. Authorizes by the table in
 //! [`super::Rpc`], logs admin changes, calls [`NatControl`] and translates through
-//! [`super::convert`]; the rule logic and persistence live in [`crate::nat_control`].
+//! `rpc::convert`; the rule logic and persistence live in [`crate::nat_control`].
 
 use masqdial_proto::v1 as pb;
 use masqdial_proto::v1::nat_server;

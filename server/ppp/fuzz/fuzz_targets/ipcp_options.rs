@@ -15,6 +15,8 @@ fuzz_target!(|data: &[u8]| {
         IpcpConfig {
             local: Ipv4Addr::new(10, 0, 0, 1),
             assign: Some(Ipv4Addr::new(10, 0, 0, 2)),
+            accept_local: sel & 8 != 0,
+            accept_remote: sel & 16 != 0,
             request_dns: false,
             dns: vec![Ipv4Addr::new(10, 0, 0, 53)],
         }
@@ -22,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
         IpcpConfig {
             local: Ipv4Addr::UNSPECIFIED,
             assign: None,
+            accept_local: true,
+            accept_remote: sel & 16 != 0,
             request_dns: true,
             dns: vec![],
         }

@@ -1,0 +1,250 @@
+//! Property tests of the scheduler on a simulated clock: order within a flow, the byte limit,
+//! conservation of packets, no starvation, and per-host shares.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use masqdial_sched::{Class, Config, Discipline, Instant, Packet, Scheduler};
+use proptest::prelude::*;
+
+/// A test packet that remembers its flow and sequence number.
+#[derive(Debug, Clone)]
+struct P {
+    host: u8,
+    flow: u8,
+    seq: u32,
+    len: usize,
+    ect: bool,
+    ce: bool,
+}
+
+impl Packet for P {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn is_ect(&self) -> bool {
+        self.ect
+    }
+    fn mark_ce(&mut self) {
+        assert!(self.ect, "mark_ce on a non-ECT packet");
+        self.ce = true;
+    }
+}
+
+fn class(host: u8, flow: u8) -> Class {
+    Class {
+        host: Ipv4Addr::new(10, 0, 0, host),
+        flow: u64::from(flow),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Enqueue {
+        host: u8,
+        flow: u8,
+        len: usize,
+        ect: bool,
+    },
+    Dequeue,
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..4, 0u8..5, 1usize..=1500, any::<bool>())
+            .prop_map(|(host, flow, len, ect)| Op::Enqueue { host, flow, len, ect }),
+        3 => Just(Op::Dequeue),
+        1 => (0u64..400).prop_map(Op::Advance),
+    ]
+}
+
+fn config(limit: u64, overhead: u32, shaping: Option<f64>, fifo: bool) -> Config {
+    let mut c = Config::for_baud(115_200);
+    c.limit_bytes = Some(limit);
+    c.overhead = overhead;
+    c.shaping = shaping;
+    if fifo {
+        c.discipline = Discipline::Fifo;
+    }
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Random arrivals, departures and clock steps: within each flow packets leave in arrival
+    /// order (some may be dropped), the backlog never exceeds the limit, the internal sums hold,
+    /// and every accepted packet is sent, dropped or still queued.
+    #[test]
+    fn order_limit_and_conservation(
+        ops in prop::collection::vec(op(), 1..600),
+        limit in 1508u64..20_000,
+        overhead in 0u32..9,
+        shaping in prop::option::of(0.1f64..=1.0),
+        fifo in any::<bool>(),
+    ) {
+        let mut s: Scheduler<P> =
+            Scheduler::new(config(limit, overhead, shaping, fifo)).expect("valid");
+        let mut now = Instant::ZERO;
+        let mut seq: HashMap<(u8, u8), u32> = HashMap::new();
+        let mut last_out: HashMap<(u8, u8), u32> = HashMap::new();
+        let (mut accepted, mut evicted, mut sent, mut marked) = (0u64, 0u64, 0u64, 0u64);
+        for op in ops {
+            match op {
+                Op::Enqueue { host, flow, len, ect } => {
+                    let n = seq.entry((host, flow)).or_default();
+                    *n += 1;
+                    let p = P { host, flow, seq: *n, len, ect, ce: false };
+                    let r = s.enqueue(now, p, class(host, flow));
+                    accepted += u64::from(r.accepted);
+                    evicted += u64::from(r.evicted);
+                }
+                Op::Dequeue => {
+                    if let Some(p) = s.dequeue(now) {
+                        sent += 1;
+                        marked += u64::from(p.ce);
+                        // (FIFO mode's global order is the next property.)
+                        if !fifo {
+                            let key = (p.host, p.flow);
+                            let prev = last_out.insert(key, p.seq);
+                            prop_assert!(prev.is_none_or(|q| q < p.seq),
+                                "flow {:?}: {:?} then {}", key, prev, p.seq);
+                        }
+                    }
+                }
+                Op::Advance(ms) => now = now + Duration::from_millis(ms),
+            }
+            prop_assert!(s.backlog_bytes() <= limit);
+            if let Err(e) = s.check_invariants() {
+                prop_assert!(false, "{}", e);
+            }
+        }
+        let st = s.stats();
+        prop_assert_eq!(st.enqueued_packets, accepted);
+        prop_assert_eq!(st.sent_packets, sent);
+        prop_assert_eq!(st.ecn_marked, marked);
+        prop_assert_eq!(accepted, sent + st.dropped_codel + evicted + st.backlog_packets);
+        if fifo {
+            prop_assert_eq!(evicted, 0);
+            prop_assert_eq!(st.dropped_codel, 0);
+        }
+    }
+
+    /// FIFO mode keeps global arrival order.
+    #[test]
+    fn fifo_keeps_global_order(lens in prop::collection::vec(1usize..=1500, 1..100)) {
+        let mut s: Scheduler<P> =
+            Scheduler::new(config(1_000_000, 0, None, true)).expect("valid");
+        for (i, len) in lens.iter().enumerate() {
+            let host = (i % 3) as u8;
+            s.enqueue(Instant::ZERO, P { host, flow: 0, seq: i as u32, len: *len, ect: false, ce: false },
+                class(host, (i % 5) as u8));
+        }
+        let out: Vec<u32> = std::iter::from_fn(|| s.dequeue(Instant::ZERO)).map(|p| p.seq).collect();
+        prop_assert_eq!(out, (0..lens.len() as u32).collect::<Vec<_>>());
+    }
+}
+
+/// Dequeue positions at which each (host, flow) was served.
+type Served = HashMap<(u8, u8), Vec<usize>>;
+
+/// Keep every flow of `flows` (host, flow count) backlogged with packets whose sizes cycle through
+/// `sizes`, dequeue `rounds` packets, and return (per-flow dequeue positions, bytes per host).
+fn run_backlogged(
+    flows: &[(u8, u8)],
+    sizes: &[usize],
+    rounds: usize,
+) -> (Served, HashMap<u8, u64>) {
+    let mut c = Config::for_baud(115_200);
+    c.limit_bytes = Some(100_000_000);
+    // CoDel out of the way: these properties are about the round robin.
+    c.target = Some(Duration::from_secs(1_000_000));
+    c.interval = Some(Duration::from_secs(2_000_000));
+    let mut s: Scheduler<P> = Scheduler::new(c).expect("valid");
+    let mut seq: HashMap<(u8, u8), u32> = HashMap::new();
+    let mut push = |s: &mut Scheduler<P>, host: u8, flow: u8| {
+        let n = seq.entry((host, flow)).or_default();
+        *n += 1;
+        let len = sizes[(*n as usize + usize::from(host) * 7 + usize::from(flow)) % sizes.len()];
+        let p = P {
+            host,
+            flow,
+            seq: *n,
+            len,
+            ect: false,
+            ce: false,
+        };
+        s.enqueue(Instant::ZERO, p, class(host, flow));
+    };
+    for &(host, n) in flows {
+        for flow in 0..n {
+            push(&mut s, host, flow);
+            push(&mut s, host, flow);
+        }
+    }
+    let mut served = Served::new();
+    let mut bytes: HashMap<u8, u64> = HashMap::new();
+    for i in 0..rounds {
+        let p = s.dequeue(Instant::ZERO).expect("all flows backlogged");
+        served.entry((p.host, p.flow)).or_default().push(i);
+        *bytes.entry(p.host).or_default() += p.len as u64;
+        push(&mut s, p.host, p.flow);
+    }
+    (served, bytes)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every continuously backlogged flow is served, and never waits longer than a bound that
+    /// follows from DRR: between two turns of one flow, each other flow of its host sends at
+    /// most about two MTUs plus a quantum, and the other hosts match its host's bytes plus one
+    /// turn each.
+    #[test]
+    fn no_starvation(
+        hosts in prop::collection::vec(1u8..6, 1..5),
+        sizes in prop::collection::vec(64usize..=1500, 1..8),
+    ) {
+        let flows: Vec<(u8, u8)> =
+            hosts.iter().enumerate().map(|(h, &n)| (h as u8 + 1, n)).collect();
+        let rounds = 3000;
+        let (served, _) = run_backlogged(&flows, &sizes, rounds);
+        let q = 300usize;
+        let max_flows = usize::from(*hosts.iter().max().expect("non-empty"));
+        // Bytes between two services of one flow, divided by the smallest packet: a bound on
+        // the number of packets in between.
+        let host_bytes = max_flows * (2 * 1500 + q);
+        let bound_bytes = hosts.len() * (host_bytes + q + 1500);
+        let bound = bound_bytes / 64 + 1;
+        for &(host, n) in &flows {
+            for flow in 0..n {
+                let at = served.get(&(host, flow)).cloned().unwrap_or_default();
+                prop_assert!(!at.is_empty(), "flow {host}/{flow} never served");
+                let mut prev = 0usize;
+                for &i in at.iter().chain(std::iter::once(&rounds)) {
+                    prop_assert!(i - prev <= bound,
+                        "flow {host}/{flow} waited {} dequeues (bound {bound})", i - prev);
+                    prev = i;
+                }
+            }
+        }
+    }
+
+    /// Two hosts, one with a single flow and one with 1–10 flows: each gets half the bytes, to
+    /// within DRR's bound (a quantum plus two full packets) over the whole run.
+    #[test]
+    fn per_host_shares_are_equal(
+        many in 1u8..=10,
+        sizes in prop::collection::vec(64usize..=1500, 1..8),
+    ) {
+        let (_, bytes) = run_backlogged(&[(1, 1), (2, many)], &sizes, 4000);
+        let a = bytes.get(&1).copied().unwrap_or(0);
+        let b = bytes.get(&2).copied().unwrap_or(0);
+        let diff = a.abs_diff(b);
+        prop_assert!(diff <= 300 + 2 * 1500 + 1500, "host bytes {a} vs {b}");
+        let share = a as f64 / (a + b) as f64;
+        prop_assert!((0.45..=0.55).contains(&share), "share {share}");
+    }
+}

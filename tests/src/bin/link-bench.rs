@@ -1,0 +1,628 @@
+//! `link-bench`: latency under load and fairness on the dial-up link, measured end to end on the
+//! real binaries. A benchmark, not a test: it prints figures and never fails on them.
+//!
+//! Needs root (network namespaces, TUN). Build and run with one command:
+//!
+//! ```text
+//! cargo build --release --workspace --bins && sudo target/release/link-bench [--scheduler fifo]
+//! ```
+//!
+//! World: the harness topology of `masqdial_tests::netns` (LAN host namespace, gateway namespace
+//! running `mserver`, WAN namespace running `mock-modem --baud 115200 --tun wan0`), plus a second
+//! LAN address 192.168.77.3 on the LAN host so two "hosts" can compete. The servers in the WAN
+//! namespace (TCP sinks, a TCP source, a UDP echo) and the LAN clients are threads of this
+//! process whose sockets were opened inside the namespaces.
+//!
+//! Phases, each measured for `--phase-secs` after `--warmup-secs`:
+//! 1. idle: UDP echo round trips (one 64-byte datagram every 200 ms; there is no `ping` binary in
+//!    every test image, and a UDP echo is queued like an ICMP echo);
+//! 2. one bulk TCP upload; 3. one bulk TCP download; 4. both at once — round trips during each,
+//!    and each transfer's goodput as a percentage of the line rate (baud / 10 bytes per second);
+//! 5. two LAN hosts uploading, 192.168.77.2 with one flow and 192.168.77.3 with eight: their
+//!    shares of the upload goodput.
+//!
+//! Output: a human table on stdout, then one JSON line starting `RESULT ` (for scripts).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use masqdial_tests::netns::{
+    exec_command, netns_available, unique_tag, wait_for_route, wait_for_tcp, Guarded, Netns,
+    Topology,
+};
+
+const WAN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+const HOST_A: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
+const HOST_B: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 3);
+const ECHO_PORT: u16 = 7007;
+const SINK_A: u16 = 9001;
+const SINK_B: u16 = 9002;
+const SOURCE: u16 = 9003;
+const RPC_PORT: u16 = 2225;
+
+/// Measures latency under load and fairness over the mock modem link.
+#[derive(Debug, Parser)]
+#[command(name = "link-bench", version)]
+struct Args {
+    /// Line rate of the mock modem (bit/s, 10 bits per byte).
+    #[arg(long, default_value_t = 115_200)]
+    baud: u32,
+    /// `[link] scheduler` for mserver: `fair` (the default) or `fifo` (the old FIFO path).
+    #[arg(long)]
+    scheduler: Option<String>,
+    /// `[link] ingress_shaping` for mserver (fraction of the line rate; off when absent).
+    #[arg(long)]
+    ingress_shaping: Option<f64>,
+    /// Seconds measured per phase.
+    #[arg(long, default_value_t = 20)]
+    phase_secs: u64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 6)]
+    warmup_secs: u64,
+    /// Seconds to let queues drain between phases.
+    #[arg(long, default_value_t = 6)]
+    settle_secs: u64,
+    /// Only these phases (comma-separated: idle,up,down,both,shares).
+    #[arg(long, default_value = "idle,up,down,both,shares")]
+    phases: String,
+}
+
+/// Binaries of other packages, built next to this one.
+fn sibling(name: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe().context("current_exe")?;
+    let p = me.parent().map(|d| d.join(name)).context("no parent dir")?;
+    if !p.exists() {
+        bail!(
+            "{} not built: cargo build --release --workspace --bins",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn mserver_config(dir: &Path, pty: &Path, args: &Args) -> Result<String> {
+    let hash = masqdial_server::auth::hash_password("bench-pw").context("hash")?;
+    let rules = dir.join("rules");
+    std::fs::write(&rules, masqdial_server::persist::DEFAULT_RULESET)?;
+    let mut link = String::new();
+    if let Some(s) = &args.scheduler {
+        link.push_str(&format!("scheduler = \"{s}\"\n"));
+    }
+    if let Some(f) = args.ingress_shaping {
+        link.push_str(&format!("ingress_shaping = {f}\n"));
+    }
+    if !link.is_empty() {
+        link = format!("\n[link]\n{link}");
+    }
+    Ok(format!(
+        r#"
+[server]
+listen = "127.0.0.1:{RPC_PORT}"
+state_dir = "{state}"
+allow = ["127.0.0.0/8"]
+
+[[users]]
+name = "bench"
+password_hash = "{hash}"
+role = "admin"
+
+[[modems]]
+name = "modem0"
+device = "{pty}"
+baud = {baud}
+flow_control = "none"
+init = ["ATZ"]
+
+[[connections]]
+name = "isp1"
+modems = ["modem0"]
+numbers = ["5550100"]
+username = "demo"
+password = "secret"
+auth = "chap"
+routes = ["0.0.0.0/0"]
+
+[nat]
+tun_name = "masq0"
+ruleset = "{rules}"
+{link}"#,
+        state = dir.join("state").display(),
+        pty = pty.display(),
+        baud = args.baud,
+        rules = rules.display(),
+    ))
+}
+
+/// Runs `mclient` in the gateway namespace; returns stdout, failing on a non-zero exit.
+fn mclient(gw: &Netns, dir: &Path, args: &[&str]) -> Result<String> {
+    let mut c = gw.command(sibling("mclient")?);
+    c.env("MASQDIAL_SERVER", format!("http://127.0.0.1:{RPC_PORT}"))
+        .env("MCLIENT_TOKEN_FILE", dir.join("tokens.toml"))
+        .env("MCLIENT_PASSWORD", "bench-pw")
+        .args(["--user", "bench"])
+        .args(args);
+    let o = exec_command(c, Duration::from_secs(90))?;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    if !o.status.success() {
+        bail!(
+            "mclient {args:?}: {}\n{out}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// A TCP stream from `src` (any port) to `dst`, opened inside `ns`.
+fn connect_from(ns: &Netns, src: Ipv4Addr, dst: SocketAddrV4) -> Result<TcpStream> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd: OwnedFd = ns
+        .run_in(move || -> nix::Result<OwnedFd> {
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )?;
+            bind(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                &SockaddrIn::from(SocketAddrV4::new(src, 0)),
+            )?;
+            connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(dst))?;
+            Ok(fd)
+        })?
+        .with_context(|| format!("connect {src} -> {dst}"))?;
+    Ok(TcpStream::from(fd))
+}
+
+/// Byte counters of the WAN servers, by port.
+#[derive(Default)]
+struct Counters {
+    sink_a: AtomicU64,
+    sink_b: AtomicU64,
+}
+
+/// Serve forever (threads end with the process): TCP sinks on SINK_A/SINK_B, a TCP source on
+/// SOURCE, a UDP echo on ECHO_PORT — all bound to WAN inside the WAN namespace.
+fn start_wan_servers(wan: &Netns, c: &Arc<Counters>) -> Result<()> {
+    let (la, lb, ls, echo) = wan
+        .run_in(|| -> std::io::Result<_> {
+            Ok((
+                TcpListener::bind((WAN, SINK_A))?,
+                TcpListener::bind((WAN, SINK_B))?,
+                TcpListener::bind((WAN, SOURCE))?,
+                UdpSocket::bind((WAN, ECHO_PORT))?,
+            ))
+        })?
+        .context("bind WAN servers")?;
+    for (l, which) in [(la, 0u8), (lb, 1u8)] {
+        let c = Arc::clone(c);
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let c = Arc::clone(&c);
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let ctr = if which == 0 { &c.sink_a } else { &c.sink_b };
+                        ctr.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        for s in ls.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let buf = vec![0x5au8; 16384];
+                while s.write_all(&buf).is_ok() {}
+            });
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    Ok(())
+}
+
+/// UDP echo round trips from the LAN host every `every` until `stop`.
+struct Pinger {
+    rtts: Arc<Mutex<Vec<(Instant, Duration)>>>,
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pinger {
+    fn start(lan: &Netns, every: Duration) -> Result<Pinger> {
+        let sock = lan
+            .run_in(|| -> std::io::Result<UdpSocket> {
+                let s = UdpSocket::bind((HOST_A, 0))?;
+                s.connect((WAN, ECHO_PORT))?;
+                Ok(s)
+            })?
+            .context("pinger socket")?;
+        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let rx = sock.try_clone()?;
+        let epoch = Instant::now();
+        let rtts = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        {
+            let (sent, stop) = (Arc::clone(&sent), Arc::clone(&stop));
+            threads.push(std::thread::spawn(move || {
+                let mut pkt = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    let t = epoch.elapsed().as_nanos() as u64;
+                    pkt[..8].copy_from_slice(&t.to_le_bytes());
+                    if sock.send(&pkt).is_ok() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(every);
+                }
+            }));
+        }
+        {
+            let (rtts, stop) = (Arc::clone(&rtts), Arc::clone(&stop));
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 128];
+                // Keep listening 3 s after stop for late answers.
+                let mut stop_at: Option<Instant> = None;
+                loop {
+                    if stop.load(Ordering::Relaxed) && stop_at.is_none() {
+                        stop_at = Some(Instant::now() + Duration::from_secs(3));
+                    }
+                    if stop_at.is_some_and(|t| Instant::now() >= t) {
+                        break;
+                    }
+                    if let Ok(n) = rx.recv(&mut buf) {
+                        if n >= 8 {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(&buf[..8]);
+                            let sent_at = epoch + Duration::from_nanos(u64::from_le_bytes(b));
+                            let now = Instant::now();
+                            if let Ok(mut v) = rtts.lock() {
+                                v.push((sent_at, now - sent_at));
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(Pinger {
+            rtts,
+            sent,
+            stop,
+            threads,
+        })
+    }
+
+    /// Stop; RTTs of probes sent in [from, to), and how many of those were sent (estimate).
+    fn finish(self, from: Instant, to: Instant) -> Vec<Duration> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let _ = self.sent.load(Ordering::Relaxed);
+        let v = self.rtts.lock().map(|v| v.clone()).unwrap_or_default();
+        v.into_iter()
+            .filter(|(s, _)| *s >= from && *s < to)
+            .map(|(_, r)| r)
+            .collect()
+    }
+}
+
+/// Bulk TCP senders or receivers until `stop`.
+struct Bulk {
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Bulk {
+    fn new() -> Bulk {
+        Bulk {
+            stop: Arc::new(AtomicBool::new(false)),
+            received: Arc::new(AtomicU64::new(0)),
+            threads: Vec::new(),
+        }
+    }
+
+    fn upload(&mut self, lan: &Netns, src: Ipv4Addr, port: u16) -> Result<()> {
+        let mut s = connect_from(lan, src, SocketAddrV4::new(WAN, port))?;
+        s.set_write_timeout(Some(Duration::from_millis(300)))?;
+        let stop = Arc::clone(&self.stop);
+        self.threads.push(std::thread::spawn(move || {
+            let buf = vec![0xa5u8; 8192];
+            while !stop.load(Ordering::Relaxed) {
+                match s.write(&buf) {
+                    Ok(_) => {}
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }));
+        Ok(())
+    }
+
+    fn download(&mut self, lan: &Netns) -> Result<()> {
+        let mut s = connect_from(lan, HOST_A, SocketAddrV4::new(WAN, SOURCE))?;
+        s.set_read_timeout(Some(Duration::from_millis(300)))?;
+        let (stop, ctr) = (Arc::clone(&self.stop), Arc::clone(&self.received));
+        self.threads.push(std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !stop.load(Ordering::Relaxed) {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        ctr.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }));
+        Ok(())
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn quantile(v: &[Duration], q: f64) -> Option<Duration> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort();
+    // Nearest rank.
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    Some(s[rank - 1])
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{}", d.as_millis()))
+}
+
+#[derive(Debug, Default, Clone)]
+struct PhaseResult {
+    name: String,
+    probes: usize,
+    p50: Option<Duration>,
+    p95: Option<Duration>,
+    up_pct: Option<f64>,
+    down_pct: Option<f64>,
+    share_a: Option<f64>,
+    share_b: Option<f64>,
+}
+
+impl PhaseResult {
+    fn json(&self) -> String {
+        let o = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.1}"));
+        let d = |v: Option<Duration>| v.map_or("null".into(), |v| v.as_millis().to_string());
+        format!(
+            r#"{{"phase":"{}","probes":{},"rtt_p50_ms":{},"rtt_p95_ms":{},"up_goodput_pct":{},"down_goodput_pct":{},"share_a_pct":{},"share_b_pct":{}}}"#,
+            self.name,
+            self.probes,
+            d(self.p50),
+            d(self.p95),
+            o(self.up_pct),
+            o(self.down_pct),
+            o(self.share_a),
+            o(self.share_b)
+        )
+    }
+}
+
+struct Bench<'a> {
+    args: &'a Args,
+    topo: &'a Topology,
+    counters: Arc<Counters>,
+    line_rate: f64,
+}
+
+impl Bench<'_> {
+    fn phase(&self, name: &str, up: usize, down: bool, shares: bool) -> Result<PhaseResult> {
+        eprintln!("phase {name} …");
+        let mut bulk = Bulk::new();
+        if shares {
+            bulk.upload(&self.topo.lan, HOST_A, SINK_A)?;
+            for _ in 0..8 {
+                bulk.upload(&self.topo.lan, HOST_B, SINK_B)?;
+            }
+        } else {
+            for _ in 0..up {
+                bulk.upload(&self.topo.lan, HOST_A, SINK_A)?;
+            }
+        }
+        if down {
+            bulk.download(&self.topo.lan)?;
+        }
+        let pinger = Pinger::start(&self.topo.lan, Duration::from_millis(200))?;
+        std::thread::sleep(Duration::from_secs(self.args.warmup_secs));
+        let from = Instant::now();
+        let (a0, b0, d0) = (
+            self.counters.sink_a.load(Ordering::Relaxed),
+            self.counters.sink_b.load(Ordering::Relaxed),
+            bulk.received.load(Ordering::Relaxed),
+        );
+        std::thread::sleep(Duration::from_secs(self.args.phase_secs));
+        let to = Instant::now();
+        let (a1, b1, d1) = (
+            self.counters.sink_a.load(Ordering::Relaxed),
+            self.counters.sink_b.load(Ordering::Relaxed),
+            bulk.received.load(Ordering::Relaxed),
+        );
+        let secs = (to - from).as_secs_f64();
+        bulk.stop();
+        let rtts = pinger.finish(from, to);
+        let pct = |bytes: u64| 100.0 * bytes as f64 / secs / self.line_rate;
+        let mut r = PhaseResult {
+            name: name.into(),
+            probes: rtts.len(),
+            p50: quantile(&rtts, 0.5),
+            p95: quantile(&rtts, 0.95),
+            ..PhaseResult::default()
+        };
+        if up > 0 || shares {
+            r.up_pct = Some(pct((a1 - a0) + (b1 - b0)));
+        }
+        if down {
+            r.down_pct = Some(pct(d1 - d0));
+        }
+        if shares {
+            let (a, b) = ((a1 - a0) as f64, (b1 - b0) as f64);
+            if a + b > 0.0 {
+                r.share_a = Some(100.0 * a / (a + b));
+                r.share_b = Some(100.0 * b / (a + b));
+            }
+        }
+        std::thread::sleep(Duration::from_secs(self.args.settle_secs));
+        Ok(r)
+    }
+}
+
+/// A private directory removed on drop (the config, rules, tokens and the pty link).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let p = std::env::temp_dir().join(format!("link-bench-{}", unique_tag()));
+        std::fs::create_dir(&p).with_context(|| format!("mkdir {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    if !netns_available("link-bench") {
+        std::process::exit(2);
+    }
+    let topo = Topology::new(&unique_tag()).context("topology")?;
+    topo.lan
+        .add_addr("lan0", &format!("{HOST_B}/24"))
+        .context("second LAN address")?;
+    let dir = TempDir::new()?;
+    let pty = dir.path().join("modem0");
+    let mut c = topo.wan.command(sibling("mock-modem")?);
+    c.arg("--pty-link")
+        .arg(&pty)
+        .args(["--baud", &args.baud.to_string()])
+        .args(["--user", "demo:secret", "--auth", "chap"])
+        .args(["--tun", "wan0", "--tun-addr", "203.0.113.1/24"]);
+    let modem = Guarded::spawn(c)?;
+    modem.wait_for_line("->", Duration::from_secs(20))?;
+    let cfg = dir.path().join("mserver.toml");
+    std::fs::write(&cfg, mserver_config(dir.path(), &pty, args)?)?;
+    let mut c = topo.gw.command(sibling("mserver")?);
+    c.arg("--config").arg(&cfg).env("RUST_LOG", "warn");
+    let server = Guarded::spawn(c)?;
+    if let Err(e) = wait_for_tcp(
+        &topo.gw,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, RPC_PORT)),
+        Duration::from_secs(30),
+    ) {
+        bail!("mserver did not listen: {e}\n{}", server.stderr());
+    }
+    mclient(&topo.gw, dir.path(), &["login"])?;
+    mclient(&topo.gw, dir.path(), &["dial", "isp1"])?;
+    wait_for_route(&topo.gw, "default dev masq0", Duration::from_secs(30))?;
+    let counters = Arc::new(Counters::default());
+    start_wan_servers(&topo.wan, &counters)?;
+    let bench = Bench {
+        args,
+        topo: &topo,
+        counters,
+        line_rate: f64::from(args.baud) / 10.0,
+    };
+    let want: Vec<&str> = args.phases.split(',').map(str::trim).collect();
+    let mut results = Vec::new();
+    for (name, up, down, shares) in [
+        ("idle", 0, false, false),
+        ("up", 1, false, false),
+        ("down", 0, true, false),
+        ("both", 1, true, false),
+        ("shares", 0, false, true),
+    ] {
+        if want.contains(&name) {
+            results.push(bench.phase(name, up, down, shares)?);
+        }
+    }
+    let status = mclient(&topo.gw, dir.path(), &["--json", "status", "isp1"]).unwrap_or_default();
+    let label = format!(
+        "scheduler={} ingress_shaping={}",
+        args.scheduler.as_deref().unwrap_or("(default)"),
+        args.ingress_shaping
+            .map_or("off".to_string(), |f| f.to_string())
+    );
+    println!("link-bench: baud {} {label}", args.baud);
+    println!(
+        "{:<8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9}",
+        "phase", "probes", "p50 ms", "p95 ms", "up %", "down %", "host A %", "host B %"
+    );
+    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    for r in &results {
+        println!(
+            "{:<8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9}",
+            r.name,
+            r.probes,
+            ms(r.p50),
+            ms(r.p95),
+            f(r.up_pct),
+            f(r.down_pct),
+            f(r.share_a),
+            f(r.share_b)
+        );
+    }
+    let phases: Vec<String> = results.iter().map(PhaseResult::json).collect();
+    println!(
+        "RESULT {{\"baud\":{},\"label\":\"{label}\",\"phases\":[{}]}}",
+        args.baud,
+        phases.join(",")
+    );
+    if !status.trim().is_empty() {
+        println!("STATUS {}", status.trim());
+    }
+    drop(server);
+    drop(modem);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    run(&args)
+}
