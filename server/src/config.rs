@@ -294,6 +294,11 @@ pub struct NatConfig {
     /// ipchains-save file loaded at start (optional).
     #[serde(default)]
     pub ruleset: Option<PathBuf>,
+    /// Linux 2.2's `ip_dynaddr`: 0 = masquerade entries die when the link's address changes
+    /// (2.2's default), 1 = entries that never saw a reply move to the new address (for
+    /// dial-on-demand), 2 = as 1 and log each move. Default 1.
+    #[serde(default = "default_dynaddr")]
+    pub ip_dynaddr: u8,
 }
 
 impl Default for NatConfig {
@@ -308,6 +313,7 @@ impl Default for NatConfig {
             tun_name: default_tun_name(),
             rfc_profile: default_rfc_profile(),
             ruleset: None,
+            ip_dynaddr: default_dynaddr(),
         }
     }
 }
@@ -378,6 +384,9 @@ fn default_udp_timeout() -> u32 {
 }
 fn default_tun_name() -> String {
     "masq0".into()
+}
+fn default_dynaddr() -> u8 {
+    1
 }
 fn default_rfc_profile() -> String {
     "linux22".into()

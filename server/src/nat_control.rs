@@ -94,6 +94,12 @@ pub enum View {
     ProcFwnames,
     /// `/proc/net/ip_masq/app`.
     ProcMasqApp,
+    /// `/proc/net/ip_masq/{tcp,udp,icmp}` (protocol number).
+    ProcMasqProto(u8),
+    /// `/proc/net/ip_masq/portfw`.
+    ProcPortFw,
+    /// `ipmasqadm portfw -l`.
+    PortFw,
 }
 
 /// Cheap handle on the NAT control plane.
@@ -381,7 +387,43 @@ impl NatControl {
             View::ProcFwchains => e.firewall().proc_fwchains(),
             View::ProcFwnames => e.firewall().proc_fwnames(),
             View::ProcMasqApp => e.render_proc_ip_masq_app(),
+            View::ProcMasqProto(p) => e.render_proc_ip_masq_proto(now, *p),
+            View::ProcPortFw => e.render_proc_ip_masq_portfw(),
+            View::PortFw => e.portfw().render(),
         })
+    }
+
+    /// `ipmasqadm portfw` command line (`-a`, `-d`, `-f`; `-l` only lists), saved to the
+    /// state directory before it answers (a failed save is rolled back). Answers the list.
+    pub fn portfw(&self, command: &str) -> Result<String, NatError> {
+        use nat_core::portfw::{PortFwCmd, PortFwTable};
+        let cmd = PortFwTable::parse(command).map_err(|e| NatError::Invalid(e.to_string()))?;
+        let _serial = self.serial();
+        let (before, text) = {
+            let mut e = self.nat.lock();
+            let before = e.portfw().clone();
+            let r = match cmd {
+                PortFwCmd::List => return Ok(e.portfw().render()),
+                PortFwCmd::Add(f) => e.portfw_add(f).map(|()| 1),
+                PortFwCmd::Delete {
+                    proto,
+                    laddr,
+                    lport,
+                    remote,
+                } => e.portfw_delete(proto, laddr, lport, remote),
+                PortFwCmd::Flush => Ok(e.portfw_flush()),
+            };
+            r.map_err(|x| NatError::Invalid(x.to_string()))?;
+            (before, e.portfw().save())
+        };
+        if let Err(source) = persist::save_portfw(&self.cfg, &text) {
+            self.nat.lock().set_portfw(before);
+            return Err(NatError::Persist {
+                what: "portfw",
+                source,
+            });
+        }
+        Ok(self.nat.lock().portfw().render())
     }
 
     /// nat-core's counters, then the dataplane's (if on).

@@ -14,6 +14,7 @@ use crate::config::Config;
 /// File names in the state directory.
 const RULES_FILE: &str = "rules.ipchains";
 const TIMEOUTS_FILE: &str = "timeouts";
+const PORTFW_FILE: &str = "portfw";
 
 /// The ipmasq-like default policy shipped in `deploy/ipmasq.rules`: masquerade the LAN
 /// (192.168.77.0/24 in the example), deny everything else through `forward`, refuse
@@ -58,6 +59,7 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
     masq.ports = [range; 3];
     let mut ec = EngineConfig {
         masq,
+        dynaddr: n.ip_dynaddr.min(2),
         ..EngineConfig::default()
     };
     if let Some(l) = &n.lan_interface {
@@ -218,6 +220,9 @@ pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
         })?;
         engine.set_firewall(fw);
     }
+    if let Some(t) = load_portfw(cfg)? {
+        engine.set_portfw(t);
+    }
     let tpath = state_path(cfg, TIMEOUTS_FILE);
     if tpath.exists() {
         let text = read_framed(&tpath, "timeouts").map_err(|message| StateError::Timeouts {
@@ -249,7 +254,7 @@ pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
 /// configured ruleset. Returns the files moved.
 pub fn reset_state(cfg: &Config) -> std::io::Result<Vec<PathBuf>> {
     let mut moved = Vec::new();
-    for file in [RULES_FILE, TIMEOUTS_FILE] {
+    for file in [RULES_FILE, TIMEOUTS_FILE, PORTFW_FILE] {
         let path = state_path(cfg, file);
         if path.exists() {
             let aside = path.with_extension(format!(
@@ -268,6 +273,34 @@ pub fn reset_state(cfg: &Config) -> std::io::Result<Vec<PathBuf>> {
 /// Save the ruleset (`ipchains-save` text) as the rules restored at the next start.
 pub fn save_rules(cfg: &Config, text: &str) -> std::io::Result<()> {
     write_atomic(&state_path(cfg, RULES_FILE), &frame("rules", text))
+}
+
+/// Save the portfw list (`-a …` lines, ipmasqadm syntax) restored at the next start.
+pub fn save_portfw(cfg: &Config, text: &str) -> std::io::Result<()> {
+    write_atomic(&state_path(cfg, PORTFW_FILE), &frame("portfw", text))
+}
+
+/// The saved portfw list, if any.
+fn load_portfw(cfg: &Config) -> Result<Option<nat_core::portfw::PortFwTable>, StateError> {
+    use nat_core::portfw::{PortFwCmd, PortFwTable};
+    let path = state_path(cfg, PORTFW_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bad = |message: String| StateError::Ruleset {
+        path: path.clone(),
+        message,
+    };
+    let text = read_framed(&path, "portfw").map_err(bad)?;
+    let mut t = PortFwTable::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match PortFwTable::parse(line) {
+            Ok(PortFwCmd::Add(e)) => t.add(e).map_err(|e| bad(e.to_string()))?,
+            Ok(_) => return Err(bad(format!("not an -a line: {line}"))),
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    }
+    Ok(Some(t))
 }
 
 /// Save the masquerade timeouts (seconds) restored at the next start.
