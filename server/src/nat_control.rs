@@ -126,6 +126,26 @@ fn parse_spec(spec: &str) -> Result<Vec<chains::Rule>, NatError> {
         .map_err(|e| NatError::Invalid(e.to_string()))
 }
 
+/// A spec for a new rule: parsed, and refused when it asks for what has no effect here —
+/// `-o` (a copy to a netlink listener: there is none) and `-m` (a firewall mark: nothing
+/// routes by it). `-t` TOS mangling and `-l` logging are carried out.
+fn parse_new_rule(spec: &str) -> Result<Vec<chains::Rule>, NatError> {
+    let rules = parse_spec(spec)?;
+    for r in &rules {
+        if r.netlink.is_some() {
+            return Err(NatError::Invalid(
+                "-o (copy packets to netlink) is not supported: masqdial has no netlink listener; use -l to log them".into(),
+            ));
+        }
+        if r.mark != 0 {
+            return Err(NatError::Invalid(
+                "-m (set a firewall mark) is not supported: nothing in masqdial routes or matches by mark".into(),
+            ));
+        }
+    }
+    Ok(rules)
+}
+
 fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
@@ -196,7 +216,7 @@ impl NatControl {
 
     /// `-A chain spec` (a spec with `-b` adds both directions).
     pub fn append(&self, chain: &str, spec: &str) -> Result<Vec<ChainSnapshot>, NatError> {
-        let rules = parse_spec(spec)?;
+        let rules = parse_new_rule(spec)?;
         self.change(chain, |fw| {
             for r in &rules {
                 fw.append(chain, r)?;
@@ -212,7 +232,7 @@ impl NatControl {
         number: u32,
         spec: &str,
     ) -> Result<Vec<ChainSnapshot>, NatError> {
-        let rules = parse_spec(spec)?;
+        let rules = parse_new_rule(spec)?;
         let num = number.max(1) as usize;
         self.change(chain, |fw| {
             for (i, r) in rules.iter().enumerate() {
@@ -229,7 +249,7 @@ impl NatControl {
         number: u32,
         spec: &str,
     ) -> Result<Vec<ChainSnapshot>, NatError> {
-        let rules = parse_spec(spec)?;
+        let rules = parse_new_rule(spec)?;
         let [rule] = &rules[..] else {
             return Err(NatError::Invalid("-R takes a single rule (no -b)".into()));
         };

@@ -377,6 +377,21 @@ mod tests {
     }
 
     #[test]
+    fn portfw_is_saved_framed_and_restored_and_a_torn_file_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cfg_in(dir.path());
+        let line = "-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.10 80 -p 10\n";
+        save_portfw(&cfg, line).expect("save");
+        let text = std::fs::read_to_string(dir.path().join(PORTFW_FILE)).expect("read");
+        assert!(text.starts_with("# masqdial-state v1 portfw\n"), "{text}");
+        let engine = build_engine(&cfg).expect("engine");
+        assert_eq!(engine.portfw().save(), line);
+        std::fs::write(dir.path().join(PORTFW_FILE), &text[..text.len() - 5]).expect("tear");
+        let err = build_engine(&cfg).expect_err("torn portfw refused");
+        assert!(err.to_string().contains(PORTFW_FILE), "{err}");
+    }
+
+    #[test]
     fn torn_empty_or_garbage_saved_files_are_refused_naming_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = cfg_in(dir.path());

@@ -431,15 +431,20 @@ fn rules_name_the_real_lan_interface_and_the_link() {
     let v = w.ipchains("-L input -n -v -x");
     let count = |name: &str| -> u64 {
         v.lines()
-            .find(|l| l.split_whitespace().any(|f| f == name))
+            .find(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(2) == Some(&"-") && f.contains(&name)
+            })
             .and_then(|l| l.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no rule for {name}: {v}"))
     };
-    assert_eq!(count("gw0"), 5, "{v}");
-    assert_eq!(count("ppp0"), 5, "{v}");
-    assert_eq!(count("isp1"), 5, "{v}");
-    assert_eq!(count("masq+"), 5, "{v}");
+    // 5 each way (more only if a datagram was resent).
+    assert!(count("gw0") >= 5, "{v}");
+    let link = count("ppp0");
+    assert!(link >= 5, "{v}");
+    assert_eq!(count("isp1"), link, "{v}");
+    assert_eq!(count("masq+"), link, "{v}");
     assert_eq!(count("eth0"), 0, "{v}");
 }
 
