@@ -983,9 +983,11 @@ impl Engine {
         let Some(emb) = buf.get(inner..) else {
             return false;
         };
-        let Ok(e) = ipv4::Packet::new_checked(emb) else {
+        // The quote is cut short (RFC 792: header + 8 bytes): read the header by hand.
+        if emb.len() < ipv4::HEADER_LEN {
             return false;
-        };
+        }
+        let e = ipv4::Packet::new_unchecked(emb);
         let ehl = e.header_len();
         let Some(port) = emb
             .get(ehl..ehl + 2)
