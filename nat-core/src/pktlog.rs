@@ -1,5 +1,5 @@
 //! The `-l` log: `Packet log:` lines (2.2 `dump_packet` format, see
-//! [`crate::chains::matching::log_line`]) queued for the caller to write, rate-limited like
+//! [`crate::chains::log_line`]) queued for the caller to write, rate-limited like
 //! the kernel's `net_ratelimit()` (a burst of 10 lines per 5 s) and counted. Owns the queue
 //! and the limiter; must not write anything itself (sans-IO).
 
