@@ -897,7 +897,7 @@ impl Session {
             "ip_fwnames" => pb::View::ProcFwnames,
             other => {
                 return Err(crate::errors::Failure::usage(
-                    &format!("no /proc view `{other}'"),
+                    format!("no /proc view `{other}'"),
                     "one of ip_masquerade, ip_masq/tcp, ip_masq/udp, ip_masq/icmp, ip_masq/app, ip_masq/portfw, ip_fwchains, ip_fwnames",
                 )
                 .into())

@@ -782,7 +782,7 @@ impl Engine {
     /// the link peer's address as source, so the local stack's replies come back through the
     /// TUN, where [`Engine::local_out`] gives them the original addresses back. Needs the link
     /// up (no address to deliver to otherwise).
-    fn redirect_from_lan(&mut self, now: Instant, buf: &mut Vec<u8>, port: u16) -> Action {
+    fn redirect_from_lan(&mut self, now: Instant, buf: &mut [u8], port: u16) -> Action {
         self.counters.redirects += 1;
         let Some(t) = Tuple::of(buf) else {
             return self.drop(DropReason::NotMasqueradable);
@@ -819,7 +819,7 @@ impl Engine {
 
     /// `-j REDIRECT port` on a packet from the link: only the destination changes (to the
     /// link's address and `port`); replies come back through [`Engine::local_out`].
-    fn redirect_from_link(&mut self, now: Instant, buf: &mut Vec<u8>, port: u16) -> Action {
+    fn redirect_from_link(&mut self, now: Instant, buf: &mut [u8], port: u16) -> Action {
         self.counters.redirects += 1;
         let Some(t) = Tuple::of(buf) else {
             return self.drop(DropReason::NotMasqueradable);
@@ -850,7 +850,7 @@ impl Engine {
 
     /// A packet from the link to the link's address that no masquerade entry claimed: an
     /// existing port-forwarded connection, or a new one if a portfw entry matches.
-    fn portfw_in(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Action> {
+    fn portfw_in(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
         let t = Tuple::of(buf)?;
         if self.redirects.lookup_orig(&t).is_none() {
             let i = self.portfw.pick(t.proto, t.dst, t.dport)?;

@@ -139,21 +139,6 @@ pub fn render_proc_ip_masq_app(reg: &HelperRegistry, attached: impl Fn(u8) -> u3
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn app_view_byte_exact() {
-        let reg = HelperRegistry::with_defaults();
-        let s = render_proc_ip_masq_app(&reg, |_| 0);
-        let expect =
-            "prot port    n_attach name             \nTCP  21      0        ftp              \n";
-        assert_eq!(s, expect);
-        assert!(s.lines().all(|l| l.len() == 39));
-    }
-}
-
 /// Render `/proc/net/ip_masq/{tcp,udp,icmp}` (2.2 `ip_masq_user`): 128-byte records, header
 /// `Prot SrcIP    SPrt DstIP    DPrt MAddr    MPrt State        Flgs Ref Ctl Expires
 /// (free=U,T,I)`, then per entry of protocol `p`: source, destination and masquerade side as
@@ -205,4 +190,19 @@ pub fn render_proc_ip_masq_proto(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_view_byte_exact() {
+        let reg = HelperRegistry::with_defaults();
+        let s = render_proc_ip_masq_app(&reg, |_| 0);
+        let expect =
+            "prot port    n_attach name             \nTCP  21      0        ftp              \n";
+        assert_eq!(s, expect);
+        assert!(s.lines().all(|l| l.len() == 39));
+    }
 }
