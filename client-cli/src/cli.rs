@@ -155,6 +155,19 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// ipmasqadm portfw: `-a -P tcp|udp -L ADDR PORT -R ADDR PORT [-p PREF]`, `-d -P … -L ADDR
+    /// PORT [-R ADDR PORT]`, `-f`, `-l` (the default). Changes are admin only and persisted.
+    Portfw {
+        /// Arguments exactly as for `ipmasqadm portfw`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// Print a 2.2 /proc view: ip_masquerade, ip_masq/tcp, ip_masq/udp, ip_masq/icmp,
+    /// ip_masq/app, ip_masq/portfw, ip_fwchains, ip_fwnames.
+    Proc {
+        /// The file under /proc/net (`net/` prefix allowed).
+        name: String,
+    },
     /// Print the ruleset as ipchains-save text (to FILE or stdout).
     Save {
         /// Output file.

@@ -241,10 +241,9 @@ impl Session {
             Command::Who => self.who().await,
             Command::Watch { reconnect } => self.watch(Duration::from_secs(*reconnect)).await,
             Command::Modems => self.modems().await,
-            Command::Masq {
-                numeric: _,
-                verbose,
-            } => self.masq(*verbose).await,
+            Command::Masq { numeric, verbose } => self.masq(*numeric, *verbose).await,
+            Command::Portfw { args } => self.portfw(args).await,
+            Command::Proc { name } => self.proc_view(name).await,
             Command::Ports => self.ports().await,
             Command::Timeouts { args } => self.timeouts(parse_timeouts(args)?).await,
             Command::Ipchains { args } => self.ipchains(args).await,
@@ -832,13 +831,80 @@ impl Session {
         Ok(all)
     }
 
-    async fn masq(&mut self, verbose: bool) -> anyhow::Result<()> {
-        let entries = self.masq_entries().await?;
-        let v: Vec<Value> = entries.iter().map(j::masq_entry).collect();
-        self.emit(
-            &format::masq_listing(&entries, verbose),
-            json!({"entries": v}),
-        );
+    async fn masq(&mut self, numeric: bool, verbose: bool) -> anyhow::Result<()> {
+        if self.json {
+            let entries = self.masq_entries().await?;
+            let v: Vec<Value> = entries.iter().map(j::masq_entry).collect();
+            self.emit("", json!({"entries": v}));
+            return Ok(());
+        }
+        // The server renders it (`ipchains -M -L`), with nat-core's one services table for
+        // the names; addresses are never resolved, so a listing never waits on DNS.
+        let text = self.render(pb::View::Masq, numeric, verbose).await?;
+        self.emit(&text, Value::Null);
+        Ok(())
+    }
+
+    async fn render(
+        &mut self,
+        view: pb::View,
+        numeric: bool,
+        verbose: bool,
+    ) -> anyhow::Result<String> {
+        let mut c = self.clients().await?;
+        Ok(c.nat
+            .render_view(pb::RenderViewRequest {
+                view: view as i32,
+                chain: String::new(),
+                numeric,
+                verbose,
+                exact: false,
+                line_numbers: false,
+            })
+            .await?
+            .into_inner()
+            .text)
+    }
+
+    async fn portfw(&mut self, args: &[String]) -> anyhow::Result<()> {
+        let list = args.is_empty() || args.iter().any(|a| a == "-l" || a == "--list");
+        let text = if list {
+            self.render(pb::View::Portfw, true, false).await?
+        } else {
+            let mut c = self.clients().await?;
+            c.nat
+                .port_fw(pb::PortFwRequest {
+                    command: args.join(" "),
+                })
+                .await?
+                .into_inner()
+                .text
+        };
+        self.emit(&text, json!({ "text": text }));
+        Ok(())
+    }
+
+    async fn proc_view(&mut self, name: &str) -> anyhow::Result<()> {
+        let name = name.trim_start_matches("/proc/").trim_start_matches("net/");
+        let view = match name {
+            "ip_masquerade" => pb::View::ProcMasquerade,
+            "ip_masq/tcp" => pb::View::ProcMasqTcp,
+            "ip_masq/udp" => pb::View::ProcMasqUdp,
+            "ip_masq/icmp" => pb::View::ProcMasqIcmp,
+            "ip_masq/app" => pb::View::ProcMasqApp,
+            "ip_masq/portfw" => pb::View::ProcMasqPortfw,
+            "ip_fwchains" => pb::View::ProcFwchains,
+            "ip_fwnames" => pb::View::ProcFwnames,
+            other => {
+                return Err(crate::errors::Failure::usage(
+                    format!("no /proc view `{other}'"),
+                    "one of ip_masquerade, ip_masq/tcp, ip_masq/udp, ip_masq/icmp, ip_masq/app, ip_masq/portfw, ip_fwchains, ip_fwnames",
+                )
+                .into())
+            }
+        };
+        let text = self.render(view, true, false).await?;
+        self.emit(&text, json!({ "text": text }));
         Ok(())
     }
 

@@ -365,6 +365,12 @@ mod fixture {
         async fn get_counters(&self, _r: Request<GetCountersRequest>) -> Res<GetCountersResponse> {
             no()
         }
+        async fn port_fw(
+            &self,
+            _r: Request<masqdial_proto::v1::PortFwRequest>,
+        ) -> Res<masqdial_proto::v1::PortFwResponse> {
+            no()
+        }
     }
 }
 

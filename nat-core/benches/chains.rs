@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
         sport: 40000,
         dport: 443,
         iface: "ppp0",
+        iface_aliases: &[],
         fragment: false,
         syn: false,
         tos: 0,

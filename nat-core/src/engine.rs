@@ -3,12 +3,16 @@
 //! demasquerade (forward skipped) → output for link → LAN). Owns packet-path decisions and
 //! counters; must not do I/O or read a clock (callers pass `now`).
 
+use crate::chains::{log_line, LogHeader};
 use crate::chains::{BuiltinChain, Firewall, PacketInfo, Verdict};
 use crate::frag::{FragLimits, FragStats, Reassembler, Reassembly};
 use crate::masq::translate::{Demasq, TranslateError};
 use crate::masq::{
     ChangeFeed, EntryId, EntrySnapshot, FreePorts, MasqConfig, MasqError, MasqTable, Timeouts,
 };
+use crate::pktlog::PacketLog;
+use crate::portfw::{PortFw, PortFwTable};
+use crate::redirect::{Kind, Redirects, Tuple};
 use crate::time::{Duration, Instant};
 use crate::views::{self, MasqListOptions};
 use crate::wire::{self, icmp, ipv4, proto, tcp};
@@ -23,11 +27,18 @@ pub struct EngineConfig {
     pub lan_iface: String,
     /// Name the link interface has for `-i` matching (e.g. `ppp0`).
     pub link_iface: String,
+    /// Other names a rule's `-i` may give the link (the active connection's name, the TUN
+    /// device): a packet on the link matches a rule naming any of them.
+    pub link_aliases: Vec<String>,
     /// The gateway's own LAN-side addresses: packets to them are delivered locally, and the
     /// first one is the source of ICMP errors sent to the LAN.
     pub local_addrs: Vec<Ipv4Addr>,
     /// Reassembly bounds (always-defragment before rules and masquerading).
     pub frag: FragLimits,
+    /// 2.2's `ip_dynaddr` sysctl: 0 = entries made on an old link address die with it; 1 =
+    /// entries that never saw a reply are re-keyed to the new address; 2 = as 1, and the
+    /// caller logs each change (see [`Engine::set_masq_address`]).
+    pub dynaddr: u8,
 }
 
 impl Default for EngineConfig {
@@ -36,8 +47,10 @@ impl Default for EngineConfig {
             masq: MasqConfig::linux22(),
             lan_iface: "eth0".into(),
             link_iface: "ppp0".into(),
+            link_aliases: Vec::new(),
             local_addrs: Vec::new(),
             frag: FragLimits::default(),
+            dynaddr: 1,
         }
     }
 }
@@ -153,6 +166,8 @@ struct Counters {
     local: u64,
     rejects_sent: u64,
     redirects: u64,
+    local_out: u64,
+    portfw: u64,
     held: u64,
     created: u64,
 }
@@ -166,6 +181,16 @@ pub struct Engine {
     frag: Reassembler,
     counters: Counters,
     mss: Option<MssClamp>,
+    /// The latest `now` a packet was processed with (for `-l` rate limiting).
+    last_now: Instant,
+    /// The link's peer address (the source REDIRECTed LAN connections get, so the local
+    /// stack's replies come back through the TUN).
+    peer: Option<Ipv4Addr>,
+    redirects: Redirects,
+    portfw: PortFwTable,
+    /// Which portfw entry each forwarded connection came from (for its counters).
+    portfw_conn: std::collections::HashMap<Tuple, usize>,
+    log: PacketLog,
 }
 
 /// MSS limits for TCP SYNs crossing the link (from the negotiated MTU and MRU).
@@ -196,6 +221,12 @@ impl Engine {
             frag: Reassembler::new(cfg.frag),
             counters: Counters::default(),
             mss: None,
+            last_now: Instant::ZERO,
+            peer: None,
+            redirects: Redirects::default(),
+            portfw: PortFwTable::default(),
+            portfw_conn: std::collections::HashMap::new(),
+            log: PacketLog::default(),
             cfg,
         }
     }
@@ -231,10 +262,104 @@ impl Engine {
     }
 
     /// Install (or clear, when the link goes down) the masquerade address. On a change,
-    /// entries that never saw a reply are re-keyed to the new address (2.2 `ip_dynaddr`) and
-    /// the others are dropped. Returns (re-keyed, dropped).
+    /// entries that never saw a reply are re-keyed to the new address when `ip_dynaddr` is
+    /// on ([`EngineConfig::dynaddr`] ≥ 1) and the others are dropped (they cannot work on the
+    /// new address). Returns (re-keyed, dropped).
     pub fn set_masq_address(&mut self, addr: Option<Ipv4Addr>) -> (usize, usize) {
+        if addr != self.masq.masq_addr() {
+            // REDIRECTed and port-forwarded connections were made on the old address.
+            self.redirects.clear();
+            self.portfw_conn.clear();
+            if self.cfg.dynaddr == 0 && self.masq.masq_addr().is_some() && addr.is_some() {
+                // Without ip_dynaddr nothing follows the new address.
+                let n = self.masq.len();
+                self.masq.flush();
+                let _ = self.masq.set_masq_addr(addr);
+                return (0, n);
+            }
+        }
         self.masq.set_masq_addr(addr)
+    }
+
+    /// The link's peer address (`None` when the link is down): REDIRECTed LAN connections
+    /// reach the local stack from it.
+    pub fn set_link_peer(&mut self, peer: Option<Ipv4Addr>) {
+        self.peer = peer;
+    }
+
+    /// The gateway's own LAN-side addresses (the first one is the source of ICMP errors
+    /// sent to the LAN, e.g. REJECT's port-unreachable).
+    pub fn set_local_addrs(&mut self, addrs: Vec<Ipv4Addr>) {
+        self.cfg.local_addrs = addrs;
+    }
+
+    /// `ip_dynaddr` (0, 1 or 2; see [`EngineConfig::dynaddr`]).
+    pub fn set_dynaddr(&mut self, v: u8) {
+        self.cfg.dynaddr = v.min(2);
+    }
+
+    /// The LAN interface's name for `-i` matching.
+    pub fn set_lan_iface(&mut self, name: &str) {
+        self.cfg.lan_iface = name.to_string();
+    }
+
+    /// Other names `-i` may give the link (see [`EngineConfig::link_aliases`]).
+    pub fn set_link_aliases(&mut self, names: Vec<String>) {
+        self.cfg.link_aliases = names;
+    }
+
+    /// Take the queued `Packet log:` lines of `-l` rules (rate-limited as the kernel's
+    /// `net_ratelimit`; see [`crate::pktlog`]).
+    pub fn drain_packet_log(&mut self) -> Vec<String> {
+        if self.log.pending() {
+            self.log.drain()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether `Packet log:` lines wait to be drained.
+    pub fn packet_log_pending(&self) -> bool {
+        self.log.pending()
+    }
+
+    /// The portfw list.
+    pub fn portfw(&self) -> &PortFwTable {
+        &self.portfw
+    }
+
+    /// `ipmasqadm portfw -a`.
+    pub fn portfw_add(&mut self, e: PortFw) -> Result<(), crate::portfw::PortFwError> {
+        self.portfw.add(e)
+    }
+
+    /// `ipmasqadm portfw -d`; returns the entries removed.
+    pub fn portfw_delete(
+        &mut self,
+        proto: u8,
+        laddr: Option<Ipv4Addr>,
+        lport: u16,
+        remote: Option<(Ipv4Addr, u16)>,
+    ) -> Result<usize, crate::portfw::PortFwError> {
+        self.portfw_conn.clear();
+        self.portfw.delete(proto, laddr, lport, remote)
+    }
+
+    /// `ipmasqadm portfw -f`; returns the entries removed.
+    pub fn portfw_flush(&mut self) -> usize {
+        self.portfw_conn.clear();
+        self.portfw.flush()
+    }
+
+    /// Replace the portfw list (restore at start).
+    pub fn set_portfw(&mut self, t: PortFwTable) {
+        self.portfw_conn.clear();
+        self.portfw = t;
+    }
+
+    /// REDIRECT and portfw connections alive.
+    pub fn redirect_connections(&self) -> usize {
+        self.redirects.len()
     }
 
     /// Current masquerade address.
@@ -244,10 +369,14 @@ impl Engine {
 
     /// When to call [`Engine::handle_timeout`] next (None: nothing pending).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.masq.poll_timeout(), self.frag.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.masq.poll_timeout(),
+            self.frag.poll_timeout(),
+            self.redirects.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Expire masquerade entries (bounded work per call; see [`MasqTable::handle_timeout`])
@@ -255,6 +384,10 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) -> usize {
         if self.frag.poll_timeout().is_some_and(|t| t <= now) {
             let _ = self.frag.handle_timeout(now);
+        }
+        if self.redirects.handle_timeout(now) > 0 {
+            let r = &self.redirects;
+            self.portfw_conn.retain(|t, _| r.lookup_orig(t).is_some());
         }
         self.masq.handle_timeout(now)
     }
@@ -308,6 +441,21 @@ impl Engine {
         views::render_proc_ip_masquerade(&self.masq.snapshot(now), self.masq.free_ports())
     }
 
+    /// `/proc/net/ip_masq/{tcp,udp,icmp}` text for protocol `p`.
+    pub fn render_proc_ip_masq_proto(&self, now: Instant, p: u8) -> String {
+        views::render_proc_ip_masq_proto(
+            &self.masq.snapshot(now),
+            self.masq.free_ports(),
+            self.masq.masq_addr(),
+            p,
+        )
+    }
+
+    /// `/proc/net/ip_masq/portfw` text.
+    pub fn render_proc_ip_masq_portfw(&self) -> String {
+        self.portfw.render_proc()
+    }
+
     /// `/proc/net/ip_masq/app` text.
     pub fn render_proc_ip_masq_app(&self) -> String {
         views::render_proc_ip_masq_app(&self.masq.helpers, |h| self.masq.helper_attached(h))
@@ -332,6 +480,11 @@ impl Engine {
         v.push(("local".into(), c.local));
         v.push(("reject.sent".into(), c.rejects_sent));
         v.push(("redirect".into(), c.redirects));
+        v.push(("redirect.conns".into(), self.redirects.len() as u64));
+        v.push(("local.out".into(), c.local_out));
+        v.push(("portfw".into(), c.portfw));
+        v.push(("log.lines".into(), self.log.logged()));
+        v.push(("log.suppressed".into(), self.log.suppressed()));
         v.push(("frag.held".into(), c.held));
         v.push(("masq.entries.created".into(), c.created));
         v.push(("masq.entries.live".into(), self.masq.len() as u64));
@@ -416,6 +569,7 @@ impl Engine {
             sport,
             dport,
             iface,
+            iface_aliases: &[],
             fragment: false,
             syn,
             tos: ip.tos(),
@@ -423,14 +577,50 @@ impl Engine {
         }
     }
 
-    fn run_chain(&mut self, chain: BuiltinChain, buf: &[u8], dir_out: bool) -> Verdict {
-        let iface = if dir_out {
-            &self.cfg.link_iface
+    fn run_chain(&mut self, chain: BuiltinChain, buf: &mut [u8], dir_out: bool) -> Verdict {
+        self.run_chain_at(None, chain, buf, dir_out)
+    }
+
+    /// Run `chain` (`-i` = the link's names when `dir_out`, else the LAN's), applying the
+    /// matching rules' side effects: `-t` TOS rewrite (IP checksum fixed) and `-l` lines
+    /// (queued, rate-limited; `now` None = the last time seen).
+    fn run_chain_at(
+        &mut self,
+        now: Option<Instant>,
+        chain: BuiltinChain,
+        buf: &mut [u8],
+        dir_out: bool,
+    ) -> Verdict {
+        let now = now.unwrap_or(self.last_now);
+        let (iface, aliases): (&str, &[String]) = if dir_out {
+            (&self.cfg.link_iface, &self.cfg.link_aliases)
         } else {
-            &self.cfg.lan_iface
+            (&self.cfg.lan_iface, &[])
         };
-        let info = Self::info(buf, iface);
-        self.firewall.evaluate(chain, &info)
+        let mut info = Self::info(buf, iface);
+        info.iface_aliases = aliases;
+        let log = &mut self.log;
+        let hdr_src: &[u8] = buf;
+        let (v, fx) = self.firewall.evaluate_with(chain, &info, 0, &mut |rec| {
+            if log.admit(now) {
+                let ip = ipv4::Packet::new_unchecked(hdr_src);
+                let hl = ip.header_len().clamp(ipv4::HEADER_LEN, hdr_src.len());
+                let hdr = LogHeader {
+                    ident: ip.ident(),
+                    frag_word: u16::from_be_bytes([hdr_src[6], hdr_src[7]]),
+                    ttl: ip.ttl(),
+                    options: &hdr_src[ipv4::HEADER_LEN..hl],
+                };
+                log.push(log_line(rec, &info, &hdr));
+            }
+        });
+        let tos = info.tos;
+        if fx.tos != tos {
+            let mut ip = ipv4::Packet::new_unchecked(&mut buf[..]);
+            ip.set_tos(fx.tos);
+            ip.fill_checksum();
+        }
+        v
     }
 
     /// Warm the caches for a packet about to be processed by [`Engine::process_from_lan`] (see
@@ -456,6 +646,7 @@ impl Engine {
 
     /// Process a packet received from the LAN, in place. `buf` holds one IPv4 datagram.
     pub fn process_from_lan(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
+        self.last_now = now;
         let a = self.route_from_lan(now, buf);
         if let (Action::ToLink, Some(m)) = (&a, self.mss) {
             let _ = crate::mss::clamp_mss(buf, m.to_link);
@@ -467,17 +658,31 @@ impl Engine {
         if let Err(a) = self.ingress(now, buf) {
             return a;
         }
-        let p = ipv4::Packet::new_unchecked(&buf[..]).protocol();
+        let (p, src) = {
+            let ip = ipv4::Packet::new_unchecked(&buf[..]);
+            (ip.protocol(), ip.src_addr())
+        };
+        // The gateway's own traffic reaches us through the TUN with one of its addresses as
+        // source: 2.2 runs locally generated packets through output only, unmasqueraded.
+        if Some(src) == self.masq.masq_addr() || self.is_local(src) {
+            return self.local_out(now, buf, src);
+        }
         self.counters.in_lan[pslot(p)] += 1;
+        // A LAN host answering a port-forwarded connection.
+        if !self.redirects.is_empty() {
+            if let Some(kind) = self.redirects.translate_reply(now, buf) {
+                return match kind {
+                    Kind::PortFw => self.output(buf, Dir::FromLan),
+                    Kind::RedirectLan | Kind::RedirectLink => self.drop(DropReason::Malformed),
+                };
+            }
+        }
         // input chain: -i is the receiving interface.
-        match self.run_chain(BuiltinChain::Input, buf, false) {
+        match self.run_chain_at(Some(now), BuiltinChain::Input, buf, false) {
             Verdict::Accept | Verdict::Masq => {}
             Verdict::Deny => return self.drop(DropReason::InputDeny),
             Verdict::Reject => return self.reject(buf, BuiltinChain::Input, Dir::FromLan),
-            Verdict::Redirect { port } => {
-                self.counters.redirects += 1;
-                return Action::Redirect { port };
-            }
+            Verdict::Redirect { port } => return self.redirect_from_lan(now, buf, port),
         }
         let dst = ipv4::Packet::new_unchecked(&buf[..]).dst_addr();
         if Some(dst) == self.masq.masq_addr()
@@ -536,6 +741,145 @@ impl Engine {
         }
     }
 
+    /// A packet the gateway itself sent toward the link (source = one of its addresses): the
+    /// reply side of a REDIRECTed connection goes back to its client; anything else passes the
+    /// output chain only and is not masqueraded when it already has the link's address.
+    fn local_out(&mut self, now: Instant, buf: &mut Vec<u8>, src: Ipv4Addr) -> Action {
+        self.counters.local_out += 1;
+        if !self.redirects.is_empty() {
+            if let Some(kind) = self.redirects.translate_reply(now, buf) {
+                return match kind {
+                    Kind::RedirectLan => {
+                        self.counters.to_lan += 1;
+                        Action::ToLan
+                    }
+                    Kind::RedirectLink | Kind::PortFw => {
+                        self.counters.to_link += 1;
+                        Action::ToLink
+                    }
+                };
+            }
+        }
+        match self.run_chain_at(Some(now), BuiltinChain::Output, buf, true) {
+            Verdict::Accept | Verdict::Masq | Verdict::Redirect { .. } => {}
+            Verdict::Deny => return self.drop(DropReason::OutputDeny),
+            Verdict::Reject => return self.reject(buf, BuiltinChain::Output, Dir::FromLan),
+        }
+        if Some(src) != self.masq.masq_addr() {
+            // Sent from another of the gateway's addresses (e.g. an application bound to
+            // the LAN address): replies could not come back unmasqueraded.
+            if let Err(e) = self.masq.masquerade(now, buf) {
+                let r = translate_drop(e);
+                return self.drop(r);
+            }
+        }
+        self.counters.to_link += 1;
+        Action::ToLink
+    }
+
+    /// `-j REDIRECT port` on a LAN packet: deliver it to the gateway's own stack on `port`
+    /// (0 = its destination port). The connection gets the link's address as destination and
+    /// the link peer's address as source, so the local stack's replies come back through the
+    /// TUN, where [`Engine::local_out`] gives them the original addresses back. Needs the link
+    /// up (no address to deliver to otherwise).
+    fn redirect_from_lan(&mut self, now: Instant, buf: &mut [u8], port: u16) -> Action {
+        self.counters.redirects += 1;
+        let Some(t) = Tuple::of(buf) else {
+            return self.drop(DropReason::NotMasqueradable);
+        };
+        if self.redirects.translate_orig(now, buf).is_some() {
+            self.counters.local += 1;
+            return Action::Local;
+        }
+        let (Some(maddr), Some(peer)) = (self.masq.masq_addr(), self.peer) else {
+            return self.drop(DropReason::NoMasqAddress);
+        };
+        let dport = if port == 0 { t.dport } else { port };
+        let Some(sport) = self.redirects.alloc_port(t.proto, peer, maddr, dport) else {
+            return self.drop(DropReason::PortsExhausted);
+        };
+        let new = Tuple {
+            proto: t.proto,
+            src: peer,
+            sport,
+            dst: maddr,
+            dport,
+        };
+        if self
+            .redirects
+            .insert(now, t, new, Kind::RedirectLan)
+            .is_err()
+        {
+            return self.drop(DropReason::TableFull);
+        }
+        let _ = self.redirects.translate_orig(now, buf);
+        self.counters.local += 1;
+        Action::Local
+    }
+
+    /// `-j REDIRECT port` on a packet from the link: only the destination changes (to the
+    /// link's address and `port`); replies come back through [`Engine::local_out`].
+    fn redirect_from_link(&mut self, now: Instant, buf: &mut [u8], port: u16) -> Action {
+        self.counters.redirects += 1;
+        let Some(t) = Tuple::of(buf) else {
+            return self.drop(DropReason::NotMasqueradable);
+        };
+        if self.redirects.translate_orig(now, buf).is_some() {
+            self.counters.local += 1;
+            return Action::Local;
+        }
+        let Some(maddr) = self.masq.masq_addr() else {
+            return self.drop(DropReason::NoMasqAddress);
+        };
+        let new = Tuple {
+            dst: maddr,
+            dport: if port == 0 { t.dport } else { port },
+            ..t
+        };
+        if self
+            .redirects
+            .insert(now, t, new, Kind::RedirectLink)
+            .is_err()
+        {
+            return self.drop(DropReason::TableFull);
+        }
+        let _ = self.redirects.translate_orig(now, buf);
+        self.counters.local += 1;
+        Action::Local
+    }
+
+    /// A packet from the link to the link's address that no masquerade entry claimed: an
+    /// existing port-forwarded connection, or a new one if a portfw entry matches.
+    fn portfw_in(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
+        let t = Tuple::of(buf)?;
+        if self.redirects.lookup_orig(&t).is_none() {
+            let i = self.portfw.pick(t.proto, t.dst, t.dport)?;
+            let fw = self.portfw.get(i)?;
+            let new = Tuple {
+                dst: fw.raddr,
+                dport: fw.rport,
+                ..t
+            };
+            if self.redirects.insert(now, t, new, Kind::PortFw).is_err() {
+                return Some(self.drop(DropReason::TableFull));
+            }
+            self.portfw_conn.insert(t, i);
+        }
+        if let Some(&i) = self.portfw_conn.get(&t) {
+            self.portfw.account(i, buf.len());
+        }
+        match self.redirects.translate_orig(now, buf)? {
+            Kind::PortFw => {
+                self.counters.portfw += 1;
+                Some(self.output(buf, Dir::FromLink))
+            }
+            Kind::RedirectLink | Kind::RedirectLan => {
+                self.counters.local += 1;
+                Some(Action::Local)
+            }
+        }
+    }
+
     /// RFC 4787 REQ-9 / RFC 5382 REQ-8: "A NAT MUST support hairpinning": an inside host
     /// sending to the masquerade address reaches the inside host behind that mapping, and sees
     /// the sender's external (mapped) address as source. Forward chain, then masquerade the
@@ -571,6 +915,7 @@ impl Engine {
 
     /// Process a packet received from the link, in place.
     pub fn process_from_link(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
+        self.last_now = now;
         let a = self.route_from_link(now, buf);
         if let (Action::ToLan, Some(m)) = (&a, self.mss) {
             let _ = crate::mss::clamp_mss(buf, m.to_lan);
@@ -584,14 +929,11 @@ impl Engine {
         }
         let p = ipv4::Packet::new_unchecked(&buf[..]).protocol();
         self.counters.in_link[pslot(p)] += 1;
-        match self.run_chain(BuiltinChain::Input, buf, true) {
+        match self.run_chain_at(Some(now), BuiltinChain::Input, buf, true) {
             Verdict::Accept | Verdict::Masq => {}
             Verdict::Deny => return self.drop(DropReason::InputDeny),
             Verdict::Reject => return self.reject(buf, BuiltinChain::Input, Dir::FromLink),
-            Verdict::Redirect { port } => {
-                self.counters.redirects += 1;
-                return Action::Redirect { port };
-            }
+            Verdict::Redirect { port } => return self.redirect_from_link(now, buf, port),
         }
         let dst = ipv4::Packet::new_unchecked(&buf[..]).dst_addr();
         if Some(dst) == self.masq.masq_addr() {
@@ -602,6 +944,15 @@ impl Engine {
                     self.output(buf, Dir::FromLink)
                 }
                 Ok(Demasq::NotOurs) => {
+                    if let Some(a) = self.portfw_in(now, buf) {
+                        return a;
+                    }
+                    self.counters.local += 1;
+                    Action::Local
+                }
+                Err(TranslateError::NoMapping) if self.own_flow_error(buf) => {
+                    // An ICMP error about the gateway's own connection (its ports are below
+                    // the masquerade range): its stack wants it (path-MTU discovery).
                     self.counters.local += 1;
                     Action::Local
                 }
@@ -624,7 +975,43 @@ impl Engine {
         }
     }
 
-    fn output(&mut self, buf: &[u8], dir: Dir) -> Action {
+    /// Whether an ICMP error quotes a datagram the gateway sent itself: source port (or echo
+    /// id) outside every masquerade port range.
+    fn own_flow_error(&self, buf: &[u8]) -> bool {
+        let ip = ipv4::Packet::new_unchecked(buf);
+        let inner = ip.header_len() + icmp::HEADER_LEN;
+        let Some(emb) = buf.get(inner..) else {
+            return false;
+        };
+        // The quote is cut short (RFC 792: header + 8 bytes): read the header by hand.
+        if emb.len() < ipv4::HEADER_LEN {
+            return false;
+        }
+        let e = ipv4::Packet::new_unchecked(emb);
+        let ehl = e.header_len();
+        let Some(port) = emb
+            .get(ehl..ehl + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        else {
+            return false;
+        };
+        let port = if e.protocol() == proto::ICMP {
+            match emb.get(ehl + 4..ehl + 6) {
+                Some(b) => u16::from_be_bytes([b[0], b[1]]),
+                None => return false,
+            }
+        } else {
+            port
+        };
+        !self
+            .cfg
+            .masq
+            .ports
+            .iter()
+            .any(|r| (r.lo..=r.hi).contains(&port))
+    }
+
+    fn output(&mut self, buf: &mut [u8], dir: Dir) -> Action {
         let to_link = dir == Dir::FromLan;
         match self.run_chain(BuiltinChain::Output, buf, to_link) {
             // MASQ reached from output acts like ACCEPT.

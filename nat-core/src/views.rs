@@ -25,44 +25,10 @@ pub fn proto_name(p: u8) -> &'static str {
     }
 }
 
-/// A small /etc/services table (netbase names) for the non-numeric listing.
+/// The service name of a port (`getservbyport`), from the one built-in services table that
+/// rule parsing uses too (first name per port, e.g. `www` for 80 as 1999's netbase).
 pub fn service_name(port: u16, p: u8) -> Option<&'static str> {
-    let both = match port {
-        7 => "echo",
-        20 => "ftp-data",
-        21 => "ftp",
-        22 => "ssh",
-        23 => "telnet",
-        25 => "smtp",
-        37 => "time",
-        43 => "whois",
-        53 => "domain",
-        79 => "finger",
-        80 => "http",
-        110 => "pop3",
-        113 => "auth",
-        119 => "nntp",
-        123 => "ntp",
-        143 => "imap2",
-        161 => "snmp",
-        194 => "irc",
-        443 => "https",
-        993 => "imaps",
-        995 => "pop3s",
-        _ => {
-            return match (p, port) {
-                (proto::UDP, 67) => Some("bootps"),
-                (proto::UDP, 68) => Some("bootpc"),
-                (proto::UDP, 69) => Some("tftp"),
-                (proto::UDP, 514) => Some("syslog"),
-                (proto::TCP, 513) => Some("login"),
-                (proto::TCP, 514) => Some("shell"),
-                (proto::TCP, 6667) => Some("ircd"),
-                _ => None,
-            }
-        }
-    };
-    Some(both)
+    crate::chains::port_to_service(port, p)
 }
 
 /// `mm:ss.hh` from hundredths (ipchains `print_masq`, HZ = 100).
@@ -169,6 +135,59 @@ pub fn render_proc_ip_masq_app(reg: &HelperRegistry, attached: impl Fn(u8) -> u3
             helpers::helper_name(h)
         );
         out.push_str(&format!("{line:<39}\n"));
+    }
+    out
+}
+
+/// Render `/proc/net/ip_masq/{tcp,udp,icmp}` (2.2 `ip_masq_user`): 128-byte records, header
+/// `Prot SrcIP    SPrt DstIP    DPrt MAddr    MPrt State        Flgs Ref Ctl Expires
+/// (free=U,T,I)`, then per entry of protocol `p`: source, destination and masquerade side as
+/// hex `addr:port`, state name, flags (hex), reference count, controls (n_control, −1 when
+/// controlled by another entry) and seconds left.
+pub fn render_proc_ip_masq_proto(
+    entries: &[EntrySnapshot],
+    free: FreePorts,
+    maddr: Option<std::net::Ipv4Addr>,
+    p: u8,
+) -> String {
+    let mut out = String::new();
+    pad127(
+        &format!(
+            "Prot SrcIP    SPrt DstIP    DPrt MAddr    MPrt State        Flgs Ref Ctl Expires (free={},{},{})",
+            free.udp.0, free.tcp.0, free.icmp.0
+        ),
+        &mut out,
+    );
+    let m = u32::from(maddr.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED));
+    for e in entries.iter().filter(|e| e.proto == p) {
+        // 2.2 flag bits: NO_DPORT 0x04, NO_SPORT 0x200, NO_REPLY 0x800 (HASHED 0x10 always).
+        let flags = 0x10
+            | if e.no_remote_port { 0x04 } else { 0 }
+            | if e.no_lan_port { 0x200 } else { 0 }
+            | if e.no_reply { 0x800 } else { 0 };
+        let ctl = if e.controlled_by.is_some() {
+            -1
+        } else {
+            i32::from(e.n_control)
+        };
+        pad127(
+            &format!(
+                "{:<4} {:08X}:{:04X} {:08X}:{:04X} {:08X}:{:04X} {:<12} {:4X} {:3} {:3} {:7}",
+                proto_name(e.proto),
+                u32::from(e.lan.0),
+                e.lan.1,
+                u32::from(e.remote.0),
+                e.remote.1,
+                m,
+                e.masq.1,
+                e.state.name(),
+                flags,
+                1,
+                ctl,
+                e.expire_cs / 100
+            ),
+            &mut out,
+        );
     }
     out
 }

@@ -27,6 +27,7 @@ fn packet(proto: u8, src: [u8; 4], dst: [u8; 4], dport: u16, iface: &str) -> Pac
         sport: 1025,
         dport,
         iface,
+        iface_aliases: &[],
         fragment: false,
         syn: true,
         tos: 0,

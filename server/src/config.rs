@@ -314,6 +314,11 @@ pub struct NatConfig {
     /// ipchains-save file loaded at start (optional).
     #[serde(default)]
     pub ruleset: Option<PathBuf>,
+    /// Linux 2.2's `ip_dynaddr`: 0 = masquerade entries die when the link's address changes
+    /// (2.2's default), 1 = entries that never saw a reply move to the new address (for
+    /// dial-on-demand), 2 = as 1 and log each move. Default 1.
+    #[serde(default = "default_dynaddr")]
+    pub ip_dynaddr: u8,
 }
 
 impl Default for NatConfig {
@@ -328,6 +333,7 @@ impl Default for NatConfig {
             tun_name: default_tun_name(),
             rfc_profile: RfcProfile::default(),
             ruleset: None,
+            ip_dynaddr: default_dynaddr(),
         }
     }
 }
@@ -398,6 +404,9 @@ fn default_udp_timeout() -> u32 {
 }
 fn default_tun_name() -> String {
     "masq0".into()
+}
+fn default_dynaddr() -> u8 {
+    1
 }
 
 /// Where in the file a problem is.

@@ -63,6 +63,13 @@ pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Runn
     };
     let dataplane_on = dataplane.is_some();
     if dataplane_on {
+        crate::dataplane::local::configure_lan(
+            &nat,
+            cfg.nat.lan_interface.as_deref(),
+            &cfg.nat.tun_name,
+        );
+    }
+    if dataplane_on {
         tracing::info!(tun = %cfg.nat.tun_name, "dataplane on");
     } else {
         tracing::warn!("dataplane OFF: links come up but carry no LAN traffic");

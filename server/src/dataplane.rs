@@ -5,6 +5,7 @@
 //! down; it must not make link decisions (when to dial or hang up).
 
 pub mod linkq;
+pub mod local;
 pub mod netcfg;
 pub mod tun;
 pub mod uplink;
@@ -175,6 +176,9 @@ impl Dataplane {
     /// Start the pump task between `lan` and (once attached) a link. It ends when
     /// `shutdown` fires or every handle is dropped.
     pub fn spawn(nat: NatHandle, lan: LanPort, shutdown: &Shutdown) -> Self {
+        if let LanPort::Tun(t) = &lan {
+            local::prepare_tun(t.name());
+        }
         let (ctl, ctl_rx) = mpsc::channel(8);
         let counters = Arc::new(PumpCounters::default());
         let ingress = Arc::new(Mutex::new(None));
@@ -319,7 +323,10 @@ async fn pump(
                 let class = classifier.classify(&pkt, LanSide::Source);
                 let action = {
                     let now = nat.now();
-                    nat.lock().process_from_lan(now, &mut pkt)
+                    let mut e = nat.lock();
+                    let a = e.process_from_lan(now, &mut pkt);
+                    local::emit_packet_log(&mut e);
+                    a
                 };
                 match action {
                     Action::ToLink => to_link(&link, pkt, class, &c),
@@ -344,7 +351,10 @@ async fn pump(
                 PumpCounters::inc(&c.link_in);
                 let action = {
                     let now = nat.now();
-                    nat.lock().process_from_link(now, &mut pkt)
+                    let mut e = nat.lock();
+                    let a = e.process_from_link(now, &mut pkt);
+                    local::emit_packet_log(&mut e);
+                    a
                 };
                 match action {
                     Action::ToLan => match ingress.as_mut() {

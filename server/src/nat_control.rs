@@ -94,6 +94,12 @@ pub enum View {
     ProcFwnames,
     /// `/proc/net/ip_masq/app`.
     ProcMasqApp,
+    /// `/proc/net/ip_masq/{tcp,udp,icmp}` (protocol number).
+    ProcMasqProto(u8),
+    /// `/proc/net/ip_masq/portfw`.
+    ProcPortFw,
+    /// `ipmasqadm portfw -l`.
+    PortFw,
 }
 
 /// Cheap handle on the NAT control plane.
@@ -118,6 +124,26 @@ fn parse_spec(spec: &str) -> Result<Vec<chains::Rule>, NatError> {
     chains::syntax::parse_rule(spec)
         .map(|r| r.expand())
         .map_err(|e| NatError::Invalid(e.to_string()))
+}
+
+/// A spec for a new rule: parsed, and refused when it asks for what has no effect here —
+/// `-o` (a copy to a netlink listener: there is none) and `-m` (a firewall mark: nothing
+/// routes by it). `-t` TOS mangling and `-l` logging are carried out.
+fn parse_new_rule(spec: &str) -> Result<Vec<chains::Rule>, NatError> {
+    let rules = parse_spec(spec)?;
+    for r in &rules {
+        if r.netlink.is_some() {
+            return Err(NatError::Invalid(
+                "-o (copy packets to netlink) is not supported: masqdial has no netlink listener; use -l to log them".into(),
+            ));
+        }
+        if r.mark != 0 {
+            return Err(NatError::Invalid(
+                "-m (set a firewall mark) is not supported: nothing in masqdial routes or matches by mark".into(),
+            ));
+        }
+    }
+    Ok(rules)
 }
 
 fn non_empty(s: &str) -> Option<&str> {
@@ -190,7 +216,7 @@ impl NatControl {
 
     /// `-A chain spec` (a spec with `-b` adds both directions).
     pub fn append(&self, chain: &str, spec: &str) -> Result<Vec<ChainSnapshot>, NatError> {
-        let rules = parse_spec(spec)?;
+        let rules = parse_new_rule(spec)?;
         self.change(chain, |fw| {
             for r in &rules {
                 fw.append(chain, r)?;
@@ -206,7 +232,7 @@ impl NatControl {
         number: u32,
         spec: &str,
     ) -> Result<Vec<ChainSnapshot>, NatError> {
-        let rules = parse_spec(spec)?;
+        let rules = parse_new_rule(spec)?;
         let num = number.max(1) as usize;
         self.change(chain, |fw| {
             for (i, r) in rules.iter().enumerate() {
@@ -223,7 +249,7 @@ impl NatControl {
         number: u32,
         spec: &str,
     ) -> Result<Vec<ChainSnapshot>, NatError> {
-        let rules = parse_spec(spec)?;
+        let rules = parse_new_rule(spec)?;
         let [rule] = &rules[..] else {
             return Err(NatError::Invalid("-R takes a single rule (no -b)".into()));
         };
@@ -381,7 +407,43 @@ impl NatControl {
             View::ProcFwchains => e.firewall().proc_fwchains(),
             View::ProcFwnames => e.firewall().proc_fwnames(),
             View::ProcMasqApp => e.render_proc_ip_masq_app(),
+            View::ProcMasqProto(p) => e.render_proc_ip_masq_proto(now, *p),
+            View::ProcPortFw => e.render_proc_ip_masq_portfw(),
+            View::PortFw => e.portfw().render(),
         })
+    }
+
+    /// `ipmasqadm portfw` command line (`-a`, `-d`, `-f`; `-l` only lists), saved to the
+    /// state directory before it answers (a failed save is rolled back). Answers the list.
+    pub fn portfw(&self, command: &str) -> Result<String, NatError> {
+        use nat_core::portfw::{PortFwCmd, PortFwTable};
+        let cmd = PortFwTable::parse(command).map_err(|e| NatError::Invalid(e.to_string()))?;
+        let _serial = self.serial();
+        let (before, text) = {
+            let mut e = self.nat.lock();
+            let before = e.portfw().clone();
+            let r = match cmd {
+                PortFwCmd::List => return Ok(e.portfw().render()),
+                PortFwCmd::Add(f) => e.portfw_add(f).map(|()| 1),
+                PortFwCmd::Delete {
+                    proto,
+                    laddr,
+                    lport,
+                    remote,
+                } => e.portfw_delete(proto, laddr, lport, remote),
+                PortFwCmd::Flush => Ok(e.portfw_flush()),
+            };
+            r.map_err(|x| NatError::Invalid(x.to_string()))?;
+            (before, e.portfw().save())
+        };
+        if let Err(source) = persist::save_portfw(&self.cfg, &text) {
+            self.nat.lock().set_portfw(before);
+            return Err(NatError::Persist {
+                what: "portfw",
+                source,
+            });
+        }
+        Ok(self.nat.lock().portfw().render())
     }
 
     /// nat-core's counters, then the dataplane's (if on).

@@ -14,6 +14,7 @@ use crate::config::Config;
 /// File names in the state directory.
 const RULES_FILE: &str = "rules.ipchains";
 const TIMEOUTS_FILE: &str = "timeouts";
+const PORTFW_FILE: &str = "portfw";
 
 /// The ipmasq-like default policy shipped in `deploy/ipmasq.rules`: masquerade the LAN
 /// (192.168.77.0/24 in the example), deny everything else through `forward`, refuse
@@ -57,6 +58,7 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
     masq.ports = [range; 3];
     let mut ec = EngineConfig {
         masq,
+        dynaddr: n.ip_dynaddr.min(2),
         ..EngineConfig::default()
     };
     if let Some(l) = &n.lan_interface {
@@ -217,6 +219,9 @@ pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
         })?;
         engine.set_firewall(fw);
     }
+    if let Some(t) = load_portfw(cfg)? {
+        engine.set_portfw(t);
+    }
     let tpath = state_path(cfg, TIMEOUTS_FILE);
     if tpath.exists() {
         let text = read_framed(&tpath, "timeouts").map_err(|message| StateError::Timeouts {
@@ -248,7 +253,7 @@ pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
 /// configured ruleset. Returns the files moved.
 pub fn reset_state(cfg: &Config) -> std::io::Result<Vec<PathBuf>> {
     let mut moved = Vec::new();
-    for file in [RULES_FILE, TIMEOUTS_FILE] {
+    for file in [RULES_FILE, TIMEOUTS_FILE, PORTFW_FILE] {
         let path = state_path(cfg, file);
         if path.exists() {
             let aside = path.with_extension(format!(
@@ -267,6 +272,34 @@ pub fn reset_state(cfg: &Config) -> std::io::Result<Vec<PathBuf>> {
 /// Save the ruleset (`ipchains-save` text) as the rules restored at the next start.
 pub fn save_rules(cfg: &Config, text: &str) -> std::io::Result<()> {
     write_atomic(&state_path(cfg, RULES_FILE), &frame("rules", text))
+}
+
+/// Save the portfw list (`-a …` lines, ipmasqadm syntax) restored at the next start.
+pub fn save_portfw(cfg: &Config, text: &str) -> std::io::Result<()> {
+    write_atomic(&state_path(cfg, PORTFW_FILE), &frame("portfw", text))
+}
+
+/// The saved portfw list, if any.
+fn load_portfw(cfg: &Config) -> Result<Option<nat_core::portfw::PortFwTable>, StateError> {
+    use nat_core::portfw::{PortFwCmd, PortFwTable};
+    let path = state_path(cfg, PORTFW_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bad = |message: String| StateError::Ruleset {
+        path: path.clone(),
+        message,
+    };
+    let text = read_framed(&path, "portfw").map_err(bad)?;
+    let mut t = PortFwTable::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match PortFwTable::parse(line) {
+            Ok(PortFwCmd::Add(e)) => t.add(e).map_err(|e| bad(e.to_string()))?,
+            Ok(_) => return Err(bad(format!("not an -a line: {line}"))),
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    }
+    Ok(Some(t))
 }
 
 /// Save the masquerade timeouts (seconds) restored at the next start.
@@ -342,6 +375,21 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn portfw_is_saved_framed_and_restored_and_a_torn_file_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = cfg_in(dir.path());
+        let line = "-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.10 80 -p 10\n";
+        save_portfw(&cfg, line).expect("save");
+        let text = std::fs::read_to_string(dir.path().join(PORTFW_FILE)).expect("read");
+        assert!(text.starts_with("# masqdial-state v1 portfw\n"), "{text}");
+        let engine = build_engine(&cfg).expect("engine");
+        assert_eq!(engine.portfw().save(), line);
+        std::fs::write(dir.path().join(PORTFW_FILE), &text[..text.len() - 5]).expect("tear");
+        let err = build_engine(&cfg).expect_err("torn portfw refused");
+        assert!(err.to_string().contains(PORTFW_FILE), "{err}");
     }
 
     #[test]

@@ -226,6 +226,7 @@ pub enum Rpc {
     SaveRuleset,
     RenderView,
     GetCounters,
+    PortFw,
 }
 
 /// Who may call an rpc.
@@ -249,9 +250,8 @@ impl Rpc {
             | RenderView | GetCounters => Access::AnyUser,
             Dial | Hangup => Access::AllowedConnection,
             HangupForce | SetTimeouts | AppendRule | InsertRule | ReplaceRule | DeleteRule
-            | FlushChain | ZeroCounters | NewChain | DeleteChain | SetPolicy | ApplyRuleset => {
-                Access::Admin
-            }
+            | FlushChain | ZeroCounters | NewChain | DeleteChain | SetPolicy | ApplyRuleset
+            | PortFw => Access::Admin,
         }
     }
 
@@ -632,6 +632,7 @@ mod tests {
             ApplyRuleset,
             SetTimeouts,
             HangupForce,
+            PortFw,
         ] {
             assert_eq!(rpc.access(), Access::Admin, "{rpc:?}");
             assert!(rpc

@@ -770,6 +770,12 @@ impl Nat for Fake {
             ]),
         }))
     }
+    async fn port_fw(&self, req: Request<pb::PortFwRequest>) -> Rs<pb::PortFwResponse> {
+        caller(&req)?;
+        Ok(Response::new(pb::PortFwResponse {
+            text: format!("portfw {}\n", req.get_ref().command),
+        }))
+    }
 }
 
 /// A TCP relay to `target` on 127.0.0.1:0. Aborting the returned task drops every relayed

@@ -82,12 +82,15 @@ impl Matcher {
             return false;
         }
         let name = &self.iface[..usize::from(self.iface_len)];
-        let pi = p.iface.as_bytes();
-        let if_mismatch = if self.wild {
-            !pi.starts_with(name)
-        } else {
-            pi != name
+        let one = |pi: &[u8]| {
+            if self.wild {
+                pi.starts_with(name)
+            } else {
+                pi == name
+            }
         };
+        let if_mismatch =
+            !(one(p.iface.as_bytes()) || p.iface_aliases.iter().any(|a| one(a.as_bytes())));
         if if_mismatch ^ inv(IP_FW_INV_VIA) {
             return false;
         }
@@ -108,11 +111,14 @@ pub(crate) fn rule_matches(r: &Rule, p: &PacketInfo<'_>) -> bool {
     {
         return false;
     }
-    let if_mismatch = if r.iface_wildcard {
-        !p.iface.as_bytes().starts_with(r.iface.as_bytes())
-    } else {
-        p.iface != r.iface
+    let one = |pi: &str| {
+        if r.iface_wildcard {
+            pi.as_bytes().starts_with(r.iface.as_bytes())
+        } else {
+            pi == r.iface
+        }
     };
+    let if_mismatch = !(one(p.iface) || p.iface_aliases.iter().any(|a| one(a)));
     if if_mismatch ^ inv(IP_FW_INV_VIA) {
         return false;
     }

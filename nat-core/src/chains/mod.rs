@@ -26,6 +26,7 @@ mod save;
 pub mod snapshot;
 pub mod syntax;
 mod tables;
+pub use tables::port_to_service;
 
 pub use exec::{help, icmp_help, CheckError, ExecError, PACKAGE_VERSION};
 pub use matching::{log_line, CheckVerdict, Effects, LogHeader, LogRecord};

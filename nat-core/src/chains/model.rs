@@ -64,6 +64,9 @@ pub struct PacketInfo<'a> {
     pub dport: u16,
     /// Interface name the rule's `-i` is compared with.
     pub iface: &'a str,
+    /// Other names of the same interface (e.g. the link's connection name besides its
+    /// `ppp0` alias): a rule naming any of them matches.
+    pub iface_aliases: &'a [String],
     /// Not the first fragment (offset != 0) (`-f`).
     pub fragment: bool,
     /// TCP with SYN set and ACK, RST clear (`-y`).
@@ -170,6 +173,7 @@ impl TestPacket {
             sport: self.sport,
             dport: self.dport,
             iface: &self.iface,
+            iface_aliases: &[],
             fragment: self.fragment,
             syn: self.syn,
             tos: 0,

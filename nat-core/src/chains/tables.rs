@@ -73,6 +73,7 @@ pub(crate) const ICMP_CODES: &[IcmpName] = &[
 
 /// Built-in services table: (name, port, tcp, udp). First name per port is the one listed.
 const SERVICES: &[(&str, u16, bool, bool)] = &[
+    ("echo", 7, true, true),
     ("ftp-data", 20, true, false),
     ("ftp", 21, true, false),
     ("ssh", 22, true, true),
@@ -128,7 +129,7 @@ pub(crate) fn service_to_port(name: &str, proto: u8) -> Option<u16> {
 }
 
 /// `getservbyport(port, proto)`: the first name for the port.
-pub(crate) fn port_to_service(port: u16, proto: u8) -> Option<&'static str> {
+pub fn port_to_service(port: u16, proto: u8) -> Option<&'static str> {
     SERVICES
         .iter()
         .find(|(_, p, tcp, udp)| *p == port && ((proto == 6 && *tcp) || (proto == 17 && *udp)))

@@ -21,6 +21,7 @@ fn pkt<'a>(
         sport,
         dport,
         iface,
+        iface_aliases: &[],
         fragment: false,
         syn: false,
         tos: 0,
@@ -1287,7 +1288,7 @@ mod props {
                 let _ = fw.append("mine", &p.rule);
             }
             let _ = fw.append("forward", &rule("-j mine"));
-            let pk = PacketInfo { proto, src: src.into(), dst: dst.into(), sport, dport, iface: "ppp0", fragment: false, syn: sport % 2 == 0, tos: 0, len: 60 };
+            let pk = PacketInfo { proto, src: src.into(), dst: dst.into(), sport, dport, iface: "ppp0", iface_aliases: &[], fragment: false, syn: sport % 2 == 0, tos: 0, len: 60 };
             let chk = fw.check_packet("forward", &pk).unwrap();
             let v = fw.evaluate(BuiltinChain::Forward, &pk);
             let expect = match chk {

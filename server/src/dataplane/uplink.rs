@@ -106,8 +106,19 @@ impl Uplink {
             peer,
             ..
         } = &up;
-        let (rekeyed, dropped) = self.nat.lock().set_masq_address(Some(*local));
+        let (rekeyed, dropped) = {
+            let mut e = self.nat.lock();
+            e.set_link_peer(Some(*peer));
+            // `-i` names for the link besides its `ppp0` alias: the connection and the TUN.
+            let mut names = vec![connection.clone()];
+            names.extend(self.netcfg.as_ref().map(|n| n.dev.clone()));
+            e.set_link_aliases(names);
+            e.set_masq_address(Some(*local))
+        };
         tracing::info!(%connection, %local, %peer, rekeyed, dropped, "link up: masquerading as {local}");
+        if rekeyed > 0 && self.nat.lock().config().dynaddr >= 2 {
+            tracing::info!(%connection, rekeyed, "ip_dynaddr: {rekeyed} unanswered masquerade entries moved to {local}");
+        }
         *lock(&self.active) = Some(Active {
             connection: connection.clone(),
             routes: Vec::new(),
@@ -187,7 +198,11 @@ impl Uplink {
             }
             active.take().map(|a| a.routes).unwrap_or_default()
         };
-        self.nat.lock().set_link_mtu(None);
+        {
+            let mut e = self.nat.lock();
+            e.set_link_mtu(None);
+            e.set_link_peer(None);
+        }
         if let Some(pump) = &self.pump {
             pump.detach().await;
         }

@@ -311,12 +311,27 @@ impl nat_server::Nat for NatService {
             pb::View::ProcFwchains => View::ProcFwchains,
             pb::View::ProcFwnames => View::ProcFwnames,
             pb::View::ProcMasqApp => View::ProcMasqApp,
+            pb::View::ProcMasqTcp => View::ProcMasqProto(nat_core::wire::proto::TCP),
+            pb::View::ProcMasqUdp => View::ProcMasqProto(nat_core::wire::proto::UDP),
+            pb::View::ProcMasqIcmp => View::ProcMasqProto(nat_core::wire::proto::ICMP),
+            pb::View::ProcMasqPortfw => View::ProcPortFw,
+            pb::View::Portfw => View::PortFw,
             pb::View::Unspecified => {
                 return Err(ApiError::InvalidArgument("view not given".into()).into())
             }
         };
         let text = nat.render(&view).map_err(ApiError::from)?;
         Ok(Response::new(pb::RenderViewResponse { text }))
+    }
+
+    async fn port_fw(
+        &self,
+        req: Request<pb::PortFwRequest>,
+    ) -> Result<Response<pb::PortFwResponse>, Status> {
+        let (c, m) = begin(req, Rpc::PortFw, None)?;
+        audit(&c, Rpc::PortFw);
+        let text = self.nat()?.portfw(&m.command).map_err(ApiError::from)?;
+        Ok(Response::new(pb::PortFwResponse { text }))
     }
 
     async fn get_counters(
