@@ -2,7 +2,7 @@
 //! well-formed argon2 hash with sane cost parameters? Owns only the check; hashing and
 //! verifying live in [`crate::auth`], reading the file in [`crate::config`].
 
-use argon2::password_hash::PasswordHash;
+use argon2::PasswordHash;
 use argon2::{Algorithm, Params};
 
 /// Largest argon2 memory cost accepted from a config file, KiB (1 GiB).
