@@ -9,10 +9,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{PasswordHash, PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use ipnet::IpNet;
-use rand::TryRngCore;
 
 use crate::config::{Config, UserRole};
 pub use crate::phc::check_phc;
@@ -253,8 +252,7 @@ impl Auth {
     /// Build with a custom throttle policy (tests use short delays).
     pub fn with_policy(config: &Config, policy: ThrottlePolicy) -> Result<Auth, AuthError> {
         let mut digest_key = [0u8; 16];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut digest_key)
+        getrandom::fill(&mut digest_key)
             .map_err(|e| AuthError::Hash(e.to_string()))?;
         let inner = Inner {
             users: HashMap::new(),
@@ -306,8 +304,7 @@ impl Auth {
             })
             .unwrap_or_default();
         let mut filler = [0u8; 16];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut filler)
+        getrandom::fill(&mut filler)
             .map_err(|e| AuthError::Hash(e.to_string()))?;
         let dummy_hash = hash_password_with(&hex::encode(filler), params)?;
         let mut inner = self.lock();
@@ -424,8 +421,7 @@ impl Auth {
     /// Issue a fresh token for a (verified) user, valid from `now` for the configured lifetime.
     pub fn issue_token(&self, user: &str, now: SystemTime) -> Result<IssuedToken, AuthError> {
         let mut raw = [0u8; TOKEN_BYTES];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut raw)
+        getrandom::fill(&mut raw)
             .map_err(|e| AuthError::Hash(e.to_string()))?;
         let token = hex::encode(raw);
         let digest = self.digest(&raw)?;
@@ -535,12 +531,10 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// Hash a password with argon2id and explicit parameters; returns the PHC string.
 pub fn hash_password_with(password: &str, params: Params) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut salt)
+    getrandom::fill(&mut salt)
         .map_err(|e| AuthError::Hash(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password_with_salt(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| AuthError::Hash(e.to_string()))
 }

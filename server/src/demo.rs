@@ -10,7 +10,6 @@ pub mod ns;
 
 use std::net::SocketAddr;
 
-use rand::TryRngCore;
 use tokio::net::TcpListener;
 
 use crate::auth::{self, AuthError};
@@ -49,8 +48,7 @@ impl std::fmt::Debug for DemoUser {
 fn random_password() -> Result<String, AuthError> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut raw = [0u8; 16];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut raw)
+    getrandom::fill(&mut raw)
         .map_err(|e| AuthError::Hash(e.to_string()))?;
     // 16 draws from 55 symbols (~92 bits); the modulo bias is irrelevant for a demo.
     Ok(raw

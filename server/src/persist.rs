@@ -140,8 +140,7 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let mut tries = 0;
     let (tmp, mut f) = loop {
         let mut nonce = [0u8; 8];
-        rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut nonce)
-            .map_err(std::io::Error::other)?;
+        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
         let tmp = dir.join(format!(
             ".{name}.{}.{}.tmp",
             std::process::id(),

@@ -2,7 +2,7 @@
 //! well-formed argon2 hash with sane cost parameters? Owns only the check; hashing and
 //! verifying live in [`crate::auth`], reading the file in [`crate::config`].
 
-use argon2::password_hash::PasswordHash;
+use argon2::PasswordHash;
 use argon2::{Algorithm, Params};
 
 /// Largest argon2 memory cost accepted from a config file, KiB (1 GiB).
@@ -13,7 +13,7 @@ const MAX_T_COST: u32 = 64;
 /// Check that a string is an argon2 PHC hash with sane parameters (for config validation).
 pub fn check_phc(phc: &str) -> Result<(), String> {
     let h = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
-    if Algorithm::try_from(h.algorithm).is_err() {
+    if Algorithm::try_from(h.algorithm.as_str()).is_err() {
         return Err(format!("algorithm `{}` is not argon2", h.algorithm));
     }
     let p = Params::try_from(&h).map_err(|e| format!("bad argon2 parameters: {e}"))?;
