@@ -59,6 +59,8 @@ pub struct Identity {
     pub allowed: Vec<String>,
     /// When the token expires.
     pub expires_at: SystemTime,
+    /// The session's id (16 hex digits; names the token without revealing it).
+    pub session: String,
 }
 
 /// A freshly issued token.
@@ -216,6 +218,8 @@ struct User {
 
 #[derive(Debug, Clone)]
 struct Session {
+    /// Public id: the first 8 bytes of the keyed digest, in hex.
+    id: String,
     user: String,
     expires_at: SystemTime,
 }
@@ -440,6 +444,7 @@ impl Auth {
         inner.sessions.insert(
             digest,
             Session {
+                id: hex::encode(&digest[..8]),
                 user: user.to_string(),
                 expires_at,
             },
@@ -478,7 +483,17 @@ impl Auth {
             role: user.role,
             allowed,
             expires_at: session.expires_at,
+            session: session.id.clone(),
         })
+    }
+
+    /// Whether the session with public id `id` is live at `now` (its user still exists).
+    pub fn session_live(&self, id: &str, now: SystemTime) -> bool {
+        let inner = self.lock();
+        inner
+            .sessions
+            .values()
+            .any(|s| s.id == id && now < s.expires_at && inner.users.contains_key(&s.user))
     }
 
     /// Revoke a token; returns whether it was live.

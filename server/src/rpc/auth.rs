@@ -231,6 +231,7 @@ impl auth_server::Auth for AuthService {
         let caller = self.state.caller_of(&req)?;
         let token = super::bearer(&req)?;
         self.state.auth().logout(token)?;
+        self.state.recheck_streams();
         tracing::info!(user = %caller.user, peer = %caller.peer, "logout");
         Ok(Response::new(pb::LogoutResponse {}))
     }
