@@ -235,6 +235,8 @@ pub enum Rpc {
     SaveRuleset,
     RenderView,
     GetCounters,
+    ListSessions,
+    RevokeSession,
 }
 
 /// Who may call an rpc.
@@ -258,9 +260,8 @@ impl Rpc {
             | RenderView | GetCounters => Access::AnyUser,
             Dial | Hangup => Access::AllowedConnection,
             HangupForce | SetTimeouts | AppendRule | InsertRule | ReplaceRule | DeleteRule
-            | FlushChain | ZeroCounters | NewChain | DeleteChain | SetPolicy | ApplyRuleset => {
-                Access::Admin
-            }
+            | FlushChain | ZeroCounters | NewChain | DeleteChain | SetPolicy | ApplyRuleset
+            | ListSessions | RevokeSession => Access::Admin,
         }
     }
 
@@ -591,6 +592,31 @@ fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::unauthenticated("not authenticated"))
 }
 
+/// Longest name (user, connection, chain, session id) looked up.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// `name` if it is at most [`MAX_NAME_LEN`] bytes, else INVALID_ARGUMENT echoing only its
+/// start (a 3 MiB name must not come back in full).
+pub fn bounded_name(name: &str) -> Result<String, ApiError> {
+    if name.len() <= MAX_NAME_LEN {
+        return Ok(name.to_string());
+    }
+    Err(ApiError::InvalidArgument(format!(
+        "name too long ({} bytes, at most {MAX_NAME_LEN}): `{}…`",
+        name.len(),
+        truncated(name, 32)
+    )))
+}
+
+/// The first `max` bytes of `s` (on a char boundary).
+pub fn truncated(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let cut = (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    &s[..cut]
+}
+
 /// Authorize a streaming `rpc` for the caller of `req`, register the stream (per-user cap)
 /// and split off the message.
 fn begin_stream<T>(
@@ -862,6 +888,8 @@ mod tests {
             ApplyRuleset,
             SetTimeouts,
             HangupForce,
+            ListSessions,
+            RevokeSession,
         ] {
             assert_eq!(rpc.access(), Access::Admin, "{rpc:?}");
             assert!(rpc

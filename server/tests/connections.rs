@@ -337,7 +337,7 @@ async fn reload_ends_streams_of_removed_users_and_closes_disallowed_connections(
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .into_inner();
-    let mut c = config(&["127.0.0.0/8"]);
+    let mut c = (*s.state.config()).clone();
     c.users.retain(|u| u.name == "root");
     let path = dir.path().join("m.toml");
     std::fs::write(&path, toml::to_string(&c).unwrap_or_else(|e| panic!("{e}")))
@@ -356,5 +356,118 @@ async fn reload_ends_streams_of_removed_users_and_closes_disallowed_connections(
     assert!(matches!(end, Ok(Some(_))), "{end:?}");
     assert!(eventually(|| s.state.conn_stats().open == 0).await);
     assert!(s.state.conn_stats().closed_by_allow_list >= 1);
+    s.stop().await;
+}
+
+/// Admins list sessions (never tokens) and revoke by user or by id; a user may not; a
+/// revoked token's stream ends.
+#[tokio::test]
+async fn admin_lists_and_revokes_sessions() {
+    let s = TestServer::start(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let a1 = s.token("alice", "alice-pw").await;
+    let a2 = s.token("alice", "alice-pw").await;
+    let root = s.token("root", "root-pw").await;
+    let ch = s.channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut auth = AuthClient::new(ch.clone());
+    let e = auth
+        .list_sessions(with_token(pb::ListSessionsRequest {}, &a1))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::PermissionDenied));
+    let list = auth
+        .list_sessions(with_token(pb::ListSessionsRequest {}, &root))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner()
+        .sessions;
+    let users: Vec<&str> = list.iter().map(|x| x.user.as_str()).collect();
+    assert_eq!(users, ["alice", "alice", "root"]);
+    for x in &list {
+        assert_eq!(x.id.len(), 16);
+        assert!(!a1.contains(&x.id) && !a2.contains(&x.id) && !root.contains(&x.id));
+        assert!(x.peer.starts_with("127.0.0.1:"), "{}", x.peer);
+    }
+    // a1's stream ends when a1 is revoked by id.
+    let me = auth
+        .who_am_i(with_token(pb::WhoAmIRequest {}, &a1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(me);
+    let mut d = DialerClient::new(ch.clone());
+    let mut stream = d
+        .watch_links(with_token(pb::WatchLinksRequest::default(), &a1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    let ids: Vec<String> = list
+        .iter()
+        .filter(|x| x.user == "alice")
+        .map(|x| x.id.clone())
+        .collect();
+    // Which of alice's two ids is a1's: revoke the first and see which token died.
+    let r = auth
+        .revoke_session(with_token(
+            pb::RevokeSessionRequest {
+                user: String::new(),
+                id: ids[0].clone(),
+            },
+            &root,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!(r.revoked, 1);
+    let probe = auth.clone();
+    let alive = |t: &str| {
+        let mut auth = probe.clone();
+        let t = t.to_string();
+        async move {
+            auth.who_am_i(with_token(pb::WhoAmIRequest {}, &t))
+                .await
+                .is_ok()
+        }
+    };
+    let (l1, l2) = (alive(&a1).await, alive(&a2).await);
+    assert!(l1 != l2, "exactly one of alice's tokens revoked");
+    if !l1 {
+        // a1 was the one: its stream ended at the revocation.
+        assert_eq!(end_of(&mut stream).await, Ok(Some(Code::Unauthenticated)));
+    }
+    // Revoke by user: the rest of alice's sessions; then nothing is left to revoke.
+    let r = auth
+        .revoke_session(with_token(
+            pb::RevokeSessionRequest {
+                user: "alice".into(),
+                id: String::new(),
+            },
+            &root,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!(r.revoked, 1);
+    assert!(!alive(&a1).await && !alive(&a2).await);
+    if l1 {
+        assert_eq!(end_of(&mut stream).await, Ok(Some(Code::Unauthenticated)));
+    }
+    let e = auth
+        .revoke_session(with_token(
+            pb::RevokeSessionRequest {
+                user: "alice".into(),
+                id: String::new(),
+            },
+            &root,
+        ))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::NotFound));
+    let e = auth
+        .revoke_session(with_token(pb::RevokeSessionRequest::default(), &root))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::InvalidArgument));
     s.stop().await;
 }
