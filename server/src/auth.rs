@@ -910,7 +910,9 @@ mod tests {
         let c = config();
         let a = Auth::new(&c).unwrap_or_else(|e| panic!("{e}"));
         let now = SystemTime::now();
-        let alice = a.issue_token("alice", now).unwrap_or_else(|e| panic!("{e}"));
+        let alice = a
+            .issue_token("alice", now)
+            .unwrap_or_else(|e| panic!("{e}"));
         let root = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
         let before: Vec<_> = a.sessions(now).into_iter().map(|s| s.user).collect();
         assert_eq!(before, vec!["alice".to_string(), "root".to_string()]);
@@ -924,8 +926,14 @@ mod tests {
         assert!(a.authenticate(&alice.token, now).is_ok());
         assert!(a.authenticate(&root.token, now).is_ok());
         a.reload(&changed).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(a.authenticate(&alice.token, now), Err(AuthError::InvalidToken));
-        assert_eq!(a.authenticate(&root.token, now), Err(AuthError::InvalidToken));
+        assert_eq!(
+            a.authenticate(&alice.token, now),
+            Err(AuthError::InvalidToken)
+        );
+        assert_eq!(
+            a.authenticate(&root.token, now),
+            Err(AuthError::InvalidToken)
+        );
         assert!(a.sessions(now).is_empty());
     }
 
@@ -933,8 +941,12 @@ mod tests {
     fn revoke_by_user_and_by_id() {
         let a = auth();
         let now = SystemTime::now();
-        let a1 = a.issue_token("alice", now).unwrap_or_else(|e| panic!("{e}"));
-        let a2 = a.issue_token("alice", now).unwrap_or_else(|e| panic!("{e}"));
+        let a1 = a
+            .issue_token("alice", now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let a2 = a
+            .issue_token("alice", now)
+            .unwrap_or_else(|e| panic!("{e}"));
         let r = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
         let id = a
             .authenticate(&r.token, now)

@@ -613,7 +613,10 @@ pub fn truncated(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
-    let cut = (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    let cut = (0..=max)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
     &s[..cut]
 }
 

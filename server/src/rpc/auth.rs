@@ -9,8 +9,8 @@ use masqdial_proto::v1 as pb;
 use masqdial_proto::v1::auth_server;
 use tonic::{Request, Response, Status};
 
-use super::{convert, ApiError, ServerState};
 use super::Rpc;
+use super::{convert, ApiError, ServerState};
 use crate::auth::{Attempt, RevokeTarget};
 
 /// Longest user name looked at; longer names cannot exist (config limits names to 64).
