@@ -45,8 +45,9 @@ pub use limit::{ConnStats, Limits};
 pub use modems::ModemsService;
 pub use nat::NatService;
 
-/// How long in-flight calls get to finish after shutdown is signalled.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long in-flight calls get to finish after shutdown is signalled (streams end at
+/// once). With [`crate::shutdown::STOP_BOUND`] it stays below the unit's TimeoutStopSec.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// An authenticated caller, as the services see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
