@@ -129,9 +129,28 @@ impl ApiError {
     }
 }
 
+/// Longest error message sent to a client; longer ones (which can only come from echoed
+/// input) are cut, so a 3 MiB name never comes back in grpc-message.
+pub const MAX_ERROR_LEN: usize = 512;
+
+fn cap_message(m: String) -> String {
+    if m.len() <= MAX_ERROR_LEN {
+        return m;
+    }
+    format!("{}… ({} bytes cut)", truncated(&m, MAX_ERROR_LEN), m.len())
+}
+
 impl From<ApiError> for Status {
     /// The one mapping from API errors to gRPC status codes.
     fn from(e: ApiError) -> Status {
+        let e = match e {
+            ApiError::NotFound(m) => ApiError::NotFound(cap_message(m)),
+            ApiError::InvalidArgument(m) => ApiError::InvalidArgument(cap_message(m)),
+            ApiError::AlreadyExists(m) => ApiError::AlreadyExists(cap_message(m)),
+            ApiError::FailedPrecondition(m) => ApiError::FailedPrecondition(cap_message(m)),
+            ApiError::PermissionDenied(m) => ApiError::PermissionDenied(cap_message(m)),
+            other => other,
+        };
         match e {
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::InvalidArgument(m) => Status::invalid_argument(m),
@@ -943,5 +962,28 @@ mod tests {
             tonic::Code::Internal
         );
         assert_eq!(code(ApiError::NotFound("n".into())), tonic::Code::NotFound);
+    }
+
+    #[test]
+    fn echoed_input_is_truncated_in_errors() {
+        let huge = "é".repeat(3 << 19); // 3 MiB
+        let s = Status::from(ApiError::NotFound(format!("no connection named `{huge}`")));
+        assert!(
+            s.message().len() <= MAX_ERROR_LEN + 64,
+            "{}",
+            s.message().len()
+        );
+        assert!(
+            s.message().ends_with("bytes cut)"),
+            "{}",
+            &s.message()[..40]
+        );
+        let e = bounded_name(&huge);
+        assert!(
+            matches!(&e, Err(ApiError::InvalidArgument(m)) if m.len() < 200),
+            "{e:?}"
+        );
+        assert_eq!(bounded_name("isp1"), Ok("isp1".to_string()));
+        assert_eq!(truncated("aé", 2), "a");
     }
 }

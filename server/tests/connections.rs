@@ -471,3 +471,37 @@ async fn admin_lists_and_revokes_sessions() {
     assert_eq!(e, Some(Code::InvalidArgument));
     s.stop().await;
 }
+
+/// A 3 MiB connection name is refused before any lookup and never echoed in full.
+#[tokio::test]
+async fn a_huge_name_is_refused_and_not_echoed() {
+    let s = TestServer::start(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let t = s.token("root", "root-pw").await;
+    let ch = s.channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let huge = "x".repeat(3 << 20);
+    let e = DialerClient::new(ch.clone())
+        .get_connection(with_token(pb::GetConnectionRequest { name: huge }, &t))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a 3 MiB name was accepted"));
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().len() < 200,
+        "{} bytes echoed",
+        e.message().len()
+    );
+    // SetTimeouts refuses absurd values instead of overflowing the engine's timers.
+    let e = masqdial_proto::v1::nat_client::NatClient::new(ch)
+        .set_timeouts(with_token(
+            pb::Timeouts {
+                tcp: u32::MAX,
+                ..pb::Timeouts::default()
+            },
+            &t,
+        ))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(e, Some(Code::InvalidArgument));
+    s.stop().await;
+}

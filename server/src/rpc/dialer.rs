@@ -31,6 +31,7 @@ impl DialerService {
     }
 
     fn known(&self, name: &str) -> Result<(), Status> {
+        super::bounded_name(name)?;
         if self
             .state
             .config()
