@@ -94,6 +94,13 @@ pub enum Command {
     Logout,
     /// Show which user (and server) your commands run as.
     Whoami,
+    /// List every user's live sessions (tokens by id, never the token) (admin).
+    Sessions,
+    /// Revoke every session of a user, or one session by its id (admin).
+    Revoke {
+        /// A user name, or a 16-hex-digit session id from `mclient sessions`.
+        target: String,
+    },
     /// List configured connections (masqdialer LIST).
     List,
     /// Everything about one connection (masqdialer CINFO).

@@ -316,11 +316,34 @@ pub fn classify(err: &anyhow::Error, ctx: &Context) -> Failure {
     Failure::new(Kind::Local, format!("{err:#}"), None)
 }
 
+/// A CANCELLED status whose transport error says the server closed the connection (as
+/// mserver does at accept for addresses outside its allow-list).
+fn closed_by_server(s: &tonic::Status) -> bool {
+    if s.code() != Code::Cancelled {
+        return false;
+    }
+    let mut e: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(x) = e {
+        if x.to_string().contains("connection closed") {
+            return true;
+        }
+        e = x.source();
+    }
+    false
+}
+
 /// Word a gRPC status for `ctx`.
 pub fn from_status(s: &tonic::Status, ctx: &Context) -> Failure {
     // The client-side deadline (tonic reports it as CANCELLED "Timeout expired").
     let timed_out = s.code() == Code::DeadlineExceeded
         || (s.code() == Code::Cancelled && s.message().to_lowercase().contains("timeout expired"));
+    if closed_by_server(s) {
+        return Failure::new(
+            Kind::Unreachable,
+            format!("the server at {} closed the connection", ctx.server),
+            Some("is this address in the server's allow-list ([server] allow)?".into()),
+        );
+    }
     if timed_out {
         return Failure::new(
             Kind::Unreachable,

@@ -233,6 +233,8 @@ impl Session {
             Command::Login => self.login().await,
             Command::Logout => self.logout().await,
             Command::Whoami => self.whoami().await,
+            Command::Sessions => self.sessions().await,
+            Command::Revoke { target } => self.revoke(target).await,
             Command::List => self.list().await,
             Command::Cinfo { name } => self.cinfo(name).await,
             Command::Dial { name } => self.dial(name).await,
@@ -382,6 +384,84 @@ impl Session {
             json!({"server": server, "user": w.user, "role": format::role(w.role), "peer": w.peer,
                    "allowed_connections": w.allowed_connections,
                    "expires_at": j::time(w.expires_at.as_ref())}),
+        );
+        Ok(())
+    }
+
+    async fn sessions(&mut self) -> anyhow::Result<()> {
+        let mut c = self.clients().await?;
+        let r = c
+            .auth
+            .list_sessions(pb::ListSessionsRequest {})
+            .await?
+            .into_inner();
+        let now = SystemTime::now();
+        let rows: Vec<Vec<String>> = r
+            .sessions
+            .iter()
+            .map(|s| {
+                let left = s
+                    .expires_at
+                    .as_ref()
+                    .and_then(format::system_time)
+                    .and_then(|e| e.duration_since(now).ok())
+                    .map(|d| format::human_duration(d.as_secs()))
+                    .unwrap_or_else(|| "?".into());
+                vec![
+                    s.id.clone(),
+                    s.user.clone(),
+                    format::role(s.role).into(),
+                    if s.peer.is_empty() {
+                        "-".into()
+                    } else {
+                        s.peer.clone()
+                    },
+                    format::since(s.issued_at.as_ref(), now),
+                    left,
+                ]
+            })
+            .collect();
+        let v: Vec<Value> = r
+            .sessions
+            .iter()
+            .map(|s| {
+                json!({"id": s.id, "user": s.user, "role": format::role(s.role),
+                       "peer": if s.peer.is_empty() { Value::Null } else { json!(s.peer) },
+                       "issued_at": j::time(s.issued_at.as_ref()),
+                       "expires_at": j::time(s.expires_at.as_ref())})
+            })
+            .collect();
+        self.emit(
+            &format::table(&["ID", "USER", "ROLE", "FROM", "FOR", "EXPIRES IN"], &rows),
+            json!({"sessions": v}),
+        );
+        Ok(())
+    }
+
+    async fn revoke(&mut self, target: &str) -> anyhow::Result<()> {
+        let mut c = self.clients().await?;
+        // A session id is 16 hex digits; user names may not look like one.
+        let is_id = target.len() == 16 && target.chars().all(|c| c.is_ascii_hexdigit());
+        let req = if is_id {
+            pb::RevokeSessionRequest {
+                user: String::new(),
+                id: target.to_ascii_lowercase(),
+            }
+        } else {
+            pb::RevokeSessionRequest {
+                user: target.into(),
+                id: String::new(),
+            }
+        };
+        let r = c.auth.revoke_session(req).await?.into_inner();
+        let what = if is_id { "session" } else { "user" };
+        self.emit(
+            &format!(
+                "revoked {} session{} of {what} {target}",
+                r.revoked,
+                if r.revoked == 1 { "" } else { "s" }
+            ),
+            json!({"target": target, "kind": what, "revoked": r.revoked}),
         );
         Ok(())
     }

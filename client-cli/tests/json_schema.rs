@@ -195,6 +195,9 @@ async fn every_command_matches_the_written_schema() {
     // (schema name, args, user)
     let cases: &[(&str, &[&str], &str)] = &[
         ("whoami", &["whoami"], "alice"),
+        ("sessions", &["sessions"], "root"),
+        ("revoke", &["revoke", "alice"], "root"),
+        ("revoke", &["revoke", "00112233aabbccdd"], "root"),
         ("list", &["list"], "alice"),
         ("cinfo", &["cinfo", "isp1"], "alice"),
         ("dial", &["dial", "isp1"], "alice"),

@@ -143,6 +143,20 @@ mod fixture {
         async fn logout(&self, _r: Request<LogoutRequest>) -> Res<LogoutResponse> {
             no()
         }
+        async fn list_sessions(
+            &self,
+            r: Request<masqdial_proto::v1::ListSessionsRequest>,
+        ) -> Res<masqdial_proto::v1::ListSessionsResponse> {
+            check(self, &r)?;
+            Err(Status::unimplemented("not in this fixture"))
+        }
+        async fn revoke_session(
+            &self,
+            r: Request<masqdial_proto::v1::RevokeSessionRequest>,
+        ) -> Res<masqdial_proto::v1::RevokeSessionResponse> {
+            check(self, &r)?;
+            Err(Status::unimplemented("not in this fixture"))
+        }
         async fn who_am_i(&self, r: Request<WhoAmIRequest>) -> Res<WhoAmIResponse> {
             check(self, &r)?;
             Ok(Response::new(WhoAmIResponse {

@@ -58,6 +58,8 @@ pub struct Identity {
     pub allowed: Vec<String>,
     /// When the token expires.
     pub expires_at: SystemTime,
+    /// The session's id (16 hex digits; names the token without revealing it).
+    pub session: String,
 }
 
 /// A freshly issued token.
@@ -215,8 +217,39 @@ struct User {
 
 #[derive(Debug, Clone)]
 struct Session {
+    /// Public id: the first 8 bytes of the keyed digest, in hex.
+    id: String,
     user: String,
+    issued_at: SystemTime,
     expires_at: SystemTime,
+    /// Address the login came from.
+    peer: Option<std::net::SocketAddr>,
+}
+
+/// A live session as an admin sees it (never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Public id (16 hex digits).
+    pub id: String,
+    /// User name.
+    pub user: String,
+    /// The user's role now.
+    pub role: UserRole,
+    /// Address the login came from.
+    pub peer: Option<std::net::SocketAddr>,
+    /// Issue time.
+    pub issued_at: SystemTime,
+    /// Expiry.
+    pub expires_at: SystemTime,
+}
+
+/// What to revoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeTarget {
+    /// Every session of this user.
+    User(String),
+    /// The session with this public id.
+    Id(String),
 }
 
 #[derive(Debug)]
@@ -278,8 +311,9 @@ impl Auth {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replace users, allow-list and token lifetime. Sessions of users that still exist are
-    /// kept (their role and connections follow the new table); others are dropped.
+    /// Replace users, allow-list and token lifetime. Sessions of users that still exist with
+    /// the same password hash and role are kept (their connections follow the new table);
+    /// the sessions of removed users and of users whose password or role changed are revoked.
     pub fn reload(&self, config: &Config) -> Result<(), AuthError> {
         let users: HashMap<String, User> = config
             .users
@@ -308,7 +342,17 @@ impl Auth {
             .map_err(|e| AuthError::Hash(e.to_string()))?;
         let dummy_hash = hash_password_with(&hex::encode(filler), params)?;
         let mut inner = self.lock();
-        inner.sessions.retain(|_, s| users.contains_key(&s.user));
+        // A session survives only if its user still exists with the same password hash and
+        // role: a password or role change (or removal) revokes every token of that user.
+        let old = std::mem::take(&mut inner.users);
+        inner.sessions.retain(|_, s| {
+            match (old.get(&s.user), users.get(&s.user)) {
+                (Some(o), Some(n)) => o.hash == n.hash && o.role == n.role,
+                // First load (no old table) or a user added since: nothing to compare.
+                (None, Some(_)) => old.is_empty(),
+                _ => false,
+            }
+        });
         inner.users = users;
         inner.all_connections = config.connection_names();
         inner.allow = config.server.allow.clone();
@@ -420,6 +464,16 @@ impl Auth {
 
     /// Issue a fresh token for a (verified) user, valid from `now` for the configured lifetime.
     pub fn issue_token(&self, user: &str, now: SystemTime) -> Result<IssuedToken, AuthError> {
+        self.issue_token_to(user, None, now)
+    }
+
+    /// [`Auth::issue_token`], recording the address the login came from.
+    pub fn issue_token_to(
+        &self,
+        user: &str,
+        peer: Option<std::net::SocketAddr>,
+        now: SystemTime,
+    ) -> Result<IssuedToken, AuthError> {
         let mut raw = [0u8; TOKEN_BYTES];
         getrandom::fill(&mut raw)
             .map_err(|e| AuthError::Hash(e.to_string()))?;
@@ -436,8 +490,11 @@ impl Auth {
         inner.sessions.insert(
             digest,
             Session {
+                id: hex::encode(&digest[..8]),
                 user: user.to_string(),
+                issued_at: now,
                 expires_at,
+                peer,
             },
         );
         Ok(IssuedToken {
@@ -474,7 +531,17 @@ impl Auth {
             role: user.role,
             allowed,
             expires_at: session.expires_at,
+            session: session.id.clone(),
         })
+    }
+
+    /// Whether the session with public id `id` is live at `now` (its user still exists).
+    pub fn session_live(&self, id: &str, now: SystemTime) -> bool {
+        let inner = self.lock();
+        inner
+            .sessions
+            .values()
+            .any(|s| s.id == id && now < s.expires_at && inner.users.contains_key(&s.user))
     }
 
     /// Revoke a token; returns whether it was live.
@@ -482,6 +549,39 @@ impl Auth {
         let raw = parse_token(token)?;
         let digest = self.digest(&raw)?;
         Ok(self.lock().sessions.remove(&digest).is_some())
+    }
+
+    /// Live sessions at `now`, sorted by user then issue time.
+    pub fn sessions(&self, now: SystemTime) -> Vec<SessionInfo> {
+        let inner = self.lock();
+        let mut v: Vec<SessionInfo> = inner
+            .sessions
+            .values()
+            .filter(|s| now < s.expires_at)
+            .filter_map(|s| {
+                inner.users.get(&s.user).map(|u| SessionInfo {
+                    id: s.id.clone(),
+                    user: s.user.clone(),
+                    role: u.role,
+                    peer: s.peer,
+                    issued_at: s.issued_at,
+                    expires_at: s.expires_at,
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.user, a.issued_at).cmp(&(&b.user, b.issued_at)));
+        v
+    }
+
+    /// Revoke sessions; answers how many were live.
+    pub fn revoke(&self, target: &RevokeTarget) -> usize {
+        let mut inner = self.lock();
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, s| match target {
+            RevokeTarget::User(u) => &s.user != u,
+            RevokeTarget::Id(id) => &s.id != id,
+        });
+        before - inner.sessions.len()
     }
 
     /// Number of live (not yet pruned) sessions.
@@ -778,13 +878,14 @@ mod tests {
 
     #[test]
     fn reload_keeps_sessions_of_remaining_users() {
-        let a = auth();
+        let base = config();
+        let a = Auth::new(&base).unwrap_or_else(|e| panic!("{e}"));
         let now = SystemTime::now();
         let alice = a
             .issue_token("alice", now)
             .unwrap_or_else(|e| panic!("{e}"));
         let root = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
-        let mut c = config();
+        let mut c = base.clone();
         c.users.retain(|u| u.name == "root");
         c.server.allow = vec!["10.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
         a.reload(&c).unwrap_or_else(|e| panic!("{e}"));
@@ -796,6 +897,62 @@ mod tests {
         assert!(!a.peer_allowed(PEER));
         assert!(a.peer_allowed("10.1.2.3".parse().unwrap_or(PEER)));
         assert!(a.peer_allowed("::ffff:10.1.2.3".parse().unwrap_or(PEER)));
+    }
+
+    #[test]
+    fn reload_revokes_tokens_when_password_or_role_changes() {
+        let c = config();
+        let a = Auth::new(&c).unwrap_or_else(|e| panic!("{e}"));
+        let now = SystemTime::now();
+        let alice = a
+            .issue_token("alice", now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let root = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
+        let before: Vec<_> = a.sessions(now).into_iter().map(|s| s.user).collect();
+        assert_eq!(before, vec!["alice".to_string(), "root".to_string()]);
+        // alice's password changes, root's role changes: both revoked.
+        let mut changed = c.clone();
+        changed.users[0].password_hash =
+            hash_password_with("new", fast_params()).unwrap_or_default();
+        changed.users[1].role = UserRole::User;
+        // The same table again: both survive.
+        a.reload(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.authenticate(&alice.token, now).is_ok());
+        assert!(a.authenticate(&root.token, now).is_ok());
+        a.reload(&changed).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            a.authenticate(&alice.token, now),
+            Err(AuthError::InvalidToken)
+        );
+        assert_eq!(
+            a.authenticate(&root.token, now),
+            Err(AuthError::InvalidToken)
+        );
+        assert!(a.sessions(now).is_empty());
+    }
+
+    #[test]
+    fn revoke_by_user_and_by_id() {
+        let a = auth();
+        let now = SystemTime::now();
+        let a1 = a
+            .issue_token("alice", now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let a2 = a
+            .issue_token("alice", now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
+        let id = a
+            .authenticate(&r.token, now)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .session;
+        assert_eq!(id.len(), 16);
+        assert_eq!(a.revoke(&RevokeTarget::Id(id.clone())), 1);
+        assert_eq!(a.revoke(&RevokeTarget::Id(id)), 0);
+        assert_eq!(a.authenticate(&r.token, now), Err(AuthError::InvalidToken));
+        assert_eq!(a.revoke(&RevokeTarget::User("alice".into())), 2);
+        assert_eq!(a.authenticate(&a1.token, now), Err(AuthError::InvalidToken));
+        assert_eq!(a.authenticate(&a2.token, now), Err(AuthError::InvalidToken));
     }
 
     proptest! {

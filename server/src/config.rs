@@ -21,6 +21,27 @@ pub const HASH_PLACEHOLDER: &str = "<run: mserver hash-password>";
 /// The command that prints a hash, named in validation messages.
 const HASH_HINT: &str = "mserver hash-password";
 
+/// Longest duration any setting may have (30 days, in seconds): far beyond any sensible
+/// value, and far from overflowing an `Instant` or a centisecond counter.
+pub const MAX_DURATION_S: u64 = 30 * 24 * 3600;
+
+fn check_duration(
+    section: &'static str,
+    index: Option<usize>,
+    key: &'static str,
+    v: u64,
+) -> Result<(), Violation> {
+    if v > MAX_DURATION_S {
+        return Err(Violation::new(
+            section,
+            index,
+            key,
+            format!("{v} s is too long (at most {MAX_DURATION_S} s = 30 days)"),
+        ));
+    }
+    Ok(())
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -571,6 +592,7 @@ impl Config {
                 "must be at least 1 second",
             ));
         }
+        check_duration("server", None, "token_ttl_s", s.token_ttl_s)?;
 
         let mut modems = HashSet::new();
         for (i, m) in self.modems.iter().enumerate() {
@@ -649,6 +671,9 @@ impl Config {
                     "needs at least one non-empty number",
                 ));
             }
+            check_duration("connections", Some(i), "redial_delay_s", c.redial_delay_s)?;
+            check_duration("connections", Some(i), "idle_timeout_s", c.idle_timeout_s)?;
+            check_duration("connections", Some(i), "max_connect_s", c.max_connect_s)?;
             if c.login_script.len() % 2 != 0 {
                 return Err(Violation::new(
                     "connections",
@@ -702,6 +727,9 @@ impl Config {
         }
 
         let n = &self.nat;
+        check_duration("nat", None, "tcp_timeout", n.tcp_timeout.into())?;
+        check_duration("nat", None, "tcpfin_timeout", n.tcpfin_timeout.into())?;
+        check_duration("nat", None, "udp_timeout", n.udp_timeout.into())?;
         if n.port_low < 1024 || n.port_low > n.port_high {
             return Err(Violation::new(
                 "nat",
@@ -1089,6 +1117,42 @@ port_low = 61000
         assert!(e.contains("nat.port_low"), "{e}");
         let t = good().replace("port_low = 61000", "port_low = 80000");
         assert!(parse(&t).is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let huge = i64::MAX;
+        for (from, to, key) in [
+            (
+                "allow = [",
+                format!("token_ttl_s = {huge}\nallow = ["),
+                "server.token_ttl_s",
+            ),
+            (
+                "numbers = [\"555-0100\"]",
+                format!("numbers = [\"555-0100\"]\nidle_timeout_s = {huge}"),
+                "connections[0].idle_timeout_s",
+            ),
+            (
+                "numbers = [\"555-0100\"]",
+                "numbers = [\"555-0100\"]\nmax_connect_s = 2592001".to_string(),
+                "connections[0].max_connect_s",
+            ),
+            (
+                "port_low = 61000",
+                "port_low = 61000\nudp_timeout = 4294967295".to_string(),
+                "nat.udp_timeout",
+            ),
+        ] {
+            let t = good().replace(from, &to);
+            let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains(key) && e.contains("too long"), "{key}: {e}");
+        }
+        let t = good().replace(
+            "numbers = [\"555-0100\"]",
+            "numbers = [\"555-0100\"]\nmax_connect_s = 2592000",
+        );
+        assert!(parse(&t).is_ok());
     }
 
     #[test]

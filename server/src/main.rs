@@ -11,9 +11,9 @@ use masqdial_server::demo;
 use masqdial_server::shutdown::Shutdown;
 use masqdial_server::{auth, daemon, metrics, notify, server, setup};
 
-/// How long the link actors (each bounded by its own hang-up limit) and the other tasks
-/// get to end after the signal.
-const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(12);
+// How long the link actors (each bounded by its own hang-up limit) and the other tasks
+// get to end after the signal (with the rpc grace, below the unit's TimeoutStopSec).
+use masqdial_server::shutdown::STOP_BOUND;
 
 /// Exit status for configuration errors (sysexits.h EX_CONFIG); the unit's
 /// RestartPreventExitStatus= keeps systemd from restarting on it.

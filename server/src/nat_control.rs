@@ -353,6 +353,12 @@ impl NatControl {
 
     /// `-M -S tcp tcpfin udp` (0 leaves a value unchanged); saved, then answered.
     pub fn set_timeouts(&self, tcp: u32, tcpfin: u32, udp: u32) -> Result<Timeouts, NatError> {
+        let max = crate::config::MAX_DURATION_S;
+        if let Some(v) = [tcp, tcpfin, udp].into_iter().find(|v| u64::from(*v) > max) {
+            return Err(NatError::Invalid(format!(
+                "timeout {v} s is too long (at most {max} s = 30 days)"
+            )));
+        }
         let _serial = self.serial();
         let old = self.timeouts();
         self.nat.lock().set_timeouts(tcp, tcpfin, udp);

@@ -10,14 +10,18 @@
 pub mod auth;
 mod convert;
 pub mod dialer;
-mod limit;
+pub mod limit;
 pub mod modems;
 pub mod nat;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use futures::stream::BoxStream;
 use masqdial_proto::v1 as pb;
@@ -36,14 +40,14 @@ use nat_core::chains::ChainError;
 
 pub use auth::AuthService;
 pub use dialer::DialerService;
+use limit::{ConnInfo, ConnState, Gate, RateLimitedLog};
+pub use limit::{ConnStats, Limits};
 pub use modems::ModemsService;
 pub use nat::NatService;
 
-/// Most client connections served at once; more wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 256;
-
-/// How long in-flight calls get to finish after shutdown is signalled.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long in-flight calls get to finish after shutdown is signalled (streams end at
+/// once). With [`crate::shutdown::STOP_BOUND`] it stays below the unit's TimeoutStopSec.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// An authenticated caller, as the services see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,10 @@ pub struct Caller {
     pub peer: SocketAddr,
     /// Connections this caller may dial (all for admins).
     pub allowed: Vec<String>,
+    /// Id of the session (token) the request came with.
+    pub session: String,
+    /// When that token expires.
+    pub expires_at: SystemTime,
 }
 
 impl Caller {
@@ -65,6 +73,8 @@ impl Caller {
             role: id.role,
             peer,
             allowed: id.allowed,
+            session: id.session,
+            expires_at: id.expires_at,
         }
     }
 
@@ -119,9 +129,28 @@ impl ApiError {
     }
 }
 
+/// Longest error message sent to a client; longer ones (which can only come from echoed
+/// input) are cut, so a 3 MiB name never comes back in grpc-message.
+pub const MAX_ERROR_LEN: usize = 512;
+
+fn cap_message(m: String) -> String {
+    if m.len() <= MAX_ERROR_LEN {
+        return m;
+    }
+    format!("{}… ({} bytes cut)", truncated(&m, MAX_ERROR_LEN), m.len())
+}
+
 impl From<ApiError> for Status {
     /// The one mapping from API errors to gRPC status codes.
     fn from(e: ApiError) -> Status {
+        let e = match e {
+            ApiError::NotFound(m) => ApiError::NotFound(cap_message(m)),
+            ApiError::InvalidArgument(m) => ApiError::InvalidArgument(cap_message(m)),
+            ApiError::AlreadyExists(m) => ApiError::AlreadyExists(cap_message(m)),
+            ApiError::FailedPrecondition(m) => ApiError::FailedPrecondition(cap_message(m)),
+            ApiError::PermissionDenied(m) => ApiError::PermissionDenied(cap_message(m)),
+            other => other,
+        };
         match e {
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::InvalidArgument(m) => Status::invalid_argument(m),
@@ -227,6 +256,8 @@ pub enum Rpc {
     RenderView,
     GetCounters,
     PortFw,
+    ListSessions,
+    RevokeSession,
 }
 
 /// Who may call an rpc.
@@ -251,7 +282,7 @@ impl Rpc {
             Dial | Hangup => Access::AllowedConnection,
             HangupForce | SetTimeouts | AppendRule | InsertRule | ReplaceRule | DeleteRule
             | FlushChain | ZeroCounters | NewChain | DeleteChain | SetPolicy | ApplyRuleset
-            | PortFw => Access::Admin,
+            | PortFw | ListSessions | RevokeSession => Access::Admin,
         }
     }
 
@@ -292,11 +323,24 @@ pub struct ControlPlane {
     pub nat: NatControl,
 }
 
+/// One open server stream, re-checked when sessions or the allow-list change.
+struct StreamEntry {
+    user: String,
+    session: String,
+    peer: IpAddr,
+    cancel: CancellationToken,
+}
+
 struct Shared {
     config: RwLock<Arc<Config>>,
     auth: Auth,
     control: Option<ControlPlane>,
     shutdown: Shutdown,
+    gate: Arc<Gate>,
+    streams: Mutex<HashMap<u64, StreamEntry>>,
+    next_stream: AtomicU64,
+    log_refused: RateLimitedLog,
+    log_streams: RateLimitedLog,
 }
 
 /// Cheap `Clone` handle on everything the rpc layer shares.
@@ -333,14 +377,116 @@ impl ServerState {
         control: Option<ControlPlane>,
         shutdown: Shutdown,
     ) -> ServerState {
+        Self::with_limits(config, auth, control, shutdown, Limits::default())
+    }
+
+    /// Build with explicit connection and stream [`Limits`].
+    pub fn with_limits(
+        config: Config,
+        auth: Auth,
+        control: Option<ControlPlane>,
+        shutdown: Shutdown,
+        limits: Limits,
+    ) -> ServerState {
+        let every = Duration::from_secs(10);
         ServerState {
             shared: Arc::new(Shared {
                 config: RwLock::new(Arc::new(config)),
                 auth,
                 control,
                 shutdown,
+                gate: Arc::new(Gate::new(limits)),
+                streams: Mutex::new(HashMap::new()),
+                next_stream: AtomicU64::new(0),
+                log_refused: RateLimitedLog::new(
+                    "requests from outside the allow-list refused",
+                    every,
+                ),
+                log_streams: RateLimitedLog::new("streams over the per-user cap refused", every),
             }),
         }
+    }
+
+    /// Connection counters and the number open now.
+    pub fn conn_stats(&self) -> ConnStats {
+        self.shared.gate.stats()
+    }
+
+    /// Server streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.lock_streams().len()
+    }
+
+    fn lock_streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, StreamEntry>> {
+        self.shared
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Register a server stream of `caller` on `conn`, or refuse it when the user holds
+    /// [`Limits::streams_per_user`] already. The stream ends (UNAUTHENTICATED) when its
+    /// session ends or its peer leaves the allow-list ([`ServerState::recheck_streams`]),
+    /// at the token's expiry, and at shutdown.
+    fn open_stream(
+        &self,
+        caller: &Caller,
+        conn: Option<Arc<ConnState>>,
+    ) -> Result<StreamGuard, ApiError> {
+        let cap = self.shared.gate.limits().streams_per_user;
+        let cancel = CancellationToken::new();
+        let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut streams = self.lock_streams();
+            if streams.values().filter(|e| e.user == caller.user).count() >= cap {
+                drop(streams);
+                self.shared
+                    .gate
+                    .counters()
+                    .refused_streams
+                    .fetch_add(1, Ordering::Relaxed);
+                self.shared.log_streams.hit(&caller.user);
+                return Err(ApiError::ResourceExhausted(format!(
+                    "too many open streams for this user (at most {cap})"
+                )));
+            }
+            streams.insert(
+                id,
+                StreamEntry {
+                    user: caller.user.clone(),
+                    session: caller.session.clone(),
+                    peer: caller.peer.ip(),
+                    cancel: cancel.clone(),
+                },
+            );
+        }
+        if let Some(c) = &conn {
+            c.stream_opened();
+        }
+        Ok(StreamGuard {
+            state: self.clone(),
+            id,
+            cancel,
+            conn,
+            expires_at: caller.expires_at,
+        })
+    }
+
+    /// End every stream whose session is no longer live or whose peer the allow-list no
+    /// longer admits; answers how many were ended.
+    pub fn recheck_streams(&self) -> usize {
+        let now = SystemTime::now();
+        let auth = self.auth();
+        let mut n = 0;
+        for e in self.lock_streams().values() {
+            if !e.cancel.is_cancelled()
+                && (!auth.session_live(&e.session, now) || !auth.peer_allowed(e.peer))
+            {
+                e.cancel.cancel();
+                n += 1;
+            }
+        }
+        n
     }
 
     /// The configuration in force (users/allow-list reflect the last reload).
@@ -403,6 +549,18 @@ impl ServerState {
             .config
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(merged);
+        let ended = self.recheck_streams();
+        let closed = self
+            .shared
+            .gate
+            .close_where(|ip| self.auth().peer_allowed(ip));
+        if ended + closed > 0 {
+            tracing::info!(
+                streams = ended,
+                connections = closed,
+                "reload ended streams and connections no longer allowed"
+            );
+        }
         Ok(())
     }
 
@@ -417,9 +575,20 @@ impl ServerState {
     }
 }
 
+/// The connection a request came on (our accept loop's bookkeeping), if any.
+fn conn_of<T>(req: &Request<T>) -> Option<&ConnInfo> {
+    let ext = req.extensions();
+    ext.get::<ConnInfo>().or_else(|| {
+        ext.get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>()
+            .map(|t| t.get_ref())
+    })
+}
+
 /// The client address of a request (set by tonic for TCP and TLS connections).
 pub fn peer_of<T>(req: &Request<T>) -> Result<SocketAddr, Status> {
-    req.remote_addr()
+    conn_of(req)
+        .and_then(|c| c.tcp.remote_addr())
+        .or_else(|| req.remote_addr())
         .ok_or_else(|| Status::permission_denied("client address unknown"))
 }
 
@@ -444,6 +613,49 @@ fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::unauthenticated("not authenticated"))
 }
 
+/// Longest name (user, connection, chain, session id) looked up.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// `name` if it is at most [`MAX_NAME_LEN`] bytes, else INVALID_ARGUMENT echoing only its
+/// start (a 3 MiB name must not come back in full).
+pub fn bounded_name(name: &str) -> Result<String, ApiError> {
+    if name.len() <= MAX_NAME_LEN {
+        return Ok(name.to_string());
+    }
+    Err(ApiError::InvalidArgument(format!(
+        "name too long ({} bytes, at most {MAX_NAME_LEN}): `{}…`",
+        name.len(),
+        truncated(name, 32)
+    )))
+}
+
+/// The first `max` bytes of `s` (on a char boundary).
+pub fn truncated(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let cut = (0..=max)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
+    &s[..cut]
+}
+
+/// Authorize a streaming `rpc` for the caller of `req`, register the stream (per-user cap)
+/// and split off the message.
+fn begin_stream<T>(
+    state: &ServerState,
+    req: Request<T>,
+    rpc: Rpc,
+    connection: Option<&str>,
+) -> Result<(Caller, T, StreamGuard), Status> {
+    let caller = caller(&req)?;
+    rpc.authorize(&caller, connection)?;
+    let conn = conn_of(&req).map(|c| c.conn.clone());
+    let guard = state.open_stream(&caller, conn)?;
+    Ok((caller, req.into_inner(), guard))
+}
+
 /// Authorize `rpc` for the caller of `req` and split off the message.
 fn begin<T>(req: Request<T>, rpc: Rpc, connection: Option<&str>) -> Result<(Caller, T), Status> {
     let caller = caller(&req)?;
@@ -451,15 +663,80 @@ fn begin<T>(req: Request<T>, rpc: Rpc, connection: Option<&str>) -> Result<(Call
     Ok((caller, req.into_inner()))
 }
 
-/// A server stream fed by a task through a channel, ending when the server shuts down.
+/// An open server stream's registration; dropping it unregisters the stream.
+pub(crate) struct StreamGuard {
+    state: ServerState,
+    id: u64,
+    cancel: CancellationToken,
+    conn: Option<Arc<ConnState>>,
+    expires_at: SystemTime,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.state.lock_streams().remove(&self.id);
+        if let Some(c) = &self.conn {
+            c.stream_closed();
+        }
+    }
+}
+
+/// A server stream fed through a channel: ends at shutdown (cleanly), and with
+/// UNAUTHENTICATED when its session ends or its token expires.
+struct GuardedStream<T> {
+    rx: tokio_stream::wrappers::ReceiverStream<Result<T, Status>>,
+    stop: Pin<Box<dyn Future<Output = Option<Status>> + Send>>,
+    done: bool,
+    _guard: StreamGuard,
+}
+
+impl<T> futures::Stream for GuardedStream<T> {
+    type Item = Result<T, Status>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(end) = self.stop.as_mut().poll(cx) {
+            self.done = true;
+            return Poll::Ready(end.map(Err));
+        }
+        Pin::new(&mut self.rx).poll_next(cx)
+    }
+}
+
+/// A server stream fed by a task through a channel, guarded by `guard`.
 fn stream_of<T: Send + 'static>(
     rx: tokio::sync::mpsc::Receiver<Result<T, Status>>,
     token: &CancellationToken,
+    guard: StreamGuard,
 ) -> BoxStream<'static, Result<T, Status>> {
     use futures::StreamExt;
-    tokio_stream::wrappers::ReceiverStream::new(rx)
-        .take_until(token.clone().cancelled_owned())
-        .boxed()
+    let shutdown = token.clone();
+    let cancel = guard.cancel.clone();
+    let left = guard
+        .expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        // Far enough for any token; keeps Instant arithmetic from overflowing.
+        .min(Duration::from_secs(10 * 365 * 24 * 3600));
+    let stop = async move {
+        tokio::select! {
+            () = shutdown.cancelled() => None,
+            () = cancel.cancelled() => Some(Status::unauthenticated(
+                "session ended (logged out, revoked, or no longer allowed); log in again",
+            )),
+            () = tokio::time::sleep(left) => Some(Status::unauthenticated(
+                "token expired; log in again (mclient login)",
+            )),
+        }
+    };
+    GuardedStream {
+        rx: tokio_stream::wrappers::ReceiverStream::new(rx),
+        stop: Box::pin(stop),
+        done: false,
+        _guard: guard,
+    }
+    .boxed()
 }
 
 /// Server-wide interceptor: refuse peers outside the LAN allow-list, before anything else
@@ -470,11 +747,14 @@ pub struct AllowListCheck(ServerState);
 impl Interceptor for AllowListCheck {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
         let peer = peer_of(&req)?;
+        if let Some(c) = conn_of(&req) {
+            c.conn.touch();
+        }
         if self.0.auth().peer_allowed(peer.ip()) {
             Ok(req)
         } else {
             crate::metrics::global().refused("allow_list");
-            tracing::warn!(%peer, "request from outside the allow-list refused");
+            self.0.shared.log_refused.hit(&peer.ip());
             Err(AuthError::PeerNotAllowed(peer.ip()).into())
         }
     }
@@ -537,8 +817,10 @@ pub async fn serve(
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
+    let limits = *state.shared.gate.limits();
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(64)
+        .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)));
     if let Some((cert, key)) = config.tls() {
@@ -581,10 +863,14 @@ pub async fn serve(
 
     let token = state.shutdown_token();
     let stop = token.clone();
-    let server = router
-        .serve_with_incoming_shutdown(limit::incoming(listener, MAX_CONNECTIONS), async move {
-            stop.cancelled().await
-        });
+    let st = state.clone();
+    let incoming = limit::incoming(
+        listener,
+        state.shared.gate.clone(),
+        Arc::new(move |ip| st.auth().peer_allowed(ip)),
+    );
+    let server =
+        router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await });
     tokio::pin!(server);
     tokio::select! {
         res = &mut server => return res.map_err(ServeError::from),
@@ -613,6 +899,8 @@ mod tests {
             role,
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
             allowed: allowed.iter().map(|s| s.to_string()).collect(),
+            session: "s".into(),
+            expires_at: SystemTime::UNIX_EPOCH,
         }
     }
 
@@ -633,6 +921,8 @@ mod tests {
             SetTimeouts,
             HangupForce,
             PortFw,
+            ListSessions,
+            RevokeSession,
         ] {
             assert_eq!(rpc.access(), Access::Admin, "{rpc:?}");
             assert!(rpc
@@ -682,5 +972,28 @@ mod tests {
             tonic::Code::Internal
         );
         assert_eq!(code(ApiError::NotFound("n".into())), tonic::Code::NotFound);
+    }
+
+    #[test]
+    fn echoed_input_is_truncated_in_errors() {
+        let huge = "é".repeat(3 << 19); // 3 MiB
+        let s = Status::from(ApiError::NotFound(format!("no connection named `{huge}`")));
+        assert!(
+            s.message().len() <= MAX_ERROR_LEN + 64,
+            "{}",
+            s.message().len()
+        );
+        assert!(
+            s.message().ends_with("bytes cut)"),
+            "{}",
+            &s.message()[..40]
+        );
+        let e = bounded_name(&huge);
+        assert!(
+            matches!(&e, Err(ApiError::InvalidArgument(m)) if m.len() < 200),
+            "{e:?}"
+        );
+        assert_eq!(bounded_name("isp1"), Ok("isp1".to_string()));
+        assert_eq!(truncated("aé", 2), "a");
     }
 }

@@ -8,6 +8,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How long mserver waits for every task (link hang-ups included) after the rpc layer
+/// has stopped.
+pub const STOP_BOUND: Duration = Duration::from_secs(12);
+
 /// Cheap `Clone` handle: the stop signal and the set of tasks that must end with it.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
@@ -47,5 +51,24 @@ impl Shutdown {
         self.token.cancel();
         self.tasks.close();
         tokio::time::timeout(bound, self.tasks.wait()).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SIGTERM to exit: the rpc grace, then the task join; together below the systemd
+    /// unit's TimeoutStopSec, so systemd never has to SIGKILL a half-hung-up modem.
+    #[test]
+    fn stop_bounds_fit_in_the_units_timeout_stop_sec() {
+        let unit = include_str!("../../deploy/mserver.service");
+        let secs: u64 = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        assert_eq!(secs, 15);
+        assert!(crate::rpc::SHUTDOWN_GRACE + STOP_BOUND < Duration::from_secs(secs));
     }
 }

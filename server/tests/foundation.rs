@@ -88,7 +88,22 @@ async fn wait_exit(mut child: Child) -> std::process::ExitStatus {
 fn config_text(users: &[(&str, &str, &str)]) -> String {
     let mut s = String::from("[server]\nallow = [\"127.0.0.0/8\"]\n\n");
     for (name, pw, role) in users {
-        let h = auth::hash_password_with(pw, auth::fast_params()).unwrap_or_default();
+        // The same hash for the same user each time: a changed hash revokes the user's
+        // tokens at reload.
+        static HASHES: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<String, String>>,
+        > = std::sync::OnceLock::new();
+        let h = HASHES
+            .get_or_init(Default::default)
+            .lock()
+            .map(|mut m| {
+                m.entry(format!("{name}:{pw}"))
+                    .or_insert_with(|| {
+                        auth::hash_password_with(pw, auth::fast_params()).unwrap_or_default()
+                    })
+                    .clone()
+            })
+            .unwrap_or_default();
         s.push_str(&format!(
             "[[users]]\nname = \"{name}\"\npassword_hash = \"{h}\"\nrole = \"{role}\"\n\n"
         ));

@@ -278,7 +278,8 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
     // A user not allowed on isp2 is refused before anything happens.
     let o = w.mc("demo", &["dial", "isp2"]);
     assert_eq!(o.status.code(), Some(4), "PERMISSION_DENIED exit code");
-    // A client outside the allow-list (the LAN host itself) is refused.
+    // A client outside the allow-list (the LAN host itself) is closed at accept: to it the
+    // server is unreachable (rc 8).
     let o = w.mc_in(
         &w.topo.lan,
         "192.168.77.1",
@@ -287,7 +288,7 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
     );
     assert_eq!(
         o.status.code(),
-        Some(4),
+        Some(8),
         "LAN host outside allow-list: {:?}",
         o
     );

@@ -283,6 +283,39 @@ impl Auth for Fake {
         caller(&req)?;
         Ok(Response::new(pb::LogoutResponse {}))
     }
+    async fn list_sessions(
+        &self,
+        req: Request<pb::ListSessionsRequest>,
+    ) -> Rs<pb::ListSessionsResponse> {
+        admin(&req, "ListSessions")?;
+        let s = |id: &str, user: &str, role: pb::Role| pb::Session {
+            id: id.into(),
+            user: user.into(),
+            role: role as i32,
+            peer: "127.0.0.1:5555".into(),
+            issued_at: ts(T0),
+            expires_at: ts(4_102_444_800),
+        };
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: vec![
+                s("00112233aabbccdd", "alice", pb::Role::User),
+                s("8899aabbccddeeff", "root", pb::Role::Admin),
+            ],
+        }))
+    }
+    async fn revoke_session(
+        &self,
+        req: Request<pb::RevokeSessionRequest>,
+    ) -> Rs<pb::RevokeSessionResponse> {
+        admin(&req, "RevokeSession")?;
+        let r = req.into_inner();
+        match (r.user.as_str(), r.id.as_str()) {
+            ("alice", "") | ("", "00112233aabbccdd") => {
+                Ok(Response::new(pb::RevokeSessionResponse { revoked: 1 }))
+            }
+            _ => Err(Status::not_found("no such session")),
+        }
+    }
     async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> Rs<pb::WhoAmIResponse> {
         let w = caller(&req)?;
         Ok(Response::new(pb::WhoAmIResponse {

@@ -249,6 +249,8 @@ pub struct MockModemStats {
     pub corrupted: u64,
     /// `+++` escapes recognised.
     pub escapes: u64,
+    /// `ATH` (hang-up) commands received, in or out of a call.
+    pub ath_commands: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -712,6 +714,7 @@ impl MockModem {
                 }
             }
             'H' => {
+                self.stats.ath_commands += 1;
                 if self.in_call() {
                     self.end_call(now, false);
                 }

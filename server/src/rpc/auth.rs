@@ -9,8 +9,9 @@ use masqdial_proto::v1 as pb;
 use masqdial_proto::v1::auth_server;
 use tonic::{Request, Response, Status};
 
+use super::Rpc;
 use super::{convert, ApiError, ServerState};
-use crate::auth::Attempt;
+use crate::auth::{Attempt, RevokeTarget};
 
 /// Longest user name looked at; longer names cannot exist (config limits names to 64).
 const MAX_USER_LEN: usize = 128;
@@ -202,7 +203,7 @@ impl auth_server::Auth for AuthService {
         guard.end(verdict.is_ok());
         match verdict {
             Ok(()) => {
-                let issued = auth.issue_token(&user, SystemTime::now())?;
+                let issued = auth.issue_token_to(&user, Some(peer), SystemTime::now())?;
                 tracing::info!(user = ?user, %peer, role = %issued.role, "login");
                 Ok(Response::new(pb::LoginResponse {
                     token: issued.token,
@@ -231,6 +232,7 @@ impl auth_server::Auth for AuthService {
         let caller = self.state.caller_of(&req)?;
         let token = super::bearer(&req)?;
         self.state.auth().logout(token)?;
+        self.state.recheck_streams();
         tracing::info!(user = %caller.user, peer = %caller.peer, "logout");
         Ok(Response::new(pb::LogoutResponse {}))
     }
@@ -248,6 +250,61 @@ impl auth_server::Auth for AuthService {
             allowed_connections: id.allowed,
             peer: peer.to_string(),
             expires_at: Some(id.expires_at.into()),
+        }))
+    }
+
+    async fn list_sessions(
+        &self,
+        req: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let caller = self.state.caller_of(&req)?;
+        Rpc::ListSessions.authorize(&caller, None)?;
+        let sessions = self
+            .state
+            .auth()
+            .sessions(SystemTime::now())
+            .into_iter()
+            .map(|s| pb::Session {
+                id: s.id,
+                user: s.user,
+                role: convert::role(s.role),
+                peer: s.peer.map(|p| p.to_string()).unwrap_or_default(),
+                issued_at: Some(s.issued_at.into()),
+                expires_at: Some(s.expires_at.into()),
+            })
+            .collect();
+        Ok(Response::new(pb::ListSessionsResponse { sessions }))
+    }
+
+    async fn revoke_session(
+        &self,
+        req: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        let caller = self.state.caller_of(&req)?;
+        Rpc::RevokeSession.authorize(&caller, None)?;
+        let m = req.into_inner();
+        let target = match (m.user.is_empty(), m.id.is_empty()) {
+            (false, true) => RevokeTarget::User(super::bounded_name(&m.user)?),
+            (true, false) => RevokeTarget::Id(super::bounded_name(&m.id)?),
+            _ => {
+                return Err(ApiError::InvalidArgument(
+                    "give exactly one of a user name and a session id".into(),
+                )
+                .into())
+            }
+        };
+        let n = self.state.auth().revoke(&target);
+        if n == 0 {
+            let what = match &target {
+                RevokeTarget::User(u) => format!("user `{u}` has no live session"),
+                RevokeTarget::Id(id) => format!("no live session `{id}`"),
+            };
+            return Err(ApiError::NotFound(what).into());
+        }
+        let ended = self.state.recheck_streams();
+        tracing::info!(admin = %caller.user, peer = %caller.peer, ?target, revoked = n, streams = ended, "sessions revoked");
+        Ok(Response::new(pb::RevokeSessionResponse {
+            revoked: u32::try_from(n).unwrap_or(u32::MAX),
         }))
     }
 }

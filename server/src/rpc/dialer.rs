@@ -9,7 +9,7 @@ use masqdial_proto::v1::dialer_server;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
-use super::{begin, caller, convert, stream_of, ApiError, Caller, Rpc, ServerState};
+use super::{begin, begin_stream, caller, convert, stream_of, ApiError, Caller, Rpc, ServerState};
 use crate::config::UserRole;
 use crate::link::manager::{LinkManager, Who};
 use crate::link::{DialOutcome, HangupOutcome, LinkState};
@@ -31,6 +31,7 @@ impl DialerService {
     }
 
     fn known(&self, name: &str) -> Result<(), Status> {
+        super::bounded_name(name)?;
         if self
             .state
             .config()
@@ -139,7 +140,7 @@ impl dialer_server::Dialer for DialerService {
         req: Request<pb::DialRequest>,
     ) -> Result<Response<Self::DialStream>, Status> {
         let name = req.get_ref().name.clone();
-        let (c, _) = begin(req, Rpc::Dial, Some(&name))?;
+        let (c, _, guard) = begin_stream(&self.state, req, Rpc::Dial, Some(&name))?;
         self.known(&name)?;
         tracing::info!(user = %c.user, peer = %c.peer, connection = %name, "dial");
         let links = self.links()?;
@@ -154,7 +155,7 @@ impl dialer_server::Dialer for DialerService {
                 let _ = tx.send(Ok(convert::joined(state, status.as_ref()))).await;
                 if state == LinkState::Up {
                     let _ = tx.send(Ok(convert::up_now(status.as_ref()))).await;
-                    return Ok(Response::new(stream_of(rx, &token)));
+                    return Ok(Response::new(stream_of(rx, &token, guard)));
                 }
             }
             DialOutcome::Busy => {
@@ -180,7 +181,7 @@ impl dialer_server::Dialer for DialerService {
                 }
             }
         });
-        Ok(Response::new(stream_of(rx, &token)))
+        Ok(Response::new(stream_of(rx, &token, guard)))
     }
 
     async fn hangup(
@@ -257,7 +258,7 @@ impl dialer_server::Dialer for DialerService {
         &self,
         req: Request<pb::WatchLinksRequest>,
     ) -> Result<Response<Self::WatchLinksStream>, Status> {
-        begin(req, Rpc::WatchLinks, None)?;
+        let (_, _, guard) = begin_stream(&self.state, req, Rpc::WatchLinks, None)?;
         let links = self.links()?;
         let mut events = links.events();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::LinkEvent, Status>>(256);
@@ -285,6 +286,10 @@ impl dialer_server::Dialer for DialerService {
                 }
             }
         });
-        Ok(Response::new(stream_of(rx, &self.state.shutdown_token())))
+        Ok(Response::new(stream_of(
+            rx,
+            &self.state.shutdown_token(),
+            guard,
+        )))
     }
 }

@@ -10,7 +10,7 @@ use nat_core::views::MasqListOptions;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
-use super::{begin, convert, stream_of, ApiError, Caller, Rpc, ServerState};
+use super::{begin, begin_stream, convert, stream_of, ApiError, Caller, Rpc, ServerState};
 use crate::nat_control::{NatControl, NatError, View};
 
 /// Masquerade entries per snapshot batch.
@@ -86,7 +86,7 @@ impl nat_server::Nat for NatService {
         &self,
         req: Request<pb::WatchMasqRequest>,
     ) -> Result<Response<Self::WatchMasqStream>, Status> {
-        begin(req, Rpc::WatchMasq, None)?;
+        let (_, _, guard) = begin_stream(&self.state, req, Rpc::WatchMasq, None)?;
         let (snap, free, mut feed) = self.nat()?.watch_masq();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::MasqEvent, Status>>(64);
         self.state.spawn(async move {
@@ -131,7 +131,11 @@ impl nat_server::Nat for NatService {
                 }
             }
         });
-        Ok(Response::new(stream_of(rx, &self.state.shutdown_token())))
+        Ok(Response::new(stream_of(
+            rx,
+            &self.state.shutdown_token(),
+            guard,
+        )))
     }
 
     async fn free_ports(
