@@ -38,6 +38,9 @@ pub struct Config {
     /// `[link]`: the queue in front of the active link.
     #[serde(default)]
     pub link: LinkConfig,
+    /// `[[lan_hosts]]`: which user a LAN host's packets belong to (dial on demand).
+    #[serde(default)]
+    pub lan_hosts: Vec<LanHostConfig>,
 }
 
 /// `[link]` section: how traffic waits for the (slow) active link.
@@ -123,6 +126,16 @@ pub struct UserConfig {
     /// Connections this user may dial and hang up (admins may dial all).
     #[serde(default)]
     pub connections: Vec<String>,
+}
+
+/// `[[lan_hosts]]` entry: a LAN host (or prefix) and the user its traffic is credited to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanHostConfig {
+    /// Address or prefix, e.g. `192.168.77.2` or `192.168.77.16/28`.
+    pub host: IpNet,
+    /// A `[[users]]` name.
+    pub user: String,
 }
 
 /// Serial parity.
@@ -261,6 +274,22 @@ pub struct ConnectionConfig {
     /// `ipcp-accept-remote`).
     #[serde(default)]
     pub accept_remote: bool,
+    /// Dial on demand: a LAN packet routed to this connection while it is down dials it,
+    /// if its source host maps to a user allowed this connection (needs `idle_timeout_s`).
+    #[serde(default)]
+    pub demand: bool,
+    /// Activity filter, ipchains rule syntax (`-p udp -d 0/0 123 -j DENY`), first match
+    /// wins: `DENY`/`REJECT` = the packet neither dials nor resets the idle timer, `ACCEPT`
+    /// = it does; packets no rule matches count as activity. Written from the LAN host's
+    /// side: replies from the link are matched with source and destination swapped.
+    #[serde(default)]
+    pub activity_filter: Vec<String>,
+    /// Longest time a packet is held while a demand dial runs (seconds).
+    #[serde(default = "default_demand_hold")]
+    pub demand_hold_s: u64,
+    /// Most bytes held while a demand dial runs (later packets are dropped).
+    #[serde(default = "default_demand_hold_bytes")]
+    pub demand_hold_bytes: usize,
 }
 
 /// `[nat]` section.
@@ -360,6 +389,12 @@ fn default_routes() -> Vec<IpNet> {
 }
 fn default_route_all() -> Vec<IpNet> {
     "0.0.0.0/0".parse().map(|n| vec![n]).unwrap_or_default()
+}
+fn default_demand_hold() -> u64 {
+    30
+}
+fn default_demand_hold_bytes() -> usize {
+    64 * 1024
 }
 fn default_port_low() -> u16 {
     61000
@@ -610,6 +645,25 @@ impl Config {
                     "must alternate expect and send strings (even length)",
                 ));
             }
+            if c.demand && c.idle_timeout_s == 0 {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "idle_timeout_s",
+                    "demand = true needs an idle timeout (the link would never hang up)",
+                ));
+            }
+            if c.demand && c.demand_hold_s == 0 {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "demand_hold_s",
+                    "must be at least 1 second",
+                ));
+            }
+            if let Err(e) = crate::dataplane::demand::ActivityFilter::parse(&c.activity_filter) {
+                return Err(Violation::new("connections", Some(i), "activity_filter", e));
+            }
         }
 
         let mut users = HashSet::new();
@@ -632,6 +686,17 @@ impl Config {
                     Some(i),
                     "connections",
                     format!("unknown connection `{c}` (not in [[connections]])"),
+                ));
+            }
+        }
+
+        for (i, h) in self.lan_hosts.iter().enumerate() {
+            if !users.contains(h.user.as_str()) {
+                return Err(Violation::new(
+                    "lan_hosts",
+                    Some(i),
+                    "user",
+                    format!("unknown user `{}` (not in [[users]])", h.user),
                 ));
             }
         }

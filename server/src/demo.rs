@@ -106,6 +106,10 @@ pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
             peer_address: None,
             accept_local: false,
             accept_remote: false,
+            demand: false,
+            activity_filter: vec![],
+            demand_hold_s: 30,
+            demand_hold_bytes: 64 * 1024,
         });
     }
     let mut users = Vec::new();

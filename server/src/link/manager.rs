@@ -320,6 +320,7 @@ impl LinkManager {
                 last: SessionCounters::default(),
                 dial_started: SystemTime::now(),
                 transcript: Vec::new(),
+                activity_last: None,
                 tasks: shutdown.clone(),
             };
             shutdown.spawn(actor.run(rx, shutdown.token()));
@@ -405,6 +406,39 @@ impl LinkManager {
             HangupOutcome::NotHolder => Err(LinkError::NotHolder(name.into())),
             HangupOutcome::NotActive => Err(LinkError::NotActive(name.into())),
             o => Ok(o),
+        }
+    }
+
+    /// Dial for LAN packets (dial on demand) until `stop`: each request dials its
+    /// connection for the user the sending host maps to, credited to that user and host
+    /// (holders, `who`, status) and written to the audit log.
+    pub async fn serve_demand(
+        self,
+        mut requests: mpsc::Receiver<crate::dataplane::demand::DialRequest>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let r = tokio::select! {
+                () = stop.cancelled() => break,
+                r = requests.recv() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+            };
+            let who = Who {
+                user: r.user.clone(),
+                host: r.host.to_string(),
+            };
+            match self.dial(&r.connection, who).await {
+                Ok(out) => tracing::info!(
+                    user = %r.user, peer = %r.host, connection = %r.connection,
+                    trigger = "demand", outcome = ?out, "dial"
+                ),
+                Err(e) => tracing::warn!(
+                    user = %r.user, peer = %r.host, connection = %r.connection,
+                    error = %e, "dial on demand failed"
+                ),
+            }
         }
     }
 
@@ -508,6 +542,8 @@ struct Actor {
     last: SessionCounters,
     dial_started: SystemTime,
     transcript: Vec<TranscriptEntry>,
+    /// The data plane's activity count at the last sample (activity-filtered links).
+    activity_last: Option<u64>,
     /// Where hang-up helpers are spawned, so shutdown joins them.
     tasks: Shutdown,
 }
@@ -934,7 +970,19 @@ impl Actor {
     fn sample(&mut self) {
         let Some(s) = &self.session else { return };
         let c = s.counters();
-        let moved = c.packets_in != self.last.packets_in || c.packets_out != self.last.packets_out;
+        let mut moved =
+            c.packets_in != self.last.packets_in || c.packets_out != self.last.packets_out;
+        // Activity filters (and dial on demand) decide what resets the idle timer: the
+        // data plane counts only the packets that pass them, while this link is attached.
+        let filtered = self.cfg.demand || !self.cfg.activity_filter.is_empty();
+        if filtered && self.shared.uplink.active().as_deref() == Some(self.name.as_str()) {
+            if let Some(a) = self.shared.uplink.activity() {
+                moved = self.activity_last.is_some_and(|l| l != a);
+                self.activity_last = Some(a);
+            }
+        } else {
+            self.activity_last = None;
+        }
         if moved {
             self.fsm.traffic(Instant::now());
         }
