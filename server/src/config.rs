@@ -133,6 +133,7 @@ pub struct UserConfig {
 #[serde(deny_unknown_fields)]
 pub struct LanHostConfig {
     /// Address or prefix, e.g. `192.168.77.2` or `192.168.77.16/28`.
+    #[serde(deserialize_with = "host_or_net")]
     pub host: IpNet,
     /// A `[[users]]` name.
     pub user: String,
@@ -390,6 +391,14 @@ fn default_routes() -> Vec<IpNet> {
 fn default_route_all() -> Vec<IpNet> {
     "0.0.0.0/0".parse().map(|n| vec![n]).unwrap_or_default()
 }
+/// An address (a host route, `/32`) or a prefix.
+fn host_or_net<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an address or prefix")))
+}
+
 fn default_demand_hold() -> u64 {
     30
 }
@@ -948,6 +957,47 @@ port_low = 61000
         assert_eq!(c.connections[0].dial_prefix, "ATDT");
         assert_eq!(c.nat.port_high, 65095);
         assert_eq!(c.server.token_ttl_s, DEFAULT_TOKEN_TTL_S);
+    }
+
+    #[test]
+    fn demand_lan_hosts_and_activity_filters() {
+        let demand = good().replace(
+            "numbers = [\"555-0100\"]",
+            "numbers = [\"555-0100\"]\ndemand = true\nidle_timeout_s = 60\nactivity_filter = [\"-p udp -d 0/0 53 -j DENY\"]",
+        );
+        let t = demand.replace(
+            "[nat]",
+            "[[lan_hosts]]\nhost = \"192.168.1.7\"\nuser = \"alice\"\n\n[[lan_hosts]]\nhost = \"192.168.1.16/28\"\nuser = \"root\"\n\n[nat]",
+        );
+        let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.connections[0].demand);
+        assert_eq!(c.connections[0].demand_hold_s, 30);
+        assert_eq!(c.lan_hosts[0].host.to_string(), "192.168.1.7/32");
+        assert_eq!(c.lan_hosts[1].host.to_string(), "192.168.1.16/28");
+
+        let e = parse(&t.replace("user = \"root\"", "user = \"bob\""))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("lan_hosts[1].user") && e.contains("unknown user `bob`"),
+            "{e}"
+        );
+        let e = parse(&t.replace("idle_timeout_s = 60", "idle_timeout_s = 0"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("connections[0].idle_timeout_s"), "{e}");
+        let e = parse(&t.replace("-j DENY", "-j MASQ"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("connections[0].activity_filter"), "{e}");
+        let e = parse(&t.replace("192.168.1.7", "host-seven"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("lan_hosts[0].host"), "{e}");
     }
 
     #[test]

@@ -213,7 +213,7 @@ impl DemandPolicy {
         self.filters.insert(connection.to_string(), filter);
     }
 
-    /// Send ICMP errors from `addr` (default: the placeholder local address).
+    /// Send ICMP errors from `addr` (default: the placeholder peer address).
     pub fn set_icmp_source(&mut self, addr: Ipv4Addr) {
         self.icmp_from = Some(addr);
     }
@@ -463,7 +463,9 @@ impl Demand {
         if icmp_error || info.fragment {
             return LanVerdict::Consumed;
         }
-        let from = self.policy.icmp_from.unwrap_or(PLACEHOLDER_LOCAL);
+        // From the placeholder peer: the "far end" of the link that is not there. (Our own
+        // addresses would be martians to the kernel reading them back from TUN.)
+        let from = self.policy.icmp_from.unwrap_or(PLACEHOLDER_PEER);
         LanVerdict::Reply(nat_core::engine::build_icmp_error(
             from,
             pkt,
