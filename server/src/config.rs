@@ -191,6 +191,26 @@ pub struct ModemConfig {
     /// AT init strings sent in order before dialling, each expecting `OK`.
     #[serde(default = "default_init")]
     pub init: Vec<String>,
+    /// `[modems.cellular]`: poll the modem's cellular status (signal, registration,
+    /// operator, SIM) over AT while it is idle, or over `status_port`.
+    #[serde(default)]
+    pub cellular: Option<CellularConfig>,
+}
+
+/// `[modems.cellular]`: status polling of a cellular modem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellularConfig {
+    /// Seconds between polls (default 60).
+    #[serde(default = "default_cell_poll")]
+    pub poll_s: u64,
+    /// SIM PIN, entered when the SIM asks for one (a secret: never logged or shown).
+    #[serde(default)]
+    pub sim_pin: Option<String>,
+    /// A second AT port of the modem (e.g. `/dev/ttyUSB2`): polled even while the data
+    /// port carries PPP. Without it, polls run only while the modem is idle.
+    #[serde(default)]
+    pub status_port: Option<PathBuf>,
 }
 
 /// PPP authentication the connection accepts.
@@ -397,6 +417,10 @@ fn host_or_net<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an address or prefix")))
+}
+
+fn default_cell_poll() -> u64 {
+    60
 }
 
 fn default_demand_hold() -> u64 {
@@ -608,6 +632,26 @@ impl Config {
                     "data_bits",
                     "must be 5, 6, 7 or 8",
                 ));
+            }
+            if let Some(c) = &m.cellular {
+                if c.poll_s == 0 {
+                    return Err(Violation::new(
+                        "modems",
+                        Some(i),
+                        "cellular",
+                        "poll_s must be at least 1 second",
+                    ));
+                }
+                if c.sim_pin.as_ref().is_some_and(|p| {
+                    !(4..=8).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit())
+                }) {
+                    return Err(Violation::new(
+                        "modems",
+                        Some(i),
+                        "cellular",
+                        "sim_pin must be 4 to 8 digits",
+                    ));
+                }
             }
             if !(1..=2).contains(&m.stop_bits) {
                 return Err(Violation::new(

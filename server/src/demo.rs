@@ -78,6 +78,7 @@ pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
         stop_bits: 1,
         flow_control: Default::default(),
         init: vec!["ATZ".into(), "AT&F E0 V1 Q0".into()],
+        cellular: None,
     });
     for (name, desc, number) in [
         ("isp1", "Demo ISP one (PAP)", "555-0100"),
