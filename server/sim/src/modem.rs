@@ -218,7 +218,7 @@ pub struct MockModemConfig {
     /// Start silent (answers nothing).
     pub silent: bool,
     /// Cellular states answered to `+CSQ`, `+CREG?`/`+CGREG?`/`+CEREG?` and `+COPS?`; each
-    /// `AT+CSQ` (one status poll) moves to the next, the last one stays. Empty: one
+    /// `AT+CSQ` after the first (one per status poll) moves to the next, the last one stays. Empty: one
     /// registered, good-signal state.
     pub cell: Vec<CellState>,
     /// The SIM asks for this PIN (`+CPIN: SIM PIN`) until `AT+CPIN="<pin>"` is sent.
@@ -431,6 +431,7 @@ pub struct MockModem {
     stats: MockModemStats,
     pdp: Option<String>,
     cell_step: usize,
+    cell_started: bool,
     sim_unlocked: bool,
 }
 
@@ -473,6 +474,7 @@ impl MockModem {
             stats: MockModemStats::default(),
             pdp: None,
             cell_step: 0,
+            cell_started: false,
             sim_unlocked: false,
         };
         m.factory_defaults();
@@ -882,8 +884,13 @@ impl MockModem {
                 "+CPIN: READY"
             }),
             "CSQ" => {
+                // Each poll's AT+CSQ moves the script on; the first one starts it.
+                if self.cell_started {
+                    self.cell_step = self.cell_step.saturating_add(1);
+                }
+                self.cell_started = true;
+                let st = self.cell_state();
                 self.info(&format!("+CSQ: {},99", st.rssi));
-                self.cell_step = self.cell_step.saturating_add(1);
             }
             "CREG?" => self.info(&format!("+CREG: 0,{stat}")),
             "CGREG?" => self.info(&format!("+CGREG: 0,{stat}")),
