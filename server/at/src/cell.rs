@@ -439,13 +439,11 @@ impl CellPoll {
                 if ok {
                     self.queue.push_front(Step::CpinAgain);
                 }
-                return;
             }
             _ if !ok => {
                 let pin = self.pin.as_deref().unwrap_or_default();
                 let cmd = step.command(pin);
                 s.unanswered.push(cmd);
-                return;
             }
             Step::Ati => s.ident = self.info.clone(),
             Step::Cgmi => s.manufacturer = first(&self.info, "+CGMI"),
