@@ -17,6 +17,7 @@
 //! The binary (`src/main.rs`) owns the terminal and the single event loop.
 
 pub mod app;
+pub mod cli;
 pub mod event;
 pub mod net;
 pub mod table;

@@ -6,7 +6,6 @@
 //! panic (ratatui's hook) and on SIGTERM/SIGINT/SIGHUP (handled in the loop). It holds no
 //! dashboard logic: that is `app`, drawing is `ui`, the gRPC side is `net`.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,40 +13,14 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use clap::Parser;
 use crossterm::event::{self as ct, DisableMouseCapture, EnableMouseCapture};
-use masqdial_cli::conn;
+use masqdial_cli::config::{Overrides, Settings};
 use masqdial_cli::store::TokenStore;
 use masqdial_tui::app::App;
+use masqdial_tui::cli::Args;
 use masqdial_tui::event::{Command, Event, Secret};
 use masqdial_tui::{net, ui};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
-
-/// Live dashboard of masqdial links and masqueraded sessions.
-#[derive(Parser, Debug)]
-#[command(name = "mtui", version)]
-struct Args {
-    /// Server URL.
-    #[arg(long, env = "MASQDIAL_SERVER", default_value = conn::DEFAULT_SERVER)]
-    server: String,
-    /// User to log in as (a stored token of another user is not used).
-    #[arg(long, env = "MASQDIAL_USER")]
-    user: Option<String>,
-    /// Draw without colours (also when NO_COLOR is set).
-    #[arg(long)]
-    no_color: bool,
-    /// Redraw period for countdowns and lights, milliseconds (50..=5000).
-    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(50..=5000))]
-    tick_ms: u64,
-    /// Token store file instead of the default one.
-    #[arg(long, env = "MASQDIAL_TOKEN_FILE")]
-    token_store: Option<PathBuf>,
-    /// CA certificate (PEM) for an https server.
-    #[arg(long, env = "MASQDIAL_CA")]
-    ca: Option<PathBuf>,
-    /// Ask for the password (in the dashboard) even if a token is stored.
-    #[arg(long)]
-    login: bool,
-}
 
 /// Restores the terminal when dropped (error paths included): mouse reporting off, then
 /// ratatui's restore (raw mode off, main screen back).
@@ -69,15 +42,15 @@ impl Drop for TermGuard {
 /// A stored token is used unless `--login` asks for a password, it has expired, or `--user`
 /// names someone else. The network task checks it with the server and asks the app for a
 /// login when the server does not accept it.
-fn initial_login(args: &Args, store: &TokenStore) -> (Option<String>, String) {
-    let stored = match store.get(&args.server) {
+fn initial_login(args: &Args, settings: &Settings, store: &TokenStore) -> (Option<String>, String) {
+    let stored = match store.get_user(&settings.server, settings.user.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("token store unreadable: {e:#}");
             None
         }
     };
-    let user = args
+    let user = settings
         .user
         .clone()
         .or_else(|| stored.as_ref().map(|s| s.user.clone()))
@@ -86,7 +59,7 @@ fn initial_login(args: &Args, store: &TokenStore) -> (Option<String>, String) {
         .unwrap_or_default();
     let token = stored
         .filter(|t| !args.login && !t.expired(SystemTime::now()))
-        .filter(|t| args.user.as_ref().is_none_or(|u| *u == t.user))
+        .filter(|t| settings.user.as_ref().is_none_or(|u| *u == t.user))
         .map(|t| t.token);
     (token, user)
 }
@@ -116,11 +89,18 @@ fn spawn_input(tx: mpsc::UnboundedSender<Event>, stop: Arc<AtomicBool>) {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let store = match &args.token_store {
-        Some(p) => TokenStore::at(p.clone()),
-        None => TokenStore::open_default()?,
-    };
-    let (token, user) = initial_login(&args, &store);
+    let settings = Settings::resolve(&Overrides {
+        server: args.server.clone(),
+        user: args.user.clone(),
+        ca: args.ca.clone(),
+        token_file: args.token_store.clone(),
+        timeout_secs: None,
+    })?;
+    for w in &settings.warnings {
+        eprintln!("mtui: {w}");
+    }
+    let store = settings.store();
+    let (token, user) = initial_login(&args, &settings, &store);
     let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
 
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -145,10 +125,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     spawn_input(ev_tx.clone(), stop.clone());
     let net_task = net::spawn(
         net::NetConfig {
-            server: args.server.clone(),
+            server: settings.connect_url.clone(),
+            store_key: settings.server.clone(),
             token,
             user,
-            ca: args.ca.clone(),
+            ca: settings.ca.clone(),
             masq_period_ms: 500,
             store: Some(store),
             // Tried once when no stored token works (scripts, kiosks); the form otherwise.
@@ -161,7 +142,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cmd_rx,
     );
 
-    let mut app = App::new(&args.server, Instant::now(), SystemTime::now(), color);
+    let mut app = App::new(&settings.server, Instant::now(), SystemTime::now(), color);
     app.handle_event(Event::Resize {
         width: size.width,
         height: size.height,

@@ -37,6 +37,8 @@ pub const POLL_PERIOD: Duration = Duration::from_secs(3);
 pub struct NetConfig {
     /// Server URL, `http://host:port` or `https://…`.
     pub server: String,
+    /// The server's key in the token store (normalised URL, as mclient keys it).
+    pub store_key: String,
     /// Bearer token from the store, if there is one worth trying (never logged).
     pub token: Option<String>,
     /// User name to offer in the login form ("" when unknown).
@@ -163,7 +165,7 @@ async fn run(
                 Ok((tok, resp_role, expires_at)) => {
                     if let Some(store) = &cfg.store {
                         let saved = store.put(StoredToken {
-                            server: cfg.server.clone(),
+                            server: cfg.store_key.clone(),
                             user: u.clone(),
                             token: tok.clone(),
                             expires_at,
@@ -803,6 +805,7 @@ mod tests {
     fn config_debug_hides_token() {
         let c = NetConfig {
             server: "http://x".into(),
+            store_key: "http://x".into(),
             token: Some("secret-token".into()),
             user: "alice".into(),
             ca: None,
@@ -871,6 +874,7 @@ mod tests {
         drop(l);
         let cfg = NetConfig {
             server: format!("http://{addr}"),
+            store_key: format!("http://{addr}"),
             token: None,
             user: String::new(),
             ca: None,

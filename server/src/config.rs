@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_PORT: u16 = 224;
 /// Default bearer-token lifetime in seconds (12 hours).
 pub const DEFAULT_TOKEN_TTL_S: u64 = 12 * 3600;
+/// The `password_hash` placeholder of the shipped example configuration. It (like any value
+/// starting with `<`) fails validation with a message saying how to make a hash.
+pub const HASH_PLACEHOLDER: &str = "<run: mserver hash-password>";
+/// The command that prints a hash, named in validation messages.
+const HASH_HINT: &str = "mserver hash-password";
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -79,6 +84,9 @@ pub struct ServerConfig {
     /// Lifetime of a login token, seconds (default 43200 = 12 h).
     #[serde(default = "default_token_ttl")]
     pub token_ttl_s: u64,
+    /// Address of the Prometheus text endpoint (plain HTTP, `allow` applies); unset = none.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +98,7 @@ impl Default for ServerConfig {
             state_dir: default_state_dir(),
             allow: default_allow(),
             token_ttl_s: default_token_ttl(),
+            metrics_listen: None,
         }
     }
 }
@@ -313,6 +322,17 @@ pub struct ConnectionConfig {
     pub demand_hold_bytes: usize,
 }
 
+/// Behaviour profile of the NAT engine (`[nat] rfc_profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RfcProfile {
+    /// Linux 2.2 ip_masq behaviour (ipchains MASQ).
+    #[default]
+    Linux22,
+    /// RFC 4787/5382-style behaviour (nat-core's `MasqConfig::rfc`).
+    Rfc,
+}
+
 /// `[nat]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -339,8 +359,8 @@ pub struct NatConfig {
     #[serde(default = "default_tun_name")]
     pub tun_name: String,
     /// Behaviour profile of the engine (default `linux22`).
-    #[serde(default = "default_rfc_profile")]
-    pub rfc_profile: String,
+    #[serde(default)]
+    pub rfc_profile: RfcProfile,
     /// ipchains-save file loaded at start (optional).
     #[serde(default)]
     pub ruleset: Option<PathBuf>,
@@ -356,7 +376,7 @@ impl Default for NatConfig {
             udp_timeout: default_udp_timeout(),
             lan_interface: None,
             tun_name: default_tun_name(),
-            rfc_profile: default_rfc_profile(),
+            rfc_profile: RfcProfile::default(),
             ruleset: None,
         }
     }
@@ -446,9 +466,6 @@ fn default_udp_timeout() -> u32 {
 }
 fn default_tun_name() -> String {
     "masq0".into()
-}
-fn default_rfc_profile() -> String {
-    "linux22".into()
 }
 
 /// Where in the file a problem is.
@@ -597,6 +614,14 @@ impl Config {
                 "allow is empty: no client could connect",
             ));
         }
+        if s.metrics_listen.is_some_and(|m| m == s.listen) {
+            return Err(Violation::new(
+                "server",
+                None,
+                "metrics_listen",
+                "must differ from listen (the metrics endpoint is plain HTTP)",
+            ));
+        }
         if s.token_ttl_s == 0 {
             return Err(Violation::new(
                 "server",
@@ -652,6 +677,19 @@ impl Config {
                         "sim_pin must be 4 to 8 digits",
                     ));
                 }
+            }
+            if m.flow_control == FlowControl::Software {
+                // Refused rather than silently ignored: over XON/XOFF the tty eats 0x11/0x13
+                // and the modem obeys them inside PPP frames, so both directions would have
+                // to escape them (LCP ACCM 0x000a0000, RFC 1662 section 7.1), which the
+                // link stack does not negotiate.
+                return Err(Violation::new(
+                    "modems",
+                    Some(i),
+                    "flow_control",
+                    "\"software\" (XON/XOFF) is not supported: PPP would have to escape XON \
+                     and XOFF in both directions; use \"hardware\" (RTS/CTS) or \"none\"",
+                ));
             }
             if !(1..=2).contains(&m.stop_bits) {
                 return Err(Violation::new(
@@ -730,8 +768,26 @@ impl Config {
                     format!("duplicate user name `{}`", u.name),
                 ));
             }
+            let h = u.password_hash.trim();
+            if h.is_empty() || h.starts_with('<') {
+                return Err(Violation::new(
+                    "users",
+                    Some(i),
+                    "password_hash",
+                    format!(
+                        "{:?} is a placeholder, not a hash: put the output of `{HASH_HINT}` here \
+                         (or write a fresh configuration with `mserver init`)",
+                        u.password_hash
+                    ),
+                ));
+            }
             if let Err(e) = crate::phc::check_phc(&u.password_hash) {
-                return Err(Violation::new("users", Some(i), "password_hash", e));
+                return Err(Violation::new(
+                    "users",
+                    Some(i),
+                    "password_hash",
+                    format!("{e} (make one with `{HASH_HINT}`)"),
+                ));
             }
             if let Some(c) = u.connections.iter().find(|c| !conns.contains(c.as_str())) {
                 return Err(Violation::new(
@@ -1146,6 +1202,22 @@ port_low = 61000
     }
 
     #[test]
+    fn placeholder_hash_is_rejected_with_how_to_make_one() {
+        let g = good();
+        let start = g.find("password_hash = \"").unwrap_or(0);
+        let end = g[start..].find('\n').map_or(g.len(), |e| start + e);
+        let t = format!(
+            "{}password_hash = \"{HASH_PLACEHOLDER}\"{}",
+            &g[..start],
+            &g[end..]
+        );
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("users[0].password_hash"), "{e}");
+        assert!(e.contains("is a placeholder"), "{e}");
+        assert!(e.contains("`mserver hash-password`"), "{e}");
+    }
+
+    #[test]
     fn duplicate_user_is_rejected() {
         let t = good().replace("name = \"root\"", "name = \"alice\"");
         let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
@@ -1167,6 +1239,69 @@ port_low = 61000
         assert!(e.contains("nat.port_low"), "{e}");
         let t = good().replace("port_low = 61000", "port_low = 80000");
         assert!(parse(&t).is_err());
+    }
+
+    #[test]
+    fn unknown_enum_values_name_the_allowed_ones() {
+        let t = good().replace(
+            "port_low = 61000",
+            "port_low = 61000\nrfc_profile = \"bogus\"",
+        );
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("nat.rfc_profile"), "{e}");
+        assert!(e.contains("`linux22`") && e.contains("`rfc`"), "{e}");
+        let t = good().replace(
+            "device = \"/dev/ttyS0\"",
+            "device = \"/dev/ttyS0\"\nflow_control = \"xonxoff\"",
+        );
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("modems[0].flow_control"), "{e}");
+        assert!(
+            e.contains("`none`") && e.contains("`hardware`") && e.contains("`software`"),
+            "{e}"
+        );
+        let t = good().replace(
+            "port_low = 61000",
+            "port_low = 61000\nrfc_profile = \"rfc\"",
+        );
+        let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.nat.rfc_profile, RfcProfile::Rfc);
+    }
+
+    #[test]
+    fn software_flow_control_is_refused_not_ignored() {
+        let t = good().replace(
+            "device = \"/dev/ttyS0\"",
+            "device = \"/dev/ttyS0\"\nflow_control = \"software\"",
+        );
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("modems[0].flow_control"), "{e}");
+        assert!(e.contains("not supported"), "{e}");
+        for ok in ["none", "hardware"] {
+            let t = good().replace(
+                "device = \"/dev/ttyS0\"",
+                &format!("device = \"/dev/ttyS0\"\nflow_control = \"{ok}\""),
+            );
+            assert!(parse(&t).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn metrics_listen_is_optional_and_not_the_api_port() {
+        let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.server.metrics_listen, None);
+        let t = good().replace(
+            "listen = \"127.0.0.1:2240\"",
+            "listen = \"127.0.0.1:2240\"\nmetrics_listen = \"127.0.0.1:9224\"",
+        );
+        let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.server.metrics_listen.map(|a| a.port()), Some(9224));
+        let t = good().replace(
+            "listen = \"127.0.0.1:2240\"",
+            "listen = \"127.0.0.1:2240\"\nmetrics_listen = \"127.0.0.1:2240\"",
+        );
+        let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("server.metrics_listen"), "{e}");
     }
 
     #[test]

@@ -237,8 +237,22 @@ pub fn banner(addr: SocketAddr, users: &[DemoUser]) -> String {
         .iter()
         .find(|u| u.name == "demo")
         .map_or("", |u| u.password.as_str());
+    // The clients are built next to mserver by `cargo build --release --bins`: name that
+    // directory so the commands below run as shown, installed or not.
+    let path = match clients_dir() {
+        Some(dir) => format!("  export PATH=\"{}:$PATH\"\n", dir.display()),
+        None => "  # mclient is not next to mserver: `cargo build --release --bins` first, or\n  \
+                 # `cargo install --locked --path client-cli` (and client-tui for mtui)\n"
+            .to_string(),
+    };
     s.push_str(&format!(
-        "\nTry, in another terminal:\n  export MASQDIAL_SERVER={server}\n  MCLIENT_PASSWORD='{demo_pw}' mclient --user demo login\n  mclient whoami\n  mclient list\n  mclient dial isp1\n  mclient shell\n\nStop with Ctrl-C.\n"
+        "\nTry, in another terminal:\n{path}  export MASQDIAL_SERVER={server}\n  MASQDIAL_PASSWORD='{demo_pw}' mclient --user demo login\n  mclient whoami\n  mclient list\n  mclient dial isp1\n  mclient shell\n  mtui --user admin\n\nStop with Ctrl-C.\n"
     ));
     s
+}
+
+/// The directory of this executable when `mclient` was built beside it.
+fn clients_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    dir.join("mclient").is_file().then_some(dir)
 }

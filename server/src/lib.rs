@@ -1,6 +1,7 @@
 //! `masqdial-server`: the gateway behind `mserver`.
 //!
 //! # Layout
+//! - [`cli`]: `mserver`'s command line (also rendered into its man page).
 //! - [`config`]: TOML configuration, validated with file/line/key errors.
 //! - [`phc`]: the argon2 PHC format check shared by config validation and login.
 //! - [`auth`]: users (argon2 PHC), roles, tokens, LAN allow-list, login throttling.
@@ -11,6 +12,9 @@
 //! - [`shutdown`]: the one stop signal and the tracker that joins every task.
 //! - [`persist`]: the state directory (saved rules and timeouts).
 //! - [`nat_control`]: rule edits, timeouts, views, counters and the masquerade feed.
+//! - [`setup`]: `mserver init`, `check-config` and `gen-cert`.
+//! - [`metrics`]: Prometheus text endpoint (`[server] metrics_listen`) and counters.
+//! - [`notify`]: systemd readiness and status (sd_notify).
 //! - `demo` (cargo feature `demo`, default on): the built-in `mserver --demo` configuration and
 //!   its simulated world; the only user of `masqdial-sim` in the server.
 //! - [`modem`]: the only code that opens a serial port.
@@ -26,16 +30,20 @@
 //!   `mserver --demo`; never in a build without the `demo` feature.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod link;
+pub mod metrics;
 pub mod modem;
 pub mod nat_control;
+pub mod notify;
 pub mod persist;
 pub mod phc;
 pub mod rpc;
 pub mod server;
+pub mod setup;
 pub mod shutdown;

@@ -1,59 +1,47 @@
 //! `mserver`: thin entry point; everything lives in the library.
 
 use std::io::{BufRead, IsTerminal};
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use masqdial_server::cli::{Cli, Command};
 #[cfg(feature = "demo")]
 use masqdial_server::demo;
 use masqdial_server::shutdown::Shutdown;
-use masqdial_server::{auth, config::Config, daemon, server};
+use masqdial_server::{auth, daemon, metrics, notify, server, setup};
 
 /// How long the link actors (each bounded by its own hang-up limit) and the other tasks
 /// get to end after the signal.
 const STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(12);
 
-/// masqdial gateway server.
-#[derive(Debug, Parser)]
-#[command(name = "mserver", version, about)]
-struct Cli {
-    /// Configuration file.
-    #[arg(long, short, default_value = "/etc/masqdial/mserver.toml")]
-    config: PathBuf,
-    /// Listen address, overriding `[server] listen`.
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    /// Run the built-in demo on loopback (ignores --config).
-    #[arg(long)]
-    demo: bool,
-    /// Move the saved rules and timeouts of `state_dir` aside (kept as `*.rejected-TIME`) and
-    /// start from the configured `[nat] ruleset`; needed when a saved file is refused.
-    #[arg(long)]
-    reset_state: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Read a password (no echo on a terminal, else one line of stdin) and print its
-    /// argon2id PHC string for `password_hash`.
-    HashPassword,
-}
+/// Exit status for configuration errors (sysexits.h EX_CONFIG); the unit's
+/// RestartPreventExitStatus= keeps systemd from restarting on it.
+const EX_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::HashPassword) = cli.command {
-        return match hash_password() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("mserver: {e:#}");
+    let done = |r: anyhow::Result<()>| match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mserver: {e:#}");
+            if is_config_error(&e) {
+                ExitCode::from(EX_CONFIG)
+            } else {
                 ExitCode::FAILURE
             }
-        };
+        }
+    };
+    match cli.command {
+        Some(Command::HashPassword) => return done(hash_password()),
+        Some(Command::Init) => return done(init(&cli.config)),
+        Some(Command::CheckConfig) => return done(check_config(&cli.config)),
+        Some(Command::GenCert {
+            ref dir,
+            ref names,
+            days,
+        }) => return done(gen_cert(dir, names, days)),
+        None => {}
     }
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -67,18 +55,56 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mserver: {e:#}");
-            ExitCode::from(2)
+            if is_config_error(&e) {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
+}
+
+/// Whether `e` is a configuration problem (exit 78) rather than a runtime failure.
+fn is_config_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<masqdial_server::config::ConfigError>()
+            .is_some()
+            || c.downcast_ref::<setup::SetupError>()
+                .is_some_and(setup::SetupError::is_config)
+    })
 }
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    // Colour only on a terminal; under journald (stderr is the journal stream) no timestamp
+    // of our own either: the journal adds one.
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if stderr_is_journal() {
+        fmt.without_time().init();
+    } else {
+        fmt.init();
+    }
+}
+
+/// True when stderr is the stream systemd named in `$JOURNAL_STREAM` (`DEV:INODE`), so a
+/// redirected stderr under systemd still gets timestamps.
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(st) => {
+            dev.parse::<u64>().ok() == Some(st.st_dev) && ino.parse::<u64>().ok() == Some(st.st_ino)
+        }
+        Err(_) => false,
+    }
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
@@ -86,7 +112,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if cli.demo {
         return serve_demo(cli, shutdown).await;
     }
-    let config = Config::load(&cli.config)?;
+    // Everything `mserver check-config` checks: a bad file exits 78 (EX_CONFIG).
+    let config = setup::check_config(&cli.config)?;
     if cli.reset_state {
         for moved in masqdial_server::persist::reset_state(&config)? {
             tracing::warn!(file = %moved.display(), "saved state moved aside (--reset-state)");
@@ -94,10 +121,65 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     let addr = cli.listen.unwrap_or(config.server.listen);
     let listener = server::bind(addr).await?;
+    if config.tls().is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "serving plaintext on a non-loopback address: passwords and tokens cross the LAN \
+             in clear; `mserver gen-cert` makes a certificate (then set tls_cert/tls_key)"
+        );
+    }
     let running = daemon::start(Arc::new(config.clone()), daemon::LanSide::Tun, &shutdown)?;
+    let links = running.control.links.clone();
+    if let Some(m) = config.server.metrics_listen {
+        let l = server::bind(m).await?;
+        let registry = metrics::global();
+        registry.register(
+            "nat",
+            metrics::nat_source(running.control.nat.nat().clone()),
+        );
+        registry.register("links", metrics::link_source(links.clone()));
+        // The allow-list at start applies (a SIGHUP change needs a restart here).
+        let allow = config.server.allow.clone();
+        let allowed: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync> =
+            Arc::new(move |ip| allow.iter().any(|n| n.contains(&ip)));
+        tracing::info!(addr = %m, "metrics on http://{m}/metrics");
+        shutdown.spawn(metrics::serve(l, allowed, shutdown.token()));
+    }
     let state = server::state(config, Some(running.control), &shutdown)?;
-    server::run(listener, state, Some(cli.config), server::shutdown_signal()).await?;
+    // Type=notify: ready once the port is bound and the gateway runs; STATUS= follows the
+    // links.
+    let notifier = notify::Notifier::from_env();
+    notifier.ready(&format!(
+        "listening on {}; {}",
+        listener.local_addr()?,
+        metrics::link_summary(&links)
+    ));
+    if notifier.enabled() {
+        let n = notifier.clone();
+        let mut events = links.events();
+        let stop = shutdown.token();
+        shutdown.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    ev = events.recv() => match ev {
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            n.status(&metrics::link_summary(&links));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                }
+            }
+        });
+    }
+    let on_stop = notifier.clone();
+    let signal = async move {
+        server::shutdown_signal().await;
+        on_stop.stopping();
+    };
+    let served = server::run(listener, state, Some(cli.config), signal).await;
     stop(&shutdown).await;
+    served?;
     Ok(())
 }
 
@@ -129,9 +211,10 @@ async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             "Not root: the dataplane is off (links come up, no LAN traffic is masqueraded).\n"
         );
     }
-    server::run(listener, state, None, server::shutdown_signal()).await?;
+    let served = server::run(listener, state, None, server::shutdown_signal()).await;
     stop(&shutdown).await;
     drop(world);
+    served?;
     Ok(())
 }
 
@@ -163,5 +246,90 @@ fn hash_password() -> anyhow::Result<()> {
     };
     anyhow::ensure!(!password.is_empty(), "empty password");
     println!("{}", auth::hash_password(&password)?);
+    Ok(())
+}
+
+fn init(path: &std::path::Path) -> anyhow::Result<()> {
+    let out = setup::init(path, |pw| {
+        auth::hash_password(pw).map_err(|e| e.to_string())
+    })?;
+    println!(
+        "wrote {} (mode 0640{})",
+        out.config.display(),
+        match out.group {
+            Some(g) => format!(", group {g}"),
+            None => String::new(),
+        }
+    );
+    match &out.ruleset {
+        Some(r) => println!("wrote {} (the default ruleset)", r.display()),
+        None => println!("kept the existing ruleset next to it"),
+    }
+    println!(
+        "\nadmin password: {}\n(shown once and stored only as a hash: note it now, or set a \
+         new one with `mserver hash-password`)\n\nNext: edit modems and connections, then \
+         `mserver check-config --config {}`.",
+        out.admin_password,
+        out.config.display()
+    );
+    Ok(())
+}
+
+fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
+    let c = setup::check_config(path)?;
+    println!(
+        "{}: OK ({} users, {} modems, {} connections, {})",
+        path.display(),
+        c.users.len(),
+        c.modems.len(),
+        c.connections.len(),
+        if c.tls().is_some() {
+            "TLS"
+        } else {
+            "plaintext"
+        }
+    );
+    Ok(())
+}
+
+fn gen_cert(dir: &std::path::Path, names: &[String], days: u32) -> anyhow::Result<()> {
+    let names = if names.is_empty() {
+        setup::default_cert_names()
+    } else {
+        names.to_vec()
+    };
+    let out = setup::gen_cert(dir, &names, days)?;
+    let host = names
+        .iter()
+        .find(|n| {
+            *n != "localhost"
+                && !n
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+        .unwrap_or(&names[0]);
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    println!(
+        "wrote {ca} (CA certificate: give it to the clients)\n\
+         wrote {cakey} (CA key, 0600: keep it offline to issue new server certificates)\n\
+         wrote {cert} and {key} (the server's)\n\n\
+         CA SHA-256 fingerprint: {fp}\n\
+         server certificate valid for: {names}\n\n\
+         In /etc/masqdial/mserver.toml, [server]:\n  \
+         tls_cert = \"{cert}\"\n  tls_key  = \"{key}\"\n\n\
+         On each client (compare the fingerprint with `openssl x509 -noout -fingerprint -sha256 -in ca.pem`):\n  \
+         export MASQDIAL_SERVER=https://{host}:224\n  \
+         export MASQDIAL_CA=/path/to/ca.pem",
+        ca = out.ca_cert.display(),
+        cakey = out.ca_key.display(),
+        cert = out.cert.display(),
+        key = out.key.display(),
+        fp = out.ca_fingerprint,
+        names = out.names.join(", "),
+    );
     Ok(())
 }

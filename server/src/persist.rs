@@ -46,10 +46,9 @@ pub enum StateError {
 /// Build nat-core's configuration from `[nat]`.
 pub fn engine_config(cfg: &Config) -> EngineConfig {
     let n = &cfg.nat;
-    let mut masq = if n.rfc_profile.eq_ignore_ascii_case("rfc") {
-        MasqConfig::rfc()
-    } else {
-        MasqConfig::linux22()
+    let mut masq = match n.rfc_profile {
+        crate::config::RfcProfile::Rfc => MasqConfig::rfc(),
+        crate::config::RfcProfile::Linux22 => MasqConfig::linux22(),
     };
     let range = PortRange {
         lo: n.port_low,
@@ -302,12 +301,14 @@ mod tests {
         let fwd = fw.rules("forward").expect("forward chain");
         assert!(fwd.iter().any(|r| r.to_spec().contains("MASQ")), "{fwd:?}");
         // The example config points at it and loads it (relative to the config file).
-        let cfg = Config::load(Path::new(concat!(
+        // (As `mserver init` writes it: the admin placeholder replaced by a hash.)
+        let path = Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../deploy/mserver.example.toml"
-        )))
-        .expect("example config");
-        let mut cfg = cfg;
+        ));
+        let h = crate::auth::hash_password_with("pw", crate::auth::fast_params()).expect("hash");
+        let mut cfg = Config::parse(path, &crate::setup::init_text(&h)).expect("example config");
+        cfg.nat.ruleset = Some(path.with_file_name("ipmasq.rules"));
         cfg.server.state_dir = std::env::temp_dir().join("masqdial-gateway-test-none");
         let engine = build_engine(&cfg).expect("engine from the example config");
         assert_eq!(engine.firewall().save(), fw.save());

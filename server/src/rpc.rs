@@ -473,6 +473,7 @@ impl Interceptor for AllowListCheck {
         if self.0.auth().peer_allowed(peer.ip()) {
             Ok(req)
         } else {
+            crate::metrics::global().refused("allow_list");
             tracing::warn!(%peer, "request from outside the allow-list refused");
             Err(AuthError::PeerNotAllowed(peer.ip()).into())
         }
@@ -551,12 +552,19 @@ pub async fn serve(
         builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
     }
     let authn = Authenticate(state.clone());
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(masqdial_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
     let router = builder
+        .layer(crate::metrics::RpcMetricsLayer)
         .layer(tonic::service::InterceptorLayer::new(AllowListCheck(
             state.clone(),
         )))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(AuthServer::new(AuthService::new(state.clone())))
         .add_service(DialerServer::with_interceptor(
             DialerService::new(state.clone()),

@@ -98,7 +98,24 @@ fn config_text(users: &[(&str, &str, &str)]) -> String {
 
 #[tokio::test]
 async fn example_config_starts_and_sigterm_stops() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mserver.example.toml");
+    // The example with its placeholder replaced, as `mserver init` writes it.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let example = dir.path().join("mserver.toml");
+    let h = auth::hash_password_with("admin-pw", auth::fast_params()).unwrap_or_default();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ipmasq.rules");
+    let text = masqdial_server::setup::init_text(&h)
+        .replace(
+            "ruleset = \"ipmasq.rules\"",
+            &format!("ruleset = {:?}", rules.display().to_string()),
+        )
+        .replace(
+            "state_dir = \"/var/lib/masqdial\"",
+            &format!(
+                "state_dir = {:?}",
+                dir.path().join("state").display().to_string()
+            ),
+        );
+    std::fs::write(&example, text).unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{}", free_port());
     let child = mserver()
         .arg("--config")
@@ -107,10 +124,10 @@ async fn example_config_starts_and_sigterm_stops() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let ch = channel(&addr).await;
-    let token = login(&ch, "alice", "change-me-alice")
+    let token = login(&ch, "admin", "admin-pw")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(whoami(&ch, &token).await.ok().as_deref(), Some("alice"));
+    assert_eq!(whoami(&ch, &token).await.ok().as_deref(), Some("admin"));
     signal(&child, Signal::SIGTERM);
     assert!(wait_exit(child).await.success());
 }
@@ -188,10 +205,96 @@ async fn bad_config_exits_nonzero_naming_file_line_and_key() {
         .await
         .unwrap_or_else(|_| panic!("timeout"))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(2));
+    // 78 = EX_CONFIG: the unit's RestartPreventExitStatus= stops the restart loop.
+    assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.toml: line 5"), "{err}");
     assert!(err.contains("nat.port_low"), "{err}");
+
+    // `check-config` says the same, with the same status, and starts nothing.
+    let out = tokio::time::timeout(
+        LIMIT,
+        mserver()
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("timeout"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.toml: line 5"), "{err}");
+}
+
+/// Runs `mserver ARGS` to completion (bounded), returning (status, stdout, stderr).
+async fn run_mserver(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(LIMIT, mserver().args(args).output())
+        .await
+        .unwrap_or_else(|_| panic!("timeout"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn init_then_check_config_then_the_printed_password_logs_in() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("mserver.toml");
+    let p = path.as_os_str();
+    // The shipped example is refused by check-config, saying how to make a hash.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mserver.example.toml");
+    let (code, _, err) = run_mserver(&[
+        "check-config".as_ref(),
+        "--config".as_ref(),
+        example.as_os_str(),
+    ])
+    .await;
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("mserver hash-password"), "{err}");
+
+    let (code, out, err) = run_mserver(&["init".as_ref(), "--config".as_ref(), p]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let password = out
+        .lines()
+        .find_map(|l| l.strip_prefix("admin password: "))
+        .unwrap_or_else(|| panic!("no password in: {out}"))
+        .to_string();
+    assert_eq!(password.len(), 20, "{out}");
+    // A second init refuses to overwrite.
+    let (code, _, err) = run_mserver(&["init".as_ref(), "--config".as_ref(), p]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    let (code, out, err) = run_mserver(&["check-config".as_ref(), "--config".as_ref(), p]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(": OK (1 users"), "{out}");
+
+    // The server starts on it (state in the temp dir) and the printed password works.
+    let text = std::fs::read_to_string(&path).unwrap_or_default().replace(
+        "state_dir = \"/var/lib/masqdial\"",
+        &format!(
+            "state_dir = {:?}",
+            dir.path().join("state").display().to_string()
+        ),
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = mserver()
+        .arg("--config")
+        .arg(&path)
+        .args(["--listen", &addr])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ch = channel(&addr).await;
+    let token = login(&ch, "admin", &password)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(whoami(&ch, &token).await.ok().as_deref(), Some("admin"));
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(child).await.success());
 }
 
 #[tokio::test]
@@ -284,4 +387,141 @@ async fn passwords_and_tokens_never_reach_the_log_even_at_trace() {
     for secret in ["Secret-Pw-1", "Wrong-Pw-2", "Typed-Pw-3", token.as_str()] {
         assert!(!log.contains(secret), "{secret} leaked into the log");
     }
+}
+
+/// `GET /metrics` over a plain TCP connection; returns the body.
+async fn scrape(addr: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(mut s) => {
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut out = String::new();
+                tokio::time::timeout(
+                    LIMIT,
+                    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("scrape timed out"))
+                .unwrap_or_else(|e| panic!("{e}"));
+                assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+                return out
+                    .split_once("\r\n\r\n")
+                    .map(|(_, b)| b.to_string())
+                    .unwrap_or_default();
+            }
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("metrics at {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_endpoint_serves_documented_names_and_plaintext_is_warned() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("mserver.toml");
+    let h = auth::hash_password_with("admin-pw", auth::fast_params()).unwrap_or_default();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ipmasq.rules");
+    let mport = free_port();
+    let text = masqdial_server::setup::init_text(&h)
+        .replace(
+            "ruleset = \"ipmasq.rules\"",
+            &format!("ruleset = {:?}", rules.display().to_string()),
+        )
+        .replace(
+            "state_dir = \"/var/lib/masqdial\"",
+            &format!(
+                "state_dir = {:?}",
+                dir.path().join("state").display().to_string()
+            ),
+        )
+        .replace(
+            "token_ttl_s = 43200\n",
+            &format!("token_ttl_s = 43200\nmetrics_listen = \"127.0.0.1:{mport}\"\n"),
+        );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    // A wildcard listen address without TLS: the server must say it serves plaintext.
+    let mut child = mserver()
+        .arg("--config")
+        .arg(&path)
+        .args(["--listen", &format!("0.0.0.0:{port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = BufReader::new(stderr).lines();
+    let warned = tokio::time::timeout(LIMIT, async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("WARN") && l.contains("serving plaintext on a non-loopback address") {
+                return Some(l);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    assert!(warned.is_some(), "no plaintext warning");
+
+    // One refused login, one refused token and one good call, through the metrics layer.
+    let ch = channel(&format!("127.0.0.1:{port}")).await;
+    let e = login(&ch, "admin", "wrong")
+        .await
+        .expect_err("bad password");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let e = whoami(&ch, "no-such-token").await.expect_err("bad token");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let tok = login(&ch, "admin", "admin-pw")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    whoami(&ch, &tok).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let body = scrape(&format!("127.0.0.1:{mport}")).await;
+    for line in [
+        "masqdial_auth_failures_total{reason=\"bad_credentials\"} 1".to_string(),
+        "masqdial_auth_failures_total{reason=\"bad_token\"} 1".to_string(),
+        "masqdial_rpc_duration_seconds_count{method=\"Auth/Login\",code=\"Unauthenticated\"} 1"
+            .to_string(),
+        "masqdial_rpc_duration_seconds_count{method=\"Auth/Login\",code=\"Ok\"} 1".to_string(),
+        "masqdial_rpc_duration_seconds_count{method=\"Auth/WhoAmI\",code=\"Ok\"} 1".to_string(),
+        format!(
+            "masqdial_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "# TYPE masqdial_link_up gauge".to_string(),
+        "masqdial_link_up{connection=\"isp1\"} 0".to_string(),
+        "masqdial_link_state{connection=\"isp1\",state=\"idle\"} 1".to_string(),
+        "masqdial_link_bytes_total{connection=\"isp1\",direction=\"rx\"} 0".to_string(),
+        "masqdial_masq_entries{protocol=\"udp\"} 0".to_string(),
+        "masqdial_masq_free_ports{protocol=\"tcp\"} 40960".to_string(),
+        "masqdial_masq_ports{protocol=\"icmp\"} 40960".to_string(),
+        "# TYPE masqdial_drops_total counter".to_string(),
+        "masqdial_drops_total{reason=\"forward_deny\"} 0".to_string(),
+        "masqdial_chain_packets_total{chain=\"forward\",rule=\"1\"} 0".to_string(),
+        "masqdial_chain_bytes_total{chain=\"forward\",rule=\"policy\"} 0".to_string(),
+        "# TYPE masqdial_dial_attempts_total counter".to_string(),
+        "# TYPE masqdial_rpc_duration_seconds histogram".to_string(),
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing {line:?} in:\n{body}"
+        );
+    }
+    // Every family documented in deploy/METRICS.md, and every name served documented there.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/METRICS.md"))
+            .unwrap_or_default();
+    for l in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = l.split(' ').next().unwrap_or_default();
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "{name} not in METRICS.md"
+        );
+    }
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(child).await.success());
 }

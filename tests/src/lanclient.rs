@@ -461,3 +461,122 @@ mod tests {
         task.abort();
     }
 }
+
+/// The Internet checksum (RFC 1071) of `data`.
+fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    // After folding, `sum` fits in 16 bits.
+    !(sum as u16)
+}
+
+/// Sends `count` ICMP echo requests to `addr` (one at a time, each waiting up to `per_try` for its
+/// reply) from a raw socket, as `ping -c COUNT` does but without iputils-ping; needs CAP_NET_RAW.
+/// Returns `OK icmp-echo replies=N/COUNT` when at least one reply came back.
+pub fn icmp_echo(
+    addr: std::net::Ipv4Addr,
+    count: u16,
+    per_try: Duration,
+) -> Result<String, ClientError> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    use std::io::Read;
+    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).map_err(|source| {
+        ClientError::Io {
+            what: "raw ICMP socket (needs CAP_NET_RAW)",
+            source,
+        }
+    })?;
+    let to = SockAddr::from(SocketAddr::new(addr.into(), 0));
+    let id = (std::process::id() & 0xffff) as u16;
+    let mut replies = 0u16;
+    for seq in 1..=count {
+        let mut req = vec![8u8, 0, 0, 0];
+        req.extend_from_slice(&id.to_be_bytes());
+        req.extend_from_slice(&seq.to_be_bytes());
+        req.extend_from_slice(b"masqdial icmp-echo payload 0123456789");
+        let c = inet_checksum(&req);
+        req[2..4].copy_from_slice(&c.to_be_bytes());
+        sock.send_to(&req, &to).map_err(|source| ClientError::Io {
+            what: "send ICMP echo",
+            source,
+        })?;
+        let deadline = std::time::Instant::now() + per_try;
+        let mut buf = [0u8; 1500];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            sock.set_read_timeout(Some(left))
+                .map_err(|source| ClientError::Io {
+                    what: "socket timeout",
+                    source,
+                })?;
+            let n = match (&sock).read(&mut buf) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                Err(source) => {
+                    return Err(ClientError::Io {
+                        what: "receive ICMP",
+                        source,
+                    })
+                }
+            };
+            // A raw IPv4 socket delivers the IP header too.
+            let pkt = &buf[..n];
+            let Some(ihl) = pkt.first().map(|b| usize::from(b & 0x0f) * 4) else {
+                continue;
+            };
+            let (Some(src), Some(icmp)) = (pkt.get(12..16), pkt.get(ihl..)) else {
+                continue;
+            };
+            let is_reply = icmp.len() >= 8
+                && icmp[0] == 0
+                && src == addr.octets()
+                && icmp[4..6] == id.to_be_bytes()
+                && icmp[6..8] == seq.to_be_bytes()
+                && icmp[8..] == req[8..];
+            if is_reply {
+                replies += 1;
+                break;
+            }
+        }
+    }
+    if replies == 0 {
+        return Err(ClientError::Timeout(format!(
+            "no ICMP echo reply from {addr} to {count} requests"
+        )));
+    }
+    Ok(format!("OK icmp-echo replies={replies}/{count}"))
+}
+
+#[cfg(test)]
+mod icmp_tests {
+    use super::*;
+
+    #[test]
+    fn checksum_matches_rfc1071_example() {
+        // RFC 1071 section 3's example words 0001 f203 f4f5 f6f7 sum to ddf2; checksum ~ = 220d.
+        assert_eq!(
+            inet_checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
+        // A message with its checksum in place sums to zero.
+        let mut m = vec![8u8, 0, 0, 0, 0x12, 0x34, 0, 1, 0xab];
+        let c = inet_checksum(&m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(inet_checksum(&m), 0);
+    }
+}

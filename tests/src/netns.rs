@@ -519,22 +519,21 @@ impl Netns {
         exec_command_ok(c, timeout)
     }
 
-    /// Sends `count` pings to `addr` from inside the namespace (1 s apart, 2 s reply wait each); true
-    /// when at least one answer came back. Needs `ping` (Debian package iputils-ping).
+    /// Sends `count` ICMP echo requests to `addr` from inside the namespace (2 s reply wait each;
+    /// a raw socket of our own, so no `ping` program is needed); true when at least one answer
+    /// came back.
     pub fn ping(&self, addr: Ipv4Addr, count: u32) -> Result<bool> {
-        let out = self.exec(
-            &[
-                "ping",
-                "-n",
-                "-c",
-                &count.to_string(),
-                "-W",
-                "2",
-                &addr.to_string(),
-            ],
-            Duration::from_secs(u64::from(count) * 3 + 5),
-        )?;
-        Ok(out.status.success())
+        let count = u16::try_from(count).unwrap_or(u16::MAX);
+        let res =
+            self.run_in(move || crate::lanclient::icmp_echo(addr, count, Duration::from_secs(2)))?;
+        match res {
+            Ok(_) => Ok(true),
+            Err(crate::lanclient::ClientError::Timeout(_)) => Ok(false),
+            Err(e) => Err(NetnsError::Enter {
+                ns: self.name.clone(),
+                reason: format!("ICMP echo: {e}"),
+            }),
+        }
     }
 
     /// PIDs of the processes currently in the namespace (`ip netns pids`).

@@ -1,42 +1,81 @@
-//! Interface addresses and routes for the TUN device, set with iproute2 (`ip`), each
-//! command bounded in time. Owns no packets; called by the link manager when a link goes
-//! up or down.
+//! Interface addresses, routes and link state for the TUN device, set over rtnetlink (no
+//! `ip` subprocess, no iproute2 at run time); each operation is bounded in time. Owns no
+//! packets; called by the link manager when a link goes up or down.
 
-use std::net::Ipv4Addr;
-use std::process::Stdio;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use tokio::process::Command;
+use rtnetlink::packet_core::ErrorMessage;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::route::{
+    RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
-/// How long one `ip` command may take.
-const IP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one operation (all its netlink requests) may take.
+const NETLINK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors configuring the interface.
 #[derive(Debug, thiserror::Error)]
 pub enum NetCfgError {
-    /// `ip` could not be run.
-    #[error("running `ip {args}`: {source}")]
-    Spawn {
-        /// The arguments.
-        args: String,
-        /// The OS error.
-        source: std::io::Error,
+    /// A netlink socket could not be opened (no `AF_NETLINK`, or out of descriptors).
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(#[source] io::Error),
+    /// The named network namespace could not be entered.
+    #[error("cannot enter network namespace {ns}: {reason}")]
+    Namespace {
+        /// The namespace name (under `/run/netns`).
+        ns: String,
+        /// Why.
+        reason: String,
     },
-    /// `ip` failed.
-    #[error("`ip {args}` failed: {stderr}")]
-    Failed {
-        /// The arguments.
-        args: String,
-        /// What it printed.
-        stderr: String,
+    /// The interface does not exist.
+    #[error("interface {dev} does not exist")]
+    NoDevice {
+        /// Interface name.
+        dev: String,
     },
-    /// `ip` did not finish in time.
-    #[error("`ip {args}` timed out")]
+    /// The kernel refused a request (e.g. EPERM without CAP_NET_ADMIN).
+    #[error("{op} on {dev}: {source}")]
+    Kernel {
+        /// What was asked, e.g. `add route 0.0.0.0/0`.
+        op: String,
+        /// Interface name.
+        dev: String,
+        /// The kernel's error number.
+        source: io::Error,
+    },
+    /// The kernel's answer was not understood.
+    #[error("{op} on {dev}: {message}")]
+    Protocol {
+        /// What was asked.
+        op: String,
+        /// Interface name.
+        dev: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The operation did not finish in time.
+    #[error("{op} on {dev} timed out")]
     Timeout {
-        /// The arguments.
-        args: String,
+        /// What was asked.
+        op: String,
+        /// Interface name.
+        dev: String,
     },
+}
+
+impl NetCfgError {
+    /// The kernel's errno, when the kernel refused the request.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Self::Kernel { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
 }
 
 /// A route to install when the link is up.
@@ -59,6 +98,16 @@ impl std::str::FromStr for RouteSpec {
     }
 }
 
+impl RouteSpec {
+    /// The destination prefix (host bits cleared).
+    pub fn net(&self) -> Ipv4Net {
+        match self {
+            Self::Default => Ipv4Net::default(),
+            Self::Net(n) => n.trunc(),
+        }
+    }
+}
+
 impl std::fmt::Display for RouteSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -68,46 +117,69 @@ impl std::fmt::Display for RouteSpec {
     }
 }
 
-async fn ip(args: &[&str]) -> Result<String, NetCfgError> {
-    let joined = args.join(" ");
-    let child = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| NetCfgError::Spawn {
-            args: joined.clone(),
-            source,
-        })?;
-    let out = tokio::time::timeout(IP_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| NetCfgError::Timeout {
-            args: joined.clone(),
-        })?
-        .map_err(|source| NetCfgError::Spawn {
-            args: joined.clone(),
-            source,
-        })?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(NetCfgError::Failed {
-            args: joined,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
-}
-
 /// The TUN interface's configuration handle: its name and the network namespace it lives
 /// in (`None` = the server's own; the demo moves the device into a namespace of its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetCfg {
     /// Interface name, e.g. `masq0`.
     pub dev: String,
-    /// Namespace name for `ip -n`, if not the current one.
+    /// Namespace name (a file under `/run/netns`, as `ip netns` makes), if not the current one.
     pub netns: Option<String>,
+}
+
+/// One rtnetlink connection; its driver task ends with it.
+struct Conn {
+    handle: Handle,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Open an rtnetlink socket in the current namespace, or in `/run/netns/<ns>`: the socket
+/// is created on a fresh thread that joined the namespace (setns affects only that thread;
+/// the socket keeps the namespace it was created in).
+async fn connect(netns: Option<&str>) -> Result<Conn, NetCfgError> {
+    let (conn, handle, _) = match netns {
+        None => rtnetlink::new_connection().map_err(NetCfgError::Socket)?,
+        Some(ns) => {
+            let rt = tokio::runtime::Handle::current();
+            let name = ns.to_string();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("netcfg-setns".into())
+                .spawn(move || {
+                    let _entered = rt.enter();
+                    let res = std::fs::File::open(format!("/run/netns/{name}"))
+                        .map_err(|e| e.to_string())
+                        .and_then(|f| {
+                            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                                .map_err(|e| e.to_string())
+                        })
+                        .map_err(|reason| NetCfgError::Namespace {
+                            ns: name.clone(),
+                            reason,
+                        })
+                        .and_then(|()| rtnetlink::new_connection().map_err(NetCfgError::Socket));
+                    let _ = tx.send(res);
+                })
+                .map_err(NetCfgError::Socket)?;
+            rx.await.map_err(|_| NetCfgError::Namespace {
+                ns: ns.to_string(),
+                reason: "the thread entering it died".into(),
+            })??
+        }
+    };
+    let driver = tokio::spawn(conn);
+    Ok(Conn { handle, driver })
+}
+
+/// The errno of a netlink error answer (the kernel sends it negated).
+fn errno_of(e: &ErrorMessage) -> i32 {
+    e.raw_code().saturating_neg()
 }
 
 impl NetCfg {
@@ -119,67 +191,212 @@ impl NetCfg {
         }
     }
 
-    async fn ip(&self, args: &[&str]) -> Result<String, NetCfgError> {
-        match &self.netns {
-            Some(ns) => {
-                let mut v = vec!["-n", ns.as_str()];
-                v.extend_from_slice(args);
-                ip(&v).await
-            }
-            None => ip(args).await,
+    fn error(&self, op: &str, e: rtnetlink::Error) -> NetCfgError {
+        match e {
+            rtnetlink::Error::NetlinkError(m) => NetCfgError::Kernel {
+                op: op.to_string(),
+                dev: self.dev.clone(),
+                source: io::Error::from_raw_os_error(errno_of(&m)),
+            },
+            other => NetCfgError::Protocol {
+                op: op.to_string(),
+                dev: self.dev.clone(),
+                message: other.to_string(),
+            },
         }
     }
 
-    /// True when the namespace has an IPv4 default route on a device other than ours.
+    /// Run `f` with a fresh connection, bounded by [`NETLINK_TIMEOUT`].
+    async fn with_conn<T, F, Fut>(&self, op: &str, f: F) -> Result<T, NetCfgError>
+    where
+        F: FnOnce(Handle) -> Fut,
+        Fut: std::future::Future<Output = Result<T, NetCfgError>>,
+    {
+        let work = async {
+            let conn = connect(self.netns.as_deref()).await?;
+            let out = f(conn.handle.clone()).await;
+            drop(conn);
+            out
+        };
+        tokio::time::timeout(NETLINK_TIMEOUT, work)
+            .await
+            .map_err(|_| NetCfgError::Timeout {
+                op: op.to_string(),
+                dev: self.dev.clone(),
+            })?
+    }
+
+    /// The device's interface index, `None` when it does not exist.
+    async fn index(&self, h: &Handle) -> Result<Option<u32>, NetCfgError> {
+        let mut links = h.link().get().match_name(self.dev.clone()).execute();
+        match links.try_next().await {
+            Ok(Some(l)) => Ok(Some(l.header.index)),
+            Ok(None) => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(m)) if errno_of(&m) == libc::ENODEV => Ok(None),
+            Err(e) => Err(self.error("get link", e)),
+        }
+    }
+
+    async fn require_index(&self, h: &Handle) -> Result<u32, NetCfgError> {
+        self.index(h).await?.ok_or_else(|| NetCfgError::NoDevice {
+            dev: self.dev.clone(),
+        })
+    }
+
+    /// Delete every address of interface `index` (`ip addr flush dev`).
+    async fn flush(&self, h: &Handle, index: u32) -> Result<(), NetCfgError> {
+        let addrs: Vec<_> = h
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| self.error("list addresses", e))?;
+        for a in addrs.into_iter().filter(|a| a.header.index == index) {
+            match h.address().del(a).execute().await {
+                Ok(()) => {}
+                // Gone meanwhile (e.g. with its primary): nothing to do.
+                Err(rtnetlink::Error::NetlinkError(m))
+                    if errno_of(&m) == libc::EADDRNOTAVAIL || errno_of(&m) == libc::ENODEV => {}
+                Err(e) => return Err(self.error("delete address", e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_up(&self, h: &Handle, index: u32, up: bool) -> Result<(), NetCfgError> {
+        let b = LinkUnspec::new_with_index(index);
+        let msg = if up { b.up() } else { b.down() }.build();
+        h.link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| self.error(if up { "set link up" } else { "set link down" }, e))
+    }
+
+    /// True when the namespace has an IPv4 unicast default route in the main table on a
+    /// device other than ours.
     pub async fn other_default_route_exists(&self) -> Result<bool, NetCfgError> {
-        let out = self.ip(&["-4", "route", "show", "default"]).await?;
-        let ours = format!(" dev {}", self.dev);
-        Ok(out.lines().any(|l| {
-            l.starts_with("default") && !(l.contains(&format!("{ours} ")) || l.ends_with(&ours))
-        }))
+        self.with_conn("list routes", |h| async move {
+            let ours = self.index(&h).await?;
+            let dump = RouteMessageBuilder::<Ipv4Addr>::new().build();
+            let routes: Vec<RouteMessage> = h
+                .route()
+                .get(dump)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| self.error("list routes", e))?;
+            Ok(routes.iter().any(|r| is_default(r) && oif(r) != ours))
+        })
+        .await
     }
 
     /// Give the device the point-to-point address `local` peer `peer` and bring it up.
     pub async fn link_up(&self, local: Ipv4Addr, peer: Ipv4Addr) -> Result<(), NetCfgError> {
-        let dev = self.dev.as_str();
-        self.ip(&["addr", "flush", "dev", dev]).await?;
-        let l = local.to_string();
-        let p = format!("{peer}/32");
-        self.ip(&["addr", "add", &l, "peer", &p, "dev", dev])
-            .await?;
-        self.ip(&["link", "set", "dev", dev, "up"]).await?;
-        Ok(())
+        self.with_conn("link up", |h| async move {
+            let index = self.require_index(&h).await?;
+            self.flush(&h, index).await?;
+            // `ip addr add LOCAL peer PEER/32`: IFA_LOCAL is ours, IFA_ADDRESS the peer's.
+            let mut add = h.address().add(index, IpAddr::V4(local), 32);
+            add.message_mut().attributes = vec![
+                AddressAttribute::Local(IpAddr::V4(local)),
+                AddressAttribute::Address(IpAddr::V4(peer)),
+            ];
+            add.execute()
+                .await
+                .map_err(|e| self.error(&format!("add address {local} peer {peer}"), e))?;
+            self.set_up(&h, index, true).await
+        })
+        .await
     }
 
     /// Remove the device's addresses and take it down (its routes go with it).
     pub async fn link_down(&self) -> Result<(), NetCfgError> {
-        let dev = self.dev.as_str();
-        self.ip(&["addr", "flush", "dev", dev]).await?;
-        self.ip(&["link", "set", "dev", dev, "down"]).await?;
-        Ok(())
+        self.with_conn("link down", |h| async move {
+            let index = self.require_index(&h).await?;
+            self.flush(&h, index).await?;
+            self.set_up(&h, index, false).await
+        })
+        .await
     }
 
-    /// Install `route` via the device (replacing an identical one).
+    /// Install `route` via the device (replacing an identical one), as
+    /// `ip route replace DST dev DEV` does: main table, scope link, protocol boot.
     pub async fn add_route(&self, route: RouteSpec) -> Result<(), NetCfgError> {
-        let dst = route.to_string();
-        self.ip(&["route", "replace", &dst, "dev", &self.dev])
-            .await?;
-        Ok(())
+        let op = format!("add route {route}");
+        let op = op.as_str();
+        self.with_conn(op, |h| async move {
+            let index = self.require_index(&h).await?;
+            let net = route.net();
+            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(net.network(), net.prefix_len())
+                .output_interface(index)
+                .scope(RouteScope::Link)
+                .protocol(RouteProtocol::Boot)
+                .build();
+            h.route()
+                .add(msg)
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| self.error(op, e))
+        })
+        .await
     }
 
-    /// Remove `route` via the device; a route already gone is not an error.
+    /// Remove `route` via the device; a route (or device) already gone is not an error.
     pub async fn del_route(&self, route: RouteSpec) -> Result<(), NetCfgError> {
-        let dst = route.to_string();
-        match self.ip(&["route", "del", &dst, "dev", &self.dev]).await {
-            Ok(_) => Ok(()),
-            Err(NetCfgError::Failed { stderr, .. })
-                if stderr.contains("No such process") || stderr.contains("Cannot find device") =>
-            {
-                Ok(())
+        let op = format!("delete route {route}");
+        let op = op.as_str();
+        self.with_conn(op, |h| async move {
+            let Some(index) = self.index(&h).await? else {
+                return Ok(());
+            };
+            let net = route.net();
+            let mut msg = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(net.network(), net.prefix_len())
+                .output_interface(index)
+                .build();
+            // As `ip route del`: any protocol, any scope.
+            msg.header.protocol = RouteProtocol::Unspec;
+            msg.header.scope = RouteScope::NoWhere;
+            match h.route().del(msg).execute().await {
+                Ok(()) => Ok(()),
+                Err(rtnetlink::Error::NetlinkError(m))
+                    if errno_of(&m) == libc::ESRCH || errno_of(&m) == libc::ENODEV =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(self.error(op, e)),
             }
-            Err(e) => Err(e),
-        }
+        })
+        .await
     }
+}
+
+/// A unicast 0.0.0.0/0 route of the main table.
+fn is_default(r: &RouteMessage) -> bool {
+    let table = r
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table));
+    r.header.destination_prefix_length == 0
+        && r.header.kind == RouteType::Unicast
+        && table == u32::from(RouteHeader::RT_TABLE_MAIN)
+}
+
+/// The route's output interface (none for a multipath route).
+fn oif(r: &RouteMessage) -> Option<u32> {
+    r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Oif(i) => Some(*i),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

@@ -784,6 +784,7 @@ impl Actor {
                 attempt,
                 attempts,
             } => {
+                crate::metrics::global().dial_attempt(&self.name);
                 self.record(
                     TranscriptKind::Info,
                     format!("dialling {number} (number {index} of {count}, attempt {attempt})"),
@@ -828,6 +829,8 @@ impl Actor {
                 next_attempt,
                 after,
             } => {
+                crate::metrics::global()
+                    .dial_failure(&self.name, crate::metrics::chat_failure_kind(kind));
                 self.record(
                     TranscriptKind::Info,
                     format!(
@@ -1042,6 +1045,9 @@ impl Actor {
                         self.emit(DialStep::Up(status));
                     } else if s == LinkState::Failed {
                         if let Some(f) = self.fsm.last_failure().cloned() {
+                            if let Some(k) = crate::metrics::dial_failure_kind(f.kind) {
+                                crate::metrics::global().dial_failure(&self.name, k);
+                            }
                             self.emit(DialStep::Failed(f));
                         }
                     }
