@@ -154,6 +154,54 @@ pub fn modem_state(state: i32) -> &'static str {
     }
 }
 
+/// Signal as `-71 dBm ▂▄▆█` style text with ASCII bars (`-71 dBm [####]`), `-` unknown.
+pub fn signal(c: &pb::CellularStatus) -> String {
+    if !c.has_signal {
+        return "-".into();
+    }
+    let bars = usize::try_from(c.signal_bars.min(4)).unwrap_or(0);
+    format!(
+        "{} dBm [{}{}]",
+        c.signal_dbm,
+        "#".repeat(bars),
+        ".".repeat(4 - bars)
+    )
+}
+
+/// One row of `mclient modems`' cellular table.
+pub fn cellular_row(modem: &str, c: &pb::CellularStatus) -> Vec<String> {
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let sim = match (c.sim.as_str(), c.pin_sent, c.pin_accepted) {
+        (s, true, false) => format!("{} (PIN refused)", dash(s)),
+        (s, _, _) => dash(s),
+    };
+    let mut reg = dash(&c.registration);
+    if !c.error.is_empty() {
+        reg = format!("{reg} (last poll: {})", c.error);
+    }
+    vec![
+        modem.to_string(),
+        signal(c),
+        reg,
+        dash(&c.operator),
+        dash(&c.access_technology),
+        sim,
+        dash(&c.imei),
+        [c.manufacturer.as_str(), c.model.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+    ]
+}
+
 /// Name of a role.
 pub fn role(role: i32) -> &'static str {
     match pb::Role::try_from(role) {

@@ -132,7 +132,24 @@ pub fn modem(m: &pb::Modem) -> Value {
     json!({"modem": m.name, "device": m.device, "speed_bps": nonzero(u64::from(m.baud)),
            "state": format::modem_state(m.state), "connection": opt(&m.connection),
            "last_error": opt(&m.last_error), "modem_lines": m.modem_lines,
-           "usable_by": m.usable_by})
+           "usable_by": m.usable_by, "cellular": m.cellular.as_ref().map(cellular)})
+}
+
+/// A cellular modem's polled status (`signal_dbm` null when unknown; `pin` is
+/// `accepted`/`refused`, null when no PIN was sent).
+pub fn cellular(c: &pb::CellularStatus) -> Value {
+    let pin = match (c.pin_sent, c.pin_accepted) {
+        (false, _) => Value::Null,
+        (true, true) => json!("accepted"),
+        (true, false) => json!("refused"),
+    };
+    json!({"manufacturer": opt(&c.manufacturer), "model": opt(&c.model), "imei": opt(&c.imei),
+           "ident": c.ident, "sim": opt(&c.sim),
+           "signal_dbm": if c.has_signal { json!(c.signal_dbm) } else { Value::Null },
+           "signal_bars": c.signal_bars, "rssi": c.rssi, "registration": opt(&c.registration),
+           "roaming": c.roaming, "operator": opt(&c.operator),
+           "access_technology": opt(&c.access_technology),
+           "polled_at": time(c.polled_at.as_ref()), "error": opt(&c.error), "pin": pin})
 }
 
 /// Lower-case protocol name.

@@ -870,20 +870,36 @@ impl Session {
             })
             .collect();
         let v: Vec<Value> = r.modems.iter().map(j::modem).collect();
-        self.emit(
-            &format::table(
-                &[
-                    "MODEM",
-                    "DEVICE",
-                    "BPS",
-                    "STATE",
-                    "CONNECTION",
-                    "LAST ERROR",
-                ],
-                &rows,
-            ),
-            json!({"modems": v}),
+        let mut text = format::table(
+            &[
+                "MODEM",
+                "DEVICE",
+                "BPS",
+                "STATE",
+                "CONNECTION",
+                "LAST ERROR",
+            ],
+            &rows,
         );
+        let cells: Vec<Vec<String>> = r
+            .modems
+            .iter()
+            .filter_map(|m| {
+                m.cellular
+                    .as_ref()
+                    .map(|c| format::cellular_row(&m.name, c))
+            })
+            .collect();
+        if !cells.is_empty() {
+            text.push('\n');
+            text.push_str(&format::table(
+                &[
+                    "MODEM", "SIGNAL", "REG", "OPERATOR", "TECH", "SIM", "IMEI", "MODEL",
+                ],
+                &cells,
+            ));
+        }
+        self.emit(&text, json!({"modems": v}));
         Ok(())
     }
 

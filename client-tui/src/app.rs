@@ -215,6 +215,8 @@ pub struct App {
     pub masq_loading: bool,
     /// Free ports.
     pub free: Option<FreePortsResponse>,
+    /// Modems (with their cellular status), from the last poll.
+    pub modems: Vec<masqdial_proto::v1::Modem>,
     /// Chains with counters.
     pub chains: Vec<Chain>,
     /// Event log, oldest first.
@@ -290,6 +292,7 @@ impl App {
             table: MasqTable::new(),
             masq_loading: false,
             free: None,
+            modems: Vec::new(),
             chains: Vec::new(),
             log: VecDeque::new(),
             focus: Panel::Masq,
@@ -652,6 +655,7 @@ impl App {
                 }
             }
             ServerUpdate::FreePorts(f) => self.free = Some(f),
+            ServerUpdate::Modems(m) => self.modems = m,
             ServerUpdate::Chains(c) => self.chains = c,
             ServerUpdate::Details(info) => {
                 let name = info.connection.as_ref().map(|c| c.name.as_str());

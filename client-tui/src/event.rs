@@ -151,6 +151,8 @@ pub enum ServerUpdate {
     FreePorts(FreePortsResponse),
     /// ListChains.
     Chains(Vec<Chain>),
+    /// ListModems (cellular status of the modems).
+    Modems(Vec<masqdial_proto::v1::Modem>),
     /// GetConnection (the details view).
     Details(Box<ConnectionInfo>),
     /// Result of our Hangup.

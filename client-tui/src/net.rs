@@ -13,9 +13,10 @@ use masqdial_cli::conn::{Authed, Clients};
 use masqdial_cli::store::{StoredToken, TokenStore};
 use masqdial_proto::v1::{
     auth_client::AuthClient, dialer_client::DialerClient, link_event, masq_event,
-    nat_client::NatClient, DialRequest, FreePortsRequest, GetConnectionRequest, HangupRequest,
-    LinkEvent, ListChainsRequest, ListConnectionsRequest, LoginRequest, MasqEvent, Role,
-    WatchLinksRequest, WatchMasqRequest, WhoAmIRequest, ZeroCountersRequest,
+    modems_client::ModemsClient, nat_client::NatClient, DialRequest, FreePortsRequest,
+    GetConnectionRequest, HangupRequest, LinkEvent, ListChainsRequest, ListConnectionsRequest,
+    ListModemsRequest, LoginRequest, MasqEvent, Role, WatchLinksRequest, WatchMasqRequest,
+    WhoAmIRequest, ZeroCountersRequest,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
@@ -454,8 +455,12 @@ async fn session(
         }
     };
     let Clients {
-        auth, dialer, nat, ..
+        auth,
+        dialer,
+        nat,
+        modems,
     } = clients;
+    let mut modems: ModemsClient<Svc> = modems;
     let mut auth: AuthClient<Svc> = auth;
     let mut dialer: DialerClient<Svc> = dialer;
     let mut nat: NatClient<Svc> = nat;
@@ -515,7 +520,7 @@ async fn session(
     let mut poll = tokio::time::interval(POLL_PERIOD);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Rpcs the server answered "unimplemented": not asked again this session.
-    let mut skip = [false; 3];
+    let mut skip = [false; 4];
     loop {
         tokio::select! {
             m = next(&mut links) => match m {
@@ -537,7 +542,7 @@ async fn session(
                 Err(s) => return ended(&s, true),
             },
             _ = poll.tick() => {
-                if let Err(end) = poll_once(&mut auth, &mut dialer, &mut nat, events, &mut skip).await {
+                if let Err(end) = poll_once(&mut auth, &mut dialer, &mut nat, &mut modems, events, &mut skip).await {
                     return end;
                 }
             }
@@ -554,8 +559,9 @@ async fn poll_once(
     auth: &mut AuthClient<Svc>,
     dialer: &mut DialerClient<Svc>,
     nat: &mut NatClient<Svc>,
+    modems: &mut ModemsClient<Svc>,
     events: &UnboundedSender<Event>,
-    skip: &mut [bool; 3],
+    skip: &mut [bool; 4],
 ) -> Result<(), End> {
     fn check<T>(
         r: Result<tonic::Response<T>, Status>,
@@ -605,6 +611,12 @@ async fn poll_once(
         let r = nat.free_ports(FreePortsRequest {}).await;
         if let Some(r) = check(r, "read the free ports", &mut skip[2], events)? {
             out.push(ServerUpdate::FreePorts(r));
+        }
+    }
+    if !skip[3] {
+        let r = modems.list_modems(ListModemsRequest {}).await;
+        if let Some(r) = check(r, "list the modems", &mut skip[3], events)? {
+            out.push(ServerUpdate::Modems(r.modems));
         }
     }
     for u in out {

@@ -1261,6 +1261,42 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
+/// One details line for a cellular modem: signal, registration, operator, SIM.
+pub fn cellular_line(c: &masqdial_proto::v1::CellularStatus) -> String {
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "?".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let signal = if c.has_signal {
+        let bars = usize::try_from(c.signal_bars.min(4)).unwrap_or(0);
+        format!(
+            "{} dBm [{}{}]",
+            c.signal_dbm,
+            "#".repeat(bars),
+            ".".repeat(4 - bars)
+        )
+    } else {
+        "unknown".to_string()
+    };
+    let mut line = format!(
+        "  cellular   {signal}, {} on {} ({}), SIM {}",
+        dash(&c.registration),
+        dash(&c.operator),
+        dash(&c.access_technology),
+        dash(&c.sim)
+    );
+    if c.pin_sent && !c.pin_accepted {
+        line.push_str(" (PIN refused)");
+    }
+    if !c.error.is_empty() {
+        line.push_str(&format!("; last poll: {}", c.error));
+    }
+    line
+}
+
 /// The details view of connection `name` as text lines (what `mclient cinfo` tells, plus
 /// the live link, its holders and the LAN hosts using it).
 pub fn detail_lines(app: &App, name: &str) -> Vec<String> {
@@ -1292,6 +1328,14 @@ pub fn detail_lines(app: &App, name: &str) -> Vec<String> {
                 l.modem,
                 speed(l.speed_bps)
             ));
+            if let Some(c) = app
+                .modems
+                .iter()
+                .find(|m| m.name == l.modem)
+                .and_then(|m| m.cellular.as_ref())
+            {
+                out.push(cellular_line(c));
+            }
         }
         if !l.local_address.is_empty() {
             let mut a = format!("  addresses  {} -> {}", l.local_address, l.peer_address);
@@ -2220,6 +2264,42 @@ pub(crate) mod tests {
         assert_eq!(app.mode, Mode::Normal);
         let (lines, _) = draw(&app, 100, 40);
         assert!(!contains(&lines, "details · Esc closes"));
+    }
+
+    #[test]
+    fn details_show_the_modems_cellular_status() {
+        let mut app = realistic(false);
+        let modem = app
+            .links
+            .get("isp1")
+            .map(|l| l.status.modem.clone())
+            .unwrap_or_default();
+        assert!(!modem.is_empty(), "isp1 has a modem in the fixture");
+        app.handle_event(Event::Server(ServerUpdate::Modems(vec![
+            masqdial_proto::v1::Modem {
+                name: modem,
+                cellular: Some(masqdial_proto::v1::CellularStatus {
+                    has_signal: true,
+                    signal_dbm: -71,
+                    signal_bars: 3,
+                    registration: "roaming".into(),
+                    roaming: true,
+                    operator: "Example Mobile".into(),
+                    access_technology: "LTE".into(),
+                    sim: "ready".into(),
+                    pin_sent: true,
+                    pin_accepted: false,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ])));
+        let lines = detail_lines(&app, "isp1");
+        assert!(
+            lines.iter().any(|l| l
+                == "  cellular   -71 dBm [###.], roaming on Example Mobile (LTE), SIM ready (PIN refused)"),
+            "{lines:#?}"
+        );
     }
 
     #[test]

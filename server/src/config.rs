@@ -64,6 +64,9 @@ pub struct Config {
     /// `[link]`: the queue in front of the active link.
     #[serde(default)]
     pub link: LinkConfig,
+    /// `[[lan_hosts]]`: which user a LAN host's packets belong to (dial on demand).
+    #[serde(default)]
+    pub lan_hosts: Vec<LanHostConfig>,
 }
 
 /// `[link]` section: how traffic waits for the (slow) active link.
@@ -155,6 +158,17 @@ pub struct UserConfig {
     pub connections: Vec<String>,
 }
 
+/// `[[lan_hosts]]` entry: a LAN host (or prefix) and the user its traffic is credited to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanHostConfig {
+    /// Address or prefix, e.g. `192.168.77.2` or `192.168.77.16/28`.
+    #[serde(deserialize_with = "host_or_net")]
+    pub host: IpNet,
+    /// A `[[users]]` name.
+    pub user: String,
+}
+
 /// Serial parity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -207,6 +221,26 @@ pub struct ModemConfig {
     /// AT init strings sent in order before dialling, each expecting `OK`.
     #[serde(default = "default_init")]
     pub init: Vec<String>,
+    /// `[modems.cellular]`: poll the modem's cellular status (signal, registration,
+    /// operator, SIM) over AT while it is idle, or over `status_port`.
+    #[serde(default)]
+    pub cellular: Option<CellularConfig>,
+}
+
+/// `[modems.cellular]`: status polling of a cellular modem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellularConfig {
+    /// Seconds between polls (default 60).
+    #[serde(default = "default_cell_poll")]
+    pub poll_s: u64,
+    /// SIM PIN, entered when the SIM asks for one (a secret: never logged or shown).
+    #[serde(default)]
+    pub sim_pin: Option<String>,
+    /// A second AT port of the modem (e.g. `/dev/ttyUSB2`): polled even while the data
+    /// port carries PPP. Without it, polls run only while the modem is idle.
+    #[serde(default)]
+    pub status_port: Option<PathBuf>,
 }
 
 /// PPP authentication the connection accepts.
@@ -291,6 +325,22 @@ pub struct ConnectionConfig {
     /// `ipcp-accept-remote`).
     #[serde(default)]
     pub accept_remote: bool,
+    /// Dial on demand: a LAN packet routed to this connection while it is down dials it,
+    /// if its source host maps to a user allowed this connection (needs `idle_timeout_s`).
+    #[serde(default)]
+    pub demand: bool,
+    /// Activity filter, ipchains rule syntax (`-p udp -d 0/0 123 -j DENY`), first match
+    /// wins: `DENY`/`REJECT` = the packet neither dials nor resets the idle timer, `ACCEPT`
+    /// = it does; packets no rule matches count as activity. Written from the LAN host's
+    /// side: replies from the link are matched with source and destination swapped.
+    #[serde(default)]
+    pub activity_filter: Vec<String>,
+    /// Longest time a packet is held while a demand dial runs (seconds).
+    #[serde(default = "default_demand_hold")]
+    pub demand_hold_s: u64,
+    /// Most bytes held while a demand dial runs (later packets are dropped).
+    #[serde(default = "default_demand_hold_bytes")]
+    pub demand_hold_bytes: usize,
 }
 
 /// Behaviour profile of the NAT engine (`[nat] rfc_profile`).
@@ -407,6 +457,24 @@ fn default_routes() -> Vec<IpNet> {
 }
 fn default_route_all() -> Vec<IpNet> {
     "0.0.0.0/0".parse().map(|n| vec![n]).unwrap_or_default()
+}
+/// An address (a host route, `/32`) or a prefix.
+fn host_or_net<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an address or prefix")))
+}
+
+fn default_cell_poll() -> u64 {
+    60
+}
+
+fn default_demand_hold() -> u64 {
+    30
+}
+fn default_demand_hold_bytes() -> usize {
+    64 * 1024
 }
 fn default_port_low() -> u16 {
     61000
@@ -621,6 +689,26 @@ impl Config {
                     "must be 5, 6, 7 or 8",
                 ));
             }
+            if let Some(c) = &m.cellular {
+                if c.poll_s == 0 {
+                    return Err(Violation::new(
+                        "modems",
+                        Some(i),
+                        "cellular",
+                        "poll_s must be at least 1 second",
+                    ));
+                }
+                if c.sim_pin.as_ref().is_some_and(|p| {
+                    !(4..=8).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit())
+                }) {
+                    return Err(Violation::new(
+                        "modems",
+                        Some(i),
+                        "cellular",
+                        "sim_pin must be 4 to 8 digits",
+                    ));
+                }
+            }
             if m.flow_control == FlowControl::Software {
                 // Refused rather than silently ignored: over XON/XOFF the tty eats 0x11/0x13
                 // and the modem obeys them inside PPP frames, so both directions would have
@@ -682,6 +770,25 @@ impl Config {
                     "must alternate expect and send strings (even length)",
                 ));
             }
+            if c.demand && c.idle_timeout_s == 0 {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "idle_timeout_s",
+                    "demand = true needs an idle timeout (the link would never hang up)",
+                ));
+            }
+            if c.demand && c.demand_hold_s == 0 {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "demand_hold_s",
+                    "must be at least 1 second",
+                ));
+            }
+            if let Err(e) = crate::dataplane::demand::ActivityFilter::parse(&c.activity_filter) {
+                return Err(Violation::new("connections", Some(i), "activity_filter", e));
+            }
         }
 
         let mut users = HashSet::new();
@@ -722,6 +829,17 @@ impl Config {
                     Some(i),
                     "connections",
                     format!("unknown connection `{c}` (not in [[connections]])"),
+                ));
+            }
+        }
+
+        for (i, h) in self.lan_hosts.iter().enumerate() {
+            if !users.contains(h.user.as_str()) {
+                return Err(Violation::new(
+                    "lan_hosts",
+                    Some(i),
+                    "user",
+                    format!("unknown user `{}` (not in [[users]])", h.user),
                 ));
             }
         }
@@ -976,6 +1094,47 @@ port_low = 61000
         assert_eq!(c.connections[0].dial_prefix, "ATDT");
         assert_eq!(c.nat.port_high, 65095);
         assert_eq!(c.server.token_ttl_s, DEFAULT_TOKEN_TTL_S);
+    }
+
+    #[test]
+    fn demand_lan_hosts_and_activity_filters() {
+        let demand = good().replace(
+            "numbers = [\"555-0100\"]",
+            "numbers = [\"555-0100\"]\ndemand = true\nidle_timeout_s = 60\nactivity_filter = [\"-p udp -d 0/0 53 -j DENY\"]",
+        );
+        let t = demand.replace(
+            "[nat]",
+            "[[lan_hosts]]\nhost = \"192.168.1.7\"\nuser = \"alice\"\n\n[[lan_hosts]]\nhost = \"192.168.1.16/28\"\nuser = \"root\"\n\n[nat]",
+        );
+        let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.connections[0].demand);
+        assert_eq!(c.connections[0].demand_hold_s, 30);
+        assert_eq!(c.lan_hosts[0].host.to_string(), "192.168.1.7/32");
+        assert_eq!(c.lan_hosts[1].host.to_string(), "192.168.1.16/28");
+
+        let e = parse(&t.replace("user = \"root\"", "user = \"bob\""))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("lan_hosts[1].user") && e.contains("unknown user `bob`"),
+            "{e}"
+        );
+        let e = parse(&t.replace("idle_timeout_s = 60", "idle_timeout_s = 0"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("connections[0].idle_timeout_s"), "{e}");
+        let e = parse(&t.replace("-j DENY", "-j MASQ"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("connections[0].activity_filter"), "{e}");
+        let e = parse(&t.replace("192.168.1.7", "host-seven"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("lan_hosts[0].host"), "{e}");
     }
 
     #[test]

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::dataplane::demand::{Demand, DemandPolicy, DemandPort};
 use crate::dataplane::netcfg::NetCfg;
 use crate::dataplane::tun::Tun;
-use crate::dataplane::uplink::Uplink;
+use crate::dataplane::uplink::{Uplink, UplinkNote};
 use crate::dataplane::{Dataplane, LanPort, NatHandle};
 use crate::link::manager::LinkManager;
 use crate::nat_control::{self, NatControl};
@@ -75,12 +76,46 @@ pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Runn
         tracing::warn!("dataplane OFF: links come up but carry no LAN traffic");
     }
     let pump = dataplane.as_ref().map(|d| Arc::clone(d.counters()));
-    let uplink = Uplink::new(nat.clone(), dataplane, netcfg).with_link_config(cfg.link.clone());
-    let links = LinkManager::start(&cfg, uplink, shutdown);
+    let (dials, dial_requests) = tokio::sync::mpsc::channel(16);
+    if let (Some(policy), Some(d)) = (DemandPolicy::from_config(&cfg), &dataplane) {
+        let state = Demand::new(policy, Arc::clone(&d.counters().demand));
+        if !d.set_demand(Some(DemandPort::new(state, dials))) {
+            tracing::warn!("dial on demand could not be enabled (dataplane busy)");
+        }
+    }
+    let (demand_routes, replace_default) = demand_routes(&cfg);
+    let uplink = Uplink::new(nat.clone(), dataplane, netcfg)
+        .with_link_config(cfg.link.clone())
+        .with_demand(demand_routes, replace_default);
+    let links = LinkManager::start(&cfg, uplink.clone(), shutdown);
+    shutdown.spawn(links.clone().serve_demand(dial_requests, shutdown.token()));
+    shutdown.spawn(async move {
+        for n in uplink.arm().await {
+            if let UplinkNote::Error(e) = n {
+                tracing::warn!("dial on demand: {e}");
+            }
+        }
+    });
     let nat = NatControl::new(cfg, nat, pump);
     shutdown.spawn(nat_control::feed::run(nat.clone(), shutdown.token()));
     Ok(Running {
         control: ControlPlane { links, nat },
         dataplane_on,
     })
+}
+
+/// The routes of every dial-on-demand connection (kept on the TUN device while no link is
+/// up), and whether any of them may replace another default route.
+fn demand_routes(cfg: &Config) -> (Vec<ipnet::IpNet>, bool) {
+    let mut routes = Vec::new();
+    let mut replace = false;
+    for c in cfg.connections.iter().filter(|c| c.demand) {
+        replace |= c.replace_default_route;
+        for r in &c.routes {
+            if !routes.contains(r) {
+                routes.push(*r);
+            }
+        }
+    }
+    (routes, replace)
 }

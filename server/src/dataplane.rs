@@ -4,6 +4,7 @@
 //! happens to packets, addresses and routes when the link manager announces a link up or
 //! down; it must not make link decisions (when to dial or hang up).
 
+pub mod demand;
 pub mod linkq;
 pub mod local;
 pub mod netcfg;
@@ -79,6 +80,8 @@ pub struct PumpCounters {
     pub link_drops: AtomicU64,
     /// ICMP errors generated (REJECT).
     pub replies: AtomicU64,
+    /// The dial-on-demand path's counters.
+    pub demand: Arc<demand::DemandCounters>,
 }
 
 impl PumpCounters {
@@ -88,7 +91,7 @@ impl PumpCounters {
 
     /// A plain copy of the counters as (name, value).
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        vec![
+        let mut v = vec![
             ("dataplane.lan_in", self.lan_in.load(Ordering::Relaxed)),
             ("dataplane.to_link", self.to_link.load(Ordering::Relaxed)),
             ("dataplane.link_in", self.link_in.load(Ordering::Relaxed)),
@@ -102,7 +105,9 @@ impl PumpCounters {
                 self.link_drops.load(Ordering::Relaxed),
             ),
             ("dataplane.replies", self.replies.load(Ordering::Relaxed)),
-        ]
+        ];
+        v.extend(self.demand.snapshot());
+        v
     }
 }
 
@@ -152,6 +157,8 @@ enum Ctl {
     Attach(LinkPort),
     Detach,
     Ingress(Option<Box<Ingress>>),
+    Demand(Option<Box<demand::DemandPort>>),
+    Active(Option<String>),
 }
 
 impl std::fmt::Debug for Ctl {
@@ -160,6 +167,8 @@ impl std::fmt::Debug for Ctl {
             Ctl::Attach(_) => f.write_str("Attach"),
             Ctl::Detach => f.write_str("Detach"),
             Ctl::Ingress(i) => write!(f, "Ingress({})", i.is_some()),
+            Ctl::Demand(d) => write!(f, "Demand({})", d.is_some()),
+            Ctl::Active(a) => write!(f, "Active({a:?})"),
         }
     }
 }
@@ -216,6 +225,17 @@ impl Dataplane {
     /// No link: outbound packets are dropped (and counted) until the next attach.
     pub async fn detach(&self) {
         let _ = self.ctl.send(Ctl::Detach).await;
+    }
+
+    /// Dial on demand through `port` from now on (`None`: off). Without waiting: false
+    /// when the control queue is full.
+    pub fn set_demand(&self, port: Option<demand::DemandPort>) -> bool {
+        self.ctl.try_send(Ctl::Demand(port.map(Box::new))).is_ok()
+    }
+
+    /// The connection whose link the next [`Dataplane::attach`] carries (activity filter).
+    pub async fn set_active(&self, connection: Option<String>) {
+        let _ = self.ctl.send(Ctl::Active(connection)).await;
     }
 
     /// The pump's counters.
@@ -279,6 +299,38 @@ async fn sleep_until(at: Option<std::time::Instant>) {
     }
 }
 
+/// Held demand packets after the link attached: through nat-core (masqueraded with the new
+/// address) and onto the link, oldest first.
+async fn release_held(
+    nat: &NatHandle,
+    lan: &LanPort,
+    link: &Option<LinkPort>,
+    classifier: &Classifier,
+    held: Vec<Vec<u8>>,
+    c: &PumpCounters,
+) {
+    for mut pkt in held {
+        let class = classifier.classify(&pkt, LanSide::Source);
+        let action = {
+            let now = nat.now();
+            nat.lock().process_from_lan(now, &mut pkt)
+        };
+        match action {
+            Action::ToLink => to_link(link, pkt, class, c),
+            Action::ToLan | Action::Local => {
+                PumpCounters::inc(&c.to_lan);
+                lan_send(lan, &pkt).await;
+            }
+            Action::Reply(icmp) => {
+                PumpCounters::inc(&c.replies);
+                lan_send(lan, &icmp).await;
+            }
+            Action::Held => {}
+            Action::Redirect { .. } | Action::Drop(_) => PumpCounters::inc(&c.nat_drops),
+        }
+    }
+}
+
 async fn pump(
     nat: NatHandle,
     mut lan: LanPort,
@@ -293,6 +345,7 @@ async fn pump(
     // out, the destination after de-masquerading on the way in.
     let classifier = Classifier::new();
     let mut ingress: Option<Ingress> = None;
+    let mut demand: Option<demand::DemandPort> = None;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -303,12 +356,27 @@ async fn pump(
             biased;
             () = shutdown.cancelled() => break,
             cmd = ctl.recv() => match cmd {
-                Some(Ctl::Attach(l)) => link = Some(l),
+                Some(Ctl::Attach(l)) => {
+                    link = Some(l);
+                    if let Some(d) = demand.as_mut() {
+                        let held = d.state().release(std::time::Instant::now());
+                        release_held(&nat, &lan, &link, &classifier, held, &c).await;
+                    }
+                }
                 Some(Ctl::Detach) => {
                     link = None;
                     ingress = None;
+                    if let Some(d) = demand.as_mut() {
+                        d.state().set_active(None);
+                    }
                 }
                 Some(Ctl::Ingress(i)) => ingress = i.map(|b| *b),
+                Some(Ctl::Demand(d)) => demand = d.map(|b| *b),
+                Some(Ctl::Active(a)) => {
+                    if let Some(d) = demand.as_mut() {
+                        d.state().set_active(a);
+                    }
+                }
                 None => break,
             },
             () = sleep_until(shaper_wake) => {
@@ -320,6 +388,17 @@ async fn pump(
             pkt = lan_recv(&mut lan, &mut buf) => {
                 let Some(mut pkt) = pkt else { break };
                 PumpCounters::inc(&c.lan_in);
+                if let Some(d) = demand.as_mut() {
+                    match d.on_lan(std::time::Instant::now(), pkt, link.is_some()) {
+                        demand::LanVerdict::Continue(p) => pkt = p,
+                        demand::LanVerdict::Consumed => continue,
+                        demand::LanVerdict::Reply(icmp) => {
+                            PumpCounters::inc(&c.replies);
+                            lan_send(&lan, &icmp).await;
+                            continue;
+                        }
+                    }
+                }
                 let class = classifier.classify(&pkt, LanSide::Source);
                 let action = {
                     let now = nat.now();
@@ -356,6 +435,9 @@ async fn pump(
                     local::emit_packet_log(&mut e);
                     a
                 };
+                if let (Action::ToLan, Some(d)) = (&action, demand.as_mut()) {
+                    d.state().from_link(&pkt);
+                }
                 match action {
                     Action::ToLan => match ingress.as_mut() {
                         Some(q) => {
@@ -387,6 +469,9 @@ async fn pump(
             _ = tick.tick() => {
                 if let Ok(mut v) = ingress_view.lock() {
                     *v = ingress.as_ref().map(Ingress::snapshot);
+                }
+                if let Some(d) = demand.as_mut() {
+                    d.state().handle_timeout(std::time::Instant::now());
                 }
                 let now = nat.now();
                 let mut e = nat.lock();

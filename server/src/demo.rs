@@ -76,6 +76,7 @@ pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
         stop_bits: 1,
         flow_control: Default::default(),
         init: vec!["ATZ".into(), "AT&F E0 V1 Q0".into()],
+        cellular: None,
     });
     for (name, desc, number) in [
         ("isp1", "Demo ISP one (PAP)", "555-0100"),
@@ -104,6 +105,10 @@ pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
             peer_address: None,
             accept_local: false,
             accept_remote: false,
+            demand: false,
+            activity_filter: vec![],
+            demand_hold_s: 30,
+            demand_hold_bytes: 64 * 1024,
         });
     }
     let mut users = Vec::new();

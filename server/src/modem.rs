@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serialport::{SerialPort, TTYPort};
 
 pub mod carrier;
+pub mod cell;
 pub mod hangup;
 pub mod lock;
 pub mod session;

@@ -42,6 +42,7 @@ fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
         stop_bits: 1,
         flow_control: masqdial_server::config::FlowControl::None,
         init: vec!["ATZ".into()],
+        cellular: None,
     });
     c.connections.push(ConnectionConfig {
         name: "isp1".into(),
@@ -65,6 +66,10 @@ fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
         peer_address: None,
         accept_local: false,
         accept_remote: false,
+        demand: false,
+        activity_filter: vec![],
+        demand_hold_s: 30,
+        demand_hold_bytes: 64 * 1024,
     });
     let mut isp2 = c.connections[0].clone();
     isp2.name = "isp2".into();

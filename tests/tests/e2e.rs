@@ -40,7 +40,19 @@ struct World {
     topo: Topology,
 }
 
-fn config(dir: &Path, pty: &Path) -> String {
+/// Dial on demand for isp1: demo's LAN host (192.168.77.2) may dial it, 4 s idle timer,
+/// UDP to port 8081 ignored by the activity filter.
+const DEMAND_ISP1: &str = r#"demand = true
+idle_timeout_s = 4
+activity_filter = ["-p udp -d 0.0.0.0/0 8081 -j DENY"]
+"#;
+const DEMAND_HOSTS: &str = r#"
+[[lan_hosts]]
+host = "192.168.77.2"
+user = "demo"
+"#;
+
+fn config(dir: &Path, pty: &Path, demand: bool) -> String {
     let hash = |pw: &str| masqdial_server::auth::hash_password(pw).expect("hash");
     let rules = dir.join("rules");
     std::fs::write(&rules, masqdial_server::persist::DEFAULT_RULESET).expect("write rules");
@@ -86,7 +98,7 @@ redial_attempts = 2
 redial_delay_s = 1
 redial_on_loss = true
 routes = ["0.0.0.0/0"]
-
+{isp1_extra}
 [[connections]]
 name = "isp2"
 modems = ["modem0"]
@@ -97,18 +109,24 @@ password = "secret"
 [nat]
 tun_name = "masq0"
 ruleset = "{rules}"
-"#,
+{tail}"#,
         state = dir.join("state").display(),
         demo = hash("demo-pw"),
         alice = hash("alice-pw"),
         admin = hash("admin-pw"),
         pty = pty.display(),
         rules = rules.display(),
+        isp1_extra = if demand { DEMAND_ISP1 } else { "" },
+        tail = if demand { DEMAND_HOSTS } else { "" },
     )
 }
 
 impl World {
     fn new(test: &str) -> Option<World> {
+        Self::with(test, false)
+    }
+
+    fn with(test: &str, demand: bool) -> Option<World> {
         if !netns_available(test) {
             return None;
         }
@@ -128,7 +146,7 @@ impl World {
             .start_wan_servers(WAN_SERVERS, &["--ftp-file-size", "300000"])
             .expect("wan servers");
         let cfg = dir.path().join("mserver.toml");
-        std::fs::write(&cfg, config(dir.path(), &pty)).expect("config");
+        std::fs::write(&cfg, config(dir.path(), &pty, demand)).expect("config");
         let mut w = World {
             _servers: servers,
             mserver: None,
@@ -450,6 +468,159 @@ fn carrier_loss_redials_with_a_new_address_and_restart_restores_rules() {
         t.contains("1000") && t.contains("100") && t.contains("200"),
         "{t}"
     );
+}
+
+/// One counter of `mclient counters --json`.
+fn counter(w: &World, name: &str) -> u64 {
+    let out = w.mc_ok("admin", &["--json", "counters"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("counters json");
+    v.get("counters")
+        .and_then(|c| c.get(name))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_else(|| panic!("no counter {name} in {out}"))
+}
+
+fn link_json(w: &World) -> serde_json::Value {
+    let out = w.mc_ok("admin", &["--json", "status", "isp1"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("status json");
+    v.get("links")
+        .and_then(|l| l.get(0))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// From `src` in the LAN namespace: one UDP datagram to `to` (sent once, never resent) and
+/// the wait for its echo; the time from send to echo.
+fn udp_once(w: &World, src: Ipv4Addr, to: SocketAddr, wait: Duration) -> std::io::Result<Duration> {
+    w.topo
+        .lan
+        .run_in(move || -> std::io::Result<Duration> {
+            let s = std::net::UdpSocket::bind((src, 0))?;
+            // Linux reports a non-fatal ICMP error (host unreachable) on a UDP socket only
+            // with IP_RECVERR.
+            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Ipv4RecvErr, &true)
+                .map_err(std::io::Error::from)?;
+            s.connect(to)?;
+            s.set_read_timeout(Some(wait))?;
+            let payload = b"dial-on-demand probe";
+            let t = Instant::now();
+            s.send(payload)?;
+            let mut buf = [0u8; 256];
+            let n = s.recv(&mut buf)?;
+            let took = t.elapsed();
+            if &buf[..n] != payload {
+                return Err(std::io::Error::other("echo differs"));
+            }
+            Ok(took)
+        })
+        .expect("enter LAN namespace")
+}
+
+#[test]
+fn dial_on_demand_for_authorized_hosts_idle_filters_and_refusals() {
+    let Some(w) = World::with("e2e_demand", true) else {
+        return;
+    };
+    w.mc_ok("admin", &["login", "--insecure"]);
+    // While idle the TUN device carries the demand routes (placeholder address).
+    wait_for_route(&w.topo.gw, "default dev masq0", Duration::from_secs(15))
+        .expect("demand route armed");
+    let echo = SocketAddr::from(([203, 0, 113, 1], 7));
+
+    // A host that maps to no user: ICMP host-unreachable, nothing dialled.
+    w.topo
+        .lan
+        .ip(&["addr", "add", "192.168.77.3/24", "dev", "lan0"])
+        .expect("second LAN address");
+    let refused = udp_once(
+        &w,
+        Ipv4Addr::new(192, 168, 77, 3),
+        echo,
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        refused.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::HostUnreachable),
+        "unauthorized host: {refused:?}\n{}\n{}\n{}",
+        w.mc_ok("admin", &["counters"]),
+        w.topo.gw.ip(&["route"]).unwrap_or_default(),
+        w.mserver.as_ref().map(|g| g.stderr()).unwrap_or_default()
+    );
+    assert_eq!(counter(&w, "dataplane.demand_refused"), 1);
+    assert_eq!(counter(&w, "dataplane.demand_triggered"), 0);
+    let l = link_json(&w);
+    assert_eq!(l["state"], "idle", "{l}");
+
+    // demo's host: its first (and only) UDP datagram dials the link and gets its echo.
+    let took = udp_once(
+        &w,
+        Ipv4Addr::new(192, 168, 77, 2),
+        echo,
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "first packet through an on-demand dial: {e}\n{}",
+            w.mserver.as_ref().map(|g| g.stderr()).unwrap_or_default()
+        )
+    });
+    eprintln!(
+        "FIGURE demand: first LAN packet to its echo through an on-demand dial: {} ms",
+        took.as_millis()
+    );
+    let l = link_json(&w);
+    assert_eq!(l["state"], "up", "{l}");
+    assert_eq!(
+        l["holders"][0]["user"], "demo",
+        "credited to the host's user: {l}"
+    );
+    assert_eq!(l["holders"][0]["host"], "192.168.77.2", "{l}");
+    let who = w.mc_ok("admin", &["who"]);
+    assert!(
+        who.contains("demo") && who.contains("192.168.77.2"),
+        "{who}"
+    );
+    assert_eq!(counter(&w, "dataplane.demand_triggered"), 1);
+    assert_eq!(counter(&w, "dataplane.demand_hold_dropped"), 0);
+
+    // Filtered traffic (UDP to 8081, every 300 ms) does not keep the link up: the idle
+    // timer (4 s) hangs up while it flows, and it dials nothing afterwards.
+    let whoami = SocketAddr::from(([203, 0, 113, 1], 8081));
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut sent = 0u32;
+    let mut down_at = None;
+    while Instant::now() < end {
+        let _ = udp_once(
+            &w,
+            Ipv4Addr::new(192, 168, 77, 2),
+            whoami,
+            Duration::from_millis(300),
+        );
+        sent += 1;
+        let st = link_json(&w)["state"].clone();
+        if st == "idle" || st == "failed" {
+            down_at.get_or_insert(sent);
+            if sent >= down_at.unwrap_or(sent) + 5 {
+                break;
+            }
+        }
+    }
+    assert!(
+        down_at.is_some(),
+        "the link stayed up under filtered traffic"
+    );
+    let l = link_json(&w);
+    assert_eq!(l["last_failure"]["kind"], "idle_timeout", "{l}");
+    assert_ne!(l["state"], "up", "filtered packets redialled: {l}");
+    assert!(counter(&w, "dataplane.demand_ignored") >= 5);
+    assert_eq!(counter(&w, "dataplane.demand_triggered"), 1);
+
+    // TCP: the SYN dials again (held, not dropped) and the transfer completes.
+    let fetch = w.lan(&["tcp-fetch", "203.0.113.1:8081", "--bytes", "20000"]);
+    assert!(fetch.contains("OK tcp-fetch bytes=20000"), "{fetch}");
+    assert_eq!(counter(&w, "dataplane.demand_triggered"), 2);
+    assert_eq!(counter(&w, "dataplane.demand_hold_dropped"), 0);
+    assert!(counter(&w, "dataplane.demand_released") >= 2);
 }
 
 /// Manual debugging aid: builds the world, dials isp1 and waits (run with --ignored).

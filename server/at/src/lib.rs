@@ -8,6 +8,7 @@
 //!
 //! Depends on std only, so it builds and is fuzzed without the server.
 
+pub mod cell;
 pub mod result;
 
 use std::collections::VecDeque;

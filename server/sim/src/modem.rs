@@ -217,6 +217,64 @@ pub struct MockModemConfig {
     pub noise: Option<Noise>,
     /// Start silent (answers nothing).
     pub silent: bool,
+    /// Cellular states answered to `+CSQ`, `+CREG?`/`+CGREG?`/`+CEREG?` and `+COPS?`; each
+    /// `AT+CSQ` after the first (one per status poll) moves to the next, the last one stays. Empty: one
+    /// registered, good-signal state.
+    pub cell: Vec<CellState>,
+    /// The SIM asks for this PIN (`+CPIN: SIM PIN`) until `AT+CPIN="<pin>"` is sent.
+    pub sim_pin: Option<String>,
+}
+
+/// One scripted cellular state of the mock modem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellState {
+    /// `+CSQ` `<rssi>` (0..=31, 99 unknown).
+    pub rssi: u8,
+    /// `<stat>` of all three registrations (1 home, 5 roaming, 2 searching...).
+    pub stat: u8,
+    /// Operator name shown by `+COPS?` while registered.
+    pub operator: String,
+    /// `<AcT>` (7 = LTE).
+    pub act: u8,
+}
+
+impl Default for CellState {
+    fn default() -> Self {
+        Self {
+            rssi: 20,
+            stat: 1,
+            operator: "masqdial-sim".into(),
+            act: 7,
+        }
+    }
+}
+
+impl FromStr for CellState {
+    type Err = String;
+    /// `RSSI,STAT[,OPERATOR[,ACT]]`, e.g. `17,5,Example Mobile,7`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut it = s.splitn(4, ',');
+        let n = |v: Option<&str>, what: &str| {
+            v.map(str::trim)
+                .and_then(|v| v.parse::<u8>().ok())
+                .ok_or_else(|| format!("`{s}`: bad {what} (want RSSI,STAT[,OPERATOR[,ACT]])"))
+        };
+        let rssi = n(it.next(), "rssi")?;
+        let stat = n(it.next(), "stat")?;
+        let operator = it
+            .next()
+            .map_or_else(|| "masqdial-sim".to_string(), |o| o.trim().to_string());
+        let act = match it.next() {
+            Some(a) => n(Some(a), "act")?,
+            None => 7,
+        };
+        Ok(Self {
+            rssi,
+            stat,
+            operator,
+            act,
+        })
+    }
 }
 
 impl Default for MockModemConfig {
@@ -230,6 +288,8 @@ impl Default for MockModemConfig {
             carrier_loss_after: None,
             noise: None,
             silent: false,
+            cell: Vec::new(),
+            sim_pin: None,
         }
     }
 }
@@ -372,6 +432,9 @@ pub struct MockModem {
     rng: XorShift,
     stats: MockModemStats,
     pdp: Option<String>,
+    cell_step: usize,
+    cell_started: bool,
+    sim_unlocked: bool,
 }
 
 impl fmt::Debug for MockModem {
@@ -412,6 +475,9 @@ impl MockModem {
             rng: XorShift(seed),
             stats: MockModemStats::default(),
             pdp: None,
+            cell_step: 0,
+            cell_started: false,
+            sim_unlocked: false,
         };
         m.factory_defaults();
         m
@@ -786,8 +852,10 @@ impl MockModem {
                 } else if cmd == "CGDCONT?" {
                     let v = self.pdp.clone().unwrap_or_default();
                     self.info(&format!("+CGDCONT: {v}"));
-                } else if cmd == "CREG?" {
-                    self.info("+CREG: 0,1");
+                } else if let Some(done) = self.cell_command(cmd) {
+                    if done {
+                        return Ok(None);
+                    }
                 } else if !(cmd.starts_with("FCLASS") || cmd.starts_with("CGATT")) {
                     return Err(());
                 }
@@ -795,6 +863,61 @@ impl MockModem {
             }
             _ => Err(()),
         }
+    }
+
+    /// The current scripted cellular state.
+    fn cell_state(&self) -> CellState {
+        let i = self.cell_step.min(self.config.cell.len().saturating_sub(1));
+        self.config.cell.get(i).cloned().unwrap_or_default()
+    }
+
+    /// Cellular status commands (27.007). `None`: not one of them; `Some(true)`: the
+    /// command wrote its own final result.
+    fn cell_command(&mut self, cmd: &str) -> Option<bool> {
+        let locked = self.config.sim_pin.is_some() && !self.sim_unlocked;
+        let st = self.cell_state();
+        let stat = if locked { 0 } else { st.stat };
+        match cmd {
+            "CGMI" => self.info("masqdial"),
+            "CGMM" => self.info("mock-cellular"),
+            "CGSN" => self.info("001010123456789"),
+            "CPIN?" => self.info(if locked {
+                "+CPIN: SIM PIN"
+            } else {
+                "+CPIN: READY"
+            }),
+            "CSQ" => {
+                // Each poll's AT+CSQ moves the script on; the first one starts it.
+                if self.cell_started {
+                    self.cell_step = self.cell_step.saturating_add(1);
+                }
+                self.cell_started = true;
+                let st = self.cell_state();
+                self.info(&format!("+CSQ: {},99", st.rssi));
+            }
+            "CREG?" => self.info(&format!("+CREG: 0,{stat}")),
+            "CGREG?" => self.info(&format!("+CGREG: 0,{stat}")),
+            "CEREG?" => self.info(&format!("+CEREG: 0,{stat}")),
+            "COPS?" => {
+                if matches!(stat, 1 | 5) {
+                    self.info(&format!("+COPS: 0,0,\"{}\",{}", st.operator, st.act));
+                } else {
+                    self.info("+COPS: 0");
+                }
+            }
+            _ => {
+                let pin = cmd.strip_prefix("CPIN=")?;
+                let pin = pin.trim_matches('"');
+                if self.config.sim_pin.as_deref().is_some_and(|p| p == pin) {
+                    self.sim_unlocked = true;
+                } else {
+                    // 27.007 9.2: 16 = incorrect password.
+                    self.info("+CME ERROR: 16");
+                    return Some(true);
+                }
+            }
+        }
+        Some(false)
     }
 
     fn connect_result(&mut self, speed: u32, extras: Option<String>) {

@@ -54,6 +54,9 @@ pub struct Uplink {
     netcfg: Option<NetCfg>,
     active: Arc<Mutex<Option<Active>>>,
     queue: LinkConfig,
+    /// Routes kept on the TUN device while no link is up (dial on demand), and whether
+    /// they may replace another default route.
+    demand: Option<(Vec<IpNet>, bool)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,7 +74,86 @@ impl Uplink {
             netcfg,
             active: Arc::new(Mutex::new(None)),
             queue: LinkConfig::default(),
+            demand: None,
         }
+    }
+
+    /// Keep `routes` on the TUN device (with a placeholder address) while no link is up,
+    /// so LAN packets reach the pump and can dial on demand ([`Uplink::arm`]).
+    #[must_use]
+    pub fn with_demand(mut self, routes: Vec<IpNet>, replace_default_route: bool) -> Self {
+        self.demand = (!routes.is_empty()).then_some((routes, replace_default_route));
+        self
+    }
+
+    /// Packets the data plane counted as activity (dial-on-demand filters), if it is on.
+    pub fn activity(&self) -> Option<u64> {
+        self.pump.as_ref().map(|p| {
+            p.counters()
+                .demand
+                .activity
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// No link is up: give the TUN device the placeholder address and the demand routes
+    /// (a no-op without demand connections or without a dataplane).
+    pub async fn arm(&self) -> Vec<UplinkNote> {
+        let mut notes = Vec::new();
+        let (Some((routes, replace)), Some(nc)) = (&self.demand, &self.netcfg) else {
+            return notes;
+        };
+        if lock(&self.active).is_some() {
+            return notes;
+        }
+        if let Err(e) = nc
+            .link_up(
+                super::demand::PLACEHOLDER_LOCAL,
+                super::demand::PLACEHOLDER_PEER,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "arming {} for dial on demand", nc.dev);
+            notes.push(UplinkNote::Error(format!("interface: {e}")));
+            return notes;
+        }
+        self.add_routes(nc, routes, *replace, &mut notes).await;
+        tracing::info!(dev = %nc.dev, "waiting for LAN traffic to dial on demand");
+        notes
+    }
+
+    async fn add_routes(
+        &self,
+        nc: &NetCfg,
+        routes: &[IpNet],
+        replace_default_route: bool,
+        notes: &mut Vec<UplinkNote>,
+    ) -> Vec<RouteSpec> {
+        let mut installed = Vec::new();
+        for r in routes {
+            let spec = if r.prefix_len() == 0 {
+                RouteSpec::Default
+            } else {
+                match r {
+                    IpNet::V4(n) => RouteSpec::Net(*n),
+                    IpNet::V6(_) => continue,
+                }
+            };
+            if spec == RouteSpec::Default
+                && !replace_default_route
+                && nc.other_default_route_exists().await.unwrap_or(true)
+            {
+                notes.push(UplinkNote::Info(
+                    "a default route exists already; not replacing it (set replace_default_route = true to do so)".into(),
+                ));
+                continue;
+            }
+            match nc.add_route(spec).await {
+                Ok(()) => installed.push(spec),
+                Err(e) => notes.push(UplinkNote::Error(format!("route {spec}: {e}"))),
+            }
+        }
+        installed
     }
 
     /// Use `cfg` (`[link]`: scheduler, ingress shaping) for the links from now on.
@@ -129,30 +211,9 @@ impl Uplink {
                 tracing::warn!(error = %e, "configuring {}", nc.dev);
                 notes.push(UplinkNote::Error(format!("interface: {e}")));
             }
-            let mut installed = Vec::new();
-            for r in &up.routes {
-                let spec = if r.prefix_len() == 0 {
-                    RouteSpec::Default
-                } else {
-                    match r {
-                        IpNet::V4(n) => RouteSpec::Net(*n),
-                        IpNet::V6(_) => continue,
-                    }
-                };
-                if spec == RouteSpec::Default
-                    && !up.replace_default_route
-                    && nc.other_default_route_exists().await.unwrap_or(true)
-                {
-                    notes.push(UplinkNote::Info(
-                        "a default route exists already; not replacing it (set replace_default_route = true to do so)".into(),
-                    ));
-                    continue;
-                }
-                match nc.add_route(spec).await {
-                    Ok(()) => installed.push(spec),
-                    Err(e) => notes.push(UplinkNote::Error(format!("route {spec}: {e}"))),
-                }
-            }
+            let installed = self
+                .add_routes(nc, &up.routes, up.replace_default_route, &mut notes)
+                .await;
             if let Some(a) = lock(&self.active).as_mut() {
                 a.routes = installed;
             }
@@ -177,6 +238,7 @@ impl Uplink {
                     Err(e) => notes.push(UplinkNote::Error(format!("ingress shaping: {e}"))),
                 }
             }
+            pump.set_active(Some(connection.clone())).await;
             let (_closed_tx, closed_rx) = tokio::sync::mpsc::channel(1);
             let rx = std::mem::replace(&mut s.inbound, closed_rx);
             pump.attach(LinkPort {
@@ -217,5 +279,10 @@ impl Uplink {
             }
         }
         tracing::info!(%connection, "link down");
+        for n in self.arm().await {
+            if let UplinkNote::Error(e) = n {
+                tracing::warn!("dial on demand: {e}");
+            }
+        }
     }
 }

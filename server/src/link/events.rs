@@ -218,4 +218,17 @@ pub struct ModemView {
     pub last_error: Option<String>,
     /// Whether modem control lines were seen.
     pub modem_lines: bool,
+    /// Cellular status from the last poll (cellular modems only).
+    pub cellular: Option<CellView>,
+}
+
+/// A cellular modem's status as the last poll found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellView {
+    /// What the modem answered (last successful poll).
+    pub status: masqdial_at::cell::CellStatus,
+    /// When it was polled (successfully).
+    pub at: Option<SystemTime>,
+    /// Why the last poll failed, if it did.
+    pub error: Option<String>,
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,8 +15,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{
-    DialEvent, DialStep, LinkChange, LinkEvent, LinkStatus, ModemState, ModemView, PppDetails,
-    TrafficSample, TranscriptEntry,
+    CellView, DialEvent, DialStep, LinkChange, LinkEvent, LinkStatus, ModemState, ModemView,
+    PppDetails, TrafficSample, TranscriptEntry,
 };
 use super::fsm::{
     DialOutcome, Failure, FailureKind, HangupOutcome, Holder, LinkAction, LinkFsm, LinkPolicy,
@@ -77,6 +78,10 @@ struct ModemSlot {
     last_error: Option<String>,
     absent: bool,
     modem_lines: Option<bool>,
+    /// Set while a status poll holds the port; storing true asks it to stop early.
+    polling: Option<Arc<AtomicBool>>,
+    /// Cellular status from the last poll.
+    cell: Option<CellView>,
 }
 
 /// Read-mostly view of one link, refreshed by its actor.
@@ -292,12 +297,25 @@ impl LinkManager {
                         last_error: None,
                         absent: false,
                         modem_lines: None,
+                        polling: None,
+                        cell: None,
                     })
                     .collect(),
             ),
             uplink,
             events,
         });
+        for (i, m) in cfg.modems.iter().enumerate() {
+            if let Some(c) = &m.cellular {
+                shutdown.spawn(cell_poller(
+                    Arc::clone(&shared),
+                    i,
+                    m.clone(),
+                    c.clone(),
+                    shutdown.token(),
+                ));
+            }
+        }
         let mut links = HashMap::new();
         let mut order = Vec::new();
         for c in &cfg.connections {
@@ -320,6 +338,7 @@ impl LinkManager {
                 last: SessionCounters::default(),
                 dial_started: SystemTime::now(),
                 transcript: Vec::new(),
+                activity_last: None,
                 tasks: shutdown.clone(),
             };
             shutdown.spawn(actor.run(rx, shutdown.token()));
@@ -408,6 +427,39 @@ impl LinkManager {
         }
     }
 
+    /// Dial for LAN packets (dial on demand) until `stop`: each request dials its
+    /// connection for the user the sending host maps to, credited to that user and host
+    /// (holders, `who`, status) and written to the audit log.
+    pub async fn serve_demand(
+        self,
+        mut requests: mpsc::Receiver<crate::dataplane::demand::DialRequest>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let r = tokio::select! {
+                () = stop.cancelled() => break,
+                r = requests.recv() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+            };
+            let who = Who {
+                user: r.user.clone(),
+                host: r.host.to_string(),
+            };
+            match self.dial(&r.connection, who).await {
+                Ok(out) => tracing::info!(
+                    user = %r.user, peer = %r.host, connection = %r.connection,
+                    trigger = "demand", outcome = ?out, "dial"
+                ),
+                Err(e) => tracing::warn!(
+                    user = %r.user, peer = %r.host, connection = %r.connection,
+                    error = %e, "dial on demand failed"
+                ),
+            }
+        }
+    }
+
     /// Current state of one link.
     pub fn state(&self, name: &str) -> Option<LinkState> {
         self.links.get(name).and_then(|l| lock(&l.view).state)
@@ -467,6 +519,7 @@ impl LinkManager {
                 connection: m.user.clone(),
                 last_error: m.last_error.clone(),
                 modem_lines: m.modem_lines.unwrap_or(false),
+                cellular: m.cell.clone(),
             })
             .collect()
     }
@@ -494,6 +547,75 @@ fn view_status(name: &str, v: &LinkView) -> LinkStatus {
     }
 }
 
+/// Poll a cellular modem's status every `cell.poll_s` until `stop`: over its second AT
+/// port if configured, else only while no session uses it (never in PPP data mode). A
+/// dial that wants the modem mid-poll stops the poll ([`Actor::start_session`]).
+async fn cell_poller(
+    shared: Arc<Shared>,
+    idx: usize,
+    modem: ModemConfig,
+    cell: config::CellularConfig,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(cell.poll_s.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let abort = Arc::new(AtomicBool::new(false));
+        let mut settings = modem_settings(&modem);
+        if let Some(p) = &cell.status_port {
+            settings.device = p.clone();
+        } else {
+            let mut modems = lock(&shared.modems);
+            let Some(slot) = modems.get_mut(idx) else {
+                return;
+            };
+            if slot.user.is_some() || slot.polling.is_some() {
+                continue;
+            }
+            slot.polling = Some(Arc::clone(&abort));
+        }
+        let pin = cell.sim_pin.clone();
+        let flag = Arc::clone(&abort);
+        let res =
+            tokio::task::spawn_blocking(move || crate::modem::cell::query(&settings, pin, &flag))
+                .await;
+        let mut modems = lock(&shared.modems);
+        let Some(slot) = modems.get_mut(idx) else {
+            return;
+        };
+        if cell.status_port.is_none() {
+            slot.polling = None;
+        }
+        if abort.load(Ordering::Relaxed) {
+            continue; // cut short by a dial: keep the last full answer
+        }
+        let view = slot.cell.get_or_insert_with(|| CellView {
+            status: Default::default(),
+            at: None,
+            error: None,
+        });
+        match res {
+            Ok(Ok(status)) => {
+                if status.pin == Some(false) {
+                    tracing::warn!(modem = %modem.name, "the SIM refused the configured PIN");
+                }
+                view.status = status;
+                view.at = Some(SystemTime::now());
+                view.error = None;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(modem = %modem.name, error = %e, "cellular status poll failed");
+                view.error = Some(e.to_string());
+            }
+            Err(e) => view.error = Some(format!("status poll task: {e}")),
+        }
+    }
+}
+
 /// One connection's task.
 struct Actor {
     name: String,
@@ -508,6 +630,8 @@ struct Actor {
     last: SessionCounters,
     dial_started: SystemTime,
     transcript: Vec<TranscriptEntry>,
+    /// The data plane's activity count at the last sample (activity-filtered links).
+    activity_last: Option<u64>,
     /// Where hang-up helpers are spawned, so shutdown joins them.
     tasks: Shutdown,
 }
@@ -798,21 +922,42 @@ impl Actor {
         }
     }
 
-    /// Pick a free modem allowed for this connection and start a session on it.
-    fn start_session(&mut self) -> Result<(), Failure> {
+    /// Pick a free modem allowed for this connection and start a session on it. A modem
+    /// busy with a status poll is asked to stop it, and waited for (bounded).
+    async fn start_session(&mut self) -> Result<(), Failure> {
         let mut tried = Vec::new();
+        let poll_wait = Instant::now() + Duration::from_secs(3);
         loop {
+            let allowed =
+                |m: &ModemSlot| self.cfg.modems.is_empty() || self.cfg.modems.contains(&m.cfg.name);
             let pick = {
                 let mut modems = lock(&self.shared.modems);
                 let i = modems.iter().position(|m| {
                     m.user.is_none()
-                        && (self.cfg.modems.is_empty() || self.cfg.modems.contains(&m.cfg.name))
+                        && m.polling.is_none()
+                        && allowed(m)
                         && !tried.contains(&m.cfg.name)
                 });
+                let mut waiting = false;
+                if i.is_none() && Instant::now() < poll_wait {
+                    for m in modems.iter().filter(|m| m.user.is_none() && allowed(m)) {
+                        if let Some(a) = &m.polling {
+                            a.store(true, Ordering::Relaxed);
+                            waiting = true;
+                        }
+                    }
+                }
                 if let Some(i) = i {
                     modems[i].user = Some(self.name.clone());
                 }
-                i.map(|i| (i, modems[i].cfg.clone()))
+                (i.map(|i| (i, modems[i].cfg.clone())), waiting)
+            };
+            let pick = match pick {
+                (None, true) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                (p, _) => p,
             };
             let Some((i, m)) = pick else {
                 let busy = tried.is_empty();
@@ -862,7 +1007,7 @@ impl Actor {
         while let Some(a) = self.fsm.poll_action() {
             match a {
                 LinkAction::StartSession => {
-                    if let Err(f) = self.start_session() {
+                    if let Err(f) = self.start_session().await {
                         self.note(TranscriptKind::Error, f.message.clone());
                         self.fsm
                             .handle_session(Instant::now(), SessionReport::Ended(Some(f.clone())));
@@ -940,7 +1085,19 @@ impl Actor {
     fn sample(&mut self) {
         let Some(s) = &self.session else { return };
         let c = s.counters();
-        let moved = c.packets_in != self.last.packets_in || c.packets_out != self.last.packets_out;
+        let mut moved =
+            c.packets_in != self.last.packets_in || c.packets_out != self.last.packets_out;
+        // Activity filters (and dial on demand) decide what resets the idle timer: the
+        // data plane counts only the packets that pass them, while this link is attached.
+        let filtered = self.cfg.demand || !self.cfg.activity_filter.is_empty();
+        if filtered && self.shared.uplink.active().as_deref() == Some(self.name.as_str()) {
+            if let Some(a) = self.shared.uplink.activity() {
+                moved = self.activity_last.is_some_and(|l| l != a);
+                self.activity_last = Some(a);
+            }
+        } else {
+            self.activity_last = None;
+        }
         if moved {
             self.fsm.traffic(Instant::now());
         }

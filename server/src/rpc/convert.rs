@@ -313,7 +313,49 @@ pub(super) fn modem(m: &ModemView) -> pb::Modem {
         connection: m.connection.clone().unwrap_or_default(),
         last_error: m.last_error.clone().unwrap_or_default(),
         modem_lines: m.modem_lines,
+        cellular: m.cellular.as_ref().map(cellular),
         ..Default::default()
+    }
+}
+
+/// A cellular modem's polled status.
+pub(super) fn cellular(c: &crate::link::events::CellView) -> pb::CellularStatus {
+    use masqdial_at::cell::{act_name, SimState};
+    let s = &c.status;
+    let reg = s.registration();
+    let act = s
+        .operator
+        .as_ref()
+        .and_then(|o| o.act)
+        .or_else(|| reg.and_then(|r| r.act));
+    pb::CellularStatus {
+        manufacturer: s.manufacturer.clone().unwrap_or_default(),
+        model: s.model.clone().unwrap_or_default(),
+        imei: s.imei.clone().unwrap_or_default(),
+        ident: s.ident.clone(),
+        sim: match &s.sim {
+            Some(SimState::Ready) => "ready".into(),
+            Some(SimState::PinRequired) => "pin-required".into(),
+            Some(SimState::PukRequired) => "puk-required".into(),
+            Some(SimState::Other(t)) => t.clone(),
+            None => String::new(),
+        },
+        has_signal: s.signal.and_then(|q| q.dbm()).is_some(),
+        signal_dbm: s.signal.and_then(|q| q.dbm()).unwrap_or(0),
+        signal_bars: s.signal.map_or(0, |q| u32::from(q.bars())),
+        rssi: s.signal.map_or(99, |q| u32::from(q.rssi)),
+        registration: reg.map(|r| r.status.name().to_string()).unwrap_or_default(),
+        roaming: reg.is_some_and(|r| r.status.roaming()),
+        operator: s
+            .operator
+            .as_ref()
+            .and_then(|o| o.name.clone())
+            .unwrap_or_default(),
+        access_technology: act.map(|a| act_name(a).to_string()).unwrap_or_default(),
+        polled_at: c.at.and_then(ts),
+        error: c.error.clone().unwrap_or_default(),
+        pin_sent: s.pin.is_some(),
+        pin_accepted: s.pin == Some(true),
     }
 }
 

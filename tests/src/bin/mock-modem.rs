@@ -93,6 +93,13 @@ struct Args {
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     run_for: Option<f64>,
+    /// Cellular state `RSSI,STAT[,OPERATOR[,ACT]]` answered to AT+CSQ / +CREG? / +COPS?;
+    /// repeat for a script (each AT+CSQ moves to the next).
+    #[arg(long = "cell", value_name = "RSSI,STAT[,OPERATOR[,ACT]]")]
+    cell: Vec<String>,
+    /// The SIM asks for this PIN until AT+CPIN="PIN" is sent.
+    #[arg(long)]
+    sim_pin: Option<String>,
 }
 
 fn secs(v: f64, what: &str) -> Result<Duration> {
@@ -132,6 +139,13 @@ fn modem_config(args: &Args) -> Result<MockModemConfig> {
     if let Some(v) = args.carrier_loss_after {
         cfg.carrier_loss_after = Some(secs(v, "--carrier-loss-after")?);
     }
+    for c in &args.cell {
+        cfg.cell.push(
+            c.parse()
+                .map_err(|e: String| anyhow::anyhow!("--cell {e}"))?,
+        );
+    }
+    cfg.sim_pin.clone_from(&args.sim_pin);
     Ok(cfg)
 }
 

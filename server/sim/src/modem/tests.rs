@@ -216,3 +216,63 @@ mod prop {
         }
     }
 }
+
+/// One status poll (the server's sans-IO `CellPoll`) against the mock modem.
+fn cell_poll(m: &mut MockModem, pin: Option<&str>) -> masqdial_at::cell::CellStatus {
+    use masqdial_at::cell::CellPoll;
+    let t0 = Instant::now();
+    let mut p = CellPoll::new(t0, pin.map(str::to_string), Duration::from_secs(1));
+    for _ in 0..100 {
+        while let Some(b) = p.poll_transmit() {
+            m.handle_input(t0, &b);
+            let o = out(m);
+            p.handle_input(t0, o.as_bytes());
+        }
+        if p.is_done() {
+            break;
+        }
+    }
+    assert!(p.is_done(), "the poll did not finish: {:?}", p.status());
+    p.status().clone()
+}
+
+#[test]
+fn cellular_status_follows_the_script_and_the_sim_pin() {
+    use masqdial_at::cell::{RegStatus, SimState};
+    let cfg = MockModemConfig {
+        cell: vec![
+            "3,2".parse().expect("state"),
+            "25,5,Roam Mobile,7".parse().expect("state"),
+        ],
+        sim_pin: Some("4321".into()),
+        ..MockModemConfig::default()
+    };
+    let mut m = modem(cfg);
+    // Without the PIN: locked SIM, not registered, no operator.
+    let s = cell_poll(&mut m, None);
+    assert_eq!(s.sim, Some(SimState::PinRequired));
+    assert_eq!(s.pin, None);
+    assert_eq!(s.manufacturer.as_deref(), Some("masqdial"));
+    assert_eq!(s.model.as_deref(), Some("mock-cellular"));
+    assert_eq!(s.imei.as_deref(), Some("001010123456789"));
+    assert_eq!(s.ident, ["masqdial mock modem 1.0"]);
+    assert_eq!(s.signal.map(|q| (q.rssi, q.bars())), Some((3, 1)));
+    assert_eq!(s.creg.map(|r| r.status), Some(RegStatus::NotRegistered));
+    assert_eq!(s.operator.map(|o| o.name), Some(None));
+    assert!(s.unanswered.is_empty(), "{:?}", s.unanswered);
+    // A wrong PIN is refused with +CME ERROR: 16.
+    let s = cell_poll(&mut m, Some("0000"));
+    assert_eq!(s.pin, Some(false));
+    assert_eq!(s.sim, Some(SimState::PinRequired));
+    // The right PIN unlocks; the script moved on: strong signal, roaming.
+    let s = cell_poll(&mut m, Some("4321"));
+    assert_eq!(s.pin, Some(true));
+    assert_eq!(s.sim, Some(SimState::Ready));
+    assert_eq!(s.signal.and_then(|q| q.dbm()), Some(-63));
+    assert_eq!(s.cereg.map(|r| r.status), Some(RegStatus::Roaming));
+    assert_eq!(
+        s.operator.and_then(|o| o.name).as_deref(),
+        Some("Roam Mobile")
+    );
+    assert!("x,1".parse::<CellState>().is_err());
+}

@@ -1,0 +1,223 @@
+use super::*;
+use proptest::prelude::*;
+
+#[test]
+fn csq_maps_to_dbm_and_bars_per_27_007() {
+    // 27.007 8.5: 0 -> -113 dBm or less, 1 -> -111, 2..30 -> -109..-53, 31 -> -51 or more.
+    let s = |rssi| Signal { rssi, ber: 99 };
+    assert_eq!(s(0).dbm(), Some(-113));
+    assert_eq!(s(1).dbm(), Some(-111));
+    assert_eq!(s(2).dbm(), Some(-109));
+    assert_eq!(s(30).dbm(), Some(-53));
+    assert_eq!(s(31).dbm(), Some(-51));
+    assert_eq!(s(99).dbm(), None);
+    assert_eq!(
+        [0, 1, 2, 9, 10, 14, 15, 19, 20, 31, 99].map(|r| s(r).bars()),
+        [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0]
+    );
+    assert_eq!(parse_csq("+CSQ: 17,99"), Some(Signal { rssi: 17, ber: 99 }));
+    assert_eq!(parse_csq("+CSQ: 99,99"), Some(Signal { rssi: 99, ber: 99 }));
+    assert_eq!(parse_csq("+CSQ: 32,0"), None);
+    assert_eq!(parse_csq("+CSQ: 12"), None);
+    assert_eq!(parse_csq("+CSQ 12,0"), None);
+}
+
+#[test]
+fn registration_read_answers_and_unsolicited_lines() {
+    // Read answer with location (n=2), LTE.
+    let r = parse_registration("+CEREG", "+CEREG: 2,5,\"1A2B\",\"01C2D3E4\",7");
+    assert_eq!(
+        r,
+        Some(Registration {
+            status: RegStatus::Roaming,
+            area: Some("1A2B".into()),
+            cell: Some("01C2D3E4".into()),
+            act: Some(7),
+        })
+    );
+    assert!(r.as_ref().is_some_and(|r| r.status.roaming()));
+    // Plain read answer.
+    let r = parse_registration("+CREG", "+CREG: 0,1");
+    assert_eq!(r.map(|r| r.status), Some(RegStatus::Home));
+    // Unsolicited: <stat>[,<lac>,<ci>].
+    let r = parse_registration("+CGREG", "+CGREG: 2");
+    assert_eq!(r.map(|r| r.status), Some(RegStatus::Searching));
+    let r = parse_registration("+CREG", "+CREG: 1,\"00C3\",\"A1B2\"");
+    assert_eq!(
+        r.map(|r| (r.status, r.area)),
+        Some((RegStatus::Home, Some("00C3".into())))
+    );
+    assert_eq!(parse_registration("+CREG", "+CREG: 0,11"), None);
+    assert_eq!(parse_registration("+CREG", "+CGREG: 0,1"), None);
+    assert_eq!(RegStatus::from_code(3), Some(RegStatus::Denied));
+    assert!(!RegStatus::Searching.registered());
+}
+
+#[test]
+fn cops_and_cpin() {
+    assert_eq!(
+        parse_cops("+COPS: 0,0,\"Example Mobile\",7"),
+        Some(Operator {
+            mode: 0,
+            name: Some("Example Mobile".into()),
+            act: Some(7),
+        })
+    );
+    assert_eq!(
+        parse_cops("+COPS: 0"),
+        Some(Operator {
+            mode: 0,
+            name: None,
+            act: None
+        })
+    );
+    assert_eq!(parse_cops("+COPS: 9,0,\"x\""), None);
+    assert_eq!(parse_cpin("+CPIN: READY"), Some(SimState::Ready));
+    assert_eq!(parse_cpin("+CPIN: SIM PIN"), Some(SimState::PinRequired));
+    assert_eq!(parse_cpin("+CPIN: SIM PUK"), Some(SimState::PukRequired));
+    assert_eq!(
+        parse_cpin("+CPIN: PH-SIM PIN"),
+        Some(SimState::Other("PH-SIM PIN".into()))
+    );
+    assert_eq!(act_name(7), "LTE");
+}
+
+/// Play a scripted modem: answer each command line the poll sends.
+fn run(pin: Option<&str>, answer: impl Fn(&str) -> String) -> (CellPoll, Vec<String>) {
+    let t0 = Instant::now();
+    let mut p = CellPoll::new(t0, pin.map(str::to_string), Duration::from_secs(1));
+    let mut sent = Vec::new();
+    let mut now = t0;
+    for _ in 0..40 {
+        while let Some(b) = p.poll_transmit() {
+            let cmd = String::from_utf8_lossy(&b)
+                .trim_end_matches('\r')
+                .to_string();
+            let reply = answer(&cmd);
+            // Echo on, as a modem after ATZ.
+            p.handle_input(now, format!("{cmd}\r").as_bytes());
+            p.handle_input(now, reply.as_bytes());
+            sent.push(cmd);
+        }
+        if p.is_done() {
+            break;
+        }
+        now = p.poll_timeout().unwrap_or(now);
+        p.handle_timeout(now);
+    }
+    (p, sent)
+}
+
+#[test]
+fn a_poll_collects_everything_and_enters_the_pin_once() {
+    let sim_ready = std::cell::Cell::new(false);
+    let (p, sent) = run(Some("1234"), |cmd| {
+        match cmd {
+            "ATI" => "\r\nQuectel\r\nEC25\r\nRevision: EC25EFAR06A06M4G\r\n\r\nOK\r\n".into(),
+            "AT+CGMI" => "\r\nQuectel\r\n\r\nOK\r\n".into(),
+            "AT+CGMM" => "\r\n+CGMM: EC25\r\n\r\nOK\r\n".into(),
+            "AT+CGSN" => "\r\n867698040000000\r\n\r\nOK\r\n".into(),
+            "AT+CPIN?" if sim_ready.get() => "\r\n+CPIN: READY\r\n\r\nOK\r\n".into(),
+            "AT+CPIN?" => "\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n".into(),
+            "AT+CPIN=\"1234\"" => {
+                sim_ready.set(true);
+                "\r\nOK\r\n".into()
+            }
+            "AT+CSQ" => "\r\n+CSQ: 21,99\r\n\r\nOK\r\n".into(),
+            "AT+CREG?" => "\r\n+CREG: 0,5\r\n\r\nOK\r\n".into(),
+            // An unsolicited ring in the middle is ignored.
+            "AT+CGREG?" => "\r\nRING\r\n+CGREG: 0,5\r\n\r\nOK\r\n".into(),
+            "AT+CEREG?" => "\r\n+CME ERROR: 4\r\n".into(),
+            "AT+COPS?" => "\r\n+COPS: 0,0,\"Example Mobile\",7\r\n\r\nOK\r\n".into(),
+            _ => "\r\nERROR\r\n".into(),
+        }
+    });
+    assert!(p.is_done());
+    let s = p.status();
+    assert_eq!(s.ident, ["Quectel", "EC25", "Revision: EC25EFAR06A06M4G"]);
+    assert_eq!(s.manufacturer.as_deref(), Some("Quectel"));
+    assert_eq!(s.model.as_deref(), Some("EC25"));
+    assert_eq!(s.imei.as_deref(), Some("867698040000000"));
+    assert_eq!(s.sim, Some(SimState::Ready));
+    assert_eq!(s.pin, Some(true));
+    assert_eq!(s.signal.and_then(Signal::dbm), Some(-71));
+    assert_eq!(s.signal.map(Signal::bars), Some(4));
+    assert_eq!(s.creg.as_ref().map(|r| r.status), Some(RegStatus::Roaming));
+    assert_eq!(s.cereg, None);
+    assert_eq!(s.unanswered, ["AT+CEREG?"]);
+    assert_eq!(
+        s.registration().map(|r| r.status.roaming()),
+        Some(true),
+        "roaming"
+    );
+    assert_eq!(
+        s.operator.as_ref().and_then(|o| o.name.as_deref()),
+        Some("Example Mobile")
+    );
+    assert_eq!(sent.iter().filter(|c| c.starts_with("AT+CPIN=")).count(), 1);
+    assert_eq!(p.answered(), 12);
+}
+
+#[test]
+fn a_silent_modem_times_out_each_command_and_no_pin_is_sent_unasked() {
+    let (p, sent) = run(Some("0000"), |_| String::new());
+    assert!(p.is_done());
+    assert_eq!(p.answered(), 0);
+    assert_eq!(p.status().unanswered.len(), 10);
+    assert!(!sent.iter().any(|c| c.contains("0000")));
+    // A SIM asking for a PUK never gets the PIN either.
+    let (p, sent) = run(Some("0000"), |cmd| match cmd {
+        "AT+CPIN?" => "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n".into(),
+        _ => "\r\nOK\r\n".into(),
+    });
+    assert_eq!(p.status().sim, Some(SimState::PukRequired));
+    assert!(!sent.iter().any(|c| c.contains("0000")));
+}
+
+proptest! {
+    #[test]
+    fn parsers_never_panic(line in ".{0,80}") {
+        let _ = parse_csq(&line);
+        let _ = parse_registration("+CREG", &line);
+        let _ = parse_cops(&line);
+        let _ = parse_cpin(&line);
+    }
+
+    #[test]
+    fn registration_lines_round_trip(n in 0u8..=5, stat in 0u8..=10, lac in "[0-9A-F]{4}", ci in "[0-9A-F]{8}", act in 0u8..=13) {
+        let line = format!("+CEREG: {n},{stat},\"{lac}\",\"{ci}\",{act}");
+        let r = parse_registration("+CEREG", &line);
+        prop_assert_eq!(r.clone().map(|r| r.status), RegStatus::from_code(stat));
+        prop_assert_eq!(r.clone().and_then(|r| r.area), Some(lac));
+        prop_assert_eq!(r.and_then(|r| r.act), Some(act));
+        // The unsolicited form of the same.
+        let urc = format!("+CEREG: {stat},\"{ci}\"");
+        prop_assert_eq!(parse_registration("+CEREG", &urc).map(|r| r.status), RegStatus::from_code(stat));
+    }
+
+    #[test]
+    fn dbm_is_monotone_in_rssi(a in 0u8..=31, b in 0u8..=31) {
+        let (sa, sb) = (Signal { rssi: a, ber: 0 }, Signal { rssi: b, ber: 0 });
+        prop_assert_eq!(a <= b, sa.dbm() <= sb.dbm());
+        prop_assert!(a > b || sa.bars() <= sb.bars());
+    }
+
+    #[test]
+    fn poll_survives_any_bytes(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..20)) {
+        let t0 = Instant::now();
+        let mut p = CellPoll::new(t0, Some("1111".into()), Duration::from_millis(10));
+        let mut now = t0;
+        for c in &chunks {
+            p.handle_input(now, c);
+            while p.poll_transmit().is_some() {}
+            now += Duration::from_millis(5);
+            p.handle_timeout(now);
+        }
+        for _ in 0..30 {
+            if p.is_done() { break; }
+            now = p.poll_timeout().unwrap_or(now);
+            p.handle_timeout(now);
+        }
+        prop_assert!(p.is_done());
+    }
+}
