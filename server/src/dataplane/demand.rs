@@ -118,6 +118,7 @@ pub fn packet_info(buf: &[u8], swap: bool) -> Option<PacketInfo<'static>> {
         sport,
         dport,
         iface: "",
+        iface_aliases: &[],
         fragment: frag_off != 0,
         syn,
         tos: buf[1],
