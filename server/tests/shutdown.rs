@@ -73,6 +73,7 @@ fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
         stop_bits: 1,
         flow_control: masqdial_server::config::FlowControl::None,
         init: vec!["ATZ".into()],
+        cellular: None,
     });
     let cc: ConnectionConfig = toml::from_str(
         "name = \"isp1\"\nmodems = [\"modem0\"]\nnumbers = [\"5550100\"]\nusername = \"demo\"\npassword = \"secret\"\nredial_attempts = 1\n",
