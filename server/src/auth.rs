@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use argon2::{PasswordHash, PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{PasswordHash, PasswordHasher, PasswordVerifier};
 use ipnet::IpNet;
 
 use crate::config::{Config, UserRole};
@@ -285,8 +285,7 @@ impl Auth {
     /// Build with a custom throttle policy (tests use short delays).
     pub fn with_policy(config: &Config, policy: ThrottlePolicy) -> Result<Auth, AuthError> {
         let mut digest_key = [0u8; 16];
-        getrandom::fill(&mut digest_key)
-            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        getrandom::fill(&mut digest_key).map_err(|e| AuthError::Hash(e.to_string()))?;
         let inner = Inner {
             users: HashMap::new(),
             all_connections: Vec::new(),
@@ -338,8 +337,7 @@ impl Auth {
             })
             .unwrap_or_default();
         let mut filler = [0u8; 16];
-        getrandom::fill(&mut filler)
-            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        getrandom::fill(&mut filler).map_err(|e| AuthError::Hash(e.to_string()))?;
         let dummy_hash = hash_password_with(&hex::encode(filler), params)?;
         let mut inner = self.lock();
         // A session survives only if its user still exists with the same password hash and
@@ -475,8 +473,7 @@ impl Auth {
         now: SystemTime,
     ) -> Result<IssuedToken, AuthError> {
         let mut raw = [0u8; TOKEN_BYTES];
-        getrandom::fill(&mut raw)
-            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        getrandom::fill(&mut raw).map_err(|e| AuthError::Hash(e.to_string()))?;
         let token = hex::encode(raw);
         let digest = self.digest(&raw)?;
         let mut inner = self.lock();
@@ -631,8 +628,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// Hash a password with argon2id and explicit parameters; returns the PHC string.
 pub fn hash_password_with(password: &str, params: Params) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt)
-        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    getrandom::fill(&mut salt).map_err(|e| AuthError::Hash(e.to_string()))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_with_salt(password.as_bytes(), &salt)
         .map(|h| h.to_string())

@@ -48,8 +48,7 @@ impl std::fmt::Debug for DemoUser {
 fn random_password() -> Result<String, AuthError> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw)
-        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    getrandom::fill(&mut raw).map_err(|e| AuthError::Hash(e.to_string()))?;
     // 16 draws from 55 symbols (~92 bits); the modulo bias is irrelevant for a demo.
     Ok(raw
         .iter()

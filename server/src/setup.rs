@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-
 use crate::config::{Config, ConfigError, HASH_PLACEHOLDER};
 
 /// The shipped example configuration: the template `mserver init` fills in.
@@ -112,8 +111,7 @@ pub fn random_password() -> Result<String, SetupError> {
     let limit = 256 - 256 % ALPHABET.len();
     while out.len() < 20 {
         let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw)
-            .map_err(|e| SetupError::Crypto(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut raw).map_err(|e| SetupError::Crypto(format!("no randomness: {e}")))?;
         for b in raw {
             if usize::from(b) < limit && out.len() < 20 {
                 out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()]));
