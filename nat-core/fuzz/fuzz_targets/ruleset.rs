@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
             sport: u16::from(b) * 7,
             dport: 80,
             iface: if b & 4 != 0 { "ppp0" } else { "eth0" },
+            iface_aliases: &[],
             fragment: b & 8 != 0,
             syn: b & 16 != 0,
             tos: 0,
