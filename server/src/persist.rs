@@ -56,6 +56,13 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
         hi: n.port_high,
     };
     masq.ports = [range; 3];
+    // A secret per engine, so LAN or WAN hosts cannot aim flows at one index slot. Without
+    // OS randomness the profile's fixed seed stays (logged): the table still works.
+    let mut seed = [0u8; 8];
+    match getrandom::fill(&mut seed) {
+        Ok(()) => masq.hash_seed = u64::from_le_bytes(seed),
+        Err(e) => tracing::warn!(error = %e, "no OS randomness for the NAT hash seed"),
+    }
     let mut ec = EngineConfig {
         masq,
         dynaddr: n.ip_dynaddr.min(2),
@@ -322,6 +329,17 @@ pub fn seed_rules(cfg: &Config, ruleset: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_engine_gets_its_own_hash_seed() {
+        let c = Config::default();
+        let (a, b) = (
+            engine_config(&c).masq.hash_seed,
+            engine_config(&c).masq.hash_seed,
+        );
+        assert_ne!(a, b);
+        assert_ne!(a, 0);
+    }
 
     #[test]
     fn default_ruleset_loads_and_masquerades_the_example_lan() {

@@ -92,19 +92,19 @@ impl Entry {
         flags: 0,
     };
     #[inline]
-    fn out_hash(&self) -> u64 {
+    fn out_hash(&self, seed: u64) -> u64 {
         let (d, dp) = self.remote_key();
         let sp = if self.flags & F_NO_SPORT != 0 {
             0
         } else {
             self.sport
         };
-        hash::out_key(self.proto, self.saddr, sp, d, dp)
+        hash::out_key(seed, self.proto, self.saddr, sp, d, dp)
     }
     #[inline]
-    fn in_hash(&self) -> u64 {
+    fn in_hash(&self, seed: u64) -> u64 {
         let (d, dp) = self.remote_key();
-        hash::in_key(self.proto, self.mport, d, dp)
+        hash::in_key(seed, self.proto, self.mport, d, dp)
     }
     #[inline]
     fn remote_key(&self) -> (u32, u16) {
@@ -271,6 +271,9 @@ pub struct MasqConfig {
     /// RFC 5508 REQ-8: answer a packet that cannot get a mapping (ports exhausted) with ICMP
     /// destination unreachable, code 13 (communication administratively prohibited).
     pub icmp_on_exhaustion: bool,
+    /// Secret mixed into every index hash (HashDoS): the server sets a random one per engine;
+    /// the profiles' 0 keeps tests and benchmarks reproducible.
+    pub hash_seed: u64,
 }
 
 impl Default for MasqConfig {
@@ -292,6 +295,7 @@ impl MasqConfig {
             max_entries: 1 << 22,
             change_log_capacity: 65536,
             icmp_on_exhaustion: false,
+            hash_seed: 0,
         }
     }
     /// Opt-in RFC 4787/5382/5508 profile: endpoint-independent mapping, address-dependent
@@ -311,6 +315,7 @@ impl MasqConfig {
             max_entries: 1 << 22,
             change_log_capacity: 65536,
             icmp_on_exhaustion: true,
+            hash_seed: 0,
         }
     }
 }
@@ -606,7 +611,7 @@ impl MasqTable {
 
     #[inline]
     fn find_out(&self, proto: u8, s: u32, sp: u16, d: u32, dp: u16) -> Option<Idx> {
-        let h = hash::out_key(proto, s, sp, d, dp);
+        let h = hash::out_key(self.cfg.hash_seed, proto, s, sp, d, dp);
         let es = &self.entries;
         self.out_ix.find(h, |i| {
             let e = &es[i as usize];
@@ -622,7 +627,7 @@ impl MasqTable {
 
     #[inline]
     fn find_in(&self, proto: u8, mp: u16, d: u32, dp: u16) -> Option<Idx> {
-        let h = hash::in_key(proto, mp, d, dp);
+        let h = hash::in_key(self.cfg.hash_seed, proto, mp, d, dp);
         let es = &self.entries;
         self.in_ix.find(h, |i| {
             let e = &es[i as usize];
@@ -658,9 +663,11 @@ impl MasqTable {
         };
         let (s, d) = (u32::from(ip.src_addr()), u32::from(ip.dst_addr()));
         let v = if outbound {
-            self.out_ix.touch(hash::out_key(p, s, sp, d, dp))
+            self.out_ix
+                .touch(hash::out_key(self.cfg.hash_seed, p, s, sp, d, dp))
         } else {
-            self.in_ix.touch(hash::in_key(p, dp, s, sp))
+            self.in_ix
+                .touch(hash::in_key(self.cfg.hash_seed, p, dp, s, sp))
         };
         let i = v as u32 as usize;
         // One entry is one cache line.
@@ -785,13 +792,15 @@ impl MasqTable {
 
     fn unhash(&mut self, i: Idx) {
         let e = self.entries[i as usize];
-        self.out_ix.remove(e.out_hash(), i);
-        self.in_ix.remove(e.in_hash(), i);
+        let seed = self.cfg.hash_seed;
+        self.out_ix.remove(e.out_hash(seed), i);
+        self.in_ix.remove(e.in_hash(seed), i);
     }
 
     fn rehash(&mut self, i: Idx) {
         let e = &self.entries[i as usize];
-        let (ho, hi) = (e.out_hash(), e.in_hash());
+        let seed = self.cfg.hash_seed;
+        let (ho, hi) = (e.out_hash(seed), e.in_hash(seed));
         self.out_ix.insert(ho, i);
         self.in_ix.insert(hi, i);
     }
