@@ -82,11 +82,13 @@ pub enum DropReason {
     IcmpNoMapping,
     /// Fragment that could not be reassembled (malformed, overlapping, over limits).
     Fragment,
+    /// An IPv6 datagram: the engine masquerades IPv4 only (counted apart from garbage).
+    Ipv6,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Malformed,
         DropReason::BadIpChecksum,
         DropReason::BadChecksum,
@@ -99,6 +101,7 @@ impl DropReason {
         DropReason::NotMasqueradable,
         DropReason::IcmpNoMapping,
         DropReason::Fragment,
+        DropReason::Ipv6,
     ];
     /// Stable snake_case name used in counters.
     pub fn name(self) -> &'static str {
@@ -115,6 +118,7 @@ impl DropReason {
             DropReason::NotMasqueradable => "not_masqueradable",
             DropReason::IcmpNoMapping => "icmp_no_mapping",
             DropReason::Fragment => "fragment",
+            DropReason::Ipv6 => "ipv6",
         }
     }
 }
@@ -169,7 +173,6 @@ struct Counters {
     local_out: u64,
     portfw: u64,
     held: u64,
-    created: u64,
 }
 
 /// The masquerading engine.
@@ -486,7 +489,7 @@ impl Engine {
         v.push(("log.lines".into(), self.log.logged()));
         v.push(("log.suppressed".into(), self.log.suppressed()));
         v.push(("frag.held".into(), c.held));
-        v.push(("masq.entries.created".into(), c.created));
+        v.push(("masq.entries.created".into(), self.masq.created()));
         v.push(("masq.entries.live".into(), self.masq.len() as u64));
         v
     }
@@ -509,6 +512,9 @@ impl Engine {
     fn ingress(&mut self, now: Instant, buf: &mut Vec<u8>) -> Result<(), Action> {
         let ip = match ipv4::Packet::new_checked(&buf[..]) {
             Ok(p) => p,
+            Err(_) if buf.first().is_some_and(|b| b >> 4 == 6) => {
+                return Err(self.drop(DropReason::Ipv6))
+            }
             Err(_) => return Err(self.drop(DropReason::Malformed)),
         };
         if !ip.verify_checksum() {

@@ -206,6 +206,48 @@ fn bad_checksums_dropped() {
 }
 
 #[test]
+fn ipv6_from_the_lan_is_counted_as_ipv6_not_malformed() {
+    let mut e = engine();
+    // An IPv6 neighbour solicitation header (version 6, next header ICMPv6), 40 bytes.
+    let mut p = vec![0u8; 40];
+    p[0] = 0x60;
+    p[6] = 58;
+    p[7] = 255;
+    assert_eq!(
+        e.process_from_lan(t(1), &mut p),
+        Action::Drop(DropReason::Ipv6)
+    );
+    let mut p = vec![0x60];
+    assert_eq!(
+        e.process_from_link(t(1), &mut p),
+        Action::Drop(DropReason::Ipv6)
+    );
+    let c = e.counters();
+    let get = |k: &str| c.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    assert_eq!(get("drop.ipv6"), Some(2));
+    assert_eq!(get("drop.malformed"), Some(0));
+}
+
+#[test]
+fn created_counter_counts_every_entry_ever_made() {
+    let mut e = engine();
+    for port in 0..5u16 {
+        let mut p = udp_pkt(LAN, 5000 + port, REMOTE, 53, b"query");
+        assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
+    }
+    // The same flow again creates nothing new.
+    let mut p = udp_pkt(LAN, 5000, REMOTE, 53, b"query");
+    assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
+    let get = |e: &Engine, k: &str| e.counters().iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    assert_eq!(get(&e, "masq.entries.created"), Some(5));
+    assert_eq!(get(&e, "masq.entries.live"), Some(5));
+    // After every entry expires, created stays and live drops to 0.
+    e.handle_timeout(t(100_000));
+    assert_eq!(get(&e, "masq.entries.live"), Some(0));
+    assert_eq!(get(&e, "masq.entries.created"), Some(5));
+}
+
+#[test]
 fn tcp_states_and_timeouts() {
     let mut e = engine();
     use tcp::{FLG_ACK, FLG_FIN, FLG_SYN};

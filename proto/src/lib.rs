@@ -1,14 +1,16 @@
 //! The `masqdial.v1` protobuf API: generated message types and the gRPC
 //! clients/servers for `Auth`, `Dialer`, `Modems` and `Nat`.
 //!
-//! Generated code only; no logic lives here. The `.proto` files under
+//! Generated code, plus [`names`]: the "did you mean" helper shared by server and
+//! clients. The `.proto` files under
 //! `proto/masqdial/v1/` are the documentation of every rpc and field.
-
-#![allow(clippy::all, missing_docs, unreachable_pub)]
 
 /// Package `masqdial.v1`.
 // Generated docs are the .proto comments verbatim (`[users]`, `<speed>`), not rustdoc markup.
 #[allow(
+    clippy::all,
+    missing_docs,
+    unreachable_pub,
     rustdoc::broken_intra_doc_links,
     rustdoc::invalid_html_tags,
     rustdoc::bare_urls
@@ -22,3 +24,5 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+pub mod names;

@@ -5,8 +5,11 @@
 //! cargo feature `demo` (default on), which brings in `masqdial-sim`.
 //!
 //! - [`ns`]: the demo's private LAN in network namespaces (root only).
+//! - [`wan`]: the demo's WAN namespace with TCP echo and FTP servers behind the mock ISP
+//!   (root only), and the LAN host's TCP/FTP traffic to them.
 
 pub mod ns;
+pub mod wan;
 
 use std::net::SocketAddr;
 
@@ -17,10 +20,12 @@ use crate::config::{Config, ConnectionConfig, ModemConfig, UserConfig, UserRole 
 use crate::daemon::LanSide;
 use crate::dataplane::tun::Tun;
 use masqdial_ppp::AuthProtocol;
+use masqdial_sim::internet::ForwardingIsp;
 use masqdial_sim::isp::{IspConfig, MockIsp};
 use masqdial_sim::modem::pty::{spawn_pty, PtyModem};
 use masqdial_sim::modem::{Answerer, AnswererFactory, MockModemConfig};
 use ns::DemoLan;
+use wan::DemoWan;
 
 /// Preferred demo address (loopback only).
 pub const DEMO_ADDR: &str = "127.0.0.1:2240";
@@ -56,16 +61,71 @@ fn random_password() -> Result<String, AuthError> {
         .collect())
 }
 
+/// The demo's state directory: new and private (0700, random name, created with
+/// `mkdir`, which never follows a planted symlink) on every run, and removed at exit, so
+/// rules, timeouts and tokens never leak from one demo run into the next.
+#[derive(Debug)]
+pub struct DemoState {
+    dir: std::path::PathBuf,
+}
+
+impl DemoState {
+    /// Create a fresh `masqdial-demo-XXXXXXXX` under `parent` (the system temp directory
+    /// in `mserver --demo`).
+    pub fn create_in(parent: &std::path::Path) -> std::io::Result<DemoState> {
+        let names = std::iter::repeat_with(|| {
+            let mut raw = [0u8; 4];
+            getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+            Ok(format!("masqdial-demo-{:08x}", u32::from_le_bytes(raw)))
+        })
+        .take(8);
+        Self::create_named(parent, names)
+    }
+
+    /// Create the first of `names` that does not exist yet (anything there, a planted
+    /// symlink included, is skipped, never followed).
+    fn create_named(
+        parent: &std::path::Path,
+        names: impl IntoIterator<Item = std::io::Result<String>>,
+    ) -> std::io::Result<DemoState> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut last = None;
+        for name in names {
+            let dir = parent.join(name?);
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(DemoState { dir }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no free demo directory name")))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for DemoState {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "demo state not removed");
+        }
+    }
+}
+
 /// The demo configuration: users `demo` (may dial isp1) and `admin`, connections isp1 and
-/// isp2, one modem. Passwords are fresh each run.
-pub fn config() -> Result<(Config, Vec<DemoUser>), AuthError> {
+/// isp2, one modem. Passwords and state are fresh each run: `state` is the run's private
+/// state directory.
+pub fn config(state: &DemoState) -> Result<(Config, Vec<DemoUser>), AuthError> {
     let mut config = Config::default();
     config.server.listen = DEMO_ADDR.parse().unwrap_or(config.server.listen);
     config.server.allow = ["127.0.0.0/8", "::1/128"]
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect();
-    config.server.state_dir = std::env::temp_dir().join("masqdial-demo");
+    config.server.state_dir = state.path().to_path_buf();
     config.modems.push(ModemConfig {
         name: "modem0".into(),
         device: "/dev/null-demo-modem".into(),
@@ -139,6 +199,8 @@ pub struct DemoWorld {
     pub modem: PtyModem,
     /// The LAN namespaces (root only).
     pub lan: Option<DemoLan>,
+    /// The WAN namespace with the TCP and FTP servers (root only).
+    pub wan: Option<DemoWan>,
 }
 
 impl std::fmt::Debug for DemoWorld {
@@ -146,6 +208,7 @@ impl std::fmt::Debug for DemoWorld {
         f.debug_struct("DemoWorld")
             .field("modem", &self.modem.path())
             .field("lan", &self.lan)
+            .field("wan", &self.wan)
             .finish()
     }
 }
@@ -165,46 +228,81 @@ pub fn world(config: &mut Config) -> anyhow::Result<(DemoWorld, LanSide)> {
         pool: pap.pool.clone(),
         ..chap
     };
+    let root = nix::unistd::Uid::effective().is_root();
+    // As root, TCP goes on to real servers in a WAN namespace (ping and UDP stay simulated).
+    let wan = if root {
+        DemoWan::create()
+            .map_err(|e| tracing::warn!("demo WAN (TCP and FTP servers) not created: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    let net = wan.as_ref().map(|w| std::sync::Arc::clone(w.internet()));
     let factory: AnswererFactory = Box::new(move |number: &str| {
         let cfg = if number.contains("0200") {
             chap.clone()
         } else {
             pap.clone()
         };
-        Box::new(MockIsp::new(cfg)) as Box<dyn Answerer>
+        match &net {
+            Some(net) => Box::new(ForwardingIsp::new(cfg, net)) as Box<dyn Answerer>,
+            None => Box::new(MockIsp::new(cfg)) as Box<dyn Answerer>,
+        }
     });
     let modem = spawn_pty(MockModemConfig::default(), factory)?;
     crate::persist::seed_rules(config, crate::persist::DEFAULT_RULESET)?;
     for m in &mut config.modems {
         m.device = modem.path().to_path_buf();
     }
-    let root = nix::unistd::Uid::effective().is_root();
     if !root {
-        return Ok((DemoWorld { modem, lan: None }, LanSide::Tun));
+        let world = DemoWorld {
+            modem,
+            lan: None,
+            wan,
+        };
+        return Ok((world, LanSide::Tun));
     }
     let tun_name = config.nat.tun_name.clone();
     let tun = match Tun::open(&tun_name, 1500) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!("{e}");
-            return Ok((DemoWorld { modem, lan: None }, LanSide::Off));
+            let world = DemoWorld {
+                modem,
+                lan: None,
+                wan,
+            };
+            return Ok((world, LanSide::Off));
         }
     };
     match DemoLan::create(&tun_name) {
         Ok(lan) => {
             lan.start_traffic(std::time::Duration::from_secs(3));
+            if let Some(w) = &wan {
+                if let Err(e) =
+                    w.start_lan_traffic(lan.lan_ns(), std::time::Duration::from_secs(20))
+                {
+                    tracing::warn!("demo LAN TCP traffic not started: {e}");
+                }
+            }
             let nc = lan.netcfg();
             Ok((
                 DemoWorld {
                     modem,
                     lan: Some(lan),
+                    wan,
                 },
                 LanSide::Prepared(tun, nc),
             ))
         }
         Err(e) => {
             tracing::warn!("demo LAN not created: {e}");
-            Ok((DemoWorld { modem, lan: None }, LanSide::Off))
+            let world = DemoWorld {
+                modem,
+                lan: None,
+                wan,
+            };
+            Ok((world, LanSide::Off))
         }
     }
 }
@@ -217,11 +315,13 @@ pub async fn bind() -> std::io::Result<TcpListener> {
     }
 }
 
-/// Text printed once on stdout: address, credentials, commands to try.
-pub fn banner(addr: SocketAddr, users: &[DemoUser]) -> String {
+/// Text printed once on stdout: address, credentials, state, commands to try.
+pub fn banner(addr: SocketAddr, users: &[DemoUser], state: &DemoState) -> String {
     let server = format!("http://{addr}");
-    let mut s =
-        format!("masqdial demo server on {server}\n\nAccounts (passwords are new each run):\n");
+    let mut s = format!(
+        "masqdial demo server on {server}\nState: fresh in {} (rules, timeouts and sessions start from the defaults; removed at exit)\n\nAccounts (passwords are new each run):\n",
+        state.path().display()
+    );
     for u in users {
         s.push_str(&format!(
             "  {:<6} {:<5}  password: {}\n",
@@ -252,4 +352,61 @@ pub fn banner(addr: SocketAddr, users: &[DemoUser]) -> String {
 fn clients_dir() -> Option<std::path::PathBuf> {
     let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
     dir.join("mclient").is_file().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn each_run_gets_a_fresh_private_state_dir_removed_at_exit() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let a = DemoState::create_in(parent.path()).expect("create");
+        let b = DemoState::create_in(parent.path()).expect("create");
+        assert_ne!(a.path(), b.path());
+        let mode = std::fs::metadata(a.path())
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // State written by a run (rules saved by `-F forward`) goes with it.
+        std::fs::write(a.path().join("rules.saved"), b"x").expect("write");
+        let gone = a.path().to_path_buf();
+        drop(a);
+        assert!(!gone.exists());
+        let (cfg, users) = config(&b).expect("config");
+        assert_eq!(cfg.server.state_dir, b.path());
+        assert_eq!(users.len(), 2);
+        let banner = banner("127.0.0.1:2240".parse().expect("addr"), &users, &b);
+        let line = banner.lines().nth(1).unwrap_or_default();
+        assert_eq!(
+            line,
+            format!(
+                "State: fresh in {} (rules, timeouts and sessions start from the defaults; removed at exit)",
+                b.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_followed() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let target = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(target.path(), parent.path().join("planted")).expect("link");
+        let names = ["planted", "fresh"].map(|n| Ok(n.to_string()));
+        let s = DemoState::create_named(parent.path(), names).expect("create");
+        assert_eq!(s.path(), parent.path().join("fresh"));
+        drop(s);
+        // The link and what it points at are untouched.
+        assert!(std::fs::symlink_metadata(parent.path().join("planted"))
+            .expect("meta")
+            .file_type()
+            .is_symlink());
+        assert!(target.path().exists());
+        // Only taken names: a clear error.
+        let names = ["planted"].map(|n| Ok(n.to_string()));
+        let e = DemoState::create_named(parent.path(), names).expect_err("taken");
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+    }
 }

@@ -188,7 +188,9 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
 async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     use anyhow::Context;
 
-    let (config, users) = demo::config()?;
+    let demo_state = demo::DemoState::create_in(&std::env::temp_dir())
+        .context("cannot create the demo's state directory")?;
+    let (config, users) = demo::config(&demo_state)?;
     let listener = match cli.listen {
         Some(a) => server::bind(a).await?,
         None => demo::bind()
@@ -200,12 +202,22 @@ async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let (world, lan) = demo::world(&mut config)?;
     let running = daemon::start(Arc::new(config.clone()), lan, &shutdown)?;
     let state = server::state(config, Some(running.control.clone()), &shutdown)?;
-    println!("{}", demo::banner(addr, &users));
+    println!("{}", demo::banner(addr, &users, &demo_state));
     if world.lan.is_some() {
         println!(
-            "Demo LAN: namespace {} (192.168.77.2) sends traffic through the gateway once isp1 is up.\n",
+            "Demo LAN: namespace {} (192.168.77.2) sends traffic through the gateway once isp1 is up.",
             world.lan.as_ref().map(|l| l.lan_ns()).unwrap_or_default()
         );
+        if let Some(w) = &world.wan {
+            println!(
+                "Demo internet: TCP echo (port 7) and FTP (port 21) on {} in namespace {}; the LAN host\n\
+                 fetches from them every 20 s (see `mclient masq` for TCP states and the FTP helper).\n",
+                demo::wan::WAN_SERVER,
+                w.ns()
+            );
+        } else {
+            println!();
+        }
     } else if !running.dataplane_on {
         println!(
             "Not root: the dataplane is off (links come up, no LAN traffic is masqueraded).\n"
@@ -214,6 +226,7 @@ async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let served = server::run(listener, state, None, server::shutdown_signal()).await;
     stop(&shutdown).await;
     drop(world);
+    drop(demo_state);
     served?;
     Ok(())
 }

@@ -189,6 +189,7 @@ impl From<LinkError> for ApiError {
             LinkError::NotHolder(_) | LinkError::NotActive(_) => {
                 ApiError::FailedPrecondition(e.to_string())
             }
+            LinkError::NoModem { .. } => ApiError::ResourceExhausted(e.to_string()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
-pub mod ftp;
 pub mod lanclient;
 pub mod netns;
-pub mod wan;
+
+// The WAN servers and the FTP server/client live in masqdial-sim (the root demo runs them too).
+pub use masqdial_sim::{ftp, wan};

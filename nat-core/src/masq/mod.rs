@@ -470,6 +470,8 @@ pub struct MasqTable {
     n_no_sport: u32,
     n_no_dport: u32,
     live: u32,
+    /// Entries ever created (for the `masq.entries.created` counter).
+    created: u64,
     wheel: Wheel,
     changes: Vec<MasqChange>,
     changes_overflow: bool,
@@ -513,6 +515,7 @@ impl MasqTable {
             n_no_sport: 0,
             n_no_dport: 0,
             live: 0,
+            created: 0,
             wheel: Wheel::new(),
             changes: Vec::new(),
             changes_overflow: false,
@@ -538,6 +541,11 @@ impl MasqTable {
     /// Current masquerade address.
     pub fn masq_addr(&self) -> Option<Ipv4Addr> {
         self.addr
+    }
+
+    /// Number of entries created since the table was made (live or gone).
+    pub fn created(&self) -> u64 {
+        self.created
     }
 
     /// Number of live entries.
@@ -932,6 +940,7 @@ impl MasqTable {
             self.n_no_dport += 1;
         }
         self.live += 1;
+        self.created += 1;
         self.rehash(idx);
         self.entries[idx as usize].sched = self.wheel.schedule(idx, expires, now);
         self.note(MasqChange::Added(EntryId::new(idx, gen)));

@@ -115,6 +115,21 @@ pub struct ForwardingIsp {
 }
 
 impl ForwardingIsp {
+    /// A [`MockIsp`] with `isp`'s settings, forwarding what it does not answer to `net`.
+    /// Unlike [`TunInternet::factory`], `simulate_internet` is kept: with it on, ping and
+    /// UDP stay answered by the simulation and only the rest (TCP) crosses the TUN.
+    pub fn new(isp: IspConfig, net: &Arc<TunInternet>) -> Self {
+        let cfg = IspConfig {
+            forward_unhandled: true,
+            ..isp
+        };
+        ForwardingIsp {
+            isp: MockIsp::new(cfg),
+            net: Arc::clone(net),
+            next_poll: Instant::now(),
+        }
+    }
+
     fn pump(&mut self) {
         while let Some(p) = self.isp.poll_ip_out() {
             if let Err(e) = self.net.dev.send(&p) {

@@ -8,8 +8,14 @@
 //!   serves it on a pseudo-terminal.
 //! - [`isp`]: the mock ISP: a [`masqdial_ppp`] access server with an address pool, answering
 //!   ping/UDP from a tiny simulated internet.
-//! - [`internet`]: bridges the mock ISP to a real TUN device (root; the e2e tests).
+//! - [`internet`]: bridges the mock ISP to a real TUN device (root; the e2e tests and the
+//!   root demo).
+//! - [`wan`]: the "internet" servers behind that TUN (TCP/UDP echo, a deterministic blob
+//!   server) and [`ftp`], a small FTP server and client; run by the e2e tests' `wan-servers`
+//!   and by the root demo in its WAN namespace.
 
+pub mod ftp;
 pub mod internet;
 pub mod isp;
 pub mod modem;
+pub mod wan;

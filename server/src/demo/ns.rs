@@ -29,7 +29,7 @@ pub enum DemoNsError {
     },
 }
 
-fn run(args: &[&str]) -> Result<(), DemoNsError> {
+pub(crate) fn run(args: &[&str]) -> Result<(), DemoNsError> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .stdin(Stdio::null())

@@ -316,6 +316,24 @@ impl LinkFsm {
         self.actions.push_back(LinkAction::StartSession);
     }
 
+    /// A fresh dial could not start because no modem was free: back to idle with the
+    /// holders released, so the connection is not shown as failed. Returns false (and changes nothing) when this was not a fresh dial
+    /// (a redial after loss, which then fails as usual).
+    pub fn refuse_dial(&mut self) -> bool {
+        if self.state != LinkState::Dialing || self.loss_redials > 0 || self.speed != 0 {
+            return false;
+        }
+        self.stopping = None;
+        self.redial_at = None;
+        self.set_state(LinkState::Idle);
+        if !self.holders.is_empty() {
+            let released = std::mem::take(&mut self.holders);
+            self.actions
+                .push_back(LinkAction::HoldersReleased(released));
+        }
+        true
+    }
+
     /// A user asks to hang up; `force` (admin) drops the link whoever holds it.
     pub fn hangup(&mut self, user: &str, host: &str, force: bool) -> HangupOutcome {
         if !self.state.is_active() && self.redial_at.is_none() {
@@ -613,6 +631,42 @@ mod tests {
         let acts = drain(&mut fsm);
         assert!(matches!(&acts[0], LinkAction::HoldersReleased(h) if h.len() == 2));
         assert!(acts.contains(&LinkAction::StopSession));
+    }
+
+    #[test]
+    fn refused_fresh_dial_goes_back_to_idle_not_failed() {
+        let now = Instant::now();
+        let mut fsm = LinkFsm::new(LinkPolicy::default());
+        fsm.dial(now, holder("a"));
+        drain(&mut fsm);
+        assert!(fsm.refuse_dial());
+        assert_eq!(fsm.state(), LinkState::Idle);
+        assert!(fsm.last_failure().is_none());
+        let acts = drain(&mut fsm);
+        assert_eq!(acts[0], LinkAction::StateChanged(LinkState::Idle));
+        assert!(matches!(&acts[1], LinkAction::HoldersReleased(h) if h.len() == 1));
+        assert_eq!(acts.len(), 2);
+        // Refusing again (not dialling) changes nothing.
+        assert!(!fsm.refuse_dial());
+        assert!(drain(&mut fsm).is_empty());
+    }
+
+    #[test]
+    fn refusal_during_a_redial_after_loss_is_a_failure() {
+        let t0 = Instant::now();
+        let policy = LinkPolicy {
+            redial_on_loss: true,
+            ..LinkPolicy::default()
+        };
+        let mut fsm = LinkFsm::new(policy);
+        fsm.dial(t0, holder("a"));
+        bring_up(&mut fsm, t0);
+        fsm.handle_session(t0, SessionReport::Ended(None));
+        assert_eq!(fsm.state(), LinkState::Dialing);
+        drain(&mut fsm);
+        assert!(!fsm.refuse_dial());
+        assert_eq!(fsm.state(), LinkState::Dialing);
+        assert!(drain(&mut fsm).is_empty());
     }
 
     #[test]

@@ -57,6 +57,15 @@ pub enum LinkError {
     /// The link's task has stopped (server shutting down).
     #[error("connection {0:?} is shutting down")]
     Gone(String),
+    /// Every modem this connection may use is held by other connections: the dial is
+    /// refused up front and the connection's state is left as it was.
+    #[error("cannot dial {connection:?}: {detail}")]
+    NoModem {
+        /// The connection asked for.
+        connection: String,
+        /// Which modem is in use by whom.
+        detail: String,
+    },
 }
 
 /// What a caller is, for holder bookkeeping.
@@ -392,6 +401,14 @@ impl LinkManager {
             .links
             .get(name)
             .ok_or_else(|| LinkError::UnknownConnection(name.into()))?;
+        if !lock(&l.view).state.is_some_and(LinkState::is_active) {
+            if let Some(detail) = self.modems_in_use(name) {
+                return Err(LinkError::NoModem {
+                    connection: name.into(),
+                    detail,
+                });
+            }
+        }
         let (reply, rx) = oneshot::channel();
         l.cmd
             .send(Cmd::Dial { who, reply })
@@ -402,6 +419,49 @@ impl LinkManager {
             return Err(LinkError::Busy(name.into()));
         }
         Ok(out)
+    }
+
+    /// When every modem `name` may use is held by another connection, a sentence saying
+    /// which modem is in use by which connection and its holders; `None` when a modem is
+    /// free (or busy only with a status poll, which a dial stops).
+    fn modems_in_use(&self, name: &str) -> Option<String> {
+        let allowed = self.links.get(name)?.cfg.modems.clone();
+        let used: Vec<(String, String)> = {
+            let modems = lock(&self.shared.modems);
+            let mine: Vec<&ModemSlot> = modems
+                .iter()
+                .filter(|m| allowed.is_empty() || allowed.contains(&m.cfg.name))
+                .collect();
+            if mine.is_empty() || mine.iter().any(|m| m.user.is_none()) {
+                return None;
+            }
+            mine.iter()
+                .filter_map(|m| Some((m.cfg.name.clone(), m.user.clone()?)))
+                .collect()
+        };
+        let parts: Vec<String> = used
+            .iter()
+            .map(|(modem, conn)| {
+                let holders = self
+                    .status(conn)
+                    .map(|s| {
+                        s.holders
+                            .iter()
+                            .map(|h| format!("{}@{}", h.user, h.host))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default();
+                if holders.is_empty() {
+                    format!("modem {modem} is in use by connection {conn}")
+                } else {
+                    format!(
+                        "modem {modem} is in use by connection {conn} (held by {})",
+                        holders.join(", ")
+                    )
+                }
+            })
+            .collect();
+        Some(parts.join("; "))
     }
 
     /// Release `who`'s hold on `name` (or drop it for everyone with `force`).
@@ -666,7 +726,26 @@ impl Actor {
                         let _ = reply.send(out);
                     }
                     Some(Cmd::Hangup { who, force, reply }) => {
+                        let others: Vec<String> = self
+                            .fsm
+                            .holders()
+                            .iter()
+                            .filter(|h| !(h.user == who.user && h.host == who.host))
+                            .map(|h| format!("{}@{}", h.user, h.host))
+                            .collect();
                         let out = self.fsm.hangup(&who.user, &who.host, force);
+                        if force && out == HangupOutcome::Dropping && !others.is_empty() {
+                            // Tell the holders who dropped their link.
+                            self.note(
+                                TranscriptKind::Info,
+                                format!(
+                                    "hung up by {}@{} (forced); released {}",
+                                    who.user,
+                                    who.host,
+                                    others.join(", ")
+                                ),
+                            );
+                        }
                         let _ = reply.send(out);
                     }
                     None => return,
@@ -1008,9 +1087,17 @@ impl Actor {
             match a {
                 LinkAction::StartSession => {
                     if let Err(f) = self.start_session().await {
-                        self.note(TranscriptKind::Error, f.message.clone());
-                        self.fsm
-                            .handle_session(Instant::now(), SessionReport::Ended(Some(f.clone())));
+                        self.record(TranscriptKind::Error, f.message.clone());
+                        if f.kind == FailureKind::NoModem && self.fsm.refuse_dial() {
+                            // Every modem taken between the check and the start: a refusal,
+                            // told once, and the connection stays as it was (not failed).
+                            self.emit(DialStep::Failed(f));
+                        } else {
+                            self.fsm.handle_session(
+                                Instant::now(),
+                                SessionReport::Ended(Some(f.clone())),
+                            );
+                        }
                     }
                 }
                 LinkAction::StopSession => match self.session.take() {

@@ -41,7 +41,19 @@ impl DialerService {
         {
             Ok(())
         } else {
-            Err(ApiError::NotFound(format!("no connection named `{name}`")).into())
+            let names: Vec<String> = self
+                .state
+                .config()
+                .connections
+                .iter()
+                .map(|c| c.name.clone())
+                .collect();
+            let shown = super::truncated(name, 64);
+            let msg = match masqdial_proto::names::did_you_mean(name, &names) {
+                Some(s) => format!("no connection named `{shown}` (did you mean `{s}`?)"),
+                None => format!("no connection named `{shown}`"),
+            };
+            Err(ApiError::NotFound(msg).into())
         }
     }
 }
@@ -140,8 +152,10 @@ impl dialer_server::Dialer for DialerService {
         req: Request<pb::DialRequest>,
     ) -> Result<Response<Self::DialStream>, Status> {
         let name = req.get_ref().name.clone();
-        let (c, _, guard) = begin_stream(&self.state, req, Rpc::Dial, Some(&name))?;
+        // An unknown name is NOT_FOUND for everyone (as for cinfo), before "may not use".
+        caller(&req)?;
         self.known(&name)?;
+        let (c, _, guard) = begin_stream(&self.state, req, Rpc::Dial, Some(&name))?;
         tracing::info!(user = %c.user, peer = %c.peer, connection = %name, "dial");
         let links = self.links()?;
         let mut progress = links.progress(&name).map_err(ApiError::from)?;
@@ -191,11 +205,11 @@ impl dialer_server::Dialer for DialerService {
         let name = req.get_ref().name.clone();
         let force = req.get_ref().force;
         let caller = caller(&req)?;
+        self.known(&name)?;
         Rpc::Hangup.authorize(&caller, Some(&name))?;
         if force {
             Rpc::HangupForce.authorize(&caller, Some(&name))?;
         }
-        self.known(&name)?;
         tracing::info!(user = %caller.user, peer = %caller.peer, connection = %name, force, "hangup");
         let out = self
             .links()?
