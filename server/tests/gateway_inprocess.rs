@@ -12,7 +12,7 @@ use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
 use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
 use masqdial_server::link::events::DialStep;
-use masqdial_server::link::manager::{LinkManager, Who};
+use masqdial_server::link::manager::{LinkError, LinkManager, Who};
 use masqdial_server::link::{DialOutcome, FailureKind, HangupOutcome, LinkState};
 use masqdial_server::nat_control::{self, MasqDelta, NatControl};
 use masqdial_server::persist::build_engine;
@@ -274,28 +274,26 @@ async fn busy_modem_is_refused_cleanly_and_idle_timeout_hangs_up() {
     links.dial("isp1", who.clone()).await.expect("dial");
     wait_state(&links, LinkState::Up).await;
 
-    // The only modem is busy with isp1: isp2 fails at once with a typed reason.
-    let mut progress = links.progress("isp2").expect("progress");
-    assert_eq!(
-        links.dial("isp2", who.clone()).await.expect("dial isp2"),
-        DialOutcome::Started
-    );
-    let failed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match progress.recv().await {
-                Ok(ev) => {
-                    if let DialStep::Failed(f) = ev.step {
-                        return f;
-                    }
-                }
-                Err(e) => panic!("progress stream ended: {e}"),
-            }
+    // The only modem is busy with isp1: the dial of isp2 is refused up front, naming the
+    // modem, the connection using it and its holder; isp2 is not marked failed.
+    let err = links
+        .dial("isp2", who.clone())
+        .await
+        .expect_err("refused while the only modem is busy");
+    match &err {
+        LinkError::NoModem { connection, detail } => {
+            assert_eq!(connection, "isp2");
+            assert_eq!(
+                detail,
+                "modem modem0 is in use by connection isp1 (held by demo@192.168.77.2)"
+            );
         }
-    })
-    .await
-    .expect("failure event");
-    assert_eq!(failed.kind, FailureKind::NoModem, "{failed:?}");
-    assert_eq!(links.state("isp2"), Some(LinkState::Failed));
+        other => panic!("want NoModem, got {other:?}"),
+    }
+    assert_eq!(links.state("isp2"), Some(LinkState::Idle));
+    let st2 = links.status("isp2").expect("status isp2");
+    assert!(st2.last_failure.is_none(), "{st2:?}");
+    assert!(st2.holders.is_empty());
     assert_eq!(links.state("isp1"), Some(LinkState::Up), "isp1 untouched");
 
     // No traffic on isp1: the idle timer (2 s) hangs it up and says why.
@@ -311,5 +309,77 @@ async fn busy_modem_is_refused_cleanly_and_idle_timeout_hangs_up() {
         st.last_failure.map(|f| f.kind),
         Some(FailureKind::IdleTimeout)
     );
+    drop(modem);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_hang_up_tells_the_holders_who_did_it() {
+    let isp = IspConfig::new(
+        vec![("demo".into(), "secret".into())],
+        Some(AuthProtocol::Chap),
+    );
+    let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
+    let state = tempfile::tempdir().expect("tempdir");
+    let cfg = config(modem.path(), state.path());
+    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
+    let stop = Shutdown::new();
+    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let who = |u: &str, h: &str| Who {
+        user: u.into(),
+        host: h.into(),
+    };
+    links
+        .dial("isp1", who("demo", "192.168.77.2"))
+        .await
+        .expect("dial");
+    wait_state(&links, LinkState::Up).await;
+    links
+        .dial("isp1", who("bob", "192.168.77.3"))
+        .await
+        .expect("join");
+    let mut progress = links.progress("isp1").expect("progress");
+    assert_eq!(
+        links
+            .hangup("isp1", who("root", "127.0.0.1"), true)
+            .await
+            .expect("forced"),
+        HangupOutcome::Dropping
+    );
+    let want = "hung up by root@127.0.0.1 (forced); released demo@192.168.77.2, bob@192.168.77.3";
+    let told = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match progress.recv().await {
+                Ok(ev) => {
+                    if let DialStep::Info(text) = ev.step {
+                        return text;
+                    }
+                }
+                Err(e) => panic!("progress stream ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("info event");
+    assert_eq!(told, want);
+    wait_state(&links, LinkState::Idle).await;
+    let (transcript, _) = links.details("isp1").expect("details");
+    assert_eq!(
+        transcript.iter().filter(|l| l.text == want).count(),
+        1,
+        "once in the transcript"
+    );
+    // A holder hanging up their own link is not "forced" news.
+    links
+        .dial("isp1", who("demo", "192.168.77.2"))
+        .await
+        .expect("dial again");
+    wait_state(&links, LinkState::Up).await;
+    links
+        .hangup("isp1", who("demo", "192.168.77.2"), true)
+        .await
+        .expect("own hang-up");
+    wait_state(&links, LinkState::Idle).await;
+    let (transcript, _) = links.details("isp1").expect("details");
+    assert!(transcript.iter().all(|l| !l.text.starts_with("hung up by")));
     drop(modem);
 }

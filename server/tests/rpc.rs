@@ -479,6 +479,18 @@ async fn user_versus_admin_permissions() {
         d.dial(dial(&admin, "nope")).await.err().map(|e| e.code()),
         Some(Code::NotFound)
     );
+    // An unknown name is NOT_FOUND for a user too (not "may not use"), with a suggestion.
+    let e = d.dial(dial(&user, "isp3")).await.err();
+    assert_eq!(e.as_ref().map(tonic::Status::code), Some(Code::NotFound));
+    assert_eq!(
+        e.as_ref().map(tonic::Status::message),
+        Some("no connection named `isp3` (did you mean `isp1`?)")
+    );
+    let e = d.hangup(hang(&user, "ips2", false)).await.err();
+    assert_eq!(
+        e.as_ref().map(tonic::Status::message),
+        Some("no connection named `ips2` (did you mean `isp2`?)")
+    );
     s.stop().await;
 }
 
