@@ -281,6 +281,44 @@ pub fn masq_listing(entries: &[pb::MasqEntry], verbose: bool) -> String {
     out
 }
 
+/// One queue in a line: backlog, sojourn, drops, marks and host shares.
+pub fn queue_stats_line(q: &pb::QueueStats) -> String {
+    let mut s = format!(
+        "backlog {} pkts/{}, sojourn p50 {} ms p95 {} ms, drops {} limit/{} aqm, {} marked",
+        q.backlog_packets,
+        bytes(q.backlog_bytes),
+        q.sojourn_p50_ms,
+        q.sojourn_p95_ms,
+        q.dropped_overflow,
+        q.dropped_aqm,
+        q.ecn_marked
+    );
+    if !q.hosts.is_empty() {
+        let shares: Vec<String> = q
+            .hosts
+            .iter()
+            .map(|h| format!("{} {:.0}%", h.host, h.share * 100.0))
+            .collect();
+        s.push_str(&format!("; hosts {}", shares.join(", ")));
+    }
+    s
+}
+
+/// The link's queues in one line (`mclient status`, `cinfo`).
+pub fn queues_line(q: &pb::LinkQueues) -> String {
+    let mut s = format!("{} up: ", q.scheduler);
+    s.push_str(&q.egress.as_ref().map(queue_stats_line).unwrap_or_default());
+    if let Some(i) = &q.ingress {
+        s.push_str(&format!(
+            " | down (shaped to {:.0}%): {}",
+            q.ingress_shaping * 100.0,
+            queue_stats_line(i)
+        ));
+    }
+    s
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -538,7 +538,7 @@ impl Session {
             );
         }
         if let Some(q) = &link.queues {
-            kv("link queue", queues_line(q));
+            kv("link queue", format::queues_line(q));
         }
         if !i.allowed_users.is_empty() {
             kv("allowed users", i.allowed_users.join(", "));
@@ -677,7 +677,7 @@ impl Session {
         );
         for l in &r.links {
             if let Some(q) = &l.queues {
-                human.push_str(&format!("{}: {}\n", l.connection, queues_line(q)));
+                human.push_str(&format!("{}: {}\n", l.connection, format::queues_line(q)));
             }
         }
         self.emit(&human, json!({"links": v}));
@@ -1410,43 +1410,6 @@ fn read_password(user: &str, server: &str) -> anyhow::Result<String> {
         .read_line(&mut line)
         .context("cannot read the password from stdin")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// One queue in a line: backlog, sojourn, drops, marks and host shares.
-fn queue_stats_line(q: &pb::QueueStats) -> String {
-    let mut s = format!(
-        "backlog {} pkts/{}, sojourn p50 {} ms p95 {} ms, drops {} limit/{} aqm, {} marked",
-        q.backlog_packets,
-        format::bytes(q.backlog_bytes),
-        q.sojourn_p50_ms,
-        q.sojourn_p95_ms,
-        q.dropped_overflow,
-        q.dropped_aqm,
-        q.ecn_marked
-    );
-    if !q.hosts.is_empty() {
-        let shares: Vec<String> = q
-            .hosts
-            .iter()
-            .map(|h| format!("{} {:.0}%", h.host, h.share * 100.0))
-            .collect();
-        s.push_str(&format!("; hosts {}", shares.join(", ")));
-    }
-    s
-}
-
-/// The link's queues in one line (`mclient status`, `cinfo`).
-fn queues_line(q: &pb::LinkQueues) -> String {
-    let mut s = format!("{} up: ", q.scheduler);
-    s.push_str(&q.egress.as_ref().map(queue_stats_line).unwrap_or_default());
-    if let Some(i) = &q.ingress {
-        s.push_str(&format!(
-            " | down (shaped to {:.0}%): {}",
-            q.ingress_shaping * 100.0,
-            queue_stats_line(i)
-        ));
-    }
-    s
 }
 
 /// One dial event as (human line, outcome: Some(Ok) when up, Some(Err) when failed).

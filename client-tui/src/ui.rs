@@ -1359,6 +1359,42 @@ pub fn detail_lines(app: &App, name: &str) -> Vec<String> {
                 f.message
             ));
         }
+        if let Some(q) = &l.queues {
+            out.push(String::new());
+            out.push(format!("Link queue ({} scheduler)", q.scheduler));
+            let mut queue = |dir: &str, st: &masqdial_proto::v1::QueueStats| {
+                out.push(format!(
+                    "  {dir:<10} backlog {} pkts/{}, sojourn p50 {} ms p95 {} ms",
+                    st.backlog_packets,
+                    format::bytes(st.backlog_bytes),
+                    st.sojourn_p50_ms,
+                    st.sojourn_p95_ms
+                ));
+                out.push(format!(
+                    "  {:<10} drops {} over limit, {} by AQM; {} ECN-marked; sent {}",
+                    "",
+                    st.dropped_overflow,
+                    st.dropped_aqm,
+                    st.ecn_marked,
+                    format::bytes(st.sent_bytes)
+                ));
+                for h in &st.hosts {
+                    out.push(format!(
+                        "  {:<10} {:<16} {:>4.0}% of the line",
+                        "",
+                        h.host,
+                        h.share * 100.0
+                    ));
+                }
+            };
+            if let Some(e) = &q.egress {
+                queue("up", e);
+            }
+            if let Some(i) = &q.ingress {
+                let dir = format!("down {:.0}%", q.ingress_shaping * 100.0);
+                queue(&dir, i);
+            }
+        }
         out.push(String::new());
         out.push(format!("Holders ({})", l.holders.len()));
         if l.holders.is_empty() {
@@ -2175,6 +2211,59 @@ pub(crate) mod tests {
                 "second link visible at {w}x{h}:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn details_show_the_link_queues_and_host_shares() {
+        use masqdial_proto::v1::{HostShare, LinkQueues, QueueStats};
+        let mut app = realistic(false);
+        let mut st = app.links.get("isp1").map(|l| l.status.clone()).unwrap_or_default();
+        st.queues = Some(LinkQueues {
+            scheduler: "fair".into(),
+            egress: Some(QueueStats {
+                backlog_packets: 3,
+                backlog_bytes: 4_500,
+                sojourn_p50_ms: 92,
+                sojourn_p95_ms: 153,
+                dropped_overflow: 1,
+                dropped_aqm: 7,
+                ecn_marked: 2,
+                sent_bytes: 2_048,
+                hosts: vec![
+                    HostShare {
+                        host: "192.168.1.10".into(),
+                        share: 0.54,
+                        ..Default::default()
+                    },
+                    HostShare {
+                        host: "192.168.1.11".into(),
+                        share: 0.46,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+            ingress: Some(QueueStats::default()),
+            ingress_shaping: 0.9,
+            ..Default::default()
+        });
+        app.handle_event(Event::Server(ServerUpdate::Link(st)));
+        let lines = detail_lines(&app, "isp1");
+        let at = lines
+            .iter()
+            .position(|l| l == "Link queue (fair scheduler)")
+            .unwrap_or_else(|| panic!("no queue section: {lines:#?}"));
+        assert_eq!(
+            &lines[at + 1..at + 7],
+            &[
+                "  up         backlog 3 pkts/4.4 KiB, sojourn p50 92 ms p95 153 ms".to_string(),
+                "             drops 1 over limit, 7 by AQM; 2 ECN-marked; sent 2.0 KiB".to_string(),
+                "             192.168.1.10       54% of the line".to_string(),
+                "             192.168.1.11       46% of the line".to_string(),
+                "  down 90%   backlog 0 pkts/0 B, sojourn p50 0 ms p95 0 ms".to_string(),
+                "             drops 0 over limit, 0 by AQM; 0 ECN-marked; sent 0 B".to_string(),
+            ]
+        );
     }
 
     #[test]
