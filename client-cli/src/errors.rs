@@ -411,6 +411,15 @@ pub fn from_status(s: &tonic::Status, ctx: &Context) -> Failure {
             &msg,
             Some("`mclient status` shows the links; try again once that has changed".into()),
         ),
+        Code::ResourceExhausted
+            if ctx.command.starts_with("ipchains") || ctx.command.starts_with("restore") =>
+        {
+            Failure::new(
+                kind,
+                &msg,
+                Some("`mclient ipchains -L -n` lists the rules and chains".into()),
+            )
+        }
         Code::ResourceExhausted => Failure::new(
             kind,
             &msg,

@@ -318,7 +318,6 @@ pub fn queues_line(q: &pb::LinkQueues) -> String {
     s
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

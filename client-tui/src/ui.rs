@@ -2217,7 +2217,11 @@ pub(crate) mod tests {
     fn details_show_the_link_queues_and_host_shares() {
         use masqdial_proto::v1::{HostShare, LinkQueues, QueueStats};
         let mut app = realistic(false);
-        let mut st = app.links.get("isp1").map(|l| l.status.clone()).unwrap_or_default();
+        let mut st = app
+            .links
+            .get("isp1")
+            .map(|l| l.status.clone())
+            .unwrap_or_default();
         st.queues = Some(LinkQueues {
             scheduler: "fair".into(),
             egress: Some(QueueStats {

@@ -29,6 +29,9 @@ pub enum NatError {
     /// A rule spec, ruleset, check or argument did not parse or make sense.
     #[error("{0}")]
     Invalid(String),
+    /// The change would pass a size cap ([`MAX_RULES`], [`MAX_CHAINS`]); not applied.
+    #[error("{0}")]
+    TooMany(String),
     /// The change could not be saved to the state directory, so it was not applied.
     #[error("saving {what} to the state directory: {source}")]
     Persist {
@@ -37,6 +40,29 @@ pub enum NatError {
         /// Cause.
         source: std::io::Error,
     },
+}
+
+/// Most rules in all chains together. A 2.2 box had no cap but its memory; here every
+/// rule is walked per packet and listed in one `ListChains` answer, which must stay far
+/// below the clients' 4 MiB message limit (4,096 rules list in well under 1 MiB).
+pub const MAX_RULES: usize = 4096;
+/// Most chains, the three built-in ones included.
+pub const MAX_CHAINS: usize = 256;
+
+/// Refuse a firewall over the caps, naming the cap.
+fn within_caps(fw: &Firewall) -> Result<(), NatError> {
+    let (rules, chains) = (fw.rule_count(), fw.chain_names().len());
+    if rules > MAX_RULES {
+        return Err(NatError::TooMany(format!(
+            "too many rules: {rules} (at most {MAX_RULES} in all chains); delete or merge some first"
+        )));
+    }
+    if chains > MAX_CHAINS {
+        return Err(NatError::TooMany(format!(
+            "too many chains: {chains} (at most {MAX_CHAINS}); delete unused ones with -X first"
+        )));
+    }
+    Ok(())
 }
 
 /// Masquerade timeouts in seconds.
@@ -200,6 +226,10 @@ impl NatControl {
                 engine.set_firewall(before);
                 return Err(e.into());
             }
+            if let Err(e) = within_caps(engine.firewall()) {
+                engine.set_firewall(before);
+                return Err(e);
+            }
             let shown = non_empty(chain).filter(|c| engine.firewall().has_chain(c));
             let chains = match engine.firewall().snapshot(shown) {
                 Ok(c) => c,
@@ -320,6 +350,7 @@ impl NatControl {
     /// Replace the whole ruleset (`ipchains-restore`); answers (chains, rules).
     pub fn apply_ruleset(&self, text: &str) -> Result<(u32, u32), NatError> {
         let fw = Firewall::from_saved(text).map_err(|e| NatError::Invalid(e.to_string()))?;
+        within_caps(&fw)?;
         let chains = fw.chain_names().len() as u32;
         let rules = fw.rule_count() as u32;
         let _serial = self.serial();

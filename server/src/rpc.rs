@@ -212,6 +212,7 @@ impl From<NatError> for ApiError {
         match e {
             NatError::Chain(c) => c.into(),
             NatError::Invalid(m) => ApiError::InvalidArgument(m),
+            NatError::TooMany(m) => ApiError::ResourceExhausted(m),
             NatError::Persist { .. } => ApiError::Internal(e.to_string()),
         }
     }

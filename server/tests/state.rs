@@ -71,3 +71,71 @@ fn a_change_whose_save_fails_is_rolled_back() {
     assert_eq!(nat2.timeouts(), t_before);
     drop(nat);
 }
+
+/// Before: no cap; after 100k rules `ListChains` passed every client's 4 MiB limit.
+#[test]
+fn rules_and_chains_are_capped_and_a_refused_change_is_not_applied() {
+    use masqdial_server::nat_control::{MAX_CHAINS, MAX_RULES};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = Config::default();
+    cfg.server.state_dir = dir.path().to_path_buf();
+    let nat = control(&cfg);
+    // Fill up to the cap through a restore (one rule per line), then one more is refused.
+    let start = nat.nat().lock().firewall().rule_count();
+    let mut text = String::from(":input ACCEPT\n:forward ACCEPT\n:output ACCEPT\n");
+    for i in 0..MAX_RULES {
+        text.push_str(&format!(
+            "-A input -s 10.{}.{}.0/24 -j DENY\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    assert_eq!(start, 0, "the default config has no rules");
+    let (_, rules) = nat.apply_ruleset(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rules as usize, MAX_RULES);
+    match nat.append("forward", "-j MASQ") {
+        Err(NatError::TooMany(m)) => assert_eq!(
+            m,
+            format!("too many rules: {} (at most {MAX_RULES} in all chains); delete or merge some first", MAX_RULES + 1)
+        ),
+        other => panic!("want TooMany, got {other:?}"),
+    }
+    assert_eq!(nat.nat().lock().firewall().rule_count(), MAX_RULES);
+    // `-b` adds two rules: refused whole even with room for one.
+    nat.delete_number("input", 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        nat.append("forward", "-b -s 1.2.3.4 -d 5.6.7.8 -j DENY"),
+        Err(NatError::TooMany(_))
+    ));
+    assert_eq!(nat.nat().lock().firewall().rule_count(), MAX_RULES - 1);
+    // What was saved is what is live (the refused change never reached the disk).
+    let restarted = build_engine(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(restarted.firewall().rule_count(), MAX_RULES - 1);
+    // A restore over the cap is refused before anything changes.
+    text.push_str("-A output -j ACCEPT\n-A output -j ACCEPT\n");
+    assert!(matches!(
+        nat.apply_ruleset(&text),
+        Err(NatError::TooMany(_))
+    ));
+    assert_eq!(nat.nat().lock().firewall().rule_count(), MAX_RULES - 1);
+
+    // Chains: the three built-in ones count.
+    nat.apply_ruleset(":input ACCEPT\n:forward ACCEPT\n:output ACCEPT\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..MAX_CHAINS - 3 {
+        nat.new_chain(&format!("c{i}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    match nat.new_chain("onemore") {
+        Err(NatError::TooMany(m)) => assert_eq!(
+            m,
+            format!(
+                "too many chains: {} (at most {MAX_CHAINS}); delete unused ones with -X first",
+                MAX_CHAINS + 1
+            )
+        ),
+        other => panic!("want TooMany, got {other:?}"),
+    }
+    assert!(!nat.nat().lock().firewall().has_chain("onemore"));
+}
