@@ -84,11 +84,13 @@ pub enum DropReason {
     Fragment,
     /// An IPv6 datagram: the engine masquerades IPv4 only (counted apart from garbage).
     Ipv6,
+    /// The LAN host holds its quota of masquerade entries (`MasqConfig::max_per_host`).
+    HostQuota,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::BadIpChecksum,
         DropReason::BadChecksum,
@@ -102,6 +104,7 @@ impl DropReason {
         DropReason::IcmpNoMapping,
         DropReason::Fragment,
         DropReason::Ipv6,
+        DropReason::HostQuota,
     ];
     /// Stable snake_case name used in counters.
     pub fn name(self) -> &'static str {
@@ -119,6 +122,7 @@ impl DropReason {
             DropReason::IcmpNoMapping => "icmp_no_mapping",
             DropReason::Fragment => "fragment",
             DropReason::Ipv6 => "ipv6",
+            DropReason::HostQuota => "host_quota",
         }
     }
 }
@@ -728,7 +732,8 @@ impl Engine {
                 let from = self.cfg.local_addrs.first().copied();
                 match from {
                     Some(from)
-                        if r == DropReason::PortsExhausted && self.cfg.masq.icmp_on_exhaustion =>
+                        if matches!(r, DropReason::PortsExhausted | DropReason::HostQuota)
+                            && self.cfg.masq.icmp_on_exhaustion =>
                     {
                         // RFC 5508 REQ-8: "the NAT SHOULD send an ICMP Destination
                         // Unreachable message, with a code of 13".
@@ -1077,6 +1082,7 @@ fn translate_drop(e: TranslateError) -> DropReason {
             DropReason::PortsExhausted
         }
         TranslateError::Masq(MasqError::TableFull) => DropReason::TableFull,
+        TranslateError::Masq(MasqError::HostQuota) => DropReason::HostQuota,
     }
 }
 

@@ -1046,3 +1046,38 @@ fn entry_counts_packets_and_bytes() {
     let s = &e.masq_snapshot(t(2))[0];
     assert_eq!((s.packets, s.bytes), (2, 33 + 35));
 }
+
+#[test]
+fn a_lan_host_over_its_entry_quota_is_refused_and_others_are_not() {
+    let mut e = engine_with(MasqConfig {
+        max_per_host: 3,
+        icmp_on_exhaustion: false,
+        ..MasqConfig::linux22()
+    });
+    for port in 0..3u16 {
+        let mut p = udp_pkt(LAN, 5000 + port, REMOTE, 53, b"q");
+        assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
+    }
+    let mut p = udp_pkt(LAN, 5003, REMOTE, 53, b"q");
+    assert_eq!(
+        e.process_from_lan(t(1), &mut p),
+        Action::Drop(DropReason::HostQuota)
+    );
+    // An existing flow of that host still passes; another host is not affected.
+    let mut p = udp_pkt(LAN, 5000, REMOTE, 53, b"q");
+    assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
+    let mut p = udp_pkt(LAN2, 5003, REMOTE, 53, b"q");
+    assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
+    assert_eq!(e.drops(DropReason::HostQuota), 1);
+    // Once the entries expire the host gets its quota back.
+    e.handle_timeout(t(100_000));
+    for port in 10..13u16 {
+        let mut p = udp_pkt(LAN, 5000 + port, REMOTE, 53, b"q");
+        assert_eq!(e.process_from_lan(t(100_001), &mut p), Action::ToLink);
+    }
+    let mut p = udp_pkt(LAN, 5013, REMOTE, 53, b"q");
+    assert_eq!(
+        e.process_from_lan(t(100_001), &mut p),
+        Action::Drop(DropReason::HostQuota)
+    );
+}

@@ -390,6 +390,11 @@ pub struct NatConfig {
     /// dial-on-demand), 2 = as 1 and log each move. Default 1.
     #[serde(default = "default_dynaddr")]
     pub ip_dynaddr: u8,
+    /// Most masquerade entries one LAN host may hold at once (0 = no quota, as in 2.2).
+    /// Default 4096: one host cannot take every port of the pool from the others. Over it,
+    /// new flows of that host are dropped (counter `drop.host_quota`).
+    #[serde(default = "default_max_entries_per_host")]
+    pub max_entries_per_host: u32,
 }
 
 impl Default for NatConfig {
@@ -405,10 +410,14 @@ impl Default for NatConfig {
             rfc_profile: RfcProfile::default(),
             ruleset: None,
             ip_dynaddr: default_dynaddr(),
+            max_entries_per_host: default_max_entries_per_host(),
         }
     }
 }
 
+fn default_max_entries_per_host() -> u32 {
+    4096
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))
 }

@@ -56,6 +56,7 @@ pub fn engine_config(cfg: &Config) -> EngineConfig {
         hi: n.port_high,
     };
     masq.ports = [range; 3];
+    masq.max_per_host = n.max_entries_per_host;
     // A secret per engine, so LAN or WAN hosts cannot aim flows at one index slot. Without
     // OS randomness the profile's fixed seed stays (logged): the table still works.
     let mut seed = [0u8; 8];

@@ -274,6 +274,9 @@ pub struct MasqConfig {
     /// Secret mixed into every index hash (HashDoS): the server sets a random one per engine;
     /// the profiles' 0 keeps tests and benchmarks reproducible.
     pub hash_seed: u64,
+    /// Most live entries one LAN source address may hold (0 = no quota, as in 2.2), so one
+    /// host cannot take every masquerade port from the others.
+    pub max_per_host: u32,
 }
 
 impl Default for MasqConfig {
@@ -296,6 +299,7 @@ impl MasqConfig {
             change_log_capacity: 65536,
             icmp_on_exhaustion: false,
             hash_seed: 0,
+            max_per_host: 0,
         }
     }
     /// Opt-in RFC 4787/5382/5508 profile: endpoint-independent mapping, address-dependent
@@ -316,6 +320,7 @@ impl MasqConfig {
             change_log_capacity: 65536,
             icmp_on_exhaustion: true,
             hash_seed: 0,
+            max_per_host: 0,
         }
     }
 }
@@ -335,6 +340,9 @@ pub enum MasqError {
     /// A fixed masquerade port was requested but is taken ("Already used connection").
     #[error("Already used connection")]
     AlreadyUsed,
+    /// The LAN host already holds [`MasqConfig::max_per_host`] entries.
+    #[error("host over its masquerade entry quota")]
+    HostQuota,
 }
 
 /// Stable identifier of an entry: slab index and generation.
@@ -472,6 +480,8 @@ pub struct MasqTable {
     live: u32,
     /// Entries ever created (for the `masq.entries.created` counter).
     created: u64,
+    /// Live entries per LAN source address, kept only while a quota is set.
+    per_host: std::collections::HashMap<u32, u32>,
     wheel: Wheel,
     changes: Vec<MasqChange>,
     changes_overflow: bool,
@@ -516,6 +526,7 @@ impl MasqTable {
             n_no_dport: 0,
             live: 0,
             created: 0,
+            per_host: std::collections::HashMap::new(),
             wheel: Wheel::new(),
             changes: Vec::new(),
             changes_overflow: false,
@@ -851,6 +862,11 @@ impl MasqTable {
         if self.live >= self.cfg.max_entries {
             return Err(MasqError::TableFull);
         }
+        if self.cfg.max_per_host > 0
+            && self.per_host.get(&u32::from(s)).copied().unwrap_or(0) >= self.cfg.max_per_host
+        {
+            return Err(MasqError::HostQuota);
+        }
         let pi = pidx(proto);
         let mut flags = F_LIVE | F_NO_REPLY | extra_flags;
         if proto != crate::wire::proto::ICMP && extra_flags & (F_NO_DPORT | F_NO_SPORT) == 0 {
@@ -941,6 +957,9 @@ impl MasqTable {
         }
         self.live += 1;
         self.created += 1;
+        if self.cfg.max_per_host > 0 {
+            *self.per_host.entry(u32::from(s)).or_insert(0) += 1;
+        }
         self.rehash(idx);
         self.entries[idx as usize].sched = self.wheel.schedule(idx, expires, now);
         self.note(MasqChange::Added(EntryId::new(idx, gen)));
@@ -964,6 +983,15 @@ impl MasqTable {
             }
         }
         pool.live = pool.live.saturating_sub(1);
+        if self.cfg.max_per_host > 0 {
+            if let std::collections::hash_map::Entry::Occupied(mut o) = self.per_host.entry(e.saddr)
+            {
+                *o.get_mut() -= 1;
+                if *o.get() == 0 {
+                    o.remove();
+                }
+            }
+        }
         if e.flags & F_LOOSE != 0 {
             self.n_loose -= 1;
         }
