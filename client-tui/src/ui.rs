@@ -2249,7 +2249,6 @@ pub(crate) mod tests {
             }),
             ingress: Some(QueueStats::default()),
             ingress_shaping: 0.9,
-            ..Default::default()
         });
         app.handle_event(Event::Server(ServerUpdate::Link(st)));
         let lines = detail_lines(&app, "isp1");
