@@ -246,20 +246,70 @@ pub fn chat_config(m: &ModemConfig, c: &ConnectionConfig) -> ChatConfig {
         next_number_delay: Duration::from_secs(c.redial_delay_s.min(3)),
         round_delay: Duration::from_secs(c.redial_delay_s),
     };
-    // Login script: alternating expect, send (chat(8) style pairs).
-    plan.login = c
-        .login_script
-        .chunks(2)
-        .map(|pair| LoginStep {
-            expect: pair.first().cloned().unwrap_or_default(),
-            send: pair.get(1).cloned().unwrap_or_default(),
-            secret: pair
-                .first()
-                .is_some_and(|e| e.to_ascii_lowercase().contains("assword")),
-            timeout: Duration::from_secs(30),
-        })
-        .collect();
+    plan.login = login_steps(c);
     plan
+}
+
+/// The login script as chat steps: alternating expect, send (chat(8) style pairs). A send
+/// is secret (`********` in every transcript and log) when it starts with `\q` (chat(8)'s
+/// "quiet" escape, removed before sending), equals the connection's password, or follows
+/// an expect naming a password (`assword`, any case).
+fn login_steps(c: &ConnectionConfig) -> Vec<LoginStep> {
+    c.login_script
+        .chunks(2)
+        .map(|pair| {
+            let expect = pair.first().cloned().unwrap_or_default();
+            let raw = pair.get(1).cloned().unwrap_or_default();
+            let (send, quiet) = match raw.strip_prefix("\\q") {
+                Some(rest) => (rest.to_string(), true),
+                None => (raw, false),
+            };
+            let secret = quiet
+                || (!c.password.is_empty() && send == c.password)
+                || expect.to_ascii_lowercase().contains("assword");
+            LoginStep {
+                expect,
+                send,
+                secret,
+                timeout: Duration::from_secs(30),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    #[test]
+    fn login_sends_are_secret_when_marked_equal_to_the_password_or_after_a_password_prompt() {
+        let mut c: ConnectionConfig =
+            toml::from_str("name = \"isp\"\nnumbers = [\"1\"]\npassword = \"hunter2\"")
+                .unwrap_or_else(|e| panic!("{e}"));
+        c.login_script = [
+            "ogin:",
+            "alice", // plain
+            "Passcode:",
+            "\\q4711", // marked quiet: secret, marker removed
+            "PIN?",
+            "hunter2", // the connection's password under another prompt
+            "PASSWORD:",
+            "x", // a password prompt
+        ]
+        .map(String::from)
+        .to_vec();
+        let steps = login_steps(&c);
+        let got: Vec<(&str, bool)> = steps.iter().map(|s| (s.send.as_str(), s.secret)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alice", false),
+                ("4711", true),
+                ("hunter2", true),
+                ("x", true)
+            ]
+        );
+    }
 }
 
 /// PPP client settings of a connection.
