@@ -428,6 +428,17 @@ impl Engine {
         self.masq.snapshot(now)
     }
 
+    /// Up to `max` masquerade entries from slab slot `from` on, and where to continue
+    /// (`None` at the end); see [`MasqTable::snapshot_from`](crate::masq::MasqTable::snapshot_from).
+    pub fn masq_snapshot_from(
+        &self,
+        now: Instant,
+        from: u32,
+        max: usize,
+    ) -> (Vec<EntrySnapshot>, Option<u32>) {
+        self.masq.snapshot_from(now, from, max)
+    }
+
     /// One entry by id.
     pub fn masq_entry(&self, now: Instant, id: EntryId) -> Option<EntrySnapshot> {
         self.masq.get(now, id)

@@ -1081,3 +1081,32 @@ fn a_lan_host_over_its_entry_quota_is_refused_and_others_are_not() {
         Action::Drop(DropReason::HostQuota)
     );
 }
+
+#[test]
+fn the_table_copies_in_bounded_pieces_that_add_up_to_the_whole() {
+    let mut e = engine();
+    for port in 0..25u16 {
+        let mut p = udp_pkt(LAN, 6000 + port, REMOTE, 53, b"q");
+        assert_eq!(e.process_from_lan(t(1), &mut p), Action::ToLink);
+    }
+    // Free some slots in the middle: pieces skip them.
+    let mut whole = e.masq_snapshot(t(2));
+    assert_eq!(whole.len(), 25);
+    let mut got = Vec::new();
+    let mut from = Some(0u32);
+    let mut pieces = 0;
+    while let Some(f) = from {
+        let (piece, next) = e.masq_snapshot_from(t(2), f, 7);
+        assert!(piece.len() <= 7);
+        got.extend(piece);
+        from = next;
+        pieces += 1;
+        assert!(pieces < 100, "pieces must end");
+    }
+    assert_eq!(pieces, 4);
+    whole.sort_by_key(|s| s.id);
+    got.sort_by_key(|s| s.id);
+    assert_eq!(got, whole);
+    // Past the end: nothing, and no continuation.
+    assert_eq!(e.masq_snapshot_from(t(2), 1000, 7), (vec![], None));
+}

@@ -492,20 +492,19 @@ impl NatControl {
         c
     }
 
-    /// The masquerade table now and the feed of changes after it. Subscribe-then-snapshot:
-    /// a delta overlapping the snapshot is harmless (upserts replace by id, removals of
-    /// unknown ids are ignored).
-    pub fn watch_masq(
-        &self,
-    ) -> (
-        Vec<EntrySnapshot>,
-        PortUsage,
-        broadcast::Receiver<Arc<MasqDelta>>,
-    ) {
-        let rx = self.feed.subscribe();
+    /// Subscribe to the masquerade feed first, then copy the table in pieces with
+    /// [`NatControl::masq_piece`]: an entry that changes while the pieces are taken also
+    /// comes as a delta after them, so the watcher ends up with the live table without the
+    /// server ever holding a whole copy per stream.
+    pub fn subscribe_masq(&self) -> broadcast::Receiver<Arc<MasqDelta>> {
+        self.feed.subscribe()
+    }
+
+    /// Up to `max` entries from slab slot `from` on, and the slot to continue from
+    /// (`None` at the end), taken under the engine lock for this piece only.
+    pub fn masq_piece(&self, from: u32, max: usize) -> (Vec<EntrySnapshot>, Option<u32>) {
         let now = self.nat.now();
-        let e = self.nat.lock();
-        (e.masq_snapshot(now), port_usage(&e), rx)
+        self.nat.lock().masq_snapshot_from(now, from, max)
     }
 
     /// The masquerade address nat-core uses now.

@@ -169,9 +169,9 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
         assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
     }
 
-    // A masquerade watcher: snapshot (empty), then deltas.
-    let (snapshot, _, mut watch_masq) = natctl.watch_masq();
-    assert!(snapshot.is_empty());
+    // A masquerade watcher: feed first, then the table in pieces (empty), then deltas.
+    let mut watch_masq = natctl.subscribe_masq();
+    assert_eq!(natctl.masq_piece(0, 1000), (vec![], None));
 
     // LAN traffic goes out masqueraded and the ISP's UDP echo comes back to the LAN host.
     let host = (Ipv4Addr::new(192, 168, 77, 2), 40_001);

@@ -1290,6 +1290,30 @@ impl MasqTable {
             .collect()
     }
 
+    /// Up to `max` live entries from slab slot `from` on, and the slot to continue from
+    /// (`None` at the end): lets a caller copy a large table in bounded pieces instead of
+    /// all at once ([`snapshot`](Self::snapshot)).
+    pub fn snapshot_from(
+        &self,
+        now: Instant,
+        from: u32,
+        max: usize,
+    ) -> (Vec<EntrySnapshot>, Option<u32>) {
+        let end = self.entries.len() as u32;
+        let mut out = Vec::with_capacity(max.min(self.live as usize));
+        let mut i = from;
+        while i < end {
+            if out.len() >= max {
+                return (out, Some(i));
+            }
+            if self.entries[i as usize].flags & F_LIVE != 0 {
+                out.push(self.snap(now, i, &crate::helpers::helper_name));
+            }
+            i += 1;
+        }
+        (out, None)
+    }
+
     /// Bytes of heap this table holds (slab, indexes, pools, wheel), for sizing reports.
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()

@@ -277,41 +277,6 @@ fn login_steps(c: &ConnectionConfig) -> Vec<LoginStep> {
         .collect()
 }
 
-#[cfg(test)]
-mod login_tests {
-    use super::*;
-
-    #[test]
-    fn login_sends_are_secret_when_marked_equal_to_the_password_or_after_a_password_prompt() {
-        let mut c: ConnectionConfig =
-            toml::from_str("name = \"isp\"\nnumbers = [\"1\"]\npassword = \"hunter2\"")
-                .unwrap_or_else(|e| panic!("{e}"));
-        c.login_script = [
-            "ogin:",
-            "alice", // plain
-            "Passcode:",
-            "\\q4711", // marked quiet: secret, marker removed
-            "PIN?",
-            "hunter2", // the connection's password under another prompt
-            "PASSWORD:",
-            "x", // a password prompt
-        ]
-        .map(String::from)
-        .to_vec();
-        let steps = login_steps(&c);
-        let got: Vec<(&str, bool)> = steps.iter().map(|s| (s.send.as_str(), s.secret)).collect();
-        assert_eq!(
-            got,
-            vec![
-                ("alice", false),
-                ("4711", true),
-                ("hunter2", true),
-                ("x", true)
-            ]
-        );
-    }
-}
-
 /// PPP client settings of a connection.
 pub fn ppp_config(c: &ConnectionConfig) -> PppConfig {
     let mut p = PppConfig::client(&c.username, &c.password);
@@ -1319,5 +1284,40 @@ impl Actor {
         if let Some(h) = self.session.take() {
             let _ = h.hangup(HANGUP_LIMIT).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    #[test]
+    fn login_sends_are_secret_when_marked_equal_to_the_password_or_after_a_password_prompt() {
+        let mut c: ConnectionConfig =
+            toml::from_str("name = \"isp\"\nnumbers = [\"1\"]\npassword = \"hunter2\"")
+                .unwrap_or_else(|e| panic!("{e}"));
+        c.login_script = [
+            "ogin:",
+            "alice", // plain
+            "Passcode:",
+            "\\q4711", // marked quiet: secret, marker removed
+            "PIN?",
+            "hunter2", // the connection's password under another prompt
+            "PASSWORD:",
+            "x", // a password prompt
+        ]
+        .map(String::from)
+        .to_vec();
+        let steps = login_steps(&c);
+        let got: Vec<(&str, bool)> = steps.iter().map(|s| (s.send.as_str(), s.secret)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alice", false),
+                ("4711", true),
+                ("hunter2", true),
+                ("x", true)
+            ]
+        );
     }
 }

@@ -87,21 +87,33 @@ impl nat_server::Nat for NatService {
         req: Request<pb::WatchMasqRequest>,
     ) -> Result<Response<Self::WatchMasqStream>, Status> {
         let (_, _, guard) = begin_stream(&self.state, req, Rpc::WatchMasq, None)?;
-        let (snap, free, mut feed) = self.nat()?.watch_masq();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::MasqEvent, Status>>(64);
+        let nat = self.nat()?.clone();
+        // Feed first, then the table in pieces of BATCH entries (one piece copied at a time,
+        // taken only as the client reads: a slow or idle watcher holds one piece, not a
+        // copy of the whole table).
+        let mut feed = nat.subscribe_masq();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::MasqEvent, Status>>(4);
         self.state.spawn(async move {
             use pb::masq_event::Event as E;
-            let total = snap.len() as u64;
-            for chunk in snap.chunks(BATCH) {
+            let mut total = 0u64;
+            let mut from = Some(0u32);
+            while let Some(f) = from {
+                let (piece, next) = nat.masq_piece(f, BATCH);
+                from = next;
+                if piece.is_empty() {
+                    continue;
+                }
+                total += piece.len() as u64;
                 let ev = pb::MasqEvent {
                     event: Some(E::Snapshot(pb::MasqBatch {
-                        entries: chunk.iter().map(convert::masq_entry).collect(),
+                        entries: piece.iter().map(convert::masq_entry).collect(),
                     })),
                 };
                 if tx.send(Ok(ev)).await.is_err() {
                     return;
                 }
             }
+            let free = nat.free_ports();
             let done = pb::MasqEvent {
                 event: Some(E::SnapshotDone(pb::SnapshotDone {
                     total,
