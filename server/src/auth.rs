@@ -20,6 +20,9 @@ pub use crate::phc::check_phc;
 pub const TOKEN_BYTES: usize = 32;
 /// Most throttle records kept; the oldest are forgotten first.
 const MAX_THROTTLE_ENTRIES: usize = 10_000;
+/// Most live sessions (tokens) one user may hold; a login beyond it ends that user's oldest
+/// session, so a script that logs in on every run cannot grow the table without bound.
+pub const MAX_SESSIONS_PER_USER: usize = 32;
 
 /// Error of an authentication step. Messages are safe to show to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -484,6 +487,21 @@ impl Auth {
             .ok_or(AuthError::BadCredentials)?;
         let expires_at = now.checked_add(inner.ttl).unwrap_or(now);
         inner.sessions.retain(|_, s| s.expires_at > now);
+        let mut mine: Vec<([u8; 32], SystemTime)> = inner
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user == user)
+            .map(|(k, s)| (*k, s.issued_at))
+            .collect();
+        if mine.len() >= MAX_SESSIONS_PER_USER {
+            mine.sort_by_key(|(_, at)| *at);
+            let excess = mine.len() + 1 - MAX_SESSIONS_PER_USER;
+            for (k, _) in mine.iter().take(excess) {
+                if let Some(old) = inner.sessions.remove(k) {
+                    tracing::info!(user, session = %old.id, "oldest session ended: at most {MAX_SESSIONS_PER_USER} per user");
+                }
+            }
+        }
         inner.sessions.insert(
             digest,
             Session {
@@ -692,6 +710,43 @@ mod tests {
         assert!(!verify_password(&h, "pW"));
         assert!(!verify_password("$argon2id$nonsense", "pw"));
         assert!(!verify_password("", "pw"));
+    }
+
+    #[test]
+    fn a_user_holds_at_most_the_cap_of_sessions_and_the_oldest_goes_first() {
+        let a = auth();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let tokens: Vec<String> = (0..MAX_SESSIONS_PER_USER as u64 + 2)
+            .map(|i| {
+                a.issue_token("alice", t0 + Duration::from_secs(i))
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .token
+            })
+            .collect();
+        let root = a
+            .issue_token("root", t0)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .token;
+        let now = t0 + Duration::from_secs(100);
+        let live = a.sessions(now);
+        assert_eq!(
+            live.iter().filter(|s| s.user == "alice").count(),
+            MAX_SESSIONS_PER_USER
+        );
+        // The two oldest were ended; the newest and another user's are untouched.
+        assert_eq!(
+            a.authenticate(&tokens[0], now).err(),
+            Some(AuthError::InvalidToken)
+        );
+        assert_eq!(
+            a.authenticate(&tokens[1], now).err(),
+            Some(AuthError::InvalidToken)
+        );
+        assert!(a.authenticate(&tokens[2], now).is_ok());
+        assert!(a
+            .authenticate(&tokens[MAX_SESSIONS_PER_USER + 1], now)
+            .is_ok());
+        assert!(a.authenticate(&root, now).is_ok());
     }
 
     #[test]
