@@ -189,6 +189,10 @@ impl From<LinkError> for ApiError {
             LinkError::NotHolder(_) | LinkError::NotActive(_) => {
                 ApiError::FailedPrecondition(e.to_string())
             }
+            LinkError::Budget(r) => match r.limit {
+                crate::link::budget::Limit::Window => ApiError::FailedPrecondition(r.message),
+                _ => ApiError::ResourceExhausted(r.message),
+            },
         }
     }
 }

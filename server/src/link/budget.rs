@@ -834,6 +834,7 @@ fn hms(s: u64) -> String {
     }
 }
 
+pub mod track;
 pub mod tz;
 
 pub use tz::local_offset;
