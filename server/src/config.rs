@@ -1239,6 +1239,90 @@ port_low = 61000
     }
 
     #[test]
+    fn budgets_parse_and_bad_entries_name_the_key() {
+        let t = format!(
+            "{}\n[[budgets]]\nconnection = \"isp1\"\nbytes = 500_000_000\nbytes_period = \"day\"\n\
+             count = \"in\"\nconnect_time_s = 36_000\nwindows = [\"Mo-Fr 18:00-08:00\", \"Sa-Su 00:00-24:00\"]\n\
+             utc_offset = \"+01:00\"\n",
+            good()
+        );
+        let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
+        let b = &c.budgets[0];
+        assert_eq!(b.bytes, Some(500_000_000));
+        assert_eq!(b.bytes_period, crate::link::budget::Period::Day);
+        assert_eq!(b.count, crate::link::budget::Count::In);
+        assert_eq!(b.time_period, crate::link::budget::Period::Month);
+        assert_eq!((b.warn_before_s, b.warn_at), (300, 0.9));
+        let line = t
+            .lines()
+            .position(|l| l.starts_with("windows"))
+            .map_or(0, |p| p + 1);
+        for (from, to, key, says) in [
+            (
+                "18:00-08:00",
+                "18:00-8:00",
+                "budgets[0].windows",
+                "window \"Mo-Fr 18:00-8:00\": times must be HH:MM-HH:MM",
+            ),
+            (
+                "Sa-Su",
+                "Sa-Sx",
+                "budgets[0].windows",
+                "unknown day in \"Sa-Sx\"",
+            ),
+            (
+                "+01:00",
+                "CET",
+                "budgets[0].utc_offset",
+                "\"CET\" is not a UTC offset",
+            ),
+            (
+                "connection = \"isp1\"",
+                "connection = \"isp9\"",
+                "budgets[0].connection",
+                "unknown connection `isp9`",
+            ),
+            (
+                "bytes = 500_000_000",
+                "bytes = 0",
+                "budgets[0].bytes",
+                "must be at least 1",
+            ),
+            (
+                "connect_time_s = 36_000",
+                "connect_time_s = 9999999",
+                "budgets[0].connect_time_s",
+                "too long",
+            ),
+            (
+                "bytes_period = \"day\"",
+                "bytes_period = \"week\"",
+                "budgets[0].bytes_period",
+                "unknown variant",
+            ),
+        ] {
+            let e = parse(&t.replace(from, to))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(key) && e.contains(says), "{from} -> {to}: {e}");
+            if key.ends_with("windows") {
+                assert!(e.contains(&format!("line {line}")), "{e}");
+            }
+        }
+        let twice = format!("{t}\n[[budgets]]\nconnection = \"isp1\"\n");
+        let e = parse(&twice)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("budgets[1].connection")
+                && e.contains("a second [[budgets]] entry for `isp1`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn empty_config_uses_port_224() {
         let c = parse("").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.server.listen.port(), DEFAULT_PORT);

@@ -167,7 +167,7 @@ async fn a_dial_outside_the_window_is_refused_saying_when_it_opens() {
     assert_eq!(
         r.message,
         format!(
-            "isp1 may not be dialled now: outside its dialling windows ({window}); the next \
+            "Connection isp1 may not be dialled now: outside its dialling windows ({window}); the next \
              window opens {when} (UTC+00:00)"
         )
     );
@@ -260,7 +260,7 @@ async fn a_spent_quota_warns_hangs_up_and_stays_spent_after_a_restart() {
     assert_eq!(warn.remaining, 3000 - 1712);
     assert_eq!(
         warn.message,
-        "isp1 has used 1712 of its 3000 byte monthly quota; it hangs up when 1288 more bytes have passed"
+        "Connection isp1 has used 1712 of its 3000 byte monthly quota; it hangs up when 1288 more bytes have passed"
     );
     assert_eq!(links.state("isp1"), Some(LinkState::Up), "a warning only");
 
@@ -268,7 +268,7 @@ async fn a_spent_quota_warns_hangs_up_and_stays_spent_after_a_restart() {
     let cut = next_notice(&mut events).await;
     assert_eq!((cut.limit, cut.hang_up), (Limit::Bytes, true));
     assert!(
-        cut.message.starts_with("hanging up: isp1 has used its monthly byte quota (3424 of 3000 bytes this month); it renews "),
+        cut.message.starts_with("Hanging up. Connection isp1 has used its monthly byte quota (3424 of 3000 bytes this month); it renews "),
         "{}",
         cut.message
     );

@@ -667,7 +667,7 @@ impl Budget {
                 limit: Limit::Window,
                 reopens,
                 message: format!(
-                    "{name} may not be dialled now: outside its dialling windows ({}){next}",
+                    "Connection {name} may not be dialled now: outside its dialling windows ({}){next}",
                     self.policy.windows.text().join(", ")
                 ),
             });
@@ -680,7 +680,7 @@ impl Budget {
                     limit: Limit::Bytes,
                     reopens: Some(t),
                     message: format!(
-                        "{name} has used its {} byte quota ({used} of {q} bytes this {}); it renews {}",
+                        "Connection {name} has used its {} byte quota ({used} of {q} bytes this {}); it renews {}",
                         self.policy.bytes_period.adjective(),
                         self.policy.bytes_period,
                         self.when(t, now)
@@ -696,7 +696,7 @@ impl Budget {
                     limit: Limit::Time,
                     reopens: Some(t),
                     message: format!(
-                        "{name} has used its {} connect time ({} of {}); it renews {}",
+                        "Connection {name} has used its {} connect time ({} of {}); it renews {}",
                         self.policy.time_period.adjective(),
                         hms(used),
                         hms(b),
@@ -717,7 +717,7 @@ impl Budget {
                 limit: r.limit,
                 hang_up: true,
                 remaining: 0,
-                message: format!("hanging up: {}", r.message),
+                message: format!("Hanging up. {}", r.message),
             });
         }
         let lead = i64::try_from(self.policy.warn_before_s).unwrap_or(i64::MAX);
@@ -732,7 +732,7 @@ impl Budget {
                         hang_up: false,
                         remaining: secs,
                         message: format!(
-                            "{name} will hang up in {}: its dialling window closes {}",
+                            "Connection {name} will hang up in {}: its dialling window closes {}",
                             hms(secs),
                             self.when(now.unix + left, now)
                         ),
@@ -758,7 +758,7 @@ impl Budget {
                     hang_up: false,
                     remaining: left,
                     message: format!(
-                        "{name} has used {used} of its {q} byte {} quota; it hangs up when {left} more bytes have passed",
+                        "Connection {name} has used {used} of its {q} byte {} quota; it hangs up when {left} more bytes have passed",
                         self.policy.bytes_period.adjective()
                     ),
                 });
@@ -773,7 +773,7 @@ impl Budget {
                     hang_up: false,
                     remaining: left,
                     message: format!(
-                        "{name} will hang up in {}: its {} connect time ({}) runs out",
+                        "Connection {name} will hang up in {}: its {} connect time ({}) runs out",
                         hms(left),
                         self.policy.time_period.adjective(),
                         hms(b)

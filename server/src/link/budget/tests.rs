@@ -149,7 +149,7 @@ fn windows_are_local_time_at_the_offset() {
     assert_eq!(r.reopens, Some(at(2026, 11, 30, 18, 0, 0).unix));
     assert_eq!(
         r.message,
-        "isp1 may not be dialled now: outside its dialling windows (Mo-Fr 18:00-08:00); \
+        "Connection isp1 may not be dialled now: outside its dialling windows (Mo-Fr 18:00-08:00); \
          the next window opens 2026-11-30 18:00 (UTC+00:00)"
     );
     // A negative offset crossing midnight: 2026-12-01 03:00Z is Monday 19:00 at -08:00.
@@ -179,7 +179,7 @@ fn byte_quota_refuses_until_the_month_rolls_over() {
     assert_eq!(r.reopens, Some(at(2026, 12, 1, 0, 0, 3600).unix));
     assert_eq!(
         r.message,
-        "isp1 has used its monthly byte quota (1000 of 1000 bytes this month); it renews \
+        "Connection isp1 has used its monthly byte quota (1000 of 1000 bytes this month); it renews \
          2026-12-01 00:00 (UTC+01:00)"
     );
     // 23:30Z on Nov 30 is already December at +01:00.
@@ -227,7 +227,7 @@ fn connect_time_is_daily_and_warns_then_hangs_up() {
     assert_eq!((n.limit, n.hang_up, n.remaining), (Limit::Time, false, 300));
     assert_eq!(
         n.message,
-        "isp1 will hang up in 5m00s: its daily connect time (1h00m00s) runs out"
+        "Connection isp1 will hang up in 5m00s: its daily connect time (1h00m00s) runs out"
     );
     assert_eq!(b.poll(now), None, "warned once");
     now.unix += 300;
@@ -282,7 +282,7 @@ fn a_closing_window_warns_ahead_and_then_hangs_up() {
     );
     assert_eq!(
         n.message,
-        "isp1 will hang up in 10m00s: its dialling window closes 2026-12-02 08:00 (UTC+00:00)"
+        "Connection isp1 will hang up in 10m00s: its dialling window closes 2026-12-02 08:00 (UTC+00:00)"
     );
     assert_eq!(b.poll(at(2026, 12, 2, 7, 55, 0)), None);
     let n = b
