@@ -480,6 +480,14 @@ impl LinkManager {
         }
     }
 
+    /// Apply a reloaded configuration's `[[lan_hosts]]` and users' connections to dial on
+    /// demand (the connections themselves need a restart). False when the data plane
+    /// could not take it now.
+    pub fn reload_demand(&self, cfg: &config::Config) -> bool {
+        crate::dataplane::demand::DemandPolicy::from_config(cfg)
+            .is_none_or(|p| self.shared.uplink.set_demand_policy(p))
+    }
+
     /// Current state of one link.
     pub fn state(&self, name: &str) -> Option<LinkState> {
         self.links.get(name).and_then(|l| lock(&l.view).state)
