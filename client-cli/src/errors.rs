@@ -406,6 +406,18 @@ pub fn from_status(s: &tonic::Status, ctx: &Context) -> Failure {
                 ctx.command.split(' ').next().unwrap_or("")
             )),
         ),
+        // The server's budget refusals name the limit and when it reopens.
+        Code::FailedPrecondition | Code::ResourceExhausted
+            if msg.contains("dialling windows")
+                || msg.contains("byte quota")
+                || msg.contains("connect time") =>
+        {
+            Failure::new(
+                kind,
+                &msg,
+                Some("`mclient cinfo NAME` shows the connection's budget and windows".into()),
+            )
+        }
         Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => Failure::new(
             kind,
             &msg,
@@ -478,6 +490,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn budget_refusals_keep_the_servers_sentence_and_point_at_cinfo() {
+        let c = ctx("dial isp1");
+        for (code, msg, exit) in [
+            (
+                Code::FailedPrecondition,
+                "Connection isp1 may not be dialled now: outside its dialling windows (Mo-Fr 18:00-08:00); the next window opens 2026-11-30 18:00 (UTC+01:00)",
+                7,
+            ),
+            (
+                Code::ResourceExhausted,
+                "Connection isp1 has used its daily connect time (1h00m00s of 1h00m00s); it renews 2026-12-01 00:00 (UTC+01:00)",
+                10,
+            ),
+        ] {
+            let f = classify(&st(code, msg), &c);
+            assert_eq!(f.exit_code(), exit);
+            assert_eq!(f.message, format!("{msg}."));
+            assert_eq!(
+                f.hint.as_deref(),
+                Some("`mclient cinfo NAME` shows the connection's budget and windows")
+            );
+        }
+    }
+
     fn st(code: Code, msg: &str) -> anyhow::Error {
         anyhow::Error::new(tonic::Status::new(code, msg))
     }
@@ -496,6 +533,8 @@ mod tests {
         assert_eq!(code(st(Code::Unavailable, "x")), 8);
         assert_eq!(code(st(Code::Unimplemented, "x")), 9);
         assert_eq!(code(st(Code::ResourceExhausted, "x")), 10);
+        let quota = "isp1 has used its monthly byte quota (3424 of 3000 bytes this month); it renews 2026-12-01 00:00 (UTC+00:00)";
+        assert_eq!(code(st(Code::ResourceExhausted, quota)), 10);
         assert_eq!(code(st(Code::Cancelled, "x")), 11);
         assert_eq!(code(anyhow::Error::new(DialFailed("BUSY".into()))), 12);
         assert_eq!(code(anyhow::anyhow!("cannot read f")), 1);

@@ -84,6 +84,46 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
+/// A connection's budget on one line: `bytes 1.7 KiB of 2.9 KiB per month (both), up
+/// 0:05:00 of 1:00:00 per day, windows Mo-Fr 18:00-08:00 UTC+01:00 (closed)`, then why a
+/// dial is refused now.
+pub fn budget_line(b: &pb::Budget) -> String {
+    let mut parts = Vec::new();
+    if b.bytes_quota > 0 {
+        parts.push(format!(
+            "bytes {} of {} per {} ({})",
+            human_bytes(b.bytes_used),
+            human_bytes(b.bytes_quota),
+            b.bytes_period,
+            b.bytes_counted
+        ));
+    }
+    if b.time_budget_s > 0 {
+        parts.push(format!(
+            "up {} of {} per {}",
+            human_duration(b.time_used_s),
+            human_duration(b.time_budget_s),
+            b.time_period
+        ));
+    }
+    if !b.windows.is_empty() {
+        parts.push(format!(
+            "windows {} UTC{} ({})",
+            b.windows.join(", "),
+            b.utc_offset,
+            if b.window_open { "open" } else { "closed" }
+        ));
+    }
+    let mut s = parts.join(", ");
+    if !b.refusal.is_empty() {
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
+        s.push_str(&format!("no dial now: {}", b.refusal));
+    }
+    s
+}
+
 /// RFC 3339 UTC text of a protobuf timestamp (`2026-11-30T08:58:22Z`, fractional seconds
 /// dropped); `None` for an unset (zero) or out-of-range timestamp.
 pub fn rfc3339(ts: &prost_types::Timestamp) -> Option<String> {
@@ -321,6 +361,40 @@ pub fn queues_line(q: &pb::LinkQueues) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_line_names_each_limit_and_the_refusal() {
+        let mut b = pb::Budget {
+            bytes_quota: 500 * 1024 * 1024,
+            bytes_used: 3 * 1024 * 1024,
+            bytes_period: "month".into(),
+            bytes_counted: "both".into(),
+            time_budget_s: 3600,
+            time_used_s: 300,
+            time_period: "day".into(),
+            windows: vec!["Mo-Fr 18:00-08:00".into(), "Sa-Su 00:00-24:00".into()],
+            window_open: false,
+            utc_offset: "+01:00".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            budget_line(&b),
+            format!(
+                "bytes {} of {} per month (both), up 0:05:00 of 1:00:00 per day, windows \
+                 Mo-Fr 18:00-08:00, Sa-Su 00:00-24:00 UTC+01:00 (closed)",
+                human_bytes(3 * 1024 * 1024),
+                human_bytes(500 * 1024 * 1024)
+            )
+        );
+        b.bytes_quota = 0;
+        b.time_budget_s = 0;
+        b.windows.clear();
+        b.refusal = "isp1 has used its daily connect time".into();
+        assert_eq!(
+            budget_line(&b),
+            "no dial now: isp1 has used its daily connect time"
+        );
+    }
 
     #[test]
     fn expire_format() {

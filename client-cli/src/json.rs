@@ -85,7 +85,20 @@ pub fn link(l: &pb::LinkStatus) -> Value {
            "packets_in": l.packets_in, "packets_out": l.packets_out,
            "holders": l.holders.iter().map(holder).collect::<Vec<_>>(),
            "last_failure": failure(l.last_failure.as_ref()),
-           "idle_seconds": l.idle_seconds, "queues": l.queues.as_ref().map(queues)})
+           "idle_seconds": l.idle_seconds, "queues": l.queues.as_ref().map(queues),
+           "budget": l.budget.as_ref().map(budget)})
+}
+
+/// A connection's budget, or null when it has none.
+pub fn budget(b: &pb::Budget) -> Value {
+    json!({"bytes_quota": nonzero(b.bytes_quota), "bytes_used": b.bytes_used,
+           "bytes_period": b.bytes_period, "bytes_counted": b.bytes_counted,
+           "bytes_resets_at": time(b.bytes_resets_at.as_ref()),
+           "time_budget_seconds": nonzero(b.time_budget_s), "time_used_seconds": b.time_used_s,
+           "time_period": b.time_period, "time_resets_at": time(b.time_resets_at.as_ref()),
+           "windows": b.windows, "window_open": b.window_open,
+           "window_changes_at": time(b.window_changes_at.as_ref()),
+           "refusal": opt(&b.refusal), "utc_offset": b.utc_offset})
 }
 
 fn queue_stats(q: &pb::QueueStats) -> Value {

@@ -540,6 +540,9 @@ impl Session {
         if let Some(q) = &link.queues {
             kv("link queue", format::queues_line(q));
         }
+        if let Some(b) = &link.budget {
+            kv("budget", format::budget_line(b));
+        }
         if !i.allowed_users.is_empty() {
             kv("allowed users", i.allowed_users.join(", "));
         }
@@ -679,6 +682,13 @@ impl Session {
             if let Some(q) = &l.queues {
                 human.push_str(&format!("{}: {}\n", l.connection, format::queues_line(q)));
             }
+            if let Some(b) = &l.budget {
+                human.push_str(&format!(
+                    "{}: budget: {}\n",
+                    l.connection,
+                    format::budget_line(b)
+                ));
+            }
         }
         self.emit(&human, json!({"links": v}));
         Ok(())
@@ -798,6 +808,17 @@ impl Session {
                                "progress": j::dial_event(&p.connection, &ev)}),
                     )
                 }
+                Some(pb::link_event::Event::Budget(b)) => (
+                    format!(
+                        "{}: budget {}: {}",
+                        b.connection,
+                        if b.hang_up { "hang-up" } else { "warning" },
+                        b.message
+                    ),
+                    json!({"event": "budget", "connection": b.connection, "limit": b.limit,
+                           "hang_up": b.hang_up, "remaining": b.remaining,
+                           "message": b.message}),
+                ),
                 None => continue,
             };
             self.emit(&h, v);

@@ -636,6 +636,14 @@ impl App {
                     }
                 }
             }
+            ServerUpdate::Budget(b) => {
+                let (level, what) = if b.hang_up {
+                    (Level::Error, "budget hang-up")
+                } else {
+                    (Level::Warn, "budget warning")
+                };
+                self.push_log(level, format!("{}: {what}: {}", b.connection, b.message));
+            }
             ServerUpdate::MasqReset => {
                 self.table.clear();
                 self.masq_loading = true;
@@ -1568,6 +1576,38 @@ mod tests {
         }
         let n = app.log.iter().filter(|l| l.text == "isp1: ATZ OK").count();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn budget_notices_are_logged_as_warning_then_error() {
+        let mut app = connected(Role::User);
+        for (hang_up, message) in [
+            (false, "isp1 will hang up in 5m00s: its dialling window closes 2026-11-30 08:00 (UTC+01:00)"),
+            (true, "hanging up: isp1 may not be dialled now: outside its dialling windows (Mo-Fr 18:00-08:00)"),
+        ] {
+            app.handle_event(Event::Server(ServerUpdate::Budget(
+                masqdial_proto::v1::BudgetNotice {
+                    connection: "isp1".into(),
+                    limit: "window".into(),
+                    hang_up,
+                    remaining: if hang_up { 0 } else { 300 },
+                    message: message.into(),
+                },
+            )));
+        }
+        let got: Vec<(Level, &str)> = app
+            .log
+            .iter()
+            .filter(|l| l.text.contains("budget"))
+            .map(|l| (l.level, l.text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Level::Warn, "isp1: budget warning: isp1 will hang up in 5m00s: its dialling window closes 2026-11-30 08:00 (UTC+01:00)"),
+                (Level::Error, "isp1: budget hang-up: hanging up: isp1 may not be dialled now: outside its dialling windows (Mo-Fr 18:00-08:00)"),
+            ]
+        );
     }
 
     #[test]

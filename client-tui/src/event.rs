@@ -124,6 +124,8 @@ pub enum ServerUpdate {
         /// The step.
         event: DialEvent,
     },
+    /// WatchLinks: a budget warning ahead of a forced hang-up, or the hang-up.
+    Budget(masqdial_proto::v1::BudgetNotice),
     /// WatchMasq (re)started: the next batches replace the table.
     MasqReset,
     /// WatchMasq snapshot batch.

@@ -739,6 +739,7 @@ pub fn link_update(ev: LinkEvent) -> Option<ServerUpdate> {
             connection: p.connection,
             event: p.event?,
         }),
+        link_event::Event::Budget(b) => Some(ServerUpdate::Budget(b)),
     }
 }
 

@@ -1352,6 +1352,9 @@ pub fn detail_lines(app: &App, name: &str) -> Vec<String> {
             l.packets_out,
             format::duration(Duration::from_secs(u64::from(l.idle_seconds)))
         ));
+        if let Some(b) = &l.budget {
+            out.push(format!("  budget     {}", format::budget_line(b)));
+        }
         if let Some(f) = &l.last_failure {
             out.push(format!(
                 "  last failure  {}: {}",
@@ -2390,6 +2393,32 @@ pub(crate) mod tests {
         assert!(
             lines.iter().any(|l| l
                 == "  cellular   -71 dBm [###.], roaming on Example Mobile (LTE), SIM ready (PIN refused)"),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn details_show_the_budget() {
+        let mut app = realistic(false);
+        let mut st = app
+            .links
+            .get("isp1")
+            .map(|l| l.status.clone())
+            .unwrap_or_default();
+        st.budget = Some(masqdial_proto::v1::Budget {
+            time_budget_s: 3600,
+            time_used_s: 300,
+            time_period: "day".into(),
+            windows: vec!["Mo-Fr 18:00-08:00".into()],
+            window_open: true,
+            utc_offset: "+01:00".into(),
+            ..Default::default()
+        });
+        app.handle_event(Event::Server(ServerUpdate::Link(st)));
+        let lines = detail_lines(&app, "isp1");
+        assert!(
+            lines.iter().any(|l| l
+                == "  budget     up 0:05:00 of 1:00:00 per day, windows Mo-Fr 18:00-08:00 UTC+01:00 (open)"),
             "{lines:#?}"
         );
     }

@@ -67,6 +67,54 @@ pub struct Config {
     /// `[[lan_hosts]]`: which user a LAN host's packets belong to (dial on demand).
     #[serde(default)]
     pub lan_hosts: Vec<LanHostConfig>,
+    /// `[[budgets]]`: byte quota, connect-time budget and dialling windows per connection.
+    #[serde(default)]
+    pub budgets: Vec<BudgetConfig>,
+}
+
+/// `[[budgets]]` entry: limits of one connection (see [`crate::link::budget`] for the
+/// window syntax and the periods).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// The `[[connections]]` name.
+    pub connection: String,
+    /// Byte quota per `bytes_period` (none when absent).
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    /// `day` or `month` (default).
+    #[serde(default)]
+    pub bytes_period: crate::link::budget::Period,
+    /// Which bytes count: `both` (default), `in` or `out`.
+    #[serde(default)]
+    pub count: crate::link::budget::Count,
+    /// Seconds the link may be up per `time_period` (none when absent).
+    #[serde(default)]
+    pub connect_time_s: Option<u64>,
+    /// `day` or `month` (default).
+    #[serde(default)]
+    pub time_period: crate::link::budget::Period,
+    /// When the connection may be dialled, local time: `["Mo-Fr 18:00-08:00"]`. Empty:
+    /// any time.
+    #[serde(default)]
+    pub windows: Vec<String>,
+    /// Local time as a fixed offset (`"+01:00"`); default: the server's time zone.
+    #[serde(default)]
+    pub utc_offset: Option<String>,
+    /// Warn holders this many seconds before a window or connect-time hang-up (default 300).
+    #[serde(default = "default_warn_before")]
+    pub warn_before_s: u64,
+    /// Warn holders when this fraction of the byte quota is used (default 0.9).
+    #[serde(default = "default_warn_at")]
+    pub warn_at: f64,
+}
+
+fn default_warn_before() -> u64 {
+    300
+}
+
+fn default_warn_at() -> f64 {
+    0.9
 }
 
 /// `[link]` section: how traffic waits for the (slow) active link.
@@ -853,6 +901,59 @@ impl Config {
             }
         }
 
+        let mut budgets = HashSet::new();
+        for (i, b) in self.budgets.iter().enumerate() {
+            let v = |key: &'static str, m: String| Violation::new("budgets", Some(i), key, m);
+            if !conns.contains(b.connection.as_str()) {
+                return Err(v(
+                    "connection",
+                    format!(
+                        "unknown connection `{}` (not in [[connections]])",
+                        b.connection
+                    ),
+                ));
+            }
+            if !budgets.insert(b.connection.as_str()) {
+                return Err(v(
+                    "connection",
+                    format!("a second [[budgets]] entry for `{}`", b.connection),
+                ));
+            }
+            if b.bytes == Some(0) {
+                return Err(v(
+                    "bytes",
+                    "must be at least 1 (leave it out for no quota)".into(),
+                ));
+            }
+            if b.connect_time_s == Some(0) {
+                return Err(v(
+                    "connect_time_s",
+                    "must be at least 1 second (leave it out for no budget)".into(),
+                ));
+            }
+            if let Some(t) = b.connect_time_s {
+                check_duration("budgets", Some(i), "connect_time_s", t)?;
+            }
+            check_duration("budgets", Some(i), "warn_before_s", b.warn_before_s)?;
+            if !(b.warn_at.is_finite() && b.warn_at > 0.0 && b.warn_at <= 1.0) {
+                return Err(v(
+                    "warn_at",
+                    format!(
+                        "{} must be above 0 and at most 1 (a fraction of the quota)",
+                        b.warn_at
+                    ),
+                ));
+            }
+            if let Err(e) = crate::link::budget::Windows::parse(&b.windows) {
+                return Err(v("windows", e));
+            }
+            if let Some(o) = &b.utc_offset {
+                if let Err(e) = crate::link::budget::parse_offset(o) {
+                    return Err(v("utc_offset", e));
+                }
+            }
+        }
+
         let n = &self.nat;
         check_duration("nat", None, "tcp_timeout", n.tcp_timeout.into())?;
         check_duration("nat", None, "tcpfin_timeout", n.tcpfin_timeout.into())?;
@@ -1144,6 +1245,90 @@ port_low = 61000
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("lan_hosts[0].host"), "{e}");
+    }
+
+    #[test]
+    fn budgets_parse_and_bad_entries_name_the_key() {
+        let t = format!(
+            "{}\n[[budgets]]\nconnection = \"isp1\"\nbytes = 500_000_000\nbytes_period = \"day\"\n\
+             count = \"in\"\nconnect_time_s = 36_000\nwindows = [\"Mo-Fr 18:00-08:00\", \"Sa-Su 00:00-24:00\"]\n\
+             utc_offset = \"+01:00\"\n",
+            good()
+        );
+        let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
+        let b = &c.budgets[0];
+        assert_eq!(b.bytes, Some(500_000_000));
+        assert_eq!(b.bytes_period, crate::link::budget::Period::Day);
+        assert_eq!(b.count, crate::link::budget::Count::In);
+        assert_eq!(b.time_period, crate::link::budget::Period::Month);
+        assert_eq!((b.warn_before_s, b.warn_at), (300, 0.9));
+        let line = t
+            .lines()
+            .position(|l| l.starts_with("windows"))
+            .map_or(0, |p| p + 1);
+        for (from, to, key, says) in [
+            (
+                "18:00-08:00",
+                "18:00-8:00",
+                "budgets[0].windows",
+                "window \"Mo-Fr 18:00-8:00\": times must be HH:MM-HH:MM",
+            ),
+            (
+                "Sa-Su",
+                "Sa-Sx",
+                "budgets[0].windows",
+                "unknown day in \"Sa-Sx\"",
+            ),
+            (
+                "+01:00",
+                "CET",
+                "budgets[0].utc_offset",
+                "\"CET\" is not a UTC offset",
+            ),
+            (
+                "connection = \"isp1\"",
+                "connection = \"isp9\"",
+                "budgets[0].connection",
+                "unknown connection `isp9`",
+            ),
+            (
+                "bytes = 500_000_000",
+                "bytes = 0",
+                "budgets[0].bytes",
+                "must be at least 1",
+            ),
+            (
+                "connect_time_s = 36_000",
+                "connect_time_s = 9999999",
+                "budgets[0].connect_time_s",
+                "too long",
+            ),
+            (
+                "bytes_period = \"day\"",
+                "bytes_period = \"week\"",
+                "budgets[0].bytes_period",
+                "unknown variant",
+            ),
+        ] {
+            let e = parse(&t.replace(from, to))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(key) && e.contains(says), "{from} -> {to}: {e}");
+            if key.ends_with("windows") {
+                assert!(e.contains(&format!("line {line}")), "{e}");
+            }
+        }
+        let twice = format!("{t}\n[[budgets]]\nconnection = \"isp1\"\n");
+        let e = parse(&twice)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("budgets[1].connection")
+                && e.contains("a second [[budgets]] entry for `isp1`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -159,6 +159,7 @@ enum Ctl {
     Ingress(Option<Box<Ingress>>),
     Demand(Option<Box<demand::DemandPort>>),
     Active(Option<String>),
+    DemandPolicy(Box<demand::DemandPolicy>),
 }
 
 impl std::fmt::Debug for Ctl {
@@ -169,6 +170,7 @@ impl std::fmt::Debug for Ctl {
             Ctl::Ingress(i) => write!(f, "Ingress({})", i.is_some()),
             Ctl::Demand(d) => write!(f, "Demand({})", d.is_some()),
             Ctl::Active(a) => write!(f, "Active({a:?})"),
+            Ctl::DemandPolicy(_) => f.write_str("DemandPolicy"),
         }
     }
 }
@@ -231,6 +233,14 @@ impl Dataplane {
     /// when the control queue is full.
     pub fn set_demand(&self, port: Option<demand::DemandPort>) -> bool {
         self.ctl.try_send(Ctl::Demand(port.map(Box::new))).is_ok()
+    }
+
+    /// Replace the dial-on-demand policy (configuration reload); a no-op while dial on
+    /// demand is off. Without waiting: false when the control queue is full.
+    pub fn set_demand_policy(&self, policy: demand::DemandPolicy) -> bool {
+        self.ctl
+            .try_send(Ctl::DemandPolicy(Box::new(policy)))
+            .is_ok()
     }
 
     /// The connection whose link the next [`Dataplane::attach`] carries (activity filter).
@@ -375,6 +385,11 @@ async fn pump(
                 Some(Ctl::Active(a)) => {
                     if let Some(d) = demand.as_mut() {
                         d.state().set_active(a);
+                    }
+                }
+                Some(Ctl::DemandPolicy(p)) => {
+                    if let Some(d) = demand.as_mut() {
+                        d.state().set_policy(*p);
                     }
                 }
                 None => break,

@@ -3,6 +3,7 @@
 //! [`fsm`] is the pure per-connection automaton; the manager drives it with modem
 //! sessions, nat-core and the dataplane.
 
+pub mod budget;
 pub mod events;
 pub mod fsm;
 pub mod manager;

@@ -317,6 +317,44 @@ pub fn save_timeouts(cfg: &Config, tcp: u32, tcpfin: u32, udp: u32) -> std::io::
     )
 }
 
+/// The file holding a connection's budget usage (`usage.<connection>`; connection names
+/// are validated to `A-Z a-z 0-9 - _ . @`).
+pub fn usage_path(state_dir: &Path, connection: &str) -> PathBuf {
+    state_dir.join(format!("usage.{connection}"))
+}
+
+/// Save a connection's budget usage (framed, atomic).
+pub fn save_usage(
+    state_dir: &Path,
+    connection: &str,
+    usage: &crate::link::budget::Usage,
+) -> std::io::Result<()> {
+    write_atomic(
+        &usage_path(state_dir, connection),
+        &frame("usage", &usage.to_text()),
+    )
+}
+
+/// A connection's saved budget usage: `Ok(None)` when there is none, an error naming the
+/// file when it is unreadable, torn or not ours (the caller starts from zero and warns).
+pub fn load_usage(
+    state_dir: &Path,
+    connection: &str,
+) -> Result<Option<crate::link::budget::Usage>, String> {
+    let path = usage_path(state_dir, connection);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{}: not text (garbage?)", path.display()))?;
+    unframe("usage", &text)
+        .and_then(crate::link::budget::Usage::parse)
+        .map(Some)
+        .map_err(|m| format!("{}: {m}", path.display()))
+}
+
 /// Write `ruleset` as the saved rules unless the state directory already has valid ones
 /// (the demo's first run; a demo file from an older format is replaced).
 pub fn seed_rules(cfg: &Config, ruleset: &str) -> std::io::Result<()> {
@@ -467,5 +505,50 @@ mod tests {
         std::os::unix::fs::symlink(&victim, dir.path().join("rules.tmp")).expect("symlink");
         save_rules(&cfg, DEFAULT_RULESET).expect("save");
         assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep");
+    }
+
+    #[test]
+    fn budget_usage_survives_a_restart_and_torn_files_are_named() {
+        use crate::link::budget::Usage;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(load_usage(dir.path(), "isp1"), Ok(None));
+        let u = Usage {
+            bytes_since: Some(20_788),
+            bytes_in: 1234,
+            bytes_out: 99,
+            time_since: Some(20_787),
+            up_ms: 4_500,
+        };
+        save_usage(dir.path(), "isp1", &u).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(load_usage(dir.path(), "isp1"), Ok(Some(u)));
+        let path = usage_path(dir.path(), "isp1");
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        // Every truncation is refused with the file's name, never a panic or a wrong value.
+        for n in 0..text.len() {
+            std::fs::write(&path, &text[..n]).unwrap_or_else(|e| panic!("{e}"));
+            let e = load_usage(dir.path(), "isp1").err();
+            let e = e.unwrap_or_else(|| panic!("prefix {n} accepted"));
+            assert!(e.starts_with(&path.display().to_string()), "{e}");
+        }
+        std::fs::write(&path, [0xff, 0xfe, 0, 1]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            load_usage(dir.path(), "isp1"),
+            Err(format!("{}: not text (garbage?)", path.display()))
+        );
+        // A well-framed body that is not usage.
+        std::fs::write(&path, frame("usage", "bytes_in lots\n")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            load_usage(dir.path(), "isp1"),
+            Err(format!("{}: line 1: bad number", path.display()))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn usage_files_of_any_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let dir = tempfile::tempdir().map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            std::fs::write(usage_path(dir.path(), "c"), &bytes).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let _ = load_usage(dir.path(), "c");
+        }
     }
 }

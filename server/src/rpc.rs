@@ -190,6 +190,10 @@ impl From<LinkError> for ApiError {
                 ApiError::FailedPrecondition(e.to_string())
             }
             LinkError::NoModem { .. } => ApiError::ResourceExhausted(e.to_string()),
+            LinkError::Budget(r) => match r.limit {
+                crate::link::budget::Limit::Window => ApiError::FailedPrecondition(r.message),
+                _ => ApiError::ResourceExhausted(r.message),
+            },
         }
     }
 }
@@ -526,10 +530,10 @@ impl ServerState {
         self.shared.shutdown.spawn(task);
     }
 
-    /// Apply a re-read config: users, allow-list and token lifetime only. Sessions of
-    /// users that still exist survive; the rest of the config (modems, connections, nat)
-    /// needs a restart, so a user naming a connection unknown to the running server is
-    /// refused.
+    /// Apply a re-read config: users, allow-list, token lifetime and `[[lan_hosts]]` (with
+    /// the users' connections, dial on demand's authorization) only. Sessions of users that
+    /// still exist survive; the rest of the config (modems, connections, nat) needs a
+    /// restart, so a user naming a connection unknown to the running server is refused.
     pub fn reload(&self, new: &Config) -> Result<(), ApiError> {
         let current = self.config();
         let known = current.connection_names();
@@ -545,7 +549,13 @@ impl ServerState {
         merged.users = new.users.clone();
         merged.server.allow = new.server.allow.clone();
         merged.server.token_ttl_s = new.server.token_ttl_s;
+        merged.lan_hosts = new.lan_hosts.clone();
         self.auth().reload(&merged)?;
+        if let Some(c) = &self.shared.control {
+            if !c.links.reload_demand(&merged) {
+                tracing::warn!("dial on demand keeps its old [[lan_hosts]]: the data plane is busy; send SIGHUP again");
+            }
+        }
         *self
             .shared
             .config

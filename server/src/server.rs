@@ -67,8 +67,8 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// Re-read `path` and apply users, allow-list and token lifetime. Errors leave the running
-/// configuration untouched.
+/// Re-read `path` and apply users, allow-list, token lifetime and `[[lan_hosts]]`. Errors
+/// leave the running configuration untouched.
 pub fn reload(state: &ServerState, path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     state.reload(&config)?;
@@ -110,8 +110,8 @@ fn spawn_reloader(_: ServerState, _: PathBuf) -> Option<tokio::task::JoinHandle<
     None
 }
 
-/// Serve until `shutdown` resolves. With `config_path`, SIGHUP reloads users and the
-/// allow-list from it without dropping connections or tokens of remaining users.
+/// Serve until `shutdown` resolves. With `config_path`, SIGHUP reloads users, the
+/// allow-list and `[[lan_hosts]]` from it without dropping connections or tokens of remaining users.
 pub async fn run(
     listener: TcpListener,
     state: ServerState,

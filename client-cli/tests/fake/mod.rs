@@ -137,6 +137,22 @@ fn link(name: &str, up: bool) -> pb::LinkStatus {
             ingress: None,
             ingress_shaping: 0.0,
         }),
+        budget: Some(pb::Budget {
+            bytes_quota: 500_000_000,
+            bytes_used: 1_845_500,
+            bytes_period: "month".into(),
+            bytes_counted: "both".into(),
+            bytes_resets_at: ts(T0 + 86_400),
+            time_budget_s: 0,
+            time_used_s: 120,
+            time_period: "day".into(),
+            time_resets_at: ts(T0 + 3_600),
+            windows: vec!["Mo-Fr 18:00-08:00".into()],
+            window_open: true,
+            window_changes_at: ts(T0 + 1_800),
+            refusal: String::new(),
+            utc_offset: "+01:00".into(),
+        }),
     }
 }
 
@@ -531,6 +547,16 @@ impl Dialer for Fake {
                         at: ts(T0),
                         event: Some(pb::dial_event::Event::Info("ATZ".into())),
                     }),
+                })),
+            }),
+            Ok(pb::LinkEvent {
+                at: ts(T0),
+                event: Some(Event::Budget(pb::BudgetNotice {
+                    connection: "isp1".into(),
+                    limit: "window".into(),
+                    hang_up: false,
+                    remaining: 300,
+                    message: "isp1 will hang up in 5m00s: its dialling window closes 2026-11-30 08:00 (UTC+01:00)".into(),
                 })),
             }),
         ];

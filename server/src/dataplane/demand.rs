@@ -355,6 +355,17 @@ impl Demand {
         }
     }
 
+    /// Replace the policy (configuration reload: `[[lan_hosts]]`, users' connections);
+    /// held packets and a running dial are kept.
+    pub fn set_policy(&mut self, policy: DemandPolicy) {
+        self.policy = policy;
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &DemandPolicy {
+        &self.policy
+    }
+
     /// The connection whose link is attached from now on (`None`: detached).
     pub fn set_active(&mut self, connection: Option<String>) {
         self.active = connection;

@@ -86,6 +86,14 @@ impl Uplink {
         self
     }
 
+    /// Replace the dial-on-demand policy in the data plane (configuration reload); false
+    /// when the data plane's control queue is full.
+    pub fn set_demand_policy(&self, policy: super::demand::DemandPolicy) -> bool {
+        self.pump
+            .as_ref()
+            .is_none_or(|p| p.set_demand_policy(policy))
+    }
+
     /// Packets the data plane counted as activity (dial-on-demand filters), if it is on.
     pub fn activity(&self) -> Option<u64> {
         self.pump.as_ref().map(|p| {

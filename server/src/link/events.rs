@@ -120,6 +120,13 @@ pub enum LinkChange {
         /// The step.
         event: DialEvent,
     },
+    /// A budget warning ahead of a forced hang-up, or the hang-up.
+    Budget {
+        /// Connection name.
+        connection: String,
+        /// What the budget said.
+        notice: super::budget::Notice,
+    },
 }
 
 /// A link change with its wall-clock time.
@@ -166,6 +173,8 @@ pub struct LinkStatus {
     pub idle_seconds: u32,
     /// The queues in front of the link (while a session runs).
     pub queues: Option<Box<crate::dataplane::linkq::LinkQueues>>,
+    /// The connection's budget, if it has one.
+    pub budget: Option<Box<super::budget::BudgetView>>,
 }
 
 /// One line of a connection's dial transcript.

@@ -66,6 +66,9 @@ pub enum LinkError {
         /// Which modem is in use by whom.
         detail: String,
     },
+    /// The connection's budget does not allow a dial now (window, quota, connect time).
+    #[error("{0}")]
+    Budget(super::budget::Refusal),
 }
 
 /// What a caller is, for holder bookkeeping.
@@ -110,6 +113,7 @@ struct LinkView {
     transcript: Vec<TranscriptEntry>,
     options: Option<NegotiatedOptions>,
     queues: Option<crate::dataplane::linkq::LinkQueues>,
+    budget: Option<super::budget::BudgetView>,
 }
 
 enum Cmd {
@@ -129,6 +133,7 @@ struct LinkHandle {
     cmd: mpsc::Sender<Cmd>,
     view: Arc<Mutex<LinkView>>,
     progress: broadcast::Sender<DialEvent>,
+    budget: Option<super::budget::track::Shared>,
 }
 
 struct Shared {
@@ -349,6 +354,8 @@ impl LinkManager {
                 ..LinkView::default()
             }));
             let (progress, _) = broadcast::channel(256);
+            let budget = super::budget::track::Tracker::load(cfg, &c.name);
+            let budget_check = budget.as_ref().map(super::budget::track::Tracker::shared);
             let actor = Actor {
                 name: c.name.clone(),
                 cfg: c.clone(),
@@ -364,6 +371,7 @@ impl LinkManager {
                 transcript: Vec::new(),
                 activity_last: None,
                 tasks: shutdown.clone(),
+                budget,
             };
             shutdown.spawn(actor.run(rx, shutdown.token()));
             order.push(c.name.clone());
@@ -374,6 +382,7 @@ impl LinkManager {
                     cmd: tx,
                     view,
                     progress,
+                    budget: budget_check,
                 },
             );
         }
@@ -416,7 +425,19 @@ impl LinkManager {
             .links
             .get(name)
             .ok_or_else(|| LinkError::UnknownConnection(name.into()))?;
-        if !lock(&l.view).state.is_some_and(LinkState::is_active) {
+        // A link that is up or coming up may be joined; a new dial must fit the budget
+        // and find a modem.
+        let active = lock(&l.view).state.is_some_and(LinkState::is_active);
+        if let (false, Some(b)) = (active, &l.budget) {
+            if let Err(r) = b.check_dial() {
+                tracing::warn!(
+                    user = %who.user, peer = %who.host, connection = name, limit = r.limit.name(),
+                    "dial refused by budget: {r}"
+                );
+                return Err(LinkError::Budget(r));
+            }
+        }
+        if !active {
             if let Some(detail) = self.modems_in_use(name) {
                 return Err(LinkError::NoModem {
                     connection: name.into(),
@@ -535,6 +556,14 @@ impl LinkManager {
         }
     }
 
+    /// Apply a reloaded configuration's `[[lan_hosts]]` and users' connections to dial on
+    /// demand (the connections themselves need a restart). False when the data plane
+    /// could not take it now.
+    pub fn reload_demand(&self, cfg: &config::Config) -> bool {
+        crate::dataplane::demand::DemandPolicy::from_config(cfg)
+            .is_none_or(|p| self.shared.uplink.set_demand_policy(p))
+    }
+
     /// Current state of one link.
     pub fn state(&self, name: &str) -> Option<LinkState> {
         self.links.get(name).and_then(|l| lock(&l.view).state)
@@ -619,6 +648,7 @@ fn view_status(name: &str, v: &LinkView) -> LinkStatus {
         last_failure: v.failure.clone(),
         idle_seconds: v.idle_secs,
         queues: v.queues.clone().filter(|_| up).map(Box::new),
+        budget: v.budget.clone().map(Box::new),
     }
 }
 
@@ -709,6 +739,8 @@ struct Actor {
     activity_last: Option<u64>,
     /// Where hang-up helpers are spawned, so shutdown joins them.
     tasks: Shutdown,
+    /// The connection's budget (usage fed every sample).
+    budget: Option<super::budget::track::Tracker>,
 }
 
 async fn next_session_event(s: &mut Option<SessionHandle>) -> Option<SessionEvent> {
@@ -1185,6 +1217,7 @@ impl Actor {
     }
 
     fn sample(&mut self) {
+        self.budget_sample();
         let Some(s) = &self.session else { return };
         let c = s.counters();
         let mut moved =
@@ -1217,6 +1250,53 @@ impl Actor {
             });
         }
         self.last = c;
+    }
+
+    /// Feed the budget this sample's traffic and up time; warn holders or hang up when it
+    /// says so (the hang-up is written to the audit log).
+    fn budget_sample(&mut self) {
+        let Some(b) = &mut self.budget else { return };
+        let (bytes_in, bytes_out) = match &self.session {
+            Some(s) => {
+                let c = s.counters();
+                (
+                    c.bytes_in.saturating_sub(self.last.bytes_in),
+                    c.bytes_out.saturating_sub(self.last.bytes_out),
+                )
+            }
+            None => (0, 0),
+        };
+        let up = self.fsm.state() == LinkState::Up;
+        let Some(notice) = b.feed(Instant::now(), bytes_in, bytes_out, up) else {
+            return;
+        };
+        let holders: Vec<String> = self
+            .fsm
+            .holders()
+            .iter()
+            .map(|h| format!("{}@{}", h.user, h.host))
+            .collect();
+        if notice.hang_up {
+            tracing::warn!(
+                audit = true, connection = %self.name, limit = notice.limit.name(),
+                holders = ?holders, "budget hang-up: {}", notice.message
+            );
+            self.note(TranscriptKind::Error, notice.message.clone());
+            let _ = self.fsm.hangup("mserver", "budget", true);
+        } else {
+            tracing::info!(
+                connection = %self.name, limit = notice.limit.name(), holders = ?holders,
+                "budget warning: {}", notice.message
+            );
+            self.note(TranscriptKind::Info, notice.message.clone());
+        }
+        let _ = self.shared.events.send(LinkEvent {
+            at: SystemTime::now(),
+            change: LinkChange::Budget {
+                connection: self.name.clone(),
+                notice,
+            },
+        });
     }
 
     fn refresh_view(&mut self) {
@@ -1252,6 +1332,7 @@ impl Actor {
         }
         v.holders = self.fsm.holders().to_vec();
         v.failure = self.fsm.last_failure().cloned();
+        v.budget = self.budget.as_ref().map(|b| b.shared().view());
         v.idle_secs = self
             .fsm
             .idle_for(now)
@@ -1278,6 +1359,9 @@ impl Actor {
     }
 
     async fn shutdown(&mut self) {
+        if let Some(b) = &mut self.budget {
+            b.save(Instant::now());
+        }
         if self.fsm.state() == LinkState::Up {
             self.link_down().await;
         }

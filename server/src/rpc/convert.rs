@@ -109,6 +109,32 @@ pub(super) fn link_status(s: &LinkStatus) -> pb::LinkStatus {
         last_failure: s.last_failure.as_ref().map(failure),
         idle_seconds: s.idle_seconds,
         queues: s.queues.as_deref().map(link_queues),
+        budget: s.budget.as_deref().map(budget),
+    }
+}
+
+fn budget(b: &crate::link::budget::BudgetView) -> pb::Budget {
+    let at = |unix: i64| {
+        Some(prost_types::Timestamp {
+            seconds: unix,
+            nanos: 0,
+        })
+    };
+    pb::Budget {
+        bytes_quota: b.bytes_quota.unwrap_or(0),
+        bytes_used: b.bytes_used,
+        bytes_period: b.bytes_period.to_string(),
+        bytes_counted: b.count.to_string(),
+        bytes_resets_at: at(b.bytes_resets_at),
+        time_budget_s: b.time_budget_s.unwrap_or(0),
+        time_used_s: b.time_used_s,
+        time_period: b.time_period.to_string(),
+        time_resets_at: at(b.time_resets_at),
+        windows: b.windows.clone(),
+        window_open: b.window_open,
+        window_changes_at: b.window_changes_at.and_then(at),
+        refusal: b.refusal.clone().unwrap_or_default(),
+        utc_offset: crate::link::budget::offset_text(b.offset),
     }
 }
 
@@ -249,6 +275,13 @@ pub(super) fn link_event(ev: &LinkEvent) -> pb::LinkEvent {
         LinkChange::Progress { connection, event } => E::Progress(pb::DialProgress {
             connection: connection.clone(),
             event: Some(dial_event(event)),
+        }),
+        LinkChange::Budget { connection, notice } => E::Budget(pb::BudgetNotice {
+            connection: connection.clone(),
+            limit: notice.limit.name().into(),
+            hang_up: notice.hang_up,
+            remaining: notice.remaining,
+            message: notice.message.clone(),
         }),
     };
     pb::LinkEvent {

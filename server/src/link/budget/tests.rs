@@ -1,0 +1,360 @@
+use super::*;
+use crate::config::BudgetConfig;
+
+/// The Unix second of local `y-m-d h:mi` at `offset`.
+fn at(y: i64, m: u32, d: u32, h: i64, mi: i64, offset: i32) -> Clock {
+    Clock {
+        unix: days_from_civil(y, m, d) * DAY + h * 3600 + mi * 60 - i64::from(offset),
+        offset,
+    }
+}
+
+fn cfg() -> BudgetConfig {
+    BudgetConfig {
+        connection: "isp1".into(),
+        bytes: None,
+        bytes_period: Period::Month,
+        count: Count::Both,
+        connect_time_s: None,
+        time_period: Period::Day,
+        windows: vec![],
+        utc_offset: None,
+        warn_before_s: 300,
+        warn_at: 0.9,
+    }
+}
+
+fn budget(c: &BudgetConfig) -> Budget {
+    Budget::new(
+        "isp1",
+        Policy::from_config(c).unwrap_or_else(|e| panic!("{e}")),
+        Usage::default(),
+    )
+}
+
+#[test]
+fn civil_dates_match_known_days() {
+    assert_eq!(days_from_civil(1970, 1, 1), 0);
+    assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    // 2026-11-30 (a Monday) at 00:00Z, as `date -u -d 2026-11-30 +%s` says.
+    assert_eq!(days_from_civil(2026, 11, 30) * DAY, 1_795_996_800);
+    for z in [-1, 0, 59, 60, 11_016, 20_000, 20_787, 47_482] {
+        let (y, m, d) = civil_from_days(z);
+        assert_eq!(days_from_civil(y, m, d), z, "{y}-{m}-{d}");
+    }
+    assert_eq!(at(2026, 11, 30, 0, 0, 0).week_second(), 0);
+    assert_eq!(at(2026, 12, 6, 23, 59, 0).week_second(), WEEK - 60);
+    assert_eq!(parse_date("2024-02-29"), Some(days_from_civil(2024, 2, 29)));
+    assert_eq!(parse_date("2026-02-29"), None);
+}
+
+#[test]
+fn windows_open_and_closed_table() {
+    // 2026-11-30 is a Monday; 2026-12-04 a Friday.
+    let evening = ["Mo-Fr 18:00-08:00".to_string()];
+    let cases: &[(&[&str], Clock, bool)] = &[
+        (&["Mo-Fr 18:00-08:00"], at(2026, 11, 30, 17, 59, 0), false),
+        (&["Mo-Fr 18:00-08:00"], at(2026, 11, 30, 18, 0, 0), true),
+        (&["Mo-Fr 18:00-08:00"], at(2026, 12, 1, 7, 59, 0), true), // crossed midnight
+        (&["Mo-Fr 18:00-08:00"], at(2026, 12, 1, 8, 0, 0), false),
+        (&["Mo-Fr 18:00-08:00"], at(2026, 12, 5, 7, 0, 0), true), // Fri's runs into Sat
+        (&["Mo-Fr 18:00-08:00"], at(2026, 12, 6, 20, 0, 0), false), // Sunday
+        (&["Mo-Fr 18:00-08:00"], at(2026, 11, 30, 7, 0, 0), false), // Sun was not listed
+        (&["Sa-Su 00:00-24:00"], at(2026, 12, 6, 23, 59, 0), true),
+        (&["Sa-Su 00:00-24:00"], at(2026, 12, 7, 0, 0, 0), false),
+        (&["Su-Mo 22:00-23:00"], at(2026, 11, 30, 22, 30, 0), true), // wrapping range
+        (&["Fr-Mo 09:00-10:00"], at(2026, 12, 2, 9, 30, 0), false),
+        (&["* 12:00-13:00"], at(2026, 12, 2, 12, 0, 0), true),
+        (&["Mo,We 12:00-13:00"], at(2026, 12, 1, 12, 0, 0), false),
+        (&["Mo,We 12:00-13:00"], at(2026, 12, 2, 12, 59, 0), true),
+        (&["Tu 00:00-00:00"], at(2026, 12, 1, 23, 0, 0), true), // a full day from Tue 00:00
+        (&[], at(2026, 12, 2, 3, 0, 0), true),
+    ];
+    for (w, now, open) in cases {
+        let list: Vec<String> = w.iter().map(|s| s.to_string()).collect();
+        let ws = Windows::parse(&list).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ws.is_open(*now),
+            *open,
+            "{w:?} at {}",
+            local_text(now.unix, 0)
+        );
+    }
+    let ws = Windows::parse(&evening).unwrap_or_else(|e| panic!("{e}"));
+    // Monday 10:00: opens at 18:00; Monday 19:00: closes Tuesday 08:00.
+    assert_eq!(ws.opens_in(at(2026, 11, 30, 10, 0, 0)), Some(8 * 3600));
+    assert_eq!(ws.closes_in(at(2026, 11, 30, 19, 0, 0)), Some(13 * 3600));
+    assert_eq!(ws.opens_in(at(2026, 11, 30, 19, 0, 0)), None);
+}
+
+#[test]
+fn touching_windows_merge_and_always_open_never_closes() {
+    let ws = Windows::parse(&["Mo-Fr 18:00-08:00".into(), "Sa-Su 00:00-24:00".into()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Friday 20:00 to Monday 00:00 (Sunday evening is not in Mo-Fr): 52 h.
+    assert_eq!(ws.closes_in(at(2026, 12, 4, 20, 0, 0)), Some(52 * 3600));
+    let all = Windows::parse(&["* 00:00-24:00".into()]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.closes_in(at(2026, 12, 4, 20, 0, 0)), None);
+    assert!(all.is_open(at(2026, 12, 4, 20, 0, 0)));
+}
+
+#[test]
+fn bad_windows_and_offsets_are_refused_with_the_syntax() {
+    for w in [
+        "Mo-Fr",
+        "Xx 10:00-11:00",
+        "Mo 25:00-26:00",
+        "Mo 10:00",
+        "Mo 24:00-01:00",
+        "Mo 10:60-11:00",
+        "Mo 9:00-10:00",
+        "Mo 10:00-11:00 extra",
+        "",
+    ] {
+        let e = Windows::parse(&[w.to_string()]).err();
+        let e = e.unwrap_or_else(|| panic!("{w:?} parsed"));
+        assert!(e.starts_with(&format!("window {w:?}")), "{e}");
+    }
+    for (s, v) in [
+        ("+01:00", Some(3600)),
+        ("-08:00", Some(-28_800)),
+        ("+05:30", Some(19_800)),
+        ("+02", Some(7200)),
+        ("Z", Some(0)),
+        ("UTC", Some(0)),
+        ("01:00", None),
+        ("+19:00", None),
+        ("+1:00", None),
+        ("+01:60", None),
+    ] {
+        assert_eq!(parse_offset(s).ok(), v, "{s}");
+    }
+}
+
+#[test]
+fn windows_are_local_time_at_the_offset() {
+    let mut c = cfg();
+    c.windows = vec!["Mo-Fr 18:00-08:00".into()];
+    c.utc_offset = Some("+05:30".into());
+    let mut b = budget(&c);
+    // 2026-11-30 13:00Z is 18:30 at +05:30 (open) but 13:00 UTC (closed).
+    let utc = at(2026, 11, 30, 13, 0, 0);
+    assert!(b.check_dial(b.clock(utc.unix, 0)).is_ok());
+    let mut c = cfg();
+    c.windows = vec!["Mo-Fr 18:00-08:00".into()];
+    let mut b = budget(&c);
+    let r = b.check_dial(b.clock(utc.unix, 0)).err();
+    let r = r.unwrap_or_else(|| panic!("open at 13:00 UTC"));
+    assert_eq!(r.limit, Limit::Window);
+    assert_eq!(r.reopens, Some(at(2026, 11, 30, 18, 0, 0).unix));
+    assert_eq!(
+        r.message,
+        "Connection isp1 may not be dialled now: outside its dialling windows (Mo-Fr 18:00-08:00); \
+         the next window opens 2026-11-30 18:00 (UTC+00:00)"
+    );
+    // A negative offset crossing midnight: 2026-12-01 03:00Z is Monday 19:00 at -08:00.
+    let mut c = cfg();
+    c.windows = vec!["Mo 18:00-20:00".into()];
+    let mut b = budget(&c);
+    assert!(b
+        .check_dial(b.clock(at(2026, 12, 1, 3, 0, 0).unix, -28_800))
+        .is_ok());
+    assert!(b
+        .check_dial(b.clock(at(2026, 12, 1, 3, 0, 0).unix, 0))
+        .is_err());
+}
+
+#[test]
+fn byte_quota_refuses_until_the_month_rolls_over() {
+    let mut c = cfg();
+    c.bytes = Some(1000);
+    let mut b = budget(&c);
+    let nov = at(2026, 11, 30, 23, 0, 3600);
+    b.record(nov, 600, 400, 0);
+    let r = b
+        .check_dial(nov)
+        .err()
+        .unwrap_or_else(|| panic!("quota spent"));
+    assert_eq!(r.limit, Limit::Bytes);
+    assert_eq!(r.reopens, Some(at(2026, 12, 1, 0, 0, 3600).unix));
+    assert_eq!(
+        r.message,
+        "Connection isp1 has used its monthly byte quota (1000 of 1000 bytes this month); it renews \
+         2026-12-01 00:00 (UTC+01:00)"
+    );
+    // 23:30Z on Nov 30 is already December at +01:00.
+    let dec = Clock {
+        unix: at(2026, 11, 30, 23, 30, 0).unix,
+        offset: 3600,
+    };
+    assert!(b.check_dial(dec).is_ok());
+    assert_eq!(b.usage().bytes_in, 0);
+    assert_eq!(b.usage().bytes_since, Some(days_from_civil(2026, 12, 1)));
+    // December 31st rolls into the next year.
+    b.record(at(2026, 12, 31, 23, 59, 3600), 0, 5, 0);
+    assert_eq!(
+        b.view(at(2026, 12, 31, 23, 59, 3600)).bytes_resets_at,
+        at(2027, 1, 1, 0, 0, 3600).unix
+    );
+}
+
+#[test]
+fn count_direction_selects_the_bytes() {
+    for (count, used) in [(Count::Both, 30), (Count::In, 10), (Count::Out, 20)] {
+        let mut c = cfg();
+        c.bytes = Some(1000);
+        c.count = count;
+        let mut b = budget(&c);
+        let now = at(2026, 12, 2, 12, 0, 0);
+        b.record(now, 10, 20, 0);
+        assert_eq!(b.view(now).bytes_used, used, "{count}");
+    }
+}
+
+#[test]
+fn connect_time_is_daily_and_warns_then_hangs_up() {
+    let mut c = cfg();
+    c.connect_time_s = Some(3600);
+    let mut b = budget(&c);
+    let mut now = at(2026, 12, 2, 10, 0, 0);
+    b.record(now, 0, 0, 3_290_000);
+    assert_eq!(b.poll(now), None); // 310 s left: no warning yet
+    now.unix += 10;
+    b.record(now, 0, 0, 10_000);
+    let n = b
+        .poll(now)
+        .unwrap_or_else(|| panic!("warning at 300 s left"));
+    assert_eq!((n.limit, n.hang_up, n.remaining), (Limit::Time, false, 300));
+    assert_eq!(
+        n.message,
+        "Connection isp1 will hang up in 5m00s: its daily connect time (1h00m00s) runs out"
+    );
+    assert_eq!(b.poll(now), None, "warned once");
+    now.unix += 300;
+    b.record(now, 0, 0, 300_000);
+    let n = b.poll(now).unwrap_or_else(|| panic!("hang-up"));
+    assert_eq!((n.limit, n.hang_up), (Limit::Time, true));
+    let r = b.check_dial(now).err().unwrap_or_else(|| panic!("refused"));
+    assert_eq!(r.reopens, Some(at(2026, 12, 3, 0, 0, 0).unix));
+    // Next day: allowed again, and the warning may come again.
+    let next = at(2026, 12, 3, 0, 0, 0);
+    assert!(b.check_dial(next).is_ok());
+    b.record(next, 0, 0, 3_400_000);
+    assert!(b
+        .poll(next)
+        .is_some_and(|n| !n.hang_up && n.limit == Limit::Time));
+}
+
+#[test]
+fn byte_quota_warns_at_the_fraction_then_hangs_up() {
+    let mut c = cfg();
+    c.bytes = Some(10_000);
+    c.warn_at = 0.75;
+    let mut b = budget(&c);
+    let now = at(2026, 12, 2, 10, 0, 0);
+    b.record(now, 7000, 0, 0);
+    assert_eq!(b.poll(now), None);
+    b.record(now, 0, 500, 0);
+    let n = b.poll(now).unwrap_or_else(|| panic!("warning"));
+    assert_eq!(
+        (n.limit, n.hang_up, n.remaining),
+        (Limit::Bytes, false, 2500)
+    );
+    assert_eq!(b.poll(now), None);
+    b.record(now, 2500, 0, 0);
+    let n = b.poll(now).unwrap_or_else(|| panic!("hang-up"));
+    assert_eq!((n.limit, n.hang_up, n.remaining), (Limit::Bytes, true, 0));
+}
+
+#[test]
+fn a_closing_window_warns_ahead_and_then_hangs_up() {
+    let mut c = cfg();
+    c.windows = vec!["Mo-Fr 18:00-08:00".into()];
+    c.warn_before_s = 600;
+    let mut b = budget(&c);
+    assert_eq!(b.poll(at(2026, 12, 2, 7, 49, 0)), None);
+    let n = b
+        .poll(at(2026, 12, 2, 7, 50, 0))
+        .unwrap_or_else(|| panic!("warning"));
+    assert_eq!(
+        (n.limit, n.hang_up, n.remaining),
+        (Limit::Window, false, 600)
+    );
+    assert_eq!(
+        n.message,
+        "Connection isp1 will hang up in 10m00s: its dialling window closes 2026-12-02 08:00 (UTC+00:00)"
+    );
+    assert_eq!(b.poll(at(2026, 12, 2, 7, 55, 0)), None);
+    let n = b
+        .poll(at(2026, 12, 2, 8, 0, 0))
+        .unwrap_or_else(|| panic!("hang-up"));
+    assert!(n.hang_up && n.limit == Limit::Window);
+    // The next evening's window warns again.
+    assert!(b.poll(at(2026, 12, 2, 18, 0, 0)).is_none());
+    assert!(b
+        .poll(at(2026, 12, 3, 7, 51, 0))
+        .is_some_and(|n| !n.hang_up));
+}
+
+#[test]
+fn usage_text_round_trips_and_rejects_garbage() {
+    let u = Usage {
+        bytes_since: Some(days_from_civil(2026, 11, 1)),
+        bytes_in: 12,
+        bytes_out: 34,
+        time_since: None,
+        up_ms: 56_789,
+    };
+    let t = u.to_text();
+    assert_eq!(
+        t,
+        "bytes_since 2026-11-01\nbytes_in 12\nbytes_out 34\ntime_since -\nup_ms 56789\n"
+    );
+    assert_eq!(Usage::parse(&t), Ok(u));
+    for (bad, why) in [
+        ("bytes_in 1\n", "missing key `bytes_since`"),
+        ("bytes_in x", "line 1: bad number"),
+        ("bytes_since 2026-13-01", "line 1: bad date"),
+        ("nonsense", "line 1: expected `key value`"),
+        ("colour blue", "line 1: unknown key"),
+        ("up_ms 1\nup_ms 2", "line 2: repeated key"),
+        ("bytes_in -1", "line 1: bad number"),
+    ] {
+        assert_eq!(Usage::parse(bad).err().as_deref(), Some(why), "{bad:?}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn usage_parser_never_panics(s in ".{0,200}") {
+        let _ = Usage::parse(&s);
+    }
+
+    #[test]
+    fn usage_parser_survives_mutations(
+        a in proptest::prelude::any::<u64>(),
+        b in proptest::prelude::any::<u64>(),
+        day in -100_000i64..2_900_000,
+        cut in 0usize..120,
+        flip in 0usize..120,
+        byte in proptest::prelude::any::<u8>(),
+    ) {
+        let u = Usage { bytes_since: Some(day), bytes_in: a, bytes_out: b, time_since: None, up_ms: a ^ b };
+        let t = u.to_text();
+        if (1..=9999).contains(&civil_from_days(day).0) {
+            proptest::prop_assert_eq!(Usage::parse(&t), Ok(u));
+        }
+        let mut bytes = t.into_bytes();
+        if flip < bytes.len() { bytes[flip] = byte; }
+        bytes.truncate(cut);
+        let _ = Usage::parse(&String::from_utf8_lossy(&bytes));
+    }
+
+    #[test]
+    fn windows_parser_never_panics(s in "[MoTuWeThFrSaSu*,0-9: -]{0,40}") {
+        if let Ok(w) = Windows::parse(&[s]) {
+            let now = at(2026, 12, 2, 10, 0, 0);
+            let _ = (w.is_open(now), w.closes_in(now), w.opens_in(now));
+        }
+    }
+}

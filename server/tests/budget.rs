@@ -1,0 +1,305 @@
+//! Budgets in process (no root): the link manager refuses a dial outside the connection's
+//! dialling window, warns the watchers when the byte quota is nearly spent, hangs up when
+//! it is spent (mock modem on a pseudo-terminal, mock ISP's UDP echo through the in-memory
+//! LAN port), and still refuses after a restart because the usage was saved.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, SystemTime};
+
+use masqdial_ppp::AuthProtocol;
+use masqdial_server::config::{BudgetConfig, Config, ConnectionConfig, ModemConfig};
+use masqdial_server::dataplane::uplink::Uplink;
+use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
+use masqdial_server::link::budget::{Count, Limit, Period};
+use masqdial_server::link::events::{LinkChange, LinkEvent};
+use masqdial_server::link::manager::{LinkError, LinkManager, Who};
+use masqdial_server::link::{DialOutcome, LinkState};
+use masqdial_server::persist::build_engine;
+use masqdial_server::rpc::ApiError;
+use masqdial_server::shutdown::Shutdown;
+use masqdial_sim::isp::IspConfig;
+use masqdial_sim::modem::pty::spawn_pty;
+use masqdial_sim::modem::MockModemConfig;
+use nat_core::chains::syntax::parse_rule;
+use tokio::sync::{broadcast, mpsc};
+
+fn config(device: &std::path::Path, state: &std::path::Path, budget: BudgetConfig) -> Config {
+    let mut c = Config::default();
+    c.server.state_dir = state.to_path_buf();
+    c.modems.push(ModemConfig {
+        name: "modem0".into(),
+        device: device.to_path_buf(),
+        baud: 115_200,
+        data_bits: 8,
+        parity: Default::default(),
+        stop_bits: 1,
+        flow_control: masqdial_server::config::FlowControl::None,
+        init: vec!["ATZ".into()],
+        cellular: None,
+    });
+    c.connections.push(ConnectionConfig {
+        name: "isp1".into(),
+        description: String::new(),
+        modems: vec!["modem0".into()],
+        numbers: vec!["5550100".into()],
+        dial_prefix: "ATDT".into(),
+        apn: None,
+        username: "demo".into(),
+        password: "secret".into(),
+        auth: Default::default(),
+        redial_attempts: 1,
+        redial_delay_s: 1,
+        idle_timeout_s: 0,
+        max_connect_s: 0,
+        redial_on_loss: false,
+        routes: vec![],
+        replace_default_route: false,
+        login_script: vec![],
+        local_address: None,
+        peer_address: None,
+        accept_local: false,
+        accept_remote: false,
+        demand: false,
+        activity_filter: vec![],
+        demand_hold_s: 30,
+        demand_hold_bytes: 64 * 1024,
+    });
+    c.budgets.push(budget);
+    c
+}
+
+fn budget() -> BudgetConfig {
+    BudgetConfig {
+        connection: "isp1".into(),
+        bytes: None,
+        bytes_period: Period::Month,
+        count: Count::Both,
+        connect_time_s: None,
+        time_period: Period::Day,
+        windows: vec![],
+        utc_offset: Some("+00:00".into()),
+        warn_before_s: 300,
+        warn_at: 0.9,
+    }
+}
+
+fn who() -> Who {
+    Who {
+        user: "demo".into(),
+        host: "192.168.77.2".into(),
+    }
+}
+
+fn unix_now() -> i64 {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(d.as_secs()).expect("seconds fit")
+}
+
+async fn wait_state(links: &LinkManager, want: LinkState) {
+    for _ in 0..1000 {
+        if links.state("isp1") == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("link never reached {want:?}: {:?}", links.status("isp1"));
+}
+
+/// The next budget notice on the event stream (within 10 s).
+async fn next_notice(
+    events: &mut broadcast::Receiver<LinkEvent>,
+) -> masqdial_server::link::budget::Notice {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(LinkEvent {
+                    change: LinkChange::Budget { connection, notice },
+                    ..
+                }) => {
+                    assert_eq!(connection, "isp1");
+                    return notice;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a budget notice within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_outside_the_window_is_refused_saying_when_it_opens() {
+    let isp = IspConfig::new(
+        vec![("demo".into(), "secret".into())],
+        Some(AuthProtocol::Pap),
+    );
+    let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
+    let state = tempfile::tempdir().expect("tempdir");
+    // A one-minute window every day, twelve hours from now (UTC): closed now.
+    let now = unix_now();
+    let open_at = (now + 12 * 3600) / 60 * 60;
+    let hm = |t: i64| {
+        format!(
+            "{:02}:{:02}",
+            t.rem_euclid(86_400) / 3600,
+            t.rem_euclid(3600) / 60
+        )
+    };
+    let window = format!("* {}-{}", hm(open_at), hm(open_at + 60));
+    let mut b = budget();
+    b.windows = vec![window.clone()];
+    let cfg = config(modem.path(), state.path(), b);
+    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
+    let stop = Shutdown::new();
+    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+
+    let err = links.dial("isp1", who()).await.expect_err("refused");
+    let LinkError::Budget(r) = &err else {
+        panic!("not a budget refusal: {err}");
+    };
+    let r = r.clone();
+    assert_eq!(r.limit, Limit::Window);
+    assert_eq!(r.reopens, Some(open_at));
+    let when = masqdial_server::link::budget::local_text(open_at, 0);
+    assert_eq!(
+        r.message,
+        format!(
+            "Connection isp1 may not be dialled now: outside its dialling windows ({window}); the next \
+             window opens {when} (UTC+00:00)"
+        )
+    );
+    // FAILED_PRECONDITION with the same sentence.
+    let status = tonic::Status::from(ApiError::from(err));
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(status.message(), r.message);
+    assert_eq!(
+        links.state("isp1"),
+        Some(LinkState::Idle),
+        "nothing dialled"
+    );
+    // Status shows the window and the refusal.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let st = links.status("isp1").expect("status");
+    let bv = st.budget.expect("budget in status");
+    assert!(!bv.window_open);
+    assert_eq!(bv.window_changes_at, Some(open_at));
+    assert_eq!(bv.refusal.as_deref(), Some(r.message.as_str()));
+    stop.stop(Duration::from_secs(5)).await;
+    drop(modem);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_quota_warns_hangs_up_and_stays_spent_after_a_restart() {
+    let isp = IspConfig::new(
+        vec![("demo".into(), "secret".into())],
+        Some(AuthProtocol::Pap),
+    );
+    let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut b = budget();
+    b.bytes = Some(3000);
+    b.warn_at = 0.5;
+    let cfg = config(modem.path(), state.path(), b);
+
+    let mut engine = build_engine(&cfg).expect("engine");
+    let rule = parse_rule("-s 192.168.77.0/24 -j MASQ").expect("rule");
+    engine
+        .firewall_mut()
+        .append("forward", &rule.rule)
+        .expect("append");
+    let nat = NatHandle::new(engine);
+    let stop = Shutdown::new();
+    let (lan_tx, lan_rx) = mpsc::channel(16);
+    let (lan_out_tx, mut lan_out) = mpsc::channel(16);
+    let dp = Dataplane::spawn(
+        nat.clone(),
+        LanPort::Memory {
+            rx: lan_rx,
+            tx: lan_out_tx,
+        },
+        &stop,
+    );
+    let links = LinkManager::start(&cfg, Uplink::new(nat.clone(), Some(dp), None), &stop);
+    let mut events = links.events();
+    assert_eq!(
+        links.dial("isp1", who()).await.expect("dial"),
+        DialOutcome::Started
+    );
+    wait_state(&links, LinkState::Up).await;
+
+    // Each echo moves 428 bytes out and 428 in (20 IP + 8 UDP + 400 payload).
+    let host = (Ipv4Addr::new(192, 168, 77, 2), 40_001);
+    let server = (Ipv4Addr::new(198, 51, 100, 7), 7);
+    let echo = |n: usize| {
+        let lan_tx = lan_tx.clone();
+        async move {
+            for _ in 0..n {
+                let pkt = masqdial_sim::isp::udp_datagram(
+                    host.0,
+                    host.1,
+                    server.0,
+                    server.1,
+                    &[7u8; 400],
+                );
+                lan_tx.send(pkt).await.expect("lan send");
+            }
+        }
+    };
+    echo(2).await; // 1712 bytes: over half of 3000
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(5), lan_out.recv())
+            .await
+            .expect("echo within 5 s")
+            .expect("lan open");
+    }
+    let warn = next_notice(&mut events).await;
+    assert_eq!((warn.limit, warn.hang_up), (Limit::Bytes, false));
+    assert_eq!(warn.remaining, 3000 - 1712);
+    assert_eq!(
+        warn.message,
+        "Connection isp1 has used 1712 of its 3000 byte monthly quota; it hangs up when 1288 more bytes have passed"
+    );
+    assert_eq!(links.state("isp1"), Some(LinkState::Up), "a warning only");
+
+    echo(2).await; // 3424 bytes: spent
+    let cut = next_notice(&mut events).await;
+    assert_eq!((cut.limit, cut.hang_up), (Limit::Bytes, true));
+    assert!(
+        cut.message.starts_with("Hanging up. Connection isp1 has used its monthly byte quota (3424 of 3000 bytes this month); it renews "),
+        "{}",
+        cut.message
+    );
+    wait_state(&links, LinkState::Idle).await;
+    assert!(links.status("isp1").expect("status").holders.is_empty());
+
+    let err = links.dial("isp1", who()).await.expect_err("refused");
+    let LinkError::Budget(r) = &err else {
+        panic!("not a budget refusal: {err}");
+    };
+    assert_eq!(r.limit, Limit::Bytes);
+    let status = tonic::Status::from(ApiError::from(err));
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+
+    // Restart: a new manager over the same state directory still counts the bytes.
+    assert!(stop.stop(Duration::from_secs(15)).await, "stopped in time");
+    let stop = Shutdown::new();
+    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
+    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let err = links.dial("isp1", who()).await.expect_err("still refused");
+    assert!(
+        matches!(&err, LinkError::Budget(r) if r.limit == Limit::Bytes),
+        "{err}"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let bv = links
+        .status("isp1")
+        .expect("status")
+        .budget
+        .expect("budget");
+    assert_eq!((bv.bytes_used, bv.bytes_quota), (3424, Some(3000)));
+    stop.stop(Duration::from_secs(5)).await;
+    drop(modem);
+}
