@@ -390,6 +390,15 @@ pub struct NatConfig {
     /// dial-on-demand), 2 = as 1 and log each move. Default 1.
     #[serde(default = "default_dynaddr")]
     pub ip_dynaddr: u8,
+    /// Clamp the MSS of TCP SYNs crossing the link to what its MTU carries (FreeBSD ppp
+    /// `mssfixup`; default true). Off, LAN hosts rely on path MTU discovery (RFC 1191).
+    #[serde(default = "default_true")]
+    pub mss_clamp: bool,
+    /// Set the TUN device's MTU to the peer's negotiated MRU on every link-up (default
+    /// true), so the kernel itself fragments or answers Frag-Needed for what it routes into
+    /// the TUN. Off, the TUN stays at 1500 and mserver does both (nat-core `mtu`).
+    #[serde(default = "default_true")]
+    pub tun_mtu_follows_mru: bool,
 }
 
 impl Default for NatConfig {
@@ -405,6 +414,8 @@ impl Default for NatConfig {
             rfc_profile: RfcProfile::default(),
             ruleset: None,
             ip_dynaddr: default_dynaddr(),
+            mss_clamp: true,
+            tun_mtu_follows_mru: true,
         }
     }
 }
@@ -496,6 +507,9 @@ fn default_tun_name() -> String {
 }
 fn default_dynaddr() -> u8 {
     1
+}
+fn default_true() -> bool {
+    true
 }
 
 /// Where in the file a problem is.
