@@ -5,7 +5,6 @@
 //!
 //! Everything below `mod fixture` is a TEST FIXTURE (a canned server), not product code.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -166,7 +166,7 @@ const BURST: u32 = 6;
 /// Destinations remembered; the least recently used is forgotten beyond this.
 const MAX_PEERS: usize = 256;
 
-/// A token bucket per destination for ICMP errors: [`BURST`] at once, then one per second.
+/// A token bucket per destination for ICMP errors: six at once, then one per second.
 #[derive(Debug, Clone, Default)]
 pub struct RateLimit {
     /// (destination, tokens, last refill).
@@ -201,10 +201,9 @@ impl RateLimit {
         let p = &mut self.peers[i];
         let gained = now.saturating_duration_since(p.2).as_millis() / TOKEN.as_millis();
         if gained > 0 {
-            p.1 = p
-                .1
-                .saturating_add(u32::try_from(gained).unwrap_or(u32::MAX))
-                .min(BURST);
+            p.1 =
+                p.1.saturating_add(u32::try_from(gained).unwrap_or(u32::MAX))
+                    .min(BURST);
             p.2 = now;
         }
         if p.1 > 0 {

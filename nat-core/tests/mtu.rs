@@ -180,8 +180,14 @@ proptest! {
 #[test]
 fn decide_matches_length_and_df() {
     assert_eq!(mtu::decide(&datagram(1400, true, &[], 0), 1492), Fit::Fits);
-    assert_eq!(mtu::decide(&datagram(1500, true, &[], 0), 1492), Fit::FragNeeded);
-    assert_eq!(mtu::decide(&datagram(1500, false, &[], 0), 1492), Fit::Fragment);
+    assert_eq!(
+        mtu::decide(&datagram(1500, true, &[], 0), 1492),
+        Fit::FragNeeded
+    );
+    assert_eq!(
+        mtu::decide(&datagram(1500, false, &[], 0), 1492),
+        Fit::Fragment
+    );
 }
 
 /// The engine answers an oversize DF datagram from the LAN with Frag-Needed quoting the
@@ -200,16 +206,26 @@ fn engine_sends_frag_needed_for_oversize_df_and_rate_limits() {
     assert_eq!(all_checksums_ok(&icmp), Ok(()));
     assert_eq!((addr(&icmp, 12), addr(&icmp, 16)), (GW_LAN, LAN));
     assert_eq!((icmp[20], icmp[21], be16(&icmp, 26)), (3, 4, 576));
-    assert_eq!(&icmp[28..28 + 40], &big[..40], "quotes the LAN host's own datagram");
+    assert_eq!(
+        &icmp[28..28 + 40],
+        &big[..40],
+        "quotes the LAN host's own datagram"
+    );
     assert_eq!(e.drops(DropReason::TooBig), 1);
 
     // Without DF it goes to the link whole (the session fragments it), masqueraded.
     let mut b = datagram(1400, false, &[], 1);
-    assert_eq!(e.process_from_lan(Instant::from_secs(10), &mut b), Action::ToLink);
+    assert_eq!(
+        e.process_from_lan(Instant::from_secs(10), &mut b),
+        Action::ToLink
+    );
     assert_eq!(addr(&b, 12), MASQ);
     // A DF datagram that fits passes.
     let mut b = datagram(576, true, &[], 1);
-    assert_eq!(e.process_from_lan(Instant::from_secs(10), &mut b), Action::ToLink);
+    assert_eq!(
+        e.process_from_lan(Instant::from_secs(10), &mut b),
+        Action::ToLink
+    );
 
     // Burst of 6 per host (one was sent above), then dropped silently until a second passes.
     let replies = (0..7)
@@ -234,7 +250,10 @@ fn engine_sends_frag_needed_for_oversize_df_and_rate_limits() {
     // Link down: no check.
     e.set_path_mtu(None);
     let mut b = big.clone();
-    assert_eq!(e.process_from_lan(Instant::from_secs(12), &mut b), Action::ToLink);
+    assert_eq!(
+        e.process_from_lan(Instant::from_secs(12), &mut b),
+        Action::ToLink
+    );
 }
 
 /// A DF datagram the forward chain denies gets no Frag-Needed (the rules come first).
@@ -259,13 +278,19 @@ fn denied_oversize_df_gets_no_frag_needed() {
 fn inbound_frag_needed_is_translated_to_the_lan_host() {
     let mut e = engine_with(MasqConfig::linux22());
     let mut out = datagram(1400, true, &[], 9);
-    assert_eq!(e.process_from_lan(Instant::from_secs(1), &mut out), Action::ToLink);
+    assert_eq!(
+        e.process_from_lan(Instant::from_secs(1), &mut out),
+        Action::ToLink
+    );
     let masq_port = be16(&out, 20);
     let err = mtu::frag_needed(ROUTER, &out, 1000);
     // frag_needed addresses the error to the quoted source: the masquerade address.
     assert_eq!(addr(&err, 16), MASQ);
     let mut inb = err.clone();
-    assert_eq!(e.process_from_link(Instant::from_secs(1), &mut inb), Action::ToLan);
+    assert_eq!(
+        e.process_from_link(Instant::from_secs(1), &mut inb),
+        Action::ToLan
+    );
     assert_eq!(all_checksums_ok(&inb), Ok(()));
     assert_eq!(addr(&inb, 16), LAN);
     assert_eq!((inb[20], inb[21], be16(&inb, 26)), (3, 4, 1000));

@@ -186,11 +186,18 @@ async fn a_redial_rekeys_the_nat_to_the_new_address() {
         DialOutcome::Started
     );
     wait_state(&links, LinkState::Up).await;
-    let first = links.status("isp1").ok().and_then(|s| s.local).expect("address");
+    let first = links
+        .status("isp1")
+        .ok()
+        .and_then(|s| s.local)
+        .expect("address");
     assert_eq!(nat.lock().masq_address(), Some(first));
 
     // One answered flow (echo, port 7) and one never answered (port 9).
-    lan_tx.send(udp_packet(40_007, 7, b"answered")).await.expect("send");
+    lan_tx
+        .send(udp_packet(40_007, 7, b"answered"))
+        .await
+        .expect("send");
     let back = tokio::time::timeout(Duration::from_secs(5), lan_out.recv())
         .await
         .expect("echo within 5 s")
@@ -199,7 +206,10 @@ async fn a_redial_rekeys_the_nat_to_the_new_address() {
         ipv4::Packet::new_checked(&back[..]).map(|p| p.dst_addr()),
         Ok(HOST)
     );
-    lan_tx.send(udp_packet(40_009, 9, b"unanswered")).await.expect("send");
+    lan_tx
+        .send(udp_packet(40_009, 9, b"unanswered"))
+        .await
+        .expect("send");
     for _ in 0..100 {
         if entries(&nat).len() == 2 {
             break;
@@ -210,7 +220,10 @@ async fn a_redial_rekeys_the_nat_to_the_new_address() {
 
     // Hang up and dial again: the ISP's pool hands out the next address.
     assert_eq!(
-        links.hangup("isp1", who.clone(), false).await.expect("hangup"),
+        links
+            .hangup("isp1", who.clone(), false)
+            .await
+            .expect("hangup"),
         HangupOutcome::Dropping
     );
     wait_state(&links, LinkState::Idle).await;
@@ -219,7 +232,11 @@ async fn a_redial_rekeys_the_nat_to_the_new_address() {
         DialOutcome::Started
     );
     wait_state(&links, LinkState::Up).await;
-    let second = links.status("isp1").ok().and_then(|s| s.local).expect("address");
+    let second = links
+        .status("isp1")
+        .ok()
+        .and_then(|s| s.local)
+        .expect("address");
     assert_ne!(second, first, "the redial got a new address");
     assert_eq!(nat.lock().masq_address(), Some(second));
 
@@ -227,7 +244,10 @@ async fn a_redial_rekeys_the_nat_to_the_new_address() {
     assert_eq!(entries(&nat), vec![(40_009, second)]);
 
     // A new flow goes out from the new address and its answer comes back.
-    lan_tx.send(udp_packet(40_017, 7, b"new flow")).await.expect("send");
+    lan_tx
+        .send(udp_packet(40_017, 7, b"new flow"))
+        .await
+        .expect("send");
     let back = tokio::time::timeout(Duration::from_secs(5), lan_out.recv())
         .await
         .expect("echo within 5 s")

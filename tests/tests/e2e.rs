@@ -333,7 +333,11 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
     );
     // Short UDP timeout for the expiry check below (tcp/tcpfin: 0 = unchanged).
     let t = timeouts_of(&w.mc_ok("admin", &["--json", "timeouts", "set", "0", "0", "4"]));
-    assert_eq!((t[0], t[1], t[2]), (900, 120, 4), "ip_masq defaults but udp");
+    assert_eq!(
+        (t[0], t[1], t[2]),
+        (900, 120, 4),
+        "ip_masq defaults but udp"
+    );
 
     // ping, UDP echo, a 200 KB TCP transfer checked by hash, and what the server sees.
     assert!(w
@@ -507,8 +511,13 @@ fn carrier_loss_redials_with_a_new_address_and_restart_restores_rules() {
 /// `[tcp, tcpfin, udp, icmp]` seconds from `mclient --json timeouts`.
 fn timeouts_of(out: &str) -> [u64; 4] {
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("timeouts json");
-    ["tcp_seconds", "tcpfin_seconds", "udp_seconds", "icmp_seconds"]
-        .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {out}")))
+    [
+        "tcp_seconds",
+        "tcpfin_seconds",
+        "udp_seconds",
+        "icmp_seconds",
+    ]
+    .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {out}")))
 }
 
 /// One counter of `mclient counters --json`.

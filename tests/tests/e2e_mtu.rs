@@ -24,7 +24,11 @@ const PORT: u16 = 2224;
 
 fn workspace_bin(name: &str) -> PathBuf {
     let here = PathBuf::from(MOCK_MODEM);
-    let p = here.parent().map(Path::to_path_buf).unwrap_or_default().join(name);
+    let p = here
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+        .join(name);
     assert!(
         p.exists(),
         "{} not built: run `cargo build --release --bins` first",
@@ -144,7 +148,9 @@ impl World {
         w.mc_ok(&["login", "--insecure"]);
         let out = w.mc_ok(&["dial", "isp1"]);
         assert!(
-            out.lines().last().is_some_and(|l| l.starts_with("isp1 is up (10.64.0.")),
+            out.lines()
+                .last()
+                .is_some_and(|l| l.starts_with("isp1 is up (10.64.0.")),
             "{out}"
         );
         wait_for_route(&w.topo.gw, "default dev masq0", Duration::from_secs(10)).expect("route");
@@ -193,7 +199,10 @@ impl World {
             o.status.success(),
             "lan-client {args:?}: {out}\n{}\nmserver:\n{}",
             String::from_utf8_lossy(&o.stderr),
-            self.mserver.as_ref().map(|g| g.stderr()).unwrap_or_default()
+            self.mserver
+                .as_ref()
+                .map(|g| g.stderr())
+                .unwrap_or_default()
         );
         out
     }
@@ -233,7 +242,18 @@ impl World {
         self.sh(
             &self.topo.lan,
             "ping",
-            &["-n", "-M", "do", "-s", &payload, "-c", "1", "-W", "3", "203.0.113.1"],
+            &[
+                "-n",
+                "-M",
+                "do",
+                "-s",
+                &payload,
+                "-c",
+                "1",
+                "-W",
+                "3",
+                "203.0.113.1",
+            ],
         )
     }
 
@@ -250,7 +270,14 @@ impl World {
         };
         self.flush_pmtu();
         sysctl("1");
-        let out = self.lan(&["udp-echo", "203.0.113.1:7", "--count", "3", "--size", "1372"]);
+        let out = self.lan(&[
+            "udp-echo",
+            "203.0.113.1:7",
+            "--count",
+            "3",
+            "--size",
+            "1372",
+        ]);
         sysctl("0");
         out
     }
@@ -266,7 +293,10 @@ impl World {
 
 fn report(what: &str, goodput: f64) {
     use std::io::Write;
-    let line = format!("MEASURED: {what}: TCP echo goodput {:.0} KB/s each way\n", goodput / 1e3);
+    let line = format!(
+        "MEASURED: {what}: TCP echo goodput {:.0} KB/s each way\n",
+        goodput / 1e3
+    );
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
@@ -314,7 +344,10 @@ fn mru_576_with_clamping_and_tun_mtu_following() {
     assert!(ok, "DF 576 fits: {out}");
 
     let (out, goodput) = w.tcp_echo(BULK);
-    assert!(out.starts_with(&format!("OK tcp-echo bytes={BULK} ")), "{out}");
+    assert!(
+        out.starts_with(&format!("OK tcp-echo bytes={BULK} ")),
+        "{out}"
+    );
     report("MRU 576, MSS clamping on, TUN MTU 576", goodput);
 }
 
@@ -350,7 +383,10 @@ fn mru_576_without_clamping_mserver_sends_frag_needed() {
     w.flush_pmtu();
     let sent = w.counter("frag_needed.sent");
     let (out, goodput) = w.tcp_echo(BULK);
-    assert!(out.starts_with(&format!("OK tcp-echo bytes={BULK} ")), "{out}");
+    assert!(
+        out.starts_with(&format!("OK tcp-echo bytes={BULK} ")),
+        "{out}"
+    );
     assert!(
         w.counter("frag_needed.sent") > sent,
         "PMTUD was driven by mserver's Frag-Needed"
@@ -383,6 +419,9 @@ fn mru_1492_without_clamping_kernel_pmtud() {
     assert!(udp.starts_with("OK udp-echo count=3 size=1372 "), "{udp}");
     w.flush_pmtu();
     let (out, goodput) = w.tcp_echo(BULK);
-    assert!(out.starts_with(&format!("OK tcp-echo bytes={BULK} ")), "{out}");
+    assert!(
+        out.starts_with(&format!("OK tcp-echo bytes={BULK} ")),
+        "{out}"
+    );
     report("MRU 1492, MSS clamping off, TUN MTU 1492 (PMTUD)", goodput);
 }

@@ -366,7 +366,9 @@ fn silent_peer_fails_negotiation() {
     let reqs = w.sent_at(true, LCP, CONF_REQ);
     assert_eq!(
         reqs,
-        (0..10).map(|k| Duration::from_secs(3 * k)).collect::<Vec<_>>()
+        (0..10)
+            .map(|k| Duration::from_secs(3 * k))
+            .collect::<Vec<_>>()
     );
     assert_eq!(
         w.client_event_at(|e| matches!(e, PppEvent::Down { .. })),

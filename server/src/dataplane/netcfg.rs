@@ -318,7 +318,9 @@ impl NetCfg {
         let op = op.as_str();
         self.with_conn(op, |h| async move {
             let index = self.require_index(&h).await?;
-            let msg = LinkUnspec::new_with_index(index).mtu(u32::from(mtu)).build();
+            let msg = LinkUnspec::new_with_index(index)
+                .mtu(u32::from(mtu))
+                .build();
             h.link()
                 .set(msg)
                 .execute()

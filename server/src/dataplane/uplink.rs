@@ -223,7 +223,10 @@ impl Uplink {
             routes: Vec::new(),
         });
         let mut notes = Vec::new();
-        let peer_mru = session.as_deref().and_then(|s| s.options()).map(|o| o.peer_mru);
+        let peer_mru = session
+            .as_deref()
+            .and_then(|s| s.options())
+            .map(|o| o.peer_mru);
         if let Some(nc) = &self.netcfg {
             // The TUN carries what the link carries: the kernel, which routes LAN traffic
             // into it, then fragments (DF clear) or answers ICMP Frag-Needed (DF set) itself.
