@@ -115,13 +115,14 @@ mod tests {
     #[test]
     fn absent_tool_is_a_skip_and_present_one_is_not() {
         assert!(!tool_available(
-            "t",
+            "testkit self-check (expected)",
             "/nonexistent/masqdial-no-such-tool",
             &[],
             "-"
         ));
-        assert!(tool_available("t", "true", &[], "-"));
-        assert!(!tool_available("t", "false", &[], "-"));
+        let t = "testkit self-check (expected)";
+        assert!(tool_available(t, "true", &[], "-"));
+        assert!(!tool_available(t, "false", &[], "-"));
     }
 
     #[test]
