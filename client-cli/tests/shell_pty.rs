@@ -108,8 +108,12 @@ fn q(p: &Path) -> String {
 
 #[tokio::test]
 async fn shell_on_a_pty_completes_runs_and_keeps_history() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        println!("SKIPPED: tmux not installed");
+    if !masqdial_testkit::tool_available(
+        masqdial_testkit::test_name!(),
+        "tmux",
+        &["-V"],
+        "apt-get install -y tmux",
+    ) {
         return;
     }
     let state = ServerState::new(config(), None).unwrap_or_else(|e| panic!("{e}"));

@@ -5,7 +5,6 @@
 //!
 //! Everything below `mod fixture` is a TEST FIXTURE (a canned server), not product code.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -562,31 +561,10 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-/// The enclosing test function's name, for the SKIPPED line.
-macro_rules! test_name {
-    () => {{
-        fn f() {}
-        let n = std::any::type_name_of_val(&f);
-        n.trim_end_matches("::f").rsplit("::").next().unwrap_or(n)
-    }};
-}
-
-/// True when tmux runs. Otherwise prints a loud `SKIPPED` line and returns false; the test
-/// must then return early.
+/// True when tmux runs. Otherwise prints a loud `SKIPPED` line (masqdial-testkit) and
+/// returns false; the test must then return early.
 fn tmux_available(test: &str) -> bool {
-    let ok = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        // Written to the stderr handle, not with `eprintln!`, so the test harness's output
-        // capture does not hide it (as tests/src/netns.rs does): a skip must never look like
-        // a silent pass.
-        let line = format!("\n*** SKIPPED: {test} needs tmux (apt-get install -y tmux) ***\n");
-        let _ = std::io::stderr().write_all(line.as_bytes());
-    }
-    ok
+    masqdial_testkit::tool_available(test, "tmux", &["-V"], "apt-get install -y tmux")
 }
 
 /// Hundredths left in the expire column of the row containing `needle` (`mm:ss.hh` at the end).
@@ -711,7 +689,7 @@ fn sessions_shown(s: &str) -> bool {
 
 #[test]
 fn mtui_in_tmux_shows_sessions_and_live_countdown() {
-    if !tmux_available(test_name!()) {
+    if !tmux_available(masqdial_testkit::test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -765,7 +743,7 @@ fn mtui_in_tmux_shows_sessions_and_live_countdown() {
 
 #[test]
 fn mtui_shows_disconnected_and_reconnects_after_server_restart() {
-    if !tmux_available(test_name!()) {
+    if !tmux_available(masqdial_testkit::test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -801,7 +779,7 @@ fn mtui_shows_disconnected_and_reconnects_after_server_restart() {
 
 #[test]
 fn mtui_logs_in_with_a_password_then_dials_from_the_picker() {
-    if !tmux_available(test_name!()) {
+    if !tmux_available(masqdial_testkit::test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -842,7 +820,7 @@ fn mtui_logs_in_with_a_password_then_dials_from_the_picker() {
 
 #[test]
 fn mtui_logs_in_again_inside_the_dashboard_after_a_server_restart() {
-    if !tmux_available(test_name!()) {
+    if !tmux_available(masqdial_testkit::test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -889,7 +867,7 @@ fn mtui_logs_in_again_inside_the_dashboard_after_a_server_restart() {
 
 #[test]
 fn mtui_asks_again_inside_the_dashboard_after_a_wrong_password() {
-    if !tmux_available(test_name!()) {
+    if !tmux_available(masqdial_testkit::test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -914,7 +892,7 @@ fn mtui_asks_again_inside_the_dashboard_after_a_wrong_password() {
 
 #[test]
 fn mtui_logs_in_with_masqdial_password_without_the_form() {
-    if !tmux_available(test_name!()) {
+    if !tmux_available(masqdial_testkit::test_name!()) {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");

@@ -86,11 +86,14 @@ pub enum DropReason {
     Ipv6,
     /// The LAN host holds its quota of masquerade entries (`MasqConfig::max_per_host`).
     HostQuota,
+    /// Larger than the link's MTU with DF set (answered with ICMP Frag-Needed unless
+    /// rate-limited or no LAN address is known).
+    TooBig,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::BadIpChecksum,
         DropReason::BadChecksum,
@@ -105,6 +108,7 @@ impl DropReason {
         DropReason::Fragment,
         DropReason::Ipv6,
         DropReason::HostQuota,
+        DropReason::TooBig,
     ];
     /// Stable snake_case name used in counters.
     pub fn name(self) -> &'static str {
@@ -123,6 +127,7 @@ impl DropReason {
             DropReason::Fragment => "fragment",
             DropReason::Ipv6 => "ipv6",
             DropReason::HostQuota => "host_quota",
+            DropReason::TooBig => "too_big",
         }
     }
 }
@@ -198,6 +203,10 @@ pub struct Engine {
     /// Which portfw entry each forwarded connection came from (for its counters).
     portfw_conn: std::collections::HashMap<Tuple, usize>,
     log: PacketLog,
+    /// The link's MTU (the peer's MRU) for DF datagrams from the LAN; `None` = unknown.
+    path_mtu: Option<u16>,
+    /// Rate limit of the Frag-Needed errors sent to LAN hosts.
+    frag_needed: crate::mtu::RateLimit,
 }
 
 /// MSS limits for TCP SYNs crossing the link (from the negotiated MTU and MRU).
@@ -234,6 +243,8 @@ impl Engine {
             portfw: PortFwTable::default(),
             portfw_conn: std::collections::HashMap::new(),
             log: PacketLog::default(),
+            path_mtu: None,
+            frag_needed: crate::mtu::RateLimit::default(),
             cfg,
         }
     }
@@ -506,6 +517,9 @@ impl Engine {
         v.push(("frag.held".into(), c.held));
         v.push(("masq.entries.created".into(), self.masq.created()));
         v.push(("masq.entries.live".into(), self.masq.len() as u64));
+        let (sent, limited) = self.frag_needed.counts();
+        v.push(("frag_needed.sent".into(), sent));
+        v.push(("frag_needed.limited".into(), limited));
         v
     }
 
@@ -665,10 +679,36 @@ impl Engine {
         });
     }
 
+    /// The link's MTU (the peer's negotiated MRU) for datagrams from the LAN: one with DF
+    /// set that is larger and would go to the link is dropped and answered with ICMP
+    /// "fragmentation needed" carrying this MTU (RFC 1191), from the first of
+    /// [`EngineConfig::local_addrs`], rate-limited per LAN host. Larger ones without DF are
+    /// the caller's to fragment ([`crate::mtu::fragment`]). `None` (link down or unknown)
+    /// turns the check off. Independent of MSS clamping ([`Engine::set_link_mtu`]).
+    pub fn set_path_mtu(&mut self, mtu: Option<u16>) {
+        self.path_mtu = mtu.map(|m| m.max(crate::mtu::MIN_MTU));
+    }
+
+    /// The link MTU set by [`Engine::set_path_mtu`].
+    pub fn path_mtu(&self) -> Option<u16> {
+        self.path_mtu
+    }
+
     /// Process a packet received from the LAN, in place. `buf` holds one IPv4 datagram.
     pub fn process_from_lan(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
         self.last_now = now;
+        // The quote of an oversize DF datagram is taken before masquerading: the LAN host
+        // must recognise its own datagram in the error (rare path, so the copy is cheap).
+        let too_big = match self.path_mtu {
+            Some(m) if crate::mtu::decide(buf, m) == crate::mtu::Fit::FragNeeded => {
+                Some((m, buf[..buf.len().min(576 - 28)].to_vec()))
+            }
+            _ => None,
+        };
         let a = self.route_from_lan(now, buf);
+        if let (Action::ToLink, Some((mtu, quote))) = (&a, too_big) {
+            return self.frag_needed(now, &quote, mtu);
+        }
         if let (Action::ToLink, Some(m)) = (&a, self.mss) {
             let _ = crate::mss::clamp_mss(buf, m.to_link);
         }
@@ -1048,6 +1088,19 @@ impl Engine {
             }
             Verdict::Deny => self.drop(DropReason::OutputDeny),
             Verdict::Reject => self.reject(buf, BuiltinChain::Output, dir),
+        }
+    }
+
+    /// A DF datagram too big for the link: Frag-Needed to its sender, or a plain drop when
+    /// rate-limited or no LAN address is known.
+    fn frag_needed(&mut self, now: Instant, quote: &[u8], mtu: u16) -> Action {
+        let sender = ipv4::Packet::new_unchecked(quote).src_addr();
+        match self.cfg.local_addrs.first().copied() {
+            Some(from) if self.frag_needed.allow(now, sender) => {
+                self.counters.drops[DropReason::TooBig as usize] += 1;
+                Action::Reply(crate::mtu::frag_needed(from, quote, mtu))
+            }
+            _ => self.drop(DropReason::TooBig),
         }
     }
 

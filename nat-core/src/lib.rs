@@ -4,6 +4,8 @@
 //! - [`wire`]: zero-copy IPv4/TCP/UDP/ICMP views and checksums (RFC 1071/1624).
 //! - [`time`]: the caller's monotonic [`Instant`] in milliseconds.
 //! - [`frag`]: IPv4 reassembly (always-defragment before rules and masquerading).
+//! - [`mtu`]: datagrams larger than the link MTU: fragmentation (RFC 791) and ICMP
+//!   Frag-Needed (RFC 1191).
 //! - [`chains`]: ipchains rules, matching and listings.
 //! - [`masq`]: the masquerade table and packet translation; [`helpers`]: its application
 //!   helpers (registry and FTP).
@@ -14,6 +16,7 @@ pub mod frag;
 pub mod helpers;
 pub mod masq;
 pub mod mss;
+pub mod mtu;
 pub mod pktlog;
 pub mod portfw;
 pub mod redirect;

@@ -100,7 +100,10 @@ async fn tun(total: u64) -> Option<(f64, u64)> {
     let dev = match Tun::open("dpbench0", 1500) {
         Ok(d) => d,
         Err(e) => {
-            println!("SKIPPED: tun benchmark needs CAP_NET_ADMIN and /dev/net/tun ({e})");
+            masqdial_testkit::skip(
+                "dataplane tun bench",
+                &format!("CAP_NET_ADMIN and /dev/net/tun ({e})"),
+            );
             return None;
         }
     };
@@ -113,7 +116,10 @@ async fn tun(total: u64) -> Option<(f64, u64)> {
     let ok = ip(&["addr", "add", "198.18.255.254/15", "dev", "dpbench0"]).unwrap_or(false)
         && ip(&["link", "set", "dpbench0", "up"]).unwrap_or(false);
     if !ok {
-        println!("SKIPPED: could not configure dpbench0");
+        masqdial_testkit::skip(
+            "dataplane tun bench",
+            "a configurable dpbench0 (ip addr/link failed)",
+        );
         return None;
     }
     let nat = engine("198.18.0.0/15");

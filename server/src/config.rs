@@ -443,6 +443,15 @@ pub struct NatConfig {
     /// new flows of that host are dropped (counter `drop.host_quota`).
     #[serde(default = "default_max_entries_per_host")]
     pub max_entries_per_host: u32,
+    /// Clamp the MSS of TCP SYNs crossing the link to what its MTU carries (FreeBSD ppp
+    /// `mssfixup`; default true). Off, LAN hosts rely on path MTU discovery (RFC 1191).
+    #[serde(default = "default_true")]
+    pub mss_clamp: bool,
+    /// Set the TUN device's MTU to the peer's negotiated MRU on every link-up (default
+    /// true), so the kernel itself fragments or answers Frag-Needed for what it routes into
+    /// the TUN. Off, the TUN stays at 1500 and mserver does both (nat-core `mtu`).
+    #[serde(default = "default_true")]
+    pub tun_mtu_follows_mru: bool,
 }
 
 impl Default for NatConfig {
@@ -459,6 +468,8 @@ impl Default for NatConfig {
             ruleset: None,
             ip_dynaddr: default_dynaddr(),
             max_entries_per_host: default_max_entries_per_host(),
+            mss_clamp: true,
+            tun_mtu_follows_mru: true,
         }
     }
 }
@@ -553,6 +564,9 @@ fn default_tun_name() -> String {
 }
 fn default_dynaddr() -> u8 {
     1
+}
+fn default_true() -> bool {
+    true
 }
 
 /// Where in the file a problem is.

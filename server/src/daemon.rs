@@ -86,6 +86,7 @@ pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Runn
     let (demand_routes, replace_default) = demand_routes(&cfg);
     let uplink = Uplink::new(nat.clone(), dataplane, netcfg)
         .with_link_config(cfg.link.clone())
+        .with_mtu_policy(cfg.nat.tun_mtu_follows_mru, cfg.nat.mss_clamp)
         .with_demand(demand_routes, replace_default);
     let links = LinkManager::start(&cfg, uplink.clone(), shutdown);
     shutdown.spawn(links.clone().serve_demand(dial_requests, shutdown.token()));

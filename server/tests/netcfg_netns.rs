@@ -2,7 +2,6 @@
 //! the kernel reports through interfaces we did not write (getifaddrs(3) and
 //! `/proc/thread-self/net/route`). Root only: elsewhere it prints SKIPPED to the real stderr.
 
-use std::io::Write;
 use std::net::Ipv4Addr;
 
 use masqdial_server::dataplane::netcfg::{NetCfg, NetCfgError, RouteSpec};
@@ -10,8 +9,7 @@ use masqdial_server::dataplane::tun::Tun;
 use nix::net::if_::InterfaceFlags;
 
 fn skip(why: &str) {
-    let line = format!("SKIPPED: netcfg_netns needs {why}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    masqdial_testkit::skip("netcfg_netns", why);
 }
 
 /// (address, destination, up) of `dev` as getifaddrs(3) sees them (IPv4 only).

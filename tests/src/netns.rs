@@ -55,7 +55,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -185,11 +185,13 @@ pub type Result<T, E = NetnsError> = std::result::Result<T, E>;
 /// caller must then return early.
 pub fn netns_available(test_name: &str) -> bool {
     let skip = |why: &str| {
-        // Written to the stderr handle, not with `eprintln!`, so the test harness's output capture
-        // does not hide it: a skipped test must never look like a silent pass.
-        let line =
-            format!("SKIPPED: {test_name} needs root and network namespaces (ip netns) [{why}]\n");
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        // masqdial-testkit writes to the stderr handle, not with `eprintln!`, so the test
+        // harness's output capture does not hide it: a skipped test must never look like a
+        // silent pass.
+        masqdial_testkit::skip(
+            test_name,
+            &format!("root and network namespaces (ip netns) [{why}]"),
+        );
         false
     };
     if !nix::unistd::geteuid().is_root() {

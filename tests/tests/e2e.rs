@@ -242,9 +242,18 @@ impl World {
         out
     }
 
-    fn status_field(&self, want: &str) -> bool {
+    /// The state of isp1 from `mclient --json status isp1` (parsed, not searched).
+    fn link_state(&self) -> String {
         let o = self.mc("admin", &["--json", "status", "isp1"]);
-        String::from_utf8_lossy(&o.stdout).contains(want)
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+        v.get("links")
+            .and_then(|l| l.as_array())
+            .and_then(|l| l.first())
+            .and_then(|l| l.get("state"))
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string()
     }
 
     fn wait_for(&self, what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -314,13 +323,21 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
     let fds_idle = w.server_fds();
     assert!(fds_idle > 0, "cannot read mserver's fds");
     let out = w.mc_ok("demo", &["dial", "isp1"]);
-    assert!(out.contains("up"), "dial output: {out}");
     wait_for_route(&w.topo.gw, "default dev masq0", Duration::from_secs(10)).expect("route");
     let local = w.local_address();
     assert!(local.starts_with("10.64.0."), "IPCP address {local}");
+    assert_eq!(
+        out.lines().last(),
+        Some(format!("isp1 is up ({local})").as_str()),
+        "dial output: {out}"
+    );
     // Short UDP timeout for the expiry check below (tcp/tcpfin: 0 = unchanged).
-    let t = w.mc_ok("admin", &["timeouts", "set", "0", "0", "4"]);
-    assert!(t.contains('4') && t.contains("900"), "{t}");
+    let t = timeouts_of(&w.mc_ok("admin", &["--json", "timeouts", "set", "0", "0", "4"]));
+    assert_eq!(
+        (t[0], t[1], t[2]),
+        (900, 120, 4),
+        "ip_masq defaults but udp"
+    );
 
     // ping, UDP echo, a 200 KB TCP transfer checked by hash, and what the server sees.
     assert!(w
@@ -328,9 +345,8 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
         .lan
         .ping(Ipv4Addr::new(203, 0, 113, 1), 3)
         .expect("ping ran"));
-    assert!(w
-        .lan(&["udp-echo", "203.0.113.1:7", "--count", "20"])
-        .contains("OK"));
+    let echo = w.lan(&["udp-echo", "203.0.113.1:7", "--count", "20"]);
+    assert!(echo.starts_with("OK udp-echo count=20 "), "{echo}");
     let fetch = w.lan(&["tcp-fetch", "203.0.113.1:8081", "--bytes", "200000"]);
     assert!(fetch.contains("OK tcp-fetch bytes=200000"), "{fetch}");
     let seen = w.lan(&["udp-whoami", "203.0.113.1:8081"]);
@@ -373,18 +389,22 @@ fn lan_traffic_ftp_expiry_and_authorization_through_the_dialed_link() {
 
     // Two holders: one hangs up and the link stays; the other hangs up and it drops.
     let joined = w.mc_ok("alice", &["dial", "isp1"]);
-    assert!(
-        joined.to_lowercase().contains("join") || joined.contains("up"),
-        "{joined}"
-    );
+    let holders = joined
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("joined (up; held by "))
+        .and_then(|l| l.strip_suffix(')'))
+        .map(|h| {
+            let mut h: Vec<&str> = h.split(", ").collect();
+            h.sort_unstable();
+            h
+        });
+    assert_eq!(holders, Some(vec!["alice", "demo"]), "{joined}");
     w.mc_ok("demo", &["hangup", "isp1"]);
-    assert!(
-        w.status_field("\"state\":\"up\""),
-        "link stays up for alice"
-    );
+    assert_eq!(w.link_state(), "up", "link stays up for alice");
     w.mc_ok("alice", &["hangup", "isp1"]);
     w.wait_for("link idle", Duration::from_secs(20), || {
-        w.status_field("\"state\":\"idle\"")
+        w.link_state() == "idle"
     });
     // Nothing leaked across a whole dial / traffic / hang-up cycle (serial port, pty,
     // sockets of finished rpcs and streams).
@@ -406,9 +426,8 @@ fn carrier_loss_redials_with_a_new_address_and_restart_restores_rules() {
     w.mc_ok("demo", &["dial", "isp1"]);
     let first = w.local_address();
     assert!(first.starts_with("10.64.0."), "{first}");
-    assert!(w
-        .lan(&["udp-echo", "203.0.113.1:7", "--count", "3"])
-        .contains("OK"));
+    let echo = w.lan(&["udp-echo", "203.0.113.1:7", "--count", "3"]);
+    assert!(echo.starts_with("OK udp-echo count=3 "), "{echo}");
 
     // Carrier loss while up: link goes down, redial_on_loss brings it back with a new address.
     let mut watch = {
@@ -461,13 +480,44 @@ fn carrier_loss_redials_with_a_new_address_and_restart_restores_rules() {
     w.stop_server();
     w.start_server();
     w.mc_ok("admin", &["login", "--insecure"]);
-    let rules = w.mc_ok("admin", &["ipchains", "-L", "input", "-n"]);
-    assert!(rules.contains("198.51.100.0/24"), "{rules}");
-    let t = w.mc_ok("admin", &["timeouts"]);
+    let rules = w.mc_ok("admin", &["--json", "ipchains", "-L", "input", "-n"]);
+    let v: serde_json::Value = serde_json::from_str(rules.trim()).expect("ipchains json");
+    let chain = v["chains"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["chain"] == "input"))
+        .unwrap_or_else(|| panic!("no input chain: {rules}"));
+    let restored: Vec<(&str, &str, &str)> = chain["rules"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| {
+                    (
+                        r["target"].as_str().unwrap_or_default(),
+                        r["protocol"].as_str().unwrap_or_default(),
+                        r["source"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(
-        t.contains("1000") && t.contains("100") && t.contains("200"),
-        "{t}"
+        restored.contains(&("DENY", "tcp", "198.51.100.0/24")),
+        "{rules}"
     );
+    let t = timeouts_of(&w.mc_ok("admin", &["--json", "timeouts"]));
+    assert_eq!((t[0], t[1], t[2]), (1000, 100, 200));
+}
+
+/// `[tcp, tcpfin, udp, icmp]` seconds from `mclient --json timeouts`.
+fn timeouts_of(out: &str) -> [u64; 4] {
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("timeouts json");
+    [
+        "tcp_seconds",
+        "tcpfin_seconds",
+        "udp_seconds",
+        "icmp_seconds",
+    ]
+    .map(|k| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {out}")))
 }
 
 /// One counter of `mclient counters --json`.

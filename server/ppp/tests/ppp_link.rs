@@ -15,6 +15,11 @@ struct Wire {
     start: Instant,
     ce: Vec<PppEvent>,
     se: Vec<PppEvent>,
+    /// Every client event with the simulated time (since `start`) it came out at.
+    ce_at: Vec<(Duration, PppEvent)>,
+    /// Every chunk put on the wire: (time since `start`, `true` = client to server, bytes),
+    /// before the filter drops or alters it.
+    sent: Vec<(Duration, bool, Vec<u8>)>,
     /// Sees every chunk (`true` = client to server) and may drop or alter it.
     filter: Filter,
 }
@@ -52,6 +57,8 @@ impl Wire {
             start: now,
             ce: vec![],
             se: vec![],
+            ce_at: vec![],
+            sent: vec![],
             filter: Box::new(|_, b| Some(b)),
         }
     }
@@ -68,17 +75,20 @@ impl Wire {
             let mut moved = false;
             while let Some(b) = self.c.poll_transmit() {
                 moved = true;
+                self.sent.push((self.now - self.start, true, b.clone()));
                 if let Some(b) = (self.filter)(true, b) {
                     self.s.handle_input(self.now, &b);
                 }
             }
             while let Some(b) = self.s.poll_transmit() {
                 moved = true;
+                self.sent.push((self.now - self.start, false, b.clone()));
                 if let Some(b) = (self.filter)(false, b) {
                     self.c.handle_input(self.now, &b);
                 }
             }
             while let Some(e) = self.c.poll_event() {
+                self.ce_at.push((self.now - self.start, e.clone()));
                 self.ce.push(e);
             }
             while let Some(e) = self.s.poll_event() {
@@ -120,10 +130,53 @@ impl Wire {
         })
     }
 
-    fn elapsed(&self) -> Duration {
-        self.now - self.start
+    /// When the client first reported an event matching `f`.
+    fn client_event_at(&self, f: impl Fn(&PppEvent) -> bool) -> Option<Duration> {
+        self.ce_at.iter().find(|(_, e)| f(e)).map(|(t, _)| *t)
+    }
+
+    /// The instants at which one side sent a control packet of `protocol` with `code`
+    /// (decoded from the HDLC chunks it put on the wire).
+    fn sent_at(&self, from_client: bool, protocol: u16, code: u8) -> Vec<Duration> {
+        let mut out = Vec::new();
+        for (t, dir, chunk) in &self.sent {
+            if *dir != from_client {
+                continue;
+            }
+            let mut d = masqdial_ppp::hdlc::Decoder::new(4000);
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                let (used, ready) = d.decode(rest);
+                rest = &rest[used..];
+                if ready {
+                    let f = d.take_frame();
+                    // Address/control may be compressed only after LCP is up; control
+                    // packets here always carry them (LCP) or not (others after ACFC).
+                    let body = if f.starts_with(&[0xFF, 0x03]) {
+                        &f[2..]
+                    } else {
+                        &f[..]
+                    };
+                    let (p, rest_of) = match body {
+                        [a, b, r @ ..] if a & 1 == 0 => (u16::from_be_bytes([*a, *b]), r),
+                        [a, r @ ..] => (u16::from(*a), r),
+                        [] => continue,
+                    };
+                    if p == protocol && rest_of.first() == Some(&code) {
+                        out.push(*t);
+                    }
+                }
+                if used == 0 {
+                    break;
+                }
+            }
+        }
+        out
     }
 }
+
+const LCP: u16 = 0xC021;
+const CONF_REQ: u8 = 1;
 
 fn bring_up(auth: Option<AuthProtocol>) -> Wire {
     let mut w = Wire::new(client_cfg("wonderland"), server_cfg(auth));
@@ -256,9 +309,27 @@ fn lost_frames_recovered_by_restart_timers() {
     w.open();
     w.run_for(Duration::from_secs(60));
     assert!(w.client_ip_up().is_some(), "{:?}", w.ce);
-    assert!(
-        w.elapsed() >= Duration::from_secs(3),
-        "a retransmission took a restart period"
+    // Every (re)transmission happens at start or when a 3 s restart timer fires, and the
+    // client's first Configure-Request (dropped: chunk 3) is resent exactly one restart later.
+    let reqs = w.sent_at(true, LCP, CONF_REQ);
+    assert_eq!(
+        reqs,
+        [0, 3, 6].map(Duration::from_secs).to_vec(),
+        "the first two were lost"
+    );
+    let period = Duration::from_secs(3);
+    for (t, _, _) in &w.sent {
+        assert!(
+            (t.as_millis() % period.as_millis()) == 0,
+            "a chunk sent at {t:?}, off the restart grid"
+        );
+    }
+    // The drop pattern is deterministic, so is the recovery: IPCP comes up on the 17th period.
+    assert_eq!(
+        w.client_event_at(|e| matches!(e, PppEvent::IpcpUp { .. })),
+        Some(Duration::from_secs(51)),
+        "{:?}",
+        w.ce_at
     );
 }
 
@@ -290,7 +361,21 @@ fn silent_peer_fails_negotiation() {
         "{:?}",
         w.ce
     );
-    assert_eq!(w.elapsed(), Duration::from_secs(120));
+    // Max-Configure (10) requests, one per 3 s restart period, then one more period in which
+    // the last goes unanswered before the client gives up (RFC 1661 TO- event).
+    let reqs = w.sent_at(true, LCP, CONF_REQ);
+    assert_eq!(
+        reqs,
+        (0..10)
+            .map(|k| Duration::from_secs(3 * k))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        w.client_event_at(|e| matches!(e, PppEvent::Down { .. })),
+        Some(Duration::from_secs(30)),
+        "{:?}",
+        w.ce_at
+    );
     assert_eq!(w.c.stats().lcp_out, 10, "Max-Configure requests");
 }
 

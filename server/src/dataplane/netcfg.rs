@@ -312,6 +312,52 @@ impl NetCfg {
         .await
     }
 
+    /// Set the device's MTU (`ip link set DEV mtu MTU`).
+    pub async fn set_mtu(&self, mtu: u16) -> Result<(), NetCfgError> {
+        let op = format!("set mtu {mtu}");
+        let op = op.as_str();
+        self.with_conn(op, |h| async move {
+            let index = self.require_index(&h).await?;
+            let msg = LinkUnspec::new_with_index(index)
+                .mtu(u32::from(mtu))
+                .build();
+            h.link()
+                .set(msg)
+                .execute()
+                .await
+                .map_err(|e| self.error(op, e))
+        })
+        .await
+    }
+
+    /// The device's MTU as the kernel reports it.
+    pub async fn mtu(&self) -> Result<u32, NetCfgError> {
+        self.with_conn("get mtu", |h| async move {
+            let mut links = h.link().get().match_name(self.dev.clone()).execute();
+            let link = match links.try_next().await {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    return Err(NetCfgError::NoDevice {
+                        dev: self.dev.clone(),
+                    })
+                }
+                Err(e) => return Err(self.error("get link", e)),
+            };
+            link.attributes
+                .iter()
+                .find_map(|a| match a {
+                    rtnetlink::packet_route::link::LinkAttribute::Mtu(m) => Some(*m),
+                    _ => None,
+                })
+                .ok_or_else(|| NetCfgError::Protocol {
+                    op: "get mtu".into(),
+                    dev: self.dev.clone(),
+                    message: "no IFLA_MTU in the answer".into(),
+                })
+        })
+        .await
+    }
+
     /// Remove the device's addresses and take it down (its routes go with it).
     pub async fn link_down(&self) -> Result<(), NetCfgError> {
         self.with_conn("link down", |h| async move {

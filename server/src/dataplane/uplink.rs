@@ -57,7 +57,14 @@ pub struct Uplink {
     /// Routes kept on the TUN device while no link is up (dial on demand), and whether
     /// they may replace another default route.
     demand: Option<(Vec<IpNet>, bool)>,
+    /// Set the TUN MTU to the peer's MRU on link-up (back to [`TUN_MTU`] on down).
+    follow_mtu: bool,
+    /// Clamp TCP MSS to the link's MTU.
+    mss_clamp: bool,
 }
+
+/// The MTU the TUN device is opened with (and returns to while no link is up).
+pub const TUN_MTU: u16 = 1500;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Only plain data is written under this lock; a poisoned lock is taken over.
@@ -75,7 +82,17 @@ impl Uplink {
             active: Arc::new(Mutex::new(None)),
             queue: LinkConfig::default(),
             demand: None,
+            follow_mtu: true,
+            mss_clamp: true,
         }
+    }
+
+    /// `[nat] tun_mtu_follows_mru` and `mss_clamp` (both on by default).
+    #[must_use]
+    pub fn with_mtu_policy(mut self, follow_mtu: bool, mss_clamp: bool) -> Self {
+        self.follow_mtu = follow_mtu;
+        self.mss_clamp = mss_clamp;
+        self
     }
 
     /// Keep `routes` on the TUN device (with a placeholder address) while no link is up,
@@ -214,7 +231,22 @@ impl Uplink {
             routes: Vec::new(),
         });
         let mut notes = Vec::new();
+        let peer_mru = session
+            .as_deref()
+            .and_then(|s| s.options())
+            .map(|o| o.peer_mru);
         if let Some(nc) = &self.netcfg {
+            // The TUN carries what the link carries: the kernel, which routes LAN traffic
+            // into it, then fragments (DF clear) or answers ICMP Frag-Needed (DF set) itself.
+            if let (true, Some(mtu)) = (self.follow_mtu, peer_mru) {
+                match nc.set_mtu(mtu).await {
+                    Ok(()) => tracing::info!(dev = %nc.dev, mtu, "TUN MTU follows the peer's MRU"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "setting the MTU of {}", nc.dev);
+                        notes.push(UplinkNote::Error(format!("interface MTU {mtu}: {e}")));
+                    }
+                }
+            }
             if let Err(e) = nc.link_up(*local, *peer).await {
                 tracing::warn!(error = %e, "configuring {}", nc.dev);
                 notes.push(UplinkNote::Error(format!("interface: {e}")));
@@ -227,11 +259,15 @@ impl Uplink {
             }
         }
         if let Some(s) = session.as_deref() {
-            // TCP SYNs crossing the link get their MSS clamped to what it carries.
+            // TCP SYNs crossing the link get their MSS clamped to what it carries; DF
+            // datagrams larger than it get Frag-Needed from the engine (when the kernel did
+            // not already: TUN MTU not following, or reassembled fragments).
             if let Some(o) = s.options() {
-                self.nat
-                    .lock()
-                    .set_link_mtu(Some((o.peer_mru, o.local_mru)));
+                let mut e = self.nat.lock();
+                e.set_path_mtu(Some(o.peer_mru));
+                if self.mss_clamp {
+                    e.set_link_mtu(Some((o.peer_mru, o.local_mru)));
+                }
             }
             s.set_link_queue(self.queue.scheduler);
         }
@@ -271,6 +307,7 @@ impl Uplink {
         {
             let mut e = self.nat.lock();
             e.set_link_mtu(None);
+            e.set_path_mtu(None);
             e.set_link_peer(None);
         }
         if let Some(pump) = &self.pump {
@@ -284,6 +321,11 @@ impl Uplink {
             }
             if let Err(e) = nc.link_down().await {
                 tracing::warn!(error = %e, "taking {} down", nc.dev);
+            }
+            if self.follow_mtu {
+                if let Err(e) = nc.set_mtu(TUN_MTU).await {
+                    tracing::warn!(error = %e, "restoring the MTU of {}", nc.dev);
+                }
             }
         }
         tracing::info!(%connection, "link down");

@@ -93,6 +93,8 @@ pub struct SessionCounters {
     pub inbound_dropped: u64,
     /// Outbound packets refused by PPP (not open, queue full, too large).
     pub outbound_refused: u64,
+    /// Outbound datagrams larger than the peer's MRU sent as RFC 791 fragments (DF clear).
+    pub fragmented: u64,
     /// PPP counters.
     pub ppp: PppStats,
 }
@@ -425,18 +427,40 @@ impl Driver {
             let Some(p) = self.egress.next_packet(outq) else {
                 return Ok(());
             };
-            let len = p.len() as u64;
-            match ppp.send_ipv4(&p) {
-                Ok(()) => {
-                    self.counters.packets_out += 1;
-                    self.counters.bytes_out += len;
+            let mtu = ppp.options().peer_mru;
+            if p.len() > usize::from(mtu) {
+                // Larger than the peer takes: fragment it (RFC 791) unless DF is set (the
+                // dataplane answered those with ICMP Frag-Needed; one that still gets here,
+                // e.g. while the link MTU was unknown, is refused and counted).
+                match nat_core::mtu::fragment(&p, mtu) {
+                    Ok(pieces) => {
+                        self.counters.fragmented += 1;
+                        for f in pieces {
+                            self.send_one(ppp, &f)?;
+                        }
+                    }
+                    Err(_) => self.counters.outbound_refused += 1,
                 }
-                Err(_) => self.counters.outbound_refused += 1,
+                continue;
             }
-            while let Some(b) = ppp.poll_transmit() {
-                self.write(&b)?;
-            }
+            self.send_one(ppp, &p)?;
         }
+    }
+
+    /// Hand one datagram (at most the peer's MRU) to PPP and write what it framed.
+    fn send_one(&mut self, ppp: &mut Ppp, p: &[u8]) -> Result<(), SerialError> {
+        let len = p.len() as u64;
+        match ppp.send_ipv4(p) {
+            Ok(()) => {
+                self.counters.packets_out += 1;
+                self.counters.bytes_out += len;
+            }
+            Err(_) => self.counters.outbound_refused += 1,
+        }
+        while let Some(b) = ppp.poll_transmit() {
+            self.write(&b)?;
+        }
+        Ok(())
     }
 
     fn set_queue_kind(&mut self, kind: SchedulerKind) {

@@ -77,6 +77,9 @@ struct Args {
     /// Authentication the ISP demands.
     #[arg(long, value_enum, default_value_t = Auth::Chap)]
     auth: Auth,
+    /// MRU the ISP's access server asks for (LCP), e.g. 576 or 1492.
+    #[arg(long, default_value_t = 1500)]
+    mru: u16,
     /// What answers calls.
     #[arg(long, value_enum, default_value_t = FarEnd::Isp)]
     far_end: FarEnd,
@@ -168,7 +171,8 @@ fn far_end(args: &Args) -> Result<AnswererFactory> {
                 Auth::Pap => Some(AuthProtocol::Pap),
                 Auth::Chap => Some(AuthProtocol::Chap),
             };
-            let isp = IspConfig::new(users, auth);
+            let mut isp = IspConfig::new(users, auth);
+            isp.mru = args.mru;
             match &args.tun {
                 None => isp.factory(),
                 Some(name) => {
