@@ -129,6 +129,25 @@ pub fn since(ts: Option<&prost_types::Timestamp>, now: SystemTime) -> String {
         .unwrap_or_default()
 }
 
+/// A modem's state as the `modems` table shows it: an absent modem adds its re-probe,
+/// `absent (2 probes failed, next in 8s)`.
+pub fn modem_state_text(m: &pb::Modem, now: SystemTime) -> String {
+    let state = modem_state(m.state);
+    let next = m
+        .next_probe
+        .as_ref()
+        .and_then(system_time)
+        .map(|t| t.duration_since(now).map(|d| d.as_secs()).unwrap_or(0));
+    match next {
+        Some(secs) if m.state == pb::ModemState::Absent as i32 => format!(
+            "{state} ({} probe{} failed, next in {secs}s)",
+            m.failed_probes,
+            if m.failed_probes == 1 { "" } else { "s" }
+        ),
+        _ => state.to_string(),
+    }
+}
+
 /// Lower-case name of a link state.
 pub fn link_state(state: i32) -> &'static str {
     match pb::LinkState::try_from(state) {
@@ -284,6 +303,31 @@ pub fn masq_listing(entries: &[pb::MasqEntry], verbose: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absent_modem_shows_its_next_probe() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut m = pb::Modem {
+            state: pb::ModemState::Absent as i32,
+            next_probe: Some(prost_types::Timestamp {
+                seconds: 1_700_000_008,
+                nanos: 0,
+            }),
+            failed_probes: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            modem_state_text(&m, now),
+            "absent (3 probes failed, next in 8s)"
+        );
+        m.failed_probes = 1;
+        assert_eq!(
+            modem_state_text(&m, now + Duration::from_secs(9)),
+            "absent (1 probe failed, next in 0s)"
+        );
+        m.state = pb::ModemState::Idle as i32;
+        assert_eq!(modem_state_text(&m, now), "idle");
+    }
 
     #[test]
     fn expire_format() {

@@ -132,7 +132,8 @@ pub fn modem(m: &pb::Modem) -> Value {
     json!({"modem": m.name, "device": m.device, "speed_bps": nonzero(u64::from(m.baud)),
            "state": format::modem_state(m.state), "connection": opt(&m.connection),
            "last_error": opt(&m.last_error), "modem_lines": m.modem_lines,
-           "usable_by": m.usable_by, "cellular": m.cellular.as_ref().map(cellular)})
+           "usable_by": m.usable_by, "cellular": m.cellular.as_ref().map(cellular),
+           "next_probe_at": time(m.next_probe.as_ref()), "failed_probes": m.failed_probes})
 }
 
 /// A cellular modem's polled status (`signal_dbm` null when unknown; `pin` is

@@ -863,7 +863,7 @@ impl Session {
                     m.name.clone(),
                     m.device.clone(),
                     m.baud.to_string(),
-                    format::modem_state(m.state).into(),
+                    format::modem_state_text(m, std::time::SystemTime::now()),
                     m.connection.clone(),
                     m.last_error.clone(),
                 ]

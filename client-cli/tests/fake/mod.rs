@@ -579,6 +579,8 @@ impl Modems for Fake {
                         pin_sent: true,
                         pin_accepted: true,
                     }),
+                    next_probe: None,
+                    failed_probes: 0,
                 },
                 pb::Modem {
                     name: "modem1".into(),
@@ -591,6 +593,22 @@ impl Modems for Fake {
                     init: vec![],
                     usable_by: vec![],
                     cellular: None,
+                    next_probe: None,
+                    failed_probes: 0,
+                },
+                pb::Modem {
+                    name: "modem2".into(),
+                    device: "/dev/ttyUSB0".into(),
+                    baud: 115_200,
+                    state: pb::ModemState::Absent as i32,
+                    last_error: "serial device /dev/ttyUSB0 not found".into(),
+                    usable_by: vec!["isp1".into()],
+                    next_probe: Some(prost_types::Timestamp {
+                        seconds: 1_700_000_008,
+                        nanos: 0,
+                    }),
+                    failed_probes: 3,
+                    ..Default::default()
                 },
             ],
         }))

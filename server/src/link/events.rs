@@ -220,6 +220,10 @@ pub struct ModemView {
     pub modem_lines: bool,
     /// Cellular status from the last poll (cellular modems only).
     pub cellular: Option<CellView>,
+    /// Absent modems: when the next re-probe is due.
+    pub next_probe: Option<SystemTime>,
+    /// Absent modems: probes failed since it went absent.
+    pub failed_probes: u32,
 }
 
 /// A cellular modem's status as the last poll found it.

@@ -314,6 +314,8 @@ pub(super) fn modem(m: &ModemView) -> pb::Modem {
         last_error: m.last_error.clone().unwrap_or_default(),
         modem_lines: m.modem_lines,
         cellular: m.cellular.as_ref().map(cellular),
+        next_probe: m.next_probe.map(prost_types::Timestamp::from),
+        failed_probes: m.failed_probes,
         ..Default::default()
     }
 }
