@@ -429,6 +429,10 @@ pub struct NegotiatedOptions {
     pub peer_ip: Option<Ipv4Addr>,
     /// DNS servers from IPCP.
     pub dns: Vec<Ipv4Addr>,
+    /// LCP options Nak'd or Rejected in the last LCP negotiation, both directions.
+    pub lcp_refused: Vec<options::Refusal>,
+    /// IPCP options Nak'd or Rejected in the last IPCP negotiation, both directions.
+    pub ipcp_refused: Vec<options::Refusal>,
 }
 
 enum AuthSide {
@@ -1336,6 +1340,8 @@ impl Ppp {
             local_ip: ip.map(|n| n.local),
             peer_ip: ip.map(|n| n.peer),
             dns: ip.map(|n| n.dns.clone()).unwrap_or_default(),
+            lcp_refused: self.lcp.refusals.clone(),
+            ipcp_refused: self.ipcp.refusals.clone(),
         }
     }
 

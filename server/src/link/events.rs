@@ -46,6 +46,8 @@ pub enum DialStep {
         peer_mru: u16,
         /// Authentication the peer asked for.
         auth: Option<AuthProtocol>,
+        /// Everything negotiated so far, both directions, with the refused options.
+        options: Box<NegotiatedOptions>,
     },
     /// Authentication succeeded (`None`: no authentication was asked).
     AuthOk(Option<AuthProtocol>),
@@ -57,6 +59,8 @@ pub enum DialStep {
         peer: Ipv4Addr,
         /// DNS servers offered.
         dns: Vec<Ipv4Addr>,
+        /// Everything negotiated, both directions, with the refused options.
+        options: Box<NegotiatedOptions>,
     },
     /// A redial is scheduled.
     Redial {

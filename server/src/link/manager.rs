@@ -883,7 +883,12 @@ impl Actor {
                     format!("LCP up (peer MRU {peer_mru}, auth {})", auth_name(auth)),
                 );
                 self.fsm.handle_session(now, SessionReport::LcpUp);
-                self.emit(DialStep::LcpUp { peer_mru, auth });
+                let options = Box::new(self.negotiated());
+                self.emit(DialStep::LcpUp {
+                    peer_mru,
+                    auth,
+                    options,
+                });
             }
             PppEvent::AuthOk { protocol, .. } => {
                 let name = auth_name(protocol);
@@ -907,10 +912,12 @@ impl Actor {
                     TranscriptKind::Info,
                     format!("IPCP up: local {local}, peer {peer}, dns {dns:?}"),
                 );
+                let options = Box::new(self.negotiated());
                 self.emit(DialStep::IpcpUp {
                     local,
                     peer,
                     dns: dns.clone(),
+                    options,
                 });
                 self.fsm
                     .handle_session(now, SessionReport::IpcpUp { local, peer, dns });
@@ -920,6 +927,15 @@ impl Actor {
             }
             PppEvent::Ipv4(_) => {}
         }
+    }
+
+    /// The session's negotiated options as of its last event (published before LCP/IPCP up
+    /// events are sent).
+    fn negotiated(&self) -> NegotiatedOptions {
+        self.session
+            .as_ref()
+            .and_then(SessionHandle::options)
+            .unwrap_or_default()
     }
 
     fn modem_names(&self) -> (String, String) {
