@@ -1,11 +1,14 @@
 //! What was negotiated, both directions, reaches the dial progress and the link's details:
 //! the link manager dials the mock ISP on a pty; the LCP-up step carries both MRUs and
 //! ACCMs and the auth in each direction, the IPCP-up step the addresses, DNS and the IPCP
-//! options that were Nak'd on the way; `details` keeps them after the dial.
+//! options that were Nak'd on the way; `details` keeps them after the dial. And a peer that
+//! hands out an address inside this host's LAN network, or a configured refused network, fails
+//! the dial with the typed IPCP error.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use masqdial_ppp::ipcp::{AddressProblem, Endpoint, IpcpFailure, Ipv4Network};
 use masqdial_ppp::options::Ncp;
 use masqdial_ppp::{AuthProtocol, NegotiatedOptions};
 use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
@@ -13,7 +16,8 @@ use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::events::DialStep;
 use masqdial_server::link::manager::{LinkManager, Who};
-use masqdial_server::link::LinkState;
+use masqdial_server::link::refused::{interface_nets, refused_networks};
+use masqdial_server::link::{FailureKind, LinkState};
 use masqdial_server::persist::build_engine;
 use masqdial_server::shutdown::Shutdown;
 use masqdial_sim::isp::IspConfig;
@@ -154,4 +158,85 @@ async fn dial_progress_and_details_show_both_directions_and_refusals() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(modem);
+}
+
+/// Dials a mock ISP whose pool starts at `first` with `tweak` applied to the config; returns
+/// the failure the dial ended with.
+async fn dial_refused(
+    first: Ipv4Addr,
+    tweak: impl FnOnce(&mut Config),
+) -> masqdial_server::link::Failure {
+    let mut isp = IspConfig::new(vec![("demo".into(), "secret".into())], None);
+    isp.pool = masqdial_sim::isp::AddressPool::new(first, first);
+    let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(modem.path(), dir.path());
+    tweak(&mut cfg);
+    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
+    let stop = Shutdown::new();
+    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let mut progress = links.progress("isp1").expect("progress");
+    let who = Who {
+        user: "demo".into(),
+        host: "192.168.77.2".into(),
+    };
+    links.dial("isp1", who).await.expect("dial");
+    let failure = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match progress.recv().await.expect("progress open").step {
+                DialStep::Up(s) => panic!("link came up with a refused address: {s:?}"),
+                DialStep::IpcpUp { local, .. } => panic!("IPCP reported up with {local}"),
+                DialStep::Failed(f) => return f,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("failed within 20 s");
+    assert!(stop.stop(Duration::from_secs(12)).await, "tasks ended");
+    drop(modem);
+    failure
+}
+
+fn refused_message(addr: Ipv4Addr, net: Ipv4Network) -> String {
+    masqdial_ppp::DownReason::Ipcp(IpcpFailure::BadAddress {
+        endpoint: Endpoint::Local,
+        addr,
+        problem: AddressProblem::InRefusedNetwork(net),
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_in_a_configured_refused_network_fails_the_dial_typed() {
+    let addr = Ipv4Addr::new(172, 31, 0, 9);
+    let f = dial_refused(addr, |c| {
+        c.link.refused_networks = vec!["172.31.0.0/16".parse().expect("net")];
+    })
+    .await;
+    assert_eq!(f.kind, FailureKind::IpcpFailed, "{f:?}");
+    assert_eq!(
+        f.message,
+        refused_message(addr, Ipv4Network::new(Ipv4Addr::new(172, 31, 0, 0), 16))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_inside_this_hosts_lan_network_fails_the_dial_typed() {
+    // The first LAN-like network of this host (not loopback, not point-to-point).
+    let Some(lan) = interface_nets()
+        .into_iter()
+        .find(|i| !i.addr.is_loopback() && !i.point_to_point && i.netmask.is_some())
+    else {
+        eprintln!("SKIPPED an_address_inside_this_hosts_lan_network_fails_the_dial_typed: this host has no LAN interface with an IPv4 network");
+        return;
+    };
+    let nets = refused_networks(std::slice::from_ref(&lan), None, "masq0", &[]);
+    let net = nets[0];
+    // A host of that network other than ours: .addr ^ 1 inside the prefix.
+    let addr = Ipv4Addr::from(u32::from(lan.addr) ^ 1);
+    assert!(net.contains(addr), "{addr} in {net}");
+    let f = dial_refused(addr, |_| {}).await;
+    assert_eq!(f.kind, FailureKind::IpcpFailed, "{f:?}");
+    assert_eq!(f.message, refused_message(addr, net), "LAN {lan:?}");
 }

@@ -134,6 +134,10 @@ struct Shared {
     events: broadcast::Sender<LinkEvent>,
     /// Where re-probers of absent modems are spawned.
     tasks: Shutdown,
+    /// For `PppConfig::refused_networks`, worked out at each dial ([`super::refused`]).
+    lan_interface: Option<String>,
+    tun_name: String,
+    refused_configured: Vec<ipnet::IpNet>,
 }
 
 /// Cheap handle on the link manager.
@@ -315,6 +319,9 @@ impl LinkManager {
             uplink,
             events,
             tasks: shutdown.clone(),
+            lan_interface: cfg.nat.lan_interface.clone(),
+            tun_name: cfg.nat.tun_name.clone(),
+            refused_configured: cfg.link.refused_networks.clone(),
         });
         // A device that is not there at start is absent from the outset: re-probe it
         // (a USB modem plugged in later becomes usable without a restart).
@@ -1014,11 +1021,15 @@ impl Actor {
                     },
                 });
             };
-            match spawn_session(
-                modem_settings(&m),
-                chat_config(&m, &self.cfg),
-                ppp_config(&self.cfg),
-            ) {
+            let mut ppp = ppp_config(&self.cfg);
+            // This host's networks as they are now (a LAN address may have changed).
+            ppp.refused_networks = super::refused::refused_networks(
+                &super::refused::interface_nets(),
+                self.shared.lan_interface.as_deref(),
+                &self.shared.tun_name,
+                &self.shared.refused_configured,
+            );
+            match spawn_session(modem_settings(&m), chat_config(&m, &self.cfg), ppp) {
                 Ok(h) => {
                     let mut modems = lock(&self.shared.modems);
                     if let Some(slot) = modems.get_mut(i) {
