@@ -240,3 +240,66 @@ async fn an_address_inside_this_hosts_lan_network_fails_the_dial_typed() {
     assert_eq!(f.kind, FailureKind::IpcpFailed, "{f:?}");
     assert_eq!(f.message, refused_message(addr, net), "LAN {lan:?}");
 }
+
+/// Against each imitation of an independent access server the link comes up, with the peer
+/// address and DNS the RFCs give; prints dial -> IPCP time per mode (`--nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_isp_mode_comes_up_with_the_rfc_addresses() {
+    use masqdial_sim::isp::IspMode;
+    let default_peer = Ipv4Addr::new(10, 64, 64, 64);
+    let dns = vec![Ipv4Addr::new(10, 64, 0, 53), Ipv4Addr::new(10, 64, 0, 54)];
+    let cases = [
+        (IspMode::Standard, Ipv4Addr::new(10, 64, 0, 1), dns.clone()),
+        (IspMode::AsksZero, default_peer, dns.clone()),
+        (IspMode::NoAddress, default_peer, dns.clone()),
+        (IspMode::RejectsDns, Ipv4Addr::new(10, 64, 0, 1), vec![]),
+    ];
+    for (mode, want_peer, want_dns) in cases {
+        let mut isp = IspConfig::new(
+            vec![("demo".into(), "secret".into())],
+            Some(AuthProtocol::Chap),
+        );
+        isp.mode = mode;
+        // Paced like a 115200 line (10 bits a byte), so the times are a line's.
+        let line = MockModemConfig {
+            baud: 115_200,
+            ..MockModemConfig::default()
+        };
+        let modem = spawn_pty(line, isp.factory()).expect("pty modem");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(modem.path(), dir.path());
+        let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
+        let stop = Shutdown::new();
+        let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+        let mut progress = links.progress("isp1").expect("progress");
+        let who = Who {
+            user: "demo".into(),
+            host: "192.168.77.2".into(),
+        };
+        let t0 = Instant::now();
+        links.dial("isp1", who.clone()).await.expect("dial");
+        let (ipcp_at, local, peer, got_dns) =
+            tokio::time::timeout(Duration::from_secs(20), async {
+                let mut ipcp = None;
+                loop {
+                    match progress.recv().await.expect("progress open").step {
+                        DialStep::IpcpUp {
+                            local, peer, dns, ..
+                        } => ipcp = Some((t0.elapsed(), local, peer, dns)),
+                        DialStep::Up(_) => return ipcp.expect("IPCP before up"),
+                        DialStep::Failed(f) => panic!("{mode:?}: dial failed: {f:?}"),
+                        _ => {}
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{mode:?}: up within 20 s"));
+        eprintln!("ISP mode {mode:?}: dial -> IPCP up {} ms (local {local}, peer {peer}, dns {got_dns:?})", ipcp_at.as_millis());
+        assert_eq!(local, Ipv4Addr::new(10, 64, 0, 2), "{mode:?}");
+        assert_eq!(peer, want_peer, "{mode:?}");
+        assert_eq!(got_dns, want_dns, "{mode:?}");
+        links.hangup("isp1", who, true).await.expect("hangup");
+        assert!(stop.stop(Duration::from_secs(12)).await, "tasks ended");
+        drop(modem);
+    }
+}
