@@ -719,7 +719,14 @@ fn independent_isp_comes_up_and_only_a_real_carrier_drop_ends_the_link() {
     assert_eq!(l["state"], "up", "payload text dropped the link: {l}");
     assert_eq!(w.local_address(), first);
 
-    // A real carrier drop: seen as loss (the link leaves `up`).
+    // A real carrier drop: seen as loss (the link leaves `up`). One status poll's own cost
+    // first, so the figure can be read.
+    let t = Instant::now();
+    let _ = link_json(&w);
+    eprintln!(
+        "e2e one mclient status poll: {} ms",
+        t.elapsed().as_millis()
+    );
     let t = Instant::now();
     w.modem.signal(nix::sys::signal::Signal::SIGUSR1);
     let mut seen = None;
