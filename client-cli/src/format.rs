@@ -169,6 +169,114 @@ pub fn since(ts: Option<&prost_types::Timestamp>, now: SystemTime) -> String {
         .unwrap_or_default()
 }
 
+/// A modem's state as the `modems` table shows it: an absent modem adds its re-probe,
+/// `absent (2 probes failed, next in 8s)`.
+pub fn modem_state_text(m: &pb::Modem, now: SystemTime) -> String {
+    let state = modem_state(m.state);
+    let next = m
+        .next_probe
+        .as_ref()
+        .and_then(system_time)
+        .map(|t| t.duration_since(now).map(|d| d.as_secs()).unwrap_or(0));
+    match next {
+        Some(secs) if m.state == pb::ModemState::Absent as i32 => format!(
+            "{state} ({} probe{} failed, next in {secs}s)",
+            m.failed_probes,
+            if m.failed_probes == 1 { "" } else { "s" }
+        ),
+        _ => state.to_string(),
+    }
+}
+
+/// One refused option as a line: `peer Rejected our IPCP Primary-DNS (129): 0.0.0.0`.
+pub fn refusal(r: &pb::OptionRefusal) -> String {
+    let verdict = if r.reject { "Rejected" } else { "Nak'd" };
+    let whose = if r.by_peer {
+        format!("peer {verdict} our")
+    } else {
+        format!("we {verdict} the peer's")
+    };
+    let name = if r.name.is_empty() {
+        format!("option {}", r.option)
+    } else {
+        format!("{} ({})", r.name, r.option)
+    };
+    if r.value.is_empty() {
+        format!("{whose} {} {name}", r.protocol)
+    } else {
+        format!("{whose} {} {name}: {}", r.protocol, r.value)
+    }
+}
+
+/// An auth protocol name, `none` when empty.
+pub fn auth_or_none(a: &str) -> &str {
+    if a.is_empty() {
+        "none"
+    } else {
+        a
+    }
+}
+
+/// The negotiated PPP options as `cinfo` lines (key, value), both directions.
+pub fn ppp_lines(p: &pb::PppOptions) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        (
+            "MRU",
+            format!("we receive {}, peer receives {}", p.local_mru, p.peer_mru),
+        ),
+        (
+            "ACCM",
+            format!(
+                "we receive with {:#010x}, we send with {:#010x}",
+                p.local_accm, p.peer_accm
+            ),
+        ),
+        (
+            "auth",
+            format!(
+                "we authenticate with {}, peer authenticates with {}",
+                auth_or_none(&p.auth_protocol),
+                auth_or_none(&p.auth_of_peer)
+            ),
+        ),
+        (
+            "compression",
+            format!(
+                "PFC {}, ACFC {}, FCS-32 {}",
+                on_off(p.pfc),
+                on_off(p.acfc),
+                on_off(p.fcs32)
+            ),
+        ),
+    ];
+    if !p.local_address.is_empty() {
+        v.push((
+            "IPCP",
+            format!("local {}, peer {}", p.local_address, p.peer_address),
+        ));
+        v.push((
+            "DNS",
+            if p.dns.is_empty() {
+                "none".into()
+            } else {
+                p.dns.join(", ")
+            },
+        ));
+    }
+    for r in &p.refused {
+        v.push(("refused", refusal(r)));
+    }
+    v
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 /// Lower-case name of a link state.
 pub fn link_state(state: i32) -> &'static str {
     match pb::LinkState::try_from(state) {
@@ -394,6 +502,78 @@ mod tests {
             budget_line(&b),
             "no dial now: isp1 has used its daily connect time"
         );
+    }
+
+    #[test]
+    fn ppp_lines_show_both_directions_and_refusals() {
+        let p = pb::PppOptions {
+            local_mru: 1500,
+            peer_mru: 296,
+            peer_accm: 0x000a_0000,
+            auth_protocol: "CHAP-MD5".into(),
+            local_address: "10.0.2.15".into(),
+            peer_address: "10.64.64.64".into(),
+            refused: vec![
+                pb::OptionRefusal {
+                    protocol: "IPCP".into(),
+                    option: 3,
+                    name: "IP-Address".into(),
+                    by_peer: false,
+                    reject: false,
+                    value: "10.64.64.64".into(),
+                },
+                pb::OptionRefusal {
+                    protocol: "LCP".into(),
+                    option: 42,
+                    by_peer: true,
+                    reject: true,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let lines: Vec<String> = ppp_lines(&p)
+            .into_iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "MRU: we receive 1500, peer receives 296",
+                "ACCM: we receive with 0x00000000, we send with 0x000a0000",
+                "auth: we authenticate with CHAP-MD5, peer authenticates with none",
+                "compression: PFC off, ACFC off, FCS-32 off",
+                "IPCP: local 10.0.2.15, peer 10.64.64.64",
+                "DNS: none",
+                "refused: we Nak'd the peer's IPCP IP-Address (3): 10.64.64.64",
+                "refused: peer Rejected our LCP option 42",
+            ]
+        );
+    }
+
+    #[test]
+    fn absent_modem_shows_its_next_probe() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut m = pb::Modem {
+            state: pb::ModemState::Absent as i32,
+            next_probe: Some(prost_types::Timestamp {
+                seconds: 1_700_000_008,
+                nanos: 0,
+            }),
+            failed_probes: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            modem_state_text(&m, now),
+            "absent (3 probes failed, next in 8s)"
+        );
+        m.failed_probes = 1;
+        assert_eq!(
+            modem_state_text(&m, now + Duration::from_secs(9)),
+            "absent (1 probe failed, next in 0s)"
+        );
+        m.state = pb::ModemState::Idle as i32;
+        assert_eq!(modem_state_text(&m, now), "idle");
     }
 
     #[test]

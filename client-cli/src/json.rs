@@ -137,7 +137,26 @@ pub fn connection_info(i: &pb::ConnectionInfo) -> Value {
         "redial_on_loss": i.redial_on_loss, "allowed_users": i.allowed_users,
         "apn": opt(&i.apn), "ppp_username": opt(&i.ppp_username), "routes": i.routes,
         "transcript": i.transcript.iter().map(|t| json!({"at": time(t.at.as_ref()), "kind": t.kind, "text": t.text})).collect::<Vec<_>>(),
+        "ppp": i.ppp.as_ref().map(ppp_options),
     })
+}
+
+/// The PPP options negotiated on the current/last link, both directions (`cinfo`).
+pub fn ppp_options(p: &pb::PppOptions) -> Value {
+    json!({"local_mru": p.local_mru, "peer_mru": p.peer_mru, "local_accm": p.local_accm,
+           "peer_accm": p.peer_accm, "local_magic": p.local_magic, "peer_magic": p.peer_magic,
+           "pfc": p.pfc, "acfc": p.acfc, "fcs32": p.fcs32,
+           "auth_protocol": opt(&p.auth_protocol), "auth_of_peer": opt(&p.auth_of_peer),
+           "local_address": opt(&p.local_address), "peer_address": opt(&p.peer_address),
+           "dns": p.dns, "refused": p.refused.iter().map(refusal).collect::<Vec<_>>(),
+           "frames_in": p.frames_in, "frames_out": p.frames_out, "fcs_errors": p.fcs_errors,
+           "discarded": p.discarded})
+}
+
+/// One option Nak'd or Rejected while negotiating.
+pub fn refusal(r: &pb::OptionRefusal) -> Value {
+    json!({"protocol": r.protocol, "option": r.option, "name": opt(&r.name),
+           "by_peer": r.by_peer, "reject": r.reject, "value": opt(&r.value)})
 }
 
 /// A modem (`modems`).
@@ -145,7 +164,8 @@ pub fn modem(m: &pb::Modem) -> Value {
     json!({"modem": m.name, "device": m.device, "speed_bps": nonzero(u64::from(m.baud)),
            "state": format::modem_state(m.state), "connection": opt(&m.connection),
            "last_error": opt(&m.last_error), "modem_lines": m.modem_lines,
-           "usable_by": m.usable_by, "cellular": m.cellular.as_ref().map(cellular)})
+           "usable_by": m.usable_by, "cellular": m.cellular.as_ref().map(cellular),
+           "next_probe_at": time(m.next_probe.as_ref()), "failed_probes": m.failed_probes})
 }
 
 /// A cellular modem's polled status (`signal_dbm` null when unknown; `pin` is
@@ -220,12 +240,16 @@ pub fn dial_event(connection: &str, ev: &pb::DialEvent) -> Value {
         ),
         Some(Event::LcpUp(l)) => (
             "lcp_up",
-            json!({"peer_mru": l.peer_mru, "auth_protocol": opt(&l.auth_protocol)}),
+            json!({"peer_mru": l.peer_mru, "auth_protocol": opt(&l.auth_protocol),
+                   "local_mru": l.local_mru, "local_accm": l.local_accm, "peer_accm": l.peer_accm,
+                   "auth_of_peer": opt(&l.auth_of_peer),
+                   "refused": l.refused.iter().map(refusal).collect::<Vec<_>>()}),
         ),
         Some(Event::AuthOk(a)) => ("auth_ok", json!({"protocol": a.protocol})),
         Some(Event::IpcpUp(i)) => (
             "ipcp_up",
-            json!({"local_address": i.local_address, "peer_address": i.peer_address, "dns": i.dns}),
+            json!({"local_address": i.local_address, "peer_address": i.peer_address, "dns": i.dns,
+                   "refused": i.refused.iter().map(refusal).collect::<Vec<_>>()}),
         ),
         Some(Event::Up(u)) => (
             "up",

@@ -543,6 +543,11 @@ impl Session {
         if let Some(b) = &link.budget {
             kv("budget", format::budget_line(b));
         }
+        if let Some(p) = &i.ppp {
+            for (k, v) in format::ppp_lines(p) {
+                kv(&format!("ppp {k}"), v);
+            }
+        }
         if !i.allowed_users.is_empty() {
             kv("allowed users", i.allowed_users.join(", "));
         }
@@ -884,7 +889,7 @@ impl Session {
                     m.name.clone(),
                     m.device.clone(),
                     m.baud.to_string(),
-                    format::modem_state(m.state).into(),
+                    format::modem_state_text(m, std::time::SystemTime::now()),
                     m.connection.clone(),
                     m.last_error.clone(),
                 ]
@@ -1454,17 +1459,34 @@ pub fn dial_event(ev: &pb::DialEvent) -> (String, Option<Result<(), String>>) {
                 .to_string(),
             None,
         ),
-        Some(Event::LcpUp(l)) => (format!("LCP up (peer MRU {})", l.peer_mru), None),
+        Some(Event::LcpUp(l)) => {
+            let mut t = format!(
+                "LCP up (MRU ours {} peer {}, ACCM ours {:#010x} peer {:#010x}, we authenticate with {}, peer with {})",
+                l.local_mru,
+                l.peer_mru,
+                l.local_accm,
+                l.peer_accm,
+                format::auth_or_none(&l.auth_protocol),
+                format::auth_or_none(&l.auth_of_peer)
+            );
+            for r in &l.refused {
+                t.push_str(&format!("\n  {}", format::refusal(r)));
+            }
+            (t, None)
+        }
         Some(Event::AuthOk(a)) => (format!("authenticated ({})", a.protocol), None),
-        Some(Event::IpcpUp(i)) => (
-            format!(
+        Some(Event::IpcpUp(i)) => {
+            let mut t = format!(
                 "IPCP up: local {} peer {} dns {}",
                 i.local_address,
                 i.peer_address,
                 i.dns.join(",")
-            ),
-            None,
-        ),
+            );
+            for r in &i.refused {
+                t.push_str(&format!("\n  {}", format::refusal(r)));
+            }
+            (t, None)
+        }
         Some(Event::Up(u)) => {
             let l = u.link.clone().unwrap_or_default();
             (

@@ -1476,9 +1476,53 @@ pub fn detail_lines(app: &App, name: &str) -> Vec<String> {
             yes(p.fcs32)
         ));
         out.push(format!(
+            "  auth of peer {} (what we demanded)",
+            if p.auth_of_peer.is_empty() {
+                "none"
+            } else {
+                &p.auth_of_peer
+            }
+        ));
+        if !p.local_address.is_empty() {
+            out.push(format!(
+                "  IPCP       local {}, peer {}",
+                p.local_address, p.peer_address
+            ));
+            out.push(format!(
+                "  DNS        {}",
+                if p.dns.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.dns.join(", ")
+                }
+            ));
+        }
+        out.push(format!(
             "  frames     in {}, out {}; FCS errors {}; discarded {}",
             p.frames_in, p.frames_out, p.fcs_errors, p.discarded
         ));
+        if !p.refused.is_empty() {
+            out.push(format!("  refused options ({})", p.refused.len()));
+            for r in &p.refused {
+                let verdict = if r.reject { "Rejected" } else { "Nak'd" };
+                let whose = if r.by_peer {
+                    format!("peer {verdict} our")
+                } else {
+                    format!("we {verdict} the peer's")
+                };
+                let name = if r.name.is_empty() {
+                    format!("option {}", r.option)
+                } else {
+                    format!("{} ({})", r.name, r.option)
+                };
+                let value = if r.value.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.value)
+                };
+                out.push(format!("    {whose} {} {name}{value}", r.protocol));
+            }
+        }
     }
     out.push(String::new());
     out.push("Profile".to_string());
@@ -1739,6 +1783,7 @@ pub(crate) mod tests {
             D::LcpUp(masqdial_proto::v1::LcpUp {
                 peer_mru: 1500,
                 auth_protocol: "CHAP-MD5".into(),
+                ..Default::default()
             }),
             D::AuthOk(masqdial_proto::v1::AuthOk {
                 protocol: "CHAP-MD5".into(),
@@ -1747,6 +1792,7 @@ pub(crate) mod tests {
                 local_address: "10.64.3.17".into(),
                 peer_address: "10.64.0.1".into(),
                 dns: vec![],
+                ..Default::default()
             }),
         ];
         for (i, step) in steps.into_iter().enumerate() {
@@ -2310,6 +2356,16 @@ pub(crate) mod tests {
                 auth_protocol: "CHAP-MD5".into(),
                 frames_in: 812,
                 frames_out: 640,
+                local_address: "10.64.3.17".into(),
+                peer_address: "10.64.64.64".into(),
+                refused: vec![masqdial_proto::v1::OptionRefusal {
+                    protocol: "IPCP".into(),
+                    option: 129,
+                    name: "Primary-DNS".into(),
+                    by_peer: true,
+                    reject: true,
+                    value: "0.0.0.0".into(),
+                }],
                 ..Default::default()
             }),
             transcript: vec![
@@ -2337,6 +2393,11 @@ pub(crate) mod tests {
             "MRU        local 1500, peer 1500",
             "ACCM       local 0x00000000, peer 0x000a0000",
             "auth CHAP-MD5 · PFC yes · ACFC yes",
+            "auth of peer none (what we demanded)",
+            "IPCP       local 10.64.3.17, peer 10.64.64.64",
+            "DNS        none",
+            "refused options (1)",
+            "peer Rejected our IPCP Primary-DNS (129): 0.0.0.0",
             "LAN hosts using it (3, live sessions)",
             "Log of the last dial (2 lines, UTC)",
             "21:11:10 send  ATDT555-0100",

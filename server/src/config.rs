@@ -129,6 +129,11 @@ pub struct LinkConfig {
     /// queue forms here rather than at the ISP. Off when absent.
     #[serde(default)]
     pub ingress_shaping: Option<f64>,
+    /// Networks no PPP peer may hand out (either end of the link), on top of this host's own
+    /// interface networks, which are always refused (not the `allow` list: an ISP may give
+    /// 10.x). IPv6 entries are ignored.
+    #[serde(default)]
+    pub refused_networks: Vec<IpNet>,
 }
 
 /// `[server]` section.

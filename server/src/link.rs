@@ -7,6 +7,7 @@ pub mod budget;
 pub mod events;
 pub mod fsm;
 pub mod manager;
+pub mod refused;
 
 pub use fsm::{
     DialOutcome, Failure, FailureKind, HangupOutcome, Holder, LinkAction, LinkFsm, LinkPolicy,

@@ -127,6 +127,11 @@ impl World {
     }
 
     fn with(test: &str, demand: bool) -> Option<World> {
+        Self::with_modem(test, demand, &["--baud", "0"])
+    }
+
+    /// As [`World::with`], with these extra `mock-modem` arguments (line rate, ISP mode).
+    fn with_modem(test: &str, demand: bool, modem_args: &[&str]) -> Option<World> {
         if !netns_available(test) {
             return None;
         }
@@ -136,7 +141,8 @@ impl World {
         let mut c = topo.wan.command(MOCK_MODEM);
         c.args(["--pty-link"])
             .arg(&pty)
-            .args(["--baud", "0", "--user", "demo:secret", "--auth", "chap"])
+            .args(modem_args)
+            .args(["--user", "demo:secret", "--auth", "chap"])
             .args(["--tun", "wan0", "--tun-addr", "203.0.113.1/24"]);
         let modem = Guarded::spawn(c).expect("mock modem");
         modem
@@ -689,4 +695,123 @@ fn debug_world_stays_up() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(120),
     ));
+}
+
+/// From `src` in the LAN namespace: one UDP datagram with `payload` to an echo server, and
+/// the echo back (the payload crosses the link both ways).
+fn udp_payload_echo(w: &World, to: SocketAddr, payload: &'static [u8]) -> std::io::Result<Vec<u8>> {
+    w.topo
+        .lan
+        .run_in(move || -> std::io::Result<Vec<u8>> {
+            let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            s.connect(to)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.send(payload)?;
+            let mut buf = [0u8; 512];
+            let n = s.recv(&mut buf)?;
+            Ok(buf[..n].to_vec())
+        })
+        .expect("enter LAN namespace")
+}
+
+/// Issue 15 against an access server that asks 0.0.0.0 for itself (mock-modem --isp-mode
+/// asks-zero), paced at 115200: the link comes up with the peer given 10.64.64.64 and a LAN
+/// host's UDP, TCP and ICMP pass; the modem's `NO CARRIER` text as UDP payload through the
+/// link leaves it up; SIGUSR1 (a real carrier drop) is seen as carrier loss (the measured
+/// time is printed; asserted only against a generous bound) and three dials then work.
+#[test]
+fn independent_isp_comes_up_and_only_a_real_carrier_drop_ends_the_link() {
+    let Some(w) = World::with_modem(
+        "e2e_independent_isp",
+        false,
+        &["--baud", "115200", "--isp-mode", "asks-zero"],
+    ) else {
+        return;
+    };
+    for u in ["demo", "admin"] {
+        w.mc_ok(u, &["login", "--insecure"]);
+    }
+    let t = Instant::now();
+    w.mc_ok("demo", &["dial", "isp1"]);
+    eprintln!(
+        "e2e asks-zero ISP at 115200: mclient dial -> up {} ms",
+        t.elapsed().as_millis()
+    );
+    let l = link_json(&w);
+    assert_eq!(l["state"], "up", "{l}");
+    assert_eq!(l["peer_address"], "10.64.64.64", "{l}");
+    let first = w.local_address();
+    assert!(first.starts_with("10.64.0."), "{first}");
+    assert!(w
+        .lan(&["udp-echo", "203.0.113.1:7", "--count", "3"])
+        .contains("OK"));
+    assert!(w
+        .lan(&["tcp-echo", "203.0.113.1:7", "--bytes", "20000"])
+        .contains("OK"));
+    let mut ping = w.topo.lan.command("ping");
+    ping.args(["-c", "2", "-W", "5", "203.0.113.1"]);
+    let o = exec_command(ping, Duration::from_secs(20)).expect("ping ran");
+    assert!(
+        o.status.success(),
+        "ping failed: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // The modem's result text as payload, both ways through the link: nothing happens.
+    let text: &[u8] = b"\r\nNO CARRIER\r\n\r\nNO CARRIER\r\n";
+    for _ in 0..3 {
+        let echo = udp_payload_echo(&w, SocketAddr::from(([203, 0, 113, 1], 7)), text)
+            .expect("echo of the NO CARRIER payload");
+        assert_eq!(echo, text);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let l = link_json(&w);
+    assert_eq!(l["state"], "up", "payload text dropped the link: {l}");
+    assert_eq!(w.local_address(), first);
+
+    // A real carrier drop: seen as loss (the link leaves `up`). One status poll's own cost
+    // first, so the figure can be read.
+    let t = Instant::now();
+    let _ = link_json(&w);
+    eprintln!(
+        "e2e one mclient status poll: {} ms",
+        t.elapsed().as_millis()
+    );
+    let t = Instant::now();
+    w.modem.signal(nix::sys::signal::Signal::SIGUSR1);
+    let mut seen = None;
+    while t.elapsed() < Duration::from_secs(10) {
+        if link_json(&w)["state"] != "up" {
+            seen = Some(t.elapsed());
+            break;
+        }
+    }
+    let seen = seen.expect("carrier loss seen within 10 s");
+    eprintln!(
+        "e2e SIGUSR1 -> link not up (polled with mclient status) {} ms",
+        seen.as_millis()
+    );
+    assert!(seen < Duration::from_secs(5), "{seen:?}");
+
+    // redial_on_loss brings it back; then three dials, each after a hang-up, all work.
+    w.wait_for("the redial after the loss", Duration::from_secs(40), || {
+        link_json(&w)["state"] == "up"
+    });
+    for i in 0..3 {
+        w.mc_ok("admin", &["hangup", "isp1", "--force"]);
+        w.wait_for("idle after hang-up", Duration::from_secs(30), || {
+            let st = link_json(&w)["state"].clone();
+            st == "idle" || st == "failed"
+        });
+        let t = Instant::now();
+        w.mc_ok("demo", &["dial", "isp1"]);
+        eprintln!(
+            "e2e dial {} after the loss: {} ms",
+            i + 1,
+            t.elapsed().as_millis()
+        );
+        assert!(w
+            .lan(&["udp-echo", "203.0.113.1:7", "--count", "2"])
+            .contains("OK"));
+    }
 }

@@ -384,7 +384,30 @@ impl Dialer for Fake {
             idle_timeout: dur(600),
             max_connect_time: dur(0),
             redial_on_loss: true,
-            ppp: None,
+            ppp: Some(pb::PppOptions {
+                local_mru: 1500,
+                peer_mru: 296,
+                local_accm: 0,
+                peer_accm: 0x000a_0000,
+                local_magic: 0x1234_5678,
+                peer_magic: 0x5eed_beef,
+                pfc: true,
+                acfc: true,
+                auth_protocol: "CHAP-MD5".into(),
+                fcs32: false,
+                frames_in: 10,
+                frames_out: 11,
+                fcs_errors: 1,
+                discarded: 2,
+                auth_of_peer: String::new(),
+                local_address: "10.0.0.2".into(),
+                peer_address: "10.64.64.64".into(),
+                dns: vec!["10.0.0.53".into()],
+                refused: vec![
+                    refusal("LCP", 1, "MRU", true, false, "296"),
+                    refusal("IPCP", 42, "", false, true, "0102"),
+                ],
+            }),
             transcript: vec![pb::TranscriptLine {
                 at: ts(T0),
                 kind: "send".into(),
@@ -449,6 +472,11 @@ impl Dialer for Fake {
                 ev(Event::LcpUp(pb::LcpUp {
                     peer_mru: 1500,
                     auth_protocol: "CHAP-MD5".into(),
+                    local_mru: 1500,
+                    local_accm: 0,
+                    peer_accm: 0x000a_0000,
+                    auth_of_peer: String::new(),
+                    refused: vec![refusal("LCP", 1, "MRU", false, false, "128")],
                 })),
                 ev(Event::AuthOk(pb::AuthOk {
                     protocol: "CHAP-MD5".into(),
@@ -457,6 +485,10 @@ impl Dialer for Fake {
                     local_address: "10.0.0.2".into(),
                     peer_address: "10.0.0.1".into(),
                     dns: vec!["10.0.0.53".into()],
+                    refused: vec![
+                        refusal("IPCP", 3, "IP-Address", false, false, "10.64.64.64"),
+                        refusal("IPCP", 131, "Secondary-DNS", true, true, "0.0.0.0"),
+                    ],
                 })),
                 ev(Event::Joined(pb::Joined {
                     state: pb::LinkState::Authenticating as i32,
@@ -605,6 +637,8 @@ impl Modems for Fake {
                         pin_sent: true,
                         pin_accepted: true,
                     }),
+                    next_probe: None,
+                    failed_probes: 0,
                 },
                 pb::Modem {
                     name: "modem1".into(),
@@ -617,6 +651,22 @@ impl Modems for Fake {
                     init: vec![],
                     usable_by: vec![],
                     cellular: None,
+                    next_probe: None,
+                    failed_probes: 0,
+                },
+                pb::Modem {
+                    name: "modem2".into(),
+                    device: "/dev/ttyUSB0".into(),
+                    baud: 115_200,
+                    state: pb::ModemState::Absent as i32,
+                    last_error: "serial device /dev/ttyUSB0 not found".into(),
+                    usable_by: vec!["isp1".into()],
+                    next_probe: Some(prost_types::Timestamp {
+                        seconds: 1_700_000_008,
+                        nanos: 0,
+                    }),
+                    failed_probes: 3,
+                    ..Default::default()
                 },
             ],
         }))
@@ -986,5 +1036,23 @@ pub async fn run_mclient(
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn refusal(
+    protocol: &str,
+    option: u32,
+    name: &str,
+    by_peer: bool,
+    reject: bool,
+    value: &str,
+) -> pb::OptionRefusal {
+    pb::OptionRefusal {
+        protocol: protocol.into(),
+        option,
+        name: name.into(),
+        by_peer,
+        reject,
+        value: value.into(),
     }
 }

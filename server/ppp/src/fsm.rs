@@ -160,6 +160,9 @@ pub struct Fsm<N> {
     events: VecDeque<LayerEvent>,
     /// Malformed Configure-Requests discarded.
     pub malformed: u64,
+    /// Options Nak'd or Rejected in this negotiation, both directions (cleared when a new
+    /// negotiation starts).
+    pub refusals: Vec<options::Refusal>,
 }
 
 impl<N: Negotiator> Fsm<N> {
@@ -181,6 +184,7 @@ impl<N: Negotiator> Fsm<N> {
             out: VecDeque::new(),
             events: VecDeque::new(),
             malformed: 0,
+            refusals: Vec::new(),
         }
     }
 
@@ -245,6 +249,7 @@ impl<N: Negotiator> Fsm<N> {
         self.restart_count = self.cfg.max_configure;
         self.failure_count = 0;
         self.neg.reset();
+        self.refusals.clear();
     }
 
     fn irc_term(&mut self) {
@@ -424,6 +429,12 @@ impl<N: Negotiator> Fsm<N> {
             CONFIGURE_NAK | CONFIGURE_REJECT => {
                 if id == self.req_id && !self.req_answered && options::parse(data).is_some() {
                     self.req_answered = true;
+                    options::note_refusals(
+                        &mut self.refusals,
+                        data,
+                        true,
+                        code == CONFIGURE_REJECT,
+                    );
                     if self.neg.handle_nak(data, code == CONFIGURE_REJECT) {
                         self.rcn(now);
                     } else {
@@ -497,6 +508,7 @@ impl<N: Negotiator> Fsm<N> {
                 self.tld();
                 // A new negotiation starts from scratch.
                 self.neg.reset();
+                self.refusals.clear();
                 self.restart_count = self.cfg.max_configure;
                 self.scr(now);
             }
@@ -516,6 +528,7 @@ impl<N: Negotiator> Fsm<N> {
                 true
             }
             ConfigReply::Nak(o) => {
+                options::note_refusals(&mut self.refusals, &o, false, false);
                 self.failure_count += 1;
                 self.out.push_back(Packet {
                     code: CONFIGURE_NAK,
@@ -525,6 +538,7 @@ impl<N: Negotiator> Fsm<N> {
                 false
             }
             ConfigReply::Reject(o) => {
+                options::note_refusals(&mut self.refusals, &o, false, true);
                 self.out.push_back(Packet {
                     code: CONFIGURE_REJECT,
                     id,

@@ -244,6 +244,8 @@ pub struct IpcpConfig {
     pub accept_remote: bool,
     /// Ask the peer for primary and secondary DNS (RFC 1877).
     pub request_dns: bool,
+    /// Send our IP-Address option (off: an access server that never names its address).
+    pub request_address: bool,
     /// DNS servers we hand out (access server), at most two are used.
     pub dns: Vec<Ipv4Addr>,
 }
@@ -311,7 +313,7 @@ impl Ipcp {
 
 impl Negotiator for Ipcp {
     fn reset(&mut self) {
-        self.want_addr = Some(self.cfg.local);
+        self.want_addr = self.cfg.request_address.then_some(self.cfg.local);
         let d = if self.cfg.request_dns {
             Some(Ipv4Addr::UNSPECIFIED)
         } else {
@@ -486,6 +488,7 @@ mod tests {
             accept_local: false,
             accept_remote: false,
             request_dns: true,
+            request_address: true,
             dns: vec![],
         })
     }
@@ -521,6 +524,7 @@ mod tests {
             accept_local: false,
             accept_remote: false,
             request_dns: false,
+            request_address: true,
             dns: vec![Ipv4Addr::new(10, 64, 0, 53)],
         });
         // VJ compression (2, 0x002d, max-slot 15, comp-slot 1) is rejected verbatim.

@@ -227,6 +227,9 @@ pub struct PppConfig {
     pub dns: Vec<Ipv4Addr>,
     /// Ask the peer for DNS servers (client, RFC 1877).
     pub request_dns: bool,
+    /// Send our IP-Address option (RFC 1332 §3.3). Off only to imitate an access server that
+    /// never names its own address (the peer then picks one for it locally).
+    pub request_address: bool,
     /// Our MRU.
     pub mru: u16,
     /// Our receive ACCM (0 = no control characters escaped towards us).
@@ -302,6 +305,7 @@ impl PppConfig {
             refused_networks: Vec::new(),
             dns: Vec::new(),
             request_dns: true,
+            request_address: true,
             mru: 1500,
             accm: 0,
             pfc: true,
@@ -338,6 +342,7 @@ impl PppConfig {
             peer_address: Some(peer),
             dns,
             request_dns: false,
+            request_address: true,
             ..Self::client("", "")
         }
     }
@@ -429,6 +434,10 @@ pub struct NegotiatedOptions {
     pub peer_ip: Option<Ipv4Addr>,
     /// DNS servers from IPCP.
     pub dns: Vec<Ipv4Addr>,
+    /// LCP options Nak'd or Rejected in the last LCP negotiation, both directions.
+    pub lcp_refused: Vec<options::Refusal>,
+    /// IPCP options Nak'd or Rejected in the last IPCP negotiation, both directions.
+    pub ipcp_refused: Vec<options::Refusal>,
 }
 
 enum AuthSide {
@@ -523,6 +532,7 @@ impl Ppp {
             accept_local: config.accept_local,
             accept_remote: config.accept_remote,
             request_dns: config.request_dns,
+            request_address: config.request_address,
             dns: config.dns.iter().copied().take(2).collect(),
         };
         let max_rx = usize::from(config.mru.max(1500)) + FRAME_OVERHEAD;
@@ -1336,6 +1346,8 @@ impl Ppp {
             local_ip: ip.map(|n| n.local),
             peer_ip: ip.map(|n| n.peer),
             dns: ip.map(|n| n.dns.clone()).unwrap_or_default(),
+            lcp_refused: self.lcp.refusals.clone(),
+            ipcp_refused: self.ipcp.refusals.clone(),
         }
     }
 

@@ -1204,3 +1204,47 @@ fn ip_flows_both_ways_with_scripted_peer() {
     o.ppp.handle_input(now, &frame(IPV4, &dgram));
     assert_eq!(o.ppp.poll_event(), Some(PppEvent::Ipv4(dgram.to_vec())));
 }
+
+/// What was Nak'd and Rejected, both directions, is kept in the negotiated options (for
+/// `cinfo` and dial progress), named and valued in each option's notation.
+#[test]
+fn refused_options_are_recorded_both_directions() {
+    use masqdial_ppp::options::Ncp;
+    let row = Row {
+        // LCP: MRU 64 (we Nak to 128). IPCP: VJ (we Reject), 0.0.0.0 (we Nak with the
+        // default), and the peer Rejects both DNS options of ours.
+        lcp_opts: opts(&[opt(1, &64u16.to_be_bytes()), opt(5, &[1, 2, 3, 4])]),
+        ipcp_opts: Some(opts(&[opt(2, &[0x00, 0x2D, 0x0F, 0x01]), opt(3, &[0; 4])])),
+        ipcp_answer: Some(|req| reject_types(req, &[129, 131])),
+        ..Row::default()
+    };
+    let o = run(&row, Side::Client, S(1));
+    o.up_ok().expect("link up");
+    let opts = o.ppp.options();
+    let lcp: Vec<String> = opts
+        .lcp_refused
+        .iter()
+        .map(|r| r.describe(Ncp::Lcp))
+        .collect();
+    assert_eq!(lcp, ["we Nak'd the peer's MRU (1): 128"]);
+    let ipcp: Vec<String> = opts
+        .ipcp_refused
+        .iter()
+        .map(|r| r.describe(Ncp::Ipcp))
+        .collect();
+    assert_eq!(
+        ipcp,
+        [
+            "we Rejected the peer's IP-Compression-Protocol (2): 002d0f01",
+            "peer Rejected our Primary-DNS (129): 0.0.0.0",
+            "peer Rejected our Secondary-DNS (131): 0.0.0.0",
+            "we Nak'd the peer's IP-Address (3): 10.64.64.64",
+            // The ISP's Nak is how our address is assigned (RFC 1332 §3.3).
+            "peer Nak'd our IP-Address (3): 10.0.2.15",
+        ],
+        "{:?}",
+        opts.ipcp_refused
+    );
+    assert_eq!(opts.peer_ip, Some(Ipv4Addr::new(10, 64, 64, 64)));
+    assert!(opts.dns.is_empty());
+}

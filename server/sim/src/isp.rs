@@ -128,6 +128,8 @@ pub struct IspConfig {
     pub accm: u32,
     /// Frames the access server may queue towards the client.
     pub tx_queue_limit: usize,
+    /// How the access server behaves in IPCP (imitations of access servers we did not write).
+    pub mode: IspMode,
     /// Seed for magic numbers and challenges (tests); `None` draws from the OS.
     pub seed: Option<u64>,
 }
@@ -152,6 +154,7 @@ impl IspConfig {
             mru: 1500,
             accm: 0,
             tx_queue_limit: 256,
+            mode: IspMode::Standard,
             seed: None,
         }
     }
@@ -161,6 +164,20 @@ impl IspConfig {
     pub fn factory(self) -> AnswererFactory {
         Box::new(move |_number: &str| Box::new(MockIsp::new(self.clone())) as Box<dyn Answerer>)
     }
+}
+
+/// IPCP behaviours of access servers we did not write (issue 15), selectable in the mock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IspMode {
+    /// Names its own address, assigns ours by Nak, gives DNS.
+    #[default]
+    Standard,
+    /// Asks 0.0.0.0 for its own address (it expects to be told one, RFC 1332 §3.3).
+    AsksZero,
+    /// Sends no IP-Address option at all (the caller picks its address locally).
+    NoAddress,
+    /// Configure-Rejects the DNS options (RFC 1877): the caller comes up without DNS.
+    RejectsDns,
 }
 
 /// Counters of the simulated internet.
@@ -232,6 +249,14 @@ impl MockIsp {
         p.accm = cfg.accm;
         p.tx_queue_limit = cfg.tx_queue_limit;
         p.seed = cfg.seed;
+        match cfg.mode {
+            IspMode::Standard => {}
+            // It expects to be told its address: asks 0.0.0.0 and takes our Nak.
+            IspMode::AsksZero => p.local_address = Ipv4Addr::UNSPECIFIED,
+            IspMode::NoAddress => p.request_address = false,
+            // No DNS to give: Primary/Secondary-DNS (129/131) are Configure-Rejected.
+            IspMode::RejectsDns => p.dns.clear(),
+        }
         Self {
             ppp: Ppp::new(p),
             pool: cfg.pool,

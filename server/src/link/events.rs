@@ -46,6 +46,8 @@ pub enum DialStep {
         peer_mru: u16,
         /// Authentication the peer asked for.
         auth: Option<AuthProtocol>,
+        /// Everything negotiated so far, both directions, with the refused options.
+        options: Box<NegotiatedOptions>,
     },
     /// Authentication succeeded (`None`: no authentication was asked).
     AuthOk(Option<AuthProtocol>),
@@ -57,6 +59,8 @@ pub enum DialStep {
         peer: Ipv4Addr,
         /// DNS servers offered.
         dns: Vec<Ipv4Addr>,
+        /// Everything negotiated, both directions, with the refused options.
+        options: Box<NegotiatedOptions>,
     },
     /// A redial is scheduled.
     Redial {
@@ -229,6 +233,10 @@ pub struct ModemView {
     pub modem_lines: bool,
     /// Cellular status from the last poll (cellular modems only).
     pub cellular: Option<CellView>,
+    /// Absent modems: when the next re-probe is due.
+    pub next_probe: Option<SystemTime>,
+    /// Absent modems: probes failed since it went absent.
+    pub failed_probes: u32,
 }
 
 /// A cellular modem's status as the last poll found it.

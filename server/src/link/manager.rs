@@ -94,6 +94,11 @@ struct ModemSlot {
     polling: Option<Arc<AtomicBool>>,
     /// Cellular status from the last poll.
     cell: Option<CellView>,
+    /// Absent: when the re-prober tries next, and how often it has failed.
+    next_probe: Option<SystemTime>,
+    failed_probes: u32,
+    /// A re-prober task is running for this modem.
+    reprobing: bool,
 }
 
 /// Read-mostly view of one link, refreshed by its actor.
@@ -141,6 +146,12 @@ struct Shared {
     /// The data plane's side of link up/down (masquerade address, routes, packets).
     uplink: Uplink,
     events: broadcast::Sender<LinkEvent>,
+    /// Where re-probers of absent modems are spawned.
+    tasks: Shutdown,
+    /// For `PppConfig::refused_networks`, worked out at each dial ([`super::refused`]).
+    lan_interface: Option<String>,
+    tun_name: String,
+    refused_configured: Vec<ipnet::IpNet>,
 }
 
 /// Cheap handle on the link manager.
@@ -328,12 +339,28 @@ impl LinkManager {
                         modem_lines: None,
                         polling: None,
                         cell: None,
+                        next_probe: None,
+                        failed_probes: 0,
+                        reprobing: false,
                     })
                     .collect(),
             ),
             uplink,
             events,
+            tasks: shutdown.clone(),
+            lan_interface: cfg.nat.lan_interface.clone(),
+            tun_name: cfg.nat.tun_name.clone(),
+            refused_configured: cfg.link.refused_networks.clone(),
         });
+        // A device that is not there at start is absent from the outset: re-probe it
+        // (a USB modem plugged in later becomes usable without a restart).
+        for (i, m) in cfg.modems.iter().enumerate() {
+            if std::fs::metadata(&m.device).is_err() {
+                let e = modem::OpenError::NotFound(m.device.clone());
+                tracing::warn!(modem = %m.name, error = %e, "modem absent; re-probing with backoff");
+                mark_absent(&shared, i, e.to_string());
+            }
+        }
         for (i, m) in cfg.modems.iter().enumerate() {
             if let Some(c) = &m.cellular {
                 shutdown.spawn(cell_poller(
@@ -624,6 +651,8 @@ impl LinkManager {
                 last_error: m.last_error.clone(),
                 modem_lines: m.modem_lines.unwrap_or(false),
                 cellular: m.cell.clone(),
+                next_probe: m.next_probe.filter(|_| m.absent),
+                failed_probes: if m.absent { m.failed_probes } else { 0 },
             })
             .collect()
     }
@@ -987,7 +1016,12 @@ impl Actor {
                     format!("LCP up (peer MRU {peer_mru}, auth {})", auth_name(auth)),
                 );
                 self.fsm.handle_session(now, SessionReport::LcpUp);
-                self.emit(DialStep::LcpUp { peer_mru, auth });
+                let options = Box::new(self.negotiated());
+                self.emit(DialStep::LcpUp {
+                    peer_mru,
+                    auth,
+                    options,
+                });
             }
             PppEvent::AuthOk { protocol, .. } => {
                 let name = auth_name(protocol);
@@ -1011,10 +1045,12 @@ impl Actor {
                     TranscriptKind::Info,
                     format!("IPCP up: local {local}, peer {peer}, dns {dns:?}"),
                 );
+                let options = Box::new(self.negotiated());
                 self.emit(DialStep::IpcpUp {
                     local,
                     peer,
                     dns: dns.clone(),
+                    options,
                 });
                 self.fsm
                     .handle_session(now, SessionReport::IpcpUp { local, peer, dns });
@@ -1024,6 +1060,15 @@ impl Actor {
             }
             PppEvent::Ipv4(_) => {}
         }
+    }
+
+    /// The session's negotiated options as of its last event (published before LCP/IPCP up
+    /// events are sent).
+    fn negotiated(&self) -> NegotiatedOptions {
+        self.session
+            .as_ref()
+            .and_then(SessionHandle::options)
+            .unwrap_or_default()
     }
 
     fn modem_names(&self) -> (String, String) {
@@ -1058,12 +1103,18 @@ impl Actor {
                 |m: &ModemSlot| self.cfg.modems.is_empty() || self.cfg.modems.contains(&m.cfg.name);
             let pick = {
                 let mut modems = lock(&self.shared.modems);
-                let i = modems.iter().position(|m| {
+                let free = |m: &ModemSlot| {
                     m.user.is_none()
                         && m.polling.is_none()
                         && allowed(m)
                         && !tried.contains(&m.cfg.name)
-                });
+                };
+                // Present modems first; an absent one is still tried (it may be back
+                // before its next probe).
+                let i = modems
+                    .iter()
+                    .position(|m| free(m) && !m.absent)
+                    .or_else(|| modems.iter().position(free));
                 let mut waiting = false;
                 if i.is_none() && Instant::now() < poll_wait {
                     for m in modems.iter().filter(|m| m.user.is_none() && allowed(m)) {
@@ -1096,16 +1147,22 @@ impl Actor {
                     },
                 });
             };
-            match spawn_session(
-                modem_settings(&m),
-                chat_config(&m, &self.cfg),
-                ppp_config(&self.cfg),
-            ) {
+            let mut ppp = ppp_config(&self.cfg);
+            // This host's networks as they are now (a LAN address may have changed).
+            ppp.refused_networks = super::refused::refused_networks(
+                &super::refused::interface_nets(),
+                self.shared.lan_interface.as_deref(),
+                &self.shared.tun_name,
+                &self.shared.refused_configured,
+            );
+            match spawn_session(modem_settings(&m), chat_config(&m, &self.cfg), ppp) {
                 Ok(h) => {
                     let mut modems = lock(&self.shared.modems);
                     if let Some(slot) = modems.get_mut(i) {
                         slot.absent = false;
                         slot.last_error = None;
+                        slot.next_probe = None;
+                        slot.failed_probes = 0;
                     }
                     drop(modems);
                     self.session = Some(h);
@@ -1117,12 +1174,10 @@ impl Actor {
                 Err(e) => {
                     tracing::warn!(connection = %self.name, modem = %m.name, error = %e, "modem unusable");
                     self.note(TranscriptKind::Error, format!("modem {}: {e}", m.name));
-                    let mut modems = lock(&self.shared.modems);
-                    if let Some(slot) = modems.get_mut(i) {
+                    if let Some(slot) = lock(&self.shared.modems).get_mut(i) {
                         slot.user = None;
-                        slot.absent = true;
-                        slot.last_error = Some(e.to_string());
                     }
+                    mark_absent(&self.shared, i, e.to_string());
                     tried.push(m.name.clone());
                 }
             }
@@ -1367,6 +1422,101 @@ impl Actor {
         }
         if let Some(h) = self.session.take() {
             let _ = h.hangup(HANGUP_LIMIT).await;
+        }
+    }
+}
+
+/// Marks modem `idx` absent with `error` and starts its re-prober unless one runs.
+fn mark_absent(shared: &Arc<Shared>, idx: usize, error: String) {
+    let mut modems = lock(&shared.modems);
+    let Some(slot) = modems.get_mut(idx) else {
+        return;
+    };
+    slot.absent = true;
+    slot.last_error = Some(error);
+    if slot.reprobing {
+        return;
+    }
+    slot.reprobing = true;
+    let cfg = slot.cfg.clone();
+    drop(modems);
+    shared
+        .tasks
+        .spawn(reprobe(Arc::clone(shared), idx, cfg, shared.tasks.token()));
+}
+
+/// How long one re-probe may wait for `OK` (a dial that wants the modem waits for it).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Re-probes an absent modem ([`modem::probe`]: open, `AT`, `OK`) with [`modem::Backoff`]
+/// (1 s doubling to 60 s) until it answers, a dial finds it present, or `stop`. The next
+/// probe time and the failure count are shown by `ListModems`. A probe never runs while a
+/// connection uses the modem; a dial that wants it mid-probe waits for the probe (bounded).
+async fn reprobe(shared: Arc<Shared>, idx: usize, modem: ModemConfig, stop: CancellationToken) {
+    let mut backoff = modem::Backoff::default();
+    let settings = modem_settings(&modem);
+    loop {
+        let wait = backoff.next().unwrap_or(Duration::from_secs(60));
+        {
+            let mut modems = lock(&shared.modems);
+            let Some(slot) = modems.get_mut(idx) else {
+                return;
+            };
+            if !slot.absent {
+                slot.reprobing = false;
+                slot.next_probe = None;
+                return;
+            }
+            slot.next_probe = Some(SystemTime::now() + wait);
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        {
+            let mut modems = lock(&shared.modems);
+            let Some(slot) = modems.get_mut(idx) else {
+                return;
+            };
+            if !slot.absent {
+                slot.reprobing = false;
+                slot.next_probe = None;
+                return;
+            }
+            if slot.user.is_some() || slot.polling.is_some() {
+                continue;
+            }
+            slot.polling = Some(Arc::new(AtomicBool::new(false)));
+        }
+        let s = settings.clone();
+        let res = tokio::task::spawn_blocking(move || modem::probe(&s, PROBE_TIMEOUT)).await;
+        let mut modems = lock(&shared.modems);
+        let Some(slot) = modems.get_mut(idx) else {
+            return;
+        };
+        slot.polling = None;
+        match res {
+            Ok(Ok(info)) => {
+                tracing::info!(modem = %modem.name, device = %modem.device.display(), "absent modem answered a probe; usable again");
+                slot.absent = false;
+                slot.last_error = None;
+                slot.modem_lines = Some(info.has_status_lines);
+                slot.next_probe = None;
+                slot.failed_probes = 0;
+                slot.reprobing = false;
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(modem = %modem.name, error = %e, "re-probe failed");
+                slot.failed_probes = slot.failed_probes.saturating_add(1);
+                if slot.absent {
+                    slot.last_error = Some(e.to_string());
+                }
+            }
+            Err(e) => {
+                slot.failed_probes = slot.failed_probes.saturating_add(1);
+                slot.last_error = Some(format!("probe task: {e}"));
+            }
         }
     }
 }

@@ -706,6 +706,10 @@ impl Driver {
                                 .and_then(|c| c.0);
                             self.tune_egress(connect, Some(*peer_mru));
                         }
+                        if matches!(other, PppEvent::LcpUp { .. } | PppEvent::IpcpUp { .. }) {
+                            // Whoever gets the event reads the options it reports.
+                            self.publish(None, Some(ppp));
+                        }
                         log_ppp_event(&self.line.name(), &other);
                         self.emit(SessionEvent::Ppp(other));
                     }

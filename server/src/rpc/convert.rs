@@ -16,6 +16,7 @@ use crate::link::events::{
 use crate::link::{Failure, FailureKind, Holder, LinkState};
 use crate::nat_control::{MasqDelta, PortUsage, Timeouts};
 use masqdial_at::TranscriptKind;
+use masqdial_ppp::options::{option_name, Ncp, Refusal};
 use masqdial_ppp::AuthProtocol;
 
 pub(super) fn ts(t: SystemTime) -> Option<prost_types::Timestamp> {
@@ -203,9 +204,18 @@ pub(super) fn dial_event(ev: &DialEvent) -> pb::DialEvent {
             speed_bps: *speed_bps,
             extras: extras.clone(),
         }),
-        DialStep::LcpUp { peer_mru, auth } => E::LcpUp(pb::LcpUp {
+        DialStep::LcpUp {
+            peer_mru,
+            auth,
+            options,
+        } => E::LcpUp(pb::LcpUp {
             peer_mru: u32::from(*peer_mru),
             auth_protocol: auth_name(*auth),
+            local_mru: u32::from(options.local_mru),
+            local_accm: options.rx_accm,
+            peer_accm: options.tx_accm,
+            auth_of_peer: auth_name(options.auth_of_peer),
+            refused: refusals(Ncp::Lcp, &options.lcp_refused),
         }),
         DialStep::AuthOk(p) => E::AuthOk(pb::AuthOk {
             protocol: match p {
@@ -213,10 +223,16 @@ pub(super) fn dial_event(ev: &DialEvent) -> pb::DialEvent {
                 Some(_) => auth_name(*p),
             },
         }),
-        DialStep::IpcpUp { local, peer, dns } => E::IpcpUp(pb::IpcpUp {
+        DialStep::IpcpUp {
+            local,
+            peer,
+            dns,
+            options,
+        } => E::IpcpUp(pb::IpcpUp {
             local_address: local.to_string(),
             peer_address: peer.to_string(),
             dns: dns.iter().map(ToString::to_string).collect(),
+            refused: refusals(Ncp::Ipcp, &options.ipcp_refused),
         }),
         DialStep::Redial {
             next_attempt,
@@ -329,7 +345,33 @@ pub(super) fn ppp_options(d: &PppDetails) -> pb::PppOptions {
         frames_out: d.stats.frames_out,
         fcs_errors: d.stats.fcs_errors,
         discarded: d.stats.discarded,
+        auth_of_peer: auth_name(o.auth_of_peer),
+        local_address: o.local_ip.map(|a| a.to_string()).unwrap_or_default(),
+        peer_address: o.peer_ip.map(|a| a.to_string()).unwrap_or_default(),
+        dns: o.dns.iter().map(ToString::to_string).collect(),
+        refused: refusals(Ncp::Lcp, &o.lcp_refused)
+            .into_iter()
+            .chain(refusals(Ncp::Ipcp, &o.ipcp_refused))
+            .collect(),
     }
+}
+
+/// Refused options of one control protocol.
+pub(super) fn refusals(ncp: Ncp, list: &[Refusal]) -> Vec<pb::OptionRefusal> {
+    list.iter()
+        .map(|r| pb::OptionRefusal {
+            protocol: match ncp {
+                Ncp::Lcp => "LCP",
+                Ncp::Ipcp => "IPCP",
+            }
+            .into(),
+            option: u32::from(r.option),
+            name: option_name(ncp, r.option).unwrap_or_default().into(),
+            by_peer: r.by_peer,
+            reject: r.reject,
+            value: r.value(ncp),
+        })
+        .collect()
 }
 
 pub(super) fn modem(m: &ModemView) -> pb::Modem {
@@ -347,6 +389,8 @@ pub(super) fn modem(m: &ModemView) -> pb::Modem {
         last_error: m.last_error.clone().unwrap_or_default(),
         modem_lines: m.modem_lines,
         cellular: m.cellular.as_ref().map(cellular),
+        next_probe: m.next_probe.map(prost_types::Timestamp::from),
+        failed_probes: m.failed_probes,
         ..Default::default()
     }
 }
@@ -502,4 +546,102 @@ pub(super) fn chains(snaps: Vec<ChainSnapshot>) -> Vec<pb::Chain> {
                 .collect(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use masqdial_ppp::{NegotiatedOptions, PppStats};
+
+    #[test]
+    fn ppp_options_carry_both_directions_and_refusals() {
+        let options = NegotiatedOptions {
+            local_mru: 1500,
+            peer_mru: 296,
+            rx_accm: 0,
+            tx_accm: 0x000A_0000,
+            auth_by_peer: Some(AuthProtocol::Chap),
+            auth_of_peer: None,
+            local_ip: Some("10.0.2.15".parse().expect("addr")),
+            peer_ip: Some("10.64.64.64".parse().expect("addr")),
+            dns: vec![],
+            lcp_refused: vec![Refusal {
+                option: 1,
+                by_peer: true,
+                reject: false,
+                data: vec![0x01, 0x28],
+            }],
+            ipcp_refused: vec![Refusal {
+                option: 129,
+                by_peer: true,
+                reject: true,
+                data: vec![0; 4],
+            }],
+            ..NegotiatedOptions::default()
+        };
+        let p = ppp_options(&PppDetails {
+            options: options.clone(),
+            stats: PppStats::default(),
+        });
+        assert_eq!((p.local_mru, p.peer_mru), (1500, 296));
+        assert_eq!((p.local_accm, p.peer_accm), (0, 0x000A_0000));
+        assert_eq!(p.auth_protocol, "CHAP-MD5");
+        assert_eq!(p.auth_of_peer, "");
+        assert_eq!(p.local_address, "10.0.2.15");
+        assert_eq!(p.peer_address, "10.64.64.64");
+        assert!(p.dns.is_empty());
+        assert_eq!(
+            p.refused,
+            [
+                pb::OptionRefusal {
+                    protocol: "LCP".into(),
+                    option: 1,
+                    name: "MRU".into(),
+                    by_peer: true,
+                    reject: false,
+                    value: "296".into(),
+                },
+                pb::OptionRefusal {
+                    protocol: "IPCP".into(),
+                    option: 129,
+                    name: "Primary-DNS".into(),
+                    by_peer: true,
+                    reject: true,
+                    value: "0.0.0.0".into(),
+                },
+            ]
+        );
+        // The dial steps carry their layer's refusals.
+        let ev = dial_event(&DialEvent {
+            at: SystemTime::UNIX_EPOCH,
+            step: DialStep::LcpUp {
+                peer_mru: 296,
+                auth: Some(AuthProtocol::Chap),
+                options: Box::new(options.clone()),
+            },
+        });
+        let Some(pb::dial_event::Event::LcpUp(l)) = ev.event else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(
+            (l.local_mru, l.peer_mru, l.peer_accm),
+            (1500, 296, 0x000A_0000)
+        );
+        assert_eq!(l.refused.len(), 1);
+        assert_eq!(l.refused[0].name, "MRU");
+        let ev = dial_event(&DialEvent {
+            at: SystemTime::UNIX_EPOCH,
+            step: DialStep::IpcpUp {
+                local: "10.0.2.15".parse().expect("addr"),
+                peer: "10.64.64.64".parse().expect("addr"),
+                dns: vec![],
+                options: Box::new(options),
+            },
+        });
+        let Some(pb::dial_event::Event::IpcpUp(i)) = ev.event else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(i.refused.len(), 1);
+        assert_eq!(i.refused[0].value, "0.0.0.0");
+    }
 }

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use masqdial_ppp::AuthProtocol;
 use masqdial_sim::internet::TunInternet;
-use masqdial_sim::isp::IspConfig;
+use masqdial_sim::isp::{IspConfig, IspMode};
 use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::{
     Answerer, AnswererFactory, EchoAnswerer, MockModemConfig, Noise, Outcome,
@@ -29,6 +29,18 @@ enum Auth {
     Pap,
     /// CHAP-MD5 (RFC 1994).
     Chap,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum IpcpMode {
+    /// Names its own address, assigns the caller's by Nak, gives DNS.
+    Standard,
+    /// Asks 0.0.0.0 for its own address (expects to be told one).
+    AsksZero,
+    /// Sends no IP-Address option at all.
+    NoAddress,
+    /// Configure-Rejects the DNS options.
+    RejectsDns,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -83,6 +95,9 @@ struct Args {
     /// What answers calls.
     #[arg(long, value_enum, default_value_t = FarEnd::Isp)]
     far_end: FarEnd,
+    /// IPCP behaviour of the ISP: imitations of independent access servers.
+    #[arg(long, value_enum, default_value_t = IpcpMode::Standard)]
+    isp_mode: IpcpMode,
     /// Bridge the ISP to this TUN device instead of its simulated internet (needs
     /// CAP_NET_ADMIN): unanswered packets go out of it, packets routed into it come back.
     #[arg(long)]
@@ -173,6 +188,12 @@ fn far_end(args: &Args) -> Result<AnswererFactory> {
             };
             let mut isp = IspConfig::new(users, auth);
             isp.mru = args.mru;
+            isp.mode = match args.isp_mode {
+                IpcpMode::Standard => IspMode::Standard,
+                IpcpMode::AsksZero => IspMode::AsksZero,
+                IpcpMode::NoAddress => IspMode::NoAddress,
+                IpcpMode::RejectsDns => IspMode::RejectsDns,
+            };
             match &args.tun {
                 None => isp.factory(),
                 Some(name) => {

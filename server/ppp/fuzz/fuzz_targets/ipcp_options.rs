@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
             accept_local: sel & 8 != 0,
             accept_remote: sel & 16 != 0,
             request_dns: false,
+            request_address: sel & 32 == 0,
             dns: vec![Ipv4Addr::new(10, 0, 0, 53)],
         }
     } else {
@@ -27,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             accept_local: true,
             accept_remote: sel & 16 != 0,
             request_dns: true,
+            request_address: sel & 32 == 0,
             dns: vec![],
         }
     };
