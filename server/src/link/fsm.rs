@@ -212,6 +212,9 @@ pub struct LinkFsm {
     last_failure: Option<Failure>,
     /// Set when we asked the session to stop, with the reason to report.
     stopping: Option<Option<Failure>>,
+    /// The carrier went while the link was up: it was taken down at once (routes, state)
+    /// and the session is hanging up; its end decides redial or failure.
+    lost_up: bool,
 }
 
 impl LinkFsm {
@@ -230,6 +233,7 @@ impl LinkFsm {
             loss_redials: 0,
             last_failure: None,
             stopping: None,
+            lost_up: false,
         }
     }
 
@@ -334,6 +338,17 @@ impl LinkFsm {
         true
     }
 
+    /// The modem reported carrier loss (or DCD dropped) while the session still runs its
+    /// hang-up: an up link is taken down now — routes and the data plane go, watchers see
+    /// it hanging up — instead of when the hang-up (`+++` guard time, `ATH`) has finished.
+    pub fn carrier_lost(&mut self) {
+        if self.state == LinkState::Up {
+            self.lost_up = true;
+            self.actions.push_back(LinkAction::LinkDown);
+            self.set_state(LinkState::HangingUp);
+        }
+    }
+
     /// A user asks to hang up; `force` (admin) drops the link whoever holds it.
     pub fn hangup(&mut self, user: &str, host: &str, force: bool) -> HangupOutcome {
         if !self.state.is_active() && self.redial_at.is_none() {
@@ -376,6 +391,7 @@ impl LinkFsm {
     }
 
     fn finish(&mut self, failure: Option<Failure>) {
+        self.lost_up = false;
         self.addresses = None;
         self.up_since = None;
         self.last_traffic = None;
@@ -424,13 +440,15 @@ impl LinkFsm {
     }
 
     fn session_ended(&mut self, now: Instant, failure: Option<Failure>) {
-        let was_up = self.state == LinkState::Up;
+        let lost_up = std::mem::take(&mut self.lost_up);
+        let was_up = self.state == LinkState::Up || lost_up;
         if let Some(reason) = self.stopping.take() {
             // We asked for it: report our reason (idle, max time, or none).
             self.finish(reason);
             return;
         }
-        if was_up {
+        if self.state == LinkState::Up {
+            // (After a carrier loss the link was taken down already.)
             self.actions.push_back(LinkAction::LinkDown);
         }
         let failure = failure.unwrap_or(Failure {
@@ -631,6 +649,67 @@ mod tests {
         let acts = drain(&mut fsm);
         assert!(matches!(&acts[0], LinkAction::HoldersReleased(h) if h.len() == 2));
         assert!(acts.contains(&LinkAction::StopSession));
+    }
+
+    #[test]
+    fn carrier_loss_takes_the_link_down_at_once_then_redials_after_the_hang_up() {
+        let t0 = Instant::now();
+        let policy = LinkPolicy {
+            redial_on_loss: true,
+            redial_delay: Duration::from_secs(5),
+            ..LinkPolicy::default()
+        };
+        let mut fsm = LinkFsm::new(policy);
+        fsm.dial(t0, holder("a"));
+        bring_up(&mut fsm, t0);
+        drain(&mut fsm);
+        fsm.carrier_lost();
+        assert_eq!(
+            drain(&mut fsm),
+            vec![
+                LinkAction::LinkDown,
+                LinkAction::StateChanged(LinkState::HangingUp)
+            ]
+        );
+        // A second report changes nothing.
+        fsm.carrier_lost();
+        assert!(drain(&mut fsm).is_empty());
+        let lost = Failure {
+            kind: FailureKind::CarrierLost,
+            message: "NO CARRIER".into(),
+        };
+        fsm.handle_session(t0, SessionReport::Ended(Some(lost)));
+        // No second LinkDown; the redial on loss is scheduled as for any loss.
+        assert_eq!(
+            drain(&mut fsm),
+            vec![LinkAction::StateChanged(LinkState::Dialing)]
+        );
+        assert_eq!(fsm.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn carrier_loss_without_redial_ends_failed() {
+        let t0 = Instant::now();
+        let mut fsm = LinkFsm::new(LinkPolicy::default());
+        fsm.dial(t0, holder("a"));
+        bring_up(&mut fsm, t0);
+        drain(&mut fsm);
+        fsm.carrier_lost();
+        drain(&mut fsm);
+        fsm.handle_session(t0, SessionReport::Ended(None));
+        assert_eq!(fsm.state(), LinkState::Failed);
+        assert_eq!(
+            fsm.last_failure().map(|f| f.kind),
+            Some(FailureKind::CarrierLost)
+        );
+        let acts = drain(&mut fsm);
+        assert!(!acts.contains(&LinkAction::LinkDown), "{acts:?}");
+        // Not up: a loss report while dialling does nothing.
+        fsm.dial(t0, holder("a"));
+        drain(&mut fsm);
+        fsm.carrier_lost();
+        assert!(drain(&mut fsm).is_empty());
+        assert_eq!(fsm.state(), LinkState::Dialing);
     }
 
     #[test]

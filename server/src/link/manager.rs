@@ -894,6 +894,8 @@ impl Actor {
             SessionEvent::CarrierLost => {
                 self.carrier_lost = true;
                 self.note(TranscriptKind::Error, "carrier lost".into());
+                // Down now (routes, data plane, state), not after the hang-up.
+                self.fsm.carrier_lost();
             }
             SessionEvent::HangingUp => self.note(TranscriptKind::Info, "hanging up".into()),
             SessionEvent::Ended(end) => {
