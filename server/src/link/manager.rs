@@ -1097,7 +1097,9 @@ impl Actor {
 
     /// Pick a free modem allowed for this connection and start a session on it. A modem
     /// busy with a status poll is asked to stop it, and waited for (bounded).
-    async fn start_session(&mut self) -> Result<(), Failure> {
+    /// On failure, also whether every allowed modem was simply busy (nothing was tried):
+    /// that is a refusal, not a failure of the connection.
+    async fn start_session(&mut self) -> Result<(), (Failure, bool)> {
         let mut tried = Vec::new();
         let poll_wait = Instant::now() + Duration::from_secs(3);
         loop {
@@ -1140,14 +1142,15 @@ impl Actor {
             };
             let Some((i, m)) = pick else {
                 let busy = tried.is_empty();
-                return Err(Failure {
+                let failure = Failure {
                     kind: FailureKind::NoModem,
                     message: if busy {
                         "every modem allowed for this connection is busy".into()
                     } else {
                         format!("no usable modem (tried {})", tried.join(", "))
                     },
-                });
+                };
+                return Err((failure, busy));
             };
             let mut ppp = ppp_config(&self.cfg);
             // This host's networks as they are now (a LAN address may have changed).
@@ -1190,11 +1193,12 @@ impl Actor {
         while let Some(a) = self.fsm.poll_action() {
             match a {
                 LinkAction::StartSession => {
-                    if let Err(f) = self.start_session().await {
+                    if let Err((f, all_busy)) = self.start_session().await {
                         self.record(TranscriptKind::Error, f.message.clone());
-                        if f.kind == FailureKind::NoModem && self.fsm.refuse_dial() {
+                        if all_busy && self.fsm.refuse_dial() {
                             // Every modem taken between the check and the start: a refusal,
                             // told once, and the connection stays as it was (not failed).
+                            // A modem that was tried and is gone is a real failure.
                             self.emit(DialStep::Failed(f));
                         } else {
                             self.fsm.handle_session(
