@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ipnet::IpNet;
 
 use super::linkq::{Ingress, QueueSnapshot};
-use super::netcfg::{NetCfg, RouteSpec};
+use super::netcfg::{NetCfg, NetCfgError, RouteSpec};
 use super::{Dataplane, LinkPort, LinkTx, NatHandle};
 use crate::config::LinkConfig;
 use crate::modem::session::SessionHandle;
@@ -319,12 +319,21 @@ impl Uplink {
                     tracing::warn!(error = %e, "removing route {r}");
                 }
             }
-            if let Err(e) = nc.link_down().await {
-                tracing::warn!(error = %e, "taking {} down", nc.dev);
-            }
-            if self.follow_mtu {
-                if let Err(e) = nc.set_mtu(TUN_MTU).await {
-                    tracing::warn!(error = %e, "restoring the MTU of {}", nc.dev);
+            // A device that is gone (the data plane closed the TUN at shutdown) has
+            // nothing left to take down or restore.
+            match nc.link_down().await {
+                Err(NetCfgError::NoDevice { .. }) => {
+                    tracing::debug!("{} is gone; nothing to take down", nc.dev);
+                }
+                down => {
+                    if let Err(e) = down {
+                        tracing::warn!(error = %e, "taking {} down", nc.dev);
+                    }
+                    if self.follow_mtu {
+                        if let Err(e) = nc.set_mtu(TUN_MTU).await {
+                            tracing::warn!(error = %e, "restoring the MTU of {}", nc.dev);
+                        }
+                    }
                 }
             }
         }
