@@ -3,6 +3,8 @@
 //! it is spent (mock modem on a pseudo-terminal, mock ISP's UDP echo through the in-memory
 //! LAN port), and still refuses after a restart because the usage was saved.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
@@ -24,46 +26,7 @@ use nat_core::chains::syntax::parse_rule;
 use tokio::sync::{broadcast, mpsc};
 
 fn config(device: &std::path::Path, state: &std::path::Path, budget: BudgetConfig) -> Config {
-    let mut c = Config::default();
-    c.server.state_dir = state.to_path_buf();
-    c.modems.push(ModemConfig {
-        name: "modem0".into(),
-        device: device.to_path_buf(),
-        baud: 115_200,
-        data_bits: 8,
-        parity: Default::default(),
-        stop_bits: 1,
-        flow_control: masqdial_server::config::FlowControl::None,
-        init: vec!["ATZ".into()],
-        cellular: None,
-    });
-    c.connections.push(ConnectionConfig {
-        name: "isp1".into(),
-        description: String::new(),
-        modems: vec!["modem0".into()],
-        numbers: vec!["5550100".into()],
-        dial_prefix: "ATDT".into(),
-        apn: None,
-        username: "demo".into(),
-        password: "secret".into(),
-        auth: Default::default(),
-        redial_attempts: 1,
-        redial_delay_s: 1,
-        idle_timeout_s: 0,
-        max_connect_s: 0,
-        redial_on_loss: false,
-        routes: vec![],
-        replace_default_route: false,
-        login_script: vec![],
-        local_address: None,
-        peer_address: None,
-        accept_local: false,
-        accept_remote: false,
-        demand: false,
-        activity_filter: vec![],
-        demand_hold_s: 30,
-        demand_hold_bytes: 64 * 1024,
-    });
+    let mut c = common::one_modem_config(device, state);
     c.budgets.push(budget);
     c
 }

@@ -3,6 +3,8 @@
 //! becomes the masquerade address, and LAN packets (in-memory LAN port) are masqueraded
 //! over the link and answered by the ISP's simulated internet. Then hang-up.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,46 +33,7 @@ fn udp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec
 }
 
 fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.server.state_dir = state.to_path_buf();
-    c.modems.push(ModemConfig {
-        name: "modem0".into(),
-        device: device.to_path_buf(),
-        baud: 115_200,
-        data_bits: 8,
-        parity: Default::default(),
-        stop_bits: 1,
-        flow_control: masqdial_server::config::FlowControl::None,
-        init: vec!["ATZ".into()],
-        cellular: None,
-    });
-    c.connections.push(ConnectionConfig {
-        name: "isp1".into(),
-        description: String::new(),
-        modems: vec!["modem0".into()],
-        numbers: vec!["5550100".into()],
-        dial_prefix: "ATDT".into(),
-        apn: None,
-        username: "demo".into(),
-        password: "secret".into(),
-        auth: Default::default(),
-        redial_attempts: 1,
-        redial_delay_s: 1,
-        idle_timeout_s: 0,
-        max_connect_s: 0,
-        redial_on_loss: false,
-        routes: vec![],
-        replace_default_route: false,
-        login_script: vec![],
-        local_address: None,
-        peer_address: None,
-        accept_local: false,
-        accept_remote: false,
-        demand: false,
-        activity_filter: vec![],
-        demand_hold_s: 30,
-        demand_hold_bytes: 64 * 1024,
-    });
+    let mut c = common::one_modem_config(device, state);
     let mut isp2 = c.connections[0].clone();
     isp2.name = "isp2".into();
     isp2.numbers = vec!["5550200".into()];

@@ -5,6 +5,8 @@
 //! hands out an address inside this host's LAN network, or a configured refused network, fails
 //! the dial with the typed IPCP error.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -25,47 +27,7 @@ use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::MockModemConfig;
 
 fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.server.state_dir = state.to_path_buf();
-    c.modems.push(ModemConfig {
-        name: "modem0".into(),
-        device: device.to_path_buf(),
-        baud: 115_200,
-        data_bits: 8,
-        parity: Default::default(),
-        stop_bits: 1,
-        flow_control: masqdial_server::config::FlowControl::None,
-        init: vec!["ATZ".into()],
-        cellular: None,
-    });
-    c.connections.push(ConnectionConfig {
-        name: "isp1".into(),
-        description: String::new(),
-        modems: vec!["modem0".into()],
-        numbers: vec!["5550100".into()],
-        dial_prefix: "ATDT".into(),
-        apn: None,
-        username: "demo".into(),
-        password: "secret".into(),
-        auth: Default::default(),
-        redial_attempts: 1,
-        redial_delay_s: 1,
-        idle_timeout_s: 0,
-        max_connect_s: 0,
-        redial_on_loss: false,
-        routes: vec![],
-        replace_default_route: false,
-        login_script: vec![],
-        local_address: None,
-        peer_address: None,
-        accept_local: false,
-        accept_remote: false,
-        demand: false,
-        activity_filter: vec![],
-        demand_hold_s: 30,
-        demand_hold_bytes: 64 * 1024,
-    });
-    c
+    common::one_modem_config(device, state)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
