@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
 use masqdial_ppp::AuthProtocol;
-use masqdial_server::config::{BudgetConfig, Config, ConnectionConfig, ModemConfig};
+use masqdial_server::config::{BudgetConfig, Config};
 use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
 use masqdial_server::link::budget::{Count, Limit, Period};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_ppp::AuthProtocol;
-use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
+use masqdial_server::config::Config;
 use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
 use masqdial_server::link::events::DialStep;

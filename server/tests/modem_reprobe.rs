@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant, SystemTime};
 
 use masqdial_ppp::AuthProtocol;
-use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
+use masqdial_server::config::Config;
 use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::events::ModemState;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use masqdial_ppp::ipcp::{AddressProblem, Endpoint, IpcpFailure, Ipv4Network};
 use masqdial_ppp::options::Ncp;
 use masqdial_ppp::{AuthProtocol, NegotiatedOptions};
-use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
+use masqdial_server::config::Config;
 use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::events::DialStep;
