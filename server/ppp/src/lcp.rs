@@ -53,7 +53,15 @@ pub struct LcpConfig {
     /// Protocols we require the peer to authenticate with, in preference order (authenticator).
     pub require_auth: Vec<AuthProtocol>,
     /// Protocols we agree to authenticate ourselves with (authenticatee); empty = refuse.
+    /// With both CHAP-MD5 and PAP listed, a peer asking PAP is Nak'd towards CHAP-MD5 first
+    /// (pppd `refuse-pap`), and PAP is taken only as [`LcpConfig::pap_fallback`] allows.
     pub accept_auth: Vec<AuthProtocol>,
+    /// Authenticatee: take PAP when the peer asks it again after our Nak proposing CHAP-MD5
+    /// (it insists). Off: keep Nak'ing until Max-Failure, then give up ([`Lcp::pap_refused`]).
+    pub pap_fallback: bool,
+    /// Authenticator: ignore a Nak of our Auth-Protocol and ask the same protocol again (an
+    /// imitation of access servers that insist on PAP; test peers only).
+    pub insist_auth: bool,
 }
 
 /// Options one direction agreed on.
@@ -106,6 +114,13 @@ pub struct Lcp {
     pub loopback_hits: u32,
     /// Why negotiation gave up, if it did.
     pub failure: Option<String>,
+    /// Configure-Requests asking PAP that we Nak'd towards CHAP-MD5 in this negotiation.
+    pub pap_naks: u32,
+    /// The peer insisted on PAP after our Nak and we took it ([`LcpConfig::pap_fallback`]).
+    pub pap_fallback_used: bool,
+    /// The peer still asked PAP once Max-Failure Naks were spent, without fallback allowed: the
+    /// option was Configure-Rejected and the link must not go on (the driver closes it).
+    pub pap_refused: bool,
 }
 
 fn auth_bytes(a: AuthProtocol) -> Vec<u8> {
@@ -129,6 +144,9 @@ impl Lcp {
             auth_tried: Vec::new(),
             loopback_hits: 0,
             failure: None,
+            pap_naks: 0,
+            pap_fallback_used: false,
+            pap_refused: false,
         };
         s.reset();
         s
@@ -145,6 +163,12 @@ impl Lcp {
                 return v;
             }
         }
+    }
+
+    /// PAP is acceptable only as a fallback: CHAP-MD5 is acceptable too, and preferred.
+    fn pap_guarded(&self) -> bool {
+        self.cfg.accept_auth.contains(&AuthProtocol::Chap)
+            && self.cfg.accept_auth.contains(&AuthProtocol::Pap)
     }
 
     /// Our magic number as currently requested (0 = none).
@@ -170,6 +194,9 @@ impl Negotiator for Lcp {
         self.local = DirOpts::default();
         self.peer = DirOpts::default();
         self.failure = None;
+        self.pap_naks = 0;
+        self.pap_fallback_used = false;
+        self.pap_refused = false;
     }
 
     fn request(&mut self, out: &mut Vec<u8>) {
@@ -205,6 +232,8 @@ impl Negotiator for Lcp {
         let mut v = Verdict::default();
         let mut nak_orig = Vec::new();
         let mut peer = DirOpts::default();
+        let mut pap_nak = false;
+        let mut pap_fallback = false;
         for (ty, d) in opts {
             match ty {
                 OPT_MRU => match be16(d) {
@@ -226,6 +255,20 @@ impl Negotiator for Lcp {
                         _ => None,
                     };
                     match asked {
+                        // CHAP preferred (pppd `refuse-pap`): a request for PAP is Nak'd with
+                        // CHAP-MD5; PAP is taken only if the peer asks it again and fallback is
+                        // allowed. Without fallback the Naks run out at Max-Failure (RFC 1661
+                        // §4.6), the option is Rejected and the driver ends the link.
+                        Some(AuthProtocol::Pap) if self.pap_guarded() => {
+                            if self.pap_naks > 0 && self.cfg.pap_fallback {
+                                peer.auth = Some(AuthProtocol::Pap);
+                                pap_fallback = true;
+                            } else {
+                                v.nak(ty, &auth_bytes(AuthProtocol::Chap));
+                                put(&mut nak_orig, ty, d);
+                                pap_nak = true;
+                            }
+                        }
                         Some(a) if self.cfg.accept_auth.contains(&a) => peer.auth = Some(a),
                         _ => match self.cfg.accept_auth.first() {
                             // RFC 1661 §6.2: Nak with the protocol we prefer.
@@ -275,8 +318,14 @@ impl Negotiator for Lcp {
             }
         }
         let reply = v.reply(nak_allowed, nak_orig);
-        if reply == ConfigReply::Ack {
-            self.peer = peer;
+        match &reply {
+            ConfigReply::Ack => {
+                self.peer = peer;
+                self.pap_fallback_used = pap_fallback;
+            }
+            ConfigReply::Nak(_) if pap_nak => self.pap_naks += 1,
+            ConfigReply::Reject(_) if pap_nak && !nak_allowed => self.pap_refused = true,
+            _ => {}
         }
         reply
     }
@@ -314,7 +363,7 @@ impl Negotiator for Lcp {
                     return false;
                 }
                 (OPT_AUTH, false) => {
-                    if self.want.auth.is_none() {
+                    if self.want.auth.is_none() || self.cfg.insist_auth {
                         continue;
                     }
                     let suggested = match d {
@@ -381,7 +430,120 @@ mod tests {
             magic: true,
             require_auth: vec![],
             accept_auth: vec![AuthProtocol::Chap, AuthProtocol::Pap],
+            pap_fallback: false,
+            insist_auth: false,
         }
+    }
+
+    const PAP: [u8; 4] = [3, 4, 0xC0, 0x23];
+    /// Auth-Protocol CHAP with MD5 (RFC 1994 §3): type 3, length 5, 0xC223, algorithm 5.
+    const CHAP_MD5_OPT: [u8; 5] = [3, 5, 0xC2, 0x23, 5];
+
+    #[test]
+    fn pap_is_naked_towards_chap_md5_and_refused_at_max_failure() {
+        let mut l = Lcp::new(cfg(), 7);
+        for n in 1..=4 {
+            assert_eq!(
+                l.handle_request(&PAP, true),
+                ConfigReply::Nak(CHAP_MD5_OPT.to_vec())
+            );
+            assert_eq!((l.pap_naks, l.pap_refused), (n, false));
+        }
+        // Max-Failure reached (the automaton stops allowing Naks): Reject, and give up.
+        assert_eq!(
+            l.handle_request(&PAP, false),
+            ConfigReply::Reject(PAP.to_vec())
+        );
+        assert!(l.pap_refused);
+        assert_eq!(l.peer.auth, None);
+        // A peer that switches after the Nak is taken with CHAP-MD5.
+        let mut l = Lcp::new(cfg(), 7);
+        assert!(matches!(l.handle_request(&PAP, true), ConfigReply::Nak(_)));
+        assert_eq!(l.handle_request(&CHAP_MD5_OPT, true), ConfigReply::Ack);
+        assert_eq!(l.peer.auth, Some(AuthProtocol::Chap));
+        assert!(!l.pap_fallback_used && !l.pap_refused);
+    }
+
+    #[test]
+    fn pap_fallback_takes_pap_when_the_peer_asks_again() {
+        let mut l = Lcp::new(
+            LcpConfig {
+                pap_fallback: true,
+                ..cfg()
+            },
+            7,
+        );
+        // Even with fallback allowed, CHAP-MD5 is proposed first.
+        assert_eq!(
+            l.handle_request(&PAP, true),
+            ConfigReply::Nak(CHAP_MD5_OPT.to_vec())
+        );
+        assert_eq!(l.handle_request(&PAP, true), ConfigReply::Ack);
+        assert_eq!(l.peer.auth, Some(AuthProtocol::Pap));
+        assert!(l.pap_fallback_used);
+        // A new negotiation starts over: CHAP-MD5 proposed again.
+        l.reset();
+        assert!(!l.pap_fallback_used);
+        assert!(matches!(l.handle_request(&PAP, true), ConfigReply::Nak(_)));
+    }
+
+    #[test]
+    fn explicit_pap_or_chap_is_unchanged() {
+        // auth = "pap": PAP at once, no Nak.
+        let mut l = Lcp::new(
+            LcpConfig {
+                accept_auth: vec![AuthProtocol::Pap],
+                ..cfg()
+            },
+            7,
+        );
+        assert_eq!(l.handle_request(&PAP, true), ConfigReply::Ack);
+        assert_eq!((l.peer.auth, l.pap_naks), (Some(AuthProtocol::Pap), 0));
+        // auth = "chap": Nak towards CHAP-MD5, Reject at Max-Failure, no PAP bookkeeping.
+        let mut l = Lcp::new(
+            LcpConfig {
+                accept_auth: vec![AuthProtocol::Chap],
+                pap_fallback: true,
+                ..cfg()
+            },
+            7,
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                l.handle_request(&PAP, true),
+                ConfigReply::Nak(CHAP_MD5_OPT.to_vec())
+            );
+        }
+        assert_eq!(
+            l.handle_request(&PAP, false),
+            ConfigReply::Reject(PAP.to_vec())
+        );
+        assert_eq!((l.pap_naks, l.pap_refused), (0, false));
+    }
+
+    #[test]
+    fn insisting_authenticator_ignores_a_nak_of_its_protocol() {
+        let mut l = Lcp::new(
+            LcpConfig {
+                require_auth: vec![AuthProtocol::Pap],
+                accept_auth: vec![],
+                insist_auth: true,
+                ..cfg()
+            },
+            7,
+        );
+        assert!(l.handle_nak(&CHAP_MD5_OPT, false));
+        assert_eq!(l.want.auth, Some(AuthProtocol::Pap));
+        // Without insisting, a Nak naming a protocol we do not offer ends the negotiation.
+        let mut l = Lcp::new(
+            LcpConfig {
+                require_auth: vec![AuthProtocol::Pap],
+                accept_auth: vec![],
+                ..cfg()
+            },
+            7,
+        );
+        assert!(!l.handle_nak(&CHAP_MD5_OPT, false));
     }
 
     #[test]

@@ -105,6 +105,25 @@ pub enum DownReason {
     LowerDown,
     /// IPCP could not bring IPv4 up (the option or packet that decided it is named).
     Ipcp(ipcp::IpcpFailure),
+    /// The peer wants to authenticate us with PAP, which sends the password in clear, and
+    /// would not take CHAP-MD5 instead; PAP fallback is not allowed
+    /// ([`PppConfig::pap_fallback`]). No PAP packet was sent.
+    PapRefused {
+        /// Configure-Naks we sent proposing CHAP-MD5.
+        naks: u32,
+        /// How the peer answered the last of them.
+        peer: PapRefusal,
+    },
+}
+
+/// How a peer that asked PAP answered our Nak proposing CHAP-MD5 ([`DownReason::PapRefused`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PapRefusal {
+    /// It kept asking PAP until Max-Failure; we Configure-Rejected the option and closed.
+    Insisted,
+    /// It terminated the link instead (during negotiation, or after dropping authentication,
+    /// as pppd with `require-pap` does: "peer refused to authenticate").
+    Terminated,
 }
 
 impl fmt::Display for DownReason {
@@ -120,6 +139,18 @@ impl fmt::Display for DownReason {
             }
             DownReason::LowerDown => f.write_str("carrier lost"),
             DownReason::Ipcp(e) => write!(f, "negotiation failed: {e}"),
+            DownReason::PapRefused { naks, peer } => {
+                let how = match peer {
+                    PapRefusal::Insisted => "kept asking PAP",
+                    PapRefusal::Terminated => "terminated the link",
+                };
+                write!(
+                    f,
+                    "peer insists on PAP, which sends the password in clear: we proposed \
+                     CHAP-MD5 {naks} time{} and it {how}; PAP fallback is not allowed",
+                    if *naks == 1 { "" } else { "s" }
+                )
+            }
         }
     }
 }
@@ -204,8 +235,17 @@ pub struct PppConfig {
     pub user: String,
     /// Our password / CHAP secret (client).
     pub password: String,
-    /// Authenticatee protocols we accept, in preference order (client).
+    /// Authenticatee protocols we accept, in preference order (client). With both CHAP-MD5
+    /// and PAP, a peer asking PAP gets a Configure-Nak proposing CHAP-MD5 first.
     pub accept_auth: Vec<AuthProtocol>,
+    /// Client with both CHAP-MD5 and PAP in `accept_auth`: take PAP if the peer asks it again
+    /// after our Nak. Off (the default): keep proposing CHAP-MD5 until Max-Failure, then end
+    /// the link with [`DownReason::PapRefused`] without ever sending the password.
+    pub pap_fallback: bool,
+    /// Access server: ask the same Auth-Protocol again after the peer Naks it (an imitation
+    /// of access servers that insist on PAP, for tests); off takes the peer's suggestion when
+    /// it is in `require_auth`.
+    pub insist_auth: bool,
     /// Authentication we demand, in preference order (access server; empty = none).
     pub require_auth: Vec<AuthProtocol>,
     /// (name, secret) pairs we accept (access server).
@@ -263,6 +303,8 @@ impl fmt::Debug for PppConfig {
             .field("side", &self.side)
             .field("user", &self.user)
             .field("accept_auth", &self.accept_auth)
+            .field("pap_fallback", &self.pap_fallback)
+            .field("insist_auth", &self.insist_auth)
             .field("require_auth", &self.require_auth)
             .field(
                 "users",
@@ -296,6 +338,8 @@ impl PppConfig {
             user: user.into(),
             password: password.into(),
             accept_auth: vec![AuthProtocol::Chap, AuthProtocol::Pap],
+            pap_fallback: false,
+            insist_auth: false,
             require_auth: Vec::new(),
             users: Vec::new(),
             local_address: Ipv4Addr::UNSPECIFIED,
@@ -436,6 +480,9 @@ pub struct NegotiatedOptions {
     pub dns: Vec<Ipv4Addr>,
     /// LCP options Nak'd or Rejected in the last LCP negotiation, both directions.
     pub lcp_refused: Vec<options::Refusal>,
+    /// The peer insisted on PAP after our Nak proposing CHAP-MD5 and PAP was taken
+    /// ([`PppConfig::pap_fallback`]): the password crossed the line in clear.
+    pub pap_fallback: bool,
     /// IPCP options Nak'd or Rejected in the last IPCP negotiation, both directions.
     pub ipcp_refused: Vec<options::Refusal>,
 }
@@ -525,6 +572,8 @@ impl Ppp {
             magic: true,
             require_auth,
             accept_auth,
+            pap_fallback: config.pap_fallback,
+            insist_auth: config.insist_auth,
         };
         let ipcp_cfg = ipcp::IpcpConfig {
             local: config.local_address,
@@ -759,6 +808,19 @@ impl Ppp {
             self.stats.discarded += 1;
             return;
         };
+        let mut close_for_pap = false;
+        if code == fsm::TERMINATE_REQUEST
+            && self.down_reason.is_none()
+            && self.pap_refusal_pending()
+        {
+            // It asked PAP, we proposed CHAP-MD5, and it hangs up rather than authenticate
+            // that way: name the cause, not just "terminated by peer".
+            self.down_reason = Some(DownReason::PapRefused {
+                naks: self.lcp.neg.pap_naks,
+                peer: PapRefusal::Terminated,
+            });
+            close_for_pap = self.lcp.state() != State::Opened;
+        }
         if code == fsm::TERMINATE_REQUEST
             && self.down_reason.is_none()
             && self.lcp.state() == State::Opened
@@ -828,12 +890,31 @@ impl Ppp {
                 self.lcp.unknown_code(c, i, d, max);
             }
         }
+        if self.lcp.neg.pap_refused && self.down_reason.is_none() {
+            // Max-Failure Naks proposing CHAP-MD5 spent and the peer still asks PAP: our
+            // Configure-Reject is queued; end the link rather than wait for the peer.
+            self.down_reason = Some(DownReason::PapRefused {
+                naks: self.lcp.neg.pap_naks,
+                peer: PapRefusal::Insisted,
+            });
+            close_for_pap = true;
+        }
+        if close_for_pap {
+            self.lcp.close(now);
+        }
         if self.lcp.neg.loopback_hits > self.cfg.fsm.max_failure
             && self.down_reason != Some(DownReason::LoopbackDetected)
         {
             self.down_reason = Some(DownReason::LoopbackDetected);
             self.lcp.close(now);
         }
+    }
+
+    /// We Nak'd the peer's PAP towards CHAP-MD5 in this negotiation and it has neither
+    /// switched to CHAP-MD5 nor been allowed PAP, and IPv4 never came up.
+    fn pap_refusal_pending(&self) -> bool {
+        let n = &self.lcp.neg;
+        n.pap_naks > 0 && !n.pap_fallback_used && n.peer.auth.is_none() && !self.ipcp_up
     }
 
     fn auth_failed(&mut self, message: String) {
@@ -1347,6 +1428,7 @@ impl Ppp {
             peer_ip: ip.map(|n| n.peer),
             dns: ip.map(|n| n.dns.clone()).unwrap_or_default(),
             lcp_refused: self.lcp.refusals.clone(),
+            pap_fallback: self.lcp.neg.pap_fallback_used,
             ipcp_refused: self.ipcp.refusals.clone(),
         }
     }

@@ -47,6 +47,16 @@ fn client_cfg(password: &str) -> PppConfig {
     c
 }
 
+/// A client for a server demanding `auth`: PAP is allowed alone (`auth = "pap"`), since with
+/// CHAP-MD5 also allowed the client proposes CHAP-MD5 to a server asking PAP.
+fn client_for(auth: Option<AuthProtocol>, password: &str) -> PppConfig {
+    let mut c = client_cfg(password);
+    if auth == Some(AuthProtocol::Pap) {
+        c.accept_auth = vec![AuthProtocol::Pap];
+    }
+    c
+}
+
 impl Wire {
     fn new(c: PppConfig, s: PppConfig) -> Self {
         let now = Instant::now();
@@ -179,7 +189,7 @@ const LCP: u16 = 0xC021;
 const CONF_REQ: u8 = 1;
 
 fn bring_up(auth: Option<AuthProtocol>) -> Wire {
-    let mut w = Wire::new(client_cfg("wonderland"), server_cfg(auth));
+    let mut w = Wire::new(client_for(auth, "wonderland"), server_cfg(auth));
     w.open();
     w.run_for(Duration::from_secs(1));
     w
@@ -223,7 +233,10 @@ fn bring_up_with_pap_and_chap_and_none() {
 #[test]
 fn wrong_password_fails_both_ways() {
     for auth in [AuthProtocol::Pap, AuthProtocol::Chap] {
-        let mut w = Wire::new(client_cfg("looking-glass"), server_cfg(Some(auth)));
+        let mut w = Wire::new(
+            client_for(Some(auth), "looking-glass"),
+            server_cfg(Some(auth)),
+        );
         w.open();
         w.run_for(Duration::from_secs(30));
         assert!(
@@ -281,7 +294,7 @@ fn naks_and_rejects_converge() {
 fn fcs32_when_both_want_it() {
     let mut s = server_cfg(Some(AuthProtocol::Pap));
     s.fcs32 = true;
-    let mut c = client_cfg("wonderland");
+    let mut c = client_for(Some(AuthProtocol::Pap), "wonderland");
     c.fcs32 = true;
     let mut w = Wire::new(c, s);
     w.open();
@@ -336,7 +349,7 @@ fn lost_frames_recovered_by_restart_timers() {
 #[test]
 fn duplicated_frames_are_harmless() {
     let mut w = Wire::new(
-        client_cfg("wonderland"),
+        client_for(Some(AuthProtocol::Pap), "wonderland"),
         server_cfg(Some(AuthProtocol::Pap)),
     );
     w.filter = Box::new(|_, b| {
@@ -381,7 +394,7 @@ fn silent_peer_fails_negotiation() {
 
 #[test]
 fn echo_keepalive_declares_dead_link() {
-    let mut c = client_cfg("wonderland");
+    let mut c = client_for(Some(AuthProtocol::Pap), "wonderland");
     c.echo_interval = Some(Duration::from_secs(10));
     c.echo_failures = 3;
     let mut w = Wire::new(c, server_cfg(Some(AuthProtocol::Pap)));
@@ -591,7 +604,7 @@ mod hostile_peer {
             auth in 0u8..3,
         ) {
             let auth = [None, Some(AuthProtocol::Pap), Some(AuthProtocol::Chap)][usize::from(auth)];
-            let mut w = Wire::new(client_cfg("wonderland"), server_cfg(auth));
+            let mut w = Wire::new(client_for(auth, "wonderland"), server_cfg(auth));
             w.open();
             w.run_for(Duration::from_millis(1));
             let enc = Encoder::new(0xFFFF_FFFF, false);

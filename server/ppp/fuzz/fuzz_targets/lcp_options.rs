@@ -23,7 +23,13 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 vec![]
             },
-            accept_auth: vec![AuthProtocol::Pap],
+            accept_auth: if sel & 16 != 0 {
+                vec![AuthProtocol::Chap, AuthProtocol::Pap]
+            } else {
+                vec![AuthProtocol::Pap]
+            },
+            pap_fallback: sel & 32 != 0,
+            insist_auth: sel & 64 != 0,
         },
         u64::from(sel),
     );
