@@ -300,11 +300,12 @@ pub struct CellularConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PppAuth {
-    /// PAP only.
+    /// PAP only (the password crosses the line in clear).
     Pap,
     /// CHAP-MD5 only.
     Chap,
-    /// Whatever the peer asks for (PAP or CHAP-MD5).
+    /// CHAP-MD5 preferred: an ISP asking PAP is Nak'd towards CHAP-MD5 (pppd `refuse-pap`);
+    /// PAP only if the ISP insists and `allow_pap_fallback` is set.
     #[default]
     Any,
 }
@@ -338,6 +339,11 @@ pub struct ConnectionConfig {
     /// PPP authentication protocol accepted (default any).
     #[serde(default)]
     pub auth: PppAuth,
+    /// With `auth = "any"`: if the ISP still asks PAP after we proposed CHAP-MD5, use PAP
+    /// (which sends the password in clear). Default false: the dial fails with a message
+    /// naming this option. An error with `auth = "chap"`; no effect with `auth = "pap"`.
+    #[serde(default)]
+    pub allow_pap_fallback: bool,
     /// Dial attempts per request (default 3).
     #[serde(default = "default_redial_attempts")]
     pub redial_attempts: u32,
@@ -833,6 +839,15 @@ impl Config {
                     Some(i),
                     "numbers",
                     "needs at least one non-empty number",
+                ));
+            }
+            if c.allow_pap_fallback && c.auth == PppAuth::Chap {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "allow_pap_fallback",
+                    "contradicts auth = \"chap\" (CHAP-MD5 only); use auth = \"any\" to allow \
+                     PAP when the ISP insists",
                 ));
             }
             check_duration("connections", Some(i), "redial_delay_s", c.redial_delay_s)?;
@@ -1401,6 +1416,29 @@ port_low = 61000
         assert!(e.contains("connections[0].modems"), "{e}");
         assert!(e.contains("modem9"), "{e}");
         assert!(e.contains(&format!("line {line}")), "{e}");
+    }
+
+    #[test]
+    fn pap_fallback_defaults_off_and_contradicts_chap_only() {
+        let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.connections[0].auth, PppAuth::Any);
+        assert!(!c.connections[0].allow_pap_fallback);
+        let with = |auth: &str| {
+            good().replace(
+                "numbers = [\"555-0100\"]",
+                &format!("numbers = [\"555-0100\"]\nauth = \"{auth}\"\nallow_pap_fallback = true"),
+            )
+        };
+        for ok in ["any", "pap"] {
+            let c = parse(&with(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert!(c.connections[0].allow_pap_fallback);
+        }
+        let e = parse(&with("chap"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("connections[0].allow_pap_fallback"), "{e}");
+        assert!(e.contains("contradicts auth = \"chap\""), "{e}");
     }
 
     #[test]

@@ -150,7 +150,14 @@ pub fn config(state: &DemoState) -> Result<(Config, Vec<DemoUser>), AuthError> {
             apn: None,
             username: format!("{name}-user"),
             password: format!("{name}-secret"),
-            auth: Default::default(),
+            // isp1 shows PAP: chosen explicitly, since by default CHAP-MD5 is proposed to
+            // an ISP asking PAP (and the mock ISP takes it).
+            auth: if name == "isp1" {
+                crate::config::PppAuth::Pap
+            } else {
+                Default::default()
+            },
+            allow_pap_fallback: false,
             redial_attempts: 3,
             redial_delay_s: 2,
             idle_timeout_s: 0,

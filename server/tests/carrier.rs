@@ -110,6 +110,8 @@ fn dial(mock: &PtyModem, tweak: impl FnOnce(&mut PppConfig)) -> SessionHandle {
     let line = open(&s).expect("open pty");
     let mut ppp = PppConfig::client("alice", "s3cret");
     ppp.seed = Some(9);
+    // The access server here demands PAP and nothing else (`auth = "pap"`).
+    ppp.accept_auth = vec![AuthProtocol::Pap];
     tweak(&mut ppp);
     spawn_session_on(Box::new(line), s, ChatConfig::dialup(&["5551234"]), ppp).expect("spawn")
 }

@@ -116,6 +116,9 @@ fn start_plan(
     let line = open(&settings).expect("open pty");
     let mut ppp = PppConfig::client("alice", "s3cret");
     ppp.seed = Some(9);
+    // The access server here demands PAP and nothing else: PAP chosen explicitly
+    // (`auth = "pap"`), or CHAP-MD5 would be proposed first.
+    ppp.accept_auth = vec![AuthProtocol::Pap];
     let t0 = Instant::now();
     let session = spawn_session_on(Box::new(line), settings, plan, ppp).expect("spawn session");
     (mock, session, rx, t0)

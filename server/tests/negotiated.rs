@@ -78,9 +78,13 @@ async fn dial_progress_and_details_show_both_directions_and_refusals() {
     // We send escaping what the ISP asked (0x000a0000) — and what we receive with is ours.
     assert_eq!(l.tx_accm, 0x000A_0000);
     assert_eq!(l.rx_accm, 0);
-    assert_eq!(l.auth_by_peer, Some(AuthProtocol::Pap));
+    // The ISP asked PAP; with the default `auth = "any"` we Nak'd it towards CHAP-MD5 and it
+    // switched (CHAP preferred, issue 10).
+    assert_eq!(l.auth_by_peer, Some(AuthProtocol::Chap));
     assert_eq!(l.auth_of_peer, None);
-    assert!(l.lcp_refused.is_empty(), "{:?}", l.lcp_refused);
+    assert!(!l.pap_fallback);
+    let refused: Vec<String> = l.lcp_refused.iter().map(|r| r.describe(Ncp::Lcp)).collect();
+    assert_eq!(refused, ["we Nak'd the peer's Auth-Protocol (3): CHAP-MD5"]);
 
     // IPCP: the ISP's Naks that assigned our address and DNS are listed as refusals of ours.
     let (local, peer, dns, o) = ipcp.expect("an IPCP-up step");

@@ -101,8 +101,13 @@ impl AddressPool {
 pub struct IspConfig {
     /// (name, secret) pairs accepted by PAP/CHAP.
     pub users: Vec<(String, String)>,
-    /// Authentication demanded of the caller (`None` = no authentication).
+    /// Authentication demanded of the caller (`None` = no authentication). PAP is asked first
+    /// but, like most access servers, CHAP-MD5 is taken when the caller Naks PAP towards it,
+    /// unless `insist_on_auth`.
     pub auth: Option<AuthProtocol>,
+    /// Demand exactly `auth`: a caller's Nak of it is ignored and it is asked again (an access
+    /// server configured PAP-only; `mock-modem --auth pap-only`).
+    pub insist_on_auth: bool,
     /// The access server's own address (the client's peer address).
     pub local: Ipv4Addr,
     /// Where callers' addresses come from (shared between calls).
@@ -142,6 +147,7 @@ impl IspConfig {
         Self {
             users,
             auth,
+            insist_on_auth: false,
             local: Ipv4Addr::new(10, 64, 0, 1),
             pool: AddressPool::new(Ipv4Addr::new(10, 64, 0, 2), Ipv4Addr::new(10, 64, 0, 254)),
             dns: vec![Ipv4Addr::new(10, 64, 0, 53), Ipv4Addr::new(10, 64, 0, 54)],
@@ -243,6 +249,11 @@ impl MockIsp {
             peer,
             cfg.dns.clone(),
         );
+        if cfg.insist_on_auth {
+            p.insist_auth = true;
+        } else if cfg.auth == Some(AuthProtocol::Pap) {
+            p.require_auth.push(AuthProtocol::Chap);
+        }
         p.echo_interval = cfg.echo_interval;
         p.chap_rechallenge = cfg.chap_rechallenge;
         p.mru = cfg.mru;

@@ -184,8 +184,16 @@ fn auth_name(a: Option<AuthProtocol>) -> String {
     }
 }
 
-/// How a session's end maps onto a link failure (`None` = ended on request).
-fn end_to_failure(end: &SessionEnd, carrier_lost: bool) -> Option<Failure> {
+/// How a session's end of `connection` maps onto a link failure (`None` = ended on request).
+fn end_to_failure(end: &SessionEnd, carrier_lost: bool, connection: &str) -> Option<Failure> {
+    if let SessionEnd::PppDown(reason @ DownReason::PapRefused { .. }) = end {
+        return Some(Failure {
+            kind: FailureKind::AuthFailed,
+            message: format!(
+                "{reason}; set allow_pap_fallback = true on connection {connection} to allow it"
+            ),
+        });
+    }
     let (kind, message) = match end {
         SessionEnd::HungUp => return None,
         SessionEnd::ChatFailed { kind, message } => (
@@ -203,7 +211,9 @@ fn end_to_failure(end: &SessionEnd, carrier_lost: bool) -> Option<Failure> {
             match reason {
                 DownReason::LocalClose(_) => return None,
                 DownReason::EchoTimeout => FailureKind::EchoTimeout,
-                DownReason::AuthFailed(_) => FailureKind::AuthFailed,
+                DownReason::AuthFailed(_) | DownReason::PapRefused { .. } => {
+                    FailureKind::AuthFailed
+                }
                 DownReason::NegotiationFailed(r) if r.contains("IPCP") => FailureKind::IpcpFailed,
                 DownReason::Ipcp(_) => FailureKind::IpcpFailed,
                 DownReason::NegotiationFailed(_) | DownReason::LoopbackDetected => {
@@ -301,6 +311,9 @@ pub fn ppp_config(c: &ConnectionConfig) -> PppConfig {
         PppAuth::Chap => vec![AuthProtocol::Chap],
         PppAuth::Any => vec![AuthProtocol::Chap, AuthProtocol::Pap],
     };
+    // With `any`, PAP only if the ISP insists after our Nak proposing CHAP-MD5, and only if
+    // allowed (pppd `refuse-pap` otherwise).
+    p.pap_fallback = c.allow_pap_fallback;
     // IPCP addressing (RFC 1332): see masqdial_ppp::ipcp for the policy.
     if let Some(a) = c.local_address {
         p.local_address = a;
@@ -899,7 +912,7 @@ impl Actor {
             }
             SessionEvent::HangingUp => self.note(TranscriptKind::Info, "hanging up".into()),
             SessionEvent::Ended(end) => {
-                let failure = end_to_failure(&end, self.carrier_lost);
+                let failure = end_to_failure(&end, self.carrier_lost, &self.name);
                 self.finish_session(&end);
                 if let Some(f) = &failure {
                     self.note(TranscriptKind::Error, f.message.clone());
@@ -1013,12 +1026,26 @@ impl Actor {
     fn on_ppp(&mut self, now: Instant, p: PppEvent) {
         match p {
             PppEvent::LcpUp { peer_mru, auth } => {
+                let options = Box::new(self.negotiated());
                 self.record(
                     TranscriptKind::Info,
                     format!("LCP up (peer MRU {peer_mru}, auth {})", auth_name(auth)),
                 );
+                if options.pap_fallback {
+                    // The operator allowed it, but the secret now crosses the line in clear.
+                    tracing::warn!(
+                        connection = %self.name,
+                        "the ISP refused CHAP-MD5 and insisted on PAP: using PAP \
+                         (allow_pap_fallback = true), the password is sent in clear"
+                    );
+                    self.note(
+                        TranscriptKind::Info,
+                        "PAP fallback: the ISP refused CHAP-MD5 and insisted on PAP \
+                         (allow_pap_fallback = true); the password is sent in clear"
+                            .into(),
+                    );
+                }
                 self.fsm.handle_session(now, SessionReport::LcpUp);
-                let options = Box::new(self.negotiated());
                 self.emit(DialStep::LcpUp {
                     peer_mru,
                     auth,

@@ -25,8 +25,10 @@ use masqdial_sim::modem::{
 enum Auth {
     /// No authentication.
     None,
-    /// PAP (RFC 1334).
+    /// PAP (RFC 1334) first; CHAP-MD5 when the caller Naks PAP towards it (most ISPs).
     Pap,
+    /// PAP and nothing else: asks PAP again after the caller's Nak (insists).
+    PapOnly,
     /// CHAP-MD5 (RFC 1994).
     Chap,
 }
@@ -183,10 +185,11 @@ fn far_end(args: &Args) -> Result<AnswererFactory> {
             }
             let auth = match args.auth {
                 Auth::None => None,
-                Auth::Pap => Some(AuthProtocol::Pap),
+                Auth::Pap | Auth::PapOnly => Some(AuthProtocol::Pap),
                 Auth::Chap => Some(AuthProtocol::Chap),
             };
             let mut isp = IspConfig::new(users, auth);
+            isp.insist_on_auth = matches!(args.auth, Auth::PapOnly);
             isp.mru = args.mru;
             isp.mode = match args.isp_mode {
                 IpcpMode::Standard => IspMode::Standard,
