@@ -276,3 +276,38 @@ fn report_bring_up_time_and_line_efficiency() {
         l.line.1 - b1
     );
 }
+
+/// The mock ISP asked for PAP takes CHAP-MD5 when our client Naks PAP towards it (as most
+/// access servers do); with `insist_on_auth` it asks PAP again, and the client refuses it.
+#[test]
+fn pap_isp_switches_to_chap_unless_it_insists() {
+    let mut cfg = isp_cfg();
+    cfg.auth = Some(AuthProtocol::Pap);
+    let mut l = Link::new(MockIsp::new(cfg.clone()));
+    l.run_for(Duration::from_secs(5));
+    assert!(
+        l.ce.iter().any(|e| *e
+            == PppEvent::LcpUp {
+                peer_mru: 1500,
+                auth: Some(AuthProtocol::Chap)
+            }),
+        "{:?}",
+        l.ce
+    );
+    assert!(l.c.is_ip_up());
+
+    cfg.insist_on_auth = true;
+    let mut l = Link::new(MockIsp::new(cfg));
+    l.run_for(Duration::from_secs(30));
+    assert!(!l.c.is_ip_up());
+    assert!(
+        l.ce.iter().any(|e| matches!(
+            e,
+            PppEvent::Down {
+                reason: DownReason::PapRefused { naks: 5, .. }
+            }
+        )),
+        "{:?}",
+        l.ce
+    );
+}
