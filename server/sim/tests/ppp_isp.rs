@@ -286,11 +286,10 @@ fn pap_isp_switches_to_chap_unless_it_insists() {
     let mut l = Link::new(MockIsp::new(cfg.clone()));
     l.run_for(Duration::from_secs(5));
     assert!(
-        l.ce.iter().any(|e| *e
-            == PppEvent::LcpUp {
-                peer_mru: 1500,
-                auth: Some(AuthProtocol::Chap)
-            }),
+        l.ce.contains(&PppEvent::LcpUp {
+            peer_mru: 1500,
+            auth: Some(AuthProtocol::Chap)
+        }),
         "{:?}",
         l.ce
     );
