@@ -9,7 +9,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use masqdial_ppp::ipcp::{AddressProblem, Endpoint, IpcpFailure, Ipv4Network};
-use masqdial_ppp::{DownReason, Ppp, PppConfig, PppEvent, SendError, Side};
+use masqdial_ppp::{
+    AuthProtocol, DownReason, PapRefusal, Ppp, PppConfig, PppEvent, SendError, Side,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Independent RFC 1662 framing.
@@ -217,6 +219,8 @@ struct Row {
     early: bool,
     /// Sends every Configure-Request twice with the same Identifier.
     dup: bool,
+    /// LCP option types whose Nak it ignores: it asks the same value again (insists).
+    insist: &'static [u8],
     lcp_opts: Vec<u8>,
     /// Its IPCP request; `None` = the role's default (client asks 0.0.0.0 + nothing else; access
     /// server names its own address).
@@ -239,6 +243,7 @@ impl Default for Row {
             passive: false,
             early: false,
             dup: false,
+            insist: &[],
             lcp_opts: opts(&[opt(5, &[0x5E, 0xED, 0xBE, 0xEF])]),
             ipcp_opts: None,
             lcp_answer: ack_all,
@@ -394,6 +399,15 @@ impl Peer {
                     self.retry_at[layer] = None;
                 }
                 CONF_NAK | CONF_REJ if id == self.id[layer] => {
+                    let data: Vec<u8> = if code == CONF_NAK && layer == 0 {
+                        parse_opts(&data)
+                            .into_iter()
+                            .filter(|(t, _)| !self.row.insist.contains(t))
+                            .flat_map(|(t, v)| opt(t, &v))
+                            .collect()
+                    } else {
+                        data
+                    };
                     self.req[layer] = adopt(&self.req[layer], code, &data);
                     self.id[layer] = self.id[layer].wrapping_add(1);
                     self.send_req(layer, now);
@@ -627,6 +641,47 @@ fn rows() -> Vec<Row> {
     vec![
         Row {
             name: "plain RFC peer",
+            ..Row::default()
+        },
+        Row {
+            name: "ISP asks PAP and ignores our Nak proposing CHAP-MD5: refused, no PAP sent",
+            lcp_opts: opts(&[opt(3, &[0xC0, 0x23]), magic()]),
+            insist: &[3],
+            tweak: |c| {
+                if c.side == Side::Client {
+                    c.user = "alice".into();
+                    c.password = "wonderland".into();
+                    c.accept_auth = vec![AuthProtocol::Chap, AuthProtocol::Pap];
+                }
+            },
+            expect: |side, o| match side {
+                // Our access server authenticates no one with PAP: it Rejects the option.
+                Side::AccessServer => o.up_ok(),
+                Side::Client => {
+                    o.down_at(
+                        S(0),
+                        DownReason::PapRefused {
+                            naks: 5,
+                            peer: PapRefusal::Insisted,
+                        },
+                    )?;
+                    let naks = o
+                        .peer
+                        .seen
+                        .iter()
+                        .filter(|(p, c, d)| {
+                            *p == LCP && *c == CONF_NAK && *d == [3, 5, 0xC2, 0x23, 5]
+                        })
+                        .count();
+                    if naks != 5 {
+                        return Err(format!("{naks} Naks proposing CHAP-MD5"));
+                    }
+                    if o.peer.seen.iter().any(|(p, _, _)| *p == 0xC023) {
+                        return Err("a PAP packet was sent".into());
+                    }
+                    Ok(())
+                }
+            },
             ..Row::default()
         },
         Row {
