@@ -94,7 +94,7 @@ pub struct PortUsage {
 pub struct MasqPage {
     /// Entries of the page.
     pub entries: Vec<EntrySnapshot>,
-    /// Id to start the next page from, if there is more.
+    /// Cursor (slab slot) to start the next page from, if there is more.
     pub next: Option<u64>,
     /// Entries in the whole table.
     pub total: u64,
@@ -409,20 +409,36 @@ impl NatControl {
         port_usage(&self.nat.lock())
     }
 
-    /// Up to `size` entries with id ≥ `start`, of protocol `protocol` (all when `None`).
+    /// Up to `size` entries of protocol `protocol` (all when `None`) from slab slot `start`
+    /// on, in slab order (stable for the life of each entry), with the slot the next page
+    /// starts at. O(page): only the slots of this page are read (plus, with a protocol filter,
+    /// the other protocols' entries skipped among them), under one short hold of the engine
+    /// lock; nothing is copied or sorted table-wide. The cursor is what ListMasq's opaque
+    /// `page_token` carries; an entry made during a walk may land before the cursor (a reused
+    /// slot) and is then not listed, as with any live paging.
     pub fn masq_page(&self, start: u64, size: usize, protocol: Option<u8>) -> MasqPage {
         let now = self.nat.now();
-        let mut snap = self.nat.lock().masq_snapshot(now);
-        let total = snap.len() as u64;
-        snap.sort_by_key(|e| e.id.0);
-        let mut entries: Vec<EntrySnapshot> = snap
-            .into_iter()
-            .filter(|e| e.id.0 >= start)
-            .filter(|e| protocol.is_none_or(|p| e.proto == p))
-            .take(size + 1)
-            .collect();
+        let e = self.nat.lock();
+        let total = e.masq().len() as u64;
+        let mut entries: Vec<EntrySnapshot> =
+            Vec::with_capacity(size.saturating_add(1).min(10_001));
+        // A cursor past the slab (or past u32) is the end.
+        let mut from = u32::try_from(start).ok();
+        while let Some(slot) = from {
+            let want = size + 1 - entries.len();
+            let (chunk, cont) = e.masq_snapshot_from(now, slot, want);
+            entries.extend(
+                chunk
+                    .into_iter()
+                    .filter(|x| protocol.is_none_or(|p| x.proto == p)),
+            );
+            from = if entries.len() > size { None } else { cont };
+        }
+        drop(e);
+        // One entry beyond the page says where the next one starts (its slot: the low half
+        // of its id).
         let next = if entries.len() > size {
-            entries.pop().map(|e| e.id.0)
+            entries.pop().map(|x| x.id.0 & u64::from(u32::MAX))
         } else {
             None
         };
