@@ -84,13 +84,19 @@ fn udp_datagram(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
 }
 
 fn interop(auth: Option<AuthProtocol>) {
+    interop_with(&auth.into_iter().collect::<Vec<_>>(), auth);
+}
+
+/// Our access server demands `require` in that order; `auth` is what it must end up using.
+fn interop_with(require: &[AuthProtocol], auth: Option<AuthProtocol>) {
     let mut cfg = PppConfig::access_server(
         vec![("alice".into(), "wonderland".into())],
-        auth,
+        None,
         ISP,
         ASSIGN,
         vec![DNS1, DNS2],
     );
+    cfg.require_auth = require.to_vec();
     cfg.seed = Some(5);
     let mut ours = Ppp::new(cfg);
     let mut theirs = PPPoS::new(Config {
@@ -174,7 +180,19 @@ fn interop(auth: Option<AuthProtocol>) {
     let o = ours.options();
     assert_eq!((o.local_magic, o.rx_pfc, o.rx_acfc), (0, false, false));
     assert_eq!(o.auth_of_peer, auth);
-    println!("ppproto vs our access server ({auth:?}): IPCP up at {up_at:?} (simulated)");
+    if require.first() != auth.as_ref() {
+        // It got there by ppproto's Nak of our first choice, suggesting PAP.
+        assert!(
+            o.lcp_refused
+                .iter()
+                .any(|r| r.option == 3 && r.by_peer && !r.reject && r.data == [0xC0, 0x23]),
+            "{:?}",
+            o.lcp_refused
+        );
+    }
+    println!(
+        "ppproto vs our access server ({require:?}): {auth:?}, IPCP up at {up_at:?} (simulated)"
+    );
 
     // One datagram each way.
     let up = udp_datagram(ASSIGN, Ipv4Addr::new(192, 0, 2, 9), b"from ppproto");
@@ -207,4 +225,15 @@ fn ppproto_client_against_our_access_server_without_auth() {
 #[test]
 fn ppproto_client_against_our_access_server_with_pap() {
     interop(Some(AuthProtocol::Pap));
+}
+
+/// ppproto Configure-Naks any Auth-Protocol but PAP towards PAP (0xC023): an access server
+/// asking CHAP-MD5 first, as the mock ISP's caller prefers, must take the suggestion, the
+/// mirror of our client's Nak towards CHAP-MD5.
+#[test]
+fn ppproto_naks_chap_towards_pap_and_our_access_server_switches() {
+    interop_with(
+        &[AuthProtocol::Chap, AuthProtocol::Pap],
+        Some(AuthProtocol::Pap),
+    );
 }
