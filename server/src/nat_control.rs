@@ -417,6 +417,8 @@ impl NatControl {
     /// `page_token` carries; an entry made during a walk may land before the cursor (a reused
     /// slot) and is then not listed, as with any live paging.
     pub fn masq_page(&self, start: u64, size: usize, protocol: Option<u8>) -> MasqPage {
+        // A page of at least one entry, so that a cursor always moves on.
+        let size = size.max(1);
         let now = self.nat.now();
         let e = self.nat.lock();
         let total = e.masq().len() as u64;

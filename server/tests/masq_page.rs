@@ -119,6 +119,10 @@ fn every_entry_is_listed_once_at_any_page_size_and_filter() {
     // ICMP: none, one empty last page.
     let p = n.masq_page(0, 100, Some(proto::ICMP));
     assert!(p.entries.is_empty() && p.next.is_none());
+    // A page size of 0 still moves on (one entry).
+    let p = n.masq_page(0, 0, None);
+    assert_eq!(p.entries.len(), 1);
+    assert!(p.next.is_some_and(|t| t > 0));
     // A cursor past the table is its end.
     let p = n.masq_page(u64::from(u32::MAX) + 1, 100, None);
     assert!(p.entries.is_empty() && p.next.is_none());
