@@ -477,6 +477,7 @@ impl Engine {
             self.masq.free_ports(),
             self.masq.masq_addr(),
             p,
+            self.cfg.masq.mapping == crate::masq::Mapping::Linux22,
         )
     }
 

@@ -28,6 +28,9 @@ pub struct PortFw {
     pub pkts: u64,
     /// Bytes forwarded toward the LAN host.
     pub bytes: u64,
+    /// Place in 2.2's per-protocol list (smallest first): an added entry goes to the head,
+    /// an entry whose round is used up goes to the tail. Set by [`PortFwTable`].
+    rank: i64,
 }
 
 impl PortFw {
@@ -52,6 +55,7 @@ impl PortFw {
             conns: 0,
             pkts: 0,
             bytes: 0,
+            rank: 0,
         }
     }
 
@@ -81,9 +85,6 @@ impl PortFw {
 /// Why a portfw command failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortFwError {
-    /// `-a` of an entry that exists.
-    #[error("portfw entry already exists")]
-    Exists,
     /// `-d` of an entry that does not exist.
     #[error("no such portfw entry")]
     NotFound,
@@ -92,28 +93,62 @@ pub enum PortFwError {
     Syntax(String),
 }
 
-/// The forwarding list.
+/// The forwarding list, with 2.2's list semantics (`ip_masq_portfw.c`): one list per
+/// protocol, UDP listed before TCP; `-a` puts a new entry at the head, or only sets the
+/// preference of an identical entry; a new connection goes to the first matching entry in
+/// list order, whose count then drops by one and, when it reaches 0, is reset to the
+/// preference and the entry moves to the tail (a weighted round robin). Indexes into
+/// [`entries`](Self::entries) stay stable until a delete or flush.
 #[derive(Debug, Clone, Default)]
 pub struct PortFwTable {
     entries: Vec<PortFw>,
 }
 
 impl PortFwTable {
-    /// The entries in order of addition.
+    /// The entries, in the order they were added (see [`listed`](Self::listed) for 2.2's).
     pub fn entries(&self) -> &[PortFw] {
         &self.entries
     }
 
-    /// `-a`.
-    pub fn add(&mut self, e: PortFw) -> Result<(), PortFwError> {
-        if self.entries.iter().any(|x| x.same(&e)) {
-            return Err(PortFwError::Exists);
+    /// The entries in 2.2's listing order: UDP then TCP, each in list order.
+    pub fn listed(&self) -> Vec<&PortFw> {
+        let mut v: Vec<&PortFw> = self.entries.iter().collect();
+        v.sort_by_key(|e| (e.proto != crate::wire::proto::UDP, e.rank));
+        v
+    }
+
+    fn head(&self) -> i64 {
+        self.entries.iter().map(|e| e.rank).min().unwrap_or(0) - 1
+    }
+
+    fn tail(&self) -> i64 {
+        self.entries.iter().map(|e| e.rank).max().unwrap_or(0) + 1
+    }
+
+    /// `-a`: a new entry goes to the head of its list; an identical one (same protocol,
+    /// local and remote address and port) only gets the new preference, as in 2.2.
+    pub fn add(&mut self, mut e: PortFw) -> Result<(), PortFwError> {
+        if let Some(x) = self.entries.iter_mut().find(|x| x.same(&e)) {
+            x.pref = e.pref;
+            x.pref_cnt = e.pref;
+            return Ok(());
         }
+        e.rank = self.head();
         self.entries.push(e);
         Ok(())
     }
 
-    /// `-d` (the LAN side may be left out: every entry for the local address and port goes).
+    /// Put back a saved entry at the tail (a restore keeps the saved order).
+    pub fn restore(&mut self, mut e: PortFw) {
+        if self.entries.iter().any(|x| x.same(&e)) {
+            return;
+        }
+        e.rank = self.tail();
+        self.entries.push(e);
+    }
+
+    /// `-d`, 2.2's relaxed match: a local address 0.0.0.0 (`None`) matches any, and the LAN
+    /// side may be left out; every matching entry goes.
     pub fn delete(
         &mut self,
         proto: u8,
@@ -124,7 +159,7 @@ impl PortFwTable {
         let before = self.entries.len();
         self.entries.retain(|x| {
             !(x.proto == proto
-                && x.laddr == laddr
+                && laddr.is_none_or(|a| x.laddr == Some(a))
                 && x.lport == lport
                 && remote.is_none_or(|(a, p)| (x.raddr, x.rport) == (a, p)))
         });
@@ -139,31 +174,27 @@ impl PortFwTable {
         std::mem::take(&mut self.entries).len()
     }
 
-    /// Pick the entry for a new connection to `dst:dport` (weighted round robin by pref, as
-    /// 2.2's `ip_portfw_lookup`); returns its index.
+    /// Pick the entry for a new connection to `dst:dport`: the first matching entry in list
+    /// order (an entry for 0.0.0.0 matches whatever the link's address is); returns its index.
     pub fn pick(&mut self, proto: u8, dst: Ipv4Addr, dport: u16) -> Option<usize> {
-        let matches =
-            |x: &PortFw| x.proto == proto && x.lport == dport && x.laddr.is_none_or(|a| a == dst);
-        if !self.entries.iter().any(matches) {
-            return None;
+        let i = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| {
+                x.proto == proto && x.lport == dport && x.laddr.is_none_or(|a| a == dst)
+            })
+            .min_by_key(|(_, x)| x.rank)
+            .map(|(i, _)| i)?;
+        let tail = self.tail();
+        let e = &mut self.entries[i];
+        e.conns += 1;
+        e.pref_cnt = e.pref_cnt.saturating_sub(1);
+        if e.pref_cnt == 0 {
+            e.pref_cnt = e.pref;
+            e.rank = tail;
         }
-        for round in 0..2 {
-            if let Some(i) = self
-                .entries
-                .iter()
-                .position(|x| matches(x) && x.pref_cnt > 0)
-            {
-                self.entries[i].pref_cnt -= 1;
-                self.entries[i].conns += 1;
-                return Some(i);
-            }
-            if round == 0 {
-                for x in self.entries.iter_mut().filter(|x| matches(x)) {
-                    x.pref_cnt = x.pref;
-                }
-            }
-        }
-        None
+        Some(i)
     }
 
     /// Count a packet forwarded through entry `i`.
@@ -179,9 +210,13 @@ impl PortFwTable {
         self.entries.get(i)
     }
 
-    /// The save text, one `-a …` line per entry.
+    /// The save text, one `-a …` line per entry in list order (read back with
+    /// [`restore`](Self::restore)).
     pub fn save(&self) -> String {
-        self.entries.iter().map(|e| e.to_spec() + "\n").collect()
+        self.listed()
+            .into_iter()
+            .map(|e| e.to_spec() + "\n")
+            .collect()
     }
 
     /// Parse one `-a`/`-d`/`-f`/`-l` command line (ipmasqadm portfw syntax).
@@ -263,7 +298,7 @@ impl PortFwTable {
             "{:<4} {:<20} {:<20} {:>5} {:>5} {:>5} {:>5} {:>8} {:>10}\n",
             "prot", "localaddr", "rediraddr", "lport", "rport", "pcnt", "pref", "pkts", "bytes"
         );
-        for e in &self.entries {
+        for e in self.listed() {
             s.push_str(&format!(
                 "{:<4} {:<20} {:<20} {:>5} {:>5} {:>5} {:>5} {:>8} {:>10}\n",
                 if e.proto == crate::wire::proto::UDP {
@@ -284,12 +319,17 @@ impl PortFwTable {
         s
     }
 
-    /// `/proc/net/ip_masq/portfw` text.
+    /// `/proc/net/ip_masq/portfw` text, as 2.2's `portfw_procinfo` prints it: 64-byte
+    /// records (`%-63s\n`), the header `Prot LAddr    LPort > RAddr    RPort PrCnt  Pref`, then
+    /// per entry `%s  %08lX %5u > %08lX %5u %5d %5d` (UDP list first, then TCP).
     pub fn render_proc(&self) -> String {
-        let mut s = String::from("Prot LAddr    LPort > RAddr    RPort PrCnt  Pref\n");
-        for e in &self.entries {
-            s.push_str(&format!(
-                "{} {:08X} {:5} > {:08X} {:5} {:5} {:5}\n",
+        let mut s = format!(
+            "{:<63}\n",
+            "Prot LAddr    LPort > RAddr    RPort PrCnt  Pref"
+        );
+        for e in self.listed() {
+            let line = format!(
+                "{}  {:08X} {:5} > {:08X} {:5} {:5} {:5}",
                 if e.proto == crate::wire::proto::UDP {
                     "UDP"
                 } else {
@@ -301,7 +341,8 @@ impl PortFwTable {
                 e.rport,
                 e.pref_cnt,
                 e.pref
-            ));
+            );
+            s.push_str(&format!("{line:<63}\n"));
         }
         s
     }
@@ -333,31 +374,32 @@ pub enum PortFwCmd {
 mod tests {
     use super::*;
 
+    fn add(t: &mut PortFwTable, line: &str) {
+        let PortFwCmd::Add(e) = PortFwTable::parse(line).expect("parses") else {
+            panic!("not an add: {line}")
+        };
+        t.add(e).expect("added");
+    }
+
     #[test]
     fn parse_add_list_pick_delete() {
         let mut t = PortFwTable::default();
-        let PortFwCmd::Add(e) =
-            PortFwTable::parse("-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.10 80 -p 2")
-                .expect("parses")
-        else {
-            panic!("not an add")
-        };
+        add(&mut t, "-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.10 80 -p 2");
         assert_eq!(
-            e.to_spec(),
+            t.entries()[0].to_spec(),
             "-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.10 80 -p 2"
         );
-        t.add(e.clone()).expect("added");
-        assert_eq!(t.add(e), Err(PortFwError::Exists));
-        let PortFwCmd::Add(e2) =
-            PortFwTable::parse("-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.11 80 -p 1")
-                .expect("parses")
-        else {
-            panic!("not an add")
-        };
-        t.add(e2).expect("added");
+        // 2.2's ip_portfw_add: the same entry again only sets its preference.
+        add(&mut t, "-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.10 80 -p 3");
+        assert_eq!(t.entries().len(), 1);
+        assert_eq!((t.entries()[0].pref, t.entries()[0].pref_cnt), (3, 3));
+        add(&mut t, "-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.10 80 -p 2");
+        add(&mut t, "-a -P tcp -L 0.0.0.0 8080 -R 192.168.1.11 80 -p 1");
+        // List [.11 (newest, at the head), .10]: .11 takes one (count 1 -> 0: reset, to
+        // the tail), then .10 two, and so on.
         let any = Ipv4Addr::new(10, 64, 0, 5);
         let picks: Vec<usize> = (0..6).filter_map(|_| t.pick(6, any, 8080)).collect();
-        assert_eq!(picks, vec![0, 0, 1, 0, 0, 1]);
+        assert_eq!(picks, vec![1, 0, 0, 1, 0, 0]);
         assert_eq!(t.pick(17, any, 8080), None);
         assert_eq!(t.pick(6, any, 8081), None);
         assert_eq!(
@@ -379,5 +421,71 @@ mod tests {
         );
         assert!(PortFwTable::parse("-a -P icmp -L 0.0.0.0 1 -R 1.2.3.4 1").is_err());
         assert_eq!(t.flush(), 1);
+    }
+
+    /// 2.2's delete is relaxed: `-L 0.0.0.0` matches every local address.
+    #[test]
+    fn delete_with_any_local_address_removes_every_local_address() {
+        let mut t = PortFwTable::default();
+        add(&mut t, "-a -P tcp -L 10.64.0.5 80 -R 192.168.1.10 80");
+        add(&mut t, "-a -P tcp -L 10.64.0.6 80 -R 192.168.1.10 80");
+        add(&mut t, "-a -P udp -L 10.64.0.6 80 -R 192.168.1.10 80");
+        assert_eq!(
+            t.delete(6, Some(Ipv4Addr::new(10, 64, 0, 9)), 80, None),
+            Err(PortFwError::NotFound)
+        );
+        assert_eq!(t.delete(6, None, 80, None), Ok(2));
+        assert_eq!(t.entries().len(), 1);
+    }
+
+    /// Byte for byte what 2.2's `portfw_procinfo` prints: its format strings are
+    /// `"%-63s\n"` around `"Prot LAddr    LPort > RAddr    RPort PrCnt  Pref"` and
+    /// `"%s  %08lX %5u > %08lX %5u %5d %5d"`; the UDP list comes first; a new entry goes to
+    /// the head of its list; a used-up entry to the tail with its count reset.
+    #[test]
+    fn proc_view_is_2_2_portfw_procinfo() {
+        let mut t = PortFwTable::default();
+        add(
+            &mut t,
+            "-a -P tcp -L 10.64.0.5 8080 -R 192.168.1.10 80 -p 2",
+        );
+        add(
+            &mut t,
+            "-a -P tcp -L 10.64.0.5 8080 -R 192.168.1.11 80 -p 1",
+        );
+        add(&mut t, "-a -P udp -L 0.0.0.0 53 -R 192.168.1.2 53");
+        let head = "Prot LAddr    LPort > RAddr    RPort PrCnt  Pref               \n";
+        let expect = |tcp: [&str; 2]| {
+            format!(
+                "{head}UDP  00000000    53 > C0A80102    53    10    10               \n{}{}",
+                tcp[0], tcp[1]
+            )
+        };
+        let e10 = |cnt: u32| {
+            format!("TCP  0A400005  8080 > C0A8010A    80 {cnt:5}     2               \n")
+        };
+        let e11 = "TCP  0A400005  8080 > C0A8010B    80     1     1               \n";
+        assert_eq!(t.render_proc(), expect([e11, &e10(2)]));
+        assert!(t.render_proc().lines().all(|l| l.len() == 63));
+        // .11 takes the first connection and moves to the tail; .10 then counts down.
+        assert_eq!(t.pick(6, Ipv4Addr::new(10, 64, 0, 5), 8080), Some(1));
+        assert_eq!(t.render_proc(), expect([&e10(2), e11]));
+        assert_eq!(t.pick(6, Ipv4Addr::new(10, 64, 0, 5), 8080), Some(0));
+        assert_eq!(t.render_proc(), expect([&e10(1), e11]));
+        // Save and restore keep the list order.
+        let mut r = PortFwTable::default();
+        for line in t.save().lines() {
+            let Ok(PortFwCmd::Add(e)) = PortFwTable::parse(line) else {
+                panic!("{line}")
+            };
+            r.restore(e);
+        }
+        assert_eq!(r.save(), t.save());
+        assert_eq!(
+            t.save(),
+            "-a -P udp -L 0.0.0.0 53 -R 192.168.1.2 53 -p 10\n\
+             -a -P tcp -L 10.64.0.5 8080 -R 192.168.1.10 80 -p 2\n\
+             -a -P tcp -L 10.64.0.5 8080 -R 192.168.1.11 80 -p 1\n"
+        );
     }
 }

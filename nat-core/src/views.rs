@@ -139,40 +139,106 @@ pub fn render_proc_ip_masq_app(reg: &HelperRegistry, attached: impl Fn(u8) -> u3
     out
 }
 
-/// Render `/proc/net/ip_masq/{tcp,udp,icmp}` (2.2 `ip_masq_user`): 128-byte records, header
-/// `Prot SrcIP    SPrt DstIP    DPrt MAddr    MPrt State        Flgs Ref Ctl Expires
-/// (free=U,T,I)`, then per entry of protocol `p`: source, destination and masquerade side as
-/// hex `addr:port`, state name, flags (hex), reference count, controls (n_control, −1 when
-/// controlled by another entry) and seconds left.
+/// 2.2's `ip_masq_hash_key`: `(proto ^ addr ^ port) & (IP_MASQ_TAB_SIZE - 1)`, host order.
+fn hash_key(p: u8, addr: u32, port: u16) -> u32 {
+    (u32::from(p) ^ addr ^ u32::from(port)) & 0xff
+}
+
+/// Flag bits of 2.2's `struct ip_masq` (`include/net/ip_masq.h`, the version that has
+/// `/proc/net/ip_masq/{tcp,udp,icmp}`).
+mod flag {
+    pub const NO_DADDR: u32 = 0x0001;
+    pub const NO_DPORT: u32 = 0x0002;
+    pub const NO_SPORT: u32 = 0x0008;
+    pub const DLOOSE: u32 = 0x0010;
+    pub const NO_REPLY: u32 = 0x0080;
+    pub const HASHED: u32 = 0x0100;
+    pub const OUT_SEQ: u32 = 0x0200;
+}
+
+/// Render `/proc/net/ip_masq/{tcp,udp,icmp}` as 2.2's `ip_masq_user_info` does: 128-byte
+/// records (`%-127s\n`), the header `Prot SrcIP    SPrt DstIP    DPrt MAddr    MPrt State
+/// Flgs Ref Ctl Expires HRow HCol (free=U,T,I)`, then for each entry of protocol `p`
+/// `%-4s %08lX:%04X %08lX:%04X %08lX:%04X %-12s %3X %4d %3d %7lu %4d %4d`: source,
+/// destination and masquerade side, state, flags (hex), reference count (an idle hashed
+/// entry holds one per table: 3), controls (n_control, −1 when controlled), seconds left, and
+/// the entry's row in 2.2's masquerade hash table and its place in that row.
+///
+/// Entries are listed row by row as 2.2 walks its table. The row is 2.2's own hash (by
+/// masquerade and remote side, or by masquerade side alone for loose entries); the place in
+/// a row counts every protocol, in this engine's table order (2.2 put the newest first).
+/// `udp_loose`: UDP entries are destination-loose (the linux22 profile, 2.2's
+/// `CONFIG_IP_MASQ_LOOSE_DEFAULT`).
 pub fn render_proc_ip_masq_proto(
     entries: &[EntrySnapshot],
     free: FreePorts,
     maddr: Option<std::net::Ipv4Addr>,
     p: u8,
+    udp_loose: bool,
 ) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(128 * (entries.len() + 1));
     pad127(
         &format!(
-            "Prot SrcIP    SPrt DstIP    DPrt MAddr    MPrt State        Flgs Ref Ctl Expires (free={},{},{})",
+            "Prot SrcIP    SPrt DstIP    DPrt MAddr    MPrt State        Flgs Ref Ctl Expires HRow HCol (free={},{},{})",
             free.udp.0, free.tcp.0, free.icmp.0
         ),
         &mut out,
     );
-    let m = u32::from(maddr.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED));
-    for e in entries.iter().filter(|e| e.proto == p) {
-        // 2.2 flag bits: NO_DPORT 0x04, NO_SPORT 0x200, NO_REPLY 0x800 (HASHED 0x10 always).
-        let flags = 0x10
-            | if e.no_remote_port { 0x04 } else { 0 }
-            | if e.no_lan_port { 0x200 } else { 0 }
-            | if e.no_reply { 0x800 } else { 0 };
-        let ctl = if e.controlled_by.is_some() {
+    let now_addr = u32::from(maddr.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED));
+    // (row, entry) for every entry: the place in a row counts all protocols, as 2.2's did.
+    let mut rows: Vec<(u32, u32, &EntrySnapshot)> = entries
+        .iter()
+        .map(|e| {
+            let mut f = flag::HASHED;
+            if e.no_remote_port {
+                f |= flag::NO_DPORT;
+            }
+            if e.no_lan_port {
+                f |= flag::NO_SPORT;
+            }
+            if e.proto == proto::UDP && udp_loose {
+                f |= flag::DLOOSE;
+            }
+            if e.no_reply {
+                f |= flag::NO_REPLY;
+            }
+            if e.out_seq.delta != 0 || e.out_seq.previous_delta != 0 {
+                f |= flag::OUT_SEQ;
+            }
+            let m = match u32::from(e.masq.0) {
+                0 => now_addr,
+                a => a,
+            };
+            let loose = f & (flag::NO_DADDR | flag::NO_DPORT | flag::DLOOSE) != 0;
+            let row = if loose {
+                hash_key(e.proto, m, e.masq.1)
+            } else {
+                hash_key(e.proto, m ^ u32::from(e.remote.0), e.masq.1 ^ e.remote.1)
+            };
+            (row, f, e)
+        })
+        .collect();
+    rows.sort_by_key(|(row, _, _)| *row);
+    let mut col = 0;
+    let mut last_row = None;
+    for (row, f, e) in rows {
+        col = if last_row == Some(row) { col + 1 } else { 1 };
+        last_row = Some(row);
+        if e.proto != p {
+            continue;
+        }
+        let ctl = if e.n_control == 0 && e.controlled_by.is_some() {
             -1
         } else {
             i32::from(e.n_control)
         };
+        let m = match u32::from(e.masq.0) {
+            0 => now_addr,
+            a => a,
+        };
         pad127(
             &format!(
-                "{:<4} {:08X}:{:04X} {:08X}:{:04X} {:08X}:{:04X} {:<12} {:4X} {:3} {:3} {:7}",
+                "{:<4} {:08X}:{:04X} {:08X}:{:04X} {:08X}:{:04X} {:<12} {:3X} {:4} {:3} {:7} {:4} {:4}",
                 proto_name(e.proto),
                 u32::from(e.lan.0),
                 e.lan.1,
@@ -181,10 +247,12 @@ pub fn render_proc_ip_masq_proto(
                 m,
                 e.masq.1,
                 e.state.name(),
-                flags,
-                1,
+                f,
+                3,
                 ctl,
-                e.expire_cs / 100
+                e.expire_cs / 100,
+                row,
+                col
             ),
             &mut out,
         );

@@ -763,6 +763,34 @@ UDP  04:47.66          0     0     0 192.168.1.10         198.51.100.7         1
     let expect = format!("{h:<127}\n{r:<127}\n");
     assert_eq!(proc_, expect);
     assert_eq!(proc_.len(), 256);
+
+    // /proc/net/ip_masq/{udp,tcp,icmp}, 2.2's ip_masq_user_info: "%-127s\n" records of
+    // "%-4s %08lX:%04X %08lX:%04X %08lX:%04X %-12s %3X %4d %3d %7lu %4d %4d".
+    let mut s = tcp_pkt(LAN2, 1030, REMOTE, 80, 1000, 0, tcp::FLG_SYN, b"");
+    assert_eq!(
+        e.process_from_lan(Instant::from_millis(0), &mut s),
+        Action::ToLink
+    );
+    let h = "Prot SrcIP    SPrt DstIP    DPrt MAddr    MPrt State        Flgs Ref Ctl Expires HRow HCol (free=40959,40959,40960)";
+    // UDP: DLOOSE|NO_REPLY|HASHED = 0x190; loose, so row = (17 ^ maddr ^ mport) & 255 =
+    // 0x11 ^ 0x05 ^ 0x48 = 92; 300 s - 12.34 s left.
+    let u = "UDP  C0A8010A:0402 C6336407:0035 CB007105:EE48 UDP          190    3   0     287   92    1";
+    assert_eq!(
+        e.render_proc_ip_masq_proto(now, proto::UDP),
+        format!("{h:<127}\n{u:<127}\n")
+    );
+    // TCP: the next port of 2.2's one masq_port counter (61001); NO_REPLY|HASHED = 0x180;
+    // strict, so row = (6 ^ (maddr ^ daddr) ^ (mport ^ dport)) & 255
+    // = 0x06 ^ (0x05 ^ 0x07) ^ (0x49 ^ 0x50) = 29; SYN_SENT: 120 s - 12.34 s left.
+    let t_ = "TCP  C0A8010B:0406 C6336407:0050 CB007105:EE49 SYN_SENT     180    3   0     107   29    1";
+    assert_eq!(
+        e.render_proc_ip_masq_proto(now, proto::TCP),
+        format!("{h:<127}\n{t_:<127}\n")
+    );
+    assert_eq!(
+        e.render_proc_ip_masq_proto(now, proto::ICMP),
+        format!("{h:<127}\n")
+    );
 }
 
 #[test]

@@ -191,7 +191,8 @@ fn portfw_forwards_with_preferences_and_survives_a_new_address() {
     }
     let h10 = Ipv4Addr::new(192, 168, 1, 10);
     let h11 = Ipv4Addr::new(192, 168, 1, 11);
-    assert_eq!(hosts, vec![h10, h10, h11]);
+    // 2.2: the newest entry is at the head of the list, takes one (its pref) and goes to the tail.
+    assert_eq!(hosts, vec![h11, h10, h10]);
     let list = e.portfw().render();
     assert!(
         list.contains("TCP  0.0.0.0              192.168.1.10          8080    80"),

@@ -13,6 +13,7 @@
 //! - [`persist`]: the state directory (saved rules and timeouts).
 //! - [`nat_control`]: rule edits, timeouts, views, counters and the masquerade feed.
 //! - [`setup`]: `mserver init`, `check-config` and `gen-cert`.
+//! - [`memory`]: allocator settings applied at start (large blocks go back to the system).
 //! - [`metrics`]: Prometheus text endpoint (`[server] metrics_listen`) and counters.
 //! - [`notify`]: systemd readiness and status (sd_notify).
 //! - `demo` (cargo feature `demo`, default on): the built-in `mserver --demo` configuration and
@@ -37,6 +38,7 @@ pub mod dataplane;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod link;
+pub mod memory;
 pub mod metrics;
 pub mod modem;
 pub mod nat_control;

@@ -44,6 +44,9 @@ fn main() -> ExitCode {
         None => {}
     }
     init_tracing();
+    if !masqdial_server::memory::tune_allocator() {
+        tracing::debug!("allocator settings not applied on this platform");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

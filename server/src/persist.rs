@@ -301,7 +301,7 @@ fn load_portfw(cfg: &Config) -> Result<Option<nat_core::portfw::PortFwTable>, St
     let mut t = PortFwTable::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         match PortFwTable::parse(line) {
-            Ok(PortFwCmd::Add(e)) => t.add(e).map_err(|e| bad(e.to_string()))?,
+            Ok(PortFwCmd::Add(e)) => t.restore(e),
             Ok(_) => return Err(bad(format!("not an -a line: {line}"))),
             Err(e) => return Err(bad(e.to_string())),
         }

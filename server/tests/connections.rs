@@ -4,145 +4,21 @@
 //! 127.0.0.1).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_proto::v1 as pb;
 use masqdial_proto::v1::auth_client::AuthClient;
 use masqdial_proto::v1::dialer_client::DialerClient;
-use masqdial_server::auth::{self, Auth, ThrottlePolicy};
-use masqdial_server::config::{Config, ConnectionConfig, UserConfig, UserRole};
-use masqdial_server::dataplane::uplink::Uplink;
-use masqdial_server::dataplane::NatHandle;
-use masqdial_server::link::manager::LinkManager;
-use masqdial_server::nat_control::NatControl;
-use masqdial_server::rpc::{ControlPlane, Limits, ServerState};
+use masqdial_server::rpc::Limits;
 use masqdial_server::server;
-use masqdial_server::shutdown::Shutdown;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
-use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tokio::net::{TcpSocket, TcpStream};
+use tonic::Code;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+#[path = "common/inproc.rs"]
+mod inproc;
 
-fn config(allow: &[&str]) -> Config {
-    let mut c = Config::default();
-    c.server.allow = allow.iter().filter_map(|a| a.parse().ok()).collect();
-    let h = |pw: &str| auth::hash_password_with(pw, auth::fast_params()).unwrap_or_default();
-    c.users.push(UserConfig {
-        name: "alice".into(),
-        password_hash: h("alice-pw"),
-        role: UserRole::User,
-        connections: vec!["isp1".into()],
-    });
-    c.users.push(UserConfig {
-        name: "root".into(),
-        password_hash: h("root-pw"),
-        role: UserRole::Admin,
-        connections: vec![],
-    });
-    for n in ["isp1", "isp2"] {
-        let cc: ConnectionConfig = toml::from_str(&format!("name = \"{n}\"\nnumbers = [\"555\"]"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        c.connections.push(cc);
-    }
-    c
-}
-
-fn control_plane(config: &Config, shutdown: &Shutdown) -> ControlPlane {
-    let engine = masqdial_server::persist::build_engine(config).unwrap_or_else(|e| panic!("{e}"));
-    let nat = NatHandle::new(engine);
-    ControlPlane {
-        links: LinkManager::start(config, Uplink::new(nat.clone(), None, None), shutdown),
-        nat: NatControl::new(Arc::new(config.clone()), nat, None),
-    }
-}
-
-struct TestServer {
-    addr: SocketAddr,
-    state: ServerState,
-    shutdown: Shutdown,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TestServer {
-    async fn start(config: Config, limits: Limits) -> TestServer {
-        let shutdown = Shutdown::new();
-        let control = Some(control_plane(&config, &shutdown));
-        let policy = ThrottlePolicy {
-            per_user: 50,
-            per_addr: 1000,
-            ..ThrottlePolicy::default()
-        };
-        let auth = Auth::with_policy(&config, policy).unwrap_or_else(|e| panic!("{e}"));
-        let state = ServerState::with_limits(config, auth, control, shutdown.clone(), limits);
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let st = state.clone();
-        let task = tokio::spawn(async move {
-            let _ = server::run(listener, st, None, async move {
-                let _ = rx.await;
-            })
-            .await;
-        });
-        TestServer {
-            addr,
-            state,
-            shutdown,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(5))
-            .connect()
-            .await
-    }
-
-    async fn token(&self, user: &str, pw: &str) -> String {
-        let ch = self.channel().await.unwrap_or_else(|e| panic!("{e}"));
-        AuthClient::new(ch)
-            .login(pb::LoginRequest {
-                user: user.into(),
-                password: pw.into(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .into_inner()
-            .token
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = tokio::time::timeout(TIMEOUT, &mut self.task).await;
-        assert!(
-            self.shutdown.stop(TIMEOUT).await,
-            "every task joined after shutdown"
-        );
-    }
-}
-
-fn with_token<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    let v: MetadataValue<_> = format!("Bearer {token}")
-        .parse()
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    r.metadata_mut().insert("authorization", v);
-    r
-}
+use inproc::{config, with_token, TestServer, TIMEOUT};
 
 /// Poll `f` every 10 ms for up to 10 s.
 async fn eventually(mut f: impl FnMut() -> bool) -> bool {
@@ -159,7 +35,7 @@ async fn eventually(mut f: impl FnMut() -> bool) -> bool {
 /// an allowed `whoami` hang. They are now closed at accept, counted, and take no slot.
 #[tokio::test]
 async fn idle_sockets_from_outside_the_allow_list_do_not_starve_an_allowed_whoami() {
-    let s = TestServer::start(config(&["127.0.0.1/32"]), Limits::default()).await;
+    let s = TestServer::start_with_limits(config(&["127.0.0.1/32"]), Limits::default()).await;
     let attacker: SocketAddr = "127.0.0.2:0".parse().unwrap_or_else(|e| panic!("{e}"));
     let mut idle = Vec::new();
     for _ in 0..256 {
@@ -183,7 +59,7 @@ async fn idle_sockets_from_outside_the_allow_list_do_not_starve_an_allowed_whoam
     let t = tokio::time::timeout(Duration::from_secs(10), s.token("alice", "alice-pw"))
         .await
         .unwrap_or_else(|_| panic!("login hung"));
-    let ch = s.channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
     let w = tokio::time::timeout(
         Duration::from_secs(10),
         AuthClient::new(ch).who_am_i(with_token(pb::WhoAmIRequest {}, &t)),
@@ -204,9 +80,9 @@ async fn idle_sockets_from_outside_the_allow_list_do_not_starve_an_allowed_whoam
 #[tokio::test]
 async fn five_thousand_watch_streams_on_one_connection_are_capped() {
     let limits = Limits::default();
-    let s = TestServer::start(config(&["127.0.0.0/8"]), limits).await;
+    let s = TestServer::start_with_limits(config(&["127.0.0.0/8"]), limits).await;
     let t = s.token("alice", "alice-pw").await;
-    let ch = s.channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
     let calls = (0..5000).map(|_| {
         let mut d = DialerClient::new(ch.clone());
         let t = t.clone();
@@ -262,10 +138,10 @@ async fn end_of(
 
 #[tokio::test]
 async fn a_watch_stream_ends_after_logout() {
-    let s = TestServer::start(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let s = TestServer::start_with_limits(config(&["127.0.0.0/8"]), Limits::default()).await;
     let t = s.token("alice", "alice-pw").await;
     let other = s.token("alice", "alice-pw").await;
-    let ch = s.channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
     let mut d = DialerClient::new(ch.clone());
     let mut stream = d
         .watch_links(with_token(pb::WatchLinksRequest::default(), &t))
@@ -304,9 +180,9 @@ async fn a_watch_stream_ends_after_logout() {
 async fn a_watch_stream_ends_when_its_token_expires() {
     let mut c = config(&["127.0.0.0/8"]);
     c.server.token_ttl_s = 1;
-    let s = TestServer::start(c, Limits::default()).await;
+    let s = TestServer::start_with_limits(c, Limits::default()).await;
     let t = s.token("alice", "alice-pw").await;
-    let mut d = DialerClient::new(s.channel().await.unwrap_or_else(|e| panic!("{e}")));
+    let mut d = DialerClient::new(s.try_channel().await.unwrap_or_else(|e| panic!("{e}")));
     let mut stream = d
         .watch_links(with_token(pb::WatchLinksRequest::default(), &t))
         .await
@@ -322,10 +198,10 @@ async fn a_watch_stream_ends_when_its_token_expires() {
 #[tokio::test]
 async fn reload_ends_streams_of_removed_users_and_closes_disallowed_connections() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let s = TestServer::start(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let s = TestServer::start_with_limits(config(&["127.0.0.0/8"]), Limits::default()).await;
     let alice = s.token("alice", "alice-pw").await;
     let root = s.token("root", "root-pw").await;
-    let ch = s.channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
     let mut d = DialerClient::new(ch.clone());
     let mut a_stream = d
         .watch_links(with_token(pb::WatchLinksRequest::default(), &alice))
@@ -363,11 +239,11 @@ async fn reload_ends_streams_of_removed_users_and_closes_disallowed_connections(
 /// revoked token's stream ends.
 #[tokio::test]
 async fn admin_lists_and_revokes_sessions() {
-    let s = TestServer::start(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let s = TestServer::start_with_limits(config(&["127.0.0.0/8"]), Limits::default()).await;
     let a1 = s.token("alice", "alice-pw").await;
     let a2 = s.token("alice", "alice-pw").await;
     let root = s.token("root", "root-pw").await;
-    let ch = s.channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
     let mut auth = AuthClient::new(ch.clone());
     let e = auth
         .list_sessions(with_token(pb::ListSessionsRequest {}, &a1))
@@ -475,9 +351,9 @@ async fn admin_lists_and_revokes_sessions() {
 /// A 3 MiB connection name is refused before any lookup and never echoed in full.
 #[tokio::test]
 async fn a_huge_name_is_refused_and_not_echoed() {
-    let s = TestServer::start(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let s = TestServer::start_with_limits(config(&["127.0.0.0/8"]), Limits::default()).await;
     let t = s.token("root", "root-pw").await;
-    let ch = s.channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
     let huge = "x".repeat(3 << 20);
     let e = DialerClient::new(ch.clone())
         .get_connection(with_token(pb::GetConnectionRequest { name: huge }, &t))

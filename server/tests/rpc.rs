@@ -2,7 +2,6 @@
 //! table, UNIMPLEMENTED without a control plane, rpc bodies over the real domain objects
 //! (link manager without modems, nat control), health, reflection, reload and shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,162 +10,15 @@ use masqdial_proto::v1::auth_client::AuthClient;
 use masqdial_proto::v1::dialer_client::DialerClient;
 use masqdial_proto::v1::modems_client::ModemsClient;
 use masqdial_proto::v1::nat_client::NatClient;
-use masqdial_server::auth::{self, Auth, ThrottlePolicy};
-use masqdial_server::config::{Config, ConnectionConfig, UserConfig, UserRole};
-use masqdial_server::dataplane::uplink::Uplink;
-use masqdial_server::dataplane::NatHandle;
-use masqdial_server::link::manager::LinkManager;
-use masqdial_server::nat_control::NatControl;
-use masqdial_server::rpc::{ControlPlane, ServerState};
+use masqdial_server::auth::ThrottlePolicy;
 use masqdial_server::server;
-use masqdial_server::shutdown::Shutdown;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+#[path = "common/inproc.rs"]
+mod inproc;
 
-fn config(allow: &[&str]) -> Config {
-    let mut c = Config::default();
-    c.server.allow = allow.iter().filter_map(|a| a.parse().ok()).collect();
-    let h = |pw: &str| auth::hash_password_with(pw, auth::fast_params()).unwrap_or_default();
-    c.users.push(UserConfig {
-        name: "alice".into(),
-        password_hash: h("alice-pw"),
-        role: UserRole::User,
-        connections: vec!["isp1".into()],
-    });
-    c.users.push(UserConfig {
-        name: "root".into(),
-        password_hash: h("root-pw"),
-        role: UserRole::Admin,
-        connections: vec![],
-    });
-    for n in ["isp1", "isp2"] {
-        let cc: ConnectionConfig = toml::from_str(&format!("name = \"{n}\"\nnumbers = [\"555\"]"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        c.connections.push(cc);
-    }
-    c
-}
-
-/// The real domain objects over `config` (its connections have no modems, so nothing
-/// dials; no dataplane).
-fn control_plane(config: &Config, shutdown: &Shutdown) -> ControlPlane {
-    let engine = masqdial_server::persist::build_engine(config).unwrap_or_else(|e| panic!("{e}"));
-    let nat = NatHandle::new(engine);
-    ControlPlane {
-        links: LinkManager::start(config, Uplink::new(nat.clone(), None, None), shutdown),
-        nat: NatControl::new(Arc::new(config.clone()), nat, None),
-    }
-}
-
-struct TestServer {
-    addr: SocketAddr,
-    state: ServerState,
-    shutdown: Shutdown,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TestServer {
-    /// A server without a control plane: only Auth answers.
-    async fn start(config: Config) -> TestServer {
-        Self::start_with(config, false).await
-    }
-
-    /// With `control`, Dialer/Modems/Nat answer from the real domain objects.
-    async fn start_with(config: Config, control: bool) -> TestServer {
-        let policy = ThrottlePolicy {
-            per_user: 50,
-            per_addr: 1000,
-            ..ThrottlePolicy::default()
-        };
-        Self::start_with_policy(config, control, policy).await
-    }
-
-    async fn start_with_policy(
-        config: Config,
-        control: bool,
-        policy: ThrottlePolicy,
-    ) -> TestServer {
-        let shutdown = Shutdown::new();
-        let control = control.then(|| control_plane(&config, &shutdown));
-        let auth = Auth::with_policy(&config, policy).unwrap_or_else(|e| panic!("{e}"));
-        let state = ServerState::with_shutdown(config, auth, control, shutdown.clone());
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let (tx, rx) = oneshot::channel::<()>();
-        let st = state.clone();
-        let task = tokio::spawn(async move {
-            let _ = server::run(listener, st, None, async move {
-                let _ = rx.await;
-            })
-            .await;
-        });
-        TestServer {
-            addr,
-            state,
-            shutdown,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        tokio::time::timeout(
-            TIMEOUT,
-            Channel::from_shared(format!("http://{}", self.addr))
-                .unwrap_or_else(|e| panic!("{e}"))
-                .timeout(TIMEOUT)
-                .connect(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    async fn login(&self, user: &str, pw: &str) -> Result<pb::LoginResponse, tonic::Status> {
-        let mut c = AuthClient::new(self.channel().await);
-        c.login(pb::LoginRequest {
-            user: user.into(),
-            password: pw.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
-    }
-
-    async fn token(&self, user: &str, pw: &str) -> String {
-        self.login(user, pw)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .token
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = tokio::time::timeout(TIMEOUT, &mut self.task).await;
-        assert!(
-            self.shutdown.stop(TIMEOUT).await,
-            "every task joined after shutdown"
-        );
-    }
-}
-
-fn with_token<T>(msg: T, token: &str) -> Request<T> {
-    let mut r = Request::new(msg);
-    let v: MetadataValue<_> = format!("Bearer {token}")
-        .parse()
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    r.metadata_mut().insert("authorization", v);
-    r
-}
+use inproc::{config, with_token, TestServer, TIMEOUT};
 
 #[tokio::test]
 async fn login_ok_and_whoami() {

@@ -139,3 +139,42 @@ fn rules_and_chains_are_capped_and_a_refused_change_is_not_applied() {
     }
     assert!(!nat.nat().lock().firewall().has_chain("onemore"));
 }
+
+/// Issue 12: `-m` and `-o` are parsed and listed (2.2 syntax) but would have no effect here,
+/// so a new rule carrying them is refused with the reason, and nothing is applied or saved;
+/// `-t` (TOS) is carried out, so it is accepted.
+#[test]
+fn rules_with_mark_or_netlink_copy_are_refused_and_not_applied() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = Config::default();
+    cfg.server.state_dir = dir.path().to_path_buf();
+    let nat = control(&cfg);
+    let saved = nat.save_ruleset();
+    let count = nat.nat().lock().firewall().rule_count();
+    for (spec, why) in [
+        (
+            "-s 10.1.0.0/16 -j ACCEPT -m 5",
+            "-m (set a firewall mark) is not supported: nothing in masqdial routes or matches by mark",
+        ),
+        (
+            "-s 10.1.0.0/16 -j ACCEPT -o",
+            "-o (copy packets to netlink) is not supported: masqdial has no netlink listener; use -l to log them",
+        ),
+    ] {
+        for r in [
+            nat.append("input", spec),
+            nat.insert("input", 1, spec),
+            nat.replace("input", 1, spec),
+        ] {
+            match r {
+                Err(NatError::Invalid(m)) => assert_eq!(m, why, "{spec}"),
+                other => panic!("{spec}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(nat.nat().lock().firewall().rule_count(), count);
+    assert_eq!(nat.save_ruleset(), saved);
+    nat.append("input", "-s 10.1.0.0/16 -j ACCEPT -t 0x01 0x10")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(nat.nat().lock().firewall().rule_count(), count + 1);
+}

@@ -78,6 +78,8 @@ async fn bounded(f: impl std::future::Future<Output = anyhow::Result<()>>) -> an
 }
 
 async fn serve() -> anyhow::Result<()> {
+    // As mserver does at start (see masqdial_server::memory).
+    masqdial_server::memory::tune_allocator();
     let mut config = Config::default();
     config.server.allow = vec!["127.0.0.0/8".parse()?];
     config.users.push(UserConfig {
@@ -140,7 +142,19 @@ fn source(i: usize) -> IpAddr {
 
 async fn drive(n: usize, guess: bool) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
+    // `LOGIN_LOAD_WRAP="heaptrack -o /tmp/ht"` runs the server child under a profiler.
+    let wrap: Vec<String> = std::env::var("LOGIN_LOAD_WRAP")
+        .map(|w| w.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let mut cmd = match wrap.split_first() {
+        Some((prog, args)) => {
+            let mut c = tokio::process::Command::new(prog);
+            c.args(args).arg(&exe);
+            c
+        }
+        None => tokio::process::Command::new(&exe),
+    };
+    let mut child = cmd
         .arg("serve")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -153,9 +167,17 @@ async fn drive(n: usize, guess: bool) -> anyhow::Result<()> {
         .stdout
         .take()
         .ok_or_else(|| anyhow!("no child stdout"))?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).await?;
-    let port: u16 = line.trim().parse().context("child port")?;
+    // The first line that is a number is the port (a profiler may print before it).
+    let mut lines = BufReader::new(stdout).lines();
+    let port: u16 = loop {
+        let line = lines
+            .next_line()
+            .await?
+            .ok_or_else(|| anyhow!("server child ended before printing its port"))?;
+        if let Ok(p) = line.trim().parse() {
+            break p;
+        }
+    };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     // The allowed user logs in first and keeps its connection.
@@ -211,15 +233,26 @@ async fn drive(n: usize, guess: bool) -> anyhow::Result<()> {
             AuthClient::new(ch)
                 .login(pb::LoginRequest { user, password })
                 .await
-                .map(|_| Code::Ok)
-                .or_else(|s| Ok(s.code()))
+                .map(|_| "Ok".to_string())
+                .or_else(|s| {
+                    Ok(if s.code() == Code::Unknown {
+                        // Transport failures: say which.
+                        let m: String = format!("{:?}", std::error::Error::source(&s))
+                            .chars()
+                            .take(160)
+                            .collect();
+                        format!("Unknown ({m})")
+                    } else {
+                        format!("{:?}", s.code())
+                    })
+                })
         }));
     }
     let mut codes: std::collections::BTreeMap<String, usize> = Default::default();
     for t in tasks {
-        let c: Result<Code, String> = t.await.unwrap_or_else(|e| Err(e.to_string()));
+        let c: Result<String, String> = t.await.unwrap_or_else(|e| Err(e.to_string()));
         let k = match c {
-            Ok(c) => format!("{c:?}"),
+            Ok(c) => c,
             Err(e) => format!("client error: {e}"),
         };
         *codes.entry(k).or_default() += 1;
