@@ -138,6 +138,13 @@ impl Config {
         let shaper_rate = self
             .shaping
             .map(|f| ((self.link_rate as f64 * f) as u64).max(1));
+        // One full-size packet's time at the shaper rate.
+        let sparse_lead = shaper_rate.map_or(Duration::ZERO, |r| {
+            Duration::from_nanos(
+                u64::try_from(u128::from(max_packet) * 1_000_000_000 / u128::from(r))
+                    .unwrap_or(u64::MAX),
+            )
+        });
         Ok(Params {
             quantum,
             target,
@@ -147,6 +154,7 @@ impl Config {
             overhead: u64::from(self.overhead),
             ecn: self.ecn,
             shaper_rate,
+            sparse_lead,
             stats_window: self.stats_window,
             discipline: self.discipline,
         })
@@ -172,6 +180,9 @@ pub struct Params {
     pub ecn: bool,
     /// Shaper rate in charged bytes per second, if shaping.
     pub shaper_rate: Option<u64>,
+    /// How far ahead of the shaper's schedule a sparse flow's packet may leave: one full-size
+    /// packet's time at the shaper rate (zero unshaped).
+    pub sparse_lead: Duration,
     /// Statistics window.
     pub stats_window: Duration,
     /// Ordering discipline.
