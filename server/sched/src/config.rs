@@ -52,6 +52,11 @@ pub struct Config {
     /// or an egress pacer when the driver cannot see the serial line's output queue). `None`:
     /// unshaped, `dequeue` returns a packet whenever one is queued.
     pub shaping: Option<f64>,
+    /// Ingress mode (CAKE's `ingress`): packets the scheduler drops count against the shaper
+    /// like sent ones, because they already crossed the bottleneck. While CoDel is dropping,
+    /// less reaches the LAN, the senders' ACK clock slows and the upstream queue drains
+    /// sooner. No effect unshaped.
+    pub ingress: bool,
     /// Length of one statistics window: sojourn quantiles and host shares cover the current and
     /// the previous window.
     pub stats_window: Duration,
@@ -73,6 +78,7 @@ impl Config {
             interval: None,
             ecn: true,
             shaping: None,
+            ingress: false,
             stats_window: Duration::from_secs(10),
             discipline: Discipline::Fair,
         }
@@ -155,6 +161,7 @@ impl Config {
             ecn: self.ecn,
             shaper_rate,
             sparse_lead,
+            ingress: self.ingress,
             stats_window: self.stats_window,
             discipline: self.discipline,
         })
@@ -183,6 +190,8 @@ pub struct Params {
     /// How far ahead of the shaper's schedule a sparse flow's packet may leave: one full-size
     /// packet's time at the shaper rate (zero unshaped).
     pub sparse_lead: Duration,
+    /// Drops are charged to the shaper.
+    pub ingress: bool,
     /// Statistics window.
     pub stats_window: Duration,
     /// Ordering discipline.

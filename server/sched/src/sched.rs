@@ -151,6 +151,8 @@ pub struct Scheduler<P> {
     next_send: Instant,
     /// Shaped: the packet DRR serves next is a sparse flow's (see [`Scheduler::dequeue`]).
     head_sparse: bool,
+    /// Time of the latest enqueue (overflow drops happen then).
+    last_enqueue: Instant,
     enqueued_packets: u64,
     sent_packets: u64,
     sent_bytes: u64,
@@ -177,6 +179,7 @@ impl<P: Packet> Scheduler<P> {
             backlog_packets: 0,
             next_send: Instant::ZERO,
             head_sparse: false,
+            last_enqueue: Instant::ZERO,
             enqueued_packets: 0,
             sent_packets: 0,
             sent_bytes: 0,
@@ -234,12 +237,14 @@ impl<P: Packet> Scheduler<P> {
     /// fattest host is dropped until the packet fits (in [`Discipline::Fifo`], the arrival is
     /// refused instead, like the bounded channel it replaces).
     pub fn enqueue(&mut self, now: Instant, pkt: P, class: Class) -> Enqueued {
+        self.last_enqueue = now;
         let charge = self.charge(&pkt);
         if charge > self.params.limit_bytes
             || (self.params.discipline == Discipline::Fifo
                 && self.backlog_bytes + charge > self.params.limit_bytes)
         {
             self.dropped_overflow += 1;
+            self.charge_drops(now, charge);
             return Enqueued {
                 accepted: false,
                 evicted: 0,
@@ -339,6 +344,7 @@ impl<P: Packet> Scheduler<P> {
         self.backlog_bytes -= e.charge;
         self.backlog_packets -= 1;
         self.dropped_overflow += 1;
+        self.charge_drops(self.last_enqueue, e.charge);
         // An emptied flow (and host) leaves its list now rather than at its next turn: while
         // the link stalls, arrivals in ever new flows must not pile up empty entries.
         if self.flows[f].fq.q.is_empty() {
@@ -421,6 +427,7 @@ impl<P: Packet> Scheduler<P> {
             self.backlog_packets -= tally.dropped_packets + u64::from(got.is_some());
             self.dropped_codel += tally.dropped_packets;
             self.ecn_marked += tally.marked;
+            self.charge_drops(now, tally.dropped_bytes);
             if let Some(e) = got {
                 self.flows[f].deficit -= e.charge as i64;
                 let host = &mut self.hosts[h];
@@ -495,6 +502,11 @@ impl<P: Packet> Scheduler<P> {
             e.charge,
             now.saturating_duration_since(e.enqueued),
         );
+        self.advance_shaper(now, e.charge);
+    }
+
+    /// Move the shaper's schedule on by `bytes` sent (or, in ingress mode, dropped) at `now`.
+    fn advance_shaper(&mut self, now: Instant, bytes: u64) {
         if let Some(rate) = self.params.shaper_rate {
             let start = if now <= self.next_send + SHAPER_SLACK {
                 self.next_send.max(now - SHAPER_SLACK)
@@ -502,10 +514,17 @@ impl<P: Packet> Scheduler<P> {
                 now
             };
             let tx = Duration::from_nanos(
-                u64::try_from(u128::from(e.charge) * 1_000_000_000 / u128::from(rate))
+                u64::try_from(u128::from(bytes) * 1_000_000_000 / u128::from(rate))
                     .unwrap_or(u64::MAX),
             );
             self.next_send = start + tx;
+        }
+    }
+
+    /// Ingress mode: dropped bytes already used the bottleneck, so they use the shaper too.
+    fn charge_drops(&mut self, now: Instant, bytes: u64) {
+        if self.params.ingress && bytes > 0 {
+            self.advance_shaper(now, bytes);
         }
     }
 
@@ -933,6 +952,52 @@ mod tests {
         assert_eq!(&times[..4], &[(0, 1000), (1, 1000), (2, 1100), (3, 1300)]);
         // 39 slots of 200 ms after the first, less the one 300 ms lead: never earlier.
         assert_eq!(times[39], (39, 8500));
+    }
+
+    /// Six 1000-byte packets of one flow at 1000 ms on a 10 000 B/s link shaped to 0.5
+    /// (200 ms each), CoDel target 10 ms / interval 20 ms; returns the packets sent with their
+    /// times until the queue is empty, and the drop count.
+    fn ingress_run(ingress: bool) -> (Vec<(u32, u64)>, u64) {
+        let mut cfg = Config::for_link_rate(10_000);
+        cfg.shaping = Some(0.5);
+        cfg.target = Some(Duration::from_millis(10));
+        cfg.interval = Some(Duration::from_millis(20));
+        cfg.ingress = ingress;
+        let mut s: Scheduler<P> = Scheduler::new(cfg).expect("valid");
+        let t0 = Instant::from_millis(1000);
+        for i in 0..6 {
+            s.enqueue(t0, p(1, i, 1000), class(1, 1));
+        }
+        let mut out = Vec::new();
+        let mut now = t0;
+        while let Some(t) = s.poll_timeout() {
+            now = now.max(t);
+            if let Some(x) = s.dequeue(now) {
+                out.push((x.seq, now.as_nanos() / 1_000_000));
+            }
+        }
+        (out, s.stats().dropped_codel)
+    }
+
+    #[test]
+    fn ingress_mode_charges_drops_to_the_shaper() {
+        // 1000 ms: seq 0. 1200 ms: seq 1 (sojourn 200 ms arms CoDel). 1400 ms: seq 2 is
+        // dropped (one interval above target, 3000 bytes behind it) and seq 3 goes. Then
+        // the flow's backlog is at most one packet, so nothing more is dropped.
+        let (plain, drops) = ingress_run(false);
+        assert_eq!(drops, 1);
+        assert_eq!(
+            plain,
+            vec![(0, 1000), (1, 1200), (3, 1400), (4, 1600), (5, 1800)]
+        );
+        // Ingress: the dropped 1000 bytes already crossed the bottleneck and cost 200 ms of
+        // the shaper's time like a sent packet.
+        let (ingress, drops) = ingress_run(true);
+        assert_eq!(drops, 1);
+        assert_eq!(
+            ingress,
+            vec![(0, 1000), (1, 1200), (3, 1400), (4, 1800), (5, 2000)]
+        );
     }
 
     #[test]

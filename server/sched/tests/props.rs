@@ -84,9 +84,11 @@ proptest! {
         overhead in 0u32..9,
         shaping in prop::option::of(0.1f64..=1.0),
         fifo in any::<bool>(),
+        ingress in any::<bool>(),
     ) {
-        let mut s: Scheduler<P> =
-            Scheduler::new(config(limit, overhead, shaping, fifo)).expect("valid");
+        let mut cfg = config(limit, overhead, shaping, fifo);
+        cfg.ingress = ingress;
+        let mut s: Scheduler<P> = Scheduler::new(cfg).expect("valid");
         let mut now = Instant::ZERO;
         let mut seq: HashMap<(u8, u8), u32> = HashMap::new();
         let mut last_out: HashMap<(u8, u8), u32> = HashMap::new();

@@ -79,6 +79,14 @@ struct Args {
     /// Print a per-second time series of each phase (RTT max, ISP queue) on stderr.
     #[arg(long)]
     series: bool,
+    /// Milliseconds between UDP echo probes; 0 sends none (goodput without the probes'
+    /// 485 B/s each way on the line).
+    #[arg(long, default_value_t = 200)]
+    probe_ms: u64,
+    /// TCP congestion control of the bulk senders (`net.ipv4.tcp_congestion_control` in the
+    /// LAN and WAN namespaces, e.g. cubic or bbr); default: the host's.
+    #[arg(long)]
+    cc: Option<String>,
 }
 
 /// How often the mock modem logs its downstream queue (bytes waiting in the ISP → pty line).
@@ -86,7 +94,7 @@ const MODEM_STATS_EVERY: Duration = Duration::from_millis(500);
 
 /// `down_queued` of each `line stats` line the mock modem logged, in order.
 fn modem_queue_samples(stderr: &str) -> Vec<u64> {
-    stderr
+    strip_ansi(stderr)
         .lines()
         .filter(|l| l.contains("line stats"))
         .filter_map(|l| {
@@ -415,6 +423,24 @@ impl Bulk {
     }
 }
 
+/// `s` without ANSI colour sequences (`ESC [ … m`), which the modem's log may carry.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Per-second series on stderr: largest RTT of probes sent in each second, and the ISP queue
 /// samples logged in it (they come every `MODEM_STATS_EVERY`, counted from the phase start).
 fn print_series(name: &str, from: Instant, rtts: &[(Instant, Duration)], queue: &[u64]) {
@@ -489,8 +515,7 @@ impl PhaseResult {
             o(self.share_a),
             o(self.share_b),
             o(self.isp_queue_mean),
-            self.isp_queue_max
-                .map_or("null".into(), |v| v.to_string())
+            self.isp_queue_max.map_or("null".into(), |v| v.to_string())
         )
     }
 }
@@ -520,7 +545,9 @@ impl Bench<'_> {
         if down {
             bulk.download(&self.topo.lan)?;
         }
-        let pinger = Pinger::start(&self.topo.lan, Duration::from_millis(200))?;
+        let pinger = (self.args.probe_ms > 0)
+            .then(|| Pinger::start(&self.topo.lan, Duration::from_millis(self.args.probe_ms)))
+            .transpose()?;
         std::thread::sleep(Duration::from_secs(self.args.warmup_secs));
         let from = Instant::now();
         let q0 = modem_queue_samples(&self.modem.stderr()).len();
@@ -542,7 +569,7 @@ impl Bench<'_> {
         );
         let secs = (to - from).as_secs_f64();
         bulk.stop();
-        let timed = pinger.finish(from, to);
+        let timed = pinger.map(|p| p.finish(from, to)).unwrap_or_default();
         if self.args.series {
             print_series(name, from, &timed, &queue);
         }
@@ -601,6 +628,17 @@ fn run(args: &Args) -> Result<()> {
         std::process::exit(2);
     }
     let topo = Topology::new(&unique_tag()).context("topology")?;
+    if let Some(cc) = &args.cc {
+        for ns in [&topo.lan, &topo.wan] {
+            ns.set_sysctl("net.ipv4.tcp_congestion_control", cc)
+                .with_context(|| format!("congestion control {cc}"))?;
+        }
+    }
+    let cc = topo
+        .wan
+        .exec_ok(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"])
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
     topo.lan
         .add_addr("lan0", &format!("{HOST_B}/24"))
         .context("second LAN address")?;
@@ -660,12 +698,13 @@ fn run(args: &Args) -> Result<()> {
     }
     let status = mclient(&topo.gw, dir.path(), &["--json", "status", "isp1"]).unwrap_or_default();
     let label = format!(
-        "scheduler={} ingress_shaping={} isp_down_buffer={}",
+        "scheduler={} ingress_shaping={} isp_down_buffer={} cc={cc} probe_ms={}",
         args.scheduler.as_deref().unwrap_or("(default)"),
         args.ingress_shaping
             .map_or("off".to_string(), |f| f.to_string()),
         args.down_buffer
-            .map_or("unbounded".to_string(), |b| b.to_string())
+            .map_or("unbounded".to_string(), |b| b.to_string()),
+        args.probe_ms
     );
     println!("link-bench: baud {} {label}", args.baud);
     println!(
@@ -716,4 +755,17 @@ fn run(args: &Args) -> Result<()> {
 fn main() -> Result<()> {
     let args = Args::parse();
     run(&args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_queue_samples_with_or_without_colours() {
+        let log = "2026-11-30T18:40:00Z  INFO mock_modem: line stats down_queued=1505 down_queue_peak=9000 down_dropped=0\n\
+                   2026-11-30T18:40:00Z  INFO mock_modem: call up\n\
+                   \u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[2mmock_modem\u{1b}[0m\u{1b}[2m:\u{1b}[0m line stats \u{1b}[3mdown_queued\u{1b}[0m\u{1b}[2m=\u{1b}[0m0 \u{1b}[3mdown_queue_peak\u{1b}[0m\u{1b}[2m=\u{1b}[0m9000\n";
+        assert_eq!(modem_queue_samples(log), vec![1505, 0]);
+    }
 }

@@ -305,8 +305,7 @@ fn down_buffer_drops_whole_frames_that_do_not_fit() {
     let mut m = MockModem::new(
         cfg,
         Box::new(|_n: &str| {
-            Box::new(Burst((0..5u8).map(|i| vec![b'a' + i; 100]).collect()))
-                as Box<dyn Answerer>
+            Box::new(Burst((0..5u8).map(|i| vec![b'a' + i; 100]).collect())) as Box<dyn Answerer>
         }),
     );
     m.handle_input(t0, b"ATE0D1\r");
