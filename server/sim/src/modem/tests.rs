@@ -309,7 +309,7 @@ fn down_buffer_drops_whole_frames_that_do_not_fit() {
         }),
     );
     m.handle_input(t0, b"ATE0D1\r");
-    assert_eq!(out(&mut m), "\r\nCONNECT 115200\r\n");
+    assert_eq!(out(&mut m), "ATE0D1\r\r\nCONNECT 115200\r\n");
     // Two frames fit in 250 bytes; the other three are dropped whole.
     assert_eq!(m.stats().down_dropped, 3);
     assert_eq!(m.stats().down_queued, 200);
