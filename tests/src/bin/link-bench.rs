@@ -387,7 +387,7 @@ impl Bulk {
                     Err(_) => break,
                 }
             }
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            abort(s);
         }));
         Ok(())
     }
@@ -410,7 +410,7 @@ impl Bulk {
                     Err(_) => break,
                 }
             }
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            abort(s);
         }));
         Ok(())
     }
@@ -468,6 +468,17 @@ fn print_series(name: &str, from: Instant, rtts: &[(Instant, Duration)], queue: 
             worst.map_or("-".into(), |w| w.to_string())
         );
     }
+}
+
+/// Close `s` with a reset, discarding what its send buffer still holds: a plain close would
+/// let the kernel go on sending it (tens of KB, seconds of this link) into the next phase.
+fn abort(s: TcpStream) {
+    let linger = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &linger);
+    drop(s);
 }
 
 fn quantile(v: &[Duration], q: f64) -> Option<Duration> {
