@@ -190,6 +190,13 @@ impl Codel {
         Some(cur)
     }
 
+    /// The flow's queue was found empty: leave the dropping state (RFC 8289 §5.4, "if queue
+    /// is empty, exit the dropping state"), as a dequeue from the empty queue would.
+    pub(crate) fn on_empty(&mut self) {
+        self.first_above_time = None;
+        self.dropping = false;
+    }
+
     /// Whether the controller is in its dropping state (for tests).
     #[cfg(test)]
     pub(crate) fn dropping(&self) -> bool {

@@ -52,6 +52,11 @@ pub struct Config {
     /// or an egress pacer when the driver cannot see the serial line's output queue). `None`:
     /// unshaped, `dequeue` returns a packet whenever one is queued.
     pub shaping: Option<f64>,
+    /// Ingress mode (CAKE's `ingress`): packets the scheduler drops count against the shaper
+    /// like sent ones, because they already crossed the bottleneck. While CoDel is dropping,
+    /// less reaches the LAN, the senders' ACK clock slows and the upstream queue drains
+    /// sooner. No effect unshaped.
+    pub ingress: bool,
     /// Length of one statistics window: sojourn quantiles and host shares cover the current and
     /// the previous window.
     pub stats_window: Duration,
@@ -73,6 +78,7 @@ impl Config {
             interval: None,
             ecn: true,
             shaping: None,
+            ingress: false,
             stats_window: Duration::from_secs(10),
             discipline: Discipline::Fair,
         }
@@ -138,6 +144,13 @@ impl Config {
         let shaper_rate = self
             .shaping
             .map(|f| ((self.link_rate as f64 * f) as u64).max(1));
+        // One full-size packet's time at the shaper rate.
+        let sparse_lead = shaper_rate.map_or(Duration::ZERO, |r| {
+            Duration::from_nanos(
+                u64::try_from(u128::from(max_packet) * 1_000_000_000 / u128::from(r))
+                    .unwrap_or(u64::MAX),
+            )
+        });
         Ok(Params {
             quantum,
             target,
@@ -147,6 +160,8 @@ impl Config {
             overhead: u64::from(self.overhead),
             ecn: self.ecn,
             shaper_rate,
+            sparse_lead,
+            ingress: self.ingress,
             stats_window: self.stats_window,
             discipline: self.discipline,
         })
@@ -172,6 +187,11 @@ pub struct Params {
     pub ecn: bool,
     /// Shaper rate in charged bytes per second, if shaping.
     pub shaper_rate: Option<u64>,
+    /// How far ahead of the shaper's schedule a sparse flow's packet may leave: one full-size
+    /// packet's time at the shaper rate (zero unshaped).
+    pub sparse_lead: Duration,
+    /// Drops are charged to the shaper.
+    pub ingress: bool,
     /// Statistics window.
     pub stats_window: Duration,
     /// Ordering discipline.

@@ -149,6 +149,10 @@ pub struct Scheduler<P> {
     backlog_bytes: u64,
     backlog_packets: u64,
     next_send: Instant,
+    /// Shaped: the packet DRR serves next is a sparse flow's (see [`Scheduler::dequeue`]).
+    head_sparse: bool,
+    /// Time of the latest enqueue (overflow drops happen then).
+    last_enqueue: Instant,
     enqueued_packets: u64,
     sent_packets: u64,
     sent_bytes: u64,
@@ -174,6 +178,8 @@ impl<P: Packet> Scheduler<P> {
             backlog_bytes: 0,
             backlog_packets: 0,
             next_send: Instant::ZERO,
+            head_sparse: false,
+            last_enqueue: Instant::ZERO,
             enqueued_packets: 0,
             sent_packets: 0,
             sent_bytes: 0,
@@ -204,6 +210,7 @@ impl<P: Packet> Scheduler<P> {
                 break;
             }
         }
+        self.refresh_head();
         Ok(())
     }
 
@@ -230,12 +237,14 @@ impl<P: Packet> Scheduler<P> {
     /// fattest host is dropped until the packet fits (in [`Discipline::Fifo`], the arrival is
     /// refused instead, like the bounded channel it replaces).
     pub fn enqueue(&mut self, now: Instant, pkt: P, class: Class) -> Enqueued {
+        self.last_enqueue = now;
         let charge = self.charge(&pkt);
         if charge > self.params.limit_bytes
             || (self.params.discipline == Discipline::Fifo
                 && self.backlog_bytes + charge > self.params.limit_bytes)
         {
             self.dropped_overflow += 1;
+            self.charge_drops(now, charge);
             return Enqueued {
                 accepted: false,
                 evicted: 0,
@@ -305,6 +314,7 @@ impl<P: Packet> Scheduler<P> {
         while self.backlog_bytes > self.params.limit_bytes && self.drop_from_fattest() {
             evicted += 1;
         }
+        self.refresh_head();
         Enqueued {
             accepted: true,
             evicted,
@@ -334,6 +344,7 @@ impl<P: Packet> Scheduler<P> {
         self.backlog_bytes -= e.charge;
         self.backlog_packets -= 1;
         self.dropped_overflow += 1;
+        self.charge_drops(self.last_enqueue, e.charge);
         // An emptied flow (and host) leaves its list now rather than at its next turn: while
         // the link stalls, arrivals in ever new flows must not pile up empty entries.
         if self.flows[f].fq.q.is_empty() {
@@ -360,23 +371,90 @@ impl<P: Packet> Scheduler<P> {
     }
 
     /// When the shaper allows the next packet, if shaping and something is queued. `None`:
-    /// nothing to wait for (unshaped: dequeue whenever the link can take a packet).
+    /// nothing to wait for (unshaped: dequeue whenever the link can take a packet). When the
+    /// next packet belongs to a sparse flow this is up to [`Params::sparse_lead`] before the
+    /// bulk's send time (see [`Scheduler::dequeue`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.params.shaper_rate {
-            Some(_) if !self.is_empty() => Some(self.next_send),
+            Some(_) if !self.is_empty() => Some(if self.head_sparse {
+                self.next_send - self.params.sparse_lead
+            } else {
+                self.next_send
+            }),
             _ => None,
         }
     }
 
     /// The next packet to send at `now`, or `None` if nothing is queued or the shaper says wait
     /// (see [`Scheduler::poll_timeout`]).
+    ///
+    /// Shaped, a packet of a sparse flow (one on its host's new list: a ping, a DNS answer, an
+    /// ssh keystroke) may leave up to [`Params::sparse_lead`] (one full-size packet's time at
+    /// the shaper rate) ahead of the schedule. It is charged like any other, so the bulk
+    /// behind it waits that much longer and the long-run rate stays the configured one. In
+    /// ingress mode the packet has already crossed the bottleneck, so holding it back would
+    /// only add delay.
     pub fn dequeue(&mut self, now: Instant) -> Option<P> {
-        if self.is_empty() {
-            return None;
+        let out = self.dequeue_inner(now);
+        self.refresh_head();
+        out
+    }
+
+    fn dequeue_inner(&mut self, now: Instant) -> Option<P> {
+        let fifo = self.params.discipline == Discipline::Fifo;
+        loop {
+            if self.is_empty() {
+                return None;
+            }
+            let (h, f, sparse) = self.select()?;
+            if self.params.shaper_rate.is_some()
+                && now < self.next_send
+                && !(sparse && now + self.params.sparse_lead >= self.next_send)
+            {
+                return None;
+            }
+            let mut tally = Tally::default();
+            let params = self.params;
+            let flow = &mut self.flows[f];
+            let got = if fifo {
+                flow.fq.pop()
+            } else {
+                flow.codel.dequeue(&mut flow.fq, now, &params, &mut tally)
+            };
+            let removed = tally.dropped_bytes + got.as_ref().map_or(0, |e| e.charge);
+            self.hosts[h].bytes -= removed;
+            self.backlog_bytes -= removed;
+            self.backlog_packets -= tally.dropped_packets + u64::from(got.is_some());
+            self.dropped_codel += tally.dropped_packets;
+            self.ecn_marked += tally.marked;
+            self.charge_drops(now, tally.dropped_bytes);
+            if let Some(e) = got {
+                self.flows[f].deficit -= e.charge as i64;
+                let host = &mut self.hosts[h];
+                host.deficit -= e.charge as i64;
+                let addr = host.addr;
+                self.account_sent(now, addr, &e);
+                return Some(e.pkt);
+            }
+            // CoDel dropped the flow's last packets: the next `select` removes it.
         }
-        if self.params.shaper_rate.is_some() && now < self.next_send {
-            return None;
-        }
+    }
+
+    /// Shaped: note whether the packet DRR serves next is a sparse flow's (for
+    /// [`Scheduler::poll_timeout`]). The rotations this does are the ones the next dequeue
+    /// would do anyway.
+    fn refresh_head(&mut self) {
+        self.head_sparse = self.params.shaper_rate.is_some()
+            && !self.is_empty()
+            && self.select().is_some_and(|(_, _, sparse)| sparse);
+    }
+
+    /// Run both DRR levels up to the next packet without taking it: hosts and flows whose
+    /// credit is spent get a quantum and go to the tail of the old list; entries found empty
+    /// leave their lists (an emptied entry from a new list moves to the old list if that is
+    /// non-empty). Returns the host and flow to serve, both at the head of their lists with
+    /// credit left, and whether the flow came from its host's new list (a sparse flow).
+    fn select(&mut self) -> Option<(usize, usize, bool)> {
         let quantum = i64::from(self.params.quantum);
         loop {
             let (from_new, h) = match (self.new_hosts.front(), self.old_hosts.front()) {
@@ -391,14 +469,8 @@ impl<P: Packet> Scheduler<P> {
                 self.old_hosts.push_back(h);
                 continue;
             }
-            match self.dequeue_from_host(h, now) {
-                Some(e) => {
-                    let host = &mut self.hosts[h];
-                    host.deficit -= e.charge as i64;
-                    let addr = host.addr;
-                    self.account_sent(now, addr, &e);
-                    return Some(e.pkt);
-                }
+            match self.select_flow(h) {
+                Some((f, sparse)) => return Some((h, f, sparse)),
                 None => {
                     self.pop_host(from_new);
                     if from_new && !self.old_hosts.is_empty() {
@@ -430,6 +502,11 @@ impl<P: Packet> Scheduler<P> {
             e.charge,
             now.saturating_duration_since(e.enqueued),
         );
+        self.advance_shaper(now, e.charge);
+    }
+
+    /// Move the shaper's schedule on by `bytes` sent (or, in ingress mode, dropped) at `now`.
+    fn advance_shaper(&mut self, now: Instant, bytes: u64) {
         if let Some(rate) = self.params.shaper_rate {
             let start = if now <= self.next_send + SHAPER_SLACK {
                 self.next_send.max(now - SHAPER_SLACK)
@@ -437,18 +514,25 @@ impl<P: Packet> Scheduler<P> {
                 now
             };
             let tx = Duration::from_nanos(
-                u64::try_from(u128::from(e.charge) * 1_000_000_000 / u128::from(rate))
+                u64::try_from(u128::from(bytes) * 1_000_000_000 / u128::from(rate))
                     .unwrap_or(u64::MAX),
             );
             self.next_send = start + tx;
         }
     }
 
-    /// One packet from host `h`'s flows by the inner DRR, or `None` if the host has nothing left
-    /// (its flows are then out of their lists and freed).
-    fn dequeue_from_host(&mut self, h: usize, now: Instant) -> Option<Entry<P>> {
+    /// Ingress mode: dropped bytes already used the bottleneck, so they use the shaper too.
+    fn charge_drops(&mut self, now: Instant, bytes: u64) {
+        if self.params.ingress && bytes > 0 {
+            self.advance_shaper(now, bytes);
+        }
+    }
+
+    /// The inner DRR of `select`: the flow of host `h` to serve next and whether it is on the
+    /// new list, or `None` if the host has nothing left (its flows are then out of their lists
+    /// and freed).
+    fn select_flow(&mut self, h: usize) -> Option<(usize, bool)> {
         let quantum = i64::from(self.params.quantum);
-        let fifo = self.params.discipline == Discipline::Fifo;
         loop {
             let host = &mut self.hosts[h];
             let (from_new, f) = match (host.new.front(), host.old.front()) {
@@ -468,42 +552,26 @@ impl<P: Packet> Scheduler<P> {
                 self.flows[f].list = List::Old;
                 continue;
             }
-            let mut tally = Tally::default();
-            let params = self.params;
-            let flow = &mut self.flows[f];
-            let got = if fifo {
-                flow.fq.pop()
+            if !self.flows[f].fq.q.is_empty() {
+                return Some((f, from_new));
+            }
+            // "If the queue is empty, exit the dropping state" (RFC 8289), and the flow leaves
+            // its list.
+            self.flows[f].codel.on_empty();
+            let host = &mut self.hosts[h];
+            if from_new {
+                host.new.pop_front();
             } else {
-                flow.codel.dequeue(&mut flow.fq, now, &params, &mut tally)
-            };
-            let removed = tally.dropped_bytes + got.as_ref().map_or(0, |e| e.charge);
-            self.hosts[h].bytes -= removed;
-            self.backlog_bytes -= removed;
-            self.backlog_packets -= tally.dropped_packets + u64::from(got.is_some());
-            self.dropped_codel += tally.dropped_packets;
-            self.ecn_marked += tally.marked;
-            match got {
-                Some(e) => {
-                    self.flows[f].deficit -= e.charge as i64;
-                    return Some(e);
-                }
-                None => {
-                    let host = &mut self.hosts[h];
-                    if from_new {
-                        host.new.pop_front();
-                    } else {
-                        host.old.pop_front();
-                    }
-                    if from_new && !host.old.is_empty() {
-                        host.old.push_back(f);
-                        self.flows[f].list = List::Old;
-                    } else {
-                        self.flows[f].list = List::None;
-                        let key = self.flows[f].key;
-                        host.flows.remove(&key);
-                        self.flows.remove(f);
-                    }
-                }
+                host.old.pop_front();
+            }
+            if from_new && !host.old.is_empty() {
+                host.old.push_back(f);
+                self.flows[f].list = List::Old;
+            } else {
+                self.flows[f].list = List::None;
+                let key = self.flows[f].key;
+                host.flows.remove(&key);
+                self.flows.remove(f);
             }
         }
     }
@@ -527,6 +595,7 @@ impl<P: Packet> Scheduler<P> {
         self.old_hosts.clear();
         self.backlog_bytes = 0;
         self.backlog_packets = 0;
+        self.head_sparse = false;
     }
 
     /// A snapshot of counters, backlog, sojourn quantiles and host shares.
@@ -819,6 +888,116 @@ mod tests {
         s.enqueue(Instant::from_millis(5000), p(1, 3, 1000), class(1, 1));
         assert_eq!(s.poll_timeout(), Some(Instant::from_millis(5200)));
         assert_eq!(s.dequeue(Instant::from_millis(5100)), None);
+    }
+
+    #[test]
+    fn sparse_packets_lead_the_shaper_by_at_most_one_packet_time() {
+        // 10 000 B/s link shaped to 0.5: 5000 B/s, so 1000 bytes take 200 ms and the lead
+        // (one 1500-byte packet) is 300 ms.
+        let mut cfg = Config::for_link_rate(10_000);
+        cfg.shaping = Some(0.5);
+        let mut s: Scheduler<P> = Scheduler::new(cfg).expect("valid");
+        assert_eq!(s.params().sparse_lead, Duration::from_millis(300));
+        let t0 = Instant::from_millis(1000);
+        for i in 0..3 {
+            s.enqueue(t0, p(1, i, 1000), class(1, 1));
+        }
+        assert_eq!(s.dequeue(t0).map(|x| x.seq), Some(0));
+        // The bulk waits for its slot at 1200 ms.
+        assert_eq!(s.poll_timeout(), Some(Instant::from_millis(1200)));
+        assert_eq!(s.dequeue(Instant::from_millis(1050)), None);
+        // A ping of the same host (a new flow) may go now: at most 300 ms ahead of 1200.
+        let t1 = Instant::from_millis(1050);
+        s.enqueue(t1, p(2, 0, 100), class(1, 2));
+        assert_eq!(s.poll_timeout(), Some(Instant::from_millis(900)));
+        assert_eq!(s.dequeue(t1).map(|x| x.tag), Some(2));
+        // It is charged: the bulk's slot moves by 100 bytes' time (20 ms).
+        assert_eq!(s.poll_timeout(), Some(Instant::from_millis(1220)));
+        assert_eq!(s.dequeue(Instant::from_millis(1219)), None);
+        // Another host's ping too, but not before 1420 - 300 = 1120 once the bulk went.
+        assert_eq!(
+            s.dequeue(Instant::from_millis(1220)).map(|x| x.seq),
+            Some(1)
+        );
+        s.enqueue(Instant::from_millis(1221), p(3, 0, 100), class(2, 7));
+        assert_eq!(s.poll_timeout(), Some(Instant::from_millis(1120)));
+        assert_eq!(
+            s.dequeue(Instant::from_millis(1221)).map(|x| x.tag),
+            Some(3)
+        );
+        assert_eq!(s.poll_timeout(), Some(Instant::from_millis(1440)));
+    }
+
+    #[test]
+    fn a_burst_of_new_flows_gets_one_lead_then_the_shaper_rate() {
+        // Forty 1000-byte packets, each its own new flow, all at 1000 ms: the first goes at
+        // once, then each may go 300 ms before its 200 ms slot, so the second leaves at once
+        // too and the rest follow every 200 ms.
+        let mut cfg = Config::for_link_rate(10_000);
+        cfg.shaping = Some(0.5);
+        cfg.limit_bytes = Some(1_000_000);
+        let mut s: Scheduler<P> = Scheduler::new(cfg).expect("valid");
+        let t0 = Instant::from_millis(1000);
+        for i in 0..40 {
+            s.enqueue(t0, p(i, 0, 1000), class(1, u64::from(i)));
+        }
+        let mut times = Vec::new();
+        let mut now = t0;
+        while let Some(t) = s.poll_timeout() {
+            now = now.max(t);
+            let x = s.dequeue(now).expect("due");
+            times.push((x.tag, now.as_nanos() / 1_000_000));
+        }
+        assert_eq!(times.len(), 40);
+        assert_eq!(&times[..4], &[(0, 1000), (1, 1000), (2, 1100), (3, 1300)]);
+        // 39 slots of 200 ms after the first, less the one 300 ms lead: never earlier.
+        assert_eq!(times[39], (39, 8500));
+    }
+
+    /// Six 1000-byte packets of one flow at 1000 ms on a 10 000 B/s link shaped to 0.5
+    /// (200 ms each), CoDel target 10 ms / interval 20 ms; returns the packets sent with their
+    /// times until the queue is empty, and the drop count.
+    fn ingress_run(ingress: bool) -> (Vec<(u32, u64)>, u64) {
+        let mut cfg = Config::for_link_rate(10_000);
+        cfg.shaping = Some(0.5);
+        cfg.target = Some(Duration::from_millis(10));
+        cfg.interval = Some(Duration::from_millis(20));
+        cfg.ingress = ingress;
+        let mut s: Scheduler<P> = Scheduler::new(cfg).expect("valid");
+        let t0 = Instant::from_millis(1000);
+        for i in 0..6 {
+            s.enqueue(t0, p(1, i, 1000), class(1, 1));
+        }
+        let mut out = Vec::new();
+        let mut now = t0;
+        while let Some(t) = s.poll_timeout() {
+            now = now.max(t);
+            if let Some(x) = s.dequeue(now) {
+                out.push((x.seq, now.as_nanos() / 1_000_000));
+            }
+        }
+        (out, s.stats().dropped_codel)
+    }
+
+    #[test]
+    fn ingress_mode_charges_drops_to_the_shaper() {
+        // 1000 ms: seq 0. 1200 ms: seq 1 (sojourn 200 ms arms CoDel). 1400 ms: seq 2 is
+        // dropped (one interval above target, 3000 bytes behind it) and seq 3 goes. Then
+        // the flow's backlog is at most one packet, so nothing more is dropped.
+        let (plain, drops) = ingress_run(false);
+        assert_eq!(drops, 1);
+        assert_eq!(
+            plain,
+            vec![(0, 1000), (1, 1200), (3, 1400), (4, 1600), (5, 1800)]
+        );
+        // Ingress: the dropped 1000 bytes already crossed the bottleneck and cost 200 ms of
+        // the shaper's time like a sent packet.
+        let (ingress, drops) = ingress_run(true);
+        assert_eq!(drops, 1);
+        assert_eq!(
+            ingress,
+            vec![(0, 1000), (1, 1200), (3, 1400), (4, 1800), (5, 2000)]
+        );
     }
 
     #[test]

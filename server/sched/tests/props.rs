@@ -84,13 +84,17 @@ proptest! {
         overhead in 0u32..9,
         shaping in prop::option::of(0.1f64..=1.0),
         fifo in any::<bool>(),
+        ingress in any::<bool>(),
     ) {
-        let mut s: Scheduler<P> =
-            Scheduler::new(config(limit, overhead, shaping, fifo)).expect("valid");
+        let mut cfg = config(limit, overhead, shaping, fifo);
+        cfg.ingress = ingress;
+        let mut s: Scheduler<P> = Scheduler::new(cfg).expect("valid");
         let mut now = Instant::ZERO;
         let mut seq: HashMap<(u8, u8), u32> = HashMap::new();
         let mut last_out: HashMap<(u8, u8), u32> = HashMap::new();
         let (mut accepted, mut evicted, mut sent, mut marked) = (0u64, 0u64, 0u64, 0u64);
+        // Shaped: (time, charged bytes) of every packet sent.
+        let mut departures: Vec<(Instant, u64)> = Vec::new();
         for op in ops {
             match op {
                 Op::Enqueue { host, flow, len, ect } => {
@@ -104,6 +108,7 @@ proptest! {
                 Op::Dequeue => {
                     if let Some(p) = s.dequeue(now) {
                         sent += 1;
+                        departures.push((now, p.len as u64 + u64::from(overhead)));
                         marked += u64::from(p.ce);
                         // (FIFO mode's global order is the next property.)
                         if !fifo {
@@ -129,6 +134,26 @@ proptest! {
         if fifo {
             prop_assert_eq!(evicted, 0);
             prop_assert_eq!(st.dropped_codel, 0);
+        }
+        // The shaper's rate holds over every window of departures: what leaves from the
+        // first to the last packet of a window is at most the rate times the window, plus
+        // the sparse lead and the timer slack (5 ms) ahead of schedule, plus the last packet
+        // (and a byte per packet for the nanosecond rounding of send times).
+        if let Some(rate) = s.params().shaper_rate {
+            let ahead = s.params().sparse_lead + Duration::from_millis(5);
+            for a in 0..departures.len() {
+                let mut bytes = 0u64;
+                for (b, &(tb, charge)) in departures.iter().enumerate().skip(a) {
+                    bytes += charge;
+                    let span = tb.saturating_duration_since(departures[a].0) + ahead;
+                    let allowed = (u128::from(rate) * span.as_nanos() / 1_000_000_000) as u64
+                        + charge
+                        + (b - a) as u64
+                        + 1;
+                    prop_assert!(bytes <= allowed,
+                        "packets {}..={}: {} bytes in {:?}, allowed {}", a, b, bytes, span, allowed);
+                }
+            }
         }
     }
 

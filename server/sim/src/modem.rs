@@ -223,6 +223,10 @@ pub struct MockModemConfig {
     pub cell: Vec<CellState>,
     /// The SIM asks for this PIN (`+CPIN: SIM PIN`) until `AT+CPIN="<pin>"` is sent.
     pub sim_pin: Option<String>,
+    /// Bytes the far end's side of the line may hold waiting for the wire (the access server's
+    /// output buffer towards us); a frame that does not fit is dropped whole (drop-tail).
+    /// `None`: unbounded.
+    pub down_buffer: Option<usize>,
 }
 
 /// One scripted cellular state of the mock modem.
@@ -290,6 +294,7 @@ impl Default for MockModemConfig {
             silent: false,
             cell: Vec::new(),
             sim_pin: None,
+            down_buffer: None,
         }
     }
 }
@@ -311,6 +316,12 @@ pub struct MockModemStats {
     pub escapes: u64,
     /// `ATH` (hang-up) commands received, in or out of a call.
     pub ath_commands: u64,
+    /// Bytes from the far end waiting for the wire now (the downstream queue).
+    pub down_queued: u64,
+    /// Most bytes the downstream queue ever held.
+    pub down_queue_peak: u64,
+    /// Far-end frames dropped because the downstream buffer was full.
+    pub down_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -982,6 +993,7 @@ impl MockModem {
         self.pending_outcome = None;
         self.up.queue.clear();
         self.down.queue.clear();
+        self.stats.down_queued = 0;
         self.mode = Mode::Command;
         if report {
             self.result(&ResultCode::NoCarrier);
@@ -1018,6 +1030,14 @@ impl MockModem {
         }
         if let Some(a) = &mut self.answerer {
             while let Some(o) = a.poll_output() {
+                if self
+                    .config
+                    .down_buffer
+                    .is_some_and(|cap| self.down.queue.len() + o.len() > cap)
+                {
+                    self.stats.down_dropped += 1;
+                    continue;
+                }
                 self.down.queue.extend(o);
             }
         }
@@ -1031,6 +1051,8 @@ impl MockModem {
                 self.out.push_back(downb);
             }
         }
+        self.stats.down_queued = self.down.queue.len() as u64;
+        self.stats.down_queue_peak = self.stats.down_queue_peak.max(self.stats.down_queued);
         if self.answerer.as_ref().is_some_and(|a| a.is_closed()) && self.down.queue.is_empty() {
             self.end_call(now, true);
         }

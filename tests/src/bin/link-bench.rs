@@ -73,6 +73,35 @@ struct Args {
     /// Only these phases (comma-separated: idle,up,down,both,shares).
     #[arg(long, default_value = "idle,up,down,both,shares")]
     phases: String,
+    /// The mock ISP's downstream buffer in bytes (`mock-modem --down-buffer`; default unbounded).
+    #[arg(long)]
+    down_buffer: Option<usize>,
+    /// Print a per-second time series of each phase (RTT max, ISP queue) on stderr.
+    #[arg(long)]
+    series: bool,
+    /// Milliseconds between UDP echo probes; 0 sends none (goodput without the probes'
+    /// 485 B/s each way on the line).
+    #[arg(long, default_value_t = 200)]
+    probe_ms: u64,
+    /// TCP congestion control of the bulk senders (`net.ipv4.tcp_congestion_control` in the
+    /// LAN and WAN namespaces, e.g. cubic or bbr); default: the host's.
+    #[arg(long)]
+    cc: Option<String>,
+}
+
+/// How often the mock modem logs its downstream queue (bytes waiting in the ISP → pty line).
+const MODEM_STATS_EVERY: Duration = Duration::from_millis(500);
+
+/// `down_queued` of each `line stats` line the mock modem logged, in order.
+fn modem_queue_samples(stderr: &str) -> Vec<u64> {
+    strip_ansi(stderr)
+        .lines()
+        .filter(|l| l.contains("line stats"))
+        .filter_map(|l| {
+            let v = l.split("down_queued=").nth(1)?;
+            v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+        .collect()
 }
 
 /// Binaries of other packages, built next to this one.
@@ -313,8 +342,8 @@ impl Pinger {
         })
     }
 
-    /// Stop; RTTs of probes sent in [from, to), and how many of those were sent (estimate).
-    fn finish(self, from: Instant, to: Instant) -> Vec<Duration> {
+    /// Stop; send times and RTTs of probes sent in [from, to).
+    fn finish(self, from: Instant, to: Instant) -> Vec<(Instant, Duration)> {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();
@@ -323,7 +352,6 @@ impl Pinger {
         let v = self.rtts.lock().map(|v| v.clone()).unwrap_or_default();
         v.into_iter()
             .filter(|(s, _)| *s >= from && *s < to)
-            .map(|(_, r)| r)
             .collect()
     }
 }
@@ -359,7 +387,7 @@ impl Bulk {
                     Err(_) => break,
                 }
             }
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            abort(s);
         }));
         Ok(())
     }
@@ -382,7 +410,7 @@ impl Bulk {
                     Err(_) => break,
                 }
             }
-            let _ = s.shutdown(std::net::Shutdown::Both);
+            abort(s);
         }));
         Ok(())
     }
@@ -393,6 +421,64 @@ impl Bulk {
             let _ = t.join();
         }
     }
+}
+
+/// `s` without ANSI colour sequences (`ESC [ … m`), which the modem's log may carry.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Per-second series on stderr: largest RTT of probes sent in each second, and the ISP queue
+/// samples logged in it (they come every `MODEM_STATS_EVERY`, counted from the phase start).
+fn print_series(name: &str, from: Instant, rtts: &[(Instant, Duration)], queue: &[u64]) {
+    let per_sec = (1000 / MODEM_STATS_EVERY.as_millis().max(1)) as usize;
+    let secs = rtts
+        .iter()
+        .map(|(s, _)| (*s - from).as_secs() as usize + 1)
+        .max()
+        .unwrap_or(0)
+        .max(queue.len().div_ceil(per_sec.max(1)));
+    for i in 0..secs {
+        let worst = rtts
+            .iter()
+            .filter(|(s, _)| (*s - from).as_secs() as usize == i)
+            .map(|(_, r)| r.as_millis())
+            .max();
+        let q = queue
+            .iter()
+            .skip(i * per_sec)
+            .take(per_sec)
+            .max()
+            .map_or("-".into(), u64::to_string);
+        eprintln!(
+            "series {name} t={i:>3}s rtt_max_ms={} isp_queue_bytes={q}",
+            worst.map_or("-".into(), |w| w.to_string())
+        );
+    }
+}
+
+/// Close `s` with a reset, discarding what its send buffer still holds: a plain close would
+/// let the kernel go on sending it (tens of KB, seconds of this link) into the next phase.
+fn abort(s: TcpStream) {
+    let linger = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &linger);
+    drop(s);
 }
 
 fn quantile(v: &[Duration], q: f64) -> Option<Duration> {
@@ -420,6 +506,9 @@ struct PhaseResult {
     down_pct: Option<f64>,
     share_a: Option<f64>,
     share_b: Option<f64>,
+    /// The ISP's downstream queue (bytes) during the phase: mean and largest sample.
+    isp_queue_mean: Option<f64>,
+    isp_queue_max: Option<u64>,
 }
 
 impl PhaseResult {
@@ -427,7 +516,7 @@ impl PhaseResult {
         let o = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.1}"));
         let d = |v: Option<Duration>| v.map_or("null".into(), |v| v.as_millis().to_string());
         format!(
-            r#"{{"phase":"{}","probes":{},"rtt_p50_ms":{},"rtt_p95_ms":{},"up_goodput_pct":{},"down_goodput_pct":{},"share_a_pct":{},"share_b_pct":{}}}"#,
+            r#"{{"phase":"{}","probes":{},"rtt_p50_ms":{},"rtt_p95_ms":{},"up_goodput_pct":{},"down_goodput_pct":{},"share_a_pct":{},"share_b_pct":{},"isp_queue_mean_bytes":{},"isp_queue_max_bytes":{}}}"#,
             self.name,
             self.probes,
             d(self.p50),
@@ -435,7 +524,9 @@ impl PhaseResult {
             o(self.up_pct),
             o(self.down_pct),
             o(self.share_a),
-            o(self.share_b)
+            o(self.share_b),
+            o(self.isp_queue_mean),
+            self.isp_queue_max.map_or("null".into(), |v| v.to_string())
         )
     }
 }
@@ -443,6 +534,7 @@ impl PhaseResult {
 struct Bench<'a> {
     args: &'a Args,
     topo: &'a Topology,
+    modem: &'a Guarded,
     counters: Arc<Counters>,
     line_rate: f64,
 }
@@ -464,9 +556,12 @@ impl Bench<'_> {
         if down {
             bulk.download(&self.topo.lan)?;
         }
-        let pinger = Pinger::start(&self.topo.lan, Duration::from_millis(200))?;
+        let pinger = (self.args.probe_ms > 0)
+            .then(|| Pinger::start(&self.topo.lan, Duration::from_millis(self.args.probe_ms)))
+            .transpose()?;
         std::thread::sleep(Duration::from_secs(self.args.warmup_secs));
         let from = Instant::now();
+        let q0 = modem_queue_samples(&self.modem.stderr()).len();
         let (a0, b0, d0) = (
             self.counters.sink_a.load(Ordering::Relaxed),
             self.counters.sink_b.load(Ordering::Relaxed),
@@ -474,6 +569,10 @@ impl Bench<'_> {
         );
         std::thread::sleep(Duration::from_secs(self.args.phase_secs));
         let to = Instant::now();
+        let queue: Vec<u64> = modem_queue_samples(&self.modem.stderr())
+            .into_iter()
+            .skip(q0)
+            .collect();
         let (a1, b1, d1) = (
             self.counters.sink_a.load(Ordering::Relaxed),
             self.counters.sink_b.load(Ordering::Relaxed),
@@ -481,13 +580,20 @@ impl Bench<'_> {
         );
         let secs = (to - from).as_secs_f64();
         bulk.stop();
-        let rtts = pinger.finish(from, to);
+        let timed = pinger.map(|p| p.finish(from, to)).unwrap_or_default();
+        if self.args.series {
+            print_series(name, from, &timed, &queue);
+        }
+        let rtts: Vec<Duration> = timed.iter().map(|(_, r)| *r).collect();
         let pct = |bytes: u64| 100.0 * bytes as f64 / secs / self.line_rate;
         let mut r = PhaseResult {
             name: name.into(),
             probes: rtts.len(),
             p50: quantile(&rtts, 0.5),
             p95: quantile(&rtts, 0.95),
+            isp_queue_mean: (!queue.is_empty())
+                .then(|| queue.iter().sum::<u64>() as f64 / queue.len() as f64),
+            isp_queue_max: queue.iter().copied().max(),
             ..PhaseResult::default()
         };
         if up > 0 || shares {
@@ -533,6 +639,17 @@ fn run(args: &Args) -> Result<()> {
         std::process::exit(2);
     }
     let topo = Topology::new(&unique_tag()).context("topology")?;
+    if let Some(cc) = &args.cc {
+        for ns in [&topo.lan, &topo.wan] {
+            ns.set_sysctl("net.ipv4.tcp_congestion_control", cc)
+                .with_context(|| format!("congestion control {cc}"))?;
+        }
+    }
+    let cc = topo
+        .wan
+        .exec_ok(&["sysctl", "-n", "net.ipv4.tcp_congestion_control"])
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
     topo.lan
         .add_addr("lan0", &format!("{HOST_B}/24"))
         .context("second LAN address")?;
@@ -543,7 +660,14 @@ fn run(args: &Args) -> Result<()> {
         .arg(&pty)
         .args(["--baud", &args.baud.to_string()])
         .args(["--user", "demo:secret", "--auth", "chap"])
-        .args(["--tun", "wan0", "--tun-addr", "203.0.113.1/24"]);
+        .args(["--tun", "wan0", "--tun-addr", "203.0.113.1/24"])
+        .args([
+            "--stats-every",
+            &MODEM_STATS_EVERY.as_secs_f64().to_string(),
+        ]);
+    if let Some(b) = args.down_buffer {
+        c.args(["--down-buffer", &b.to_string()]);
+    }
     let modem = Guarded::spawn(c)?;
     modem.wait_for_line("->", Duration::from_secs(20))?;
     let cfg = dir.path().join("mserver.toml");
@@ -566,6 +690,7 @@ fn run(args: &Args) -> Result<()> {
     let bench = Bench {
         args,
         topo: &topo,
+        modem: &modem,
         counters,
         line_rate: f64::from(args.baud) / 10.0,
     };
@@ -584,20 +709,31 @@ fn run(args: &Args) -> Result<()> {
     }
     let status = mclient(&topo.gw, dir.path(), &["--json", "status", "isp1"]).unwrap_or_default();
     let label = format!(
-        "scheduler={} ingress_shaping={}",
+        "scheduler={} ingress_shaping={} isp_down_buffer={} cc={cc} probe_ms={}",
         args.scheduler.as_deref().unwrap_or("(default)"),
         args.ingress_shaping
-            .map_or("off".to_string(), |f| f.to_string())
+            .map_or("off".to_string(), |f| f.to_string()),
+        args.down_buffer
+            .map_or("unbounded".to_string(), |b| b.to_string()),
+        args.probe_ms
     );
     println!("link-bench: baud {} {label}", args.baud);
     println!(
-        "{:<8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9}",
-        "phase", "probes", "p50 ms", "p95 ms", "up %", "down %", "host A %", "host B %"
+        "{:<8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>11}",
+        "phase",
+        "probes",
+        "p50 ms",
+        "p95 ms",
+        "up %",
+        "down %",
+        "host A %",
+        "host B %",
+        "ISP q avg/max B"
     );
     let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
     for r in &results {
         println!(
-            "{:<8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9}",
+            "{:<8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>11}",
             r.name,
             r.probes,
             ms(r.p50),
@@ -605,7 +741,12 @@ fn run(args: &Args) -> Result<()> {
             f(r.up_pct),
             f(r.down_pct),
             f(r.share_a),
-            f(r.share_b)
+            f(r.share_b),
+            format!(
+                "{}/{}",
+                r.isp_queue_mean.map_or("-".into(), |v| format!("{v:.0}")),
+                r.isp_queue_max.map_or("-".into(), |v| v.to_string())
+            )
         );
     }
     let phases: Vec<String> = results.iter().map(PhaseResult::json).collect();
@@ -625,4 +766,17 @@ fn run(args: &Args) -> Result<()> {
 fn main() -> Result<()> {
     let args = Args::parse();
     run(&args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_queue_samples_with_or_without_colours() {
+        let log = "2026-11-30T18:40:00Z  INFO mock_modem: line stats down_queued=1505 down_queue_peak=9000 down_dropped=0\n\
+                   2026-11-30T18:40:00Z  INFO mock_modem: call up\n\
+                   \u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[2mmock_modem\u{1b}[0m\u{1b}[2m:\u{1b}[0m line stats \u{1b}[3mdown_queued\u{1b}[0m\u{1b}[2m=\u{1b}[0m0 \u{1b}[3mdown_queue_peak\u{1b}[0m\u{1b}[2m=\u{1b}[0m9000\n";
+        assert_eq!(modem_queue_samples(log), vec![1505, 0]);
+    }
 }

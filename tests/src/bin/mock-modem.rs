@@ -120,6 +120,14 @@ struct Args {
     /// The SIM asks for this PIN until AT+CPIN="PIN" is sent.
     #[arg(long)]
     sim_pin: Option<String>,
+    /// Bytes the far end may queue towards the pty waiting for the wire (the access server's
+    /// output buffer); frames that do not fit are dropped. Default: unbounded.
+    #[arg(long)]
+    down_buffer: Option<usize>,
+    /// Log the line's downstream queue (`line stats down_queued=… down_dropped=…`) this often,
+    /// in seconds (for benchmarks).
+    #[arg(long)]
+    stats_every: Option<f64>,
 }
 
 fn secs(v: f64, what: &str) -> Result<Duration> {
@@ -166,6 +174,7 @@ fn modem_config(args: &Args) -> Result<MockModemConfig> {
         );
     }
     cfg.sim_pin.clone_from(&args.sim_pin);
+    cfg.down_buffer = args.down_buffer;
     Ok(cfg)
 }
 
@@ -276,6 +285,12 @@ async fn main() -> Result<()> {
     let mut usr2 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
         .context("installing SIGUSR2 handler")?;
     tokio::pin!(until);
+    let stats_every = args
+        .stats_every
+        .map(|v| secs(v, "--stats-every"))
+        .transpose()?
+        .filter(|d| !d.is_zero());
+    let mut stats_tick = tokio::time::interval(stats_every.unwrap_or(Duration::from_secs(3600)));
     let mut silent = args.silent;
     loop {
         tokio::select! {
@@ -285,6 +300,15 @@ async fn main() -> Result<()> {
             _ = usr1.recv() => {
                 tracing::info!("SIGUSR1: dropping carrier");
                 modem.inject_carrier_loss();
+            }
+            _ = stats_tick.tick(), if stats_every.is_some() => {
+                let s = modem.stats();
+                tracing::info!(
+                    down_queued = s.down_queued,
+                    down_queue_peak = s.down_queue_peak,
+                    down_dropped = s.down_dropped,
+                    "line stats"
+                );
             }
             _ = usr2.recv() => {
                 silent = !silent;

@@ -276,3 +276,50 @@ fn cellular_status_follows_the_script_and_the_sim_pin() {
     );
     assert!("x,1".parse::<CellState>().is_err());
 }
+
+/// A far end that has five 100-byte frames ready as soon as the call is answered.
+struct Burst(VecDeque<Vec<u8>>);
+
+impl Answerer for Burst {
+    fn handle_input(&mut self, _now: Instant, _bytes: &[u8]) {}
+    fn poll_output(&mut self) -> Option<Vec<u8>> {
+        self.0.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn handle_timeout(&mut self, _now: Instant) {}
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn down_buffer_drops_whole_frames_that_do_not_fit() {
+    let t0 = Instant::now();
+    let cfg = MockModemConfig {
+        baud: 9600,
+        down_buffer: Some(250),
+        ..MockModemConfig::default()
+    };
+    let mut m = MockModem::new(
+        cfg,
+        Box::new(|_n: &str| {
+            Box::new(Burst((0..5u8).map(|i| vec![b'a' + i; 100]).collect())) as Box<dyn Answerer>
+        }),
+    );
+    m.handle_input(t0, b"ATE0D1\r");
+    assert_eq!(out(&mut m), "ATE0D1\r\r\nCONNECT 115200\r\n");
+    // Two frames fit in 250 bytes; the other three are dropped whole.
+    assert_eq!(m.stats().down_dropped, 3);
+    assert_eq!(m.stats().down_queued, 200);
+    assert_eq!(m.stats().down_queue_peak, 200);
+    let mut got = String::new();
+    while let Some(t) = m.poll_timeout() {
+        m.handle_timeout(t);
+        got.push_str(&out(&mut m));
+    }
+    assert_eq!(got, format!("{}{}", "a".repeat(100), "b".repeat(100)));
+    assert_eq!(m.stats().down_queued, 0);
+    assert_eq!(m.stats().down_queue_peak, 200);
+}
