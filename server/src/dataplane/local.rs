@@ -74,8 +74,13 @@ pub fn choose_lan(
     Some((name, mine))
 }
 
-/// Tell the engine the LAN interface's name and the gateway's LAN addresses.
-pub fn configure_lan(nat: &super::NatHandle, configured: Option<&str>, tun: &str) {
+/// Tell the engine the LAN interface's name and the gateway's LAN addresses; answers the
+/// name, when known.
+pub fn configure_lan(
+    nat: &super::NatHandle,
+    configured: Option<&str>,
+    tun: &str,
+) -> Option<String> {
     match choose_lan(configured, tun, &interface_addrs()) {
         Some((name, addrs)) => {
             tracing::info!(lan_interface = %name, addresses = ?addrs, "LAN side for the NAT engine");
@@ -84,11 +89,15 @@ pub fn configure_lan(nat: &super::NatHandle, configured: Option<&str>, tun: &str
             if !addrs.is_empty() {
                 e.set_local_addrs(addrs);
             }
+            Some(name)
         }
-        None => tracing::warn!(
-            "cannot tell the LAN interface (set [nat] lan_interface): REJECT sends no ICMP to the LAN and rules name it `{}`",
-            nat.lock().config().lan_iface
-        ),
+        None => {
+            tracing::warn!(
+                "cannot tell the LAN interface (set [nat] lan_interface): REJECT sends no ICMP to the LAN, rules name it `{}`, and there is no hairpinning",
+                nat.lock().config().lan_iface
+            );
+            None
+        }
     }
 }
 
