@@ -824,6 +824,10 @@ impl Session {
                            "hang_up": b.hang_up, "remaining": b.remaining,
                            "message": b.message}),
                 ),
+                Some(pb::link_event::Event::PacketLog(l)) => (
+                    l.line.clone(),
+                    json!({"event": "packet_log", "line": l.line}),
+                ),
                 None => continue,
             };
             self.emit(&h, v);

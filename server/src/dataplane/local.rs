@@ -11,11 +11,15 @@ use nat_core::Engine;
 /// The tracing target of `-l` lines (`RUST_LOG=masqdial::packet_log=info` to see only them).
 pub const PACKET_LOG_TARGET: &str = "masqdial::packet_log";
 
-/// Write nat-core's queued `Packet log:` lines (already rate-limited and counted by it).
-pub fn emit_packet_log(engine: &mut Engine) {
+/// Write nat-core's queued `Packet log:` lines (already rate-limited and counted by it) to
+/// the log, and send them to `watchers` (if any: a send without receivers is not an error).
+pub fn emit_packet_log(engine: &mut Engine, watchers: &tokio::sync::broadcast::Sender<String>) {
     if engine.packet_log_pending() {
         for line in engine.drain_packet_log() {
             tracing::info!(target: PACKET_LOG_TARGET, "{line}");
+            if watchers.receiver_count() > 0 {
+                let _ = watchers.send(line);
+            }
         }
     }
 }
