@@ -148,7 +148,8 @@ impl World {
             .unwrap_or_default()
     }
 
-    fn mc(&self, args: &[&str]) -> Output {
+    /// `mclient --user admin ARGS` in the gateway namespace, as a command.
+    fn mc_command(&self, args: &[&str]) -> std::process::Command {
         let mut c = self.topo.gw.command(workspace_bin("mclient"));
         c.env("MASQDIAL_SERVER", format!("http://127.0.0.1:{PORT}"))
             .env(
@@ -158,7 +159,11 @@ impl World {
             .env("MCLIENT_PASSWORD", "admin-pw")
             .args(["--user", "admin"])
             .args(args);
-        exec_command(c, Duration::from_secs(60)).expect("mclient ran")
+        c
+    }
+
+    fn mc(&self, args: &[&str]) -> Output {
+        exec_command(self.mc_command(args), Duration::from_secs(60)).expect("mclient ran")
     }
 
     fn mc_ok(&self, args: &[&str]) -> String {
@@ -318,6 +323,11 @@ fn log_rule_writes_the_packet_log_line() {
         return;
     };
     w.ipchains("-I input 1 -p udp -s 192.168.77.0/24 -d 203.0.113.1 7 -l");
+    // A watcher (what mtui's event log reads) gets the lines too.
+    let watch = Guarded::spawn(w.mc_command(&["--json", "watch"])).expect("mclient watch");
+    watch
+        .wait_for_line("\"event\":\"link\"", Duration::from_secs(20))
+        .expect("watch started");
     // 30 datagrams in well under 5 s: the kernel's limit lets 10 lines through.
     w.lan_ok(&[
         "udp-echo",
@@ -351,6 +361,16 @@ fn log_rule_writes_the_packet_log_line() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {k} in {counters}"))
     };
+    let seen = watch
+        .wait_for_line("\"event\":\"packet_log\"", Duration::from_secs(5))
+        .expect("a packet_log event");
+    let v: serde_json::Value = serde_json::from_str(&seen).expect("watch json");
+    let line = v.get("line").and_then(|l| l.as_str()).unwrap_or_default();
+    assert!(
+        line.starts_with(&want) && lines[0].ends_with(line),
+        "{seen}\n{lines:?}"
+    );
+    drop(watch);
     let (logged, suppressed) = (get("log.lines"), get("log.suppressed"));
     assert_eq!(logged as usize, lines.len(), "{counters}");
     assert!(logged >= 10, "{counters}");
