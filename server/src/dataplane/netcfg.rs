@@ -469,8 +469,7 @@ fn rule_pref(r: &RuleMessage) -> u32 {
 
 fn rule_is_ours(r: &RuleMessage) -> bool {
     r.attributes
-        .iter()
-        .any(|a| *a == RuleAttribute::Protocol(RouteProtocol::Other(RULE_PROTO)))
+        .contains(&RuleAttribute::Protocol(RouteProtocol::Other(RULE_PROTO)))
 }
 
 fn is_local_lookup(r: &RuleMessage) -> bool {
