@@ -38,7 +38,7 @@ impl SystemResolver {
         }
     }
 
-    fn from_hosts(&self, ip: Ipv4Addr) -> Option<String> {
+    fn in_hosts(&self, ip: Ipv4Addr) -> Option<String> {
         let text = std::fs::read_to_string(&self.hosts).ok()?;
         hosts_lookup(&text, ip)
     }
@@ -55,7 +55,7 @@ impl SystemResolver {
         })
     }
 
-    fn from_dns(&self, ip: Ipv4Addr) -> Option<String> {
+    fn by_dns(&self, ip: Ipv4Addr) -> Option<String> {
         let server = self.nameserver()?;
         let bind: SocketAddr = if server.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -82,7 +82,7 @@ impl SystemResolver {
 
 impl Resolver for SystemResolver {
     fn reverse(&self, ip: Ipv4Addr) -> Option<String> {
-        self.from_hosts(ip).or_else(|| self.from_dns(ip))
+        self.in_hosts(ip).or_else(|| self.by_dns(ip))
     }
 }
 
