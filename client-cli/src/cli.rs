@@ -147,6 +147,14 @@ pub enum Command {
         /// Verbose: initseq, delta, prevd.
         #[arg(short = 'v')]
         verbose: bool,
+        /// Host names for the addresses (reverse DNS: /etc/hosts, then the first name
+        /// server), all looked up at once; what has not answered within
+        /// --resolve-timeout-ms stays numeric.
+        #[arg(short = 'r', long)]
+        resolve: bool,
+        /// The bound on all reverse lookups of one listing, in milliseconds.
+        #[arg(long, default_value_t = 1000, requires = "resolve")]
+        resolve_timeout_ms: u64,
     },
     /// Free masquerade ports per protocol.
     Ports,
@@ -460,7 +468,9 @@ mod tests {
             c.command,
             Some(Command::Masq {
                 numeric: true,
-                verbose: true
+                verbose: true,
+                resolve: false,
+                resolve_timeout_ms: 1000,
             })
         );
         assert_eq!(parse(&[]).map(|c| c.command).ok(), Some(None));

@@ -26,6 +26,7 @@ pub mod errors;
 pub mod format;
 pub mod ipchains;
 pub mod json;
+pub mod rdns;
 pub mod restore;
 pub mod run;
 pub mod shell;

@@ -243,7 +243,15 @@ impl Session {
             Command::Who => self.who().await,
             Command::Watch { reconnect } => self.watch(Duration::from_secs(*reconnect)).await,
             Command::Modems => self.modems().await,
-            Command::Masq { numeric, verbose } => self.masq(*numeric, *verbose).await,
+            Command::Masq {
+                numeric,
+                verbose,
+                resolve,
+                resolve_timeout_ms,
+            } => {
+                let resolve = resolve.then(|| Duration::from_millis(*resolve_timeout_ms));
+                self.masq(*numeric, *verbose, resolve).await
+            }
             Command::Portfw { args } => self.portfw(args).await,
             Command::Proc { name } => self.proc_view(name).await,
             Command::Ports => self.ports().await,
@@ -824,6 +832,10 @@ impl Session {
                            "hang_up": b.hang_up, "remaining": b.remaining,
                            "message": b.message}),
                 ),
+                Some(pb::link_event::Event::PacketLog(l)) => (
+                    l.line.clone(),
+                    json!({"event": "packet_log", "line": l.line}),
+                ),
                 None => continue,
             };
             self.emit(&h, v);
@@ -953,7 +965,12 @@ impl Session {
         Ok(all)
     }
 
-    async fn masq(&mut self, numeric: bool, verbose: bool) -> anyhow::Result<()> {
+    async fn masq(
+        &mut self,
+        numeric: bool,
+        verbose: bool,
+        resolve: Option<Duration>,
+    ) -> anyhow::Result<()> {
         if self.json {
             let entries = self.masq_entries().await?;
             let v: Vec<Value> = entries.iter().map(j::masq_entry).collect();
@@ -961,8 +978,18 @@ impl Session {
             return Ok(());
         }
         // The server renders it (`ipchains -M -L`), with nat-core's one services table for
-        // the names; addresses are never resolved, so a listing never waits on DNS.
-        let text = self.render(pb::View::Masq, numeric, verbose).await?;
+        // the names; addresses are resolved only with -r, and never past its bound.
+        let mut text = self.render(pb::View::Masq, numeric, verbose).await?;
+        if let Some(bound) = resolve {
+            let addrs = crate::rdns::listing_addrs(&text);
+            let names = tokio::task::spawn_blocking(move || {
+                let r = crate::rdns::SystemResolver::new(bound);
+                crate::rdns::resolve_all(&addrs, std::sync::Arc::new(r), bound)
+            })
+            .await
+            .unwrap_or_default();
+            text = crate::rdns::rename_listing(&text, &names);
+        }
         self.emit(&text, Value::Null);
         Ok(())
     }

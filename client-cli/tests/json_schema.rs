@@ -305,7 +305,7 @@ async fn every_command_matches_the_written_schema() {
         use tokio::io::AsyncBufReadExt;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let mut got = String::new();
-        for _ in 0..4 {
+        for _ in 0..5 {
             let l = tokio::time::timeout(fake::LIMIT, lines.next_line())
                 .await
                 .unwrap_or_else(|_| panic!("watch printed nothing"))

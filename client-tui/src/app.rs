@@ -158,6 +158,8 @@ pub enum Level {
     Warn,
     /// An error.
     Error,
+    /// A `-l` rule's `Packet log:` line (its own colour and `ipchains` label).
+    Packet,
 }
 
 /// One event-log line.
@@ -643,6 +645,9 @@ impl App {
                     (Level::Warn, "budget warning")
                 };
                 self.push_log(level, format!("{}: {what}: {}", b.connection, b.message));
+            }
+            ServerUpdate::PacketLog(line) => {
+                self.push_log(Level::Packet, format!("ipchains: {line}"))
             }
             ServerUpdate::MasqReset => {
                 self.table.clear();

@@ -126,6 +126,8 @@ pub enum ServerUpdate {
     },
     /// WatchLinks: a budget warning ahead of a forced hang-up, or the hang-up.
     Budget(masqdial_proto::v1::BudgetNotice),
+    /// A `-l` rule's `Packet log:` line.
+    PacketLog(String),
     /// WatchMasq (re)started: the next batches replace the table.
     MasqReset,
     /// WatchMasq snapshot batch.

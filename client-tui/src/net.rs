@@ -740,6 +740,7 @@ pub fn link_update(ev: LinkEvent) -> Option<ServerUpdate> {
             event: p.event?,
         }),
         link_event::Event::Budget(b) => Some(ServerUpdate::Budget(b)),
+        link_event::Event::PacketLog(l) => Some(ServerUpdate::PacketLog(l.line)),
     }
 }
 
@@ -795,6 +796,18 @@ mod tests {
             event: Some(link_event::Event::Sample(TrafficSample::default())),
         });
         assert!(matches!(u, Some(ServerUpdate::Sample(_))));
+        let u = link_update(LinkEvent {
+            at: None,
+            event: Some(link_event::Event::PacketLog(
+                masqdial_proto::v1::PacketLog {
+                    line: "Packet log: input DENY ppp0 PROTO=1".into(),
+                },
+            )),
+        });
+        assert!(
+            matches!(&u, Some(ServerUpdate::PacketLog(l)) if l == "Packet log: input DENY ppp0 PROTO=1"),
+            "{u:?}"
+        );
         assert!(link_update(LinkEvent {
             at: None,
             event: None

@@ -1066,6 +1066,7 @@ fn render_log(frame: &mut Frame, app: &App, area: Rect) {
                 Level::Info => Style::new(),
                 Level::Warn => st(app, Style::new().fg(Color::Yellow)),
                 Level::Error => st(app, Style::new().fg(Color::Red)),
+                Level::Packet => st(app, Style::new().fg(Color::Cyan)),
             };
             Line::from(vec![
                 Span::styled(
@@ -2624,6 +2625,49 @@ pub(crate) mod tests {
             "no blank chain line after G:\n{}",
             lines.join("\n")
         );
+    }
+
+    #[test]
+    fn packet_log_lines_show_in_the_events_panel_with_their_own_label_and_colour() {
+        // Colour on (without it, the `ipchains:` label alone marks them).
+        let mut app = sized(realistic(true), 100, 24);
+        let line = "Packet log: input DENY ppp0 PROTO=17 10.1.2.3:53 10.64.3.17:61001 L=61 S=0x00 I=1 F=0x0000 T=64 (#1)";
+        app.handle_event(Event::Server(ServerUpdate::PacketLog(line.into())));
+        let last = app.log.back().expect("a log line");
+        assert_eq!(last.level, Level::Packet);
+        assert_eq!(last.text, format!("ipchains: {line}"));
+        let (lines, buf) = draw(&app, 100, 24);
+        let (row, text) = lines
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.contains("ipchains: Packet log: input DENY ppp0"))
+            .unwrap_or_else(|| panic!("{lines:#?}"));
+        let col = text
+            .find("ipchains:")
+            .map(|b| text[..b].chars().count())
+            .unwrap_or_default();
+        let cell = &buf[(
+            u16::try_from(col).unwrap_or_default(),
+            u16::try_from(row).unwrap_or_default(),
+        )];
+        assert_eq!(cell.fg, Color::Cyan, "{lines:#?}");
+        // An ordinary line keeps the default colour.
+        app.handle_event(Event::Server(ServerUpdate::Info("plain".into())));
+        let (lines, buf) = draw(&app, 100, 24);
+        let (row, text) = lines
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.contains(" plain"))
+            .unwrap_or_else(|| panic!("{lines:#?}"));
+        let col = text
+            .find("plain")
+            .map(|b| text[..b].chars().count())
+            .unwrap_or_default();
+        let cell = &buf[(
+            u16::try_from(col).unwrap_or_default(),
+            u16::try_from(row).unwrap_or_default(),
+        )];
+        assert_eq!(cell.fg, Color::Reset);
     }
 
     #[test]

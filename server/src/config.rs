@@ -409,7 +409,9 @@ pub enum RfcProfile {
     /// Linux 2.2 ip_masq behaviour (ipchains MASQ).
     #[default]
     Linux22,
-    /// RFC 4787/5382-style behaviour (nat-core's `MasqConfig::rfc`).
+    /// RFC 4787/5382-style behaviour (nat-core's `MasqConfig::rfc`). It hairpins, so while
+    /// a link is up the server routes LAN packets for the link's address into the TUN with
+    /// a policy rule (see `dataplane::netcfg::NetCfg::hairpin_on`).
     Rfc,
 }
 

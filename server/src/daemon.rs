@@ -63,13 +63,18 @@ pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Runn
         },
     };
     let dataplane_on = dataplane.is_some();
-    if dataplane_on {
+    let lan_iface = if dataplane_on {
         crate::dataplane::local::configure_lan(
             &nat,
             cfg.nat.lan_interface.as_deref(),
             &cfg.nat.tun_name,
-        );
-    }
+        )
+    } else {
+        None
+    };
+    // Hairpinning (the `rfc` profile) needs LAN packets to the link's address routed into
+    // the TUN; 2.2 had none, so `linux22` leaves the kernel's routing as it is.
+    let hairpin_lan = lan_iface.filter(|_| nat.lock().config().masq.hairpin);
     if dataplane_on {
         tracing::info!(tun = %cfg.nat.tun_name, "dataplane on");
     } else {
@@ -87,10 +92,12 @@ pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Runn
     let uplink = Uplink::new(nat.clone(), dataplane, netcfg)
         .with_link_config(cfg.link.clone())
         .with_mtu_policy(cfg.nat.tun_mtu_follows_mru, cfg.nat.mss_clamp)
-        .with_demand(demand_routes, replace_default);
+        .with_demand(demand_routes, replace_default)
+        .with_hairpin(hairpin_lan);
     let links = LinkManager::start(&cfg, uplink.clone(), shutdown);
     shutdown.spawn(links.clone().serve_demand(dial_requests, shutdown.token()));
     shutdown.spawn(async move {
+        uplink.recover_rules().await;
         for n in uplink.arm().await {
             if let UplinkNote::Error(e) = n {
                 tracing::warn!("dial on demand: {e}");

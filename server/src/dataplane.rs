@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::shutdown::Shutdown;
 use linkq::{Classifier, Ingress, LanSide, QueueSnapshot};
 
+/// How many `-l` lines a slow watcher may fall behind before it misses some.
+pub const PACKET_LOG_BACKLOG: usize = 64;
+
 /// Largest packet read from the LAN side (bytes).
 const MAX_PACKET: usize = 65_535;
 
@@ -33,6 +36,8 @@ const MAX_PACKET: usize = 65_535;
 pub struct NatHandle {
     inner: Arc<Mutex<Engine>>,
     epoch: std::time::Instant,
+    /// `-l` lines for watchers (mtui's event log), besides the server log.
+    packet_log: tokio::sync::broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for NatHandle {
@@ -47,7 +52,19 @@ impl NatHandle {
         Self {
             inner: Arc::new(Mutex::new(engine)),
             epoch: std::time::Instant::now(),
+            packet_log: tokio::sync::broadcast::channel(PACKET_LOG_BACKLOG).0,
         }
+    }
+
+    /// The `-l` lines written from now on (already rate-limited by the engine); a watcher
+    /// that falls more than [`PACKET_LOG_BACKLOG`] lines behind misses some.
+    pub fn watch_packet_log(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.packet_log.subscribe()
+    }
+
+    /// Write the engine's queued `-l` lines to the log and to watchers.
+    pub fn emit_packet_log(&self, engine: &mut Engine) {
+        local::emit_packet_log(engine, &self.packet_log);
     }
 
     /// nat-core's notion of now (milliseconds since this handle was made).
@@ -419,7 +436,7 @@ async fn pump(
                     let now = nat.now();
                     let mut e = nat.lock();
                     let a = e.process_from_lan(now, &mut pkt);
-                    local::emit_packet_log(&mut e);
+                    nat.emit_packet_log(&mut e);
                     a
                 };
                 match action {
@@ -447,7 +464,7 @@ async fn pump(
                     let now = nat.now();
                     let mut e = nat.lock();
                     let a = e.process_from_link(now, &mut pkt);
-                    local::emit_packet_log(&mut e);
+                    nat.emit_packet_log(&mut e);
                     a
                 };
                 if let (Action::ToLan, Some(d)) = (&action, demand.as_mut()) {

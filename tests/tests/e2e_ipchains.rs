@@ -4,14 +4,14 @@
 //! link's interface names, and portfw from the WAN side across a redial. Same topology as
 //! `e2e.rs` (see `tests/src/netns.rs`).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use masqdial_tests::netns::{
-    exec_command, netns_available, unique_tag, wait_for_route, wait_for_tcp, Guarded, Topology,
-    LAN_GW_ADDR, LAN_HOST_ADDR, WAN_SERVER_ADDR,
+    exec_command, netns_available, unique_tag, wait_for_route, wait_for_tcp, Guarded, Netns,
+    Topology, LAN_GW_ADDR, LAN_HOST_ADDR, WAN_SERVER_ADDR,
 };
 
 const MOCK_MODEM: &str = env!("CARGO_BIN_EXE_mock-modem");
@@ -40,7 +40,7 @@ struct World {
     topo: Topology,
 }
 
-fn config(dir: &Path, pty: &Path) -> String {
+fn config(dir: &Path, pty: &Path, profile: &str) -> String {
     let hash = |pw: &str| masqdial_server::auth::hash_password(pw).expect("hash");
     let rules = dir.join("rules");
     std::fs::write(&rules, masqdial_server::persist::DEFAULT_RULESET).expect("write rules");
@@ -78,6 +78,7 @@ routes = ["0.0.0.0/0"]
 [nat]
 tun_name = "masq0"
 ruleset = "{rules}"
+rfc_profile = "{profile}"
 "#,
         state = dir.join("state").display(),
         admin = hash("admin-pw"),
@@ -88,6 +89,11 @@ ruleset = "{rules}"
 
 impl World {
     fn new(test: &str) -> Option<World> {
+        World::with_profile(test, "linux22")
+    }
+
+    /// The world with `[nat] rfc_profile = profile`.
+    fn with_profile(test: &str, profile: &str) -> Option<World> {
         if !netns_available(test) {
             return None;
         }
@@ -106,7 +112,11 @@ impl World {
         let servers = topo
             .start_wan_servers(WAN_SERVERS, &["--ftp-file-size", "300000"])
             .expect("wan servers");
-        std::fs::write(dir.path().join("mserver.toml"), config(dir.path(), &pty)).expect("config");
+        std::fs::write(
+            dir.path().join("mserver.toml"),
+            config(dir.path(), &pty, profile),
+        )
+        .expect("config");
         let mut w = World {
             _servers: servers,
             mserver: None,
@@ -138,7 +148,8 @@ impl World {
             .unwrap_or_default()
     }
 
-    fn mc(&self, args: &[&str]) -> Output {
+    /// `mclient --user admin ARGS` in the gateway namespace, as a command.
+    fn mc_command(&self, args: &[&str]) -> std::process::Command {
         let mut c = self.topo.gw.command(workspace_bin("mclient"));
         c.env("MASQDIAL_SERVER", format!("http://127.0.0.1:{PORT}"))
             .env(
@@ -148,7 +159,11 @@ impl World {
             .env("MCLIENT_PASSWORD", "admin-pw")
             .args(["--user", "admin"])
             .args(args);
-        exec_command(c, Duration::from_secs(60)).expect("mclient ran")
+        c
+    }
+
+    fn mc(&self, args: &[&str]) -> Output {
+        exec_command(self.mc_command(args), Duration::from_secs(60)).expect("mclient ran")
     }
 
     fn mc_ok(&self, args: &[&str]) -> String {
@@ -308,6 +323,11 @@ fn log_rule_writes_the_packet_log_line() {
         return;
     };
     w.ipchains("-I input 1 -p udp -s 192.168.77.0/24 -d 203.0.113.1 7 -l");
+    // A watcher (what mtui's event log reads) gets the lines too.
+    let watch = Guarded::spawn(w.mc_command(&["--json", "watch"])).expect("mclient watch");
+    watch
+        .wait_for_line("\"event\":\"link\"", Duration::from_secs(20))
+        .expect("watch started");
     // 30 datagrams in well under 5 s: the kernel's limit lets 10 lines through.
     w.lan_ok(&[
         "udp-echo",
@@ -341,6 +361,16 @@ fn log_rule_writes_the_packet_log_line() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {k} in {counters}"))
     };
+    let seen = watch
+        .wait_for_line("\"event\":\"packet_log\"", Duration::from_secs(5))
+        .expect("a packet_log event");
+    let v: serde_json::Value = serde_json::from_str(&seen).expect("watch json");
+    let line = v.get("line").and_then(|l| l.as_str()).unwrap_or_default();
+    assert!(
+        line.starts_with(&want) && lines[0].ends_with(line),
+        "{seen}\n{lines:?}"
+    );
+    drop(watch);
     let (logged, suppressed) = (get("log.lines"), get("log.suppressed"));
     assert_eq!(logged as usize, lines.len(), "{counters}");
     assert!(logged >= 10, "{counters}");
@@ -600,4 +630,247 @@ fn proc_views_and_masq_names_through_mclient() {
         numeric.contains("-> 7") && !numeric.contains("echo"),
         "{numeric}"
     );
+}
+
+/// A second LAN host: namespace `mqh-<tag>` with 192.168.77.3 on the first host's LAN (a
+/// bridge in the first host's namespace joins both hosts to the gateway's `gw0` veth).
+fn second_lan_host(topo: &Topology) -> Netns {
+    let b = Netns::create(&format!("mqh-{}", topo.tag())).expect("host B namespace");
+    let lan = &topo.lan;
+    let host = format!("{LAN_HOST_ADDR}/24");
+    for args in [
+        &[
+            "link",
+            "add",
+            "hb0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "lan0",
+            "netns",
+            b.name(),
+        ][..],
+        &["link", "add", "br0", "type", "bridge"],
+        &["addr", "del", &host, "dev", "lan0"],
+        &["link", "set", "lan0", "master", "br0"],
+        &["link", "set", "hb0", "master", "br0"],
+        &["link", "set", "hb0", "up"],
+        &["link", "set", "br0", "up"],
+        &["addr", "add", &host, "dev", "br0"],
+    ] {
+        lan.ip(args)
+            .unwrap_or_else(|e| panic!("ip {args:?} in the LAN namespace: {e}"));
+    }
+    lan.add_route("default", Some(LAN_GW_ADDR), None)
+        .expect("LAN default route");
+    b.add_addr("lan0", &format!("{HOST_B}/24"))
+        .expect("B address");
+    b.link_up("lan0").expect("B up");
+    b.add_route("default", Some(LAN_GW_ADDR), None)
+        .expect("B default route");
+    b
+}
+
+/// Host B's address (see [`second_lan_host`]).
+const HOST_B: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 3);
+/// The UDP and TCP "who am I" server on the WAN side (the blob port).
+const WHO: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(WAN_SERVER_ADDR),
+    masqdial_sim::wan::BLOB_PORT,
+);
+
+/// A UDP socket bound to `port` in namespace `ns` (300 ms receive timeout).
+fn udp_in(ns: &Netns, port: u16) -> UdpSocket {
+    ns.run_in(move || {
+        let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
+        s.set_read_timeout(Some(Duration::from_millis(300)))?;
+        Ok::<_, std::io::Error>(s)
+    })
+    .expect("in namespace")
+    .expect("UDP bind")
+}
+
+/// The next datagram on `s` whose payload is `want`, within `within`: its source.
+fn udp_wait(s: &UdpSocket, want: &[u8], within: Duration) -> Option<SocketAddr> {
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    while start.elapsed() < within {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            if &buf[..n] == want {
+                return Some(from);
+            }
+        }
+    }
+    None
+}
+
+/// STUN-like: the socket's external address:port, as the WAN "who" server sees it.
+fn udp_external(s: &UdpSocket) -> SocketAddr {
+    let mut buf = [0u8; 128];
+    for _ in 0..10 {
+        s.send_to(b"WHO\n", WHO).expect("send WHO");
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            if from == WHO {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                return text.trim().parse().expect("WHO answer");
+            }
+        }
+    }
+    panic!("no UDP WHO answer");
+}
+
+/// A TCP socket bound to `port` in `ns` with SO_REUSEADDR (several connections and a
+/// listener share the port, as in TCP hole punching).
+fn tcp_socket_in(ns: &Netns, port: u16) -> socket2::Socket {
+    ns.run_in(move || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        s.set_reuse_address(true)?;
+        s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+        Ok::<_, std::io::Error>(s)
+    })
+    .expect("in namespace")
+    .expect("TCP socket")
+}
+
+/// The external address:port of TCP connections from `port` in `ns` (one connection to
+/// the WAN "who" server; it creates the endpoint-independent mapping).
+fn tcp_external(ns: &Netns, port: u16) -> SocketAddr {
+    use std::io::{Read, Write};
+    let s = tcp_socket_in(ns, port);
+    s.connect_timeout(&WHO.into(), Duration::from_secs(5))
+        .expect("connect to WHO");
+    let mut s = std::net::TcpStream::from(s);
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"WHO\n").expect("send WHO");
+    let mut got = String::new();
+    s.read_to_string(&mut got).expect("WHO answer");
+    got.trim().parse().expect("WHO address")
+}
+
+#[test]
+fn rfc_profile_hairpins_udp_and_tcp_between_two_lan_hosts() {
+    use std::io::{Read, Write};
+    let Some(w) = World::with_profile("e2e_hairpin", "rfc") else {
+        return;
+    };
+    let b = second_lan_host(&w.topo);
+    let link = w.local_address();
+    // While the link is up, LAN packets to the link's address are routed into the TUN.
+    let rules = w.topo.gw.ip(&["-4", "rule", "show"]).expect("ip rule");
+    assert!(
+        rules.contains(&format!(
+            "0:\tfrom all to {link} iif gw0 lookup 4787 proto 77"
+        )) && rules.contains("1:\tfrom all lookup local proto 77"),
+        "{rules}"
+    );
+
+    // UDP (RFC 4787 REQ-9): B and A learn their mappings from the WAN side.
+    let sb = udp_in(&b, 40001);
+    let sa = udp_in(&w.topo.lan, 40002);
+    let b_ext = udp_external(&sb);
+    let a_ext = udp_external(&sa);
+    assert_eq!(b_ext.ip(), std::net::IpAddr::V4(link));
+    assert_eq!(a_ext.ip(), std::net::IpAddr::V4(link));
+    // Address-dependent filtering (the rfc profile): B first sends toward A's mapping, which
+    // lets the link's address through B's (A's filter still drops this one).
+    sb.send_to(b"punch", a_ext).expect("B punches");
+    let mut from_a = None;
+    for _ in 0..5 {
+        sa.send_to(b"hello B", b_ext).expect("A sends");
+        from_a = udp_wait(&sb, b"hello B", Duration::from_millis(600));
+        if from_a.is_some() {
+            break;
+        }
+    }
+    // REQ-9: the hairpinned datagram's source is A's external address:port.
+    assert_eq!(from_a, Some(a_ext), "B got A's datagram\n{}", w.log());
+    sb.send_to(b"hello A", a_ext).expect("B answers");
+    assert_eq!(
+        udp_wait(&sa, b"hello A", Duration::from_secs(2)),
+        Some(b_ext),
+        "A got B's answer from B's external address"
+    );
+
+    // TCP (RFC 5382 REQ-8 with REQ-1's endpoint-independent mapping): B's mapping made by an
+    // outgoing connection from port 40011 reaches a listener on that port.
+    let b_ext = tcp_external(&b, 40011);
+    let a_ext = tcp_external(&w.topo.lan, 40012);
+    assert_eq!(b_ext.ip(), std::net::IpAddr::V4(link));
+    // B's SYN toward A's mapping opens B's filter for the link's address (it is refused:
+    // A's filter does not let it through and nothing listens on the gateway).
+    let punch = tcp_socket_in(&b, 40011);
+    assert!(punch
+        .connect_timeout(&a_ext.into(), Duration::from_secs(3))
+        .is_err());
+    drop(punch);
+    let listener = tcp_socket_in(&b, 40011);
+    listener.listen(4).expect("B listens");
+    let listener = std::net::TcpListener::from(listener);
+    let a = tcp_socket_in(&w.topo.lan, 40012);
+    a.connect_timeout(&b_ext.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("A connects to B's external {b_ext}: {e}\n{}", w.log()));
+    let mut a = std::net::TcpStream::from(a);
+    let (mut at_b, peer) = listener.accept().expect("B accepts");
+    assert_eq!(peer, a_ext, "B sees A's external address:port");
+    for s in [&a, &at_b] {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+    }
+    a.write_all(b"ping").expect("A writes");
+    let mut buf = [0u8; 4];
+    at_b.read_exact(&mut buf).expect("B reads");
+    assert_eq!(&buf, b"ping");
+    at_b.write_all(b"pong").expect("B writes");
+    a.read_exact(&mut buf).expect("A reads");
+    assert_eq!(&buf, b"pong");
+    drop((a, at_b));
+
+    // The gateway's own traffic still goes out unmasqueraded, and a LAN host still reaches
+    // the gateway itself at the link's address (delivered through the engine).
+    let (ok, out) = w.client_in(&w.topo.gw, &["tcp-whoami", "203.0.113.1:8081"]);
+    assert!(ok, "gateway TCP: {out}\n{}", w.log());
+    let (seen, me) = whoami(out.trim());
+    assert_eq!(seen, me, "{out}");
+    assert!(
+        w.topo.lan.ping(link, 1).expect("ping ran"),
+        "LAN pings {link}"
+    );
+
+    // Link down: the kernel's rules are back exactly.
+    w.mc_ok(&["hangup", "isp1"]);
+    let start = Instant::now();
+    let want = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n";
+    let mut rules = String::new();
+    while start.elapsed() < Duration::from_secs(10) {
+        rules = w.topo.gw.ip(&["-4", "rule", "show"]).expect("ip rule");
+        if rules == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(rules, want);
+}
+
+#[test]
+fn linux22_profile_does_not_hairpin() {
+    let Some(w) = World::new("e2e_no_hairpin") else {
+        return;
+    };
+    let rules = w.topo.gw.ip(&["-4", "rule", "show"]).expect("ip rule");
+    assert_eq!(
+        rules,
+        "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n"
+    );
+    // One host, two sockets: the second sends to the first one's mapping (2.2's loose UDP
+    // would let it in), but 2.2 had no hairpinning: the gateway keeps it.
+    let s1 = udp_in(&w.topo.lan, 40021);
+    let s2 = udp_in(&w.topo.lan, 40022);
+    let ext1 = udp_external(&s1);
+    udp_external(&s2);
+    for _ in 0..3 {
+        s2.send_to(b"hairpin?", ext1).expect("send");
+    }
+    assert_eq!(udp_wait(&s1, b"hairpin?", Duration::from_secs(1)), None);
 }

@@ -591,6 +591,12 @@ impl Dialer for Fake {
                     message: "isp1 will hang up in 5m00s: its dialling window closes 2026-11-30 08:00 (UTC+01:00)".into(),
                 })),
             }),
+            Ok(pb::LinkEvent {
+                at: ts(T0),
+                event: Some(Event::PacketLog(pb::PacketLog {
+                    line: "Packet log: input DENY ppp0 PROTO=17 10.1.2.3:53 10.0.0.2:61001 L=61 S=0x00 I=1 F=0x0000 T=64 (#1)".into(),
+                })),
+            }),
         ];
         use tokio_stream::StreamExt;
         Ok(Response::new(Box::pin(

@@ -11,11 +11,15 @@ use nat_core::Engine;
 /// The tracing target of `-l` lines (`RUST_LOG=masqdial::packet_log=info` to see only them).
 pub const PACKET_LOG_TARGET: &str = "masqdial::packet_log";
 
-/// Write nat-core's queued `Packet log:` lines (already rate-limited and counted by it).
-pub fn emit_packet_log(engine: &mut Engine) {
+/// Write nat-core's queued `Packet log:` lines (already rate-limited and counted by it) to
+/// the log, and send them to `watchers` (if any: a send without receivers is not an error).
+pub fn emit_packet_log(engine: &mut Engine, watchers: &tokio::sync::broadcast::Sender<String>) {
     if engine.packet_log_pending() {
         for line in engine.drain_packet_log() {
             tracing::info!(target: PACKET_LOG_TARGET, "{line}");
+            if watchers.receiver_count() > 0 {
+                let _ = watchers.send(line);
+            }
         }
     }
 }
@@ -74,8 +78,13 @@ pub fn choose_lan(
     Some((name, mine))
 }
 
-/// Tell the engine the LAN interface's name and the gateway's LAN addresses.
-pub fn configure_lan(nat: &super::NatHandle, configured: Option<&str>, tun: &str) {
+/// Tell the engine the LAN interface's name and the gateway's LAN addresses; answers the
+/// name, when known.
+pub fn configure_lan(
+    nat: &super::NatHandle,
+    configured: Option<&str>,
+    tun: &str,
+) -> Option<String> {
     match choose_lan(configured, tun, &interface_addrs()) {
         Some((name, addrs)) => {
             tracing::info!(lan_interface = %name, addresses = ?addrs, "LAN side for the NAT engine");
@@ -84,11 +93,15 @@ pub fn configure_lan(nat: &super::NatHandle, configured: Option<&str>, tun: &str
             if !addrs.is_empty() {
                 e.set_local_addrs(addrs);
             }
+            Some(name)
         }
-        None => tracing::warn!(
-            "cannot tell the LAN interface (set [nat] lan_interface): REJECT sends no ICMP to the LAN and rules name it `{}`",
-            nat.lock().config().lan_iface
-        ),
+        None => {
+            tracing::warn!(
+                "cannot tell the LAN interface (set [nat] lan_interface): REJECT sends no ICMP to the LAN, rules name it `{}`, and there is no hairpinning",
+                nat.lock().config().lan_iface
+            );
+            None
+        }
     }
 }
 

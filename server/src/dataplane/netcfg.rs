@@ -13,7 +13,8 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::route::{
     RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
 
 /// How long one operation (all its netlink requests) may take.
 const NETLINK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -417,6 +418,220 @@ impl NetCfg {
                 }
                 Err(e) => Err(self.error(op, e)),
             }
+        })
+        .await
+    }
+}
+
+/// The routing table holding the hairpin route (`default dev <TUN>`): RFC 4787's number.
+pub const HAIRPIN_TABLE: u32 = 4787;
+
+/// The protocol mark (`FRA_PROTOCOL`, `ip rule ... proto 77`) of every policy rule masqdial
+/// adds, so that they can be told from the administrator's and removed after a crash.
+pub const RULE_PROTO: u8 = 77;
+
+/// The kernel's `local` routing table.
+const RT_TABLE_LOCAL: u32 = 255;
+
+/// Where the kernel's `lookup local` rule moves while hairpinning is on (from 0).
+pub const LOCAL_RULE_MOVED_PREF: u32 = 1;
+
+/// What [`NetCfg::hairpin_rules`] finds among the namespace's IPv4 policy rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HairpinRules {
+    /// Our rules (protocol [`RULE_PROTO`]): the hairpin rule and the moved `lookup local`.
+    pub ours: usize,
+    /// A `lookup local` rule at preference 0 that is not ours (the kernel's own).
+    pub kernel_local_at_0: bool,
+    /// Any `lookup local` rule (ours or not).
+    pub any_local: bool,
+}
+
+fn rule_table(r: &RuleMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RuleAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table))
+}
+
+fn rule_pref(r: &RuleMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RuleAttribute::Priority(p) => Some(*p),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn rule_is_ours(r: &RuleMessage) -> bool {
+    r.attributes
+        .contains(&RuleAttribute::Protocol(RouteProtocol::Other(RULE_PROTO)))
+}
+
+fn is_local_lookup(r: &RuleMessage) -> bool {
+    r.header.action == RuleAction::ToTable && rule_table(r) == RT_TABLE_LOCAL
+}
+
+impl NetCfg {
+    async fn rules(&self, h: &Handle) -> Result<Vec<RuleMessage>, NetCfgError> {
+        h.rule()
+            .get(IpVersion::V4)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| self.error("list rules", e))
+    }
+
+    /// Add `lookup local` at `pref`, marked `proto` (an identical one present is fine).
+    async fn add_local_rule(
+        &self,
+        h: &Handle,
+        pref: u32,
+        proto: RouteProtocol,
+    ) -> Result<(), NetCfgError> {
+        let mut req = h
+            .rule()
+            .add()
+            .v4()
+            .table_id(RT_TABLE_LOCAL)
+            .action(RuleAction::ToTable)
+            .priority(pref);
+        req.message_mut()
+            .attributes
+            .push(RuleAttribute::Protocol(proto));
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(m)) if errno_of(&m) == libc::EEXIST => Ok(()),
+            Err(e) => Err(self.error(&format!("add rule {pref}: lookup local"), e)),
+        }
+    }
+
+    async fn del_rule(&self, h: &Handle, r: RuleMessage) -> Result<(), NetCfgError> {
+        let op = format!("delete rule {}", rule_pref(&r));
+        match h.rule().del(r).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(m))
+                if errno_of(&m) == libc::ENOENT || errno_of(&m) == libc::ESRCH =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.error(&op, e)),
+        }
+    }
+
+    /// What the namespace's policy rules say about hairpinning (for checks and tests).
+    pub async fn hairpin_rules(&self) -> Result<HairpinRules, NetCfgError> {
+        self.with_conn("list rules", |h| async move {
+            let rules = self.rules(&h).await?;
+            Ok(HairpinRules {
+                ours: rules.iter().filter(|r| rule_is_ours(r)).count(),
+                kernel_local_at_0: rules
+                    .iter()
+                    .any(|r| is_local_lookup(r) && rule_pref(r) == 0 && !rule_is_ours(r)),
+                any_local: rules.iter().any(is_local_lookup),
+            })
+        })
+        .await
+    }
+
+    /// RFC 4787 REQ-9 / RFC 5382 REQ-8 hairpinning needs LAN packets addressed to the link's
+    /// address (`link_addr`, the device's own address, so the kernel would deliver them
+    /// locally) to reach the data plane instead: route them from `lan` into the device.
+    /// `ip route replace default dev DEV table 4787`, the kernel's `lookup local` rule moved
+    /// from preference 0 to [`LOCAL_RULE_MOVED_PREF`] (added before the old one is deleted,
+    /// so local delivery never lapses), and `ip rule add pref 0 iif LAN to LINK/32 lookup
+    /// 4787`; our rules are marked [`RULE_PROTO`]. Undone by [`NetCfg::hairpin_off`].
+    /// The gateway's own traffic (input interface `lo`) and packets from the device are
+    /// untouched.
+    pub async fn hairpin_on(&self, lan: &str, link_addr: Ipv4Addr) -> Result<(), NetCfgError> {
+        self.with_conn("hairpin on", |h| async move {
+            let index = self.require_index(&h).await?;
+            let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+                .output_interface(index)
+                .table_id(HAIRPIN_TABLE)
+                .scope(RouteScope::Link)
+                .protocol(RouteProtocol::Boot)
+                .build();
+            h.route()
+                .add(msg)
+                .replace()
+                .execute()
+                .await
+                .map_err(|e| self.error("add route default table 4787", e))?;
+            let rules = self.rules(&h).await?;
+            // A hairpin rule of an earlier link (another address) goes first.
+            for r in rules
+                .iter()
+                .filter(|r| rule_is_ours(r) && rule_table(r) == HAIRPIN_TABLE)
+            {
+                self.del_rule(&h, r.clone()).await?;
+            }
+            self.add_local_rule(&h, LOCAL_RULE_MOVED_PREF, RouteProtocol::Other(RULE_PROTO))
+                .await?;
+            for r in rules
+                .iter()
+                .filter(|r| is_local_lookup(r) && rule_pref(r) == 0 && !rule_is_ours(r))
+            {
+                self.del_rule(&h, r.clone()).await?;
+            }
+            let mut req = h
+                .rule()
+                .add()
+                .v4()
+                .input_interface(lan)
+                .destination_prefix(link_addr, 32)
+                .table_id(HAIRPIN_TABLE)
+                .action(RuleAction::ToTable)
+                .priority(0);
+            req.message_mut()
+                .attributes
+                .push(RuleAttribute::Protocol(RouteProtocol::Other(RULE_PROTO)));
+            req.execute().await.map_err(|e| {
+                self.error(
+                    &format!("add rule 0: iif {lan} to {link_addr} lookup {HAIRPIN_TABLE}"),
+                    e,
+                )
+            })
+        })
+        .await
+    }
+
+    /// Undo [`NetCfg::hairpin_on`] (also after a crash: every rule marked [`RULE_PROTO`]
+    /// goes): `lookup local` back at preference 0 first (unless the kernel's is still
+    /// there), then our rules, then the hairpin route. Answers whether anything was ours.
+    pub async fn hairpin_off(&self) -> Result<bool, NetCfgError> {
+        self.with_conn("hairpin off", |h| async move {
+            let rules = self.rules(&h).await?;
+            let ours: Vec<RuleMessage> =
+                rules.iter().filter(|r| rule_is_ours(r)).cloned().collect();
+            if ours.is_empty() {
+                return Ok(false);
+            }
+            if !rules
+                .iter()
+                .any(|r| is_local_lookup(r) && rule_pref(r) == 0 && !rule_is_ours(r))
+            {
+                self.add_local_rule(&h, 0, RouteProtocol::Kernel).await?;
+            }
+            for r in ours {
+                self.del_rule(&h, r).await?;
+            }
+            let mut msg = RouteMessageBuilder::<Ipv4Addr>::new()
+                .table_id(HAIRPIN_TABLE)
+                .build();
+            msg.header.protocol = RouteProtocol::Unspec;
+            msg.header.scope = RouteScope::NoWhere;
+            match h.route().del(msg).execute().await {
+                Ok(()) => {}
+                Err(rtnetlink::Error::NetlinkError(m))
+                    if errno_of(&m) == libc::ESRCH || errno_of(&m) == libc::ENODEV => {}
+                Err(e) => return Err(self.error("delete route default table 4787", e)),
+            }
+            Ok(true)
         })
         .await
     }

@@ -61,6 +61,12 @@ pub struct Uplink {
     follow_mtu: bool,
     /// Clamp TCP MSS to the link's MTU.
     mss_clamp: bool,
+    /// The LAN interface, when the engine hairpins (`rfc` profile): LAN packets to the
+    /// link's address are routed into the TUN while a link is up ([`NetCfg::hairpin_on`]).
+    hairpin_lan: Option<String>,
+    /// Serialises the policy-rule changes; true once rules left by an earlier run (a crash)
+    /// were removed.
+    rules_checked: Arc<tokio::sync::Mutex<bool>>,
 }
 
 /// The MTU the TUN device is opened with (and returns to while no link is up).
@@ -84,7 +90,39 @@ impl Uplink {
             demand: None,
             follow_mtu: true,
             mss_clamp: true,
+            hairpin_lan: None,
+            rules_checked: Arc::new(tokio::sync::Mutex::new(false)),
         }
+    }
+
+    /// Route LAN packets addressed to the link's address (interface `lan`) into the TUN
+    /// while a link is up, so the engine can hairpin them (RFC 4787 REQ-9); `None` leaves
+    /// the kernel's routing alone (the `linux22` profile, or no known LAN interface).
+    #[must_use]
+    pub fn with_hairpin(mut self, lan: Option<String>) -> Self {
+        self.hairpin_lan = lan;
+        self
+    }
+
+    /// Remove policy rules an earlier run left behind (it crashed while a link was up),
+    /// putting the kernel's `lookup local` rule back; once per run, before any link-up adds
+    /// rules. A no-op without a dataplane.
+    pub async fn recover_rules(&self) {
+        let Some(nc) = &self.netcfg else {
+            return;
+        };
+        let mut checked = self.rules_checked.lock().await;
+        if *checked {
+            return;
+        }
+        match nc.hairpin_off().await {
+            Ok(true) => tracing::warn!(
+                "removed the hairpin policy rules of an earlier run; `lookup local` is back at preference 0"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "checking for hairpin policy rules of an earlier run"),
+        }
+        *checked = true;
     }
 
     /// `[nat] tun_mtu_follows_mru` and `mss_clamp` (both on by default).
@@ -257,6 +295,19 @@ impl Uplink {
             if let Some(a) = lock(&self.active).as_mut() {
                 a.routes = installed;
             }
+            if let Some(lan) = &self.hairpin_lan {
+                self.recover_rules().await;
+                let _serial = self.rules_checked.lock().await;
+                match nc.hairpin_on(lan, *local).await {
+                    Ok(()) => {
+                        tracing::info!(%lan, %local, "hairpinning: LAN packets to {local} go through the NAT engine")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "routing hairpin traffic into {}", nc.dev);
+                        notes.push(UplinkNote::Error(format!("hairpin routing: {e}")));
+                    }
+                }
+            }
         }
         if let Some(s) = session.as_deref() {
             // TCP SYNs crossing the link get their MSS clamped to what it carries; DF
@@ -314,6 +365,12 @@ impl Uplink {
             pump.detach().await;
         }
         if let Some(nc) = &self.netcfg {
+            if self.hairpin_lan.is_some() {
+                let _serial = self.rules_checked.lock().await;
+                if let Err(e) = nc.hairpin_off().await {
+                    tracing::warn!(error = %e, "removing the hairpin policy rules");
+                }
+            }
             for r in routes {
                 if let Err(e) = nc.del_route(r).await {
                     tracing::warn!(error = %e, "removing route {r}");

@@ -306,6 +306,14 @@ pub(super) fn link_event(ev: &LinkEvent) -> pb::LinkEvent {
     }
 }
 
+/// A `-l` line as a `WatchLinks` event.
+pub(super) fn packet_log_event(line: String) -> pb::LinkEvent {
+    pb::LinkEvent {
+        at: ts(SystemTime::now()),
+        event: Some(pb::link_event::Event::PacketLog(pb::PacketLog { line })),
+    }
+}
+
 /// A link's current state as a `WatchLinks` event.
 pub(super) fn state_event(s: &LinkStatus) -> pb::LinkEvent {
     pb::LinkEvent {

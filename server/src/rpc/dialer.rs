@@ -275,6 +275,8 @@ impl dialer_server::Dialer for DialerService {
         let (_, _, guard) = begin_stream(&self.state, req, Rpc::WatchLinks, None)?;
         let links = self.links()?;
         let mut events = links.events();
+        // `-l` lines join the stream (mtui's event log shows them).
+        let mut packet_log = self.state.control()?.nat.nat().watch_packet_log();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::LinkEvent, Status>>(256);
         let initial = links.statuses();
         self.state.spawn(async move {
@@ -283,11 +285,28 @@ impl dialer_server::Dialer for DialerService {
                     return;
                 }
             }
+            let mut log_open = true;
             loop {
                 // End as soon as the client goes away, not at the next event.
                 let next = tokio::select! {
                     _ = tx.closed() => return,
                     r = events.recv() => r,
+                    l = packet_log.recv(), if log_open => match l {
+                        Ok(line) => {
+                            if tx.send(Ok(convert::packet_log_event(line))).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        // A watcher too slow for them misses lines (the server log
+                        // has them all).
+                        Err(RecvError::Lagged(_)) => continue,
+                        // The engine is gone with the server: link events end too.
+                        Err(RecvError::Closed) => {
+                            log_open = false;
+                            continue;
+                        }
+                    },
                 };
                 match next {
                     Ok(ev) => {
