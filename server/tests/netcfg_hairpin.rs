@@ -10,6 +10,9 @@ use std::process::Command;
 use masqdial_server::dataplane::netcfg::{HairpinRules, NetCfg};
 use masqdial_server::dataplane::tun::Tun;
 
+#[path = "common/private_netns.rs"]
+mod private_netns;
+
 fn skip(why: &str) {
     masqdial_testkit::skip("netcfg_hairpin", why);
 }
@@ -51,29 +54,10 @@ fn route_get(args: &[&str]) -> Result<String, String> {
 
 #[test]
 fn hairpin_rules_route_lan_packets_to_the_link_address_into_the_tun_and_restore_local() {
-    if !nix::unistd::geteuid().is_root() {
-        return skip("root (CAP_NET_ADMIN and a private network namespace) [not root]");
-    }
     if Command::new("ip").arg("-V").output().is_err() {
         return skip("iproute2 (`ip`) [not installed]");
     }
-    let t = std::thread::spawn(|| -> Result<(), String> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(scenario())
-    });
-    match t.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.starts_with("unshare") || e.contains("cannot create TUN") => {
-            skip(&format!("network namespaces and /dev/net/tun [{e}]"))
-        }
-        Ok(Err(e)) => panic!("{e}"),
-        Err(_) => panic!("scenario thread panicked"),
-    }
+    private_netns::run("netcfg_hairpin", scenario);
 }
 
 async fn scenario() -> Result<(), String> {

@@ -8,9 +8,8 @@ use masqdial_server::dataplane::netcfg::{NetCfg, NetCfgError, RouteSpec};
 use masqdial_server::dataplane::tun::Tun;
 use nix::net::if_::InterfaceFlags;
 
-fn skip(why: &str) {
-    masqdial_testkit::skip("netcfg_netns", why);
-}
+#[path = "common/private_netns.rs"]
+mod private_netns;
 
 /// (address, destination, up) of `dev` as getifaddrs(3) sees them (IPv4 only).
 fn ifaddr(dev: &str) -> (Option<Ipv4Addr>, Option<Ipv4Addr>, bool) {
@@ -50,28 +49,7 @@ fn routes() -> Vec<(String, Ipv4Addr, Ipv4Addr)> {
 
 #[test]
 fn netlink_configures_addresses_routes_and_link_state_in_a_namespace() {
-    if !nix::unistd::geteuid().is_root() {
-        return skip("root (CAP_NET_ADMIN and a private network namespace) [not root]");
-    }
-    // A thread of its own in a fresh network namespace; everything below runs there and
-    // the namespace disappears with the thread.
-    let t = std::thread::spawn(|| -> Result<(), String> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(scenario())
-    });
-    match t.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.starts_with("unshare") || e.contains("cannot create TUN") => {
-            skip(&format!("network namespaces and /dev/net/tun [{e}]"))
-        }
-        Ok(Err(e)) => panic!("{e}"),
-        Err(_) => panic!("scenario thread panicked"),
-    }
+    private_netns::run("netcfg_netns", scenario);
 }
 
 async fn scenario() -> Result<(), String> {
