@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use masqdial_ppp::AuthProtocol;
 use masqdial_server::config::{BudgetConfig, Config};
 use masqdial_server::dataplane::uplink::Uplink;
-use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
+use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::budget::{Count, Limit, Period};
 use masqdial_server::link::events::{LinkChange, LinkEvent};
 use masqdial_server::link::manager::{LinkError, LinkManager, Who};
@@ -22,8 +22,7 @@ use masqdial_server::shutdown::Shutdown;
 use masqdial_sim::isp::IspConfig;
 use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::MockModemConfig;
-use nat_core::chains::syntax::parse_rule;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 fn config(device: &std::path::Path, state: &std::path::Path, budget: BudgetConfig) -> Config {
     let mut c = common::one_modem_config(device, state);
@@ -169,25 +168,14 @@ async fn a_spent_quota_warns_hangs_up_and_stays_spent_after_a_restart() {
     b.warn_at = 0.5;
     let cfg = config(modem.path(), state.path(), b);
 
-    let mut engine = build_engine(&cfg).expect("engine");
-    let rule = parse_rule("-s 192.168.77.0/24 -j MASQ").expect("rule");
-    engine
-        .firewall_mut()
-        .append("forward", &rule.rule)
-        .expect("append");
-    let nat = NatHandle::new(engine);
-    let stop = Shutdown::new();
-    let (lan_tx, lan_rx) = mpsc::channel(16);
-    let (lan_out_tx, mut lan_out) = mpsc::channel(16);
-    let dp = Dataplane::spawn(
-        nat.clone(),
-        LanPort::Memory {
-            rx: lan_rx,
-            tx: lan_out_tx,
-        },
-        &stop,
-    );
-    let links = LinkManager::start(&cfg, Uplink::new(nat.clone(), Some(dp), None), &stop);
+    let engine = build_engine(&cfg).expect("engine");
+    let common::MemoryGateway {
+        nat: _,
+        stop,
+        lan_tx,
+        mut lan_out,
+        links,
+    } = common::memory_gateway(&cfg, engine);
     let mut events = links.events();
     assert_eq!(
         links.dial("isp1", who()).await.expect("dial"),

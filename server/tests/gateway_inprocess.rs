@@ -12,7 +12,7 @@ use std::time::Duration;
 use masqdial_ppp::AuthProtocol;
 use masqdial_server::config::Config;
 use masqdial_server::dataplane::uplink::Uplink;
-use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
+use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::events::DialStep;
 use masqdial_server::link::manager::{LinkError, LinkManager, Who};
 use masqdial_server::link::{DialOutcome, FailureKind, HangupOutcome, LinkState};
@@ -22,10 +22,9 @@ use masqdial_server::shutdown::Shutdown;
 use masqdial_sim::isp::IspConfig;
 use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::MockModemConfig;
-use nat_core::chains::syntax::parse_rule;
 use nat_core::masq::EntrySnapshot;
 use nat_core::wire::{ipv4, udp};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 /// One UDP datagram with valid checksums (the mock ISP's builder).
 fn udp_packet(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
@@ -77,25 +76,14 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     let state = tempfile::tempdir().expect("tempdir");
     let cfg = config(modem.path(), state.path());
 
-    let mut engine = build_engine(&cfg).expect("engine");
-    let rule = parse_rule("-s 192.168.77.0/24 -j MASQ").expect("rule");
-    engine
-        .firewall_mut()
-        .append("forward", &rule.rule)
-        .expect("append");
-    let nat = NatHandle::new(engine);
-    let stop = Shutdown::new();
-    let (lan_tx, lan_rx) = mpsc::channel(16);
-    let (lan_out_tx, mut lan_out) = mpsc::channel(16);
-    let dp = Dataplane::spawn(
-        nat.clone(),
-        LanPort::Memory {
-            rx: lan_rx,
-            tx: lan_out_tx,
-        },
-        &stop,
-    );
-    let links = LinkManager::start(&cfg, Uplink::new(nat.clone(), Some(dp), None), &stop);
+    let engine = build_engine(&cfg).expect("engine");
+    let common::MemoryGateway {
+        nat,
+        stop,
+        lan_tx,
+        mut lan_out,
+        links,
+    } = common::memory_gateway(&cfg, engine);
     let natctl = NatControl::new(Arc::new(cfg), nat.clone(), None);
     stop.spawn(nat_control::feed::run(natctl.clone(), stop.token()));
 

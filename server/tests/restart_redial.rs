@@ -3,6 +3,8 @@
 //! IPCP address: answered entries expire, unanswered ones move per `ip_dynaddr`, new flows
 //! use the new address) — in process, over the mock modem on a pseudo-terminal.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +12,7 @@ use std::time::Duration;
 use masqdial_ppp::AuthProtocol;
 use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
 use masqdial_server::daemon::{start, LanSide};
-use masqdial_server::dataplane::uplink::Uplink;
-use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
+use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::manager::{LinkManager, Who};
 use masqdial_server::link::{DialOutcome, HangupOutcome, LinkState};
 use masqdial_server::persist::{build_engine, DEFAULT_RULESET};
@@ -19,9 +20,7 @@ use masqdial_server::shutdown::Shutdown;
 use masqdial_sim::isp::IspConfig;
 use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::MockModemConfig;
-use nat_core::chains::syntax::parse_rule;
 use nat_core::wire::{ipv4, udp};
-use tokio::sync::mpsc;
 
 /// What a restarted server must show exactly as before.
 #[derive(Debug, PartialEq)]
@@ -156,26 +155,15 @@ async fn a_redial_rekeys_the_nat_to_the_new_address() {
     let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
     let state = tempfile::tempdir().expect("tempdir");
     let cfg = config(modem.path(), state.path());
-    let mut engine = build_engine(&cfg).expect("engine");
+    let engine = build_engine(&cfg).expect("engine");
     assert_eq!(engine.config().dynaddr, 1, "ip_dynaddr default");
-    let rule = parse_rule("-s 192.168.77.0/24 -j MASQ").expect("rule");
-    engine
-        .firewall_mut()
-        .append("forward", &rule.rule)
-        .expect("append");
-    let nat = NatHandle::new(engine);
-    let stop = Shutdown::new();
-    let (lan_tx, lan_rx) = mpsc::channel(16);
-    let (lan_out_tx, mut lan_out) = mpsc::channel(16);
-    let dp = Dataplane::spawn(
-        nat.clone(),
-        LanPort::Memory {
-            rx: lan_rx,
-            tx: lan_out_tx,
-        },
-        &stop,
-    );
-    let links = LinkManager::start(&cfg, Uplink::new(nat.clone(), Some(dp), None), &stop);
+    let common::MemoryGateway {
+        nat,
+        stop,
+        lan_tx,
+        mut lan_out,
+        links,
+    } = common::memory_gateway(&cfg, engine);
     let who = Who {
         user: "demo".into(),
         host: HOST.to_string(),

@@ -1,6 +1,16 @@
 //! Setup shared by the in-process server tests that dial the mock modem on a pty.
 
+// Each test file uses the part it needs.
+#![allow(dead_code)]
+
 use masqdial_server::config::{Config, ConnectionConfig, FlowControl, ModemConfig};
+use masqdial_server::dataplane::uplink::Uplink;
+use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
+use masqdial_server::link::manager::LinkManager;
+use masqdial_server::shutdown::Shutdown;
+use nat_core::chains::syntax::parse_rule;
+use nat_core::Engine;
+use tokio::sync::mpsc;
 
 /// One modem (`modem0` on `device`, 115200 8N1, `ATZ`) and one connection `isp1` (number
 /// 5550100, PPP user `demo`/`secret`, one attempt, 1 s redial delay, no routes), state in
@@ -29,4 +39,49 @@ pub fn one_modem_config(device: &std::path::Path, state: &std::path::Path) -> Co
     isp1.routes = vec![];
     c.connections.push(isp1);
     c
+}
+
+/// A gateway over `engine` whose LAN side is a pair of in-memory channels: the forward chain
+/// masquerades 192.168.77.0/24, the data plane runs, and the link manager dials `cfg`'s
+/// connections through it.
+pub struct MemoryGateway {
+    /// The engine, shared with the data plane.
+    pub nat: NatHandle,
+    /// Stops every task.
+    pub stop: Shutdown,
+    /// Packets from "LAN hosts".
+    pub lan_tx: mpsc::Sender<Vec<u8>>,
+    /// Packets to "LAN hosts".
+    pub lan_out: mpsc::Receiver<Vec<u8>>,
+    /// The link manager.
+    pub links: LinkManager,
+}
+
+/// Start a [`MemoryGateway`] for `cfg` over `engine` (built from `cfg`).
+pub fn memory_gateway(cfg: &Config, mut engine: Engine) -> MemoryGateway {
+    let rule = parse_rule("-s 192.168.77.0/24 -j MASQ").expect("rule");
+    engine
+        .firewall_mut()
+        .append("forward", &rule.rule)
+        .expect("append");
+    let nat = NatHandle::new(engine);
+    let stop = Shutdown::new();
+    let (lan_tx, lan_rx) = mpsc::channel(16);
+    let (lan_out_tx, lan_out) = mpsc::channel(16);
+    let dp = Dataplane::spawn(
+        nat.clone(),
+        LanPort::Memory {
+            rx: lan_rx,
+            tx: lan_out_tx,
+        },
+        &stop,
+    );
+    let links = LinkManager::start(cfg, Uplink::new(nat.clone(), Some(dp), None), &stop);
+    MemoryGateway {
+        nat,
+        stop,
+        lan_tx,
+        lan_out,
+        links,
+    }
 }
