@@ -116,9 +116,7 @@ async fn a_dial_outside_the_window_is_refused_saying_when_it_opens() {
     let mut b = budget();
     b.windows = vec![window.clone()];
     let cfg = config(modem.path(), state.path(), b);
-    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
-    let stop = Shutdown::new();
-    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let (links, stop) = common::links_without_dataplane(&cfg);
 
     let err = links.dial("isp1", who()).await.expect_err("refused");
     let LinkError::Budget(r) = &err else {

@@ -11,14 +11,11 @@ use std::time::Duration;
 
 use masqdial_ppp::AuthProtocol;
 use masqdial_server::config::Config;
-use masqdial_server::dataplane::uplink::Uplink;
-use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::events::DialStep;
 use masqdial_server::link::manager::{LinkError, LinkManager, Who};
 use masqdial_server::link::{DialOutcome, FailureKind, HangupOutcome, LinkState};
 use masqdial_server::nat_control::{self, MasqDelta, NatControl};
 use masqdial_server::persist::build_engine;
-use masqdial_server::shutdown::Shutdown;
 use masqdial_sim::isp::IspConfig;
 use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::MockModemConfig;
@@ -215,9 +212,7 @@ async fn busy_modem_is_refused_cleanly_and_idle_timeout_hangs_up() {
     let state = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(modem.path(), state.path());
     cfg.connections[0].idle_timeout_s = 2;
-    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
-    let stop = Shutdown::new();
-    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let (links, _stop) = common::links_without_dataplane(&cfg);
     let who = Who {
         user: "demo".into(),
         host: "192.168.77.2".into(),
@@ -272,9 +267,7 @@ async fn a_forced_hang_up_tells_the_holders_who_did_it() {
     let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
     let state = tempfile::tempdir().expect("tempdir");
     let cfg = config(modem.path(), state.path());
-    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
-    let stop = Shutdown::new();
-    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let (links, _stop) = common::links_without_dataplane(&cfg);
     let who = |u: &str, h: &str| Who {
         user: u.into(),
         host: h.into(),

@@ -126,9 +126,7 @@ async fn a_dial_on_a_vanished_modem_marks_it_absent_and_starts_the_reprober() {
     // Present at start (so not absent), gone by the dial.
     std::fs::write(&device, b"").expect("placeholder");
     let cfg = config(&device, dir.path());
-    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
-    let stop = Shutdown::new();
-    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let (links, stop) = common::links_without_dataplane(&cfg);
     assert_eq!(links.modems()[0].state, ModemState::Idle);
     std::fs::remove_file(&device).expect("remove");
     let who = Who {

@@ -41,9 +41,7 @@ async fn dial_progress_and_details_show_both_directions_and_refusals() {
     let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(modem.path(), dir.path());
-    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
-    let stop = Shutdown::new();
-    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let (links, _stop) = common::links_without_dataplane(&cfg);
     let mut progress = links.progress("isp1").expect("progress");
     let who = Who {
         user: "demo".into(),
@@ -138,9 +136,7 @@ async fn dial_refused(
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(modem.path(), dir.path());
     tweak(&mut cfg);
-    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
-    let stop = Shutdown::new();
-    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let (links, stop) = common::links_without_dataplane(&cfg);
     let mut progress = links.progress("isp1").expect("progress");
     let who = Who {
         user: "demo".into(),

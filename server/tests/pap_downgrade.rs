@@ -9,13 +9,9 @@ use std::time::{Duration, Instant};
 
 use masqdial_ppp::AuthProtocol;
 use masqdial_server::config::Config;
-use masqdial_server::dataplane::uplink::Uplink;
-use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::events::DialStep;
-use masqdial_server::link::manager::{LinkManager, Who};
+use masqdial_server::link::manager::Who;
 use masqdial_server::link::{Failure, FailureKind, LinkState};
-use masqdial_server::persist::build_engine;
-use masqdial_server::shutdown::Shutdown;
 use masqdial_sim::isp::IspConfig;
 use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::MockModemConfig;
@@ -43,9 +39,7 @@ async fn dial_insisting_isp(tweak: impl FnOnce(&mut Config)) -> Outcome {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = common::one_modem_config(modem.path(), dir.path());
     tweak(&mut cfg);
-    let nat = NatHandle::new(build_engine(&cfg).expect("engine"));
-    let stop = Shutdown::new();
-    let links = LinkManager::start(&cfg, Uplink::new(nat, None, None), &stop);
+    let (links, stop) = common::links_without_dataplane(&cfg);
     let mut progress = links.progress("isp1").expect("progress");
     let who = Who {
         user: "demo".into(),

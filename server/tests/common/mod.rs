@@ -41,6 +41,15 @@ pub fn one_modem_config(device: &std::path::Path, state: &std::path::Path) -> Co
     c
 }
 
+/// A link manager for `cfg` with no data plane (links come up; no packet moves), and its
+/// stop signal.
+pub fn links_without_dataplane(cfg: &Config) -> (LinkManager, Shutdown) {
+    let nat = NatHandle::new(masqdial_server::persist::build_engine(cfg).expect("engine"));
+    let stop = Shutdown::new();
+    let links = LinkManager::start(cfg, Uplink::new(nat, None, None), &stop);
+    (links, stop)
+}
+
 /// A gateway over `engine` whose LAN side is a pair of in-memory channels: the forward chain
 /// masquerades 192.168.77.0/24, the data plane runs, and the link manager dials `cfg`'s
 /// connections through it.
