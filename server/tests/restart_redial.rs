@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use masqdial_ppp::AuthProtocol;
-use masqdial_server::config::{Config, ConnectionConfig, ModemConfig};
+use masqdial_server::config::Config;
 use masqdial_server::daemon::{start, LanSide};
 use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::manager::{LinkManager, Who};
@@ -90,31 +90,6 @@ async fn rules_timeouts_and_portfw_survive_a_restart_on_the_same_state_dir() {
     assert!(stop.stop(Duration::from_secs(10)).await);
 }
 
-fn config(device: &std::path::Path, state: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.server.state_dir = state.to_path_buf();
-    c.modems.push(ModemConfig {
-        name: "modem0".into(),
-        device: device.to_path_buf(),
-        baud: 115_200,
-        data_bits: 8,
-        parity: Default::default(),
-        stop_bits: 1,
-        flow_control: masqdial_server::config::FlowControl::None,
-        init: vec!["ATZ".into()],
-        cellular: None,
-    });
-    let mut isp1: ConnectionConfig =
-        toml::from_str("name = \"isp1\"\nnumbers = [\"5550100\"]\nmodems = [\"modem0\"]")
-            .unwrap_or_else(|e| panic!("{e}"));
-    isp1.username = "demo".into();
-    isp1.password = "secret".into();
-    isp1.redial_attempts = 1;
-    isp1.redial_delay_s = 1;
-    c.connections.push(isp1);
-    c
-}
-
 async fn wait_state(links: &LinkManager, want: LinkState) {
     for _ in 0..1000 {
         if links.state("isp1") == Some(want) {
@@ -154,7 +129,8 @@ async fn a_redial_rekeys_the_nat_to_the_new_address() {
     isp.udp_echo_port = Some(7);
     let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
     let state = tempfile::tempdir().expect("tempdir");
-    let cfg = config(modem.path(), state.path());
+    // No netcfg in this gateway, so the connection's routes are never installed.
+    let cfg = common::one_modem_config(modem.path(), state.path());
     let engine = build_engine(&cfg).expect("engine");
     assert_eq!(engine.config().dynaddr, 1, "ip_dynaddr default");
     let common::MemoryGateway {
