@@ -9,7 +9,7 @@ use masqdial_server::cli::{Cli, Command};
 #[cfg(feature = "demo")]
 use masqdial_server::demo;
 use masqdial_server::shutdown::Shutdown;
-use masqdial_server::{auth, daemon, metrics, notify, server, setup};
+use masqdial_server::{auth, daemon, metrics, notify, scrape, server, setup};
 
 // How long the link actors (each bounded by its own hang-up limit) and the other tasks
 // get to end after the signal (with the rpc grace, below the unit's TimeoutStopSec).
@@ -136,11 +136,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if let Some(m) = config.server.metrics_listen {
         let l = server::bind(m).await?;
         let registry = metrics::global();
-        registry.register(
-            "nat",
-            metrics::nat_source(running.control.nat.nat().clone()),
-        );
-        registry.register("links", metrics::link_source(links.clone()));
+        registry.register("nat", scrape::nat_source(running.control.nat.nat().clone()));
+        registry.register("links", scrape::link_source(links.clone()));
         // The allow-list at start applies (a SIGHUP change needs a restart here).
         let allow = config.server.allow.clone();
         let allowed: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync> =
@@ -155,7 +152,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     notifier.ready(&format!(
         "listening on {}; {}",
         listener.local_addr()?,
-        metrics::link_summary(&links)
+        scrape::link_summary(&links)
     ));
     if notifier.enabled() {
         let n = notifier.clone();
@@ -167,7 +164,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                     () = stop.cancelled() => break,
                     ev = events.recv() => match ev {
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            n.status(&metrics::link_summary(&links));
+                            n.status(&scrape::link_summary(&links));
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     },
