@@ -115,6 +115,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if cli.demo {
         return serve_demo(cli, shutdown).await;
     }
+    // SIGTERM/SIGINT are ours from here on (a stop during start-up is a clean stop).
+    let stop_signal = server::shutdown_signal();
     // Everything `mserver check-config` checks: a bad file exits 78 (EX_CONFIG).
     let config = setup::check_config(&cli.config)?;
     if cli.reset_state {
@@ -174,7 +176,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     let on_stop = notifier.clone();
     let signal = async move {
-        server::shutdown_signal().await;
+        stop_signal.await;
         on_stop.stopping();
     };
     let served = server::run(listener, state, Some(cli.config), signal).await;
