@@ -242,6 +242,34 @@ async fn bad_config_exits_nonzero_naming_file_line_and_key() {
     assert!(err.contains("broken.toml: line 5"), "{err}");
 }
 
+/// A saved state file that is refused at start (here: torn) exits 78, the status systemd
+/// does not restart on (the unit's `RestartPreventExitStatus=78`), not 2 every 5 s forever.
+#[tokio::test]
+async fn a_refused_state_file_exits_78() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        state.join(masqdial_server::persist::RULES_FILE),
+        "# masqdial state: rules\n:input ACCEPT\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("mserver.toml");
+    let text = config_text(&[("admin", "pw", "admin")]).replacen(
+        "[server]\n",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{}\"\nstate_dir = {:?}\n",
+            free_port(),
+            state.display().to_string()
+        ),
+        1,
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let (code, _, err) = run_mserver(&["--config".as_ref(), path.as_os_str()]).await;
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("rules"), "{err}");
+}
+
 /// Runs `mserver ARGS` to completion (bounded), returning (status, stdout, stderr).
 async fn run_mserver(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
     let out = tokio::time::timeout(LIMIT, mserver().args(args).output())
