@@ -157,12 +157,24 @@ async fn sighup_reloads_users_and_keeps_remaining_tokens() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{}", free_port());
-    let child = mserver()
+    let mut child = mserver()
         .arg("--config")
         .arg(&path)
         .args(["--listen", &addr])
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
+    // The server's log, line by line (the broken reload below is judged by its log line).
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let (log_tx, mut log) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if log_tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
     let ch = channel(&addr).await;
     let root = login(&ch, "root", "root-pw")
         .await
@@ -200,7 +212,23 @@ async fn sighup_reloads_users_and_keeps_remaining_tokens() {
     // A broken file on SIGHUP keeps the server running with the old config.
     std::fs::write(&path, "[server]\nnonsense = 1\n").unwrap_or_else(|e| panic!("{e}"));
     signal(&child, Signal::SIGHUP);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait (bounded) for the server to say it refused the file, so the check below runs
+    // after the reload, not before it.
+    let refused = tokio::time::timeout(LIMIT, async {
+        while let Some(l) = log.recv().await {
+            if l.contains("reload failed") {
+                return Some(l);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    assert!(
+        refused.is_some_and(|l| l.contains("nonsense")),
+        "no reload-failed line naming the bad key"
+    );
     assert_eq!(whoami(&ch, &root).await.ok().as_deref(), Some("root"));
 
     signal(&child, Signal::SIGINT);
