@@ -26,9 +26,51 @@ pub enum ResultCode {
     Busy,
     /// `NO ANSWER` / `8`.
     NoAnswer,
+    /// `+CME ERROR: <err>`: the mobile equipment refused the command (27.007 9.2); numeric
+    /// (`+CMEE=1`) or verbose (`+CMEE=2`). A final result.
+    CmeError(ErrorValue),
+    /// `+CMS ERROR: <err>`: a message-service error (27.005 3.2.5). A final result.
+    CmsError(ErrorValue),
+    /// A vendor's final error result (text as sent): `COMMAND NOT SUPPORT` (Huawei, ZTE),
+    /// `TOO MANY PARAMETERS` (Huawei), `MODEM ERROR: <n>` (Motorola EZX), `NA` (Samsung),
+    /// `ABORTED` (u-blox: command aborted).
+    VendorError(String),
     /// Any other line: unsolicited (`+CREG: 1`), information (`ATI` text), a banner.
     Other(String),
 }
+
+/// The `<err>` of `+CME ERROR` / `+CMS ERROR`: a number, or the verbose text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorValue {
+    /// Numeric form (`+CMEE=1`).
+    Code(u16),
+    /// Verbose form (`+CMEE=2`), as sent (surrounding quotes removed).
+    Text(String),
+}
+
+impl ErrorValue {
+    fn parse(v: &str) -> ErrorValue {
+        let v = v.trim();
+        if !v.is_empty() && v.len() <= 5 && v.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = v.parse::<u16>() {
+                return ErrorValue::Code(n);
+            }
+        }
+        ErrorValue::Text(v.trim_matches('"').trim().to_string())
+    }
+}
+
+impl fmt::Display for ErrorValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorValue::Code(n) => write!(f, "{n}"),
+            ErrorValue::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// Vendor final error results matched as whole lines (upper case).
+const VENDOR_ERRORS: &[&str] = &["COMMAND NOT SUPPORT", "TOO MANY PARAMETERS", "NA", "ABORTED"];
 
 /// Numeric CONNECT codes (Hayes/Rockwell common table; vendor-specific above 19).
 const NUMERIC_CONNECT: &[(u8, u32)] = &[
@@ -78,6 +120,24 @@ impl ResultCode {
             "BUSY" => return ResultCode::Busy,
             "NO ANSWER" => return ResultCode::NoAnswer,
             _ => {}
+        }
+        if VENDOR_ERRORS.contains(&upper.as_str()) {
+            return ResultCode::VendorError(t.to_string());
+        }
+        for (prefix, cms) in [("+CME ERROR:", false), ("+CMS ERROR:", true)] {
+            if upper.starts_with(prefix) {
+                let v = ErrorValue::parse(&t[prefix.len()..]);
+                return if cms {
+                    ResultCode::CmsError(v)
+                } else {
+                    ResultCode::CmeError(v)
+                };
+            }
+        }
+        if let Some(rest) = upper.strip_prefix("MODEM ERROR:") {
+            if !rest.trim().is_empty() && rest.trim().bytes().all(|b| b.is_ascii_digit()) {
+                return ResultCode::VendorError(t.to_string());
+            }
         }
         if let Some(rest) = upper.strip_prefix("CONNECT") {
             if rest.is_empty() || rest.starts_with([' ', '/']) {
@@ -135,8 +195,66 @@ impl ResultCode {
             ResultCode::NoDialtone => 6,
             ResultCode::Busy => 7,
             ResultCode::NoAnswer => 8,
-            ResultCode::Other(_) => return None,
+            ResultCode::CmeError(_)
+            | ResultCode::CmsError(_)
+            | ResultCode::VendorError(_)
+            | ResultCode::Other(_) => return None,
         })
+    }
+
+    /// True for a final result code: the modem is done with the command line (everything but
+    /// `RING` and information / unsolicited lines). `CONNECT` ends command state.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        !matches!(self, ResultCode::Ring | ResultCode::Other(_))
+    }
+
+    /// True for the error finals: `ERROR`, `+CME ERROR`, `+CMS ERROR` and vendor errors.
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self,
+            ResultCode::Error
+                | ResultCode::CmeError(_)
+                | ResultCode::CmsError(_)
+                | ResultCode::VendorError(_)
+        )
+    }
+
+    /// The named cause of an error final: `+CME ERROR: 10 (SIM not inserted)`,
+    /// `+CME ERROR: SIM not inserted` (verbose text passed through, with its number when the
+    /// table knows it), `+CMS ERROR: 310 ((U)SIM not inserted)`, or the line itself.
+    #[must_use]
+    pub fn cause(&self) -> String {
+        match self {
+            ResultCode::CmeError(ErrorValue::Code(n)) => match crate::errors::cme_name(*n) {
+                Some(name) => format!("+CME ERROR: {n} ({name})"),
+                None => format!("+CME ERROR: {n}"),
+            },
+            ResultCode::CmsError(ErrorValue::Code(n)) => match crate::errors::cms_name(*n) {
+                Some(name) => format!("+CMS ERROR: {n} ({name})"),
+                None => format!("+CMS ERROR: {n}"),
+            },
+            ResultCode::CmeError(ErrorValue::Text(t)) => match crate::errors::cme_code(t) {
+                Some(n) => format!("+CME ERROR: {t} ({n})"),
+                None => format!("+CME ERROR: {t}"),
+            },
+            ResultCode::CmsError(ErrorValue::Text(t)) => match crate::errors::cms_code(t) {
+                Some(n) => format!("+CMS ERROR: {t} ({n})"),
+                None => format!("+CMS ERROR: {t}"),
+            },
+            other => other.to_string(),
+        }
+    }
+
+    /// The `+CME ERROR` number, numeric or looked up from the verbose text.
+    #[must_use]
+    pub fn cme_code(&self) -> Option<u16> {
+        match self {
+            ResultCode::CmeError(ErrorValue::Code(n)) => Some(*n),
+            ResultCode::CmeError(ErrorValue::Text(t)) => crate::errors::cme_code(t),
+            _ => None,
+        }
     }
 }
 
@@ -160,7 +278,9 @@ impl fmt::Display for ResultCode {
             ResultCode::NoDialtone => f.write_str("NO DIALTONE"),
             ResultCode::Busy => f.write_str("BUSY"),
             ResultCode::NoAnswer => f.write_str("NO ANSWER"),
-            ResultCode::Other(s) => f.write_str(s),
+            ResultCode::CmeError(v) => write!(f, "+CME ERROR: {v}"),
+            ResultCode::CmsError(v) => write!(f, "+CMS ERROR: {v}"),
+            ResultCode::VendorError(s) | ResultCode::Other(s) => f.write_str(s),
         }
     }
 }
