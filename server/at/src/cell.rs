@@ -162,7 +162,12 @@ pub enum RegKind {
 
 impl RegKind {
     /// All kinds.
-    pub const ALL: [RegKind; 4] = [RegKind::Creg, RegKind::Cgreg, RegKind::Cereg, RegKind::C5greg];
+    pub const ALL: [RegKind; 4] = [
+        RegKind::Creg,
+        RegKind::Cgreg,
+        RegKind::Cereg,
+        RegKind::C5greg,
+    ];
 
     /// The line prefix without the colon (`+CEREG`).
     pub fn prefix(self) -> &'static str {
@@ -353,9 +358,20 @@ const LAYOUTS: [(&[Slot], bool, bool); 4] = [
         true,
         false,
     ),
-    (&[Slot::Stat, Slot::Area, Slot::Cell, Slot::Act], false, false),
     (
-        &[Slot::N, Slot::Stat, Slot::Area, Slot::Rac, Slot::Cell, Slot::Act],
+        &[Slot::Stat, Slot::Area, Slot::Cell, Slot::Act],
+        false,
+        false,
+    ),
+    (
+        &[
+            Slot::N,
+            Slot::Stat,
+            Slot::Area,
+            Slot::Rac,
+            Slot::Cell,
+            Slot::Act,
+        ],
         true,
         true,
     ),
@@ -437,13 +453,14 @@ pub fn parse_registration(name: &str, line: &str) -> Option<Registration> {
         if f.len() <= stat_at {
             continue;
         }
-        // An area code comes with a cell id.
+        // An area code comes with a cell id (a lone one is unusual, not impossible).
         let area_at = stat_at + 1;
         let cell_at = slots.iter().position(|s| *s == Slot::Cell).unwrap_or(0);
-        if f.len() > area_at && f.len() <= cell_at {
+        let lone_area = f.len() > area_at && f.len() <= cell_at;
+        if lone_area && !f[area_at].1 {
             continue;
         }
-        let mut score = 0;
+        let mut score = 2 * u32::from(lone_area);
         let mut ok = true;
         for (slot, field) in slots.iter().zip(&f) {
             match fit(*slot, field) {

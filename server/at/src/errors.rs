@@ -45,10 +45,22 @@ const CME: &[(u16, &str)] = &[
     (50, "incorrect parameters"),
     (51, "command implemented but currently disabled"),
     (52, "command aborted by user"),
-    (53, "not attached to network due to MT functionality restrictions"),
-    (54, "modem not allowed - MT restricted to emergency calls only"),
-    (55, "operation not allowed because of MT functionality restrictions"),
-    (56, "fixed dial number only allowed - called number is not a fixed dial number"),
+    (
+        53,
+        "not attached to network due to MT functionality restrictions",
+    ),
+    (
+        54,
+        "modem not allowed - MT restricted to emergency calls only",
+    ),
+    (
+        55,
+        "operation not allowed because of MT functionality restrictions",
+    ),
+    (
+        56,
+        "fixed dial number only allowed - called number is not a fixed dial number",
+    ),
     (57, "temporarily out of service due to other MT usage"),
     (58, "language/alphabet not supported"),
     (59, "unexpected data value"),
@@ -115,7 +127,10 @@ const CME: &[(u16, &str)] = &[
     (176, "protocol error, unspecified"),
     (177, "operator determined barring"),
     (178, "maximum number of PDP contexts reached"),
-    (179, "requested APN not supported in current RAT and PLMN combination"),
+    (
+        179,
+        "requested APN not supported in current RAT and PLMN combination",
+    ),
     (180, "request rejected, bearer control mode violation"),
     (181, "unsupported QCI value"),
     (182, "user data transmission via control plane is congested"),
@@ -143,7 +158,10 @@ const CMS: &[(u16, &str)] = &[
     (95, "invalid message, unspecified"),
     (96, "invalid mandatory information"),
     (97, "message type non-existent or not implemented"),
-    (98, "message not compatible with short message protocol state"),
+    (
+        98,
+        "message not compatible with short message protocol state",
+    ),
     (99, "information element non-existent or not implemented"),
     (111, "protocol error, unspecified"),
     (127, "interworking, unspecified"),
@@ -215,7 +233,10 @@ fn reverse(table: &[(u16, &'static str)], text: &str) -> Option<u16> {
     if key.is_empty() {
         return None;
     }
-    table.iter().find(|(_, n)| squash(n) == key).map(|(c, _)| *c)
+    table
+        .iter()
+        .find(|(_, n)| squash(n) == key)
+        .map(|(c, _)| *c)
 }
 
 /// The 27.007 name of `+CME ERROR: <code>`.

@@ -485,7 +485,12 @@ fn echo_after(cmd: &str, before: Option<bool>) -> Option<bool> {
     let Some(b) = u.strip_prefix(b"AT") else {
         return before;
     };
-    let digits = |i: usize| b[i.min(b.len())..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let digits = |i: usize| {
+        b[i.min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
     let mut echo = before;
     let mut i = 0;
     while i < b.len() {
@@ -1017,7 +1022,9 @@ impl Chat {
                     self.log(
                         now,
                         TranscriptKind::Info,
-                        format!("result code `{code}` came before the dial command's echo: set aside"),
+                        format!(
+                            "result code `{code}` came before the dial command's echo: set aside"
+                        ),
                     );
                     return;
                 }
@@ -1170,7 +1177,11 @@ impl Chat {
                 sim.describe()
             )
         } else {
-            format!("the SIM is not ready: +CPIN: {} ({})", sim.code(), sim.describe())
+            format!(
+                "the SIM is not ready: +CPIN: {} ({})",
+                sim.code(),
+                sim.describe()
+            )
         };
         self.fail(now, ChatFailure::Error, message);
         None
@@ -1226,14 +1237,23 @@ impl Chat {
             }
             Cmd::AttachQuery => self.proceed(now, cmd, Next::Dial),
             Cmd::Attach => {
-                self.fail_with(now, code, format!("packet attach (AT+CGATT=1) failed: {cause}"));
+                self.fail_with(
+                    now,
+                    code,
+                    format!("packet attach (AT+CGATT=1) failed: {cause}"),
+                );
             }
         }
     }
 
     /// The best registration known: a registered one first (packet kinds before CS).
     fn best_registration(&self) -> Option<(RegKind, &Registration)> {
-        let order = [RegKind::C5greg, RegKind::Cereg, RegKind::Cgreg, RegKind::Creg];
+        let order = [
+            RegKind::C5greg,
+            RegKind::Cereg,
+            RegKind::Cgreg,
+            RegKind::Creg,
+        ];
         let known = || {
             order
                 .iter()
@@ -1247,7 +1267,13 @@ impl Chat {
     /// Denied: nothing registered, and every packet registration known (or, with none, the
     /// CS one) says denied.
     fn denied(&self) -> Option<(RegKind, Registration)> {
-        let known: Vec<(RegKind, &Registration)> = RegKind::ALL
+        let order = [
+            RegKind::C5greg,
+            RegKind::Cereg,
+            RegKind::Cgreg,
+            RegKind::Creg,
+        ];
+        let known: Vec<(RegKind, &Registration)> = order
             .iter()
             .filter_map(|k| self.regs[reg_index(*k)].as_ref().map(|r| (*k, r)))
             .collect();
@@ -1360,7 +1386,10 @@ impl Chat {
             self.fail(
                 now,
                 ChatFailure::Timeout,
-                format!("not registered with the network after {} s: {p}", limit.as_secs()),
+                format!(
+                    "not registered with the network after {} s: {p}",
+                    limit.as_secs()
+                ),
             );
             return;
         }

@@ -70,7 +70,12 @@ impl fmt::Display for ErrorValue {
 }
 
 /// Vendor final error results matched as whole lines (upper case).
-const VENDOR_ERRORS: &[&str] = &["COMMAND NOT SUPPORT", "TOO MANY PARAMETERS", "NA", "ABORTED"];
+const VENDOR_ERRORS: &[&str] = &[
+    "COMMAND NOT SUPPORT",
+    "TOO MANY PARAMETERS",
+    "NA",
+    "ABORTED",
+];
 
 /// Numeric CONNECT codes (Hayes/Rockwell common table; vendor-specific above 19).
 const NUMERIC_CONNECT: &[(u8, u32)] = &[

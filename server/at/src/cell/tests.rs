@@ -30,9 +30,12 @@ fn registration_read_answers_and_unsolicited_lines() {
         r,
         Some(Registration {
             status: RegStatus::Roaming,
+            mode: Some(2),
             area: Some("1A2B".into()),
             cell: Some("01C2D3E4".into()),
             act: Some(7),
+            rac: None,
+            reject: None,
         })
     );
     assert!(r.as_ref().is_some_and(|r| r.status.roaming()));
@@ -47,7 +50,11 @@ fn registration_read_answers_and_unsolicited_lines() {
         r.map(|r| (r.status, r.area)),
         Some((RegStatus::Home, Some("00C3".into())))
     );
-    assert_eq!(parse_registration("+CREG", "+CREG: 0,11"), None);
+    assert_eq!(
+        parse_registration("+CREG", "+CREG: 0,11").map(|r| (r.mode, r.status)),
+        Some((Some(0), RegStatus::Rlos))
+    );
+    assert_eq!(parse_registration("+CREG", "+CREG: 0,12"), None);
     assert_eq!(parse_registration("+CREG", "+CGREG: 0,1"), None);
     assert_eq!(RegStatus::from_code(3), Some(RegStatus::Denied));
     assert!(!RegStatus::Searching.registered());
