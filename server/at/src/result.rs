@@ -50,13 +50,13 @@ pub enum ErrorValue {
 
 impl ErrorValue {
     fn parse(v: &str) -> ErrorValue {
-        let v = v.trim();
+        let v = v.trim_matches(|c: char| c == '"' || c.is_whitespace());
         if !v.is_empty() && v.len() <= 5 && v.bytes().all(|b| b.is_ascii_digit()) {
             if let Ok(n) = v.parse::<u16>() {
                 return ErrorValue::Code(n);
             }
         }
-        ErrorValue::Text(v.trim_matches('"').trim().to_string())
+        ErrorValue::Text(v.to_string())
     }
 }
 
@@ -153,10 +153,13 @@ impl ResultCode {
     }
 
     fn parse_connect_rest(rest: &str) -> ResultCode {
-        let rest = rest.trim_start_matches([' ', '/']);
+        let sep = |c: char| c == '/' || c.is_whitespace();
+        let rest = rest.trim_start_matches(sep);
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let speed = rest[..digits].parse::<u32>().ok();
-        let extras = rest[digits..].trim().trim_start_matches('/').trim();
+        // A digit run too long for a speed stays text.
+        let used = if speed.is_some() { digits } else { 0 };
+        let extras = rest[used..].trim_start_matches(sep).trim_end();
         ResultCode::Connect {
             speed,
             extras: (!extras.is_empty()).then(|| extras.to_string()),
@@ -295,6 +298,70 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn any_code() -> impl Strategy<Value = ResultCode> {
+        let text = "[A-Za-z][A-Za-z ]{0,20}[a-z]".prop_map(ErrorValue::Text);
+        let value = prop_oneof![any::<u16>().prop_map(ErrorValue::Code), text];
+        prop_oneof![
+            Just(ResultCode::Ok),
+            Just(ResultCode::Ring),
+            Just(ResultCode::NoCarrier),
+            Just(ResultCode::Error),
+            Just(ResultCode::NoDialtone),
+            Just(ResultCode::Busy),
+            Just(ResultCode::NoAnswer),
+            (
+                proptest::option::of(1u32..10_000_000),
+                proptest::option::of("[A-Z][A-Z0-9/]{0,8}[A-Z0-9]")
+            )
+                .prop_map(|(speed, extras)| ResultCode::Connect { speed, extras }),
+            value.clone().prop_map(ResultCode::CmeError),
+            value.prop_map(ResultCode::CmsError),
+            proptest::sample::select(VENDOR_ERRORS)
+                .prop_map(|v| ResultCode::VendorError(v.to_string())),
+            (0u32..1000).prop_map(|n| ResultCode::VendorError(format!("MODEM ERROR: {n}"))),
+            "[a-z][a-z ]{0,10}[a-z]".prop_map(ResultCode::Other),
+        ]
+    }
+
+    #[test]
+    fn error_finals() {
+        assert_eq!(
+            ResultCode::parse("+CME ERROR: 10"),
+            ResultCode::CmeError(ErrorValue::Code(10))
+        );
+        assert_eq!(
+            ResultCode::parse("+cme error: SIM not inserted"),
+            ResultCode::CmeError(ErrorValue::Text("SIM not inserted".into()))
+        );
+        assert_eq!(
+            ResultCode::parse("+CMS ERROR: \"500\""),
+            ResultCode::CmsError(ErrorValue::Code(500))
+        );
+        assert_eq!(
+            ResultCode::parse("+CME ERROR:"),
+            ResultCode::CmeError(ErrorValue::Text(String::new()))
+        );
+        assert_eq!(
+            ResultCode::parse("COMMAND NOT SUPPORT"),
+            ResultCode::VendorError("COMMAND NOT SUPPORT".into())
+        );
+        assert_eq!(
+            ResultCode::parse("MODEM ERROR: x"),
+            ResultCode::Other("MODEM ERROR: x".into())
+        );
+        assert_eq!(ResultCode::parse("+CME ERROR: 10").cme_code(), Some(10));
+        assert_eq!(
+            ResultCode::parse("+CME ERROR: incorrect password").cme_code(),
+            Some(16)
+        );
+        for code in ["OK", "CONNECT 9600", "ERROR", "+CME ERROR: 3", "NA", "BUSY"] {
+            assert!(ResultCode::parse(code).is_final(), "{code}");
+        }
+        for info in ["RING", "+CREG: 1", "Quectel", "+CME ERRORS"] {
+            assert!(!ResultCode::parse(info).is_final(), "{info}");
+        }
+    }
+
     #[test]
     fn verbose_codes() {
         assert_eq!(ResultCode::parse("OK"), ResultCode::Ok);
@@ -350,7 +417,7 @@ mod tests {
             ResultCode::parse("CONNECT 99999999999999"),
             ResultCode::Connect {
                 speed: None,
-                extras: None
+                extras: Some("99999999999999".into())
             }
         );
     }
@@ -378,6 +445,30 @@ mod tests {
         #[test]
         fn any_line_parses_without_panic(s in ".{0,80}") {
             let _ = ResultCode::parse(&s);
+        }
+
+        #[test]
+        fn every_result_code_round_trips_through_its_text(code in any_code()) {
+            prop_assert_eq!(ResultCode::parse(&code.to_string()), code.clone());
+            // Verbose finals are recognised in any case.
+            let lower = ResultCode::parse(&code.to_string().to_ascii_lowercase());
+            prop_assert_eq!(lower.is_final(), code.is_final());
+            prop_assert_eq!(lower.is_error(), code.is_error());
+        }
+
+        #[test]
+        fn numeric_forms_map_back(code in any_code()) {
+            if let (Some(n), false) = (code.numeric(), matches!(code, ResultCode::Connect { .. })) {
+                prop_assert_eq!(ResultCode::from_numeric(n), Some(code.clone()));
+                prop_assert_eq!(ResultCode::parse(&n.to_string()), code);
+            }
+        }
+
+        #[test]
+        fn parsing_is_idempotent(s in "[ -~]{0,40}") {
+            let once = ResultCode::parse(&s);
+            prop_assert_eq!(ResultCode::parse(&once.to_string()), once.clone());
+            prop_assert!(!(once.is_error() && !once.is_final()));
         }
 
         #[test]

@@ -890,3 +890,46 @@ fn registration_wait_zero_skips_the_polls() {
     assert!(chat.is_ready());
     assert!(!sent.iter().any(|c| c.ends_with("REG?")), "{sent:?}");
 }
+
+proptest! {
+    /// A modem that sends up to three extra result codes after each answer (at once or up to
+    /// 120 ms later, echo on or off): every command still gets exactly one answer, in order.
+    #[test]
+    fn extra_result_codes_never_answer_the_next_command(
+        n in 1usize..5,
+        extras in proptest::collection::vec((0usize..4, 0u64..120, any::<bool>()), 5),
+        echo in any::<bool>(),
+        numeric in any::<bool>(),
+    ) {
+        let t0 = Instant::now();
+        let init: Vec<String> = (0..n).map(|i| format!("ATS{i}?")).collect();
+        let cfg = ChatConfig { init: init.clone(), ..ChatConfig::dialup(&["1"]) };
+        let mut chat = Chat::new(cfg, t0);
+        let (ok, extra): (&[u8], &[u8]) = if numeric { (b"0\r", b"3\r") } else { (b"\r\nOK\r\n", b"\r\nNO CARRIER\r\n") };
+        let mut now = t0;
+        let mut sent = Vec::new();
+        for (i, (k, late, second_ok)) in extras.iter().enumerate().take(n) {
+            let tx = drain_tx(&mut chat);
+            prop_assert_eq!(tx.len(), 1, "one command at a time: {:?}", tx);
+            let cmd = tx[0].trim_end_matches('\r').to_string();
+            prop_assert_eq!(&cmd, &init[i]);
+            sent.push(cmd.clone());
+            if echo {
+                chat.handle_input(now, format!("{cmd}\r").as_bytes());
+            }
+            chat.handle_input(now, ok);
+            for j in 0..*k {
+                let t = now + Duration::from_millis(*late * (j as u64 + 1) / 4);
+                chat.handle_timeout(t);
+                prop_assert!(drain_tx(&mut chat).is_empty(), "nothing sent inside the settle window");
+                chat.handle_input(t, if *second_ok { ok } else { extra });
+            }
+            now += Duration::from_millis(150);
+            chat.handle_timeout(now);
+        }
+        let tx = drain_tx(&mut chat);
+        prop_assert_eq!(tx, vec!["ATDT1\r".to_string()]);
+        prop_assert!(!chat.is_failed());
+        prop_assert_eq!(sent, init);
+    }
+}
