@@ -463,7 +463,7 @@ pub struct Chat {
     /// Registration as last reported, per kind (index of [`RegKind::ALL`]).
     regs: [Option<Registration>; 4],
     signal: Option<Signal>,
-    operator: Option<String>,
+    operator: Option<cell::Operator>,
     /// Poll queries the modem answered with an error (not asked again).
     unsupported: Vec<Poll>,
     wait_start: Option<Instant>,
@@ -1108,7 +1108,7 @@ impl Chat {
                     }
                     Poll::Cops => {
                         if let Some(o) = self.info.iter().find_map(|l| cell::parse_cops(l)) {
-                            self.operator = o.name;
+                            self.operator = Some(o);
                         }
                     }
                 }
@@ -1298,9 +1298,11 @@ impl Chat {
         let limit = self.cellular().registration_wait;
         CellProgress::Registration {
             status: best.map(|(k, r)| (k, r.status)),
-            act: best.and_then(|(_, r)| r.act),
+            act: best
+                .and_then(|(_, r)| r.act)
+                .or_else(|| self.operator.as_ref().and_then(|o| o.act)),
             signal: self.signal,
-            operator: self.operator.clone(),
+            operator: self.operator.as_ref().and_then(|o| o.name.clone()),
             waited: self
                 .wait_start
                 .map_or(Duration::ZERO, |s| now.saturating_duration_since(s)),
