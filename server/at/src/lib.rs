@@ -915,10 +915,12 @@ impl Chat {
         self.fail(now, ChatFailure::Error, message);
     }
 
+    /// The echo of the command just sent (possibly behind a stale fragment that arrived
+    /// just before it), or any command line.
     fn is_echo(&self, line: &str) -> bool {
-        let l = line.trim();
-        l.eq_ignore_ascii_case(self.last_sent.trim())
-            || l.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("AT"))
+        let l = line.trim().to_ascii_uppercase();
+        let sent = self.last_sent.trim().to_ascii_uppercase();
+        (!sent.is_empty() && l.ends_with(&sent)) || l.starts_with("AT")
     }
 
     /// After the init commands: the SIM check (cellular), else the PDP context / dial.

@@ -387,6 +387,23 @@ fn with_echo_on_results_before_the_echo_are_stale() {
 }
 
 #[test]
+fn an_echo_behind_a_stale_fragment_is_still_the_echo() {
+    let t0 = Instant::now();
+    let cfg = ChatConfig {
+        init: vec!["ATE1".into(), "ATI".into()],
+        settle: Duration::ZERO,
+        ..ChatConfig::dialup(&["1"])
+    };
+    let mut chat = Chat::new(cfg, t0);
+    let _ = drain_tx(&mut chat);
+    chat.handle_input(t0, b"ATE1\r\r\nOK\r\n");
+    assert_eq!(drain_tx(&mut chat), vec!["ATI\r"]);
+    // The tail of a late result code runs into the echo.
+    chat.handle_input(t0, b"\r\nNO CARRATI\r\r\nOK\r\n");
+    assert_eq!(drain_tx(&mut chat), vec!["ATDT1\r"]);
+}
+
+#[test]
 fn with_echo_off_results_are_taken_without_an_echo() {
     let t0 = Instant::now();
     let cfg = ChatConfig {
