@@ -950,3 +950,36 @@ proptest! {
         prop_assert_eq!(sent, init);
     }
 }
+
+#[test]
+fn cs_denied_with_no_packet_registration_answered_fails() {
+    let t0 = Instant::now();
+    let (chat, _, ev, _) = play(Chat::new(cell_plan(None), t0), t0, false, |cmd| match cmd {
+        "AT+CPIN?" => ok("+CPIN: READY"),
+        "AT+CREG?" => ok("+CREG: 2,3,\"00C3\",\"A1B2\""),
+        "AT+CGREG?" | "AT+CEREG?" => "\r\nERROR\r\n".into(),
+        _ => ok(""),
+    });
+    assert!(chat.is_failed());
+    let (_, message) = failed_message(&ev).expect("failed");
+    assert!(
+        message.contains("denied registration (+CREG: 3)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_modem_without_registration_queries_dials_without_waiting() {
+    let t0 = Instant::now();
+    let (chat, sent, _, _) = play(Chat::new(cell_plan(None), t0), t0, false, |cmd| match cmd {
+        "AT+CPIN?" => "\r\nERROR\r\n".into(),
+        c if c.ends_with("REG?") => "\r\nERROR\r\n".into(),
+        "ATD*99#" => "\r\nCONNECT\r\n".into(),
+        _ => ok(""),
+    });
+    assert!(chat.is_ready());
+    assert!(transcript(&chat)
+        .iter()
+        .any(|l| l.contains("answers no registration query")));
+    assert_eq!(sent.iter().filter(|c| *c == "AT+CREG?").count(), 1);
+}

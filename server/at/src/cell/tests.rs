@@ -378,3 +378,17 @@ fn sim_states_are_named_and_puks_flagged() {
         Some("SIM state FOO".into())
     );
 }
+
+#[test]
+fn a_vendor_or_cms_final_ends_a_poll_command_at_once() {
+    let (p, _) = run(None, |cmd| match cmd {
+        "AT+CEREG?" => "\r\nCOMMAND NOT SUPPORT\r\n".into(),
+        "AT+COPS?" => "\r\n+CMS ERROR: 500\r\n".into(),
+        "AT+CPIN?" => "\r\n+CPIN: READY\r\n\r\nOK\r\n".into(),
+        _ => "\r\nOK\r\n".into(),
+    });
+    assert!(p.is_done());
+    // Every command got a final result: none waited for its timeout.
+    assert_eq!(p.answered(), 10);
+    assert_eq!(p.status().unanswered, ["AT+CEREG?", "AT+COPS?"]);
+}
