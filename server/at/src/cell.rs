@@ -435,6 +435,38 @@ fn fit(slot: Slot, (s, quoted): &(String, bool)) -> Option<u32> {
     }
 }
 
+/// How many of the fields after `<AcT>` do not have the shape the command gives them:
+/// `+CREG`/`+CEREG`: `<cause_type>,<reject_cause>`; `+CGREG`: `<rac>,<cause_type>,
+/// <reject_cause>`; `+C5GREG`: `<Allowed_NSSAI_length>,<Allowed_NSSAI>,<cause_type>,
+/// <reject_cause>`. Vendors append other fields (Samsung), so this is a penalty, not a refusal.
+fn extras_misfit(name: &str, extras: &[(String, bool)]) -> u32 {
+    #[derive(Clone, Copy)]
+    enum Want {
+        CauseType,
+        Dec,
+        Rac,
+        Any,
+    }
+    let wants: &[Want] = match name.to_ascii_uppercase().as_str() {
+        "+CGREG" => &[Want::Rac, Want::CauseType, Want::Dec],
+        "+C5GREG" => &[Want::Dec, Want::Any, Want::CauseType, Want::Dec],
+        _ => &[Want::CauseType, Want::Dec],
+    };
+    let mut misfit = 0;
+    for (i, (text, quoted)) in extras.iter().enumerate() {
+        let fits = text.is_empty()
+            || match wants.get(i) {
+                None => false,
+                Some(Want::Any) => true,
+                Some(Want::Rac) => is_hex(text) && text.len() <= 2,
+                Some(Want::Dec) => !quoted && is_dec(text),
+                Some(Want::CauseType) => !quoted && (text == "0" || text == "1"),
+            };
+        misfit += u32::from(!fits);
+    }
+    misfit
+}
+
 /// `+CREG:`/`+CGREG:`/`+CEREG:`/`+C5GREG:` (`name` without the colon), as a read answer
 /// (`<n>,<stat>[,<lac>,<ci>[,<AcT>…]]`) or an unsolicited one (`<stat>[,<lac>,<ci>…]`),
 /// quoted or not. The two are told apart by the shape of every field, not by position
@@ -470,6 +502,9 @@ pub fn parse_registration(name: &str, line: &str) -> Option<Registration> {
                     break;
                 }
             }
+        }
+        if ok && !exact {
+            score += extras_misfit(name, f.get(slots.len()..).unwrap_or_default());
         }
         if ok && best.is_none_or(|(b, _)| score < b) {
             best = Some((score, i));
