@@ -72,7 +72,7 @@ pub struct Config {
     pub budgets: Vec<BudgetConfig>,
 }
 
-/// `[[budgets]]` entry: limits of one connection (see [`crate::link::budget`] for the
+/// `[[budgets]]` entry: limits of one connection (see [`crate::budget`] for the
 /// window syntax and the periods).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,16 +84,16 @@ pub struct BudgetConfig {
     pub bytes: Option<u64>,
     /// `day` or `month` (default).
     #[serde(default)]
-    pub bytes_period: crate::link::budget::Period,
+    pub bytes_period: crate::budget::Period,
     /// Which bytes count: `both` (default), `in` or `out`.
     #[serde(default)]
-    pub count: crate::link::budget::Count,
+    pub count: crate::budget::Count,
     /// Seconds the link may be up per `time_period` (none when absent).
     #[serde(default)]
     pub connect_time_s: Option<u64>,
     /// `day` or `month` (default).
     #[serde(default)]
-    pub time_period: crate::link::budget::Period,
+    pub time_period: crate::budget::Period,
     /// When the connection may be dialled, local time: `["Mo-Fr 18:00-08:00"]`. Empty:
     /// any time.
     #[serde(default)]
@@ -107,6 +107,24 @@ pub struct BudgetConfig {
     /// Warn holders when this fraction of the byte quota is used (default 0.9).
     #[serde(default = "default_warn_at")]
     pub warn_at: f64,
+}
+
+impl BudgetConfig {
+    /// The budget policy this entry sets; the error says which field is wrong.
+    pub fn policy(&self) -> Result<crate::budget::Policy, String> {
+        use crate::budget::{parse_offset, Policy, Windows};
+        Ok(Policy {
+            bytes: self.bytes,
+            bytes_period: self.bytes_period,
+            count: self.count,
+            time_s: self.connect_time_s,
+            time_period: self.time_period,
+            windows: Windows::parse(&self.windows)?,
+            offset: self.utc_offset.as_deref().map(parse_offset).transpose()?,
+            warn_before_s: self.warn_before_s,
+            warn_at: self.warn_at,
+        })
+    }
 }
 
 fn default_warn_before() -> u64 {
@@ -124,7 +142,7 @@ pub struct LinkConfig {
     /// `fair` (default): per-host then per-flow fair queuing with CoDel, paced to the serial
     /// line. `fifo`: the old single FIFO, for comparison only.
     #[serde(default)]
-    pub scheduler: crate::dataplane::linkq::SchedulerKind,
+    pub scheduler: crate::linkq::SchedulerKind,
     /// Shape the download direction to this fraction of the link rate (e.g. 0.9), so the
     /// queue forms here rather than at the ISP. Off when absent.
     #[serde(default)]
@@ -900,7 +918,7 @@ impl Config {
                     "must be at least 1 second",
                 ));
             }
-            if let Err(e) = crate::dataplane::demand::ActivityFilter::parse(&c.activity_filter) {
+            if let Err(e) = crate::activity::ActivityFilter::parse(&c.activity_filter) {
                 return Err(Violation::new("connections", Some(i), "activity_filter", e));
             }
         }
@@ -1001,11 +1019,11 @@ impl Config {
                     ),
                 ));
             }
-            if let Err(e) = crate::link::budget::Windows::parse(&b.windows) {
+            if let Err(e) = crate::budget::Windows::parse(&b.windows) {
                 return Err(v("windows", e));
             }
             if let Some(o) = &b.utc_offset {
-                if let Err(e) = crate::link::budget::parse_offset(o) {
+                if let Err(e) = crate::budget::parse_offset(o) {
                     return Err(v("utc_offset", e));
                 }
             }
@@ -1339,9 +1357,9 @@ port_low = 61000
         let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
         let b = &c.budgets[0];
         assert_eq!(b.bytes, Some(500_000_000));
-        assert_eq!(b.bytes_period, crate::link::budget::Period::Day);
-        assert_eq!(b.count, crate::link::budget::Count::In);
-        assert_eq!(b.time_period, crate::link::budget::Period::Month);
+        assert_eq!(b.bytes_period, crate::budget::Period::Day);
+        assert_eq!(b.count, crate::budget::Count::In);
+        assert_eq!(b.time_period, crate::budget::Period::Month);
         assert_eq!((b.warn_before_s, b.warn_at), (300, 0.9));
         let line = t
             .lines()
@@ -1497,7 +1515,7 @@ port_low = 61000
 
     #[test]
     fn link_section_defaults_and_validation() {
-        use crate::dataplane::linkq::SchedulerKind;
+        use crate::linkq::SchedulerKind;
         let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.link.scheduler, SchedulerKind::Fair);
         assert_eq!(c.link.ingress_shaping, None);

@@ -538,5 +538,6 @@ async fn metrics_endpoint_serves_documented_names_and_plaintext_is_warned() {
         );
     }
     signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(child).await.success());
+    let st = wait_exit(child).await;
+    assert!(st.success(), "mserver exit: {st:?}");
 }

@@ -71,7 +71,7 @@ pub enum LinkError {
     },
     /// The connection's budget does not allow a dial now (window, quota, connect time).
     #[error("{0}")]
-    Budget(super::budget::Refusal),
+    Budget(crate::budget::Refusal),
 }
 
 /// What a caller is, for holder bookkeeping.
@@ -123,8 +123,8 @@ struct LinkView {
     idle_secs: u32,
     transcript: Vec<TranscriptEntry>,
     options: Option<NegotiatedOptions>,
-    queues: Option<crate::dataplane::linkq::LinkQueues>,
-    budget: Option<super::budget::BudgetView>,
+    queues: Option<crate::linkq::LinkQueues>,
+    budget: Option<crate::budget::BudgetView>,
 }
 
 enum Cmd {
@@ -144,7 +144,7 @@ struct LinkHandle {
     cmd: mpsc::Sender<Cmd>,
     view: Arc<Mutex<LinkView>>,
     progress: broadcast::Sender<DialEvent>,
-    budget: Option<super::budget::track::Shared>,
+    budget: Option<super::budget::Shared>,
 }
 
 struct Shared {
@@ -408,8 +408,8 @@ impl LinkManager {
                 ..LinkView::default()
             }));
             let (progress, _) = broadcast::channel(256);
-            let budget = super::budget::track::Tracker::load(cfg, &c.name);
-            let budget_check = budget.as_ref().map(super::budget::track::Tracker::shared);
+            let budget = super::budget::Tracker::load(cfg, &c.name);
+            let budget_check = budget.as_ref().map(super::budget::Tracker::shared);
             let actor = Actor {
                 name: c.name.clone(),
                 cfg: c.clone(),
@@ -804,7 +804,7 @@ struct Actor {
     /// Where hang-up helpers are spawned, so shutdown joins them.
     tasks: Shutdown,
     /// The connection's budget (usage fed every sample).
-    budget: Option<super::budget::track::Tracker>,
+    budget: Option<super::budget::Tracker>,
 }
 
 async fn next_session_event(s: &mut Option<SessionHandle>) -> Option<SessionEvent> {
@@ -976,7 +976,7 @@ impl Actor {
                 attempt,
                 attempts,
             } => {
-                crate::metrics::global().dial_attempt(&self.name);
+                crate::counters::global().dial_attempt(&self.name);
                 self.record(
                     TranscriptKind::Info,
                     format!("dialling {number} (number {index} of {count}, attempt {attempt})"),
@@ -1021,8 +1021,8 @@ impl Actor {
                 next_attempt,
                 after,
             } => {
-                crate::metrics::global()
-                    .dial_failure(&self.name, crate::metrics::chat_failure_kind(kind));
+                crate::counters::global()
+                    .dial_failure(&self.name, super::labels::chat_failure_kind(kind));
                 self.record(
                     TranscriptKind::Info,
                     format!(
@@ -1312,8 +1312,8 @@ impl Actor {
                         self.emit(DialStep::Up(status));
                     } else if s == LinkState::Failed {
                         if let Some(f) = self.fsm.last_failure().cloned() {
-                            if let Some(k) = crate::metrics::dial_failure_kind(f.kind) {
-                                crate::metrics::global().dial_failure(&self.name, k);
+                            if let Some(k) = super::labels::dial_failure_kind(f.kind) {
+                                crate::counters::global().dial_failure(&self.name, k);
                             }
                             self.emit(DialStep::Failed(f));
                         }
@@ -1335,7 +1335,11 @@ impl Actor {
             routes: self.cfg.routes.clone(),
             replace_default_route: self.cfg.replace_default_route,
         };
-        let notes = self.shared.uplink.up(up, self.session.as_mut()).await;
+        let notes = self
+            .shared
+            .uplink
+            .up(up, self.session.as_mut().map(|s| s.link_port()))
+            .await;
         for n in notes {
             match n {
                 UplinkNote::Info(t) => self.note(TranscriptKind::Info, t),
@@ -1455,7 +1459,7 @@ impl Actor {
             if let Some(o) = s.options() {
                 v.options = Some(o);
             }
-            v.queues = Some(crate::dataplane::linkq::LinkQueues {
+            v.queues = Some(crate::linkq::LinkQueues {
                 egress: s.queue(),
                 ingress: self.shared.uplink.ingress_queue(),
                 ingress_shaping: self.shared.uplink.ingress_shaping(),
