@@ -79,7 +79,10 @@ fn init_dial_connect_reports_speed() {
     let (ev, end) = run(&mut chat, &mut modem, t0);
     assert!(chat.is_ready(), "{ev:?}");
     // 300 ms to CONNECT plus the chat's settle window after each of the two init OKs.
-    assert_eq!(end - t0, Duration::from_millis(300) + 2 * ChatConfig::default().settle);
+    assert_eq!(
+        end - t0,
+        Duration::from_millis(300) + 2 * ChatConfig::default().settle
+    );
     let kinds: Vec<&ChatEvent> = ev.iter().map(|(_, e)| e).collect();
     assert!(matches!(
         kinds[0],
