@@ -756,6 +756,8 @@ pub fn masq_update(ev: MasqEvent, at: Instant) -> Option<ServerUpdate> {
             free: d.free,
         }),
         masq_event::Event::Delta(delta) => Some(ServerUpdate::MasqDelta { delta, at }),
+        // The server resyncs a watcher that fell behind: a new snapshot follows.
+        masq_event::Event::Resync(_) => Some(ServerUpdate::MasqReset),
     }
 }
 
@@ -791,6 +793,13 @@ mod tests {
         );
         assert!(matches!(u, Some(ServerUpdate::MasqDelta { .. })));
         assert!(masq_update(MasqEvent { event: None }, at).is_none());
+        let u = masq_update(
+            MasqEvent {
+                event: Some(masq_event::Event::Resync(Default::default())),
+            },
+            at,
+        );
+        assert!(matches!(u, Some(ServerUpdate::MasqReset)));
         let u = link_update(LinkEvent {
             at: None,
             event: Some(link_event::Event::Sample(TrafficSample::default())),

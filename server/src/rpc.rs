@@ -10,6 +10,7 @@
 pub mod auth;
 mod convert;
 pub mod dialer;
+mod forward;
 pub mod limit;
 pub mod modems;
 pub mod nat;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use masqdial_proto::v1 as pb;
 use masqdial_proto::v1::dialer_server;
-use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
+use super::forward::{forward, Flow};
 use super::{begin, begin_stream, caller, convert, stream_of, ApiError, Caller, Rpc, ServerState};
 use crate::config::UserRole;
 use crate::link::manager::{LinkManager, Who};
@@ -158,7 +158,7 @@ impl dialer_server::Dialer for DialerService {
         let (c, _, guard) = begin_stream(&self.state, req, Rpc::Dial, Some(&name))?;
         tracing::info!(user = %c.user, peer = %c.peer, connection = %name, "dial");
         let links = self.links()?;
-        let mut progress = links.progress(&name).map_err(ApiError::from)?;
+        let progress = links.progress(&name).map_err(ApiError::from)?;
         let outcome = links.dial(&name, who(&c)).await.map_err(ApiError::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::DialEvent, Status>>(64);
         let token = self.state.shutdown_token();
@@ -177,23 +177,17 @@ impl dialer_server::Dialer for DialerService {
             }
         }
         self.state.spawn(async move {
-            loop {
-                // End as soon as the client goes away, not at the next event.
-                let next = tokio::select! {
-                    _ = tx.closed() => return,
-                    r = progress.recv() => r,
+            // Steps are progress, not state: a watcher that lagged missed only history (the
+            // final step is the newest, never the one dropped), so nothing is resent.
+            let step = |ev: crate::link::events::DialEvent| {
+                let flow = if ev.step.is_final() {
+                    Flow::Stop
+                } else {
+                    Flow::Go
                 };
-                match next {
-                    Ok(ev) => {
-                        let last = ev.step.is_final();
-                        if tx.send(Ok(convert::dial_event(&ev))).await.is_err() || last {
-                            return;
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
-                }
-            }
+                (convert::dial_event(&ev), flow)
+            };
+            forward(progress, &tx, step, |_| futures::stream::empty()).await;
         });
         Ok(Response::new(stream_of(rx, &token, guard)))
     }
@@ -274,48 +268,50 @@ impl dialer_server::Dialer for DialerService {
     ) -> Result<Response<Self::WatchLinksStream>, Status> {
         let (_, _, guard) = begin_stream(&self.state, req, Rpc::WatchLinks, None)?;
         let links = self.links()?;
-        let mut events = links.events();
+        let events = links.events();
         // `-l` lines join the stream (mtui's event log shows them).
-        let mut packet_log = self.state.control()?.nat.nat().watch_packet_log();
+        let packet_log = self.state.control()?.nat.nat().watch_packet_log();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::LinkEvent, Status>>(256);
         let initial = links.statuses();
+        let links = links.clone();
         self.state.spawn(async move {
             for s in &initial {
                 if tx.send(Ok(convert::state_event(s))).await.is_err() {
                     return;
                 }
             }
-            let mut log_open = true;
-            loop {
-                // End as soon as the client goes away, not at the next event.
-                let next = tokio::select! {
-                    _ = tx.closed() => return,
-                    r = events.recv() => r,
-                    l = packet_log.recv(), if log_open => match l {
-                        Ok(line) => {
-                            if tx.send(Ok(convert::packet_log_event(line))).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                        // A watcher too slow for them misses lines (the server log
-                        // has them all).
-                        Err(RecvError::Lagged(_)) => continue,
-                        // The engine is gone with the server: link events end too.
-                        Err(RecvError::Closed) => {
-                            log_open = false;
-                            continue;
-                        }
-                    },
-                };
-                match next {
-                    Ok(ev) => {
-                        if tx.send(Ok(convert::link_event(&ev))).await.is_err() {
-                            return; // client went away
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
+            // A watcher that lagged missed state changes: it gets every link's state now.
+            let resync = |missed: u64| {
+                tracing::debug!(missed, "WatchLinks watcher lagged: resending link states");
+                let now: Vec<_> = links.statuses().iter().map(convert::state_event).collect();
+                futures::stream::iter(now)
+            };
+            let link_events = forward(
+                events,
+                &tx,
+                |ev| (convert::link_event(&ev), Flow::Go),
+                resync,
+            );
+            // A watcher too slow for the packet log misses lines (the server log has them
+            // all); it is told how many.
+            let log_lines = forward(
+                packet_log,
+                &tx,
+                |line| (convert::packet_log_event(line), Flow::Go),
+                |missed| {
+                    futures::stream::iter([convert::packet_log_event(format!(
+                        "({missed} packet log lines missed here: this watcher was too slow; \
+                         the server log has them)"
+                    ))])
+                },
+            );
+            futures::pin_mut!(link_events, log_lines);
+            tokio::select! {
+                _ = &mut link_events => {}
+                // The engine is gone with the server: link events end too (or the client
+                // went away, which ends them at once).
+                _ = &mut log_lines => {
+                    link_events.await;
                 }
             }
         });

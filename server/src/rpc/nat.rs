@@ -3,18 +3,50 @@
 //! [`super::Rpc`], logs admin changes, calls [`NatControl`] and translates through
 //! `rpc::convert`; the rule logic and persistence live in [`crate::nat_control`].
 
+use futures::StreamExt;
 use masqdial_proto::v1 as pb;
 use masqdial_proto::v1::nat_server;
 use nat_core::chains::ListOptions;
 use nat_core::views::MasqListOptions;
-use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
+use super::forward::{forward, Flow};
 use super::{begin, begin_stream, convert, stream_of, ApiError, Caller, Rpc, ServerState};
 use crate::nat_control::{NatControl, NatError, View};
 
 /// Masquerade entries per snapshot batch.
 const BATCH: usize = 1000;
+
+/// The masquerade table as WatchMasq sends it: `Snapshot` batches of at most [`BATCH`]
+/// entries, each copied only when the stream is polled, then `SnapshotDone`.
+fn snapshot(nat: NatControl) -> impl futures::Stream<Item = pb::MasqEvent> {
+    use pb::masq_event::Event as E;
+    futures::stream::unfold(Some((nat, Some(0u32), 0u64)), |st| async move {
+        let (nat, mut from, mut total) = st?;
+        while let Some(f) = from {
+            let (piece, next) = nat.masq_piece(f, BATCH);
+            from = next;
+            if piece.is_empty() {
+                continue;
+            }
+            total += piece.len() as u64;
+            let ev = pb::MasqEvent {
+                event: Some(E::Snapshot(pb::MasqBatch {
+                    entries: piece.iter().map(convert::masq_entry).collect(),
+                })),
+            };
+            return Some((ev, Some((nat, from, total))));
+        }
+        let free = nat.free_ports();
+        let done = pb::MasqEvent {
+            event: Some(E::SnapshotDone(pb::SnapshotDone {
+                total,
+                free: Some(convert::free_ports(&free)),
+            })),
+        };
+        Some((done, None))
+    })
+}
 
 /// `Nat` service.
 #[derive(Debug, Clone)]
@@ -91,57 +123,33 @@ impl nat_server::Nat for NatService {
         // Feed first, then the table in pieces of BATCH entries (one piece copied at a time,
         // taken only as the client reads: a slow or idle watcher holds one piece, not a
         // copy of the whole table).
-        let mut feed = nat.subscribe_masq();
+        let feed = nat.subscribe_masq();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::MasqEvent, Status>>(4);
         self.state.spawn(async move {
             use pb::masq_event::Event as E;
-            let mut total = 0u64;
-            let mut from = Some(0u32);
-            while let Some(f) = from {
-                let (piece, next) = nat.masq_piece(f, BATCH);
-                from = next;
-                if piece.is_empty() {
-                    continue;
-                }
-                total += piece.len() as u64;
-                let ev = pb::MasqEvent {
-                    event: Some(E::Snapshot(pb::MasqBatch {
-                        entries: piece.iter().map(convert::masq_entry).collect(),
-                    })),
-                };
+            let first = snapshot(nat.clone());
+            futures::pin_mut!(first);
+            while let Some(ev) = first.next().await {
                 if tx.send(Ok(ev)).await.is_err() {
                     return;
                 }
             }
-            let free = nat.free_ports();
-            let done = pb::MasqEvent {
-                event: Some(E::SnapshotDone(pb::SnapshotDone {
-                    total,
-                    free: Some(convert::free_ports(&free)),
-                })),
-            };
-            if tx.send(Ok(done)).await.is_err() {
-                return;
-            }
-            loop {
-                // End as soon as the client goes away, not at the next event.
-                let next = tokio::select! {
-                    _ = tx.closed() => return,
-                    r = feed.recv() => r,
+            // A watcher that lagged missed deltas: its table is wrong. It gets a Resync
+            // marker (clients clear their table) and a whole new snapshot.
+            let resync = |missed: u64| {
+                tracing::debug!(missed, "WatchMasq watcher lagged: resyncing");
+                let marker = pb::MasqEvent {
+                    event: Some(E::Resync(pb::MasqResync { missed })),
                 };
-                match next {
-                    Ok(d) => {
-                        let ev = pb::MasqEvent {
-                            event: Some(E::Delta(convert::masq_delta(&d))),
-                        };
-                        if tx.send(Ok(ev)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
-                }
-            }
+                futures::stream::iter([marker]).chain(snapshot(nat.clone()))
+            };
+            let delta = |d: std::sync::Arc<crate::nat_control::MasqDelta>| {
+                let ev = pb::MasqEvent {
+                    event: Some(E::Delta(convert::masq_delta(&d))),
+                };
+                (ev, Flow::Go)
+            };
+            forward(feed, &tx, delta, resync).await;
         });
         Ok(Response::new(stream_of(
             rx,
