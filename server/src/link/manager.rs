@@ -25,8 +25,8 @@ use super::fsm::{
 use crate::config::{self, ConnectionConfig, ModemConfig, PppAuth};
 use crate::dataplane::uplink::{LinkUp, Uplink, UplinkNote};
 use crate::modem::session::{
-    hangup_bound as session_hangup_bound, spawn_session, SessionCounters, SessionEnd,
-    SessionEvent, SessionHandle, REPORT_SLACK,
+    hangup_bound as session_hangup_bound, spawn_session, SessionCounters, SessionEnd, SessionEvent,
+    SessionHandle, REPORT_SLACK,
 };
 use crate::modem::{self, ModemSettings};
 use crate::shutdown::Shutdown;
@@ -511,7 +511,12 @@ impl LinkManager {
             + REPORT_SLACK
     }
 
-    async fn dial_once(&self, l: &LinkHandle, name: &str, who: Who) -> Result<DialOutcome, LinkError> {
+    async fn dial_once(
+        &self,
+        l: &LinkHandle,
+        name: &str,
+        who: Who,
+    ) -> Result<DialOutcome, LinkError> {
         // A link that is up or coming up may be joined; a new dial must fit the budget
         // and find a modem.
         let active = lock(&l.view).state.is_some_and(LinkState::is_active);

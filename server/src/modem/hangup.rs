@@ -208,7 +208,10 @@ fn command(
     if !wait(read, &mut seen, answer_by, finals)? {
         return Ok(false);
     }
-    let answered_ok = seen.lines().find(|l| finals.contains(l)).is_some_and(|l| ok.contains(&l));
+    let answered_ok = seen
+        .lines()
+        .find(|l| finals.contains(l))
+        .is_some_and(|l| ok.contains(&l));
     report.extra_lines += settle(read, &mut seen, finals, deadline)?;
     Ok(answered_ok)
 }
@@ -247,7 +250,9 @@ pub fn hang_up(
     let known_command_state =
         command_state || report.dtr_dropped || seen.has_line(&["NO CARRIER", "3"]);
     // 2. Drain: nothing we wrote may still be on its way when the guard silence starts.
-    if let Err(e) = line.drain_output(DRAIN_LIMIT.min(deadline.saturating_duration_since(Instant::now()))) {
+    if let Err(e) =
+        line.drain_output(DRAIN_LIMIT.min(deadline.saturating_duration_since(Instant::now())))
+    {
         tracing::debug!(device = %line.name(), error = %e, "draining output failed");
     }
     if let Some(free) = line_free_at {

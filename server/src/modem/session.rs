@@ -308,9 +308,9 @@ impl SessionHandle {
                 bound = ?self.hangup_bound,
                 "modem session did not report its end in time; releasing it anyway"
             );
-            rest.push(SessionEvent::Ended(SessionEnd::Serial(SerialError::Io(format!(
-                "modem session did not end within {limit:?} of the hang-up"
-            )))));
+            rest.push(SessionEvent::Ended(SessionEnd::Serial(SerialError::Io(
+                format!("modem session did not end within {limit:?} of the hang-up"),
+            ))));
         }
         rest
     }
@@ -399,6 +399,7 @@ pub fn spawn_session_on(
                 deferred: VecDeque::new(),
                 hangup_deadline: None,
                 earlier_transcript: Vec::new(),
+                chat_tx: VecDeque::new(),
             };
             let end = d.run(plan, ppp);
             d.publish(None, None);
@@ -454,6 +455,8 @@ struct Driver {
     hangup_deadline: Option<Instant>,
     /// Transcript of a chat given up for a recovery and retried.
     earlier_transcript: Vec<TranscriptLine>,
+    /// A chat command taken out early by [`Driver::feed_chat`], written next.
+    chat_tx: VecDeque<Vec<u8>>,
 }
 
 enum Wake {
@@ -494,6 +497,43 @@ impl Driver {
         }
         if stale > 0 {
             tracing::debug!(device = %self.line.name(), bytes = stale, "discarded stale modem output before a command");
+        }
+    }
+
+    /// Feeds the chat what the modem said, one line at a time until CONNECT. When a line makes
+    /// the chat send its next command, the rest of the chunk arrived before that command was
+    /// written, so none of it can be its answer: it is discarded (an extra `OK` printed right
+    /// after the first). After CONNECT everything goes to the chat (it is the far end's data).
+    fn feed_chat(&mut self, chat: &mut Chat, bytes: &[u8]) {
+        let now = Instant::now();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if chat.connect_info().is_some() || chat.is_failed() {
+                chat.handle_input(now, rest);
+                return;
+            }
+            let cut = rest
+                .iter()
+                .position(|&c| c == b'\r' || c == b'\n')
+                .map_or(rest.len(), |p| p + 1);
+            let (line, tail) = rest.split_at(cut);
+            chat.handle_input(now, line);
+            rest = tail;
+            if rest.is_empty() || chat.connect_info().is_some() {
+                continue;
+            }
+            if let Some(cmd) = chat.poll_transmit() {
+                self.chat_tx.push_back(cmd);
+                let stale = rest.iter().filter(|c| !c.is_ascii_whitespace()).count();
+                if stale > 0 {
+                    tracing::debug!(
+                        device = %self.line.name(),
+                        bytes = rest.len(),
+                        "discarded modem output that came before the next command"
+                    );
+                }
+                return;
+            }
         }
     }
 
@@ -659,8 +699,7 @@ impl Driver {
                         TranscriptKind::Info,
                         "retrying the modem init after the recovery",
                     );
-                    self.earlier_transcript
-                        .extend(chat.transcript().cloned());
+                    self.earlier_transcript.extend(chat.transcript().cloned());
                     chat = Chat::new(plan.clone(), Instant::now());
                 }
                 Err(e) => {
@@ -697,7 +736,7 @@ impl Driver {
     /// `phase` follows the chat's events (init, dialling, connected).
     fn run_chat(&mut self, chat: &mut Chat, phase: &mut ChatPhase) -> Result<bool, SerialError> {
         loop {
-            while let Some(b) = chat.poll_transmit() {
+            while let Some(b) = self.chat_tx.pop_front().or_else(|| chat.poll_transmit()) {
                 // Every command goes out on a clean input: nothing the modem said before it
                 // can be taken for its answer. Not after CONNECT: that is the far end's data.
                 if chat.connect_info().is_none() {
@@ -727,7 +766,7 @@ impl Driver {
                 Wake::Timeout => chat.handle_timeout(Instant::now()),
                 Wake::Input(Input::Serial(b)) => {
                     self.counters.serial_bytes_in += b.len() as u64;
-                    chat.handle_input(Instant::now(), &b);
+                    self.feed_chat(chat, &b);
                 }
                 Wake::Input(Input::SerialFailed(e)) => return Err(e),
                 Wake::Input(Input::Packet(..)) => self.counters.outbound_refused += 1,
@@ -921,9 +960,8 @@ impl Driver {
                     if closing.is_none() {
                         // The one deadline of the whole hang-up: PPP close, then the modem.
                         let now = Instant::now();
-                        self.hangup_deadline = Some(
-                            now + PPP_CLOSE_LIMIT + hangup::bound(&self.settings),
-                        );
+                        self.hangup_deadline =
+                            Some(now + PPP_CLOSE_LIMIT + hangup::bound(&self.settings));
                         closing = Some(now + PPP_CLOSE_LIMIT);
                         ppp.close(now, "hang-up requested");
                     }
@@ -941,10 +979,7 @@ impl Driver {
     ) -> Result<(HangupReport, bool), SerialError> {
         let deadline = self.hangup_deadline();
         let line_free_at = self.line_free_at.filter(|t| *t > Instant::now());
-        let mut asked = self
-            .deferred
-            .iter()
-            .any(|i| matches!(i, Input::Hangup));
+        let mut asked = self.deferred.iter().any(|i| matches!(i, Input::Hangup));
         self.deferred.clear();
         let input = &self.input;
         let counters = &mut self.counters;
