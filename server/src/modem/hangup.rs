@@ -333,3 +333,39 @@ pub fn direct_reader(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_margin_line_time_and_bounds() {
+        let s = ModemSettings::new("/dev/null");
+        assert_eq!(s.escape_guard(), Duration::from_millis(1300));
+        let s19200 = ModemSettings {
+            baud: 19_200,
+            ..ModemSettings::new("/dev/null")
+        };
+        assert_eq!(s19200.line_time(1920), Duration::from_secs(1));
+        assert_eq!(bound(&s), Duration::from_millis(14_100));
+        assert_eq!(
+            crate::modem::session::hangup_bound(&s),
+            Duration::from_millis(17_600)
+        );
+    }
+
+    #[test]
+    fn seen_counts_lines_not_fragments() {
+        let mut seen = Seen {
+            text: String::new(),
+        };
+        seen.push(b"ATH\r\r\nNO CARRIER\r\n\r\nO");
+        assert!(seen.has_line(ATH_FINAL));
+        assert_eq!(seen.count(ATH_FINAL), 1);
+        seen.push(b"K\r\n");
+        assert_eq!(seen.count(ATH_FINAL), 2);
+        seen.clear();
+        seen.push(b"0\r3\r");
+        assert_eq!(seen.count(ATH_OK), 2);
+    }
+}

@@ -214,6 +214,36 @@ mod prop {
             }
             let _ = m.poll_timeout();
         }
+
+        /// Guard timed on the line: after `n` data bytes, a `+++` escapes exactly when the
+        /// silence on the line (the gap minus the bytes' line time) is at least the guard.
+        #[test]
+        fn escape_needs_guard_silence_on_the_line(n in 1usize..400, gap_ms in 0u64..800) {
+            let t0 = Instant::now();
+            let mut m = modem(MockModemConfig {
+                baud: 9600,
+                s12: 10, // 200 ms
+                guard_on_line: true,
+                ..MockModemConfig::default()
+            });
+            m.handle_input(t0, b"ATE0D1\r");
+            while m.poll_transmit().is_some() {}
+            let t1 = t0 + Duration::from_secs(1);
+            m.handle_input(t1, &vec![b'x'; n]);
+            let t2 = t1 + Duration::from_millis(gap_ms);
+            m.handle_input(t2, b"+++");
+            let end = t2 + Duration::from_secs(3);
+            while let Some(t) = m.poll_timeout() {
+                if t > end {
+                    break;
+                }
+                m.handle_timeout(t);
+            }
+            let byte = Duration::from_nanos(10_000_000_000 / 9600);
+            let silence = Duration::from_millis(gap_ms).saturating_sub(byte * u32::try_from(n).unwrap_or(u32::MAX));
+            let want = u64::from(silence >= Duration::from_millis(200));
+            prop_assert_eq!(m.stats().escapes, want, "n {} gap {} ms", n, gap_ms);
+        }
     }
 }
 
