@@ -512,3 +512,39 @@ async fn behaviour_matrix_each_dials_and_hangs_up() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// Result codes the modem printed while nobody read the port (a late extra `OK` of the last
+/// hang-up) sit in the tty's input queue; the next dial flushes them at open and before its
+/// first command instead of taking them for `ATZ`'s answer (which shifted every later answer
+/// by one: "modem answered OK to dialling").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_result_codes_before_open_are_flushed() {
+    let mock = spawn_pty(
+        MockModemConfig {
+            extra_codes: ExtraCodes::DoubleOk,
+            ..MockModemConfig::default()
+        },
+        isp().factory(),
+    )
+    .expect("pty modem");
+    let settings = session_settings(&mock, 115_200, Duration::from_millis(100));
+    {
+        let mut raw = open(&settings).expect("open");
+        masqdial_server::modem::write_all_bounded(
+            &mut raw,
+            b"ATH\rATZ\rAT\r",
+            Duration::from_secs(1),
+        )
+        .expect("write");
+        // Let the modem answer (six result lines) into the tty's input queue; nobody reads.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut s = session(settings, plan());
+    wait_for(&mut s, "IPCP up", Duration::from_secs(20), is_ipcp_up).await;
+    let limit = s.report_wait();
+    let rest = s.hangup(limit).await;
+    assert!(
+        matches!(rest.last(), Some(SessionEvent::Ended(SessionEnd::HungUp))),
+        "{rest:?}"
+    );
+}
