@@ -31,17 +31,27 @@ pub const SETTLE: Duration = Duration::from_millis(250);
 pub const SETTLE_MAX: Duration = Duration::from_secs(1);
 /// Longest wait for the serial driver's output queue to empty before it is discarded.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(1);
-/// Longest wait for the line time of bytes written before the escape.
+/// Longest wait for the line time of bytes written before the escape: at least this, or the
+/// line time of [`LINE_WAIT_BYTES`] at the DTE speed on slow lines ([`line_wait_max`]).
 pub const LINE_WAIT_MAX: Duration = Duration::from_secs(2);
+/// Bytes whose line time the escape waits out at most (the link queue keeps about one
+/// datagram below the writer; this is two and a half of 1500 bytes).
+pub const LINE_WAIT_BYTES: u64 = 4096;
+
+/// Longest wait for the line time of what was written before the escape, with these settings.
+#[must_use]
+pub fn line_wait_max(settings: &ModemSettings) -> Duration {
+    LINE_WAIT_MAX.max(settings.line_time(LINE_WAIT_BYTES))
+}
 
 /// Longest time [`hang_up`] takes with these settings (its own steps, each bounded): DTR drop,
-/// output drain, line time, twice the escape guard, three command timeouts (`+++`, `ATH`,
+/// output drain, line time ([`line_wait_max`]), twice the escape guard, three command timeouts (`+++`, `ATH`,
 /// `ATZ`) and two settles. With the defaults (S12 1 s, commands 2 s): 14.1 s.
 #[must_use]
 pub fn bound(settings: &ModemSettings) -> Duration {
     settings.dtr_drop_time
         + DRAIN_LIMIT
-        + LINE_WAIT_MAX
+        + line_wait_max(settings)
         + settings.escape_guard() * 2
         + settings.command_timeout * 3
         + SETTLE_MAX * 2
@@ -256,7 +266,7 @@ pub fn hang_up(
         tracing::debug!(device = %line.name(), error = %e, "draining output failed");
     }
     if let Some(free) = line_free_at {
-        let until = free.min(by(LINE_WAIT_MAX));
+        let until = free.min(by(line_wait_max(settings)));
         wait(read, &mut seen, until, &[])?;
     }
     // 3. Escape: guard of silence, `+++` and nothing after it; a modem in data state says OK
