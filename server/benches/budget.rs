@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use masqdial_server::budget::{local_offset, Budget, Clock, Count, Period, Policy, Usage};
+use masqdial_server::budget::{local_offset, Budget, Clock, Count, Period, Usage};
 use masqdial_server::config::BudgetConfig;
 
 fn per_call(name: &str, n: u32, mut f: impl FnMut(u32)) {

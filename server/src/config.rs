@@ -348,6 +348,11 @@ pub struct ConnectionConfig {
     /// Cellular APN, sent as `AT+CGDCONT=1,"IP","<apn>"` when set.
     #[serde(default)]
     pub apn: Option<String>,
+    /// Cellular (an `apn`, or a modem with `[modems.cellular]`): longest wait, in seconds, for
+    /// the modem to register (home or roaming) before dialling, polling `+CREG?`/`+CGREG?`/
+    /// `+CEREG?`, `+CSQ` and `+COPS?` (default 60; 0 = dial without waiting; at most 600).
+    #[serde(default = "default_registration_wait")]
+    pub registration_wait_s: u64,
     /// PPP user name at the ISP.
     #[serde(default)]
     pub username: String,
@@ -551,6 +556,11 @@ fn default_redial_attempts() -> u32 {
 fn default_redial_delay() -> u64 {
     5
 }
+fn default_registration_wait() -> u64 {
+    60
+}
+/// Longest registration wait a connection may configure.
+pub const MAX_REGISTRATION_WAIT_S: u64 = 600;
 fn default_routes() -> Vec<IpNet> {
     default_route_all()
 }
@@ -871,6 +881,17 @@ impl Config {
                 ));
             }
             check_duration("connections", Some(i), "redial_delay_s", c.redial_delay_s)?;
+            if c.registration_wait_s > MAX_REGISTRATION_WAIT_S {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "registration_wait_s",
+                    format!(
+                        "{} s is too long (at most {MAX_REGISTRATION_WAIT_S} s; 0 = do not wait)",
+                        c.registration_wait_s
+                    ),
+                ));
+            }
             check_duration("connections", Some(i), "idle_timeout_s", c.idle_timeout_s)?;
             check_duration("connections", Some(i), "max_connect_s", c.max_connect_s)?;
             if c.login_script.len() % 2 != 0 {
@@ -1258,6 +1279,30 @@ port_low = 61000
         assert_eq!(c.connections[0].dial_prefix, "ATDT");
         assert_eq!(c.nat.port_high, 65095);
         assert_eq!(c.server.token_ttl_s, DEFAULT_TOKEN_TTL_S);
+    }
+
+    #[test]
+    fn registration_wait_defaults_to_60_s_and_is_bounded() {
+        let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.connections[0].registration_wait_s, 60);
+        let set = |v: &str| {
+            good().replace(
+                "numbers = [\"555-0100\"]",
+                &format!("numbers = [\"*99#\"]\napn = \"internet\"\nregistration_wait_s = {v}"),
+            )
+        };
+        let c = parse(&set("0")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.connections[0].registration_wait_s, 0);
+        let c = parse(&set("600")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.connections[0].registration_wait_s, 600);
+        let e = parse(&set("601"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("registration_wait_s") && e.contains("at most 600 s"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -253,7 +253,9 @@ impl Metrics {
             Kind::Histogram,
             "gRPC call latency per method and status code (streams: until the first answer).",
         );
-        for ((m, code), h) in lock(&self.rpc).iter() {
+        // A copy: every request records into this map, so it is never held while encoding.
+        let rpc = lock(&self.rpc).clone();
+        for ((m, code), h) in rpc.iter() {
             for (b, le) in h.buckets.iter().zip(RPC_BUCKETS) {
                 let le = number(le);
                 e.sample(

@@ -67,11 +67,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether `e` is a configuration problem (exit 78) rather than a runtime failure.
+/// Whether `e` is a configuration problem (exit 78) rather than a runtime failure. A saved
+/// state file that is refused (torn, edited, or a ruleset that no longer loads) is one too:
+/// restarting cannot fix it, so systemd (`RestartPreventExitStatus=78`) must not loop on it.
 fn is_config_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<masqdial_server::config::ConfigError>()
             .is_some()
+            || c.downcast_ref::<masqdial_server::persist::StateError>()
+                .is_some()
             || c.downcast_ref::<setup::SetupError>()
                 .is_some_and(setup::SetupError::is_config)
     })

@@ -245,19 +245,52 @@ mod tests {
     }
 }
 
-/// The `method` label of a gRPC path: `/masqdial.v1.Auth/Login` → `Auth/Login`. Paths the
-/// server does not serve (status UNIMPLEMENTED) are all `unknown`, so a client cannot grow
-/// the label set.
+/// The gRPC paths the server serves: every method of the `masqdial.v1` services (read from
+/// the API's own descriptor set), health and reflection.
+fn known_methods() -> &'static std::collections::HashSet<String> {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        use prost::Message as _;
+        let mut known: std::collections::HashSet<String> = [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        if let Ok(set) =
+            prost_types::FileDescriptorSet::decode(masqdial_proto::v1::FILE_DESCRIPTOR_SET)
+        {
+            for f in &set.file {
+                let pkg = f.package();
+                for svc in &f.service {
+                    for m in &svc.method {
+                        known.insert(format!("/{pkg}.{}/{}", svc.name(), m.name()));
+                    }
+                }
+            }
+        }
+        known
+    })
+}
+
+/// The `method` label of a gRPC path: `/masqdial.v1.Auth/Login` → `Auth/Login`. Only the
+/// paths the server serves (a fixed table from the API's descriptor) get their own label;
+/// everything else is `unknown` whatever its status (an unauthenticated call to a random
+/// path is refused before routing, so its status cannot tell), so no client can grow the
+/// label set.
 pub fn rpc_method_label(path: &str, code: tonic::Code) -> String {
-    if code == tonic::Code::Unimplemented {
+    if code == tonic::Code::Unimplemented || !known_methods().contains(path) {
         return "unknown".into();
     }
     let p = path.trim_start_matches('/');
-    let short = match p.split_once('/') {
+    match p.split_once('/') {
         Some((svc, m)) => format!("{}/{m}", svc.rsplit('.').next().unwrap_or(svc)),
         None => p.to_string(),
-    };
-    short.chars().take(64).collect()
+    }
 }
 
 /// The `reason` of `masqdial_auth_failures_total` for a finished call, if it is one:
@@ -354,8 +387,31 @@ mod label_tests {
             rpc_method_label("/masqdial.v1.Auth/random123", tonic::Code::Unimplemented),
             "unknown"
         );
+        // Refused before routing (no token): the status says nothing about the path.
+        assert_eq!(
+            rpc_method_label(
+                "/masqdial.v1.Dialer/random123",
+                tonic::Code::Unauthenticated
+            ),
+            "unknown"
+        );
         let long = format!("/a.B/{}", "x".repeat(500));
-        assert_eq!(rpc_method_label(&long, tonic::Code::Ok).chars().count(), 64);
+        assert_eq!(rpc_method_label(&long, tonic::Code::Ok), "unknown");
+        // Every method of the API is known, so the label set is the API's, and no more.
+        for path in [
+            "/masqdial.v1.Dialer/Dial",
+            "/masqdial.v1.Nat/ListMasq",
+            "/masqdial.v1.Modems/ListModems",
+        ] {
+            let l = rpc_method_label(path, tonic::Code::PermissionDenied);
+            assert_ne!(l, "unknown", "{path}");
+        }
+        let mut labels = std::collections::HashSet::new();
+        for i in 0..10_000 {
+            let p = format!("/masqdial.v1.Dialer/M{i}");
+            labels.insert(rpc_method_label(&p, tonic::Code::Unauthenticated));
+        }
+        assert_eq!(labels.len(), 1);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use nat_core::{Engine, EngineConfig};
 
 use crate::config::Config;
 
-/// File names in the state directory.
-const RULES_FILE: &str = "rules.ipchains";
+/// File names in the state directory: the saved ruleset.
+pub const RULES_FILE: &str = "rules.ipchains";
 const TIMEOUTS_FILE: &str = "timeouts";
 const PORTFW_FILE: &str = "portfw";
 

@@ -29,7 +29,10 @@ use crate::modem::session::{
 };
 use crate::modem::{self, ModemSettings};
 use crate::shutdown::Shutdown;
-use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy, TranscriptKind};
+use masqdial_at::{
+    CellProgress, CellularDial, ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy,
+    TranscriptKind,
+};
 use masqdial_ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppConfig, PppEvent};
 
 /// How long a hang-up may take before the session is abandoned.
@@ -94,6 +97,9 @@ struct ModemSlot {
     polling: Option<Arc<AtomicBool>>,
     /// Cellular status from the last poll.
     cell: Option<CellView>,
+    /// The SIM refused the configured PIN (status poll or dial): it is not sent again until
+    /// mserver restarts, since every wrong PIN uses up one of the SIM's tries.
+    pin_refused: bool,
     /// Absent: when the re-prober tries next, and how often it has failed.
     next_probe: Option<SystemTime>,
     failed_probes: u32,
@@ -267,6 +273,13 @@ pub fn chat_config(m: &ModemConfig, c: &ConnectionConfig) -> ChatConfig {
         numbers: c.numbers.clone(),
         ..ChatConfig::default()
     };
+    if c.apn.is_some() || m.cellular.is_some() {
+        plan.cellular = Some(CellularDial {
+            sim_pin: m.cellular.as_ref().and_then(|x| x.sim_pin.clone()),
+            registration_wait: Duration::from_secs(c.registration_wait_s),
+            ..CellularDial::default()
+        });
+    }
     plan.redial = RedialPolicy {
         attempts: c.redial_attempts.max(1),
         next_number_delay: Duration::from_secs(c.redial_delay_s.min(3)),
@@ -352,6 +365,7 @@ impl LinkManager {
                         modem_lines: None,
                         polling: None,
                         cell: None,
+                        pin_refused: false,
                         next_probe: None,
                         failed_probes: 0,
                         reprobing: false,
@@ -725,7 +739,10 @@ async fn cell_poller(
             }
             slot.polling = Some(Arc::clone(&abort));
         }
-        let pin = cell.sim_pin.clone();
+        let refused = lock(&shared.modems)
+            .get(idx)
+            .is_some_and(|slot| slot.pin_refused);
+        let pin = cell.sim_pin.clone().filter(|_| !refused);
         let flag = Arc::clone(&abort);
         let res =
             tokio::task::spawn_blocking(move || crate::modem::cell::query(&settings, pin, &flag))
@@ -748,7 +765,12 @@ async fn cell_poller(
         match res {
             Ok(Ok(status)) => {
                 if status.pin == Some(false) {
-                    tracing::warn!(modem = %modem.name, "the SIM refused the configured PIN");
+                    tracing::warn!(
+                        modem = %modem.name,
+                        "the SIM refused the configured PIN; it is not sent again until \
+                         mserver restarts (each wrong PIN uses up one of the SIM's tries)"
+                    );
+                    slot.pin_refused = true;
                 }
                 view.status = status;
                 view.at = Some(SystemTime::now());
@@ -1013,8 +1035,24 @@ impl Actor {
                     delay: after,
                 });
             }
+            ChatEvent::Cellular(p) => {
+                if let CellProgress::PinRefused { cause } = &p {
+                    tracing::warn!(
+                        connection = %self.name, %cause,
+                        "the SIM refused the configured PIN; it is not sent again until \
+                         mserver restarts"
+                    );
+                    if let Some(i) = self.modem {
+                        if let Some(slot) = lock(&self.shared.modems).get_mut(i) {
+                            slot.pin_refused = true;
+                        }
+                    }
+                }
+                self.note(TranscriptKind::Info, p.to_string());
+            }
             ChatEvent::Ready => self.note(TranscriptKind::Info, "line handed to PPP".into()),
             ChatEvent::Failed { kind, message } => {
+                tracing::warn!(connection = %self.name, %kind, %message, "dial failed");
                 self.note(
                     TranscriptKind::Error,
                     format!("chat failed ({kind}): {message}"),
@@ -1158,7 +1196,10 @@ impl Actor {
                 if let Some(i) = i {
                     modems[i].user = Some(self.name.clone());
                 }
-                (i.map(|i| (i, modems[i].cfg.clone())), waiting)
+                (
+                    i.map(|i| (i, modems[i].cfg.clone(), modems[i].pin_refused)),
+                    waiting,
+                )
             };
             let pick = match pick {
                 (None, true) => {
@@ -1167,7 +1208,7 @@ impl Actor {
                 }
                 (p, _) => p,
             };
-            let Some((i, m)) = pick else {
+            let Some((i, m, pin_refused)) = pick else {
                 let busy = tried.is_empty();
                 let failure = Failure {
                     kind: FailureKind::NoModem,
@@ -1187,7 +1228,11 @@ impl Actor {
                 &self.shared.tun_name,
                 &self.shared.refused_configured,
             );
-            match spawn_session(modem_settings(&m), chat_config(&m, &self.cfg), ppp) {
+            let mut plan = chat_config(&m, &self.cfg);
+            if let Some(c) = plan.cellular.as_mut().filter(|_| pin_refused) {
+                c.sim_pin = None;
+            }
+            match spawn_session(modem_settings(&m), plan, ppp) {
                 Ok(h) => {
                     let mut modems = lock(&self.shared.modems);
                     if let Some(slot) = modems.get_mut(i) {
