@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
+pub mod hayes;
 pub mod lanclient;
 pub mod netns;
 
