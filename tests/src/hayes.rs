@@ -229,7 +229,9 @@ impl HayesFront {
         let num = |i: &mut usize| -> u32 {
             let mut v = 0u32;
             while *i < c.len() && c[*i].is_ascii_digit() {
-                v = v.saturating_mul(10).saturating_add(c[*i] as u32 - '0' as u32);
+                v = v
+                    .saturating_mul(10)
+                    .saturating_add(c[*i] as u32 - '0' as u32);
                 *i += 1;
             }
             v
@@ -376,7 +378,10 @@ mod tests {
         assert_eq!(a[0], Action::HangUp);
         assert_eq!(line_text(&a), "\r\nOK\r\n");
         assert!(!m.in_call());
-        assert!(m.far_end_gone().is_empty(), "no NO CARRIER after our own ATH");
+        assert!(
+            m.far_end_gone().is_empty(),
+            "no NO CARRIER after our own ATH"
+        );
     }
 
     #[test]

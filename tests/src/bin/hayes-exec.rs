@@ -64,7 +64,12 @@ fn make_raw(fd: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-fn reader(mut f: File, tx: mpsc::Sender<Event>, wrap: impl Fn(Vec<u8>) -> Event + Send + 'static, eof: Option<Event>) {
+fn reader(
+    mut f: File,
+    tx: mpsc::Sender<Event>,
+    wrap: impl Fn(Vec<u8>) -> Event + Send + 'static,
+    eof: Option<Event>,
+) {
     thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
@@ -124,7 +129,8 @@ impl Pacer {
         }
         for chunk in data.chunks(64) {
             let now = Instant::now();
-            self.credit = (self.credit + now.duration_since(self.at).as_secs_f64() * self.bytes_per_s)
+            self.credit = (self.credit
+                + now.duration_since(self.at).as_secs_f64() * self.bytes_per_s)
                 .min(64.0);
             self.at = now;
             let need = chunk.len() as f64 - self.credit;
