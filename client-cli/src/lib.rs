@@ -2,8 +2,8 @@
 //! formatting, errors, and mclient's command grammar, runner and shell.
 //!
 //! # Layout
-//! - [`config`]: settings from options, `MASQDIAL_*` environment and `client.toml`; server URL
-//!   normalisation.
+//! - [`config`]: settings from options, `MASQDIAL_*` environment and `client.toml`.
+//! - [`url`]: server URL parsing and the normalised token-store key (a leaf).
 //! - [`store`]: the token store (`tokens.toml`, mode 0600), one token per (server, user),
 //!   shared by mclient and mtui.
 //! - [`conn`]: channel setup (http/https, CA file), bearer-token interceptor, typed clients.
@@ -31,3 +31,4 @@ pub mod restore;
 pub mod run;
 pub mod shell;
 pub mod store;
+pub mod url;

@@ -72,9 +72,9 @@ pub struct TokenStore {
     path: PathBuf,
 }
 
-/// Normalise a server URL for use as a key (see [`crate::config::normalize_server`]).
+/// Normalise a server URL for use as a key (see [`crate::url::normalize_server`]).
 pub fn server_key(server: &str) -> String {
-    crate::config::normalize_server(server)
+    crate::url::normalize_server(server)
 }
 
 impl Entry {

@@ -4,7 +4,8 @@
 //! No drawing and no I/O here, and no clock reads: the loop sets the time with
 //! [`App::set_clock`] before each event, so every transition is testable with fixed times.
 //! Where a panel sits on screen (for page sizes, scrolling and mouse clicks) comes from the
-//! pure [`crate::ui::layout`] for the terminal size the loop reported.
+//! renderer's pure layout, handed in by the event loop as a [`Geometry`] (so this module
+//! imports nothing from the renderer), for the terminal size the loop reported.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,8 +20,9 @@ use masqdial_proto::v1::{
 use ratatui::layout::{Position, Rect};
 
 use crate::event::{Command, Event, Secret, ServerUpdate};
+pub use crate::layout::Panel;
+use crate::layout::{content_rows, masq_column_at, Areas};
 use crate::table::MasqTable;
-use crate::ui;
 
 /// Samples kept per link for the sparkline (one per second: three minutes).
 pub const HISTORY: usize = 180;
@@ -54,33 +56,6 @@ pub enum ConnState {
     },
     /// Waiting for the user to log in.
     LoggedOut,
-}
-
-/// Panels that can take the focus (Tab) and be zoomed (`z`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Panel {
-    /// Links with lights and sparkline.
-    Links,
-    /// Masquerade table.
-    Masq,
-    /// Chains with counters.
-    Chains,
-    /// Event log.
-    Log,
-}
-
-impl Panel {
-    const ORDER: [Panel; 4] = [Panel::Links, Panel::Masq, Panel::Chains, Panel::Log];
-
-    fn step(self, forward: bool) -> Panel {
-        let i = Panel::ORDER.iter().position(|p| *p == self).unwrap_or(0);
-        let n = Panel::ORDER.len();
-        Panel::ORDER[if forward {
-            (i + 1) % n
-        } else {
-            (i + n - 1) % n
-        }]
-    }
 }
 
 /// Field of the login form that takes the typing.
@@ -188,9 +163,25 @@ pub struct LinkView {
     pub rate: (u64, u64),
 }
 
+/// The renderer's geometry: where the panels sit for a terminal area, and how many lines the
+/// chains and a connection's details take at a width. The event loop hands in the renderer's
+/// (`ui::GEOMETRY`), so the app, which needs them for page sizes, scrolling and clicks,
+/// imports nothing from the renderer.
+#[derive(Debug, Clone, Copy)]
+pub struct Geometry {
+    /// The screen layout for the app in an area.
+    pub layout: fn(&App, Rect) -> Areas,
+    /// Lines of the chains listing at a width.
+    pub chain_lines: fn(&[Chain], usize) -> usize,
+    /// Lines of a connection's details view.
+    pub detail_lines: fn(&App, &str) -> usize,
+}
+
 /// The whole dashboard state.
 #[derive(Debug)]
 pub struct App {
+    /// The renderer's geometry (see [`Geometry`]).
+    pub geometry: Geometry,
     /// Server address shown in the title.
     pub server: String,
     /// Monotonic time of the current event.
@@ -279,8 +270,15 @@ fn step(v: usize, delta: isize, len: usize) -> usize {
 
 impl App {
     /// A fresh dashboard for `server`, connecting.
-    pub fn new(server: &str, now: Instant, wall: SystemTime, color: bool) -> App {
+    pub fn new(
+        server: &str,
+        now: Instant,
+        wall: SystemTime,
+        color: bool,
+        geometry: Geometry,
+    ) -> App {
         App {
+            geometry,
             server: server.to_string(),
             now,
             wall,
@@ -377,8 +375,8 @@ impl App {
     }
 
     /// Where each panel is drawn at the current terminal size.
-    pub fn areas(&self) -> ui::Areas {
-        ui::layout(self, Rect::new(0, 0, self.size.0, self.size.1))
+    pub fn areas(&self) -> Areas {
+        (self.geometry.layout)(self, Rect::new(0, 0, self.size.0, self.size.1))
     }
 
     /// Rows of content a panel shows at the current size (its page size).
@@ -390,14 +388,14 @@ impl App {
             Panel::Chains => a.chains,
             Panel::Log => a.log,
         };
-        r.map_or(1, |r| ui::content_rows(p, r)).max(1)
+        r.map_or(1, |r| content_rows(p, r)).max(1)
     }
 
     fn chain_line_count(&self) -> (usize, usize) {
         match self.areas().chains {
             Some(r) => (
-                ui::chain_lines(&self.chains, usize::from(r.width.saturating_sub(2))).len(),
-                ui::content_rows(Panel::Chains, r),
+                (self.geometry.chain_lines)(&self.chains, usize::from(r.width.saturating_sub(2))),
+                content_rows(Panel::Chains, r),
             ),
             None => (0, 1),
         }
@@ -584,12 +582,12 @@ impl App {
     fn fix_scroll(&mut self) {
         let a = self.areas();
         if let Some(r) = a.masq {
-            let h = ui::content_rows(Panel::Masq, r);
+            let h = content_rows(Panel::Masq, r);
             self.masq_offset =
                 fit_offset(self.masq_offset, self.masq_sel, self.table.visible_len(), h);
         }
         if let Some(r) = a.links {
-            let h = ui::content_rows(Panel::Links, r);
+            let h = content_rows(Panel::Links, r);
             self.link_offset = fit_offset(self.link_offset, self.link_sel, self.links.len(), h);
         }
         if a.chains.is_some() {
@@ -597,7 +595,7 @@ impl App {
             self.chains_scroll = self.chains_scroll.min(lines.saturating_sub(h));
         }
         if let Some(r) = a.log {
-            let h = ui::content_rows(Panel::Log, r);
+            let h = content_rows(Panel::Log, r);
             self.log_back = self.log_back.min(self.log.len().saturating_sub(h));
         }
         if self.log_back == 0 {
@@ -610,7 +608,7 @@ impl App {
     fn fix_details_scroll(&mut self) {
         let body = self.areas().body;
         if let Mode::Details { name, scroll } = &self.mode {
-            let lines = ui::detail_lines(self, name).len();
+            let lines = (self.geometry.detail_lines)(self, name);
             let h = usize::from(body.height.saturating_sub(2));
             let max = lines.saturating_sub(h);
             if *scroll > max {
@@ -1147,7 +1145,7 @@ impl App {
                 let last = r.y + r.height.saturating_sub(1);
                 match panel {
                     Panel::Masq if at.y == r.y + 1 => {
-                        if let Some(key) = ui::masq_column_at(r, at.x) {
+                        if let Some(key) = masq_column_at(r, at.x) {
                             let (cur, desc) = self.table.sort();
                             let desc = if cur == key { !desc } else { false };
                             self.table.set_sort(key, desc);
@@ -1294,6 +1292,7 @@ mod tests {
             t0,
             UNIX_EPOCH + Duration::from_secs(3600),
             true,
+            crate::ui::GEOMETRY,
         );
         app.handle_event(Event::Connected {
             user: "alice".into(),

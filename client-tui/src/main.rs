@@ -142,7 +142,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cmd_rx,
     );
 
-    let mut app = App::new(&settings.server, Instant::now(), SystemTime::now(), color);
+    let mut app = App::new(
+        &settings.server,
+        Instant::now(),
+        SystemTime::now(),
+        color,
+        ui::GEOMETRY,
+    );
     app.handle_event(Event::Resize {
         width: size.width,
         height: size.height,

@@ -20,9 +20,10 @@ use std::time::Duration;
 use masqdial_cli::format;
 
 use crate::app::{
-    role_name, state_name, App, ConnState, Level, LinkView, LoginField, LoginForm, Mode, Panel,
-    LIGHT_HOLD,
+    role_name, state_name, App, ConnState, Geometry, Level, LinkView, LoginField, LoginForm, Mode,
+    Panel, LIGHT_HOLD,
 };
+pub use crate::layout::{content_rows, masq_column_at, masq_columns, Areas};
 use crate::table::{expire_mmss, proto_name, SortKey};
 
 /// Terminals at least this wide get the side-by-side layout.
@@ -64,37 +65,20 @@ fn block<'a>(app: &App, title: String, panel: Panel) -> Block<'a> {
         .title(Span::styled(title, style))
 }
 
-/// Where each part of the screen goes; `None` for a panel not shown at this size/zoom.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Areas {
-    /// Title line.
-    pub title: Rect,
-    /// Everything between the title and the footer.
-    pub body: Rect,
-    /// Key line.
-    pub footer: Rect,
-    /// Links panel.
-    pub links: Option<Rect>,
-    /// Free-port gauges as a block (wide layout).
-    pub ports_block: Option<Rect>,
-    /// Free-port gauges on one line (narrow layout).
-    pub ports_line: Option<Rect>,
-    /// Masquerade table.
-    pub masq: Option<Rect>,
-    /// Chains.
-    pub chains: Option<Rect>,
-    /// Event log.
-    pub log: Option<Rect>,
+/// The renderer's geometry, handed to the app by the event loop (the app imports nothing
+/// from here).
+pub const GEOMETRY: Geometry = Geometry {
+    layout,
+    chain_lines: chain_line_count,
+    detail_lines: detail_line_count,
+};
+
+fn chain_line_count(chains: &[Chain], width: usize) -> usize {
+    chain_lines(chains, width).len()
 }
 
-/// Rows of content inside a panel drawn at `r` (borders and, for tables, the header row
-/// taken off).
-pub fn content_rows(panel: Panel, r: Rect) -> usize {
-    let chrome = match panel {
-        Panel::Links | Panel::Masq => 3,
-        Panel::Chains | Panel::Log => 2,
-    };
-    usize::from(r.height.saturating_sub(chrome))
+fn detail_line_count(app: &App, name: &str) -> usize {
+    detail_lines(app, name).len()
 }
 
 /// The screen layout for `app` in `area` (pure: [`render`] draws into it, the app uses it for
@@ -614,51 +598,6 @@ fn render_ports_line(frame: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::raw(" ".repeat(pad)));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// Masquerade columns for a panel `width` wide, in screen order with their widths.
-///
-/// Taken by priority until the panel is full: protocol, LAN side and expiry always, then
-/// the remote side, state, masquerade port, bytes and packets.
-pub fn masq_columns(width: u16) -> Vec<(SortKey, u16)> {
-    let all: [(SortKey, u16); 8] = [
-        (SortKey::Proto, 5),
-        (SortKey::Lan, 21),
-        (SortKey::Masq, 5),
-        (SortKey::Remote, 21),
-        (SortKey::State, 11),
-        (SortKey::Bytes, 10),
-        (SortKey::Packets, 7),
-        (SortKey::Expire, 8),
-    ];
-    let priority = [0usize, 1, 7, 3, 4, 2, 5, 6];
-    let inner = width.saturating_sub(2);
-    let mut keep = [false; 8];
-    let mut used = 0u16;
-    for i in priority {
-        let need = all[i].1 + u16::from(used > 0);
-        if used + need <= inner || i < 2 || i == 7 {
-            keep[i] = true;
-            used += need;
-        }
-    }
-    all.iter()
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .map(|(c, _)| *c)
-        .collect()
-}
-
-/// The masquerade column under screen column `x` of a panel drawn at `r` (header clicks).
-pub fn masq_column_at(r: Rect, x: u16) -> Option<SortKey> {
-    let mut start = r.x + 1;
-    for (key, w) in masq_columns(r.width) {
-        if x >= start && x < start + w {
-            return Some(key);
-        }
-        start += w + 1;
-    }
-    None
 }
 
 fn render_masq(frame: &mut Frame, app: &App, area: Rect) {
@@ -1731,7 +1670,7 @@ pub(crate) mod tests {
     /// A realistic dashboard: admin, one link up with traffic, one idle, a few sessions.
     pub(crate) fn realistic(color: bool) -> App {
         let t0 = Instant::now();
-        let mut app = App::new("http://192.168.1.1:224", t0, wall(), color);
+        let mut app = App::new("http://192.168.1.1:224", t0, wall(), color, GEOMETRY);
         app.handle_event(Event::Connected {
             user: "alice".into(),
             role: Role::Admin,
@@ -1898,7 +1837,7 @@ pub(crate) mod tests {
 
     #[test]
     fn empty_connecting_state() {
-        let app = App::new("http://gw:224", Instant::now(), wall(), true);
+        let app = App::new("http://gw:224", Instant::now(), wall(), true, GEOMETRY);
         let (lines, _) = draw(&app, 80, 24);
         assert!(lines[0].contains("connecting…"), "{lines:#?}");
         assert!(contains(&lines, "connecting…"));
@@ -1907,7 +1846,7 @@ pub(crate) mod tests {
 
     #[test]
     fn connected_empty_tables() {
-        let mut app = App::new("http://gw:224", Instant::now(), wall(), true);
+        let mut app = App::new("http://gw:224", Instant::now(), wall(), true, GEOMETRY);
         app.handle_event(Event::Connected {
             user: "bob".into(),
             role: Role::User,

@@ -18,6 +18,8 @@ use crate::views::{self, MasqListOptions};
 use crate::wire::{self, icmp, ipv4, proto, tcp};
 use std::net::Ipv4Addr;
 
+pub use crate::icmp_error::build_icmp_error;
+
 /// Engine configuration.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -1149,28 +1151,4 @@ fn translate_drop(e: TranslateError) -> DropReason {
         TranslateError::Masq(MasqError::TableFull) => DropReason::TableFull,
         TranslateError::Masq(MasqError::HostQuota) => DropReason::HostQuota,
     }
-}
-
-/// Build an ICMP error (type/code) from `from` to the sender of `orig`, quoting the original
-/// IP header and as much of its data as fits in 576 bytes (RFC 1812 4.3.2.3).
-pub fn build_icmp_error(from: Ipv4Addr, orig: &[u8], ty: u8, code: u8) -> Vec<u8> {
-    const HEADERS: usize = ipv4::HEADER_LEN + icmp::HEADER_LEN;
-    let o = ipv4::Packet::new_unchecked(orig);
-    let quote = orig.len().min(576 - HEADERS);
-    let mut out = vec![0u8; HEADERS + quote];
-    let repr = ipv4::Repr {
-        src_addr: from,
-        dst_addr: o.src_addr(),
-        protocol: proto::ICMP,
-        payload_len: icmp::HEADER_LEN + quote,
-        ttl: 64,
-    };
-    repr.emit(&mut ipv4::Packet::new_unchecked(&mut out[..]));
-    let mut m = icmp::Packet::new_unchecked(&mut out[ipv4::HEADER_LEN..]);
-    m.set_msg_type(ty);
-    m.set_msg_code(code);
-    m.set_rest(0);
-    m.data_mut().copy_from_slice(&orig[..quote]);
-    m.fill_checksum();
-    out
 }

@@ -6,6 +6,7 @@
 //! - [`frag`]: IPv4 reassembly (always-defragment before rules and masquerading).
 //! - [`mtu`]: datagrams larger than the link MTU: fragmentation (RFC 791) and ICMP
 //!   Frag-Needed (RFC 1191).
+//! - [`icmp_error`]: the ICMP errors the engine replies with (RFC 1812 quoting).
 //! - [`chains`]: ipchains rules, matching and listings.
 //! - [`masq`]: the masquerade table and packet translation; [`helpers`]: its application
 //!   helpers (registry and FTP).
@@ -14,6 +15,7 @@ pub mod chains;
 pub mod engine;
 pub mod frag;
 pub mod helpers;
+pub mod icmp_error;
 pub mod masq;
 pub mod mss;
 pub mod mtu;

@@ -152,7 +152,7 @@ pub fn fragment(pkt: &[u8], mtu: u16) -> Result<Vec<Vec<u8>>, FragmentError> {
 /// of the rest-of-header word (RFC 1191 section 4) and quoting `orig`'s header and as much of
 /// its data as fits in 576 bytes (RFC 1812 4.3.2.3).
 pub fn frag_needed(from: Ipv4Addr, orig: &[u8], next_hop_mtu: u16) -> Vec<u8> {
-    let mut out = crate::engine::build_icmp_error(from, orig, icmp::types::DST_UNREACHABLE, 4);
+    let mut out = crate::icmp_error::build_icmp_error(from, orig, icmp::types::DST_UNREACHABLE, 4);
     let mut m = icmp::Packet::new_unchecked(&mut out[ipv4::HEADER_LEN..]);
     m.set_rest(u32::from(next_hop_mtu));
     m.fill_checksum();

@@ -7,8 +7,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use masqdial_server::budget::{local_offset, Budget, Clock, Count, Period, Usage};
 use masqdial_server::config::BudgetConfig;
-use masqdial_server::link::budget::{local_offset, Budget, Clock, Count, Period, Policy, Usage};
 
 fn per_call(name: &str, n: u32, mut f: impl FnMut(u32)) {
     for i in 0..n / 10 {
@@ -35,7 +35,7 @@ fn main() {
         warn_before_s: 300,
         warn_at: 0.9,
     };
-    let policy = Policy::from_config(&cfg).expect("policy");
+    let policy = cfg.policy().expect("policy");
     let mut b = Budget::new("isp1", policy, Usage::default());
     // Saturday noon UTC 2026-12-05: inside the weekend window, far from its end.
     let t0 = 1_796_472_000;

@@ -72,7 +72,7 @@ pub struct Config {
     pub budgets: Vec<BudgetConfig>,
 }
 
-/// `[[budgets]]` entry: limits of one connection (see [`crate::link::budget`] for the
+/// `[[budgets]]` entry: limits of one connection (see [`crate::budget`] for the
 /// window syntax and the periods).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,16 +84,16 @@ pub struct BudgetConfig {
     pub bytes: Option<u64>,
     /// `day` or `month` (default).
     #[serde(default)]
-    pub bytes_period: crate::link::budget::Period,
+    pub bytes_period: crate::budget::Period,
     /// Which bytes count: `both` (default), `in` or `out`.
     #[serde(default)]
-    pub count: crate::link::budget::Count,
+    pub count: crate::budget::Count,
     /// Seconds the link may be up per `time_period` (none when absent).
     #[serde(default)]
     pub connect_time_s: Option<u64>,
     /// `day` or `month` (default).
     #[serde(default)]
-    pub time_period: crate::link::budget::Period,
+    pub time_period: crate::budget::Period,
     /// When the connection may be dialled, local time: `["Mo-Fr 18:00-08:00"]`. Empty:
     /// any time.
     #[serde(default)]
@@ -107,6 +107,24 @@ pub struct BudgetConfig {
     /// Warn holders when this fraction of the byte quota is used (default 0.9).
     #[serde(default = "default_warn_at")]
     pub warn_at: f64,
+}
+
+impl BudgetConfig {
+    /// The budget policy this entry sets; the error says which field is wrong.
+    pub fn policy(&self) -> Result<crate::budget::Policy, String> {
+        use crate::budget::{parse_offset, Policy, Windows};
+        Ok(Policy {
+            bytes: self.bytes,
+            bytes_period: self.bytes_period,
+            count: self.count,
+            time_s: self.connect_time_s,
+            time_period: self.time_period,
+            windows: Windows::parse(&self.windows)?,
+            offset: self.utc_offset.as_deref().map(parse_offset).transpose()?,
+            warn_before_s: self.warn_before_s,
+            warn_at: self.warn_at,
+        })
+    }
 }
 
 fn default_warn_before() -> u64 {
@@ -124,7 +142,7 @@ pub struct LinkConfig {
     /// `fair` (default): per-host then per-flow fair queuing with CoDel, paced to the serial
     /// line. `fifo`: the old single FIFO, for comparison only.
     #[serde(default)]
-    pub scheduler: crate::dataplane::linkq::SchedulerKind,
+    pub scheduler: crate::linkq::SchedulerKind,
     /// Shape the download direction to this fraction of the link rate (e.g. 0.9), so the
     /// queue forms here rather than at the ISP. Off when absent.
     #[serde(default)]
@@ -330,6 +348,11 @@ pub struct ConnectionConfig {
     /// Cellular APN, sent as `AT+CGDCONT=1,"IP","<apn>"` when set.
     #[serde(default)]
     pub apn: Option<String>,
+    /// Cellular (an `apn`, or a modem with `[modems.cellular]`): longest wait, in seconds, for
+    /// the modem to register (home or roaming) before dialling, polling `+CREG?`/`+CGREG?`/
+    /// `+CEREG?`, `+CSQ` and `+COPS?` (default 60; 0 = dial without waiting; at most 600).
+    #[serde(default = "default_registration_wait")]
+    pub registration_wait_s: u64,
     /// PPP user name at the ISP.
     #[serde(default)]
     pub username: String,
@@ -533,6 +556,11 @@ fn default_redial_attempts() -> u32 {
 fn default_redial_delay() -> u64 {
     5
 }
+fn default_registration_wait() -> u64 {
+    60
+}
+/// Longest registration wait a connection may configure.
+pub const MAX_REGISTRATION_WAIT_S: u64 = 600;
 fn default_routes() -> Vec<IpNet> {
     default_route_all()
 }
@@ -853,6 +881,17 @@ impl Config {
                 ));
             }
             check_duration("connections", Some(i), "redial_delay_s", c.redial_delay_s)?;
+            if c.registration_wait_s > MAX_REGISTRATION_WAIT_S {
+                return Err(Violation::new(
+                    "connections",
+                    Some(i),
+                    "registration_wait_s",
+                    format!(
+                        "{} s is too long (at most {MAX_REGISTRATION_WAIT_S} s; 0 = do not wait)",
+                        c.registration_wait_s
+                    ),
+                ));
+            }
             check_duration("connections", Some(i), "idle_timeout_s", c.idle_timeout_s)?;
             check_duration("connections", Some(i), "max_connect_s", c.max_connect_s)?;
             if c.login_script.len() % 2 != 0 {
@@ -879,7 +918,7 @@ impl Config {
                     "must be at least 1 second",
                 ));
             }
-            if let Err(e) = crate::dataplane::demand::ActivityFilter::parse(&c.activity_filter) {
+            if let Err(e) = crate::activity::ActivityFilter::parse(&c.activity_filter) {
                 return Err(Violation::new("connections", Some(i), "activity_filter", e));
             }
         }
@@ -980,11 +1019,11 @@ impl Config {
                     ),
                 ));
             }
-            if let Err(e) = crate::link::budget::Windows::parse(&b.windows) {
+            if let Err(e) = crate::budget::Windows::parse(&b.windows) {
                 return Err(v("windows", e));
             }
             if let Some(o) = &b.utc_offset {
-                if let Err(e) = crate::link::budget::parse_offset(o) {
+                if let Err(e) = crate::budget::parse_offset(o) {
                     return Err(v("utc_offset", e));
                 }
             }
@@ -1243,6 +1282,30 @@ port_low = 61000
     }
 
     #[test]
+    fn registration_wait_defaults_to_60_s_and_is_bounded() {
+        let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.connections[0].registration_wait_s, 60);
+        let set = |v: &str| {
+            good().replace(
+                "numbers = [\"555-0100\"]",
+                &format!("numbers = [\"*99#\"]\napn = \"internet\"\nregistration_wait_s = {v}"),
+            )
+        };
+        let c = parse(&set("0")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.connections[0].registration_wait_s, 0);
+        let c = parse(&set("600")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.connections[0].registration_wait_s, 600);
+        let e = parse(&set("601"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("registration_wait_s") && e.contains("at most 600 s"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn demand_lan_hosts_and_activity_filters() {
         let demand = good().replace(
             "numbers = [\"555-0100\"]",
@@ -1294,9 +1357,9 @@ port_low = 61000
         let c = parse(&t).unwrap_or_else(|e| panic!("{e}"));
         let b = &c.budgets[0];
         assert_eq!(b.bytes, Some(500_000_000));
-        assert_eq!(b.bytes_period, crate::link::budget::Period::Day);
-        assert_eq!(b.count, crate::link::budget::Count::In);
-        assert_eq!(b.time_period, crate::link::budget::Period::Month);
+        assert_eq!(b.bytes_period, crate::budget::Period::Day);
+        assert_eq!(b.count, crate::budget::Count::In);
+        assert_eq!(b.time_period, crate::budget::Period::Month);
         assert_eq!((b.warn_before_s, b.warn_at), (300, 0.9));
         let line = t
             .lines()
@@ -1452,7 +1515,7 @@ port_low = 61000
 
     #[test]
     fn link_section_defaults_and_validation() {
-        use crate::dataplane::linkq::SchedulerKind;
+        use crate::linkq::SchedulerKind;
         let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.link.scheduler, SchedulerKind::Fair);
         assert_eq!(c.link.ingress_shaping, None);

@@ -5,7 +5,6 @@
 //! down; it must not make link decisions (when to dial or hang up).
 
 pub mod demand;
-pub mod linkq;
 pub mod local;
 pub mod netcfg;
 pub mod tun;
@@ -19,8 +18,8 @@ use nat_core::{Action, Engine};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::linkq::{Classifier, Ingress, LanSide, QueueSnapshot};
 use crate::shutdown::Shutdown;
-use linkq::{Classifier, Ingress, LanSide, QueueSnapshot};
 
 /// How many `-l` lines a slow watcher may fall behind before it misses some.
 pub const PACKET_LOG_BACKLOG: usize = 64;
@@ -146,7 +145,7 @@ pub enum LanPort {
 #[derive(Debug, Clone)]
 pub enum LinkTx {
     /// Straight into a modem session's PPP driver (never blocks; full means dropped).
-    Session(crate::modem::session::PacketSender),
+    Session(std::sync::Arc<dyn crate::linkq::LinkSink>),
     /// An in-memory queue (tests and benchmarks).
     Channel(mpsc::Sender<Vec<u8>>),
 }
@@ -155,7 +154,7 @@ impl LinkTx {
     /// Queue one datagram of `class` without waiting; false when it was dropped.
     fn try_send(&self, packet: Vec<u8>, class: Class) -> bool {
         match self {
-            LinkTx::Session(s) => s.try_send_classified(packet, class).is_ok(),
+            LinkTx::Session(s) => s.try_send_classified(packet, class),
             LinkTx::Channel(c) => c.try_send(packet).is_ok(),
         }
     }

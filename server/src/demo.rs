@@ -148,6 +148,7 @@ pub fn config(state: &DemoState) -> Result<(Config, Vec<DemoUser>), AuthError> {
             numbers: vec![number.into()],
             dial_prefix: "ATDT".into(),
             apn: None,
+            registration_wait_s: 60,
             username: format!("{name}-user"),
             password: format!("{name}-secret"),
             // isp1 shows PAP: chosen explicitly, since by default CHAP-MD5 is proposed to

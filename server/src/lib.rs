@@ -3,6 +3,9 @@
 //! # Layout
 //! - [`cli`]: `mserver`'s command line (also rendered into its man page).
 //! - [`config`]: TOML configuration, validated with file/line/key errors.
+//! - [`activity`]: activity filters (which packets dial on demand or count as activity).
+//! - [`budget`]: budget value types and pure logic (quotas, windows, time zones), below
+//!   config, persist and the link manager.
 //! - [`phc`]: the argon2 PHC format check shared by config validation and login.
 //! - [`auth`]: users (argon2 PHC), roles, tokens, LAN allow-list, login throttling.
 //! - [`rpc`]: thin tonic services, one per protobuf service; authenticate, authorize,
@@ -14,12 +17,17 @@
 //! - [`nat_control`]: rule edits, timeouts, views, counters and the masquerade feed.
 //! - [`setup`]: `mserver init`, `check-config` and `gen-cert`.
 //! - [`memory`]: allocator settings applied at start (large blocks go back to the system).
-//! - [`metrics`]: Prometheus text endpoint (`[server] metrics_listen`) and counters.
+//! - [`counters`]: process-wide event counters and the Prometheus text encoder (a leaf).
+//! - [`scrape`]: the metrics sources (links, NAT engine) and the systemd status line, wired by
+//!   the composition root.
+//! - [`metrics`]: the Prometheus text endpoint (`[server] metrics_listen`) and the RPC layer.
 //! - [`notify`]: systemd readiness and status (sd_notify).
 //! - `demo` (cargo feature `demo`, default on): the built-in `mserver --demo` configuration and
 //!   its simulated world; the only user of `masqdial-sim` in the server.
 //! - [`modem`]: the only code that opens a serial port.
 //! - [`link`]: link manager, one state machine per configured connection; domain events.
+//! - [`linkq`]: the link queue below both the modem driver and the data plane: classify,
+//!   schedule, pace, fragment to the link MTU.
 //! - [`dataplane`]: TUN ⇄ nat-core ⇄ PPP, and the data plane's side of link up/down.
 //!
 //! # Crates beside this one (in `server/`)
@@ -30,14 +38,18 @@
 //! - `masqdial-sim` (`server/sim`): mock modem, mock ISP and simulated internet, for tests and
 //!   `mserver --demo`; never in a build without the `demo` feature.
 
+pub mod activity;
 pub mod auth;
+pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod counters;
 pub mod daemon;
 pub mod dataplane;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod link;
+pub mod linkq;
 pub mod memory;
 pub mod metrics;
 pub mod modem;
@@ -46,6 +58,7 @@ pub mod notify;
 pub mod persist;
 pub mod phc;
 pub mod rpc;
+pub mod scrape;
 pub mod server;
 pub mod setup;
 pub mod shutdown;

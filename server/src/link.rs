@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod events;
 pub mod fsm;
+pub mod labels;
 pub mod manager;
 pub mod refused;
 

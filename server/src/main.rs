@@ -9,7 +9,7 @@ use masqdial_server::cli::{Cli, Command};
 #[cfg(feature = "demo")]
 use masqdial_server::demo;
 use masqdial_server::shutdown::Shutdown;
-use masqdial_server::{auth, daemon, metrics, notify, server, setup};
+use masqdial_server::{auth, daemon, metrics, notify, scrape, server, setup};
 
 // How long the link actors (each bounded by its own hang-up limit) and the other tasks
 // get to end after the signal (with the rpc grace, below the unit's TimeoutStopSec).
@@ -67,11 +67,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether `e` is a configuration problem (exit 78) rather than a runtime failure.
+/// Whether `e` is a configuration problem (exit 78) rather than a runtime failure. A saved
+/// state file that is refused (torn, edited, or a ruleset that no longer loads) is one too:
+/// restarting cannot fix it, so systemd (`RestartPreventExitStatus=78`) must not loop on it.
 fn is_config_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<masqdial_server::config::ConfigError>()
             .is_some()
+            || c.downcast_ref::<masqdial_server::persist::StateError>()
+                .is_some()
             || c.downcast_ref::<setup::SetupError>()
                 .is_some_and(setup::SetupError::is_config)
     })
@@ -115,6 +119,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if cli.demo {
         return serve_demo(cli, shutdown).await;
     }
+    // SIGTERM/SIGINT are ours from here on (a stop during start-up is a clean stop).
+    let stop_signal = server::shutdown_signal();
     // Everything `mserver check-config` checks: a bad file exits 78 (EX_CONFIG).
     let config = setup::check_config(&cli.config)?;
     if cli.reset_state {
@@ -136,11 +142,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if let Some(m) = config.server.metrics_listen {
         let l = server::bind(m).await?;
         let registry = metrics::global();
-        registry.register(
-            "nat",
-            metrics::nat_source(running.control.nat.nat().clone()),
-        );
-        registry.register("links", metrics::link_source(links.clone()));
+        registry.register("nat", scrape::nat_source(running.control.nat.nat().clone()));
+        registry.register("links", scrape::link_source(links.clone()));
         // The allow-list at start applies (a SIGHUP change needs a restart here).
         let allow = config.server.allow.clone();
         let allowed: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync> =
@@ -155,7 +158,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     notifier.ready(&format!(
         "listening on {}; {}",
         listener.local_addr()?,
-        metrics::link_summary(&links)
+        scrape::link_summary(&links)
     ));
     if notifier.enabled() {
         let n = notifier.clone();
@@ -167,7 +170,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                     () = stop.cancelled() => break,
                     ev = events.recv() => match ev {
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            n.status(&metrics::link_summary(&links));
+                            n.status(&scrape::link_summary(&links));
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     },
@@ -177,7 +180,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     let on_stop = notifier.clone();
     let signal = async move {
-        server::shutdown_signal().await;
+        stop_signal.await;
         on_stop.stopping();
     };
     let served = server::run(listener, state, Some(cli.config), signal).await;

@@ -1,469 +1,24 @@
-//! Prometheus text-format metrics (exposition format 0.0.4) on an opt-in plain-HTTP
-//! endpoint, `[server] metrics_listen`. Owns the process-wide event counters (dials, auth
-//! failures, RPC latencies), the registry of snapshot sources (links, NAT engine) read at
-//! scrape time, the text encoder and the tiny HTTP/1.1 responder; it must not touch
-//! packets, links or the engine except through a registered source. Names are documented
-//! in `deploy/METRICS.md`.
+//! The opt-in plain-HTTP metrics endpoint, `[server] metrics_listen` (Prometheus text format),
+//! and the RPC metrics layer. The counters and the encoder live in [`crate::counters`], the
+//! sources in [`crate::scrape`]; this module must not touch packets, links or the engine.
+//! Names are documented in `deploy/METRICS.md`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-/// Upper bounds (seconds) of the RPC latency histogram buckets.
-pub const RPC_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+pub use crate::counters::{global, Exposition, Kind, Metrics, Source, RPC_BUCKETS};
+
 /// Longest request head read from a scraper.
 const MAX_REQUEST: usize = 8 * 1024;
 /// Time a scraper has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Scrapes served at once; more wait for a slot.
 const MAX_CONCURRENT: usize = 8;
-
-/// One metric family being written: `# HELP`, `# TYPE`, then samples.
-#[derive(Debug, Default)]
-pub struct Exposition {
-    text: String,
-    seen: std::collections::BTreeSet<String>,
-}
-
-/// Metric types of the text format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Monotonic count.
-    Counter,
-    /// Value that goes up and down.
-    Gauge,
-    /// Buckets, sum and count.
-    Histogram,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
-}
-
-/// Escape a label value: backslash, double quote and newline (exposition format 0.0.4).
-fn escape(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
-/// A float as the text format writes it (`+Inf`, integers without a fraction).
-fn number(v: f64) -> String {
-    if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
-    } else if v.is_nan() {
-        "NaN".to_string()
-    } else {
-        format!("{v}")
-    }
-}
-
-impl Exposition {
-    /// Start family `name` (once per scrape; later calls for the same name are ignored).
-    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        if self.seen.insert(name.to_string()) {
-            let _ = writeln!(self.text, "# HELP {name} {}", help.replace('\n', " "));
-            let _ = writeln!(self.text, "# TYPE {name} {}", kind.name());
-        }
-    }
-
-    /// One sample line: `name{labels} value`.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{}\"", escape(v));
-            }
-            self.text.push('}');
-        }
-        let _ = writeln!(self.text, " {}", number(value));
-    }
-
-    /// The text so far.
-    pub fn finish(self) -> String {
-        self.text
-    }
-}
-
-/// A latency histogram with [`RPC_BUCKETS`].
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    buckets: [u64; RPC_BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        for (b, le) in self.buckets.iter_mut().zip(RPC_BUCKETS) {
-            if secs <= le {
-                *b += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += secs;
-    }
-}
-
-/// A snapshot source read at scrape time (e.g. the link table, the NAT engine).
-pub type Source = Box<dyn Fn(&mut Exposition) + Send + Sync>;
-
-/// Process-wide counters and the registered sources.
-#[derive(Default)]
-pub struct Metrics {
-    dial_attempts: Mutex<BTreeMap<String, u64>>,
-    dial_failures: Mutex<BTreeMap<(String, String), u64>>,
-    auth_failures: Mutex<BTreeMap<String, u64>>,
-    refused: Mutex<BTreeMap<String, u64>>,
-    rpc: Mutex<BTreeMap<(String, String), Histogram>>,
-    sources: Mutex<Vec<(String, Source)>>,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The process-wide metrics.
-pub fn global() -> &'static Metrics {
-    static GLOBAL: OnceLock<Metrics> = OnceLock::new();
-    GLOBAL.get_or_init(Metrics::default)
-}
-
-impl Metrics {
-    /// A dial attempt (one number tried) on `connection` started.
-    pub fn dial_attempt(&self, connection: &str) {
-        *lock(&self.dial_attempts)
-            .entry(connection.to_string())
-            .or_default() += 1;
-    }
-
-    /// A dial attempt on `connection` failed; `kind` is a short stable word
-    /// (`busy`, `no_carrier`, `no_dialtone`, `no_answer`, `modem`, `auth`, `lcp`, `ipcp`,
-    /// `timeout`, `cancelled`, ...).
-    pub fn dial_failure(&self, connection: &str, kind: &str) {
-        *lock(&self.dial_failures)
-            .entry((connection.to_string(), kind.to_string()))
-            .or_default() += 1;
-    }
-
-    /// A login failed; `reason` e.g. `bad_password`, `unknown_user`, `throttled`.
-    pub fn auth_failure(&self, reason: &str) {
-        *lock(&self.auth_failures)
-            .entry(reason.to_string())
-            .or_default() += 1;
-    }
-
-    /// A request or connection was refused before any work; `reason` e.g. `allow_list`.
-    pub fn refused(&self, reason: &str) {
-        *lock(&self.refused).entry(reason.to_string()).or_default() += 1;
-    }
-
-    /// An RPC `method` (e.g. `Links/Dial`) finished with gRPC status `code` after `took`.
-    pub fn rpc(&self, method: &str, code: &str, took: Duration) {
-        lock(&self.rpc)
-            .entry((method.to_string(), code.to_string()))
-            .or_default()
-            .observe(took.as_secs_f64());
-    }
-
-    /// Register (or replace) the snapshot source `name`.
-    pub fn register(&self, name: &str, source: Source) {
-        let mut s = lock(&self.sources);
-        s.retain(|(n, _)| n != name);
-        s.push((name.to_string(), source));
-    }
-
-    /// Remove the snapshot source `name`.
-    pub fn unregister(&self, name: &str) {
-        lock(&self.sources).retain(|(n, _)| n != name);
-    }
-
-    /// The whole exposition text.
-    pub fn render(&self) -> String {
-        let mut e = Exposition::default();
-        e.family(
-            "masqdial_build_info",
-            Kind::Gauge,
-            "mserver version (always 1).",
-        );
-        e.sample(
-            "masqdial_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))],
-            1.0,
-        );
-        e.family(
-            "masqdial_dial_attempts_total",
-            Kind::Counter,
-            "Dial attempts (numbers tried) per connection.",
-        );
-        for (c, n) in lock(&self.dial_attempts).iter() {
-            e.sample(
-                "masqdial_dial_attempts_total",
-                &[("connection", c)],
-                *n as f64,
-            );
-        }
-        e.family(
-            "masqdial_dial_failures_total",
-            Kind::Counter,
-            "Failed dial attempts per connection and kind of failure.",
-        );
-        for ((c, k), n) in lock(&self.dial_failures).iter() {
-            e.sample(
-                "masqdial_dial_failures_total",
-                &[("connection", c), ("kind", k)],
-                *n as f64,
-            );
-        }
-        e.family(
-            "masqdial_auth_failures_total",
-            Kind::Counter,
-            "Failed logins and token checks per reason.",
-        );
-        for (r, n) in lock(&self.auth_failures).iter() {
-            e.sample("masqdial_auth_failures_total", &[("reason", r)], *n as f64);
-        }
-        e.family(
-            "masqdial_refused_total",
-            Kind::Counter,
-            "Requests and connections refused before any work, per reason.",
-        );
-        for (r, n) in lock(&self.refused).iter() {
-            e.sample("masqdial_refused_total", &[("reason", r)], *n as f64);
-        }
-        e.family(
-            "masqdial_rpc_duration_seconds",
-            Kind::Histogram,
-            "gRPC call latency per method and status code (streams: until the first answer).",
-        );
-        for ((m, code), h) in lock(&self.rpc).iter() {
-            for (b, le) in h.buckets.iter().zip(RPC_BUCKETS) {
-                let le = number(le);
-                e.sample(
-                    "masqdial_rpc_duration_seconds_bucket",
-                    &[("method", m), ("code", code), ("le", &le)],
-                    *b as f64,
-                );
-            }
-            e.sample(
-                "masqdial_rpc_duration_seconds_bucket",
-                &[("method", m), ("code", code), ("le", "+Inf")],
-                h.count as f64,
-            );
-            e.sample(
-                "masqdial_rpc_duration_seconds_sum",
-                &[("method", m), ("code", code)],
-                h.sum,
-            );
-            e.sample(
-                "masqdial_rpc_duration_seconds_count",
-                &[("method", m), ("code", code)],
-                h.count as f64,
-            );
-        }
-        for (_, src) in lock(&self.sources).iter() {
-            src(&mut e);
-        }
-        e.finish()
-    }
-}
-
-/// Source for the NAT engine: masquerade entries and free ports per protocol, drops per
-/// reason, chain rule and policy counters.
-pub fn nat_source(nat: crate::dataplane::NatHandle) -> Source {
-    Box::new(move |e| {
-        let now = nat.now();
-        let engine = nat.lock();
-        let fp = engine.free_ports();
-        let mut entries = [0u64; 3];
-        for s in engine.masq_snapshot(now) {
-            match s.proto {
-                6 => entries[0] += 1,
-                17 => entries[1] += 1,
-                1 => entries[2] += 1,
-                _ => {}
-            }
-        }
-        let protos = [("tcp", fp.tcp), ("udp", fp.udp), ("icmp", fp.icmp)];
-        e.family(
-            "masqdial_masq_entries",
-            Kind::Gauge,
-            "Live masquerade entries per protocol.",
-        );
-        for ((p, _), n) in protos.iter().zip(entries) {
-            e.sample("masqdial_masq_entries", &[("protocol", p)], n as f64);
-        }
-        e.family(
-            "masqdial_masq_free_ports",
-            Kind::Gauge,
-            "Free masquerade ports per protocol.",
-        );
-        for (p, (free, _)) in &protos {
-            e.sample(
-                "masqdial_masq_free_ports",
-                &[("protocol", p)],
-                f64::from(*free),
-            );
-        }
-        e.family(
-            "masqdial_masq_ports",
-            Kind::Gauge,
-            "Masquerade ports in the pool per protocol.",
-        );
-        for (p, (_, total)) in &protos {
-            e.sample("masqdial_masq_ports", &[("protocol", p)], f64::from(*total));
-        }
-        e.family(
-            "masqdial_drops_total",
-            Kind::Counter,
-            "Packets dropped by the NAT engine per reason.",
-        );
-        for r in nat_core::engine::DropReason::ALL {
-            e.sample(
-                "masqdial_drops_total",
-                &[("reason", r.name())],
-                engine.drops(r) as f64,
-            );
-        }
-        e.family(
-            "masqdial_chain_packets_total",
-            Kind::Counter,
-            "Packets matched per chain and rule (rule=policy: the chain's policy).",
-        );
-        e.family(
-            "masqdial_chain_bytes_total",
-            Kind::Counter,
-            "Bytes matched per chain and rule (rule=policy: the chain's policy).",
-        );
-        let fw = engine.firewall();
-        for chain in fw.chain_names() {
-            let n = fw.rules(&chain).map(|r| r.len()).unwrap_or(0);
-            let mut rows: Vec<(String, nat_core::chains::Counter)> = (1..=n)
-                .filter_map(|i| fw.rule_counters(&chain, i).ok().map(|c| (i.to_string(), c)))
-                .collect();
-            if let Ok(c) = fw.policy_counters(&chain) {
-                if fw.policy(&chain).ok().flatten().is_some() {
-                    rows.push(("policy".into(), c));
-                }
-            }
-            for (rule, c) in rows {
-                let labels = [("chain", chain.as_str()), ("rule", rule.as_str())];
-                e.sample("masqdial_chain_packets_total", &labels, c.packets as f64);
-                e.sample("masqdial_chain_bytes_total", &labels, c.bytes as f64);
-            }
-        }
-    })
-}
-
-/// Lower-case name of a link state, as in metrics labels and the systemd status line.
-pub fn state_name(s: crate::link::LinkState) -> &'static str {
-    use crate::link::LinkState as S;
-    match s {
-        S::Idle => "idle",
-        S::Dialing => "dialing",
-        S::Connected => "connected",
-        S::Authenticating => "authenticating",
-        S::Up => "up",
-        S::HangingUp => "hanging_up",
-        S::Failed => "failed",
-    }
-}
-
-/// Source for the links: state, up flag, bytes and packets per connection.
-pub fn link_source(links: crate::link::manager::LinkManager) -> Source {
-    Box::new(move |e| {
-        e.family(
-            "masqdial_link_up",
-            Kind::Gauge,
-            "1 while the connection's link is up (IPCP open).",
-        );
-        e.family(
-            "masqdial_link_state",
-            Kind::Gauge,
-            "1 for the connection's current link state.",
-        );
-        for name in links.names() {
-            let state = links.state(name).map_or("idle", state_name);
-            let up = if state == "up" { 1.0 } else { 0.0 };
-            e.sample("masqdial_link_up", &[("connection", name)], up);
-            e.sample(
-                "masqdial_link_state",
-                &[("connection", name), ("state", state)],
-                1.0,
-            );
-        }
-        e.family(
-            "masqdial_link_bytes_total",
-            Kind::Counter,
-            "IP bytes over the link since it came up, per direction.",
-        );
-        e.family(
-            "masqdial_link_packets_total",
-            Kind::Counter,
-            "IP packets over the link since it came up, per direction.",
-        );
-        for s in links.statuses() {
-            let c = s.connection.as_str();
-            for (dir, bytes, packets) in [
-                ("rx", s.bytes_in, s.packets_in),
-                ("tx", s.bytes_out, s.packets_out),
-            ] {
-                let labels = [("connection", c), ("direction", dir)];
-                e.sample("masqdial_link_bytes_total", &labels, bytes as f64);
-                e.sample("masqdial_link_packets_total", &labels, packets as f64);
-            }
-        }
-    })
-}
-
-/// One line for `systemctl status`: every connection's state (and address when up).
-pub fn link_summary(links: &crate::link::manager::LinkManager) -> String {
-    let parts: Vec<String> = links
-        .statuses()
-        .iter()
-        .map(|s| {
-            let state = state_name(s.state);
-            match s.local {
-                Some(a) => format!("{} {state} {a}", s.connection),
-                None => format!("{} {state}", s.connection),
-            }
-        })
-        .collect();
-    if parts.is_empty() {
-        "no connections configured".into()
-    } else {
-        parts.join(", ")
-    }
-}
 
 /// Why a scrape request got no metrics.
 #[derive(Debug, PartialEq, Eq)]
@@ -690,51 +245,52 @@ mod tests {
     }
 }
 
-/// The `kind` label of a dial that ended in `k`; `None` for ends that are not dial failures
-/// (carrier lost, echo timeout, idle or connect-time hang-ups of a link that was up).
-pub fn dial_failure_kind(k: crate::link::FailureKind) -> Option<&'static str> {
-    use crate::link::FailureKind as F;
-    Some(match k {
-        F::NoModem | F::ModemError => "modem",
-        F::NoDialtone => "no_dialtone",
-        F::Busy => "busy",
-        F::NoAnswer => "no_answer",
-        F::NoCarrier => "no_carrier",
-        F::Timeout => "timeout",
-        F::LcpFailed => "lcp",
-        F::AuthFailed => "auth",
-        F::IpcpFailed => "ipcp",
-        F::Cancelled => "cancelled",
-        F::CarrierLost | F::EchoTimeout | F::IdleTimeout | F::MaxConnectTime => return None,
+/// The gRPC paths the server serves: every method of the `masqdial.v1` services (read from
+/// the API's own descriptor set), health and reflection.
+fn known_methods() -> &'static std::collections::HashSet<String> {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        use prost::Message as _;
+        let mut known: std::collections::HashSet<String> = [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        if let Ok(set) =
+            prost_types::FileDescriptorSet::decode(masqdial_proto::v1::FILE_DESCRIPTOR_SET)
+        {
+            for f in &set.file {
+                let pkg = f.package();
+                for svc in &f.service {
+                    for m in &svc.method {
+                        known.insert(format!("/{pkg}.{}/{}", svc.name(), m.name()));
+                    }
+                }
+            }
+        }
+        known
     })
 }
 
-/// The `kind` label of a chat attempt that failed and will be redialled.
-pub fn chat_failure_kind(k: masqdial_at::ChatFailure) -> &'static str {
-    use masqdial_at::ChatFailure as C;
-    match k {
-        C::NoDialtone => "no_dialtone",
-        C::Busy => "busy",
-        C::NoAnswer => "no_answer",
-        C::NoCarrier => "no_carrier",
-        C::Error => "modem",
-        C::Timeout => "timeout",
-    }
-}
-
-/// The `method` label of a gRPC path: `/masqdial.v1.Auth/Login` → `Auth/Login`. Paths the
-/// server does not serve (status UNIMPLEMENTED) are all `unknown`, so a client cannot grow
-/// the label set.
+/// The `method` label of a gRPC path: `/masqdial.v1.Auth/Login` → `Auth/Login`. Only the
+/// paths the server serves (a fixed table from the API's descriptor) get their own label;
+/// everything else is `unknown` whatever its status (an unauthenticated call to a random
+/// path is refused before routing, so its status cannot tell), so no client can grow the
+/// label set.
 pub fn rpc_method_label(path: &str, code: tonic::Code) -> String {
-    if code == tonic::Code::Unimplemented {
+    if code == tonic::Code::Unimplemented || !known_methods().contains(path) {
         return "unknown".into();
     }
     let p = path.trim_start_matches('/');
-    let short = match p.split_once('/') {
+    match p.split_once('/') {
         Some((svc, m)) => format!("{}/{m}", svc.rsplit('.').next().unwrap_or(svc)),
         None => p.to_string(),
-    };
-    short.chars().take(64).collect()
+    }
 }
 
 /// The `reason` of `masqdial_auth_failures_total` for a finished call, if it is one:
@@ -831,8 +387,31 @@ mod label_tests {
             rpc_method_label("/masqdial.v1.Auth/random123", tonic::Code::Unimplemented),
             "unknown"
         );
+        // Refused before routing (no token): the status says nothing about the path.
+        assert_eq!(
+            rpc_method_label(
+                "/masqdial.v1.Dialer/random123",
+                tonic::Code::Unauthenticated
+            ),
+            "unknown"
+        );
         let long = format!("/a.B/{}", "x".repeat(500));
-        assert_eq!(rpc_method_label(&long, tonic::Code::Ok).chars().count(), 64);
+        assert_eq!(rpc_method_label(&long, tonic::Code::Ok), "unknown");
+        // Every method of the API is known, so the label set is the API's, and no more.
+        for path in [
+            "/masqdial.v1.Dialer/Dial",
+            "/masqdial.v1.Nat/ListMasq",
+            "/masqdial.v1.Modems/ListModems",
+        ] {
+            let l = rpc_method_label(path, tonic::Code::PermissionDenied);
+            assert_ne!(l, "unknown", "{path}");
+        }
+        let mut labels = std::collections::HashSet::new();
+        for i in 0..10_000 {
+            let p = format!("/masqdial.v1.Dialer/M{i}");
+            labels.insert(rpc_method_label(&p, tonic::Code::Unauthenticated));
+        }
+        assert_eq!(labels.len(), 1);
     }
 
     #[test]
@@ -855,14 +434,5 @@ mod label_tests {
             auth_failure_reason("Dialer/Dial", Code::PermissionDenied),
             None
         );
-    }
-
-    #[test]
-    fn dial_kinds() {
-        use crate::link::FailureKind as F;
-        assert_eq!(dial_failure_kind(F::Busy), Some("busy"));
-        assert_eq!(dial_failure_kind(F::NoModem), Some("modem"));
-        assert_eq!(dial_failure_kind(F::CarrierLost), None);
-        assert_eq!(dial_failure_kind(F::IdleTimeout), None);
     }
 }

@@ -11,8 +11,8 @@ use nat_core::{Engine, EngineConfig};
 
 use crate::config::Config;
 
-/// File names in the state directory.
-const RULES_FILE: &str = "rules.ipchains";
+/// File names in the state directory: the saved ruleset.
+pub const RULES_FILE: &str = "rules.ipchains";
 const TIMEOUTS_FILE: &str = "timeouts";
 const PORTFW_FILE: &str = "portfw";
 
@@ -327,7 +327,7 @@ pub fn usage_path(state_dir: &Path, connection: &str) -> PathBuf {
 pub fn save_usage(
     state_dir: &Path,
     connection: &str,
-    usage: &crate::link::budget::Usage,
+    usage: &crate::budget::Usage,
 ) -> std::io::Result<()> {
     write_atomic(
         &usage_path(state_dir, connection),
@@ -340,7 +340,7 @@ pub fn save_usage(
 pub fn load_usage(
     state_dir: &Path,
     connection: &str,
-) -> Result<Option<crate::link::budget::Usage>, String> {
+) -> Result<Option<crate::budget::Usage>, String> {
     let path = usage_path(state_dir, connection);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -350,7 +350,7 @@ pub fn load_usage(
     let text =
         String::from_utf8(bytes).map_err(|_| format!("{}: not text (garbage?)", path.display()))?;
     unframe("usage", &text)
-        .and_then(crate::link::budget::Usage::parse)
+        .and_then(crate::budget::Usage::parse)
         .map(Some)
         .map_err(|m| format!("{}: {m}", path.display()))
 }
@@ -509,7 +509,7 @@ mod tests {
 
     #[test]
     fn budget_usage_survives_a_restart_and_torn_files_are_named() {
-        use crate::link::budget::Usage;
+        use crate::budget::Usage;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(load_usage(dir.path(), "isp1"), Ok(None));
         let u = Usage {

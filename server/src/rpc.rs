@@ -191,7 +191,7 @@ impl From<LinkError> for ApiError {
             }
             LinkError::NoModem { .. } => ApiError::ResourceExhausted(e.to_string()),
             LinkError::Budget(r) => match r.limit {
-                crate::link::budget::Limit::Window => ApiError::FailedPrecondition(r.message),
+                crate::budget::Limit::Window => ApiError::FailedPrecondition(r.message),
                 _ => ApiError::ResourceExhausted(r.message),
             },
         }
@@ -765,7 +765,7 @@ impl Interceptor for AllowListCheck {
         if self.0.auth().peer_allowed(peer.ip()) {
             Ok(req)
         } else {
-            crate::metrics::global().refused("allow_list");
+            crate::counters::global().refused("allow_list");
             self.0.shared.log_refused.hit(&peer.ip());
             Err(AuthError::PeerNotAllowed(peer.ip()).into())
         }

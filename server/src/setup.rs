@@ -79,6 +79,23 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SetupError + '_ {
     }
 }
 
+/// Creates `dir` (and missing parents) with exactly `mode`, whatever the umask: a directory
+/// that holds secrets must not come out 0777 under `umask 000`. An existing directory keeps
+/// its mode (the admin's choice).
+fn create_private_dir(dir: &Path, mode: u32) -> Result<(), SetupError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(io_err(dir))?;
+    // The umask may have taken bits off `mode`; set it exactly.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(io_err(dir))
+}
+
 /// Create `path` with `mode` (never following a symlink, never overwriting) and write `text`.
 fn create_new(path: &Path, mode: u32, text: &[u8]) -> Result<(), SetupError> {
     let mut f = OpenOptions::new()
@@ -155,7 +172,7 @@ pub fn init(
     // Never write a file the server would refuse.
     Config::parse(path, &text)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        create_private_dir(dir, 0o750)?;
     }
     create_new(path, 0o640, text.as_bytes())?;
     let group = chgrp_service(path);
@@ -333,7 +350,7 @@ pub fn gen_cert(dir: &Path, names: &[String], days: u32) -> Result<GenCertOutcom
     let leaf_pair = KeyPair::generate().map_err(crypto)?;
     let leaf_signed = leaf.signed_by(&leaf_pair, &issuer).map_err(crypto)?;
 
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    create_private_dir(dir, 0o700)?;
     create_new(&ca_cert, 0o644, ca_pem.as_bytes())?;
     create_new(&ca_key, 0o600, ca_key_pem.as_bytes())?;
     create_new(
@@ -399,6 +416,31 @@ mod tests {
 
     fn cheap_hash(pw: &str) -> Result<String, String> {
         crate::auth::hash_password_with(pw, crate::auth::fast_params()).map_err(|e| e.to_string())
+    }
+
+    /// Security N13: the directories `init` and `gen-cert` create get their mode exactly,
+    /// not what the umask leaves (the test asks for group-write, which the usual umask 022
+    /// would take away).
+    #[test]
+    fn created_directories_get_their_mode_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
+        let d = tmp.path().join("a/b");
+        create_private_dir(&d, 0o770).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode(&d), 0o770);
+        let certs = tmp.path().join("certs");
+        create_private_dir(&certs, 0o700).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode(&certs), 0o700);
+        // An existing directory keeps the admin's mode.
+        std::fs::set_permissions(&certs, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        create_private_dir(&certs, 0o700).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode(&certs), 0o755);
     }
 
     #[test]

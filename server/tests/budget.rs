@@ -9,10 +9,10 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
 use masqdial_ppp::AuthProtocol;
+use masqdial_server::budget::{Count, Limit, Period};
 use masqdial_server::config::{BudgetConfig, Config};
 use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::NatHandle;
-use masqdial_server::link::budget::{Count, Limit, Period};
 use masqdial_server::link::events::{LinkChange, LinkEvent};
 use masqdial_server::link::manager::{LinkError, LinkManager, Who};
 use masqdial_server::link::{DialOutcome, LinkState};
@@ -74,7 +74,7 @@ async fn wait_state(links: &LinkManager, want: LinkState) {
 /// loaded CI box can stall the test's tasks for seconds).
 async fn next_notice(
     events: &mut broadcast::Receiver<LinkEvent>,
-) -> masqdial_server::link::budget::Notice {
+) -> masqdial_server::budget::Notice {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             match events.recv().await {
@@ -125,7 +125,7 @@ async fn a_dial_outside_the_window_is_refused_saying_when_it_opens() {
     let r = r.clone();
     assert_eq!(r.limit, Limit::Window);
     assert_eq!(r.reopens, Some(open_at));
-    let when = masqdial_server::link::budget::local_text(open_at, 0);
+    let when = masqdial_server::budget::local_text(open_at, 0);
     assert_eq!(
         r.message,
         format!(

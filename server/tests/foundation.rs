@@ -157,12 +157,24 @@ async fn sighup_reloads_users_and_keeps_remaining_tokens() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{}", free_port());
-    let child = mserver()
+    let mut child = mserver()
         .arg("--config")
         .arg(&path)
         .args(["--listen", &addr])
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
+    // The server's log, line by line (the broken reload below is judged by its log line).
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let (log_tx, mut log) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if log_tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
     let ch = channel(&addr).await;
     let root = login(&ch, "root", "root-pw")
         .await
@@ -200,7 +212,23 @@ async fn sighup_reloads_users_and_keeps_remaining_tokens() {
     // A broken file on SIGHUP keeps the server running with the old config.
     std::fs::write(&path, "[server]\nnonsense = 1\n").unwrap_or_else(|e| panic!("{e}"));
     signal(&child, Signal::SIGHUP);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait (bounded) for the server to say it refused the file, so the check below runs
+    // after the reload, not before it.
+    let refused = tokio::time::timeout(LIMIT, async {
+        while let Some(l) = log.recv().await {
+            if l.contains("reload failed") {
+                return Some(l);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    assert!(
+        refused.is_some_and(|l| l.contains("nonsense")),
+        "no reload-failed line naming the bad key"
+    );
     assert_eq!(whoami(&ch, &root).await.ok().as_deref(), Some("root"));
 
     signal(&child, Signal::SIGINT);
@@ -240,6 +268,34 @@ async fn bad_config_exits_nonzero_naming_file_line_and_key() {
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.toml: line 5"), "{err}");
+}
+
+/// A saved state file that is refused at start (here: torn) exits 78, the status systemd
+/// does not restart on (the unit's `RestartPreventExitStatus=78`), not 2 every 5 s forever.
+#[tokio::test]
+async fn a_refused_state_file_exits_78() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        state.join(masqdial_server::persist::RULES_FILE),
+        "# masqdial state: rules\n:input ACCEPT\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("mserver.toml");
+    let text = config_text(&[("admin", "pw", "admin")]).replacen(
+        "[server]\n",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{}\"\nstate_dir = {:?}\n",
+            free_port(),
+            state.display().to_string()
+        ),
+        1,
+    );
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let (code, _, err) = run_mserver(&["--config".as_ref(), path.as_os_str()]).await;
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("rules"), "{err}");
 }
 
 /// Runs `mserver ARGS` to completion (bounded), returning (status, stdout, stderr).
@@ -538,5 +594,6 @@ async fn metrics_endpoint_serves_documented_names_and_plaintext_is_warned() {
         );
     }
     signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(child).await.success());
+    let st = wait_exit(child).await;
+    assert!(st.success(), "mserver exit: {st:?}");
 }

@@ -190,7 +190,10 @@ async fn an_address_inside_this_hosts_lan_network_fails_the_dial_typed() {
         .into_iter()
         .find(|i| !i.addr.is_loopback() && !i.point_to_point && i.netmask.is_some())
     else {
-        eprintln!("SKIPPED an_address_inside_this_hosts_lan_network_fails_the_dial_typed: this host has no LAN interface with an IPv4 network");
+        masqdial_testkit::skip(
+            "an_address_inside_this_hosts_lan_network_fails_the_dial_typed",
+            "a LAN interface with an IPv4 network (this host has none)",
+        );
         return;
     };
     let nets = refused_networks(std::slice::from_ref(&lan), None, "masq0", &[]);

@@ -992,7 +992,8 @@ mod tests {
     fn exec_command_times_out_and_kills() {
         let mut c = Command::new("sh");
         c.args(["-c", "echo started; sleep 30"]);
-        let err = exec_command(c, Duration::from_millis(300)).expect_err("must time out");
+        // 5 s for `sh` to start and print on a loaded box; the sleep outlasts it by far.
+        let err = exec_command(c, Duration::from_secs(5)).expect_err("must time out");
         match err {
             NetnsError::Timeout { stdout, .. } => assert_eq!(stdout, "started\n"),
             other => panic!("unexpected {other}"),

@@ -39,8 +39,8 @@ impl Signal {
     }
 }
 
-/// `<stat>` of `+CREG`/`+CGREG`/`+CEREG` (27.007 7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `<stat>` of `+CREG`/`+CGREG`/`+CEREG`/`+C5GREG` (27.007 7.2, 10.1.20, 10.1.22, 10.1.68).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegStatus {
     /// 0: not registered, not searching.
     NotRegistered,
@@ -50,16 +50,22 @@ pub enum RegStatus {
     Searching,
     /// 3: registration denied.
     Denied,
-    /// 4: unknown.
+    /// 4: unknown (e.g. out of coverage).
     Unknown,
     /// 5: registered, roaming.
     Roaming,
-    /// 6, 9: registered, home, SMS only / CSFB not preferred.
-    HomeLimited,
-    /// 7, 10: registered, roaming, SMS only / CSFB not preferred.
-    RoamingLimited,
-    /// 8: emergency services only.
+    /// 6: registered for "SMS only", home network.
+    HomeSmsOnly,
+    /// 7: registered for "SMS only", roaming.
+    RoamingSmsOnly,
+    /// 8: attached for emergency bearer services only.
     Emergency,
+    /// 9: registered for "CSFB not preferred", home network.
+    HomeCsfbNotPreferred,
+    /// 10: registered for "CSFB not preferred", roaming.
+    RoamingCsfbNotPreferred,
+    /// 11: attached for access to RLOS (restricted local operator services) only.
+    Rlos,
 }
 
 impl RegStatus {
@@ -72,27 +78,57 @@ impl RegStatus {
             3 => Self::Denied,
             4 => Self::Unknown,
             5 => Self::Roaming,
-            6 | 9 => Self::HomeLimited,
-            7 | 10 => Self::RoamingLimited,
+            6 => Self::HomeSmsOnly,
+            7 => Self::RoamingSmsOnly,
             8 => Self::Emergency,
+            9 => Self::HomeCsfbNotPreferred,
+            10 => Self::RoamingCsfbNotPreferred,
+            11 => Self::Rlos,
             _ => return None,
         })
     }
 
-    /// Registered (home or roaming).
+    /// `<stat>` of this status.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::NotRegistered => 0,
+            Self::Home => 1,
+            Self::Searching => 2,
+            Self::Denied => 3,
+            Self::Unknown => 4,
+            Self::Roaming => 5,
+            Self::HomeSmsOnly => 6,
+            Self::RoamingSmsOnly => 7,
+            Self::Emergency => 8,
+            Self::HomeCsfbNotPreferred => 9,
+            Self::RoamingCsfbNotPreferred => 10,
+            Self::Rlos => 11,
+        }
+    }
+
+    /// Registered (home or roaming, including the SMS-only and CSFB-not-preferred variants);
+    /// emergency-only and RLOS-only attachments are not.
     pub fn registered(self) -> bool {
         matches!(
             self,
-            Self::Home | Self::Roaming | Self::HomeLimited | Self::RoamingLimited
+            Self::Home
+                | Self::Roaming
+                | Self::HomeSmsOnly
+                | Self::RoamingSmsOnly
+                | Self::HomeCsfbNotPreferred
+                | Self::RoamingCsfbNotPreferred
         )
     }
 
     /// Registered on a visited network.
     pub fn roaming(self) -> bool {
-        matches!(self, Self::Roaming | Self::RoamingLimited)
+        matches!(
+            self,
+            Self::Roaming | Self::RoamingSmsOnly | Self::RoamingCsfbNotPreferred
+        )
     }
 
-    /// Lower-case name (`home`, `roaming`, `searching`).
+    /// Lower-case name (`home`, `roaming`, `searching`, …).
     pub fn name(self) -> &'static str {
         match self {
             Self::NotRegistered => "not-registered",
@@ -101,10 +137,51 @@ impl RegStatus {
             Self::Denied => "denied",
             Self::Unknown => "unknown",
             Self::Roaming => "roaming",
-            Self::HomeLimited => "home-limited",
-            Self::RoamingLimited => "roaming-limited",
+            Self::HomeSmsOnly => "home-sms-only",
+            Self::RoamingSmsOnly => "roaming-sms-only",
             Self::Emergency => "emergency-only",
+            Self::HomeCsfbNotPreferred => "home-csfb-not-preferred",
+            Self::RoamingCsfbNotPreferred => "roaming-csfb-not-preferred",
+            Self::Rlos => "rlos-only",
         }
+    }
+}
+
+/// Which registration a line reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegKind {
+    /// `+CREG`: circuit switched.
+    Creg,
+    /// `+CGREG`: GPRS (2G/3G packet switched).
+    Cgreg,
+    /// `+CEREG`: EPS (LTE).
+    Cereg,
+    /// `+C5GREG`: 5GS (NR).
+    C5greg,
+}
+
+impl RegKind {
+    /// All kinds.
+    pub const ALL: [RegKind; 4] = [
+        RegKind::Creg,
+        RegKind::Cgreg,
+        RegKind::Cereg,
+        RegKind::C5greg,
+    ];
+
+    /// The line prefix without the colon (`+CEREG`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            RegKind::Creg => "+CREG",
+            RegKind::Cgreg => "+CGREG",
+            RegKind::Cereg => "+CEREG",
+            RegKind::C5greg => "+C5GREG",
+        }
+    }
+
+    /// True for the packet-switched registrations (the ones a data call needs).
+    pub fn packet(self) -> bool {
+        !matches!(self, RegKind::Creg)
     }
 }
 
@@ -113,12 +190,19 @@ impl RegStatus {
 pub struct Registration {
     /// Status.
     pub status: RegStatus,
-    /// Location / tracking area code (hex text as sent), if given.
+    /// `<n>` when the line was a read answer (`<n>,<stat>,…`); `None` for an unsolicited
+    /// line (`<stat>,…`).
+    pub mode: Option<u8>,
+    /// Location / tracking area code (hex text as sent, spaces removed), if given.
     pub area: Option<String>,
     /// Cell id (hex text as sent), if given.
     pub cell: Option<String>,
-    /// Access technology `<AcT>` (0 GSM, 2 UTRAN, 7 E-UTRAN...), if given.
+    /// Access technology `<AcT>` (0 GSM, 2 UTRAN, 7 E-UTRAN, 11 NR…), if given.
     pub act: Option<u8>,
+    /// Routing area code (`+CGREG`, or a vendor's `<tac>,<rac>,<ci>` layout), if given.
+    pub rac: Option<String>,
+    /// `<cause_type>,<reject_cause>` (`<n>`=3 and up), if given.
+    pub reject: Option<(u8, u16)>,
 }
 
 /// `+COPS?`: the operator.
@@ -145,6 +229,47 @@ pub enum SimState {
     Other(String),
 }
 
+impl SimState {
+    /// The `<code>` as the modem sent it (`READY`, `SIM PIN`, `SIM PUK2`…).
+    pub fn code(&self) -> &str {
+        match self {
+            SimState::Ready => "READY",
+            SimState::PinRequired => "SIM PIN",
+            SimState::PukRequired => "SIM PUK",
+            SimState::Other(t) => t,
+        }
+    }
+
+    /// What the SIM waits for, in words (27.007 8.3 `<code>` values).
+    pub fn describe(&self) -> String {
+        let what = match self.code().to_ascii_uppercase().as_str() {
+            "READY" => "ready",
+            "SIM PIN" => "SIM PIN required",
+            "SIM PUK" => "SIM PUK required: the SIM is blocked after wrong PINs",
+            "SIM PIN2" => "SIM PIN2 required",
+            "SIM PUK2" => "SIM PUK2 required",
+            "PH-SIM PIN" => "phone-to-SIM password required",
+            "PH-FSIM PIN" => "phone-to-first-SIM password required",
+            "PH-FSIM PUK" => "phone-to-first-SIM PUK required",
+            "PH-NET PIN" => "network personalization password required",
+            "PH-NET PUK" => "network personalization PUK required",
+            "PH-NETSUB PIN" => "network subset personalization password required",
+            "PH-NETSUB PUK" => "network subset personalization PUK required",
+            "PH-SP PIN" => "service provider personalization password required",
+            "PH-SP PUK" => "service provider personalization PUK required",
+            "PH-CORP PIN" => "corporate personalization password required",
+            "PH-CORP PUK" => "corporate personalization PUK required",
+            _ => return format!("SIM state {}", self.code()),
+        };
+        what.to_string()
+    }
+
+    /// True when the SIM waits for a PUK of any kind: nothing is ever sent automatically.
+    pub fn needs_puk(&self) -> bool {
+        self.code().to_ascii_uppercase().contains("PUK")
+    }
+}
+
 /// Name of an access technology `<AcT>`.
 pub fn act_name(act: u8) -> &'static str {
     match act {
@@ -154,6 +279,7 @@ pub fn act_name(act: u8) -> &'static str {
         7 => "LTE",
         8 => "EC-GSM",
         9 => "NB-IoT",
+        10 => "LTE",
         11 | 12 => "NR",
         13 => "NR+LTE",
         _ => "?",
@@ -162,11 +288,16 @@ pub fn act_name(act: u8) -> &'static str {
 
 /// The body of an information line `+NAME: body`, if `line` is one.
 fn body<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let rest = line.trim().strip_prefix(name)?;
+    let t = line.trim();
+    let rest = t
+        .get(..name.len())
+        .filter(|p| p.eq_ignore_ascii_case(name))
+        .map(|_| &t[name.len()..])?;
     Some(rest.strip_prefix(':')?.trim())
 }
 
-/// Split a parameter list on commas outside quotes; quotes are removed.
+/// Split a parameter list on commas outside quotes. Quotes are removed; outside quotes all
+/// white space is dropped (`  0 5` is `05`), inside it is kept. The flag tells a quoted field.
 fn fields(body: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -183,6 +314,7 @@ fn fields(body: &str) -> Vec<(String, bool)> {
                 cur.clear();
                 was_quoted = false;
             }
+            c if !quoted && c.is_whitespace() => {}
             c => cur.push(c),
         }
     }
@@ -206,24 +338,239 @@ pub fn parse_csq(line: &str) -> Option<Signal> {
     ((rssi <= 31 || rssi == 99) && (ber <= 7 || ber == 99)).then_some(Signal { rssi, ber })
 }
 
-/// `+CREG:`/`+CGREG:`/`+CEREG:` (`name` without the colon), as a read answer
-/// (`<n>,<stat>[,<lac>,<ci>[,<AcT>]]`) or an unsolicited one (`<stat>[,<lac>,<ci>...]`).
+/// What a registration field may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    N,
+    Stat,
+    Area,
+    Rac,
+    Cell,
+    Act,
+}
+
+/// The layouts a registration line may have: (slots, solicited, exactly this many fields).
+/// Standard (27.007): `[<n>,]<stat>[,<lac>,<ci>[,<AcT>…]]`. Vendor (Novatel E362, and
+/// others): `[<n>,]<stat>,<tac>,<rac>,<ci>,<AcT>`.
+const LAYOUTS: [(&[Slot], bool, bool); 4] = [
+    (
+        &[Slot::N, Slot::Stat, Slot::Area, Slot::Cell, Slot::Act],
+        true,
+        false,
+    ),
+    (
+        &[Slot::Stat, Slot::Area, Slot::Cell, Slot::Act],
+        false,
+        false,
+    ),
+    (
+        &[
+            Slot::N,
+            Slot::Stat,
+            Slot::Area,
+            Slot::Rac,
+            Slot::Cell,
+            Slot::Act,
+        ],
+        true,
+        true,
+    ),
+    (
+        &[Slot::Stat, Slot::Area, Slot::Rac, Slot::Cell, Slot::Act],
+        false,
+        true,
+    ),
+];
+
+fn is_dec(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Zero-padded decimal (`001`): allowed (Iridium pads every integer) but less likely.
+fn padded(s: &str) -> bool {
+    s.len() > 1 && s.starts_with('0')
+}
+
+/// How badly `(text, quoted)` fits `slot`: `None` = impossible, else a penalty (0 = the
+/// field has exactly the shape 27.007 gives it).
+fn fit(slot: Slot, (s, quoted): &(String, bool)) -> Option<u32> {
+    match slot {
+        Slot::N | Slot::Stat => {
+            let max = if slot == Slot::N { 5 } else { 11 };
+            if *quoted || !is_dec(s) || s.parse::<u32>().ok()? > max {
+                return None;
+            }
+            Some(u32::from(padded(s)))
+        }
+        Slot::Area | Slot::Rac | Slot::Cell => {
+            if !is_hex(s) {
+                return None;
+            }
+            // LAC and LTE TAC are 16 bits (4 hex digits), an NR TAC 24; a RAC is 8 bits;
+            // an E-UTRAN cell id 28 bits, an NR cell id 36.
+            let longest = match slot {
+                Slot::Area => 6,
+                Slot::Rac => 2,
+                _ => 9,
+            };
+            let short_unquoted = slot == Slot::Area && !quoted && s.len() == 1;
+            Some(2 * u32::from(s.len() > longest) + u32::from(short_unquoted))
+        }
+        Slot::Act => {
+            if *quoted {
+                return None;
+            }
+            if s.is_empty() {
+                return Some(0);
+            }
+            match s.parse::<u8>() {
+                Ok(a) if is_dec(s) && a <= 15 => Some(u32::from(padded(s))),
+                _ => Some(2),
+            }
+        }
+    }
+}
+
+/// How many of the fields after `<AcT>` do not have the shape the command gives them:
+/// `+CREG`/`+CEREG`: `<cause_type>,<reject_cause>`; `+CGREG`: `<rac>,<cause_type>,
+/// <reject_cause>`; `+C5GREG`: `<Allowed_NSSAI_length>,<Allowed_NSSAI>,<cause_type>,
+/// <reject_cause>`. Vendors append other fields (Samsung), so this is a penalty, not a refusal.
+fn extras_misfit(name: &str, extras: &[(String, bool)]) -> u32 {
+    #[derive(Clone, Copy)]
+    enum Want {
+        CauseType,
+        Dec,
+        Rac,
+        Any,
+    }
+    let wants: &[Want] = match name.to_ascii_uppercase().as_str() {
+        "+CGREG" => &[Want::Rac, Want::CauseType, Want::Dec],
+        "+C5GREG" => &[Want::Dec, Want::Any, Want::CauseType, Want::Dec],
+        _ => &[Want::CauseType, Want::Dec],
+    };
+    let mut misfit = 0;
+    for (i, (text, quoted)) in extras.iter().enumerate() {
+        let fits = text.is_empty()
+            || match wants.get(i) {
+                None => false,
+                Some(Want::Any) => true,
+                Some(Want::Rac) => is_hex(text) && text.len() <= 2,
+                Some(Want::Dec) => !quoted && is_dec(text),
+                Some(Want::CauseType) => !quoted && (text == "0" || text == "1"),
+            };
+        misfit += u32::from(!fits);
+    }
+    misfit
+}
+
+/// `+CREG:`/`+CGREG:`/`+CEREG:`/`+C5GREG:` (`name` without the colon), as a read answer
+/// (`<n>,<stat>[,<lac>,<ci>[,<AcT>…]]`) or an unsolicited one (`<stat>[,<lac>,<ci>…]`),
+/// quoted or not. The two are told apart by the shape of every field, not by position
+/// alone: `<n>`, `<stat>` and `<AcT>` are small unquoted decimals, the area and cell codes hex
+/// strings of bounded length (4-6 and up to 9 digits). The layout whose fields all fit, with
+/// the fewest unusual shapes (zero padding, over-long codes), wins; a tie goes to the read
+/// answer. A vendor layout with a RAC between area and cell is recognised by the same rule.
 pub fn parse_registration(name: &str, line: &str) -> Option<Registration> {
     let f = fields(body(line, name)?);
-    // A read answer starts with <n> then a numeric <stat>; an unsolicited one has the
-    // quoted area code second (or nothing).
-    let read = f.len() >= 2 && !f[1].1 && f[1].0.parse::<u8>().is_ok();
-    let off = usize::from(read);
-    let status = RegStatus::from_code(num(f.get(off))?)?;
-    if read && num(f.first()).is_none_or(|n| n > 5) {
-        return None;
+    let mut best: Option<(u32, usize)> = None;
+    for (i, (slots, _, exact)) in LAYOUTS.iter().enumerate() {
+        if *exact && f.len() != slots.len() {
+            continue;
+        }
+        let stat_at = usize::from(slots[0] == Slot::N);
+        if f.len() <= stat_at {
+            continue;
+        }
+        // An area code comes with a cell id (a lone one is unusual, not impossible).
+        let area_at = stat_at + 1;
+        let cell_at = slots.iter().position(|s| *s == Slot::Cell).unwrap_or(0);
+        let lone_area = f.len() > area_at && f.len() <= cell_at;
+        if lone_area && !f[area_at].1 {
+            continue;
+        }
+        let mut score = 2 * u32::from(lone_area);
+        let mut ok = true;
+        for (slot, field) in slots.iter().zip(&f) {
+            match fit(*slot, field) {
+                Some(p) => score += p,
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok && !exact {
+            score += extras_misfit(name, f.get(slots.len()..).unwrap_or_default());
+        }
+        if ok && best.is_none_or(|(b, _)| score < b) {
+            best = Some((score, i));
+        }
     }
-    Some(Registration {
+    let (_, i) = best?;
+    let (slots, solicited, _) = LAYOUTS[i];
+    let at = |slot: Slot| slots.iter().position(|s| *s == slot).and_then(|p| f.get(p));
+    let status = RegStatus::from_code(num(at(Slot::Stat))?)?;
+    let act_text = at(Slot::Act);
+    let act = num(act_text).filter(|a| *a <= 15 && act_text.is_some_and(|(s, _)| is_dec(s)));
+    let mut reg = Registration {
         status,
-        area: text(f.get(off + 1)),
-        cell: text(f.get(off + 2)),
-        act: num(f.get(off + 3)),
-    })
+        mode: if solicited { num(at(Slot::N)) } else { None },
+        area: text(at(Slot::Area)),
+        cell: text(at(Slot::Cell)),
+        act,
+        rac: text(at(Slot::Rac)),
+        reject: None,
+    };
+    // Standard layouts: what follows <AcT> depends on the command.
+    if i < 2 {
+        let extra = &f[slots.len().min(f.len())..];
+        let cause_at = match name.to_ascii_uppercase().as_str() {
+            "+CGREG" => {
+                reg.rac = text(extra.first()).filter(|r| is_hex(r) && r.len() <= 2);
+                1
+            }
+            "+C5GREG" => 2,
+            _ => 0,
+        };
+        if let (Some(t), Some((c, _))) = (num(extra.get(cause_at)), extra.get(cause_at + 1)) {
+            if let Ok(c) = c.parse::<u16>() {
+                reg.reject = Some((t, c));
+            }
+        }
+    }
+    Some(reg)
+}
+
+/// A registration line of any kind (`+CREG`, `+CGREG`, `+CEREG`, `+C5GREG`).
+pub fn parse_any_registration(line: &str) -> Option<(RegKind, Registration)> {
+    RegKind::ALL
+        .iter()
+        .find_map(|k| parse_registration(k.prefix(), line).map(|r| (*k, r)))
+}
+
+/// Renders a registration as a modem would (`+CEREG: 2,1,"1A2B","01C2D3E4",7`), for tests
+/// and fuzzing: [`parse_registration`] of it gives it back.
+pub fn render_registration(kind: RegKind, r: &Registration) -> String {
+    let mut s = format!("{}: ", kind.prefix());
+    if let Some(n) = r.mode {
+        s.push_str(&format!("{n},"));
+    }
+    s.push_str(&r.status.code().to_string());
+    if r.area.is_some() || r.cell.is_some() {
+        s.push_str(&format!(
+            ",\"{}\",\"{}\"",
+            r.area.as_deref().unwrap_or_default(),
+            r.cell.as_deref().unwrap_or_default()
+        ));
+        if let Some(a) = r.act {
+            s.push_str(&format!(",{a}"));
+        }
+    }
+    s
 }
 
 /// `+COPS: <mode>[,<format>,<oper>[,<AcT>]]`.
@@ -240,13 +587,13 @@ pub fn parse_cops(line: &str) -> Option<Operator> {
 /// `+CPIN: <code>`.
 pub fn parse_cpin(line: &str) -> Option<SimState> {
     let b = body(line, "+CPIN")?;
-    let b = b.trim_matches('"');
-    Some(match b {
+    let b = b.trim_matches('"').trim();
+    Some(match b.to_ascii_uppercase().as_str() {
         "READY" => SimState::Ready,
         "SIM PIN" => SimState::PinRequired,
         "SIM PUK" => SimState::PukRequired,
         "" => return None,
-        other => SimState::Other(other.to_string()),
+        _ => SimState::Other(b.to_string()),
     })
 }
 
@@ -411,12 +758,9 @@ impl CellPoll {
             return; // echo
         }
         let code = ResultCode::parse(line);
-        let final_error = code == ResultCode::Error
-            || line.starts_with("+CME ERROR")
-            || line.starts_with("+CMS ERROR");
-        if code == ResultCode::Ok || final_error {
+        if code.is_final() {
             self.answered += 1;
-            self.finish(step, !final_error);
+            self.finish(step, code == ResultCode::Ok);
             self.next(now);
         } else if !matches!(code, ResultCode::Ring) {
             self.info.push(line.to_string());

@@ -26,9 +26,56 @@ pub enum ResultCode {
     Busy,
     /// `NO ANSWER` / `8`.
     NoAnswer,
+    /// `+CME ERROR: <err>`: the mobile equipment refused the command (27.007 9.2); numeric
+    /// (`+CMEE=1`) or verbose (`+CMEE=2`). A final result.
+    CmeError(ErrorValue),
+    /// `+CMS ERROR: <err>`: a message-service error (27.005 3.2.5). A final result.
+    CmsError(ErrorValue),
+    /// A vendor's final error result (text as sent): `COMMAND NOT SUPPORT` (Huawei, ZTE),
+    /// `TOO MANY PARAMETERS` (Huawei), `MODEM ERROR: <n>` (Motorola EZX), `NA` (Samsung),
+    /// `ABORTED` (u-blox: command aborted).
+    VendorError(String),
     /// Any other line: unsolicited (`+CREG: 1`), information (`ATI` text), a banner.
     Other(String),
 }
+
+/// The `<err>` of `+CME ERROR` / `+CMS ERROR`: a number, or the verbose text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorValue {
+    /// Numeric form (`+CMEE=1`).
+    Code(u16),
+    /// Verbose form (`+CMEE=2`), as sent (surrounding quotes removed).
+    Text(String),
+}
+
+impl ErrorValue {
+    fn parse(v: &str) -> ErrorValue {
+        let v = v.trim_matches(|c: char| c == '"' || c.is_whitespace());
+        if !v.is_empty() && v.len() <= 5 && v.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = v.parse::<u16>() {
+                return ErrorValue::Code(n);
+            }
+        }
+        ErrorValue::Text(v.to_string())
+    }
+}
+
+impl fmt::Display for ErrorValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorValue::Code(n) => write!(f, "{n}"),
+            ErrorValue::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// Vendor final error results matched as whole lines (upper case).
+const VENDOR_ERRORS: &[&str] = &[
+    "COMMAND NOT SUPPORT",
+    "TOO MANY PARAMETERS",
+    "NA",
+    "ABORTED",
+];
 
 /// Numeric CONNECT codes (Hayes/Rockwell common table; vendor-specific above 19).
 const NUMERIC_CONNECT: &[(u8, u32)] = &[
@@ -79,6 +126,24 @@ impl ResultCode {
             "NO ANSWER" => return ResultCode::NoAnswer,
             _ => {}
         }
+        if VENDOR_ERRORS.contains(&upper.as_str()) {
+            return ResultCode::VendorError(t.to_string());
+        }
+        for (prefix, cms) in [("+CME ERROR:", false), ("+CMS ERROR:", true)] {
+            if upper.starts_with(prefix) {
+                let v = ErrorValue::parse(&t[prefix.len()..]);
+                return if cms {
+                    ResultCode::CmsError(v)
+                } else {
+                    ResultCode::CmeError(v)
+                };
+            }
+        }
+        if let Some(rest) = upper.strip_prefix("MODEM ERROR:") {
+            if !rest.trim().is_empty() && rest.trim().bytes().all(|b| b.is_ascii_digit()) {
+                return ResultCode::VendorError(t.to_string());
+            }
+        }
         if let Some(rest) = upper.strip_prefix("CONNECT") {
             if rest.is_empty() || rest.starts_with([' ', '/']) {
                 return Self::parse_connect_rest(&t["CONNECT".len()..]);
@@ -88,10 +153,13 @@ impl ResultCode {
     }
 
     fn parse_connect_rest(rest: &str) -> ResultCode {
-        let rest = rest.trim_start_matches([' ', '/']);
+        let sep = |c: char| c == '/' || c.is_whitespace();
+        let rest = rest.trim_start_matches(sep);
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let speed = rest[..digits].parse::<u32>().ok();
-        let extras = rest[digits..].trim().trim_start_matches('/').trim();
+        // A digit run too long for a speed stays text.
+        let used = if speed.is_some() { digits } else { 0 };
+        let extras = rest[used..].trim_start_matches(sep).trim_end();
         ResultCode::Connect {
             speed,
             extras: (!extras.is_empty()).then(|| extras.to_string()),
@@ -135,8 +203,66 @@ impl ResultCode {
             ResultCode::NoDialtone => 6,
             ResultCode::Busy => 7,
             ResultCode::NoAnswer => 8,
-            ResultCode::Other(_) => return None,
+            ResultCode::CmeError(_)
+            | ResultCode::CmsError(_)
+            | ResultCode::VendorError(_)
+            | ResultCode::Other(_) => return None,
         })
+    }
+
+    /// True for a final result code: the modem is done with the command line (everything but
+    /// `RING` and information / unsolicited lines). `CONNECT` ends command state.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        !matches!(self, ResultCode::Ring | ResultCode::Other(_))
+    }
+
+    /// True for the error finals: `ERROR`, `+CME ERROR`, `+CMS ERROR` and vendor errors.
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self,
+            ResultCode::Error
+                | ResultCode::CmeError(_)
+                | ResultCode::CmsError(_)
+                | ResultCode::VendorError(_)
+        )
+    }
+
+    /// The named cause of an error final: `+CME ERROR: 10 (SIM not inserted)`,
+    /// `+CME ERROR: SIM not inserted` (verbose text passed through, with its number when the
+    /// table knows it), `+CMS ERROR: 310 ((U)SIM not inserted)`, or the line itself.
+    #[must_use]
+    pub fn cause(&self) -> String {
+        match self {
+            ResultCode::CmeError(ErrorValue::Code(n)) => match crate::errors::cme_name(*n) {
+                Some(name) => format!("+CME ERROR: {n} ({name})"),
+                None => format!("+CME ERROR: {n}"),
+            },
+            ResultCode::CmsError(ErrorValue::Code(n)) => match crate::errors::cms_name(*n) {
+                Some(name) => format!("+CMS ERROR: {n} ({name})"),
+                None => format!("+CMS ERROR: {n}"),
+            },
+            ResultCode::CmeError(ErrorValue::Text(t)) => match crate::errors::cme_code(t) {
+                Some(n) => format!("+CME ERROR: {t} ({n})"),
+                None => format!("+CME ERROR: {t}"),
+            },
+            ResultCode::CmsError(ErrorValue::Text(t)) => match crate::errors::cms_code(t) {
+                Some(n) => format!("+CMS ERROR: {t} ({n})"),
+                None => format!("+CMS ERROR: {t}"),
+            },
+            other => other.to_string(),
+        }
+    }
+
+    /// The `+CME ERROR` number, numeric or looked up from the verbose text.
+    #[must_use]
+    pub fn cme_code(&self) -> Option<u16> {
+        match self {
+            ResultCode::CmeError(ErrorValue::Code(n)) => Some(*n),
+            ResultCode::CmeError(ErrorValue::Text(t)) => crate::errors::cme_code(t),
+            _ => None,
+        }
     }
 }
 
@@ -160,7 +286,9 @@ impl fmt::Display for ResultCode {
             ResultCode::NoDialtone => f.write_str("NO DIALTONE"),
             ResultCode::Busy => f.write_str("BUSY"),
             ResultCode::NoAnswer => f.write_str("NO ANSWER"),
-            ResultCode::Other(s) => f.write_str(s),
+            ResultCode::CmeError(v) => write!(f, "+CME ERROR: {v}"),
+            ResultCode::CmsError(v) => write!(f, "+CMS ERROR: {v}"),
+            ResultCode::VendorError(s) | ResultCode::Other(s) => f.write_str(s),
         }
     }
 }
@@ -169,6 +297,70 @@ impl fmt::Display for ResultCode {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn any_code() -> impl Strategy<Value = ResultCode> {
+        let text = "[A-Za-z][A-Za-z ]{0,20}[a-z]".prop_map(ErrorValue::Text);
+        let value = prop_oneof![any::<u16>().prop_map(ErrorValue::Code), text];
+        prop_oneof![
+            Just(ResultCode::Ok),
+            Just(ResultCode::Ring),
+            Just(ResultCode::NoCarrier),
+            Just(ResultCode::Error),
+            Just(ResultCode::NoDialtone),
+            Just(ResultCode::Busy),
+            Just(ResultCode::NoAnswer),
+            (
+                proptest::option::of(1u32..10_000_000),
+                proptest::option::of("[A-Z][A-Z0-9/]{0,8}[A-Z0-9]")
+            )
+                .prop_map(|(speed, extras)| ResultCode::Connect { speed, extras }),
+            value.clone().prop_map(ResultCode::CmeError),
+            value.prop_map(ResultCode::CmsError),
+            proptest::sample::select(VENDOR_ERRORS)
+                .prop_map(|v| ResultCode::VendorError(v.to_string())),
+            (0u32..1000).prop_map(|n| ResultCode::VendorError(format!("MODEM ERROR: {n}"))),
+            "[a-z][a-z ]{0,10}[a-z]".prop_map(ResultCode::Other),
+        ]
+    }
+
+    #[test]
+    fn error_finals() {
+        assert_eq!(
+            ResultCode::parse("+CME ERROR: 10"),
+            ResultCode::CmeError(ErrorValue::Code(10))
+        );
+        assert_eq!(
+            ResultCode::parse("+cme error: SIM not inserted"),
+            ResultCode::CmeError(ErrorValue::Text("SIM not inserted".into()))
+        );
+        assert_eq!(
+            ResultCode::parse("+CMS ERROR: \"500\""),
+            ResultCode::CmsError(ErrorValue::Code(500))
+        );
+        assert_eq!(
+            ResultCode::parse("+CME ERROR:"),
+            ResultCode::CmeError(ErrorValue::Text(String::new()))
+        );
+        assert_eq!(
+            ResultCode::parse("COMMAND NOT SUPPORT"),
+            ResultCode::VendorError("COMMAND NOT SUPPORT".into())
+        );
+        assert_eq!(
+            ResultCode::parse("MODEM ERROR: x"),
+            ResultCode::Other("MODEM ERROR: x".into())
+        );
+        assert_eq!(ResultCode::parse("+CME ERROR: 10").cme_code(), Some(10));
+        assert_eq!(
+            ResultCode::parse("+CME ERROR: incorrect password").cme_code(),
+            Some(16)
+        );
+        for code in ["OK", "CONNECT 9600", "ERROR", "+CME ERROR: 3", "NA", "BUSY"] {
+            assert!(ResultCode::parse(code).is_final(), "{code}");
+        }
+        for info in ["RING", "+CREG: 1", "Quectel", "+CME ERRORS"] {
+            assert!(!ResultCode::parse(info).is_final(), "{info}");
+        }
+    }
 
     #[test]
     fn verbose_codes() {
@@ -225,7 +417,7 @@ mod tests {
             ResultCode::parse("CONNECT 99999999999999"),
             ResultCode::Connect {
                 speed: None,
-                extras: None
+                extras: Some("99999999999999".into())
             }
         );
     }
@@ -253,6 +445,30 @@ mod tests {
         #[test]
         fn any_line_parses_without_panic(s in ".{0,80}") {
             let _ = ResultCode::parse(&s);
+        }
+
+        #[test]
+        fn every_result_code_round_trips_through_its_text(code in any_code()) {
+            prop_assert_eq!(ResultCode::parse(&code.to_string()), code.clone());
+            // Verbose finals are recognised in any case.
+            let lower = ResultCode::parse(&code.to_string().to_ascii_lowercase());
+            prop_assert_eq!(lower.is_final(), code.is_final());
+            prop_assert_eq!(lower.is_error(), code.is_error());
+        }
+
+        #[test]
+        fn numeric_forms_map_back(code in any_code()) {
+            if let (Some(n), false) = (code.numeric(), matches!(code, ResultCode::Connect { .. })) {
+                prop_assert_eq!(ResultCode::from_numeric(n), Some(code.clone()));
+                prop_assert_eq!(ResultCode::parse(&n.to_string()), code);
+            }
+        }
+
+        #[test]
+        fn parsing_is_idempotent(s in "[ -~]{0,40}") {
+            let once = ResultCode::parse(&s);
+            prop_assert_eq!(ResultCode::parse(&once.to_string()), once.clone());
+            prop_assert!(!once.is_error() || once.is_final());
         }
 
         #[test]

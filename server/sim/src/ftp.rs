@@ -16,7 +16,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::timeout;
 
-use crate::wan::Blob;
+use crate::blob::Blob;
 
 /// Name of the virtual file the server always offers.
 pub const BLOB_FILE: &str = "blob.bin";
@@ -1157,8 +1157,8 @@ mod tests {
             let mut c = FtpClient::connect(addr, t).await.expect("login");
             assert_eq!(c.size(BLOB_FILE).await.expect("size"), 100_000);
             let got = c.retr(BLOB_FILE, mode, 1 << 20).await.expect("retr");
-            assert_eq!(got, crate::wan::blob_bytes(5, 100_000), "{mode:?}");
-            let up = crate::wan::blob_bytes(77, 3000);
+            assert_eq!(got, crate::blob::blob_bytes(5, 100_000), "{mode:?}");
+            let up = crate::blob::blob_bytes(77, 3000);
             c.stor("up.bin", &up, mode).await.expect("stor");
             assert_eq!(
                 c.retr("up.bin", mode, 1 << 20).await.expect("retr upload"),

@@ -13,7 +13,9 @@
 //! - [`wan`]: the "internet" servers behind that TUN (TCP/UDP echo, a deterministic blob
 //!   server) and [`ftp`], a small FTP server and client; run by the e2e tests' `wan-servers`
 //!   and by the root demo in its WAN namespace.
+//! - [`blob`]: the seeded byte stream those transfers are checked against.
 
+pub mod blob;
 pub mod ftp;
 pub mod internet;
 pub mod isp;

@@ -78,7 +78,11 @@ fn init_dial_connect_reports_speed() {
     let mut chat = Chat::new(ChatConfig::dialup(&["5551234"]), t0);
     let (ev, end) = run(&mut chat, &mut modem, t0);
     assert!(chat.is_ready(), "{ev:?}");
-    assert_eq!(end - t0, Duration::from_millis(300));
+    // 300 ms to CONNECT plus the chat's settle window after each of the two init OKs.
+    assert_eq!(
+        end - t0,
+        Duration::from_millis(300) + 2 * ChatConfig::default().settle
+    );
     let kinds: Vec<&ChatEvent> = ev.iter().map(|(_, e)| e).collect();
     assert!(matches!(
         kinds[0],
@@ -125,8 +129,11 @@ fn busy_then_next_number_connects() {
     let mut chat = Chat::new(plan, t0);
     let (ev, end) = run(&mut chat, &mut modem, t0);
     assert!(chat.is_ready());
-    // 1 s busy + 0.5 s pause + 2 s to connect.
-    assert_eq!(end - t0, Duration::from_millis(3500));
+    // 1 s busy + 0.5 s pause + 2 s to connect, after two init commands' settle windows.
+    assert_eq!(
+        end - t0,
+        Duration::from_millis(3500) + 2 * ChatConfig::default().settle
+    );
     assert!(ev.iter().any(|(_, e)| matches!(
         e,
         ChatEvent::Redial { kind: ChatFailure::Busy, number, next_number, .. }
@@ -167,7 +174,9 @@ fn no_answer_exhausts_redial_rounds_with_delays() {
             _ => None,
         })
         .collect();
-    let s = Duration::from_secs;
+    // Everything after the one init command's settle window.
+    let settle = ChatConfig::default().settle;
+    let s = |n| Duration::from_secs(n) + settle;
     assert_eq!(
         dial_times,
         vec![
@@ -239,7 +248,10 @@ fn silent_dial_times_out_and_is_aborted() {
     let mut chat = Chat::new(plan, t0);
     let (ev, end) = run(&mut chat, &mut modem, t0);
     assert_eq!(failed_kind(&ev), Some(ChatFailure::Timeout));
-    assert_eq!(end - t0, Duration::from_secs(45));
+    assert_eq!(
+        end - t0,
+        Duration::from_secs(45) + 2 * ChatConfig::default().settle
+    );
     assert!(!modem.in_call());
 }
 

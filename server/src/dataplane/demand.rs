@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net};
-use nat_core::chains::{CheckVerdict, Firewall, PacketInfo, Target};
+use nat_core::chains::PacketInfo;
 use tokio::sync::mpsc;
 
+pub use crate::activity::ActivityFilter;
 use crate::config::{Config, UserRole};
 
 /// The TUN device's placeholder local address while a demand link is down (pppd's demand
@@ -31,46 +32,6 @@ pub const PLACEHOLDER_PEER: Ipv4Addr = Ipv4Addr::new(10, 112, 112, 112);
 
 /// Least time between two refusal log lines (the rest are counted and summarised).
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// An activity filter: ipchains rules (`ACCEPT`, `DENY` or `REJECT`) in a private
-/// firewall's `output` chain, matched by nat-core.
-#[derive(Debug, Clone)]
-pub struct ActivityFilter {
-    fw: Firewall,
-}
-
-impl ActivityFilter {
-    /// Parse rules such as `-p udp -d 0/0 123 -j DENY`; `None` when there are none.
-    pub fn parse(rules: &[String]) -> Result<Option<Self>, String> {
-        if rules.is_empty() {
-            return Ok(None);
-        }
-        let mut fw = Firewall::new();
-        for (i, r) in rules.iter().enumerate() {
-            let spec = nat_core::chains::parse_rule(r)
-                .map_err(|e| format!("rule {} `{r}`: {e}", i + 1))?;
-            for rule in spec.expand() {
-                if !matches!(rule.target, Target::Accept | Target::Deny | Target::Reject) {
-                    return Err(format!(
-                        "rule {} `{r}`: the target must be ACCEPT (activity) or DENY/REJECT (ignored)",
-                        i + 1
-                    ));
-                }
-                fw.append("output", &rule)
-                    .map_err(|e| format!("rule {} `{r}`: {e}", i + 1))?;
-            }
-        }
-        Ok(Some(Self { fw }))
-    }
-
-    /// Whether `pkt` counts as activity (dials, resets the idle timer).
-    pub fn counts(&self, pkt: &PacketInfo<'_>) -> bool {
-        !matches!(
-            self.fw.check_packet("output", pkt),
-            Ok(CheckVerdict::Denied | CheckVerdict::Rejected | CheckVerdict::Loop)
-        )
-    }
-}
 
 /// What the activity filter and the authorization look at, read from an IPv4 datagram;
 /// `swap` exchanges source and destination (a reply seen from the LAN host's side).

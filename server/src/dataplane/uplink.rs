@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
 
-use super::linkq::{Ingress, QueueSnapshot};
 use super::netcfg::{NetCfg, NetCfgError, RouteSpec};
 use super::{Dataplane, LinkPort, LinkTx, NatHandle};
 use crate::config::LinkConfig;
-use crate::modem::session::SessionHandle;
+use crate::linkq::{Ingress, QueueSnapshot, SessionLink};
 
 /// A link that came up, as the link manager announces it.
 #[derive(Debug, Clone)]
@@ -242,9 +241,9 @@ impl Uplink {
     }
 
     /// `up` is the active link now: masquerade as its address, address the TUN device,
-    /// add its routes and carry LAN traffic over `session`'s packet channels (taken from
-    /// the session). Answers notes for the link's transcript.
-    pub async fn up(&self, up: LinkUp, session: Option<&mut SessionHandle>) -> Vec<UplinkNote> {
+    /// add its routes and carry LAN traffic over `session`'s packet channels (the link manager
+    /// took them from the modem session). Answers notes for the link's transcript.
+    pub async fn up(&self, up: LinkUp, session: Option<SessionLink>) -> Vec<UplinkNote> {
         let LinkUp {
             connection,
             local,
@@ -269,10 +268,7 @@ impl Uplink {
             routes: Vec::new(),
         });
         let mut notes = Vec::new();
-        let peer_mru = session
-            .as_deref()
-            .and_then(|s| s.options())
-            .map(|o| o.peer_mru);
+        let peer_mru = session.as_ref().and_then(|s| s.mrus).map(|(peer, _)| peer);
         if let Some(nc) = &self.netcfg {
             // The TUN carries what the link carries: the kernel, which routes LAN traffic
             // into it, then fragments (DF clear) or answers ICMP Frag-Needed (DF set) itself.
@@ -309,24 +305,24 @@ impl Uplink {
                 }
             }
         }
-        if let Some(s) = session.as_deref() {
+        if let Some(s) = session.as_ref() {
             // TCP SYNs crossing the link get their MSS clamped to what it carries; DF
             // datagrams larger than it get Frag-Needed from the engine (when the kernel did
             // not already: TUN MTU not following, or reassembled fragments).
-            if let Some(o) = s.options() {
+            if let Some((peer_mru, local_mru)) = s.mrus {
                 let mut e = self.nat.lock();
-                e.set_path_mtu(Some(o.peer_mru));
+                e.set_path_mtu(Some(peer_mru));
                 if self.mss_clamp {
-                    e.set_link_mtu(Some((o.peer_mru, o.local_mru)));
+                    e.set_link_mtu(Some((peer_mru, local_mru)));
                 }
             }
-            s.set_link_queue(self.queue.scheduler);
+            s.sink.set_scheduler(self.queue.scheduler);
         }
         if let (Some(pump), Some(s)) = (&self.pump, session) {
             if let Some(f) = self.queue.ingress_shaping {
                 let (rate, mtu) = (
-                    s.queue().map_or(11_520, |q| q.link_rate),
-                    s.options().map_or(1500, |o| o.local_mru),
+                    s.link_rate.unwrap_or(11_520),
+                    s.mrus.map_or(1500, |(_, local)| local),
                 );
                 match Ingress::new(rate, f, mtu) {
                     Ok(q) => pump.set_ingress(Some(q)).await,
@@ -334,11 +330,9 @@ impl Uplink {
                 }
             }
             pump.set_active(Some(connection.clone())).await;
-            let (_closed_tx, closed_rx) = tokio::sync::mpsc::channel(1);
-            let rx = std::mem::replace(&mut s.inbound, closed_rx);
             pump.attach(LinkPort {
-                tx: LinkTx::Session(s.packet_sender()),
-                rx,
+                tx: LinkTx::Session(s.sink),
+                rx: s.inbound,
             })
             .await;
         }

@@ -129,7 +129,7 @@ pub enum LinkChange {
         /// Connection name.
         connection: String,
         /// What the budget said.
-        notice: super::budget::Notice,
+        notice: crate::budget::Notice,
     },
 }
 
@@ -176,9 +176,9 @@ pub struct LinkStatus {
     /// Seconds without traffic (while up).
     pub idle_seconds: u32,
     /// The queues in front of the link (while a session runs).
-    pub queues: Option<Box<crate::dataplane::linkq::LinkQueues>>,
+    pub queues: Option<Box<crate::linkq::LinkQueues>>,
     /// The connection's budget, if it has one.
-    pub budget: Option<Box<super::budget::BudgetView>>,
+    pub budget: Option<Box<crate::budget::BudgetView>>,
 }
 
 /// One line of a connection's dial transcript.

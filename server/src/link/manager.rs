@@ -29,7 +29,10 @@ use crate::modem::session::{
 };
 use crate::modem::{self, ModemSettings};
 use crate::shutdown::Shutdown;
-use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy, TranscriptKind};
+use masqdial_at::{
+    CellProgress, CellularDial, ChatConfig, ChatEvent, ChatFailure, LoginStep, RedialPolicy,
+    TranscriptKind,
+};
 use masqdial_ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppConfig, PppEvent};
 
 /// How long a hang-up may take before the session is abandoned.
@@ -68,7 +71,7 @@ pub enum LinkError {
     },
     /// The connection's budget does not allow a dial now (window, quota, connect time).
     #[error("{0}")]
-    Budget(super::budget::Refusal),
+    Budget(crate::budget::Refusal),
 }
 
 /// What a caller is, for holder bookkeeping.
@@ -94,6 +97,9 @@ struct ModemSlot {
     polling: Option<Arc<AtomicBool>>,
     /// Cellular status from the last poll.
     cell: Option<CellView>,
+    /// The SIM refused the configured PIN (status poll or dial): it is not sent again until
+    /// mserver restarts, since every wrong PIN uses up one of the SIM's tries.
+    pin_refused: bool,
     /// Absent: when the re-prober tries next, and how often it has failed.
     next_probe: Option<SystemTime>,
     failed_probes: u32,
@@ -117,8 +123,8 @@ struct LinkView {
     idle_secs: u32,
     transcript: Vec<TranscriptEntry>,
     options: Option<NegotiatedOptions>,
-    queues: Option<crate::dataplane::linkq::LinkQueues>,
-    budget: Option<super::budget::BudgetView>,
+    queues: Option<crate::linkq::LinkQueues>,
+    budget: Option<crate::budget::BudgetView>,
 }
 
 enum Cmd {
@@ -138,7 +144,7 @@ struct LinkHandle {
     cmd: mpsc::Sender<Cmd>,
     view: Arc<Mutex<LinkView>>,
     progress: broadcast::Sender<DialEvent>,
-    budget: Option<super::budget::track::Shared>,
+    budget: Option<super::budget::Shared>,
 }
 
 struct Shared {
@@ -267,6 +273,13 @@ pub fn chat_config(m: &ModemConfig, c: &ConnectionConfig) -> ChatConfig {
         numbers: c.numbers.clone(),
         ..ChatConfig::default()
     };
+    if c.apn.is_some() || m.cellular.is_some() {
+        plan.cellular = Some(CellularDial {
+            sim_pin: m.cellular.as_ref().and_then(|x| x.sim_pin.clone()),
+            registration_wait: Duration::from_secs(c.registration_wait_s),
+            ..CellularDial::default()
+        });
+    }
     plan.redial = RedialPolicy {
         attempts: c.redial_attempts.max(1),
         next_number_delay: Duration::from_secs(c.redial_delay_s.min(3)),
@@ -352,6 +365,7 @@ impl LinkManager {
                         modem_lines: None,
                         polling: None,
                         cell: None,
+                        pin_refused: false,
                         next_probe: None,
                         failed_probes: 0,
                         reprobing: false,
@@ -394,8 +408,8 @@ impl LinkManager {
                 ..LinkView::default()
             }));
             let (progress, _) = broadcast::channel(256);
-            let budget = super::budget::track::Tracker::load(cfg, &c.name);
-            let budget_check = budget.as_ref().map(super::budget::track::Tracker::shared);
+            let budget = super::budget::Tracker::load(cfg, &c.name);
+            let budget_check = budget.as_ref().map(super::budget::Tracker::shared);
             let actor = Actor {
                 name: c.name.clone(),
                 cfg: c.clone(),
@@ -725,7 +739,10 @@ async fn cell_poller(
             }
             slot.polling = Some(Arc::clone(&abort));
         }
-        let pin = cell.sim_pin.clone();
+        let refused = lock(&shared.modems)
+            .get(idx)
+            .is_some_and(|slot| slot.pin_refused);
+        let pin = cell.sim_pin.clone().filter(|_| !refused);
         let flag = Arc::clone(&abort);
         let res =
             tokio::task::spawn_blocking(move || crate::modem::cell::query(&settings, pin, &flag))
@@ -748,7 +765,12 @@ async fn cell_poller(
         match res {
             Ok(Ok(status)) => {
                 if status.pin == Some(false) {
-                    tracing::warn!(modem = %modem.name, "the SIM refused the configured PIN");
+                    tracing::warn!(
+                        modem = %modem.name,
+                        "the SIM refused the configured PIN; it is not sent again until \
+                         mserver restarts (each wrong PIN uses up one of the SIM's tries)"
+                    );
+                    slot.pin_refused = true;
                 }
                 view.status = status;
                 view.at = Some(SystemTime::now());
@@ -782,7 +804,7 @@ struct Actor {
     /// Where hang-up helpers are spawned, so shutdown joins them.
     tasks: Shutdown,
     /// The connection's budget (usage fed every sample).
-    budget: Option<super::budget::track::Tracker>,
+    budget: Option<super::budget::Tracker>,
 }
 
 async fn next_session_event(s: &mut Option<SessionHandle>) -> Option<SessionEvent> {
@@ -954,7 +976,7 @@ impl Actor {
                 attempt,
                 attempts,
             } => {
-                crate::metrics::global().dial_attempt(&self.name);
+                crate::counters::global().dial_attempt(&self.name);
                 self.record(
                     TranscriptKind::Info,
                     format!("dialling {number} (number {index} of {count}, attempt {attempt})"),
@@ -999,8 +1021,8 @@ impl Actor {
                 next_attempt,
                 after,
             } => {
-                crate::metrics::global()
-                    .dial_failure(&self.name, crate::metrics::chat_failure_kind(kind));
+                crate::counters::global()
+                    .dial_failure(&self.name, super::labels::chat_failure_kind(kind));
                 self.record(
                     TranscriptKind::Info,
                     format!(
@@ -1013,8 +1035,24 @@ impl Actor {
                     delay: after,
                 });
             }
+            ChatEvent::Cellular(p) => {
+                if let CellProgress::PinRefused { cause } = &p {
+                    tracing::warn!(
+                        connection = %self.name, %cause,
+                        "the SIM refused the configured PIN; it is not sent again until \
+                         mserver restarts"
+                    );
+                    if let Some(i) = self.modem {
+                        if let Some(slot) = lock(&self.shared.modems).get_mut(i) {
+                            slot.pin_refused = true;
+                        }
+                    }
+                }
+                self.note(TranscriptKind::Info, p.to_string());
+            }
             ChatEvent::Ready => self.note(TranscriptKind::Info, "line handed to PPP".into()),
             ChatEvent::Failed { kind, message } => {
+                tracing::warn!(connection = %self.name, %kind, %message, "dial failed");
                 self.note(
                     TranscriptKind::Error,
                     format!("chat failed ({kind}): {message}"),
@@ -1158,7 +1196,10 @@ impl Actor {
                 if let Some(i) = i {
                     modems[i].user = Some(self.name.clone());
                 }
-                (i.map(|i| (i, modems[i].cfg.clone())), waiting)
+                (
+                    i.map(|i| (i, modems[i].cfg.clone(), modems[i].pin_refused)),
+                    waiting,
+                )
             };
             let pick = match pick {
                 (None, true) => {
@@ -1167,7 +1208,7 @@ impl Actor {
                 }
                 (p, _) => p,
             };
-            let Some((i, m)) = pick else {
+            let Some((i, m, pin_refused)) = pick else {
                 let busy = tried.is_empty();
                 let failure = Failure {
                     kind: FailureKind::NoModem,
@@ -1187,7 +1228,11 @@ impl Actor {
                 &self.shared.tun_name,
                 &self.shared.refused_configured,
             );
-            match spawn_session(modem_settings(&m), chat_config(&m, &self.cfg), ppp) {
+            let mut plan = chat_config(&m, &self.cfg);
+            if let Some(c) = plan.cellular.as_mut().filter(|_| pin_refused) {
+                c.sim_pin = None;
+            }
+            match spawn_session(modem_settings(&m), plan, ppp) {
                 Ok(h) => {
                     let mut modems = lock(&self.shared.modems);
                     if let Some(slot) = modems.get_mut(i) {
@@ -1267,8 +1312,8 @@ impl Actor {
                         self.emit(DialStep::Up(status));
                     } else if s == LinkState::Failed {
                         if let Some(f) = self.fsm.last_failure().cloned() {
-                            if let Some(k) = crate::metrics::dial_failure_kind(f.kind) {
-                                crate::metrics::global().dial_failure(&self.name, k);
+                            if let Some(k) = super::labels::dial_failure_kind(f.kind) {
+                                crate::counters::global().dial_failure(&self.name, k);
                             }
                             self.emit(DialStep::Failed(f));
                         }
@@ -1290,7 +1335,11 @@ impl Actor {
             routes: self.cfg.routes.clone(),
             replace_default_route: self.cfg.replace_default_route,
         };
-        let notes = self.shared.uplink.up(up, self.session.as_mut()).await;
+        let notes = self
+            .shared
+            .uplink
+            .up(up, self.session.as_mut().map(|s| s.link_port()))
+            .await;
         for n in notes {
             match n {
                 UplinkNote::Info(t) => self.note(TranscriptKind::Info, t),
@@ -1410,7 +1459,7 @@ impl Actor {
             if let Some(o) = s.options() {
                 v.options = Some(o);
             }
-            v.queues = Some(crate::dataplane::linkq::LinkQueues {
+            v.queues = Some(crate::linkq::LinkQueues {
                 egress: s.queue(),
                 ingress: self.shared.uplink.ingress_queue(),
                 ingress_shaping: self.shared.uplink.ingress_shaping(),

@@ -28,7 +28,9 @@ use masqdial_at::{Chat, ChatConfig, ChatEvent, ChatFailure, TranscriptKind, Tran
 use masqdial_ppp::{DownReason, NegotiatedOptions, Ppp, PppConfig, PppEvent, PppStats};
 use masqdial_sched::Class;
 
-use crate::dataplane::linkq::{line_rate, Egress, QueueSnapshot, SchedulerKind};
+use crate::linkq::{
+    line_rate, Egress, LinkSink, Outgoing, QueueSnapshot, SchedulerKind, SessionLink,
+};
 
 /// Inbound IPv4 packets buffered for the dataplane before drops start.
 pub const INBOUND_QUEUE: usize = 256;
@@ -153,7 +155,7 @@ impl PacketSender {
     }
 
     /// Queues one IPv4 datagram in `class` (its LAN host and flow, see
-    /// [`crate::dataplane::linkq::Classifier`]); never blocks. The session's link scheduler
+    /// [`crate::linkq::Classifier`]); never blocks. The session's link scheduler
     /// decides when it goes out.
     pub fn try_send_classified(
         &self,
@@ -166,6 +168,16 @@ impl PacketSender {
                 TrySendError::Full(_) => SendPacketError::Full,
                 TrySendError::Disconnected(_) => SendPacketError::Closed,
             })
+    }
+}
+
+impl LinkSink for PacketSender {
+    fn try_send_classified(&self, packet: Vec<u8>, class: Class) -> bool {
+        PacketSender::try_send_classified(self, packet, class).is_ok()
+    }
+
+    fn set_scheduler(&self, kind: SchedulerKind) {
+        let _ = self.tx.try_send(Input::Queue(kind));
     }
 }
 
@@ -193,6 +205,18 @@ impl SessionHandle {
     pub fn packet_sender(&self) -> PacketSender {
         PacketSender {
             tx: self.input.clone(),
+        }
+    }
+
+    /// The session's link for the data plane: its MRUs and rate as known now, a sink into its
+    /// link queue, and its inbound datagrams (taken: a second call gets a closed channel).
+    pub fn link_port(&mut self) -> SessionLink {
+        let (_closed_tx, closed_rx) = tmpsc::channel(1);
+        SessionLink {
+            mrus: self.options().map(|o| (o.peer_mru, o.local_mru)),
+            link_rate: self.queue().map(|q| q.link_rate),
+            sink: Arc::new(self.packet_sender()),
+            inbound: std::mem::replace(&mut self.inbound, closed_rx),
         }
     }
 
@@ -420,30 +444,22 @@ impl Driver {
     /// packet below the writer, never a hidden FIFO).
     fn feed_line(&mut self, ppp: &mut Ppp) -> Result<(), SerialError> {
         loop {
-            if self.watch.suspecting() {
+            if self.watch.suspecting() && !self.egress.mid_datagram() {
                 return Ok(());
             }
             let outq = self.line.output_queue();
-            let Some(p) = self.egress.next_packet(outq) else {
-                return Ok(());
-            };
             let mtu = ppp.options().peer_mru;
-            if p.len() > usize::from(mtu) {
-                // Larger than the peer takes: fragment it (RFC 791) unless DF is set (the
-                // dataplane answered those with ICMP Frag-Needed; one that still gets here,
-                // e.g. while the link MTU was unknown, is refused and counted).
-                match nat_core::mtu::fragment(&p, mtu) {
-                    Ok(pieces) => {
+            match self.egress.next_for_link(outq, mtu) {
+                None => return Ok(()),
+                Some(Outgoing::Datagram(p)) => self.send_one(ppp, &p)?,
+                Some(Outgoing::Fragment { bytes, first }) => {
+                    if first {
                         self.counters.fragmented += 1;
-                        for f in pieces {
-                            self.send_one(ppp, &f)?;
-                        }
                     }
-                    Err(_) => self.counters.outbound_refused += 1,
+                    self.send_one(ppp, &bytes)?;
                 }
-                continue;
+                Some(Outgoing::Refused) => self.counters.outbound_refused += 1,
             }
-            self.send_one(ppp, &p)?;
         }
     }
 

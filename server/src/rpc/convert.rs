@@ -8,12 +8,12 @@ use nat_core::chains::ChainSnapshot;
 use nat_core::masq::EntrySnapshot;
 
 use crate::config::UserRole;
-use crate::dataplane::linkq::{LinkQueues, QueueSnapshot, SchedulerKind};
 use crate::link::events::{
     DialEvent, DialStep, LinkChange, LinkEvent, LinkStatus, ModemState, ModemView, PppDetails,
     TranscriptEntry,
 };
 use crate::link::{Failure, FailureKind, Holder, LinkState};
+use crate::linkq::{LinkQueues, QueueSnapshot, SchedulerKind};
 use crate::nat_control::{MasqDelta, PortUsage, Timeouts};
 use masqdial_at::TranscriptKind;
 use masqdial_ppp::options::{option_name, Ncp, Refusal};
@@ -114,7 +114,7 @@ pub(super) fn link_status(s: &LinkStatus) -> pb::LinkStatus {
     }
 }
 
-fn budget(b: &crate::link::budget::BudgetView) -> pb::Budget {
+fn budget(b: &crate::budget::BudgetView) -> pb::Budget {
     let at = |unix: i64| {
         Some(prost_types::Timestamp {
             seconds: unix,
@@ -135,7 +135,7 @@ fn budget(b: &crate::link::budget::BudgetView) -> pb::Budget {
         window_open: b.window_open,
         window_changes_at: b.window_changes_at.and_then(at),
         refusal: b.refusal.clone().unwrap_or_default(),
-        utc_offset: crate::link::budget::offset_text(b.offset),
+        utc_offset: crate::budget::offset_text(b.offset),
     }
 }
 

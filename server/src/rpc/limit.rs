@@ -320,13 +320,13 @@ impl Gate {
     ) -> Option<LimitedStream> {
         if !allowed(peer.ip()) {
             self.counters.refused_peer.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::global().refused("allow_list");
+            crate::counters::global().refused("allow_list");
             self.log_peer.hit(&peer.ip());
             return None;
         }
         let Some(ip_slot) = self.take_ip(peer.ip()) else {
             self.counters.refused_per_ip.fetch_add(1, Ordering::Relaxed);
-            crate::metrics::global().refused("per_address_cap");
+            crate::counters::global().refused("per_address_cap");
             self.log_per_ip.hit(&peer.ip());
             return None;
         };
@@ -417,7 +417,7 @@ impl LimitedStream {
             match self.conn.deadline() {
                 Some(d) if d <= now => {
                     self.gate.counters.timed_out.fetch_add(1, Ordering::Relaxed);
-                    crate::metrics::global().refused("connection_deadline");
+                    crate::counters::global().refused("connection_deadline");
                     self.gate.log_timeout.hit(&self.conn.peer.ip());
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,

@@ -5,6 +5,26 @@
 
 use std::future::Future;
 
+/// Whether a set-up error means "this box cannot" (no permission, no namespaces or TUN
+/// support, no device) rather than a fault.
+fn cannot_here(e: &str) -> bool {
+    let setup = e.starts_with("unshare") || e.contains("cannot create TUN");
+    let missing = [
+        "EPERM",
+        "EACCES",
+        "ENOENT",
+        "ENODEV",
+        "ENOSYS",
+        "Operation not permitted",
+        "Permission denied",
+        "No such file or directory",
+        "No such device",
+        "not supported",
+    ];
+    setup
+        && (!std::path::Path::new("/dev/net/tun").exists() || missing.iter().any(|m| e.contains(m)))
+}
+
 /// Run `scenario` in a private network namespace; `test` names the SKIPPED line. A scenario
 /// error fails the test, except the set-up errors that mean "this box cannot" (unshare, TUN).
 pub fn run<F, Fut>(test: &str, scenario: F)
@@ -27,7 +47,9 @@ where
     });
     match t.join() {
         Ok(Ok(())) => {}
-        Ok(Err(e)) if e.starts_with("unshare") || e.contains("cannot create TUN") => {
+        // Only a missing capability or device may skip; as root any other failure to
+        // unshare or to create the TUN device is a failure of the test.
+        Ok(Err(e)) if cannot_here(&e) => {
             skip(&format!("network namespaces and /dev/net/tun [{e}]"))
         }
         Ok(Err(e)) => panic!("{e}"),

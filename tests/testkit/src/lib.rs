@@ -17,12 +17,34 @@ use std::process::{Command, Stdio};
 /// Prefix of every skip line, for CI log scrapers.
 pub const SKIPPED: &str = "SKIPPED:";
 
-/// Prints `SKIPPED: <test> needs <why>` on the real stderr (not captured by libtest).
+/// Environment variable naming a file every skip is also appended to, one line each
+/// (`<test> needs <why>`), so a whole run's skips can be counted: `.ci/run` sets it and prints
+/// `N skipped` at the end (each test binary is its own process, so no one process sees them
+/// all).
+pub const SKIP_LOG_VAR: &str = "MASQDIAL_SKIP_LOG";
+
+thread_local! {
+    /// Set by testkit's own self-checks, whose expected skips are not the run's.
+    static SELF_CHECK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Prints `SKIPPED: <test> needs <why>` on the real stderr (not captured by libtest), and
+/// appends it to the file named by [`SKIP_LOG_VAR`] when that is set.
 pub fn skip(test: &str, why: &str) {
     let line = format!("\n*** {SKIPPED} {test} needs {why} ***\n");
     let mut e = std::io::stderr().lock();
     let _ = e.write_all(line.as_bytes());
     let _ = e.flush();
+    if let Some(path) = std::env::var_os(SKIP_LOG_VAR).filter(|_| !SELF_CHECK.get()) {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{test} needs {why}\n").as_bytes()));
+        if let Err(err) = appended {
+            let _ = writeln!(e, "*** cannot append to {SKIP_LOG_VAR} {path:?}: {err} ***");
+        }
+    }
 }
 
 /// True when `tool` runs with `args` (e.g. `tmux -V`) and exits 0; otherwise prints a skip
@@ -97,12 +119,22 @@ mod tests {
     #[test]
     fn skip_line_escapes_libtest_capture() {
         let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+        let log = std::env::temp_dir().join(format!("masqdial-testkit-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&log);
         let out = Command::new(exe)
             .args(["tests::child_skips", "--exact", "--test-threads=1"])
             .env(CHILD, "1")
+            .env(SKIP_LOG_VAR, &log)
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(out.status.success());
+        // The skip is counted in the run's log too, one line per skip.
+        let counted = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        assert_eq!(
+            counted,
+            "child_skips needs nothing (a check of the helper itself)\n"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = err.lines().filter(|l| l.contains(SKIPPED)).collect();
         assert_eq!(
@@ -114,6 +146,7 @@ mod tests {
 
     #[test]
     fn absent_tool_is_a_skip_and_present_one_is_not() {
+        SELF_CHECK.set(true);
         assert!(!tool_available(
             "testkit self-check (expected)",
             "/nonexistent/masqdial-no-such-tool",

@@ -30,9 +30,12 @@ fn registration_read_answers_and_unsolicited_lines() {
         r,
         Some(Registration {
             status: RegStatus::Roaming,
+            mode: Some(2),
             area: Some("1A2B".into()),
             cell: Some("01C2D3E4".into()),
             act: Some(7),
+            rac: None,
+            reject: None,
         })
     );
     assert!(r.as_ref().is_some_and(|r| r.status.roaming()));
@@ -47,7 +50,11 @@ fn registration_read_answers_and_unsolicited_lines() {
         r.map(|r| (r.status, r.area)),
         Some((RegStatus::Home, Some("00C3".into())))
     );
-    assert_eq!(parse_registration("+CREG", "+CREG: 0,11"), None);
+    assert_eq!(
+        parse_registration("+CREG", "+CREG: 0,11").map(|r| (r.mode, r.status)),
+        Some((Some(0), RegStatus::Rlos))
+    );
+    assert_eq!(parse_registration("+CREG", "+CREG: 0,12"), None);
     assert_eq!(parse_registration("+CREG", "+CGREG: 0,1"), None);
     assert_eq!(RegStatus::from_code(3), Some(RegStatus::Denied));
     assert!(!RegStatus::Searching.registered());
@@ -220,4 +227,168 @@ proptest! {
         }
         prop_assert!(p.is_done());
     }
+}
+
+fn any_registration() -> impl Strategy<Value = (RegKind, Registration)> {
+    let loc = proptest::option::of((
+        "[0-9A-Fa-f]{1,4}",
+        "[0-9A-Fa-f]{1,8}",
+        proptest::option::of(0u8..=13),
+    ));
+    (
+        proptest::sample::select(RegKind::ALL.to_vec()),
+        0u8..=11,
+        proptest::option::of(0u8..=5),
+        loc,
+    )
+        .prop_map(|(kind, stat, mode, loc)| {
+            let (area, cell, act) = match loc {
+                Some((a, c, t)) => (Some(a), Some(c), t),
+                None => (None, None, None),
+            };
+            (
+                kind,
+                Registration {
+                    status: RegStatus::from_code(stat).expect("0..=11"),
+                    mode,
+                    area,
+                    cell,
+                    act,
+                    rac: None,
+                    reject: None,
+                },
+            )
+        })
+}
+
+/// The fields of a parsed registration have the shapes 27.007 gives them.
+fn consistent(r: &Registration) -> bool {
+    let hex = |s: &Option<String>| {
+        s.as_ref()
+            .is_none_or(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    r.status.code() <= 11
+        && RegStatus::from_code(r.status.code()) == Some(r.status)
+        && r.mode.is_none_or(|n| n <= 5)
+        && r.act.is_none_or(|a| a <= 15)
+        && hex(&r.area)
+        && hex(&r.cell)
+        && hex(&r.rac)
+}
+
+proptest! {
+    #[test]
+    fn any_registration_renders_and_parses_back((kind, reg) in any_registration()) {
+        let line = render_registration(kind, &reg);
+        prop_assert_eq!(parse_registration(kind.prefix(), &line), Some(reg.clone()), "{}", line);
+        prop_assert_eq!(parse_any_registration(&line), Some((kind, reg)));
+    }
+
+    #[test]
+    fn an_unquoted_urc_is_never_taken_for_a_read_answer(
+        stat in 0u8..=11, area in "[0-9A-F]{4}", cell in "[0-9A-F]{5,8}", act in 0u8..=13, spaces in any::<bool>(),
+    ) {
+        // `+CEREG: 2, 0001, 00000100, 7`: the area code is 4 digits, the cell id longer.
+        let sep = if spaces { ", " } else { "," };
+        let line = format!("+CEREG: {stat}{sep}{area}{sep}{cell}{sep}{act}");
+        let r = parse_registration("+CEREG", &line).expect("parses");
+        prop_assert_eq!(r.mode, None);
+        prop_assert_eq!(r.status.code(), stat);
+        prop_assert_eq!(r.area, Some(area));
+        prop_assert_eq!(r.cell, Some(cell));
+        prop_assert_eq!(r.act, Some(act));
+    }
+
+    #[test]
+    fn the_vendor_rac_layout_keeps_cell_and_act(
+        n in 0u8..=5, stat in 0u8..=11, tac in "[0-9A-F]{4}", rac in "[0-9A-F]{2}", ci in "[0-9A-F]{5,8}", act in 0u8..=13,
+    ) {
+        // Novatel E362: `+CEREG: <n>,<stat>, <tac>, <rac> ,<ci> ,<AcT>`.
+        let line = format!("+CEREG: {n},{stat}, {tac}, {rac} ,{ci} ,{act}");
+        let r = parse_registration("+CEREG", &line).expect("parses");
+        prop_assert_eq!(r.mode, Some(n));
+        prop_assert_eq!(r.status.code(), stat);
+        prop_assert_eq!(r.area, Some(tac));
+        prop_assert_eq!(r.rac, Some(rac));
+        prop_assert_eq!(r.cell, Some(ci));
+        prop_assert_eq!(r.act, Some(act));
+    }
+
+    #[test]
+    fn whatever_parses_is_consistent_and_stable(
+        fields in proptest::collection::vec(
+            prop_oneof!["[0-9]{1,3}", "[0-9A-Fa-f]{1,9}", "\"[0-9A-F]{0,8}\"", " ?[0-9]{1,2} ?", Just(String::new())],
+            1..8,
+        ),
+        kind in proptest::sample::select(RegKind::ALL.to_vec()),
+    ) {
+        let line = format!("{}: {}", kind.prefix(), fields.join(","));
+        if let Some(r) = parse_registration(kind.prefix(), &line) {
+            prop_assert!(consistent(&r), "{line} -> {r:?}");
+            // Rendering what was understood and parsing it again changes nothing.
+            let again = parse_registration(kind.prefix(), &render_registration(kind, &r));
+            prop_assert!(again.is_some(), "{line}");
+            if let Some(a) = again {
+                prop_assert_eq!((a.status, a.mode, &a.area, &a.cell), (r.status, r.mode, &r.area, &r.cell));
+                if r.area.is_some() || r.cell.is_some() {
+                    prop_assert_eq!(a.act, r.act);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn csq_accepts_exactly_the_27_007_ranges(rssi in 0u8..=120, ber in 0u8..=120) {
+        let ok = (rssi <= 31 || rssi == 99) && (ber <= 7 || ber == 99);
+        prop_assert_eq!(parse_csq(&format!("+CSQ: {rssi},{ber}")), ok.then_some(Signal { rssi, ber }));
+    }
+
+    #[test]
+    fn cops_round_trips(mode in 0u8..=4, name in "[A-Za-z0-9][A-Za-z0-9 .-]{0,15}[A-Za-z0-9]", act in proptest::option::of(0u8..=13)) {
+        let line = match act {
+            Some(a) => format!("+COPS: {mode},0,\"{name}\",{a}"),
+            None => format!("+COPS: {mode},0,\"{name}\""),
+        };
+        prop_assert_eq!(parse_cops(&line), Some(Operator { mode, name: Some(name), act }));
+    }
+}
+
+#[test]
+fn sim_states_are_named_and_puks_flagged() {
+    for (line, code, puk) in [
+        ("+CPIN: READY", "READY", false),
+        ("+CPIN: SIM PIN", "SIM PIN", false),
+        ("+CPIN: SIM PUK", "SIM PUK", true),
+        ("+CPIN: SIM PIN2", "SIM PIN2", false),
+        ("+CPIN: SIM PUK2", "SIM PUK2", true),
+        ("+CPIN: \"PH-NET PUK\"", "PH-NET PUK", true),
+        ("+cpin: sim pin", "SIM PIN", false),
+    ] {
+        let s = parse_cpin(line).expect(line);
+        assert_eq!(s.code(), code, "{line}");
+        assert_eq!(s.needs_puk(), puk, "{line}");
+        assert!(
+            !s.describe().starts_with("SIM state"),
+            "{line}: {}",
+            s.describe()
+        );
+    }
+    assert_eq!(
+        parse_cpin("+CPIN: FOO").map(|s| s.describe()),
+        Some("SIM state FOO".into())
+    );
+}
+
+#[test]
+fn a_vendor_or_cms_final_ends_a_poll_command_at_once() {
+    let (p, _) = run(None, |cmd| match cmd {
+        "AT+CEREG?" => "\r\nCOMMAND NOT SUPPORT\r\n".into(),
+        "AT+COPS?" => "\r\n+CMS ERROR: 500\r\n".into(),
+        "AT+CPIN?" => "\r\n+CPIN: READY\r\n\r\nOK\r\n".into(),
+        _ => "\r\nOK\r\n".into(),
+    });
+    assert!(p.is_done());
+    // Every command got a final result: none waited for its timeout.
+    assert_eq!(p.answered(), 10);
+    assert_eq!(p.status().unanswered, ["AT+CEREG?", "AT+COPS?"]);
 }

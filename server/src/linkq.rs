@@ -1,8 +1,14 @@
-//! Glue between the dataplane and the link scheduler (`masqdial-sched`): IPv4 datagrams as
-//! scheduler packets (ECN bits via nat-core's checksum helpers) and their classification by LAN
-//! host and flow. Owns no queue and makes no scheduling decision.
+//! The link queue, below both the data plane and the modem driver: IPv4 datagrams as scheduler
+//! packets (ECN bits via nat-core's checksum helpers), their classification by LAN host and
+//! flow, the session's outbound queue ([`Egress`]: schedule, pace, and fragment to the link MTU
+//! per RFC 791) and the download queue ([`Ingress`]). The data plane puts packets in, the modem
+//! driver takes them out; neither imports the other.
+//!
+//! Owns: the glue to `masqdial-sched` and the fragmenting egress. Must not: import the data
+//! plane, the modem driver or the link manager.
 
 use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
 
@@ -96,6 +102,30 @@ impl Classifier {
     }
 }
 
+/// Where the data plane sends datagrams for the link: a modem session's input, seen only
+/// through this trait so the data plane never imports the modem driver.
+pub trait LinkSink: Send + Sync + std::fmt::Debug {
+    /// Queue one datagram of `class` without waiting; false when it was dropped (queue full
+    /// or session gone).
+    fn try_send_classified(&self, packet: Vec<u8>, class: Class) -> bool;
+    /// Choose the link queue's discipline; takes effect before any packet sent after it.
+    fn set_scheduler(&self, kind: SchedulerKind);
+}
+
+/// A modem session's link as the data plane takes it over when the link comes up: filled by
+/// the link manager from the session (see `SessionHandle::link_port` in the modem driver).
+#[derive(Debug)]
+pub struct SessionLink {
+    /// The peer's MRU and ours, once LCP ran.
+    pub mrus: Option<(u16, u16)>,
+    /// The line's data rate in bytes per second, once known.
+    pub link_rate: Option<u64>,
+    /// Outbound datagrams into the session's link queue.
+    pub sink: std::sync::Arc<dyn LinkSink>,
+    /// Inbound datagrams from the peer (taken from the session).
+    pub inbound: tokio::sync::mpsc::Receiver<Vec<u8>>,
+}
+
 /// Which discipline the link queue uses (`[link] scheduler`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,6 +163,26 @@ pub struct Egress {
     kind: SchedulerKind,
     rate: u64,
     mtu: u16,
+    /// The rest of a datagram fragmented for the link, sent before anything else.
+    fragments: VecDeque<Vec<u8>>,
+}
+
+/// What [`Egress::next_for_link`] hands the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A whole datagram that fits the link MTU.
+    Datagram(Vec<u8>),
+    /// A fragment of a larger one (RFC 791); `first` on the first fragment of each datagram.
+    Fragment {
+        /// The fragment's bytes.
+        bytes: Vec<u8>,
+        /// Whether this is the datagram's first fragment.
+        first: bool,
+    },
+    /// A datagram larger than the link MTU that may not be fragmented (DF set, or malformed):
+    /// dropped. The data plane answers DF datagrams with ICMP Frag-Needed; one that still gets
+    /// here (e.g. while the link MTU was unknown) is refused and counted.
+    Refused,
 }
 
 impl Egress {
@@ -149,6 +199,7 @@ impl Egress {
             kind,
             rate,
             mtu,
+            fragments: VecDeque::new(),
         }
     }
 
@@ -212,6 +263,37 @@ impl Egress {
         self.sched.dequeue(now).map(|p| p.0)
     }
 
+    /// The next thing for the line, cut to `mtu`: the rest of a fragmented datagram first
+    /// (fragments of one datagram leave together), else [`Egress::next_packet`], fragmented
+    /// when it is larger than `mtu`.
+    pub fn next_for_link(&mut self, outq: Option<u64>, mtu: u16) -> Option<Outgoing> {
+        if let Some(bytes) = self.fragments.pop_front() {
+            return Some(Outgoing::Fragment {
+                bytes,
+                first: false,
+            });
+        }
+        let p = self.next_packet(outq)?;
+        if p.len() <= usize::from(mtu) {
+            return Some(Outgoing::Datagram(p));
+        }
+        match nat_core::mtu::fragment(&p, mtu) {
+            Ok(pieces) => {
+                self.fragments.extend(pieces);
+                Some(match self.fragments.pop_front() {
+                    Some(bytes) => Outgoing::Fragment { bytes, first: true },
+                    None => Outgoing::Refused,
+                })
+            }
+            Err(_) => Some(Outgoing::Refused),
+        }
+    }
+
+    /// Whether fragments of a datagram are still waiting to leave.
+    pub fn mid_datagram(&self) -> bool {
+        !self.fragments.is_empty()
+    }
+
     /// `bytes` were written to the line (data or control frames).
     pub fn on_write(&mut self, bytes: usize) {
         let now = self.now();
@@ -233,6 +315,7 @@ impl Egress {
     /// Drop everything queued (the link went down).
     pub fn clear(&mut self) {
         self.sched.clear();
+        self.fragments.clear();
     }
 
     /// Counters and state for status displays.

@@ -27,7 +27,7 @@ fn cfg() -> BudgetConfig {
 fn budget(c: &BudgetConfig) -> Budget {
     Budget::new(
         "isp1",
-        Policy::from_config(c).unwrap_or_else(|e| panic!("{e}")),
+        c.policy().unwrap_or_else(|e| panic!("{e}")),
         Usage::default(),
     )
 }
