@@ -140,6 +140,15 @@ pub fn ipv4(frames: &[Frame]) -> impl Iterator<Item = &Frame> {
 /// identification) whose fragments are all there, the whole datagram's payload (after the
 /// IP header). Datagrams that were not fragmented are included as they are.
 pub fn reassembled(packets: &[&[u8]]) -> Vec<Vec<u8>> {
+    reassemble(packets).0
+}
+
+/// Datagrams of which some fragments crossed but not all (they can never be reassembled).
+pub fn incomplete(packets: &[&[u8]]) -> usize {
+    reassemble(packets).1
+}
+
+fn reassemble(packets: &[&[u8]]) -> (Vec<Vec<u8>>, usize) {
     use std::collections::BTreeMap;
     /// (source, identification, protocol): RFC 791's reassembly key.
     type Key = ([u8; 4], u16, u8);
@@ -166,6 +175,7 @@ pub fn reassembled(packets: &[&[u8]]) -> Vec<Vec<u8>> {
             .push((offset, more, p[ihl..total].to_vec()));
     }
     let mut out = Vec::new();
+    let mut broken = 0;
     for (_, mut parts) in groups {
         parts.sort_by_key(|x| x.0);
         let mut data = Vec::new();
@@ -182,9 +192,11 @@ pub fn reassembled(packets: &[&[u8]]) -> Vec<Vec<u8>> {
         }
         if complete {
             out.push(data);
+        } else {
+            broken += 1;
         }
     }
-    out
+    (out, broken)
 }
 
 #[cfg(test)]
@@ -259,5 +271,6 @@ mod tests {
         let mut want_a = vec![1u8; 16];
         want_a.extend_from_slice(&[2; 5]);
         assert_eq!(got, vec![want_a, vec![4; 7]]);
+        assert_eq!(incomplete(&[&a2, &b1, &a1, &c]), 1);
     }
 }

@@ -242,7 +242,8 @@ fn main() -> Result<()> {
         actions.extend(modem.tick(now));
         // Child exit without EOF on its pty (its pty slave may be held by a grandchild).
         if let Some(f) = far.as_mut() {
-            if let Ok(Some(_)) = f.child.try_wait() {
+            if let Ok(Some(status)) = f.child.try_wait() {
+                eprintln!("hayes-exec: far end exited ({status}): NO CARRIER");
                 far = None;
                 to_far = None;
                 actions.extend(modem.far_end_gone());
