@@ -14,12 +14,14 @@
 //! - [`cli`]: the one clap grammar used by one-shot commands and the shell; exit-code table.
 //! - [`ipchains`]: `mclient ipchains ARGS…` parsing onto the Nat rpcs.
 //! - [`restore`]: merging an ipchains-save file into the current ruleset (`restore`).
-//! - [`run`]: executing a parsed command against the server.
+//! - [`run`]: the runner: the session, the dispatch of a parsed command, error wording.
+//! - [`cmd`]: the commands, one module per family (session, dialer, modems, nat, ipchains).
 //! - [`shell`]: the rustyline shell.
 //!
 //! Nothing here logs or prints a password or token.
 
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod errors;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serialport::{SerialPort, TTYPort};
+use serialport::{ClearBuffer, SerialPort, TTYPort};
 
 pub mod carrier;
 pub mod cell;
@@ -91,7 +91,26 @@ pub struct ModemSettings {
     pub lock_dir: Option<PathBuf>,
 }
 
+/// Margin on the escape guard time: `guard + guard / 5 + GUARD_MARGIN` (S12 = 50 → 1.3 s). A
+/// modem times the guard itself, on its own clock and on the line; exactly S12 of silence is
+/// too little on some.
+pub const GUARD_MARGIN: Duration = Duration::from_millis(100);
+
 impl ModemSettings {
+    /// The silence kept before and after `+++`: the guard time plus 20 % plus
+    /// [`GUARD_MARGIN`].
+    #[must_use]
+    pub fn escape_guard(&self) -> Duration {
+        self.guard_time + self.guard_time / 5 + GUARD_MARGIN
+    }
+
+    /// How long `bytes` take to cross the line at the DTE speed (10 bits a byte: 8N1).
+    #[must_use]
+    pub fn line_time(&self, bytes: u64) -> Duration {
+        let bits = bytes.saturating_mul(10);
+        Duration::from_micros(bits.saturating_mul(1_000_000) / u64::from(self.baud.max(1)))
+    }
+
     /// 115200 8N1, RTS/CTS, 1 s guard time.
     #[must_use]
     pub fn new(device: impl Into<PathBuf>) -> Self {
@@ -205,6 +224,19 @@ pub trait SerialLine: Read + Write + Send {
     fn output_queue(&mut self) -> Option<u64> {
         None
     }
+    /// Discards what the line received and nobody read yet (`tcflush(TCIFLUSH)`): stale result
+    /// codes of an earlier command must never be taken as the next one's answer.
+    fn flush_input(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Waits until what was written has left the serial driver (`TIOCOUTQ` polled, then
+    /// `tcdrain`), at most `limit`; what is still queued then is discarded (`TCOFLUSH`). Where
+    /// the queue is invisible (ptys, some USB adapters) this returns at once: the caller also
+    /// waits out the line time of what it wrote.
+    fn drain_output(&mut self, limit: Duration) -> io::Result<()> {
+        let _ = limit;
+        Ok(())
+    }
 }
 
 /// A serial port opened with `serialport` (tty or pty).
@@ -300,6 +332,30 @@ impl SerialLine for TtyLine {
     fn output_queue(&mut self) -> Option<u64> {
         self.port.bytes_to_write().ok().map(u64::from)
     }
+    fn flush_input(&mut self) -> io::Result<()> {
+        self.port
+            .clear(ClearBuffer::Input)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+    fn drain_output(&mut self, limit: Duration) -> io::Result<()> {
+        let give_up = Instant::now() + limit;
+        // TIOCOUTQ first: `tcdrain` itself has no timeout, and CTS held low would block it.
+        while let Ok(n) = self.port.bytes_to_write() {
+            if n == 0 {
+                break;
+            }
+            if Instant::now() >= give_up {
+                tracing::warn!(device = %self.name, queued = n, "output did not drain (CTS low?); discarding it before the escape");
+                self.port
+                    .clear(ClearBuffer::Output)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The driver queue is empty: `tcdrain` now waits only for the UART's own FIFO.
+        self.port.flush()
+    }
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -371,6 +427,10 @@ pub fn open(settings: &ModemSettings) -> Result<TtyLine, OpenError> {
     })?;
     let mut line = TtyLine::from_port(port, name);
     line.lock = lock;
+    // Whatever the modem said before we opened (a late extra `OK` of the last hang-up) is stale.
+    if let Err(e) = line.flush_input() {
+        tracing::debug!(device = %line.name, error = %e, "flushing input at open failed");
+    }
     Ok(line)
 }
 

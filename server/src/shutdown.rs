@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How long mserver waits for every task (link hang-ups included) after the rpc layer
-/// has stopped.
-pub const STOP_BOUND: Duration = Duration::from_secs(12);
+/// has stopped: longer than one session's own hang-up bound with the default modem settings
+/// (PPP close 3 s + escape/ATH/ATZ against a modem that no longer answers ≈ 14.1 s + DTR
+/// 0.5 s = 17.6 s), so SIGTERM leaves no modem on line.
+pub const STOP_BOUND: Duration = Duration::from_secs(20);
 
 /// Cheap `Clone` handle: the stop signal and the set of tasks that must end with it.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +70,7 @@ mod tests {
             .find_map(|l| l.strip_prefix("TimeoutStopSec="))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
-        assert_eq!(secs, 15);
+        assert_eq!(secs, 25);
         assert!(crate::rpc::SHUTDOWN_GRACE + STOP_BOUND < Duration::from_secs(secs));
     }
 }

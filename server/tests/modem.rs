@@ -96,6 +96,8 @@ fn open_chat_connect_and_escape_hangup_on_pty() {
         &mut line,
         &settings,
         false,
+        None,
+        Instant::now() + masqdial_server::modem::hangup::bound(&settings),
         &mut direct_reader(reader.as_mut()),
     )
     .expect("hang-up");

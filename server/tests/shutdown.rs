@@ -21,7 +21,7 @@ use masqdial_sim::modem::pty::spawn_pty;
 use masqdial_sim::modem::{Answerer, AnswererFactory, MockModemConfig};
 
 /// mserver's bound on joining every task after SIGTERM (main.rs STOP_BOUND).
-const STOP_BOUND: Duration = Duration::from_secs(12);
+const STOP_BOUND: Duration = Duration::from_secs(20);
 
 /// The mock ISP, recording each change of the access server's LCP state where the test
 /// can see it.

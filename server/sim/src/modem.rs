@@ -6,6 +6,19 @@
 //! `S<n>=<v>`, `S<n>?`, `I[n]`, `D[T|P]<number>`, `H[0]`, `O[0]`, `A` (ERROR: we never answer),
 //! `&C`, `&D`, `&K`, `X`, `L`, `M` (accepted, ignored), `+CGDCONT=…`/`+CGDCONT?`, `+FCLASS=…`,
 //! `+CREG?`, `+CGATT…`. `+++` escape with guard time S12 (fiftieths of a second, V.250 / Hayes).
+//!
+//! Hardware quirks, chosen per test in [`MockModemConfig`] (the behaviour matrix):
+//! - extra result codes after `ATH`/`ATZ` ([`ExtraCodes`]: `NO CARRIER` then `OK`, `OK` `OK`, or
+//!   a second `OK` after a delay), as many real modems print them;
+//! - the escape guard timed **on the line** ([`MockModemConfig::guard_on_line`]): each DTE byte
+//!   occupies the DTE→modem line for 10 bits at `baud` from when it arrives or the line frees,
+//!   and the guard silence is measured between the bytes as they leave that line, so bytes still
+//!   queued count against it (a DTE that writes `+++` right after a burst is not escaped);
+//! - the stored profile `ATZ` restores: echo (`E`), verbose or numeric results (`V`), `&D`;
+//! - `&D0` (ignore DTR), `&D1` (DTR drop = escape to online command state), `&D2` (hang up);
+//! - a modem that goes silent mid-call ([`MockModemConfig::silent_after`]: nothing in, nothing
+//!   out, commands and data alike) and one left online by a previous run
+//!   ([`MockModemConfig::online_at_start`]: it starts in data state with a call up).
 
 pub mod pty;
 
@@ -198,6 +211,20 @@ pub struct Noise {
     pub seed: u64,
 }
 
+/// Result codes a modem prints after the final result of a line that holds `H` or `Z`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExtraCodes {
+    /// One final result (`OK`).
+    #[default]
+    None,
+    /// `NO CARRIER` then `OK`.
+    NoCarrierThenOk,
+    /// `OK` twice.
+    DoubleOk,
+    /// `OK`, then a second `OK` this long after.
+    LateOk(Duration),
+}
+
 /// Mock modem settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MockModemConfig {
@@ -227,6 +254,22 @@ pub struct MockModemConfig {
     /// output buffer towards us); a frame that does not fit is dropped whole (drop-tail).
     /// `None`: unbounded.
     pub down_buffer: Option<usize>,
+    /// Extra result codes after `ATH` and `ATZ`.
+    pub extra_codes: ExtraCodes,
+    /// Time the escape guard on the DTE→modem line at `baud` (see the module docs); `false`
+    /// (or `baud` 0): from when bytes arrive.
+    pub guard_on_line: bool,
+    /// Stored profile: echo on (`E1`) after power-on and `ATZ`.
+    pub echo: bool,
+    /// Stored profile: verbose (`V1`) or numeric (`V0`) results after power-on and `ATZ`.
+    pub verbose: bool,
+    /// Stored profile: `&D` setting (0 ignore DTR, 1 escape on DTR drop, 2 hang up).
+    pub dtr_mode: u8,
+    /// Go silent this long after each CONNECT: no byte in or out until [`MockModem::set_silent`]
+    /// (false).
+    pub silent_after: Option<Duration>,
+    /// Start in data state with a call up (a modem left online by a previous run).
+    pub online_at_start: bool,
 }
 
 /// One scripted cellular state of the mock modem.
@@ -295,6 +338,13 @@ impl Default for MockModemConfig {
             cell: Vec::new(),
             sim_pin: None,
             down_buffer: None,
+            extra_codes: ExtraCodes::None,
+            guard_on_line: false,
+            echo: true,
+            verbose: true,
+            dtr_mode: 2,
+            silent_after: None,
+            online_at_start: false,
         }
     }
 }
@@ -322,6 +372,12 @@ pub struct MockModemStats {
     pub down_queue_peak: u64,
     /// Far-end frames dropped because the downstream buffer was full.
     pub down_dropped: u64,
+    /// `+++` seen that did not escape (guard silence before or after too short).
+    pub escapes_missed: u64,
+    /// Extra result codes printed (after `ATH`/`ATZ`).
+    pub extra_codes: u64,
+    /// Bytes ignored while silent.
+    pub ignored_silent: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,6 +502,16 @@ pub struct MockModem {
     cell_step: usize,
     cell_started: bool,
     sim_unlocked: bool,
+    /// `&D` setting now.
+    dtr_mode: u8,
+    /// When the last DTE byte finishes crossing the DTE→modem line (guard on the line).
+    wire_free: Option<Instant>,
+    /// The command line being executed holds `H` or `Z` (extra result codes follow).
+    extra_due: bool,
+    /// A late extra `OK` is due.
+    late_ok_at: Option<Instant>,
+    /// Going silent at this time (mid-call).
+    silent_at: Option<Instant>,
 }
 
 impl fmt::Debug for MockModem {
@@ -489,14 +555,40 @@ impl MockModem {
             cell_step: 0,
             cell_started: false,
             sim_unlocked: false,
+            dtr_mode: 2,
+            wire_free: None,
+            extra_due: false,
+            late_ok_at: None,
+            silent_at: None,
         };
-        m.factory_defaults();
+        m.stored_profile();
+        if m.config.online_at_start {
+            // Left online by a previous run: a call is up, the far end is fresh, and the line
+            // has been quiet for long.
+            m.stats.connects += 1;
+            m.connect_speed = if m.config.baud == 0 {
+                115_200
+            } else {
+                m.config.baud
+            };
+            m.answerer = Some((m.factory)(""));
+            m.mode = Mode::Data;
+        }
         m
+    }
+
+    /// `ATZ` (and power-on): the stored profile from the config.
+    fn stored_profile(&mut self) {
+        self.factory_defaults();
+        self.echo = self.config.echo;
+        self.verbose = self.config.verbose;
+        self.dtr_mode = self.config.dtr_mode;
     }
 
     fn factory_defaults(&mut self) {
         self.echo = true;
         self.verbose = true;
+        self.dtr_mode = 2;
         self.quiet = false;
         self.s = [0; 256];
         self.s[2] = b'+';
@@ -541,18 +633,52 @@ impl MockModem {
         }
     }
 
-    /// The DTE dropped DTR (`&D2` behaviour: hang up, back to command state).
+    /// The DTE dropped DTR: `&D0` ignores it, `&D1` escapes to online command state (`OK`),
+    /// `&D2` hangs up and returns to command state.
     pub fn dtr_drop(&mut self, now: Instant) {
-        if self.in_call() || matches!(self.mode, Mode::Dialing { .. }) {
-            self.end_call(now, true);
+        match self.dtr_mode {
+            0 => {}
+            1 => {
+                if self.mode == Mode::Data {
+                    self.plus_held = 0;
+                    self.escape_at = None;
+                    self.mode = Mode::OnlineCommand;
+                    self.result(&ResultCode::Ok);
+                }
+            }
+            _ => {
+                if self.in_call() || matches!(self.mode, Mode::Dialing { .. }) {
+                    self.end_call(now, true);
+                }
+            }
         }
+    }
+
+    /// When a DTE byte arriving at `now` starts and ends crossing the DTE→modem line.
+    fn on_wire(&mut self, now: Instant) -> (Instant, Instant) {
+        if !self.config.guard_on_line || self.config.baud == 0 {
+            return (now, now);
+        }
+        let start = self.wire_free.map_or(now, |f| f.max(now));
+        let end = start + Throttle::byte_time(self.config.baud);
+        self.wire_free = Some(end);
+        (start, end)
     }
 
     /// Bytes from the DTE.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        if self.silent {
+            self.stats.ignored_silent += bytes.len() as u64;
+            return;
+        }
+        // A due escape is recognised before later bytes can cancel it.
+        if self.escape_at.is_some_and(|t| now >= t) {
+            self.handle_timeout(now);
+        }
         for &b in bytes {
+            let (start, end) = self.on_wire(now);
             match self.mode {
-                Mode::Data => self.data_byte(now, b),
+                Mode::Data => self.data_byte(start, end, b),
                 Mode::Dialing { .. } => {
                     // V.250 6.3.1: any character aborts the dial.
                     self.pending_outcome = None;
@@ -561,7 +687,7 @@ impl MockModem {
                 }
                 Mode::Command | Mode::OnlineCommand => self.command_byte(now, b),
             }
-            self.last_rx = Some(now);
+            self.last_rx = Some(end);
         }
         self.pump(now);
     }
@@ -591,6 +717,8 @@ impl MockModem {
         }
         add(self.carrier_loss_at);
         add(self.escape_at);
+        add(self.late_ok_at);
+        add(self.silent_at);
         add(self.up.next_release(self.config.baud));
         if self.mode == Mode::Data {
             add(self.down.next_release(self.config.baud));
@@ -612,6 +740,15 @@ impl MockModem {
             self.carrier_loss_at = None;
             self.inject_carrier_loss(now);
         }
+        if self.late_ok_at.is_some_and(|t| now >= t) {
+            self.late_ok_at = None;
+            self.stats.extra_codes += 1;
+            self.result(&ResultCode::Ok);
+        }
+        if self.silent_at.is_some_and(|t| now >= t) {
+            self.silent_at = None;
+            self.silent = true;
+        }
         if self.escape_at.is_some_and(|t| now >= t) {
             self.escape_at = None;
             if self.plus_held == 3 && self.mode == Mode::Data {
@@ -629,19 +766,25 @@ impl MockModem {
         self.pump(now);
     }
 
-    fn data_byte(&mut self, now: Instant, b: u8) {
+    /// A data byte that crosses the line from `start` to `end` (both `now` unless the guard is
+    /// timed on the line). The guard before `+++` is the silence between the previous byte's
+    /// end and the first `+`'s start; the guard after runs from the third `+`'s end.
+    fn data_byte(&mut self, start: Instant, end: Instant, b: u8) {
         let plus = self.s[2];
         let guard = self.guard();
         if b == plus && plus < 128 {
             let quiet_before = self
                 .last_rx
-                .is_none_or(|t| now.saturating_duration_since(t) >= guard);
+                .is_none_or(|t| start.saturating_duration_since(t) >= guard);
             if (self.plus_held == 0 && quiet_before) || (1..3).contains(&self.plus_held) {
                 self.plus_held += 1;
                 if self.plus_held == 3 {
-                    self.escape_at = Some(now + guard);
+                    self.escape_at = Some(end + guard);
                 }
                 return;
+            }
+            if self.plus_held == 0 && self.config.guard_on_line {
+                tracing::debug!("mock modem: `+` without the guard silence before it");
             }
         }
         self.flush_plus();
@@ -649,6 +792,9 @@ impl MockModem {
     }
 
     fn flush_plus(&mut self) {
+        if self.plus_held == 3 {
+            self.stats.escapes_missed += 1;
+        }
         let plus = self.s[2];
         for _ in 0..self.plus_held {
             self.up.queue.push_back(plus);
@@ -727,6 +873,7 @@ impl MockModem {
         };
         let cmds = &upper[pos + 2..];
         let mut rest = cmds;
+        self.extra_due = false;
         while !rest.is_empty() {
             match self.one_command(now, rest) {
                 Ok(Some(next)) => rest = next,
@@ -737,7 +884,22 @@ impl MockModem {
                 }
             }
         }
+        let extra = std::mem::take(&mut self.extra_due);
+        if extra && self.config.extra_codes == ExtraCodes::NoCarrierThenOk {
+            self.stats.extra_codes += 1;
+            self.result(&ResultCode::NoCarrier);
+        }
         self.result(&ResultCode::Ok);
+        if extra {
+            match self.config.extra_codes {
+                ExtraCodes::DoubleOk => {
+                    self.stats.extra_codes += 1;
+                    self.result(&ResultCode::Ok);
+                }
+                ExtraCodes::LateOk(d) => self.late_ok_at = Some(now + d),
+                ExtraCodes::None | ExtraCodes::NoCarrierThenOk => {}
+            }
+        }
     }
 
     /// Executes the first command of `s`; returns the rest, `None` if a final result is pending.
@@ -748,7 +910,11 @@ impl MockModem {
         let (num, rest) = split_number(after);
         match c {
             'Z' => {
-                self.factory_defaults();
+                if self.in_call() {
+                    self.end_call(now, false);
+                }
+                self.stored_profile();
+                self.extra_due = true;
                 Ok(Some(rest))
             }
             'E' => {
@@ -795,6 +961,7 @@ impl MockModem {
                 if self.in_call() {
                     self.end_call(now, false);
                 }
+                self.extra_due = true;
                 Ok(Some(rest))
             }
             'O' => {
@@ -845,7 +1012,15 @@ impl MockModem {
                         self.factory_defaults();
                         Ok(Some(r))
                     }
-                    'C' | 'D' | 'K' | 'W' | 'V' | 'S' | 'R' => {
+                    'D' => {
+                        let n = n.unwrap_or(0);
+                        if n > 2 {
+                            return Err(());
+                        }
+                        self.dtr_mode = u8::try_from(n).map_err(|_| ())?;
+                        Ok(Some(r))
+                    }
+                    'C' | 'K' | 'W' | 'V' | 'S' | 'R' => {
                         let _ = n;
                         Ok(Some(r))
                     }
@@ -964,6 +1139,7 @@ impl MockModem {
                 self.up = Throttle::new();
                 self.down = Throttle::new();
                 self.carrier_loss_at = self.config.carrier_loss_after.map(|d| now + d);
+                self.silent_at = self.config.silent_after.map(|d| now + d);
             }
             CallResult::Silent => {
                 // Keep "dialling" until the DTE aborts.
@@ -988,6 +1164,7 @@ impl MockModem {
     fn end_call(&mut self, _now: Instant, report: bool) {
         self.answerer = None;
         self.carrier_loss_at = None;
+        self.silent_at = None;
         self.escape_at = None;
         self.plus_held = 0;
         self.pending_outcome = None;

@@ -25,7 +25,8 @@ use super::fsm::{
 use crate::config::{self, ConnectionConfig, ModemConfig, PppAuth};
 use crate::dataplane::uplink::{LinkUp, Uplink, UplinkNote};
 use crate::modem::session::{
-    spawn_session, SessionCounters, SessionEnd, SessionEvent, SessionHandle,
+    hangup_bound as session_hangup_bound, spawn_session, SessionCounters, SessionEnd, SessionEvent,
+    SessionHandle, REPORT_SLACK,
 };
 use crate::modem::{self, ModemSettings};
 use crate::shutdown::Shutdown;
@@ -35,8 +36,8 @@ use masqdial_at::{
 };
 use masqdial_ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppConfig, PppEvent};
 
-/// How long a hang-up may take before the session is abandoned.
-const HANGUP_LIMIT: Duration = Duration::from_secs(10);
+/// How often a dial that waits for its connection's hang-up looks again.
+const HANGUP_POLL: Duration = Duration::from_millis(50);
 /// Traffic sample period for `WatchLinks` and the idle timer.
 const SAMPLE: Duration = Duration::from_secs(1);
 /// Transcript lines kept per connection.
@@ -473,12 +474,63 @@ impl LinkManager {
         self.shared.events.subscribe()
     }
 
-    /// Dial `name` for `who`, or join it if it is up or coming up.
+    /// Dial `name` for `who`, or join it if it is up or coming up. A connection that is
+    /// hanging up is waited for (at most [`LinkManager::hangup_wait`]), then dialled.
     pub async fn dial(&self, name: &str, who: Who) -> Result<DialOutcome, LinkError> {
         let l = self
             .links
             .get(name)
             .ok_or_else(|| LinkError::UnknownConnection(name.into()))?;
+        let until = tokio::time::Instant::now() + self.hangup_wait(name);
+        let mut told = false;
+        loop {
+            let hanging = lock(&l.view).state == Some(LinkState::HangingUp);
+            if hanging {
+                if tokio::time::Instant::now() >= until {
+                    return Err(LinkError::Busy(name.into()));
+                }
+                if !told {
+                    tracing::info!(connection = name, user = %who.user, "dial waits for the hang-up in progress");
+                    told = true;
+                }
+                tokio::time::sleep(HANGUP_POLL).await;
+                continue;
+            }
+            match self.dial_once(l, name, who.clone()).await {
+                Err(LinkError::Busy(_)) if tokio::time::Instant::now() < until => {
+                    // Hanging up between our look and the actor's: wait for it.
+                    tokio::time::sleep(HANGUP_POLL).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The longest a dial waits for its connection's hang-up: the longest session hang-up
+    /// bound over the modems it may use, plus the report slack (what the actor itself waits).
+    #[must_use]
+    pub fn hangup_wait(&self, name: &str) -> Duration {
+        let allowed = self
+            .links
+            .get(name)
+            .map(|l| l.cfg.modems.clone())
+            .unwrap_or_default();
+        let modems = lock(&self.shared.modems);
+        modems
+            .iter()
+            .filter(|m| allowed.is_empty() || allowed.contains(&m.cfg.name))
+            .map(|m| session_hangup_bound(&modem_settings(&m.cfg)))
+            .max()
+            .unwrap_or_default()
+            + REPORT_SLACK
+    }
+
+    async fn dial_once(
+        &self,
+        l: &LinkHandle,
+        name: &str,
+        who: Who,
+    ) -> Result<DialOutcome, LinkError> {
         // A link that is up or coming up may be joined; a new dial must fit the budget
         // and find a modem.
         let active = lock(&l.view).state.is_some_and(LinkState::is_active);
@@ -522,7 +574,13 @@ impl LinkManager {
                 .iter()
                 .filter(|m| allowed.is_empty() || allowed.contains(&m.cfg.name))
                 .collect();
-            if mine.is_empty() || mine.iter().any(|m| m.user.is_none()) {
+            // A modem this very connection holds (it is hanging up) is not in use by another:
+            // its dial waits for the hang-up instead.
+            if mine.is_empty()
+                || mine
+                    .iter()
+                    .any(|m| m.user.is_none() || m.user.as_deref() == Some(name))
+            {
                 return None;
             }
             mine.iter()
@@ -1283,8 +1341,11 @@ impl Actor {
                 LinkAction::StopSession => match self.session.take() {
                     Some(h) => {
                         let tx = ended_tx.clone();
+                        // Longer than the session's own hang-up bound: its report always
+                        // arrives (a made-up `Ended` if the thread wedged beyond it).
+                        let limit = h.report_wait();
                         self.tasks.spawn(async move {
-                            let rest = h.hangup(HANGUP_LIMIT).await;
+                            let rest = h.hangup(limit).await;
                             let _ = tx.send(rest).await;
                         });
                     }
@@ -1503,7 +1564,8 @@ impl Actor {
             self.link_down().await;
         }
         if let Some(h) = self.session.take() {
-            let _ = h.hangup(HANGUP_LIMIT).await;
+            let limit = h.report_wait();
+            let _ = h.hangup(limit).await;
         }
     }
 }

@@ -10,6 +10,7 @@
 //! outlives the session. Tokio sees only channels: progress events (unbounded: a session emits a
 //! few dozen), inbound IPv4 (bounded, drops counted) and outbound IPv4 (bounded `try_send`).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 use super::carrier::{CarrierVerdict, NoCarrierWatch};
-use super::hangup::{hang_up, HangupReport};
+use super::hangup::{self, hang_up, HangupReport};
 use super::{
     note_no_status_lines, open, write_all_bounded, ModemSettings, ModemStatusError, OpenError,
     SerialError, SerialLine,
@@ -37,7 +38,21 @@ pub const INBOUND_QUEUE: usize = 256;
 /// Input queue of the driver thread (serial chunks + outbound packets + control).
 const INPUT_QUEUE: usize = 1024;
 /// Longest wait for PPP to finish terminating on hang-up.
-const PPP_CLOSE_LIMIT: Duration = Duration::from_secs(3);
+pub const PPP_CLOSE_LIMIT: Duration = Duration::from_secs(3);
+/// After the hang-up procedure: joining the reader (one 100 ms read timeout) and closing the
+/// port.
+const END_SLACK: Duration = Duration::from_millis(500);
+/// How much longer than a session's own bound its owner waits for the `Ended` report.
+pub const REPORT_SLACK: Duration = Duration::from_secs(5);
+
+/// The longest a session takes from a hang-up request to its `Ended` report: PPP close
+/// ([`PPP_CLOSE_LIMIT`]), the modem hang-up ([`hangup::bound`]: DTR, drain, escape, `ATH`,
+/// `ATZ`) and closing the port. One deadline, set when the hang-up starts, governs all of it.
+/// With the default settings (S12 1 s, commands 2 s): 17.6 s.
+#[must_use]
+pub fn hangup_bound(settings: &ModemSettings) -> Duration {
+    PPP_CLOSE_LIMIT + hangup::bound(settings) + END_SLACK
+}
 /// Longest time a write may stall.
 const WRITE_LIMIT: Duration = Duration::from_secs(5);
 /// How often DCD is polled (where the device has it).
@@ -191,6 +206,7 @@ pub struct SessionHandle {
     shared: Arc<Mutex<SharedState>>,
     done: Option<oneshot::Receiver<()>>,
     thread: Option<JoinHandle<()>>,
+    hangup_bound: Duration,
 }
 
 impl std::fmt::Debug for SessionHandle {
@@ -269,9 +285,25 @@ impl SessionHandle {
         self.events.recv().await
     }
 
+    /// The longest this session takes from a hang-up request to its `Ended` report
+    /// ([`hangup_bound`] of its settings).
+    #[must_use]
+    pub fn hangup_bound(&self) -> Duration {
+        self.hangup_bound
+    }
+
+    /// How long an owner should wait for the `Ended` report after asking for a hang-up: longer
+    /// than the session's own bound, so the report is never given up on while it can come.
+    #[must_use]
+    pub fn report_wait(&self) -> Duration {
+        self.hangup_bound + REPORT_SLACK
+    }
+
     /// Hangs up (PPP Terminate, then the modem) and waits until both threads ended. Bounded:
     /// returns after at most `limit` even if the line is stuck (the threads still end on their own
-    /// within their own bounds). Returns the remaining events, the last being `Ended`.
+    /// within their own bounds). Returns the remaining events, the last always being `Ended`:
+    /// when `limit` passes first (pass at least [`SessionHandle::report_wait`] so that it never
+    /// does), an `Ended(Serial)` saying so is made up, so no owner is left waiting.
     pub async fn hangup(mut self, limit: Duration) -> Vec<SessionEvent> {
         let give_up = tokio::time::Instant::now() + limit;
         loop {
@@ -293,6 +325,16 @@ impl SessionHandle {
         let mut rest = Vec::new();
         while let Ok(e) = self.events.try_recv() {
             rest.push(e);
+        }
+        if !rest.iter().any(|e| matches!(e, SessionEvent::Ended(_))) {
+            tracing::error!(
+                ?limit,
+                bound = ?self.hangup_bound,
+                "modem session did not report its end in time; releasing it anyway"
+            );
+            rest.push(SessionEvent::Ended(SessionEnd::Serial(SerialError::Io(
+                format!("modem session did not end within {limit:?} of the hang-up"),
+            ))));
         }
         rest
     }
@@ -360,6 +402,7 @@ pub fn spawn_session_on(
 
     let driver_shared = Arc::clone(&shared);
     let baud = settings.baud;
+    let bound = hangup_bound(&settings);
     let thread = std::thread::Builder::new()
         .name("modem-session".into())
         .spawn(move || {
@@ -376,6 +419,11 @@ pub fn spawn_session_on(
                 carrier_lost: false,
                 watch: NoCarrierWatch::new(),
                 egress: Egress::new(SchedulerKind::Fair, line_rate(baud), 1500),
+                line_free_at: None,
+                deferred: VecDeque::new(),
+                hangup_deadline: None,
+                earlier_transcript: Vec::new(),
+                chat_tx: VecDeque::new(),
             };
             let end = d.run(plan, ppp);
             d.publish(None, None);
@@ -402,6 +450,7 @@ pub fn spawn_session_on(
         shared,
         done: Some(done_rx),
         thread: Some(thread),
+        hangup_bound: bound,
     })
 }
 
@@ -421,6 +470,17 @@ struct Driver {
     watch: NoCarrierWatch,
     /// Outbound datagrams wait here until the line can take them.
     egress: Egress,
+    /// When the bytes written so far finish crossing the line at the DTE speed (the escape's
+    /// guard silence starts after that, not after the `write` call).
+    line_free_at: Option<Instant>,
+    /// Inputs set aside while stale serial input was discarded; read before the channel.
+    deferred: VecDeque<Input>,
+    /// The one deadline of the hang-up in progress (set when it starts).
+    hangup_deadline: Option<Instant>,
+    /// Transcript of a chat given up for a recovery and retried.
+    earlier_transcript: Vec<TranscriptLine>,
+    /// A chat command taken out early by [`Driver::feed_chat`], written next.
+    chat_tx: VecDeque<Vec<u8>>,
 }
 
 enum Wake {
@@ -437,7 +497,75 @@ impl Driver {
         write_all_bounded(self.line.as_mut(), bytes, WRITE_LIMIT)?;
         self.counters.serial_bytes_out += bytes.len() as u64;
         self.egress.on_write(bytes.len());
+        let now = Instant::now();
+        let start = self.line_free_at.map_or(now, |f| f.max(now));
+        self.line_free_at = Some(start + self.settings.line_time(bytes.len() as u64));
         Ok(())
+    }
+
+    /// Before a chat command: drop what the modem said since the last result we used (the
+    /// kernel's input queue and what the reader already forwarded). Other inputs are kept.
+    fn discard_stale_input(&mut self) {
+        if let Err(e) = self.line.flush_input() {
+            tracing::debug!(device = %self.line.name(), error = %e, "flushing input failed");
+        }
+        let mut stale = 0usize;
+        while let Ok(i) = self.input.try_recv() {
+            match i {
+                Input::Serial(b) => {
+                    self.counters.serial_bytes_in += b.len() as u64;
+                    stale += b.len();
+                }
+                other => self.deferred.push_back(other),
+            }
+        }
+        if stale > 0 {
+            tracing::debug!(device = %self.line.name(), bytes = stale, "discarded stale modem output before a command");
+        }
+    }
+
+    /// Feeds the chat what the modem said, one line at a time until CONNECT. When a line makes
+    /// the chat send its next command, the rest of the chunk arrived before that command was
+    /// written, so none of it can be its answer: it is discarded (an extra `OK` printed right
+    /// after the first). After CONNECT everything goes to the chat (it is the far end's data).
+    fn feed_chat(&mut self, chat: &mut Chat, bytes: &[u8]) {
+        let now = Instant::now();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if chat.connect_info().is_some() || chat.is_failed() {
+                chat.handle_input(now, rest);
+                return;
+            }
+            let cut = rest
+                .iter()
+                .position(|&c| c == b'\r' || c == b'\n')
+                .map_or(rest.len(), |p| p + 1);
+            let (line, tail) = rest.split_at(cut);
+            chat.handle_input(now, line);
+            rest = tail;
+            if rest.is_empty() || chat.connect_info().is_some() {
+                continue;
+            }
+            if let Some(cmd) = chat.poll_transmit() {
+                self.chat_tx.push_back(cmd);
+                let stale = rest.iter().filter(|c| !c.is_ascii_whitespace()).count();
+                if stale > 0 {
+                    tracing::debug!(
+                        device = %self.line.name(),
+                        bytes = rest.len(),
+                        "discarded modem output that came before the next command"
+                    );
+                }
+                return;
+            }
+        }
+    }
+
+    /// The hang-up's deadline: the one set when it was asked for, or from now.
+    fn hangup_deadline(&mut self) -> Instant {
+        *self
+            .hangup_deadline
+            .get_or_insert_with(|| Instant::now() + hangup::bound(&self.settings))
     }
 
     /// Hand datagrams from the link queue to PPP while the line can take more (about one
@@ -494,6 +622,9 @@ impl Driver {
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> Wake {
+        if let Some(i) = self.deferred.pop_front() {
+            return Wake::Input(i);
+        }
         let now = Instant::now();
         let res = match deadline {
             Some(d) if d <= now => return Wake::Timeout,
@@ -516,7 +647,12 @@ impl Driver {
                 s.options = Some(p.options());
             }
             if let Some(c) = chat {
-                s.transcript = c.transcript().cloned().collect();
+                s.transcript = self
+                    .earlier_transcript
+                    .iter()
+                    .cloned()
+                    .chain(c.transcript().cloned())
+                    .collect();
                 s.connect = c.connect_info();
             }
             s.queue = Some(self.egress.snapshot());
@@ -524,27 +660,68 @@ impl Driver {
     }
 
     fn run(&mut self, plan: ChatConfig, ppp_config: PppConfig) -> SessionEnd {
-        let start = Instant::now();
-        let mut chat = Chat::new(plan, start);
-        match self.run_chat(&mut chat) {
-            Ok(true) => {}
-            Ok(false) => {
-                self.publish(Some(&chat), None);
-                let (kind, message) = chat_failure(&chat);
-                return match kind {
-                    Some(kind) => SessionEnd::ChatFailed { kind, message },
-                    None => {
-                        // Hang-up requested during the chat.
+        let mut chat = Chat::new(plan.clone(), Instant::now());
+        let mut retried = false;
+        loop {
+            let mut phase = ChatPhase::Init;
+            match self.run_chat(&mut chat, &mut phase) {
+                Ok(true) => break,
+                Ok(false) => {
+                    self.publish(Some(&chat), None);
+                    let connected = chat.connect_info().is_some();
+                    let (kind, message) = chat_failure(&chat);
+                    let Some(kind) = kind else {
+                        // Hang-up requested during the chat: a modem past CONNECT is in data
+                        // state.
                         self.emit(SessionEvent::HangingUp);
-                        let _ = self.modem_hangup(&mut chat, true);
+                        let _ = self.modem_hangup(&mut chat, !connected);
                         self.publish(Some(&chat), None);
-                        SessionEnd::HungUp
+                        return SessionEnd::HungUp;
+                    };
+                    // A call that got past CONNECT is up; a command nobody answered leaves the
+                    // modem's state unknown (most likely still online from an earlier call or
+                    // a crash, taking our commands as data). Both get the full recovery.
+                    if !(connected || kind == ChatFailure::Timeout) {
+                        return SessionEnd::ChatFailed { kind, message };
                     }
-                };
-            }
-            Err(e) => {
-                self.publish(Some(&chat), None);
-                return SessionEnd::Serial(e);
+                    let why = if connected {
+                        "chat failed after CONNECT: escape, ATH, ATZ"
+                    } else {
+                        "modem state unknown (no answer): escape, ATH, ATZ"
+                    };
+                    tracing::warn!(device = %self.line.name(), %message, "{why}");
+                    chat.note(Instant::now(), TranscriptKind::Info, why);
+                    self.hangup_deadline = None;
+                    let asked = match self.modem_hangup(&mut chat, false) {
+                        Ok((_, asked)) => asked,
+                        Err(e) => {
+                            self.publish(Some(&chat), None);
+                            return SessionEnd::Serial(e);
+                        }
+                    };
+                    self.hangup_deadline = None;
+                    self.publish(Some(&chat), None);
+                    // An init nobody answered is tried once more, now that the modem is in
+                    // command state again.
+                    if asked {
+                        return SessionEnd::HungUp;
+                    }
+                    if retried || connected || phase != ChatPhase::Init {
+                        return SessionEnd::ChatFailed { kind, message };
+                    }
+                    retried = true;
+                    chat.note(
+                        Instant::now(),
+                        TranscriptKind::Info,
+                        "retrying the modem init after the recovery",
+                    );
+                    self.earlier_transcript.extend(chat.transcript().cloned());
+                    chat = Chat::new(plan.clone(), Instant::now());
+                }
+                Err(e) => {
+                    self.publish(Some(&chat), None);
+                    return SessionEnd::Serial(e);
+                }
             }
         }
         let mut ppp = Ppp::new(ppp_config);
@@ -572,15 +749,25 @@ impl Driver {
     }
 
     /// Runs the chat; Ok(true) when the line belongs to PPP, Ok(false) on failure or hang-up.
-    fn run_chat(&mut self, chat: &mut Chat) -> Result<bool, SerialError> {
+    /// `phase` follows the chat's events (init, dialling, connected).
+    fn run_chat(&mut self, chat: &mut Chat, phase: &mut ChatPhase) -> Result<bool, SerialError> {
         loop {
-            while let Some(b) = chat.poll_transmit() {
+            while let Some(b) = self.chat_tx.pop_front().or_else(|| chat.poll_transmit()) {
+                // Every command goes out on a clean input: nothing the modem said before it
+                // can be taken for its answer. Not after CONNECT: that is the far end's data.
+                if chat.connect_info().is_none() {
+                    self.discard_stale_input();
+                }
                 self.write(&b)?;
             }
             let mut ready = false;
             while let Some(e) = chat.poll_event() {
-                if e == ChatEvent::Ready {
-                    ready = true;
+                match &e {
+                    ChatEvent::Ready => ready = true,
+                    ChatEvent::ModemInit { .. } => *phase = ChatPhase::Init,
+                    ChatEvent::Dialing { .. } => *phase = ChatPhase::Dial,
+                    ChatEvent::Connected { .. } => *phase = ChatPhase::Connected,
+                    _ => {}
                 }
                 self.emit(SessionEvent::Chat(e));
             }
@@ -595,7 +782,7 @@ impl Driver {
                 Wake::Timeout => chat.handle_timeout(Instant::now()),
                 Wake::Input(Input::Serial(b)) => {
                     self.counters.serial_bytes_in += b.len() as u64;
-                    chat.handle_input(Instant::now(), &b);
+                    self.feed_chat(chat, &b);
                 }
                 Wake::Input(Input::SerialFailed(e)) => return Err(e),
                 Wake::Input(Input::Packet(..)) => self.counters.outbound_refused += 1,
@@ -787,43 +974,73 @@ impl Driver {
                 Wake::Input(Input::Queue(kind)) => self.set_queue_kind(kind),
                 Wake::Input(Input::Hangup) => {
                     if closing.is_none() {
-                        closing = Some(Instant::now() + PPP_CLOSE_LIMIT);
-                        ppp.close(Instant::now(), "hang-up requested");
+                        // The one deadline of the whole hang-up: PPP close, then the modem.
+                        let now = Instant::now();
+                        self.hangup_deadline =
+                            Some(now + PPP_CLOSE_LIMIT + hangup::bound(&self.settings));
+                        closing = Some(now + PPP_CLOSE_LIMIT);
+                        ppp.close(now, "hang-up requested");
                     }
                 }
             }
         }
     }
 
+    /// The modem hang-up procedure under the hang-up's one deadline. Also says whether a
+    /// hang-up was asked for meanwhile (a recovery must then not redial).
     fn modem_hangup(
         &mut self,
         chat: &mut Chat,
         command_state: bool,
-    ) -> Result<HangupReport, SerialError> {
+    ) -> Result<(HangupReport, bool), SerialError> {
+        let deadline = self.hangup_deadline();
+        let line_free_at = self.line_free_at.filter(|t| *t > Instant::now());
+        let mut asked = self.deferred.iter().any(|i| matches!(i, Input::Hangup));
+        self.deferred.clear();
         let input = &self.input;
         let counters = &mut self.counters;
+        let asked_ref = &mut asked;
         let mut read = |deadline: Instant| -> Result<Option<Vec<u8>>, SerialError> {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            match input.recv_timeout(left) {
+            let got = if left.is_zero() {
+                match input.try_recv() {
+                    Ok(i) => Ok(i),
+                    Err(_) => return Ok(None),
+                }
+            } else {
+                input.recv_timeout(left)
+            };
+            match got {
                 Ok(Input::Serial(b)) => {
                     counters.serial_bytes_in += b.len() as u64;
                     Ok(Some(b))
                 }
                 Ok(Input::SerialFailed(e)) => Err(e),
-                Ok(Input::Packet(..) | Input::Queue(_) | Input::Hangup) => Ok(Some(Vec::new())),
+                Ok(Input::Hangup) => {
+                    *asked_ref = true;
+                    Ok(Some(Vec::new()))
+                }
+                Ok(Input::Packet(..) | Input::Queue(_)) => Ok(Some(Vec::new())),
                 Err(_) => Ok(None),
             }
         };
-        let report = hang_up(self.line.as_mut(), &self.settings, command_state, &mut read)?;
+        let report = hang_up(
+            self.line.as_mut(),
+            &self.settings,
+            command_state,
+            line_free_at,
+            deadline,
+            &mut read,
+        )?;
         let now = Instant::now();
+        if report.deadline_hit {
+            tracing::warn!(device = %self.line.name(), "hang-up cut short by its deadline");
+        }
         chat.note(
             now,
             TranscriptKind::Info,
             format!(
-                "hang-up: DTR drop {}, +++ {}, ATH {}, ATZ {}",
+                "hang-up: DTR drop {}, +++ {}, ATH {}, ATZ {}{}",
                 if report.dtr_dropped {
                     "done"
                 } else {
@@ -835,11 +1052,27 @@ impl Driver {
                     (true, false) => "no answer",
                 },
                 if report.ath_ok { "OK" } else { "no answer" },
-                if report.atz_ok { "OK" } else { "no answer" }
+                if report.atz_ok { "OK" } else { "no answer" },
+                if report.extra_lines > 0 {
+                    format!(" ({} extra result code(s) read)", report.extra_lines)
+                } else {
+                    String::new()
+                }
             ),
         );
-        Ok(report)
+        Ok((report, asked))
     }
+}
+
+/// Where the chat was when it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChatPhase {
+    /// Init commands (`ATZ`, …).
+    Init,
+    /// Dialling.
+    Dial,
+    /// CONNECT seen (login script).
+    Connected,
 }
 
 /// Logs a PPP milestone (the sans-IO crate does not log): LCP up, authentication, IPCP up,

@@ -214,6 +214,36 @@ mod prop {
             }
             let _ = m.poll_timeout();
         }
+
+        /// Guard timed on the line: after `n` data bytes, a `+++` escapes exactly when the
+        /// silence on the line (the gap minus the bytes' line time) is at least the guard.
+        #[test]
+        fn escape_needs_guard_silence_on_the_line(n in 1usize..400, gap_ms in 0u64..800) {
+            let t0 = Instant::now();
+            let mut m = modem(MockModemConfig {
+                baud: 9600,
+                s12: 10, // 200 ms
+                guard_on_line: true,
+                ..MockModemConfig::default()
+            });
+            m.handle_input(t0, b"ATE0D1\r");
+            while m.poll_transmit().is_some() {}
+            let t1 = t0 + Duration::from_secs(1);
+            m.handle_input(t1, &vec![b'x'; n]);
+            let t2 = t1 + Duration::from_millis(gap_ms);
+            m.handle_input(t2, b"+++");
+            let end = t2 + Duration::from_secs(3);
+            while let Some(t) = m.poll_timeout() {
+                if t > end {
+                    break;
+                }
+                m.handle_timeout(t);
+            }
+            let byte = Duration::from_nanos(10_000_000_000 / 9600);
+            let silence = Duration::from_millis(gap_ms).saturating_sub(byte * u32::try_from(n).unwrap_or(u32::MAX));
+            let want = u64::from(silence >= Duration::from_millis(200));
+            prop_assert_eq!(m.stats().escapes, want, "n {} gap {} ms", n, gap_ms);
+        }
     }
 }
 
@@ -322,4 +352,156 @@ fn down_buffer_drops_whole_frames_that_do_not_fit() {
     assert_eq!(got, format!("{}{}", "a".repeat(100), "b".repeat(100)));
     assert_eq!(m.stats().down_queued, 0);
     assert_eq!(m.stats().down_queue_peak, 200);
+}
+
+#[test]
+fn extra_result_codes_after_ath_and_atz() {
+    let t0 = Instant::now();
+    let cfg = |extra| MockModemConfig {
+        extra_codes: extra,
+        echo: false,
+        ..MockModemConfig::default()
+    };
+    let mut m = modem(cfg(ExtraCodes::NoCarrierThenOk));
+    m.handle_input(t0, b"ATH\r");
+    assert_eq!(out(&mut m), "\r\nNO CARRIER\r\n\r\nOK\r\n");
+    m.handle_input(t0, b"ATE0\r");
+    assert_eq!(out(&mut m), "\r\nOK\r\n", "only H and Z lines get extras");
+    let mut m = modem(cfg(ExtraCodes::DoubleOk));
+    m.handle_input(t0, b"ATZ\r");
+    assert_eq!(out(&mut m), "\r\nOK\r\n\r\nOK\r\n");
+    let late = Duration::from_millis(150);
+    let mut m = modem(cfg(ExtraCodes::LateOk(late)));
+    m.handle_input(t0, b"ATH\r");
+    assert_eq!(out(&mut m), "\r\nOK\r\n");
+    assert_eq!(m.poll_timeout(), Some(t0 + late));
+    m.handle_timeout(t0 + late);
+    assert_eq!(out(&mut m), "\r\nOK\r\n");
+    assert_eq!(m.stats().extra_codes, 1);
+}
+
+#[test]
+fn stored_profile_numeric_no_echo_and_ats12() {
+    let t0 = Instant::now();
+    let mut m = modem(MockModemConfig {
+        echo: false,
+        verbose: false,
+        ..MockModemConfig::default()
+    });
+    m.handle_input(t0, b"ATZ\r");
+    assert_eq!(out(&mut m), "0\r");
+    m.handle_input(t0, b"ATE1V1S12=10\r");
+    assert_eq!(out(&mut m), "\r\nOK\r\n", "E1 takes effect after the line");
+    m.handle_input(t0, b"ATS12?\r");
+    assert_eq!(out(&mut m), "ATS12?\r\r\n010\r\n\r\nOK\r\n");
+    // ATZ restores the stored profile (E0 V0) and S12 from the config.
+    m.handle_input(t0, b"ATZ\r");
+    assert_eq!(out(&mut m), "ATZ\r0\r");
+    m.handle_input(t0, b"ATS12?\r");
+    assert_eq!(out(&mut m), "050\r\n0\r");
+}
+
+/// Guard timed on the line: at 9600 baud 200 bytes take 208 ms to cross; a `+++` that arrives
+/// 150 ms after them (more than the 100 ms guard after their *arrival*) still follows them with
+/// no silence on the line, so it is data. The same modem timing arrivals escapes.
+#[test]
+fn guard_on_the_line_counts_queued_bytes() {
+    let run = |on_line: bool, gap_ms: u64| {
+        let t0 = Instant::now();
+        let mut m = modem(MockModemConfig {
+            baud: 9600,
+            s12: 5,
+            guard_on_line: on_line,
+            ..MockModemConfig::default()
+        });
+        m.handle_input(t0, b"ATE0D1\r");
+        let _ = out(&mut m);
+        let t1 = t0 + Duration::from_secs(1);
+        m.handle_input(t1, &[b'x'; 200]);
+        let t2 = t1 + Duration::from_millis(gap_ms);
+        m.handle_input(t2, b"+++");
+        let mut now = t2;
+        while let Some(t) = m.poll_timeout() {
+            if t > t2 + Duration::from_secs(2) {
+                break;
+            }
+            now = t;
+            m.handle_timeout(t);
+        }
+        let _ = now;
+        (m.stats().escapes, m.stats().escapes_missed)
+    };
+    assert_eq!(run(false, 150).0, 1, "arrival-timed guard escapes");
+    assert_eq!(run(true, 150).0, 0, "queued bytes count against the guard");
+    // 208 ms on the line + 100 ms guard: a `+++` arriving 320 ms later escapes.
+    assert_eq!(run(true, 320).0, 1);
+}
+
+#[test]
+fn dtr_settings() {
+    let t0 = Instant::now();
+    let mut m = modem(MockModemConfig::default());
+    m.handle_input(t0, b"ATE0&D0D1\r");
+    assert!(out(&mut m).contains("CONNECT"));
+    m.dtr_drop(t0);
+    assert!(m.in_call(), "&D0 ignores DTR");
+    assert_eq!(out(&mut m), "");
+    m.handle_input(t0, b"");
+    let mut m = modem(MockModemConfig::default());
+    m.handle_input(t0, b"ATE0&D1D1\r");
+    let _ = out(&mut m);
+    m.dtr_drop(t0);
+    assert_eq!(out(&mut m), "\r\nOK\r\n", "&D1: online command state");
+    assert!(m.in_call());
+    m.handle_input(t0, b"ATH\r");
+    assert!(!m.in_call());
+    let mut m = modem(MockModemConfig::default());
+    m.handle_input(t0, b"ATE0&D2D1\r");
+    let _ = out(&mut m);
+    m.dtr_drop(t0);
+    assert_eq!(out(&mut m), "\r\nNO CARRIER\r\n");
+    assert!(!m.in_call());
+    m.handle_input(t0, b"AT&D3\r");
+    assert_eq!(out(&mut m), "\r\nERROR\r\n");
+}
+
+#[test]
+fn left_online_then_escape_and_silent_mid_call() {
+    let t0 = Instant::now();
+    let mut m = modem(MockModemConfig {
+        online_at_start: true,
+        s12: 5,
+        ..MockModemConfig::default()
+    });
+    assert!(m.in_call());
+    m.handle_input(t0, b"ATZ\r");
+    assert_eq!(out(&mut m), "ATZ\r", "data to the far end (echoed back)");
+    let t1 = t0 + Duration::from_millis(200);
+    m.handle_input(t1, b"+++");
+    m.handle_timeout(t1 + Duration::from_millis(100));
+    assert_eq!(out(&mut m), "\r\nOK\r\n");
+    m.handle_input(t1 + Duration::from_millis(150), b"ATH\r");
+    assert!(!m.in_call());
+
+    let mut m = modem(MockModemConfig {
+        silent_after: Some(Duration::from_secs(1)),
+        ..MockModemConfig::default()
+    });
+    m.handle_input(t0, b"ATE0D1\r");
+    let _ = out(&mut m);
+    m.handle_input(t0, b"hi");
+    assert_eq!(out(&mut m), "hi");
+    let t1 = t0 + Duration::from_secs(1);
+    assert_eq!(m.poll_timeout(), Some(t1));
+    m.handle_timeout(t1);
+    m.handle_input(t1, b"hello");
+    assert_eq!(out(&mut m), "");
+    let t2 = t1 + Duration::from_secs(2);
+    m.handle_input(t2, b"+++");
+    m.handle_timeout(t2 + Duration::from_secs(2));
+    assert_eq!(out(&mut m), "", "commands are ignored too");
+    assert!(m.stats().ignored_silent >= 8);
+    m.set_silent(false);
+    m.handle_input(t2, b"x");
+    assert_eq!(out(&mut m), "x", "still in the call");
 }
