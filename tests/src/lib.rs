@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
+pub mod hayes;
 pub mod lanclient;
+pub mod linetrace;
 pub mod netns;
 
 // The WAN servers and the FTP server/client live in masqdial-sim (the root demo runs them too).
