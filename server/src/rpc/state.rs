@@ -88,7 +88,7 @@ impl ServerState {
         Self::with_shutdown(config, auth, control, Shutdown::new())
     }
 
-    /// Build with the process's shutdown signal: when it fires, [`serve`] stops and open
+    /// Build with the process's shutdown signal: when it fires, [`serve`](super::serve::serve) stops and open
     /// streams end; the tasks feeding streams are joined with the rest.
     pub fn with_shutdown(
         config: Config,
