@@ -7,6 +7,8 @@
 //! - after a fake and a real loss, the next three dials all work (hang-up always sends `+++`,
 //!   `ATH` and `ATZ`).
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,8 @@ use masqdial_ppp::{AuthProtocol, DownReason, Ppp, PppConfig, PppEvent};
 use masqdial_server::modem::session::{spawn_session_on, SessionEnd, SessionEvent, SessionHandle};
 use masqdial_server::modem::{open, FlowControl, ModemSettings};
 use masqdial_sim::modem::pty::{spawn_pty, PtyModem};
+
+use common::events::{is_ipcp_up, wait_for};
 use masqdial_sim::modem::{Answerer, AnswererFactory, MockModemConfig};
 
 const US: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 2);
@@ -114,32 +118,6 @@ fn dial(mock: &PtyModem, tweak: impl FnOnce(&mut PppConfig)) -> SessionHandle {
     ppp.accept_auth = vec![AuthProtocol::Pap];
     tweak(&mut ppp);
     spawn_session_on(Box::new(line), s, ChatConfig::dialup(&["5551234"]), ppp).expect("spawn")
-}
-
-async fn wait_for(
-    session: &mut SessionHandle,
-    what: &str,
-    limit: Duration,
-    mut pred: impl FnMut(&SessionEvent) -> bool,
-) -> Vec<SessionEvent> {
-    let mut seen = Vec::new();
-    let r = tokio::time::timeout(limit, async {
-        while let Some(e) = session.next_event().await {
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(r, Ok(true), "waiting for {what}; saw {seen:?}");
-    seen
-}
-
-fn is_ipcp_up(e: &SessionEvent) -> bool {
-    matches!(e, SessionEvent::Ppp(PppEvent::IpcpUp { .. }))
 }
 
 fn is_end(e: &SessionEvent) -> bool {

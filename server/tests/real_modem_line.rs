@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use masqdial_at::ChatConfig;
-use masqdial_ppp::{AuthProtocol, PppConfig, PppEvent};
+use masqdial_ppp::{AuthProtocol, PppConfig};
 use masqdial_server::config::Config;
 use masqdial_server::link::manager::{LinkManager, Who};
 use masqdial_server::link::{DialOutcome, LinkState};
@@ -20,6 +20,8 @@ use masqdial_server::modem::{open, FlowControl, ModemSettings};
 use masqdial_sim::isp::IspConfig;
 use masqdial_sim::modem::pty::{spawn_pty, PtyModem};
 use masqdial_sim::modem::{ExtraCodes, MockModemConfig};
+
+use common::events::{is_ipcp_up, wait_for};
 
 fn isp() -> IspConfig {
     IspConfig::new(
@@ -180,32 +182,6 @@ fn session(settings: ModemSettings, plan: ChatConfig) -> SessionHandle {
     let mut ppp = PppConfig::client("demo", "secret");
     ppp.seed = Some(9);
     spawn_session_on(Box::new(line), settings, plan, ppp).expect("spawn")
-}
-
-async fn wait_for(
-    s: &mut SessionHandle,
-    what: &str,
-    limit: Duration,
-    mut pred: impl FnMut(&SessionEvent) -> bool,
-) -> Vec<SessionEvent> {
-    let mut seen = Vec::new();
-    let r = tokio::time::timeout(limit, async {
-        while let Some(e) = s.next_event().await {
-            let hit = pred(&e);
-            seen.push(e);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(r, Ok(true), "waiting for {what}; saw {seen:?}");
-    seen
-}
-
-fn is_ipcp_up(e: &SessionEvent) -> bool {
-    matches!(e, SessionEvent::Ppp(PppEvent::IpcpUp { .. }))
 }
 
 fn plan() -> ChatConfig {

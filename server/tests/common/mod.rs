@@ -3,6 +3,8 @@
 // Each test file uses the part it needs.
 #![allow(dead_code)]
 
+pub mod events;
+
 use masqdial_server::config::{Config, ConnectionConfig, FlowControl, ModemConfig};
 use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::{Dataplane, LanPort, NatHandle};
