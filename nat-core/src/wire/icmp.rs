@@ -181,9 +181,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.set_checksum(c);
     }
     /// Rewrite the identifier with an RFC 1624 checksum update.
+    ///
+    /// ICMP has no pseudo-header, so an echo reply with identifier, sequence and payload all
+    /// zero is legal; its only valid checksum is 0xFFFF (the complement of +0). Eqn. 3 yields
+    /// the other zero, 0x0000, which receivers reject, so that one case is mended here. Any
+    /// other message whose update yields 0x0000 is right as it is (its words sum to -0).
     pub fn rewrite_echo_ident(&mut self, v: u16) {
-        let c = checksum::update_u16(self.checksum(), self.echo_ident(), v);
+        let mut c = checksum::update_u16(self.checksum(), self.echo_ident(), v);
         self.set_echo_ident(v);
+        if c == 0 {
+            let d = self.buffer.as_ref();
+            if d[..field::CHECKSUM.start].iter().all(|&b| b == 0)
+                && d[field::CHECKSUM.end..].iter().all(|&b| b == 0)
+            {
+                c = 0xFFFF;
+            }
+        }
         self.set_checksum(c);
     }
 }
@@ -229,6 +242,20 @@ mod tests {
         assert!(p.verify_checksum());
     }
 
+    /// Found by the `engine` fuzz target: an echo reply to masquerade port 61000 whose
+    /// identifier goes back to 0, with sequence and payload zero, must carry 0xFFFF, not 0x0000.
+    #[test]
+    fn rewrite_to_an_all_zero_echo_reply_keeps_a_valid_checksum() {
+        let mut buf = [0u8; 12];
+        let mut p = Packet::new_unchecked(&mut buf[..]);
+        p.set_echo_ident(61000);
+        p.fill_checksum();
+        assert!(p.verify_checksum());
+        p.rewrite_echo_ident(0);
+        assert_eq!(p.checksum(), 0xFFFF);
+        assert!(p.verify_checksum());
+    }
+
     #[test]
     fn classification() {
         assert!(is_query_request(8) && !is_query_request(0));
@@ -242,6 +269,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A valid echo message stays valid whatever identifier it is rewritten to (small
+        /// alphabets so that all-zero messages come up often).
+        #[test]
+        fn rewritten_echo_ident_always_verifies(
+            data in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, 0xff]), 8..24),
+            from in proptest::sample::select(vec![0u16, 1, 61000, 0xffff]),
+            to in proptest::sample::select(vec![0u16, 1, 61000, 0xffff]),
+        ) {
+            let mut buf = data;
+            let mut p = Packet::new_unchecked(&mut buf[..]);
+            p.set_echo_ident(from);
+            p.fill_checksum();
+            p.rewrite_echo_ident(to);
+            proptest::prop_assert_eq!(p.echo_ident(), to);
+            proptest::prop_assert!(p.verify_checksum());
+        }
+
         /// Whatever parses prints back to the same bytes, and a filled checksum verifies.
         #[test]
         fn any_bytes_parse_print_round_trip(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
