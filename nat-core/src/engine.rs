@@ -209,6 +209,8 @@ pub struct Engine {
     path_mtu: Option<u16>,
     /// Rate limit of the Frag-Needed errors sent to LAN hosts.
     frag_needed: crate::mtu::RateLimit,
+    /// Receive-window clamp of TCP segments to the link (`None`: off).
+    rwnd: Option<Box<crate::rwnd::WindowClamp>>,
 }
 
 /// MSS limits for TCP SYNs crossing the link (from the negotiated MTU and MRU).
@@ -247,6 +249,7 @@ impl Engine {
             log: PacketLog::default(),
             path_mtu: None,
             frag_needed: crate::mtu::RateLimit::default(),
+            rwnd: None,
             cfg,
         }
     }
@@ -692,6 +695,22 @@ impl Engine {
         self.path_mtu = mtu.map(|m| m.max(crate::mtu::MIN_MTU));
     }
 
+    /// Clamp the receive window LAN hosts advertise in TCP segments to the link (see
+    /// [`crate::rwnd`]), sized by `cfg` (the line rate and the allowance), or turn it off
+    /// (`None`, e.g. link down: connection state is forgotten). Resizing keeps the state.
+    pub fn set_download_window(&mut self, cfg: Option<crate::rwnd::WindowConfig>) {
+        match (cfg, self.rwnd.as_mut()) {
+            (None, _) => self.rwnd = None,
+            (Some(c), Some(w)) => w.set_config(c),
+            (Some(c), None) => self.rwnd = Some(Box::new(crate::rwnd::WindowClamp::new(c))),
+        }
+    }
+
+    /// The receive-window clamp, when on.
+    pub fn download_window(&self) -> Option<&crate::rwnd::WindowClamp> {
+        self.rwnd.as_deref()
+    }
+
     /// The link MTU set by [`Engine::set_path_mtu`].
     pub fn path_mtu(&self) -> Option<u16> {
         self.path_mtu
@@ -708,12 +727,20 @@ impl Engine {
             }
             _ => None,
         };
+        // The LAN host, before masquerading, for the window clamp's per-host split.
+        let host = match (&self.rwnd, buf.get(12..16)) {
+            (Some(_), Some(s)) => Some(Ipv4Addr::new(s[0], s[1], s[2], s[3])),
+            _ => None,
+        };
         let a = self.route_from_lan(now, buf);
         if let (Action::ToLink, Some((mtu, quote))) = (&a, too_big) {
             return self.frag_needed(now, &quote, mtu);
         }
         if let (Action::ToLink, Some(m)) = (&a, self.mss) {
             let _ = crate::mss::clamp_mss(buf, m.to_link);
+        }
+        if let (Action::ToLink, Some(w), Some(h)) = (&a, self.rwnd.as_mut(), host) {
+            let _ = w.clamp_outbound(now, h, buf);
         }
         a
     }
@@ -981,6 +1008,9 @@ impl Engine {
     /// Process a packet received from the link, in place.
     pub fn process_from_link(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
         self.last_now = now;
+        if let Some(w) = self.rwnd.as_mut() {
+            w.observe_inbound(now, buf);
+        }
         let a = self.route_from_link(now, buf);
         if let (Action::ToLan, Some(m)) = (&a, self.mss) {
             let _ = crate::mss::clamp_mss(buf, m.to_lan);
