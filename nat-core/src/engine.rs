@@ -632,6 +632,13 @@ impl Engine {
         buf: &mut [u8],
         dir_out: bool,
     ) -> Verdict {
+        // A chain without rules needs no packet summary: its policy, counted.
+        let len = buf
+            .get(2..4)
+            .map_or(0, |b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+        if let Some(v) = self.firewall.evaluate_policy_only(chain, len) {
+            return v;
+        }
         let now = now.unwrap_or(self.last_now);
         let (iface, aliases): (&str, &[String]) = if dir_out {
             (&self.cfg.link_iface, &self.cfg.link_aliases)
