@@ -54,13 +54,13 @@ pub struct WindowConfig {
 }
 
 impl WindowConfig {
-    /// Defaults for a line of `rate` bytes per second: 100 ms beyond the link, 3 packets of
+    /// Defaults for a line of `rate` bytes per second: 100 ms beyond the link, 2 packets of
     /// 1460 bytes, at least 2 packets per flow.
     pub fn for_rate(rate: u64) -> Self {
         Self {
             rate,
             rtt_ms: 100,
-            packets: 3,
+            packets: 2,
             mss: 1460,
             min_packets: 2,
         }

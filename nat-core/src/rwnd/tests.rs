@@ -87,7 +87,7 @@ fn window(ip: &[u8]) -> u16 {
     u16::from_be_bytes([ip[34], ip[35]])
 }
 
-/// 115200 baud: 11 520 B/s; budget 1152 + 3 × 1460 = 5532 bytes, floor 2920.
+/// 115200 baud: 11 520 B/s; budget 1152 + 2 × 1460 = 4072 bytes, floor 2920.
 fn clamp() -> WindowClamp {
     WindowClamp::new(WindowConfig::for_rate(11_520))
 }
@@ -113,7 +113,7 @@ fn handshake(c: &mut WindowClamp, lan: Option<u8>, remote: Option<u8>) {
 #[test]
 fn budget_is_bdp_plus_packets() {
     let c = WindowConfig::for_rate(11_520);
-    assert_eq!(c.budget(), 1152 + 3 * 1460);
+    assert_eq!(c.budget(), 1152 + 2 * 1460);
     assert_eq!(c.floor(), 2920);
 }
 
@@ -126,10 +126,10 @@ fn syn_window_is_clamped_unscaled() {
         r,
         Some(Clamped {
             old: 64240,
-            new: 5532
+            new: 4072
         })
     );
-    assert_eq!(window(&syn), 5532);
+    assert_eq!(window(&syn), 4072);
     assert!(tcp_sum_ok(&syn));
 }
 
@@ -137,10 +137,10 @@ fn syn_window_is_clamped_unscaled() {
 fn ack_window_respects_the_lan_hosts_shift() {
     let mut c = clamp();
     handshake(&mut c, Some(7), Some(8));
-    // 5532 bytes in units of 128 bytes, rounded up: 44 (5632 bytes).
+    // 4072 bytes in units of 128 bytes, rounded up: 32 (4096 bytes).
     let mut ack = out(F_ACK, 502, &[]);
-    assert_eq!(c.clamp_outbound(T0, LAN, &mut ack).map(|r| r.new), Some(44));
-    assert_eq!(window(&ack), 44);
+    assert_eq!(c.clamp_outbound(T0, LAN, &mut ack).map(|r| r.new), Some(32));
+    assert_eq!(window(&ack), 32);
     assert!(tcp_sum_ok(&ack));
     // A window already below is left alone.
     let mut ack = out(F_ACK, 20, &[]);
@@ -156,14 +156,14 @@ fn no_scaling_unless_both_syns_carry_the_option() {
     let mut ack = out(F_ACK, 64240, &[]);
     assert_eq!(
         c.clamp_outbound(T0, LAN, &mut ack).map(|r| r.new),
-        Some(5532)
+        Some(4072)
     );
     let mut c = clamp();
     handshake(&mut c, None, Some(7));
     let mut ack = out(F_ACK, 64240, &[]);
     assert_eq!(
         c.clamp_outbound(T0, LAN, &mut ack).map(|r| r.new),
-        Some(5532)
+        Some(4072)
     );
 }
 
@@ -259,12 +259,12 @@ fn a_port_forwarded_connection_learns_its_shift_from_the_lan_syn_ack() {
     let mut sa = out(F_SYN_ACK, 65535, &ws(5));
     assert_eq!(
         c.clamp_outbound(T0, LAN, &mut sa).map(|r| r.new),
-        Some(5532)
+        Some(4072)
     );
     let mut ack = out(F_ACK, 2000, &[]);
     assert_eq!(
         c.clamp_outbound(T0, LAN, &mut ack).map(|r| r.new),
-        Some(173)
+        Some(128)
     );
 }
 
@@ -350,4 +350,36 @@ proptest! {
             let _ = c.clamp_outbound(T0, LAN, &mut bytes);
         }
     }
+}
+
+#[test]
+fn engine_clamps_lan_acks_after_masquerading_once_on() {
+    use crate::{Action, Engine, EngineConfig};
+    let mut e = Engine::new(EngineConfig::default());
+    e.firewall_mut()
+        .set_policy("forward", "MASQ")
+        .expect("legal policy");
+    e.set_masq_address(Some(MASQ));
+    e.set_download_window(Some(WindowConfig::for_rate(11_520)));
+    // LAN SYN with shift 7: its window (unscaled) is clamped after masquerading.
+    let mut syn = segment(LAN, 40000, REMOTE, 80, F_SYN, 64240, &ws(7), 0);
+    assert_eq!(e.process_from_lan(T0, &mut syn), Action::ToLink);
+    assert_eq!(&syn[12..16], &MASQ.octets());
+    assert_eq!(window(&syn), 4072);
+    assert!(tcp_sum_ok(&syn));
+    let mport = u16::from_be_bytes([syn[20], syn[21]]);
+    // The remote's SYN-ACK with shift 8 goes through untouched (only observed).
+    let mut sa = segment(REMOTE, 80, MASQ, mport, F_SYN_ACK, 65535, &ws(8), 0);
+    assert_eq!(e.process_from_link(T0, &mut sa), Action::ToLan);
+    assert_eq!(window(&sa), 65535);
+    // The LAN host's ACKs: 4072 bytes in units of 128.
+    let mut ack = segment(LAN, 40000, REMOTE, 80, F_ACK, 502, &[], 0);
+    assert_eq!(e.process_from_lan(T0, &mut ack), Action::ToLink);
+    assert_eq!(window(&ack), 32);
+    assert!(tcp_sum_ok(&ack));
+    // Off: untouched.
+    e.set_download_window(None);
+    let mut ack = segment(LAN, 40000, REMOTE, 80, F_ACK, 502, &[], 0);
+    assert_eq!(e.process_from_lan(T0, &mut ack), Action::ToLink);
+    assert_eq!(window(&ack), 502);
 }
