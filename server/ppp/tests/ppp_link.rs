@@ -599,7 +599,7 @@ mod hostile_peer {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
-        fn framed_garbage_never_panics(
+        fn framed_garbage_authenticates_no_stranger_and_assigns_only_our_address(
             packets in proptest::collection::vec((0usize..8, any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64)), 1..20),
             auth in 0u8..3,
         ) {
@@ -625,6 +625,23 @@ mod hostile_peer {
             }
             w.run_for(Duration::from_secs(300));
             let _ = (w.c.stats(), w.s.options());
+            // Whatever the garbage, the access server authenticates no one but its one user,
+            // gives out only the address it assigns, and delivers no datagram before IPCP.
+            let mut ipcp = false;
+            for e in &w.se {
+                match e {
+                    PppEvent::AuthOk { protocol: Some(_), peer_name } => {
+                        prop_assert_eq!(peer_name.as_deref(), Some("alice"));
+                    }
+                    PppEvent::IpcpUp { peer, .. } => {
+                        prop_assert_eq!(*peer, PEER);
+                        ipcp = true;
+                    }
+                    PppEvent::Ipv4(_) => prop_assert!(ipcp, "a datagram before IPCP was up"),
+                    PppEvent::LcpUp { .. } | PppEvent::Down { .. } => ipcp = false,
+                    _ => {}
+                }
+            }
         }
     }
 }
