@@ -1,5 +1,5 @@
 //! Fuzz target: the receive-window clamp's parser and rewrite (`nat_core::rwnd`). Records
-//! `[op, len, bytes...]`: `op & 1` = inbound (observed only) or outbound (clamped), `op >> 1`
+//! `[op, len, bytes...]`: `op & 1` = inbound (observed only, 0) or outbound (clamped, 1), `op >> 2`
 //! advances the clock in 100 ms steps; with `op & 2` the target fixes the TCP checksum first.
 //! Asserts: inbound datagrams are never changed; an outbound one changes at most in its window
 //! and TCP checksum fields, its window never grows, and a valid TCP checksum stays valid (an
