@@ -710,3 +710,73 @@ fn auth_protocol_nak_switches_or_fails() {
     assert!(w.client_ip_up().is_none());
     assert!(Wire::down(&w.ce).is_some(), "{:?}", w.ce);
 }
+
+/// After CHAP succeeded, the peer renegotiates LCP and asks for PAP, again and again (a
+/// downgrade: PAP would put the password on the line in clear). The client Naks with
+/// CHAP-MD5 and, without `pap_fallback`, never answers with PAP: the password never appears
+/// on the line, and any authentication after the renegotiation is CHAP again.
+#[test]
+fn lcp_renegotiation_asking_pap_after_chap_never_sends_the_password() {
+    let mut w = bring_up(Some(AuthProtocol::Chap));
+    assert!(w.client_ip_up().is_some(), "CHAP link up first");
+    assert!(w.ce.iter().any(|e| matches!(
+        e,
+        PppEvent::AuthOk {
+            protocol: Some(AuthProtocol::Chap),
+            ..
+        }
+    )));
+    let events_before = w.ce.len();
+    let enc = masqdial_ppp::hdlc::Encoder::new(0xFFFF_FFFF, false);
+    for id in 0..12u8 {
+        // Configure-Request: MRU 1500, Auth-Protocol PAP (c0 23), a magic number.
+        let body = [
+            CONF_REQ,
+            0x80 + id,
+            0,
+            18,
+            1,
+            4,
+            0x05,
+            0xDC,
+            3,
+            4,
+            0xC0,
+            0x23,
+            5,
+            6,
+            0x12,
+            0x34,
+            0x56,
+            0x78,
+        ];
+        let mut line = Vec::new();
+        enc.encode(&[0xFF, 0x03, (LCP >> 8) as u8, LCP as u8], &body, &mut line);
+        let now = w.now;
+        w.c.handle_input(now, &line);
+        w.run_for(Duration::from_secs(1));
+    }
+    w.run_for(Duration::from_secs(30));
+    let leaked = w
+        .sent
+        .iter()
+        .filter(|(_, from_client, _)| *from_client)
+        .any(|(_, _, b)| b.windows(b"wonderland".len()).any(|x| x == b"wonderland"));
+    assert!(!leaked, "the client sent its password in clear after CHAP");
+    // It did answer the PAP requests: with Configure-Naks (proposing CHAP-MD5).
+    assert!(
+        !w.sent_at(true, LCP, 3).is_empty(),
+        "the client never Nak'd the PAP request"
+    );
+    assert!(
+        !w.ce[events_before..].iter().any(|e| matches!(
+            e,
+            PppEvent::AuthOk {
+                protocol: Some(AuthProtocol::Pap),
+                ..
+            }
+        )),
+        "authenticated with PAP after CHAP: {:?}",
+        &w.ce[events_before..]
+    );
+}
