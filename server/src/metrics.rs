@@ -26,10 +26,13 @@ pub fn limits() -> Limits {
 
 async fn scrape() -> Response {
     let mut r = global().render().into_response();
-    r.headers_mut().insert(
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(crate::counters::CONTENT_TYPE),
     );
+    // One scrape per connection, as before the move: simple scrapers read to the end.
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
 
@@ -58,10 +61,14 @@ mod tests {
         e.family("x_total", Kind::Counter, "Things.");
         e.sample("x_total", &[("name", "a\"b\\c\nd")], 3.0);
         e.family("x_total", Kind::Counter, "Things.");
-        e.sample("x_total", &[], 0.5);
+        e.sample("x_total", &[("name", "e")], 0.5);
+        e.family("g", Kind::Gauge, "A gauge.");
+        e.sample("g", &[("k", "v")], 7.0);
+        e.sample("undeclared", &[], 1.0);
         assert_eq!(
             e.finish(),
-            "# HELP x_total Things.\n# TYPE x_total counter\nx_total{name=\"a\\\"b\\\\c\\nd\"} 3\nx_total 0.5\n"
+            "# HELP x Things.\n# TYPE x counter\nx_total{name=\"a\\\"b\\\\c\\nd\"} 3\nx_total{name=\"e\"} 0.5\n\
+             # HELP g A gauge.\n# TYPE g gauge\ng{k=\"v\"} 7\n# EOF\n"
         );
     }
 
@@ -73,13 +80,13 @@ mod tests {
         m.rpc("Auth/Login", "OK", Duration::from_secs(9));
         let t = m.render();
         let line = |le: &str| {
-            format!("masqdial_rpc_duration_seconds_bucket{{method=\"Auth/Login\",code=\"OK\",le=\"{le}\"}}")
+            format!("masqdial_rpc_duration_seconds_bucket{{le=\"{le}\",method=\"Auth/Login\",code=\"OK\"}}")
         };
         assert!(t.contains(&format!("{} 0\n", line("0.001"))), "{t}");
         assert!(t.contains(&format!("{} 1\n", line("0.005"))), "{t}");
         assert!(t.contains(&format!("{} 1\n", line("0.25"))), "{t}");
         assert!(t.contains(&format!("{} 2\n", line("0.5"))), "{t}");
-        assert!(t.contains(&format!("{} 2\n", line("5"))), "{t}");
+        assert!(t.contains(&format!("{} 2\n", line("5.0"))), "{t}");
         assert!(t.contains(&format!("{} 3\n", line("+Inf"))), "{t}");
         assert!(t.contains(
             "masqdial_rpc_duration_seconds_count{method=\"Auth/Login\",code=\"OK\"} 3\n"
