@@ -64,11 +64,11 @@ pub fn peer_of(req_peer: Option<&Peer>) -> std::net::SocketAddr {
 /// `Sec-Fetch-Site` and `Origin`; a request without either is not a browser's cross-site
 /// one, and still needs the CSRF token).
 pub fn cross_site(headers: &HeaderMap) -> bool {
+    // Fetch metadata is set by the browser itself (a page cannot forge it): when present it
+    // decides. Under `Referrer-Policy: no-referrer` browsers send `Origin: null` even on
+    // same-origin form posts, so Origin is only looked at without it.
     if let Some(v) = headers.get("sec-fetch-site") {
-        match v.to_str() {
-            Ok("same-origin") | Ok("none") => {}
-            _ => return true,
-        }
+        return !matches!(v.to_str(), Ok("same-origin") | Ok("none"));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let Ok(origin) = origin.to_str() else {
@@ -234,6 +234,17 @@ mod tests {
             ("host", "127.0.0.1:2280")
         ])));
         assert!(cross_site(&headers(&[("origin", "null"), ("host", "a")])));
+        // A same-origin form post under no-referrer: Origin is null, fetch metadata says so.
+        assert!(!cross_site(&headers(&[
+            ("origin", "null"),
+            ("host", "a"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(cross_site(&headers(&[
+            ("origin", "http://a"),
+            ("host", "a"),
+            ("sec-fetch-site", "cross-site")
+        ])));
         assert!(cross_site(&headers(&[("origin", "http://a")])));
     }
 
