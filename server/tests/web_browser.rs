@@ -277,6 +277,22 @@ async fn browser_log_in_dial_watch_masq_hang_up_force_revoke_and_phone_layout() 
         state_of(&c, "isp1").await == "idle"
     })
     .await;
+    // Figures (printed, not asserted): time to interactive and bytes of the first view.
+    let fig = c
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0];
+             const r = performance.getEntriesByType('resource').filter(e => !e.name.endsWith('/events'));
+             const size = e => e.transferSize || e.encodedBodySize || 0;
+             return [window.masqdialInteractive || -1, n.domInteractive,
+                     size(n) + r.reduce((a, e) => a + size(e), 0), r.length + 1];",
+            vec![],
+        )
+        .await
+        .unwrap_or_default();
+    println!(
+        "figure: first view: interactive (live connections drawn) at {} ms, DOM interactive at {} ms, {} bytes in {} requests",
+        fig[0], fig[1], fig[2], fig[3]
+    );
 
     // Dial: progress lines and the state reaching up, live.
     click(&c, "[data-connection=isp1] [data-action=dial]").await;

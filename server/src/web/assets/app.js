@@ -236,6 +236,8 @@
       renderConnections();
       renderModems(d.modems);
       status('live');
+      // First live view drawn: the figure "time to interactive" (printed by the browser test).
+      if (window.masqdialInteractive === undefined) window.masqdialInteractive = performance.now();
     });
     es.addEventListener('progress', function (ev) {
       var d = JSON.parse(ev.data);
