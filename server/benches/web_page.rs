@@ -1,8 +1,9 @@
 //! Figures of the web page (issue 28), printed, never asserted:
 //! - 50 open pages (server-sent event clients) watching a 10,000-entry masquerade table with
 //!   100 new flows a second: server CPU (the server runtime's threads only) and process RSS,
-//!   events and bytes per second per page;
-//! the first view in headless Chromium (time to interactive, bytes) is printed by
+//!   events and bytes per second per page.
+//!
+//! The first view in headless Chromium (time to interactive, bytes) is printed by
 //! `server/tests/web_browser.rs`.
 //!
 //! `cargo bench -p masqdial-server --bench web_page`

@@ -33,13 +33,16 @@ pub enum Kind {
 
 type Labels = Vec<(String, String)>;
 
+/// One histogram: labels, sum, count, per-bucket counts by upper bound.
+type HistogramData = (Labels, f64, u64, Vec<(f64, u64)>);
+
 #[derive(Debug)]
 struct FamilyData {
     name: String,
     kind: Kind,
     help: String,
     samples: Vec<(Labels, f64)>,
-    histograms: Vec<(Labels, f64, u64, Vec<(f64, u64)>)>,
+    histograms: Vec<HistogramData>,
 }
 
 /// Escape a label value: backslash, double quote and newline (the encoder writes label

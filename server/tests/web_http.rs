@@ -157,6 +157,8 @@ async fn csrf_cross_site_and_replayed_tokens_are_refused_and_change_nothing() {
         Some(&cookie),
         &format!("csrf={token}"),
     );
+    // A browser without fetch metadata: the Origin decides.
+    req.headers_mut().remove("sec-fetch-site");
     req.headers_mut().insert(
         header::ORIGIN,
         header::HeaderValue::from_static("http://evil.example"),
