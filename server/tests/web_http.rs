@@ -356,3 +356,64 @@ async fn a_real_listener_serves_the_login_page_within_the_weight_budget() {
     total += text(call(&w, get("/", Some(&cookie))).await).await.len();
     assert!(total < 150 * 1024, "first view {total} bytes");
 }
+
+#[tokio::test]
+async fn under_tls_the_page_is_https_with_the_grpc_certificate_and_a_secure_cookie() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let (s, _) = server().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = masqdial_server::setup::gen_cert(dir.path(), &["127.0.0.1".to_string()], 30)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let acceptor = web::tls_acceptor(&out.cert, &out.key).unwrap_or_else(|e| panic!("{e}"));
+    let w = Web::new(s.state.clone(), true).unwrap_or_else(|e| panic!("{e}"));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(web::serve(l, w, Some(acceptor)));
+
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(&out.ca_cert).unwrap_or_else(|e| panic!("{e}"));
+    for c in CertificateDer::pem_slice_iter(&ca) {
+        roots
+            .add(c.unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = ServerName::try_from("127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
+    let mut tls = tokio::time::timeout(TIMEOUT, connector.connect(name, tcp))
+        .await
+        .unwrap_or_else(|_| panic!("handshake timed out"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body = "user=alice&password=alice-pw";
+    let req = format!(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(req.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, tls.read_to_end(&mut got)).await;
+    let t = String::from_utf8_lossy(&got);
+    assert!(t.starts_with("HTTP/1.1 303"), "{t}");
+    let cookie = t
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_default();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
