@@ -21,12 +21,19 @@ const LIMIT: Duration = Duration::from_secs(30);
 const DIAL_LIMIT: Duration = Duration::from_secs(90);
 
 /// A child process killed by PID when dropped (panics included): SIGTERM, then SIGKILL.
-struct Proc(Option<Child>);
+/// With `group`, the child leads its own process group and the whole group is signalled
+/// (chromedriver's Chromium processes would otherwise outlive a failed test).
+struct Proc(Option<Child>, bool);
 
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(mut c) = self.0.take() {
             if let Some(pid) = c.id().and_then(|p| i32::try_from(p).ok()) {
+                if self.1 {
+                    let _ = kill(Pid::from_raw(-pid), Signal::SIGTERM);
+                    std::thread::sleep(Duration::from_millis(300));
+                    let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+                }
                 let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
                 for _ in 0..50 {
                     if matches!(c.try_wait(), Ok(Some(_))) {
@@ -88,7 +95,7 @@ async fn start_demo() -> Demo {
         .kill_on_drop(true);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("mserver: {e}"));
     let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let proc = Proc(Some(child));
+    let proc = Proc(Some(child), false);
     let mut lines = BufReader::new(out).lines();
     let (mut grpc, mut web, mut demo_pw, mut admin_pw) =
         (String::new(), String::new(), String::new(), String::new());
@@ -131,12 +138,13 @@ async fn browser() -> (Proc, Client) {
     let port = free_port();
     let driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("chromedriver: {e}"));
-    let driver = Proc(Some(driver));
+    let driver = Proc(Some(driver), true);
     let profile = std::env::temp_dir().join(format!("masqdial-chromium-{port}"));
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -144,6 +152,7 @@ async fn browser() -> (Proc, Client) {
         serde_json::json!({
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--window-size=1280,900", "--no-first-run", "--disable-extensions",
+                     "--disable-crash-reporter", "--disable-breakpad",
                      format!("--user-data-dir={}", profile.display())],
         }),
     );
@@ -483,7 +492,7 @@ async fn browser_outside_the_allow_list_gets_no_page() {
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
-    let _server = Proc(Some(child));
+    let _server = Proc(Some(child), false);
     until("the web port", LIMIT, || async {
         tokio::net::TcpStream::connect(("127.0.0.1", webp))
             .await
