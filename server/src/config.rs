@@ -22,6 +22,7 @@ mod modems;
 mod nat;
 mod server;
 mod users;
+mod web;
 
 pub use budgets::BudgetConfig;
 pub use connections::{ConnectionConfig, PppAuth, MAX_REGISTRATION_WAIT_S};
@@ -31,6 +32,7 @@ pub use modems::{CellularConfig, FlowControl, ModemConfig, Parity};
 pub use nat::{NatConfig, RfcProfile};
 pub use server::ServerConfig;
 pub use users::{UserConfig, UserRole};
+pub use web::WebConfig;
 
 /// Port IANA assigned to masqdialer (tcp/224); the default listen port.
 pub const DEFAULT_PORT: u16 = 224;
@@ -89,6 +91,9 @@ pub struct Config {
     /// `[[budgets]]`: byte quota, connect-time budget and dialling windows per connection.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// `[web]`: the web page (off by default).
+    #[serde(default)]
+    pub web: WebConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +220,7 @@ impl Config {
     /// Semantic checks, section by section; returns the first problem found.
     fn validate(&self) -> Result<(), Violation> {
         server::validate(&self.server)?;
+        web::validate(&self.web, &self.server)?;
         let modems = modems::validate(&self.modems)?;
         let conns = connections::validate(&self.connections, &modems)?;
         let users = users::validate(&self.users, &conns)?;
