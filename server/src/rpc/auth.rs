@@ -177,7 +177,7 @@ impl auth_server::Auth for AuthService {
         let attempt = auth
             .begin_attempt(&user, peer.ip(), Instant::now())
             .map_err(|e| {
-                tracing::debug!(%peer, "login refused: {e}");
+                tracing::debug!(%peer, error = ?e.to_string(), "login refused");
                 Status::from(ApiError::ResourceExhausted(e.to_string()))
             })?;
         let guard = AttemptGuard {
