@@ -163,6 +163,7 @@ impl auth_server::Auth for AuthService {
         req: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let peer = super::peer_of(&req)?;
+        let conn = super::access::conn_of(&req).map(|c| c.conn.clone());
         let pb::LoginRequest { mut user, password } = req.into_inner();
         if user.len() > MAX_USER_LEN {
             // Cannot name a real user; truncating keeps throttle keys and logs small.
@@ -204,6 +205,11 @@ impl auth_server::Auth for AuthService {
         match verdict {
             Ok(()) => {
                 let issued = auth.issue_token_to(&user, Some(peer), SystemTime::now())?;
+                // The connection has proven itself: the long idle limit, out of the
+                // unauthenticated share (N2).
+                if let Some(c) = conn {
+                    c.authenticated();
+                }
                 tracing::info!(user = ?user, %peer, role = %issued.role, "login");
                 Ok(Response::new(pb::LoginResponse {
                     token: issued.token,

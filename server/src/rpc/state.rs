@@ -296,6 +296,10 @@ impl ServerState {
         let id = self
             .auth()
             .authenticate(token, std::time::SystemTime::now())?;
+        // An authenticated request: the connection earns the long idle limit (N2).
+        if let Some(c) = conn_of(req) {
+            c.conn.authenticated();
+        }
         Ok(Caller::from_identity(id, peer))
     }
 }
