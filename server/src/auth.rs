@@ -1,7 +1,8 @@
 //! Users, roles, bearer tokens, LAN allow-list and login throttling.
 //!
 //! Owns the user table (argon2 PHC hashes), live sessions (stored only as keyed hashes of
-//! their tokens) and the login throttle (refusing, per user and per address). It never reads a clock (callers pass `now`),
+//! their tokens) and the login throttle (refusing per (user, address), per address, and
+//! per user only for clients that have not proven themselves). It never reads a clock (callers pass `now`),
 //! never sleeps, and never logs a password or a token.
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use crate::config::{Config, UserRole};
 pub use crate::phc::check_phc;
 
 mod throttle;
-use throttle::{make_room, Budget, Throttle};
+use throttle::Throttle;
 pub use throttle::{Attempt, ThrottlePolicy, Throttled};
 
 /// Length of a bearer token in random bytes (256 bits); it travels as 64 hex digits.
@@ -234,6 +235,10 @@ impl Auth {
             }
         });
         inner.users = users;
+        let Inner {
+            users, throttle, ..
+        } = &mut *inner;
+        throttle.retain_users(|u| users.contains_key(u));
         inner.all_connections = config.connection_names();
         inner.allow = config.server.allow.clone();
         inner.ttl = Duration::from_secs(config.server.token_ttl_s);
@@ -272,63 +277,53 @@ impl Auth {
     }
 
     /// Start a login attempt of `user` from `peer`, or refuse it (no sleeping). The attempt
-    /// counts against both budgets until it ends; end it with [`Auth::end_attempt`].
+    /// counts against its budgets until it ends; end it with [`Auth::end_attempt`] or
+    /// [`Auth::login_succeeded`]. See [`ThrottlePolicy`] for the order of the budgets.
     pub fn begin_attempt(
         &self,
         user: &str,
         peer: IpAddr,
         now: Instant,
     ) -> Result<Attempt, Throttled> {
-        let addr = unmap(peer);
-        let p = self.policy;
-        let mut inner = self.lock();
-        let t = &mut inner.throttle;
-        let user_key = user.to_string();
-        let mut ub = t
-            .users
-            .get(&user_key)
-            .copied()
-            .unwrap_or(Budget::fresh(now));
-        let mut ab = t.addrs.get(&addr).copied().unwrap_or(Budget::fresh(now));
-        ub.roll(now, p.window);
-        ab.roll(now, p.window);
-        if ub.count >= p.per_user {
-            return Err(Throttled::User(ub.retry_after(now, p.window)));
-        }
-        if ab.count >= p.per_addr {
-            return Err(Throttled::Address(ab.retry_after(now, p.window)));
-        }
-        if !make_room(&mut t.users, &user_key, p.max_records, now, p.window)
-            || !make_room(&mut t.addrs, &addr, p.max_records, now, p.window)
-        {
-            return Err(Throttled::Full);
-        }
-        for b in [&mut ub, &mut ab] {
-            b.count = b.count.saturating_add(1);
-            b.in_flight = b.in_flight.saturating_add(1);
-            b.last = now;
-        }
-        t.users.insert(user_key, ub);
-        t.addrs.insert(addr, ab);
-        Ok(Attempt {
-            user: user.to_string(),
-            addr,
-        })
+        self.begin_attempt_proven(user, peer, false, now)
     }
 
-    /// End an attempt. A failed (or abandoned) one stays counted; a successful login, or one
-    /// never checked (`refund`), gives its attempt back.
+    /// [`Auth::begin_attempt`] for a client that may have proven itself: `has_session` says
+    /// it presented a valid session of `user` (an address from which `user` logged in
+    /// successfully recently is proven too). A proven client is never refused by the
+    /// per-user slow-down.
+    pub fn begin_attempt_proven(
+        &self,
+        user: &str,
+        peer: IpAddr,
+        has_session: bool,
+        now: Instant,
+    ) -> Result<Attempt, Throttled> {
+        let p = self.policy;
+        self.lock()
+            .throttle
+            .begin(&p, user, unmap(peer), has_session, now)
+    }
+
+    /// End an attempt. A failed (or abandoned) one stays counted; one never checked
+    /// (`refund`) gives its attempt back. A successful login ends with
+    /// [`Auth::login_succeeded`] (`end_attempt(a, true)` still refunds, without remembering
+    /// the address).
     pub fn end_attempt(&self, attempt: &Attempt, refund: bool) {
-        let mut inner = self.lock();
-        let t = &mut inner.throttle;
-        let users = t.users.get_mut(&attempt.user);
-        let addrs = t.addrs.get_mut(&attempt.addr);
-        for b in [users, addrs].into_iter().flatten() {
-            b.in_flight = b.in_flight.saturating_sub(1);
-            if refund {
-                b.count = b.count.saturating_sub(1);
-            }
-        }
+        self.lock().throttle.end(attempt, refund);
+    }
+
+    /// End a successful attempt: it is given back, and its address is proven for the user
+    /// for [`ThrottlePolicy::known_for`] (the per-user slow-down no longer applies there).
+    pub fn login_succeeded(&self, attempt: &Attempt, now: Instant) {
+        self.lock().throttle.succeeded(attempt, now);
+    }
+
+    /// Whether `user` logged in successfully from `peer` recently (see
+    /// [`ThrottlePolicy::known_for`]).
+    pub fn known_address(&self, user: &str, peer: IpAddr, now: Instant) -> bool {
+        let p = self.policy;
+        self.lock().throttle.known(user, unmap(peer), now, &p)
     }
 
     /// Attempts counted against `user` in its current window (for tests and metrics).

@@ -150,9 +150,58 @@ fn small_policy() -> ThrottlePolicy {
     ThrottlePolicy {
         window: Duration::from_secs(60),
         per_user: 3,
+        per_pair: 3,
+        known_for: Duration::from_secs(24 * 3600),
         per_addr: 5,
         max_records: 4,
     }
+}
+
+/// N3: the review's attack (wrong passwords for `admin` from any allowed address locking
+/// the real admin out) no longer works against a client that has proven itself.
+#[test]
+fn strangers_never_lock_out_a_proven_user() {
+    let policy = ThrottlePolicy {
+        per_user: 4,
+        max_records: 1000,
+        ..small_policy()
+    };
+    let a = Auth::with_policy(&config(), policy).unwrap_or_else(|e| panic!("{e}"));
+    let t = Instant::now();
+    let home = ip("10.0.0.1");
+    let ok = a
+        .begin_attempt("root", home, t)
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.login_succeeded(&ok, t);
+    assert!(a.known_address("root", home, t));
+    // One stranger: its (user, address) budget ends it, nobody else is affected.
+    let fail = |at: IpAddr| {
+        let x = a.begin_attempt("root", at, t)?;
+        a.end_attempt(&x, false);
+        Ok::<(), Throttled>(())
+    };
+    for _ in 0..3 {
+        assert_eq!(fail(ip("10.9.0.1")), Ok(()));
+    }
+    assert_eq!(fail(ip("10.9.0.1")), Err(Throttled::Pair(60)));
+    // Strangers from many addresses: the per-user slow-down refuses new addresses...
+    assert_eq!(fail(ip("10.9.0.2")), Ok(()));
+    assert_eq!(fail(ip("10.9.0.3")), Err(Throttled::User(60)));
+    // ...but never the admin's own address, nor a client holding a valid session.
+    let again = a
+        .begin_attempt("root", home, t)
+        .unwrap_or_else(|e| panic!("proven address refused: {e}"));
+    a.login_succeeded(&again, t);
+    assert!(a
+        .begin_attempt_proven("root", ip("10.5.5.5"), true, t)
+        .is_ok());
+    assert_eq!(
+        a.begin_attempt_proven("root", ip("10.5.5.6"), false, t),
+        Err(Throttled::User(60))
+    );
+    // A proven address stays proven only for `known_for`.
+    let later = t + Duration::from_secs(24 * 3600 + 1);
+    assert!(!a.known_address("root", home, later));
 }
 
 fn ip(s: &str) -> IpAddr {
