@@ -157,6 +157,9 @@ pub struct Auth {
     policy: ThrottlePolicy,
     /// Secret salt of the token digest (random per process).
     digest_key: [u8; 16],
+    /// Bumped whenever a session is removed (logout, revocation, reload, expiry, the
+    /// per-user cap): streams recheck their session on every change (security N8).
+    removals: tokio::sync::watch::Sender<u64>,
 }
 
 impl Auth {
@@ -182,9 +185,23 @@ impl Auth {
             inner: Mutex::new(inner),
             policy,
             digest_key,
+            removals: tokio::sync::watch::Sender::new(0),
         };
         auth.reload(config)?;
         Ok(auth)
+    }
+
+    /// Changes whenever a session is removed, however (logout, revocation, reload, expiry,
+    /// the per-user cap): a holder of a session rechecks it with [`Auth::session_live`].
+    pub fn session_removals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.removals.subscribe()
+    }
+
+    /// Tell the watchers of [`Auth::session_removals`] when `before` > `after`.
+    fn removed(&self, before: usize, after: usize) {
+        if after < before {
+            self.removals.send_modify(|g| *g = g.wrapping_add(1));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -226,6 +243,7 @@ impl Auth {
         // A session survives only if its user still exists with the same password hash and
         // role: a password or role change (or removal) revokes every token of that user.
         let old = std::mem::take(&mut inner.users);
+        let before = inner.sessions.len();
         inner.sessions.retain(|_, s| {
             match (old.get(&s.user), users.get(&s.user)) {
                 (Some(o), Some(n)) => o.hash == n.hash && o.role == n.role,
@@ -234,6 +252,7 @@ impl Auth {
                 _ => false,
             }
         });
+        self.removed(before, inner.sessions.len());
         inner.users = users;
         let Inner {
             users, throttle, ..
@@ -360,6 +379,7 @@ impl Auth {
             .map(|u| u.role)
             .ok_or(AuthError::BadCredentials)?;
         let expires_at = now.checked_add(inner.ttl).unwrap_or(now);
+        let before = inner.sessions.len();
         inner.sessions.retain(|_, s| s.expires_at > now);
         let mut mine: Vec<([u8; 32], SystemTime)> = inner
             .sessions
@@ -376,6 +396,7 @@ impl Auth {
                 }
             }
         }
+        self.removed(before, inner.sessions.len());
         inner.sessions.insert(
             digest,
             Session {
@@ -405,6 +426,7 @@ impl Auth {
             .ok_or(AuthError::InvalidToken)?;
         if now >= session.expires_at {
             inner.sessions.remove(&digest);
+            self.removed(1, 0);
             return Err(AuthError::Expired);
         }
         let user = inner
@@ -437,7 +459,9 @@ impl Auth {
     pub fn logout(&self, token: &str) -> Result<bool, AuthError> {
         let raw = parse_token(token)?;
         let digest = self.digest(&raw)?;
-        Ok(self.lock().sessions.remove(&digest).is_some())
+        let live = self.lock().sessions.remove(&digest).is_some();
+        self.removed(usize::from(live), 0);
+        Ok(live)
     }
 
     /// Live sessions at `now`, sorted by user then issue time.
@@ -470,6 +494,7 @@ impl Auth {
             RevokeTarget::User(u) => &s.user != u,
             RevokeTarget::Id(id) => &s.id != id,
         });
+        self.removed(before, inner.sessions.len());
         before - inner.sessions.len()
     }
 

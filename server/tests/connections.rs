@@ -439,3 +439,26 @@ async fn sixteen_addresses_of_idle_unauthenticated_connections_do_not_starve_a_l
     drop(held);
     s.stop().await;
 }
+
+/// N8: a stream ends with its session however the session goes; here the per-user cap (32
+/// sessions) ends the oldest session at the 33rd login, and its stream ends with it.
+#[tokio::test]
+async fn a_watch_stream_ends_when_the_session_cap_evicts_its_session() {
+    let s = TestServer::start_with_limits(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let first = s.token("alice", "alice-pw").await;
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut stream = DialerClient::new(ch)
+        .watch_links(with_token(pb::WatchLinksRequest::default(), &first))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    for _ in 0..2 {
+        let m = stream.message().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.is_some());
+    }
+    for _ in 0..masqdial_server::auth::MAX_SESSIONS_PER_USER {
+        s.token("alice", "alice-pw").await;
+    }
+    assert_eq!(end_of(&mut stream).await, Ok(Some(Code::Unauthenticated)));
+    s.stop().await;
+}

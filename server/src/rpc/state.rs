@@ -185,6 +185,7 @@ impl ServerState {
         Ok(StreamGuard {
             state: self.clone(),
             id,
+            session: caller.session.clone(),
             cancel,
             conn,
             expires_at: caller.expires_at,
@@ -334,6 +335,8 @@ pub(super) fn begin<T>(
 pub(crate) struct StreamGuard {
     state: ServerState,
     id: u64,
+    /// Public id of the caller's session.
+    session: String,
     cancel: CancellationToken,
     conn: Option<Arc<ConnState>>,
     expires_at: SystemTime,
@@ -386,12 +389,31 @@ pub(super) fn stream_of<T: Send + 'static>(
         .unwrap_or(Duration::ZERO)
         // Far enough for any token; keeps Instant arithmetic from overflowing.
         .min(Duration::from_secs(10 * 365 * 24 * 3600));
+    // Every session removal (logout, revocation, reload, expiry, the per-user cap evicting
+    // the oldest) wakes the stream to recheck its own session (N8).
+    let mut removals = guard.state.auth().session_removals();
+    let (state, session) = (guard.state.clone(), guard.session.clone());
+    let session_gone = async move {
+        loop {
+            if removals.changed().await.is_err() {
+                // Auth dropped: only shutdown or expiry can end the stream now.
+                std::future::pending::<()>().await;
+            }
+            if !state.auth().session_live(&session, SystemTime::now()) {
+                return;
+            }
+        }
+    };
     let stop = async move {
+        let ended = || {
+            Some(Status::unauthenticated(
+                "session ended (logged out, revoked, or no longer allowed); log in again",
+            ))
+        };
         tokio::select! {
             () = shutdown.cancelled() => None,
-            () = cancel.cancelled() => Some(Status::unauthenticated(
-                "session ended (logged out, revoked, or no longer allowed); log in again",
-            )),
+            () = cancel.cancelled() => ended(),
+            () = session_gone => ended(),
             () = tokio::time::sleep(left) => Some(Status::unauthenticated(
                 "token expired; log in again (mclient login)",
             )),
