@@ -4,7 +4,7 @@
 //!
 //! A hostile peer, modem or name server must not move the cursor, set the window title,
 //! clear the screen or forge a table row. So every C0 control (newline and tab included,
-//! except where [`block`] keeps the newline that separates lines of our own output), DEL,
+//! except where [`block`] keeps the newlines and tabs that lay out our own output), DEL,
 //! every C1 control (U+0080..U+009F, which some terminals read as CSI/OSC) and the Unicode
 //! bidirectional overrides and line separators are shown as visible escapes (`\x1b`,
 //! `\n`, `\u{202e}`). Everything else passes unchanged, so ordinary text costs nothing.
@@ -22,10 +22,11 @@ fn dangerous(c: char) -> bool {
         )
 }
 
-/// The escaping itself: `keep_newline` leaves `\n` as a line break (for whole blocks of
-/// output whose lines we built), else it is shown as `\n` too.
-pub fn escape(s: &str, keep_newline: bool) -> Cow<'_, str> {
-    let bad = |c: char| dangerous(c) && !(keep_newline && c == '\n');
+/// The escaping itself: `keep_layout` leaves `\n` and `\t` as they are (for whole blocks
+/// of output whose lines we built, such as the ipchains help), else they are shown as `\n`
+/// and `\t` too.
+pub fn escape(s: &str, keep_layout: bool) -> Cow<'_, str> {
+    let bad = |c: char| dangerous(c) && !(keep_layout && matches!(c, '\n' | '\t'));
     if !s.chars().any(bad) {
         return Cow::Borrowed(s);
     }
@@ -53,7 +54,7 @@ pub fn line(s: &str) -> Cow<'_, str> {
 }
 
 /// A block of output whose line breaks are ours (a rendered listing, a command's whole
-/// output): newlines stay, every other control is escaped.
+/// output): newlines and tabs stay, every other control is escaped.
 pub fn block(s: &str) -> Cow<'_, str> {
     escape(s, true)
 }
@@ -70,7 +71,7 @@ mod tests {
             line(hostile),
             "ok\\x1b[2J\\x1b]0;pwned\\x07\\nTCP  forged row\\r\\x9b31m\\u{202e}gnp.exe\\x7f"
         );
-        assert_eq!(block("a\nb\x1bc\n"), "a\nb\\x1bc\n");
+        assert_eq!(block("a\tb\nb\x1bc\n"), "a\tb\nb\\x1bc\n");
         assert!(matches!(line("plain text, ümlaut"), Cow::Borrowed(_)));
         assert_eq!(line("tab\there"), "tab\\there");
     }
@@ -83,7 +84,7 @@ mod tests {
             let l = line(&s);
             prop_assert!(!l.chars().any(dangerous));
             let b = block(&s);
-            prop_assert!(!b.chars().any(|c| dangerous(c) && c != '\n'));
+            prop_assert!(!b.chars().any(|c| dangerous(c) && c != '\n' && c != '\t'));
             prop_assert_eq!(b.matches('\n').count(), s.matches('\n').count());
             if !s.chars().any(dangerous) {
                 prop_assert_eq!(l.as_ref(), s.as_str());
