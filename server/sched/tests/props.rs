@@ -294,7 +294,10 @@ fn thirty_two_hosts_share_equally() {
     // quantum's worth of the smallest packets (1514 / 64 + 1 = 24) in its turn.
     for ((h, f), at) in &served {
         let gaps = at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-        assert!(gaps <= 32 * 4 * 24, "host {h} flow {f}: gap of {gaps} packets");
+        assert!(
+            gaps <= 32 * 4 * 24,
+            "host {h} flow {f}: gap of {gaps} packets"
+        );
     }
 }
 
