@@ -275,14 +275,17 @@ fn is_transport_status(s: &tonic::Status) -> bool {
 }
 
 fn unreachable(ctx: &Context, reason: Option<String>) -> Failure {
+    // A certificate the client refused: nothing was sent; the fix is on the TLS side.
+    let hint = if reason.as_deref().is_some_and(|r| r.contains("certificate")) {
+        "nothing was sent; check --ca (the CA that signed the server's certificate), that the certificate names the host in --server, and that it has not expired"
+    } else {
+        "check that mserver is running there and that --server (or MASQDIAL_SERVER) names it"
+    };
     let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
     Failure::new(
         Kind::Unreachable,
         format!("cannot reach the server at {}{reason}", ctx.server),
-        Some(
-            "check that mserver is running there and that --server (or MASQDIAL_SERVER) names it"
-                .into(),
-        ),
+        Some(hint.into()),
     )
 }
 

@@ -204,7 +204,11 @@ pub fn refusal(r: &pb::OptionRefusal) -> String {
     if r.value.is_empty() {
         format!("{whose} {} {name}", r.protocol)
     } else {
-        format!("{whose} {} {name}: {}", r.protocol, r.value)
+        format!(
+            "{whose} {} {name}: {}",
+            r.protocol,
+            crate::safe::line(&r.value)
+        )
     }
 }
 
@@ -371,6 +375,16 @@ pub fn protocol(p: i32) -> &'static str {
 
 /// Left-aligned text table with a header row, columns separated by two spaces.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    // A cell is one line of terminal-safe text, whatever the server sent.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::safe::line(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows[..];
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

@@ -17,6 +17,7 @@
 //! - [`run`]: the runner: the session, the dispatch of a parsed command, error wording.
 //! - [`cmd`]: the commands, one module per family (session, dialer, modems, nat, ipchains).
 //! - [`shell`]: the rustyline shell.
+//! - [`safe`]: terminal-safe escaping of remote-controlled text (used by mclient and mtui).
 //!
 //! Nothing here logs or prints a password or token.
 
@@ -31,6 +32,7 @@ pub mod json;
 pub mod rdns;
 pub mod restore;
 pub mod run;
+pub mod safe;
 pub mod shell;
 pub mod store;
 pub mod url;

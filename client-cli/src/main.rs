@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         if json {
             println!("{}", f.json());
         } else {
-            eprint!("{}", f.human("mclient"));
+            eprint!("{}", masqdial_cli::safe::block(&f.human("mclient")));
         }
     };
     let cli = match Cli::try_parse() {

@@ -3,7 +3,12 @@
 //! address looked up once per run and in parallel, the whole listing bounded by one
 //! deadline, numeric addresses for whatever did not answer in time. The system resolver
 //! here reads `/etc/hosts`, then asks the first `nameserver` of `/etc/resolv.conf` for the
-//! PTR record over UDP (no C library resolver: no unsafe code, no new dependency).
+//! PTR record over UDP (no C library resolver: no unsafe code).
+//!
+//! The answer is remote-controlled text, so: the query ID is random (getrandom), an answer
+//! counts only when it repeats our question exactly, and a name is shown only when it is an
+//! RFC 1123 host name that cannot be read as an address ([`acceptable_name`]); anything else
+//! leaves the address numeric.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -66,13 +71,16 @@ impl SystemResolver {
         sock.connect(server).ok()?;
         sock.set_read_timeout(Some(self.query_timeout.max(Duration::from_millis(1))))
             .ok()?;
-        let id = (u32::from(ip) as u16) ^ (std::process::id() as u16);
-        sock.send(&ptr_query(id, ip)).ok()?;
+        let mut id = [0u8; 2];
+        getrandom::fill(&mut id).ok()?;
+        let id = u16::from_be_bytes(id);
+        let query = ptr_query(id, ip);
+        sock.send(&query).ok()?;
         let mut buf = [0u8; 1500];
         let deadline = Instant::now() + self.query_timeout;
         while Instant::now() < deadline {
             let n = sock.recv(&mut buf).ok()?;
-            if let Some(name) = parse_ptr_answer(&buf[..n], id) {
+            if let Some(name) = parse_ptr_answer(&buf[..n], &query) {
                 return Some(name);
             }
         }
@@ -148,9 +156,11 @@ fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
     None
 }
 
-/// The PTR name in a DNS answer to query `id` (`None`: another id, an error, no PTR).
-pub fn parse_ptr_answer(msg: &[u8], id: u16) -> Option<String> {
-    if msg.len() < 12 || u16::from_be_bytes([msg[0], msg[1]]) != id {
+/// The PTR name in a DNS answer to `query` (as built by [`ptr_query`]): `None` for another
+/// ID, an error, an answer whose question is not exactly ours (one question, same name,
+/// PTR, IN), or no PTR record.
+pub fn parse_ptr_answer(msg: &[u8], query: &[u8]) -> Option<String> {
+    if msg.len() < 12 || query.len() < 12 || msg[..2] != query[..2] {
         return None;
     }
     let (flags, rcode) = (msg[2], msg[3] & 0x0F);
@@ -159,11 +169,18 @@ pub fn parse_ptr_answer(msg: &[u8], id: u16) -> Option<String> {
     }
     let qd = u16::from_be_bytes([msg[4], msg[5]]);
     let an = u16::from_be_bytes([msg[6], msg[7]]);
-    let mut at = 12;
-    for _ in 0..qd {
-        let (_, next) = read_name(msg, at)?;
-        at = next + 4;
+    if qd != 1 {
+        return None;
     }
+    // The question: the same name (case-insensitively, RFC 4343), type and class.
+    let (asked, _) = read_name(query, 12)?;
+    let (qname, next) = read_name(msg, 12)?;
+    let tail = |m: &[u8], at: usize| m.get(at..at + 4).map(<[u8]>::to_vec);
+    let (_, qnext) = read_name(query, 12)?;
+    if !qname.eq_ignore_ascii_case(&asked) || tail(msg, next)? != tail(query, qnext)? {
+        return None;
+    }
+    let mut at = next + 4;
     for _ in 0..an {
         let (_, next) = read_name(msg, at)?;
         let rr = msg.get(next..next + 10)?;
@@ -179,6 +196,28 @@ pub fn parse_ptr_answer(msg: &[u8], id: u16) -> Option<String> {
         at = rdata + rdlen;
     }
     None
+}
+
+/// Whether `name` may be shown in place of an address: RFC 1123 host-name syntax (labels of
+/// 1-63 letters, digits and inner hyphens, 253 characters at most, one trailing dot
+/// allowed), and not readable as an address: a name that parses as an IP address, or whose
+/// last label is all digits (`192.168.77.050`), is refused.
+pub fn acceptable_name(name: &str) -> bool {
+    let n = name.strip_suffix('.').unwrap_or(name);
+    if n.is_empty() || n.len() > 253 || n.parse::<std::net::IpAddr>().is_ok() {
+        return false;
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    n.split('.').all(label_ok)
+        && !n
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Look up every address of `addrs` once, in parallel, within `bound` overall: the names
@@ -218,9 +257,10 @@ pub fn resolve_all(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((ip, Some(name))) => {
+            Ok((ip, Some(name))) if acceptable_name(&name) => {
                 names.insert(ip, name);
             }
+            Ok((_, Some(_))) => {}
             Ok((_, None)) => {}
             Err(_) => break,
         }
@@ -251,7 +291,8 @@ fn field(line: &str, at: usize) -> Option<Ipv4Addr> {
 }
 
 /// The listing with the names of `names` in its source and destination columns (`%-20s`,
-/// longer names widen the row as 2.2's printf did).
+/// longer names widen the row as 2.2's printf did); a name that is not
+/// [`acceptable_name`] leaves its address.
 pub fn rename_listing(text: &str, names: &HashMap<Ipv4Addr, String>) -> String {
     let Some((s, d)) = columns(text) else {
         return text.to_string();
@@ -268,7 +309,13 @@ pub fn rename_listing(text: &str, names: &HashMap<Ipv4Addr, String>) -> String {
             out.push('\n');
             continue;
         }
-        let name = |ip: Ipv4Addr| names.get(&ip).cloned().unwrap_or_else(|| ip.to_string());
+        let name = |ip: Ipv4Addr| {
+            names
+                .get(&ip)
+                .filter(|n| acceptable_name(n))
+                .cloned()
+                .unwrap_or_else(|| ip.to_string())
+        };
         out.push_str(l.get(..s).unwrap_or_default());
         out.push_str(&format!("{:<20} {:<20} ", name(a), name(b)));
         out.push_str(l.get(d + 21..).unwrap_or_default());
@@ -392,19 +439,115 @@ TCP  14:59.99          0     0     0 192.168.1.10         192.0.2.1            1
         a[7] = 1;
         a.extend_from_slice(&[0xC0, 12, 0, 12, 0, 1, 0, 0, 0x0e, 0x10, 0, 13]);
         a.extend_from_slice(b"\x03far\x07example\x00");
-        assert_eq!(parse_ptr_answer(&a, 0x4242).as_deref(), Some("far.example"));
+        assert_eq!(parse_ptr_answer(&a, &q).as_deref(), Some("far.example"));
         // Another id, an error code, a truncated message: nothing.
-        assert_eq!(parse_ptr_answer(&a, 0x4243), None);
+        assert_eq!(
+            parse_ptr_answer(&a, &ptr_query(0x4243, Ipv4Addr::new(192, 0, 2, 1))),
+            None
+        );
         let mut nx = a.clone();
         nx[3] = 0x83;
-        assert_eq!(parse_ptr_answer(&nx, 0x4242), None);
-        assert_eq!(parse_ptr_answer(&a[..a.len() - 5], 0x4242), None);
+        assert_eq!(parse_ptr_answer(&nx, &q), None);
+        assert_eq!(parse_ptr_answer(&a[..a.len() - 5], &q), None);
         // A pointer loop ends.
         let mut l = a.clone();
         let n = l.len();
         l.truncate(n - 13);
         l.extend_from_slice(&[0xC0, (n - 13) as u8]);
-        assert_eq!(parse_ptr_answer(&l, 0x4242), None);
+        assert_eq!(parse_ptr_answer(&l, &q), None);
+    }
+
+    #[test]
+    fn an_answer_to_another_question_is_refused() {
+        // Same ID, but the question is for another address (a spoofed or stale answer).
+        let q = ptr_query(0x1111, Ipv4Addr::new(192, 0, 2, 1));
+        let other = ptr_query(0x1111, Ipv4Addr::new(192, 0, 2, 9));
+        let answer = |question: &[u8]| {
+            let mut a = question.to_vec();
+            a[2] = 0x81;
+            a[3] = 0x80;
+            a[7] = 1;
+            a.extend_from_slice(&[0xC0, 12, 0, 12, 0, 1, 0, 0, 0x0e, 0x10, 0, 13]);
+            a.extend_from_slice(b"\x03far\x07example\x00");
+            a
+        };
+        assert_eq!(parse_ptr_answer(&answer(&other), &q), None);
+        // Upper case in the echoed question is the same question (RFC 4343).
+        let mut upper = answer(&q);
+        upper[23..30].copy_from_slice(b"IN-ADDR");
+        assert_eq!(parse_ptr_answer(&upper, &q).as_deref(), Some("far.example"));
+        // Another type (A instead of PTR), or two questions: refused.
+        let mut ty = answer(&q);
+        ty[36] = 1;
+        assert_eq!(parse_ptr_answer(&ty, &q), None);
+        let mut two = answer(&q);
+        two[5] = 2;
+        assert_eq!(parse_ptr_answer(&two, &q), None);
+        // Query IDs are random, not derived from the address and the pid.
+        let ids: std::collections::HashSet<u16> = (0..8)
+            .map(|_| {
+                let mut b = [0u8; 2];
+                getrandom::fill(&mut b)
+                    .map(|_| u16::from_be_bytes(b))
+                    .unwrap_or(0)
+            })
+            .collect();
+        assert!(ids.len() > 1, "{ids:?}");
+    }
+
+    #[test]
+    fn hostile_names_never_reach_the_listing() {
+        for bad in [
+            "192.168.77.50",
+            "192.168.77.050",
+            "::1",
+            "x\x1b[2J.example",
+            "evil\nTCP  01:00.00 forged",
+            "-lead.example",
+            "trail-.example",
+            "a..b",
+            "",
+            "under_score.example",
+            &"a".repeat(64),
+        ] {
+            assert!(!acceptable_name(bad), "{bad:?}");
+        }
+        for good in [
+            "pc10.lan",
+            "far.example.",
+            "a-b.c0",
+            "localhost",
+            "1host.example",
+        ] {
+            assert!(acceptable_name(good), "{good:?}");
+        }
+        let fake = Arc::new(Fake {
+            names: [
+                (Ipv4Addr::new(192, 168, 1, 10), "192.168.77.50"),
+                (Ipv4Addr::new(192, 168, 1, 11), "ok.lan"),
+                (Ipv4Addr::new(192, 0, 2, 1), "x\x1b]0;title\x07\nfake row"),
+            ]
+            .into_iter()
+            .collect(),
+            slow: Ipv4Addr::UNSPECIFIED,
+            calls: Default::default(),
+        });
+        let names = resolve_all(&listing_addrs(LISTING), fake, Duration::from_secs(5));
+        let out = rename_listing(LISTING, &names);
+        assert_eq!(out.lines().count(), LISTING.lines().count());
+        assert!(
+            !out.contains('\x1b') && !out.contains("192.168.77.50"),
+            "{out}"
+        );
+        assert!(
+            out.contains("192.168.1.10") && out.contains("ok.lan"),
+            "{out}"
+        );
+        // Even a map built elsewhere cannot smuggle a hostile name in.
+        let forged = [(Ipv4Addr::new(192, 0, 2, 1), "a\nb".to_string())]
+            .into_iter()
+            .collect();
+        assert_eq!(rename_listing(LISTING, &forged), LISTING);
     }
 
     #[test]

@@ -176,6 +176,9 @@ impl Session {
 
     pub(crate) fn emit(&self, human: &str, json: Value) {
         let mut out = std::io::stdout().lock();
+        // Every human output goes through the escaping: remote text never reaches the
+        // terminal as a control sequence (fields were already kept to one line each).
+        let human = crate::safe::block(human);
         let _ = if self.json {
             writeln!(out, "{json}")
         } else if human.ends_with('\n') || human.is_empty() {
@@ -194,7 +197,7 @@ impl Session {
             let _ = writeln!(out, "{}", f.json());
             let _ = out.flush();
         } else {
-            eprint!("{}", f.human("mclient"));
+            eprint!("{}", crate::safe::block(&f.human("mclient")));
         }
     }
 

@@ -205,14 +205,34 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    write_private(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    // The temporary file is created new (O_EXCL, O_NOFOLLOW): a file or symlink planted
+    // there is removed (the link itself, never its target) and the creation tried once more.
+    let mut r = write_private(&tmp, bytes);
+    if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists) {
+        std::fs::remove_file(&tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
+        r = write_private(&tmp, bytes);
+    }
+    r.with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }
 
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Ok(m) = std::fs::symlink_metadata(dir) {
+        // Our own `masqdial` directory (the default layout) made with a loose mode by an
+        // older version or by hand: tightened to 0700. Any other directory (a token file
+        // named in /tmp, say) is left alone: the file itself is 0600 either way.
+        let ours = m.is_dir()
+            && m.uid() == nix::unistd::geteuid().as_raw()
+            && m.mode() & 0o1000 == 0
+            && dir.file_name().is_some_and(|n| n == "masqdial");
+        if ours && m.mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot tighten {}", dir.display()))?;
+        }
+    }
     if dir.is_dir() {
         return Ok(());
     }
@@ -234,11 +254,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .mode(0o600)
         .open(path)?;
-    // An older file may have been created with looser permissions: tighten it.
+    // Whatever the umask did: 0600.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -343,6 +363,36 @@ mod tests {
         assert_eq!(
             std::fs::metadata(&path)?.permissions().mode() & 0o777,
             0o600
+        );
+        Ok(())
+    }
+
+    /// N18: an existing `masqdial` directory with a loose mode is tightened; a symlink
+    /// planted at `tokens.toml.tmp` is not followed (its target stays untouched).
+    #[cfg(unix)]
+    #[test]
+    fn loose_dir_is_tightened_and_a_planted_tmp_link_is_not_followed() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let d = dir.path().join("masqdial");
+        std::fs::create_dir(&d)?;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious")?;
+        std::os::unix::fs::symlink(&victim, d.join("tokens.toml.tmp"))?;
+        let store = TokenStore::at(d.join("tokens.toml"));
+        store.put(tok("http://a:224", "aa"))?;
+        assert_eq!(std::fs::metadata(&d)?.permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::read_to_string(&victim)?, "precious");
+        assert!(std::fs::read_to_string(d.join("tokens.toml"))?.contains("aa"));
+        // A directory that is not ours by name is left as it is.
+        let other = dir.path().join("elsewhere");
+        std::fs::create_dir(&other)?;
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755))?;
+        TokenStore::at(other.join("t.toml")).put(tok("http://a:224", "bb"))?;
+        assert_eq!(
+            std::fs::metadata(&other)?.permissions().mode() & 0o777,
+            0o755
         );
         Ok(())
     }

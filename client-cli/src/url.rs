@@ -94,6 +94,20 @@ impl ServerUrl {
         })
     }
 
+    /// The one rule mclient and mtui share before sending a password: plain http only to a
+    /// loopback host, unless the user passed `--insecure`. `Some((why, what to do))` refuses.
+    pub fn password_refused(&self, insecure: bool) -> Option<(String, &'static str)> {
+        (!self.https && !self.is_loopback() && !insecure).then(|| {
+            (
+                format!(
+                    "refusing to send a password over plain http to {}",
+                    self.key
+                ),
+                "use an https:// server with --ca, or pass --insecure if this network is trusted",
+            )
+        })
+    }
+
     /// Whether the host is a loopback address (`127.0.0.0/8`, `::1`).
     pub fn is_loopback(&self) -> bool {
         match self.host.parse::<std::net::IpAddr>() {

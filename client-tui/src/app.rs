@@ -417,11 +417,14 @@ impl App {
     /// Append a line to the event log. A paused (scrolled back) log keeps its view.
     pub fn push_log(&mut self, level: Level, text: impl Into<String>) {
         let time = self.time_label();
-        self.log.push_back(LogLine {
-            time,
-            level,
-            text: text.into(),
-        });
+        // Log lines carry modem replies, peer messages and packet-log text: one line of
+        // terminal-safe text each (the one escaping mclient uses too).
+        let text: String = text.into();
+        let text = match masqdial_cli::safe::line(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(o) => o,
+        };
+        self.log.push_back(LogLine { time, level, text });
         if self.log_back > 0 {
             self.log_back += 1;
             self.log_new += 1;

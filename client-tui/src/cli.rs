@@ -37,6 +37,10 @@ pub struct Args {
     /// Ask for the password (in the dashboard) even if a token is stored.
     #[arg(long)]
     pub login: bool,
+    /// Allow sending a password over plain http:// to a host that is not loopback (the
+    /// same rule as mclient's --insecure).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// The clap command (for the man page).

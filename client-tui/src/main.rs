@@ -137,6 +137,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .ok()
                 .filter(|p| !p.is_empty())
                 .map(Secret::new),
+            insecure: args.insecure,
         },
         ev_tx,
         cmd_rx,

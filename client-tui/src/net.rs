@@ -51,6 +51,8 @@ pub struct NetConfig {
     pub store: Option<TokenStore>,
     /// Password from `MASQDIAL_PASSWORD`, tried once for `user` before the form is shown.
     pub password: Option<Secret>,
+    /// `--insecure`: a password may go over plain http to a host that is not loopback.
+    pub insecure: bool,
 }
 
 impl std::fmt::Debug for NetConfig {
@@ -115,6 +117,7 @@ enum End {
 }
 
 /// Why a login attempt did not give a token.
+#[derive(Debug)]
 enum LoginError {
     /// The server answered no (wrong password, unknown user, too many attempts).
     Rejected(String),
@@ -286,6 +289,10 @@ async fn login(
     user: &str,
     password: &Secret,
 ) -> Result<(String, i32, Option<SystemTime>), LoginError> {
+    // mclient's rule, from the same function: no password over plain http to another host.
+    if let Some((why, hint)) = plain_password_refused(cfg) {
+        return Err(LoginError::Rejected(format!("{why}: {hint}.")));
+    }
     let channel = connect(cfg)
         .await
         .map_err(|e| LoginError::Unreachable(plain_connect_error(&e)))?;
@@ -319,6 +326,15 @@ async fn login(
                 plain_status(&s)
             ))),
         },
+    }
+}
+
+/// Why a password must not be sent to `cfg.server` (see
+/// [`masqdial_cli::url::ServerUrl::password_refused`]); an unparsable URL is refused too.
+pub fn plain_password_refused(cfg: &NetConfig) -> Option<(String, &'static str)> {
+    match masqdial_cli::url::ServerUrl::parse(&cfg.server) {
+        Ok(u) => u.password_refused(cfg.insecure),
+        Err(e) => Some((format!("{e}"), "check --server")),
     }
 }
 
@@ -835,6 +851,7 @@ mod tests {
             masq_period_ms: 500,
             store: None,
             password: Some(Secret::new("pw-from-env")),
+            insecure: false,
         };
         assert!(!format!("{c:?}").contains("secret-token"));
         assert!(!format!("{c:?}").contains("pw-from-env"));
@@ -904,8 +921,43 @@ mod tests {
             masq_period_ms: 500,
             store: None,
             password: Some(Secret::new("pw-from-env")),
+            insecure: false,
         };
         let e = connect(&cfg).await.expect_err("nothing listens");
         assert_eq!(plain_connect_error(&e), "connection refused");
+    }
+
+    /// N5: mtui follows mclient's rule (the same function): no password over plain http to
+    /// a host that is not loopback unless --insecure; the login fails before connecting.
+    #[tokio::test]
+    async fn a_password_never_goes_over_plain_http_to_another_host() {
+        let cfg = |server: &str, insecure: bool| NetConfig {
+            server: server.into(),
+            store_key: server.into(),
+            token: None,
+            user: "alice".into(),
+            ca: None,
+            masq_period_ms: 500,
+            store: None,
+            password: None,
+            insecure,
+        };
+        // A LAN address nobody answers on: refused at once, never "unreachable".
+        let lan = cfg("http://192.0.2.1:224", false);
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            login(&lan, "alice", &Secret::new("pw")),
+        )
+        .await;
+        match r {
+            Ok(Err(LoginError::Rejected(m))) => {
+                assert!(m.contains("plain http") && m.contains("--insecure"), "{m}")
+            }
+            other => panic!("expected a refusal before connecting, got {other:?}"),
+        }
+        assert!(plain_password_refused(&cfg("http://127.0.0.1:224", false)).is_none());
+        assert!(plain_password_refused(&cfg("https://gw.lan:224", false)).is_none());
+        assert!(plain_password_refused(&cfg("http://gw.lan:224", true)).is_none());
+        assert!(plain_password_refused(&cfg("http://gw.lan:224", false)).is_some());
     }
 }

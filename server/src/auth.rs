@@ -1,7 +1,8 @@
 //! Users, roles, bearer tokens, LAN allow-list and login throttling.
 //!
 //! Owns the user table (argon2 PHC hashes), live sessions (stored only as keyed hashes of
-//! their tokens) and the login throttle (refusing, per user and per address). It never reads a clock (callers pass `now`),
+//! their tokens) and the login throttle (refusing per (user, address), per address, and
+//! per user only for clients that have not proven themselves). It never reads a clock (callers pass `now`),
 //! never sleeps, and never logs a password or a token.
 
 use std::collections::HashMap;
@@ -15,6 +16,10 @@ use ipnet::IpNet;
 
 use crate::config::{Config, UserRole};
 pub use crate::phc::check_phc;
+
+mod throttle;
+use throttle::Throttle;
+pub use throttle::{Attempt, ThrottlePolicy, Throttled};
 
 /// Length of a bearer token in random bytes (256 bits); it travels as 64 hex digits.
 pub const TOKEN_BYTES: usize = 32;
@@ -86,131 +91,6 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
-/// Login throttle policy. Attempts are *refused* (never slept on) once a budget is spent.
-///
-/// Every attempt counts from the moment it starts (so attempts in flight count), against
-/// two budgets at once: its user name across all addresses, and its address across all user
-/// names. A budget is `per_user` / `per_addr` attempts per fixed `window`; a successful login
-/// gives its own attempt back. With fixed windows, any sliding `window` sees at most twice
-/// the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThrottlePolicy {
-    /// Length of a counting window.
-    pub window: Duration,
-    /// Attempts per window for one user name, whatever the address.
-    pub per_user: u32,
-    /// Attempts per window from one address, whatever the user name.
-    pub per_addr: u32,
-    /// Most records per table (users, addresses). Records still counting are never
-    /// evicted: when a table is full of them, new keys are refused instead.
-    pub max_records: usize,
-}
-
-impl Default for ThrottlePolicy {
-    fn default() -> Self {
-        ThrottlePolicy {
-            window: Duration::from_secs(60),
-            per_user: 5,
-            per_addr: 20,
-            max_records: MAX_THROTTLE_ENTRIES,
-        }
-    }
-}
-
-/// Why a login attempt was refused before any password check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Throttled {
-    /// The user name's budget is spent.
-    #[error("too many login attempts for this user; try again in {0} s")]
-    User(u64),
-    /// The address's budget is spent.
-    #[error("too many login attempts from this address; try again in {0} s")]
-    Address(u64),
-    /// The throttle tables are full of records still counting.
-    #[error("too many login attempts in progress; try again later")]
-    Full,
-}
-
-/// One admitted attempt; hand it back to [`Auth::end_attempt`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    user: String,
-    addr: IpAddr,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Budget {
-    /// Attempts counted in the current window (including those in flight).
-    count: u32,
-    /// Attempts started and not yet ended.
-    in_flight: u32,
-    window_start: Instant,
-    /// Last use, for LRU among clean records.
-    last: Instant,
-}
-
-impl Budget {
-    fn fresh(now: Instant) -> Budget {
-        Budget {
-            count: 0,
-            in_flight: 0,
-            window_start: now,
-            last: now,
-        }
-    }
-
-    /// Start a new window if the current one is over.
-    fn roll(&mut self, now: Instant, window: Duration) {
-        if now.saturating_duration_since(self.window_start) >= window {
-            self.count = self.in_flight;
-            self.window_start = now;
-        }
-    }
-
-    /// A clean record carries no penalty: nothing counted in a live window, nothing in flight.
-    fn clean(&self, now: Instant, window: Duration) -> bool {
-        self.in_flight == 0
-            && (self.count == 0 || now.saturating_duration_since(self.window_start) >= window)
-    }
-
-    fn retry_after(&self, now: Instant, window: Duration) -> u64 {
-        let left = window.saturating_sub(now.saturating_duration_since(self.window_start));
-        left.as_secs().max(1)
-    }
-}
-
-/// Make room for `key` in `map`: evict the least recently used *clean* record. Records in
-/// penalty are never evicted, so a flood of new names or addresses cannot reset a target.
-fn make_room<K: Clone + Eq + std::hash::Hash>(
-    map: &mut HashMap<K, Budget>,
-    key: &K,
-    max: usize,
-    now: Instant,
-    window: Duration,
-) -> bool {
-    if map.contains_key(key) || map.len() < max {
-        return true;
-    }
-    let victim = map
-        .iter()
-        .filter(|(_, b)| b.clean(now, window))
-        .min_by_key(|(_, b)| b.last)
-        .map(|(k, _)| k.clone());
-    match victim {
-        Some(k) => {
-            map.remove(&k);
-            true
-        }
-        None => false,
-    }
-}
-
-#[derive(Debug, Default)]
-struct Throttle {
-    users: HashMap<String, Budget>,
-    addrs: HashMap<IpAddr, Budget>,
-}
-
 #[derive(Debug, Clone)]
 struct User {
     hash: String,
@@ -277,6 +157,9 @@ pub struct Auth {
     policy: ThrottlePolicy,
     /// Secret salt of the token digest (random per process).
     digest_key: [u8; 16],
+    /// Bumped whenever a session is removed (logout, revocation, reload, expiry, the
+    /// per-user cap): streams recheck their session on every change (security N8).
+    removals: tokio::sync::watch::Sender<u64>,
 }
 
 impl Auth {
@@ -302,9 +185,23 @@ impl Auth {
             inner: Mutex::new(inner),
             policy,
             digest_key,
+            removals: tokio::sync::watch::Sender::new(0),
         };
         auth.reload(config)?;
         Ok(auth)
+    }
+
+    /// Changes whenever a session is removed, however (logout, revocation, reload, expiry,
+    /// the per-user cap): a holder of a session rechecks it with [`Auth::session_live`].
+    pub fn session_removals(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.removals.subscribe()
+    }
+
+    /// Tell the watchers of [`Auth::session_removals`] when `before` > `after`.
+    fn removed(&self, before: usize, after: usize) {
+        if after < before {
+            self.removals.send_modify(|g| *g = g.wrapping_add(1));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -346,6 +243,7 @@ impl Auth {
         // A session survives only if its user still exists with the same password hash and
         // role: a password or role change (or removal) revokes every token of that user.
         let old = std::mem::take(&mut inner.users);
+        let before = inner.sessions.len();
         inner.sessions.retain(|_, s| {
             match (old.get(&s.user), users.get(&s.user)) {
                 (Some(o), Some(n)) => o.hash == n.hash && o.role == n.role,
@@ -354,7 +252,12 @@ impl Auth {
                 _ => false,
             }
         });
+        self.removed(before, inner.sessions.len());
         inner.users = users;
+        let Inner {
+            users, throttle, ..
+        } = &mut *inner;
+        throttle.retain_users(|u| users.contains_key(u));
         inner.all_connections = config.connection_names();
         inner.allow = config.server.allow.clone();
         inner.ttl = Duration::from_secs(config.server.token_ttl_s);
@@ -393,63 +296,53 @@ impl Auth {
     }
 
     /// Start a login attempt of `user` from `peer`, or refuse it (no sleeping). The attempt
-    /// counts against both budgets until it ends; end it with [`Auth::end_attempt`].
+    /// counts against its budgets until it ends; end it with [`Auth::end_attempt`] or
+    /// [`Auth::login_succeeded`]. See [`ThrottlePolicy`] for the order of the budgets.
     pub fn begin_attempt(
         &self,
         user: &str,
         peer: IpAddr,
         now: Instant,
     ) -> Result<Attempt, Throttled> {
-        let addr = unmap(peer);
-        let p = self.policy;
-        let mut inner = self.lock();
-        let t = &mut inner.throttle;
-        let user_key = user.to_string();
-        let mut ub = t
-            .users
-            .get(&user_key)
-            .copied()
-            .unwrap_or(Budget::fresh(now));
-        let mut ab = t.addrs.get(&addr).copied().unwrap_or(Budget::fresh(now));
-        ub.roll(now, p.window);
-        ab.roll(now, p.window);
-        if ub.count >= p.per_user {
-            return Err(Throttled::User(ub.retry_after(now, p.window)));
-        }
-        if ab.count >= p.per_addr {
-            return Err(Throttled::Address(ab.retry_after(now, p.window)));
-        }
-        if !make_room(&mut t.users, &user_key, p.max_records, now, p.window)
-            || !make_room(&mut t.addrs, &addr, p.max_records, now, p.window)
-        {
-            return Err(Throttled::Full);
-        }
-        for b in [&mut ub, &mut ab] {
-            b.count = b.count.saturating_add(1);
-            b.in_flight = b.in_flight.saturating_add(1);
-            b.last = now;
-        }
-        t.users.insert(user_key, ub);
-        t.addrs.insert(addr, ab);
-        Ok(Attempt {
-            user: user.to_string(),
-            addr,
-        })
+        self.begin_attempt_proven(user, peer, false, now)
     }
 
-    /// End an attempt. A failed (or abandoned) one stays counted; a successful login, or one
-    /// never checked (`refund`), gives its attempt back.
+    /// [`Auth::begin_attempt`] for a client that may have proven itself: `has_session` says
+    /// it presented a valid session of `user` (an address from which `user` logged in
+    /// successfully recently is proven too). A proven client is never refused by the
+    /// per-user slow-down.
+    pub fn begin_attempt_proven(
+        &self,
+        user: &str,
+        peer: IpAddr,
+        has_session: bool,
+        now: Instant,
+    ) -> Result<Attempt, Throttled> {
+        let p = self.policy;
+        self.lock()
+            .throttle
+            .begin(&p, user, unmap(peer), has_session, now)
+    }
+
+    /// End an attempt. A failed (or abandoned) one stays counted; one never checked
+    /// (`refund`) gives its attempt back. A successful login ends with
+    /// [`Auth::login_succeeded`] (`end_attempt(a, true)` still refunds, without remembering
+    /// the address).
     pub fn end_attempt(&self, attempt: &Attempt, refund: bool) {
-        let mut inner = self.lock();
-        let t = &mut inner.throttle;
-        let users = t.users.get_mut(&attempt.user);
-        let addrs = t.addrs.get_mut(&attempt.addr);
-        for b in [users, addrs].into_iter().flatten() {
-            b.in_flight = b.in_flight.saturating_sub(1);
-            if refund {
-                b.count = b.count.saturating_sub(1);
-            }
-        }
+        self.lock().throttle.end(attempt, refund);
+    }
+
+    /// End a successful attempt: it is given back, and its address is proven for the user
+    /// for [`ThrottlePolicy::known_for`] (the per-user slow-down no longer applies there).
+    pub fn login_succeeded(&self, attempt: &Attempt, now: Instant) {
+        self.lock().throttle.succeeded(attempt, now);
+    }
+
+    /// Whether `user` logged in successfully from `peer` recently (see
+    /// [`ThrottlePolicy::known_for`]).
+    pub fn known_address(&self, user: &str, peer: IpAddr, now: Instant) -> bool {
+        let p = self.policy;
+        self.lock().throttle.known(user, unmap(peer), now, &p)
     }
 
     /// Attempts counted against `user` in its current window (for tests and metrics).
@@ -486,6 +379,7 @@ impl Auth {
             .map(|u| u.role)
             .ok_or(AuthError::BadCredentials)?;
         let expires_at = now.checked_add(inner.ttl).unwrap_or(now);
+        let before = inner.sessions.len();
         inner.sessions.retain(|_, s| s.expires_at > now);
         let mut mine: Vec<([u8; 32], SystemTime)> = inner
             .sessions
@@ -502,6 +396,7 @@ impl Auth {
                 }
             }
         }
+        self.removed(before, inner.sessions.len());
         inner.sessions.insert(
             digest,
             Session {
@@ -531,6 +426,7 @@ impl Auth {
             .ok_or(AuthError::InvalidToken)?;
         if now >= session.expires_at {
             inner.sessions.remove(&digest);
+            self.removed(1, 0);
             return Err(AuthError::Expired);
         }
         let user = inner
@@ -563,7 +459,9 @@ impl Auth {
     pub fn logout(&self, token: &str) -> Result<bool, AuthError> {
         let raw = parse_token(token)?;
         let digest = self.digest(&raw)?;
-        Ok(self.lock().sessions.remove(&digest).is_some())
+        let live = self.lock().sessions.remove(&digest).is_some();
+        self.removed(usize::from(live), 0);
+        Ok(live)
     }
 
     /// Live sessions at `now`, sorted by user then issue time.
@@ -596,6 +494,7 @@ impl Auth {
             RevokeTarget::User(u) => &s.user != u,
             RevokeTarget::Id(id) => &s.id != id,
         });
+        self.removed(before, inner.sessions.len());
         before - inner.sessions.len()
     }
 
@@ -667,356 +566,4 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{ConnectionConfig, UserConfig};
-    use proptest::prelude::*;
-
-    fn config() -> Config {
-        let mut c = Config::default();
-        let h = hash_password_with("secret", fast_params()).unwrap_or_default();
-        c.users.push(UserConfig {
-            name: "alice".into(),
-            password_hash: h.clone(),
-            role: UserRole::User,
-            connections: vec!["isp1".into()],
-        });
-        c.users.push(UserConfig {
-            name: "root".into(),
-            password_hash: h,
-            role: UserRole::Admin,
-            connections: vec![],
-        });
-        for n in ["isp1", "isp2"] {
-            let toml = format!("name = \"{n}\"\nnumbers = [\"1\"]\n");
-            if let Ok(cc) = toml::from_str::<ConnectionConfig>(&toml) {
-                c.connections.push(cc);
-            }
-        }
-        c
-    }
-
-    fn auth() -> Auth {
-        Auth::new(&config()).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-
-    #[test]
-    fn hash_and_verify() {
-        let h = hash_password_with("pw", fast_params()).unwrap_or_default();
-        assert!(h.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{h}");
-        assert!(verify_password(&h, "pw"));
-        assert!(!verify_password(&h, "pW"));
-        assert!(!verify_password("$argon2id$nonsense", "pw"));
-        assert!(!verify_password("", "pw"));
-    }
-
-    #[test]
-    fn a_user_holds_at_most_the_cap_of_sessions_and_the_oldest_goes_first() {
-        let a = auth();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let tokens: Vec<String> = (0..MAX_SESSIONS_PER_USER as u64 + 2)
-            .map(|i| {
-                a.issue_token("alice", t0 + Duration::from_secs(i))
-                    .unwrap_or_else(|e| panic!("{e}"))
-                    .token
-            })
-            .collect();
-        let root = a
-            .issue_token("root", t0)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .token;
-        let now = t0 + Duration::from_secs(100);
-        let live = a.sessions(now);
-        assert_eq!(
-            live.iter().filter(|s| s.user == "alice").count(),
-            MAX_SESSIONS_PER_USER
-        );
-        // The two oldest were ended; the newest and another user's are untouched.
-        assert_eq!(
-            a.authenticate(&tokens[0], now).err(),
-            Some(AuthError::InvalidToken)
-        );
-        assert_eq!(
-            a.authenticate(&tokens[1], now).err(),
-            Some(AuthError::InvalidToken)
-        );
-        assert!(a.authenticate(&tokens[2], now).is_ok());
-        assert!(a
-            .authenticate(&tokens[MAX_SESSIONS_PER_USER + 1], now)
-            .is_ok());
-        assert!(a.authenticate(&root, now).is_ok());
-    }
-
-    #[test]
-    fn wrong_user_and_wrong_password_same_error() {
-        let a = auth();
-        assert_eq!(a.verify("alice", "secret"), Ok(()));
-        assert_eq!(a.verify("alice", "nope"), Err(AuthError::BadCredentials));
-        assert_eq!(
-            a.verify("mallory", "secret"),
-            Err(AuthError::BadCredentials)
-        );
-    }
-
-    #[test]
-    fn token_lifecycle_with_passed_in_time() {
-        let a = auth();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let tok = a.issue_token("alice", t0).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(tok.token.len(), 64);
-        assert_eq!(tok.expires_at, t0 + Duration::from_secs(12 * 3600));
-        let id = a
-            .authenticate(&tok.token, t0 + Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(id.user, "alice");
-        assert_eq!(id.allowed, vec!["isp1".to_string()]);
-        assert_eq!(
-            a.authenticate(&tok.token, tok.expires_at),
-            Err(AuthError::Expired)
-        );
-        // Expired sessions are removed on first sight.
-        assert_eq!(a.authenticate(&tok.token, t0), Err(AuthError::InvalidToken));
-    }
-
-    #[test]
-    fn logout_revokes_and_admin_sees_all_connections() {
-        let a = auth();
-        let now = SystemTime::now();
-        let tok = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
-        let id = a
-            .authenticate(&tok.token, now)
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(id.allowed, vec!["isp1".to_string(), "isp2".to_string()]);
-        assert_eq!(a.logout(&tok.token), Ok(true));
-        assert_eq!(a.logout(&tok.token), Ok(false));
-        assert_eq!(
-            a.authenticate(&tok.token, now),
-            Err(AuthError::InvalidToken)
-        );
-    }
-
-    #[test]
-    fn malformed_tokens() {
-        let a = auth();
-        assert_eq!(
-            a.authenticate("", SystemTime::now()),
-            Err(AuthError::MalformedToken)
-        );
-        assert_eq!(
-            a.authenticate(&"z".repeat(64), SystemTime::now()),
-            Err(AuthError::MalformedToken)
-        );
-        assert_eq!(
-            a.authenticate(&"0".repeat(64), SystemTime::now()),
-            Err(AuthError::InvalidToken)
-        );
-    }
-
-    fn small_policy() -> ThrottlePolicy {
-        ThrottlePolicy {
-            window: Duration::from_secs(60),
-            per_user: 3,
-            per_addr: 5,
-            max_records: 4,
-        }
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap_or(PEER)
-    }
-
-    #[test]
-    fn throttle_refuses_parallel_attempts_per_user_across_addresses() {
-        let a = Auth::with_policy(&config(), small_policy()).unwrap_or_else(|e| panic!("{e}"));
-        let t = Instant::now();
-        // Three attempts in flight at once, each from another address: all counted.
-        let held: Vec<Attempt> = (1..=3)
-            .map(|i| {
-                a.begin_attempt("alice", ip(&format!("10.0.0.{i}")), t)
-                    .unwrap_or_else(|e| panic!("{e}"))
-            })
-            .collect();
-        assert_eq!(
-            a.begin_attempt("alice", ip("10.0.0.9"), t),
-            Err(Throttled::User(60))
-        );
-        // Failures stay counted when they end.
-        for h in &held {
-            a.end_attempt(h, false);
-        }
-        assert_eq!(
-            a.begin_attempt("alice", ip("10.0.0.9"), t + Duration::from_secs(59)),
-            Err(Throttled::User(1))
-        );
-        // Another user is not affected; the next window starts afresh.
-        assert!(a.begin_attempt("root", ip("10.0.0.9"), t).is_ok());
-        assert!(a
-            .begin_attempt("alice", ip("10.0.0.9"), t + Duration::from_secs(60))
-            .is_ok());
-    }
-
-    #[test]
-    fn throttle_counts_per_address_across_users() {
-        let policy = ThrottlePolicy {
-            max_records: 100,
-            ..small_policy()
-        };
-        let a = Auth::with_policy(&config(), policy).unwrap_or_else(|e| panic!("{e}"));
-        let t = Instant::now();
-        for i in 0..5 {
-            let at = a
-                .begin_attempt(&format!("u{i}"), PEER, t)
-                .unwrap_or_else(|e| panic!("{e}"));
-            a.end_attempt(&at, false);
-        }
-        assert_eq!(a.begin_attempt("u9", PEER, t), Err(Throttled::Address(60)));
-        assert!(a.begin_attempt("u9", ip("10.0.0.1"), t).is_ok());
-    }
-
-    #[test]
-    fn full_tables_of_records_in_penalty_refuse_new_keys() {
-        let a = Auth::with_policy(&config(), small_policy()).unwrap_or_else(|e| panic!("{e}"));
-        let t = Instant::now();
-        for i in 0..4 {
-            let at = a
-                .begin_attempt(&format!("u{i}"), PEER, t)
-                .unwrap_or_else(|e| panic!("{e}"));
-            a.end_attempt(&at, false);
-        }
-        assert_eq!(a.begin_attempt("u9", PEER, t), Err(Throttled::Full));
-    }
-
-    #[test]
-    fn success_refunds_and_flood_cannot_evict_a_target_in_penalty() {
-        let a = Auth::with_policy(&config(), small_policy()).unwrap_or_else(|e| panic!("{e}"));
-        let t = Instant::now();
-        let ok = a
-            .begin_attempt("alice", PEER, t)
-            .unwrap_or_else(|e| panic!("{e}"));
-        a.end_attempt(&ok, true);
-        assert_eq!(a.attempts_of_user("alice"), 0);
-        for _ in 0..3 {
-            let at = a
-                .begin_attempt("alice", PEER, t)
-                .unwrap_or_else(|e| panic!("{e}"));
-            a.end_attempt(&at, false);
-        }
-        assert_eq!(a.attempts_of_user("alice"), 3);
-        // A flood of fresh names from fresh addresses: three fit (clean records are evicted
-        // LRU once their window is over); alice's record in penalty is never evicted.
-        let later = t + Duration::from_secs(1);
-        let mut refused = 0;
-        for i in 0..50 {
-            match a.begin_attempt(&format!("x{i}"), ip(&format!("10.1.0.{i}")), later) {
-                Ok(at) => a.end_attempt(&at, false),
-                Err(Throttled::Full) => refused += 1,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert_eq!(refused, 47);
-        assert_eq!(a.attempts_of_user("alice"), 3);
-        assert_eq!(
-            a.begin_attempt("alice", ip("10.2.0.1"), later),
-            Err(Throttled::User(59))
-        );
-        // Once the window is over the records are clean and may be evicted.
-        let next = t + Duration::from_secs(120);
-        assert!(a.begin_attempt("y", ip("10.3.0.1"), next).is_ok());
-        assert!(a.throttle_records().0 <= 4);
-    }
-
-    #[test]
-    fn reload_keeps_sessions_of_remaining_users() {
-        let base = config();
-        let a = Auth::new(&base).unwrap_or_else(|e| panic!("{e}"));
-        let now = SystemTime::now();
-        let alice = a
-            .issue_token("alice", now)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let root = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
-        let mut c = base.clone();
-        c.users.retain(|u| u.name == "root");
-        c.server.allow = vec!["10.0.0.0/8".parse().unwrap_or_else(|e| panic!("{e}"))];
-        a.reload(&c).unwrap_or_else(|e| panic!("{e}"));
-        assert!(a.authenticate(&root.token, now).is_ok());
-        assert_eq!(
-            a.authenticate(&alice.token, now),
-            Err(AuthError::InvalidToken)
-        );
-        assert!(!a.peer_allowed(PEER));
-        assert!(a.peer_allowed("10.1.2.3".parse().unwrap_or(PEER)));
-        assert!(a.peer_allowed("::ffff:10.1.2.3".parse().unwrap_or(PEER)));
-    }
-
-    #[test]
-    fn reload_revokes_tokens_when_password_or_role_changes() {
-        let c = config();
-        let a = Auth::new(&c).unwrap_or_else(|e| panic!("{e}"));
-        let now = SystemTime::now();
-        let alice = a
-            .issue_token("alice", now)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let root = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
-        let before: Vec<_> = a.sessions(now).into_iter().map(|s| s.user).collect();
-        assert_eq!(before, vec!["alice".to_string(), "root".to_string()]);
-        // alice's password changes, root's role changes: both revoked.
-        let mut changed = c.clone();
-        changed.users[0].password_hash =
-            hash_password_with("new", fast_params()).unwrap_or_default();
-        changed.users[1].role = UserRole::User;
-        // The same table again: both survive.
-        a.reload(&c).unwrap_or_else(|e| panic!("{e}"));
-        assert!(a.authenticate(&alice.token, now).is_ok());
-        assert!(a.authenticate(&root.token, now).is_ok());
-        a.reload(&changed).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            a.authenticate(&alice.token, now),
-            Err(AuthError::InvalidToken)
-        );
-        assert_eq!(
-            a.authenticate(&root.token, now),
-            Err(AuthError::InvalidToken)
-        );
-        assert!(a.sessions(now).is_empty());
-    }
-
-    #[test]
-    fn revoke_by_user_and_by_id() {
-        let a = auth();
-        let now = SystemTime::now();
-        let a1 = a
-            .issue_token("alice", now)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let a2 = a
-            .issue_token("alice", now)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let r = a.issue_token("root", now).unwrap_or_else(|e| panic!("{e}"));
-        let id = a
-            .authenticate(&r.token, now)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .session;
-        assert_eq!(id.len(), 16);
-        assert_eq!(a.revoke(&RevokeTarget::Id(id.clone())), 1);
-        assert_eq!(a.revoke(&RevokeTarget::Id(id)), 0);
-        assert_eq!(a.authenticate(&r.token, now), Err(AuthError::InvalidToken));
-        assert_eq!(a.revoke(&RevokeTarget::User("alice".into())), 2);
-        assert_eq!(a.authenticate(&a1.token, now), Err(AuthError::InvalidToken));
-        assert_eq!(a.authenticate(&a2.token, now), Err(AuthError::InvalidToken));
-    }
-
-    proptest! {
-        #[test]
-        fn any_phc_string_is_rejected_or_verified_never_panics(s in ".{0,200}") {
-            let _ = check_phc(&s);
-            let _ = verify_password(&s, "pw");
-        }
-
-        #[test]
-        fn phc_like_strings_never_panic(m in 0u32..100, t in 0u32..5, p in 0u32..5, tail in "[A-Za-z0-9+/$=,]{0,60}") {
-            let s = format!("$argon2id$v=19$m={m},t={t},p={p}${tail}");
-            let _ = verify_password(&s, "pw");
-        }
-    }
-}
+mod tests;

@@ -211,6 +211,11 @@ pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
         })?;
         Some((t, path))
     } else {
+        // N7: not refused (tests and first runs rely on open chains), but never silent.
+        tracing::warn!(
+            "no [nat] ruleset and no saved rules: every chain is ACCEPT, nothing is filtered; \
+             set [nat] ruleset (`mserver init` writes the default one)"
+        );
         None
     };
     if let Some((text, path)) = text {

@@ -19,6 +19,7 @@ mod forward;
 pub mod limit;
 pub mod modems;
 pub mod nat;
+mod verifiers;
 
 mod access;
 mod errors;

@@ -381,3 +381,84 @@ async fn a_huge_name_is_refused_and_not_echoed() {
     assert_eq!(e, Some(Code::InvalidArgument));
     s.stop().await;
 }
+
+/// N2, the review's shape: 16 loopback addresses × 16 connections, each making one
+/// unauthenticated Health check and then idling, used to hold all 256 slots so that a real
+/// user got no answer. Now they hold at most the unauthenticated share, the newest evicts the
+/// oldest idle one, and the user logs in and is served at once (figures printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_addresses_of_idle_unauthenticated_connections_do_not_starve_a_login() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let s = TestServer::start_with_limits(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let mut held = Vec::new();
+    for a in 0..16u8 {
+        for _ in 0..16 {
+            let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .local_address(Some(std::net::IpAddr::from([127, 0, 1, 10 + a])))
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(5))
+                .connect()
+                .await;
+            let Ok(ch) = ch else { continue };
+            let _ = HealthClient::new(ch.clone())
+                .check(HealthCheckRequest::default())
+                .await;
+            held.push(ch);
+        }
+    }
+    let mid = s.state.conn_stats();
+    let t0 = std::time::Instant::now();
+    let t = tokio::time::timeout(Duration::from_secs(20), s.token("alice", "alice-pw"))
+        .await
+        .unwrap_or_else(|_| panic!("login got no answer in 20 s: {:?}", s.state.conn_stats()));
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let w = tokio::time::timeout(
+        Duration::from_secs(20),
+        AuthClient::new(ch).who_am_i(with_token(pb::WhoAmIRequest {}, &t)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("whoami hung"))
+    .unwrap_or_else(|e| panic!("{e}"))
+    .into_inner();
+    assert_eq!(w.user, "alice");
+    let st = s.state.conn_stats();
+    println!(
+        "slots: {} idle unauthenticated channels held; open {} (share {}), evicted {}, \
+         refused {}; login + whoami answered in {:?}",
+        held.len(),
+        mid.open,
+        Limits::default().max_connections - Limits::default().auth_reserve,
+        st.evicted_unauth,
+        st.refused_unauth,
+        t0.elapsed()
+    );
+    assert!(mid.open <= Limits::default().max_connections - Limits::default().auth_reserve);
+    assert!(st.evicted_unauth > 0, "{st:?}");
+    drop(held);
+    s.stop().await;
+}
+
+/// N8: a stream ends with its session however the session goes; here the per-user cap (32
+/// sessions) ends the oldest session at the 33rd login, and its stream ends with it.
+#[tokio::test]
+async fn a_watch_stream_ends_when_the_session_cap_evicts_its_session() {
+    let s = TestServer::start_with_limits(config(&["127.0.0.0/8"]), Limits::default()).await;
+    let first = s.token("alice", "alice-pw").await;
+    let ch = s.try_channel().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut stream = DialerClient::new(ch)
+        .watch_links(with_token(pb::WatchLinksRequest::default(), &first))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    for _ in 0..2 {
+        let m = stream.message().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.is_some());
+    }
+    for _ in 0..masqdial_server::auth::MAX_SESSIONS_PER_USER {
+        s.token("alice", "alice-pw").await;
+    }
+    assert_eq!(end_of(&mut stream).await, Ok(Some(Code::Unauthenticated)));
+    s.stop().await;
+}

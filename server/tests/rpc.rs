@@ -114,7 +114,7 @@ async fn parallel_guesses_for_one_user_are_refused_not_slept() {
         }
     }
     assert_eq!((verified, refused), (5, 35));
-    // The budget is spent for everyone, the right password included, from any address.
+    // The (user, address) budget is spent, the right password included.
     let e = s.login("alice", "alice-pw").await.err().map(|e| e.code());
     assert_eq!(e, Some(Code::ResourceExhausted));
     // Another user is unaffected.
@@ -750,5 +750,59 @@ async fn rpc_bodies_answer_from_the_domain_objects() {
         .into_inner();
     assert_eq!((free.port_low, free.port_high), (61_000, 65_095));
     assert_eq!(free.tcp, free.tcp_total);
+    s.stop().await;
+}
+
+/// N3, the review's lockout: wrong passwords for `root` from other allowed addresses used to
+/// lock the real admin out for a minute, again and again. Now a stranger spends only its own
+/// (user, address) budget, the per-user slow-down spares an address root logged in from
+/// before, and the refusal says which limit it was.
+#[tokio::test]
+async fn strangers_cannot_lock_the_admin_out() {
+    let s =
+        TestServer::start_with_policy(config(&["127.0.0.0/8"]), false, ThrottlePolicy::default())
+            .await;
+    // The admin has logged in from 127.0.0.1 before.
+    assert!(s.login("root", "root-pw").await.is_ok());
+    let from = |last: u8| {
+        let addr = s.addr;
+        async move {
+            let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .local_address(Some(std::net::IpAddr::from([127, 0, 2, last])))
+                .timeout(Duration::from_secs(10))
+                .connect()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            AuthClient::new(ch)
+        }
+    };
+    // 40 strangers, 6 wrong passwords each.
+    let mut last_refusal = String::new();
+    for a in 1..=40u8 {
+        let mut c = from(a).await;
+        for i in 0..6 {
+            let r = c
+                .login(pb::LoginRequest {
+                    user: "root".into(),
+                    password: format!("guess{i}"),
+                })
+                .await;
+            if let Err(e) = r {
+                if e.code() == Code::ResourceExhausted {
+                    last_refusal = e.message().to_string();
+                }
+            }
+        }
+    }
+    assert!(
+        last_refusal.contains("too many login attempts"),
+        "{last_refusal}"
+    );
+    // The admin, from its known address: still let in, every time.
+    for _ in 0..3 {
+        let r = s.login("root", "root-pw").await;
+        assert!(r.is_ok(), "admin locked out: {r:?}");
+    }
     s.stop().await;
 }

@@ -8,6 +8,7 @@ use crate::errors::{DialFailed, Failure, Kind};
 use crate::format;
 use crate::json as j;
 use crate::run::Session;
+use crate::safe;
 use masqdial_proto::v1 as pb;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
@@ -51,7 +52,8 @@ impl Session {
         let link = i.link.clone().unwrap_or_default();
         let secs = |d: &Option<prost_types::Duration>| d.as_ref().map_or(0, |d| d.seconds);
         let mut h = String::new();
-        let mut kv = |k: &str, v: String| h.push_str(&format!("{k:<18} {v}\n"));
+        let mut kv =
+            |k: &str, v: String| h.push_str(&format!("{k:<18} {}\n", crate::safe::line(&v)));
         kv("connection", conn.name.clone());
         kv("description", conn.description.clone());
         kv("numbers", conn.numbers.join(", "));
@@ -99,7 +101,11 @@ impl Session {
             kv("allowed users", i.allowed_users.join(", "));
         }
         for t in &i.transcript {
-            h.push_str(&format!("  [{}] {}\n", t.kind, t.text));
+            h.push_str(&format!(
+                "  [{}] {}\n",
+                safe::line(&t.kind),
+                safe::line(&t.text)
+            ));
         }
         self.emit(&h, j::connection_info(&i));
         Ok(())
@@ -365,14 +371,14 @@ impl Session {
                         "{}: budget {}: {}",
                         b.connection,
                         if b.hang_up { "hang-up" } else { "warning" },
-                        b.message
+                        safe::line(&b.message)
                     ),
                     json!({"event": "budget", "connection": b.connection, "limit": b.limit,
                            "hang_up": b.hang_up, "remaining": b.remaining,
                            "message": b.message}),
                 ),
                 Some(pb::link_event::Event::PacketLog(l)) => (
-                    l.line.clone(),
+                    safe::line(&l.line).into_owned(),
                     json!({"event": "packet_log", "line": l.line}),
                 ),
                 None => continue,
@@ -437,12 +443,16 @@ pub fn dial_event(ev: &pb::DialEvent) -> (String, Option<Result<(), String>>) {
         Some(Event::Dialing(d)) => (
             format!(
                 "dialing {} (number {} of {}, attempt {} of {})",
-                d.number, d.index, d.count, d.attempt, d.attempts
+                safe::line(&d.number),
+                d.index,
+                d.count,
+                d.attempt,
+                d.attempts
             ),
             None,
         ),
         Some(Event::Connected(c)) => (
-            format!("CONNECT {} {}", c.speed_bps, c.extras)
+            format!("CONNECT {} {}", c.speed_bps, safe::line(&c.extras))
                 .trim_end()
                 .to_string(),
             None,
@@ -483,7 +493,7 @@ pub fn dial_event(ev: &pb::DialEvent) -> (String, Option<Result<(), String>>) {
             )
         }
         Some(Event::Failed(f)) => (
-            format!("failed: {}", f.message),
+            format!("failed: {}", safe::line(&f.message)),
             Some(Err(f.message.clone())),
         ),
         Some(Event::Joined(j)) => (
@@ -498,7 +508,7 @@ pub fn dial_event(ev: &pb::DialEvent) -> (String, Option<Result<(), String>>) {
                 None
             },
         ),
-        Some(Event::Info(t)) => (t.clone(), None),
+        Some(Event::Info(t)) => (safe::line(t).into_owned(), None),
         Some(Event::Redial(r)) => (
             format!(
                 "redialing in {} s (attempt {})",

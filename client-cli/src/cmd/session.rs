@@ -29,12 +29,8 @@ impl Session {
     pub(crate) async fn login(&mut self) -> anyhow::Result<()> {
         let server = self.settings.server.clone();
         let url = ServerUrl::parse(&self.settings.connect_url)?;
-        if !url.https && !url.is_loopback() && !self.insecure {
-            return Err(Failure::usage(
-                format!("refusing to send a password over plain http to {server}"),
-                "use an https:// server with --ca, or pass --insecure if this network is trusted",
-            )
-            .into());
+        if let Some((why, hint)) = url.password_refused(self.insecure) {
+            return Err(Failure::usage(why, hint).into());
         }
         let Some(user) = self.login_user() else {
             return Err(Failure::usage(

@@ -359,3 +359,30 @@ fn masq_selection_moves_and_clamps() {
     app.handle_event(key(KeyCode::Home));
     assert_eq!(app.masq_sel, 0);
 }
+
+#[test]
+fn remote_text_reaches_the_log_as_one_escaped_line() {
+    // A packet-log line and a dial failure carrying terminal escapes and a newline (N4).
+    let mut app = connected(Role::Admin);
+    app.handle_event(Event::Server(ServerUpdate::PacketLog(
+        "input DENY\x1b]0;owned\x07\nforged line\u{9b}2J".into(),
+    )));
+    let last = app.log.back().map(|l| l.text.clone()).unwrap_or_default();
+    assert_eq!(
+        last,
+        "ipchains: input DENY\\x1b]0;owned\\x07\\nforged line\\x9b2J"
+    );
+    app.handle_event(Event::Server(ServerUpdate::Progress {
+        connection: "isp1".into(),
+        event: DialEvent {
+            event: Some(dial_event::Event::Failed(masqdial_proto::v1::Failure {
+                message: "+CME ERROR: \x1b[31mSIM\r\nbusy".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+    }));
+    let last = app.log.back().map(|l| l.text.clone()).unwrap_or_default();
+    assert!(!last.chars().any(char::is_control), "{last:?}");
+    assert!(last.contains("\\x1b[31mSIM\\r\\nbusy"), "{last:?}");
+}

@@ -83,8 +83,19 @@ pub fn cellular_line(c: &masqdial_proto::v1::CellularStatus) -> String {
 }
 
 /// The details view of connection `name` as text lines (what `mclient cinfo` tells, plus
-/// the live link, its holders and the LAN hosts using it).
+/// the live link, its holders and the LAN hosts using it), one terminal-safe line each
+/// (transcripts and failure messages carry modem and peer text).
 pub fn detail_lines(app: &App, name: &str) -> Vec<String> {
+    raw_detail_lines(app, name)
+        .into_iter()
+        .map(|l| match masqdial_cli::safe::line(&l) {
+            std::borrow::Cow::Borrowed(_) => l,
+            std::borrow::Cow::Owned(o) => o,
+        })
+        .collect()
+}
+
+fn raw_detail_lines(app: &App, name: &str) -> Vec<String> {
     let info = app
         .details
         .as_ref()

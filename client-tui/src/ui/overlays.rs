@@ -117,7 +117,7 @@ pub(super) fn render_login(frame: &mut Frame, app: &App, area: Rect, f: &LoginFo
     let w = area.width.clamp(20, 64);
     let inner = usize::from(w.saturating_sub(2));
     let cursor = |on: bool| if on { "█" } else { "" };
-    let mut lines: Vec<Line> = wrap_words(&f.message, inner, 0)
+    let mut lines: Vec<Line> = wrap_words(&masqdial_cli::safe::line(&f.message), inner, 0)
         .into_iter()
         .map(|l| Line::from(Span::styled(l, st(app, Style::new().fg(Color::Yellow)))))
         .collect();

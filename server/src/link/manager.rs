@@ -1110,7 +1110,7 @@ impl Actor {
             }
             ChatEvent::Ready => self.note(TranscriptKind::Info, "line handed to PPP".into()),
             ChatEvent::Failed { kind, message } => {
-                tracing::warn!(connection = %self.name, %kind, %message, "dial failed");
+                tracing::warn!(connection = %self.name, %kind, ?message, "dial failed");
                 self.note(
                     TranscriptKind::Error,
                     format!("chat failed ({kind}): {message}"),

@@ -689,7 +689,7 @@ impl Driver {
                     } else {
                         "modem state unknown (no answer): escape, ATH, ATZ"
                     };
-                    tracing::warn!(device = %self.line.name(), %message, "{why}");
+                    tracing::warn!(device = %self.line.name(), ?message, "{why}");
                     chat.note(Instant::now(), TranscriptKind::Info, why);
                     self.hangup_deadline = None;
                     let asked = match self.modem_hangup(&mut chat, false) {
@@ -1088,7 +1088,7 @@ fn log_ppp_event(device: &str, e: &PppEvent) {
             peer_name,
         } => tracing::info!(device, protocol = ?protocol, peer = ?peer_name, "authentication ok"),
         PppEvent::AuthFailed { message } => {
-            tracing::warn!(device, %message, "authentication failed");
+            tracing::warn!(device, ?message, "authentication failed");
         }
         PppEvent::IpcpUp { local, peer, dns } => {
             tracing::info!(device, %local, %peer, dns = ?dns, "IPCP up");
@@ -1103,8 +1103,10 @@ fn log_ppp_event(device: &str, e: &PppEvent) {
             DownReason::EchoTimeout => {
                 tracing::warn!(device, "PPP down: peer stopped answering LCP echo requests");
             }
-            DownReason::LocalClose(_) => tracing::info!(device, %reason, "PPP down"),
-            _ => tracing::warn!(device, %reason, "PPP down"),
+            DownReason::LocalClose(_) => {
+                tracing::info!(device, reason = ?reason.to_string(), "PPP down")
+            }
+            _ => tracing::warn!(device, reason = ?reason.to_string(), "PPP down"),
         },
         PppEvent::Ipv4(_) => {}
     }

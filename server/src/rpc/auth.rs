@@ -1,7 +1,6 @@
 //! The `Auth` service: Login (no token needed; throttled), Logout, WhoAmI. Owns nothing
 //! but the request handling; users, tokens and throttling live in [`crate::auth`].
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,6 +8,9 @@ use masqdial_proto::v1 as pb;
 use masqdial_proto::v1::auth_server;
 use tonic::{Request, Response, Status};
 
+use super::limit::ConnState;
+use super::limit::RateLimitedLog;
+use super::verifiers::Verifiers;
 use super::Rpc;
 use super::{convert, ApiError, ServerState};
 use crate::auth::{Attempt, IssuedToken, RevokeTarget};
@@ -16,101 +18,6 @@ use std::net::SocketAddr;
 
 /// Longest user name looked at; longer names cannot exist (config limits names to 64).
 const MAX_USER_LEN: usize = 128;
-
-/// Longest wait for a password-check slot before answering RESOURCE_EXHAUSTED.
-const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(5);
-
-/// The global bound on password checks: argon2 costs ~19 MiB and a core each, so at most
-/// `permits` run at once and at most `queue` more wait; beyond that a login is refused.
-///
-/// The checks run on `permits` dedicated threads, not on tokio's blocking pool: each new
-/// thread that frees a 19 MiB argon2 block may keep it in its own malloc arena, so an
-/// unbounded set of threads kept hundreds of MiB resident after a flood.
-#[derive(Debug)]
-pub(super) struct Verifiers {
-    slots: Arc<tokio::sync::Semaphore>,
-    waiting: AtomicUsize,
-    queue: usize,
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Counts one waiter for as long as it lives (cancel-safe).
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Verifiers {
-    fn new(permits: usize) -> Verifiers {
-        let permits = permits.max(1);
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..permits {
-            let rx = rx.clone();
-            // Ends when the sender (this Verifiers) is dropped.
-            let _ = std::thread::Builder::new()
-                .name(format!("password-check-{i}"))
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
-                    }
-                });
-        }
-        Verifiers {
-            slots: Arc::new(tokio::sync::Semaphore::new(permits)),
-            waiting: AtomicUsize::new(0),
-            queue: permits * 2,
-            jobs: std::sync::Mutex::new(tx),
-        }
-    }
-
-    /// Run `f` on a password-check thread (holding `permit` until it is done).
-    async fn run<T: Send + 'static>(
-        &self,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = tx.send(f());
-            drop(permit);
-        });
-        self.jobs
-            .lock()
-            .map_err(|_| ApiError::Internal("password check failed".into()))?
-            .send(job)
-            .map_err(|_| ApiError::Internal("password check failed".into()))?;
-        rx.await
-            .map_err(|_| ApiError::Internal("password check failed".into()))
-    }
-
-    async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        let busy =
-            || ApiError::ResourceExhausted("server busy checking passwords; try again".into());
-        if let Ok(p) = self.slots.clone().try_acquire_owned() {
-            return Ok(p);
-        }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(busy());
-        }
-        let _waiting = Waiting(&self.waiting);
-        match tokio::time::timeout(VERIFY_QUEUE_WAIT, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(busy()),
-        }
-    }
-}
 
 /// An admitted login attempt; if the request is dropped mid-way it ends as a failure.
 struct AttemptGuard {
@@ -122,6 +29,13 @@ impl AttemptGuard {
     fn end(mut self, refund: bool) {
         if let Some(a) = self.attempt.take() {
             self.state.auth().end_attempt(&a, refund);
+        }
+    }
+
+    /// A successful login: given back, and its address proven for the user.
+    fn succeeded(mut self) {
+        if let Some(a) = self.attempt.take() {
+            self.state.auth().login_succeeded(&a, Instant::now());
         }
     }
 }
@@ -139,6 +53,8 @@ impl Drop for AttemptGuard {
 pub struct AuthService {
     state: ServerState,
     verifiers: Arc<Verifiers>,
+    /// Logins refused before a password check (throttle or busy pool), rate-limited.
+    log_refused: Arc<RateLimitedLog>,
 }
 
 impl AuthService {
@@ -153,26 +69,42 @@ impl AuthService {
                 Arc::new(Verifiers::new(cores))
             })
             .clone();
-        AuthService { state, verifiers }
+        AuthService {
+            state,
+            verifiers,
+            log_refused: Arc::new(RateLimitedLog::new(
+                "logins refused before a password check",
+                Duration::from_secs(10),
+            )),
+        }
     }
 
-    /// New service with at most `permits` password checks at once (and twice that queued).
+    /// New service with at most `permits` password checks at once (and 32 times that
+    /// queued, shared between addresses in proportion).
     pub fn with_verifiers(state: ServerState, permits: usize) -> Self {
         AuthService {
             state,
             verifiers: Arc::new(Verifiers::new(permits)),
+            log_refused: Arc::new(RateLimitedLog::new(
+                "logins refused before a password check",
+                Duration::from_secs(10),
+            )),
         }
     }
 }
 
 impl AuthService {
     /// The one login check (gRPC Login and the web page's form): throttle, bounded argon2
-    /// check, then a fresh server session for `user` from `peer`.
-    pub async fn check_login(
+    /// check, then a fresh server session for `user` from `peer`. `session_user`: the user
+    /// of a valid session the client presented (it has proven itself: N3); `conn`: the
+    /// gRPC connection, which earns the long idle limit on success (N2).
+    pub(crate) async fn check_login_with(
         &self,
         mut user: String,
         password: String,
         peer: SocketAddr,
+        session_user: Option<String>,
+        conn: Option<Arc<ConnState>>,
     ) -> Result<IssuedToken, ApiError> {
         if user.len() > MAX_USER_LEN {
             // Cannot name a real user; truncating keeps throttle keys and logs small.
@@ -183,22 +115,34 @@ impl AuthService {
             user.truncate(cut);
         }
         let auth = self.state.auth();
-        // Refused, never slept on: parallel guesses cannot wait side by side.
+        // Names that are not users may be passwords typed into the wrong field: not logged.
+        let shown = if auth.knows(&user) {
+            user.as_str()
+        } else {
+            "<unknown user>"
+        };
+        // Refused, never slept on: parallel guesses cannot wait side by side. The answer
+        // and the log say which limit refused.
+        let has_session = session_user.as_deref() == Some(user.as_str());
         let attempt = auth
-            .begin_attempt(&user, peer.ip(), Instant::now())
+            .begin_attempt_proven(&user, peer.ip(), has_session, Instant::now())
             .map_err(|e| {
-                tracing::debug!(%peer, "login refused: {e}");
+                self.log_refused
+                    .hit(&format_args!("{e} (user {shown:?}, from {peer})"));
                 ApiError::ResourceExhausted(e.to_string())
             })?;
         let guard = AttemptGuard {
             state: self.state.clone(),
             attempt: Some(attempt),
         };
-        let permit = match self.verifiers.acquire().await {
+        let proven = has_session || auth.known_address(&user, peer.ip(), Instant::now());
+        let permit = match self.verifiers.acquire(peer.ip(), proven).await {
             Ok(p) => p,
             Err(e) => {
                 // Never checked: give the attempt back.
                 guard.end(true);
+                self.log_refused
+                    .hit(&format_args!("{e} (user {shown:?}, from {peer})"));
                 return Err(e);
             }
         };
@@ -210,25 +154,40 @@ impl AuthService {
             .verifiers
             .run(permit, move || state.auth().verify(&u, &password))
             .await?;
-        guard.end(verdict.is_ok());
+        if verdict.is_ok() {
+            guard.succeeded();
+        } else {
+            guard.end(false);
+        }
         match verdict {
             Ok(()) => {
                 let issued = auth.issue_token_to(&user, Some(peer), SystemTime::now())?;
+                // The connection has proven itself: the long idle limit, out of the
+                // unauthenticated share (N2).
+                if let Some(c) = conn {
+                    c.authenticated();
+                }
                 tracing::info!(user = ?user, %peer, role = %issued.role, "login");
                 Ok(issued)
             }
             Err(e) => {
-                // Counted by begin_attempt. An unknown name may be a password typed
-                // into the wrong field, so it is not logged.
-                let shown = if auth.knows(&user) {
-                    user.as_str()
-                } else {
-                    "<unknown user>"
-                };
+                // Counted by begin_attempt.
                 tracing::warn!(user = ?shown, %peer, "login failed");
                 Err(e.into())
             }
         }
+    }
+
+    /// [`check_login_with`](Self::check_login_with) for a client that presented no session
+    /// and has no gRPC connection (the web page's form).
+    pub async fn check_login(
+        &self,
+        user: String,
+        password: String,
+        peer: SocketAddr,
+    ) -> Result<IssuedToken, ApiError> {
+        self.check_login_with(user, password, peer, None, None)
+            .await
     }
 }
 
@@ -239,8 +198,16 @@ impl auth_server::Auth for AuthService {
         req: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let peer = super::peer_of(&req)?;
+        let conn = super::access::conn_of(&req).map(|c| c.conn.clone());
+        // A client presenting a valid session proves itself (N3): whose, checked inside.
+        let session_user = super::bearer(&req)
+            .ok()
+            .and_then(|t| self.state.auth().authenticate(t, SystemTime::now()).ok())
+            .map(|id| id.user);
         let pb::LoginRequest { user, password } = req.into_inner();
-        let issued = self.check_login(user, password, peer).await?;
+        let issued = self
+            .check_login_with(user, password, peer, session_user, conn)
+            .await?;
         Ok(Response::new(pb::LoginResponse {
             token: issued.token,
             expires_at: Some(issued.expires_at.into()),
@@ -329,41 +296,5 @@ impl auth_server::Auth for AuthService {
         Ok(Response::new(pb::RevokeSessionResponse {
             revoked: u32::try_from(n).unwrap_or(u32::MAX),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn password_checks_are_bounded_and_the_queue_is_short() {
-        let v = Arc::new(Verifiers::new(1));
-        let held = v.acquire().await.unwrap_or_else(|e| panic!("{e}"));
-        // Two may wait (queue = 2 x permits)...
-        let w1 = tokio::spawn({
-            let v = v.clone();
-            async move { v.acquire().await.is_ok() }
-        });
-        let w2 = tokio::spawn({
-            let v = v.clone();
-            async move { v.acquire().await.is_ok() }
-        });
-        for _ in 0..200 {
-            if v.waiting.load(Ordering::Acquire) == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(v.waiting.load(Ordering::Acquire), 2);
-        // ...the next one is refused at once.
-        assert!(matches!(
-            v.acquire().await,
-            Err(ApiError::ResourceExhausted(_))
-        ));
-        drop(held);
-        assert!(w1.await.unwrap_or(false));
-        assert!(w2.await.unwrap_or(false));
-        assert_eq!(v.waiting.load(Ordering::Acquire), 0);
     }
 }

@@ -6,8 +6,15 @@
 //!   of HTTP/2 (counted, logged rate-limited);
 //! - at most `max_per_ip` connections per client address (counted, logged rate-limited);
 //! - a connection must start its first request within `handshake_timeout` (TCP + TLS +
-//!   HTTP/2 preface + first HEADERS), and is closed after `idle_timeout` without a request
-//!   while no server stream is open on it;
+//!   HTTP/2 preface + first HEADERS); an unauthenticated one is closed `unauth_idle_timeout`
+//!   after its last request, and only a connection that has made an authenticated request
+//!   (a valid token, or a successful login) earns `idle_timeout`; neither closes while a
+//!   server stream is open on it;
+//! - unauthenticated connections hold at most `max_connections - auth_reserve` slots: the
+//!   rest is kept for connections that have authenticated. A new connection that finds
+//!   that share full evicts the oldest idle unauthenticated connection (or is closed when
+//!   none is idle), and when every slot is taken the oldest idle unauthenticated connection
+//!   makes room; both counted and logged rate-limited (security N2);
 //! - TCP keepalive on every accepted socket.
 //!
 //! Owns only the accept side and per-connection bookkeeping; it does not look at requests
@@ -43,8 +50,13 @@ pub struct Limits {
     pub max_per_ip: usize,
     /// From accept to the first request (TCP, TLS, HTTP/2 preface and first HEADERS).
     pub handshake_timeout: Duration,
-    /// A connection with no open server stream and no request for this long is closed.
+    /// An authenticated connection with no open server stream and no request for this long
+    /// is closed.
     pub idle_timeout: Duration,
+    /// The same for a connection that has not (yet) made an authenticated request.
+    pub unauth_idle_timeout: Duration,
+    /// Slots only connections that have authenticated may hold (of `max_connections`).
+    pub auth_reserve: usize,
     /// Idle time before TCP keepalive probes (then 3 probes, 10 s apart).
     pub tcp_keepalive: Duration,
     /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection.
@@ -60,6 +72,8 @@ impl Default for Limits {
             max_per_ip: 16,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
+            unauth_idle_timeout: Duration::from_secs(10),
+            auth_reserve: 64,
             tcp_keepalive: Duration::from_secs(60),
             max_concurrent_streams: 128,
             streams_per_user: 32,
@@ -82,6 +96,10 @@ pub struct ConnCounters {
     pub closed_by_allow_list: AtomicU64,
     /// Server streams refused by the per-user cap.
     pub refused_streams: AtomicU64,
+    /// Unauthenticated connections closed to make room (their share or all slots full).
+    pub evicted_unauth: AtomicU64,
+    /// New connections closed: the unauthenticated share was full and none was idle.
+    pub refused_unauth: AtomicU64,
 }
 
 /// A snapshot of [`ConnCounters`].
@@ -99,6 +117,10 @@ pub struct ConnStats {
     pub closed_by_allow_list: u64,
     /// See [`ConnCounters::refused_streams`].
     pub refused_streams: u64,
+    /// See [`ConnCounters::evicted_unauth`].
+    pub evicted_unauth: u64,
+    /// See [`ConnCounters::refused_unauth`].
+    pub refused_unauth: u64,
     /// Connections open now.
     pub open: usize,
 }
@@ -147,6 +169,8 @@ pub struct ConnState {
     accepted: Instant,
     handshake: Duration,
     idle: Duration,
+    unauth_idle: Duration,
+    authenticated: AtomicBool,
     last_request: Mutex<Option<Instant>>,
     streams: AtomicUsize,
     closed: AtomicBool,
@@ -160,6 +184,8 @@ impl ConnState {
             accepted: Instant::now(),
             handshake: limits.handshake_timeout,
             idle: limits.idle_timeout,
+            unauth_idle: limits.unauth_idle_timeout,
+            authenticated: AtomicBool::new(false),
             last_request: Mutex::new(None),
             streams: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -175,6 +201,24 @@ impl ConnState {
     /// A request started on this connection.
     pub fn touch(&self) {
         *self.last_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// An authenticated request (a valid token, or a successful login) came on this
+    /// connection: it earns the long idle limit and leaves the unauthenticated share.
+    pub fn authenticated(&self) {
+        self.authenticated.store(true, Ordering::Release);
+    }
+
+    /// Whether an authenticated request came on this connection.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.load(Ordering::Acquire)
+    }
+
+    fn last_activity(&self) -> Instant {
+        self.last_request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(self.accepted)
     }
 
     /// A server stream opened on this connection (it is not idle while one is open).
@@ -205,7 +249,8 @@ impl ConnState {
         }
         match *self.last_request.lock().unwrap_or_else(|p| p.into_inner()) {
             None => Some(self.accepted + self.handshake),
-            Some(t) => Some(t + self.idle),
+            Some(t) if self.is_authenticated() => Some(t + self.idle),
+            Some(t) => Some(t + self.unauth_idle),
         }
     }
 }
@@ -231,6 +276,7 @@ pub struct Gate {
     log_peer: RateLimitedLog,
     log_per_ip: RateLimitedLog,
     log_timeout: RateLimitedLog,
+    log_unauth: RateLimitedLog,
 }
 
 impl Gate {
@@ -247,6 +293,10 @@ impl Gate {
             log_per_ip: RateLimitedLog::new("connections over the per-address cap closed", every),
             log_timeout: RateLimitedLog::new(
                 "connections closed for missing the handshake or idle deadline",
+                every,
+            ),
+            log_unauth: RateLimitedLog::new(
+                "unauthenticated connections closed: their share of the slots is full",
                 every,
             ),
         }
@@ -273,6 +323,8 @@ impl Gate {
             timed_out: l(&c.timed_out),
             closed_by_allow_list: l(&c.closed_by_allow_list),
             refused_streams: l(&c.refused_streams),
+            evicted_unauth: l(&c.evicted_unauth),
+            refused_unauth: l(&c.refused_unauth),
             open: self.lock_open().len(),
         }
     }
@@ -294,6 +346,58 @@ impl Gate {
             .closed_by_allow_list
             .fetch_add(n as u64, Ordering::Relaxed);
         n
+    }
+
+    /// The open unauthenticated connections: (how many, the oldest idle one by last
+    /// activity).
+    fn unauth(&self) -> (usize, Option<Arc<ConnState>>) {
+        let mut n = 0;
+        let mut oldest: Option<Arc<ConnState>> = None;
+        for c in self.lock_open().values().filter_map(Weak::upgrade) {
+            if c.is_authenticated() || c.closed.load(Ordering::Acquire) {
+                continue;
+            }
+            n += 1;
+            if c.streams.load(Ordering::Acquire) == 0
+                && oldest
+                    .as_ref()
+                    .is_none_or(|o| c.last_activity() < o.last_activity())
+            {
+                oldest = Some(c);
+            }
+        }
+        (n, oldest)
+    }
+
+    /// Close the oldest idle unauthenticated connection; `false` when there is none.
+    fn evict_oldest_unauth(&self, why: &str) -> bool {
+        let Some(c) = self.unauth().1 else {
+            return false;
+        };
+        c.close();
+        self.counters.evicted_unauth.fetch_add(1, Ordering::Relaxed);
+        crate::counters::global().refused("unauth_evicted");
+        self.log_unauth
+            .hit(&format_args!("evicted {} ({why})", c.peer.ip()));
+        true
+    }
+
+    /// Whether a new connection may join the unauthenticated share, evicting the oldest
+    /// idle unauthenticated connection if the share is full.
+    fn room_for_unauth(&self, peer: IpAddr) -> bool {
+        let share = self
+            .limits
+            .max_connections
+            .saturating_sub(self.limits.auth_reserve)
+            .max(1);
+        if self.unauth().0 < share || self.evict_oldest_unauth("share full") {
+            return true;
+        }
+        self.counters.refused_unauth.fetch_add(1, Ordering::Relaxed);
+        crate::counters::global().refused("unauth_share");
+        self.log_unauth
+            .hit(&format_args!("refused {peer} (none idle to evict)"));
+        false
     }
 
     /// Take a per-address slot for `ip`, or `None` when it holds `max_per_ip` already.
@@ -330,6 +434,9 @@ impl Gate {
             self.log_per_ip.hit(&peer.ip());
             return None;
         };
+        if !self.room_for_unauth(peer.ip()) {
+            return None;
+        }
         let _ = s.set_nodelay(true);
         let ka = socket2::TcpKeepalive::new()
             .with_time(self.limits.tcp_keepalive)
@@ -409,7 +516,7 @@ impl LimitedStream {
         {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
-                "peer no longer in the allow-list",
+                "closed by the server (allow-list change or eviction)",
             ));
         }
         while self.timer.as_mut().poll(cx).is_ready() {
@@ -493,10 +600,19 @@ pub fn incoming(
         (listener, slots, gate, allowed),
         |(listener, slots, gate, allowed)| async move {
             loop {
-                // The semaphore is never closed, so acquiring only waits for a free slot.
-                let permit = slots.clone().acquire_owned().await.ok()?;
                 match listener.accept().await {
                     Ok((s, peer)) => {
+                        // Every slot taken: the oldest idle unauthenticated connection
+                        // makes room; with none, this client waits (and the next ones in
+                        // the listen backlog) for a free slot. The semaphore is never
+                        // closed, so acquiring only waits.
+                        let permit = match slots.clone().try_acquire_owned() {
+                            Ok(p) => p,
+                            Err(_) => {
+                                gate.evict_oldest_unauth("all slots taken");
+                                slots.clone().acquire_owned().await.ok()?
+                            }
+                        };
                         if let Some(c) = gate.admit(s, peer, allowed.as_ref(), permit) {
                             return Some((Ok(c), (listener, slots, gate, allowed)));
                         }
@@ -540,6 +656,10 @@ mod tests {
         let _c2 = TcpStream::connect(addr).await?; // completes in the kernel backlog
         let s1 = conns.next().await.transpose()?;
         assert!(s1.is_some());
+        // An authenticated connection is never evicted to make room.
+        if let Some(s) = &s1 {
+            s.conn.authenticated();
+        }
         // With the only slot taken, the second is not handed out.
         let blocked = tokio::time::timeout(Duration::from_millis(200), conns.next()).await;
         assert!(
@@ -623,10 +743,72 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_an_authenticated_connection_earns_the_long_idle_limit() {
+        let limits = Limits::default();
+        let c = ConnState::new(SocketAddr::from(([127, 0, 0, 1], 1)), &limits);
+        c.touch();
+        let now = Instant::now();
+        let d = c.deadline().unwrap_or(now);
+        assert!(
+            d <= now + limits.unauth_idle_timeout,
+            "unauthenticated: short limit"
+        );
+        c.authenticated();
+        let d = c.deadline().unwrap_or(now);
+        assert!(d >= now + limits.idle_timeout - Duration::from_secs(1));
+    }
+
+    async fn next<S: Stream<Item = io::Result<LimitedStream>>>(
+        conns: &mut Pin<Box<S>>,
+    ) -> io::Result<LimitedStream> {
+        match tokio::time::timeout(Duration::from_secs(10), conns.next()).await {
+            Ok(Some(c)) => c,
+            _ => Err(io::Error::other("no connection")),
+        }
+    }
+
+    /// N2: unauthenticated connections fill only their share; the next one evicts the
+    /// oldest idle unauthenticated one, and the reserve stays free for authenticated ones.
+    #[tokio::test]
+    async fn a_full_unauthenticated_share_evicts_its_oldest_idle_connection() -> io::Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let g = gate(Limits {
+            max_connections: 4,
+            auth_reserve: 2,
+            ..Limits::default()
+        });
+        let mut conns = Box::pin(incoming(listener, g.clone(), all()));
+        let _c1 = TcpStream::connect(addr).await?;
+        let mut s1 = next(&mut conns).await?;
+        s1.conn.touch();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let _c2 = TcpStream::connect(addr).await?;
+        let s2 = next(&mut conns).await?;
+        s2.conn.touch();
+        // The share (4 - 2) is full: the third evicts the oldest (s1).
+        let _c3 = TcpStream::connect(addr).await?;
+        let s3 = next(&mut conns).await?;
+        let mut b = [0u8; 8];
+        let r = tokio::time::timeout(Duration::from_secs(10), s1.read(&mut b)).await;
+        assert!(matches!(r, Ok(Err(_))), "{r:?}");
+        assert_eq!(g.stats().evicted_unauth, 1);
+        // s2 authenticates and leaves the share: the fourth needs no eviction.
+        s2.conn.authenticated();
+        drop(s1);
+        let _c4 = TcpStream::connect(addr).await?;
+        let _s4 = next(&mut conns).await?;
+        assert_eq!(g.stats().evicted_unauth, 1);
+        assert!(!s3.conn.closed.load(Ordering::Acquire));
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn an_open_stream_suspends_the_idle_deadline() {
         let limits = Limits::default();
         let c = ConnState::new(SocketAddr::from(([127, 0, 0, 1], 1)), &limits);
         assert_eq!(c.deadline(), Some(c.accepted + limits.handshake_timeout));
+        c.authenticated();
         let before = Instant::now();
         c.touch();
         let d = c.deadline().unwrap_or(before);

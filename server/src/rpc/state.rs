@@ -61,7 +61,7 @@ pub(super) struct Shared {
     pub(super) log_refused: RateLimitedLog,
     log_streams: RateLimitedLog,
     /// The password-check pool shared by every login face (gRPC, web).
-    pub(super) verifiers: std::sync::OnceLock<Arc<super::auth::Verifiers>>,
+    pub(super) verifiers: std::sync::OnceLock<Arc<super::verifiers::Verifiers>>,
     /// Accept gates of the other listeners (web page, metrics): a reload closes their
     /// connections from peers it no longer allows, as for the gRPC port.
     other_gates: Mutex<Vec<std::sync::Weak<Gate>>>,
@@ -214,6 +214,7 @@ impl ServerState {
         Ok(StreamGuard {
             state: self.clone(),
             id,
+            session: caller.session.clone(),
             cancel,
             conn,
             expires_at: caller.expires_at,
@@ -328,6 +329,10 @@ impl ServerState {
         let id = self
             .auth()
             .authenticate(token, std::time::SystemTime::now())?;
+        // An authenticated request: the connection earns the long idle limit (N2).
+        if let Some(c) = conn_of(req) {
+            c.conn.authenticated();
+        }
         Ok(Caller::from_identity(id, peer))
     }
 }
@@ -362,6 +367,8 @@ pub(super) fn begin<T>(
 pub(crate) struct StreamGuard {
     state: ServerState,
     id: u64,
+    /// Public id of the caller's session.
+    session: String,
     cancel: CancellationToken,
     conn: Option<Arc<ConnState>>,
     expires_at: SystemTime,
@@ -426,12 +433,31 @@ pub(super) fn stream_of<T: Send + 'static>(
         .unwrap_or(Duration::ZERO)
         // Far enough for any token; keeps Instant arithmetic from overflowing.
         .min(Duration::from_secs(10 * 365 * 24 * 3600));
+    // Every session removal (logout, revocation, reload, expiry, the per-user cap evicting
+    // the oldest) wakes the stream to recheck its own session (N8).
+    let mut removals = guard.state.auth().session_removals();
+    let (state, session) = (guard.state.clone(), guard.session.clone());
+    let session_gone = async move {
+        loop {
+            if removals.changed().await.is_err() {
+                // Auth dropped: only shutdown or expiry can end the stream now.
+                std::future::pending::<()>().await;
+            }
+            if !state.auth().session_live(&session, SystemTime::now()) {
+                return;
+            }
+        }
+    };
     let stop = async move {
+        let ended = || {
+            Some(Status::unauthenticated(
+                "session ended (logged out, revoked, or no longer allowed); log in again",
+            ))
+        };
         tokio::select! {
             () = shutdown.cancelled() => None,
-            () = cancel.cancelled() => Some(Status::unauthenticated(
-                "session ended (logged out, revoked, or no longer allowed); log in again",
-            )),
+            () = cancel.cancelled() => ended(),
+            () = session_gone => ended(),
             () = tokio::time::sleep(left) => Some(Status::unauthenticated(
                 "token expired; log in again (mclient login)",
             )),

@@ -47,6 +47,11 @@ pub fn web_limits() -> Limits {
         max_per_ip: 16,
         handshake_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(120),
+        // The page's cookie is checked per request, not on the connection: every web
+        // connection counts as unauthenticated to the gate, so it keeps the full idle limit
+        // and no slots are reserved (the per-address cap bounds what one host holds).
+        unauth_idle_timeout: Duration::from_secs(120),
+        auth_reserve: 0,
         tcp_keepalive: Duration::from_secs(60),
         max_concurrent_streams: 32,
         streams_per_user: 32,

@@ -67,6 +67,7 @@ pub fn control_plane(config: &Config, shutdown: &Shutdown) -> ControlPlane {
 pub fn loose_policy() -> ThrottlePolicy {
     ThrottlePolicy {
         per_user: 50,
+        per_pair: 50,
         per_addr: 1000,
         ..ThrottlePolicy::default()
     }

@@ -11,6 +11,10 @@
 //! its own address, and prints how many were actually checked (UNAUTHENTICATED) and how many
 //! were refused (RESOURCE_EXHAUSTED).
 //!
+//! Both modes also make 8 legitimate logins (right password, from 127.0.0.1, where the user
+//! logged in before) spread over the load, and print how many got in (security N3: the
+//! review saw 5 of 8 fail with "server busy" under a flood from 200 addresses).
+//!
 //! Run as: `ulimit -n 16384; target/release/login-load flood --n 1000` and
 //! `target/release/login-load guess --n 400`.
 
@@ -218,6 +222,28 @@ async fn drive(n: usize, guess: bool) -> anyhow::Result<()> {
         })
     };
 
+    // Legitimate logins during the load, from the address the user logged in from.
+    let legit = tokio::spawn(async move {
+        let mut answers = Vec::new();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..8 {
+            let r = match channel_from(addr, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))).await {
+                Ok(ch) => AuthClient::new(ch)
+                    .login(pb::LoginRequest {
+                        user: USER.into(),
+                        password: PASSWORD.into(),
+                    })
+                    .await
+                    .map(|_| "Ok".to_string())
+                    .unwrap_or_else(|s| format!("{:?}: {}", s.code(), s.message())),
+                Err(e) => format!("client error: {e}"),
+            };
+            answers.push(r);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        answers
+    });
+
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
@@ -258,6 +284,7 @@ async fn drive(n: usize, guess: bool) -> anyhow::Result<()> {
         *codes.entry(k).or_default() += 1;
     }
     let took = start.elapsed();
+    let legit = legit.await.unwrap_or_default();
     done.store(true, std::sync::atomic::Ordering::Release);
     let (mut lat, peak_sampled) = prober.await?;
     let (_, hwm) = rss_kib(pid)?;
@@ -276,6 +303,19 @@ async fn drive(n: usize, guess: bool) -> anyhow::Result<()> {
         took.as_secs_f64()
     );
     println!("answers: {codes:?}");
+    let legit_ok = legit.iter().filter(|a| *a == "Ok").count();
+    println!(
+        "legitimate logins during the load: {legit_ok} of {} ok{}",
+        legit.len(),
+        if legit_ok == legit.len() {
+            String::new()
+        } else {
+            format!(
+                " (others: {:?})",
+                legit.iter().filter(|a| *a != "Ok").collect::<Vec<_>>()
+            )
+        }
+    );
     println!(
         "server RSS: idle {} MiB, peak sampled {} MiB, VmHWM {} MiB (delta over idle {} MiB)",
         idle / 1024,
