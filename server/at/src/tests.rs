@@ -1,7 +1,9 @@
 //! Unit tests of the chat against hand-written modem replies (real byte vectors).
 
 use super::*;
+use crate::cell::SimState;
 use proptest::prelude::*;
+use std::time::Duration;
 
 fn drain_tx(chat: &mut Chat) -> Vec<String> {
     let mut out = Vec::new();
