@@ -46,21 +46,12 @@ impl Ppp {
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A CHAP challenge: MD5 of the caller's seed and the next value of the seeded sequence
+    /// (unpredictable while the seed is; no random source read here).
     pub(crate) fn challenge(&mut self) -> [u8; 16] {
-        if self.seeded {
-            let mut c = [0u8; 16];
-            c[..8].copy_from_slice(&self.next_random().to_le_bytes());
-            c[8..].copy_from_slice(&self.next_random().to_le_bytes());
-            c
-        } else {
-            let mut c = [0u8; 16];
-            c[..8].copy_from_slice(&os_random().to_le_bytes());
-            c[8..].copy_from_slice(&os_random().to_le_bytes());
-            c
-        }
+        let n = self.next_random();
+        chap::md5_response(0, &self.seed.to_le_bytes(), &n.to_le_bytes())
     }
-
-    /// Drives layer events until nothing changes, then frames queued control packets.
 
     pub(crate) fn start_auth(
         &mut self,

@@ -77,8 +77,11 @@ pub struct PppConfig {
     pub chap_rechallenge: Option<Duration>,
     /// Maximum frames waiting in the transmit queue for `send_ipv4`.
     pub tx_queue_limit: usize,
-    /// Seed for magic numbers and challenges (tests); `None` draws from the OS.
-    pub seed: Option<u64>,
+    /// Seed of the magic numbers and the CHAP challenges. This crate reads no random source:
+    /// the caller draws the seed (mserver's modem driver and the simulator from the OS random
+    /// source) and tests pass fixed ones. Challenges are MD5 of the seed and a counter, so
+    /// they are unpredictable while the seed is.
+    pub seed: u64,
 }
 
 impl fmt::Debug for PppConfig {
@@ -146,7 +149,7 @@ impl PppConfig {
             auth_timeout: Duration::from_secs(30),
             chap_rechallenge: None,
             tx_queue_limit: 64,
-            seed: None,
+            seed: 0,
         }
     }
 

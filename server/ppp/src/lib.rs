@@ -36,8 +36,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
 
-use std::hash::{BuildHasher, Hasher};
-
 use fsm::{Fsm, LayerEvent, Packet, State};
 use hdlc::{Decoder, Encoder};
 /// Slack above the MRU accepted by the decoder: address, control, protocol and FCS-32.
@@ -70,7 +68,8 @@ pub struct Ppp {
     down_emitted: bool,
     ipcp_up: bool,
     rng: u64,
-    seeded: bool,
+    /// The caller's seed: the key of the CHAP challenges.
+    seed: u64,
     /// The peer Code-Rejected Echo-Request: no keepalive on this link.
     echo_rejected: bool,
 }
@@ -90,8 +89,7 @@ impl Ppp {
     /// A link in the Dead phase; call [`Ppp::open`] when the line is connected.
     #[must_use]
     pub fn new(config: PppConfig) -> Self {
-        let seeded = config.seed.is_some();
-        let seed = config.seed.unwrap_or_else(os_random);
+        let seed = config.seed;
         let accept_auth = if config.side == Side::Client && !config.user.is_empty() {
             config.accept_auth.clone()
         } else {
@@ -149,7 +147,7 @@ impl Ppp {
             down_emitted: false,
             ipcp_up: false,
             rng: seed.rotate_left(17) | 1,
-            seeded,
+            seed,
             echo_rejected: false,
             cfg: config,
         }
@@ -449,6 +447,7 @@ impl Ppp {
         }
     }
 
+    /// Drives layer events until nothing changes, then frames queued control packets.
     fn process(&mut self, now: Instant) {
         for _ in 0..64 {
             let mut progressed = false;
@@ -853,20 +852,4 @@ fn printable(data: &[u8]) -> String {
         .filter(|c| !c.is_control())
         .take(100)
         .collect()
-}
-
-/// 64 unpredictable bits for magic-number seeds and CHAP challenges when [`PppConfig::seed`] is
-/// `None`: read from `/dev/urandom` (the kernel CSPRNG; std::fs only). If that fails (no /dev, a
-/// sandbox), a fresh `RandomState` is used instead: each is keyed from the OS random source (per
-/// thread, then stepped) and SipHash under a secret key is a pseudo-random function.
-fn os_random() -> u64 {
-    use std::io::Read;
-    let mut b = [0u8; 8];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    if read.is_ok() {
-        return u64::from_le_bytes(b);
-    }
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x6d61_7371_6469_616c);
-    h.finish()
 }

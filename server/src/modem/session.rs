@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 use super::carrier::NoCarrierWatch;
-use super::hangup::{self};
+use super::hangup;
 use super::{open, ModemSettings, OpenError, SerialError, SerialLine};
 use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, TranscriptLine};
 use masqdial_ppp::{DownReason, NegotiatedOptions, PppConfig, PppEvent, PppStats};
@@ -366,6 +366,12 @@ pub fn spawn_session_on(
     plan: ChatConfig,
     ppp: PppConfig,
 ) -> std::io::Result<SessionHandle> {
+    // The sans-IO PPP engine reads no random source: its seed is drawn here (a test's fixed
+    // seed is kept).
+    let mut ppp = ppp;
+    if ppp.seed == 0 {
+        ppp.seed = random_seed();
+    }
     let mut reader_line = line.try_clone_line()?;
     let (input_tx, input_rx) = mpsc::sync_channel(INPUT_QUEUE);
     let (ev_tx, ev_rx) = tmpsc::unbounded_channel();
@@ -451,4 +457,19 @@ pub fn spawn_session_on(
         thread: Some(thread),
         hangup_bound: bound,
     })
+}
+
+/// 64 unpredictable bits for a PPP engine's seed (magic numbers, CHAP challenges) from the OS
+/// random source; if that fails (no getrandom in a sandbox), a fresh `RandomState`'s SipHash,
+/// whose key std also draws from the OS.
+#[must_use]
+pub fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_ok() {
+        return u64::from_le_bytes(b);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6d61_7371_6469_616c);
+    h.finish()
 }

@@ -80,7 +80,7 @@ fn our_config(side: Side) -> PppConfig {
             PppConfig::access_server(vec![], None, OUR_SERVER, OUR_ASSIGN, vec![DNS1, DNS2])
         }
     };
-    c.seed = Some(7);
+    c.seed = 7;
     c.refused_networks = vec![LAN];
     c
 }
