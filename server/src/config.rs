@@ -20,6 +20,7 @@ mod lan_hosts;
 mod link;
 mod modems;
 mod nat;
+mod running;
 mod server;
 mod users;
 
@@ -29,6 +30,7 @@ pub use lan_hosts::LanHostConfig;
 pub use link::LinkConfig;
 pub use modems::{CellularConfig, FlowControl, ModemConfig, Parity};
 pub use nat::{NatConfig, RfcProfile};
+pub use running::{reloaded, ReloadRefused, Running};
 pub use server::ServerConfig;
 pub use users::{UserConfig, UserRole};
 
