@@ -34,7 +34,7 @@ const MAX_PACKET: usize = 65_535;
 #[derive(Clone)]
 pub struct NatHandle {
     inner: Arc<Mutex<Engine>>,
-    epoch: std::time::Instant,
+    epoch: crate::clock::Epoch,
     /// `-l` lines for watchers (mtui's event log), besides the server log.
     packet_log: tokio::sync::broadcast::Sender<String>,
 }
@@ -50,7 +50,7 @@ impl NatHandle {
     pub fn new(engine: Engine) -> Self {
         Self {
             inner: Arc::new(Mutex::new(engine)),
-            epoch: std::time::Instant::now(),
+            epoch: crate::clock::Epoch::now(),
             packet_log: tokio::sync::broadcast::channel(PACKET_LOG_BACKLOG).0,
         }
     }
@@ -68,8 +68,7 @@ impl NatHandle {
 
     /// nat-core's notion of now (milliseconds since this handle was made).
     pub fn now(&self) -> nat_core::Instant {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        nat_core::Instant::from_millis(ms)
+        self.epoch.nat_now()
     }
 
     /// Lock the engine. A poisoned lock is taken over: nat-core never panics on input, and
