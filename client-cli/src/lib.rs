@@ -34,3 +34,4 @@ pub mod run;
 pub mod shell;
 pub mod store;
 pub mod url;
+pub mod words;
