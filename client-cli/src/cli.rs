@@ -518,9 +518,24 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn any_shell_line_splits_or_fails_never_panics(line in "(?s).{0,200}") {
-            if let Ok(words) = split_words(&line) {
-                let _ = ShellLine::try_parse_from(words);
+        /// Whatever a line splits into, quoting each word back and splitting again gives the
+        /// same words; a line fails only with an unterminated quote.
+        fn any_shell_line_splits_into_words_that_quote_back(line in "(?s).{0,200}") {
+            match split_words(&line) {
+                Ok(words) => {
+                    let quoted: Vec<String> = words
+                        .iter()
+                        .map(|w| if w.contains('"') { format!("'{w}'") } else { format!("\"{w}\"") })
+                        .collect();
+                    if words.iter().all(|w| !(w.contains('"') && w.contains('\''))) {
+                        proptest::prop_assert_eq!(split_words(&quoted.join(" ")).ok(), Some(words.clone()));
+                    }
+                    let _ = ShellLine::try_parse_from(words);
+                }
+                Err(_) => {
+                    let quotes = line.chars().filter(|&c| c == '"' || c == '\'').count();
+                    proptest::prop_assert!(quotes > 0, "failed without a quote: {:?}", line);
+                }
             }
         }
     }

@@ -465,8 +465,37 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn any_arguments_parse_or_fail_never_panic(args in proptest::collection::vec("(-[A-Za-z]{1,4}|--[a-z-]{1,12}|[a-z0-9./:!]{0,10})", 0..10)) {
-            let _ = parse(&args);
+        /// Whatever the arguments: no command option, no operation; a named chain comes from
+        /// the arguments (or is empty, meaning all); a rule spec holds only words the caller gave.
+        fn any_arguments_give_an_operation_made_of_them(args in proptest::collection::vec("(-[A-Za-z]{1,4}|--[a-z-]{1,12}|[a-z0-9./:!]{0,10})", 0..10)) {
+            let Ok(op) = parse(&args) else { return Ok(()) };
+            let commands = "AIRDFZNXPLCM";
+            proptest::prop_assert!(
+                args.iter().any(|a| {
+                    let flag = a.starts_with('-') && !a.starts_with("--");
+                    (flag && a.chars().skip(1).any(|c| commands.contains(c)))
+                        || ["--append", "--insert", "--replace", "--delete", "--flush", "--zero",
+                            "--new-chain", "--delete-chain", "--policy", "--list", "--check", "--masquerading"]
+                            .iter().any(|l| l.starts_with(a.as_str()) && a.len() > 2)
+                }),
+                "{:?} from {:?} without a command option", op, args
+            );
+            let (chain, spec) = match &op {
+                Op::Append { chain, spec } | Op::Insert { chain, spec, .. } | Op::Replace { chain, spec, .. }
+                | Op::DeleteSpec { chain, spec } | Op::Check { chain, spec } => (Some(chain), Some(spec)),
+                Op::DeleteNumber { chain, .. } | Op::Flush { chain } | Op::Zero { chain }
+                | Op::NewChain { chain } | Op::DeleteChain { chain } | Op::Policy { chain, .. }
+                | Op::List { chain, .. } => (Some(chain), None),
+                Op::MasqList { .. } | Op::MasqSet { .. } => (None, None),
+            };
+            if let Some(c) = chain.filter(|c| !c.is_empty()) {
+                proptest::prop_assert!(args.iter().any(|a| a == c || a.ends_with(c.as_str())), "chain {:?} not among {:?}", c, args);
+            }
+            if let Some(spec) = spec {
+                for w in spec.split_whitespace() {
+                    proptest::prop_assert!(args.iter().any(|a| a.contains(w) || w.contains(a.trim_start_matches('-'))), "spec word {:?} not from {:?}", w, args);
+                }
+            }
         }
     }
 

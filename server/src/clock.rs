@@ -50,6 +50,12 @@ impl Epoch {
     }
 }
 
+/// A reading of a manual test clock (whole milliseconds) on nat-core's clock.
+#[must_use]
+pub fn nat_millis(ms: u64) -> nat_core::Instant {
+    nat_core::Instant::from_millis(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,7 +34,7 @@ const MAX_PACKET: usize = 65_535;
 #[derive(Clone)]
 pub struct NatHandle {
     inner: Arc<Mutex<Engine>>,
-    epoch: crate::clock::Epoch,
+    clock: NatClock,
     /// `-l` lines for watchers (mtui's event log), besides the server log.
     packet_log: tokio::sync::broadcast::Sender<String>,
 }
@@ -45,12 +45,48 @@ impl std::fmt::Debug for NatHandle {
     }
 }
 
+/// Where the engine's time comes from: every nat-core call of the data plane, the control
+/// plane and the feeds reads [`NatHandle::now`], so this is the one place NAT time is made.
+#[derive(Clone, Debug)]
+enum NatClock {
+    /// Monotonic time since the handle was made (what mserver runs on).
+    Monotonic(crate::clock::Epoch),
+    /// Milliseconds that move only when a [`ManualClock`] says so (tests: expiry and
+    /// re-arming checked without sleeping on a loaded machine).
+    Manual(Arc<AtomicU64>),
+}
+
+/// The hand on a [`NatHandle`] made by [`NatHandle::with_manual_clock`].
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// Move the NAT's time forward by `d` (whole milliseconds).
+    pub fn advance(&self, d: std::time::Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
 impl NatHandle {
     /// Wrap an engine; its clock starts now.
     pub fn new(engine: Engine) -> Self {
+        Self::with_clock(engine, NatClock::Monotonic(crate::clock::Epoch::now()))
+    }
+
+    /// Wrap an engine on a clock that stands still until the returned hand advances it.
+    pub fn with_manual_clock(engine: Engine) -> (Self, ManualClock) {
+        let ms = Arc::new(AtomicU64::new(0));
+        (
+            Self::with_clock(engine, NatClock::Manual(ms.clone())),
+            ManualClock(ms),
+        )
+    }
+
+    fn with_clock(engine: Engine, clock: NatClock) -> Self {
         Self {
             inner: Arc::new(Mutex::new(engine)),
-            epoch: crate::clock::Epoch::now(),
+            clock,
             packet_log: tokio::sync::broadcast::channel(PACKET_LOG_BACKLOG).0,
         }
     }
@@ -66,9 +102,13 @@ impl NatHandle {
         local::emit_packet_log(engine, &self.packet_log);
     }
 
-    /// nat-core's notion of now (milliseconds since this handle was made).
+    /// nat-core's notion of now (milliseconds since this handle was made, or the manual
+    /// clock's reading).
     pub fn now(&self) -> nat_core::Instant {
-        self.epoch.nat_now()
+        match &self.clock {
+            NatClock::Monotonic(epoch) => epoch.nat_now(),
+            NatClock::Manual(ms) => crate::clock::nat_millis(ms.load(Ordering::SeqCst)),
+        }
     }
 
     /// Lock the engine. A poisoned lock is taken over: nat-core never panics on input, and

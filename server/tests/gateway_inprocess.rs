@@ -74,13 +74,17 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     let cfg = config(modem.path(), state.path());
 
     let engine = build_engine(&cfg).expect("engine");
-    let common::MemoryGateway {
-        nat,
-        stop,
-        lan_tx,
-        mut lan_out,
-        links,
-    } = common::memory_gateway(&cfg, engine);
+    // The NAT's clock moves only when the test says so: expiry is checked exactly.
+    let (
+        common::MemoryGateway {
+            nat,
+            stop,
+            lan_tx,
+            mut lan_out,
+            links,
+        },
+        clock,
+    ) = common::memory_gateway_with_manual_clock(&cfg, engine);
     let natctl = NatControl::new(Arc::new(cfg), nat.clone(), None);
     stop.spawn(nat_control::feed::run(natctl.clone(), stop.token()));
 
@@ -147,7 +151,9 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     let first = next_upsert(&mut watch_masq).await;
     assert_eq!(first.lan.0, host.0);
     assert_eq!(first.masq.0, local);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // UDP timeout 300 s: a fresh entry shows 30000 cs on the standing NAT clock.
+    assert_eq!(first.expire_cs, 30_000);
+    clock.advance(Duration::from_millis(2500));
     // Drop whatever is queued (the reply's state update), then re-arm with a new packet.
     while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), watch_masq.recv()).await
     {
@@ -159,12 +165,11 @@ async fn dial_masquerade_and_hang_up_over_a_pty() {
     let _ = tokio::time::timeout(Duration::from_secs(5), lan_out.recv()).await;
     let again = next_upsert(&mut watch_masq).await;
     assert_eq!(again.id, first.id);
-    // UDP timeout 300 s = 30000 cs; 2.5 s later without a re-arm it would be <= 29750.
-    assert!(
-        again.expire_cs > 29_800,
+    // 2.5 s later on the NAT clock: 29750 cs without a re-arm, 30000 with it.
+    assert_eq!(
+        again.expire_cs, 30_000,
         "timer re-armed and re-sent: {} then {}",
-        first.expire_cs,
-        again.expire_cs
+        first.expire_cs, again.expire_cs
     );
 
     // Counters in Status are refreshed with each 1 s traffic sample.

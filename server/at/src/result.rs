@@ -443,8 +443,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_line_parses_without_panic(s in ".{0,80}") {
-            let _ = ResultCode::parse(&s);
+        /// Any line, any characters: what it parses to prints to a line that parses back the
+        /// same, and a final result is never taken for an unsolicited or intermediate line.
+        fn any_line_parses_to_a_code_that_prints_back(s in ".{0,80}") {
+            let code = ResultCode::parse(&s);
+            prop_assert_eq!(ResultCode::parse(&code.to_string()), code.clone());
+            if code.is_error() {
+                prop_assert!(code.is_final());
+            }
         }
 
         #[test]

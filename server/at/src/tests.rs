@@ -226,19 +226,56 @@ fn byte_offset_maps_lossy_text() {
 
 proptest! {
     #[test]
-    fn any_input_never_panics(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16), login in any::<bool>()) {
+    /// Whatever the modem says: at most one ending (Ready or Failed); nothing sent after it;
+    /// Ready only after CONNECT and, with a login script, after its step (whose expect text
+    /// came from the line).
+    fn any_input_ends_at_most_once_and_ready_only_after_connect(
+        chunks in proptest::collection::vec(prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::sample::select(vec![
+                &b"\r\nOK\r\n"[..], b"\r\nCONNECT 9600\r\n", b"login:", b"\r\nBUSY\r\n",
+                b"\r\nNO CARRIER\r\n", b"\r\nERROR\r\n", b"0\r", b"1\r", b"\r\n+CME ERROR: 10\r\n",
+            ]).prop_map(<[u8]>::to_vec),
+        ], 0..16),
+        login in any::<bool>(),
+    ) {
         let t0 = Instant::now();
         let cfg = ChatConfig {
             login: if login { vec![LoginStep { expect: "in:".into(), send: "u".into(), secret: false, timeout: Duration::from_secs(1) }] } else { vec![] },
             ..ChatConfig::dialup(&["1", "2"])
         };
         let mut chat = Chat::new(cfg, t0);
+        let (mut ended, mut connected, mut logged_in) = (false, false, false);
+        let mut fed = Vec::new();
         for (i, c) in chunks.iter().enumerate() {
             let now = t0 + Duration::from_millis(i as u64 * 700);
             chat.handle_input(now, c);
+            fed.extend_from_slice(c);
             chat.handle_timeout(now);
-            while chat.poll_transmit().is_some() {}
-            while chat.poll_event().is_some() {}
+            while chat.poll_transmit().is_some() {
+                prop_assert!(!ended, "sent after the chat ended");
+            }
+            while let Some(e) = chat.poll_event() {
+                match e {
+                    ChatEvent::Connected { .. } => connected = true,
+                    ChatEvent::LoginStep { .. } => {
+                        prop_assert!(connected, "login step before CONNECT");
+                        prop_assert!(fed.windows(3).any(|w| w == b"in:"), "login step without its prompt");
+                        logged_in = true;
+                    }
+                    ChatEvent::Ready => {
+                        prop_assert!(!ended, "ended twice");
+                        prop_assert!(connected, "Ready before CONNECT");
+                        prop_assert!(!login || logged_in, "Ready before the login script ran");
+                        ended = true;
+                    }
+                    ChatEvent::Failed { .. } => {
+                        prop_assert!(!ended, "ended twice");
+                        ended = true;
+                    }
+                    _ => {}
+                }
+            }
         }
         let _ = chat.take_remaining();
     }

@@ -338,13 +338,46 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn never_panics(d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), code in 0u8..6) {
+        /// Random bytes never authenticate at the server; a client answers a well-formed
+        /// Challenge with exactly MD5(id ‖ secret ‖ challenge) (RFC 1994 §4.1, computed here
+        /// from the definition) and its name, and reports success only after it answered.
+        fn garbage_never_authenticates_and_responses_follow_rfc1994(
+            d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            code in 0u8..6,
+            id in proptest::prelude::any::<u8>(),
+        ) {
             let now = Instant::now();
             let mut s = ChapServer::new("isp", vec![("a".into(), "b".into())], Duration::from_secs(1), 1, None);
             s.start(now, [1; 16]);
             s.handle_packet(now, code, 1, &d);
+            let ok = matches!(s.poll_result(), Some(AuthOutcome::Ok { .. }));
+            proptest::prop_assert!(!ok, "garbage authenticated");
+
             let mut c = ChapClient::new("a", "b", Duration::from_secs(1), 1);
-            c.handle_packet(now, code, 1, &d);
+            c.handle_packet(now, code, id, &d);
+            let sent = c.poll_packet();
+            let challenge = match d.split_first() {
+                Some((&n, rest)) if code == 1 && n > 0 && rest.len() >= usize::from(n) => {
+                    Some(&rest[..usize::from(n)])
+                }
+                _ => None,
+            };
+            match challenge {
+                Some(value) => {
+                    let mut h = Md5::new();
+                    h.update([id]);
+                    h.update(b"b");
+                    h.update(value);
+                    let want: [u8; 16] = h.finalize().into();
+                    let mut expect = vec![2, id, 0, 22, 16];
+                    expect.extend_from_slice(&want);
+                    expect.push(b'a');
+                    proptest::prop_assert_eq!(sent, Some(expect));
+                }
+                None => proptest::prop_assert_eq!(sent, None),
+            }
+            let ok = matches!(c.poll_result(), Some(AuthOutcome::Ok { .. }));
+            proptest::prop_assert!(!ok, "client succeeded without answering first");
         }
     }
 }

@@ -550,10 +550,37 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn option_handlers_never_panic(d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), nak in proptest::prelude::any::<bool>()) {
+        /// Garbage is never Acked: an Ack goes only to a well-formed request of the address
+        /// option (a client has no DNS to give); a Reject carries only what the peer sent,
+        /// verbatim; our own request is Acked only when echoed byte for byte.
+        fn option_handlers_ack_only_what_they_may(d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), nak in proptest::prelude::any::<bool>()) {
             let mut c = client();
-            let _ = c.handle_request(&d, nak);
-            let _ = c.handle_ack(&d);
+            let mut ours = Vec::new();
+            c.request(&mut ours);
+            proptest::prop_assert_eq!(c.handle_ack(&d), d == ours);
+            match c.handle_request(&d, nak) {
+                ConfigReply::Ack => {
+                    let opts = crate::options::parse(&d).unwrap_or_default();
+                    proptest::prop_assert!(crate::options::parse(&d).is_some());
+                    for (ty, v) in opts {
+                        proptest::prop_assert!(ty == OPT_ADDRESS && v.len() == 4 && v != [0; 4], "Acked {} {:?}", ty, v);
+                    }
+                }
+                ConfigReply::Reject(r) => match crate::options::parse(&d) {
+                    None => proptest::prop_assert_eq!(&r, &d),
+                    Some(sent) => {
+                        let rej = crate::options::parse(&r).unwrap_or_default();
+                        proptest::prop_assert!(!rej.is_empty());
+                        for o in rej {
+                            proptest::prop_assert!(sent.contains(&o));
+                        }
+                    }
+                },
+                ConfigReply::Nak(n) => {
+                    proptest::prop_assert!(nak);
+                    proptest::prop_assert!(crate::options::parse(&n).is_some_and(|o| !o.is_empty()));
+                }
+            }
             let _ = c.handle_nak(&d, nak);
         }
     }

@@ -287,13 +287,43 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn server_never_panics(d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), code in 0u8..5, id in proptest::prelude::any::<u8>()) {
+        /// The server authenticates exactly the Authenticate-Requests that carry peer-id "a"
+        /// and password "b" (RFC 1334 §2.2.1), and answers each request once; the client
+        /// succeeds only on an Authenticate-Ack to its own request.
+        fn only_the_right_credentials_authenticate(
+            d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            code in 0u8..5,
+            id in proptest::prelude::any::<u8>(),
+            creds in proptest::prelude::any::<bool>(),
+        ) {
+            let mut d = d;
+            if creds {
+                d.splice(0..0, [1, b'a', 1, b'b']);
+            }
             let mut s = PapServer::new(vec![("a".into(), "b".into())], Duration::from_secs(1));
             s.start(Instant::now());
             s.handle_packet(code, id, &d);
+            let right = code == 1 && d.len() >= 4 && d[..4] == [1, b'a', 1, b'b'];
+            let well_formed = code == 1
+                && d.first().is_some_and(|&n| {
+                    let n = usize::from(n);
+                    d.get(1 + n).is_some_and(|&m| d.len() > 1 + n + usize::from(m))
+                });
+            let ok = matches!(s.poll_result(), Some(AuthOutcome::Ok { .. }));
+            proptest::prop_assert_eq!(ok, right);
+            let answer = s.poll_packet();
+            if well_formed || right {
+                let a = answer.unwrap_or_default();
+                proptest::prop_assert_eq!(a.get(..2), Some(&[if right { 2 } else { 3 }, id][..]));
+            } else {
+                proptest::prop_assert_eq!(answer, None);
+            }
+
             let mut c = PapClient::new("a", "b", Duration::from_secs(1), 1);
             c.start(Instant::now());
             c.handle_packet(code, 1, &d);
+            let ok = matches!(c.poll_result(), Some(AuthOutcome::Ok { .. }));
+            proptest::prop_assert!(!ok || code == 2, "client succeeded on code {}", code);
         }
     }
 }

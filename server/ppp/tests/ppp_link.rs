@@ -599,7 +599,7 @@ mod hostile_peer {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
-        fn framed_garbage_never_panics(
+        fn framed_garbage_authenticates_no_stranger_and_assigns_only_our_address(
             packets in proptest::collection::vec((0usize..8, any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64)), 1..20),
             auth in 0u8..3,
         ) {
@@ -625,6 +625,23 @@ mod hostile_peer {
             }
             w.run_for(Duration::from_secs(300));
             let _ = (w.c.stats(), w.s.options());
+            // Whatever the garbage, the access server authenticates no one but its one user,
+            // gives out only the address it assigns, and delivers no datagram before IPCP.
+            let mut ipcp = false;
+            for e in &w.se {
+                match e {
+                    PppEvent::AuthOk { protocol: Some(_), peer_name } => {
+                        prop_assert_eq!(peer_name.as_deref(), Some("alice"));
+                    }
+                    PppEvent::IpcpUp { peer, .. } => {
+                        prop_assert_eq!(*peer, PEER);
+                        ipcp = true;
+                    }
+                    PppEvent::Ipv4(_) => prop_assert!(ipcp, "a datagram before IPCP was up"),
+                    PppEvent::LcpUp { .. } | PppEvent::Down { .. } => ipcp = false,
+                    _ => {}
+                }
+            }
         }
     }
 }
@@ -714,4 +731,74 @@ fn the_callers_seeds_alone_decide_magic_numbers_and_challenges() {
     };
     assert_eq!(run(2), run(2));
     assert_ne!(run(2), run(3));
+}
+
+/// After CHAP succeeded, the peer renegotiates LCP and asks for PAP, again and again (a
+/// downgrade: PAP would put the password on the line in clear). The client Naks with
+/// CHAP-MD5 and, without `pap_fallback`, never answers with PAP: the password never appears
+/// on the line, and any authentication after the renegotiation is CHAP again.
+#[test]
+fn lcp_renegotiation_asking_pap_after_chap_never_sends_the_password() {
+    let mut w = bring_up(Some(AuthProtocol::Chap));
+    assert!(w.client_ip_up().is_some(), "CHAP link up first");
+    assert!(w.ce.iter().any(|e| matches!(
+        e,
+        PppEvent::AuthOk {
+            protocol: Some(AuthProtocol::Chap),
+            ..
+        }
+    )));
+    let events_before = w.ce.len();
+    let enc = masqdial_ppp::hdlc::Encoder::new(0xFFFF_FFFF, false);
+    for id in 0..12u8 {
+        // Configure-Request: MRU 1500, Auth-Protocol PAP (c0 23), a magic number.
+        let body = [
+            CONF_REQ,
+            0x80 + id,
+            0,
+            18,
+            1,
+            4,
+            0x05,
+            0xDC,
+            3,
+            4,
+            0xC0,
+            0x23,
+            5,
+            6,
+            0x12,
+            0x34,
+            0x56,
+            0x78,
+        ];
+        let mut line = Vec::new();
+        enc.encode(&[0xFF, 0x03, (LCP >> 8) as u8, LCP as u8], &body, &mut line);
+        let now = w.now;
+        w.c.handle_input(now, &line);
+        w.run_for(Duration::from_secs(1));
+    }
+    w.run_for(Duration::from_secs(30));
+    let leaked = w
+        .sent
+        .iter()
+        .filter(|(_, from_client, _)| *from_client)
+        .any(|(_, _, b)| b.windows(b"wonderland".len()).any(|x| x == b"wonderland"));
+    assert!(!leaked, "the client sent its password in clear after CHAP");
+    // It did answer the PAP requests: with Configure-Naks (proposing CHAP-MD5).
+    assert!(
+        !w.sent_at(true, LCP, 3).is_empty(),
+        "the client never Nak'd the PAP request"
+    );
+    assert!(
+        !w.ce[events_before..].iter().any(|e| matches!(
+            e,
+            PppEvent::AuthOk {
+                protocol: Some(AuthProtocol::Pap),
+                ..
+            }
+        )),
+        "authenticated with PAP after CHAP: {:?}",
+        &w.ce[events_before..]
+    );
 }

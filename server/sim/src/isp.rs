@@ -688,7 +688,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn route_never_panics(d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        fn every_routed_packet_is_counted_once_and_replies_are_valid(d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
             let mut isp = MockIsp::new(IspConfig { forward_unhandled: true, check_source: false, ..IspConfig::new(vec![], None) });
             let mut pkt = d.clone();
             if pkt.len() >= 20 {
@@ -699,8 +699,19 @@ mod tests {
                 let c = fold(sum16(0, &pkt[..20]));
                 pkt[10..12].copy_from_slice(&c.to_be_bytes());
             }
+            let count = |s: &IspStats| s.dropped_malformed + s.dropped_spoofed + s.icmp_echo_replies
+                + s.udp_echoes + s.forwarded + s.dropped_unhandled;
+            let before = count(&isp.stats);
             isp.route(&d);
             isp.route(&pkt);
+            // Every packet is answered, forwarded or counted as dropped, exactly once.
+            proptest::prop_assert_eq!(count(&isp.stats), before + 2);
+            // Replies are well-formed IPv4 with a header checksum that verifies.
+            for r in &isp.replies {
+                proptest::prop_assert!(r.len() >= 20 && r[0] >> 4 == 4);
+                let hl = usize::from(r[0] & 0xF) * 4;
+                proptest::prop_assert_eq!(fold(sum16(0, &r[..hl])), 0);
+            }
         }
     }
 }

@@ -443,8 +443,19 @@ mod tests {
         }
 
         #[test]
-        fn blob_request_never_panics(s in "\\PC{0,40}") {
-            let _ = parse_blob_request(&s);
+        /// A request parses only as `WHO` or `GET n` with n within the limit, and what it
+        /// parses to reads back from its canonical form.
+        fn blob_requests_parse_only_as_who_or_a_bounded_get(s in prop_oneof!["\\PC{0,40}", "GET [0-9]{0,12}", Just("WHO".to_string())]) {
+            let line = s.trim_end_matches(['\r', '\n']);
+            match parse_blob_request(&s) {
+                Ok(BlobRequest::Who) => prop_assert_eq!(line, "WHO"),
+                Ok(BlobRequest::Get(n)) => {
+                    prop_assert!(n <= MAX_BLOB && line.starts_with("GET "));
+                    prop_assert_eq!(parse_blob_request(&format!("GET {n}")), Ok(BlobRequest::Get(n)));
+                }
+                Err(BlobRequestError::TooLarge(n)) => prop_assert!(n > MAX_BLOB),
+                Err(_) => prop_assert!(line != "WHO"),
+            }
         }
     }
 }

@@ -477,17 +477,27 @@ fn tls_needs_both() {
 
 proptest::proptest! {
     #[test]
-    fn any_text_is_parsed_or_rejected_never_panics(t in "(?s).{0,400}") {
-        let _ = parse(&t);
+    /// Any text is parsed or rejected with an error that names the file and a place.
+    fn any_text_is_parsed_or_rejected_naming_the_file(t in "(?s).{0,400}") {
+        if let Err(e) = parse(&t) {
+            proptest::prop_assert!(e.to_string().starts_with("test.toml: "), "{}", e);
+        }
     }
 
     #[test]
-    fn toml_like_text_never_panics(
+    fn toml_like_text_is_refused_at_a_line_or_key(
         section in "(server|nat|\\[users\\]|\\[modems\\]|\\[connections\\]|x)",
         key in "[a-z_]{1,14}",
         value in "(\"[^\"\\n]{0,20}\"|[0-9]{1,6}|\\[\"[0-9./:]{0,20}\"\\]|true)",
     ) {
-        let _ = parse(&format!("[{section}]\n{key} = {value}\n"));
+        // A TOML-level refusal (syntax, unknown key, wrong type) points at a line or a key.
+        match parse(&format!("[{section}]\n{key} = {value}\n")) {
+            Err(ConfigError::Parse { at, .. }) => {
+                proptest::prop_assert!(at.line.is_some() || !at.key.is_empty(), "no place: {:?}", at);
+            }
+            Err(e) => proptest::prop_assert!(e.to_string().starts_with("test.toml: "), "{}", e),
+            Ok(_) => {}
+        }
     }
 }
 

@@ -32,6 +32,13 @@ pub const PLACEHOLDER_PEER: Ipv4Addr = Ipv4Addr::new(10, 112, 112, 112);
 
 /// Least time between two refusal log lines (the rest are counted and summarised).
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+/// ICMP host-unreachable to one refused host: a burst of this many, then one per
+/// [`REFUSAL_ICMP_EVERY`] (Linux's `icmp_ratelimit` token bucket: burst 6, 1 s).
+const REFUSAL_ICMP_BURST: u32 = 6;
+/// Time that earns a refused host one more ICMP error.
+const REFUSAL_ICMP_EVERY: Duration = Duration::from_secs(1);
+/// Hosts whose ICMP budget is remembered; the least recently refused one is forgotten first.
+const REFUSAL_ICMP_HOSTS: usize = 256;
 
 /// What the activity filter and the authorization look at, read from an IPv4 datagram;
 /// `swap` exchanges source and destination (a reply seen from the LAN host's side).
@@ -221,8 +228,12 @@ impl DemandPolicy {
 pub struct DemandCounters {
     /// Dials requested by LAN packets.
     pub triggered: AtomicU64,
-    /// Packets refused (host unknown or not allowed): ICMP host-unreachable sent.
+    /// Packets refused (host unknown or not allowed): ICMP host-unreachable sent, within
+    /// each host's ICMP budget.
     pub refused: AtomicU64,
+    /// Refused packets that got no ICMP error: over their host's budget (a burst of 6, then
+    /// one per second), so a refused host cannot make the gateway flood the LAN.
+    pub refused_icmp_suppressed: AtomicU64,
     /// Packets the activity filter ignores while the link is down (dropped, no dial).
     pub ignored: AtomicU64,
     /// Packets held while dialling.
@@ -246,6 +257,10 @@ impl DemandCounters {
         vec![
             ("dataplane.demand_triggered", g(&self.triggered)),
             ("dataplane.demand_refused", g(&self.refused)),
+            (
+                "dataplane.demand_refused_icmp_suppressed",
+                g(&self.refused_icmp_suppressed),
+            ),
             ("dataplane.demand_ignored", g(&self.ignored)),
             ("dataplane.demand_held", g(&self.held)),
             ("dataplane.demand_released", g(&self.released)),
@@ -299,6 +314,8 @@ pub struct Demand {
     counters: std::sync::Arc<DemandCounters>,
     last_log: Option<Instant>,
     unlogged: u64,
+    /// Per refused host: ICMP errors it may still get, and when that was last topped up.
+    icmp_budget: HashMap<Ipv4Addr, (u32, Instant)>,
 }
 
 impl Demand {
@@ -313,7 +330,38 @@ impl Demand {
             counters,
             last_log: None,
             unlogged: 0,
+            icmp_budget: HashMap::new(),
         }
+    }
+
+    /// Takes one ICMP error from `host`'s budget; false when it has none left.
+    fn icmp_allowed(&mut self, now: Instant, host: Ipv4Addr) -> bool {
+        if !self.icmp_budget.contains_key(&host) && self.icmp_budget.len() >= REFUSAL_ICMP_HOSTS {
+            if let Some(oldest) = self
+                .icmp_budget
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(h, _)| *h)
+            {
+                self.icmp_budget.remove(&oldest);
+            }
+        }
+        let (tokens, since) = self
+            .icmp_budget
+            .entry(host)
+            .or_insert((REFUSAL_ICMP_BURST, now));
+        let earned = now.saturating_duration_since(*since).as_millis()
+            / REFUSAL_ICMP_EVERY.as_millis().max(1);
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            *tokens = tokens.saturating_add(earned).min(REFUSAL_ICMP_BURST);
+            *since = now;
+        }
+        if *tokens == 0 {
+            return false;
+        }
+        *tokens -= 1;
+        true
     }
 
     /// Replace the policy (configuration reload: `[[lan_hosts]]`, users' connections);
@@ -434,6 +482,10 @@ impl Demand {
         // No ICMP error about an ICMP error (RFC 1812 4.3.2.7).
         let icmp_error = info.proto == 1 && matches!(info.sport, 3 | 4 | 5 | 11 | 12);
         if icmp_error || info.fragment {
+            return LanVerdict::Consumed;
+        }
+        if !self.icmp_allowed(now, info.src) {
+            DemandCounters::inc(&self.counters.refused_icmp_suppressed);
             return LanVerdict::Consumed;
         }
         // From the placeholder peer: the "far end" of the link that is not there. (Our own

@@ -69,13 +69,29 @@ pub struct MemoryGateway {
 }
 
 /// Start a [`MemoryGateway`] for `cfg` over `engine` (built from `cfg`).
-pub fn memory_gateway(cfg: &Config, mut engine: Engine) -> MemoryGateway {
+pub fn memory_gateway(cfg: &Config, engine: Engine) -> MemoryGateway {
+    memory_gateway_on(cfg, NatHandle::new(with_lan_masq(engine)))
+}
+
+/// [`memory_gateway`] on a NAT clock that moves only when the returned hand advances it.
+pub fn memory_gateway_with_manual_clock(
+    cfg: &Config,
+    engine: Engine,
+) -> (MemoryGateway, masqdial_server::dataplane::ManualClock) {
+    let (nat, clock) = NatHandle::with_manual_clock(with_lan_masq(engine));
+    (memory_gateway_on(cfg, nat), clock)
+}
+
+fn with_lan_masq(mut engine: Engine) -> Engine {
     let rule = parse_rule("-s 192.168.77.0/24 -j MASQ").expect("rule");
     engine
         .firewall_mut()
         .append("forward", &rule.rule)
         .expect("append");
-    let nat = NatHandle::new(engine);
+    engine
+}
+
+fn memory_gateway_on(cfg: &Config, nat: NatHandle) -> MemoryGateway {
     let stop = Shutdown::new();
     let (lan_tx, lan_rx) = mpsc::channel(16);
     let (lan_out_tx, lan_out) = mpsc::channel(16);

@@ -183,11 +183,30 @@ fn a_silent_modem_times_out_each_command_and_no_pin_is_sent_unasked() {
 
 proptest! {
     #[test]
-    fn parsers_never_panic(line in ".{0,80}") {
-        let _ = parse_csq(&line);
-        let _ = parse_registration("+CREG", &line);
-        let _ = parse_cops(&line);
-        let _ = parse_cpin(&line);
+    /// Each parser takes only its own answer (`+NAME:` in any case, after trimming), and
+    /// signal values stay in 27.007's ranges.
+    fn parsers_take_only_their_own_answer(line in prop_oneof![
+        ".{0,80}".boxed(),
+        "(\\+CSQ|\\+CREG|\\+COPS|\\+CPIN|\\+csq|\\+CEREG): ?[0-9,\" A-Z]{0,30}".boxed(),
+    ]) {
+        let own = |name: &str| {
+            let t = line.trim();
+            t.get(..name.len()).is_some_and(|p| p.eq_ignore_ascii_case(name))
+                && t[name.len()..].starts_with(':')
+        };
+        if let Some(s) = parse_csq(&line) {
+            prop_assert!(own("+CSQ"));
+            prop_assert!((s.rssi <= 31 || s.rssi == 99) && (s.ber <= 7 || s.ber == 99));
+        }
+        if parse_registration("+CREG", &line).is_some() {
+            prop_assert!(own("+CREG"));
+        }
+        if parse_cops(&line).is_some() {
+            prop_assert!(own("+COPS"));
+        }
+        if parse_cpin(&line).is_some() {
+            prop_assert!(own("+CPIN"));
+        }
     }
 
     #[test]

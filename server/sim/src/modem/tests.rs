@@ -192,7 +192,9 @@ mod prop {
     proptest! {
         /// Any DTE byte sequence, in any chunking, with timers firing, never panics the modem.
         #[test]
-        fn any_dte_input_never_panics(
+        /// ... and keeps its books: no more connects than calls, nothing to the far end or
+        /// escaped without a connected call.
+        fn any_dte_input_keeps_the_call_books(
             chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..48), 0..24),
             prefix in prop_oneof![Just(&b""[..]), Just(&b"ATE0D1\r"[..]), Just(&b"ATV0Q0S12=1\r"[..])],
             baud in prop_oneof![Just(0u32), Just(9600u32)],
@@ -211,6 +213,13 @@ mod prop {
                 m.handle_input(now, c);
                 m.handle_timeout(now);
                 while m.poll_transmit().is_some() {}
+                let st = m.stats();
+                prop_assert!(st.connects <= st.calls, "{:?}", st);
+                if st.connects == 0 {
+                    prop_assert_eq!(st.bytes_up, 0);
+                    prop_assert_eq!(st.escapes, 0);
+                    prop_assert!(!m.in_call());
+                }
             }
             let _ = m.poll_timeout();
         }

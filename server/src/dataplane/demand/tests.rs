@@ -191,6 +191,34 @@ fn activity_filter_ignored_packets_neither_dial_nor_reset_the_idle_timer() {
 }
 
 #[test]
+fn refused_hosts_get_icmp_errors_within_a_per_host_budget() {
+    let (mut d, c) = demand(&[]);
+    let t0 = Instant::now();
+    let replies = |d: &mut Demand, src: Ipv4Addr, at: Instant, n: usize| {
+        (0..n)
+            .filter(|_| matches!(d.from_lan(at, udp(src, 7), false).0, LanVerdict::Reply(_)))
+            .count()
+    };
+    // A flood of 100 refused packets in the same instant: a burst of 6 ICMP errors.
+    assert_eq!(replies(&mut d, LAN_OTHER, t0, 100), 6);
+    assert_eq!(load(&c.refused), 100);
+    assert_eq!(load(&c.refused_icmp_suppressed), 94);
+    // Another host has its own budget.
+    assert_eq!(replies(&mut d, LAN_GUEST, t0, 10), 6);
+    // 2.5 s later the first host has earned two more, not a new burst.
+    assert_eq!(
+        replies(&mut d, LAN_OTHER, t0 + Duration::from_millis(2500), 10),
+        2
+    );
+    // After a quiet minute, a full burst again (never more).
+    assert_eq!(
+        replies(&mut d, LAN_OTHER, t0 + Duration::from_secs(62), 10),
+        6
+    );
+    assert_eq!(load(&c.triggered), 0);
+}
+
+#[test]
 fn activity_filter_syntax_errors_and_targets_are_refused() {
     assert!(ActivityFilter::parse(&[]).is_ok_and(|f| f.is_none()));
     let bad = ActivityFilter::parse(&["-p udp -d 0/0 53 -j MASQ".into()]);
