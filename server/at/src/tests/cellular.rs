@@ -1,7 +1,6 @@
 //! Cellular dial tests: SIM, registration wait, attach.
 
 use super::*;
-use proptest::prelude::*;
 
 /// Plays a modem that echoes (or not) and answers each command with `answer(cmd)`; time
 /// moves to the chat's next timer whenever it waits. Returns the commands sent and the
