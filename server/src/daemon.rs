@@ -67,10 +67,12 @@ pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Runn
     };
     let dataplane_on = dataplane.is_some();
     let lan_iface = if dataplane_on {
+        // The TUN's namespace (the demo's gateway namespace) is where the LAN side lives.
         crate::dataplane::local::configure_lan(
             &nat,
             cfg.nat.lan_interface.as_deref(),
             &cfg.nat.tun_name,
+            netcfg.as_ref().and_then(|n| n.netns.as_deref()),
         )
     } else {
         None

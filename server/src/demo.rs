@@ -237,6 +237,9 @@ pub fn world(config: &mut Config) -> anyhow::Result<(DemoWorld, LanSide)> {
         ..chap
     };
     let root = nix::unistd::Uid::effective().is_root();
+    if root {
+        ns::remove_stale();
+    }
     // As root, TCP goes on to real servers in a WAN namespace (ping and UDP stay simulated).
     let wan = if root {
         DemoWan::create()

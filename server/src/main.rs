@@ -194,6 +194,9 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
 async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     use anyhow::Context;
 
+    // Handlers first: a SIGTERM while the demo builds its namespaces is a clean stop that
+    // removes them, not death by the signal that leaves them behind.
+    let stop_signal = server::shutdown_signal();
     let demo_state = demo::DemoState::create_in(&std::env::temp_dir())
         .context("cannot create the demo's state directory")?;
     let (config, users) = demo::config(&demo_state)?;
@@ -209,6 +212,12 @@ async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let running = daemon::start(Arc::new(config.clone()), lan, &shutdown)?;
     let state = server::state(config, Some(running.control.clone()), &shutdown)?;
     println!("{}", demo::banner(addr, &users, &demo_state));
+    if cli.listen.is_none() && addr.to_string() != demo::DEMO_ADDR {
+        println!(
+            "Note: {} was taken, so this demo listens on {addr}: use the MASQDIAL_SERVER line above.\n",
+            demo::DEMO_ADDR
+        );
+    }
     if world.lan.is_some() {
         println!(
             "Demo LAN: namespace {} (192.168.77.2) sends traffic through the gateway once isp1 is up.",
@@ -229,7 +238,7 @@ async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             "Not root: the dataplane is off (links come up, no LAN traffic is masqueraded).\n"
         );
     }
-    let served = server::run(listener, state, None, server::shutdown_signal()).await;
+    let served = server::run(listener, state, None, stop_signal).await;
     stop(&shutdown).await;
     drop(world);
     drop(demo_state);

@@ -410,6 +410,86 @@ async fn demo_prints_working_credentials() {
     assert!(wait_exit(child).await.success());
 }
 
+/// As root the demo builds its LAN in namespaces: it finds its own LAN interface there (no
+/// "cannot tell the LAN interface" warning, REJECT and hairpinning work as configured), and
+/// it removes the namespaces a demo killed hard left behind.
+#[tokio::test]
+async fn the_root_demo_knows_its_lan_and_removes_namespaces_of_killed_runs() {
+    const TEST: &str =
+        "foundation::the_root_demo_knows_its_lan_and_removes_namespaces_of_killed_runs";
+    if !masqdial_testkit::root_available(TEST, "the demo's LAN in network namespaces") {
+        return;
+    }
+    // Namespaces as a demo killed with SIGKILL leaves them (pid 4194303 is never running:
+    // it is above the largest pid_max).
+    let stale = ["mqdemo-gw-4194303", "mqdemo-lan-4194303"];
+    for ns in stale {
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", ns])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip netns add {ns}");
+    }
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = mserver()
+        .args(["--demo", "--listen", &addr])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = BufReader::new(stderr).lines();
+    let mut log = Vec::new();
+    let read = async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            let done =
+                l.contains("LAN side for the NAT engine") || l.contains("cannot tell the LAN");
+            log.push(l);
+            if done {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LIMIT, read).await;
+    // Keep reading its log until it exits (a closed pipe would end it early).
+    let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Serving (its signal handling in place) before it is asked to stop.
+    let _ch = channel(&addr).await;
+    signal(&child, Signal::SIGTERM);
+    let status = wait_exit(child).await;
+    assert!(status.success(), "{status:?}: {log:#?}");
+    drain.abort();
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for ns in stale {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", ns])
+            .status();
+    }
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("cannot tell the LAN interface")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("LAN side for the NAT engine") && l.contains("lan_interface=gw0")),
+        "{log:#?}"
+    );
+    for ns in stale {
+        assert!(!listed.contains(ns), "{ns} left behind: {listed}");
+        assert!(
+            log.iter()
+                .any(|l| l.contains("removed a namespace") && l.contains(ns)),
+            "{log:#?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn passwords_and_tokens_never_reach_the_log_even_at_trace() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

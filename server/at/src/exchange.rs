@@ -12,10 +12,29 @@ impl Chat {
         if self.transcript.len() >= MAX_TRANSCRIPT {
             self.transcript.pop_front();
         }
-        let text: String = text
+        let mut text: String = text
             .chars()
             .map(|c| if c.is_control() { '.' } else { c })
             .collect();
+        // Whatever the line (a modem echoing a command in its own way, a login prompt
+        // repeating the answer), the secrets we hold never reach the transcript.
+        let pin = self
+            .config
+            .cellular
+            .as_ref()
+            .and_then(|c| c.sim_pin.as_deref());
+        let secrets = pin.into_iter().chain(
+            self.config
+                .login
+                .iter()
+                .filter(|s| s.secret)
+                .map(|s| s.send.as_str()),
+        );
+        for secret in secrets.filter(|s| !s.is_empty()) {
+            if text.contains(secret) {
+                text = text.replace(secret, "********");
+            }
+        }
         self.transcript.push_back(TranscriptLine {
             at: now.saturating_duration_since(self.start),
             kind,

@@ -48,6 +48,34 @@ pub fn interface_addrs() -> Vec<IfAddr> {
     .collect()
 }
 
+/// [`interface_addrs`] of network namespace `/run/netns/<ns>` (the demo's gateway
+/// namespace, where the LAN veth lives), read on a short-lived thread that joined it
+/// (setns affects only that thread). `None`: this namespace. Empty if it cannot be entered.
+pub fn interface_addrs_in(netns: Option<&str>) -> Vec<IfAddr> {
+    let Some(ns) = netns else {
+        return interface_addrs();
+    };
+    let path = format!("/run/netns/{ns}");
+    let read = move || {
+        let f = std::fs::File::open(&path).ok()?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+        Some(interface_addrs())
+    };
+    std::thread::Builder::new()
+        .name("lan-addrs-setns".into())
+        .spawn(read)
+        .ok()
+        .and_then(|t| t.join().ok())
+        .flatten()
+        .unwrap_or_else(|| {
+            tracing::warn!(
+                netns = ns,
+                "cannot read the LAN interfaces of the namespace"
+            );
+            Vec::new()
+        })
+}
+
 /// Choose the LAN interface and addresses: the configured `lan_interface`, or else the only
 /// interface other than the TUN with a private (RFC 1918) address.
 pub fn choose_lan(
@@ -84,8 +112,9 @@ pub fn configure_lan(
     nat: &super::NatHandle,
     configured: Option<&str>,
     tun: &str,
+    netns: Option<&str>,
 ) -> Option<String> {
-    match choose_lan(configured, tun, &interface_addrs()) {
+    match choose_lan(configured, tun, &interface_addrs_in(netns)) {
         Some((name, addrs)) => {
             tracing::info!(lan_interface = %name, addresses = ?addrs, "LAN side for the NAT engine");
             let mut e = nat.lock();

@@ -48,6 +48,46 @@ pub(crate) fn run(args: &[&str]) -> Result<(), DemoNsError> {
     }
 }
 
+/// The demo runs whose namespaces are named in `names` (`mqdemo-<role>-<pid>`) and whose
+/// mserver is gone: `alive(pid)` tells whether that pid is still an mserver. Our own pid is
+/// never stale.
+pub fn stale_namespaces(names: &[String], me: u32, alive: impl Fn(u32) -> bool) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| {
+            let Some(rest) = n.strip_prefix("mqdemo-") else {
+                return false;
+            };
+            let Some(pid) = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                return false;
+            };
+            pid != me && !alive(pid)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Delete the namespaces left by demo runs that were killed hard (their Drop never ran), so
+/// they do not pile up: `mqdemo-*-<pid>` whose pid is no longer an mserver.
+pub fn remove_stale() {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    let names: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "mserver")
+    };
+    let stale = stale_namespaces(&names, std::process::id(), alive);
+    for ns in &stale {
+        match run(&["ip", "netns", "del", ns]) {
+            Ok(()) => tracing::info!(netns = %ns, "removed a namespace left by a killed demo"),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+}
+
 /// The demo's namespaces. Dropping it deletes them.
 #[derive(Debug)]
 pub struct DemoLan {
@@ -199,5 +239,38 @@ impl Drop for DemoLan {
         self.stop.store(true, Ordering::Relaxed);
         let _ = run(&["ip", "netns", "del", &self.lan]);
         let _ = run(&["ip", "netns", "del", &self.gw]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stale_namespaces;
+
+    #[test]
+    fn only_namespaces_of_gone_demo_runs_are_stale() {
+        let names: Vec<String> = [
+            "mqdemo-gw-100",
+            "mqdemo-lan-100",
+            "mqdemo-wan-100",
+            "mqdemo-gw-200",
+            "mqdemo-lan-300",
+            "mqdemo-gw-x",
+            "other-ns-100",
+            "mqdemo-lan-42",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // 200 is still an mserver; 42 is us; 100 and 300 are gone.
+        let stale = stale_namespaces(&names, 42, |pid| pid == 200);
+        assert_eq!(
+            stale,
+            vec![
+                "mqdemo-gw-100",
+                "mqdemo-lan-100",
+                "mqdemo-wan-100",
+                "mqdemo-lan-300"
+            ]
+        );
     }
 }

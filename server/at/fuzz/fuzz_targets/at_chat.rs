@@ -74,6 +74,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(chat.failure().is_some());
     }
     assert!(pins <= 1, "PIN sent {pins} times");
-    assert!(chat.transcript().all(|l| !l.text.contains(PIN)));
+    // The PIN (when one is configured) never shows, even when the modem itself says it.
+    if ctl & 2 == 2 {
+        assert!(chat.transcript().all(|l| !l.text.contains(PIN)));
+    }
     let _ = chat.take_remaining();
 });

@@ -64,6 +64,37 @@ fn failed_message(ev: &[ChatEvent]) -> Option<(ChatFailure, String)> {
     })
 }
 
+/// Found by the at_chat fuzz target's property: a modem that echoes the PIN command in its
+/// own way (lower case, a space: not recognised as our echo) or repeats the PIN in a reply
+/// must not put the PIN in the transcript.
+#[test]
+fn a_pin_the_modem_repeats_never_reaches_the_transcript() {
+    let t0 = Instant::now();
+    let mut unlocked = false;
+    let (chat, _sent, ev, _end) =
+        play(
+            Chat::new(cell_plan(Some("2468")), t0),
+            t0,
+            true,
+            |cmd| match cmd {
+                "AT+CPIN?" if unlocked => ok("+CPIN: READY"),
+                "AT+CPIN?" => ok("+CPIN: SIM PIN"),
+                "AT+CPIN=\"2468\"" => {
+                    unlocked = true;
+                    "\r\nat+cpin = \"2468\"\r\n+CPIN: accepted 2468\r\nOK\r\n".into()
+                }
+                "AT+CREG?" | "AT+CGREG?" | "AT+CEREG?" => ok("+CREG: 0,1"),
+                "AT+CGATT?" => ok("+CGATT: 1"),
+                "ATD*99#" => "\r\nCONNECT 150000000\r\n".into(),
+                _ => ok(""),
+            },
+        );
+    assert!(chat.is_ready(), "{ev:#?}");
+    let t = transcript(&chat);
+    assert!(t.iter().all(|l| !l.contains("2468")), "{t:#?}");
+    assert!(t.iter().any(|l| l == "+CPIN: accepted ********"), "{t:#?}");
+}
+
 #[test]
 fn cellular_dial_enters_the_pin_once_waits_for_registration_then_dials() {
     let t0 = Instant::now();
