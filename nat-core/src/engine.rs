@@ -5,20 +5,20 @@
 
 use crate::chains::{log_line, LogHeader};
 use crate::chains::{BuiltinChain, Firewall, PacketInfo, Verdict};
-use crate::frag::{FragLimits, FragStats, Reassembler, Reassembly};
+use crate::frag::{FragLimits, Reassembler, Reassembly};
 use crate::masq::translate::{Demasq, TranslateError};
-use crate::masq::{
-    ChangeFeed, EntryId, EntrySnapshot, FreePorts, MasqConfig, MasqError, MasqTable, Timeouts,
-};
+use crate::masq::{MasqConfig, MasqError, MasqTable};
 use crate::pktlog::PacketLog;
-use crate::portfw::{PortFw, PortFwTable};
+use crate::portfw::PortFwTable;
 use crate::redirect::{Kind, Redirects, Tuple};
-use crate::time::{Duration, Instant};
-use crate::views::{self, MasqListOptions};
+use crate::time::Instant;
 use crate::wire::{self, icmp, ipv4, proto, tcp};
 use std::net::Ipv4Addr;
 
 pub use crate::icmp_error::build_icmp_error;
+
+mod admin;
+mod redirects;
 
 /// Engine configuration.
 #[derive(Debug, Clone)]
@@ -209,6 +209,8 @@ pub struct Engine {
     path_mtu: Option<u16>,
     /// Rate limit of the Frag-Needed errors sent to LAN hosts.
     frag_needed: crate::mtu::RateLimit,
+    /// Receive-window clamp of TCP segments to the link (`None`: off).
+    rwnd: Option<Box<crate::rwnd::WindowClamp>>,
 }
 
 /// MSS limits for TCP SYNs crossing the link (from the negotiated MTU and MRU).
@@ -247,6 +249,7 @@ impl Engine {
             log: PacketLog::default(),
             path_mtu: None,
             frag_needed: crate::mtu::RateLimit::default(),
+            rwnd: None,
             cfg,
         }
     }
@@ -326,209 +329,6 @@ impl Engine {
     /// Other names `-i` may give the link (see [`EngineConfig::link_aliases`]).
     pub fn set_link_aliases(&mut self, names: Vec<String>) {
         self.cfg.link_aliases = names;
-    }
-
-    /// Take the queued `Packet log:` lines of `-l` rules (rate-limited as the kernel's
-    /// `net_ratelimit`; see [`crate::pktlog`]).
-    pub fn drain_packet_log(&mut self) -> Vec<String> {
-        if self.log.pending() {
-            self.log.drain()
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// Whether `Packet log:` lines wait to be drained.
-    pub fn packet_log_pending(&self) -> bool {
-        self.log.pending()
-    }
-
-    /// The portfw list.
-    pub fn portfw(&self) -> &PortFwTable {
-        &self.portfw
-    }
-
-    /// `ipmasqadm portfw -a`.
-    pub fn portfw_add(&mut self, e: PortFw) -> Result<(), crate::portfw::PortFwError> {
-        self.portfw.add(e)
-    }
-
-    /// `ipmasqadm portfw -d`; returns the entries removed.
-    pub fn portfw_delete(
-        &mut self,
-        proto: u8,
-        laddr: Option<Ipv4Addr>,
-        lport: u16,
-        remote: Option<(Ipv4Addr, u16)>,
-    ) -> Result<usize, crate::portfw::PortFwError> {
-        self.portfw_conn.clear();
-        self.portfw.delete(proto, laddr, lport, remote)
-    }
-
-    /// `ipmasqadm portfw -f`; returns the entries removed.
-    pub fn portfw_flush(&mut self) -> usize {
-        self.portfw_conn.clear();
-        self.portfw.flush()
-    }
-
-    /// Replace the portfw list (restore at start).
-    pub fn set_portfw(&mut self, t: PortFwTable) {
-        self.portfw_conn.clear();
-        self.portfw = t;
-    }
-
-    /// REDIRECT and portfw connections alive.
-    pub fn redirect_connections(&self) -> usize {
-        self.redirects.len()
-    }
-
-    /// Current masquerade address.
-    pub fn masq_address(&self) -> Option<Ipv4Addr> {
-        self.masq.masq_addr()
-    }
-
-    /// When to call [`Engine::handle_timeout`] next (None: nothing pending).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.masq.poll_timeout(),
-            self.frag.poll_timeout(),
-            self.redirects.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    /// Expire masquerade entries (bounded work per call; see [`MasqTable::handle_timeout`])
-    /// and incomplete datagrams. Returns the number of masquerade entries freed.
-    pub fn handle_timeout(&mut self, now: Instant) -> usize {
-        if self.frag.poll_timeout().is_some_and(|t| t <= now) {
-            let _ = self.frag.handle_timeout(now);
-        }
-        if self.redirects.handle_timeout(now) > 0 {
-            let r = &self.redirects;
-            self.portfw_conn.retain(|t, _| r.lookup_orig(t).is_some());
-        }
-        self.masq.handle_timeout(now)
-    }
-
-    /// Reassembly counters.
-    pub fn frag_stats(&self) -> FragStats {
-        self.frag.stats()
-    }
-
-    /// Current timeouts.
-    pub fn timeouts(&self) -> Timeouts {
-        self.masq.timeouts()
-    }
-
-    /// `ipchains -M -S tcp tcpfin udp` in seconds; 0 leaves that value unchanged.
-    pub fn set_timeouts(&mut self, tcp_secs: u32, tcpfin_secs: u32, udp_secs: u32) {
-        self.masq.set_timeouts(
-            Duration::from_secs(u64::from(tcp_secs)),
-            Duration::from_secs(u64::from(tcpfin_secs)),
-            Duration::from_secs(u64::from(udp_secs)),
-        );
-    }
-
-    /// Free and total ports per protocol.
-    pub fn free_ports(&self) -> FreePorts {
-        self.masq.free_ports()
-    }
-
-    /// Structured snapshot of all entries.
-    pub fn masq_snapshot(&self, now: Instant) -> Vec<EntrySnapshot> {
-        self.masq.snapshot(now)
-    }
-
-    /// Up to `max` masquerade entries from slab slot `from` on, and where to continue
-    /// (`None` at the end); see [`MasqTable::snapshot_from`](crate::masq::MasqTable::snapshot_from).
-    pub fn masq_snapshot_from(
-        &self,
-        now: Instant,
-        from: u32,
-        max: usize,
-    ) -> (Vec<EntrySnapshot>, Option<u32>) {
-        self.masq.snapshot_from(now, from, max)
-    }
-
-    /// One entry by id.
-    pub fn masq_entry(&self, now: Instant, id: EntryId) -> Option<EntrySnapshot> {
-        self.masq.get(now, id)
-    }
-
-    /// Changes since the last call, for WatchMasq deltas.
-    pub fn drain_changes(&mut self) -> ChangeFeed {
-        self.masq.drain_changes()
-    }
-
-    /// `ipchains -M -L [-n] [-v]` text.
-    pub fn render_masq_list(&self, now: Instant, opts: MasqListOptions) -> String {
-        views::render_masq_list(&self.masq.snapshot(now), opts)
-    }
-
-    /// `/proc/net/ip_masquerade` text.
-    pub fn render_proc_ip_masquerade(&self, now: Instant) -> String {
-        views::render_proc_ip_masquerade(&self.masq.snapshot(now), self.masq.free_ports())
-    }
-
-    /// `/proc/net/ip_masq/{tcp,udp,icmp}` text for protocol `p`.
-    pub fn render_proc_ip_masq_proto(&self, now: Instant, p: u8) -> String {
-        views::render_proc_ip_masq_proto(
-            &self.masq.snapshot(now),
-            self.masq.free_ports(),
-            self.masq.masq_addr(),
-            p,
-            self.cfg.masq.mapping == crate::masq::Mapping::Linux22,
-        )
-    }
-
-    /// `/proc/net/ip_masq/portfw` text.
-    pub fn render_proc_ip_masq_portfw(&self) -> String {
-        self.portfw.render_proc()
-    }
-
-    /// `/proc/net/ip_masq/app` text.
-    pub fn render_proc_ip_masq_app(&self) -> String {
-        views::render_proc_ip_masq_app(&self.masq.helpers, |h| self.masq.helper_attached(h))
-    }
-
-    /// All counters as (name, value), names stable (`drop.<reason>`, `rx.lan.tcp`, …).
-    pub fn counters(&self) -> Vec<(String, u64)> {
-        let c = &self.counters;
-        let pn = ["tcp", "udp", "icmp", "other"];
-        let mut v = Vec::new();
-        for r in DropReason::ALL {
-            v.push((format!("drop.{}", r.name()), c.drops[r as usize]));
-        }
-        for (k, n) in pn.iter().enumerate() {
-            v.push((format!("rx.lan.{n}"), c.in_lan[k]));
-            v.push((format!("rx.link.{n}"), c.in_link[k]));
-            v.push((format!("masq.out.{n}"), c.masqueraded[k]));
-            v.push((format!("masq.in.{n}"), c.demasqueraded[k]));
-        }
-        v.push(("tx.link".into(), c.to_link));
-        v.push(("tx.lan".into(), c.to_lan));
-        v.push(("local".into(), c.local));
-        v.push(("reject.sent".into(), c.rejects_sent));
-        v.push(("redirect".into(), c.redirects));
-        v.push(("redirect.conns".into(), self.redirects.len() as u64));
-        v.push(("local.out".into(), c.local_out));
-        v.push(("portfw".into(), c.portfw));
-        v.push(("log.lines".into(), self.log.logged()));
-        v.push(("log.suppressed".into(), self.log.suppressed()));
-        v.push(("frag.held".into(), c.held));
-        v.push(("masq.entries.created".into(), self.masq.created()));
-        v.push(("masq.entries.live".into(), self.masq.len() as u64));
-        let (sent, limited) = self.frag_needed.counts();
-        v.push(("frag_needed.sent".into(), sent));
-        v.push(("frag_needed.limited".into(), limited));
-        v
-    }
-
-    /// Count of drops for one reason.
-    pub fn drops(&self, r: DropReason) -> u64 {
-        self.counters.drops[r as usize]
     }
 
     fn drop(&mut self, r: DropReason) -> Action {
@@ -629,6 +429,13 @@ impl Engine {
         buf: &mut [u8],
         dir_out: bool,
     ) -> Verdict {
+        // A chain without rules needs no packet summary: its policy, counted.
+        let len = buf
+            .get(2..4)
+            .map_or(0, |b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+        if let Some(v) = self.firewall.evaluate_policy_only(chain, len) {
+            return v;
+        }
         let now = now.unwrap_or(self.last_now);
         let (iface, aliases): (&str, &[String]) = if dir_out {
             (&self.cfg.link_iface, &self.cfg.link_aliases)
@@ -692,6 +499,22 @@ impl Engine {
         self.path_mtu = mtu.map(|m| m.max(crate::mtu::MIN_MTU));
     }
 
+    /// Clamp the receive window LAN hosts advertise in TCP segments to the link (see
+    /// [`crate::rwnd`]), sized by `cfg` (the line rate and the allowance), or turn it off
+    /// (`None`, e.g. link down: connection state is forgotten). Resizing keeps the state.
+    pub fn set_download_window(&mut self, cfg: Option<crate::rwnd::WindowConfig>) {
+        match (cfg, self.rwnd.as_mut()) {
+            (None, _) => self.rwnd = None,
+            (Some(c), Some(w)) => w.set_config(c),
+            (Some(c), None) => self.rwnd = Some(Box::new(crate::rwnd::WindowClamp::new(c))),
+        }
+    }
+
+    /// The receive-window clamp, when on.
+    pub fn download_window(&self) -> Option<&crate::rwnd::WindowClamp> {
+        self.rwnd.as_deref()
+    }
+
     /// The link MTU set by [`Engine::set_path_mtu`].
     pub fn path_mtu(&self) -> Option<u16> {
         self.path_mtu
@@ -708,12 +531,20 @@ impl Engine {
             }
             _ => None,
         };
+        // The LAN host, before masquerading, for the window clamp's per-host split.
+        let host = match (&self.rwnd, buf.get(12..16)) {
+            (Some(_), Some(s)) => Some(Ipv4Addr::new(s[0], s[1], s[2], s[3])),
+            _ => None,
+        };
         let a = self.route_from_lan(now, buf);
         if let (Action::ToLink, Some((mtu, quote))) = (&a, too_big) {
             return self.frag_needed(now, &quote, mtu);
         }
         if let (Action::ToLink, Some(m)) = (&a, self.mss) {
             let _ = crate::mss::clamp_mss(buf, m.to_link);
+        }
+        if let (Action::ToLink, Some(w), Some(h)) = (&a, self.rwnd.as_mut(), host) {
+            let _ = w.clamp_outbound(now, h, buf);
         }
         a
     }
@@ -842,145 +673,12 @@ impl Engine {
         Action::ToLink
     }
 
-    /// `-j REDIRECT port` on a LAN packet: deliver it to the gateway's own stack on `port`
-    /// (0 = its destination port). The connection gets the link's address as destination and
-    /// the link peer's address as source, so the local stack's replies come back through the
-    /// TUN, where [`Engine::local_out`] gives them the original addresses back. Needs the link
-    /// up (no address to deliver to otherwise).
-    fn redirect_from_lan(&mut self, now: Instant, buf: &mut [u8], port: u16) -> Action {
-        self.counters.redirects += 1;
-        let Some(t) = Tuple::of(buf) else {
-            return self.drop(DropReason::NotMasqueradable);
-        };
-        if self.redirects.translate_orig(now, buf).is_some() {
-            self.counters.local += 1;
-            return Action::Local;
-        }
-        let (Some(maddr), Some(peer)) = (self.masq.masq_addr(), self.peer) else {
-            return self.drop(DropReason::NoMasqAddress);
-        };
-        let dport = if port == 0 { t.dport } else { port };
-        let Some(sport) = self.redirects.alloc_port(t.proto, peer, maddr, dport) else {
-            return self.drop(DropReason::PortsExhausted);
-        };
-        let new = Tuple {
-            proto: t.proto,
-            src: peer,
-            sport,
-            dst: maddr,
-            dport,
-        };
-        if self
-            .redirects
-            .insert(now, t, new, Kind::RedirectLan)
-            .is_err()
-        {
-            return self.drop(DropReason::TableFull);
-        }
-        let _ = self.redirects.translate_orig(now, buf);
-        self.counters.local += 1;
-        Action::Local
-    }
-
-    /// `-j REDIRECT port` on a packet from the link: only the destination changes (to the
-    /// link's address and `port`); replies come back through [`Engine::local_out`].
-    fn redirect_from_link(&mut self, now: Instant, buf: &mut [u8], port: u16) -> Action {
-        self.counters.redirects += 1;
-        let Some(t) = Tuple::of(buf) else {
-            return self.drop(DropReason::NotMasqueradable);
-        };
-        if self.redirects.translate_orig(now, buf).is_some() {
-            self.counters.local += 1;
-            return Action::Local;
-        }
-        let Some(maddr) = self.masq.masq_addr() else {
-            return self.drop(DropReason::NoMasqAddress);
-        };
-        let new = Tuple {
-            dst: maddr,
-            dport: if port == 0 { t.dport } else { port },
-            ..t
-        };
-        if self
-            .redirects
-            .insert(now, t, new, Kind::RedirectLink)
-            .is_err()
-        {
-            return self.drop(DropReason::TableFull);
-        }
-        let _ = self.redirects.translate_orig(now, buf);
-        self.counters.local += 1;
-        Action::Local
-    }
-
-    /// A packet from the link to the link's address that no masquerade entry claimed: an
-    /// existing port-forwarded connection, or a new one if a portfw entry matches.
-    fn portfw_in(&mut self, now: Instant, buf: &mut [u8]) -> Option<Action> {
-        let t = Tuple::of(buf)?;
-        if self.redirects.lookup_orig(&t).is_none() {
-            let i = self.portfw.pick(t.proto, t.dst, t.dport)?;
-            let fw = self.portfw.get(i)?;
-            let new = Tuple {
-                dst: fw.raddr,
-                dport: fw.rport,
-                ..t
-            };
-            if self.redirects.insert(now, t, new, Kind::PortFw).is_err() {
-                return Some(self.drop(DropReason::TableFull));
-            }
-            self.portfw_conn.insert(t, i);
-        }
-        if let Some(&i) = self.portfw_conn.get(&t) {
-            self.portfw.account(i, buf.len());
-        }
-        match self.redirects.translate_orig(now, buf)? {
-            Kind::PortFw => {
-                self.counters.portfw += 1;
-                Some(self.output(buf, Dir::FromLink))
-            }
-            Kind::RedirectLink | Kind::RedirectLan => {
-                self.counters.local += 1;
-                Some(Action::Local)
-            }
-        }
-    }
-
-    /// RFC 4787 REQ-9 / RFC 5382 REQ-8: "A NAT MUST support hairpinning": an inside host
-    /// sending to the masquerade address reaches the inside host behind that mapping, and sees
-    /// the sender's external (mapped) address as source. Forward chain, then masquerade the
-    /// source, then demasquerade the destination (filtering applies as for outside traffic).
-    fn hairpin(&mut self, now: Instant, buf: &mut Vec<u8>, p: u8) -> Action {
-        match self.run_chain(BuiltinChain::Forward, buf, false) {
-            Verdict::Masq | Verdict::Accept | Verdict::Redirect { .. } => {}
-            Verdict::Deny => return self.drop(DropReason::ForwardDeny),
-            Verdict::Reject => return self.reject(buf, BuiltinChain::Forward, Dir::FromLan),
-        }
-        let mut probe = buf.clone();
-        if let Err(e) = self.masq.masquerade(now, &mut probe) {
-            let r = translate_drop(e);
-            return self.drop(r);
-        }
-        match self.masq.demasquerade(now, &mut probe) {
-            Ok(Demasq::Translated) => {
-                *buf = probe;
-                self.counters.masqueraded[pslot(p)] += 1;
-                self.counters.demasqueraded[pslot(p)] += 1;
-                self.output(buf, Dir::FromLink)
-            }
-            Ok(Demasq::NotOurs) => {
-                self.counters.local += 1;
-                Action::Local
-            }
-            Err(e) => {
-                let r = translate_drop(e);
-                self.drop(r)
-            }
-        }
-    }
-
     /// Process a packet received from the link, in place.
     pub fn process_from_link(&mut self, now: Instant, buf: &mut Vec<u8>) -> Action {
         self.last_now = now;
+        if let Some(w) = self.rwnd.as_mut() {
+            w.observe_inbound(now, buf);
+        }
         let a = self.route_from_link(now, buf);
         if let (Action::ToLan, Some(m)) = (&a, self.mss) {
             let _ = crate::mss::clamp_mss(buf, m.to_lan);

@@ -10,6 +10,7 @@
 //! - [`chains`]: ipchains rules, matching and listings.
 //! - [`masq`]: the masquerade table and packet translation; [`helpers`]: its application
 //!   helpers (registry and FTP).
+//! - [`rwnd`]: receive-window clamping of LAN hosts' ACKs to the link's bandwidth-delay product.
 
 pub mod chains;
 pub mod engine;
@@ -22,6 +23,7 @@ pub mod mtu;
 pub mod pktlog;
 pub mod portfw;
 pub mod redirect;
+pub mod rwnd;
 pub mod time;
 pub mod views;
 pub mod wire;

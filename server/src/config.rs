@@ -23,6 +23,7 @@ mod nat;
 mod running;
 mod server;
 mod users;
+mod web;
 
 pub use budgets::BudgetConfig;
 pub use connections::{ConnectionConfig, PppAuth, MAX_REGISTRATION_WAIT_S};
@@ -33,6 +34,7 @@ pub use nat::{NatConfig, RfcProfile};
 pub use running::{reloaded, ReloadRefused, Running};
 pub use server::ServerConfig;
 pub use users::{UserConfig, UserRole};
+pub use web::WebConfig;
 
 /// Port IANA assigned to masqdialer (tcp/224); the default listen port.
 pub const DEFAULT_PORT: u16 = 224;
@@ -91,6 +93,9 @@ pub struct Config {
     /// `[[budgets]]`: byte quota, connect-time budget and dialling windows per connection.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// `[web]`: the web page (off by default).
+    #[serde(default)]
+    pub web: WebConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +222,7 @@ impl Config {
     /// Semantic checks, section by section; returns the first problem found.
     fn validate(&self) -> Result<(), Violation> {
         server::validate(&self.server)?;
+        web::validate(&self.web, &self.server)?;
         let modems = modems::validate(&self.modems)?;
         let conns = connections::validate(&self.connections, &modems)?;
         let users = users::validate(&self.users, &conns)?;

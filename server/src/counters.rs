@@ -1,28 +1,29 @@
 //! Process-wide event counters (dials, auth failures, refusals, RPC latencies) and the
 //! registry of snapshot sources read at scrape time, with the Prometheus text encoder
-//! (exposition format 0.0.4). A leaf: anything may record into it; it imports nothing of the
+//! (`prometheus-client`, OpenMetrics text). A leaf: anything may record into it; it imports nothing of the
 //! server. Served over HTTP by [`crate::metrics`]; the sources are built in [`crate::scrape`].
 //! Names are documented in `deploy/METRICS.md`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+/// Content-Type of the exposition text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds (seconds) of the RPC latency histogram buckets.
 pub const RPC_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-/// One metric family being written: `# HELP`, `# TYPE`, then samples.
+/// The metric families of one scrape, encoded by `prometheus-client` (OpenMetrics text).
 #[derive(Debug, Default)]
 pub struct Exposition {
-    text: String,
-    seen: std::collections::BTreeSet<String>,
+    families: Vec<FamilyData>,
 }
 
 /// Metric types of the text format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// Monotonic count.
+    /// Monotonic count (its name ends in `_total`).
     Counter,
     /// Value that goes up and down.
     Gauge,
@@ -30,17 +31,22 @@ pub enum Kind {
     Histogram,
 }
 
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
+type Labels = Vec<(String, String)>;
+
+/// One histogram: labels, sum, count, per-bucket counts by upper bound.
+type HistogramData = (Labels, f64, u64, Vec<(f64, u64)>);
+
+#[derive(Debug)]
+struct FamilyData {
+    name: String,
+    kind: Kind,
+    help: String,
+    samples: Vec<(Labels, f64)>,
+    histograms: Vec<HistogramData>,
 }
 
-/// Escape a label value: backslash, double quote and newline (exposition format 0.0.4).
+/// Escape a label value: backslash, double quote and newline (the encoder writes label
+/// values as they are).
 fn escape(v: &str) -> String {
     let mut s = String::with_capacity(v.len());
     for c in v.chars() {
@@ -54,45 +60,108 @@ fn escape(v: &str) -> String {
     s
 }
 
-/// A float as the text format writes it (`+Inf`, integers without a fraction).
-fn number(v: f64) -> String {
-    if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
-    } else if v.is_nan() {
-        "NaN".to_string()
-    } else {
-        format!("{v}")
-    }
+fn labels(l: &[(&str, &str)]) -> Labels {
+    l.iter()
+        .map(|(k, v)| ((*k).to_string(), escape(v)))
+        .collect()
+}
+
+/// Whole non-negative values are written as integers (`1`, not `1.0`).
+fn whole(v: f64) -> Option<u64> {
+    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 9.0e15).then_some(v as u64)
 }
 
 impl Exposition {
     /// Start family `name` (once per scrape; later calls for the same name are ignored).
+    /// A counter's name ends in `_total`.
     pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        if self.seen.insert(name.to_string()) {
-            let _ = writeln!(self.text, "# HELP {name} {}", help.replace('\n', " "));
-            let _ = writeln!(self.text, "# TYPE {name} {}", kind.name());
+        if self.families.iter().any(|f| f.name == name) {
+            return;
+        }
+        self.families.push(FamilyData {
+            name: name.to_string(),
+            kind,
+            help: help.replace('\n', " "),
+            samples: Vec::new(),
+            histograms: Vec::new(),
+        });
+    }
+
+    /// One sample of family `name` (declared first with [`Exposition::family`]; a sample of
+    /// an undeclared family is dropped).
+    pub fn sample(&mut self, name: &str, l: &[(&str, &str)], value: f64) {
+        if let Some(f) = self.families.iter_mut().find(|f| f.name == name) {
+            f.samples.push((labels(l), value));
         }
     }
 
-    /// One sample line: `name{labels} value`.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{}\"", escape(v));
-            }
-            self.text.push('}');
+    /// One histogram of family `name`: per-bucket (not cumulative) counts by upper bound;
+    /// the `+Inf` bucket is added.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        l: &[(&str, &str)],
+        sum: f64,
+        count: u64,
+        buckets: &[(f64, u64)],
+    ) {
+        if let Some(f) = self.families.iter_mut().find(|f| f.name == name) {
+            let mut b = buckets.to_vec();
+            let counted: u64 = buckets.iter().map(|(_, n)| n).sum();
+            b.push((f64::MAX, count.saturating_sub(counted)));
+            f.histograms.push((labels(l), sum, count, b));
         }
-        let _ = writeln!(self.text, " {}", number(value));
     }
 
-    /// The text so far.
+    /// The exposition text (OpenMetrics, ending in `# EOF`).
     pub fn finish(self) -> String {
-        self.text
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(Collected(self.families)));
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            return String::from("# EOF\n");
+        }
+        out
+    }
+}
+
+/// The families of one scrape as a `prometheus-client` collector.
+#[derive(Debug)]
+struct Collected(Vec<FamilyData>);
+
+impl prometheus_client::collector::Collector for Collected {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::NoLabelSet;
+        use prometheus_client::metrics::MetricType;
+        for f in &self.0 {
+            let (name, ty) = match f.kind {
+                // The encoder adds `_total` to a counter's samples.
+                Kind::Counter => (
+                    f.name.strip_suffix("_total").unwrap_or(&f.name),
+                    MetricType::Counter,
+                ),
+                Kind::Gauge => (f.name.as_str(), MetricType::Gauge),
+                Kind::Histogram => (f.name.as_str(), MetricType::Histogram),
+            };
+            let mut m = encoder.encode_descriptor(name, &f.help, None, ty)?;
+            for (l, v) in &f.samples {
+                let mut s = m.encode_family(l)?;
+                match (f.kind, whole(*v)) {
+                    (Kind::Counter, Some(n)) => s.encode_counter::<NoLabelSet, _, u64>(&n, None)?,
+                    (Kind::Counter, None) => s.encode_counter::<NoLabelSet, _, f64>(v, None)?,
+                    (_, Some(n)) => s.encode_gauge(&n)?,
+                    (_, None) => s.encode_gauge(v)?,
+                }
+            }
+            for (l, sum, count, buckets) in &f.histograms {
+                m.encode_family(l)?
+                    .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -256,28 +325,24 @@ impl Metrics {
         // A copy: every request records into this map, so it is never held while encoding.
         let rpc = lock(&self.rpc).clone();
         for ((m, code), h) in rpc.iter() {
-            for (b, le) in h.buckets.iter().zip(RPC_BUCKETS) {
-                let le = number(le);
-                e.sample(
-                    "masqdial_rpc_duration_seconds_bucket",
-                    &[("method", m), ("code", code), ("le", &le)],
-                    *b as f64,
-                );
-            }
-            e.sample(
-                "masqdial_rpc_duration_seconds_bucket",
-                &[("method", m), ("code", code), ("le", "+Inf")],
-                h.count as f64,
-            );
-            e.sample(
-                "masqdial_rpc_duration_seconds_sum",
+            // Per-bucket counts (the histogram keeps cumulative ones).
+            let mut prev = 0;
+            let buckets: Vec<(f64, u64)> = h
+                .buckets
+                .iter()
+                .zip(RPC_BUCKETS)
+                .map(|(n, le)| {
+                    let own = n.saturating_sub(prev);
+                    prev = *n;
+                    (le, own)
+                })
+                .collect();
+            e.histogram(
+                "masqdial_rpc_duration_seconds",
                 &[("method", m), ("code", code)],
                 h.sum,
-            );
-            e.sample(
-                "masqdial_rpc_duration_seconds_count",
-                &[("method", m), ("code", code)],
-                h.count as f64,
+                h.count,
+                &buckets,
             );
         }
         for (_, src) in lock(&self.sources).iter() {

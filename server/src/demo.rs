@@ -326,6 +326,30 @@ pub async fn bind() -> std::io::Result<TcpListener> {
     }
 }
 
+/// The demo's web page port when free.
+pub const DEMO_WEB_ADDR: &str = "127.0.0.1:2280";
+
+/// Bind the demo's web page: [`DEMO_WEB_ADDR`], or any free loopback port when it is taken
+/// (then the second value is true, and the banner says so).
+pub async fn bind_web() -> std::io::Result<(TcpListener, bool)> {
+    match TcpListener::bind(DEMO_WEB_ADDR).await {
+        Ok(l) => Ok((l, false)),
+        Err(_) => Ok((TcpListener::bind("127.0.0.1:0").await?, true)),
+    }
+}
+
+/// The banner's web page line.
+pub fn web_banner(addr: SocketAddr, fallback: bool) -> String {
+    let mut s = format!("Web page: http://{addr}/");
+    if fallback {
+        s.push_str(&format!(
+            "  ({DEMO_WEB_ADDR} was taken; another free port was chosen)"
+        ));
+    }
+    s.push_str("\n  (log in with an account above: dial, watch and hang up from any browser)\n");
+    s
+}
+
 /// Text printed once on stdout: address, credentials, state, commands to try.
 pub fn banner(addr: SocketAddr, users: &[DemoUser], state: &DemoState) -> String {
     let server = format!("http://{addr}");

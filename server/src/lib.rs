@@ -21,6 +21,8 @@
 //! - [`scrape`]: the metrics sources (links, NAT engine) and the systemd status line, wired by
 //!   the composition root.
 //! - [`metrics`]: the Prometheus text endpoint (`[server] metrics_listen`) and the RPC layer.
+//! - [`web`]: the web page (`[web] listen`) and the metrics endpoint on axum: same users,
+//!   sessions, allow-list and domain handles as [`rpc`], no protobuf.
 //! - [`notify`]: systemd readiness and status (sd_notify).
 //! - `demo` (cargo feature `demo`, default on): the built-in `mserver --demo` configuration and
 //!   its simulated world; the only user of `masqdial-sim` in the server.
@@ -63,3 +65,4 @@ pub mod scrape;
 pub mod server;
 pub mod setup;
 pub mod shutdown;
+pub mod web;

@@ -9,7 +9,7 @@ use masqdial_server::cli::{Cli, Command};
 #[cfg(feature = "demo")]
 use masqdial_server::demo;
 use masqdial_server::shutdown::Shutdown;
-use masqdial_server::{auth, daemon, metrics, notify, scrape, server, setup};
+use masqdial_server::{auth, daemon, metrics, notify, scrape, server, setup, web};
 
 // How long the link actors (each bounded by its own hang-up limit) and the other tasks
 // get to end after the signal (with the rpc grace, below the unit's TimeoutStopSec).
@@ -139,19 +139,32 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     let running = daemon::start(Arc::new(config.clone()), daemon::LanSide::Tun, &shutdown)?;
     let links = running.control.links.clone();
-    if let Some(m) = config.server.metrics_listen {
+    let metrics_listen = config.server.metrics_listen;
+    let web_listen = config.web.listen;
+    let tls = config
+        .tls()
+        .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
+    let state = server::state(config, Some(running.control.clone()), &shutdown)?;
+    if let Some(m) = metrics_listen {
         let l = server::bind(m).await?;
         let registry = metrics::global();
         registry.register("nat", scrape::nat_source(running.control.nat.nat().clone()));
         registry.register("links", scrape::link_source(links.clone()));
-        // The allow-list at start applies (a SIGHUP change needs a restart here).
-        let allow = config.server.allow.clone();
-        let allowed: Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync> =
-            Arc::new(move |ip| allow.iter().any(|n| n.contains(&ip)));
         tracing::info!(addr = %m, "metrics on http://{m}/metrics");
-        shutdown.spawn(metrics::serve(l, allowed, shutdown.token()));
+        // The allow-list in force applies, reloads included (finding N9).
+        shutdown.spawn(metrics::serve(l, state.clone()));
     }
-    let state = server::state(config, Some(running.control), &shutdown)?;
+    if let Some(w) = web_listen {
+        let l = server::bind(w).await?;
+        let acceptor = match &tls {
+            Some((c, k)) => Some(web::tls_acceptor(c, k)?),
+            None => None,
+        };
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %w, "web page on {scheme}://{w}/");
+        let face = web::Web::new(state.clone(), acceptor.is_some())?;
+        shutdown.spawn(web::serve(l, face, acceptor));
+    }
     // Type=notify: ready once the port is bound and the gateway runs; STATUS= follows the
     // links.
     let notifier = notify::Notifier::from_env();
@@ -211,6 +224,15 @@ async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let (world, lan) = demo::world(&mut config)?;
     let running = daemon::start(Arc::new(config.clone()), lan, &shutdown)?;
     let state = server::state(config, Some(running.control.clone()), &shutdown)?;
+    let (web_listener, fallback) = demo::bind_web()
+        .await
+        .context("cannot bind a loopback port for the demo's web page")?;
+    let web_addr = web_listener.local_addr()?;
+    shutdown.spawn(web::serve(
+        web_listener,
+        web::Web::new(state.clone(), false)?,
+        None,
+    ));
     println!("{}", demo::banner(addr, &users, &demo_state));
     if cli.listen.is_none() && addr.to_string() != demo::DEMO_ADDR {
         println!(
@@ -218,6 +240,7 @@ async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             demo::DEMO_ADDR
         );
     }
+    println!("{}", demo::web_banner(web_addr, fallback));
     if world.lan.is_some() {
         println!(
             "Demo LAN: namespace {} (192.168.77.2) sends traffic through the gateway once isp1 is up.",

@@ -3,141 +3,52 @@
 //! sources in [`crate::scrape`]; this module must not touch packets, links or the engine.
 //! Names are documented in `deploy/METRICS.md`.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
 
 pub use crate::counters::{global, Exposition, Kind, Metrics, Source, RPC_BUCKETS};
+use crate::rpc::{Limits, ServerState};
 
-/// Longest request head read from a scraper.
-const MAX_REQUEST: usize = 8 * 1024;
-/// Time a scraper has to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Scrapes served at once; more wait for a slot.
-const MAX_CONCURRENT: usize = 8;
-
-/// Why a scrape request got no metrics.
-#[derive(Debug, PartialEq, Eq)]
-enum Request {
-    Metrics,
-    NotFound,
-    BadMethod,
-    Bad,
-}
-
-/// Parse the request head's first line.
-fn parse_request(head: &[u8]) -> Request {
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.trim_end_matches('\r').split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Request::Bad;
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Request::Bad;
-    }
-    if method != "GET" && method != "HEAD" {
-        return Request::BadMethod;
-    }
-    let path = target.split('?').next().unwrap_or_default();
-    if path == "/metrics" || path == "/" {
-        Request::Metrics
-    } else {
-        Request::NotFound
+/// Connection limits of the metrics listener: a scraper needs one connection; a few
+/// per address leave room for a second scraper behind the same NAT (finding N9).
+pub fn limits() -> Limits {
+    Limits {
+        max_connections: 32,
+        max_per_ip: 4,
+        handshake_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(30),
+        ..crate::web::web_limits()
     }
 }
 
-async fn respond(mut s: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-            let n = s.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.len() > MAX_REQUEST {
-                break;
-            }
-        }
-        std::io::Result::Ok(())
-    };
-    match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
-        Ok(r) => r?,
-        Err(_) => return Ok(()),
-    }
-    let head_only = head.starts_with(b"HEAD ");
-    let (status, ctype, body) = match parse_request(&head) {
-        Request::Metrics => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        Request::NotFound => ("404 Not Found", "text/plain", "only /metrics here\n".into()),
-        Request::BadMethod => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
-        Request::Bad => ("400 Bad Request", "text/plain", "bad request\n".into()),
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if !head_only {
-        out.extend_from_slice(body.as_bytes());
-    }
-    tokio::time::timeout(REQUEST_TIMEOUT, s.write_all(&out))
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    let _ = s.shutdown().await;
-    Ok(())
+async fn scrape() -> Response {
+    let mut r = global().render().into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::counters::CONTENT_TYPE),
+    );
+    // One scrape per connection, as before the move: simple scrapers read to the end.
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
-/// Serve `GET /metrics` on `listener` until `stop`: one request per connection, peers for
-/// which `allowed` is false closed at once (and counted as refused `metrics_allow_list`).
-pub async fn serve(
-    listener: TcpListener,
-    allowed: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
-    stop: CancellationToken,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
-    loop {
-        let accepted = tokio::select! {
-            () = stop.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (sock, peer): (TcpStream, SocketAddr) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!("metrics accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let ip = match peer.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        if !allowed(ip) {
-            global().refused("metrics_allow_list");
-            drop(sock);
-            continue;
-        }
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            break;
-        };
-        tokio::spawn(async move {
-            if let Err(e) = respond(sock, global()).await {
-                tracing::debug!(%peer, "metrics scrape: {e}");
-            }
-            drop(permit);
-        });
-    }
+/// `GET /metrics` (and `/`); anything else 404, other methods 405.
+pub fn router() -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .route("/", axum::routing::get(scrape))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "only /metrics here\n") })
+}
+
+/// Serve `GET /metrics` on `listener` until the server's shutdown, on the same HTTP stack and
+/// accept loop as the web page: peers outside the allow-list in force (reloads included) are
+/// closed at accept and counted, and each address has a small connection cap.
+pub async fn serve(listener: TcpListener, state: ServerState) {
+    crate::web::serve_router(listener, state, router(), None, limits()).await;
 }
 
 #[cfg(test)]
@@ -150,10 +61,14 @@ mod tests {
         e.family("x_total", Kind::Counter, "Things.");
         e.sample("x_total", &[("name", "a\"b\\c\nd")], 3.0);
         e.family("x_total", Kind::Counter, "Things.");
-        e.sample("x_total", &[], 0.5);
+        e.sample("x_total", &[("name", "e")], 0.5);
+        e.family("g", Kind::Gauge, "A gauge.");
+        e.sample("g", &[("k", "v")], 7.0);
+        e.sample("undeclared", &[], 1.0);
         assert_eq!(
             e.finish(),
-            "# HELP x_total Things.\n# TYPE x_total counter\nx_total{name=\"a\\\"b\\\\c\\nd\"} 3\nx_total 0.5\n"
+            "# HELP x Things.\n# TYPE x counter\nx_total{name=\"a\\\"b\\\\c\\nd\"} 3\nx_total{name=\"e\"} 0.5\n\
+             # HELP g A gauge.\n# TYPE g gauge\ng{k=\"v\"} 7\n# EOF\n"
         );
     }
 
@@ -165,83 +80,56 @@ mod tests {
         m.rpc("Auth/Login", "OK", Duration::from_secs(9));
         let t = m.render();
         let line = |le: &str| {
-            format!("masqdial_rpc_duration_seconds_bucket{{method=\"Auth/Login\",code=\"OK\",le=\"{le}\"}}")
+            format!("masqdial_rpc_duration_seconds_bucket{{le=\"{le}\",method=\"Auth/Login\",code=\"OK\"}}")
         };
         assert!(t.contains(&format!("{} 0\n", line("0.001"))), "{t}");
         assert!(t.contains(&format!("{} 1\n", line("0.005"))), "{t}");
         assert!(t.contains(&format!("{} 1\n", line("0.25"))), "{t}");
         assert!(t.contains(&format!("{} 2\n", line("0.5"))), "{t}");
-        assert!(t.contains(&format!("{} 2\n", line("5"))), "{t}");
+        assert!(t.contains(&format!("{} 2\n", line("5.0"))), "{t}");
         assert!(t.contains(&format!("{} 3\n", line("+Inf"))), "{t}");
         assert!(t.contains(
             "masqdial_rpc_duration_seconds_count{method=\"Auth/Login\",code=\"OK\"} 3\n"
         ));
     }
 
-    #[test]
-    fn requests_are_parsed_strictly() {
-        assert_eq!(
-            parse_request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Request::Metrics
-        );
-        assert_eq!(
-            parse_request(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Request::Metrics
-        );
-        assert_eq!(
-            parse_request(b"GET /other HTTP/1.1\r\n\r\n"),
-            Request::NotFound
-        );
-        assert_eq!(
-            parse_request(b"POST /metrics HTTP/1.1\r\n\r\n"),
-            Request::BadMethod
-        );
-        assert_eq!(parse_request(b"GET /metrics\r\n\r\n"), Request::Bad);
-        assert_eq!(parse_request(b"\xff\xfe"), Request::Bad);
-    }
-
     #[tokio::test]
-    async fn endpoint_serves_allowed_peers_and_closes_on_others() {
+    async fn endpoint_serves_metrics_and_plain_errors() {
+        use tower::ServiceExt;
         global().dial_attempt("endpoint-test");
-        let l = TcpListener::bind("127.0.0.1:0")
+        let get = |path: &str| {
+            axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let r = router()
+            .oneshot(get("/metrics"))
+            .await
+            .unwrap_or_else(|e| match e {});
+        assert_eq!(r.status(), StatusCode::OK);
+        let ctype = r.headers().get(header::CONTENT_TYPE).cloned();
+        assert_eq!(
+            ctype.as_ref().and_then(|v| v.to_str().ok()),
+            Some(crate::counters::CONTENT_TYPE)
+        );
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let stop = CancellationToken::new();
-        let allow_all: Arc<dyn Fn(IpAddr) -> bool + Send + Sync> = Arc::new(|_| true);
-        let task = tokio::spawn(serve(l, allow_all, stop.clone()));
-        let mut s = TcpStream::connect(addr)
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("masqdial_dial_attempts_total{connection=\"endpoint-test\"} 1\n"),
+            "{text}"
+        );
+        let r = router()
+            .oneshot(get("/other"))
             .await
+            .unwrap_or_else(|e| match e {});
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let post = axum::http::Request::post("/metrics")
+            .body(axum::body::Body::empty())
             .unwrap_or_else(|e| panic!("{e}"));
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut got = String::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut got))
-            .await
-            .unwrap_or_else(|_| panic!("timeout"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
-        assert!(got.contains("masqdial_dial_attempts_total{connection=\"endpoint-test\"} 1\n"));
-        stop.cancel();
-        let _ = task.await;
-
-        let l = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let stop = CancellationToken::new();
-        let deny_all: Arc<dyn Fn(IpAddr) -> bool + Send + Sync> = Arc::new(|_| false);
-        let task = tokio::spawn(serve(l, deny_all, stop.clone()));
-        let mut s = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await;
-        let mut got = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
-        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
-        stop.cancel();
-        let _ = task.await;
+        let r = router().oneshot(post).await.unwrap_or_else(|e| match e {});
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 }
 

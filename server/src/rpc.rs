@@ -36,5 +36,6 @@ pub use modems::ModemsService;
 pub use nat::NatService;
 pub use serve::{serve, ServeError, SHUTDOWN_GRACE};
 
+pub(crate) use state::StreamGuard;
 use state::{begin, begin_stream, stream_of};
 pub use state::{ControlPlane, DialStream, LinkEventStream, MasqEventStream, ServerState};

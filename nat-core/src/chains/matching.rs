@@ -278,6 +278,27 @@ fn walk<H: FnMut(usize, usize, &Entry)>(
 }
 
 impl Firewall {
+    /// The verdict of built-in `chain` when it holds no rules: its policy, counted (`len`
+    /// bytes) exactly as [`Firewall::evaluate`] would count it. `None` when the chain has rules
+    /// (evaluate it then). The engine's fast path: no packet summary is built for a chain that
+    /// cannot look at it.
+    #[inline]
+    pub fn evaluate_policy_only(&mut self, chain: BuiltinChain, len: u32) -> Option<Verdict> {
+        let i = chain.index();
+        let c = self.chains.get(i)?;
+        if !c.entries.is_empty() {
+            return None;
+        }
+        let out = match c.policy? {
+            Policy::Accept => Outcome::Accept,
+            Policy::Deny => Outcome::Deny,
+            Policy::Reject => Outcome::Reject,
+            Policy::Masq => Outcome::Masq,
+        };
+        self.stats.get_mut(i)?.policy.add(len);
+        Some(self.verdict(chain, out))
+    }
+
     /// Run a packet through a built-in chain, updating rule and policy counters. Allocation-free.
     /// A run-time loop drops the packet (`Deny`) and is counted ([`Firewall::loops_detected`]);
     /// MASQ reached from `input` or `output` acts like ACCEPT, as in 2.2.

@@ -289,6 +289,32 @@ fn bad_cidr_is_rejected() {
 }
 
 #[test]
+fn download_window_is_on_by_default_and_can_be_widened_or_turned_off() {
+    let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.link.download_window);
+    assert_eq!(c.link.download_window_packets, 2);
+    assert_eq!(c.link.download_window_rtt_ms, 100);
+    let c = parse(&format!(
+        "{}\n[link]\ndownload_window = false\ndownload_window_packets = 8\n",
+        good()
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.link.download_window);
+    assert_eq!(c.link.download_window_packets, 8);
+    for (key, bad) in [
+        ("download_window_packets", "0"),
+        ("download_window_packets", "5000"),
+        ("download_window_rtt_ms", "20000"),
+    ] {
+        let e = parse(&format!("{}\n[link]\n{key} = {bad}\n", good()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains(&format!("link.{key}")), "{key} = {bad}: {e}");
+    }
+}
+
+#[test]
 fn link_section_defaults_and_validation() {
     use crate::linkq::SchedulerKind;
     let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));

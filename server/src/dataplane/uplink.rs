@@ -316,6 +316,20 @@ impl Uplink {
                     e.set_link_mtu(Some((peer_mru, local_mru)));
                 }
             }
+            // Downloads keep about the line's bandwidth-delay product in flight (nat-core
+            // decides from the rate and the traffic; see `nat_core::rwnd`).
+            if self.queue.download_window {
+                let cfg = nat_core::rwnd::WindowConfig {
+                    rate: s.link_rate.unwrap_or(11_520),
+                    rtt_ms: self.queue.download_window_rtt_ms,
+                    packets: self.queue.download_window_packets,
+                    mss: s
+                        .mrus
+                        .map_or(1460, |(_, local)| nat_core::mss::mss_for_mtu(local)),
+                    min_packets: 2,
+                };
+                self.nat.lock().set_download_window(Some(cfg));
+            }
             s.sink.set_scheduler(self.queue.scheduler);
         }
         if let (Some(pump), Some(s)) = (&self.pump, session) {
@@ -353,6 +367,7 @@ impl Uplink {
             let mut e = self.nat.lock();
             e.set_link_mtu(None);
             e.set_path_mtu(None);
+            e.set_download_window(None);
             e.set_link_peer(None);
         }
         if let Some(pump) = &self.pump {

@@ -11,7 +11,8 @@ use tonic::{Request, Response, Status};
 
 use super::Rpc;
 use super::{convert, ApiError, ServerState};
-use crate::auth::{Attempt, RevokeTarget};
+use crate::auth::{Attempt, IssuedToken, RevokeTarget};
+use std::net::SocketAddr;
 
 /// Longest user name looked at; longer names cannot exist (config limits names to 64).
 const MAX_USER_LEN: usize = 128;
@@ -26,7 +27,7 @@ const VERIFY_QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// thread that frees a 19 MiB argon2 block may keep it in its own malloc arena, so an
 /// unbounded set of threads kept hundreds of MiB resident after a flood.
 #[derive(Debug)]
-struct Verifiers {
+pub(super) struct Verifiers {
     slots: Arc<tokio::sync::Semaphore>,
     waiting: AtomicUsize,
     queue: usize,
@@ -141,10 +142,18 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    /// New service over the shared state; password checks are bounded by the core count.
+    /// New service over the shared state; password checks are bounded by the core count, in
+    /// one pool per [`ServerState`] (shared by the gRPC Login and the web page's login).
     pub fn new(state: ServerState) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_verifiers(state, cores)
+        let verifiers = state
+            .shared
+            .verifiers
+            .get_or_init(|| {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                Arc::new(Verifiers::new(cores))
+            })
+            .clone();
+        AuthService { state, verifiers }
     }
 
     /// New service with at most `permits` password checks at once (and twice that queued).
@@ -156,14 +165,15 @@ impl AuthService {
     }
 }
 
-#[tonic::async_trait]
-impl auth_server::Auth for AuthService {
-    async fn login(
+impl AuthService {
+    /// The one login check (gRPC Login and the web page's form): throttle, bounded argon2
+    /// check, then a fresh server session for `user` from `peer`.
+    pub async fn check_login(
         &self,
-        req: Request<pb::LoginRequest>,
-    ) -> Result<Response<pb::LoginResponse>, Status> {
-        let peer = super::peer_of(&req)?;
-        let pb::LoginRequest { mut user, password } = req.into_inner();
+        mut user: String,
+        password: String,
+        peer: SocketAddr,
+    ) -> Result<IssuedToken, ApiError> {
         if user.len() > MAX_USER_LEN {
             // Cannot name a real user; truncating keeps throttle keys and logs small.
             let cut = (0..=MAX_USER_LEN)
@@ -178,7 +188,7 @@ impl auth_server::Auth for AuthService {
             .begin_attempt(&user, peer.ip(), Instant::now())
             .map_err(|e| {
                 tracing::debug!(%peer, "login refused: {e}");
-                Status::from(ApiError::ResourceExhausted(e.to_string()))
+                ApiError::ResourceExhausted(e.to_string())
             })?;
         let guard = AttemptGuard {
             state: self.state.clone(),
@@ -189,7 +199,7 @@ impl auth_server::Auth for AuthService {
             Err(e) => {
                 // Never checked: give the attempt back.
                 guard.end(true);
-                return Err(e.into());
+                return Err(e);
             }
         };
         let state = self.state.clone();
@@ -205,11 +215,7 @@ impl auth_server::Auth for AuthService {
             Ok(()) => {
                 let issued = auth.issue_token_to(&user, Some(peer), SystemTime::now())?;
                 tracing::info!(user = ?user, %peer, role = %issued.role, "login");
-                Ok(Response::new(pb::LoginResponse {
-                    token: issued.token,
-                    expires_at: Some(issued.expires_at.into()),
-                    role: convert::role(issued.role),
-                }))
+                Ok(issued)
             }
             Err(e) => {
                 // Counted by begin_attempt. An unknown name may be a password typed
@@ -223,6 +229,23 @@ impl auth_server::Auth for AuthService {
                 Err(e.into())
             }
         }
+    }
+}
+
+#[tonic::async_trait]
+impl auth_server::Auth for AuthService {
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let peer = super::peer_of(&req)?;
+        let pb::LoginRequest { user, password } = req.into_inner();
+        let issued = self.check_login(user, password, peer).await?;
+        Ok(Response::new(pb::LoginResponse {
+            token: issued.token,
+            expires_at: Some(issued.expires_at.into()),
+            role: convert::role(issued.role),
+        }))
     }
 
     async fn logout(

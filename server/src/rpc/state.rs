@@ -61,6 +61,11 @@ pub(super) struct Shared {
     next_stream: AtomicU64,
     pub(super) log_refused: RateLimitedLog,
     log_streams: RateLimitedLog,
+    /// The password-check pool shared by every login face (gRPC, web).
+    pub(super) verifiers: std::sync::OnceLock<Arc<super::auth::Verifiers>>,
+    /// Accept gates of the other listeners (web page, metrics): a reload closes their
+    /// connections from peers it no longer allows, as for the gRPC port.
+    other_gates: Mutex<Vec<std::sync::Weak<Gate>>>,
 }
 
 /// Cheap `Clone` handle on everything the rpc layer shares.
@@ -123,8 +128,32 @@ impl ServerState {
                     every,
                 ),
                 log_streams: RateLimitedLog::new("streams over the per-user cap refused", every),
+                verifiers: std::sync::OnceLock::new(),
+                other_gates: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// Register the accept gate of another listener (web page, metrics): reloads close its
+    /// connections from peers no longer allowed.
+    pub fn register_gate(&self, gate: &Arc<Gate>) {
+        let mut g = self
+            .shared
+            .other_gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        g.retain(|w| w.strong_count() > 0);
+        g.push(Arc::downgrade(gate));
+    }
+
+    fn other_gates(&self) -> Vec<Arc<Gate>> {
+        self.shared
+            .other_gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect()
     }
 
     /// Connection counters and the number open now.
@@ -148,7 +177,7 @@ impl ServerState {
     /// [`Limits::streams_per_user`] already. The stream ends (UNAUTHENTICATED) when its
     /// session ends or its peer leaves the allow-list ([`ServerState::recheck_streams`]),
     /// at the token's expiry, and at shutdown.
-    fn open_stream(
+    pub(crate) fn open_stream(
         &self,
         caller: &Caller,
         conn: Option<Arc<ConnState>>,
@@ -238,7 +267,7 @@ impl ServerState {
     }
 
     /// Spawn a task feeding a stream, joined at shutdown.
-    pub(super) fn spawn<F>(&self, task: F)
+    pub(crate) fn spawn<F>(&self, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -249,10 +278,13 @@ impl ServerState {
     /// users and allow-list no longer admit.
     pub fn recheck_after_reload(&self) {
         let ended = self.recheck_streams();
-        let closed = self
+        let mut closed = self
             .shared
             .gate
             .close_where(|ip| self.auth().peer_allowed(ip));
+        for g in self.other_gates() {
+            closed += g.close_where(|ip| self.auth().peer_allowed(ip));
+        }
         if ended + closed > 0 {
             tracing::info!(
                 streams = ended,
@@ -306,6 +338,18 @@ pub(crate) struct StreamGuard {
     cancel: CancellationToken,
     conn: Option<Arc<ConnState>>,
     expires_at: SystemTime,
+}
+
+impl StreamGuard {
+    /// Cancelled when the stream's session ends or its peer leaves the allow-list.
+    pub(crate) fn ended(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// When the stream's token expires.
+    pub(crate) fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
 }
 
 impl Drop for StreamGuard {

@@ -19,7 +19,11 @@
 //! 2. one bulk TCP upload; 3. one bulk TCP download; 4. both at once — round trips during each,
 //!    and each transfer's goodput as a percentage of the line rate (baud / 10 bytes per second);
 //! 5. two LAN hosts uploading, 192.168.77.2 with one flow and 192.168.77.3 with eight: their
-//!    shares of the upload goodput.
+//!    shares of the upload goodput;
+//! 6. `starts` (not in the default list): a new download every 10 s (`--starts` of them, each
+//!    stopped when the next begins) while the probes run: each download's RTT p95 over its
+//!    first 5 s and over its 10 s, and a per-second series of its first 10 s (RTT max, bytes
+//!    received, ISP queue) on stdout, as `start` lines.
 //!
 //! Output: a human table on stdout, then one JSON line starting `RESULT ` (for scripts).
 
@@ -83,6 +87,15 @@ struct Args {
     /// 485 B/s each way on the line).
     #[arg(long, default_value_t = 200)]
     probe_ms: u64,
+    /// `[link] download_window` for mserver (`true`/`false`; default: mserver's, on).
+    #[arg(long)]
+    download_window: Option<bool>,
+    /// `[link] download_window_packets` for mserver (default: mserver's).
+    #[arg(long)]
+    window_packets: Option<u16>,
+    /// Downloads the `starts` phase begins, one every 10 s (each runs its 10 s, then stops).
+    #[arg(long, default_value_t = 6)]
+    starts: usize,
     /// TCP congestion control of the bulk senders (`net.ipv4.tcp_congestion_control` in the
     /// LAN and WAN namespaces, e.g. cubic or bbr); default: the host's.
     #[arg(long)]
@@ -127,6 +140,12 @@ fn mserver_config(dir: &Path, pty: &Path, args: &Args) -> Result<String> {
     }
     if let Some(f) = args.ingress_shaping {
         link.push_str(&format!("ingress_shaping = {f}\n"));
+    }
+    if let Some(w) = args.download_window {
+        link.push_str(&format!("download_window = {w}\n"));
+    }
+    if let Some(n) = args.window_packets {
+        link.push_str(&format!("download_window_packets = {n}\n"));
     }
     if !link.is_empty() {
         link = format!("\n[link]\n{link}");
@@ -614,6 +633,109 @@ impl Bench<'_> {
     }
 }
 
+/// One download of the `starts` phase.
+struct Start {
+    from: Instant,
+    /// Bytes received in each of its seconds.
+    bytes: Vec<u64>,
+    /// ISP queue samples from its start.
+    queue: Vec<u64>,
+}
+
+impl Bench<'_> {
+    /// Phase `starts`: a new download every 10 s while the probes run.
+    fn starts(&self) -> Result<PhaseResult> {
+        eprintln!("phase starts …");
+        let pinger = Pinger::start(
+            &self.topo.lan,
+            Duration::from_millis(self.args.probe_ms.max(1)),
+        )?;
+        std::thread::sleep(Duration::from_secs(2));
+        let t0 = Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..self.args.starts {
+            let q0 = modem_queue_samples(&self.modem.stderr()).len();
+            let mut bulk = Bulk::new();
+            let from = Instant::now();
+            bulk.download(&self.topo.lan)?;
+            let mut bytes = Vec::new();
+            let mut last = 0;
+            for s in 1..=10u64 {
+                let at = from + Duration::from_secs(s);
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                let r = bulk.received.load(Ordering::Relaxed);
+                bytes.push(r - last);
+                last = r;
+            }
+            bulk.stop();
+            let queue = modem_queue_samples(&self.modem.stderr())
+                .into_iter()
+                .skip(q0)
+                .collect();
+            starts.push(Start { from, bytes, queue });
+        }
+        let t1 = Instant::now();
+        let timed = pinger.finish(t0, t1);
+        let per_sec = (1000 / MODEM_STATS_EVERY.as_millis().max(1)) as usize;
+        let mut first5 = Vec::new();
+        let mut all = Vec::new();
+        let mut total = 0u64;
+        for (k, st) in starts.iter().enumerate() {
+            let within = |secs: u64| -> Vec<Duration> {
+                timed
+                    .iter()
+                    .filter(|(s, _)| *s >= st.from && *s < st.from + Duration::from_secs(secs))
+                    .map(|(_, r)| *r)
+                    .collect()
+            };
+            let (f5, f10) = (within(5), within(10));
+            println!(
+                "start {k}: p95 first 5 s {} ms, p95 10 s {} ms, goodput {:.1} %",
+                ms(quantile(&f5, 0.95)),
+                ms(quantile(&f10, 0.95)),
+                100.0 * st.bytes.iter().sum::<u64>() as f64 / 10.0 / self.line_rate
+            );
+            for i in 0..10usize {
+                let worst = timed
+                    .iter()
+                    .filter(|(s, _)| *s >= st.from && (*s - st.from).as_secs() as usize == i)
+                    .map(|(_, r)| r.as_millis())
+                    .max();
+                let q = st
+                    .queue
+                    .iter()
+                    .skip(i * per_sec)
+                    .take(per_sec)
+                    .max()
+                    .map_or("-".into(), u64::to_string);
+                println!(
+                    "start {k} t={i}s rtt_max_ms={} bytes={} isp_queue_bytes={q}",
+                    worst.map_or("-".into(), |w| w.to_string()),
+                    st.bytes.get(i).copied().unwrap_or(0)
+                );
+            }
+            total += st.bytes.iter().sum::<u64>();
+            first5.extend(f5);
+            all.extend(f10);
+        }
+        let secs = 10.0 * starts.len().max(1) as f64;
+        println!(
+            "starts: p95 over first 5 s of each {} ms, over each whole 10 s {} ms",
+            ms(quantile(&first5, 0.95)),
+            ms(quantile(&all, 0.95))
+        );
+        std::thread::sleep(Duration::from_secs(self.args.settle_secs));
+        Ok(PhaseResult {
+            name: "starts".into(),
+            probes: first5.len(),
+            p50: quantile(&first5, 0.5),
+            p95: quantile(&first5, 0.95),
+            down_pct: Some(100.0 * total as f64 / secs / self.line_rate),
+            ..PhaseResult::default()
+        })
+    }
+}
+
 /// A private directory removed on drop (the config, rules, tokens and the pty link).
 struct TempDir(PathBuf);
 
@@ -707,12 +829,19 @@ fn run(args: &Args) -> Result<()> {
             results.push(bench.phase(name, up, down, shares)?);
         }
     }
+    if want.contains(&"starts") {
+        results.push(bench.starts()?);
+    }
     let status = mclient(&topo.gw, dir.path(), &["--json", "status", "isp1"]).unwrap_or_default();
     let label = format!(
-        "scheduler={} ingress_shaping={} isp_down_buffer={} cc={cc} probe_ms={}",
+        "scheduler={} ingress_shaping={} download_window={} window_packets={} isp_down_buffer={} cc={cc} probe_ms={}",
         args.scheduler.as_deref().unwrap_or("(default)"),
         args.ingress_shaping
             .map_or("off".to_string(), |f| f.to_string()),
+        args.download_window
+            .map_or("(default)".to_string(), |f| f.to_string()),
+        args.window_packets
+            .map_or("(default)".to_string(), |f| f.to_string()),
         args.down_buffer
             .map_or("unbounded".to_string(), |b| b.to_string()),
         args.probe_ms

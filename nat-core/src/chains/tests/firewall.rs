@@ -710,3 +710,37 @@ Chain forward (policy REJECT: 0 packets, 0 bytes):
     let got = fw.list(Some("input"), o).unwrap() + &fw.list(Some("forward"), o).unwrap();
     assert_eq!(got, want);
 }
+
+#[test]
+fn policy_only_fast_path_agrees_with_a_full_walk() {
+    for pol in ["ACCEPT", "DENY", "REJECT", "MASQ"] {
+        for chain in [
+            BuiltinChain::Input,
+            BuiltinChain::Forward,
+            BuiltinChain::Output,
+        ] {
+            let name = match chain {
+                BuiltinChain::Input => "input",
+                BuiltinChain::Forward => "forward",
+                BuiltinChain::Output => "output",
+            };
+            let mut a = Firewall::new();
+            if a.set_policy(name, pol).is_err() {
+                // MASQ is a policy of forward only.
+                assert!(pol == "MASQ" && chain != BuiltinChain::Forward);
+                continue;
+            }
+            let mut b = a.clone();
+            let p = pkt(6, [10, 0, 0, 1], 1000, [10, 0, 0, 2], 80, "eth0");
+            let fast = a.evaluate_policy_only(chain, p.len);
+            assert_eq!(fast, Some(b.evaluate(chain, &p)), "{name} {pol}");
+            assert_eq!(a.policy_counters(name), b.policy_counters(name));
+            assert_eq!(a.policy_counters(name).map(|c| c.packets), Ok(1));
+        }
+    }
+    // A chain with a rule is not taken by the fast path, and nothing is counted.
+    let mut fw = Firewall::new();
+    run(&mut fw, "-A input -p tcp -j ACCEPT");
+    assert_eq!(fw.evaluate_policy_only(BuiltinChain::Input, 40), None);
+    assert_eq!(fw.policy_counters("input").map(|c| c.packets), Ok(0));
+}
