@@ -1,11 +1,16 @@
-//! Rendering helpers shared by mclient and mtui: expiry `mm:ss.hh`, byte counts, durations,
-//! link/modem state names, and plain-text tables.
+//! Rendering helpers shared by mclient and mtui: expiry `mm:ss.hh`, byte counts, status
+//! lines and plain-text tables. The words themselves (state names, durations, refusals,
+//! dates) are [`crate::words`]'s, re-exported here; this module must not word them again.
 //!
 //! Pure functions only: no I/O.
 
 use std::time::{Duration, SystemTime};
 
 use masqdial_proto::v1 as pb;
+
+pub use crate::words::{
+    auth_or_none, duration, human_duration, link_state, modem_state, refusal, rfc3339,
+};
 
 /// `mm:ss.hh` from hundredths of a second, as `ipchains -M -L` prints expiry
 /// (minutes are not wrapped: 125 minutes print as `125:00.00`).
@@ -34,19 +39,6 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {unit}")
 }
 
-/// `1h02m03s`, `4m05s`, `6s`.
-pub fn duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m{s:02}s")
-    } else if m > 0 {
-        format!("{m}m{s:02}s")
-    } else {
-        format!("{s}s")
-    }
-}
-
 /// Human byte count as mtui shows it: `999`, `1.2K`, `34M`, `1.1G` (powers of 1000; one
 /// decimal below 10). mclient's tables use the same function.
 pub fn human_bytes(n: u64) -> String {
@@ -67,20 +59,6 @@ pub fn human_bytes(n: u64) -> String {
         format!("{v:.1}{unit}")
     } else {
         format!("{v:.0}{unit}")
-    }
-}
-
-/// Elapsed time as mtui shows it: `H:MM:SS`, or `Nd HH:MM` past a day.
-pub fn human_duration(secs: u64) -> String {
-    if secs >= 86_400 {
-        format!(
-            "{}d {:02}:{:02}",
-            secs / 86_400,
-            (secs / 3600) % 24,
-            (secs / 60) % 60
-        )
-    } else {
-        format!("{}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
     }
 }
 
@@ -124,35 +102,6 @@ pub fn budget_line(b: &pb::Budget) -> String {
     s
 }
 
-/// RFC 3339 UTC text of a protobuf timestamp (`2026-11-30T08:58:22Z`, fractional seconds
-/// dropped); `None` for an unset (zero) or out-of-range timestamp.
-pub fn rfc3339(ts: &prost_types::Timestamp) -> Option<String> {
-    if ts.seconds <= 0 {
-        return None;
-    }
-    let days = ts.seconds.div_euclid(86_400);
-    let sod = ts.seconds.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    if !(1..=9999).contains(&y) {
-        return None;
-    }
-    Some(format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    ))
-}
-
 /// Convert a protobuf timestamp.
 pub fn system_time(ts: &prost_types::Timestamp) -> Option<SystemTime> {
     let secs = u64::try_from(ts.seconds).ok()?;
@@ -185,39 +134,6 @@ pub fn modem_state_text(m: &pb::Modem, now: SystemTime) -> String {
             if m.failed_probes == 1 { "" } else { "s" }
         ),
         _ => state.to_string(),
-    }
-}
-
-/// One refused option as a line: `peer Rejected our IPCP Primary-DNS (129): 0.0.0.0`.
-pub fn refusal(r: &pb::OptionRefusal) -> String {
-    let verdict = if r.reject { "Rejected" } else { "Nak'd" };
-    let whose = if r.by_peer {
-        format!("peer {verdict} our")
-    } else {
-        format!("we {verdict} the peer's")
-    };
-    let name = if r.name.is_empty() {
-        format!("option {}", r.option)
-    } else {
-        format!("{} ({})", r.name, r.option)
-    };
-    if r.value.is_empty() {
-        format!("{whose} {} {name}", r.protocol)
-    } else {
-        format!(
-            "{whose} {} {name}: {}",
-            r.protocol,
-            crate::safe::line(&r.value)
-        )
-    }
-}
-
-/// An auth protocol name, `none` when empty.
-pub fn auth_or_none(a: &str) -> &str {
-    if a.is_empty() {
-        "none"
-    } else {
-        a
     }
 }
 
@@ -278,31 +194,6 @@ fn on_off(b: bool) -> &'static str {
         "on"
     } else {
         "off"
-    }
-}
-
-/// Lower-case name of a link state.
-pub fn link_state(state: i32) -> &'static str {
-    match pb::LinkState::try_from(state) {
-        Ok(pb::LinkState::Idle) => "idle",
-        Ok(pb::LinkState::Dialing) => "dialing",
-        Ok(pb::LinkState::Connected) => "connected",
-        Ok(pb::LinkState::Authenticating) => "authenticating",
-        Ok(pb::LinkState::Up) => "up",
-        Ok(pb::LinkState::HangingUp) => "hanging-up",
-        Ok(pb::LinkState::Failed) => "failed",
-        _ => "unknown",
-    }
-}
-
-/// Lower-case name of a modem state.
-pub fn modem_state(state: i32) -> &'static str {
-    match pb::ModemState::try_from(state) {
-        Ok(pb::ModemState::Idle) => "idle",
-        Ok(pb::ModemState::Busy) => "busy",
-        Ok(pb::ModemState::Absent) => "absent",
-        Ok(pb::ModemState::Error) => "error",
-        _ => "unknown",
     }
 }
 

@@ -36,3 +36,4 @@ pub mod safe;
 pub mod shell;
 pub mod store;
 pub mod url;
+pub mod words;

@@ -22,8 +22,8 @@ use crate::conn::{self, Clients};
 use crate::errors::{self, Failure, Kind};
 use crate::store::{StoredToken, TokenStore};
 
-pub use crate::cmd::dialer::dial_event;
 pub use crate::cmd::ipchains::ipchains_exit;
+pub use crate::words::dial_event;
 
 /// A client session: settings, the token store and a lazily opened channel.
 #[derive(Debug)]

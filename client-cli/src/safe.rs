@@ -112,7 +112,7 @@ mod output_tests {
             })),
             ..Default::default()
         };
-        let (line, _) = crate::cmd::dialer::dial_event(&ev);
+        let (line, _) = crate::words::dial_event(&ev);
         assert_eq!(line, "failed: +CME ERROR: 13\\r\\n\\x1b]0;title\\x07");
         let ev = pb::DialEvent {
             event: Some(pb::dial_event::Event::Connected(pb::Connected {
@@ -122,7 +122,7 @@ mod output_tests {
             ..Default::default()
         };
         assert_eq!(
-            crate::cmd::dialer::dial_event(&ev).0,
+            crate::words::dial_event(&ev).0,
             "CONNECT 33600 /V42\\nIPCP up: forged"
         );
     }

@@ -14,9 +14,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossterm::event::KeyEventKind;
+use masqdial_cli::words::{self, link_state_short};
 use masqdial_proto::v1::{
-    dial_event, Chain, Connection, ConnectionInfo, DialEvent, FailureKind, FreePortsResponse,
-    LinkState, LinkStatus, Role, TrafficSample,
+    dial_event, Chain, Connection, ConnectionInfo, DialEvent, FreePortsResponse, LinkState,
+    LinkStatus, Role, TrafficSample,
 };
 use ratatui::layout::Rect;
 
@@ -722,7 +723,7 @@ impl App {
                     let why = status
                         .last_failure
                         .as_ref()
-                        .map(|f| format!("{}: {}", failure_name(f.kind), f.message))
+                        .map(|f| format!("{}: {}", words::failure_name(f.kind), f.message))
                         .unwrap_or_default();
                     self.push_log(Level::Error, format!("{name}: link failed {why}"));
                 } else if old == up {
@@ -735,7 +736,10 @@ impl App {
                         .unwrap_or_default();
                     self.push_log(
                         Level::Warn,
-                        format!("{name}: link DOWN ({}){why}", state_name(status.state)),
+                        format!(
+                            "{name}: link DOWN ({}){why}",
+                            link_state_short(status.state)
+                        ),
                     );
                 } else if status.state == LinkState::Idle as i32 {
                     self.push_log(Level::Info, format!("{name}: idle"));
@@ -788,96 +792,17 @@ pub fn role_name(r: Role) -> &'static str {
     }
 }
 
-/// Short upper-case name of a link state.
-pub fn state_name(s: i32) -> &'static str {
-    match LinkState::try_from(s) {
-        Ok(LinkState::Idle) => "IDLE",
-        Ok(LinkState::Dialing) => "DIALING",
-        Ok(LinkState::Connected) => "CONNECT",
-        Ok(LinkState::Authenticating) => "AUTH",
-        Ok(LinkState::Up) => "UP",
-        Ok(LinkState::HangingUp) => "HANGUP",
-        Ok(LinkState::Failed) => "FAILED",
-        _ => "?",
-    }
-}
-
-/// Upper-case name of a failure kind.
-pub fn failure_name(k: i32) -> &'static str {
-    match FailureKind::try_from(k) {
-        Ok(FailureKind::NoModem) => "NO MODEM",
-        Ok(FailureKind::ModemError) => "MODEM ERROR",
-        Ok(FailureKind::NoDialtone) => "NO DIALTONE",
-        Ok(FailureKind::Busy) => "BUSY",
-        Ok(FailureKind::NoAnswer) => "NO ANSWER",
-        Ok(FailureKind::NoCarrier) => "NO CARRIER",
-        Ok(FailureKind::Timeout) => "TIMEOUT",
-        Ok(FailureKind::LcpFailed) => "LCP FAILED",
-        Ok(FailureKind::AuthFailed) => "AUTH FAILED",
-        Ok(FailureKind::IpcpFailed) => "IPCP FAILED",
-        Ok(FailureKind::CarrierLost) => "CARRIER LOST",
-        Ok(FailureKind::EchoTimeout) => "ECHO TIMEOUT",
-        Ok(FailureKind::Cancelled) => "CANCELLED",
-        Ok(FailureKind::IdleTimeout) => "IDLE TIMEOUT",
-        Ok(FailureKind::MaxConnectTime) => "MAX CONNECT TIME",
-        _ => "FAILED",
-    }
-}
-
-/// One log line for a dial step.
+/// One log line for a dial step: the client vocabulary's sentence (its first line; the
+/// refused options are in the details panel), at a level.
 pub fn describe_dial(conn: &str, ev: &DialEvent) -> (Level, String) {
     use dial_event::Event as E;
-    let (level, text) = match &ev.event {
-        Some(E::ModemInit(m)) => (Level::Info, format!("init {} ({})", m.modem, m.device)),
-        Some(E::Dialing(d)) => (
-            Level::Info,
-            format!(
-                "dialing {} (number {}/{}, attempt {}/{})",
-                d.number, d.index, d.count, d.attempt, d.attempts
-            ),
-        ),
-        Some(E::Connected(c)) => (Level::Info, format!("CONNECT {}{}", c.speed_bps, c.extras)),
-        Some(E::LcpUp(l)) => (
-            Level::Info,
-            format!(
-                "LCP up (peer MRU {}, auth {})",
-                l.peer_mru,
-                if l.auth_protocol.is_empty() {
-                    "none"
-                } else {
-                    &l.auth_protocol
-                }
-            ),
-        ),
-        Some(E::AuthOk(a)) => (Level::Info, format!("authenticated ({})", a.protocol)),
-        Some(E::IpcpUp(i)) => (
-            Level::Info,
-            format!("IPCP up: {} peer {}", i.local_address, i.peer_address),
-        ),
-        Some(E::Up(_)) => (Level::Info, "dial complete, link up".to_string()),
-        Some(E::Failed(f)) => (
-            Level::Error,
-            format!("dial FAILED: {} {}", failure_name(f.kind), f.message),
-        ),
-        Some(E::Joined(j)) => (
-            Level::Info,
-            format!(
-                "joined ({}, holders {})",
-                state_name(j.state),
-                j.holders.join(", ")
-            ),
-        ),
-        Some(E::Info(t)) => (Level::Info, t.clone()),
-        Some(E::Redial(r)) => (
-            Level::Warn,
-            format!(
-                "redial attempt {} in {}s",
-                r.next_attempt,
-                r.delay.as_ref().map(|d| d.seconds).unwrap_or(0)
-            ),
-        ),
-        None => (Level::Info, "progress".to_string()),
+    let level = match &ev.event {
+        Some(E::Failed(_)) => Level::Error,
+        Some(E::Redial(_)) => Level::Warn,
+        _ => Level::Info,
     };
+    let (text, _) = words::dial_event(ev);
+    let text = text.lines().next().unwrap_or_default();
     (level, format!("{conn}: {text}"))
 }
 

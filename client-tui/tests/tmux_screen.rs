@@ -810,7 +810,7 @@ fn mtui_logs_in_with_a_password_then_dials_from_the_picker() {
     t.cmd(&["send-keys", "-t", "mtui", "Enter"])
         .expect("send-keys");
     let (ok, screen) = t.wait_screen(Duration::from_secs(10), |s| {
-        s.contains("isp1: joined (UP, holders alice@127.0.0.1)")
+        s.contains("isp1: joined (up; held by alice@127.0.0.1)")
             && !s.contains("Dial which connection?")
     });
     assert!(ok, "dial progress not in the event log:\n{screen}");

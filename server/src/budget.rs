@@ -99,44 +99,19 @@ impl Clock {
     }
 }
 
-/// Days since 1970-01-01 of a civil date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day number (H. Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// The local day numbers `[start, end)` of the period containing local day `day`.
 fn period_days(p: Period, day: i64) -> (i64, i64) {
     match p {
         Period::Day => (day, day + 1),
         Period::Month => {
             let (y, m, _) = civil_from_days(day);
-            let start = days_from_civil(y, m, 1);
+            let start = days_from_civil(y, m, 1).unwrap_or(day);
             let end = if m == 12 {
                 days_from_civil(y + 1, 1, 1)
             } else {
                 days_from_civil(y, m + 1, 1)
             };
-            (start, end)
+            (start, end.unwrap_or(start + 31))
         }
     }
 }
@@ -155,8 +130,7 @@ fn parse_date(s: &str) -> Option<i64> {
     if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    let day = days_from_civil(y, m, d);
-    (civil_from_days(day) == (y, m, d)).then_some(day)
+    days_from_civil(y, m, d)
 }
 
 /// Local time of a Unix instant as `YYYY-MM-DD HH:MM` (the offset is the caller's).
@@ -543,6 +517,9 @@ pub struct Budget {
     usage: Usage,
     warned: Vec<Limit>,
     dirty: bool,
+    /// The zone local time follows when the policy has no fixed offset (`None`: the
+    /// offset each [`Clock`] carries, for the whole period).
+    zone: Option<Zone>,
 }
 
 impl Budget {
@@ -554,7 +531,18 @@ impl Budget {
             usage,
             warned: Vec::new(),
             dirty: false,
+            zone: None,
         }
+    }
+
+    /// Follow `zone` (offsets and the start of each day, DST included) unless the policy
+    /// has a fixed `utc_offset`.
+    #[must_use]
+    pub fn with_zone(mut self, zone: Zone) -> Self {
+        if self.policy.offset.is_none() {
+            self.zone = Some(zone);
+        }
+        self
     }
 
     /// The policy.
@@ -572,12 +560,15 @@ impl Budget {
         std::mem::take(&mut self.dirty)
     }
 
-    /// The clock with the policy's fixed offset, if it has one, else `local_offset`.
+    /// The clock with the policy's fixed offset, if it has one, else the zone's offset (see
+    /// [`Budget::with_zone`]), else `local_offset`.
     pub fn clock(&self, unix: i64, local_offset: i32) -> Clock {
-        Clock {
-            unix,
-            offset: self.policy.offset.unwrap_or(local_offset),
-        }
+        let offset = match (&self.policy.offset, &self.zone) {
+            (Some(o), _) => *o,
+            (None, Some(z)) => z.offset_at(unix),
+            (None, None) => local_offset,
+        };
+        Clock { unix, offset }
     }
 
     /// Drop the usage of periods that have ended.
@@ -627,7 +618,11 @@ impl Budget {
     /// Unix second at which the period containing `now` ends.
     fn period_end(&self, p: Period, now: Clock) -> i64 {
         let (_, end) = period_days(p, now.day());
-        end * DAY - i64::from(now.offset)
+        match &self.zone {
+            // Local midnight at the end, whose offset may differ from now's (DST).
+            Some(z) => z.start_of_day(end),
+            None => end * DAY - i64::from(now.offset),
+        }
     }
 
     fn when(&self, unix: i64, now: Clock) -> String {
@@ -820,7 +815,8 @@ fn hms(s: u64) -> String {
 
 pub mod tz;
 
-pub use tz::local_offset;
+use tz::{civil_from_days, days_from_civil};
+pub use tz::{local_offset, Zone};
 
 #[cfg(test)]
 mod tests;

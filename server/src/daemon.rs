@@ -1,11 +1,14 @@
 //! The composition root: build the nat engine (from the state directory), the dataplane,
 //! the link manager, NAT control and its masquerade feed, all under one [`Shutdown`], and
-//! hand the rpc layer its [`ControlPlane`]. The one place that wires the server together;
-//! it owns no state of its own and makes no decisions after start.
+//! hand the rpc layer its [`ControlPlane`]. The one place that wires the server together,
+//! and the owner of the running configuration: [`reload`] applies a re-read one (auth,
+//! dial on demand, rpc streams) and puts it in force. Must not hold other state or make
+//! other decisions after start.
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::auth::AuthError;
+use crate::config::{self, Config, ReloadRefused};
 use crate::dataplane::demand::{Demand, DemandPolicy, DemandPort};
 use crate::dataplane::netcfg::NetCfg;
 use crate::dataplane::tun::Tun;
@@ -14,7 +17,7 @@ use crate::dataplane::{Dataplane, LanPort, NatHandle};
 use crate::link::manager::LinkManager;
 use crate::nat_control::{self, NatControl};
 use crate::persist::{self, StateError};
-use crate::rpc::ControlPlane;
+use crate::rpc::{ControlPlane, ServerState};
 use crate::shutdown::Shutdown;
 
 /// How the LAN side is wired.
@@ -128,4 +131,32 @@ fn demand_routes(cfg: &Config) -> (Vec<ipnet::IpNet>, bool) {
         }
     }
     (routes, replace)
+}
+
+/// Why a reload was not applied (the running configuration stays as it was).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration needs a restart.
+    #[error(transparent)]
+    Refused(#[from] ReloadRefused),
+    /// Its users could not be taken over.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+/// Apply a re-read configuration: users, allow-list, token lifetime and `[[lan_hosts]]`
+/// (with the users' connections, dial on demand's authorization) only
+/// ([`config::reloaded`]). Sessions of users that still exist survive; streams and
+/// connections no longer admitted end.
+pub fn reload(state: &ServerState, new: &Config) -> Result<(), ReloadError> {
+    let merged = config::reloaded(&state.config(), new)?;
+    state.auth().reload(&merged)?;
+    if let Ok(c) = state.control() {
+        if !c.links.reload_demand(&merged) {
+            tracing::warn!("dial on demand keeps its old [[lan_hosts]]: the data plane is busy; send SIGHUP again");
+        }
+    }
+    state.running().replace(merged);
+    state.recheck_after_reload();
+    Ok(())
 }

@@ -50,7 +50,7 @@ impl std::fmt::Debug for NatHandle {
 #[derive(Clone, Debug)]
 enum NatClock {
     /// Monotonic time since the handle was made (what mserver runs on).
-    Monotonic(std::time::Instant),
+    Monotonic(crate::clock::Epoch),
     /// Milliseconds that move only when a [`ManualClock`] says so (tests: expiry and
     /// re-arming checked without sleeping on a loaded machine).
     Manual(Arc<AtomicU64>),
@@ -71,7 +71,7 @@ impl ManualClock {
 impl NatHandle {
     /// Wrap an engine; its clock starts now.
     pub fn new(engine: Engine) -> Self {
-        Self::with_clock(engine, NatClock::Monotonic(std::time::Instant::now()))
+        Self::with_clock(engine, NatClock::Monotonic(crate::clock::Epoch::now()))
     }
 
     /// Wrap an engine on a clock that stands still until the returned hand advances it.
@@ -105,13 +105,10 @@ impl NatHandle {
     /// nat-core's notion of now (milliseconds since this handle was made, or the manual
     /// clock's reading).
     pub fn now(&self) -> nat_core::Instant {
-        let ms = match &self.clock {
-            NatClock::Monotonic(epoch) => {
-                u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-            }
-            NatClock::Manual(ms) => ms.load(Ordering::SeqCst),
-        };
-        nat_core::Instant::from_millis(ms)
+        match &self.clock {
+            NatClock::Monotonic(epoch) => epoch.nat_now(),
+            NatClock::Manual(ms) => crate::clock::nat_millis(ms.load(Ordering::SeqCst)),
+        }
     }
 
     /// Lock the engine. A poisoned lock is taken over: nat-core never panics on input, and

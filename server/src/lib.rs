@@ -44,6 +44,7 @@ pub mod activity;
 pub mod auth;
 pub mod budget;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod counters;
 pub mod daemon;

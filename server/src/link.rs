@@ -1,7 +1,8 @@
 //! Link manager: one state machine per configured connection, holders, redial, idle timer.
 //!
-//! [`fsm`] is the pure per-connection automaton; the manager drives it with modem
-//! sessions, nat-core and the dataplane.
+//! [`fsm`] is the pure per-connection automaton; the [`manager`] drives it with modem
+//! sessions and tells the data plane "up"/"down" through its uplink. Must not touch
+//! nat-core, packets or protobuf, nor import metrics (scrape reads it from above).
 
 pub mod budget;
 pub mod events;

@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 
 use std::time::Duration;
 
+use crate::clock::Epoch;
 use masqdial_sched::{Class, Config, Discipline, Instant, LinePacer, Packet, Scheduler, Stats};
 use nat_core::wire::{checksum, ipv4, proto};
 
@@ -159,7 +160,7 @@ const PACER_ALLOWANCE: Duration = Duration::from_millis(8);
 pub struct Egress {
     sched: Scheduler<IpPacket>,
     pacer: Option<LinePacer>,
-    epoch: std::time::Instant,
+    epoch: Epoch,
     kind: SchedulerKind,
     rate: u64,
     mtu: u16,
@@ -195,7 +196,7 @@ impl Egress {
         Self {
             sched,
             pacer: (kind == SchedulerKind::Fair).then(|| LinePacer::new(rate, PACER_ALLOWANCE)),
-            epoch: std::time::Instant::now(),
+            epoch: Epoch::now(),
             kind,
             rate,
             mtu,
@@ -226,7 +227,7 @@ impl Egress {
 
     /// Now on the scheduler's clock.
     fn now(&self) -> Instant {
-        Instant::from_elapsed(self.epoch.elapsed())
+        self.epoch.sched_now()
     }
 
     /// The link's rate or MTU changed (CONNECT speed, LCP negotiation).
@@ -308,8 +309,7 @@ impl Egress {
             return None;
         }
         let p = self.pacer.as_ref()?;
-        let at = p.ready_at().as_nanos();
-        Some(self.epoch + Duration::from_nanos(at))
+        Some(self.epoch.from_sched(p.ready_at()))
     }
 
     /// Drop everything queued (the link went down).
@@ -336,7 +336,7 @@ impl Egress {
 #[derive(Debug)]
 pub struct Ingress {
     sched: Scheduler<IpPacket>,
-    epoch: std::time::Instant,
+    epoch: Epoch,
     rate: u64,
 }
 
@@ -355,13 +355,13 @@ impl Ingress {
         c.ingress = false;
         Ok(Self {
             sched: Scheduler::new(c)?,
-            epoch: std::time::Instant::now(),
+            epoch: Epoch::now(),
             rate,
         })
     }
 
     fn now(&self) -> Instant {
-        Instant::from_elapsed(self.epoch.elapsed())
+        self.epoch.sched_now()
     }
 
     /// Queue a datagram for the LAN.
@@ -379,7 +379,7 @@ impl Ingress {
     /// When the shaper lets the next datagram through, if any waits.
     pub fn wake_at(&self) -> Option<std::time::Instant> {
         let t = self.sched.poll_timeout()?;
-        Some(self.epoch + Duration::from_nanos(t.as_nanos()))
+        Some(self.epoch.from_sched(t))
     }
 
     /// Counters and state for status displays.

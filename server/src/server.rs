@@ -84,7 +84,7 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 /// leave the running configuration untouched.
 pub fn reload(state: &ServerState, path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    state.reload(&config)?;
+    crate::daemon::reload(state, &config)?;
     tracing::info!(path = %path.display(), users = config.users.len(), "configuration reloaded");
     Ok(())
 }

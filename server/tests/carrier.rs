@@ -82,7 +82,7 @@ fn factory() -> AnswererFactory {
             US,
             vec![],
         );
-        cfg.seed = Some(7);
+        cfg.seed = 7;
         Box::new(Echo {
             ppp: Ppp::new(cfg),
             opened: false,
@@ -113,7 +113,7 @@ fn dial(mock: &PtyModem, tweak: impl FnOnce(&mut PppConfig)) -> SessionHandle {
     let s = settings(mock);
     let line = open(&s).expect("open pty");
     let mut ppp = PppConfig::client("alice", "s3cret");
-    ppp.seed = Some(9);
+    ppp.seed = 9;
     // The access server here demands PAP and nothing else (`auth = "pap"`).
     ppp.accept_auth = vec![AuthProtocol::Pap];
     tweak(&mut ppp);

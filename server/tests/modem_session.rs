@@ -81,7 +81,7 @@ fn isp_factory(echo: bool, rx_bytes: Arc<AtomicU64>) -> AnswererFactory {
             Ipv4Addr::new(10, 64, 0, 2),
             vec![Ipv4Addr::new(10, 64, 0, 53)],
         );
-        cfg.seed = Some(7);
+        cfg.seed = 7;
         Box::new(PppAnswerer {
             ppp: Ppp::new(cfg),
             opened: false,
@@ -115,7 +115,7 @@ fn start_plan(
     };
     let line = open(&settings).expect("open pty");
     let mut ppp = PppConfig::client("alice", "s3cret");
-    ppp.seed = Some(9);
+    ppp.seed = 9;
     // The access server here demands PAP and nothing else: PAP chosen explicitly
     // (`auth = "pap"`), or CHAP-MD5 would be proposed first.
     ppp.accept_auth = vec![AuthProtocol::Pap];

@@ -180,7 +180,7 @@ fn session_settings(mock: &PtyModem, baud: u32, guard: Duration) -> ModemSetting
 fn session(settings: ModemSettings, plan: ChatConfig) -> SessionHandle {
     let line = open(&settings).expect("open pty");
     let mut ppp = PppConfig::client("demo", "secret");
-    ppp.seed = Some(9);
+    ppp.seed = 9;
     spawn_session_on(Box::new(line), settings, plan, ppp).expect("spawn")
 }
 

@@ -1,5 +1,5 @@
 //! Dialer commands: `list`, `cinfo`, `dial`, `hangup`, `status`, `who`, `watch` (with its
-//! reconnect), and the one-line wording of a dial event ([`dial_event`]).
+//! reconnect), and the dial watch (the wording of a dial event is `words::dial_event`).
 //!
 //! Must not touch the session's token store (it uses [`Session::clients`]), modems or NAT
 //! state.
@@ -8,7 +8,7 @@ use crate::errors::{DialFailed, Failure, Kind};
 use crate::format;
 use crate::json as j;
 use crate::run::Session;
-use crate::safe;
+use crate::words::dial_event;
 use masqdial_proto::v1 as pb;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
@@ -103,8 +103,8 @@ impl Session {
         for t in &i.transcript {
             h.push_str(&format!(
                 "  [{}] {}\n",
-                safe::line(&t.kind),
-                safe::line(&t.text)
+                crate::safe::line(&t.kind),
+                crate::safe::line(&t.text)
             ));
         }
         self.emit(&h, j::connection_info(&i));
@@ -371,14 +371,14 @@ impl Session {
                         "{}: budget {}: {}",
                         b.connection,
                         if b.hang_up { "hang-up" } else { "warning" },
-                        safe::line(&b.message)
+                        crate::safe::line(&b.message)
                     ),
                     json!({"event": "budget", "connection": b.connection, "limit": b.limit,
                            "hang_up": b.hang_up, "remaining": b.remaining,
                            "message": b.message}),
                 ),
                 Some(pb::link_event::Event::PacketLog(l)) => (
-                    safe::line(&l.line).into_owned(),
+                    crate::safe::line(&l.line).into_owned(),
                     json!({"event": "packet_log", "line": l.line}),
                 ),
                 None => continue,
@@ -429,94 +429,5 @@ impl Session {
                 _ = tokio::signal::ctrl_c() => return Err(lost().into()),
             }
         }
-    }
-}
-
-/// One dial event as (human line, outcome: Some(Ok) when up, Some(Err) when failed).
-pub fn dial_event(ev: &pb::DialEvent) -> (String, Option<Result<(), String>>) {
-    use pb::dial_event::Event;
-    match &ev.event {
-        Some(Event::ModemInit(m)) => (
-            format!("initialising modem {} ({})", m.modem, m.device),
-            None,
-        ),
-        Some(Event::Dialing(d)) => (
-            format!(
-                "dialing {} (number {} of {}, attempt {} of {})",
-                safe::line(&d.number),
-                d.index,
-                d.count,
-                d.attempt,
-                d.attempts
-            ),
-            None,
-        ),
-        Some(Event::Connected(c)) => (
-            format!("CONNECT {} {}", c.speed_bps, safe::line(&c.extras))
-                .trim_end()
-                .to_string(),
-            None,
-        ),
-        Some(Event::LcpUp(l)) => {
-            let mut t = format!(
-                "LCP up (MRU ours {} peer {}, ACCM ours {:#010x} peer {:#010x}, we authenticate with {}, peer with {})",
-                l.local_mru,
-                l.peer_mru,
-                l.local_accm,
-                l.peer_accm,
-                format::auth_or_none(&l.auth_protocol),
-                format::auth_or_none(&l.auth_of_peer)
-            );
-            for r in &l.refused {
-                t.push_str(&format!("\n  {}", format::refusal(r)));
-            }
-            (t, None)
-        }
-        Some(Event::AuthOk(a)) => (format!("authenticated ({})", a.protocol), None),
-        Some(Event::IpcpUp(i)) => {
-            let mut t = format!(
-                "IPCP up: local {} peer {} dns {}",
-                i.local_address,
-                i.peer_address,
-                i.dns.join(",")
-            );
-            for r in &i.refused {
-                t.push_str(&format!("\n  {}", format::refusal(r)));
-            }
-            (t, None)
-        }
-        Some(Event::Up(u)) => {
-            let l = u.link.clone().unwrap_or_default();
-            (
-                format!("{} is up ({})", l.connection, l.local_address),
-                Some(Ok(())),
-            )
-        }
-        Some(Event::Failed(f)) => (
-            format!("failed: {}", safe::line(&f.message)),
-            Some(Err(f.message.clone())),
-        ),
-        Some(Event::Joined(j)) => (
-            format!(
-                "joined ({}; held by {})",
-                format::link_state(j.state),
-                j.holders.join(", ")
-            ),
-            if j.state == pb::LinkState::Up as i32 {
-                Some(Ok(()))
-            } else {
-                None
-            },
-        ),
-        Some(Event::Info(t)) => (safe::line(t).into_owned(), None),
-        Some(Event::Redial(r)) => (
-            format!(
-                "redialing in {} s (attempt {})",
-                r.delay.as_ref().map_or(0, |d| d.seconds),
-                r.next_attempt
-            ),
-            None,
-        ),
-        None => (String::new(), None),
     }
 }

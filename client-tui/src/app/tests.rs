@@ -4,7 +4,7 @@
 use super::*;
 use crate::table::SortKey;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use masqdial_proto::v1::{MasqDelta, MasqEntry, Protocol};
+use masqdial_proto::v1::{FailureKind, MasqDelta, MasqEntry, Protocol};
 
 fn key(c: KeyCode) -> Event {
     Event::Key(KeyEvent::new(c, KeyModifiers::NONE))

@@ -17,7 +17,8 @@ use ratatui::Frame;
 
 use super::links::{speed, uptime};
 use super::style::st;
-use crate::app::{state_name, App};
+use crate::app::App;
+use masqdial_cli::words::link_state_short;
 
 /// `HH:MM:SS` (UTC) of a timestamp, `-` when unset.
 fn clock(ts: Option<&prost_types::Timestamp>) -> String {
@@ -105,7 +106,7 @@ fn raw_detail_lines(app: &App, name: &str) -> Vec<String> {
         .map(|l| &l.status)
         .or_else(|| info.and_then(|i| i.link.as_ref()));
     let mut out = Vec::new();
-    let state = link.map_or("?", |l| state_name(l.state));
+    let state = link.map_or("?", |l| link_state_short(l.state));
     out.push(format!("{name}: {state}"));
     if info.is_none() {
         out.push("asking the server for the details…".to_string());
@@ -154,7 +155,7 @@ fn raw_detail_lines(app: &App, name: &str) -> Vec<String> {
         if let Some(f) = &l.last_failure {
             out.push(format!(
                 "  last failure  {}: {}",
-                crate::app::failure_name(f.kind),
+                masqdial_cli::words::failure_name(f.kind),
                 f.message
             ));
         }

@@ -15,8 +15,9 @@ use ratatui::widgets::{Cell, Row, Table};
 use ratatui::Frame;
 
 use super::style::{block, no_data, placeholder, st};
-use crate::app::{state_name, App, LinkView, Panel, LIGHT_HOLD};
+use crate::app::{App, LinkView, Panel, LIGHT_HOLD};
 use crate::layout::content_rows;
+use masqdial_cli::words::link_state_short;
 
 /// Sparkline of the last `width` samples (bytes both ways), scaled to the window's peak.
 pub fn sparkline(
@@ -218,9 +219,10 @@ pub(super) fn render_links(frame: &mut Frame, app: &App, area: Rect) {
                 .iter()
                 .map(|(c, w)| match c {
                     LinkCol::Name => Cell::from(s.connection.clone()),
-                    LinkCol::State => {
-                        Cell::from(Span::styled(state_name(s.state), state_style(app, s.state)))
-                    }
+                    LinkCol::State => Cell::from(Span::styled(
+                        link_state_short(s.state),
+                        state_style(app, s.state),
+                    )),
                     LinkCol::Holders => Cell::from(s.holders.len().to_string()),
                     LinkCol::Modem => Cell::from(s.modem.clone()),
                     LinkCol::Speed => Cell::from(speed(s.speed_bps)),

@@ -97,7 +97,7 @@ fn interop_with(require: &[AuthProtocol], auth: Option<AuthProtocol>) {
         vec![DNS1, DNS2],
     );
     cfg.require_auth = require.to_vec();
-    cfg.seed = Some(5);
+    cfg.seed = 5;
     let mut ours = Ppp::new(cfg);
     let mut theirs = PPPoS::new(Config {
         username: b"alice",

@@ -32,7 +32,7 @@ const OPT_CHAP_MD5: [u8; 5] = [3, 5, 0xC2, 0x23, 5];
 
 fn client(fallback: bool) -> PppConfig {
     let mut c = PppConfig::client("alice", SECRET);
-    c.seed = Some(1);
+    c.seed = 1;
     c.pap_fallback = fallback;
     c
 }
@@ -49,7 +49,7 @@ fn isp(require: &[AuthProtocol], insist: bool) -> PppConfig {
     );
     s.require_auth = require.to_vec();
     s.insist_auth = insist;
-    s.seed = Some(2);
+    s.seed = 2;
     s
 }
 

@@ -16,9 +16,9 @@ fn bring_up(auth: Option<AuthProtocol>) -> Duration {
         Ipv4Addr::new(10, 64, 0, 2),
         vec![],
     );
-    s.seed = Some(2);
+    s.seed = 2;
     let mut c = PppConfig::client("alice", "wonderland");
-    c.seed = Some(1);
+    c.seed = 1;
     if auth == Some(AuthProtocol::Pap) {
         // PAP is taken at once only when it is the one protocol allowed (`auth = "pap"`);
         // otherwise CHAP-MD5 is proposed first.

@@ -37,13 +37,13 @@ fn server_cfg(auth: Option<AuthProtocol>) -> PppConfig {
         PEER,
         vec![DNS1, DNS2],
     );
-    s.seed = Some(2);
+    s.seed = 2;
     s
 }
 
 fn client_cfg(password: &str) -> PppConfig {
     let mut c = PppConfig::client("alice", password);
-    c.seed = Some(1);
+    c.seed = 1;
     c
 }
 
@@ -709,6 +709,28 @@ fn auth_protocol_nak_switches_or_fails() {
     );
     assert!(w.client_ip_up().is_none());
     assert!(Wire::down(&w.ce).is_some(), "{:?}", w.ce);
+}
+
+/// The engine reads no random source: the caller's seeds alone decide every byte on the wire
+/// (magic numbers, CHAP challenges), so the same seeds give the same bytes, and another server
+/// seed gives another challenge and magic number.
+#[test]
+fn the_callers_seeds_alone_decide_magic_numbers_and_challenges() {
+    let run = |server_seed: u64| {
+        let mut s = server_cfg(Some(AuthProtocol::Chap));
+        s.seed = server_seed;
+        let mut w = Wire::new(client_cfg("wonderland"), s);
+        w.open();
+        w.run_for(Duration::from_secs(5));
+        assert!(w.c.is_ip_up(), "link up with server seed {server_seed}");
+        w.sent
+            .iter()
+            .filter(|(_, to_server, _)| !*to_server)
+            .map(|(_, _, b)| b.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(2), run(2));
+    assert_ne!(run(2), run(3));
 }
 
 /// After CHAP succeeded, the peer renegotiates LCP and asks for PAP, again and again (a

@@ -135,7 +135,8 @@ pub struct IspConfig {
     pub tx_queue_limit: usize,
     /// How the access server behaves in IPCP (imitations of access servers we did not write).
     pub mode: IspMode,
-    /// Seed for magic numbers and challenges (tests); `None` draws from the OS.
+    /// Seed for magic numbers and challenges (tests); `None` draws one from the OS random source
+    /// here (the PPP engine reads none itself).
     pub seed: Option<u64>,
 }
 
@@ -259,7 +260,7 @@ impl MockIsp {
         p.mru = cfg.mru;
         p.accm = cfg.accm;
         p.tx_queue_limit = cfg.tx_queue_limit;
-        p.seed = cfg.seed;
+        p.seed = cfg.seed.unwrap_or_else(random_seed);
         match cfg.mode {
             IspMode::Standard => {}
             // It expects to be told its address: asks 0.0.0.0 and takes our Nak.
@@ -622,6 +623,19 @@ pub fn udp_datagram(
     let c = udp_checksum(src, dst, &udp);
     udp[6..8].copy_from_slice(&c.to_be_bytes());
     ipv4(src, dst, 17, 1, &udp)
+}
+
+/// 64 unpredictable bits from the OS random source (a `RandomState`'s SipHash, keyed from it
+/// too, if getrandom fails) for the access server's PPP seed.
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_ok() {
+        return u64::from_le_bytes(b);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6d61_7371_6469_616c);
+    h.finish()
 }
 
 #[cfg(test)]

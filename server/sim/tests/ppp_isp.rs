@@ -28,7 +28,7 @@ fn isp_cfg() -> IspConfig {
 impl Link {
     fn new(isp: MockIsp) -> Self {
         let mut cfg = PppConfig::client("alice", "wonderland");
-        cfg.seed = Some(3);
+        cfg.seed = 3;
         let now = Instant::now();
         let mut c = Ppp::new(cfg);
         c.open(now);
@@ -214,7 +214,7 @@ fn factory_makes_fresh_sessions() {
 fn bad_password_makes_isp_hang_up() {
     let isp = MockIsp::new(isp_cfg());
     let mut cfg = PppConfig::client("alice", "queen-of-hearts");
-    cfg.seed = Some(3);
+    cfg.seed = 3;
     let mut l = Link::new(isp);
     l.c = Ppp::new(cfg);
     let now = l.now;

@@ -1,6 +1,11 @@
 use super::*;
 use crate::config::BudgetConfig;
 
+/// The day number of a valid civil date.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    tz::days_from_civil(y, m, d).unwrap_or_else(|| panic!("{y}-{m}-{d} is no date"))
+}
+
 /// The Unix second of local `y-m-d h:mi` at `offset`.
 fn at(y: i64, m: u32, d: u32, h: i64, mi: i64, offset: i32) -> Clock {
     Clock {
@@ -357,4 +362,65 @@ proptest::proptest! {
             let _ = (w.is_open(now), w.closes_in(now), w.opens_in(now));
         }
     }
+}
+
+/// Central European time: CET (+1) and CEST (+2); summer time ends 2026-10-25 03:00 CEST.
+fn cet() -> Zone {
+    Zone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap_or_else(|| panic!("rule"))
+}
+
+/// Security finding N11: "renews" is local midnight at the end of the period, with the
+/// offset in force then, not the one of now (a month that ends after the change to winter
+/// time renews at 23:00Z, not 22:00Z).
+#[test]
+fn a_monthly_period_renews_at_local_midnight_across_the_dst_change() {
+    let mut c = cfg();
+    c.bytes = Some(1_000_000);
+    let b = budget(&c).with_zone(cet());
+    let unix = at(2026, 10, 20, 12, 0, 7200).unix;
+    let mut b = b;
+    let now = b.clock(unix, 0);
+    assert_eq!(now.offset, 7200, "CEST on the 20th");
+    let v = b.view(now);
+    // 2026-11-01 00:00 CET = 2026-10-31T23:00Z.
+    assert_eq!(
+        v.bytes_resets_at,
+        days_from_civil(2026, 10, 31) * DAY + 23 * 3600
+    );
+}
+
+/// Across midnight of the day summer time ends: the day that starts in CEST ends at local
+/// midnight in CET, 25 hours later; the next day's usage starts from zero.
+#[test]
+fn a_daily_period_across_midnight_and_the_dst_change() {
+    let mut c = cfg();
+    c.connect_time_s = Some(3600);
+    let mut b = budget(&c).with_zone(cet());
+    let before = b.clock(at(2026, 10, 24, 23, 30, 7200).unix, 0);
+    b.record(before, 0, 0, 600_000);
+    let v = b.view(before);
+    // The 24th ends at 2026-10-25 00:00 CEST = 2026-10-24T22:00Z.
+    assert_eq!(
+        v.time_resets_at,
+        days_from_civil(2026, 10, 24) * DAY + 22 * 3600
+    );
+    assert_eq!(v.time_used_s, 600);
+    let after = b.clock(at(2026, 10, 25, 0, 30, 7200).unix, 0);
+    let v = b.view(after);
+    assert_eq!(v.time_used_s, 0, "a new day");
+    // The 25th has 25 hours: it ends at 2026-10-26 00:00 CET = 2026-10-25T23:00Z.
+    assert_eq!(
+        v.time_resets_at,
+        days_from_civil(2026, 10, 25) * DAY + 23 * 3600
+    );
+    assert_eq!(b.clock(v.time_resets_at - 1, 0).offset, 3600);
+}
+
+/// A fixed `utc_offset` wins over the zone.
+#[test]
+fn a_fixed_offset_ignores_the_zone() {
+    let mut c = cfg();
+    c.utc_offset = Some("+05:30".into());
+    let b = budget(&c).with_zone(cet());
+    assert_eq!(b.clock(1_780_000_000, 0).offset, 5 * 3600 + 1800);
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::budget::{local_offset, Budget, BudgetView, Clock, Notice, Refusal, Usage};
+use crate::budget::{local_offset, Budget, BudgetView, Clock, Notice, Refusal, Usage, Zone};
 use crate::config::Config;
 
 /// Save the usage at most this often while it changes (and whenever the link is not up).
@@ -85,7 +85,9 @@ impl Tracker {
         };
         Some(Self {
             shared: Shared {
-                budget: Arc::new(Mutex::new(Budget::new(connection, policy, usage))),
+                budget: Arc::new(Mutex::new(
+                    Budget::new(connection, policy, usage).with_zone(Zone::system()),
+                )),
             },
             connection: connection.to_string(),
             state_dir: dir,

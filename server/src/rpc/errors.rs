@@ -5,6 +5,7 @@
 use tonic::Status;
 
 use crate::auth::AuthError;
+use crate::config::ReloadRefused;
 use crate::link::manager::LinkError;
 use crate::nat_control::NatError;
 use nat_core::chains::ChainError;
@@ -102,6 +103,15 @@ impl From<AuthError> for ApiError {
             | AuthError::Expired => ApiError::Unauthenticated(e.to_string()),
             AuthError::PeerNotAllowed(_) => ApiError::PermissionDenied(e.to_string()),
             AuthError::Hash(_) => ApiError::Internal("authentication failed internally".into()),
+        }
+    }
+}
+
+/// A reload the running server refuses (applied by the composition root, `daemon::reload`).
+impl From<ReloadRefused> for ApiError {
+    fn from(e: ReloadRefused) -> ApiError {
+        match e {
+            ReloadRefused::UnknownConnection { .. } => ApiError::FailedPrecondition(e.to_string()),
         }
     }
 }

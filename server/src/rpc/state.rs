@@ -1,14 +1,15 @@
 //! The shared server handle ([`ServerState`]: config, auth, control plane, shutdown,
 //! limits) and the registry of open server streams (per-user cap, ended when their session
-//! or peer is no longer allowed, at token expiry and at shutdown). Must not touch the
-//! authorization table or the error table.
+//! or peer is no longer allowed, at token expiry and at shutdown). It reads the running
+//! configuration; putting a reloaded one in force is the composition root's
+//! (`daemon::reload`). Must not touch the authorization table or the error table.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +22,7 @@ use super::access::{bearer, caller, conn_of, peer_of, Caller, Rpc};
 use super::limit::{ConnState, ConnStats, Gate, Limits, RateLimitedLog};
 use super::ApiError;
 use crate::auth::{Auth, AuthError};
-use crate::config::Config;
+use crate::config::{Config, Running};
 use crate::link::manager::LinkManager;
 use crate::nat_control::NatControl;
 use crate::shutdown::Shutdown;
@@ -51,7 +52,7 @@ struct StreamEntry {
 }
 
 pub(super) struct Shared {
-    config: RwLock<Arc<Config>>,
+    config: Running,
     auth: Auth,
     control: Option<ControlPlane>,
     shutdown: Shutdown,
@@ -115,7 +116,7 @@ impl ServerState {
         let every = Duration::from_secs(10);
         ServerState {
             shared: Arc::new(Shared {
-                config: RwLock::new(Arc::new(config)),
+                config: Running::new(config),
                 auth,
                 control,
                 shutdown,
@@ -240,12 +241,13 @@ impl ServerState {
 
     /// The configuration in force (users/allow-list reflect the last reload).
     pub fn config(&self) -> Arc<Config> {
-        // Poisoning cannot leave an Arc half-written; keep serving.
-        self.shared
-            .config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.config.get()
+    }
+
+    /// The running configuration; the composition root applies reloads to it
+    /// (`daemon::reload`).
+    pub fn running(&self) -> &Running {
+        &self.shared.config
     }
 
     /// Users, sessions, throttle.
@@ -273,37 +275,9 @@ impl ServerState {
         self.shared.shutdown.spawn(task);
     }
 
-    /// Apply a re-read config: users, allow-list, token lifetime and `[[lan_hosts]]` (with
-    /// the users' connections, dial on demand's authorization) only. Sessions of users that
-    /// still exist survive; the rest of the config (modems, connections, nat) needs a
-    /// restart, so a user naming a connection unknown to the running server is refused.
-    pub fn reload(&self, new: &Config) -> Result<(), ApiError> {
-        let current = self.config();
-        let known = current.connection_names();
-        for u in &new.users {
-            if let Some(c) = u.connections.iter().find(|c| !known.contains(c)) {
-                return Err(ApiError::FailedPrecondition(format!(
-                    "user `{}` names connection `{c}` unknown to the running server; restart to add connections",
-                    u.name
-                )));
-            }
-        }
-        let mut merged = (*current).clone();
-        merged.users = new.users.clone();
-        merged.server.allow = new.server.allow.clone();
-        merged.server.token_ttl_s = new.server.token_ttl_s;
-        merged.lan_hosts = new.lan_hosts.clone();
-        self.auth().reload(&merged)?;
-        if let Some(c) = &self.shared.control {
-            if !c.links.reload_demand(&merged) {
-                tracing::warn!("dial on demand keeps its old [[lan_hosts]]: the data plane is busy; send SIGHUP again");
-            }
-        }
-        *self
-            .shared
-            .config
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(merged);
+    /// After a reload was applied: end the streams and close the connections that the new
+    /// users and allow-list no longer admit.
+    pub fn recheck_after_reload(&self) {
         let ended = self.recheck_streams();
         let mut closed = self
             .shared
@@ -319,7 +293,6 @@ impl ServerState {
                 "reload ended streams and connections no longer allowed"
             );
         }
-        Ok(())
     }
 
     /// Authenticate a request's bearer token at the current time.

@@ -57,7 +57,7 @@ fn dialing_shows_state_and_progress_log() {
     assert!(contains(&lines, "DIALING"), "{lines:#?}");
     assert!(contains(
         &lines,
-        "cell: dialing *99# (number 1/1, attempt 1/3)"
+        "cell: dialing *99# (number 1 of 1, attempt 1 of 3)"
     ));
 }
 

@@ -72,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
         PppConfig::client("u", PASSWORD)
     };
     let fcs32 = cfg.fcs32;
-    cfg.seed = Some(u64::from(sel));
+    cfg.seed = u64::from(sel);
     let mut p = Ppp::new(cfg);
     let enc = Encoder::new(0xFFFF_FFFF, sel & 4 != 0);
     let mut now = Instant::now();
