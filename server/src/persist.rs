@@ -550,10 +550,19 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn usage_files_of_any_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        fn usage_files_of_any_bytes_are_refused_by_name_or_read_back_the_same(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             let dir = tempfile::tempdir().map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
             std::fs::write(usage_path(dir.path(), "c"), &bytes).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
-            let _ = load_usage(dir.path(), "c");
+            // Garbage is refused with the file's name, or read as a usage that saves and
+            // reads back the same (nothing invented, nothing lost).
+            match load_usage(dir.path(), "c") {
+                Err(m) => proptest::prop_assert!(m.contains(&usage_path(dir.path(), "c").display().to_string()), "{}", m),
+                Ok(None) => proptest::prop_assert!(false, "a present file read as absent"),
+                Ok(Some(u)) => {
+                    save_usage(dir.path(), "c", &u).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                    proptest::prop_assert_eq!(load_usage(dir.path(), "c"), Ok(Some(u)));
+                }
+            }
         }
     }
 }
