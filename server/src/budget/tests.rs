@@ -331,8 +331,11 @@ fn usage_text_round_trips_and_rejects_garbage() {
 
 proptest::proptest! {
     #[test]
-    fn usage_parser_never_panics(s in ".{0,200}") {
-        let _ = Usage::parse(&s);
+    /// Whatever text parses as a usage prints back to text that parses the same.
+    fn what_the_usage_parser_takes_prints_back(s in ".{0,200}") {
+        if let Ok(u) = Usage::parse(&s) {
+            proptest::prop_assert_eq!(Usage::parse(&u.to_text()), Ok(u));
+        }
     }
 
     #[test]
@@ -356,10 +359,22 @@ proptest::proptest! {
     }
 
     #[test]
-    fn windows_parser_never_panics(s in "[MoTuWeThFrSaSu*,0-9: -]{0,40}") {
+    /// Any window list that parses answers consistently: open now and no opening ahead,
+    /// or closed now with an opening within the week and nothing to close; a closing, when
+    /// there is one, is ahead of now.
+    fn parsed_windows_answer_consistently(s in "[MoTuWeThFrSaSu*,0-9: -]{0,40}", h in 0i64..24) {
         if let Ok(w) = Windows::parse(&[s]) {
-            let now = at(2026, 12, 2, 10, 0, 0);
-            let _ = (w.is_open(now), w.closes_in(now), w.opens_in(now));
+            let now = at(2026, 12, 2, h, 0, 0);
+            if w.is_open(now) {
+                proptest::prop_assert_eq!(w.opens_in(now), None);
+                if let Some(c) = w.closes_in(now) {
+                    proptest::prop_assert!(c > 0);
+                }
+            } else {
+                proptest::prop_assert_eq!(w.closes_in(now), None);
+                let o = w.opens_in(now);
+                proptest::prop_assert!(o.is_some_and(|o| (0..7 * 86_400).contains(&o)), "{:?}", o);
+            }
         }
     }
 }

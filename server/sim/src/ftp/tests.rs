@@ -226,13 +226,20 @@ async fn server_refuses_foreign_port_and_unknown_files() {
 
 proptest! {
     #[test]
-    fn parsers_never_panic(s in "\\PC{0,80}") {
+    /// Whatever a PORT argument parses to prints back to the same address, and a reply
+    /// line parses only with a 1xx-5xx code that it starts with.
+    fn parsers_take_only_well_formed_text(s in "\\PC{0,80}") {
         let _ = parse_command(&s);
-        let _ = parse_host_port(&s);
+        if let Ok(a) = parse_host_port(&s) {
+            prop_assert_eq!(parse_host_port(&format_host_port(a)), Ok(a));
+        }
         let _ = parse_eprt(&s);
         let _ = parse_227(&s);
         let _ = parse_229(&s);
-        let _ = parse_reply_line(&s);
+        if parse_reply_line(&s).is_ok() {
+            let b = s.as_bytes();
+            prop_assert!(b.len() >= 3 && (b'1'..=b'5').contains(&b[0]) && b[..3].iter().all(u8::is_ascii_digit));
+        }
     }
 
     #[test]
