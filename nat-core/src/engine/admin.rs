@@ -81,7 +81,7 @@ impl Engine {
         .min()
     }
 
-    /// Expire masquerade entries (bounded work per call; see [`MasqTable::handle_timeout`])
+    /// Expire masquerade entries (bounded work per call; see [`MasqTable::handle_timeout`](crate::masq::MasqTable::handle_timeout))
     /// and incomplete datagrams. Returns the number of masquerade entries freed.
     pub fn handle_timeout(&mut self, now: Instant) -> usize {
         if self.frag.poll_timeout().is_some_and(|t| t <= now) {
