@@ -21,6 +21,7 @@
 pub mod app;
 pub mod cli;
 pub mod event;
+pub mod keys;
 pub mod layout;
 pub mod net;
 pub mod table;

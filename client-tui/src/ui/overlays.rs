@@ -25,25 +25,16 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 pub(super) fn render_help(frame: &mut Frame, app: &App, area: Rect) {
-    let mut lines = vec![
-        "q / Ctrl-C    quit",
-        "?             this help",
-        "Tab/S-Tab 1-4 focus links / masq / chains / events",
-        "z             zoom the focused panel",
-        "↑↓ PgUp PgDn  move / scroll (g G: top, bottom)",
-        "G / End       events: follow new lines again",
-        "Enter         details of the selected link",
-        "mouse         click: select / focus; wheel: scroll",
-        "              click a column title: sort by it",
-        "s / S         sort masq by next column / reverse",
-        "/             filter masq by text (Esc clears)",
-        "d             dial a connection (picker)",
-        "h             hang up a link you hold",
-    ];
-    if app.is_admin() {
-        lines.push("H             force hang-up (admin, asks first)");
-        lines.push("Z             zero chain counters (admin, asks first)");
-    }
+    let admin: &[(&str, &str)] = if app.is_admin() {
+        crate::keys::ADMIN_KEYS
+    } else {
+        &[]
+    };
+    let lines: Vec<String> = crate::keys::KEYS
+        .iter()
+        .chain(admin)
+        .map(|(k, v)| format!("{k:<13} {v}"))
+        .collect();
     let h = u16::try_from(lines.len()).unwrap_or(20) + 2;
     let r = centered(area, 60, h);
     frame.render_widget(Clear, r);

@@ -192,6 +192,60 @@ fn man(cmd: clap::Command, section: &str, extra: &str) -> anyhow::Result<Vec<u8>
     Ok(out)
 }
 
+/// mclient(1)'s EXIT STATUS and ENVIRONMENT, from the text `mclient --help` prints (one
+/// source for both): `  N  meaning` lines after "Exit codes:", `  NAME  meaning` lines
+/// after "Environment", other lines as paragraphs.
+fn mclient_sections(help: &str) -> String {
+    let mut out = String::new();
+    let mut para = false;
+    for line in help.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let continues = para && !line.starts_with("  ");
+        para = !line.starts_with("  ")
+            && !t.starts_with("Exit codes")
+            && !t.starts_with("Environment");
+        if continues {
+            out.push_str(&format!("{}\n", roff(t)));
+            continue;
+        }
+        if t.starts_with("Exit codes") {
+            out.push_str(".SH \"EXIT STATUS\"\n");
+        } else if t.starts_with("Environment") {
+            out.push_str(".SH ENVIRONMENT\n");
+            out.push_str(&format!("{}\n", roff(t)));
+        } else if line.starts_with("  ") {
+            let (key, meaning) = t.split_once("  ").unwrap_or((t, ""));
+            out.push_str(&format!(
+                ".TP\n\\fB{}\\fR\n{}\n",
+                roff(key.trim()),
+                roff(meaning.trim())
+            ));
+        } else {
+            out.push_str(&format!(".PP\n{}\n", roff(t)));
+        }
+    }
+    out
+}
+
+/// mtui(1)'s KEYS section, from the table the help overlay prints.
+fn mtui_keys() -> String {
+    let mut out = String::from(".SH KEYS\n");
+    for (k, v) in masqdial_tui::keys::KEYS
+        .iter()
+        .chain(masqdial_tui::keys::ADMIN_KEYS)
+    {
+        if k.is_empty() {
+            out.push_str(&format!(".br\n{}\n", roff(v)));
+        } else {
+            out.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", roff(k), roff(v)));
+        }
+    }
+    out
+}
+
 fn completions(mut cmd: clap::Command, name: &str, dir: &Path) -> anyhow::Result<()> {
     for (shell, file) in [
         (Shell::Bash, format!("{name}.bash")),
@@ -222,7 +276,10 @@ fn assets(out: &Path) -> anyhow::Result<()> {
         &man(
             mclient.clone(),
             "1",
-            ".SH \"SEE ALSO\"\n.BR mtui (1),\n.BR mserver (8)\n",
+            &format!(
+                "{}.SH \"SEE ALSO\"\n.BR mtui (1),\n.BR mserver (8)\n",
+                mclient_sections(masqdial_cli::cli::EXIT_CODES_HELP)
+            ),
         )?,
     )?;
     write(
@@ -230,7 +287,10 @@ fn assets(out: &Path) -> anyhow::Result<()> {
         &man(
             masqdial_tui::cli::command(),
             "1",
-            ".SH FILES\n.I ~/.config/masqdial/client.toml\n(shared with\n.BR mclient (1)).\n.SH \"SEE ALSO\"\n.BR mclient (1),\n.BR mserver (8)\n",
+            &format!(
+                "{}.SH FILES\n.I ~/.config/masqdial/client.toml\n(shared with\n.BR mclient (1)).\n.SH \"SEE ALSO\"\n.BR mclient (1),\n.BR mserver (8)\n",
+                mtui_keys()
+            ),
         )?,
     )?;
     write(&man_dir.join("mserver.toml.5"), MSERVER_TOML_5.as_bytes())?;

@@ -174,6 +174,7 @@ pub(super) fn validate<'a>(
         }
         check_duration("connections", Some(i), "idle_timeout_s", c.idle_timeout_s)?;
         check_duration("connections", Some(i), "max_connect_s", c.max_connect_s)?;
+        check_duration("connections", Some(i), "demand_hold_s", c.demand_hold_s)?;
         if c.login_script.len() % 2 != 0 {
             return Err(Violation::new(
                 "connections",

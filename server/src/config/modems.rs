@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_name, Violation};
+use super::{check_duration, check_name, Violation};
 
 /// Serial parity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -111,6 +111,7 @@ pub(super) fn validate(list: &[ModemConfig]) -> Result<HashSet<&str>, Violation>
             ));
         }
         if let Some(c) = &m.cellular {
+            check_duration("modems", Some(i), "cellular.poll_s", c.poll_s)?;
             if c.poll_s == 0 {
                 return Err(Violation::new(
                     "modems",

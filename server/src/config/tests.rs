@@ -535,3 +535,27 @@ fn missing_file_names_it() {
         .unwrap_or_default();
     assert!(e.contains("/nonexistent/x.toml"), "{e}");
 }
+
+/// Security finding N12: every duration has the same bound, the demand hold and the
+/// cellular poll interval included (a huge value would overflow a timer).
+#[test]
+fn demand_hold_and_cellular_poll_have_the_duration_bound() {
+    let t = good().replace(
+        "numbers = [\"555-0100\"]",
+        "numbers = [\"555-0100\"]\ndemand = true\nidle_timeout_s = 60\ndemand_hold_s = 99999999999",
+    );
+    let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("demand_hold_s") && e.contains("too long"), "{e}");
+    let t = good().replace(
+        "device = \"/dev/ttyS0\"",
+        "device = \"/dev/ttyS0\"\n\n[modems.cellular]\npoll_s = 99999999999",
+    );
+    let e = parse(&t).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("poll_s") && e.contains("too long"), "{e}");
+    // Within the bound both are taken.
+    let t = good().replace(
+        "device = \"/dev/ttyS0\"",
+        "device = \"/dev/ttyS0\"\n\n[modems.cellular]\npoll_s = 3600",
+    );
+    assert!(parse(&t).is_ok(), "{:?}", parse(&t).err());
+}
