@@ -243,7 +243,7 @@ async fn details(
         "connection": views::connection(links, &c, &name),
         "numbers": cfg.numbers,
         "modems": cfg.modems,
-        "ppp": ppp.as_ref().map(|p| format!("{:#?}", p.options)),
+        "ppp": ppp.as_ref().map(|p| views::ppp_lines(&p.options)),
         "ppp_stats": ppp.as_ref().map(|p| format!("{:?}", p.stats)),
         "transcript": transcript.iter().map(|t| format!("{} {:?} {}", views::unix(t.at), t.kind, t.text)).collect::<Vec<_>>(),
     })))

@@ -182,9 +182,23 @@ pub fn modem(m: &ModemView) -> Value {
         "state": modem_state(m.state),
         "connection": m.connection,
         "error": m.last_error,
-        "signal": st.and_then(|s| s.signal.as_ref()).map(|x| format!("{x:?}")),
-        "registration": st.and_then(|s| s.registration()).map(|x| format!("{x:?}")),
-        "operator": st.and_then(|s| s.operator.as_ref()).map(|x| format!("{x:?}")),
+        "signal": st.and_then(|s| s.signal.as_ref()).map(|x| match x.dbm() {
+            Some(dbm) => format!("{dbm} dBm ({} of 4 bars)", x.bars()),
+            None => "not known".to_string(),
+        }),
+        "registration": st.and_then(|s| s.registration()).map(|r| {
+            let mut t = r.status.name().to_string();
+            if let Some(a) = &r.area {
+                t.push_str(&format!(", area {a}"));
+            }
+            if let Some(c) = &r.cell {
+                t.push_str(&format!(", cell {c}"));
+            }
+            t
+        }),
+        "operator": st
+            .and_then(|s| s.operator.as_ref())
+            .and_then(|o| o.name.clone()),
         "next_probe": m.next_probe.map(unix),
     })
 }
@@ -229,4 +243,65 @@ pub fn free_ports(p: &PortUsage) -> Value {
         "udp": [f.udp.0, f.udp.1],
         "icmp": [f.icmp.0, f.icmp.1],
     })
+}
+
+/// The negotiated PPP options as `key: value` lines (both directions, the refusals), as
+/// `mclient cinfo` shows them.
+pub fn ppp_lines(o: &masqdial_ppp::NegotiatedOptions) -> String {
+    use masqdial_ppp::options::Ncp;
+    let auth =
+        |a: Option<masqdial_ppp::AuthProtocol>| a.map_or("none".to_string(), |a| a.to_string());
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let mut v = vec![
+        format!("MRU: ours {} peer {}", o.local_mru, o.peer_mru),
+        format!(
+            "ACCM: sent {:#010x} received {:#010x}",
+            o.tx_accm, o.rx_accm
+        ),
+        format!(
+            "compression: PFC {}/{}, ACFC {}/{} (sent/received)",
+            yes(o.tx_pfc),
+            yes(o.rx_pfc),
+            yes(o.tx_acfc),
+            yes(o.rx_acfc)
+        ),
+        format!(
+            "FCS: {} sent, {} received",
+            if o.tx_fcs32 { "32-bit" } else { "16-bit" },
+            if o.rx_fcs32 { "32-bit" } else { "16-bit" }
+        ),
+        format!(
+            "authentication: we authenticate with {}, the peer with {}{}",
+            auth(o.auth_by_peer),
+            auth(o.auth_of_peer),
+            if o.pap_fallback {
+                " (PAP fallback: the password crossed in clear)"
+            } else {
+                ""
+            }
+        ),
+        format!(
+            "addresses: local {} peer {}",
+            o.local_ip.map_or("-".to_string(), |a| a.to_string()),
+            o.peer_ip.map_or("-".to_string(), |a| a.to_string())
+        ),
+        format!(
+            "DNS: {}",
+            if o.dns.is_empty() {
+                "none".to_string()
+            } else {
+                o.dns
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+    ];
+    if let Some(n) = &o.peer_name {
+        v.push(format!("peer name: {n}"));
+    }
+    v.extend(o.lcp_refused.iter().map(|r| r.describe(Ncp::Lcp)));
+    v.extend(o.ipcp_refused.iter().map(|r| r.describe(Ncp::Ipcp)));
+    v.join("\n")
 }
