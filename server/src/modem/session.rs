@@ -4,7 +4,7 @@
 //!
 //! Design: serial I/O is blocking (`serialport`), so each session runs on two dedicated OS threads:
 //! a *reader* that blocks in `read` (100 ms timeout, to notice stop) and forwards bytes, and the
-//! *driver* that owns [`Chat`] and [`Ppp`], writes to the line and sleeps in
+//! *driver* that owns [`Chat`](masqdial_at::Chat) and [`Ppp`](masqdial_ppp::Ppp), writes to the line and sleeps in
 //! `recv_timeout` until input, an outbound packet, a hang-up request or the next protocol timer.
 //! Both threads end in bounded time; [`SessionHandle::hangup`] waits for them, so no thread or fd
 //! outlives the session. Tokio sees only channels: progress events (unbounded: a session emits a

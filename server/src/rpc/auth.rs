@@ -178,7 +178,7 @@ impl AuthService {
         }
     }
 
-    /// [`check_login_with`](Self::check_login_with) for a client that presented no session
+    /// `check_login_with` for a client that presented no session
     /// and has no gRPC connection (the web page's form).
     pub async fn check_login(
         &self,
