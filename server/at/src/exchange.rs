@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use crate::cell::{RegKind, RegStatus, Registration, SimState};
 use crate::*;
 
+/// An `OK` within this time of sending the dial command is a late extra result of the
+/// command before, never the dial's answer.
+const DIAL_OK_STALE: Duration = Duration::from_millis(1000);
+
 impl Chat {
     pub(crate) fn log(&mut self, now: Instant, kind: TranscriptKind, text: String) {
         if self.transcript.len() >= MAX_TRANSCRIPT {
@@ -264,6 +268,24 @@ impl Chat {
                         format!(
                             "result code `{code}` came before the dial command's echo: set aside"
                         ),
+                    );
+                    return;
+                }
+                // A plain OK this soon after ATD cannot be the dial's result (no call is set
+                // up in a second): it is an extra result of the command before, late on the
+                // line (a modem printing a second OK after ATZ). Set aside; wait on.
+                let sent = self
+                    .deadline
+                    .map(|d| d.checked_sub(self.config.dial_timeout).unwrap_or(d));
+                if code == ResultCode::Ok
+                    && sent.is_some_and(|s| now.saturating_duration_since(s) < DIAL_OK_STALE)
+                {
+                    self.stale += 1;
+                    self.log(
+                        now,
+                        TranscriptKind::Info,
+                        "an OK right after dialling (late from the command before): set aside"
+                            .into(),
                     );
                     return;
                 }

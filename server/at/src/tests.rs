@@ -370,6 +370,33 @@ fn a_late_ok_50_ms_after_the_first_is_set_aside() {
     );
 }
 
+/// Found by the behaviour matrix on a loaded box: a late OK (150 ms after ATZ's) that
+/// arrives just after the settle window, so after ATD went out, is not the dial's answer.
+#[test]
+fn a_late_ok_just_after_the_dial_went_out_is_set_aside() {
+    let t0 = Instant::now();
+    let mut chat = line_chat(&["ATZ"], t0);
+    let _ = drain_tx(&mut chat);
+    chat.handle_input(t0, b"\r\nOK\r\n");
+    chat.handle_timeout(t0 + Duration::from_millis(150));
+    assert_eq!(drain_tx(&mut chat), vec!["ATDT1\r"]);
+    chat.handle_input(t0 + Duration::from_millis(151), b"\r\nOK\r\n");
+    assert!(!chat.is_failed(), "{:?}", chat.failure());
+    chat.handle_input(t0 + Duration::from_millis(900), b"\r\nCONNECT 33600\r\n");
+    assert!(chat.is_ready());
+    assert!(transcript(&chat)
+        .iter()
+        .any(|l| l.contains("an OK right after dialling")));
+    // An OK long after the dial went out is still a wrong answer, and fails.
+    let mut chat = line_chat(&["ATZ"], t0);
+    let _ = drain_tx(&mut chat);
+    chat.handle_input(t0, b"\r\nOK\r\n");
+    chat.handle_timeout(t0 + Duration::from_millis(150));
+    let _ = drain_tx(&mut chat);
+    chat.handle_input(t0 + Duration::from_secs(3), b"\r\nOK\r\n");
+    assert!(chat.is_failed());
+}
+
 #[test]
 fn without_settle_buffered_extra_results_are_discarded_when_the_next_command_goes_out() {
     let t0 = Instant::now();
