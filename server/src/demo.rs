@@ -273,6 +273,9 @@ pub fn world(config: &mut Config) -> anyhow::Result<(DemoWorld, LanSide)> {
         };
         return Ok((world, LanSide::Tun));
     }
+    // A TUN name of this run's own (it moves into this run's namespace): two demos started
+    // at once (tests do) never race for one name.
+    config.nat.tun_name = format!("mqd{}", std::process::id());
     let tun_name = config.nat.tun_name.clone();
     let tun = match Tun::open(&tun_name, 1500) {
         Ok(t) => t,
