@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cell::{self, RegKind, RegStatus, Signal, SimState};
 
 /// Why a dial attempt or the whole chat failed. The cause the modem gave (`+CME ERROR: 10
-/// (SIM not inserted)`) is in the failure's message and in [`Chat::failure_cause`].
+/// (SIM not inserted)`) is in the failure's message and in [`Chat::failure_cause`](crate::Chat::failure_cause).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatFailure {
     /// `NO DIALTONE`: the line is dead; not retried.

@@ -2,10 +2,10 @@
 //! dialling with redial, result codes (V.250, 27.007 `+CME ERROR`, vendor finals), login
 //! script (sans-IO). Owns the chat state and its transcript; must not open ports or read the clock.
 //!
-//! Call order (quinn-proto style): feed [`Chat::handle_input`] / [`Chat::handle_timeout`], then drain
-//! [`Chat::poll_transmit`] and [`Chat::poll_event`], then sleep until [`Chat::poll_timeout`].
-//! Once [`Chat::is_ready`] the line belongs to PPP: take the bytes that followed the CONNECT line (or
-//! the last login prompt) with [`Chat::take_remaining`].
+//! Call order (quinn-proto style): feed [`Chat::handle_input`](crate::Chat::handle_input) / [`Chat::handle_timeout`](crate::Chat::handle_timeout), then drain
+//! [`Chat::poll_transmit`](crate::Chat::poll_transmit) and [`Chat::poll_event`](crate::Chat::poll_event), then sleep until [`Chat::poll_timeout`](crate::Chat::poll_timeout).
+//! Once [`Chat::is_ready`](crate::Chat::is_ready) the line belongs to PPP: take the bytes that followed the CONNECT line (or
+//! the last login prompt) with [`Chat::take_remaining`](crate::Chat::take_remaining).
 //!
 //! Depends on std only, so it builds and is fuzzed without the server.
 
@@ -104,7 +104,7 @@ const MAX_INFO: usize = 64;
 /// Line discipline: a result line is only ever taken as the answer to the command just sent.
 /// Sending a command discards whatever was buffered; with echo on, result codes that come
 /// before the command's echo are stale and set aside; after a final result the chat waits
-/// [`ChatConfig::settle`] and sets aside further result codes (all recorded in the
+/// [`ChatConfig::settle`](crate::ChatConfig::settle) and sets aside further result codes (all recorded in the
 /// transcript) before the next command.
 #[derive(Debug)]
 pub struct Chat {
@@ -310,7 +310,7 @@ impl Chat {
         self.tx.pop_front()
     }
 
-    /// When [`Chat::handle_timeout`] must be called next.
+    /// When [`Chat::handle_timeout`](crate::Chat::handle_timeout) must be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
@@ -400,7 +400,7 @@ impl Chat {
     }
 
     /// Bytes received after the CONNECT line / login script: the start of the PPP stream.
-    /// Empty unless [`Chat::is_ready`].
+    /// Empty unless [`Chat::is_ready`](crate::Chat::is_ready).
     pub fn take_remaining(&mut self) -> Vec<u8> {
         if self.state == State::Ready {
             std::mem::take(&mut self.rx)
@@ -409,7 +409,7 @@ impl Chat {
         }
     }
 
-    /// Why the chat gave up, once [`Chat::is_failed`].
+    /// Why the chat gave up, once [`Chat::is_failed`](crate::Chat::is_failed).
     #[must_use]
     pub fn failure(&self) -> Option<ChatFailure> {
         self.failed

@@ -10,7 +10,7 @@ use crate::ipcp;
 
 use crate::{AuthProtocol, Side};
 
-/// Link configuration. Build with [`PppConfig::client`] or [`PppConfig::access_server`] and
+/// Link configuration. Build with [`PppConfig::client`](crate::PppConfig::client) or [`PppConfig::access_server`](crate::PppConfig::access_server) and
 /// adjust fields.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PppConfig {
@@ -25,7 +25,7 @@ pub struct PppConfig {
     pub accept_auth: Vec<AuthProtocol>,
     /// Client with both CHAP-MD5 and PAP in `accept_auth`: take PAP if the peer asks it again
     /// after our Nak. Off (the default): keep proposing CHAP-MD5 until Max-Failure, then end
-    /// the link with [`DownReason::PapRefused`] without ever sending the password.
+    /// the link with [`DownReason::PapRefused`](crate::DownReason::PapRefused) without ever sending the password.
     pub pap_fallback: bool,
     /// Access server: ask the same Auth-Protocol again after the peer Naks it (an imitation
     /// of access servers that insist on PAP, for tests); off takes the peer's suggestion when

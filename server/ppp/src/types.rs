@@ -65,7 +65,7 @@ pub enum Phase {
 /// Why a link finished.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DownReason {
-    /// We closed it ([`Ppp::close`]) with this reason.
+    /// We closed it ([`Ppp::close`](crate::Ppp::close)) with this reason.
     LocalClose(String),
     /// The peer sent Terminate-Request (with its data as text).
     PeerTerminated(String),
@@ -83,7 +83,7 @@ pub enum DownReason {
     Ipcp(ipcp::IpcpFailure),
     /// The peer wants to authenticate us with PAP, which sends the password in clear, and
     /// would not take CHAP-MD5 instead; PAP fallback is not allowed
-    /// ([`PppConfig::pap_fallback`]). No PAP packet was sent.
+    /// ([`PppConfig::pap_fallback`](crate::PppConfig::pap_fallback)). No PAP packet was sent.
     PapRefused {
         /// Configure-Naks we sent proposing CHAP-MD5.
         naks: u32,
@@ -92,7 +92,7 @@ pub enum DownReason {
     },
 }
 
-/// How a peer that asked PAP answered our Nak proposing CHAP-MD5 ([`DownReason::PapRefused`]).
+/// How a peer that asked PAP answered our Nak proposing CHAP-MD5 ([`DownReason::PapRefused`](crate::DownReason::PapRefused)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PapRefusal {
     /// It kept asking PAP until Max-Failure; we Configure-Rejected the option and closed.
@@ -171,7 +171,7 @@ pub enum PppEvent {
     },
 }
 
-/// Errors of [`Ppp::send_ipv4`].
+/// Errors of [`Ppp::send_ipv4`](crate::Ppp::send_ipv4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     /// IPCP is not open, so no datagram may be sent (RFC 1661 §3.5).
@@ -290,7 +290,7 @@ pub struct NegotiatedOptions {
     /// LCP options Nak'd or Rejected in the last LCP negotiation, both directions.
     pub lcp_refused: Vec<options::Refusal>,
     /// The peer insisted on PAP after our Nak proposing CHAP-MD5 and PAP was taken
-    /// ([`PppConfig::pap_fallback`]): the password crossed the line in clear.
+    /// ([`PppConfig::pap_fallback`](crate::PppConfig::pap_fallback)): the password crossed the line in clear.
     pub pap_fallback: bool,
     /// IPCP options Nak'd or Rejected in the last IPCP negotiation, both directions.
     pub ipcp_refused: Vec<options::Refusal>,

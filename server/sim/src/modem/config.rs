@@ -244,7 +244,7 @@ pub struct MockModemConfig {
     pub verbose: bool,
     /// Stored profile: `&D` setting (0 ignore DTR, 1 escape on DTR drop, 2 hang up).
     pub dtr_mode: u8,
-    /// Go silent this long after each CONNECT: no byte in or out until [`MockModem::set_silent`]
+    /// Go silent this long after each CONNECT: no byte in or out until [`MockModem::set_silent`](super::MockModem::set_silent)
     /// (false).
     pub silent_after: Option<Duration>,
     /// Start in data state with a call up (a modem left online by a previous run).
