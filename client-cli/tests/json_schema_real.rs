@@ -5,7 +5,10 @@
 //! listing has live entries. `json_schema.rs` runs the same checker against the fake server,
 //! which fills the fields this setup cannot reach (cellular details, every event kind).
 
+mod fake;
 mod schema;
+
+use fake::run_mclient as mclient;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -31,11 +34,10 @@ use masqdial_sim::modem::{CallResult, MockModemConfig, Outcome};
 use nat_core::chains::syntax::parse_rule;
 use schema::{check, check_output, schema};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-/// Hang guard for one mclient run or one wait (a loaded 2-core box: generous).
+/// Hang guard for one wait on the server or the watcher (a loaded 2-core box: generous).
 const LIMIT: Duration = Duration::from_secs(60);
 const LAN_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 10);
 
@@ -109,51 +111,6 @@ fn udp_packet(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         u.fill_checksum(LAN_HOST, Ipv4Addr::new(203, 0, 113, 1));
     }
     b
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// The real mclient with a private XDG tree under `dir`, bounded by [`LIMIT`].
-async fn mclient(
-    dir: &Path,
-    server: &str,
-    args: &[&str],
-    env: &[(&str, &str)],
-    stdin: &str,
-) -> Out {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mclient"));
-    cmd.args(args)
-        .env("MASQDIAL_SERVER", server)
-        .env("XDG_CONFIG_HOME", dir.join("cfg"))
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("HOME", dir)
-        .env_remove("MASQDIAL_TOKEN_FILE")
-        .env_remove("MASQDIAL_CONFIG")
-        .env_remove("MASQDIAL_PASSWORD")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("mclient: {e}"));
-    if let Some(mut i) = child.stdin.take() {
-        let _ = i.write_all(stdin.as_bytes()).await;
-    }
-    let o = tokio::time::timeout(LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("mclient {args:?} did not finish in {LIMIT:?}"))
-        .unwrap_or_else(|e| panic!("mclient: {e}"));
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
