@@ -85,6 +85,36 @@ pub struct GlobalOpts {
     pub insecure: bool,
 }
 
+/// `conntrack -L`-style filters on masquerade entries; all given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct MasqFilterArgs {
+    /// Only this protocol: tcp, udp or icmp.
+    #[arg(short = 'p', long = "proto", value_name = "PROTO")]
+    pub proto: Option<String>,
+    /// Only entries from this LAN host or network (A.B.C.D or A.B.C.D/BITS).
+    #[arg(short = 's', long = "src", value_name = "ADDR")]
+    pub src: Option<String>,
+    /// Only entries to this remote host or network (A.B.C.D or A.B.C.D/BITS).
+    #[arg(short = 'd', long = "dst", value_name = "ADDR")]
+    pub dst: Option<String>,
+    /// Only entries from this LAN port.
+    #[arg(long, value_name = "PORT")]
+    pub sport: Option<u16>,
+    /// Only entries to this remote port.
+    #[arg(long, value_name = "PORT")]
+    pub dport: Option<u16>,
+    /// Only entries in this state (ESTABLISHED, SYN_SENT, TIME_WAIT, UDP, ICMP, ...).
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+}
+
+impl MasqFilterArgs {
+    /// No filter given.
+    pub fn is_empty(&self) -> bool {
+        *self == MasqFilterArgs::default()
+    }
+}
+
 /// Every command, in one-shot and shell form alike.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
@@ -130,12 +160,20 @@ pub enum Command {
     },
     /// Who holds which link.
     Who,
-    /// Follow link changes and traffic ("modem lights") until interrupted.
+    /// Follow link changes and traffic ("modem lights") until interrupted; with --masq, the
+    /// masquerade table's changes instead (`conntrack -E`: NEW, UPDATE on a state change,
+    /// DESTROY), optionally filtered as for `masq`.
     Watch {
         /// When the server goes away, try to reconnect for this many seconds (0: exit at once
         /// with code 8).
         #[arg(long, value_name = "SECS", default_value_t = 30)]
         reconnect: u64,
+        /// Follow the masquerade table.
+        #[arg(long)]
+        masq: bool,
+        /// Filters (with --masq).
+        #[command(flatten)]
+        filter: MasqFilterArgs,
     },
     /// Modems, their state and which connection uses them.
     Modems,
@@ -155,6 +193,13 @@ pub enum Command {
         /// The bound on all reverse lookups of one listing, in milliseconds.
         #[arg(long, default_value_t = 1000, requires = "resolve")]
         resolve_timeout_ms: u64,
+        /// Only the entries these select (`conntrack -L` filters).
+        #[command(flatten)]
+        filter: MasqFilterArgs,
+        /// Delete the entries the filters select (`conntrack -D`; admin); at least one filter
+        /// is needed.
+        #[arg(short = 'D', long)]
+        delete: bool,
     },
     /// Free masquerade ports per protocol.
     Ports,
@@ -164,7 +209,9 @@ pub enum Command {
         /// Nothing, `get`, or `[set] TCP TCPFIN UDP`.
         args: Vec<String>,
     },
-    /// ipchains 1.3 syntax: -A -I -R -D -F -Z -N -X -P -L -C, -M -L, -M -S.
+    /// ipchains 1.3 syntax: -A -I -R -D -F -Z -N -X -P -L -C, -M -L, -M -S; -h and -V
+    /// print ipchains' own help and version (`mclient help ipchains` prints this one).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
     Ipchains {
         /// Arguments exactly as for ipchains.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
@@ -214,6 +261,10 @@ pub enum Command {
     /// Print the mclient(1) manual page (roff), for packaging.
     #[command(hide = true)]
     Man,
+    /// Print the connection names, one a line, for shell completion: the server's list, or
+    /// (when it cannot be asked within 2 s) the one the last `list` cached. Never fails.
+    #[command(name = "__names", hide = true)]
+    Names,
 }
 
 impl Command {
@@ -221,6 +272,8 @@ impl Command {
     pub fn label(&self) -> String {
         match self {
             Command::Hangup { force: true, .. } => "hangup --force".into(),
+            Command::Masq { delete: true, .. } => "masq -D".into(),
+            Command::Watch { masq: true, .. } => "watch --masq".into(),
             Command::Timeouts { args } if !args.is_empty() && args[0] != "get" => {
                 "timeouts set".into()
             }
@@ -284,7 +337,130 @@ pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
     use clap::CommandFactory;
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "mclient", &mut out);
-    out
+    let script = String::from_utf8_lossy(&out).into_owned();
+    completion_glue(shell, script).into_bytes()
+}
+
+/// ipchains 1.3.9's options (short and long), offered after `mclient ipchains`.
+pub const IPCHAINS_FLAGS: &[&str] = &[
+    "-A", "-D", "-I", "-R", "-L", "-F", "-Z", "-N", "-X", "-P", "-C", "-M", "-S", "-h", "-V",
+    "-b", "-p", "-s", "-d", "-i", "-j", "-f", "-y", "-l", "-o", "-m", "-t", "-n", "-v", "-x",
+    "--append", "--delete", "--insert", "--replace", "--list", "--flush", "--zero", "--check",
+    "--new-chain", "--delete-chain", "--policy", "--masquerading", "--set", "--bidirectional",
+    "--source", "--destination", "--source-port", "--destination-port", "--icmp-type",
+    "--protocol", "--interface", "--jump", "--fragments", "--syn", "--log", "--output", "--mark",
+    "--TOS", "--numeric", "--verbose", "--exact", "--line-numbers", "--no-warnings", "--help",
+    "--version",
+];
+
+/// The subcommands whose positional argument is a connection name.
+const NAMED: &str = "dial cinfo hangup kill status stat";
+
+/// What clap's static scripts cannot do: connection names asked of the server at completion
+/// time (`mclient __names`, which falls back to the cached list), and ipchains' own options,
+/// chains, targets and protocols after `mclient ipchains`. Bash and fish get a wrapper or extra
+/// rules; zsh's `_default` for those arguments is replaced by functions doing the same.
+fn completion_glue(shell: clap_complete::Shell, mut script: String) -> String {
+    use clap_complete::Shell;
+    let flags = IPCHAINS_FLAGS.join(" ");
+    let chain_opts = "-A|--append|-D|--delete|-I|--insert|-R|--replace|-L|--list|-F|--flush|-Z|--zero|-N|--new-chain|-X|--delete-chain|-P|--policy|-C|--check";
+    match shell {
+        Shell::Bash => {
+            script.push_str(&format!(
+                r#"
+# masqdial: connection names (asked of the server, or the list the last `mclient list`
+# cached) and ipchains' own options.
+_mclient_masqdial() {{
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="${{COMP_WORDS[COMP_CWORD-1]}}" sub="" i
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${{COMP_WORDS[i]}}" in
+            --server|--user|-u|--ca|--timeout) ((i++)) ;;
+            -*) ;;
+            *) sub="${{COMP_WORDS[i]}}"; break ;;
+        esac
+    done
+    case "$sub" in
+        {named_alts})
+            if [[ "$cur" != -* ]]; then
+                COMPREPLY=( $(compgen -W "$(mclient __names 2>/dev/null)" -- "$cur") )
+                return 0
+            fi
+            ;;
+        ipchains)
+            case "$prev" in
+                {chain_opts})
+                    COMPREPLY=( $(compgen -W "input forward output" -- "$cur") ); return 0 ;;
+                -j|--jump)
+                    COMPREPLY=( $(compgen -W "ACCEPT DENY REJECT MASQ REDIRECT RETURN" -- "$cur") ); return 0 ;;
+                -p|--protocol)
+                    COMPREPLY=( $(compgen -W "tcp udp icmp all" -- "$cur") ); return 0 ;;
+                -h|--help)
+                    COMPREPLY=( $(compgen -W "icmp" -- "$cur") ); return 0 ;;
+            esac
+            COMPREPLY=( $(compgen -W "{flags}" -- "$cur") )
+            return 0
+            ;;
+    esac
+    _mclient "$@"
+}}
+complete -F _mclient_masqdial -o bashdefault -o default mclient
+"#,
+                named_alts = NAMED.replace(' ', "|"),
+            ));
+        }
+        Shell::Fish => {
+            script.push_str(&format!(
+                r#"
+# masqdial: connection names from the server (or the cached list), ipchains' options.
+complete -c mclient -n "__fish_seen_subcommand_from {NAMED}" -f -a "(mclient __names 2>/dev/null)"
+complete -c mclient -n "__fish_seen_subcommand_from ipchains" -f -a "{flags} input forward output ACCEPT DENY REJECT MASQ REDIRECT RETURN tcp udp icmp all"
+"#
+            ));
+        }
+        Shell::Zsh => {
+            let helpers = format!(
+                r#"
+# masqdial: connection names from the server (or the cached list), ipchains' options.
+_mclient_names() {{
+    local -a names
+    names=(${{(f)"$(mclient __names 2>/dev/null)"}})
+    _describe -t connections 'connection' names
+}}
+_mclient_ipchains() {{
+    local -a words
+    case "${{words[CURRENT-1]}}" in
+        ({chain_opts}) words=(input forward output) ;;
+        (-j|--jump) words=(ACCEPT DENY REJECT MASQ REDIRECT RETURN) ;;
+        (-p|--protocol) words=(tcp udp icmp all) ;;
+        (*) words=({flags}) ;;
+    esac
+    compadd -a words
+}}
+"#
+            );
+            let mut lines: Vec<String> = Vec::new();
+            for l in script.lines() {
+                let l = if l.contains("Connection name") && l.contains(":_default") {
+                    l.replace(":_default", ":_mclient_names")
+                } else if l.contains("Arguments exactly as for ipchains") && l.contains(":_default")
+                {
+                    l.replace(":_default", ":_mclient_ipchains")
+                } else {
+                    l.to_string()
+                };
+                lines.push(l);
+            }
+            script = lines.join("\n");
+            script.push('\n');
+            // After the `#compdef` line, so that zsh still autoloads the file.
+            match script.find('\n') {
+                Some(i) => script.insert_str(i + 1, &helpers),
+                None => script.push_str(&helpers),
+            }
+        }
+        _ => {}
+    }
+    script
 }
 
 /// One shell line: the same [`Command`] grammar without a binary name.
@@ -471,8 +647,26 @@ mod tests {
                 verbose: true,
                 resolve: false,
                 resolve_timeout_ms: 1000,
+                filter: MasqFilterArgs::default(),
+                delete: false,
             })
         );
+        let c = parse(&["masq", "-p", "tcp", "-s", "192.168.1.0/24", "--state", "established", "-D"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            c.command,
+            Some(Command::Masq { ref filter, delete: true, .. })
+                if filter.proto.as_deref() == Some("tcp")
+                    && filter.src.as_deref() == Some("192.168.1.0/24")
+                    && filter.state.as_deref() == Some("established")
+        ));
+        let c = parse(&["watch", "--masq", "-d", "203.0.113.1", "--dport", "80"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            c.command,
+            Some(Command::Watch { masq: true, ref filter, .. })
+                if filter.dst.as_deref() == Some("203.0.113.1") && filter.dport == Some(80)
+        ));
         assert_eq!(parse(&[]).map(|c| c.command).ok(), Some(None));
         assert!(parse(&["dial"]).is_err());
         assert!(parse(&["frobnicate"]).is_err());
@@ -498,6 +692,17 @@ mod tests {
         let c = parse(&["--json", "ipchains", "-L", "-n", "-v"]).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.opts.json);
         assert!(matches!(c.command, Some(Command::Ipchains { ref args }) if args.len() == 3));
+        // -h, --help, -V, --version are ipchains' own, not clap's.
+        for flag in ["-h", "--help", "-V", "--version"] {
+            let c = parse(&["ipchains", flag]).unwrap_or_else(|e| panic!("{flag}: {e}"));
+            assert_eq!(
+                c.command,
+                Some(Command::Ipchains {
+                    args: vec![flag.to_string()]
+                }),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

@@ -165,13 +165,51 @@ impl Session {
             .list_connections(pb::ListConnectionsRequest {})
             .await
             .ok()?;
-        Some(
-            r.into_inner()
-                .connections
-                .into_iter()
-                .map(|c| c.name)
-                .collect(),
-        )
+        let names: Vec<String> = r
+            .into_inner()
+            .connections
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        self.cache_names(&names);
+        Some(names)
+    }
+
+    /// Where the connection names are cached for completion: beside the token store.
+    fn names_cache(&self) -> std::path::PathBuf {
+        self.store.path().with_file_name("connections.cache")
+    }
+
+    /// Remember the connection names (one a line) for `__names`; best effort.
+    pub(crate) fn cache_names(&self, names: &[String]) {
+        let text: String = names
+            .iter()
+            .filter(|n| crate::safe::line(n) == n.as_str())
+            .map(|n| format!("{n}\n"))
+            .collect();
+        let path = self.names_cache();
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(path, text);
+    }
+
+    /// `mclient __names`: the server's connection names within 2 s, else the cached ones.
+    pub(crate) async fn names(&mut self) {
+        let asked = tokio::time::timeout(Duration::from_secs(2), self.all_connection_names())
+            .await
+            .ok()
+            .flatten();
+        let names = match asked {
+            Some(n) => n,
+            None => std::fs::read_to_string(self.names_cache())
+                .map(|t| t.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
+        };
+        let mut out = std::io::stdout().lock();
+        for n in names {
+            let _ = writeln!(out, "{}", crate::safe::line(&n));
+        }
     }
 
     pub(crate) fn emit(&self, human: &str, json: Value) {
@@ -245,16 +283,40 @@ impl Session {
             Command::Hangup { name, force } => self.hangup(name.as_deref(), *force).await,
             Command::Status { name } => self.status(name.as_deref().unwrap_or("")).await,
             Command::Who => self.who().await,
-            Command::Watch { reconnect } => self.watch(Duration::from_secs(*reconnect)).await,
+            Command::Watch {
+                reconnect,
+                masq: true,
+                filter,
+            } => {
+                self.watch_masq(filter, Duration::from_secs(*reconnect))
+                    .await
+            }
+            Command::Watch {
+                reconnect, filter, ..
+            } => {
+                if !filter.is_empty() {
+                    return Err(Failure::usage(
+                        "the filters -p -s -d --sport --dport --state go with `watch --masq`",
+                        "add --masq to follow the masquerade table",
+                    )
+                    .into());
+                }
+                self.watch(Duration::from_secs(*reconnect)).await
+            }
             Command::Modems => self.modems().await,
             Command::Masq {
                 numeric,
                 verbose,
                 resolve,
                 resolve_timeout_ms,
+                filter,
+                delete,
             } => {
+                if *delete {
+                    return self.masq_delete(filter).await;
+                }
                 let resolve = resolve.then(|| Duration::from_millis(*resolve_timeout_ms));
-                self.masq(*numeric, *verbose, resolve).await
+                self.masq(*numeric, *verbose, resolve, filter).await
             }
             Command::Portfw { args } => self.portfw(args).await,
             Command::Proc { name } => self.proc_view(name).await,
@@ -277,6 +339,10 @@ impl Session {
             Command::Man => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&crate::cli::man_page()?)?;
+                Ok(())
+            }
+            Command::Names => {
+                self.names().await;
                 Ok(())
             }
             Command::Shell => Err(Failure::usage(

@@ -517,6 +517,7 @@ async fn session(
     let mut masq = match nat
         .watch_masq(WatchMasqRequest {
             period_ms: cfg.masq_period_ms,
+            ..Default::default()
         })
         .await
     {

@@ -384,6 +384,12 @@ mod fixture {
         ) -> Res<masqdial_proto::v1::PortFwResponse> {
             no()
         }
+        async fn delete_masq(
+            &self,
+            _r: Request<masqdial_proto::v1::DeleteMasqRequest>,
+        ) -> Res<masqdial_proto::v1::DeleteMasqResponse> {
+            no()
+        }
     }
 }
 

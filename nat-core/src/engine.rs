@@ -328,6 +328,10 @@ impl Engine {
 
     /// Other names `-i` may give the link (see [`EngineConfig::link_aliases`]).
     pub fn set_link_aliases(&mut self, names: Vec<String>) {
+        // portfw entries given by link name forward while one of these names is up.
+        let mut all = vec![self.cfg.link_iface.clone()];
+        all.extend(names.iter().cloned());
+        self.portfw.set_link_names(all);
         self.cfg.link_aliases = names;
     }
 

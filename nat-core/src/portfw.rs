@@ -12,6 +12,10 @@ pub struct PortFw {
     pub proto: u8,
     /// Local (link) address; `None` = `0.0.0.0`, whatever the link's address is.
     pub laddr: Option<Ipv4Addr>,
+    /// The local address given as a link's name (`ppp0`, or a connection's name): the
+    /// entry forwards what reaches that link's address, whatever address it has now, and
+    /// only while that link is the one up. `laddr` is `None` then.
+    pub link: Option<String>,
     /// Local port.
     pub lport: u16,
     /// LAN host.
@@ -47,6 +51,7 @@ impl PortFw {
         PortFw {
             proto,
             laddr,
+            link: None,
             lport,
             raddr,
             rport,
@@ -59,9 +64,24 @@ impl PortFw {
         }
     }
 
+    /// The same entry on a link given by name (see [`PortFw::link`]).
+    pub fn on_link(mut self, name: &str) -> PortFw {
+        self.laddr = None;
+        self.link = Some(name.to_string());
+        self
+    }
+
     fn same(&self, o: &PortFw) -> bool {
-        (self.proto, self.laddr, self.lport, self.raddr, self.rport)
-            == (o.proto, o.laddr, o.lport, o.raddr, o.rport)
+        (self.proto, self.laddr, &self.link, self.lport, self.raddr, self.rport)
+            == (o.proto, o.laddr, &o.link, o.lport, o.raddr, o.rport)
+    }
+
+    /// The local address as written: the link's name, or the address (`0.0.0.0` for any).
+    pub fn local_text(&self) -> String {
+        match &self.link {
+            Some(n) => n.clone(),
+            None => self.laddr.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+        }
     }
 
     /// The `ipmasqadm portfw` save line (also the persisted form).
@@ -73,7 +93,7 @@ impl PortFw {
             } else {
                 "tcp"
             },
-            self.laddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            self.local_text(),
             self.lport,
             self.raddr,
             self.rport,
@@ -102,6 +122,9 @@ pub enum PortFwError {
 #[derive(Debug, Clone, Default)]
 pub struct PortFwTable {
     entries: Vec<PortFw>,
+    /// The names the link up now answers to (its interface alias, the connection, the TUN):
+    /// what an entry given by link name must find here to forward.
+    link_names: Vec<String>,
 }
 
 impl PortFwTable {
@@ -147,8 +170,9 @@ impl PortFwTable {
         self.entries.push(e);
     }
 
-    /// `-d`, 2.2's relaxed match: a local address 0.0.0.0 (`None`) matches any, and the LAN
-    /// side may be left out; every matching entry goes.
+    /// `-d`, 2.2's relaxed match: a local address 0.0.0.0 (`None`) matches any address
+    /// (entries given by link name are left to [`delete_on_link`](Self::delete_on_link)), and
+    /// the LAN side may be left out; every matching entry goes.
     pub fn delete(
         &mut self,
         proto: u8,
@@ -159,6 +183,7 @@ impl PortFwTable {
         let before = self.entries.len();
         self.entries.retain(|x| {
             !(x.proto == proto
+                && x.link.is_none()
                 && laddr.is_none_or(|a| x.laddr == Some(a))
                 && x.lport == lport
                 && remote.is_none_or(|(a, p)| (x.raddr, x.rport) == (a, p)))
@@ -169,20 +194,55 @@ impl PortFwTable {
         }
     }
 
+    /// `-d` of entries given by link name (`-L ppp0 8080`): the same relaxed match, on the
+    /// name.
+    pub fn delete_on_link(
+        &mut self,
+        proto: u8,
+        link: &str,
+        lport: u16,
+        remote: Option<(Ipv4Addr, u16)>,
+    ) -> Result<usize, PortFwError> {
+        let before = self.entries.len();
+        self.entries.retain(|x| {
+            !(x.proto == proto
+                && x.link.as_deref() == Some(link)
+                && x.lport == lport
+                && remote.is_none_or(|(a, p)| (x.raddr, x.rport) == (a, p)))
+        });
+        match before - self.entries.len() {
+            0 => Err(PortFwError::NotFound),
+            n => Ok(n),
+        }
+    }
+
+    /// The names of the link that is up (set when a link comes up).
+    pub fn set_link_names(&mut self, names: Vec<String>) {
+        self.link_names = names;
+    }
+
     /// `-f`.
     pub fn flush(&mut self) -> usize {
         std::mem::take(&mut self.entries).len()
     }
 
-    /// Pick the entry for a new connection to `dst:dport`: the first matching entry in list
-    /// order (an entry for 0.0.0.0 matches whatever the link's address is); returns its index.
+    /// Pick the entry for a new connection to `dst:dport` (a packet from the link to its
+    /// address): the first matching entry in list order (an entry for 0.0.0.0 matches
+    /// whatever the link's address is; one given by link name, while that link is up);
+    /// returns its index.
     pub fn pick(&mut self, proto: u8, dst: Ipv4Addr, dport: u16) -> Option<usize> {
+        let names = &self.link_names;
         let i = self
             .entries
             .iter()
             .enumerate()
             .filter(|(_, x)| {
-                x.proto == proto && x.lport == dport && x.laddr.is_none_or(|a| a == dst)
+                x.proto == proto
+                    && x.lport == dport
+                    && match &x.link {
+                        Some(n) => names.contains(n),
+                        None => x.laddr.is_none_or(|a| a == dst),
+                    }
             })
             .min_by_key(|(_, x)| x.rank)
             .map(|(i, _)| i)?;
@@ -251,9 +311,19 @@ impl PortFwTable {
                     })
                 }
                 "-L" | "--local" => {
-                    let a = addr(it.next(), "-L")?;
+                    let w = it.next();
                     let p = num(it.next(), "-L")?;
-                    local = Some(((!a.is_unspecified()).then_some(a), p));
+                    local = Some(match w.map(|w| (w, w.parse::<Ipv4Addr>())) {
+                        Some((_, Ok(a))) => (Local::Addr((!a.is_unspecified()).then_some(a)), p),
+                        Some((name, Err(_))) if is_link_name(name) => {
+                            (Local::Link(name.to_string()), p)
+                        }
+                        _ => {
+                            return Err(err(
+                                "-L needs a dotted-quad address or a link's name (ppp0, a connection)",
+                            ))
+                        }
+                    });
                 }
                 "-R" | "--remote" => {
                     let a = addr(it.next(), "-R")?;
@@ -276,15 +346,23 @@ impl PortFwTable {
                 let (Some(p), Some((la, lp)), Some((ra, rp))) = (proto, local, remote) else {
                     return Err(err("-a needs -P, -L and -R"));
                 };
-                Ok(PortFwCmd::Add(PortFw::new(p, la, lp, ra, rp, pref)))
+                Ok(PortFwCmd::Add(match la {
+                    Local::Addr(a) => PortFw::new(p, a, lp, ra, rp, pref),
+                    Local::Link(n) => PortFw::new(p, None, lp, ra, rp, pref).on_link(&n),
+                }))
             }
             _ => {
                 let (Some(p), Some((la, lp))) = (proto, local) else {
                     return Err(err("-d needs -P and -L"));
                 };
+                let (laddr, link) = match la {
+                    Local::Addr(a) => (a, None),
+                    Local::Link(n) => (None, Some(n)),
+                };
                 Ok(PortFwCmd::Delete {
                     proto: p,
-                    laddr: la,
+                    laddr,
+                    link,
                     lport: lp,
                     remote,
                 })
@@ -292,29 +370,43 @@ impl PortFwTable {
         }
     }
 
-    /// `ipmasqadm portfw -l [-n]` text (with this implementation's counters added).
+    /// `ipmasqadm portfw -l -n` text, in ipmasqadm's layout and column names
+    /// (`%-4s %-20s %-20s %8s %8s %5s %5s`: prot, localaddr, rediraddr, lport, rport, pcnt,
+    /// pref); an entry given by link name shows the name as its localaddr.
     pub fn render(&self) -> String {
+        self.render_with(false)
+    }
+
+    /// [`render`](Self::render), with `verbose` adding this implementation's counters
+    /// (connections, packets and bytes forwarded) after ipmasqadm's columns.
+    pub fn render_with(&self, verbose: bool) -> String {
         let mut s = format!(
-            "{:<4} {:<20} {:<20} {:>5} {:>5} {:>5} {:>5} {:>8} {:>10}\n",
-            "prot", "localaddr", "rediraddr", "lport", "rport", "pcnt", "pref", "pkts", "bytes"
+            "{:<4} {:<20} {:<20} {:>8} {:>8} {:>5} {:>5}",
+            "prot", "localaddr", "rediraddr", "lport", "rport", "pcnt", "pref"
         );
+        if verbose {
+            s.push_str(&format!(" {:>8} {:>8} {:>10}", "conns", "pkts", "bytes"));
+        }
+        s.push('\n');
         for e in self.listed() {
             s.push_str(&format!(
-                "{:<4} {:<20} {:<20} {:>5} {:>5} {:>5} {:>5} {:>8} {:>10}\n",
+                "{:<4} {:<20} {:<20} {:>8} {:>8} {:>5} {:>5}",
                 if e.proto == crate::wire::proto::UDP {
                     "UDP"
                 } else {
                     "TCP"
                 },
-                e.laddr.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                e.local_text(),
                 e.raddr.to_string(),
                 e.lport,
                 e.rport,
                 e.pref_cnt,
                 e.pref,
-                e.pkts,
-                e.bytes
             ));
+            if verbose {
+                s.push_str(&format!(" {:>8} {:>8} {:>10}", e.conns, e.pkts, e.bytes));
+            }
+            s.push('\n');
         }
         s
     }
@@ -348,6 +440,76 @@ impl PortFwTable {
     }
 }
 
+/// What the input chain makes of the connections `e` is to forward: 2.2 ran the input chain
+/// before portfw saw a packet, so a denying input chain silently starves the entry. Runs a
+/// new connection from a remote host (192.0.2.1:1024, TEST-NET-1) to the entry's local
+/// address (`link_addr` for an entry on 0.0.0.0 or on a link name; 0.0.0.0 while no link is
+/// up) and port through `input`, as arriving on the link (`iface`, also known as `aliases`).
+/// `None` when it is let in; otherwise a warning that names the rule to add.
+pub fn input_warning(
+    fw: &crate::chains::Firewall,
+    e: &PortFw,
+    iface: &str,
+    aliases: &[String],
+    link_addr: Option<Ipv4Addr>,
+) -> Option<String> {
+    use crate::chains::{CheckVerdict, PacketInfo};
+    let proto_name = if e.proto == crate::wire::proto::UDP {
+        "udp"
+    } else {
+        "tcp"
+    };
+    let dst = e.laddr.or(link_addr).unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let pkt = PacketInfo {
+        proto: e.proto,
+        src: Ipv4Addr::new(192, 0, 2, 1),
+        dst,
+        sport: 1024,
+        dport: e.lport,
+        iface,
+        iface_aliases: aliases,
+        fragment: false,
+        syn: e.proto == crate::wire::proto::TCP,
+        tos: 0,
+        len: 40,
+    };
+    let verdict = fw.check_packet("input", &pkt).ok()?;
+    let what = match verdict {
+        CheckVerdict::Accepted | CheckVerdict::Redirected | CheckVerdict::Masqueraded => {
+            return None
+        }
+        CheckVerdict::Denied => "deny",
+        CheckVerdict::Rejected => "reject",
+        CheckVerdict::Loop => "drop (a loop)",
+        CheckVerdict::PassedThrough => "drop",
+    };
+    let d = match e.laddr {
+        Some(a) => a.to_string(),
+        None => "0.0.0.0/0".to_string(),
+    };
+    Some(format!(
+        "the input chain would {what} {proto_name} from the link to {}:{}, so this forward would get nothing (2.2 ran input before portfw); let it in with: ipchains -I input -p {proto_name} -d {d} {} -i {iface} -j ACCEPT",
+        e.local_text(),
+        e.lport,
+        e.lport
+    ))
+}
+
+/// `-L`'s first word.
+enum Local {
+    Addr(Option<Ipv4Addr>),
+    Link(String),
+}
+
+/// A link or connection name as `-L` takes it: letters, digits and `_ - . +`, up to 32,
+/// starting with a letter (so never an address).
+fn is_link_name(s: &str) -> bool {
+    s.len() <= 32
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.+".contains(c))
+}
+
 /// A parsed portfw command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortFwCmd {
@@ -359,6 +521,8 @@ pub enum PortFwCmd {
         proto: u8,
         /// Local address (`None` = 0.0.0.0).
         laddr: Option<Ipv4Addr>,
+        /// The local address given as a link's name instead.
+        link: Option<String>,
         /// Local port.
         lport: u16,
         /// LAN side, if given.
@@ -407,6 +571,7 @@ mod tests {
             Ok(PortFwCmd::Delete {
                 proto: 6,
                 laddr: None,
+                link: None,
                 lport: 8080,
                 remote: None
             })
@@ -421,6 +586,55 @@ mod tests {
         );
         assert!(PortFwTable::parse("-a -P icmp -L 0.0.0.0 1 -R 1.2.3.4 1").is_err());
         assert_eq!(t.flush(), 1);
+    }
+
+    /// ipmasqadm's `-l` layout (`%-4s %-20s %-20s %8s %8s %5s %5s`), a link name as the
+    /// local address, and the input-chain warning.
+    #[test]
+    fn ipmasqadm_layout_link_names_and_the_input_warning() {
+        let mut t = PortFwTable::default();
+        add(&mut t, "-a -P tcp -L ppp0 8080 -R 192.168.2.2 6699 -p 10");
+        add(&mut t, "-a -P udp -L 10.64.0.5 53 -R 192.168.2.3 53 -p 2");
+        assert_eq!(
+            t.render(),
+            "prot localaddr            rediraddr               lport    rport  pcnt  pref\n\
+             UDP  10.64.0.5            192.168.2.3                53       53     2     2\n\
+             TCP  ppp0                 192.168.2.2              8080     6699    10    10\n"
+        );
+        assert!(t.render_with(true).starts_with(
+            "prot localaddr            rediraddr               lport    rport  pcnt  pref    conns     pkts      bytes\n"
+        ));
+        assert_eq!(
+            t.save(),
+            "-a -P udp -L 10.64.0.5 53 -R 192.168.2.3 53 -p 2\n-a -P tcp -L ppp0 8080 -R 192.168.2.2 6699 -p 10\n"
+        );
+        // The link-named entry forwards only while that link is up, whatever its address.
+        let a = Ipv4Addr::new(10, 64, 0, 9);
+        assert_eq!(t.pick(6, a, 8080), None);
+        t.set_link_names(vec!["ppp0".into(), "isp1".into()]);
+        assert_eq!(t.pick(6, a, 8080), Some(0));
+        assert_eq!(t.pick(6, Ipv4Addr::new(10, 64, 0, 10), 8080), Some(0));
+        t.set_link_names(vec!["isp2".into()]);
+        assert_eq!(t.pick(6, a, 8080), None);
+        // A delete by name takes only the named entry.
+        assert_eq!(t.delete(6, None, 8080, None), Err(PortFwError::NotFound));
+        assert_eq!(t.delete_on_link(6, "ppp0", 8080, None), Ok(1));
+        assert!(PortFwTable::parse("-a -P tcp -L 9bad 1 -R 1.2.3.4 1").is_err());
+
+        // The input chain: ACCEPT says nothing; a DENY policy names the rule to add.
+        let e = PortFw::new(6, None, 8080, Ipv4Addr::new(192, 168, 2, 2), 80, 0).on_link("isp1");
+        let mut fw = crate::chains::Firewall::new();
+        assert_eq!(input_warning(&fw, &e, "ppp0", &[], Some(a)), None);
+        fw.set_policy("input", "DENY").expect("policy");
+        assert_eq!(
+            input_warning(&fw, &e, "ppp0", &["isp1".into()], Some(a)).as_deref(),
+            Some("the input chain would deny tcp from the link to isp1:8080, so this forward would get nothing (2.2 ran input before portfw); let it in with: ipchains -I input -p tcp -d 0.0.0.0/0 8080 -i ppp0 -j ACCEPT")
+        );
+        // The rule it names does let it in.
+        let rule = crate::chains::parse_rule("-p tcp -d 0.0.0.0/0 8080 -i ppp0 -j ACCEPT")
+            .expect("the advice parses");
+        fw.insert("input", 1, &rule.rule).expect("insert");
+        assert_eq!(input_warning(&fw, &e, "ppp0", &[], Some(a)), None);
     }
 
     /// 2.2's delete is relaxed: `-L 0.0.0.0` matches every local address.

@@ -78,6 +78,21 @@ struct Entry {
     closing: bool,
 }
 
+/// A live connection as the listings show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    /// The tuple as it arrived (portfw: remote host → link address and local port).
+    pub orig: Tuple,
+    /// The tuple it was rewritten to (portfw: remote host → LAN host and port).
+    pub new: Tuple,
+    /// What made it.
+    pub kind: Kind,
+    /// A FIN or RST was seen.
+    pub closing: bool,
+    /// Time left before it expires if idle.
+    pub left: Duration,
+}
+
 /// How long an idle entry lives.
 const TCP_IDLE: Duration = Duration::from_secs(15 * 60);
 const TCP_CLOSING: Duration = Duration::from_secs(60);
@@ -245,6 +260,32 @@ impl Redirects {
         let (to, kind) = (e.orig.reply(), e.kind);
         rewrite(buf, &t, &to);
         Some(kind)
+    }
+
+    /// Every live connection with its time left before it expires idle, in slot order (for
+    /// the listings: 2.2 listed portfw connections among the masquerade entries).
+    pub fn connections(&self, now: Instant) -> Vec<Connection> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|e| {
+                let idle = match (e.orig.proto, e.closing) {
+                    (proto::TCP, false) => TCP_IDLE,
+                    (proto::TCP, true) => TCP_CLOSING,
+                    _ => UDP_IDLE,
+                };
+                Connection {
+                    orig: e.orig,
+                    new: e.new,
+                    kind: e.kind,
+                    closing: e.closing,
+                    left: Duration::from_millis(
+                        idle.as_millis()
+                            .saturating_sub(now.saturating_duration_since(e.last).as_millis()),
+                    ),
+                }
+            })
+            .collect()
     }
 
     /// When [`Redirects::handle_timeout`] has work.

@@ -2,7 +2,10 @@
 //! `ipchains -M -L [-n] [-v]`, `/proc/net/ip_masquerade` (128-byte records) and
 //! `/proc/net/ip_masq/app`. Owns formatting only; must not change any state.
 
+use std::net::Ipv4Addr;
+
 use crate::helpers::{self, HelperRegistry};
+use crate::masq::tcp::State;
 use crate::masq::{EntrySnapshot, FreePorts};
 use crate::wire::proto;
 
@@ -13,6 +16,109 @@ pub struct MasqListOptions {
     pub numeric: bool,
     /// `-v`: show initseq, delta, prevd.
     pub verbose: bool,
+}
+
+/// `conntrack -L`-style conditions on masquerade entries; every condition given must hold
+/// (the empty filter selects everything).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MasqFilter {
+    /// `-p`: the protocol.
+    pub proto: Option<u8>,
+    /// `-s`: the original source (LAN host) address, and the prefix length to compare.
+    pub src: Option<(Ipv4Addr, u8)>,
+    /// `-d`: the original destination (remote) address, and the prefix length.
+    pub dst: Option<(Ipv4Addr, u8)>,
+    /// `--sport`: the LAN host's port.
+    pub sport: Option<u16>,
+    /// `--dport`: the remote port.
+    pub dport: Option<u16>,
+    /// `--state`: the entry's state.
+    pub state: Option<State>,
+}
+
+/// Why a filter did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// Not `a.b.c.d` or `a.b.c.d/bits`.
+    #[error("`{0}' is not an address (a.b.c.d or a.b.c.d/bits)")]
+    Address(String),
+    /// Not a state name ip_masq uses.
+    #[error("`{0}' is not a masquerade state (NONE, ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, UDP, ICMP)")]
+    State(String),
+}
+
+impl MasqFilter {
+    /// No condition at all.
+    pub fn is_empty(&self) -> bool {
+        *self == MasqFilter::default()
+    }
+
+    /// Whether entry `e` meets every condition.
+    pub fn matches(&self, e: &EntrySnapshot) -> bool {
+        let within = |a: Ipv4Addr, (net, bits): (Ipv4Addr, u8)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0);
+            u32::from(a) & mask == u32::from(net) & mask
+        };
+        self.proto.is_none_or(|p| e.proto == p)
+            && self.src.is_none_or(|n| within(e.lan.0, n))
+            && self.dst.is_none_or(|n| within(e.remote.0, n))
+            && self.sport.is_none_or(|p| e.lan.1 == p)
+            && self.dport.is_none_or(|p| e.remote.1 == p)
+            && self.state.is_none_or(|s| e.state == s)
+    }
+
+    /// `a.b.c.d` or `a.b.c.d/bits` (bits 0..=32).
+    pub fn parse_net(s: &str) -> Result<(Ipv4Addr, u8), FilterError> {
+        let bad = || FilterError::Address(s.to_string());
+        let (a, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, b.parse::<u8>().ok().filter(|b| *b <= 32).ok_or_else(bad)?),
+            None => (s, 32),
+        };
+        Ok((a.parse().map_err(|_| bad())?, bits))
+    }
+
+    /// A state by its ip_masq name, any case.
+    pub fn parse_state(s: &str) -> Result<State, FilterError> {
+        (0..=11u8)
+            .map(State::from_u8)
+            .find(|st| st.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| FilterError::State(s.to_string()))
+    }
+}
+
+/// The portfw connections among `conns` as 2.2 listed them with the masquerade entries
+/// (`ip_masq_portfw` made an ordinary `ip_masq` for each): the LAN host as source, the remote
+/// client as destination, the forwarded local port as the masquerade port; TCP connections
+/// ESTABLISHED (CLOSE_WAIT once a FIN or RST went by), UDP ones UDP. Ids have the top bit set
+/// so that they never meet a masquerade entry's.
+pub fn portfw_entries(conns: &[crate::redirect::Connection]) -> Vec<EntrySnapshot> {
+    conns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.kind == crate::redirect::Kind::PortFw)
+        .map(|(i, c)| EntrySnapshot {
+            id: crate::masq::EntryId((1 << 63) | i as u64),
+            proto: c.orig.proto,
+            lan: (c.new.dst, c.new.dport),
+            masq: (c.orig.dst, c.orig.dport),
+            remote: (c.orig.src, c.orig.sport),
+            expire_cs: c.left.as_millis() / 10,
+            state: match (c.orig.proto, c.closing) {
+                (proto::TCP, false) => State::Established,
+                (proto::TCP, true) => State::CloseWait,
+                _ => State::Udp,
+            },
+            out_seq: Default::default(),
+            helper: None,
+            no_remote_port: false,
+            no_lan_port: false,
+            no_reply: false,
+            n_control: 0,
+            packets: 0,
+            bytes: 0,
+            controlled_by: None,
+        })
+        .collect()
 }
 
 /// 2.2 `masq_proto_name`.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use nat_core::chains::{self, ChainError, ChainSnapshot, Firewall, ListOptions};
 use nat_core::masq::{EntrySnapshot, FreePorts};
-use nat_core::views::MasqListOptions;
+use nat_core::views::{MasqFilter, MasqListOptions};
 use tokio::sync::broadcast;
 
 use crate::config::Config;
@@ -110,8 +110,9 @@ pub enum View {
         /// `-n -v -x --line-numbers`.
         options: ListOptions,
     },
-    /// `ipchains -M -L`.
-    Masq(MasqListOptions),
+    /// `ipchains -M -L`, the entries a filter selects (portfw connections listed among
+    /// them, as 2.2 did).
+    Masq(MasqListOptions, MasqFilter),
     /// `/proc/net/ip_masquerade`.
     ProcMasquerade,
     /// `/proc/net/ip_fwchains`.
@@ -124,8 +125,11 @@ pub enum View {
     ProcMasqProto(u8),
     /// `/proc/net/ip_masq/portfw`.
     ProcPortFw,
-    /// `ipmasqadm portfw -l`.
-    PortFw,
+    /// `ipmasqadm portfw -l` (`verbose`: with the counters).
+    PortFw {
+        /// Add connections, packets and bytes.
+        verbose: bool,
+    },
 }
 
 /// Cheap handle on the NAT control plane.
@@ -317,9 +321,30 @@ impl NatControl {
         self.change(chain, |fw| fw.new_chain(chain))
     }
 
-    /// `-X [chain]`; answers every chain.
+    /// `-X [chain]`; answers every chain. Without a name every user chain that can go goes,
+    /// as ipchains 1.3.9 deleted them one by one: those deleted stay deleted (and are saved)
+    /// even when another one is refused, and the refusal is the answer.
     pub fn delete_chain(&self, chain: &str) -> Result<Vec<ChainSnapshot>, NatError> {
-        self.change("", |fw| fw.delete_chain(non_empty(chain)))
+        if !chain.is_empty() {
+            return self.change("", |fw| fw.delete_chain(Some(chain)));
+        }
+        let names: Vec<String> = {
+            let engine = self.nat.lock();
+            engine.firewall().chain_names().into_iter().skip(3).collect()
+        };
+        let mut refused = None;
+        let mut last = None;
+        for n in names {
+            match self.change("", |fw| fw.delete_chain(Some(&n))) {
+                Ok(c) => last = Some(c),
+                Err(e) => refused = Some(e),
+            }
+        }
+        match (refused, last) {
+            (Some(e), _) => Err(e),
+            (None, Some(c)) => Ok(c),
+            (None, None) => self.chains(""),
+        }
     }
 
     /// `-P chain target`.
@@ -417,6 +442,15 @@ impl NatControl {
     /// `page_token` carries; an entry made during a walk may land before the cursor (a reused
     /// slot) and is then not listed, as with any live paging.
     pub fn masq_page(&self, start: u64, size: usize, protocol: Option<u8>) -> MasqPage {
+        let filter = MasqFilter {
+            proto: protocol,
+            ..MasqFilter::default()
+        };
+        self.masq_page_filtered(start, size, &filter)
+    }
+
+    /// [`NatControl::masq_page`] of the entries `filter` selects.
+    pub fn masq_page_filtered(&self, start: u64, size: usize, filter: &MasqFilter) -> MasqPage {
         // A page of at least one entry, so that a cursor always moves on.
         let size = size.max(1);
         let now = self.nat.now();
@@ -429,11 +463,7 @@ impl NatControl {
         while let Some(slot) = from {
             let want = size + 1 - entries.len();
             let (chunk, cont) = e.masq_snapshot_from(now, slot, want);
-            entries.extend(
-                chunk
-                    .into_iter()
-                    .filter(|x| protocol.is_none_or(|p| x.proto == p)),
-            );
+            entries.extend(chunk.into_iter().filter(|x| filter.matches(x)));
             from = if entries.len() > size { None } else { cont };
         }
         drop(e);
@@ -457,40 +487,104 @@ impl NatControl {
         let e = self.nat.lock();
         Ok(match view {
             View::Chains { chain, options } => e.firewall().list(chain.as_deref(), *options)?,
-            View::Masq(o) => e.render_masq_list(now, *o),
-            View::ProcMasquerade => e.render_proc_ip_masquerade(now),
+            View::Masq(o, f) => {
+                let all = with_portfw(e.masq_snapshot(now), &e, now);
+                let listed: Vec<EntrySnapshot> = all.into_iter().filter(|x| f.matches(x)).collect();
+                nat_core::views::render_masq_list(&listed, *o)
+            }
+            View::ProcMasquerade => nat_core::views::render_proc_ip_masquerade(
+                &with_portfw(e.masq_snapshot(now), &e, now),
+                e.free_ports(),
+            ),
             View::ProcFwchains => e.firewall().proc_fwchains(),
             View::ProcFwnames => e.firewall().proc_fwnames(),
             View::ProcMasqApp => e.render_proc_ip_masq_app(),
             View::ProcMasqProto(p) => e.render_proc_ip_masq_proto(now, *p),
             View::ProcPortFw => e.render_proc_ip_masq_portfw(),
-            View::PortFw => e.portfw().render(),
+            View::PortFw { verbose } => e.portfw().render_with(*verbose),
         })
     }
 
     /// `ipmasqadm portfw` command line (`-a`, `-d`, `-f`; `-l` only lists), saved to the
-    /// state directory before it answers (a failed save is rolled back). Answers the list.
-    pub fn portfw(&self, command: &str) -> Result<String, NatError> {
+    /// state directory before it answers (a failed save is rolled back). Answers the list,
+    /// and warnings: for `-a`, when the input chain would drop what the entry forwards
+    /// (naming the rule to add). A local address given by name must be the link's interface
+    /// name (`ppp0`) or a configured connection.
+    pub fn portfw(&self, command: &str) -> Result<(String, Vec<String>), NatError> {
         use nat_core::portfw::{PortFwCmd, PortFwTable};
         let cmd = PortFwTable::parse(command).map_err(|e| NatError::Invalid(e.to_string()))?;
+        let link_name = |n: &str| -> Result<(), NatError> {
+            let iface = self.nat.lock().config().link_iface.clone();
+            if n == iface || self.cfg.connections.iter().any(|c| c.name == n) {
+                return Ok(());
+            }
+            Err(NatError::Invalid(format!(
+                "portfw: -L {n}: no link or connection of that name (the link is `{iface}`; connections: {})",
+                self.cfg
+                    .connections
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        };
+        match &cmd {
+            PortFwCmd::Add(f) => {
+                if let Some(n) = &f.link {
+                    link_name(n)?;
+                }
+            }
+            PortFwCmd::Delete { link: Some(n), .. } => link_name(n)?,
+            _ => {}
+        }
         let _serial = self.serial();
+        let mut warnings = Vec::new();
         let (before, text) = {
             let mut e = self.nat.lock();
             let before = e.portfw().clone();
             let r = match cmd {
-                PortFwCmd::List => return Ok(e.portfw().render()),
-                PortFwCmd::Add(f) => e.portfw_add(f).map(|()| 1),
+                PortFwCmd::List => return Ok((e.portfw().render(), warnings)),
+                PortFwCmd::Add(f) => {
+                    let cfg = e.config();
+                    warnings.extend(nat_core::portfw::input_warning(
+                        e.firewall(),
+                        &f,
+                        &cfg.link_iface,
+                        &cfg.link_aliases,
+                        e.masq_address(),
+                    ));
+                    e.portfw_add(f).map(|()| 1)
+                }
+                PortFwCmd::Delete {
+                    proto,
+                    link: Some(n),
+                    lport,
+                    remote,
+                    ..
+                } => {
+                    let mut t = e.portfw().clone();
+                    let r = t.delete_on_link(proto, &n, lport, remote);
+                    e.set_portfw(t);
+                    r
+                }
                 PortFwCmd::Delete {
                     proto,
                     laddr,
                     lport,
                     remote,
+                    link: None,
                 } => e.portfw_delete(proto, laddr, lport, remote),
                 PortFwCmd::Flush => Ok(e.portfw_flush()),
             };
-            r.map_err(|x| NatError::Invalid(x.to_string()))?;
+            if let Err(x) = r {
+                e.set_portfw(before);
+                return Err(NatError::Invalid(x.to_string()));
+            }
             (before, e.portfw().save())
         };
+        for w in &warnings {
+            tracing::warn!("portfw {command}: {w}");
+        }
         if let Err(source) = persist::save_portfw(&self.cfg, &text) {
             self.nat.lock().set_portfw(before);
             return Err(NatError::Persist {
@@ -498,7 +592,31 @@ impl NatControl {
                 source,
             });
         }
-        Ok(self.nat.lock().portfw().render())
+        Ok((self.nat.lock().portfw().render(), warnings))
+    }
+
+    /// Delete the masquerade entries `filter` selects, at once (`conntrack -D`); refuses an
+    /// empty filter. Answers the entries deleted, as they were. Watchers see them removed.
+    pub fn delete_masq(&self, filter: &MasqFilter) -> Result<Vec<EntrySnapshot>, NatError> {
+        if filter.is_empty() {
+            return Err(NatError::Invalid(
+                "say which entries to delete: at least one of -p, -s, -d, --sport, --dport, --state".into(),
+            ));
+        }
+        let now = self.nat.now();
+        let mut e = self.nat.lock();
+        let chosen: Vec<EntrySnapshot> = e
+            .masq_snapshot(now)
+            .into_iter()
+            .filter(|x| filter.matches(x))
+            .collect();
+        let mut deleted = Vec::with_capacity(chosen.len());
+        for x in chosen {
+            if e.masq_mut().kill(x.id) {
+                deleted.push(x);
+            }
+        }
+        Ok(deleted)
     }
 
     /// nat-core's counters, then the dataplane's (if on).
@@ -529,6 +647,18 @@ impl NatControl {
     pub fn masq_address(&self) -> Option<Ipv4Addr> {
         self.nat.lock().masq_address()
     }
+}
+
+/// The masquerade entries and, after them, the portfw connections as 2.2 listed them.
+fn with_portfw(
+    mut entries: Vec<EntrySnapshot>,
+    e: &nat_core::Engine,
+    now: nat_core::Instant,
+) -> Vec<EntrySnapshot> {
+    entries.extend(nat_core::views::portfw_entries(
+        &e.redirects().connections(now),
+    ));
+    entries
 }
 
 fn port_usage(engine: &nat_core::Engine) -> PortUsage {

@@ -35,7 +35,10 @@ fn persisted(nat: &masqdial_server::nat_control::NatControl) -> Persisted {
     Persisted {
         rules: nat.save_ruleset(),
         timeouts: (t.tcp, t.tcpfin, t.udp),
-        portfw: nat.portfw("-l").unwrap_or_else(|e| panic!("{e}")),
+        portfw: nat
+            .portfw("-l")
+            .map(|(list, _)| list)
+            .unwrap_or_else(|e| panic!("{e}")),
     }
 }
 

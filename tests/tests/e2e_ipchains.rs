@@ -531,14 +531,15 @@ fn portfw_from_the_wan_side_before_and_after_a_redial() {
         std::net::IpAddr::V4(WAN_SERVER_ADDR),
         "LAN host sees the WAN client"
     );
-    let list = w.mc_ok(&["portfw", "-l"]);
+    // ipmasqadm's columns, then (-v) conns, pkts, bytes.
+    let list = w.mc_ok(&["portfw", "-l", "-v"]);
     let row = list
         .lines()
         .find(|l| l.starts_with("TCP"))
         .unwrap_or_else(|| panic!("{list}"));
     let pkts: u64 = row
         .split_whitespace()
-        .nth(7)
+        .nth(8)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(pkts > 10, "counted: {list}");

@@ -34,6 +34,8 @@ impl Session {
             })
             .collect();
         let v: Vec<Value> = r.connections.iter().map(j::connection).collect();
+        let names: Vec<String> = r.connections.iter().map(|c| c.name.clone()).collect();
+        self.cache_names(&names);
         self.emit(
             &format::table(&["CONNECTION", "STATE", "MAY DIAL", "DESCRIPTION"], &rows),
             json!({"connections": v}),

@@ -16,71 +16,97 @@ use std::io::Read;
 
 impl Session {
     pub(crate) async fn ipchains(&mut self, args: &[String]) -> anyhow::Result<()> {
-        let op = ipchains::parse(args).map_err(|e| {
+        // Names in -s/-d are resolved here, once, off the async threads (DNS may block).
+        let owned = args.to_vec();
+        let parsed = tokio::task::spawn_blocking(move || {
+            ipchains::parse(&owned, &ipchains::SystemResolver)
+        })
+        .await
+        .context("the ipchains parser stopped")?
+        .map_err(|e| {
             Failure::usage(
-                format!("ipchains: {e}"),
-                "Try `mclient ipchains -L` or `mclient help ipchains`",
+                e.to_string(),
+                "Try `mclient ipchains -h' or `mclient ipchains --help' for more information",
             )
         })?;
-        let verbose = ipchains::verbose(args);
-        // The -v echo of ipchains 1.3 (and a local check of the spec, with ipchains' wording).
-        let mut echo = String::new();
-        if let Op::Append { spec, .. }
-        | Op::Insert { spec, .. }
-        | Op::Replace { spec, .. }
-        | Op::DeleteSpec { spec, .. }
-        | Op::Check { spec, .. } = &op
-        {
-            let rs = nat_core::chains::parse_rule(spec).map_err(|e| {
-                Failure::usage(
-                    format!("ipchains: {e}"),
-                    "Try `mclient ipchains -L` or `mclient help ipchains`",
-                )
-            })?;
+        let verbose = parsed.verbose;
+        // What ipchains printed on stdout, in its order: TOS warnings, then per rule the -v
+        // echo (FMT_PRINT_RULE) and, for -C, the verdict.
+        let mut out = String::new();
+        for w in &parsed.warnings {
+            out.push_str(w);
+            out.push('\n');
+        }
+        let echo = |out: &mut String, r: &nat_core::chains::Rule| {
             if verbose {
-                for r in rs.expand() {
-                    echo.push_str(&r.verbose_line());
-                }
+                out.push_str(&r.verbose_line());
             }
+        };
+        if let Op::Text(text) = &parsed.op {
+            out.push_str(text);
+            self.emit(&out, json!({ "text": out }));
+            return Ok(());
         }
         let mut c = self.clients().await?;
         let n = &mut c.nat;
-        let changed = |r: pb::RuleChangeResponse| -> (String, Value) {
+        let changed = |r: pb::RuleChangeResponse| -> Value {
             let v: Vec<Value> = r.chains.iter().map(j::chain).collect();
-            (String::new(), json!({"chains": v}))
+            json!({"chains": v})
         };
-        let (human, v) = match op {
-            Op::Append { chain, spec } => changed(
-                n.append_rule(pb::AppendRuleRequest { chain, spec })
-                    .await?
-                    .into_inner(),
-            ),
+        // ipchains went on through every rule of a command and reported the last refusal.
+        let mut refused: Option<anyhow::Error> = None;
+        let mut last = Value::Null;
+        let v = match parsed.op {
+            Op::Text(_) => Value::Null,
+            Op::Append { chain, rules } => {
+                for r in &rules {
+                    echo(&mut out, r);
+                    let req = pb::AppendRuleRequest {
+                        chain: chain.clone(),
+                        spec: ipchains::rule_spec(r),
+                    };
+                    match n.append_rule(req).await {
+                        Ok(a) => last = changed(a.into_inner()),
+                        Err(e) => refused = Some(e.into()),
+                    }
+                }
+                last
+            }
             Op::Insert {
                 chain,
                 number,
-                spec,
-            } => changed(
-                n.insert_rule(pb::InsertRuleRequest {
-                    chain,
-                    number,
-                    spec,
-                })
-                .await?
-                .into_inner(),
-            ),
+                rules,
+            } => {
+                for r in &rules {
+                    echo(&mut out, r);
+                    let req = pb::InsertRuleRequest {
+                        chain: chain.clone(),
+                        number,
+                        spec: ipchains::rule_spec(r),
+                    };
+                    match n.insert_rule(req).await {
+                        Ok(a) => last = changed(a.into_inner()),
+                        Err(e) => refused = Some(e.into()),
+                    }
+                }
+                last
+            }
             Op::Replace {
                 chain,
                 number,
-                spec,
-            } => changed(
-                n.replace_rule(pb::ReplaceRuleRequest {
-                    chain,
-                    number,
-                    spec,
-                })
-                .await?
-                .into_inner(),
-            ),
+                rule,
+            } => {
+                echo(&mut out, &rule);
+                changed(
+                    n.replace_rule(pb::ReplaceRuleRequest {
+                        chain,
+                        number,
+                        spec: ipchains::rule_spec(&rule),
+                    })
+                    .await?
+                    .into_inner(),
+                )
+            }
             Op::DeleteNumber { chain, number } => changed(
                 n.delete_rule(pb::DeleteRuleRequest {
                     chain,
@@ -89,31 +115,66 @@ impl Session {
                 .await?
                 .into_inner(),
             ),
-            Op::DeleteSpec { chain, spec } => changed(
-                n.delete_rule(pb::DeleteRuleRequest {
-                    chain,
-                    which: Some(pb::delete_rule_request::Which::Spec(spec)),
-                })
-                .await?
-                .into_inner(),
-            ),
-            Op::Flush { chain } => changed(
-                n.flush_chain(pb::FlushChainRequest { chain })
-                    .await?
-                    .into_inner(),
-            ),
-            Op::Zero { chain } => changed(
-                n.zero_counters(pb::ZeroCountersRequest { chain })
-                    .await?
-                    .into_inner(),
-            ),
+            Op::DeleteSpec { chain, rules } => {
+                for r in &rules {
+                    echo(&mut out, r);
+                    let req = pb::DeleteRuleRequest {
+                        chain: chain.clone(),
+                        which: Some(pb::delete_rule_request::Which::Spec(ipchains::rule_spec(
+                            r,
+                        ))),
+                    };
+                    match n.delete_rule(req).await {
+                        Ok(a) => last = changed(a.into_inner()),
+                        Err(e) => refused = Some(e.into()),
+                    }
+                }
+                last
+            }
+            op @ (Op::Flush { .. } | Op::Zero { .. } | Op::DeleteChain { .. }) => {
+                let (verb, chain) = match &op {
+                    Op::Flush { chain } => ("Flushing", chain.clone()),
+                    Op::Zero { chain } => ("Zeroing", chain.clone()),
+                    Op::DeleteChain { chain } => ("Deleting", chain.clone()),
+                    _ => ("", String::new()),
+                };
+                if verbose {
+                    // ipchains -v names each chain it works on (every chain, or every user
+                    // chain for -X, when none is given).
+                    let names: Vec<String> = if chain.is_empty() {
+                        let all = n
+                            .list_chains(pb::ListChainsRequest {
+                                chain: String::new(),
+                            })
+                            .await?
+                            .into_inner()
+                            .chains;
+                        let skip = if verb == "Deleting" { 3 } else { 0 };
+                        all.into_iter().skip(skip).map(|c| c.name).collect()
+                    } else {
+                        vec![chain.clone()]
+                    };
+                    for name in names {
+                        out.push_str(&format!("{verb} chain `{name}'\n"));
+                    }
+                }
+                let r = match op {
+                    Op::Flush { chain } => n.flush_chain(pb::FlushChainRequest { chain }).await,
+                    Op::Zero { chain } => {
+                        n.zero_counters(pb::ZeroCountersRequest { chain }).await
+                    }
+                    _ => n.delete_chain(pb::DeleteChainRequest { chain }).await,
+                };
+                match r {
+                    Ok(a) => changed(a.into_inner()),
+                    Err(e) => {
+                        refused = Some(e.into());
+                        Value::Null
+                    }
+                }
+            }
             Op::NewChain { chain } => changed(
                 n.new_chain(pb::NewChainRequest { chain })
-                    .await?
-                    .into_inner(),
-            ),
-            Op::DeleteChain { chain } => changed(
-                n.delete_chain(pb::DeleteChainRequest { chain })
                     .await?
                     .into_inner(),
             ),
@@ -122,15 +183,24 @@ impl Session {
                     .await?
                     .into_inner(),
             ),
-            Op::Check { chain, spec } => {
-                let r = n
-                    .check_packet(pb::CheckPacketRequest { chain, spec })
-                    .await?
-                    .into_inner();
-                (
-                    format!("packet {}", r.verdict),
-                    json!({"verdict": r.verdict}),
-                )
+            Op::Check { chain, packets } => {
+                let mut verdicts = Vec::new();
+                for pk in &packets {
+                    echo(&mut out, pk);
+                    let r = n
+                        .check_packet(pb::CheckPacketRequest {
+                            chain: chain.clone(),
+                            spec: ipchains::check_spec(pk),
+                        })
+                        .await?
+                        .into_inner();
+                    out.push_str(&format!("packet {}\n", r.verdict));
+                    verdicts.push(r.verdict);
+                }
+                match &verdicts[..] {
+                    [one] => json!({ "verdict": one }),
+                    _ => json!({ "verdict": verdicts.first(), "verdicts": verdicts }),
+                }
             }
             Op::List {
                 chain,
@@ -140,14 +210,13 @@ impl Session {
                 line_numbers,
                 zero,
             } => {
-                let (text, chains) = if self.json {
-                    let r = n
-                        .list_chains(pb::ListChainsRequest {
-                            chain: chain.clone(),
-                        })
-                        .await?
-                        .into_inner();
-                    (String::new(), r.chains)
+                let chains = if self.json {
+                    n.list_chains(pb::ListChainsRequest {
+                        chain: chain.clone(),
+                    })
+                    .await?
+                    .into_inner()
+                    .chains
                 } else {
                     let r = n
                         .render_view(pb::RenderViewRequest {
@@ -157,22 +226,24 @@ impl Session {
                             verbose,
                             exact,
                             line_numbers,
+                            masq_filter: None,
                         })
                         .await?
                         .into_inner();
-                    (r.text, Vec::new())
+                    out.push_str(&r.text);
+                    Vec::new()
                 };
                 if zero {
                     n.zero_counters(pb::ZeroCountersRequest { chain }).await?;
                 }
                 let v: Vec<Value> = chains.iter().map(j::chain).collect();
-                (text, json!({"chains": v}))
+                json!({"chains": v})
             }
             Op::MasqList { numeric, verbose } => {
                 if self.json {
                     let entries = self.masq_entries().await?;
                     let v: Vec<Value> = entries.iter().map(j::masq_entry).collect();
-                    (String::new(), json!({"entries": v}))
+                    json!({"entries": v})
                 } else {
                     let r = n
                         .render_view(pb::RenderViewRequest {
@@ -182,10 +253,12 @@ impl Session {
                             verbose,
                             exact: false,
                             line_numbers: false,
+                            masq_filter: None,
                         })
                         .await?
                         .into_inner();
-                    (r.text, Value::Null)
+                    out.push_str(&r.text);
+                    Value::Null
                 }
             }
             Op::MasqSet { tcp, tcpfin, udp } => {
@@ -198,10 +271,17 @@ impl Session {
                     })
                     .await?
                     .into_inner();
-                (String::new(), j::timeouts(&t))
+                j::timeouts(&t)
             }
         };
-        self.emit(&format!("{echo}{human}"), v);
+        if let Some(e) = refused {
+            // What was printed before the refusal stays printed, as with ipchains.
+            if !out.is_empty() && !self.json {
+                print!("{}", crate::safe::block(&out));
+            }
+            return Err(e);
+        }
+        self.emit(&out, v);
         Ok(())
     }
 

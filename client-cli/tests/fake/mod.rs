@@ -912,7 +912,17 @@ impl Nat for Fake {
         caller(&req)?;
         Ok(Response::new(pb::PortFwResponse {
             text: format!("portfw {}\n", req.get_ref().command),
+            warnings: Vec::new(),
         }))
+    }
+    async fn delete_masq(
+        &self,
+        req: Request<pb::DeleteMasqRequest>,
+    ) -> Rs<pb::DeleteMasqResponse> {
+        caller(&req)?;
+        Err(Status::unimplemented(
+            "Nat.DeleteMasq is not implemented by this server yet",
+        ))
     }
 }
 

@@ -252,8 +252,14 @@ fn completions(mut cmd: clap::Command, name: &str, dir: &Path) -> anyhow::Result
         (Shell::Zsh, format!("_{name}")),
         (Shell::Fish, format!("{name}.fish")),
     ] {
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut cmd, name, &mut out);
+        // mclient's scripts complete connection names and ipchains' options too.
+        let out = if name == "mclient" {
+            masqdial_cli::cli::completions(shell)
+        } else {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, name, &mut out);
+            out
+        };
         write(&dir.join(file), &out)?;
     }
     Ok(())

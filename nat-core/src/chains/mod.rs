@@ -38,7 +38,8 @@ pub use render::ListOptions;
 pub use save::RestoreError;
 pub use snapshot::{ChainSnapshot, RuleSnapshot};
 pub use syntax::{
-    parse_args, parse_check, parse_command, parse_rule, Command, Invocation, ParseError, RuleSpec,
+    parse_args, parse_check, parse_command, parse_command_with, parse_rule, Command, Invocation,
+    NumericOnly, ParseError, Resolver, RuleSpec,
 };
 
 #[cfg(test)]

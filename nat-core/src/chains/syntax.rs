@@ -1,15 +1,19 @@
 //! The ipchains 1.3.9 command line: a getopt_long emulation and a faithful port of `main()`'s
 //! option handling, legality table and error messages, producing an [`Invocation`]. Shared by
 //! `mclient ipchains …` and the server. Must not touch a [`Firewall`](super::Firewall) (chain
-//! existence is the kernel's business) nor resolve names (no DNS: dotted quads only).
+//! existence is the kernel's business) nor resolve names itself: host and network names in
+//! `-s`/`-d` go to the caller's [`Resolver`] ([`parse_command`] knows dotted quads only).
 
 mod args;
 mod getopt;
 
+use std::net::Ipv4Addr;
+
 use thiserror::Error;
 
 use super::model::{
-    CheckRequest, Rule, Target, TestPacket, IP_FW_INV_FRAG, IP_FW_INV_PROTO, MAX_LABEL_LEN,
+    CheckRequest, Rule, Target, TestPacket, IP_FW_INV_DSTIP, IP_FW_INV_FRAG, IP_FW_INV_PROTO,
+    IP_FW_INV_SRCIP, MAX_LABEL_LEN,
     PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
 
@@ -29,23 +33,76 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError::Message(msg.into()))
 }
 
-/// A parsed rule specification: one rule, plus whether `-b` asked for the reversed rule too.
+/// How a name in `-s`/`-d` becomes addresses, once, when the command line is parsed (as the
+/// ipchains binary did with `getnetbyname` and `gethostbyname`; the kernel only ever saw
+/// addresses). Called only for what is not a dotted quad.
+pub trait Resolver {
+    /// A network name (`/etc/networks`): its address.
+    fn network(&self, name: &str) -> Option<Ipv4Addr>;
+    /// A host name: every IPv4 address it has, in the resolver's order (`None` or empty: unknown).
+    fn host(&self, name: &str) -> Option<Vec<Ipv4Addr>>;
+}
+
+/// The resolver that knows no names (dotted quads only): what the server uses, so that a rule
+/// never waits on DNS there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NumericOnly;
+
+impl Resolver for NumericOnly {
+    fn network(&self, _: &str) -> Option<Ipv4Addr> {
+        None
+    }
+    fn host(&self, _: &str) -> Option<Vec<Ipv4Addr>> {
+        None
+    }
+}
+
+/// A parsed rule specification: one rule, the addresses its `-s`/`-d` resolved to, and whether
+/// `-b` asked for the reversed rule too.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleSpec {
-    /// The rule as written.
+    /// The rule as written (with the first source and destination address).
     pub rule: Rule,
     /// `-b`: also install the rule with source and destination swapped.
     pub bidirectional: bool,
+    /// Every source address (masked, without duplicates); one unless a name resolved to several.
+    pub sources: Vec<Ipv4Addr>,
+    /// Every destination address, likewise.
+    pub destinations: Vec<Ipv4Addr>,
+    /// Whether `-s` or `-d` named a host or network (resolved through the [`Resolver`]).
+    pub named: bool,
 }
 
 impl RuleSpec {
-    /// The rules ipchains would install: the rule, then (with `-b`) the swapped one.
+    /// The rules ipchains would install, in its order: one per source × destination address,
+    /// then (with `-b`) the swapped ones.
     pub fn expand(&self) -> Vec<Rule> {
-        if self.bidirectional {
-            vec![self.rule.clone(), self.rule.swapped()]
-        } else {
-            vec![self.rule.clone()]
+        let one = |v: &[Ipv4Addr], d: Ipv4Addr| if v.is_empty() { vec![d] } else { v.to_vec() };
+        let (srcs, dsts) = (
+            one(&self.sources, self.rule.src),
+            one(&self.destinations, self.rule.dst),
+        );
+        let mut out = Vec::with_capacity(srcs.len() * dsts.len() * 2);
+        for s in &srcs {
+            for d in &dsts {
+                let mut r = self.rule.clone();
+                r.src = *s;
+                r.dst = *d;
+                out.push(r);
+            }
         }
+        if self.bidirectional {
+            let swapped = self.rule.swapped();
+            for d in &dsts {
+                for s in &srcs {
+                    let mut r = swapped.clone();
+                    r.src = *d;
+                    r.dst = *s;
+                    out.push(r);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -182,8 +239,17 @@ fn not_opt_like(s: Option<&str>) -> Option<&str> {
 }
 
 /// Parse a whole ipchains command line (without the program name), e.g.
-/// `["-A", "forward", "-s", "192.168.1.0/24", "-j", "MASQ"]`.
+/// `["-A", "forward", "-s", "192.168.1.0/24", "-j", "MASQ"]`; addresses must be dotted quads.
 pub fn parse_command(args: &[&str]) -> Result<Invocation, ParseError> {
+    parse_command_with(args, &NumericOnly)
+}
+
+/// [`parse_command`] with host and network names in `-s`/`-d` resolved by `resolver`, once;
+/// a name with several addresses gives one rule per address ([`RuleSpec::expand`]).
+pub fn parse_command_with(
+    args: &[&str],
+    resolver: &dyn Resolver,
+) -> Result<Invocation, ParseError> {
     let mut g = Getopt::new(args);
     let mut st = State {
         command: 0,
@@ -493,10 +559,10 @@ pub fn parse_command(args: &[&str]) -> Result<Invocation, ParseError> {
     if st.invert {
         return err("nothing appropriate following !");
     }
-    finish(st)
+    finish(st, resolver)
 }
 
-fn finish(mut st: State<'_>) -> Result<Invocation, ParseError> {
+fn finish(mut st: State<'_>, resolver: &dyn Resolver) -> Result<Invocation, ParseError> {
     if st.command & (CMD_REPLACE | CMD_INSERT | CMD_DELETE | CMD_APPEND) != 0 {
         if st.options & OPT_DESTINATION == 0 {
             st.dhost = Some("0.0.0.0/0");
@@ -506,18 +572,28 @@ fn finish(mut st: State<'_>) -> Result<Invocation, ParseError> {
         }
     }
     let proto = st.rule.proto;
+    let named = |h: &str| {
+        let host = h.rsplit_once('/').map_or(h, |(a, _)| a);
+        dotted_to_addr(host).is_none()
+    };
+    let mut is_named = false;
+    let (mut sources, mut destinations) = (Vec::new(), Vec::new());
     if let Some(h) = st.shost {
-        let (a, m) = parse_hostnetworkmask(h)?;
-        st.rule.src = a;
+        let (a, m) = parse_hostnetworkmask(h, resolver)?;
+        is_named |= !m.is_unspecified() && named(h);
+        st.rule.src = a[0];
         st.rule.src_mask = m;
+        sources = a;
         if proto != PROTO_ICMP {
             st.rule.src_ports = parse_ports(st.srcpts, proto)?;
         }
     }
     if let Some(h) = st.dhost {
-        let (a, m) = parse_hostnetworkmask(h)?;
-        st.rule.dst = a;
+        let (a, m) = parse_hostnetworkmask(h, resolver)?;
+        is_named |= !m.is_unspecified() && named(h);
+        st.rule.dst = a[0];
         st.rule.dst_mask = m;
+        destinations = a;
         if proto != PROTO_ICMP {
             st.rule.dst_ports = parse_ports(st.dstpts, proto)?;
         }
@@ -532,6 +608,13 @@ fn finish(mut st: State<'_>) -> Result<Invocation, ParseError> {
         )?;
         st.rule.src_ports = t;
         st.rule.dst_ports = c;
+    }
+    let several = sources.len() > 1 || destinations.len() > 1;
+    if several && st.rule.invflags & (IP_FW_INV_SRCIP | IP_FW_INV_DSTIP) != 0 {
+        return err("! not allowed with multiple source or destination IP addresses");
+    }
+    if several && st.options & OPT_BIDIR != 0 {
+        return err("-b not allowed with multiple source or destination IP addresses");
     }
     let inv_proto = st.rule.inv(IP_FW_INV_PROTO);
     let opts = st.options;
@@ -583,6 +666,9 @@ fn finish(mut st: State<'_>) -> Result<Invocation, ParseError> {
     if jump.as_deref() == Some("REDIRECT") && matches!(st.chain, Some("output") | Some("forward")) {
         return err("redirect not allowed for output and forward chains");
     }
+    if st.command == CMD_REPLACE && (sources.len() != 1 || destinations.len() != 1) {
+        return err("Replacement rule does not specify a unique address");
+    }
     // "Allow lazy -S without -M"
     if st.command == CMD_SET_MASQUERADE {
         st.command |= CMD_MASQUERADE;
@@ -617,6 +703,9 @@ fn finish(mut st: State<'_>) -> Result<Invocation, ParseError> {
     let spec = RuleSpec {
         rule: st.rule.clone(),
         bidirectional: opts & OPT_BIDIR != 0,
+        sources,
+        destinations,
+        named: is_named,
     };
     let opt_chain = st.chain.map(str::to_string);
     let command = match st.command {

@@ -64,6 +64,11 @@ impl Engine {
         self.redirects.len()
     }
 
+    /// The REDIRECT and portfw connections (for the listings).
+    pub fn redirects(&self) -> &crate::redirect::Redirects {
+        &self.redirects
+    }
+
     /// Current masquerade address.
     pub fn masq_address(&self) -> Option<Ipv4Addr> {
         self.masq.masq_addr()

@@ -766,6 +766,19 @@ impl MasqTable {
         self.note(MasqChange::Removed(EntryId::new(i, e.gen)));
     }
 
+    /// Remove one live entry by id, now (an admin's delete, as `conntrack -D`); false when
+    /// the id names no live entry (gone already, or its slot reused).
+    pub fn kill(&mut self, id: EntryId) -> bool {
+        let i = id.idx();
+        match self.entries.get(i as usize) {
+            Some(e) if e.flags & F_LIVE != 0 && e.gen == id.gen() => {
+                self.remove(i);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Remove every entry.
     pub fn flush(&mut self) {
         for i in 0..self.entries.len() as u32 {

@@ -83,6 +83,7 @@ pub enum Rpc {
     RenderView,
     GetCounters,
     PortFw,
+    DeleteMasq,
     ListSessions,
     RevokeSession,
 }
@@ -109,7 +110,7 @@ impl Rpc {
             Dial | Hangup => Access::AllowedConnection,
             HangupForce | SetTimeouts | AppendRule | InsertRule | ReplaceRule | DeleteRule
             | FlushChain | ZeroCounters | NewChain | DeleteChain | SetPolicy | ApplyRuleset
-            | PortFw | ListSessions | RevokeSession => Access::Admin,
+            | PortFw | DeleteMasq | ListSessions | RevokeSession => Access::Admin,
         }
     }
 
@@ -238,6 +239,7 @@ mod tests {
             SetTimeouts,
             HangupForce,
             PortFw,
+            DeleteMasq,
             ListSessions,
             RevokeSession,
         ] {

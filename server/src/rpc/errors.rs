@@ -136,7 +136,11 @@ impl From<LinkError> for ApiError {
 impl From<ChainError> for ApiError {
     fn from(e: ChainError) -> ApiError {
         match e {
-            ChainError::NoChain | ChainError::NoTarget => ApiError::NotFound(e.to_string()),
+            // "bad rule": no matching rule, or a rule number out of range — a refusal by the
+            // kernel (ipchains exits 1), not a malformed request.
+            ChainError::NoChain | ChainError::NoTarget | ChainError::BadRule => {
+                ApiError::NotFound(e.to_string())
+            }
             ChainError::ChainExists => ApiError::AlreadyExists(e.to_string()),
             ChainError::ChainNotEmpty | ChainError::ChainBusy => {
                 ApiError::FailedPrecondition(e.to_string())

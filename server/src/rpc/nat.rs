@@ -7,7 +7,7 @@ use futures::StreamExt;
 use masqdial_proto::v1 as pb;
 use masqdial_proto::v1::nat_server;
 use nat_core::chains::ListOptions;
-use nat_core::views::MasqListOptions;
+use nat_core::views::{MasqFilter, MasqListOptions};
 use tonic::{Request, Response, Status};
 
 use super::forward::{forward, Flow};
@@ -17,15 +17,50 @@ use crate::nat_control::{NatControl, NatError, View};
 /// Masquerade entries per snapshot batch.
 const BATCH: usize = 1000;
 
+/// A request's masquerade filter (absent: everything), checked.
+fn masq_filter(f: Option<&pb::MasqFilter>) -> Result<MasqFilter, ApiError> {
+    let Some(f) = f else {
+        return Ok(MasqFilter::default());
+    };
+    let bad = |e: nat_core::views::FilterError| ApiError::InvalidArgument(e.to_string());
+    let port = |p: u32, what: &str| -> Result<Option<u16>, ApiError> {
+        match p {
+            0 => Ok(None),
+            p => u16::try_from(p)
+                .map(Some)
+                .map_err(|_| ApiError::InvalidArgument(format!("{what} {p} is not a port"))),
+        }
+    };
+    let net = |s: &str| -> Result<Option<(std::net::Ipv4Addr, u8)>, ApiError> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        MasqFilter::parse_net(s).map(Some).map_err(bad)
+    };
+    Ok(MasqFilter {
+        proto: convert::protocol_filter(f.protocol),
+        src: net(&f.source)?,
+        dst: net(&f.destination)?,
+        sport: port(f.source_port, "source port")?,
+        dport: port(f.destination_port, "destination port")?,
+        state: match f.state.as_str() {
+            "" => None,
+            s => Some(MasqFilter::parse_state(s).map_err(bad)?),
+        },
+    })
+}
+
 /// The masquerade table as WatchMasq sends it: `Snapshot` batches of at most [`BATCH`]
-/// entries, each copied only when the stream is polled, then `SnapshotDone`.
-fn snapshot(nat: NatControl) -> impl futures::Stream<Item = pb::MasqEvent> {
+/// entries (of those `filter` selects), each copied only when the stream is polled, then
+/// `SnapshotDone`.
+fn snapshot(nat: NatControl, filter: MasqFilter) -> impl futures::Stream<Item = pb::MasqEvent> {
     use pb::masq_event::Event as E;
-    futures::stream::unfold(Some((nat, Some(0u32), 0u64)), |st| async move {
+    futures::stream::unfold(Some((nat, Some(0u32), 0u64)), move |st| async move {
         let (nat, mut from, mut total) = st?;
         while let Some(f) = from {
             let (piece, next) = nat.masq_piece(f, BATCH);
             from = next;
+            let piece: Vec<_> = piece.into_iter().filter(|x| filter.matches(x)).collect();
             if piece.is_empty() {
                 continue;
             }
@@ -93,6 +128,10 @@ impl nat_server::Nat for NatService {
     ) -> Result<Response<pb::ListMasqResponse>, Status> {
         let (_, m) = begin(req, Rpc::ListMasq, None)?;
         let nat = self.nat()?;
+        let mut filter = masq_filter(m.filter.as_ref())?;
+        if filter.proto.is_none() {
+            filter.proto = convert::protocol_filter(m.protocol);
+        }
         let size = match m.page_size {
             0 => 1000,
             n => n.min(10_000),
@@ -104,7 +143,7 @@ impl nat_server::Nat for NatService {
                 .parse()
                 .map_err(|_| ApiError::InvalidArgument("bad page_token".into()))?
         };
-        let page = nat.masq_page(start, size, convert::protocol_filter(m.protocol));
+        let page = nat.masq_page_filtered(start, size, &filter);
         Ok(Response::new(pb::ListMasqResponse {
             entries: page.entries.iter().map(convert::masq_entry).collect(),
             next_page_token: page.next.map(|n| n.to_string()).unwrap_or_default(),
@@ -118,7 +157,8 @@ impl nat_server::Nat for NatService {
         &self,
         req: Request<pb::WatchMasqRequest>,
     ) -> Result<Response<Self::WatchMasqStream>, Status> {
-        let (_, _, guard) = begin_stream(&self.state, req, Rpc::WatchMasq, None)?;
+        let (_, m, guard) = begin_stream(&self.state, req, Rpc::WatchMasq, None)?;
+        let filter = masq_filter(m.filter.as_ref())?;
         let nat = self.nat()?.clone();
         // Feed first, then the table in pieces of BATCH entries (one piece copied at a time,
         // taken only as the client reads: a slow or idle watcher holds one piece, not a
@@ -127,7 +167,7 @@ impl nat_server::Nat for NatService {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::MasqEvent, Status>>(4);
         self.state.spawn(async move {
             use pb::masq_event::Event as E;
-            let first = snapshot(nat.clone());
+            let first = snapshot(nat.clone(), filter);
             futures::pin_mut!(first);
             while let Some(ev) = first.next().await {
                 if tx.send(Ok(ev)).await.is_err() {
@@ -141,11 +181,21 @@ impl nat_server::Nat for NatService {
                 let marker = pb::MasqEvent {
                     event: Some(E::Resync(pb::MasqResync { missed })),
                 };
-                futures::stream::iter([marker]).chain(snapshot(nat.clone()))
+                futures::stream::iter([marker]).chain(snapshot(nat.clone(), filter))
             };
             let delta = |d: std::sync::Arc<crate::nat_control::MasqDelta>| {
+                let mut delta = convert::masq_delta(&d);
+                if !filter.is_empty() {
+                    let keep: std::collections::HashSet<u64> = d
+                        .upserted
+                        .iter()
+                        .filter(|x| filter.matches(x))
+                        .map(|x| x.id.0)
+                        .collect();
+                    delta.upserted.retain(|x| keep.contains(&x.id));
+                }
                 let ev = pb::MasqEvent {
-                    event: Some(E::Delta(convert::masq_delta(&d))),
+                    event: Some(E::Delta(delta)),
                 };
                 (ev, Flow::Go)
             };
@@ -327,10 +377,13 @@ impl nat_server::Nat for NatService {
                     line_numbers: m.line_numbers,
                 },
             },
-            pb::View::Masq => View::Masq(MasqListOptions {
-                numeric: m.numeric,
-                verbose: m.verbose,
-            }),
+            pb::View::Masq => View::Masq(
+                MasqListOptions {
+                    numeric: m.numeric,
+                    verbose: m.verbose,
+                },
+                masq_filter(m.masq_filter.as_ref())?,
+            ),
             pb::View::ProcMasquerade => View::ProcMasquerade,
             pb::View::ProcFwchains => View::ProcFwchains,
             pb::View::ProcFwnames => View::ProcFwnames,
@@ -339,7 +392,7 @@ impl nat_server::Nat for NatService {
             pb::View::ProcMasqUdp => View::ProcMasqProto(nat_core::wire::proto::UDP),
             pb::View::ProcMasqIcmp => View::ProcMasqProto(nat_core::wire::proto::ICMP),
             pb::View::ProcMasqPortfw => View::ProcPortFw,
-            pb::View::Portfw => View::PortFw,
+            pb::View::Portfw => View::PortFw { verbose: m.verbose },
             pb::View::Unspecified => {
                 return Err(ApiError::InvalidArgument("view not given".into()).into())
             }
@@ -354,8 +407,22 @@ impl nat_server::Nat for NatService {
     ) -> Result<Response<pb::PortFwResponse>, Status> {
         let (c, m) = begin(req, Rpc::PortFw, None)?;
         audit(&c, Rpc::PortFw);
-        let text = self.nat()?.portfw(&m.command).map_err(ApiError::from)?;
-        Ok(Response::new(pb::PortFwResponse { text }))
+        let (text, warnings) = self.nat()?.portfw(&m.command).map_err(ApiError::from)?;
+        Ok(Response::new(pb::PortFwResponse { text, warnings }))
+    }
+
+    async fn delete_masq(
+        &self,
+        req: Request<pb::DeleteMasqRequest>,
+    ) -> Result<Response<pb::DeleteMasqResponse>, Status> {
+        let (c, m) = begin(req, Rpc::DeleteMasq, None)?;
+        audit(&c, Rpc::DeleteMasq);
+        let filter = masq_filter(m.filter.as_ref())?;
+        let deleted = self.nat()?.delete_masq(&filter).map_err(ApiError::from)?;
+        tracing::info!(user = %c.user, deleted = deleted.len(), "masquerade entries deleted");
+        Ok(Response::new(pb::DeleteMasqResponse {
+            deleted: deleted.iter().map(convert::masq_entry).collect(),
+        }))
     }
 
     async fn get_counters(

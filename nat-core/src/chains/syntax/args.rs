@@ -74,8 +74,13 @@ pub(super) fn parse_mask(mask: Option<&str>) -> Result<Ipv4Addr, ParseError> {
     }
 }
 
-/// `parse_hostnetworkmask`: address (dotted only here) and mask; the address is masked.
-pub(super) fn parse_hostnetworkmask(name: &str) -> Result<(Ipv4Addr, Ipv4Addr), ParseError> {
+/// `parse_hostnetworkmask`: the addresses and the mask; each address is masked and duplicates
+/// (after masking) are dropped, first one kept, as ipchains did. A name that is not a dotted quad
+/// goes to `resolver` (`parse_hostnetwork`: networks first, then every address of the host).
+pub(super) fn parse_hostnetworkmask(
+    name: &str,
+    resolver: &dyn Resolver,
+) -> Result<(Vec<Ipv4Addr>, Ipv4Addr), ParseError> {
     let (host, mask) = match name.rfind('/') {
         Some(i) => (&name[..i], Some(&name[i + 1..])),
         None => (name, None),
@@ -87,10 +92,24 @@ pub(super) fn parse_hostnetworkmask(name: &str) -> Result<(Ipv4Addr, Ipv4Addr), 
     } else {
         host
     };
-    let Some(addr) = dotted_to_addr(host) else {
-        return err(format!("host/network `{host}' not found"));
+    let found = match dotted_to_addr(host) {
+        Some(a) => vec![a],
+        None => match resolver.network(host) {
+            Some(a) => vec![a],
+            None => resolver.host(host).unwrap_or_default(),
+        },
     };
-    Ok((Ipv4Addr::from(u32::from(addr) & u32::from(mask)), mask))
+    if found.is_empty() {
+        return err(format!("host/network `{host}' not found"));
+    }
+    let mut addrs: Vec<Ipv4Addr> = Vec::with_capacity(found.len());
+    for a in found {
+        let a = Ipv4Addr::from(u32::from(a) & u32::from(mask));
+        if !addrs.contains(&a) {
+            addrs.push(a);
+        }
+    }
+    Ok((addrs, mask))
 }
 
 /// `parse_port`.

@@ -744,3 +744,95 @@ fn policy_only_fast_path_agrees_with_a_full_walk() {
     assert_eq!(fw.evaluate_policy_only(BuiltinChain::Input, 40), None);
     assert_eq!(fw.policy_counters("input").map(|c| c.packets), Ok(0));
 }
+
+/// A resolver over fixed tables, standing in for /etc/hosts and /etc/networks.
+struct Names;
+
+impl crate::chains::Resolver for Names {
+    fn network(&self, name: &str) -> Option<Ipv4Addr> {
+        (name == "lan").then_some(Ipv4Addr::new(192, 168, 1, 0))
+    }
+    fn host(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        match name {
+            "localhost" => Some(vec![Ipv4Addr::LOCALHOST]),
+            // Two addresses, one repeated: duplicates are dropped (after masking).
+            "www" => Some(vec![
+                Ipv4Addr::new(198, 51, 100, 7),
+                Ipv4Addr::new(198, 51, 100, 8),
+                Ipv4Addr::new(198, 51, 100, 7),
+            ]),
+            _ => None,
+        }
+    }
+}
+
+fn ex_named(fw: &mut Firewall, line: &str) -> Result<String, String> {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let inv = crate::chains::parse_command_with(&args, &Names).map_err(|e| e.to_string())?;
+    fw.execute(&inv).map_err(|e| e.to_string())
+}
+
+/// ipchains resolved `-s`/`-d` names once, at insertion (networks first, then every address of
+/// the host), installed one rule per address pair, and listed the addresses.
+#[test]
+fn names_resolve_once_into_one_rule_per_address() {
+    let mut fw = Firewall::new();
+    ex_named(&mut fw, "-A input -p tcp -s localhost -d www 80 -j ACCEPT").unwrap();
+    ex_named(&mut fw, "-A forward -s lan/24 -j MASQ").unwrap();
+    let l = fw
+        .list(
+            None,
+            ListOptions {
+                numeric: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        l,
+        "Chain input (policy ACCEPT):\n\
+target     prot opt     source                destination           ports\n\
+ACCEPT     tcp  ------  127.0.0.1            198.51.100.7          * ->   80\n\
+ACCEPT     tcp  ------  127.0.0.1            198.51.100.8          * ->   80\n\
+Chain forward (policy ACCEPT):\n\
+target     prot opt     source                destination           ports\n\
+MASQ       all  ------  192.168.1.0/24       0.0.0.0/0             n/a\n\
+Chain output (policy ACCEPT):\n"
+    );
+    // Deleting by the same names removes both rules.
+    ex_named(&mut fw, "-D input -p tcp -s localhost -d www 80 -j ACCEPT").unwrap();
+    assert_eq!(fw.rule_count(), 1);
+    // ipchains' refusals with several addresses, and unknown names.
+    for (line, msg) in [
+        (
+            "-A input -s ! www -j DENY",
+            "! not allowed with multiple source or destination IP addresses",
+        ),
+        (
+            "-A input -b -d www -j DENY",
+            "-b not allowed with multiple source or destination IP addresses",
+        ),
+        (
+            "-R input 1 -d www -j DENY",
+            "Replacement rule does not specify a unique address",
+        ),
+        ("-A input -s nosuch -j DENY", "host/network `nosuch' not found"),
+    ] {
+        assert_eq!(ex_named(&mut fw, line).unwrap_err(), msg, "{line}");
+    }
+    // `/0` ignores the name, as in "any/0"; the numeric-only parser refuses names.
+    assert!(ex_named(&mut fw, "-A input -s nosuch/0 -j DENY").is_ok());
+    assert_eq!(
+        crate::chains::parse_command(&["-A", "input", "-s", "localhost"])
+            .unwrap_err()
+            .to_string(),
+        "host/network `localhost' not found"
+    );
+    let spec = crate::chains::parse_command_with(&["-A", "input", "-s", "localhost"], &Names)
+        .unwrap();
+    let Command::Append { spec, .. } = spec.command else {
+        panic!("not an append")
+    };
+    assert!(spec.named);
+    assert_eq!(spec.expand().len(), 1);
+}
