@@ -167,11 +167,7 @@ pub fn check_spec(r: &Rule) -> String {
         format!("-p {}", r.proto),
         side("-s", r.src, r.src_mask, r.src_ports),
         side("-d", r.dst, r.dst_mask, r.dst_ports),
-        format!(
-            "-i {}{}",
-            r.iface,
-            if r.iface_wildcard { "+" } else { "" }
-        ),
+        format!("-i {}{}", r.iface, if r.iface_wildcard { "+" } else { "" }),
     ];
     if r.syn {
         out.push("-y".into());
@@ -267,8 +263,14 @@ mod tests {
         };
         assert_eq!((chain.as_str(), number), ("input", 3));
         assert_eq!(specs(&rules), ["-p tcp -y -j DENY"]);
-        assert!(matches!(op("-I input -j ACCEPT"), Op::Insert { number: 1, .. }));
-        assert!(matches!(op("-R input 2 -j DENY"), Op::Replace { number: 2, .. }));
+        assert!(matches!(
+            op("-I input -j ACCEPT"),
+            Op::Insert { number: 1, .. }
+        ));
+        assert!(matches!(
+            op("-R input 2 -j DENY"),
+            Op::Replace { number: 2, .. }
+        ));
         assert_eq!(
             op("-D forward 1"),
             Op::DeleteNumber {
@@ -283,7 +285,10 @@ mod tests {
         };
         assert_eq!(
             specs(&rules),
-            ["-s 10.0.0.1/32 -d 10.0.0.2/32 -j MASQ", "-s 10.0.0.2/32 -d 10.0.0.1/32 -j MASQ"]
+            [
+                "-s 10.0.0.1/32 -d 10.0.0.2/32 -j MASQ",
+                "-s 10.0.0.2/32 -d 10.0.0.1/32 -j MASQ"
+            ]
         );
         assert_eq!(
             op("-P forward DENY"),
@@ -293,7 +298,12 @@ mod tests {
             }
         );
         assert_eq!(op("-X"), Op::DeleteChain { chain: "".into() });
-        assert_eq!(op("-F forward"), Op::Flush { chain: "forward".into() });
+        assert_eq!(
+            op("-F forward"),
+            Op::Flush {
+                chain: "forward".into()
+            }
+        );
         let Op::Check { chain, packets } =
             op("-C forward -p tcp -s 1.2.3.4 1025 -d 5.6.7.8 80 -i eth0")
         else {
@@ -358,17 +368,33 @@ mod tests {
         for (line, msg) in [
             ("", "no command specified"),
             ("-s 1.2.3.4", "no command specified"),
-            ("-A input -j ACCEPT -x", "Illegal option `-x' with this command"),
-            ("-L -Z forward", "-L with -Z does not allow chain to be specified"),
-            ("-Z forward -L", "-L with -Z does not allow chain to be specified"),
+            (
+                "-A input -j ACCEPT -x",
+                "Illegal option `-x' with this command",
+            ),
+            (
+                "-L -Z forward",
+                "-L with -Z does not allow chain to be specified",
+            ),
+            (
+                "-Z forward -L",
+                "-L with -Z does not allow chain to be specified",
+            ),
             ("-R input -j DENY", "-R requires a rule number"),
             ("-D input 0", "Invalid rule number `0'"),
             ("-A input -D input", "Can't use -D with -A"),
             ("-M -S 1 2", "-S requires 3 timeout values"),
             ("-L -j DENY", "Illegal option `-j' with this command"),
-            ("-A input -s localhost", "host/network `localhost' not found"),
+            (
+                "-A input -s localhost",
+                "host/network `localhost' not found",
+            ),
         ] {
-            assert_eq!(p(line).map(|_| ()), Err(IpchainsError(msg.into())), "{line:?}");
+            assert_eq!(
+                p(line).map(|_| ()),
+                Err(IpchainsError(msg.into())),
+                "{line:?}"
+            );
         }
     }
 
@@ -378,7 +404,8 @@ mod tests {
             None
         }
         fn host(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
-            (name == "mirror").then(|| vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)])
+            (name == "mirror")
+                .then(|| vec![Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)])
         }
     }
 
@@ -389,7 +416,10 @@ mod tests {
             .split(' ')
             .map(String::from)
             .collect();
-        let Op::Append { rules, .. } = parse(&args, &TwoHosts).map(|p| p.op).unwrap_or_else(|e| panic!("{e}")) else {
+        let Op::Append { rules, .. } = parse(&args, &TwoHosts)
+            .map(|p| p.op)
+            .unwrap_or_else(|e| panic!("{e}"))
+        else {
             panic!("not an append")
         };
         assert_eq!(
@@ -404,9 +434,15 @@ mod tests {
     #[test]
     fn etc_networks() {
         let text = "# comment\nloopnet 127.0.0.0\nlan 192.168.1 home # the LAN\n";
-        assert_eq!(network_in(text, "loopnet"), Some(Ipv4Addr::new(127, 0, 0, 0)));
+        assert_eq!(
+            network_in(text, "loopnet"),
+            Some(Ipv4Addr::new(127, 0, 0, 0))
+        );
         assert_eq!(network_in(text, "lan"), Some(Ipv4Addr::new(0, 192, 168, 1)));
-        assert_eq!(network_in(text, "home"), Some(Ipv4Addr::new(0, 192, 168, 1)));
+        assert_eq!(
+            network_in(text, "home"),
+            Some(Ipv4Addr::new(0, 192, 168, 1))
+        );
         assert_eq!(network_in(text, "comment"), None);
         assert_eq!(network_in(text, "nosuch"), None);
     }
@@ -414,7 +450,9 @@ mod tests {
     #[test]
     fn system_resolver_knows_localhost() {
         assert_eq!(
-            SystemResolver.host("localhost").map(|v| v.contains(&Ipv4Addr::LOCALHOST)),
+            SystemResolver
+                .host("localhost")
+                .map(|v| v.contains(&Ipv4Addr::LOCALHOST)),
             Some(true)
         );
     }

@@ -50,8 +50,8 @@ fn config(state: &Path) -> Config {
         role: UserRole::Admin,
         connections: vec![],
     });
-    let cc: ConnectionConfig = toml::from_str("name = \"isp1\"\nnumbers = [\"555\"]")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cc: ConnectionConfig =
+        toml::from_str("name = \"isp1\"\nnumbers = [\"555\"]").unwrap_or_else(|e| panic!("{e}"));
     c.connections.push(cc);
     c
 }
@@ -122,7 +122,9 @@ impl Server {
             shutdown,
         };
         for (u, pw) in [("alice", "alice-pw"), ("root", "root-pw")] {
-            let o = s.run(&["-u", u, "login"], &[("MASQDIAL_PASSWORD", pw)]).await;
+            let o = s
+                .run(&["-u", u, "login"], &[("MASQDIAL_PASSWORD", pw)])
+                .await;
             assert_eq!(o.code, 0, "login {u}: {}", o.stderr);
         }
         s
@@ -200,12 +202,13 @@ const TRY: &str =
 async fn ipchains_exit_codes_refusals_help_and_version_are_1_3_9s() {
     let s = Server::start().await;
     // A refusal by the "kernel": "bad rule" exits 1, as ipchains did (exit(!ret)).
-    let o = s.root(&["ipchains", "-D", "input", "-p", "tcp", "-j", "DENY"]).await;
+    let o = s
+        .root(&["ipchains", "-D", "input", "-p", "tcp", "-j", "DENY"])
+        .await;
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(
-        o.stderr.starts_with(
-            "mclient: Bad rule (does a matching rule exist in that chain?)\nhint: "
-        ),
+        o.stderr
+            .starts_with("mclient: Bad rule (does a matching rule exist in that chain?)\nhint: "),
         "{}",
         o.stderr
     );
@@ -221,8 +224,14 @@ async fn ipchains_exit_codes_refusals_help_and_version_are_1_3_9s() {
             &["ipchains", "-L", "-Z", "forward"][..],
             "-L with -Z does not allow chain to be specified",
         ),
-        (&["ipchains", "-L", "-j", "DENY"][..], "Illegal option `-j' with this command"),
-        (&["ipchains", "-D", "input", "0"][..], "Invalid rule number `0'"),
+        (
+            &["ipchains", "-L", "-j", "DENY"][..],
+            "Illegal option `-j' with this command",
+        ),
+        (
+            &["ipchains", "-D", "input", "0"][..],
+            "Invalid rule number `0'",
+        ),
     ] {
         let o = s.root(args).await;
         assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
@@ -230,16 +239,45 @@ async fn ipchains_exit_codes_refusals_help_and_version_are_1_3_9s() {
     }
     // -h, -h icmp and -V: ipchains' text on stdout, exit 0, no server needed.
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let o = mclient(dir.path(), "http://127.0.0.1:9", &["ipchains", "-V"], &[], "").await;
-    assert_eq!((o.code, o.stdout.as_str()), (0, "ipchains 1.3.9, 17-Mar-1999\n"), "{}", o.stderr);
-    let o = mclient(dir.path(), "http://127.0.0.1:9", &["ipchains", "-h"], &[], "").await;
+    let o = mclient(
+        dir.path(),
+        "http://127.0.0.1:9",
+        &["ipchains", "-V"],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "ipchains 1.3.9, 17-Mar-1999\n"),
+        "{}",
+        o.stderr
+    );
+    let o = mclient(
+        dir.path(),
+        "http://127.0.0.1:9",
+        &["ipchains", "-h"],
+        &[],
+        "",
+    )
+    .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, nat_core::chains::help());
     assert!(o.stdout.starts_with(
         "ipchains 1.3.9, 17-Mar-1999\n\nUsage: ipchains -[ADC] chain rule-specification [options]\n"
     ));
-    let o = mclient(dir.path(), "http://127.0.0.1:9", &["ipchains", "--help", "icmp"], &[], "").await;
-    assert_eq!((o.code, o.stdout.clone()), (0, nat_core::chains::icmp_help()));
+    let o = mclient(
+        dir.path(),
+        "http://127.0.0.1:9",
+        &["ipchains", "--help", "icmp"],
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (o.code, o.stdout.clone()),
+        (0, nat_core::chains::icmp_help())
+    );
 
     // -X without a name deletes every user chain it can, one by one, and reports the one it
     // could not (busy: input jumps to it), exiting 1 — as ipchains 1.3.9's for_each_chain.
@@ -255,12 +293,21 @@ async fn ipchains_exit_codes_refusals_help_and_version_are_1_3_9s() {
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(o.stderr.contains("Device or resource busy"), "{}", o.stderr);
     let o = s.root(&["ipchains", "-L", "-n"]).await;
-    assert!(o.stdout.contains("Chain used (1 references):"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("Chain used (1 references):"),
+        "{}",
+        o.stdout
+    );
     assert!(!o.stdout.contains("spare"), "{}", o.stdout);
     let o = s.root(&["ipchains", "-D", "input", "1"]).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let o = s.root(&["ipchains", "-X", "-v"]).await;
-    assert_eq!((o.code, o.stdout.as_str()), (0, "Deleting chain `used'\n"), "{}", o.stderr);
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "Deleting chain `used'\n"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,10 +316,28 @@ async fn host_names_are_resolved_once_at_insertion() {
     // `localhost` resolves here (/etc/hosts); the server only ever sees the address, and
     // -L / -L -n show it.
     let o = s
-        .root(&["ipchains", "-v", "-A", "input", "-p", "tcp", "-s", "localhost", "-d", "0/0", "www", "-j", "ACCEPT"])
+        .root(&[
+            "ipchains",
+            "-v",
+            "-A",
+            "input",
+            "-p",
+            "tcp",
+            "-s",
+            "localhost",
+            "-d",
+            "0/0",
+            "www",
+            "-j",
+            "ACCEPT",
+        ])
         .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(o.stdout.contains("127.0.0.1"), "the -v echo shows the address: {}", o.stdout);
+    assert!(
+        o.stdout.contains("127.0.0.1"),
+        "the -v echo shows the address: {}",
+        o.stdout
+    );
     let saved = s.root(&["save"]).await;
     assert!(
         saved
@@ -285,7 +350,20 @@ async fn host_names_are_resolved_once_at_insertion() {
     assert!(o.stdout.contains(" 127.0.0.1 "), "{}", o.stdout);
     // Deleting by the same name finds the rule.
     let o = s
-        .root(&["ipchains", "-D", "input", "-p", "tcp", "-s", "localhost", "-d", "0/0", "www", "-j", "ACCEPT"])
+        .root(&[
+            "ipchains",
+            "-D",
+            "input",
+            "-p",
+            "tcp",
+            "-s",
+            "localhost",
+            "-d",
+            "0/0",
+            "www",
+            "-j",
+            "ACCEPT",
+        ])
         .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let saved = s.root(&["save"]).await;
@@ -297,18 +375,30 @@ async fn masq_filters_delete_and_watch() {
     let s = Server::start().await;
     s.link_up();
     let lan = |host: u8| Ipv4Addr::new(192, 168, 77, host);
-    for (p, host, sport, dport) in [(17u8, 10u8, 5000u16, 53u16), (6, 10, 40000, 80), (6, 11, 40001, 80)] {
+    for (p, host, sport, dport) in [
+        (17u8, 10u8, 5000u16, 53u16),
+        (6, 10, 40000, 80),
+        (6, 11, 40001, 80),
+    ] {
         let a = s.packet(true, packet(p, (lan(host), sport), (REMOTE, dport), 0x002));
         assert!(matches!(a, nat_core::Action::ToLink), "{a:?}");
     }
-    let count = |o: &fake::Out| o.stdout.lines().filter(|l| l.starts_with("TCP") || l.starts_with("UDP")).count();
+    let count = |o: &fake::Out| {
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with("TCP") || l.starts_with("UDP"))
+            .count()
+    };
     let o = s.run(&["-u", "alice", "masq", "-n"], &[]).await;
     assert_eq!((o.code, count(&o)), (0, 3), "{}{}", o.stdout, o.stderr);
     for (args, n) in [
         (&["-p", "tcp"][..], 2),
         (&["-p", "udp"][..], 1),
         (&["-s", "192.168.77.11"][..], 1),
-        (&["-s", "192.168.77.0/24", "-p", "tcp", "--dport", "80"][..], 2),
+        (
+            &["-s", "192.168.77.0/24", "-p", "tcp", "--dport", "80"][..],
+            2,
+        ),
         (&["-d", "198.51.100.0/24"][..], 0),
         (&["--state", "syn_sent"][..], 2),
         (&["--state", "UDP"][..], 1),
@@ -317,15 +407,24 @@ async fn masq_filters_delete_and_watch() {
         let mut a = vec!["-u", "alice", "masq", "-n"];
         a.extend_from_slice(args);
         let o = s.run(&a, &[]).await;
-        assert_eq!((o.code, count(&o)), (0, n), "{args:?}: {}{}", o.stdout, o.stderr);
+        assert_eq!(
+            (o.code, count(&o)),
+            (0, n),
+            "{args:?}: {}{}",
+            o.stdout,
+            o.stderr
+        );
         let mut a = vec!["--json", "-u", "alice", "masq"];
         a.extend_from_slice(args);
         let o = s.run(&a, &[]).await;
-        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.stdout));
+        let v: serde_json::Value =
+            serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.stdout));
         assert_eq!(v["entries"].as_array().map(Vec::len), Some(n), "{args:?}");
     }
     // Bad filters are refused with the reason.
-    let o = s.run(&["-u", "alice", "masq", "--state", "bogus"], &[]).await;
+    let o = s
+        .run(&["-u", "alice", "masq", "--state", "bogus"], &[])
+        .await;
     assert_eq!(o.code, 6, "{}", o.stderr);
     assert!(o.stderr.contains("not a masquerade state"), "{}", o.stderr);
     let o = s.run(&["-u", "alice", "masq", "-p", "gre"], &[]).await;
@@ -347,46 +446,69 @@ async fn masq_filters_delete_and_watch() {
     let mut child = watch.spawn().unwrap_or_else(|e| panic!("{e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let mut next = || async {
-        tokio::time::timeout(LIMIT, lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("watch --masq said nothing"))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("watch --masq ended"))
-    };
-    let first: serde_json::Value = serde_json::from_str(&next().await).unwrap_or_else(|e| panic!("{e}"));
+    macro_rules! next {
+        () => {
+            tokio::time::timeout(LIMIT, lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("watch --masq said nothing"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("watch --masq ended"))
+        };
+    }
+    let first: serde_json::Value = serde_json::from_str(&next!()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first["event"], "snapshot");
-    assert_eq!(first["entries"], 2, "the filter applies to the snapshot: {first}");
+    assert_eq!(
+        first["entries"], 2,
+        "the filter applies to the snapshot: {first}"
+    );
 
     // -D is admin only; without a filter it is refused; with one it deletes just those.
-    let o = s.run(&["-u", "alice", "masq", "-D", "-s", "192.168.77.11"], &[]).await;
+    let o = s
+        .run(&["-u", "alice", "masq", "-D", "-s", "192.168.77.11"], &[])
+        .await;
     assert_eq!(o.code, 4, "{}", o.stderr);
     let o = s.root(&["masq", "-D"]).await;
     assert_eq!(o.code, 2, "{}", o.stderr);
-    let o = s.root(&["masq", "-D", "-s", "192.168.77.11", "-p", "tcp"]).await;
+    let o = s
+        .root(&["masq", "-D", "-s", "192.168.77.11", "-p", "tcp"])
+        .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(
-        o.stdout.starts_with("[DESTROY] tcp  192.168.77.11:40001 -> 203.0.113.1:80 masq "),
+        o.stdout
+            .starts_with("[DESTROY] tcp  192.168.77.11:40001 -> 203.0.113.1:80 masq "),
         "{}",
         o.stdout
     );
-    assert!(o.stdout.ends_with("mclient: 1 masquerade entry deleted\n"), "{}", o.stdout);
+    assert!(
+        o.stdout.ends_with("mclient: 1 masquerade entry deleted\n"),
+        "{}",
+        o.stdout
+    );
     let o = s.run(&["-u", "alice", "masq", "-n"], &[]).await;
     assert_eq!(count(&o), 2, "{}", o.stdout);
     // --json: the deleted entries, as JSON.md writes them down.
-    let o = s.root(&["--json", "masq", "-D", "-p", "udp", "--dport", "53"]).await;
+    let o = s
+        .root(&["--json", "masq", "-D", "-p", "udp", "--dport", "53"])
+        .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert_eq!(schema::check_output("masq -D", &o.stdout, &schema::schema()), Vec::<String>::new());
+    assert_eq!(
+        schema::check_output("masq -D", &o.stdout, &schema::schema()),
+        Vec::<String>::new()
+    );
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["deleted"][0]["lan_address"], "192.168.77.10", "{v}");
-    let ev: serde_json::Value = serde_json::from_str(&next().await).unwrap_or_else(|e| panic!("{e}"));
+    let ev: serde_json::Value = serde_json::from_str(&next!()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ev["event"], "destroy", "{ev}");
     assert_eq!(ev["entry"]["lan_address"], "192.168.77.11", "{ev}");
     // A new TCP entry is NEW; a new UDP one is filtered out.
-    s.packet(true, packet(17, (lan(12), 6000), (REMOTE, 53), 0));
-    s.packet(true, packet(6, (lan(12), 40002), (REMOTE, 443), 0x002));
-    let ev: serde_json::Value = serde_json::from_str(&next().await).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((ev["event"].as_str(), ev["entry"]["lan_port"].as_u64()), (Some("new"), Some(40002)), "{ev}");
+    let _ = s.packet(true, packet(17, (lan(12), 6000), (REMOTE, 53), 0));
+    let _ = s.packet(true, packet(6, (lan(12), 40002), (REMOTE, 443), 0x002));
+    let ev: serde_json::Value = serde_json::from_str(&next!()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (ev["event"].as_str(), ev["entry"]["lan_port"].as_u64()),
+        (Some("new"), Some(40002)),
+        "{ev}"
+    );
     let _ = child.start_kill();
 }
 
@@ -397,7 +519,18 @@ async fn portfw_warns_takes_a_link_name_and_is_listed_as_2_2_did() {
     let o = s.root(&["ipchains", "-P", "input", "DENY"]).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let o = s
-        .root(&["portfw", "-a", "-P", "tcp", "-L", "isp1", "8080", "-R", "192.168.77.20", "80"])
+        .root(&[
+            "portfw",
+            "-a",
+            "-P",
+            "tcp",
+            "-L",
+            "isp1",
+            "8080",
+            "-R",
+            "192.168.77.20",
+            "80",
+        ])
         .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let advice = "ipchains -I input -p tcp -d 0.0.0.0/0 8080 -i ppp0 -j ACCEPT";
@@ -407,7 +540,18 @@ async fn portfw_warns_takes_a_link_name_and_is_listed_as_2_2_did() {
     );
     // An unknown name is refused.
     let o = s
-        .root(&["portfw", "-a", "-P", "tcp", "-L", "isp9", "8080", "-R", "192.168.77.20", "80"])
+        .root(&[
+            "portfw",
+            "-a",
+            "-P",
+            "tcp",
+            "-L",
+            "isp9",
+            "8080",
+            "-R",
+            "192.168.77.20",
+            "80",
+        ])
         .await;
     assert_eq!(o.code, 6, "{}", o.stderr);
     // Following the advice silences the warning.
@@ -416,7 +560,18 @@ async fn portfw_warns_takes_a_link_name_and_is_listed_as_2_2_did() {
     let o = s.root(&a).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let o = s
-        .root(&["portfw", "-a", "-P", "udp", "-L", "ppp0", "53", "-R", "192.168.77.20", "53"])
+        .root(&[
+            "portfw",
+            "-a",
+            "-P",
+            "udp",
+            "-L",
+            "ppp0",
+            "53",
+            "-R",
+            "192.168.77.20",
+            "53",
+        ])
         .await;
     assert_eq!((o.code, o.stderr.as_str()), (0, "mclient: warning: the input chain would deny udp from the link to ppp0:53, so this forward would get nothing (2.2 ran input before portfw); let it in with: ipchains -I input -p udp -d 0.0.0.0/0 53 -i ppp0 -j ACCEPT\n"));
     let o = s.run(&["-u", "alice", "portfw", "-l"], &[]).await;
@@ -441,14 +596,30 @@ async fn portfw_warns_takes_a_link_name_and_is_listed_as_2_2_did() {
         row.starts_with("TCP  14:5") || row.starts_with("TCP  15:00.00"),
         "{row}"
     );
-    assert!(row.ends_with("192.168.77.20        203.0.113.1          80 (8080) -> 33000"), "{row}");
+    assert!(
+        row.ends_with("192.168.77.20        203.0.113.1          80 (8080) -> 33000"),
+        "{row}"
+    );
     let o = s.run(&["-u", "alice", "proc", "ip_masquerade"], &[]).await;
     let rec = o.stdout.lines().nth(1).unwrap_or_default();
-    assert!(rec.starts_with("TCP C0A84D14:0050 CB007101:80E8 1F90 00000000      0      0   "), "{rec}");
+    assert!(
+        rec.starts_with("TCP C0A84D14:0050 CB007101:80E8 1F90 00000000      0      0   "),
+        "{rec}"
+    );
     assert_eq!(rec.len(), 127);
     // A new address: the entry given by name still forwards.
-    s.nat.lock().set_masq_address(Some(Ipv4Addr::new(10, 64, 0, 77)));
-    let a = s.packet(false, packet(6, (REMOTE, 33001), (Ipv4Addr::new(10, 64, 0, 77), 8080), 0x002));
+    s.nat
+        .lock()
+        .set_masq_address(Some(Ipv4Addr::new(10, 64, 0, 77)));
+    let a = s.packet(
+        false,
+        packet(
+            6,
+            (REMOTE, 33001),
+            (Ipv4Addr::new(10, 64, 0, 77), 8080),
+            0x002,
+        ),
+    );
     assert!(matches!(a, nat_core::Action::ToLan), "{a:?}");
 }
 
@@ -458,8 +629,11 @@ fn bash_complete(s: &Server, words: &[&str]) -> Vec<String> {
     let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_mclient"));
     let dir = bin.parent().unwrap_or(Path::new("."));
     let script = s.dir.path().join("mclient.bash");
-    std::fs::write(&script, masqdial_cli::cli::completions(clap_complete::Shell::Bash))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &script,
+        masqdial_cli::cli::completions(clap_complete::Shell::Bash),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
     let prog = format!(
         "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_mclient_masqdial\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
@@ -478,7 +652,11 @@ fn bash_complete(s: &Server, words: &[&str]) -> Vec<String> {
         .env("HOME", s.dir.path())
         .output()
         .unwrap_or_else(|e| panic!("bash: {e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)
@@ -500,12 +678,15 @@ async fn completions_offer_connection_names_and_ipchains_flags() {
     // Connection names, asked of the server at completion time.
     let got = tokio::task::block_in_place(|| bash_complete(&s, &["mclient", "dial", ""]));
     assert_eq!(got, ["isp1"]);
-    let got = tokio::task::block_in_place(|| bash_complete(&s, &["mclient", "-u", "alice", "cinfo", "i"]));
+    let got = tokio::task::block_in_place(|| {
+        bash_complete(&s, &["mclient", "-u", "alice", "cinfo", "i"])
+    });
     assert_eq!(got, ["isp1"]);
     // ipchains: its options, then chains after -A, targets after -j, protocols after -p.
     let got = tokio::task::block_in_place(|| bash_complete(&s, &["mclient", "ipchains", "--li"]));
     assert_eq!(got, ["--list", "--line-numbers"]);
-    let got = tokio::task::block_in_place(|| bash_complete(&s, &["mclient", "ipchains", "-A", "f"]));
+    let got =
+        tokio::task::block_in_place(|| bash_complete(&s, &["mclient", "ipchains", "-A", "f"]));
     assert_eq!(got, ["forward"]);
     let got = tokio::task::block_in_place(|| {
         bash_complete(&s, &["mclient", "ipchains", "-A", "forward", "-j", "M"])
@@ -515,7 +696,10 @@ async fn completions_offer_connection_names_and_ipchains_flags() {
     let o = s.run(&["-u", "alice", "list"], &[]).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let cache = s.dir.path().join("cfg/masqdial/connections.cache");
-    assert_eq!(std::fs::read_to_string(&cache).ok().as_deref(), Some("isp1\n"));
+    assert_eq!(
+        std::fs::read_to_string(&cache).ok().as_deref(),
+        Some("isp1\n")
+    );
     let o = mclient(s.dir.path(), "http://127.0.0.1:9", &["__names"], &[], "").await;
     assert_eq!((o.code, o.stdout.as_str()), (0, "isp1\n"), "{}", o.stderr);
     // zsh and fish get the same: their scripts call `mclient __names` for connection names.
@@ -524,7 +708,15 @@ async fn completions_offer_connection_names_and_ipchains_flags() {
         assert!(text.contains("mclient __names"), "{shell}");
         assert!(text.contains("--line-numbers"), "{shell}");
     }
-    let zsh = String::from_utf8(masqdial_cli::cli::completions(clap_complete::Shell::Zsh)).unwrap_or_default();
-    assert!(zsh.starts_with("#compdef mclient\n"), "{}", &zsh[..40.min(zsh.len())]);
-    assert!(zsh.contains(":_mclient_names"), "the connection arguments call the helper");
+    let zsh = String::from_utf8(masqdial_cli::cli::completions(clap_complete::Shell::Zsh))
+        .unwrap_or_default();
+    assert!(
+        zsh.starts_with("#compdef mclient\n"),
+        "{}",
+        &zsh[..40.min(zsh.len())]
+    );
+    assert!(
+        zsh.contains(":_mclient_names"),
+        "the connection arguments call the helper"
+    );
 }

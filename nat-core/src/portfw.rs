@@ -72,8 +72,9 @@ impl PortFw {
     }
 
     fn same(&self, o: &PortFw) -> bool {
-        (self.proto, self.laddr, &self.link, self.lport, self.raddr, self.rport)
-            == (o.proto, o.laddr, &o.link, o.lport, o.raddr, o.rport)
+        (
+            self.proto, self.laddr, &self.link, self.lport, self.raddr, self.rport,
+        ) == (o.proto, o.laddr, &o.link, o.lport, o.raddr, o.rport)
     }
 
     /// The local address as written: the link's name, or the address (`0.0.0.0` for any).
@@ -318,11 +319,9 @@ impl PortFwTable {
                         Some((name, Err(_))) if is_link_name(name) => {
                             (Local::Link(name.to_string()), p)
                         }
-                        _ => {
-                            return Err(err(
-                                "-L needs a dotted-quad address or a link's name (ppp0, a connection)",
-                            ))
-                        }
+                        _ => return Err(err(
+                            "-L needs a dotted-quad address or a link's name (ppp0, a connection)",
+                        )),
                     });
                 }
                 "-R" | "--remote" => {

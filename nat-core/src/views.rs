@@ -56,7 +56,9 @@ impl MasqFilter {
     /// Whether entry `e` meets every condition.
     pub fn matches(&self, e: &EntrySnapshot) -> bool {
         let within = |a: Ipv4Addr, (net, bits): (Ipv4Addr, u8)| {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(bits.min(32)))
+                .unwrap_or(0);
             u32::from(a) & mask == u32::from(net) & mask
         };
         self.proto.is_none_or(|p| e.proto == p)
@@ -71,7 +73,10 @@ impl MasqFilter {
     pub fn parse_net(s: &str) -> Result<(Ipv4Addr, u8), FilterError> {
         let bad = || FilterError::Address(s.to_string());
         let (a, bits) = match s.split_once('/') {
-            Some((a, b)) => (a, b.parse::<u8>().ok().filter(|b| *b <= 32).ok_or_else(bad)?),
+            Some((a, b)) => (
+                a,
+                b.parse::<u8>().ok().filter(|b| *b <= 32).ok_or_else(bad)?,
+            ),
             None => (s, 32),
         };
         Ok((a.parse().map_err(|_| bad())?, bits))

@@ -330,7 +330,12 @@ impl NatControl {
         }
         let names: Vec<String> = {
             let engine = self.nat.lock();
-            engine.firewall().chain_names().into_iter().skip(3).collect()
+            engine
+                .firewall()
+                .chain_names()
+                .into_iter()
+                .skip(3)
+                .collect()
         };
         let mut refused = None;
         let mut last = None;

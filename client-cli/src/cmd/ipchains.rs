@@ -18,17 +18,16 @@ impl Session {
     pub(crate) async fn ipchains(&mut self, args: &[String]) -> anyhow::Result<()> {
         // Names in -s/-d are resolved here, once, off the async threads (DNS may block).
         let owned = args.to_vec();
-        let parsed = tokio::task::spawn_blocking(move || {
-            ipchains::parse(&owned, &ipchains::SystemResolver)
-        })
-        .await
-        .context("the ipchains parser stopped")?
-        .map_err(|e| {
-            Failure::usage(
+        let parsed =
+            tokio::task::spawn_blocking(move || ipchains::parse(&owned, &ipchains::SystemResolver))
+                .await
+                .context("the ipchains parser stopped")?
+                .map_err(|e| {
+                    Failure::usage(
                 e.to_string(),
                 "Try `mclient ipchains -h' or `mclient ipchains --help' for more information",
             )
-        })?;
+                })?;
         let verbose = parsed.verbose;
         // What ipchains printed on stdout, in its order: TOS warnings, then per rule the -v
         // echo (FMT_PRINT_RULE) and, for -C, the verdict.
@@ -120,9 +119,7 @@ impl Session {
                     echo(&mut out, r);
                     let req = pb::DeleteRuleRequest {
                         chain: chain.clone(),
-                        which: Some(pb::delete_rule_request::Which::Spec(ipchains::rule_spec(
-                            r,
-                        ))),
+                        which: Some(pb::delete_rule_request::Which::Spec(ipchains::rule_spec(r))),
                     };
                     match n.delete_rule(req).await {
                         Ok(a) => last = changed(a.into_inner()),
@@ -160,9 +157,7 @@ impl Session {
                 }
                 let r = match op {
                     Op::Flush { chain } => n.flush_chain(pb::FlushChainRequest { chain }).await,
-                    Op::Zero { chain } => {
-                        n.zero_counters(pb::ZeroCountersRequest { chain }).await
-                    }
+                    Op::Zero { chain } => n.zero_counters(pb::ZeroCountersRequest { chain }).await,
                     _ => n.delete_chain(pb::DeleteChainRequest { chain }).await,
                 };
                 match r {

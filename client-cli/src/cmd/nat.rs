@@ -106,16 +106,23 @@ impl MasqWatch {
             Some(E::Delta(d)) => {
                 for e in d.upserted {
                     match self.known.insert(e.id, e.clone()) {
-                        None => out.push(MasqChange { kind: "new", entry: e }),
-                        Some(old) if old.state != e.state => {
-                            out.push(MasqChange { kind: "update", entry: e })
-                        }
+                        None => out.push(MasqChange {
+                            kind: "new",
+                            entry: e,
+                        }),
+                        Some(old) if old.state != e.state => out.push(MasqChange {
+                            kind: "update",
+                            entry: e,
+                        }),
                         Some(_) => {}
                     }
                 }
                 for id in d.removed {
                     if let Some(e) = self.known.remove(&id) {
-                        out.push(MasqChange { kind: "destroy", entry: e });
+                        out.push(MasqChange {
+                            kind: "destroy",
+                            entry: e,
+                        });
                     }
                 }
             }
@@ -352,7 +359,10 @@ impl Session {
         let list = args.is_empty() || args.iter().any(|a| a == "-l" || a == "--list");
         let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
         let (text, warnings) = if list {
-            (self.render(pb::View::Portfw, true, verbose).await?, Vec::new())
+            (
+                self.render(pb::View::Portfw, true, verbose).await?,
+                Vec::new(),
+            )
         } else {
             let mut c = self.clients().await?;
             let r = c

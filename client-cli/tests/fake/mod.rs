@@ -915,10 +915,7 @@ impl Nat for Fake {
             warnings: Vec::new(),
         }))
     }
-    async fn delete_masq(
-        &self,
-        req: Request<pb::DeleteMasqRequest>,
-    ) -> Rs<pb::DeleteMasqResponse> {
+    async fn delete_masq(&self, req: Request<pb::DeleteMasqRequest>) -> Rs<pb::DeleteMasqResponse> {
         caller(&req)?;
         Err(Status::unimplemented(
             "Nat.DeleteMasq is not implemented by this server yet",

@@ -13,8 +13,7 @@ use thiserror::Error;
 
 use super::model::{
     CheckRequest, Rule, Target, TestPacket, IP_FW_INV_DSTIP, IP_FW_INV_FRAG, IP_FW_INV_PROTO,
-    IP_FW_INV_SRCIP, MAX_LABEL_LEN,
-    PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    IP_FW_INV_SRCIP, MAX_LABEL_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
 
 use args::*;

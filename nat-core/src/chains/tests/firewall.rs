@@ -816,7 +816,10 @@ Chain output (policy ACCEPT):\n"
             "-R input 1 -d www -j DENY",
             "Replacement rule does not specify a unique address",
         ),
-        ("-A input -s nosuch -j DENY", "host/network `nosuch' not found"),
+        (
+            "-A input -s nosuch -j DENY",
+            "host/network `nosuch' not found",
+        ),
     ] {
         assert_eq!(ex_named(&mut fw, line).unwrap_err(), msg, "{line}");
     }
@@ -828,8 +831,8 @@ Chain output (policy ACCEPT):\n"
             .to_string(),
         "host/network `localhost' not found"
     );
-    let spec = crate::chains::parse_command_with(&["-A", "input", "-s", "localhost"], &Names)
-        .unwrap();
+    let spec =
+        crate::chains::parse_command_with(&["-A", "input", "-s", "localhost"], &Names).unwrap();
     let Command::Append { spec, .. } = spec.command else {
         panic!("not an append")
     };
