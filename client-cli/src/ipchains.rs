@@ -412,7 +412,7 @@ mod tests {
     /// A name becomes one rule per address, sent as addresses.
     #[test]
     fn names_become_one_rule_per_address() {
-        let args: Vec<String> = "-A output -d mirror -p tcp 21 -j DENY"
+        let args: Vec<String> = "-A output -p tcp -d mirror 21 -j DENY"
             .split(' ')
             .map(String::from)
             .collect();
