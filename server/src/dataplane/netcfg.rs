@@ -423,6 +423,112 @@ impl NetCfg {
     }
 }
 
+/// `IPV4_DEVCONF_FORWARDING` (linux/ip.h): the index of `forwarding` among an interface's
+/// IPv4 settings (`IFLA_INET_CONF`).
+const IPV4_DEVCONF_FORWARDING: u16 = 1;
+
+/// `IFLA_INET_CONF` inside `IFLA_AF_SPEC`/`AF_INET`.
+const IFLA_INET_CONF: u16 = 1;
+
+/// The nested `IFLA_INET_CONF` value that sets one IPv4 setting: one attribute whose type is
+/// the setting's index and whose value is a native-endian u32 (the kernel's
+/// `inet_set_link_af` reads it this way; its dumps are a flat array instead).
+fn inet_conf_one(index: u16, value: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8);
+    v.extend_from_slice(&8u16.to_ne_bytes());
+    v.extend_from_slice(&index.to_ne_bytes());
+    v.extend_from_slice(&value.to_ne_bytes());
+    v
+}
+
+impl NetCfg {
+    /// The same namespace, another interface (e.g. the LAN side of the TUN's).
+    pub fn other(&self, dev: &str) -> Self {
+        Self {
+            dev: dev.to_string(),
+            netns: self.netns.clone(),
+        }
+    }
+
+    /// The interface's IPv4 forwarding switch (`net.ipv4.conf.<dev>.forwarding`), read
+    /// over rtnetlink (`IFLA_AF_SPEC`): `/proc/sys` is hidden or read-only under the unit's
+    /// `ProcSubset=pid` and `ProtectKernelTunables=yes`, netlink is not.
+    pub async fn ipv4_forwarding(&self) -> Result<bool, NetCfgError> {
+        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec, LinkAttribute};
+        self.with_conn("get forwarding", |h| async move {
+            let mut links = h.link().get().match_name(self.dev.clone()).execute();
+            let link = match links.try_next().await {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    return Err(NetCfgError::NoDevice {
+                        dev: self.dev.clone(),
+                    })
+                }
+                Err(rtnetlink::Error::NetlinkError(m)) if errno_of(&m) == libc::ENODEV => {
+                    return Err(NetCfgError::NoDevice {
+                        dev: self.dev.clone(),
+                    })
+                }
+                Err(e) => return Err(self.error("get link", e)),
+            };
+            link.attributes
+                .iter()
+                .filter_map(|a| match a {
+                    LinkAttribute::AfSpecUnspec(v) => Some(v),
+                    _ => None,
+                })
+                .flatten()
+                .filter_map(|a| match a {
+                    AfSpecUnspec::Inet(v) => Some(v),
+                    _ => None,
+                })
+                .flatten()
+                .find_map(|a| match a {
+                    AfSpecInet::DevConf(c) => Some(c.forwarding != 0),
+                    _ => None,
+                })
+                .ok_or_else(|| NetCfgError::Protocol {
+                    op: "get forwarding".into(),
+                    dev: self.dev.clone(),
+                    message: "no IPv4 settings (IFLA_INET_CONF) in the answer".into(),
+                })
+        })
+        .await
+    }
+
+    /// Switch the interface's IPv4 forwarding (`net.ipv4.conf.<dev>.forwarding`) over
+    /// rtnetlink (`RTM_SETLINK` with `IFLA_AF_SPEC`/`AF_INET`/`IFLA_INET_CONF`), as
+    /// `CAP_NET_ADMIN` allows even where `/proc/sys` is read-only. For IPv4 the kernel
+    /// decides forwarding by the *input* interface's switch alone (`ip_route_input_slow`:
+    /// `IN_DEV_FORWARD(in_dev)`), so this needs neither `net.ipv4.ip_forward` nor
+    /// `conf/all/forwarding`. (IPv6 is different: its per-interface `forwarding` only
+    /// selects host/router behaviour; masqdial forwards no IPv6.)
+    pub async fn set_ipv4_forwarding(&self, on: bool) -> Result<(), NetCfgError> {
+        use rtnetlink::packet_core::{DefaultNla, NLA_F_NESTED};
+        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec, LinkAttribute};
+        let op = format!("set forwarding {}", u8::from(on));
+        let op = op.as_str();
+        self.with_conn(op, |h| async move {
+            let index = self.require_index(&h).await?;
+            let conf = DefaultNla::new(
+                IFLA_INET_CONF | NLA_F_NESTED,
+                inet_conf_one(IPV4_DEVCONF_FORWARDING, u32::from(on)),
+            );
+            let msg = LinkUnspec::new_with_index(index)
+                .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(
+                    vec![AfSpecInet::Other(conf)],
+                )]))
+                .build();
+            h.link()
+                .set(msg)
+                .execute()
+                .await
+                .map_err(|e| self.error(op, e))
+        })
+        .await
+    }
+}
+
 /// The routing table holding the hairpin route (`default dev <TUN>`): RFC 4787's number.
 pub const HAIRPIN_TABLE: u32 = 4787;
 
