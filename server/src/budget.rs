@@ -710,15 +710,13 @@ impl Budget {
             }
             return;
         }
-        if !bytes_change && !time_change {
-            if was_held {
-                // The clock came back into the usage's period: nothing was lost.
-                self.held = Held::default();
-                self.note = Some(format!(
-                    "budget of {}: the clock is back in the usage's period",
-                    self.connection
-                ));
-            }
+        if !bytes_change && !time_change && was_held {
+            // The clock came back into the usage's period: nothing was lost.
+            self.held = Held::default();
+            self.note = Some(format!(
+                "budget of {}: the clock is back in the usage's period",
+                self.connection
+            ));
         }
         let held = std::mem::take(&mut self.held);
         if was_held && (bytes_change || time_change) {
@@ -798,11 +796,7 @@ impl Budget {
     /// from now's).
     fn when(&self, unix: i64, now: Clock) -> String {
         let offset = self.clock(unix, now.offset).offset;
-        format!(
-            "{} (UTC{})",
-            local_text(unix, offset),
-            offset_text(offset)
-        )
+        format!("{} (UTC{})", local_text(unix, offset), offset_text(offset))
     }
 
     /// Whether a dial may start at `now`; the refusal names the limit and when it reopens.

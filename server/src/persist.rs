@@ -384,10 +384,7 @@ pub fn load_usage_or_last_good(state_dir: &Path, connection: &str) -> Result<Loa
     let read = std::fs::read(&prev)
         .map_err(|e| e.to_string())
         .and_then(|b| String::from_utf8(b).map_err(|_| "not text (garbage?)".to_string()))
-        .and_then(|t| {
-            unframe("usage", &t)
-                .and_then(crate::budget::Usage::parse)
-        });
+        .and_then(|t| unframe("usage", &t).and_then(crate::budget::Usage::parse));
     match read {
         Ok(u) => Ok(LoadedUsage {
             usage: Some(u),
@@ -645,7 +642,9 @@ mod tests {
         let l = load_usage_or_last_good(d, "isp1").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(l.usage, Some(u(2)));
         assert!(
-            l.fell_back.as_deref().is_some_and(|w| w.contains("truncated")),
+            l.fell_back
+                .as_deref()
+                .is_some_and(|w| w.contains("truncated")),
             "{l:?}"
         );
         // Saving over a torn newest keeps the good .prev (a bad file never replaces it).
@@ -667,7 +666,10 @@ mod tests {
         // Both bad: an error naming both.
         std::fs::write(usage_prev_path(d, "isp1"), "junk").unwrap_or_else(|e| panic!("{e}"));
         let e = load_usage_or_last_good(d, "isp1").err().unwrap_or_default();
-        assert!(e.contains("usage.isp1") && e.contains("usage.isp1.prev"), "{e}");
+        assert!(
+            e.contains("usage.isp1") && e.contains("usage.isp1.prev"),
+            "{e}"
+        );
         // No newest at all: a first run (or usage deleted on purpose), the .prev stays unused.
         std::fs::remove_dir(&path).unwrap_or_else(|e| panic!("{e}"));
         save_usage(d, "isp1", &u(5)).unwrap_or_else(|e| panic!("{e}"));

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 
 use caps::{CapSet, Capability, CapsHashSet};
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Uid, User};
 
 /// The user mserver becomes when started as root and the configuration names none.
 pub const DEFAULT_USER: &str = "masqdial";
@@ -107,8 +107,7 @@ pub fn drop_to(user: &User) -> Result<(), PrivError> {
     for c in supported.iter().filter(|c| !keep.contains(c)) {
         caps::drop(None, CapSet::Bounding, *c).map_err(|e| step("bounding set")(&e))?;
     }
-    let name = std::ffi::CString::new(user.name.as_str())
-        .map_err(|e| step("user name")(&e))?;
+    let name = std::ffi::CString::new(user.name.as_str()).map_err(|e| step("user name")(&e))?;
     let groups = nix::unistd::getgrouplist(&name, user.gid).map_err(|e| step("groups")(&e))?;
     nix::unistd::setgroups(&groups).map_err(|e| step("setgroups")(&e))?;
     nix::unistd::setgid(user.gid).map_err(|e| step("setgid")(&e))?;
@@ -121,7 +120,7 @@ pub fn drop_to(user: &User) -> Result<(), PrivError> {
     if user.uid.is_root() || nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
         return Err(step("check")(&"root is still reachable"));
     }
-    if nix::unistd::getegid() != user.gid || nix::unistd::getgid() != Gid::from_raw(user.gid.as_raw()) {
+    if nix::unistd::getegid() != user.gid || nix::unistd::getgid() != user.gid {
         return Err(step("check")(&"the group did not change"));
     }
     Ok(())
@@ -154,7 +153,10 @@ impl Prebound {
     }
 
     /// The listener bound for `addr` before the drop, or a fresh one (no drop happened).
-    pub async fn take_or_bind(&mut self, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    pub async fn take_or_bind(
+        &mut self,
+        addr: SocketAddr,
+    ) -> anyhow::Result<tokio::net::TcpListener> {
         match self.listeners.iter().position(|(a, _)| *a == addr) {
             Some(i) => {
                 let (_, l) = self.listeners.swap_remove(i);

@@ -36,7 +36,17 @@ fn sysctl(path: &str) -> Result<String, String> {
 
 /// Whether the kernel would forward a LAN packet to the internet (in on `gw0`).
 fn lan_forwards() -> bool {
-    ip(&["-4", "route", "get", "203.0.113.9", "from", "192.168.77.2", "iif", "gw0"]).is_ok()
+    ip(&[
+        "-4",
+        "route",
+        "get",
+        "203.0.113.9",
+        "from",
+        "192.168.77.2",
+        "iif",
+        "gw0",
+    ])
+    .is_ok()
 }
 
 #[test]
@@ -79,7 +89,8 @@ async fn scenario() -> Result<(), String> {
     cfg.nat.tun_name = "mqf0".into();
     cfg.nat.lan_interface = Some("gw0".into());
     let shutdown = Shutdown::new();
-    let running = daemon::start(Arc::new(cfg), LanSide::Tun, &shutdown).map_err(|e| e.to_string())?;
+    let running =
+        daemon::start(Arc::new(cfg), LanSide::Tun, &shutdown).map_err(|e| e.to_string())?;
     assert!(running.dataplane_on);
 
     wait_for("forwarding on gw0 and mqf0", || {
@@ -92,10 +103,19 @@ async fn scenario() -> Result<(), String> {
     assert_eq!(sysctl("conf/all/forwarding")?, "0");
     assert_eq!(sysctl("conf/wan9/forwarding")?, "0");
     // ... and the kernel now forwards the LAN's packet (decided by the input interface).
-    assert!(lan_forwards(), "the LAN's packet is forwarded while mserver runs");
+    assert!(
+        lan_forwards(),
+        "the LAN's packet is forwarded while mserver runs"
+    );
     // The reading over netlink agrees with /proc/sys.
-    assert!(NetCfg::new("gw0").ipv4_forwarding().await.map_err(|e| e.to_string())?);
-    assert!(!NetCfg::new("wan9").ipv4_forwarding().await.map_err(|e| e.to_string())?);
+    assert!(NetCfg::new("gw0")
+        .ipv4_forwarding()
+        .await
+        .map_err(|e| e.to_string())?);
+    assert!(!NetCfg::new("wan9")
+        .ipv4_forwarding()
+        .await
+        .map_err(|e| e.to_string())?);
 
     assert!(shutdown.stop(Duration::from_secs(30)).await, "tasks ended");
     assert_eq!(sysctl("conf/gw0/forwarding")?, "0", "restored at exit");
@@ -117,7 +137,11 @@ async fn scenario() -> Result<(), String> {
     })
     .await?;
     assert!(shutdown.stop(Duration::from_secs(30)).await, "tasks ended");
-    assert_eq!(sysctl("conf/gw0/forwarding")?, "1", "the admin's value kept");
+    assert_eq!(
+        sysctl("conf/gw0/forwarding")?,
+        "1",
+        "the admin's value kept"
+    );
     drop((lan, other));
     Ok(())
 }

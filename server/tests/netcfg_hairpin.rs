@@ -208,7 +208,16 @@ async fn admin_rules() -> Result<(), String> {
     // The admin moved `lookup local` to 100 (and has a rule of their own at 50).
     ip(&["rule", "add", "pref", "100", "lookup", "local"])?;
     ip(&["rule", "del", "pref", "0"])?;
-    ip(&["rule", "add", "pref", "50", "from", "192.168.78.9", "lookup", "main"])?;
+    ip(&[
+        "rule",
+        "add",
+        "pref",
+        "50",
+        "from",
+        "192.168.78.9",
+        "lookup",
+        "main",
+    ])?;
     let admin = rules()?;
     assert_eq!(
         admin,
@@ -241,7 +250,9 @@ async fn admin_rules() -> Result<(), String> {
     // The admin's own `lookup local` at 0, with attributes of theirs: moved while hairpinning,
     // back verbatim after.
     ip(&["rule", "del", "pref", "100"])?;
-    ip(&["rule", "add", "pref", "0", "lookup", "local", "proto", "static"])?;
+    ip(&[
+        "rule", "add", "pref", "0", "lookup", "local", "proto", "static",
+    ])?;
     let admin0 = rules()?;
     assert_eq!(admin0[0], "0: from all lookup local proto static");
     nc.hairpin_on("gw1", local).await.map_err(e)?;

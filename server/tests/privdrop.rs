@@ -57,8 +57,9 @@ fn root_drops_to_the_configured_user_with_two_capabilities_on_every_thread() {
     std::fs::create_dir(&state).unwrap_or_else(|e| panic!("{e}"));
     std::os::unix::fs::chown(&state, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let hash = masqdial_server::auth::hash_password_with("pw", masqdial_server::auth::fast_params())
-        .unwrap_or_default();
+    let hash =
+        masqdial_server::auth::hash_password_with("pw", masqdial_server::auth::fast_params())
+            .unwrap_or_default();
     let config = dir.path().join("mserver.toml");
     std::fs::write(
         &config,
@@ -104,7 +105,10 @@ fn root_drops_to_the_configured_user_with_two_capabilities_on_every_thread() {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(l) => log.push(l),
-            Err(_) => panic!("mserver did not bring its dataplane up; log:\n{}", log.join("\n")),
+            Err(_) => panic!(
+                "mserver did not bring its dataplane up; log:\n{}",
+                log.join("\n")
+            ),
         }
     }
     assert!(
@@ -132,11 +136,31 @@ fn root_drops_to_the_configured_user_with_two_capabilities_on_every_thread() {
     for t in tasks {
         let s = t.path().join("status");
         let s = s.to_string_lossy();
-        assert_eq!(status_field(&s, "CapEff:").as_deref(), Some(TWO_CAPS), "{s}");
-        assert_eq!(status_field(&s, "CapPrm:").as_deref(), Some(TWO_CAPS), "{s}");
-        assert_eq!(status_field(&s, "CapBnd:").as_deref(), Some(TWO_CAPS), "{s}");
-        assert_eq!(status_field(&s, "CapInh:").as_deref(), Some("0000000000000000"), "{s}");
-        assert_eq!(status_field(&s, "CapAmb:").as_deref(), Some("0000000000000000"), "{s}");
+        assert_eq!(
+            status_field(&s, "CapEff:").as_deref(),
+            Some(TWO_CAPS),
+            "{s}"
+        );
+        assert_eq!(
+            status_field(&s, "CapPrm:").as_deref(),
+            Some(TWO_CAPS),
+            "{s}"
+        );
+        assert_eq!(
+            status_field(&s, "CapBnd:").as_deref(),
+            Some(TWO_CAPS),
+            "{s}"
+        );
+        assert_eq!(
+            status_field(&s, "CapInh:").as_deref(),
+            Some("0000000000000000"),
+            "{s}"
+        );
+        assert_eq!(
+            status_field(&s, "CapAmb:").as_deref(),
+            Some("0000000000000000"),
+            "{s}"
+        );
     }
     // SIGTERM: a clean stop.
     nix::sys::signal::kill(
@@ -150,7 +174,10 @@ fn root_drops_to_the_configured_user_with_two_capabilities_on_every_thread() {
             assert!(st.success(), "{st:?}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no exit after SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -466,7 +466,11 @@ fn a_1970_boot_then_ntp_never_lowers_usage() {
     // A restart: the usage from the file, the clock at 1970 (monotonic from 0 again).
     let mut c = cfg();
     c.bytes = Some(1000);
-    let mut b = Budget::new("isp1", c.policy().unwrap_or_else(|e| panic!("{e}")), saved.clone());
+    let mut b = Budget::new(
+        "isp1",
+        c.policy().unwrap_or_else(|e| panic!("{e}")),
+        saved.clone(),
+    );
     let boot = Clock {
         unix: 12,
         offset: 0,
@@ -484,7 +488,9 @@ fn a_1970_boot_then_ntp_never_lowers_usage() {
     b.record(ntp, 5, 0, 0);
     assert_eq!(b.usage().bytes_in, 715);
     assert!(b.check_dial(ntp).is_err(), "still spent after NTP");
-    assert!(b.take_note().is_some_and(|n| n.contains("back in the usage's period")));
+    assert!(b
+        .take_note()
+        .is_some_and(|n| n.contains("back in the usage's period")));
     // Nothing moves for hours of steady clock within the month.
     let later = at(2026, 12, 8, 18, 0, 0);
     b.observe(MIN + 6 * 60 * MIN - 5 * MIN, later.unix);
@@ -501,7 +507,10 @@ fn a_backward_step_across_the_period_change_keeps_usage() {
     b.record(back, 1, 0, 0);
     assert_eq!(b.usage().bytes_since, Some(days_from_civil(2026, 12, 1)));
     assert_eq!(b.usage().bytes_in, 701);
-    assert!(b.check_dial(back).is_err(), "a backward step reopens nothing");
+    assert!(
+        b.check_dial(back).is_err(),
+        "a backward step reopens nothing"
+    );
     assert!(b.take_note().is_some_and(|n| n.contains("backward step")));
     // Even settled, a clock behind the usage's period never resets it.
     let still_back = at(2026, 11, 30, 23, 30, 0);
@@ -532,7 +541,9 @@ fn a_forward_step_resets_only_once_the_clock_has_settled() {
     assert!(b.check_dial(ten).is_ok());
     assert_eq!(b.usage().bytes_since, Some(days_from_civil(2027, 3, 1)));
     assert_eq!((b.usage().bytes_in, b.usage().bytes_out), (40, 2));
-    assert!(b.take_note().is_some_and(|n| n.contains("new period believed")));
+    assert!(b
+        .take_note()
+        .is_some_and(|n| n.contains("new period believed")));
 }
 
 /// Midnight passing on a steady clock resets at once (the settle wait is only after start
@@ -579,9 +590,16 @@ fn windows_across_dst_in_both_directions() {
     // opening is 01:00 the same night; and after 04:00 CEST on the 29th it is Monday's
     // 01:00 CEST.
     let after = b.clock(at(2026, 3, 29, 4, 30, 7200).unix, 0);
-    let r = b.check_dial(after).err().unwrap_or_else(|| panic!("closed"));
+    let r = b
+        .check_dial(after)
+        .err()
+        .unwrap_or_else(|| panic!("closed"));
     assert_eq!(r.reopens, Some(at(2026, 3, 30, 1, 0, 7200).unix));
-    assert!(r.message.ends_with("opens 2026-03-30 01:00 (UTC+02:00)"), "{}", r.message);
+    assert!(
+        r.message.ends_with("opens 2026-03-30 01:00 (UTC+02:00)"),
+        "{}",
+        r.message
+    );
     // The night before the fall-back change: closed at 00:45 CEST on the 25th (after the
     // Saturday window), it opens at 01:00 CEST, 15 minutes on.
     let sat = b.clock(at(2026, 10, 25, 0, 45, 7200).unix, 0);
@@ -592,7 +610,10 @@ fn windows_across_dst_in_both_directions() {
     let late = b.clock(at(2026, 10, 24, 23, 59, 7200).unix, 0);
     let v = b.view(late);
     assert!(v.window_open);
-    assert_eq!(v.window_changes_at, Some(at(2026, 10, 25, 0, 30, 7200).unix));
+    assert_eq!(
+        v.window_changes_at,
+        Some(at(2026, 10, 25, 0, 30, 7200).unix)
+    );
     // Spring forward on a closed window: at 00:30 CET on the 29th... it opens at 01:00
     // CET; at 23:00 CET on the 28th, after the Saturday window opened, it is open.
     let open_sat = b.clock(at(2026, 3, 28, 23, 0, 3600).unix, 0);

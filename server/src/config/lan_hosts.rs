@@ -32,7 +32,9 @@ pub(super) fn validate(list: &[LanHostConfig], users: &HashSet<&str>) -> Result<
                     "lan_hosts",
                     Some(i),
                     "mac",
-                    format!("`{m}` is not a MAC address (write six hex pairs: \"aa:bb:cc:dd:ee:ff\")"),
+                    format!(
+                        "`{m}` is not a MAC address (write six hex pairs: \"aa:bb:cc:dd:ee:ff\")"
+                    ),
                 ));
             }
             if !matches!(h.host, IpNet::V4(n) if n.prefix_len() == 32) {

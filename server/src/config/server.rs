@@ -98,8 +98,7 @@ pub(super) fn validate(s: &ServerConfig) -> Result<(), Violation> {
     if let Some(u) = &s.user {
         let ok = !u.is_empty()
             && u.len() <= 32
-            && u
-                .bytes()
+            && u.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
             && !u.starts_with('-');
         if !ok {

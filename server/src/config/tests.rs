@@ -132,12 +132,18 @@ fn demand_lan_hosts_and_activity_filters() {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(e.contains("lan_hosts[0].mac") && e.contains("not a MAC"), "{e}");
+    assert!(
+        e.contains("lan_hosts[0].mac") && e.contains("not a MAC"),
+        "{e}"
+    );
     let e = parse(&mac.replace("\"192.168.1.7\"", "\"192.168.1.0/24\""))
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-    assert!(e.contains("lan_hosts[0].mac") && e.contains("single IPv4 host"), "{e}");
+    assert!(
+        e.contains("lan_hosts[0].mac") && e.contains("single IPv4 host"),
+        "{e}"
+    );
 }
 
 /// Finding N18: `[server] user`, a plain user name and never root.
@@ -147,7 +153,10 @@ fn server_user_is_a_name_and_not_root() {
     let c = parse(&with("masqdial")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.server.user.as_deref(), Some("masqdial"));
     for bad in ["root", "", "-x", "a b", "x/y"] {
-        let e = parse(&with(bad)).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = parse(&with(bad))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("server.user"), "{bad}: {e}");
     }
 }

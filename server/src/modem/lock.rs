@@ -225,7 +225,9 @@ impl Verdict {
 /// Whether live `pid`, named in the lock file `lock`, really holds `device`.
 fn check_holder(pid: i32, lock: &Path, device: &Path) -> Verdict {
     let file_uid = std::fs::metadata(lock).map(|m| m.uid()).ok();
-    let proc_uid = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid()).ok();
+    let proc_uid = std::fs::metadata(format!("/proc/{pid}"))
+        .map(|m| m.uid())
+        .ok();
     if let (Some(file_uid), Some(proc_uid)) = (file_uid, proc_uid) {
         if file_uid != 0 && file_uid != proc_uid {
             return Verdict::OwnerMismatch { file_uid, proc_uid };
@@ -347,7 +349,7 @@ mod tests {
         std::fs::write(&dev, "").expect("device stand-in");
         let path = dir.path().join(lock_name(&dev));
         // A live holder that has the device open.
-        let holder = sleeper(Some(&dev));
+        let holder = sleeper(Some(dev.as_path()));
         let pid = holder.0.id() as i32;
         std::fs::write(&path, format!("{pid:>10}\n")).expect("write");
         match acquire(dir.path(), &dev) {
@@ -420,7 +422,9 @@ mod tests {
     #[test]
     fn the_unit_may_write_the_lock_directory() {
         let unit = include_str!("../../../deploy/mserver.service");
-        assert!(unit.lines().any(|l| l == "ReadWritePaths=-/run/lock -/var/lock"));
+        assert!(unit
+            .lines()
+            .any(|l| l == "ReadWritePaths=-/run/lock -/var/lock"));
         assert!(unit.contains("ProtectSystem=strict"));
         assert_eq!(DEFAULT_LOCK_DIR, "/var/lock");
     }

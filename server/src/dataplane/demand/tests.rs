@@ -366,11 +366,21 @@ fn the_kernel_arp_table_is_read_for_complete_entries_only() {
                 192.168.77.4     0x1         0x2         zz:00:5e:10:00:02     *        eth0\n";
     assert_eq!(arp_lookup(text, LAN_OK), Some(MAC_OK));
     assert_eq!(arp_lookup(text, LAN_GUEST), None, "incomplete");
-    assert_eq!(arp_lookup(text, Ipv4Addr::new(192, 168, 77, 4)), None, "garbage");
+    assert_eq!(
+        arp_lookup(text, Ipv4Addr::new(192, 168, 77, 4)),
+        None,
+        "garbage"
+    );
     assert_eq!(arp_lookup(text, LAN_OTHER), None, "absent");
     assert_eq!(arp_lookup("", LAN_OK), None);
     assert_eq!(parse_mac("02:00:5e:10:00:02"), Some(MAC_OK));
-    for bad in ["02:00:5e:10:00", "02:00:5e:10:00:02:03", "2:00:5e:10:00:02", "02-00-5e-10-00-02", ""] {
+    for bad in [
+        "02:00:5e:10:00",
+        "02:00:5e:10:00:02:03",
+        "2:00:5e:10:00:02",
+        "02-00-5e-10-00-02",
+        "",
+    ] {
         assert_eq!(parse_mac(bad), None, "{bad}");
     }
 }
