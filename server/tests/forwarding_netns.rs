@@ -59,7 +59,7 @@ fn forwarding_is_on_for_the_lan_interface_and_tun_while_running_and_restored_aft
 
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) -> Result<(), String> {
     // A hang guard only.
-    for _ in 0..200 {
+    for _ in 0..600 {
         if f() {
             return Ok(());
         }
@@ -131,11 +131,24 @@ async fn scenario() -> Result<(), String> {
     cfg.nat.tun_name = "mqf1".into();
     cfg.nat.lan_interface = Some("gw0".into());
     let shutdown = Shutdown::new();
-    daemon::start(Arc::new(cfg), LanSide::Tun, &shutdown).map_err(|e| e.to_string())?;
-    wait_for("forwarding on mqf1", || {
+    let running =
+        daemon::start(Arc::new(cfg), LanSide::Tun, &shutdown).map_err(|e| e.to_string())?;
+    assert!(running.dataplane_on);
+    let on = wait_for("forwarding on mqf1", || {
         sysctl("conf/mqf1/forwarding").as_deref() == Ok("1")
     })
-    .await?;
+    .await;
+    if let Err(e) = on {
+        return Err(format!(
+            "{e}: {:?} {:?} {:?}",
+            sysctl("conf/mqf1/forwarding"),
+            NetCfg::new("mqf1")
+                .ipv4_forwarding()
+                .await
+                .map_err(|e| e.to_string()),
+            ip(&["link"])
+        ));
+    }
     assert!(shutdown.stop(Duration::from_secs(30)).await, "tasks ended");
     assert_eq!(
         sysctl("conf/gw0/forwarding")?,
