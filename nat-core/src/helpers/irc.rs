@@ -728,13 +728,11 @@ mod tests {
             let (mut una, mut nxt) = (0usize, 0usize);
             let mut got = vec![None::<u8>; data.len()];
             let mut seen = Vec::new();
-            let mut k = 0;
-            for _ in 0..(4 * data.len() + 64) {
+            for k in 0..(4 * data.len() + 64) {
                 if una >= data.len() {
                     break;
                 }
                 let size = if big { sizes[k % sizes.len()] + 400 } else { sizes[k % sizes.len()] };
-                k += 1;
                 let from = if nxt < data.len() { nxt } else { una };
                 let to = (from + size).min(data.len());
                 let (s, out) = j.segment(isn.wrapping_add(from as u32), &data[from..to], true);
