@@ -85,8 +85,7 @@ fn engine(data: &[u8]) {
     }
     let mut e = Engine::new(EngineConfig::default());
     if e.firewall_mut().set_policy("forward", "MASQ").is_err()
-        || e
-            .masq_mut()
+        || e.masq_mut()
             .helpers_mut()
             .register("irc", proto::TCP, 6667)
             .is_err()
