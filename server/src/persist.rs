@@ -190,6 +190,17 @@ fn read_framed(path: &Path, what: &str) -> Result<String, String> {
 /// firewall.
 pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
     let mut engine = Engine::new(engine_config(cfg));
+    // 2.2 `modprobe ip_masq_irc ports=…` ([nat] irc_ports, validated at load).
+    for &port in &cfg.nat.irc_ports {
+        if let Err(e) =
+            engine
+                .masq_mut()
+                .helpers_mut()
+                .register("irc", nat_core::wire::proto::TCP, port)
+        {
+            tracing::warn!(port, error = %e, "IRC helper not registered on this port");
+        }
+    }
     engine.set_timeouts(
         cfg.nat.tcp_timeout,
         cfg.nat.tcpfin_timeout,

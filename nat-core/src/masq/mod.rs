@@ -41,6 +41,9 @@ pub(crate) const F_LOOSE: u16 = 0x0008;
 pub(crate) const F_LIVE: u16 = 0x0010;
 /// Entry flag: a PASV command was seen on this FTP control entry.
 pub(crate) const F_PASV: u16 = 0x0020;
+/// Entry flag: remote address unknown (2.2 `NO_DADDR`, IRC DCC offers): made loose, and bound
+/// to the first remote that connects (then no longer loose).
+pub(crate) const F_NO_DADDR: u16 = 0x0040;
 
 /// Protocol slot index: TCP 0, UDP 1, ICMP 2.
 #[inline]
@@ -143,6 +146,8 @@ pub(crate) struct Ext {
     pub helper: Option<u8>,
     /// Remote (addr, port) pairs allowed in (RFC 4787 address[/port]-dependent filtering).
     pub permits: Vec<(u32, u16)>,
+    /// IRC connections: a DCC offer split across segments being joined.
+    pub irc: Option<Box<crate::helpers::irc::Joiner>>,
 }
 
 /// Stable identifier of an entry: slab index and generation.
@@ -498,6 +503,10 @@ impl MasqTable {
                 if !self.check_alive(now, i) {
                     return None;
                 }
+                if self.entries[i as usize].flags & F_NO_DADDR != 0 {
+                    self.bind_remote(i, d, dp);
+                    return Some(i);
+                }
                 if self.cfg.mapping == Mapping::EndpointIndependent
                     && self.cfg.filtering != Filtering::EndpointIndependent
                 {
@@ -521,6 +530,28 @@ impl MasqTable {
             }
         }
         None
+    }
+
+    /// 2.2 `NO_DADDR`/`NO_DPORT` filled in by the first inbound packet: the entry stops being
+    /// loose and answers that remote only.
+    fn bind_remote(&mut self, i: Idx, d: u32, dp: u16) {
+        self.unhash(i);
+        let e = &mut self.entries[i as usize];
+        let had_no_dport = e.flags & F_NO_DPORT != 0;
+        e.daddr = d;
+        e.dport = dp;
+        e.flags &= !(F_NO_DADDR | F_NO_DPORT | F_LOOSE);
+        let (p, mport, gen) = (e.proto, e.mport, e.gen);
+        self.n_loose -= 1;
+        if had_no_dport {
+            self.n_no_dport -= 1;
+        }
+        let pool = &mut self.pools[pidx(p)];
+        if let Some(slot) = pool.slot(mport) {
+            pool.loose[slot] = false;
+        }
+        self.rehash(i);
+        self.note(MasqChange::Updated(EntryId::new(i, gen)));
     }
 
     /// Record an outbound destination for filtering permits (EIM with dependent filtering).

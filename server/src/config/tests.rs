@@ -598,3 +598,31 @@ fn demand_hold_and_cellular_poll_have_the_duration_bound() {
     );
     assert!(parse(&t).is_ok(), "{:?}", parse(&t).err());
 }
+
+#[test]
+fn irc_ports_default_to_6667_and_are_checked() {
+    let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.nat.irc_ports, [6667]);
+    let set = |v: &str| {
+        good().replace(
+            "port_low = 61000",
+            &format!("port_low = 61000\nirc_ports = {v}"),
+        )
+    };
+    let c = parse(&set("[6667, 6697]")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.nat.irc_ports, [6667, 6697]);
+    assert!(parse(&set("[]")).is_ok_and(|c| c.nat.irc_ports.is_empty()));
+    for (bad, why) in [
+        ("[0]", "port 0"),
+        ("[21]", "FTP"),
+        ("[6667, 6667]", "twice"),
+        ("[1,2,3,4,5,6,7,8,9,10,11,12,13]", "at most 12"),
+        ("[70000]", "nat.irc_ports"),
+    ] {
+        let e = parse(&set(bad))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("nat.irc_ports") && e.contains(why), "{bad}: {e}");
+    }
+}
