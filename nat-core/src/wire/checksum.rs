@@ -4,22 +4,25 @@
 use std::net::Ipv4Addr;
 
 /// Ones-complement sum of `data` added to `acc` (not inverted, not folded). Eight bytes per
-/// step into a 64-bit accumulator (two 32-bit halves each; no carry can be lost below 2^32
-/// steps), then 16-bit words for the tail.
+/// step into a 64-bit accumulator (two 32-bit halves each; no carry can be lost below 2^31
+/// steps, i.e. 16 GiB of data, far beyond an IPv4 datagram), then 16-bit words for the tail.
+/// The additions are written wrapping: they cannot overflow (above), and an overflow check
+/// per step would keep the loop from being unrolled in the release build (which keeps
+/// `overflow-checks` on).
 fn sum_words(acc: u32, data: &[u8]) -> u32 {
     let mut acc64 = u64::from(acc);
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
         let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc64 += (v >> 32) + (v & 0xFFFF_FFFF);
+        acc64 = acc64.wrapping_add((v >> 32).wrapping_add(v & 0xFFFF_FFFF));
     }
     let rest = chunks.remainder();
     let mut words = rest.chunks_exact(2);
     for w in &mut words {
-        acc64 += u64::from(u16::from_be_bytes([w[0], w[1]]));
+        acc64 = acc64.wrapping_add(u64::from(u16::from_be_bytes([w[0], w[1]])));
     }
     if let [last] = words.remainder() {
-        acc64 += u64::from(*last) << 8;
+        acc64 = acc64.wrapping_add(u64::from(*last) << 8);
     }
     // Fold 64 → 32 bits keeping the ones-complement value.
     let mut a = (acc64 & 0xFFFF_FFFF) + (acc64 >> 32);
@@ -30,9 +33,11 @@ fn sum_words(acc: u32, data: &[u8]) -> u32 {
 }
 
 /// Fold a 32-bit accumulator into a 16-bit ones-complement sum.
+#[inline]
 pub fn fold(mut acc: u32) -> u16 {
     while acc > 0xFFFF {
-        acc = (acc & 0xFFFF) + (acc >> 16);
+        // At most 0xFFFF + 0xFFFF: no overflow.
+        acc = (acc & 0xFFFF).wrapping_add(acc >> 16);
     }
     acc as u16
 }
@@ -44,21 +49,28 @@ pub fn data(data: &[u8]) -> u16 {
 
 /// Combine several ones-complement partial sums.
 pub fn combine(sums: &[u16]) -> u16 {
-    fold(sums.iter().map(|&s| u32::from(s)).sum())
+    // Terms below 2^16 in a u64: no overflow below 2^48 terms (wrapping adds, no checks);
+    // then folded to 32 bits keeping the ones-complement value.
+    let a = sums
+        .iter()
+        .fold(0u64, |a, &s| a.wrapping_add(u64::from(s)));
+    let a = (a & 0xFFFF_FFFF).wrapping_add(a >> 32);
+    let a = (a & 0xFFFF_FFFF).wrapping_add(a >> 32);
+    fold(a as u32)
 }
 
 /// Ones-complement sum of the TCP/UDP pseudo header (RFC 793 §3.1, RFC 768).
 pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u32) -> u16 {
     let s = src.octets();
     let d = dst.octets();
-    let mut acc = 0u32;
-    acc += u32::from(u16::from_be_bytes([s[0], s[1]]));
-    acc += u32::from(u16::from_be_bytes([s[2], s[3]]));
-    acc += u32::from(u16::from_be_bytes([d[0], d[1]]));
-    acc += u32::from(u16::from_be_bytes([d[2], d[3]]));
-    acc += u32::from(proto);
-    acc += len & 0xFFFF;
-    acc += len >> 16;
+    // Seven terms below 2^16 each: the sum stays below 2^19 (wrapping adds, no checks).
+    let acc = u32::from(u16::from_be_bytes([s[0], s[1]]))
+        .wrapping_add(u32::from(u16::from_be_bytes([s[2], s[3]])))
+        .wrapping_add(u32::from(u16::from_be_bytes([d[0], d[1]])))
+        .wrapping_add(u32::from(u16::from_be_bytes([d[2], d[3]])))
+        .wrapping_add(u32::from(proto))
+        .wrapping_add(len & 0xFFFF)
+        .wrapping_add(len >> 16);
     fold(acc)
 }
 
@@ -71,7 +83,10 @@ pub fn finish(pseudo: u16, payload: &[u8]) -> u16 {
 /// changes from `old` to `new`.
 #[inline]
 pub fn update_u16(hc: u16, old: u16, new: u16) -> u16 {
-    let acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    // Three terms below 2^16: no overflow (wrapping adds, no checks).
+    let acc = u32::from(!hc)
+        .wrapping_add(u32::from(!old))
+        .wrapping_add(u32::from(new));
     !fold(acc)
 }
 
@@ -79,11 +94,12 @@ pub fn update_u16(hc: u16, old: u16, new: u16) -> u16 {
 /// sequence number.
 #[inline]
 pub fn update_u32(hc: u16, old: u32, new: u32) -> u16 {
+    // Five terms below 2^16: no overflow (wrapping adds, no checks).
     let acc = u32::from(!hc)
-        + u32::from(!(old >> 16) as u16)
-        + u32::from(!(old as u16))
-        + (new >> 16)
-        + (new & 0xFFFF);
+        .wrapping_add(u32::from(!(old >> 16) as u16))
+        .wrapping_add(u32::from(!(old as u16)))
+        .wrapping_add(new >> 16)
+        .wrapping_add(new & 0xFFFF);
     !fold(acc)
 }
 
