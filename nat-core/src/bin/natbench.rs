@@ -418,8 +418,8 @@ fn main() {
     // instruction counts under cachegrind with a fixed, smaller workload.
     let big = arg_value::<u32>("--flows").unwrap_or(if quick { 100_000 } else { 1_000_000 });
     let pk = arg_value::<u32>("--packets").unwrap_or(if quick { 2_000_000 } else { 20_000_000 });
-    let only: Option<Vec<String>> = arg_value::<String>("--only")
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let only: Option<Vec<String>> =
+        arg_value::<String>("--only").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let want = |row: &str| only.as_ref().is_none_or(|o| o.iter().any(|r| r == row));
     println!("nat-core natbench (one core, release build)");
     println!("rates: M packets per CPU-second of this thread (per wall-second in parentheses)");
@@ -435,7 +435,10 @@ fn main() {
         println!("expiry {big}: worst wall {w:.1} us, worst not preempted {wc:.1} us, {over} of {calls} calls > 1 ms, {total:.0} ms");
         return;
     }
-    for (n, label, tag) in [(1_000u32, "1,000".to_string(), "1k"), (big, big_label, "big")] {
+    for (n, label, tag) in [
+        (1_000u32, "1,000".to_string(), "1k"),
+        (big, big_label, "big"),
+    ] {
         if want(&format!("udp-{tag}")) {
             let (o, i) = run_established(n, false, pk);
             line(
