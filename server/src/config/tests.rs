@@ -120,6 +120,45 @@ fn demand_lan_hosts_and_activity_filters() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(e.contains("lan_hosts[0].host"), "{e}");
+    // Finding N12: an optional MAC binding, for a single host only.
+    let mac = t.replace(
+        "host = \"192.168.1.7\"\nuser = \"alice\"",
+        "host = \"192.168.1.7\"\nuser = \"alice\"\nmac = \"02:00:5E:10:00:07\"",
+    );
+    let c = parse(&mac).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.lan_hosts[0].mac.as_deref(), Some("02:00:5E:10:00:07"));
+    assert_eq!(c.lan_hosts[1].mac, None);
+    let e = parse(&mac.replace("02:00:5E:10:00:07", "02:00:5E:10:00"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("lan_hosts[0].mac") && e.contains("not a MAC"),
+        "{e}"
+    );
+    let e = parse(&mac.replace("\"192.168.1.7\"", "\"192.168.1.0/24\""))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("lan_hosts[0].mac") && e.contains("single IPv4 host"),
+        "{e}"
+    );
+}
+
+/// Finding N18: `[server] user`, a plain user name and never root.
+#[test]
+fn server_user_is_a_name_and_not_root() {
+    let with = |u: &str| good().replacen("[server]\n", &format!("[server]\nuser = {u:?}\n"), 1);
+    let c = parse(&with("masqdial")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.server.user.as_deref(), Some("masqdial"));
+    for bad in ["root", "", "-x", "a b", "x/y"] {
+        let e = parse(&with(bad))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("server.user"), "{bad}: {e}");
+    }
 }
 
 #[test]
