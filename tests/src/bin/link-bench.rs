@@ -20,10 +20,10 @@
 //!    and each transfer's goodput as a percentage of the line rate (baud / 10 bytes per second);
 //! 5. two LAN hosts uploading, 192.168.77.2 with one flow and 192.168.77.3 with eight: their
 //!    shares of the upload goodput;
-//! 5b. `dshares` (not in the default list): the same two hosts *downloading* (one flow against
+//! 6. `dshares` (not in the default list): the same two hosts *downloading* (one flow against
 //!    eight): their shares of the download goodput (the download window clamp splits its budget
 //!    per host, then per flow);
-//! 6. `starts` (not in the default list): a new download every 10 s (`--starts` of them, each
+//! 7. `starts` (not in the default list): a new download every 10 s (`--starts` of them, each
 //!    stopped when the next begins) while the probes run: each download's RTT p95 over its
 //!    first 5 s and over its 10 s, and a per-second series of its first 10 s (RTT max, bytes
 //!    received, ISP queue) on stdout, as `start` lines.
