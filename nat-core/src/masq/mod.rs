@@ -343,7 +343,7 @@ impl MasqTable {
     }
 
     fn note(&mut self, c: MasqChange) {
-        self.generation += 1;
+        self.generation = self.generation.wrapping_add(1);
         if self.cfg.change_log_capacity == 0 || self.changes_overflow {
             return;
         }
@@ -718,7 +718,7 @@ impl MasqTable {
             self.n_no_dport += 1;
         }
         self.live += 1;
-        self.created += 1;
+        self.created = self.created.wrapping_add(1);
         if self.cfg.max_per_host > 0 {
             *self.per_host.entry(u32::from(s)).or_insert(0) += 1;
         }
@@ -839,8 +839,9 @@ impl MasqTable {
     #[inline]
     pub(crate) fn account(&mut self, i: Idx, len: usize) {
         let e = &mut self.entries[i as usize];
-        e.packets += 1;
-        e.bytes += len as u64;
+        // Statistics: wrap rather than check for overflow on every packet.
+        e.packets = e.packets.wrapping_add(1);
+        e.bytes = e.bytes.wrapping_add(len as u64);
     }
 
     /// Apply the TCP state machine for a segment and re-arm the timer.
