@@ -47,6 +47,22 @@ pub fn endpoint(server: &str, ca: Option<&Path>) -> anyhow::Result<Endpoint> {
     Ok(endpoint)
 }
 
+/// How long [`identify`] waits for the answer to its one question.
+pub const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ask whatever answers on `channel` who it is: one `Auth.WhoAmI` without a token, which
+/// mserver always answers (with "unauthenticated"). What came back is judged by
+/// [`crate::errors::what_answered`].
+pub async fn identify(channel: Channel) -> Result<(), tonic::Status> {
+    let mut auth = AuthClient::new(channel);
+    let mut req = tonic::Request::new(masqdial_proto::v1::WhoAmIRequest {});
+    req.set_timeout(IDENTIFY_TIMEOUT);
+    match tokio::time::timeout(IDENTIFY_TIMEOUT, auth.who_am_i(req)).await {
+        Ok(r) => r.map(|_| ()),
+        Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
+    }
+}
+
 /// Interceptor adding `authorization: Bearer <token>` (nothing when there is no token).
 #[derive(Clone)]
 pub struct BearerAuth {

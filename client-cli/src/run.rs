@@ -209,6 +209,20 @@ impl Session {
         };
         let ctx = self.context(cmd);
         let mut f = errors::classify(&err, &ctx);
+        // "Not logged in", "not supported" or a broken exchange may mean that something
+        // other than mserver answers on that port: ask it, and say what answered.
+        if matches!(
+            f.kind,
+            Kind::NotLoggedIn | Kind::Unsupported | Kind::Unreachable | Kind::Local
+        ) && !f.message.contains("did not answer")
+        {
+            if let Some(c) = self.channel.clone() {
+                let answered = errors::what_answered(&crate::conn::identify(c).await);
+                if let Some(n) = errors::not_mserver(&answered, &ctx.server) {
+                    f = n;
+                }
+            }
+        }
         if let Command::Ipchains { .. } = cmd {
             f = ipchains_exit(f);
         }
@@ -240,7 +254,7 @@ impl Session {
             Command::Sessions => self.sessions().await,
             Command::Revoke { target } => self.revoke(target).await,
             Command::List => self.list().await,
-            Command::Cinfo { name } => self.cinfo(name).await,
+            Command::Cinfo { name, timestamps } => self.cinfo(name, *timestamps).await,
             Command::Dial { name } => self.dial(name).await,
             Command::Hangup { name, force } => self.hangup(name.as_deref(), *force).await,
             Command::Status { name } => self.status(name.as_deref().unwrap_or("")).await,
