@@ -63,6 +63,29 @@ pub async fn identify(channel: Channel) -> Result<(), tonic::Status> {
     }
 }
 
+/// The first bytes a plain-`http://` server sends after the HTTP/2 preface and an empty
+/// SETTINGS frame (what [`crate::errors::sniffed`] judges); `None` when nothing could be read
+/// (refused, closed at once, silent, or an `https://` URL).
+pub async fn sniff(server: &str) -> Option<Vec<u8>> {
+    let rest = server.strip_prefix("http://")?;
+    let hostport = rest.split('/').next()?;
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(hostport).await.ok()?;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .ok()?;
+        let mut buf = vec![0u8; 64];
+        let n = s.read(&mut buf).await.ok()?;
+        buf.truncate(n);
+        (n > 0).then_some(buf)
+    };
+    tokio::time::timeout(IDENTIFY_TIMEOUT, io)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Interceptor adding `authorization: Bearer <token>` (nothing when there is no token).
 #[derive(Clone)]
 pub struct BearerAuth {

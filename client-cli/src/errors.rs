@@ -194,8 +194,7 @@ pub fn what_answered(r: &Result<(), tonic::Status>) -> Answered {
     if m.contains("content-type") || m.contains("invalid compression flag") {
         return Answered::NotGrpc { http_status: None };
     }
-    if s.code() == Code::DeadlineExceeded
-        || (s.code() == Code::Cancelled && m.contains("timeout"))
+    if s.code() == Code::DeadlineExceeded || (s.code() == Code::Cancelled && m.contains("timeout"))
     {
         return Answered::Unknown;
     }
@@ -215,9 +214,15 @@ pub fn what_answered(r: &Result<(), tonic::Status>) -> Answered {
             }
             cur = e.source();
         }
-        let garbled = ["protocol error", "http2 error", "frame", "invalid", "malformed"]
-            .iter()
-            .any(|t| text.contains(t));
+        let garbled = [
+            "protocol error",
+            "http2 error",
+            "frame",
+            "invalid",
+            "malformed",
+        ]
+        .iter()
+        .any(|t| text.contains(t));
         return if garbled {
             Answered::NotGrpc { http_status: None }
         } else {
@@ -228,6 +233,20 @@ pub fn what_answered(r: &Result<(), tonic::Status>) -> Answered {
         return Answered::GrpcNotMasqdial;
     }
     Answered::Masqdial
+}
+
+/// Judge the first bytes a server sent after our HTTP/2 preface ([`crate::conn::sniff`]): an
+/// HTTP/2 server starts with a SETTINGS frame (type 4 on stream 0); anything else is not gRPC.
+pub fn sniffed(bytes: &[u8]) -> Answered {
+    if bytes.len() >= 9 && bytes[3] == 4 && bytes[5..9] == [0, 0, 0, 0] {
+        return Answered::Unknown;
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let http_status = text
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|c| c.parse().ok());
+    Answered::NotGrpc { http_status }
 }
 
 /// The failure (exit 8) for a server port answered by something other than mserver; `None`

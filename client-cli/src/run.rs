@@ -216,8 +216,22 @@ impl Session {
             Kind::NotLoggedIn | Kind::Unsupported | Kind::Unreachable | Kind::Local
         ) && !f.message.contains("did not answer")
         {
-            if let Some(c) = self.channel.clone() {
-                let answered = errors::what_answered(&crate::conn::identify(c).await);
+            // A command that checked its token before connecting connects now to ask.
+            let ch = match self.channel.clone() {
+                Some(c) => Some(c),
+                None if f.kind == Kind::NotLoggedIn => self.channel().await.ok(),
+                None => None,
+            };
+            if let Some(c) = ch {
+                let probe = crate::conn::identify(c).await;
+                tracing::debug!(?probe, "what answers on the server's port");
+                let mut answered = errors::what_answered(&probe);
+                if answered == errors::Answered::Unknown {
+                    // The exchange broke before it told anything: look at what it says.
+                    if let Some(b) = crate::conn::sniff(&self.settings.connect_url).await {
+                        answered = errors::sniffed(&b);
+                    }
+                }
                 if let Some(n) = errors::not_mserver(&answered, &ctx.server) {
                     f = n;
                 }

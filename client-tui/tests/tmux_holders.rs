@@ -16,7 +16,9 @@ use masqdial_cli::store::{StoredToken, TokenStore};
 use masqdial_ppp::AuthProtocol;
 use masqdial_proto::v1 as pb;
 use masqdial_server::auth;
-use masqdial_server::config::{Config, ConnectionConfig, FlowControl, ModemConfig, UserConfig, UserRole};
+use masqdial_server::config::{
+    Config, ConnectionConfig, FlowControl, ModemConfig, UserConfig, UserRole,
+};
 use masqdial_server::dataplane::uplink::Uplink;
 use masqdial_server::dataplane::NatHandle;
 use masqdial_server::link::manager::LinkManager;
@@ -151,7 +153,10 @@ fn mtui_follows_holders_joining_and_releasing_and_h_names_the_remaining_one() {
         .enable_all()
         .build()
         .expect("runtime");
-    let isp = IspConfig::new(vec![("demo".into(), "secret".into())], Some(AuthProtocol::Chap));
+    let isp = IspConfig::new(
+        vec![("demo".into(), "secret".into())],
+        Some(AuthProtocol::Chap),
+    );
     let modem = spawn_pty(MockModemConfig::default(), isp.factory()).expect("pty modem");
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(modem.path(), &dir.path().join("state"));
@@ -168,9 +173,14 @@ fn mtui_follows_holders_joining_and_releasing_and_h_names_the_remaining_one() {
             .expect("bind");
         let server = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(masqdial_server::server::run(listener, state, None, async move {
-            let _ = rx.await;
-        }));
+        tokio::spawn(masqdial_server::server::run(
+            listener,
+            state,
+            None,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         (server, tx)
     });
 
@@ -183,7 +193,10 @@ fn mtui_follows_holders_joining_and_releasing_and_h_names_the_remaining_one() {
             .connect()
             .await
             .expect("connect");
-        for (u, pw, role) in [("alice", "alice-pw", pb::Role::User), ("root", "root-pw", pb::Role::Admin)] {
+        for (u, pw, role) in [
+            ("alice", "alice-pw", pb::Role::User),
+            ("root", "root-pw", pb::Role::Admin),
+        ] {
             let t = pb::auth_client::AuthClient::new(ch.clone())
                 .login(pb::LoginRequest {
                     user: u.into(),
@@ -235,19 +248,43 @@ fn mtui_follows_holders_joining_and_releasing_and_h_names_the_remaining_one() {
         store.display()
     );
     let out = t
-        .cmd(&["new-session", "-d", "-s", "mtui", "-x", "110", "-y", "40", &cmdline])
+        .cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "mtui",
+            "-x",
+            "110",
+            "-y",
+            "40",
+            &cmdline,
+        ])
         .expect("run tmux");
-    assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t.wait_for("the links panel", |s| s.contains("isp1"));
 
     // alice dials, root joins: the details follow, without reopening them.
-    mclient("alice", Cmd::Dial { name: "isp1".into() });
+    mclient(
+        "alice",
+        Cmd::Dial {
+            name: "isp1".into(),
+        },
+    );
     t.wait_for("isp1 up", |s| s.contains("UP"));
     t.keys(&["1", "Enter"]);
     t.wait_for("alice holding", |s| {
         holders_shown(s).is_some_and(|h| h == ["alice@127.0.0.1"])
     });
-    mclient("root", Cmd::Dial { name: "isp1".into() });
+    mclient(
+        "root",
+        Cmd::Dial {
+            name: "isp1".into(),
+        },
+    );
     t.wait_for("alice and root holding", |s| {
         holders_shown(s).is_some_and(|h| h == ["alice@127.0.0.1", "root@127.0.0.1"])
     });
@@ -266,7 +303,9 @@ fn mtui_follows_holders_joining_and_releasing_and_h_names_the_remaining_one() {
     t.keys(&["Escape"]);
     t.wait_for("details closed", |s| !s.contains("Holders ("));
     t.keys(&["H"]);
-    let s = t.wait_for("the forced hang-up question", |s| s.contains("Force hang-up of isp1?"));
+    let s = t.wait_for("the forced hang-up question", |s| {
+        s.contains("Force hang-up of isp1?")
+    });
     let question: String = s
         .lines()
         .skip_while(|l| !l.contains("Force hang-up of isp1?"))
@@ -288,5 +327,8 @@ fn mtui_follows_holders_joining_and_releasing_and_h_names_the_remaining_one() {
         },
     );
     drop(t);
-    assert!(rt.block_on(stop.stop(Duration::from_secs(15))), "tasks ended");
+    assert!(
+        rt.block_on(stop.stop(Duration::from_secs(15))),
+        "tasks ended"
+    );
 }

@@ -204,11 +204,18 @@ impl Auth {
                 None
             }
         };
-        let mut auth = Auth::build(config, ThrottlePolicy::default(), saved.as_ref().map(|t| t.key))?;
+        let mut auth = Auth::build(
+            config,
+            ThrottlePolicy::default(),
+            saved.as_ref().map(|t| t.key),
+        )?;
         if let Some(t) = saved {
             auth.restore(t, SystemTime::now())?;
         }
-        auth.store = Some(Mutex::new(SessionFile { dir, failing: false }));
+        auth.store = Some(Mutex::new(SessionFile {
+            dir,
+            failing: false,
+        }));
         auth.save();
         Ok(auth)
     }
@@ -308,7 +315,10 @@ impl Auth {
         let Some(store) = &self.store else { return };
         let mut file = store.lock().unwrap_or_else(|p| p.into_inner());
         let now = SystemTime::now();
-        let (rows, users): (Vec<([u8; 32], Session)>, HashMap<String, (String, UserRole)>) = {
+        let (rows, users): (
+            Vec<([u8; 32], Session)>,
+            HashMap<String, (String, UserRole)>,
+        ) = {
             let inner = self.lock();
             (
                 inner

@@ -517,7 +517,7 @@ async fn passwords_and_tokens_never_reach_the_log_even_at_trace() {
         &path,
         with_state(config_text(&[("alice", "Secret-Pw-1", "user")]), dir.path()),
     )
-        .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{}", free_port());
     let mut child = mserver()
         .env("RUST_LOG", "trace")

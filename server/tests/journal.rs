@@ -29,7 +29,10 @@ struct Journal(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Journal {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -86,7 +89,10 @@ async fn dial_outcomes_session_summaries_and_chat_lines_reach_the_journal_withou
         .init();
 
     // modem0: a cellular modem whose SIM wants a PIN, then the ISP; modem1: every number BUSY.
-    let isp = IspConfig::new(vec![("demo".into(), SECRET.into())], Some(AuthProtocol::Chap));
+    let isp = IspConfig::new(
+        vec![("demo".into(), SECRET.into())],
+        Some(AuthProtocol::Chap),
+    );
     let cell = spawn_pty(
         MockModemConfig {
             sim_pin: Some(PIN.into()),
@@ -100,7 +106,11 @@ async fn dial_outcomes_session_summaries_and_chat_lines_reach_the_journal_withou
             default_outcome: Outcome::now(CallResult::Busy),
             ..MockModemConfig::default()
         },
-        IspConfig::new(vec![("demo".into(), SECRET.into())], Some(AuthProtocol::Chap)).factory(),
+        IspConfig::new(
+            vec![("demo".into(), SECRET.into())],
+            Some(AuthProtocol::Chap),
+        )
+        .factory(),
     )
     .expect("pty modem");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -150,12 +160,24 @@ async fn dial_outcomes_session_summaries_and_chat_lines_reach_the_journal_withou
     let j = journal.text();
 
     // Outcomes, at info, with their cause.
-    let ok = lines(&j, " INFO ", "dial succeeded: CONNECT 115200, local 10.64.0.2, peer 10.64.0.1");
+    let ok = lines(
+        &j,
+        " INFO ",
+        "dial succeeded: CONNECT 115200, local 10.64.0.2, peer 10.64.0.1",
+    );
     assert_eq!(ok.len(), 1, "{j}");
     assert!(ok[0].contains("connection=isp1"), "{}", ok[0]);
-    let busy_l = lines(&j, " INFO ", "dial failed: BUSY: BUSY from 5550199; all 1 number(s) tried 1 time(s)");
+    let busy_l = lines(
+        &j,
+        " INFO ",
+        "dial failed: BUSY: BUSY from 5550199; all 1 number(s) tried 1 time(s)",
+    );
     assert_eq!(busy_l.len(), 1, "{j}");
-    assert!(busy_l[0].contains("connection=isp2") && busy_l[0].contains("cause=\"BUSY\""), "{}", busy_l[0]);
+    assert!(
+        busy_l[0].contains("connection=isp2") && busy_l[0].contains("cause=\"BUSY\""),
+        "{}",
+        busy_l[0]
+    );
     let auth = lines(&j, " INFO ", "dial failed: AUTH REFUSED: ");
     assert_eq!(auth.len(), 1, "{j}");
     assert!(auth[0].contains("connection=isp3"), "{}", auth[0]);
@@ -166,18 +188,44 @@ async fn dial_outcomes_session_summaries_and_chat_lines_reach_the_journal_withou
     let s = summary[0];
     assert!(s.contains("connection=isp1"), "{s}");
     assert!(s.contains("packets; hung up on request "), "{s}");
-    for f in ["connect_time_s=", "bytes_out=", "packets_out=", "bytes_in=", "packets_in="] {
+    for f in [
+        "connect_time_s=",
+        "bytes_out=",
+        "packets_out=",
+        "bytes_in=",
+        "packets_in=",
+    ] {
         assert!(s.contains(f), "{f} missing: {s}");
     }
-    assert!(!s.contains("connect_time_s=0 "), "a second was spent up: {s}");
+    assert!(
+        !s.contains("connect_time_s=0 "),
+        "a second was spent up: {s}"
+    );
 
     // chat -v: each send and each line received, at debug.
-    for l in ["send (ATZ)", "got (OK)", "send (AT+CPIN=********)", "send (ATD*99#)", "got (CONNECT 115200)", "send (ATDT5550199)", "got (BUSY)"] {
-        assert!(!lines(&j, "DEBUG", l).is_empty(), "no debug line {l:?} in\n{j}");
+    for l in [
+        "send (ATZ)",
+        "got (OK)",
+        "send (AT+CPIN=********)",
+        "send (ATD*99#)",
+        "got (CONNECT 115200)",
+        "send (ATDT5550199)",
+        "got (BUSY)",
+    ] {
+        assert!(
+            !lines(&j, "DEBUG", l).is_empty(),
+            "no debug line {l:?} in\n{j}"
+        );
     }
 
     // Never a secret, at any level.
     assert!(!j.contains(PIN), "the SIM PIN reached the journal:\n{j}");
-    assert!(!j.contains(SECRET), "the PPP secret reached the journal:\n{j}");
-    assert!(!j.contains("not-the-password"), "a PPP secret reached the journal:\n{j}");
+    assert!(
+        !j.contains(SECRET),
+        "the PPP secret reached the journal:\n{j}"
+    );
+    assert!(
+        !j.contains("not-the-password"),
+        "a PPP secret reached the journal:\n{j}"
+    );
 }

@@ -150,7 +150,10 @@ async fn a_restart_keeps_sessions_and_a_changed_password_or_role_revokes_them() 
     // Only digests were written: no token appears in the state directory.
     let saved = std::fs::read_to_string(state.join(masqdial_server::persist::SESSIONS_FILE))
         .unwrap_or_else(|e| panic!("sessions file: {e}"));
-    assert!(saved.starts_with("# masqdial-state v1 sessions\n"), "{saved}");
+    assert!(
+        saved.starts_with("# masqdial-state v1 sessions\n"),
+        "{saved}"
+    );
     assert_eq!(saved.matches("\nsession ").count(), 3, "{saved}");
     for t in [&alice, &bob, &carol] {
         assert!(!saved.contains(t.as_str()), "a token was written");
@@ -166,7 +169,11 @@ async fn a_restart_keeps_sessions_and_a_changed_password_or_role_revokes_them() 
     let second = Server::start(&path, &addr);
     let ch = second.channel().await;
     for (t, u) in [(&alice, "alice"), (&bob, "bob"), (&carol, "carol")] {
-        assert_eq!(whoami(&ch, t).await.ok().as_deref(), Some(u), "{u} after a restart");
+        assert_eq!(
+            whoami(&ch, t).await.ok().as_deref(),
+            Some(u),
+            "{u} after a restart"
+        );
     }
     second.stop().await;
 
@@ -206,6 +213,9 @@ async fn a_restart_keeps_sessions_and_a_changed_password_or_role_revokes_them() 
     third.stop().await;
     let fourth = Server::start(&path, &addr);
     let ch = fourth.channel().await;
-    assert!(whoami(&ch, &alice).await.is_err(), "a logout survived a restart");
+    assert!(
+        whoami(&ch, &alice).await.is_err(),
+        "a logout survived a restart"
+    );
     fourth.stop().await;
 }

@@ -40,11 +40,7 @@ fn lines(t: &[TranscriptEntry], from: SystemTime) -> Vec<String> {
     let until = SystemTime::now();
     let mut last = from;
     for l in t {
-        assert!(
-            l.at >= last,
-            "time goes back at {:?}: {t:#?}",
-            l.text
-        );
+        assert!(l.at >= last, "time goes back at {:?}: {t:#?}", l.text);
         assert!(l.at <= until, "a line from the future: {t:#?}");
         last = l.at;
     }
@@ -107,7 +103,8 @@ async fn a_successful_dial_has_one_ordered_transcript_each_line_once() {
     );
     assert_eq!(rest.get(1).copied(), Some("info hanging up"), "{all:#?}");
     assert!(
-        rest.get(2).is_some_and(|l| l.starts_with("info hang-up: DTR drop")),
+        rest.get(2)
+            .is_some_and(|l| l.starts_with("info hang-up: DTR drop")),
         "{all:#?}"
     );
     assert_eq!(rest.len(), 3, "{all:#?}");

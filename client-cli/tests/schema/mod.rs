@@ -36,8 +36,10 @@ pub fn is_rfc3339(s: &str) -> bool {
 pub fn is_rfc3339_ms(s: &str) -> bool {
     s.len() == 24
         && s.get(19..20) == Some(".")
-        && s.get(20..23).is_some_and(|d| d.bytes().all(|c| c.is_ascii_digit()))
-        && s.get(..19).is_some_and(|head| is_rfc3339(&format!("{head}Z")))
+        && s.get(20..23)
+            .is_some_and(|d| d.bytes().all(|c| c.is_ascii_digit()))
+        && s.get(..19)
+            .is_some_and(|head| is_rfc3339(&format!("{head}Z")))
         && s.ends_with('Z')
 }
 

@@ -149,7 +149,11 @@ mod tests {
                     role: UserRole::User,
                     issued_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
                     expires_at: UNIX_EPOCH + Duration::from_secs(1_800_086_400),
-                    peer: Some("192.168.1.10:40000".parse().unwrap_or_else(|e| panic!("{e}"))),
+                    peer: Some(
+                        "192.168.1.10:40000"
+                            .parse()
+                            .unwrap_or_else(|e| panic!("{e}")),
+                    ),
                     stamp: [2; 16],
                 },
                 Stored {

@@ -295,7 +295,8 @@ impl Actor {
                         self.record(TranscriptKind::Error, f.message.clone());
                     }
                 }
-                self.fsm.handle_session(now, SessionReport::Ended(failure.clone()));
+                self.fsm
+                    .handle_session(now, SessionReport::Ended(failure.clone()));
                 if let Some(up) = self.up_at.take() {
                     let up_for = self
                         .up_for

@@ -296,9 +296,13 @@ impl Driver {
         for l in chat.transcript().skip(len.saturating_sub(new)) {
             match l.kind {
                 TranscriptKind::Send => tracing::debug!(device = %device, "send ({})", l.text),
-                TranscriptKind::Recv => tracing::debug!(device = %device, "expect: got ({})", l.text),
+                TranscriptKind::Recv => {
+                    tracing::debug!(device = %device, "expect: got ({})", l.text)
+                }
                 TranscriptKind::Info => tracing::debug!(device = %device, "chat: {}", l.text),
-                TranscriptKind::Error => tracing::debug!(device = %device, "chat error: {}", l.text),
+                TranscriptKind::Error => {
+                    tracing::debug!(device = %device, "chat error: {}", l.text)
+                }
             }
             let _ = self.events.send(SessionEvent::Line(SessionLine {
                 at: self.wall(self.chat_start + l.at),
