@@ -222,6 +222,14 @@ struct MssClamp {
     to_lan: u16,
 }
 
+/// Count one event. Counters wrap (after 2^64 events) instead of taking an overflow check on
+/// every packet: the release profile keeps `overflow-checks` on for lengths and indexes.
+#[inline(always)]
+fn bump(c: &mut u64) {
+    *c = c.wrapping_add(1);
+}
+
+#[inline]
 fn pslot(p: u8) -> usize {
     match p {
         proto::TCP => P_TCP,
@@ -332,7 +340,7 @@ impl Engine {
     }
 
     fn drop(&mut self, r: DropReason) -> Action {
-        self.counters.drops[r as usize] += 1;
+        bump(&mut self.counters.drops[r as usize]);
         Action::Drop(r)
     }
 
@@ -370,7 +378,7 @@ impl Engine {
                 Ok(())
             }
             Ok(Reassembly::Incomplete) => {
-                self.counters.held += 1;
+                bump(&mut self.counters.held);
                 Err(Action::Held)
             }
             Err(_) => Err(self.drop(DropReason::Fragment)),
@@ -562,7 +570,7 @@ impl Engine {
         if Some(src) == self.masq.masq_addr() || self.is_local(src) {
             return self.local_out(now, buf, src);
         }
-        self.counters.in_lan[pslot(p)] += 1;
+        bump(&mut self.counters.in_lan[pslot(p)]);
         // A LAN host answering a port-forwarded connection.
         if !self.redirects.is_empty() {
             if let Some(kind) = self.redirects.translate_reply(now, buf) {
@@ -587,7 +595,7 @@ impl Engine {
             return self.hairpin(now, buf, p);
         }
         if self.is_local(dst) || Some(dst) == self.masq.masq_addr() {
-            self.counters.local += 1;
+            bump(&mut self.counters.local);
             return Action::Local;
         }
         // An inside host's ICMP error about a demasqueraded packet: rewritten symmetrically,
@@ -609,7 +617,7 @@ impl Engine {
         }
         match self.masq.masquerade(now, buf) {
             Ok(_) => {
-                self.counters.masqueraded[pslot(p)] += 1;
+                bump(&mut self.counters.masqueraded[pslot(p)]);
                 self.output(buf, Dir::FromLan)
             }
             Err(e) => {
@@ -622,8 +630,8 @@ impl Engine {
                     {
                         // RFC 5508 REQ-8: "the NAT SHOULD send an ICMP Destination
                         // Unreachable message, with a code of 13".
-                        self.counters.drops[r as usize] += 1;
-                        self.counters.rejects_sent += 1;
+                        bump(&mut self.counters.drops[r as usize]);
+                        bump(&mut self.counters.rejects_sent);
                         Action::Reply(build_icmp_error(
                             from,
                             buf,
@@ -641,16 +649,16 @@ impl Engine {
     /// reply side of a REDIRECTed connection goes back to its client; anything else passes the
     /// output chain only and is not masqueraded when it already has the link's address.
     fn local_out(&mut self, now: Instant, buf: &mut Vec<u8>, src: Ipv4Addr) -> Action {
-        self.counters.local_out += 1;
+        bump(&mut self.counters.local_out);
         if !self.redirects.is_empty() {
             if let Some(kind) = self.redirects.translate_reply(now, buf) {
                 return match kind {
                     Kind::RedirectLan => {
-                        self.counters.to_lan += 1;
+                        bump(&mut self.counters.to_lan);
                         Action::ToLan
                     }
                     Kind::RedirectLink | Kind::PortFw => {
-                        self.counters.to_link += 1;
+                        bump(&mut self.counters.to_link);
                         Action::ToLink
                     }
                 };
@@ -669,7 +677,7 @@ impl Engine {
                 return self.drop(r);
             }
         }
-        self.counters.to_link += 1;
+        bump(&mut self.counters.to_link);
         Action::ToLink
     }
 
@@ -691,7 +699,7 @@ impl Engine {
             return a;
         }
         let p = ipv4::Packet::new_unchecked(&buf[..]).protocol();
-        self.counters.in_link[pslot(p)] += 1;
+        bump(&mut self.counters.in_link[pslot(p)]);
         match self.run_chain_at(Some(now), BuiltinChain::Input, buf, true) {
             Verdict::Accept | Verdict::Masq => {}
             Verdict::Deny => return self.drop(DropReason::InputDeny),
@@ -702,7 +710,7 @@ impl Engine {
         if Some(dst) == self.masq.masq_addr() {
             return match self.masq.demasquerade(now, buf) {
                 Ok(Demasq::Translated) => {
-                    self.counters.demasqueraded[pslot(p)] += 1;
+                    bump(&mut self.counters.demasqueraded[pslot(p)]);
                     // Demasqueraded packets skip forward but pass output (2.2).
                     self.output(buf, Dir::FromLink)
                 }
@@ -710,13 +718,13 @@ impl Engine {
                     if let Some(a) = self.portfw_in(now, buf) {
                         return a;
                     }
-                    self.counters.local += 1;
+                    bump(&mut self.counters.local);
                     Action::Local
                 }
                 Err(TranslateError::NoMapping) if self.own_flow_error(buf) => {
                     // An ICMP error about the gateway's own connection (its ports are below
                     // the masquerade range): its stack wants it (path-MTU discovery).
-                    self.counters.local += 1;
+                    bump(&mut self.counters.local);
                     Action::Local
                 }
                 Err(e) => {
@@ -726,7 +734,7 @@ impl Engine {
             };
         }
         if self.is_local(dst) {
-            self.counters.local += 1;
+            bump(&mut self.counters.local);
             return Action::Local;
         }
         match self.run_chain(BuiltinChain::Forward, buf, false) {
@@ -780,10 +788,10 @@ impl Engine {
             // MASQ reached from output acts like ACCEPT.
             Verdict::Accept | Verdict::Masq | Verdict::Redirect { .. } => {
                 if to_link {
-                    self.counters.to_link += 1;
+                    bump(&mut self.counters.to_link);
                     Action::ToLink
                 } else {
-                    self.counters.to_lan += 1;
+                    bump(&mut self.counters.to_lan);
                     Action::ToLan
                 }
             }
@@ -798,7 +806,7 @@ impl Engine {
         let sender = ipv4::Packet::new_unchecked(quote).src_addr();
         match self.cfg.local_addrs.first().copied() {
             Some(from) if self.frag_needed.allow(now, sender) => {
-                self.counters.drops[DropReason::TooBig as usize] += 1;
+                bump(&mut self.counters.drops[DropReason::TooBig as usize]);
                 Action::Reply(crate::mtu::frag_needed(from, quote, mtu))
             }
             _ => self.drop(DropReason::TooBig),
@@ -829,8 +837,8 @@ impl Engine {
         };
         let code = if chain == BuiltinChain::Input { 3 } else { 1 };
         let pkt = build_icmp_error(from, buf, icmp::types::DST_UNREACHABLE, code);
-        self.counters.drops[reason as usize] += 1;
-        self.counters.rejects_sent += 1;
+        bump(&mut self.counters.drops[reason as usize]);
+        bump(&mut self.counters.rejects_sent);
         Action::Reply(pkt)
     }
 }

@@ -20,6 +20,20 @@
 //!
 //! Periods: a day starts at local midnight, a month at local midnight of its first day.
 //! Usage of an earlier period is dropped when the period changes (at the next feed or check).
+//!
+//! The wall clock is not trusted blindly (finding N11: a board without an RTC boots at 1970,
+//! then NTP steps the clock). Monotonic plus wall: the caller reports both
+//! ([`Budget::observe`]) and the budget never *lowers* usage because of the wall clock —
+//!
+//! - a clock that reads an *earlier* period than the usage's (a backward step) keeps the
+//!   usage and its period, and counts on into it;
+//! - a *later* period resets the usage only when the clock is trusted: it reads at least
+//!   [`CLOCK_FLOOR`] (2025-01-01, before which it was never set) and has run in step with the
+//!   monotonic clock for [`SETTLE_MS`] (since start, or since the last step of more than
+//!   [`STEP_TOLERANCE_S`]). Until then usage counts on into the old period (so a spent
+//!   quota stays spent) and is also kept aside; the new period starts from what was kept.
+//!
+//! Without any [`Budget::observe`] (no monotonic source) only the floor applies.
 
 use std::fmt;
 
@@ -509,6 +523,44 @@ pub struct BudgetView {
     pub offset: i32,
 }
 
+/// Wall clocks before this (2025-01-01T00:00:00Z) were never set: an RTC-less board's
+/// 1970, a dead RTC battery. They never reset usage.
+pub const CLOCK_FLOOR: i64 = 1_735_689_600;
+
+/// Wall and monotonic clocks may disagree by this much between two observations (slew, a
+/// small NTP correction) before it counts as a step.
+pub const STEP_TOLERANCE_S: i64 = 120;
+
+/// How long the wall clock must have run in step with the monotonic clock (since start or
+/// its last step) before a period change it reads is believed.
+pub const SETTLE_MS: u64 = 10 * 60 * 1000;
+
+/// A wall clock step seen by [`Budget::observe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockStep {
+    /// Seconds the wall clock moved beyond (positive) or behind (negative) the monotonic one.
+    pub by_s: i64,
+    /// The wall clock after the step.
+    pub unix: i64,
+}
+
+/// What the budget knows of the wall clock's agreement with the monotonic clock.
+#[derive(Debug, Clone, Copy, Default)]
+struct WallTrack {
+    /// The last observation: (monotonic ms, Unix s).
+    last: Option<(u64, i64)>,
+    /// Monotonic ms since which the wall clock has run in step (no step seen).
+    steady_since: u64,
+}
+
+/// Usage counted while a period change is held back (the clock not yet trusted): the new
+/// period starts from it when the change is believed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    bytes: Option<(u64, u64)>,
+    up_ms: Option<u64>,
+}
+
 /// One connection's budget: policy, usage and which warnings were given.
 #[derive(Debug, Clone)]
 pub struct Budget {
@@ -517,6 +569,10 @@ pub struct Budget {
     usage: Usage,
     warned: Vec<Limit>,
     dirty: bool,
+    wall: WallTrack,
+    held: Held,
+    /// A line for the log when a period change starts or stops being held back.
+    note: Option<String>,
     /// The zone local time follows when the policy has no fixed offset (`None`: the
     /// offset each [`Clock`] carries, for the whole period).
     zone: Option<Zone>,
@@ -531,8 +587,55 @@ impl Budget {
             usage,
             warned: Vec::new(),
             dirty: false,
+            wall: WallTrack::default(),
+            held: Held::default(),
+            note: None,
             zone: None,
         }
+    }
+
+    /// Report the monotonic clock (`mono_ms`, any fixed origin) and the wall clock (`unix`)
+    /// read together; call before each record, check or view. Answers a step of the wall
+    /// clock against the monotonic one since the last observation, if there was one.
+    pub fn observe(&mut self, mono_ms: u64, unix: i64) -> Option<ClockStep> {
+        let mut step = None;
+        match self.wall.last {
+            None => self.wall.steady_since = mono_ms,
+            Some((m0, u0)) => {
+                let elapsed = i64::try_from(mono_ms.saturating_sub(m0) / 1000).unwrap_or(i64::MAX);
+                let by_s = unix.saturating_sub(u0.saturating_add(elapsed));
+                if by_s.abs() > STEP_TOLERANCE_S {
+                    self.wall.steady_since = mono_ms;
+                    step = Some(ClockStep { by_s, unix });
+                }
+            }
+        }
+        self.wall.last = Some((mono_ms, unix));
+        step
+    }
+
+    /// Why a period change the wall clock reads at `unix` is not believed (yet), if so.
+    fn distrust(&self, unix: i64) -> Option<String> {
+        if unix < CLOCK_FLOOR {
+            return Some(format!(
+                "the clock reads {} (before 2025: not set)",
+                local_text(unix, 0)
+            ));
+        }
+        let (m, _) = self.wall.last?;
+        let steady = m.saturating_sub(self.wall.steady_since);
+        (steady < SETTLE_MS).then(|| {
+            format!(
+                "the clock has run steadily for only {}s of the {}s needed after start or a step",
+                steady / 1000,
+                SETTLE_MS / 1000
+            )
+        })
+    }
+
+    /// A line for the log, once, when a period change starts or stops being held back.
+    pub fn take_note(&mut self) -> Option<String> {
+        self.note.take()
     }
 
     /// Follow `zone` (offsets and the start of each day, DST included) unless the policy
@@ -571,26 +674,74 @@ impl Budget {
         Clock { unix, offset }
     }
 
-    /// Drop the usage of periods that have ended.
+    /// Drop the usage of periods that have ended, when the clock is believed (see the
+    /// module's documentation): never on a backward step, and on a forward one only once
+    /// the clock is trusted; meanwhile usage is held for the new period.
     fn roll(&mut self, now: Clock) {
         let day = now.day();
         let (bs, _) = period_days(self.policy.bytes_period, day);
+        let (ts, _) = period_days(self.policy.time_period, day);
+        let bytes_change = self.usage.bytes_since.is_some_and(|s| s != bs);
+        let time_change = self.usage.time_since.is_some_and(|s| s != ts);
+        let behind = self.usage.bytes_since.is_some_and(|s| bs < s)
+            || self.usage.time_since.is_some_and(|s| ts < s);
+        let why = if now.unix < CLOCK_FLOOR {
+            self.distrust(now.unix)
+        } else if behind {
+            Some(format!(
+                "the clock ({}) reads a period before the usage's: a backward step",
+                local_text(now.unix, now.offset)
+            ))
+        } else {
+            self.distrust(now.unix)
+        };
+        let was_held = self.held != Held::default();
+        if (bytes_change || time_change) && why.is_some() {
+            if !was_held {
+                self.held = Held {
+                    bytes: bytes_change.then_some((0, 0)),
+                    up_ms: time_change.then_some(0),
+                };
+                self.note = Some(format!(
+                    "budget of {}: not starting a new period: {}; usage counts on into the current one",
+                    self.connection,
+                    why.unwrap_or_default()
+                ));
+            }
+            return;
+        }
+        if !bytes_change && !time_change && was_held {
+            // The clock came back into the usage's period: nothing was lost.
+            self.held = Held::default();
+            self.note = Some(format!(
+                "budget of {}: the clock is back in the usage's period",
+                self.connection
+            ));
+        }
+        let held = std::mem::take(&mut self.held);
+        if was_held && (bytes_change || time_change) {
+            self.note = Some(format!(
+                "budget of {}: new period believed (clock {}); usage counted meanwhile carried over",
+                self.connection,
+                local_text(now.unix, now.offset)
+            ));
+        }
         if self.usage.bytes_since != Some(bs) {
             if self.usage.bytes_since.is_some() {
                 self.warned.retain(|l| *l != Limit::Bytes);
             }
+            let (i, o) = held.bytes.unwrap_or((0, 0));
             self.usage.bytes_since = Some(bs);
-            self.usage.bytes_in = 0;
-            self.usage.bytes_out = 0;
+            self.usage.bytes_in = i;
+            self.usage.bytes_out = o;
             self.dirty = true;
         }
-        let (ts, _) = period_days(self.policy.time_period, day);
         if self.usage.time_since != Some(ts) {
             if self.usage.time_since.is_some() {
                 self.warned.retain(|l| *l != Limit::Time);
             }
             self.usage.time_since = Some(ts);
-            self.usage.up_ms = 0;
+            self.usage.up_ms = held.up_ms.unwrap_or(0);
             self.dirty = true;
         }
     }
@@ -599,6 +750,13 @@ impl Budget {
     pub fn record(&mut self, now: Clock, bytes_in: u64, bytes_out: u64, up_ms: u64) {
         self.roll(now);
         if bytes_in | bytes_out | up_ms != 0 {
+            if let Some((i, o)) = &mut self.held.bytes {
+                *i = i.saturating_add(bytes_in);
+                *o = o.saturating_add(bytes_out);
+            }
+            if let Some(t) = &mut self.held.up_ms {
+                *t = t.saturating_add(up_ms);
+            }
             self.usage.bytes_in = self.usage.bytes_in.saturating_add(bytes_in);
             self.usage.bytes_out = self.usage.bytes_out.saturating_add(bytes_out);
             self.usage.up_ms = self.usage.up_ms.saturating_add(up_ms);
@@ -625,12 +783,20 @@ impl Budget {
         }
     }
 
+    /// The Unix second at which local time reads `ahead` seconds (of local time) after
+    /// `now`'s: across a DST change that is an hour more or less than `ahead` of wall time.
+    fn local_ahead(&self, now: Clock, ahead: i64) -> i64 {
+        match &self.zone {
+            Some(z) => z.unix_of_local(now.local().saturating_add(ahead)),
+            None => now.unix.saturating_add(ahead),
+        }
+    }
+
+    /// `unix` as local time with the offset in force *then* (across a DST change it differs
+    /// from now's).
     fn when(&self, unix: i64, now: Clock) -> String {
-        format!(
-            "{} (UTC{})",
-            local_text(unix, now.offset),
-            offset_text(now.offset)
-        )
+        let offset = self.clock(unix, now.offset).offset;
+        format!("{} (UTC{})", local_text(unix, offset), offset_text(offset))
     }
 
     /// Whether a dial may start at `now`; the refusal names the limit and when it reopens.
@@ -638,7 +804,11 @@ impl Budget {
         self.roll(now);
         let name = &self.connection;
         if !self.policy.windows.is_open(now) {
-            let reopens = self.policy.windows.opens_in(now).map(|s| now.unix + s);
+            let reopens = self
+                .policy
+                .windows
+                .opens_in(now)
+                .map(|s| self.local_ahead(now, s));
             let next = reopens.map_or_else(String::new, |t| {
                 format!("; the next window opens {}", self.when(t, now))
             });
@@ -701,7 +871,12 @@ impl Budget {
         }
         let lead = i64::try_from(self.policy.warn_before_s).unwrap_or(i64::MAX);
         let name = self.connection.clone();
-        match self.policy.windows.closes_in(now) {
+        let closes = self
+            .policy
+            .windows
+            .closes_in(now)
+            .map(|s| self.local_ahead(now, s) - now.unix);
+        match closes {
             Some(left) if left <= lead => {
                 if !self.warned.contains(&Limit::Window) {
                     self.warned.push(Limit::Window);
@@ -785,7 +960,7 @@ impl Budget {
             time_resets_at: self.period_end(self.policy.time_period, now),
             windows: w.text().to_vec(),
             window_open: open,
-            window_changes_at: change.map(|s| now.unix + s),
+            window_changes_at: change.map(|s| self.local_ahead(now, s)),
             refusal,
             offset: now.offset,
         }

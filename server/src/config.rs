@@ -27,7 +27,7 @@ mod web;
 
 pub use budgets::BudgetConfig;
 pub use connections::{ConnectionConfig, PppAuth, MAX_REGISTRATION_WAIT_S};
-pub use lan_hosts::LanHostConfig;
+pub use lan_hosts::{parse_mac, LanHostConfig};
 pub use link::LinkConfig;
 pub use modems::{CellularConfig, FlowControl, ModemConfig, Parity};
 pub use nat::{NatConfig, RfcProfile};

@@ -79,6 +79,15 @@ pub fn start(cfg: Arc<Config>, lan: LanSide, shutdown: &Shutdown) -> Result<Runn
     };
     // Hairpinning (the `rfc` profile) needs LAN packets to the link's address routed into
     // the TUN; 2.2 had none, so `linux22` leaves the kernel's routing as it is.
+    // IPv4 forwarding on the LAN interface and the TUN only, while we run (finding N6: no
+    // host-wide `ip_forward`); restored when `shutdown` stops.
+    if let Some(nc) = &netcfg {
+        shutdown.spawn(crate::dataplane::forwarding::hold(
+            nc.clone(),
+            lan_iface.clone(),
+            shutdown.token(),
+        ));
+    }
     let hairpin_lan = lan_iface.filter(|_| nat.lock().config().masq.hairpin);
     if dataplane_on {
         tracing::info!(tun = %cfg.nat.tun_name, "dataplane on");

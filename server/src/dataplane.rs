@@ -5,6 +5,7 @@
 //! down; it must not make link decisions (when to dial or hang up).
 
 pub mod demand;
+pub mod forwarding;
 pub mod local;
 pub mod netcfg;
 pub mod tun;

@@ -60,6 +60,7 @@ pub mod nat_control;
 pub mod notify;
 pub mod persist;
 pub mod phc;
+pub mod privdrop;
 pub mod rpc;
 pub mod scrape;
 pub mod server;

@@ -47,6 +47,16 @@ fn main() -> ExitCode {
     if !masqdial_server::memory::tune_allocator() {
         tracing::debug!("allocator settings not applied on this platform");
     }
+    // Started as root: bind the listeners and become `[server] user` (default masqdial) with
+    // CAP_NET_ADMIN and CAP_NET_RAW only, before the runtime starts any thread (N18).
+    let prebound = if cli.demo {
+        masqdial_server::privdrop::Prebound::default()
+    } else {
+        match drop_root(&cli) {
+            Ok(p) => p,
+            Err(e) => return done(Err(e)),
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -54,7 +64,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(cli)) {
+    match runtime.block_on(serve(cli, prebound)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mserver: {e:#}");
@@ -114,7 +124,20 @@ fn stderr_is_journal() -> bool {
     }
 }
 
-async fn serve(cli: Cli) -> anyhow::Result<()> {
+/// Privileges dropped when running as root (see `masqdial_server::privdrop`), with the
+/// listeners of the configuration bound first.
+fn drop_root(cli: &Cli) -> anyhow::Result<masqdial_server::privdrop::Prebound> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(Default::default());
+    }
+    let config = setup::check_config(&cli.config)?;
+    let mut addrs = vec![cli.listen.unwrap_or(config.server.listen)];
+    addrs.extend(config.server.metrics_listen);
+    addrs.extend(config.web.listen);
+    masqdial_server::privdrop::before_runtime(config.server.user.as_deref(), &addrs)
+}
+
+async fn serve(cli: Cli, mut prebound: masqdial_server::privdrop::Prebound) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     if cli.demo {
         return serve_demo(cli, shutdown).await;
@@ -129,7 +152,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         }
     }
     let addr = cli.listen.unwrap_or(config.server.listen);
-    let listener = server::bind(addr).await?;
+    let listener = prebound.take_or_bind(addr).await?;
     if config.tls().is_none() && !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
@@ -146,7 +169,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
     let state = server::persistent_state(config, Some(running.control.clone()), &shutdown)?;
     if let Some(m) = metrics_listen {
-        let l = server::bind(m).await?;
+        let l = prebound.take_or_bind(m).await?;
         let registry = metrics::global();
         registry.register("nat", scrape::nat_source(running.control.nat.nat().clone()));
         registry.register("links", scrape::link_source(links.clone()));
@@ -155,7 +178,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         shutdown.spawn(metrics::serve(l, state.clone()));
     }
     if let Some(w) = web_listen {
-        let l = server::bind(w).await?;
+        let l = prebound.take_or_bind(w).await?;
         let acceptor = match &tls {
             Some((c, k)) => Some(web::tls_acceptor(c, k)?),
             None => None,

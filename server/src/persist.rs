@@ -190,6 +190,17 @@ fn read_framed(path: &Path, what: &str) -> Result<String, String> {
 /// firewall.
 pub fn build_engine(cfg: &Config) -> Result<Engine, StateError> {
     let mut engine = Engine::new(engine_config(cfg));
+    // 2.2 `modprobe ip_masq_irc ports=…` ([nat] irc_ports, validated at load).
+    for &port in &cfg.nat.irc_ports {
+        if let Err(e) =
+            engine
+                .masq_mut()
+                .helpers_mut()
+                .register("irc", nat_core::wire::proto::TCP, port)
+        {
+            tracing::warn!(port, error = %e, "IRC helper not registered on this port");
+        }
+    }
     engine.set_timeouts(
         cfg.nat.tcp_timeout,
         cfg.nat.tcpfin_timeout,
@@ -328,16 +339,73 @@ pub fn usage_path(state_dir: &Path, connection: &str) -> PathBuf {
     state_dir.join(format!("usage.{connection}"))
 }
 
-/// Save a connection's budget usage (framed, atomic).
+/// The last good usage file kept beside the newest (`usage.<connection>.prev`).
+pub fn usage_prev_path(state_dir: &Path, connection: &str) -> PathBuf {
+    state_dir.join(format!("usage.{connection}.prev"))
+}
+
+/// Save a connection's budget usage (framed, atomic). The file it replaces, when it loads,
+/// is kept first as the last good one ([`usage_prev_path`], replaced atomically through a
+/// hard link, so the newest file never goes missing); a file that does not load never
+/// replaces a good `.prev`.
 pub fn save_usage(
     state_dir: &Path,
     connection: &str,
     usage: &crate::budget::Usage,
 ) -> std::io::Result<()> {
-    write_atomic(
-        &usage_path(state_dir, connection),
-        &frame("usage", &usage.to_text()),
-    )
+    let path = usage_path(state_dir, connection);
+    if matches!(load_usage(state_dir, connection), Ok(Some(_))) {
+        let prev = usage_prev_path(state_dir, connection);
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+        let link = state_dir.join(format!(".usage.{connection}.{}.prev", hex::encode(nonce)));
+        std::fs::hard_link(&path, &link)?;
+        if let Err(e) = std::fs::rename(&link, &prev) {
+            let _ = std::fs::remove_file(&link);
+            return Err(e);
+        }
+    }
+    write_atomic(&path, &frame("usage", &usage.to_text()))
+}
+
+/// A connection's usage as [`load_usage_or_last_good`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedUsage {
+    /// The usage (`None`: no usage file, a first run).
+    pub usage: Option<crate::budget::Usage>,
+    /// Why the newest file was refused, when the last good one was used instead.
+    pub fell_back: Option<String>,
+}
+
+/// The newest usage file, or when it is unreadable, torn or not ours the last good one
+/// ([`usage_prev_path`]). An error only when neither loads (it names both): the caller must
+/// say loudly that it counts from zero. No newest file at all is a first run (or usage
+/// deleted on purpose): `usage: None`, the `.prev` is not resurrected.
+pub fn load_usage_or_last_good(state_dir: &Path, connection: &str) -> Result<LoadedUsage, String> {
+    let newest = match load_usage(state_dir, connection) {
+        Ok(usage) => {
+            return Ok(LoadedUsage {
+                usage,
+                fell_back: None,
+            })
+        }
+        Err(e) => e,
+    };
+    let prev = usage_prev_path(state_dir, connection);
+    let read = std::fs::read(&prev)
+        .map_err(|e| e.to_string())
+        .and_then(|b| String::from_utf8(b).map_err(|_| "not text (garbage?)".to_string()))
+        .and_then(|t| unframe("usage", &t).and_then(crate::budget::Usage::parse));
+    match read {
+        Ok(u) => Ok(LoadedUsage {
+            usage: Some(u),
+            fell_back: Some(newest),
+        }),
+        Err(e) => Err(format!(
+            "{newest}; and the last good copy {}: {e}",
+            prev.display()
+        )),
+    }
 }
 
 /// A connection's saved budget usage: `Ok(None)` when there is none, an error naming the
@@ -569,6 +637,81 @@ mod tests {
         assert_eq!(
             load_usage(dir.path(), "isp1"),
             Err(format!("{}: line 1: bad number", path.display()))
+        );
+    }
+
+    /// Finding N11: the last good usage file is kept beside the newest; an unreadable newest
+    /// falls back to it, and both unreadable is an error (never a silent zero).
+    #[test]
+    fn an_unreadable_usage_file_falls_back_to_the_last_good_one() {
+        use crate::budget::Usage;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path();
+        let u = |n: u64| Usage {
+            bytes_since: Some(20_788),
+            bytes_in: n,
+            bytes_out: 1,
+            time_since: Some(20_787),
+            up_ms: n * 10,
+        };
+        assert_eq!(
+            load_usage_or_last_good(d, "isp1"),
+            Ok(LoadedUsage {
+                usage: None,
+                fell_back: None
+            })
+        );
+        save_usage(d, "isp1", &u(1)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!usage_prev_path(d, "isp1").exists(), "nothing to keep yet");
+        save_usage(d, "isp1", &u(2)).unwrap_or_else(|e| panic!("{e}"));
+        save_usage(d, "isp1", &u(3)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            load_usage_or_last_good(d, "isp1").map(|l| l.usage),
+            Ok(Some(u(3)))
+        );
+        // The newest torn (as a crash mid-write on a filesystem without rename atomicity
+        // would leave it): the last good one, and why.
+        let path = usage_path(d, "isp1");
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap_or_else(|e| panic!("{e}"));
+        let l = load_usage_or_last_good(d, "isp1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(l.usage, Some(u(2)));
+        assert!(
+            l.fell_back
+                .as_deref()
+                .is_some_and(|w| w.contains("truncated")),
+            "{l:?}"
+        );
+        // Saving over a torn newest keeps the good .prev (a bad file never replaces it).
+        save_usage(d, "isp1", &u(4)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(load_usage(d, "isp1"), Ok(Some(u(4))));
+        std::fs::write(&path, "garbage").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            load_usage_or_last_good(d, "isp1").map(|l| l.usage),
+            Ok(Some(u(2)))
+        );
+        // An unreadable newest (a directory in its place: EISDIR, as root would not be
+        // refused a mode-000 file).
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            load_usage_or_last_good(d, "isp1").map(|l| l.usage),
+            Ok(Some(u(2)))
+        );
+        // Both bad: an error naming both.
+        std::fs::write(usage_prev_path(d, "isp1"), "junk").unwrap_or_else(|e| panic!("{e}"));
+        let e = load_usage_or_last_good(d, "isp1").err().unwrap_or_default();
+        assert!(
+            e.contains("usage.isp1") && e.contains("usage.isp1.prev"),
+            "{e}"
+        );
+        // No newest at all: a first run (or usage deleted on purpose), the .prev stays unused.
+        std::fs::remove_dir(&path).unwrap_or_else(|e| panic!("{e}"));
+        save_usage(d, "isp1", &u(5)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            load_usage_or_last_good(d, "isp1").map(|l| l.usage),
+            Ok(None)
         );
     }
 

@@ -443,6 +443,11 @@ async fn the_root_demo_knows_its_lan_and_removes_namespaces_of_killed_runs() {
     // it is above the largest pid_max).
     let stale = ["mqdemo-gw-4194303", "mqdemo-lan-4194303"];
     for ns in stale {
+        // Left by an earlier run of this test that failed before its cleanup: start afresh.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", ns])
+            .stderr(Stdio::null())
+            .status();
         let ok = std::process::Command::new("ip")
             .args(["netns", "add", ns])
             .status()

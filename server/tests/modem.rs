@@ -210,12 +210,26 @@ fn uucp_lock_refuses_a_second_opener_and_names_the_holder() {
     }
     drop(line);
     assert!(!lock_file.exists(), "lock file removed with the line");
-    // A live foreign holder (pid 1) is named; a dead one is taken over.
-    std::fs::write(&lock_file, format!("{:>10}\n", 1)).expect("write");
-    match open(&settings) {
-        Err(OpenError::Locked(LockError::Held { pid: 1, .. })) => {}
+    // A live foreign holder that has the device open is named ...
+    let mut holder = std::process::Command::new("sleep")
+        .arg("30")
+        .stdin(std::fs::File::open(mock.path()).expect("open the pty"))
+        .spawn()
+        .expect("spawn sleep");
+    let holder_pid = holder.id() as i32;
+    std::fs::write(&lock_file, format!("{holder_pid:>10}\n")).expect("write");
+    let named = open(&settings);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    match named {
+        Err(OpenError::Locked(LockError::Held { pid, .. })) => assert_eq!(pid, holder_pid),
         other => panic!("{other:?}"),
     }
+    // ... a live one that does not (pid 1: a planted lock, finding N16) is ignored ...
+    std::fs::write(&lock_file, format!("{:>10}\n", 1)).expect("write");
+    let line = open(&settings).expect("a planted lock is ignored");
+    drop(line);
+    // ... and a dead one is taken over.
     std::fs::write(&lock_file, format!("{:>10}\n", 9_999_999)).expect("write");
     let line = open(&settings).expect("stale lock taken over");
     drop(line);

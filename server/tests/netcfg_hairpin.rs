@@ -179,3 +179,95 @@ async fn scenario() -> Result<(), String> {
     drop(lan);
     Ok(())
 }
+
+/// Finding N15: the administrator's own `lookup local` rules keep their positions exactly.
+/// One placed at preference 100 (as VRF set-ups do) is never moved and no `lookup local`
+/// appears at 0 afterwards; one at 0 with the admin's own attributes (`proto static`) comes
+/// back with them. After a crash (a fresh handle without memory) the preference-100
+/// arrangement comes back exactly too.
+#[test]
+fn hairpin_restores_the_administrators_own_rule_positions_exactly() {
+    if Command::new("ip").arg("-V").output().is_err() {
+        return skip("iproute2 (`ip`) [not installed]");
+    }
+    private_netns::run("netcfg_hairpin_admin_rules", admin_rules);
+}
+
+async fn admin_rules() -> Result<(), String> {
+    let e = |e: masqdial_server::dataplane::netcfg::NetCfgError| e.to_string();
+    let tun = Tun::open("mqt1", 1500).map_err(|e| e.to_string())?;
+    let nc = NetCfg::new(tun.name());
+    let lan = Tun::open("gw1", 1500).map_err(|e| e.to_string())?;
+    ip(&["addr", "add", "192.168.78.1/24", "dev", "gw1"])?;
+    ip(&["link", "set", "gw1", "up"])?;
+    let local = Ipv4Addr::new(10, 65, 0, 5);
+    nc.link_up(local, Ipv4Addr::new(10, 65, 0, 1))
+        .await
+        .map_err(e)?;
+
+    // The admin moved `lookup local` to 100 (and has a rule of their own at 50).
+    ip(&["rule", "add", "pref", "100", "lookup", "local"])?;
+    ip(&["rule", "del", "pref", "0"])?;
+    ip(&[
+        "rule",
+        "add",
+        "pref",
+        "50",
+        "from",
+        "192.168.78.9",
+        "lookup",
+        "main",
+    ])?;
+    let admin = rules()?;
+    assert_eq!(
+        admin,
+        [
+            "50: from 192.168.78.9 lookup main",
+            "100: from all lookup local",
+            "32766: from all lookup main",
+            "32767: from all lookup default"
+        ]
+    );
+    nc.hairpin_on("gw1", local).await.map_err(e)?;
+    assert_eq!(
+        rules()?,
+        [
+            "0: from all to 10.65.0.5 iif gw1 lookup 4787 proto 77",
+            "50: from 192.168.78.9 lookup main",
+            "100: from all lookup local",
+            "32766: from all lookup main",
+            "32767: from all lookup default"
+        ],
+        "nothing of the admin's moved, no local rule added"
+    );
+    assert!(nc.hairpin_off().await.map_err(e)?);
+    assert_eq!(rules()?, admin, "exactly the admin's rules again");
+    // The same after a crash: a fresh handle without memory.
+    nc.hairpin_on("gw1", local).await.map_err(e)?;
+    assert!(NetCfg::new("mqt1").hairpin_off().await.map_err(e)?);
+    assert_eq!(rules()?, admin, "exactly the admin's rules after a crash");
+
+    // The admin's own `lookup local` at 0, with attributes of theirs: moved while hairpinning,
+    // back verbatim after.
+    ip(&["rule", "del", "pref", "100"])?;
+    ip(&[
+        "rule", "add", "pref", "0", "lookup", "local", "proto", "static",
+    ])?;
+    let admin0 = rules()?;
+    assert_eq!(admin0[0], "0: from all lookup local proto static");
+    nc.hairpin_on("gw1", local).await.map_err(e)?;
+    assert_eq!(
+        rules()?[..3],
+        [
+            "0: from all to 10.65.0.5 iif gw1 lookup 4787 proto 77",
+            "1: from all lookup local proto 77",
+            "50: from 192.168.78.9 lookup main",
+        ]
+    );
+    // A redial re-adds the hairpin rule and keeps the memory.
+    nc.hairpin_on("gw1", local).await.map_err(e)?;
+    assert!(nc.clone().hairpin_off().await.map_err(e)?);
+    assert_eq!(rules()?, admin0, "proto static kept");
+    drop((tun, lan));
+    Ok(())
+}

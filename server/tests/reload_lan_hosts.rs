@@ -44,6 +44,7 @@ fn host(a: &str) -> LanHostConfig {
     LanHostConfig {
         host: format!("{a}/32").parse().unwrap_or_else(|e| panic!("{e}")),
         user: "alice".into(),
+        mac: None,
     }
 }
 

@@ -417,3 +417,110 @@ async fn under_tls_the_page_is_https_with_the_grpc_certificate_and_a_secure_cook
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
 }
+
+/// A connection to `addr` from the loopback source address `from`.
+async fn connect_from(from: &str, addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    let src: std::net::SocketAddr = format!("{from}:0")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    sock.bind(src).unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::timeout(TIMEOUT, sock.connect(addr))
+        .await
+        .unwrap_or_else(|_| panic!("connect timed out"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Whether the server has closed `c` (EOF or reset) without sending anything; a connection
+/// still open reads nothing within a short wait.
+async fn closed_by_server(c: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 64];
+    match tokio::time::timeout(Duration::from_millis(300), c.read(&mut b)).await {
+        Err(_) => false,
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(n)) => panic!("idle connection got {n} bytes"),
+    }
+}
+
+/// One scrape on a new connection from `from`: the whole answer.
+async fn scrape_from(from: &str, addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = connect_from(from, addr).await;
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut got = Vec::new();
+    tokio::time::timeout(TIMEOUT, c.read_to_end(&mut got))
+        .await
+        .unwrap_or_else(|_| panic!("scrape from {from} not answered"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Issue 26 / finding N9: slow and idle clients on the metrics endpoint. One host's idle
+/// connections take at most its per-address share (the rest are closed at once) and do not
+/// hold up another host's scrape, which is answered while they are still open, i.e. without
+/// waiting for any of them to be cut. A slow-loris request that never finishes its header is
+/// cut at the handshake limit, and its slot serves a scrape again afterwards.
+#[tokio::test]
+async fn slow_and_idle_metrics_clients_do_not_hold_up_a_scrape() {
+    let s = TestServer::start_with(config(&["127.0.0.0/8"]), true).await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(masqdial_server::metrics::serve(l, s.state.clone()));
+    let limits = masqdial_server::metrics::limits();
+
+    // One host opens twice its per-address cap and sends nothing.
+    let mut idle = Vec::new();
+    for _ in 0..2 * limits.max_per_ip {
+        idle.push(connect_from("127.0.0.2", addr).await);
+    }
+    // Another host half-sends a request, a byte at a time (slow loris).
+    use tokio::io::AsyncWriteExt;
+    let mut loris = connect_from("127.0.0.3", addr).await;
+    loris
+        .write_all(b"GET /metrics HTTP/1.1\r\nHo")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let t = scrape_from("127.0.0.4", addr).await;
+    assert!(t.starts_with("HTTP/1.1 200 OK"), "{t}");
+    assert!(t.contains("# EOF"), "{t}");
+
+    // The scrape did not wait for a slot: the first host's connections within its cap are
+    // still open; those over it were closed without an answer.
+    let mut open = 0;
+    let mut closed = 0;
+    for c in &mut idle {
+        if closed_by_server(c).await {
+            closed += 1;
+        } else {
+            open += 1;
+        }
+    }
+    assert_eq!(
+        (open, closed),
+        (limits.max_per_ip, limits.max_per_ip),
+        "idle connections within the per-address cap stay, the rest are refused"
+    );
+    assert!(!closed_by_server(&mut loris).await, "loris cut too early");
+
+    // The slow loris is cut by the handshake limit (bounded wait: the limit plus margin).
+    let cut = tokio::time::timeout(limits.handshake_timeout + TIMEOUT, async {
+        loop {
+            if closed_by_server(&mut loris).await {
+                break;
+            }
+            let _ = loris.write_all(b"s").await;
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "a request never finished was not cut");
+    // ...and the same host scrapes normally afterwards.
+    let t = scrape_from("127.0.0.3", addr).await;
+    assert!(t.starts_with("HTTP/1.1 200 OK"), "{t}");
+    s.stop().await;
+}

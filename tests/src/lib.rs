@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 pub mod hayes;
+pub mod irc;
 pub mod lanclient;
 pub mod linetrace;
 pub mod netns;

@@ -83,12 +83,26 @@ Certificates made by
 .I /var/lib/masqdial/
 Saved rulesets and timeouts.
 .SH "HOST REQUIREMENTS"
-IPv4 forwarding
-.RB ( net.ipv4.ip_forward=1 ,
-set by the package's sysctl.d file), and a host firewall whose FORWARD chain lets the LAN
-reach the TUN device
+No host\-wide IPv4 forwarding: while it runs, mserver switches on
+.B net.ipv4.conf.\fIIF\fP.forwarding
+for the LAN interface
+.RB ( "[nat] lan_interface" ,
+or the one interface with a private address) and its TUN device
 .RB ( masq0 )
-and back. ModemManager must leave the modem alone (the package's udev rule ignores
+only, over netlink, and puts both back as they were when it stops (SIGTERM or a normal
+exit). Linux forwards an IPv4 packet by the switch of the interface it came in on, so other
+interfaces of a multi\-homed host forward nothing and
+.B net.ipv4.ip_forward
+stays as the administrator left it (writing it later overwrites every interface's switch,
+mserver's included). After a crash (SIGKILL) the two switches stay on until mserver is next
+stopped cleanly. The host firewall must allow: in FORWARD, the LAN interface to the TUN
+device and back (e.g. nftables
+.B iifname \(dqeth0\(dq oifname \(dqmasq0\(dq accept
+and
+.BR "iifname \(dqmasq0\(dq oifname \(dqeth0\(dq ct state established,related accept" );
+in INPUT, from the LAN, TCP port 224 (the API,
+.BR "[server] listen" )
+and the web and metrics ports when they are set. ModemManager must leave the modem alone (the package's udev rule ignores
 .IR /dev/ttyS* ;
 add USB modems as its comments say).
 .SH "SEE ALSO"

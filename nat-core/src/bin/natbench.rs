@@ -403,52 +403,86 @@ fn run_expiry(n: u32) -> (f64, f64, f64, u64, u64) {
     )
 }
 
+/// The value after `--name` on the command line, parsed.
+fn arg_value<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let big = if quick { 100_000 } else { 1_000_000 };
-    let pk = if quick { 2_000_000 } else { 20_000_000 };
+    // `--flows N`: the large flow count (1,000,000; `--quick` 100,000). `--packets N`: packets
+    // per established row (20,000,000; `--quick` 2,000,000). `--only a,b`: run only these rows
+    // (udp-1k, tcp-1k, table-1k, udp-big, tcp-big, table-big, new, mem, expiry), e.g. for
+    // instruction counts under cachegrind with a fixed, smaller workload.
+    let big = arg_value::<u32>("--flows").unwrap_or(if quick { 100_000 } else { 1_000_000 });
+    let pk = arg_value::<u32>("--packets").unwrap_or(if quick { 2_000_000 } else { 20_000_000 });
+    let only: Option<Vec<String>> =
+        arg_value::<String>("--only").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let want = |row: &str| only.as_ref().is_none_or(|o| o.iter().any(|r| r == row));
     println!("nat-core natbench (one core, release build)");
     println!("rates: M packets per CPU-second of this thread (per wall-second in parentheses)");
     println!("{:<58} {:>16}", "measurement", "result");
     let line = |name: String, v: String| println!("{name:<58} {v:>16}");
-    let big_label = if quick { "100,000" } else { "1,000,000" };
+    let big_label = match big {
+        1_000_000 => "1,000,000".to_string(),
+        100_000 => "100,000".to_string(),
+        n => n.to_string(),
+    };
     if std::env::args().any(|a| a == "--expiry-only") {
         let (w, wc, total, calls, over) = run_expiry(big);
         println!("expiry {big}: worst wall {w:.1} us, worst not preempted {wc:.1} us, {over} of {calls} calls > 1 ms, {total:.0} ms");
         return;
     }
-    for &(n, label) in &[(1_000u32, "1,000"), (big, big_label)] {
-        let (o, i) = run_established(n, false, pk);
+    for (n, label, tag) in [
+        (1_000u32, "1,000".to_string(), "1k"),
+        (big, big_label, "big"),
+    ] {
+        if want(&format!("udp-{tag}")) {
+            let (o, i) = run_established(n, false, pk);
+            line(
+                format!("established UDP 64 B, {label} flows, outbound (engine)"),
+                o,
+            );
+            line(
+                format!("established UDP 64 B, {label} flows, inbound (engine)"),
+                i,
+            );
+        }
+        if want(&format!("tcp-{tag}")) {
+            let (o, i) = run_established(n, true, pk);
+            line(
+                format!("established TCP 64 B, {label} flows, outbound (engine)"),
+                o,
+            );
+            line(
+                format!("established TCP 64 B, {label} flows, inbound (engine)"),
+                i,
+            );
+        }
+        if want(&format!("table-{tag}")) {
+            let t = run_table_only(n, pk);
+            line(
+                format!("established UDP 64 B, {label} flows, masq table only"),
+                t,
+            );
+        }
+    }
+    if want("new") {
+        let nm = run_new_mappings(big);
+        line(format!("new mappings (UDP, {big} distinct flows)"), nm);
+    }
+    if want("mem") {
+        let mem = memory_per_mapping(big);
         line(
-            format!("established UDP 64 B, {label} flows, outbound (engine)"),
-            o,
-        );
-        line(
-            format!("established UDP 64 B, {label} flows, inbound (engine)"),
-            i,
-        );
-        let (o, i) = run_established(n, true, pk);
-        line(
-            format!("established TCP 64 B, {label} flows, outbound (engine)"),
-            o,
-        );
-        line(
-            format!("established TCP 64 B, {label} flows, inbound (engine)"),
-            i,
-        );
-        let t = run_table_only(n, pk);
-        line(
-            format!("established UDP 64 B, {label} flows, masq table only"),
-            t,
+            format!("heap per live mapping ({big} mappings, engine total)"),
+            format!("{mem:.1} B"),
         );
     }
-    let nm = run_new_mappings(big);
-    line(format!("new mappings (UDP, {big} distinct flows)"), nm);
-    let mem = memory_per_mapping(big);
-    line(
-        format!("heap per live mapping ({big} mappings, engine total)"),
-        format!("{mem:.1} B"),
-    );
+    if !want("expiry") {
+        return;
+    }
     let (worst_us, worst_cpu_us, total_ms, calls, over) = run_expiry(big);
     line(
         format!("expiry of {big}: worst handle_timeout call (not preempted)"),

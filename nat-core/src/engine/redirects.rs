@@ -1,7 +1,7 @@
 //! REDIRECT, port forwarding and hairpinning: packets the engine delivers to the gateway's own
 //! stack or turns around to another LAN host. Moved out of `engine.rs` as it was (no change).
 
-use super::{pslot, translate_drop, Action, Dir, DropReason, Engine};
+use super::{bump, pslot, translate_drop, Action, Dir, DropReason, Engine};
 use crate::chains::{BuiltinChain, Verdict};
 use crate::masq::translate::Demasq;
 use crate::redirect::{Kind, Tuple};
@@ -14,12 +14,12 @@ impl Engine {
     /// TUN, where [`Engine::local_out`] gives them the original addresses back. Needs the link
     /// up (no address to deliver to otherwise).
     pub(super) fn redirect_from_lan(&mut self, now: Instant, buf: &mut [u8], port: u16) -> Action {
-        self.counters.redirects += 1;
+        bump(&mut self.counters.redirects);
         let Some(t) = Tuple::of(buf) else {
             return self.drop(DropReason::NotMasqueradable);
         };
         if self.redirects.translate_orig(now, buf).is_some() {
-            self.counters.local += 1;
+            bump(&mut self.counters.local);
             return Action::Local;
         }
         let (Some(maddr), Some(peer)) = (self.masq.masq_addr(), self.peer) else {
@@ -44,19 +44,19 @@ impl Engine {
             return self.drop(DropReason::TableFull);
         }
         let _ = self.redirects.translate_orig(now, buf);
-        self.counters.local += 1;
+        bump(&mut self.counters.local);
         Action::Local
     }
 
     /// `-j REDIRECT port` on a packet from the link: only the destination changes (to the
     /// link's address and `port`); replies come back through [`Engine::local_out`].
     pub(super) fn redirect_from_link(&mut self, now: Instant, buf: &mut [u8], port: u16) -> Action {
-        self.counters.redirects += 1;
+        bump(&mut self.counters.redirects);
         let Some(t) = Tuple::of(buf) else {
             return self.drop(DropReason::NotMasqueradable);
         };
         if self.redirects.translate_orig(now, buf).is_some() {
-            self.counters.local += 1;
+            bump(&mut self.counters.local);
             return Action::Local;
         }
         let Some(maddr) = self.masq.masq_addr() else {
@@ -75,7 +75,7 @@ impl Engine {
             return self.drop(DropReason::TableFull);
         }
         let _ = self.redirects.translate_orig(now, buf);
-        self.counters.local += 1;
+        bump(&mut self.counters.local);
         Action::Local
     }
 
@@ -101,11 +101,11 @@ impl Engine {
         }
         match self.redirects.translate_orig(now, buf)? {
             Kind::PortFw => {
-                self.counters.portfw += 1;
+                bump(&mut self.counters.portfw);
                 Some(self.output(buf, Dir::FromLink))
             }
             Kind::RedirectLink | Kind::RedirectLan => {
-                self.counters.local += 1;
+                bump(&mut self.counters.local);
                 Some(Action::Local)
             }
         }
@@ -129,12 +129,12 @@ impl Engine {
         match self.masq.demasquerade(now, &mut probe) {
             Ok(Demasq::Translated) => {
                 *buf = probe;
-                self.counters.masqueraded[pslot(p)] += 1;
-                self.counters.demasqueraded[pslot(p)] += 1;
+                bump(&mut self.counters.masqueraded[pslot(p)]);
+                bump(&mut self.counters.demasqueraded[pslot(p)]);
                 self.output(buf, Dir::FromLink)
             }
             Ok(Demasq::NotOurs) => {
-                self.counters.local += 1;
+                bump(&mut self.counters.local);
                 Action::Local
             }
             Err(e) => {

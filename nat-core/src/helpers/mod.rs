@@ -1,15 +1,18 @@
 //! Masquerading application helpers (2.2 `ip_masq_app`): the registry that binds a helper to new
-//! entries by (protocol, port), and the helpers' payload logic ([`ftp`]). Owns helper knowledge
+//! entries by (protocol, port), and the helpers' payload logic ([`ftp`], [`irc`]). Owns helper knowledge
 //! only; entry creation and sequence deltas live in [`crate::masq::translate`], the
 //! `/proc/net/ip_masq/app` text in [`crate::views`].
 
 pub mod ftp;
+pub mod irc;
 
 use crate::wire::proto;
 use std::ops::Range;
 
 /// Helper number of the FTP helper.
 pub const FTP: u8 = 0;
+/// Helper number of the IRC DCC helper.
+pub const IRC: u8 = 1;
 
 /// Most ports one helper may be registered on (2.2 `MAX_MASQ_APP_PORTS`).
 pub const MAX_PORTS_PER_HELPER: usize = 12;
@@ -18,6 +21,7 @@ pub const MAX_PORTS_PER_HELPER: usize = 12;
 pub fn helper_name(h: u8) -> &'static str {
     match h {
         FTP => "ftp",
+        IRC => "irc",
         _ => "?",
     }
 }
@@ -75,6 +79,7 @@ impl HelperRegistry {
     pub fn register(&mut self, name: &str, p: u8, port: u16) -> Result<(), HelperError> {
         let h = match name {
             "ftp" if p == proto::TCP => FTP,
+            "irc" if p == proto::TCP => IRC,
             _ => return Err(HelperError::NoSuchHelper),
         };
         if self.lookup(p, port).is_some() {
@@ -115,9 +120,16 @@ mod tests {
         let mut reg = HelperRegistry::with_defaults();
         assert_eq!(reg.register("ftp", proto::TCP, 21), Err(HelperError::Busy));
         assert_eq!(
-            reg.register("irc", proto::TCP, 6667),
+            reg.register("raudio", proto::TCP, 7070),
             Err(HelperError::NoSuchHelper)
         );
+        assert_eq!(
+            reg.register("irc", proto::UDP, 6667),
+            Err(HelperError::NoSuchHelper)
+        );
+        reg.register("irc", proto::TCP, 6667).expect("irc on 6667");
+        assert_eq!(reg.lookup(proto::TCP, 6667), Some(IRC));
+        assert_eq!(helper_name(IRC), "irc");
         for p in 0..11 {
             reg.register("ftp", proto::TCP, 2100 + p)
                 .expect("room for 12");

@@ -41,6 +41,9 @@ pub(crate) const F_LOOSE: u16 = 0x0008;
 pub(crate) const F_LIVE: u16 = 0x0010;
 /// Entry flag: a PASV command was seen on this FTP control entry.
 pub(crate) const F_PASV: u16 = 0x0020;
+/// Entry flag: remote address unknown (2.2 `NO_DADDR`, IRC DCC offers): made loose, and bound
+/// to the first remote that connects (then no longer loose).
+pub(crate) const F_NO_DADDR: u16 = 0x0040;
 
 /// Protocol slot index: TCP 0, UDP 1, ICMP 2.
 #[inline]
@@ -143,6 +146,8 @@ pub(crate) struct Ext {
     pub helper: Option<u8>,
     /// Remote (addr, port) pairs allowed in (RFC 4787 address[/port]-dependent filtering).
     pub permits: Vec<(u32, u16)>,
+    /// IRC connections: a DCC offer split across segments being joined.
+    pub irc: Option<Box<crate::helpers::irc::Joiner>>,
 }
 
 /// Stable identifier of an entry: slab index and generation.
@@ -338,7 +343,7 @@ impl MasqTable {
     }
 
     fn note(&mut self, c: MasqChange) {
-        self.generation += 1;
+        self.generation = self.generation.wrapping_add(1);
         if self.cfg.change_log_capacity == 0 || self.changes_overflow {
             return;
         }
@@ -498,6 +503,10 @@ impl MasqTable {
                 if !self.check_alive(now, i) {
                     return None;
                 }
+                if self.entries[i as usize].flags & F_NO_DADDR != 0 {
+                    self.bind_remote(i, d, dp);
+                    return Some(i);
+                }
                 if self.cfg.mapping == Mapping::EndpointIndependent
                     && self.cfg.filtering != Filtering::EndpointIndependent
                 {
@@ -521,6 +530,28 @@ impl MasqTable {
             }
         }
         None
+    }
+
+    /// 2.2 `NO_DADDR`/`NO_DPORT` filled in by the first inbound packet: the entry stops being
+    /// loose and answers that remote only.
+    fn bind_remote(&mut self, i: Idx, d: u32, dp: u16) {
+        self.unhash(i);
+        let e = &mut self.entries[i as usize];
+        let had_no_dport = e.flags & F_NO_DPORT != 0;
+        e.daddr = d;
+        e.dport = dp;
+        e.flags &= !(F_NO_DADDR | F_NO_DPORT | F_LOOSE);
+        let (p, mport, gen) = (e.proto, e.mport, e.gen);
+        self.n_loose -= 1;
+        if had_no_dport {
+            self.n_no_dport -= 1;
+        }
+        let pool = &mut self.pools[pidx(p)];
+        if let Some(slot) = pool.slot(mport) {
+            pool.loose[slot] = false;
+        }
+        self.rehash(i);
+        self.note(MasqChange::Updated(EntryId::new(i, gen)));
     }
 
     /// Record an outbound destination for filtering permits (EIM with dependent filtering).
@@ -687,7 +718,7 @@ impl MasqTable {
             self.n_no_dport += 1;
         }
         self.live += 1;
-        self.created += 1;
+        self.created = self.created.wrapping_add(1);
         if self.cfg.max_per_host > 0 {
             *self.per_host.entry(u32::from(s)).or_insert(0) += 1;
         }
@@ -808,8 +839,9 @@ impl MasqTable {
     #[inline]
     pub(crate) fn account(&mut self, i: Idx, len: usize) {
         let e = &mut self.entries[i as usize];
-        e.packets += 1;
-        e.bytes += len as u64;
+        // Statistics: wrap rather than check for overflow on every packet.
+        e.packets = e.packets.wrapping_add(1);
+        e.bytes = e.bytes.wrapping_add(len as u64);
     }
 
     /// Apply the TCP state machine for a segment and re-arm the timer.

@@ -2,7 +2,9 @@
 //! ICMP query ids and ICMP error translation (outer and embedded headers), TCP sequence fixes
 //! and application-helper payload rewriting. Owns header rewriting; must not evaluate rules.
 
-use super::{pidx, Idx, MasqError, MasqTable, F_NO_DPORT, F_NO_SPORT, F_PASV, NIL};
+use super::{
+    pidx, Idx, MasqError, MasqTable, F_LOOSE, F_NO_DADDR, F_NO_DPORT, F_NO_SPORT, F_PASV, NIL,
+};
 use crate::helpers::{self, ftp, HelperAction};
 use crate::time::Instant;
 use crate::wire::{self, checksum, icmp, ipv4, proto, tcp, udp, WireError};
@@ -164,11 +166,19 @@ impl MasqTable {
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         let t = tcp::Packet::new_unchecked(&buf[hl..tl]);
         let thl = t.header_len();
-        let orig_seq = t.seq_number();
+        let mut orig_seq = t.seq_number();
         let ack = t.ack_number();
         let ack_flag = t.ack();
+        let may_hold = t.flags() & (tcp::FLG_SYN | tcp::FLG_FIN | tcp::FLG_RST) == 0;
         let mport = self.entries[i as usize].mport;
         let x = self.ext(i).cloned().unwrap_or_default();
+        let mut tl = tl;
+        let mut diff = 0i32;
+        if x.helper == Some(helpers::IRC) && (tl > hl + thl || x.irc.is_some()) {
+            // Join a DCC offer split across segments, then rewrite (may move seq and length).
+            (tl, orig_seq, diff) =
+                self.irc_out(now, buf, i, (hl + thl, tl), orig_seq, may_hold, maddr);
+        }
         // 2.2 masq_fix_seq: seq += delta if after init_seq, else previous_delta.
         let new_seq = if x.out_seq_on {
             let d = if seq_after(orig_seq, x.out_seq.init_seq) {
@@ -186,7 +196,6 @@ impl MasqTable {
             ack
         };
         // Helper.
-        let mut diff = 0i32;
         if x.helper == Some(helpers::FTP) && tl > hl + thl {
             let payload = &buf[hl + thl..tl];
             match ftp::scan_outbound(payload) {
@@ -247,6 +256,58 @@ impl MasqTable {
             self.note_updated(i);
         }
         Ok(i)
+    }
+
+    /// 2.2 `masq_irc_out`, for the TCP payload `buf[start..end]` at client sequence `seq`: an
+    /// offer split across segments is joined first ([`helpers::irc::Joiner`]); then every DCC
+    /// offer that names the client gets a listening entry (`NO_DADDR|NO_DPORT`: the first
+    /// remote to connect to its masquerade port reaches the client's port) and is rewritten to
+    /// the masquerade address and port. The payload in `buf` is replaced; returns the total
+    /// length before the rewrite, the sequence number the payload now starts at, and the
+    /// rewrite's length change.
+    #[allow(clippy::too_many_arguments)]
+    fn irc_out(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        i: Idx,
+        (start, end): (usize, usize),
+        seq: u32,
+        may_hold: bool,
+        maddr: Ipv4Addr,
+    ) -> (usize, u32, i32) {
+        let mut joiner = self.ext_mut(i).irc.take().unwrap_or_default();
+        let (seq, data) = joiner.segment(seq, &buf[start..end], may_hold);
+        if *joiner != helpers::irc::Joiner::default() {
+            self.ext_mut(i).irc = Some(joiner);
+        }
+        let inside = Ipv4Addr::from(self.entries[i as usize].saddr);
+        let any = Ipv4Addr::UNSPECIFIED;
+        let new = helpers::irc::rewrite(&data, inside, maddr, |o| {
+            let d = match self.lookup_out(now, proto::TCP, inside, o.port, any, 0) {
+                Some(d) => d,
+                None => {
+                    let f = F_LOOSE | F_NO_DADDR | F_NO_DPORT;
+                    // No entry (table full, no port): the offer stays as it is.
+                    self.create(now, proto::TCP, inside, o.port, any, 0, f, None)
+                        .ok()?
+                }
+            };
+            Some(self.entries[d as usize].mport)
+        });
+        let before = start + data.len();
+        buf.truncate(start);
+        match new {
+            Some(new) if start + new.len() <= 65535 => {
+                let diff = new.len() as i32 - data.len() as i32;
+                buf.extend_from_slice(&new);
+                (before, seq, diff)
+            }
+            _ => {
+                buf.extend_from_slice(&data);
+                (before, seq, 0)
+            }
+        }
     }
 
     /// An inside host reports an error about a packet we demasqueraded to it: rewrite the

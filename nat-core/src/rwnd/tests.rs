@@ -238,9 +238,10 @@ fn budget_is_split_per_host_then_per_flow_with_a_floor() {
     let mut a = segment(MASQ, 61000, REMOTE, 80, F_ACK, 65535, &[], 0);
     c.clamp_outbound(later, LAN, &mut a);
     assert_eq!(window(&a), 11_152);
-    // The floor holds whatever the split.
+    // The floor is per host: ten downloads of one host split it (20 packets of 1000 bytes
+    // against a budget of 11 152), at least MIN_FLOW_WINDOW each.
     let mut c = WindowClamp::new(WindowConfig {
-        min_packets: 4,
+        min_packets: 20,
         ..cfg
     });
     for mport in 61000..61010 {
@@ -248,7 +249,44 @@ fn budget_is_split_per_host_then_per_flow_with_a_floor() {
         c.clamp_outbound(T0, LAN, &mut syn);
         c.observe_inbound(T0, &segment(REMOTE, 80, MASQ, mport, F_ACK, 65535, &[], 10));
     }
-    assert_eq!(w(&mut c, LAN, 61000), 4000);
+    assert_eq!(w(&mut c, LAN, 61000), 2000);
+    for mport in 61010..61200 {
+        let mut syn = segment(MASQ, mport, REMOTE, 80, F_SYN, 64240, &[], 0);
+        c.clamp_outbound(T0, LAN, &mut syn);
+        c.observe_inbound(T0, &segment(REMOTE, 80, MASQ, mport, F_ACK, 65535, &[], 10));
+    }
+    assert_eq!(u32::from(w(&mut c, LAN, 61000)), MIN_FLOW_WINDOW);
+}
+
+#[test]
+fn a_host_with_eight_downloads_gets_the_window_of_a_host_with_one() {
+    // link-bench `dshares` at 115200 baud with the shipped sizing: LAN downloads on one
+    // connection, LAN2 on eight. The ISP's queue serves bytes in the order they were sent, so
+    // the hosts' shares follow their windows' sums: those must be equal (they were 2 920
+    // against 8 × 2 920 with a floor per flow).
+    let mut c = WindowClamp::new(WindowConfig::for_rate(11_520));
+    let conns: Vec<(Ipv4Addr, u16)> = std::iter::once((LAN, 61000))
+        .chain((61001..61009).map(|p| (LAN2, p)))
+        .collect();
+    for &(host, mport) in &conns {
+        let mut syn = segment(MASQ, mport, REMOTE, 80, F_SYN, 64240, &[], 0);
+        c.clamp_outbound(T0, host, &mut syn);
+        c.observe_inbound(
+            T0,
+            &segment(REMOTE, 80, MASQ, mport, F_ACK, 65535, &[], 1000),
+        );
+    }
+    let mut sums = [0u32; 2];
+    for &(host, mport) in &conns {
+        let mut a = segment(MASQ, mport, REMOTE, 80, F_ACK, 65535, &[], 0);
+        c.clamp_outbound(T0, host, &mut a);
+        sums[usize::from(host == LAN2)] += u32::from(window(&a));
+    }
+    assert_eq!(sums[0], 2920);
+    // 2920 / 8 = 365 each (window fields are in bytes here: no scaling without SYN options).
+    assert_eq!(sums[1], 8 * 365);
+    // Together 5 840 bytes in flight, two floors; not the 26 KB of nine floors.
+    assert!(sums[0] + sums[1] <= 2 * WindowConfig::for_rate(11_520).floor());
 }
 
 #[test]

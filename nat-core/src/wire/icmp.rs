@@ -100,6 +100,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    #[inline(always)]
     fn be16(&self, r: std::ops::Range<usize>) -> u16 {
         let d = self.buffer.as_ref();
         u16::from_be_bytes([d[r.start], d[r.start + 1]])

@@ -17,6 +17,7 @@ mod field {
     pub const DST_ADDR: Range<usize> = 16..20;
 }
 
+#[inline(always)]
 fn addr(d: &[u8], r: std::ops::Range<usize>) -> Ipv4Addr {
     Ipv4Addr::new(d[r.start], d[r.start + 1], d[r.start + 2], d[r.start + 3])
 }

@@ -41,9 +41,11 @@ pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+#[inline(always)]
 fn be16(d: &[u8], r: std::ops::Range<usize>) -> u16 {
     u16::from_be_bytes([d[r.start], d[r.start + 1]])
 }
+#[inline(always)]
 fn be32(d: &[u8], r: std::ops::Range<usize>) -> u32 {
     u32::from_be_bytes([d[r.start], d[r.start + 1], d[r.start + 2], d[r.start + 3]])
 }

@@ -45,6 +45,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    #[inline(always)]
     fn be16(&self, r: std::ops::Range<usize>) -> u16 {
         let d = self.buffer.as_ref();
         u16::from_be_bytes([d[r.start], d[r.start + 1]])
@@ -115,6 +116,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let c = checksum::finish(ph, d);
         self.set_checksum(if c == 0 { 0xFFFF } else { c });
     }
+    #[inline(always)]
     fn adjust(&mut self, f: impl FnOnce(u16) -> u16) {
         // RFC 768: a zero checksum means "none" and must stay zero.
         let c = self.checksum();

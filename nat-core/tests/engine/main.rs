@@ -1,5 +1,5 @@
 //! Engine tests with real packet bytes: masquerading both ways for UDP, TCP and ICMP, state
-//! machine and timeouts, port exhaustion, expiry, dynaddr, ICMP errors, FTP, views, REJECT.
+//! machine and timeouts, port exhaustion, expiry, dynaddr, ICMP errors, FTP, IRC DCC, views, REJECT.
 
 use nat_core::masq::{ChangeFeed, MasqChange, MasqConfig, PortRange, State};
 use nat_core::views::MasqListOptions;
@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 #[path = "../common/mod.rs"]
 mod common;
 mod ftp;
+mod irc;
 
 const LAN: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 const LAN2: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 11);

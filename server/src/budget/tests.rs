@@ -439,3 +439,187 @@ fn a_fixed_offset_ignores_the_zone() {
     let b = budget(&c).with_zone(cet());
     assert_eq!(b.clock(1_780_000_000, 0).offset, 5 * 3600 + 1800);
 }
+
+/// Minutes on the monotonic clock, as [`Budget::observe`] takes it.
+const MIN: u64 = 60_000;
+
+/// A budget with a spent monthly quota of 1000 bytes, counted in December 2026 by a
+/// clock that has run steadily for an hour.
+fn spent_in_december() -> Budget {
+    let mut c = cfg();
+    c.bytes = Some(1000);
+    let mut b = budget(&c);
+    let dec = at(2026, 12, 8, 12, 0, 0);
+    b.observe(0, dec.unix - 3600);
+    b.observe(60 * MIN, dec.unix);
+    b.record(dec, 700, 300, 0);
+    assert!(b.check_dial(dec).is_err());
+    b
+}
+
+/// Finding N11: a board without an RTC boots at 1970 (a backward step below the floor),
+/// then NTP sets the clock. The usage is neither zeroed at boot nor when NTP lands in the
+/// same month: the spent quota stays spent throughout.
+#[test]
+fn a_1970_boot_then_ntp_never_lowers_usage() {
+    let saved = spent_in_december().usage().clone();
+    // A restart: the usage from the file, the clock at 1970 (monotonic from 0 again).
+    let mut c = cfg();
+    c.bytes = Some(1000);
+    let mut b = Budget::new(
+        "isp1",
+        c.policy().unwrap_or_else(|e| panic!("{e}")),
+        saved.clone(),
+    );
+    let boot = Clock {
+        unix: 12,
+        offset: 0,
+    };
+    assert_eq!(b.observe(0, boot.unix), None);
+    b.record(boot, 10, 0, 0);
+    assert_eq!(b.usage().bytes_since, saved.bytes_since, "period kept");
+    assert_eq!(b.usage().bytes_in, 710, "usage kept and counted on");
+    assert!(b.check_dial(boot).is_err(), "still spent at 1970");
+    assert!(b.take_note().is_some_and(|n| n.contains("before 2025")));
+    // NTP: the clock steps forward 56 years, into the usage's month.
+    let ntp = at(2026, 12, 8, 12, 5, 0);
+    let step = b.observe(MIN, ntp.unix);
+    assert!(step.is_some_and(|s| s.by_s > 50 * 365 * 86_400), "{step:?}");
+    b.record(ntp, 5, 0, 0);
+    assert_eq!(b.usage().bytes_in, 715);
+    assert!(b.check_dial(ntp).is_err(), "still spent after NTP");
+    assert!(b
+        .take_note()
+        .is_some_and(|n| n.contains("back in the usage's period")));
+    // Nothing moves for hours of steady clock within the month.
+    let later = at(2026, 12, 8, 18, 0, 0);
+    b.observe(MIN + 6 * 60 * MIN - 5 * MIN, later.unix);
+    assert!(b.check_dial(later).is_err());
+}
+
+/// A backward step across midnight (or a month end) while running: usage is not lowered and
+/// keeps its period; the clock moving forward again finds it intact.
+#[test]
+fn a_backward_step_across_the_period_change_keeps_usage() {
+    let mut b = spent_in_december();
+    let back = at(2026, 11, 30, 23, 0, 0);
+    assert!(b.observe(61 * MIN, back.unix).is_some_and(|s| s.by_s < 0));
+    b.record(back, 1, 0, 0);
+    assert_eq!(b.usage().bytes_since, Some(days_from_civil(2026, 12, 1)));
+    assert_eq!(b.usage().bytes_in, 701);
+    assert!(
+        b.check_dial(back).is_err(),
+        "a backward step reopens nothing"
+    );
+    assert!(b.take_note().is_some_and(|n| n.contains("backward step")));
+    // Even settled, a clock behind the usage's period never resets it.
+    let still_back = at(2026, 11, 30, 23, 30, 0);
+    b.observe(61 * MIN + 30 * MIN, still_back.unix);
+    assert!(b.check_dial(still_back).is_err());
+    assert_eq!(b.usage().bytes_in, 701);
+}
+
+/// A forward step into a new period (a bogus RTC, a mistyped `date`) resets nothing until
+/// the clock has run steadily for SETTLE_MS; what was counted meanwhile starts the new
+/// period (nothing is lost when the change is believed).
+#[test]
+fn a_forward_step_resets_only_once_the_clock_has_settled() {
+    let mut b = spent_in_december();
+    let jump = at(2027, 3, 1, 10, 0, 0);
+    assert!(b.observe(61 * MIN, jump.unix).is_some_and(|s| s.by_s > 0));
+    b.record(jump, 40, 2, 0);
+    assert!(b.check_dial(jump).is_err(), "not believed yet");
+    assert_eq!(b.usage().bytes_since, Some(days_from_civil(2026, 12, 1)));
+    assert!(b.take_note().is_some());
+    let nine = jump.unix + 9 * 60;
+    b.observe(70 * MIN, nine);
+    assert!(b.check_dial(at(2027, 3, 1, 10, 9, 0)).is_err());
+    // Ten steady minutes after the step: the new month is believed, with the 42 bytes
+    // counted since the step.
+    let ten = at(2027, 3, 1, 10, 11, 0);
+    b.observe(72 * MIN, ten.unix);
+    assert!(b.check_dial(ten).is_ok());
+    assert_eq!(b.usage().bytes_since, Some(days_from_civil(2027, 3, 1)));
+    assert_eq!((b.usage().bytes_in, b.usage().bytes_out), (40, 2));
+    assert!(b
+        .take_note()
+        .is_some_and(|n| n.contains("new period believed")));
+}
+
+/// Midnight passing on a steady clock resets at once (the settle wait is only after start
+/// or a step), across a month end too.
+#[test]
+fn a_steady_clock_rolls_over_at_midnight() {
+    let mut c = cfg();
+    c.bytes = Some(1000);
+    c.bytes_period = Period::Day;
+    let mut b = budget(&c);
+    let eve = at(2026, 12, 31, 23, 50, 0);
+    b.observe(0, eve.unix - 3600);
+    b.observe(60 * MIN, eve.unix);
+    b.record(eve, 1000, 0, 0);
+    assert!(b.check_dial(eve).is_err());
+    let new_year = at(2027, 1, 1, 0, 1, 0);
+    assert_eq!(b.observe(71 * MIN, new_year.unix), None);
+    assert!(b.check_dial(new_year).is_ok());
+    assert_eq!(b.usage().bytes_since, Some(days_from_civil(2027, 1, 1)));
+}
+
+/// Windows follow local time across DST, both directions: when a window opens or closes is
+/// computed in local time and converted with the offset in force *then* (an hour apart from
+/// now's on the day of the change), and the message says that offset.
+#[test]
+fn windows_across_dst_in_both_directions() {
+    let mut c = cfg();
+    c.windows = vec!["* 01:00-04:00".into(), "Sa 22:00-00:30".into()];
+    let mut b = budget(&c).with_zone(cet());
+    // Spring forward, Sunday 2026-03-29: 02:00 CET jumps to 03:00 CEST. At 01:30 CET
+    // (00:30Z) the window closes at 04:00 CEST = 02:00Z, 1h30 of wall time away.
+    let spring = b.clock(at(2026, 3, 29, 1, 30, 3600).unix, 0);
+    assert_eq!(spring.offset, 3600);
+    let v = b.view(spring);
+    assert!(v.window_open);
+    assert_eq!(v.window_changes_at, Some(at(2026, 3, 29, 2, 0, 0).unix));
+    // Fall back, Sunday 2026-10-25: 03:00 CEST goes back to 02:00 CET. At 01:30 CEST
+    // (23:30Z the day before) it closes at 04:00 CET = 03:00Z, 3h30 away.
+    let fall = b.clock(at(2026, 10, 25, 1, 30, 7200).unix, 0);
+    assert_eq!(fall.offset, 7200);
+    let v = b.view(fall);
+    assert_eq!(v.window_changes_at, Some(at(2026, 10, 25, 3, 0, 0).unix));
+    // Closed, opening across the change: Saturday 2026-03-28 00:45 CET... the next
+    // opening is 01:00 the same night; and after 04:00 CEST on the 29th it is Monday's
+    // 01:00 CEST.
+    let after = b.clock(at(2026, 3, 29, 4, 30, 7200).unix, 0);
+    let r = b
+        .check_dial(after)
+        .err()
+        .unwrap_or_else(|| panic!("closed"));
+    assert_eq!(r.reopens, Some(at(2026, 3, 30, 1, 0, 7200).unix));
+    assert!(
+        r.message.ends_with("opens 2026-03-30 01:00 (UTC+02:00)"),
+        "{}",
+        r.message
+    );
+    // The night before the fall-back change: closed at 00:45 CEST on the 25th (after the
+    // Saturday window), it opens at 01:00 CEST, 15 minutes on.
+    let sat = b.clock(at(2026, 10, 25, 0, 45, 7200).unix, 0);
+    let r = b.check_dial(sat).err().unwrap_or_else(|| panic!("closed"));
+    assert_eq!(r.reopens, Some(at(2026, 10, 25, 1, 0, 7200).unix));
+    // A window across midnight: Saturday 22:00 to Sunday 00:30 is open at 23:59 and closes
+    // at 00:30 local.
+    let late = b.clock(at(2026, 10, 24, 23, 59, 7200).unix, 0);
+    let v = b.view(late);
+    assert!(v.window_open);
+    assert_eq!(
+        v.window_changes_at,
+        Some(at(2026, 10, 25, 0, 30, 7200).unix)
+    );
+    // Spring forward on a closed window: at 00:30 CET on the 29th... it opens at 01:00
+    // CET; at 23:00 CET on the 28th, after the Saturday window opened, it is open.
+    let open_sat = b.clock(at(2026, 3, 28, 23, 0, 3600).unix, 0);
+    assert!(b.view(open_sat).window_open);
+    // Closed from 04:00 CEST on the 29th: at 03:30 CEST (01:30Z) still open, closing 30
+    // minutes later.
+    let v = b.view(b.clock(at(2026, 3, 29, 3, 30, 7200).unix, 0));
+    assert_eq!(v.window_changes_at, Some(at(2026, 3, 29, 4, 0, 7200).unix));
+}

@@ -55,6 +55,17 @@ impl Zone {
         Timestamp::from_second(unix).map_or(0, |t| self.0.to_offset(t).seconds())
     }
 
+    /// The Unix second at which the local wall clock reads `local` (seconds since
+    /// 1970-01-01 local): in a DST gap the first instant after it, in a fold the earlier of
+    /// the two.
+    pub fn unix_of_local(&self, local: i64) -> i64 {
+        Timestamp::from_second(local)
+            .ok()
+            .map(|t| t.to_zoned(TimeZone::UTC).datetime())
+            .and_then(|dt| dt.to_zoned(self.0.clone()).ok())
+            .map_or(local, |z| z.timestamp().as_second())
+    }
+
     /// The Unix second at which local day number `day` (days since 1970-01-01) begins in
     /// this zone: its midnight, or the first instant after a DST gap that skips midnight.
     pub fn start_of_day(&self, day: i64) -> i64 {

@@ -69,6 +69,13 @@ pub struct NatConfig {
     /// the TUN. Off, the TUN stays at 1500 and mserver does both (nat-core `mtu`).
     #[serde(default = "default_true")]
     pub tun_mtu_follows_mru: bool,
+    /// TCP ports of IRC servers whose connections the IRC DCC helper watches (2.2's
+    /// `modprobe ip_masq_irc ports=…`): DCC SEND/CHAT offers LAN clients send there are
+    /// rewritten to the link's address and a masquerade port the peer can connect to. At most
+    /// 12 (2.2's `MAX_MASQ_APP_PORTS`); default `[6667]`; `[]` leaves the helper unloaded.
+    /// Shown in `/proc/net/ip_masq/app`.
+    #[serde(default = "default_irc_ports")]
+    pub irc_ports: Vec<u16>,
 }
 
 impl Default for NatConfig {
@@ -87,6 +94,7 @@ impl Default for NatConfig {
             max_entries_per_host: default_max_entries_per_host(),
             mss_clamp: true,
             tun_mtu_follows_mru: true,
+            irc_ports: default_irc_ports(),
         }
     }
 }
@@ -121,6 +129,31 @@ pub(super) fn validate(n: &NatConfig) -> Result<(), Violation> {
             ));
         }
     }
+    if n.irc_ports.len() > nat_core::helpers::MAX_PORTS_PER_HELPER {
+        return Err(Violation::new(
+            "nat",
+            None,
+            "irc_ports",
+            format!(
+                "at most {} ports (2.2's MAX_MASQ_APP_PORTS)",
+                nat_core::helpers::MAX_PORTS_PER_HELPER
+            ),
+        ));
+    }
+    for (k, &p) in n.irc_ports.iter().enumerate() {
+        let why = if p == 0 {
+            Some("port 0 is not a port")
+        } else if p == 21 {
+            Some("port 21 has the FTP helper")
+        } else if n.irc_ports[..k].contains(&p) {
+            Some("a port is listed twice")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Violation::new("nat", None, "irc_ports", why));
+        }
+    }
     if n.tun_name.is_empty() || n.tun_name.len() > 15 {
         return Err(Violation::new(
             "nat",
@@ -130,6 +163,10 @@ pub(super) fn validate(n: &NatConfig) -> Result<(), Violation> {
         ));
     }
     Ok(())
+}
+
+fn default_irc_ports() -> Vec<u16> {
+    vec![nat_core::helpers::irc::DEFAULT_PORT]
 }
 
 fn default_max_entries_per_host() -> u32 {

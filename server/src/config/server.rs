@@ -33,6 +33,11 @@ pub struct ServerConfig {
     /// Address of the Prometheus text endpoint (plain HTTP, `allow` applies); unset = none.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// The user mserver becomes when started as root (keeping CAP_NET_ADMIN and CAP_NET_RAW
+    /// only); unset: `masqdial` when that user exists. Ignored when not started as root
+    /// (the systemd unit starts it as `masqdial` already).
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +50,7 @@ impl Default for ServerConfig {
             allow: default_allow(),
             token_ttl_s: default_token_ttl(),
             metrics_listen: None,
+            user: None,
         }
     }
 }
@@ -89,6 +95,29 @@ pub(super) fn validate(s: &ServerConfig) -> Result<(), Violation> {
         ));
     }
     check_duration("server", None, "token_ttl_s", s.token_ttl_s)?;
+    if let Some(u) = &s.user {
+        let ok = !u.is_empty()
+            && u.len() <= 32
+            && u.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            && !u.starts_with('-');
+        if !ok {
+            return Err(Violation::new(
+                "server",
+                None,
+                "user",
+                "must be a user name (letters, digits, `_`, `-`, `.`)",
+            ));
+        }
+        if u == "root" {
+            return Err(Violation::new(
+                "server",
+                None,
+                "user",
+                "root is what mserver drops; name an unprivileged user",
+            ));
+        }
+    }
     Ok(())
 }
 

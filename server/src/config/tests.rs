@@ -120,6 +120,45 @@ fn demand_lan_hosts_and_activity_filters() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(e.contains("lan_hosts[0].host"), "{e}");
+    // Finding N12: an optional MAC binding, for a single host only.
+    let mac = t.replace(
+        "host = \"192.168.1.7\"\nuser = \"alice\"",
+        "host = \"192.168.1.7\"\nuser = \"alice\"\nmac = \"02:00:5E:10:00:07\"",
+    );
+    let c = parse(&mac).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.lan_hosts[0].mac.as_deref(), Some("02:00:5E:10:00:07"));
+    assert_eq!(c.lan_hosts[1].mac, None);
+    let e = parse(&mac.replace("02:00:5E:10:00:07", "02:00:5E:10:00"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("lan_hosts[0].mac") && e.contains("not a MAC"),
+        "{e}"
+    );
+    let e = parse(&mac.replace("\"192.168.1.7\"", "\"192.168.1.0/24\""))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("lan_hosts[0].mac") && e.contains("single IPv4 host"),
+        "{e}"
+    );
+}
+
+/// Finding N18: `[server] user`, a plain user name and never root.
+#[test]
+fn server_user_is_a_name_and_not_root() {
+    let with = |u: &str| good().replacen("[server]\n", &format!("[server]\nuser = {u:?}\n"), 1);
+    let c = parse(&with("masqdial")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.server.user.as_deref(), Some("masqdial"));
+    for bad in ["root", "", "-x", "a b", "x/y"] {
+        let e = parse(&with(bad))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("server.user"), "{bad}: {e}");
+    }
 }
 
 #[test]
@@ -558,4 +597,32 @@ fn demand_hold_and_cellular_poll_have_the_duration_bound() {
         "device = \"/dev/ttyS0\"\n\n[modems.cellular]\npoll_s = 3600",
     );
     assert!(parse(&t).is_ok(), "{:?}", parse(&t).err());
+}
+
+#[test]
+fn irc_ports_default_to_6667_and_are_checked() {
+    let c = parse(&good()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.nat.irc_ports, [6667]);
+    let set = |v: &str| {
+        good().replace(
+            "port_low = 61000",
+            &format!("port_low = 61000\nirc_ports = {v}"),
+        )
+    };
+    let c = parse(&set("[6667, 6697]")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.nat.irc_ports, [6667, 6697]);
+    assert!(parse(&set("[]")).is_ok_and(|c| c.nat.irc_ports.is_empty()));
+    for (bad, why) in [
+        ("[0]", "port 0"),
+        ("[21]", "FTP"),
+        ("[6667, 6667]", "twice"),
+        ("[1,2,3,4,5,6,7,8,9,10,11,12,13]", "at most 12"),
+        ("[70000]", "nat.irc_ports"),
+    ] {
+        let e = parse(&set(bad))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("nat.irc_ports") && e.contains(why), "{bad}: {e}");
+    }
 }

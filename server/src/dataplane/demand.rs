@@ -22,6 +22,7 @@ use nat_core::chains::PacketInfo;
 use tokio::sync::mpsc;
 
 pub use crate::activity::ActivityFilter;
+pub use crate::config::parse_mac;
 use crate::config::{Config, UserRole};
 
 /// The TUN device's placeholder local address while a demand link is down (pppd's demand
@@ -107,12 +108,65 @@ pub struct DemandRoute {
     pub hold_bytes: usize,
 }
 
+/// The kernel's neighbour table as the demand path asks it: the link-layer address a LAN
+/// host's IPv4 address resolves to, if known. The default reads `/proc/net/arp`.
+#[derive(Clone)]
+pub struct Neighbours(std::sync::Arc<dyn Fn(Ipv4Addr) -> Option<[u8; 6]> + Send + Sync>);
+
+impl Neighbours {
+    /// A lookup of one's own (tests).
+    pub fn from_fn(f: impl Fn(Ipv4Addr) -> Option<[u8; 6]> + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    fn lookup(&self, host: Ipv4Addr) -> Option<[u8; 6]> {
+        (self.0)(host)
+    }
+}
+
+impl Default for Neighbours {
+    fn default() -> Self {
+        Self::from_fn(|host| {
+            std::fs::read_to_string("/proc/net/arp")
+                .ok()
+                .and_then(|t| arp_lookup(&t, host))
+        })
+    }
+}
+
+impl std::fmt::Debug for Neighbours {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Neighbours")
+    }
+}
+
+/// The hardware address of `host` in `/proc/net/arp` text (`IP address  HW type  Flags  HW
+/// address  Mask  Device`): complete entries (flag `ATF_COM`, 0x2) of Ethernet-sized
+/// addresses only.
+pub fn arp_lookup(text: &str, host: Ipv4Addr) -> Option<[u8; 6]> {
+    text.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (ip, flags, hw) = (f.first()?, f.get(2)?, f.get(3)?);
+        if ip.parse::<Ipv4Addr>().ok()? != host {
+            return None;
+        }
+        let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
+        if flags & 0x2 == 0 {
+            return None;
+        }
+        parse_mac(hw)
+    })
+}
+
 /// Who may dial what on demand, and what counts as activity: built from the config.
 #[derive(Debug, Clone, Default)]
 pub struct DemandPolicy {
     routes: Vec<DemandRoute>,
     filters: HashMap<String, ActivityFilter>,
     hosts: Vec<(Ipv4Net, String)>,
+    /// `[[lan_hosts]] mac`: hosts that must resolve to this link-layer address.
+    macs: HashMap<Ipv4Addr, [u8; 6]>,
+    neighbours: Neighbours,
     /// user -> connections allowed (admins: every connection).
     allowed: HashMap<String, Vec<String>>,
     /// Source of the ICMP errors we send.
@@ -158,6 +212,9 @@ impl DemandPolicy {
         for h in &cfg.lan_hosts {
             if let IpNet::V4(n) = h.host {
                 p.hosts.push((n, h.user.clone()));
+                if let Some(mac) = h.mac.as_deref().and_then(parse_mac) {
+                    p.macs.insert(n.addr(), mac);
+                }
             }
         }
         Some(p)
@@ -175,6 +232,24 @@ impl DemandPolicy {
             allowed,
             ..Self::default()
         }
+    }
+
+    /// Bind `host` to the link-layer address `mac` (`[[lan_hosts]] mac`): its packets dial
+    /// only while the neighbour table resolves it to that address.
+    pub fn bind_mac(&mut self, host: Ipv4Addr, mac: [u8; 6]) {
+        self.macs.insert(host, mac);
+    }
+
+    /// Ask `n` instead of `/proc/net/arp` (tests).
+    pub fn set_neighbours(&mut self, n: Neighbours) {
+        self.neighbours = n;
+    }
+
+    /// Whether `host`'s MAC binding, if it has one, holds now.
+    fn mac_ok(&self, host: Ipv4Addr) -> bool {
+        self.macs
+            .get(&host)
+            .is_none_or(|want| self.neighbours.lookup(host) == Some(*want))
     }
 
     /// Add (or replace) `connection`'s activity filter.
@@ -434,8 +509,13 @@ impl Demand {
             .filter(|u| self.policy.may_dial(u, &connection))
             .map(str::to_string);
         let Some(user) = user else {
-            return (self.refuse(now, &pkt, &info, &connection), None);
+            let why = "host not allowed this connection";
+            return (self.refuse(now, &pkt, &info, &connection, why), None);
         };
+        if !self.policy.mac_ok(info.src) {
+            let why = "the host's [[lan_hosts]] mac does not match the neighbour table";
+            return (self.refuse(now, &pkt, &info, &connection, why), None);
+        }
         DemandCounters::inc(&self.counters.triggered);
         tracing::info!(host = %info.src, %user, %connection, dst = %info.dst, "dial on demand");
         self.pending = Some(Pending {
@@ -462,6 +542,7 @@ impl Demand {
         pkt: &[u8],
         info: &PacketInfo<'_>,
         connection: &str,
+        why: &str,
     ) -> LanVerdict {
         DemandCounters::inc(&self.counters.refused);
         if self
@@ -472,7 +553,7 @@ impl Demand {
             tracing::warn!(
                 host = %info.src, user, connection, dst = %info.dst,
                 suppressed = self.unlogged,
-                "demand dial refused: host not allowed this connection"
+                "demand dial refused: {why}"
             );
             self.last_log = Some(now);
             self.unlogged = 0;

@@ -120,13 +120,26 @@ impl std::fmt::Display for RouteSpec {
 
 /// The TUN interface's configuration handle: its name and the network namespace it lives
 /// in (`None` = the server's own; the demo moves the device into a namespace of its own).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Clones share the memory of the administrator's policy rules that hairpinning moved
+/// ([`NetCfg::hairpin_on`]), so that [`NetCfg::hairpin_off`] puts them back exactly.
+#[derive(Debug, Clone)]
 pub struct NetCfg {
     /// Interface name, e.g. `masq0`.
     pub dev: String,
     /// Namespace name (a file under `/run/netns`, as `ip netns` makes), if not the current one.
     pub netns: Option<String>,
+    /// The rules [`NetCfg::hairpin_on`] deleted (the `lookup local` at preference 0, as the
+    /// kernel dumped it), re-added verbatim by [`NetCfg::hairpin_off`].
+    moved_rules: std::sync::Arc<std::sync::Mutex<Vec<RuleMessage>>>,
 }
+
+impl PartialEq for NetCfg {
+    fn eq(&self, other: &Self) -> bool {
+        self.dev == other.dev && self.netns == other.netns
+    }
+}
+
+impl Eq for NetCfg {}
 
 /// One rtnetlink connection; its driver task ends with it.
 struct Conn {
@@ -189,7 +202,21 @@ impl NetCfg {
         Self {
             dev: dev.to_string(),
             netns: None,
+            moved_rules: Default::default(),
         }
+    }
+
+    /// Configuration of `dev` in the namespace `/run/netns/<netns>`.
+    pub fn in_netns(dev: &str, netns: &str) -> Self {
+        Self {
+            netns: Some(netns.to_string()),
+            ..Self::new(dev)
+        }
+    }
+
+    /// The memory of moved rules (a poisoned lock is taken over: plain data).
+    fn moved(&self) -> std::sync::MutexGuard<'_, Vec<RuleMessage>> {
+        self.moved_rules.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn error(&self, op: &str, e: rtnetlink::Error) -> NetCfgError {
@@ -423,6 +450,113 @@ impl NetCfg {
     }
 }
 
+/// `IPV4_DEVCONF_FORWARDING` (linux/ip.h): the index of `forwarding` among an interface's
+/// IPv4 settings (`IFLA_INET_CONF`).
+const IPV4_DEVCONF_FORWARDING: u16 = 1;
+
+/// `IFLA_INET_CONF` inside `IFLA_AF_SPEC`/`AF_INET`.
+const IFLA_INET_CONF: u16 = 1;
+
+/// The nested `IFLA_INET_CONF` value that sets one IPv4 setting: one attribute whose type is
+/// the setting's index and whose value is a native-endian u32 (the kernel's
+/// `inet_set_link_af` reads it this way; its dumps are a flat array instead).
+fn inet_conf_one(index: u16, value: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8);
+    v.extend_from_slice(&8u16.to_ne_bytes());
+    v.extend_from_slice(&index.to_ne_bytes());
+    v.extend_from_slice(&value.to_ne_bytes());
+    v
+}
+
+impl NetCfg {
+    /// The same namespace, another interface (e.g. the LAN side of the TUN's).
+    pub fn other(&self, dev: &str) -> Self {
+        Self {
+            dev: dev.to_string(),
+            netns: self.netns.clone(),
+            moved_rules: Default::default(),
+        }
+    }
+
+    /// The interface's IPv4 forwarding switch (`net.ipv4.conf.<dev>.forwarding`), read
+    /// over rtnetlink (`IFLA_AF_SPEC`): `/proc/sys` is hidden or read-only under the unit's
+    /// `ProcSubset=pid` and `ProtectKernelTunables=yes`, netlink is not.
+    pub async fn ipv4_forwarding(&self) -> Result<bool, NetCfgError> {
+        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec, LinkAttribute};
+        self.with_conn("get forwarding", |h| async move {
+            let mut links = h.link().get().match_name(self.dev.clone()).execute();
+            let link = match links.try_next().await {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    return Err(NetCfgError::NoDevice {
+                        dev: self.dev.clone(),
+                    })
+                }
+                Err(rtnetlink::Error::NetlinkError(m)) if errno_of(&m) == libc::ENODEV => {
+                    return Err(NetCfgError::NoDevice {
+                        dev: self.dev.clone(),
+                    })
+                }
+                Err(e) => return Err(self.error("get link", e)),
+            };
+            link.attributes
+                .iter()
+                .filter_map(|a| match a {
+                    LinkAttribute::AfSpecUnspec(v) => Some(v),
+                    _ => None,
+                })
+                .flatten()
+                .filter_map(|a| match a {
+                    AfSpecUnspec::Inet(v) => Some(v),
+                    _ => None,
+                })
+                .flatten()
+                .find_map(|a| match a {
+                    AfSpecInet::DevConf(c) => Some(c.forwarding != 0),
+                    _ => None,
+                })
+                .ok_or_else(|| NetCfgError::Protocol {
+                    op: "get forwarding".into(),
+                    dev: self.dev.clone(),
+                    message: "no IPv4 settings (IFLA_INET_CONF) in the answer".into(),
+                })
+        })
+        .await
+    }
+
+    /// Switch the interface's IPv4 forwarding (`net.ipv4.conf.<dev>.forwarding`) over
+    /// rtnetlink (`RTM_SETLINK` with `IFLA_AF_SPEC`/`AF_INET`/`IFLA_INET_CONF`), as
+    /// `CAP_NET_ADMIN` allows even where `/proc/sys` is read-only. For IPv4 the kernel
+    /// decides forwarding by the *input* interface's switch alone (`ip_route_input_slow`:
+    /// `IN_DEV_FORWARD(in_dev)`), so this needs neither `net.ipv4.ip_forward` nor
+    /// `conf/all/forwarding`. (IPv6 is different: its per-interface `forwarding` only
+    /// selects host/router behaviour; masqdial forwards no IPv6.)
+    pub async fn set_ipv4_forwarding(&self, on: bool) -> Result<(), NetCfgError> {
+        use rtnetlink::packet_core::{DefaultNla, NLA_F_NESTED};
+        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec, LinkAttribute};
+        let op = format!("set forwarding {}", u8::from(on));
+        let op = op.as_str();
+        self.with_conn(op, |h| async move {
+            let index = self.require_index(&h).await?;
+            let conf = DefaultNla::new(
+                IFLA_INET_CONF | NLA_F_NESTED,
+                inet_conf_one(IPV4_DEVCONF_FORWARDING, u32::from(on)),
+            );
+            let msg = LinkUnspec::new_with_index(index)
+                .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(
+                    vec![AfSpecInet::Other(conf)],
+                )]))
+                .build();
+            h.link()
+                .set(msg)
+                .execute()
+                .await
+                .map_err(|e| self.error(op, e))
+        })
+        .await
+    }
+}
+
 /// The routing table holding the hairpin route (`default dev <TUN>`): RFC 4787's number.
 pub const HAIRPIN_TABLE: u32 = 4787;
 
@@ -510,6 +644,19 @@ impl NetCfg {
         }
     }
 
+    /// Add a rule exactly as it was dumped (as `ip rule restore` does); one already there is
+    /// fine.
+    async fn readd_rule(&self, h: &Handle, r: RuleMessage) -> Result<(), NetCfgError> {
+        let op = format!("restore rule {}", rule_pref(&r));
+        let mut req = h.rule().add();
+        *req.message_mut() = r;
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(m)) if errno_of(&m) == libc::EEXIST => Ok(()),
+            Err(e) => Err(self.error(&op, e)),
+        }
+    }
+
     async fn del_rule(&self, h: &Handle, r: RuleMessage) -> Result<(), NetCfgError> {
         let op = format!("delete rule {}", rule_pref(&r));
         match h.rule().del(r).execute().await {
@@ -570,13 +717,22 @@ impl NetCfg {
             {
                 self.del_rule(&h, r.clone()).await?;
             }
-            self.add_local_rule(&h, LOCAL_RULE_MOVED_PREF, RouteProtocol::Other(RULE_PROTO))
-                .await?;
-            for r in rules
+            // A `lookup local` at preference 0 (the kernel's, or the administrator's) would
+            // come before our rule there: it moves to LOCAL_RULE_MOVED_PREF, remembered as
+            // dumped so that it comes back exactly. A `lookup local` the administrator
+            // placed elsewhere is not touched (our rule at 0 comes first anyway).
+            let at0: Vec<RuleMessage> = rules
                 .iter()
                 .filter(|r| is_local_lookup(r) && rule_pref(r) == 0 && !rule_is_ours(r))
-            {
-                self.del_rule(&h, r.clone()).await?;
+                .cloned()
+                .collect();
+            if !at0.is_empty() {
+                self.add_local_rule(&h, LOCAL_RULE_MOVED_PREF, RouteProtocol::Other(RULE_PROTO))
+                    .await?;
+                for r in at0 {
+                    self.del_rule(&h, r.clone()).await?;
+                    self.moved().push(r);
+                }
             }
             let mut req = h
                 .rule()
@@ -601,19 +757,34 @@ impl NetCfg {
     }
 
     /// Undo [`NetCfg::hairpin_on`] (also after a crash: every rule marked [`RULE_PROTO`]
-    /// goes): `lookup local` back at preference 0 first (unless the kernel's is still
-    /// there), then our rules, then the hairpin route. Answers whether anything was ours.
+    /// goes): the rules it moved back first, exactly as they were (remembered by this
+    /// handle and its clones), then our rules, then the hairpin route. After a crash there
+    /// is no memory: our moved `lookup local` (preference [`LOCAL_RULE_MOVED_PREF`]) says a
+    /// `lookup local` was at 0, and the kernel's default one is put there (an
+    /// administrator's own attributes on it, e.g. `proto static`, come back as `proto
+    /// kernel`); a `lookup local` the administrator placed elsewhere was never moved.
+    /// Answers whether anything was ours.
     pub async fn hairpin_off(&self) -> Result<bool, NetCfgError> {
         self.with_conn("hairpin off", |h| async move {
             let rules = self.rules(&h).await?;
             let ours: Vec<RuleMessage> =
                 rules.iter().filter(|r| rule_is_ours(r)).cloned().collect();
-            if ours.is_empty() {
+            let moved = std::mem::take(&mut *self.moved());
+            if ours.is_empty() && moved.is_empty() {
                 return Ok(false);
             }
-            if !rules
-                .iter()
-                .any(|r| is_local_lookup(r) && rule_pref(r) == 0 && !rule_is_ours(r))
+            if !moved.is_empty() {
+                for r in &moved {
+                    if let Err(e) = self.readd_rule(&h, r.clone()).await {
+                        // Keep the memory for another try.
+                        self.moved().extend(moved.iter().cloned());
+                        return Err(e);
+                    }
+                }
+            } else if ours.iter().any(is_local_lookup)
+                && !rules
+                    .iter()
+                    .any(|r| is_local_lookup(r) && rule_pref(r) == 0 && !rule_is_ours(r))
             {
                 self.add_local_rule(&h, 0, RouteProtocol::Kernel).await?;
             }

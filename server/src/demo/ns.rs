@@ -167,10 +167,7 @@ impl DemoLan {
 
     /// How to configure the TUN device now that it lives in the gateway namespace.
     pub fn netcfg(&self) -> NetCfg {
-        NetCfg {
-            dev: self.tun.clone(),
-            netns: Some(self.gw.clone()),
-        }
+        NetCfg::in_netns(&self.tun, &self.gw)
     }
 
     /// The LAN host namespace's name (for `ip netns exec`).

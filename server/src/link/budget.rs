@@ -4,7 +4,7 @@
 //! the sans-IO [`Budget`].
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::budget::{local_offset, Budget, BudgetView, Clock, Notice, Refusal, Usage, Zone};
@@ -18,12 +18,34 @@ fn lock(b: &Mutex<Budget>) -> MutexGuard<'_, Budget> {
     b.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The wall clock as a budget [`Clock`] (the budget's fixed offset, else local time).
-fn clock(b: &Budget) -> Clock {
+/// Monotonic milliseconds since the first budget reading of this process.
+fn mono_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The wall clock as a budget [`Clock`] (the budget's fixed offset, else local time), read
+/// with the monotonic clock so that the budget can tell a step (finding N11).
+fn clock(b: &mut Budget) -> Clock {
     let unix = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    if let Some(step) = b.observe(mono_ms(), unix) {
+        tracing::warn!(
+            by_s = step.by_s,
+            "wall clock stepped against the monotonic clock: budget period changes wait until it has run steadily for {} min",
+            crate::budget::SETTLE_MS / 60_000
+        );
+    }
     b.clock(unix, local_offset(unix))
+}
+
+/// Log what the budget noted (a period change held back, or believed).
+fn log_note(b: &mut Budget) {
+    if let Some(n) = b.take_note() {
+        tracing::warn!("{n}");
+    }
 }
 
 /// A connection's budget as the manager holds it (cheap to clone; clones share it).
@@ -36,15 +58,19 @@ impl Shared {
     /// May a dial start now? The refusal is one plain sentence.
     pub fn check_dial(&self) -> Result<(), Refusal> {
         let mut b = lock(&self.budget);
-        let now = clock(&b);
-        b.check_dial(now)
+        let now = clock(&mut b);
+        let r = b.check_dial(now);
+        log_note(&mut b);
+        r
     }
 
     /// The budget now.
     pub fn view(&self) -> BudgetView {
         let mut b = lock(&self.budget);
-        let now = clock(&b);
-        b.view(now)
+        let now = clock(&mut b);
+        let v = b.view(now);
+        log_note(&mut b);
+        v
     }
 }
 
@@ -60,8 +86,9 @@ pub struct Tracker {
 
 impl Tracker {
     /// The budget of `connection` from `cfg` (`None`: it has none), with the usage saved
-    /// in the state directory; a file that does not load is reported and usage starts
-    /// from zero.
+    /// in the state directory; when the newest file does not load, the last good one kept
+    /// beside it (said at WARN); when neither does, usage starts from zero, said at ERROR
+    /// naming both files (finding N11: never silently).
     pub fn load(cfg: &Config, connection: &str) -> Option<Self> {
         let bc = cfg.budgets.iter().find(|b| b.connection == connection)?;
         let policy = match bc.policy() {
@@ -73,12 +100,21 @@ impl Tracker {
             }
         };
         let dir = cfg.server.state_dir.clone();
-        let usage = match crate::persist::load_usage(&dir, connection) {
-            Ok(u) => u.unwrap_or_default(),
+        let usage = match crate::persist::load_usage_or_last_good(&dir, connection) {
+            Ok(l) => {
+                if let Some(why) = &l.fell_back {
+                    tracing::warn!(
+                        connection,
+                        "budget usage: the newest file is refused ({why}); using the last good copy {}",
+                        crate::persist::usage_prev_path(&dir, connection).display()
+                    );
+                }
+                l.usage.unwrap_or_default()
+            }
             Err(e) => {
-                tracing::warn!(
+                tracing::error!(
                     connection,
-                    "budget usage not restored, counting from zero: {e}"
+                    "budget usage NOT restored, counting from zero (a spent quota is available again): {e}"
                 );
                 Usage::default()
             }
@@ -119,9 +155,10 @@ impl Tracker {
         self.last_feed = up.then_some(now);
         let (notice, dirty) = {
             let mut b = lock(&self.shared.budget);
-            let clock = clock(&b);
+            let clock = clock(&mut b);
             b.record(clock, bytes_in, bytes_out, up_ms);
             let n = if up { b.poll(clock) } else { None };
+            log_note(&mut b);
             let due = !up
                 || self
                     .last_save

@@ -199,6 +199,9 @@ impl auth_server::Auth for AuthService {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let peer = super::peer_of(&req)?;
         let conn = super::access::conn_of(&req).map(|c| c.conn.clone());
+        // Waiting in the verifier queue is not idleness: a flood of other connections must
+        // not evict this one before its answer goes out (seen under `login-load flood`).
+        let _busy = conn.as_ref().map(|c| c.busy());
         // A client presenting a valid session proves itself (N3): whose, checked inside.
         let session_user = super::bearer(&req)
             .ok()

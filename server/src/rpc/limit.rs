@@ -235,6 +235,14 @@ impl ConnState {
         }
     }
 
+    /// A request in progress that may wait long (a login queued for the password check):
+    /// until the guard drops, the connection is busy as with an open stream, so it is
+    /// neither closed for idleness nor evicted to make room (it would lose the answer).
+    pub fn busy(self: &Arc<Self>) -> BusyGuard {
+        self.stream_opened();
+        BusyGuard(Arc::clone(self))
+    }
+
     /// Close the connection once no server stream is open on it (streams are ended by the
     /// rpc layer first, so their final status reaches the client).
     pub fn close(&self) {
@@ -252,6 +260,16 @@ impl ConnState {
             Some(t) if self.is_authenticated() => Some(t + self.idle),
             Some(t) => Some(t + self.unauth_idle),
         }
+    }
+}
+
+/// See [`ConnState::busy`]: the connection is busy until this drops.
+#[derive(Debug)]
+pub struct BusyGuard(Arc<ConnState>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.stream_closed();
     }
 }
 
@@ -800,6 +818,39 @@ mod tests {
         let _s4 = next(&mut conns).await?;
         assert_eq!(g.stats().evicted_unauth, 1);
         assert!(!s3.conn.closed.load(Ordering::Acquire));
+        Ok(())
+    }
+
+    /// Seen under `login-load flood`: a login waiting in the verifier queue was evicted as
+    /// idle and its client lost the answer. A busy connection is never the one evicted; the
+    /// next idle one is, and once the login is answered the connection is idle again.
+    #[tokio::test]
+    async fn a_login_waiting_for_its_check_is_not_evicted() -> io::Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let g = gate(Limits {
+            max_connections: 4,
+            auth_reserve: 2,
+            ..Limits::default()
+        });
+        let mut conns = Box::pin(incoming(listener, g.clone(), all()));
+        let _c1 = TcpStream::connect(addr).await?;
+        let s1 = next(&mut conns).await?;
+        s1.conn.touch();
+        let busy = s1.conn.busy();
+        assert_eq!(s1.conn.deadline(), None, "no idle deadline while busy");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let _c2 = TcpStream::connect(addr).await?;
+        let s2 = next(&mut conns).await?;
+        s2.conn.touch();
+        // The share is full: the third evicts s2 (idle), not the older but busy s1.
+        let _c3 = TcpStream::connect(addr).await?;
+        let _s3 = next(&mut conns).await?;
+        assert_eq!(g.stats().evicted_unauth, 1);
+        assert!(!s1.conn.closed.load(Ordering::Acquire), "busy s1 evicted");
+        assert!(s2.conn.closed.load(Ordering::Acquire), "idle s2 kept");
+        drop(busy);
+        assert!(s1.conn.deadline().is_some(), "idle again once answered");
         Ok(())
     }
 

@@ -20,7 +20,10 @@
 //!    and each transfer's goodput as a percentage of the line rate (baud / 10 bytes per second);
 //! 5. two LAN hosts uploading, 192.168.77.2 with one flow and 192.168.77.3 with eight: their
 //!    shares of the upload goodput;
-//! 6. `starts` (not in the default list): a new download every 10 s (`--starts` of them, each
+//! 6. `dshares` (not in the default list): the same two hosts *downloading* (one flow against
+//!    eight): their shares of the download goodput (the download window clamp splits its budget
+//!    per host, then per flow);
+//! 7. `starts` (not in the default list): a new download every 10 s (`--starts` of them, each
 //!    stopped when the next begins) while the probes run: each download's RTT p95 over its
 //!    first 5 s and over its 10 s, and a per-second series of its first 10 s (RTT max, bytes
 //!    received, ISP queue) on stdout, as `start` lines.
@@ -74,7 +77,7 @@ struct Args {
     /// Seconds to let queues drain between phases.
     #[arg(long, default_value_t = 6)]
     settle_secs: u64,
-    /// Only these phases (comma-separated: idle,up,down,both,shares).
+    /// Only these phases (comma-separated: idle,up,down,both,shares,dshares,starts).
     #[arg(long, default_value = "idle,up,down,both,shares")]
     phases: String,
     /// The mock ISP's downstream buffer in bytes (`mock-modem --down-buffer`; default unbounded).
@@ -378,7 +381,10 @@ impl Pinger {
 /// Bulk TCP senders or receivers until `stop`.
 struct Bulk {
     stop: Arc<AtomicBool>,
+    /// Bytes received by downloads from HOST_A.
     received: Arc<AtomicU64>,
+    /// Bytes received by downloads from HOST_B (the `dshares` phase).
+    received_b: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -387,6 +393,7 @@ impl Bulk {
         Bulk {
             stop: Arc::new(AtomicBool::new(false)),
             received: Arc::new(AtomicU64::new(0)),
+            received_b: Arc::new(AtomicU64::new(0)),
             threads: Vec::new(),
         }
     }
@@ -412,9 +419,19 @@ impl Bulk {
     }
 
     fn download(&mut self, lan: &Netns) -> Result<()> {
-        let mut s = connect_from(lan, HOST_A, SocketAddrV4::new(WAN, SOURCE))?;
+        self.download_from(lan, HOST_A)
+    }
+
+    /// A download to LAN address `src` (HOST_A counts in `received`, others in `received_b`).
+    fn download_from(&mut self, lan: &Netns, src: Ipv4Addr) -> Result<()> {
+        let mut s = connect_from(lan, src, SocketAddrV4::new(WAN, SOURCE))?;
         s.set_read_timeout(Some(Duration::from_millis(300)))?;
-        let (stop, ctr) = (Arc::clone(&self.stop), Arc::clone(&self.received));
+        let ctr = if src == HOST_A {
+            &self.received
+        } else {
+            &self.received_b
+        };
+        let (stop, ctr) = (Arc::clone(&self.stop), Arc::clone(ctr));
         self.threads.push(std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             while !stop.load(Ordering::Relaxed) {
@@ -559,10 +576,24 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    fn phase(&self, name: &str, up: usize, down: bool, shares: bool) -> Result<PhaseResult> {
+    /// A phase: `up` uploads and/or one download from HOST_A, or (`shares`) two hosts uploading,
+    /// or (`dshares`) two hosts downloading, one flow against eight.
+    fn phase(
+        &self,
+        name: &str,
+        up: usize,
+        down: bool,
+        shares: bool,
+        dshares: bool,
+    ) -> Result<PhaseResult> {
         eprintln!("phase {name} …");
         let mut bulk = Bulk::new();
-        if shares {
+        if dshares {
+            bulk.download_from(&self.topo.lan, HOST_A)?;
+            for _ in 0..8 {
+                bulk.download_from(&self.topo.lan, HOST_B)?;
+            }
+        } else if shares {
             bulk.upload(&self.topo.lan, HOST_A, SINK_A)?;
             for _ in 0..8 {
                 bulk.upload(&self.topo.lan, HOST_B, SINK_B)?;
@@ -581,10 +612,11 @@ impl Bench<'_> {
         std::thread::sleep(Duration::from_secs(self.args.warmup_secs));
         let from = Instant::now();
         let q0 = modem_queue_samples(&self.modem.stderr()).len();
-        let (a0, b0, d0) = (
+        let (a0, b0, d0, e0) = (
             self.counters.sink_a.load(Ordering::Relaxed),
             self.counters.sink_b.load(Ordering::Relaxed),
             bulk.received.load(Ordering::Relaxed),
+            bulk.received_b.load(Ordering::Relaxed),
         );
         std::thread::sleep(Duration::from_secs(self.args.phase_secs));
         let to = Instant::now();
@@ -592,10 +624,11 @@ impl Bench<'_> {
             .into_iter()
             .skip(q0)
             .collect();
-        let (a1, b1, d1) = (
+        let (a1, b1, d1, e1) = (
             self.counters.sink_a.load(Ordering::Relaxed),
             self.counters.sink_b.load(Ordering::Relaxed),
             bulk.received.load(Ordering::Relaxed),
+            bulk.received_b.load(Ordering::Relaxed),
         );
         let secs = (to - from).as_secs_f64();
         bulk.stop();
@@ -618,11 +651,15 @@ impl Bench<'_> {
         if up > 0 || shares {
             r.up_pct = Some(pct((a1 - a0) + (b1 - b0)));
         }
-        if down {
-            r.down_pct = Some(pct(d1 - d0));
+        if down || dshares {
+            r.down_pct = Some(pct((d1 - d0) + (e1 - e0)));
         }
-        if shares {
-            let (a, b) = ((a1 - a0) as f64, (b1 - b0) as f64);
+        if shares || dshares {
+            let (a, b) = if dshares {
+                ((d1 - d0) as f64, (e1 - e0) as f64)
+            } else {
+                ((a1 - a0) as f64, (b1 - b0) as f64)
+            };
             if a + b > 0.0 {
                 r.share_a = Some(100.0 * a / (a + b));
                 r.share_b = Some(100.0 * b / (a + b));
@@ -818,15 +855,16 @@ fn run(args: &Args) -> Result<()> {
     };
     let want: Vec<&str> = args.phases.split(',').map(str::trim).collect();
     let mut results = Vec::new();
-    for (name, up, down, shares) in [
-        ("idle", 0, false, false),
-        ("up", 1, false, false),
-        ("down", 0, true, false),
-        ("both", 1, true, false),
-        ("shares", 0, false, true),
+    for (name, up, down, shares, dshares) in [
+        ("idle", 0, false, false, false),
+        ("up", 1, false, false, false),
+        ("down", 0, true, false, false),
+        ("both", 1, true, false, false),
+        ("shares", 0, false, true, false),
+        ("dshares", 0, false, false, true),
     ] {
         if want.contains(&name) {
-            results.push(bench.phase(name, up, down, shares)?);
+            results.push(bench.phase(name, up, down, shares, dshares)?);
         }
     }
     if want.contains(&"starts") {

@@ -316,3 +316,71 @@ fn longest_prefix_picks_the_connection_and_the_user() {
     assert!(matches!(v, LanVerdict::Reply(_)));
     assert_eq!(dial, None);
 }
+
+const MAC_OK: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x00, 0x02];
+
+/// Finding N12: a `[[lan_hosts]] mac` binding dials only while the neighbour table resolves
+/// the host to that address; a host spoofing the address from another MAC (or one the table
+/// does not know) is refused like an unknown host, with the reason logged.
+#[test]
+fn a_mac_bound_host_dials_only_from_its_mac() {
+    let table = Arc::new(std::sync::Mutex::new(None::<[u8; 6]>));
+    let t2 = Arc::clone(&table);
+    let mut p = policy(&[]);
+    p.bind_mac(LAN_OK, MAC_OK);
+    p.set_neighbours(Neighbours::from_fn(move |h| {
+        if h == LAN_OK {
+            *t2.lock().unwrap_or_else(|e| e.into_inner())
+        } else {
+            None
+        }
+    }));
+    let c = Arc::new(DemandCounters::default());
+    let mut d = Demand::new(p, Arc::clone(&c));
+    let t0 = Instant::now();
+    // Not in the table: refused (ICMP host-unreachable back).
+    let (v, dial) = d.from_lan(t0, udp(LAN_OK, 7), false);
+    assert!(matches!(v, LanVerdict::Reply(_)), "{v:?}");
+    assert_eq!(dial, None);
+    // Another MAC: refused.
+    *table.lock().unwrap_or_else(|e| e.into_inner()) = Some([0x02, 0, 0, 0, 0, 0x66]);
+    let (_, dial) = d.from_lan(t0, udp(LAN_OK, 7), false);
+    assert_eq!(dial, None);
+    assert_eq!(load(&c.refused), 2);
+    // Its own MAC: the dial.
+    *table.lock().unwrap_or_else(|e| e.into_inner()) = Some(MAC_OK);
+    let (v, dial) = d.from_lan(t0, udp(LAN_OK, 7), false);
+    assert_eq!(v, LanVerdict::Consumed);
+    assert_eq!(dial.map(|r| r.user), Some("demo".to_string()));
+    // A host without a binding is still authorized by its address alone.
+    let (mut d, _) = demand(&[]);
+    let (_, dial) = d.from_lan(t0, udp(LAN_OK, 7), false);
+    assert!(dial.is_some());
+}
+
+#[test]
+fn the_kernel_arp_table_is_read_for_complete_entries_only() {
+    let text = "IP address       HW type     Flags       HW address            Mask     Device\n\
+                192.168.77.2     0x1         0x2         02:00:5E:10:00:02     *        eth0\n\
+                192.168.77.3     0x1         0x0         00:00:00:00:00:00     *        eth0\n\
+                192.168.77.4     0x1         0x2         zz:00:5e:10:00:02     *        eth0\n";
+    assert_eq!(arp_lookup(text, LAN_OK), Some(MAC_OK));
+    assert_eq!(arp_lookup(text, LAN_GUEST), None, "incomplete");
+    assert_eq!(
+        arp_lookup(text, Ipv4Addr::new(192, 168, 77, 4)),
+        None,
+        "garbage"
+    );
+    assert_eq!(arp_lookup(text, LAN_OTHER), None, "absent");
+    assert_eq!(arp_lookup("", LAN_OK), None);
+    assert_eq!(parse_mac("02:00:5e:10:00:02"), Some(MAC_OK));
+    for bad in [
+        "02:00:5e:10:00",
+        "02:00:5e:10:00:02:03",
+        "2:00:5e:10:00:02",
+        "02-00-5e-10-00-02",
+        "",
+    ] {
+        assert_eq!(parse_mac(bad), None, "{bad}");
+    }
+}
