@@ -303,6 +303,11 @@ fn mtui_follows_holders_joining_and_releasing_and_h_names_the_remaining_one() {
     t.keys(&["Escape"]);
     t.wait_for("details closed", |s| !s.contains("Holders ("));
     t.keys(&["H"]);
+    // H first asks which link (one here), then the question about its holders.
+    t.wait_for("the link picker", |s| {
+        s.contains("Force hang-up of which link?")
+    });
+    t.keys(&["Enter"]);
     let s = t.wait_for("the forced hang-up question", |s| {
         s.contains("Force hang-up of isp1?")
     });
