@@ -315,10 +315,9 @@ impl Auth {
         let Some(store) = &self.store else { return };
         let mut file = store.lock().unwrap_or_else(|p| p.into_inner());
         let now = SystemTime::now();
-        let (rows, users): (
-            Vec<([u8; 32], Session)>,
-            HashMap<String, (String, UserRole)>,
-        ) = {
+        type Rows = Vec<([u8; 32], Session)>;
+        type Users = HashMap<String, (String, UserRole)>;
+        let (rows, users): (Rows, Users) = {
             let inner = self.lock();
             (
                 inner
