@@ -20,7 +20,7 @@ Exit codes:
    5  no such connection, chain or rule
    6  invalid argument refused by the server
    7  not possible now (e.g. chain in use, link not up)
-   8  server unreachable, lost, or not answering in time
+   8  server unreachable, lost, not answering in time, or not mserver (not gRPC, or no masqdial)
    9  not supported by this server
   10  out of resources (no free modem or port)
   11  cancelled
@@ -137,6 +137,9 @@ pub enum Command {
     Cinfo {
         /// Connection name.
         name: String,
+        /// Show each transcript line's time (UTC, milliseconds).
+        #[arg(short = 't', long = "timestamps")]
+        timestamps: bool,
     },
     /// Bring a connection up; prints progress until it is up or failed.
     Dial {
@@ -300,7 +303,7 @@ impl Command {
     /// The connection the command names, if any.
     pub fn connection(&self) -> Option<&str> {
         match self {
-            Command::Cinfo { name } | Command::Dial { name } => Some(name),
+            Command::Cinfo { name, .. } | Command::Dial { name } => Some(name),
             Command::Hangup { name, .. } | Command::Status { name } => name.as_deref(),
             _ => None,
         }

@@ -47,6 +47,45 @@ pub fn endpoint(server: &str, ca: Option<&Path>) -> anyhow::Result<Endpoint> {
     Ok(endpoint)
 }
 
+/// How long [`identify`] waits for the answer to its one question.
+pub const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ask whatever answers on `channel` who it is: one `Auth.WhoAmI` without a token, which
+/// mserver always answers (with "unauthenticated"). What came back is judged by
+/// [`crate::errors::what_answered`].
+pub async fn identify(channel: Channel) -> Result<(), tonic::Status> {
+    let mut auth = AuthClient::new(channel);
+    let mut req = tonic::Request::new(masqdial_proto::v1::WhoAmIRequest {});
+    req.set_timeout(IDENTIFY_TIMEOUT);
+    match tokio::time::timeout(IDENTIFY_TIMEOUT, auth.who_am_i(req)).await {
+        Ok(r) => r.map(|_| ()),
+        Err(_) => Err(tonic::Status::deadline_exceeded("no answer in time")),
+    }
+}
+
+/// The first bytes a plain-`http://` server sends after the HTTP/2 preface and an empty
+/// SETTINGS frame (what [`crate::errors::sniffed`] judges); `None` when nothing could be read
+/// (refused, closed at once, silent, or an `https://` URL).
+pub async fn sniff(server: &str) -> Option<Vec<u8>> {
+    let rest = server.strip_prefix("http://")?;
+    let hostport = rest.split('/').next()?;
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(hostport).await.ok()?;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .ok()?;
+        let mut buf = vec![0u8; 64];
+        let n = s.read(&mut buf).await.ok()?;
+        buf.truncate(n);
+        (n > 0).then_some(buf)
+    };
+    tokio::time::timeout(IDENTIFY_TIMEOUT, io)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Interceptor adding `authorization: Bearer <token>` (nothing when there is no token).
 #[derive(Clone)]
 pub struct BearerAuth {

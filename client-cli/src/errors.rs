@@ -156,6 +156,126 @@ impl Failure {
     }
 }
 
+/// What answered on the server's port, as [`crate::conn::identify`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answered {
+    /// mserver (or a server that speaks its Auth service).
+    Masqdial,
+    /// Something that is not gRPC: an HTTP server (with its status), or a service that
+    /// does not speak HTTP/2 at all.
+    NotGrpc {
+        /// The HTTP status it answered with, if it was HTTP.
+        http_status: Option<u16>,
+    },
+    /// A gRPC server without masqdial's services.
+    GrpcNotMasqdial,
+    /// Nothing to judge by (no answer in time, connection refused).
+    Unknown,
+}
+
+/// Judge the answer to [`crate::conn::identify`]'s question. mserver answers `WhoAmI`
+/// without a token with its own status (unauthenticated); a gRPC server without that
+/// service answers UNIMPLEMENTED with a real `grpc-status`; an HTTP server answers without
+/// one (tonic then maps the HTTP status, and says so); anything else breaks the HTTP/2
+/// exchange.
+pub fn what_answered(r: &Result<(), tonic::Status>) -> Answered {
+    let s = match r {
+        Ok(()) => return Answered::Masqdial,
+        Err(s) => s,
+    };
+    let m = s.message().to_lowercase();
+    if let Some(at) = m.find("http status code") {
+        let http_status = m[at + "http status code".len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|t| !t.is_empty())
+            .and_then(|t| t.parse().ok());
+        return Answered::NotGrpc { http_status };
+    }
+    if m.contains("content-type") || m.contains("invalid compression flag") {
+        return Answered::NotGrpc { http_status: None };
+    }
+    if s.code() == Code::DeadlineExceeded || (s.code() == Code::Cancelled && m.contains("timeout"))
+    {
+        return Answered::Unknown;
+    }
+    if is_transport_status(s) {
+        // Bytes came back that are not HTTP/2 (a banner, an HTTP/1 answer): not gRPC. A
+        // connection refused, closed or reset tells nothing (mserver itself closes the
+        // connection of an address outside its allow-list).
+        let mut text = m.clone();
+        let mut cur = s.source();
+        let mut depth = 0;
+        while let Some(e) = cur {
+            text.push(' ');
+            text.push_str(&e.to_string().to_lowercase());
+            depth += 1;
+            if depth > 16 {
+                break;
+            }
+            cur = e.source();
+        }
+        let garbled = [
+            "protocol error",
+            "http2 error",
+            "frame",
+            "invalid",
+            "malformed",
+        ]
+        .iter()
+        .any(|t| text.contains(t));
+        return if garbled {
+            Answered::NotGrpc { http_status: None }
+        } else {
+            Answered::Unknown
+        };
+    }
+    if s.code() == Code::Unimplemented {
+        return Answered::GrpcNotMasqdial;
+    }
+    Answered::Masqdial
+}
+
+/// Judge the first bytes a server sent after our HTTP/2 preface ([`crate::conn::sniff`]): an
+/// HTTP/2 server starts with a SETTINGS frame (type 4 on stream 0); anything else is not gRPC.
+pub fn sniffed(bytes: &[u8]) -> Answered {
+    if bytes.len() >= 9 && bytes[3] == 4 && bytes[5..9] == [0, 0, 0, 0] {
+        return Answered::Unknown;
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let http_status = text
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|c| c.parse().ok());
+    Answered::NotGrpc { http_status }
+}
+
+/// The failure (exit 8) for a server port answered by something other than mserver; `None`
+/// when it is mserver or nothing could be told.
+pub fn not_mserver(answered: &Answered, server: &str) -> Option<Failure> {
+    let hint = Some(
+        "check the host and port in --server (or MASQDIAL_SERVER); mserver listens on port 224 \
+         unless its [server] listen says otherwise"
+            .to_string(),
+    );
+    let message = match answered {
+        Answered::Masqdial | Answered::Unknown => return None,
+        Answered::NotGrpc {
+            http_status: Some(code),
+        } => format!(
+            "the server at {server} is not mserver: an HTTP server answered (status {code}), \
+             not a gRPC server"
+        ),
+        Answered::NotGrpc { http_status: None } => format!(
+            "the server at {server} is not mserver: what answered there is not a gRPC server"
+        ),
+        Answered::GrpcNotMasqdial => format!(
+            "the server at {server} is not mserver: a gRPC server answered, but not masqdial \
+             (it has no masqdial service)"
+        ),
+    };
+    Some(Failure::new(Kind::Unreachable, message, hint))
+}
+
 /// A dial that ended with a `failed` event.
 #[derive(Debug, thiserror::Error)]
 #[error("dial failed: {0}")]

@@ -38,6 +38,12 @@ pub fn time(ts: Option<&prost_types::Timestamp>) -> Value {
         .map_or(Value::Null, Value::String)
 }
 
+/// RFC 3339 with milliseconds (transcript lines), `null` when unset.
+pub fn time_ms(ts: Option<&prost_types::Timestamp>) -> Value {
+    ts.and_then(crate::words::rfc3339_ms)
+        .map_or(Value::Null, Value::String)
+}
+
 /// Whole seconds of a protobuf duration (0 when unset).
 pub fn seconds(d: Option<&prost_types::Duration>) -> i64 {
     d.map_or(0, |d| d.seconds)
@@ -136,7 +142,7 @@ pub fn connection_info(i: &pb::ConnectionInfo) -> Value {
         "max_connect_seconds": never(i.max_connect_time.as_ref()),
         "redial_on_loss": i.redial_on_loss, "allowed_users": i.allowed_users,
         "apn": opt(&i.apn), "ppp_username": opt(&i.ppp_username), "routes": i.routes,
-        "transcript": i.transcript.iter().map(|t| json!({"at": time(t.at.as_ref()), "kind": t.kind, "text": t.text})).collect::<Vec<_>>(),
+        "transcript": i.transcript.iter().map(|t| json!({"at": time_ms(t.at.as_ref()), "kind": t.kind, "text": t.text})).collect::<Vec<_>>(),
         "ppp": i.ppp.as_ref().map(ppp_options),
     })
 }

@@ -247,6 +247,34 @@ impl Session {
         };
         let ctx = self.context(cmd);
         let mut f = errors::classify(&err, &ctx);
+        // "Not logged in", "not supported" or a broken exchange may mean that something
+        // other than mserver answers on that port: ask it, and say what answered.
+        if matches!(
+            f.kind,
+            Kind::NotLoggedIn | Kind::Unsupported | Kind::Unreachable | Kind::Local
+        ) && !f.message.contains("did not answer")
+        {
+            // A command that checked its token before connecting connects now to ask.
+            let ch = match self.channel.clone() {
+                Some(c) => Some(c),
+                None if f.kind == Kind::NotLoggedIn => self.channel().await.ok(),
+                None => None,
+            };
+            if let Some(c) = ch {
+                let probe = crate::conn::identify(c).await;
+                tracing::debug!(?probe, "what answers on the server's port");
+                let mut answered = errors::what_answered(&probe);
+                if answered == errors::Answered::Unknown {
+                    // The exchange broke before it told anything: look at what it says.
+                    if let Some(b) = crate::conn::sniff(&self.settings.connect_url).await {
+                        answered = errors::sniffed(&b);
+                    }
+                }
+                if let Some(n) = errors::not_mserver(&answered, &ctx.server) {
+                    f = n;
+                }
+            }
+        }
         if let Command::Ipchains { .. } = cmd {
             f = ipchains_exit(f);
         }
@@ -278,7 +306,7 @@ impl Session {
             Command::Sessions => self.sessions().await,
             Command::Revoke { target } => self.revoke(target).await,
             Command::List => self.list().await,
-            Command::Cinfo { name } => self.cinfo(name).await,
+            Command::Cinfo { name, timestamps } => self.cinfo(name, *timestamps).await,
             Command::Dial { name } => self.dial(name).await,
             Command::Hangup { name, force } => self.hangup(name.as_deref(), *force).await,
             Command::Status { name } => self.status(name.as_deref().unwrap_or("")).await,

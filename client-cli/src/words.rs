@@ -45,6 +45,27 @@ pub fn rfc3339(ts: &prost_types::Timestamp) -> Option<String> {
     Some(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
+/// RFC 3339 UTC text with milliseconds (`2026-11-30T08:58:22.125Z`), for the lines of a dial
+/// transcript, which come a few milliseconds apart; `None` as for [`rfc3339`].
+pub fn rfc3339_ms(ts: &prost_types::Timestamp) -> Option<String> {
+    let secs = rfc3339(ts)?;
+    let ms = ts.nanos.clamp(0, 999_999_999) / 1_000_000;
+    Some(format!("{}.{ms:03}Z", secs.trim_end_matches('Z')))
+}
+
+/// The UTC time of day with milliseconds (`08:58:22.125`), `-` when unset: the `-t` column
+/// of a dial transcript.
+pub fn clock_ms(ts: Option<&prost_types::Timestamp>) -> String {
+    match ts {
+        Some(t) if t.seconds > 0 => {
+            let s = t.seconds % 86_400;
+            let ms = t.nanos.clamp(0, 999_999_999) / 1_000_000;
+            format!("{:02}:{:02}:{:02}.{ms:03}", s / 3600, (s / 60) % 60, s % 60)
+        }
+        _ => "-".to_string(),
+    }
+}
+
 /// One refused option as a line: `peer Rejected our IPCP Primary-DNS (129): 0.0.0.0`.
 pub fn refusal(r: &pb::OptionRefusal) -> String {
     let verdict = if r.reject { "Rejected" } else { "Nak'd" };
@@ -149,12 +170,17 @@ pub fn dial_event(ev: &pb::DialEvent) -> (String, Option<Result<(), String>>) {
         ),
         Some(Event::Dialing(d)) => (
             format!(
-                "dialing {} (number {} of {}, attempt {} of {})",
+                "dialing {} (number {} of {}, attempt {}{})",
                 crate::safe::line(&d.number),
                 d.index,
                 d.count,
                 d.attempt,
-                d.attempts
+                // Unlimited redials (0), or redials after a loss beyond the plan: no total.
+                if d.attempts >= d.attempt {
+                    format!(" of {}", d.attempts)
+                } else {
+                    String::new()
+                }
             ),
             None,
         ),

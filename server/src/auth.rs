@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use crate::config::{Config, UserRole};
 pub use crate::phc::check_phc;
 
+mod store;
 mod throttle;
 use throttle::Throttle;
 pub use throttle::{Attempt, ThrottlePolicy, Throttled};
@@ -160,6 +161,16 @@ pub struct Auth {
     /// Bumped whenever a session is removed (logout, revocation, reload, expiry, the
     /// per-user cap): streams recheck their session on every change (security N8).
     removals: tokio::sync::watch::Sender<u64>,
+    /// Where the session table is kept across restarts (`None`: in memory only). Its lock
+    /// serializes the writes, each of the table as it is then.
+    store: Option<Mutex<SessionFile>>,
+}
+
+/// The session file and whether its last write failed (told once, not on every login).
+#[derive(Debug)]
+struct SessionFile {
+    dir: std::path::PathBuf,
+    failing: bool,
 }
 
 impl Auth {
@@ -170,8 +181,58 @@ impl Auth {
 
     /// Build with a custom throttle policy (tests use short delays).
     pub fn with_policy(config: &Config, policy: ThrottlePolicy) -> Result<Auth, AuthError> {
-        let mut digest_key = [0u8; 16];
-        getrandom::fill(&mut digest_key).map_err(|e| AuthError::Hash(e.to_string()))?;
+        Auth::build(config, policy, None)
+    }
+
+    /// Build with the sessions kept in `config`'s `state_dir` (file `sessions`): those of
+    /// the last run that have not expired, whose user still exists with the same password
+    /// and role, are live again; every change is written back. A file that cannot be read
+    /// is set aside with a warning (everyone logs in again), never a reason not to start.
+    pub fn persistent(config: &Config) -> Result<Auth, AuthError> {
+        let dir = config.server.state_dir.clone();
+        let saved = match crate::persist::load_sessions(&dir) {
+            Ok(Some(text)) => match store::Table::parse(&text) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "the saved sessions are unreadable: everyone logs in again");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the saved sessions are unreadable: everyone logs in again");
+                None
+            }
+        };
+        let mut auth = Auth::build(
+            config,
+            ThrottlePolicy::default(),
+            saved.as_ref().map(|t| t.key),
+        )?;
+        if let Some(t) = saved {
+            auth.restore(t, SystemTime::now())?;
+        }
+        auth.store = Some(Mutex::new(SessionFile {
+            dir,
+            failing: false,
+        }));
+        auth.save();
+        Ok(auth)
+    }
+
+    fn build(
+        config: &Config,
+        policy: ThrottlePolicy,
+        key: Option<[u8; 16]>,
+    ) -> Result<Auth, AuthError> {
+        let digest_key = match key {
+            Some(k) => k,
+            None => {
+                let mut k = [0u8; 16];
+                getrandom::fill(&mut k).map_err(|e| AuthError::Hash(e.to_string()))?;
+                k
+            }
+        };
         let inner = Inner {
             users: HashMap::new(),
             all_connections: Vec::new(),
@@ -186,9 +247,138 @@ impl Auth {
             policy,
             digest_key,
             removals: tokio::sync::watch::Sender::new(0),
+            store: None,
         };
         auth.reload(config)?;
         Ok(auth)
+    }
+
+    /// Keyed digest of a user's password hash and role: a saved session whose stamp no
+    /// longer matches belongs to a user whose password or role changed.
+    fn user_stamp(&self, hash: &str, role: UserRole) -> Result<[u8; 16], AuthError> {
+        let params = Params::new(8, 1, 1, Some(16)).map_err(|e| AuthError::Hash(e.to_string()))?;
+        let mut input = hash.as_bytes().to_vec();
+        input.push(0);
+        input.extend_from_slice(store_role(role).as_bytes());
+        let mut out = [0u8; 16];
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(&input, &self.digest_key, &mut out)
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Take back the saved sessions still valid at `now` (see [`Auth::persistent`]).
+    fn restore(&self, table: store::Table, now: SystemTime) -> Result<(), AuthError> {
+        let users: Vec<(String, String, UserRole)> = self
+            .lock()
+            .users
+            .iter()
+            .map(|(n, u)| (n.clone(), u.hash.clone(), u.role))
+            .collect();
+        let mut stamps = HashMap::new();
+        for (name, hash, role) in users {
+            stamps.insert(name, (self.user_stamp(&hash, role)?, role));
+        }
+        let (mut kept, mut dropped) = (0usize, 0usize);
+        let mut inner = self.lock();
+        for s in table.sessions {
+            let valid = now < s.expires_at
+                && stamps
+                    .get(&s.user)
+                    .is_some_and(|(stamp, role)| *stamp == s.stamp && *role == s.role);
+            if !valid {
+                dropped += 1;
+                continue;
+            }
+            kept += 1;
+            inner.sessions.insert(
+                s.digest,
+                Session {
+                    id: hex::encode(&s.digest[..8]),
+                    user: s.user,
+                    issued_at: s.issued_at,
+                    expires_at: s.expires_at,
+                    peer: s.peer,
+                },
+            );
+        }
+        tracing::info!(
+            kept,
+            dropped,
+            "sessions of the last run restored (expired ones and those of changed or removed users dropped)"
+        );
+        Ok(())
+    }
+
+    /// Write the session table as it is now (when it is kept across restarts).
+    fn save(&self) {
+        let Some(store) = &self.store else { return };
+        let mut file = store.lock().unwrap_or_else(|p| p.into_inner());
+        let now = SystemTime::now();
+        type Rows = Vec<([u8; 32], Session)>;
+        type Users = HashMap<String, (String, UserRole)>;
+        let (rows, users): (Rows, Users) = {
+            let inner = self.lock();
+            (
+                inner
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| now < s.expires_at)
+                    .map(|(k, s)| (*k, s.clone()))
+                    .collect(),
+                inner
+                    .users
+                    .iter()
+                    .map(|(n, u)| (n.clone(), (u.hash.clone(), u.role)))
+                    .collect(),
+            )
+        };
+        let mut stamps: HashMap<&str, [u8; 16]> = HashMap::new();
+        let mut sessions = Vec::new();
+        for (digest, s) in &rows {
+            let Some((hash, role)) = users.get(&s.user) else {
+                continue;
+            };
+            let stamp = match stamps.get(s.user.as_str()) {
+                Some(st) => *st,
+                None => match self.user_stamp(hash, *role) {
+                    Ok(st) => {
+                        stamps.insert(&s.user, st);
+                        st
+                    }
+                    Err(_) => continue,
+                },
+            };
+            sessions.push(store::Stored {
+                digest: *digest,
+                user: s.user.clone(),
+                role: *role,
+                issued_at: s.issued_at,
+                expires_at: s.expires_at,
+                peer: s.peer,
+                stamp,
+            });
+        }
+        sessions.sort_by_key(|s| s.issued_at);
+        let table = store::Table {
+            key: self.digest_key,
+            sessions,
+        };
+        match crate::persist::save_sessions(&file.dir, &table.to_text()) {
+            Ok(()) => {
+                if std::mem::take(&mut file.failing) {
+                    tracing::info!(dir = %file.dir.display(), "sessions are saved again");
+                }
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut file.failing, true) {
+                    tracing::warn!(
+                        dir = %file.dir.display(), error = %e,
+                        "cannot save the sessions: a restart will log everyone out"
+                    );
+                }
+            }
+        }
     }
 
     /// Changes whenever a session is removed, however (logout, revocation, reload, expiry,
@@ -262,6 +452,9 @@ impl Auth {
         inner.allow = config.server.allow.clone();
         inner.ttl = Duration::from_secs(config.server.token_ttl_s);
         inner.dummy_hash = dummy_hash;
+        drop(inner);
+        // The users' stamps changed with their hashes or roles: written again either way.
+        self.save();
         Ok(())
     }
 
@@ -407,6 +600,8 @@ impl Auth {
                 peer,
             },
         );
+        drop(inner);
+        self.save();
         Ok(IssuedToken {
             token,
             expires_at,
@@ -427,6 +622,8 @@ impl Auth {
         if now >= session.expires_at {
             inner.sessions.remove(&digest);
             self.removed(1, 0);
+            drop(inner);
+            self.save();
             return Err(AuthError::Expired);
         }
         let user = inner
@@ -461,6 +658,9 @@ impl Auth {
         let digest = self.digest(&raw)?;
         let live = self.lock().sessions.remove(&digest).is_some();
         self.removed(usize::from(live), 0);
+        if live {
+            self.save();
+        }
         Ok(live)
     }
 
@@ -495,7 +695,12 @@ impl Auth {
             RevokeTarget::Id(id) => &s.id != id,
         });
         self.removed(before, inner.sessions.len());
-        before - inner.sessions.len()
+        let n = before - inner.sessions.len();
+        drop(inner);
+        if n > 0 {
+            self.save();
+        }
+        n
     }
 
     /// Number of live (not yet pruned) sessions.
@@ -513,6 +718,13 @@ impl Auth {
             .hash_password_into(raw, &self.digest_key, &mut out)
             .map_err(|e| AuthError::Hash(e.to_string()))?;
         Ok(out)
+    }
+}
+
+fn store_role(r: UserRole) -> &'static str {
+    match r {
+        UserRole::User => "user",
+        UserRole::Admin => "admin",
     }
 }
 

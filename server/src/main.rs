@@ -167,7 +167,7 @@ async fn serve(cli: Cli, mut prebound: masqdial_server::privdrop::Prebound) -> a
     let tls = config
         .tls()
         .map(|(c, k)| (c.to_path_buf(), k.to_path_buf()));
-    let state = server::state(config, Some(running.control.clone()), &shutdown)?;
+    let state = server::persistent_state(config, Some(running.control.clone()), &shutdown)?;
     if let Some(m) = metrics_listen {
         let l = prebound.take_or_bind(m).await?;
         let registry = metrics::global();
@@ -246,7 +246,7 @@ async fn serve_demo(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut config = config;
     let (world, lan) = demo::world(&mut config)?;
     let running = daemon::start(Arc::new(config.clone()), lan, &shutdown)?;
-    let state = server::state(config, Some(running.control.clone()), &shutdown)?;
+    let state = server::persistent_state(config, Some(running.control.clone()), &shutdown)?;
     let (web_listener, fallback) = demo::bind_web()
         .await
         .context("cannot bind a loopback port for the demo's web page")?;

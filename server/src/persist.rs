@@ -428,6 +428,30 @@ pub fn load_usage(
         .map_err(|m| format!("{}: {m}", path.display()))
 }
 
+/// The file holding the live sessions (keyed token digests, never a token).
+pub const SESSIONS_FILE: &str = "sessions";
+
+/// Save the session table's text (framed, atomic, mode 0600).
+pub fn save_sessions(state_dir: &Path, body: &str) -> std::io::Result<()> {
+    write_atomic(&state_dir.join(SESSIONS_FILE), &frame("sessions", body))
+}
+
+/// The saved session table's text: `Ok(None)` when there is none, an error naming the file
+/// when it is unreadable, torn or not ours (the caller starts without sessions and warns).
+pub fn load_sessions(state_dir: &Path) -> Result<Option<String>, String> {
+    let path = state_dir.join(SESSIONS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{}: not text (garbage?)", path.display()))?;
+    unframe("sessions", &text)
+        .map(|b| Some(b.to_string()))
+        .map_err(|m| format!("{}: {m}", path.display()))
+}
+
 /// Write `ruleset` as the saved rules unless the state directory already has valid ones
 /// (the demo's first run; a demo file from an older format is replaced).
 pub fn seed_rules(cfg: &Config, ruleset: &str) -> std::io::Result<()> {

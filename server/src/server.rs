@@ -30,6 +30,22 @@ pub fn state(
     ))
 }
 
+/// [`state`] with the sessions kept in the config's `state_dir` across restarts (see
+/// [`Auth::persistent`]): what mserver itself runs with.
+pub fn persistent_state(
+    config: Config,
+    control: Option<ControlPlane>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<ServerState> {
+    let auth = Auth::persistent(&config)?;
+    Ok(ServerState::with_shutdown(
+        config,
+        auth,
+        control,
+        shutdown.clone(),
+    ))
+}
+
 /// Bind the listen address (a clear error when the port needs privileges).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {

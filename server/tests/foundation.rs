@@ -85,6 +85,19 @@ async fn wait_exit(mut child: Child) -> std::process::ExitStatus {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `text` with its `[server]` keeping state (saved sessions) under `dir`, not in
+/// /var/lib/masqdial.
+fn with_state(text: String, dir: &Path) -> String {
+    text.replacen(
+        "[server]\n",
+        &format!(
+            "[server]\nstate_dir = {:?}\n",
+            dir.join("state").display().to_string()
+        ),
+        1,
+    )
+}
+
 fn config_text(users: &[(&str, &str, &str)]) -> String {
     let mut s = String::from("[server]\nallow = [\"127.0.0.0/8\"]\n\n");
     for (name, pw, role) in users {
@@ -153,7 +166,10 @@ async fn sighup_reloads_users_and_keeps_remaining_tokens() {
     let path = dir.path().join("mserver.toml");
     std::fs::write(
         &path,
-        config_text(&[("root", "root-pw", "admin"), ("alice", "alice-pw", "user")]),
+        with_state(
+            config_text(&[("root", "root-pw", "admin"), ("alice", "alice-pw", "user")]),
+            dir.path(),
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{}", free_port());
@@ -186,7 +202,10 @@ async fn sighup_reloads_users_and_keeps_remaining_tokens() {
 
     std::fs::write(
         &path,
-        config_text(&[("root", "root-pw", "admin"), ("bob", "bob-pw", "user")]),
+        with_state(
+            config_text(&[("root", "root-pw", "admin"), ("bob", "bob-pw", "user")]),
+            dir.path(),
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     signal(&child, Signal::SIGHUP);
@@ -499,8 +518,11 @@ async fn the_root_demo_knows_its_lan_and_removes_namespaces_of_killed_runs() {
 async fn passwords_and_tokens_never_reach_the_log_even_at_trace() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("mserver.toml");
-    std::fs::write(&path, config_text(&[("alice", "Secret-Pw-1", "user")]))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &path,
+        with_state(config_text(&[("alice", "Secret-Pw-1", "user")]), dir.path()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let addr = format!("127.0.0.1:{}", free_port());
     let mut child = mserver()
         .env("RUST_LOG", "trace")

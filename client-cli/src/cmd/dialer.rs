@@ -43,7 +43,7 @@ impl Session {
         Ok(())
     }
 
-    pub(crate) async fn cinfo(&mut self, name: &str) -> anyhow::Result<()> {
+    pub(crate) async fn cinfo(&mut self, name: &str, timestamps: bool) -> anyhow::Result<()> {
         let mut c = self.clients().await?;
         let i = c
             .dialer
@@ -103,8 +103,13 @@ impl Session {
             kv("allowed users", i.allowed_users.join(", "));
         }
         for t in &i.transcript {
+            let at = if timestamps {
+                format!("{} ", crate::words::clock_ms(t.at.as_ref()))
+            } else {
+                String::new()
+            };
             h.push_str(&format!(
-                "  [{}] {}\n",
+                "  {at}[{}] {}\n",
                 crate::safe::line(&t.kind),
                 crate::safe::line(&t.text)
             ));
@@ -122,7 +127,10 @@ impl Session {
             .into_inner();
         while let Some(ev) = stream.message().await? {
             let (line, outcome) = dial_event(&ev);
-            self.emit(&line, j::dial_event(name, &ev));
+            // A failure is said once, by the error mclient ends with (JSON keeps the event).
+            if self.json || !matches!(outcome, Some(Err(_))) {
+                self.emit(&line, j::dial_event(name, &ev));
+            }
             match outcome {
                 Some(Ok(())) => return Ok(()),
                 Some(Err(why)) => return Err(DialFailed(why).into()),
@@ -297,6 +305,10 @@ impl Session {
 
     pub(crate) async fn watch(&mut self, reconnect_for: Duration) -> anyhow::Result<()> {
         let mut s = self.watch_stream().await?;
+        // Each link's last state and holders: a change of holders alone (a user joined or
+        // released an up link) is told as such, not as the same state again.
+        let mut seen: std::collections::HashMap<String, (i32, Vec<String>)> =
+            std::collections::HashMap::new();
         loop {
             let next = tokio::select! {
                 m = s.message() => m,
@@ -331,14 +343,35 @@ impl Session {
             };
             let (h, v) = match ev.event {
                 Some(pb::link_event::Event::State(l)) => (
-                    format!(
-                        "{}: {} {}",
-                        l.connection,
-                        format::link_state(l.state),
-                        l.local_address
-                    )
-                    .trim_end()
-                    .to_string(),
+                    {
+                        let holders: Vec<String> = l
+                            .holders
+                            .iter()
+                            .map(|h| {
+                                crate::safe::line(&format!("{}@{}", h.user, h.host)).into_owned()
+                            })
+                            .collect();
+                        let before = seen.insert(l.connection.clone(), (l.state, holders.clone()));
+                        match before {
+                            Some((state, was)) if state == l.state && was != holders => format!(
+                                "{}: held by {}",
+                                l.connection,
+                                if holders.is_empty() {
+                                    "nobody".to_string()
+                                } else {
+                                    holders.join(", ")
+                                }
+                            ),
+                            _ => format!(
+                                "{}: {} {}",
+                                l.connection,
+                                format::link_state(l.state),
+                                l.local_address
+                            )
+                            .trim_end()
+                            .to_string(),
+                        }
+                    },
                     {
                         let mut v = j::link(&l);
                         if let Value::Object(m) = &mut v {

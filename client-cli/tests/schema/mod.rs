@@ -32,6 +32,17 @@ pub fn is_rfc3339(s: &str) -> bool {
         })
 }
 
+/// `2026-11-30T08:58:22.125Z`: RFC 3339 UTC with milliseconds.
+pub fn is_rfc3339_ms(s: &str) -> bool {
+    s.len() == 24
+        && s.get(19..20) == Some(".")
+        && s.get(20..23)
+            .is_some_and(|d| d.bytes().all(|c| c.is_ascii_digit()))
+        && s.get(..19)
+            .is_some_and(|head| is_rfc3339(&format!("{head}Z")))
+        && s.ends_with('Z')
+}
+
 /// Check `v` against `shape`; errors name the path.
 pub fn check(v: &Value, shape: &Value, types: &Value, path: &str, errs: &mut Vec<String>) {
     match shape {
@@ -66,6 +77,7 @@ pub fn check(v: &Value, shape: &Value, types: &Value, path: &str, errs: &mut Vec
                 "number" => v.is_number(),
                 "boolean" => v.is_boolean(),
                 "rfc3339" => v.as_str().is_some_and(is_rfc3339),
+                "rfc3339ms" => v.as_str().is_some_and(is_rfc3339_ms),
                 "any" => true,
                 "map<integer>" => v
                     .as_object()

@@ -361,7 +361,7 @@ fn raw_detail_lines(app: &App, name: &str) -> Vec<String> {
     for t in &i.transcript {
         out.push(format!(
             "  {} {:<5} {}",
-            clock(t.at.as_ref()),
+            masqdial_cli::words::clock_ms(t.at.as_ref()),
             t.kind,
             t.text
         ));

@@ -16,6 +16,21 @@ impl Chat {
             attempt: self.round,
             attempts: self.config.redial.attempts,
         });
+        // The note comes before the command it describes.
+        let of = match self.config.redial.attempts {
+            0 => String::new(),
+            n => format!(" of {n}"),
+        };
+        self.log(
+            now,
+            TranscriptKind::Info,
+            format!(
+                "dialling {number} (number {} of {}, attempt {}{of})",
+                self.number_idx + 1,
+                self.config.numbers.len(),
+                self.round,
+            ),
+        );
         let line = format!("{}{}", self.config.dial_prefix, number);
         self.send_line(now, &line, &line);
         self.stale = 0;

@@ -44,6 +44,7 @@ impl Chat {
             kind,
             text,
         });
+        self.logged += 1;
     }
 
     pub(crate) fn send_line(&mut self, now: Instant, text: &str, shown: &str) {

@@ -128,6 +128,8 @@ pub struct Chat {
     tx: VecDeque<Vec<u8>>,
     events: VecDeque<ChatEvent>,
     transcript: VecDeque<TranscriptLine>,
+    /// Lines ever written to the transcript (the oldest are dropped past its bound).
+    logged: u64,
     connect: Option<(Option<u32>, Option<String>)>,
     failed: Option<ChatFailure>,
     cause: Option<ResultCode>,
@@ -232,6 +234,7 @@ impl Chat {
             tx: VecDeque::new(),
             events: VecDeque::new(),
             transcript: VecDeque::new(),
+            logged: 0,
             connect: None,
             failed: None,
             cause: None,
@@ -437,6 +440,14 @@ impl Chat {
     /// The transcript so far (oldest first, at most 512 lines).
     pub fn transcript(&self) -> impl Iterator<Item = &TranscriptLine> {
         self.transcript.iter()
+    }
+
+    /// How many lines were ever written to the transcript: a reader that saw `n` of them
+    /// finds the newer ones as the last `transcript_logged() - n` lines of [`Chat::transcript`]
+    /// (fewer if the bound dropped some unread).
+    #[must_use]
+    pub fn transcript_logged(&self) -> u64 {
+        self.logged
     }
 
     /// Adds a note to the transcript (used by the modem driver for hang-up steps).

@@ -28,9 +28,10 @@ pub enum DialStep {
         index: usize,
         /// How many numbers there are.
         count: usize,
-        /// Attempt of this round.
+        /// The how-manyth dial of this request (1-based, across numbers, rounds and the
+        /// redials after a loss).
         attempt: u32,
-        /// Attempts per round.
+        /// Dials the plan makes (numbers × rounds; 0 = unlimited).
         attempts: u32,
     },
     /// The modem answered CONNECT.
@@ -62,9 +63,9 @@ pub enum DialStep {
         /// Everything negotiated, both directions, with the refused options.
         options: Box<NegotiatedOptions>,
     },
-    /// A redial is scheduled.
+    /// A redial is scheduled (an `Info` step before it says what the modem answered).
     Redial {
-        /// 1-based attempt number of the next try.
+        /// The next dial's `attempt` (see [`DialStep::Dialing`]).
         next_attempt: u32,
         /// Delay before it.
         delay: Duration,

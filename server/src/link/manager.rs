@@ -228,11 +228,16 @@ impl LinkManager {
                 modem: None,
                 carrier_lost: false,
                 last: SessionCounters::default(),
-                dial_started: SystemTime::now(),
                 transcript: Vec::new(),
                 activity_last: None,
                 tasks: shutdown.clone(),
                 budget,
+                up_at: None,
+                up_for: None,
+                stopped_counters: None,
+                dials: 0,
+                transcript_dirty: false,
+                published_holders: Vec::new(),
             };
             shutdown.spawn(actor.run(rx, shutdown.token()));
             order.push(c.name.clone());

@@ -19,14 +19,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc as tmpsc, oneshot};
 
 use super::carrier::NoCarrierWatch;
 use super::hangup;
 use super::{open, ModemSettings, OpenError, SerialError, SerialLine};
-use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, TranscriptLine};
+use masqdial_at::{ChatConfig, ChatEvent, ChatFailure, TranscriptKind, TranscriptLine};
 use masqdial_ppp::{DownReason, NegotiatedOptions, PppConfig, PppEvent, PppStats};
 use masqdial_sched::Class;
 
@@ -57,9 +57,23 @@ const WRITE_LIMIT: Duration = Duration::from_secs(5);
 /// How often DCD is polled (where the device has it).
 const DCD_POLL: Duration = Duration::from_secs(1);
 
+/// One line of the session's transcript (modem I/O, the chat's notes, the hang-up steps) with
+/// its wall-clock time; each line is sent once, in the order it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLine {
+    /// When it was written.
+    pub at: SystemTime,
+    /// Direction or kind.
+    pub kind: TranscriptKind,
+    /// The text (secrets already masked by the chat).
+    pub text: String,
+}
+
 /// Progress of a session, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
+    /// A transcript line, sent before the chat events of the same step.
+    Line(SessionLine),
     /// A chat step (init, dialling, CONNECT, redial, failure).
     Chat(ChatEvent),
     /// A PPP milestone: `LcpUp`, `AuthOk`, `AuthFailed`, `IpcpUp`, `Down` (never `Ipv4`).
@@ -405,6 +419,7 @@ pub fn spawn_session_on(
             }
         })?;
 
+    let (wall0, inst0) = (SystemTime::now(), std::time::Instant::now());
     let driver_shared = Arc::clone(&shared);
     let baud = settings.baud;
     let bound = hangup_bound(&settings);
@@ -429,6 +444,10 @@ pub fn spawn_session_on(
                 hangup_deadline: None,
                 earlier_transcript: Vec::new(),
                 chat_tx: VecDeque::new(),
+                wall0,
+                inst0,
+                chat_start: inst0,
+                lines_sent: 0,
             };
             let end = d.run(plan, ppp);
             d.publish(None, None);

@@ -208,8 +208,8 @@ fn enter_opens_details_with_cinfo_log_hosts_and_holders() {
         "peer Rejected our IPCP Primary-DNS (129): 0.0.0.0",
         "LAN hosts using it (3, live sessions)",
         "Log of the last dial (2 lines, UTC)",
-        "21:11:10 send  ATDT555-0100",
-        "21:11:12 recv  CONNECT 33600/ARQ/V42BIS",
+        "21:11:10.000 send  ATDT555-0100",
+        "21:11:12.000 recv  CONNECT 33600/ARQ/V42BIS",
         "3 attempts 0s apart",
         "numbers    555-0100, 555-0101",
     ] {

@@ -21,18 +21,50 @@ use crate::link::fsm::{
 use crate::modem::session::{SessionCounters, SessionEnd, SessionEvent, SessionHandle};
 use crate::shutdown::Shutdown;
 use masqdial_at::{CellProgress, ChatEvent, ChatFailure, TranscriptKind};
-use masqdial_ppp::{AuthProtocol, DownReason, NegotiatedOptions, PppEvent};
+use masqdial_ppp::{DownReason, NegotiatedOptions, PppEvent};
 
 use super::{lock, view_status, Cmd, LinkView, Shared};
 
 /// Traffic sample period for `WatchLinks` and the idle timer.
 const SAMPLE: Duration = Duration::from_secs(1);
 
-fn auth_name(a: Option<AuthProtocol>) -> String {
-    match a {
-        Some(AuthProtocol::Pap) => "PAP".into(),
-        Some(AuthProtocol::Chap) => "CHAP-MD5".into(),
-        None => String::new(),
+/// A failure's cause as pppd and chat name it in the journal (`BUSY`, `NO CARRIER`, …); the
+/// message after it carries the detail (the modem's `+CME ERROR` cause, the peer's refusal).
+fn cause_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::NoModem => "NO MODEM",
+        FailureKind::ModemError => "MODEM ERROR",
+        FailureKind::NoDialtone => "NO DIALTONE",
+        FailureKind::Busy => "BUSY",
+        FailureKind::NoAnswer => "NO ANSWER",
+        FailureKind::NoCarrier => "NO CARRIER",
+        FailureKind::Timeout => "TIMEOUT",
+        FailureKind::LcpFailed => "LCP FAILED",
+        FailureKind::AuthFailed => "AUTH REFUSED",
+        FailureKind::IpcpFailed => "IPCP FAILED",
+        FailureKind::CarrierLost => "CARRIER LOST",
+        FailureKind::EchoTimeout => "ECHO TIMEOUT",
+        FailureKind::Cancelled => "CANCELLED",
+        FailureKind::IdleTimeout => "IDLE TIMEOUT",
+        FailureKind::MaxConnectTime => "MAX CONNECT TIME",
+    }
+}
+
+/// `1:02:03` (hours unbounded).
+fn clock_text(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// What the modem answered to a dial that is redialled, as it says it.
+fn attempt_failure(kind: ChatFailure) -> &'static str {
+    match kind {
+        ChatFailure::Busy => "BUSY",
+        ChatFailure::NoAnswer => "NO ANSWER",
+        ChatFailure::NoCarrier => "NO CARRIER",
+        ChatFailure::NoDialtone => "NO DIALTONE",
+        ChatFailure::Timeout => "no answer in time",
+        ChatFailure::Error => "ERROR",
     }
 }
 
@@ -93,7 +125,6 @@ pub(super) struct Actor {
     pub(super) modem: Option<usize>,
     pub(super) carrier_lost: bool,
     pub(super) last: SessionCounters,
-    pub(super) dial_started: SystemTime,
     pub(super) transcript: Vec<TranscriptEntry>,
     /// The data plane's activity count at the last sample (activity-filtered links).
     pub(super) activity_last: Option<u64>,
@@ -101,6 +132,19 @@ pub(super) struct Actor {
     pub(super) tasks: Shutdown,
     /// The connection's budget (usage fed every sample).
     pub(super) budget: Option<crate::link::budget::Tracker>,
+    /// When the current session's link came up, and how long it stayed up once it went
+    /// down (for the session's summary at its end, after the hang-up).
+    pub(super) up_at: Option<Instant>,
+    pub(super) up_for: Option<Duration>,
+    /// The session's counters when it was asked to stop (it is no longer ours when it ends).
+    pub(super) stopped_counters: Option<SessionCounters>,
+    /// Dials sent for the current request (across numbers, rounds and redials after loss).
+    pub(super) dials: u32,
+    /// The transcript changed since the view last copied it.
+    pub(super) transcript_dirty: bool,
+    /// The holders as last published in a `LinkChange::State` event: a join or a release
+    /// that leaves the state as it was is published too, so every view follows it.
+    pub(super) published_holders: Vec<Holder>,
 }
 
 async fn next_session_event(s: &mut Option<SessionHandle>) -> Option<SessionEvent> {
@@ -127,8 +171,9 @@ impl Actor {
                         let holder = Holder { user: who.user, host: who.host, since: SystemTime::now() };
                         let out = self.fsm.dial(Instant::now(), holder);
                         if out == DialOutcome::Started {
-                            self.dial_started = SystemTime::now();
                             self.transcript.clear();
+                            self.transcript_dirty = true;
+                            self.dials = 0;
                         }
                         let _ = reply.send(out);
                     }
@@ -181,7 +226,29 @@ impl Actor {
             }
             self.act(&ended_tx).await;
             self.refresh_view();
+            self.publish_holders();
         }
+    }
+
+    /// Publish the link's status when its holders changed without a state change (a user
+    /// joined an up link, or released it while others still hold it): watchers (mtui, the
+    /// web page, `mclient watch`) would otherwise keep the holders of the last state change.
+    pub(super) fn publish_holders(&mut self) {
+        if self.fsm.holders() == self.published_holders.as_slice() {
+            return;
+        }
+        self.publish_state();
+    }
+
+    /// Send the link's current status to every watcher (and remember its holders).
+    pub(super) fn publish_state(&mut self) -> crate::link::events::LinkStatus {
+        let status = view_status(&self.name, &lock(&self.view));
+        self.published_holders = status.holders.clone();
+        let _ = self.shared.events.send(LinkEvent {
+            at: SystemTime::now(),
+            change: LinkChange::State(status.clone()),
+        });
+        status
     }
 
     pub(super) fn emit(&self, step: DialStep) {
@@ -202,28 +269,47 @@ impl Actor {
     pub(super) fn on_session(&mut self, ev: SessionEvent) {
         let now = Instant::now();
         match ev {
+            SessionEvent::Line(l) => self.record_at(l.at, l.kind, l.text),
             SessionEvent::Chat(c) => self.on_chat(now, c),
             SessionEvent::Ppp(p) => self.on_ppp(now, p),
             SessionEvent::CarrierLost => {
                 self.carrier_lost = true;
-                self.note(TranscriptKind::Error, "carrier lost".into());
+                // The session wrote its transcript line (timed where it happened).
+                self.tell("carrier lost".into());
                 // Down now (routes, data plane, state), not after the hang-up.
                 self.fsm.carrier_lost();
             }
-            SessionEvent::HangingUp => self.note(TranscriptKind::Info, "hanging up".into()),
+            SessionEvent::HangingUp => self.tell("hanging up".into()),
             SessionEvent::Ended(end) => {
                 let failure = end_to_failure(&end, self.carrier_lost, &self.name);
+                let counters = self
+                    .session
+                    .as_ref()
+                    .map(SessionHandle::counters)
+                    .or(self.stopped_counters.take())
+                    .unwrap_or(self.last);
                 self.finish_session(&end);
                 if let Some(f) = &failure {
-                    self.note(TranscriptKind::Error, f.message.clone());
+                    // Once: a chat failure or a PPP end is in the transcript already.
+                    if !self.transcript.iter().any(|l| l.text.contains(&f.message)) {
+                        self.record(TranscriptKind::Error, f.message.clone());
+                    }
                 }
-                self.fsm.handle_session(now, SessionReport::Ended(failure));
+                self.fsm
+                    .handle_session(now, SessionReport::Ended(failure.clone()));
+                if let Some(up) = self.up_at.take() {
+                    let up_for = self
+                        .up_for
+                        .take()
+                        .unwrap_or_else(|| now.saturating_duration_since(up));
+                    self.log_summary(up_for, &counters, failure.as_ref());
+                }
                 // Failed is announced with the state change (see `act`), after the view
                 // is refreshed, so a watcher that reads Status next sees it.
                 if self.fsm.state() == LinkState::Dialing {
-                    // Redial on loss is pending.
+                    // Redial on loss is pending: the attempts count on.
                     self.emit(DialStep::Redial {
-                        next_attempt: 1,
+                        next_attempt: self.dials + 1,
                         delay: Duration::from_secs(self.cfg.redial_delay_s.max(1)),
                     });
                 }
@@ -242,10 +328,8 @@ impl Actor {
                     let (modem, device) = self.modem_names();
                     self.emit(DialStep::ModemInit { modem, device });
                 }
-                self.note(
-                    TranscriptKind::Info,
-                    format!("init {step}/{count}: {command}"),
-                );
+                // The transcript has the command itself (the chat's `send` line).
+                self.tell(format!("init {step}/{count}: {command}"));
             }
             ChatEvent::Dialing {
                 number,
@@ -255,30 +339,23 @@ impl Actor {
                 attempts,
             } => {
                 crate::counters::global().dial_attempt(&self.name);
-                self.record(
-                    TranscriptKind::Info,
-                    format!("dialling {number} (number {index} of {count}, attempt {attempt})"),
-                );
+                // The chat counts rounds through the numbers; watchers are told the how-manyth
+                // dial of this request it is (across numbers, rounds and redials after a loss),
+                // out of the plan's numbers × rounds. The transcript has the chat's own note.
+                let _ = attempt;
+                self.dials += 1;
+                let count_u32 = u32::try_from(count).unwrap_or(u32::MAX);
                 self.emit(DialStep::Dialing {
                     number,
                     index,
                     count,
-                    attempt,
-                    attempts,
+                    attempt: self.dials,
+                    attempts: attempts.saturating_mul(count_u32),
                 });
             }
             ChatEvent::Connected { speed, extras } => {
+                // The transcript has the modem's CONNECT line itself.
                 let speed = speed.unwrap_or(0);
-                self.record(
-                    TranscriptKind::Recv,
-                    format!(
-                        "CONNECT {speed}{}",
-                        extras
-                            .as_deref()
-                            .map(|e| format!("/{e}"))
-                            .unwrap_or_default()
-                    ),
-                );
                 self.fsm
                     .handle_session(now, SessionReport::Connected { speed });
                 self.emit(DialStep::Connected {
@@ -287,10 +364,7 @@ impl Actor {
                 });
             }
             ChatEvent::LoginStep { step, count } => {
-                self.note(
-                    TranscriptKind::Info,
-                    format!("login script step {step}/{count} done"),
-                );
+                self.tell(format!("login script step {step}/{count} done"));
             }
             ChatEvent::Redial {
                 kind,
@@ -301,15 +375,17 @@ impl Actor {
             } => {
                 crate::counters::global()
                     .dial_failure(&self.name, crate::link::labels::chat_failure_kind(kind));
-                self.record(
-                    TranscriptKind::Info,
-                    format!(
-                        "{kind} on {number}; next {next_number} in {}s",
-                        after.as_secs()
-                    ),
+                // The transcript has the modem's answer and the chat's note; watchers and
+                // the journal are told what the modem answered, then the redial.
+                let _ = next_attempt;
+                let why = attempt_failure(kind);
+                tracing::info!(
+                    connection = %self.name, number = %number, cause = why,
+                    next = %next_number, after_s = after.as_secs(), "dial attempt failed: {why}"
                 );
+                self.tell(format!("{why} from {number}"));
                 self.emit(DialStep::Redial {
-                    next_attempt,
+                    next_attempt: self.dials + 1,
                     delay: after,
                 });
             }
@@ -326,15 +402,13 @@ impl Actor {
                         }
                     }
                 }
-                self.note(TranscriptKind::Info, p.to_string());
+                // The chat writes the progress to the transcript itself.
+                self.tell(p.to_string());
             }
-            ChatEvent::Ready => self.note(TranscriptKind::Info, "line handed to PPP".into()),
-            ChatEvent::Failed { kind, message } => {
-                tracing::warn!(connection = %self.name, %kind, ?message, "dial failed");
-                self.note(
-                    TranscriptKind::Error,
-                    format!("chat failed ({kind}): {message}"),
-                );
+            ChatEvent::Ready => self.tell("line handed to PPP".into()),
+            ChatEvent::Failed { .. } => {
+                // The transcript has the chat's failure line; watchers get the `Failed` step
+                // and the journal the dial's outcome (`act`), once each.
             }
         }
     }
@@ -342,11 +416,8 @@ impl Actor {
     pub(super) fn on_ppp(&mut self, now: Instant, p: PppEvent) {
         match p {
             PppEvent::LcpUp { peer_mru, auth } => {
+                // The session wrote the PPP milestones' transcript lines.
                 let options = Box::new(self.negotiated());
-                self.record(
-                    TranscriptKind::Info,
-                    format!("LCP up (peer MRU {peer_mru}, auth {})", auth_name(auth)),
-                );
                 if options.pap_fallback {
                     // The operator allowed it, but the secret now crosses the line in clear.
                     tracing::warn!(
@@ -369,27 +440,12 @@ impl Actor {
                 });
             }
             PppEvent::AuthOk { protocol, .. } => {
-                let name = auth_name(protocol);
-                let shown = if name.is_empty() {
-                    "none".to_string()
-                } else {
-                    name
-                };
-                self.record(TranscriptKind::Info, format!("authentication ok ({shown})"));
                 self.fsm.handle_session(now, SessionReport::AuthOk);
                 self.emit(DialStep::AuthOk(protocol));
             }
-            PppEvent::AuthFailed { message } => {
-                self.note(
-                    TranscriptKind::Error,
-                    format!("authentication failed: {message}"),
-                );
-            }
+            // Watchers get the failure with the `Failed` step.
+            PppEvent::AuthFailed { .. } => {}
             PppEvent::IpcpUp { local, peer, dns } => {
-                self.record(
-                    TranscriptKind::Info,
-                    format!("IPCP up: local {local}, peer {peer}, dns {dns:?}"),
-                );
                 let options = Box::new(self.negotiated());
                 self.emit(DialStep::IpcpUp {
                     local,
@@ -400,10 +456,7 @@ impl Actor {
                 self.fsm
                     .handle_session(now, SessionReport::IpcpUp { local, peer, dns });
             }
-            PppEvent::Down { reason } => {
-                self.note(TranscriptKind::Info, format!("PPP down: {reason}"))
-            }
-            PppEvent::Ipv4(_) => {}
+            PppEvent::Down { .. } | PppEvent::Ipv4(_) => {}
         }
     }
 
@@ -437,6 +490,7 @@ impl Actor {
                 }
                 LinkAction::StopSession => match self.session.take() {
                     Some(h) => {
+                        self.stopped_counters = Some(h.counters());
                         let tx = ended_tx.clone();
                         // Longer than the session's own hang-up bound: its report always
                         // arrives (a made-up `Ended` if the thread wedged beyond it).
@@ -460,16 +514,33 @@ impl Actor {
                 LinkAction::LinkDown => self.link_down().await,
                 LinkAction::StateChanged(s) => {
                     tracing::info!(connection = %self.name, state = ?s, "link state");
+                    if let (Some(up), None, false) = (self.up_at, self.up_for, s == LinkState::Up) {
+                        // The connect time ends when the link goes down, not after the hang-up.
+                        self.up_for = Some(up.elapsed());
+                    }
                     self.refresh_view();
-                    let status = view_status(&self.name, &lock(&self.view));
-                    let _ = self.shared.events.send(LinkEvent {
-                        at: SystemTime::now(),
-                        change: LinkChange::State(status.clone()),
-                    });
+                    let status = self.publish_state();
                     if s == LinkState::Up {
+                        self.up_at = Some(Instant::now());
+                        self.up_for = None;
+                        tracing::info!(
+                            connection = %self.name, modem = %status.modem, speed = status.speed_bps,
+                            local = ?status.local, peer = ?status.peer,
+                            "dial succeeded: CONNECT {}, local {}, peer {}",
+                            status.speed_bps,
+                            status.local.map(|a| a.to_string()).unwrap_or_default(),
+                            status.peer.map(|a| a.to_string()).unwrap_or_default(),
+                        );
                         self.emit(DialStep::Up(status));
                     } else if s == LinkState::Failed {
                         if let Some(f) = self.fsm.last_failure().cloned() {
+                            if crate::link::labels::dial_failure_kind(f.kind).is_some() {
+                                // A link that was up ends with its session's summary instead.
+                                tracing::info!(
+                                    connection = %self.name, cause = cause_name(f.kind),
+                                    "dial failed: {}: {}", cause_name(f.kind), f.message
+                                );
+                            }
                             if let Some(k) = crate::link::labels::dial_failure_kind(f.kind) {
                                 crate::counters::global().dial_failure(&self.name, k);
                             }
@@ -482,6 +553,24 @@ impl Actor {
                 }
             }
         }
+    }
+
+    /// The session's summary in the journal, as pppd leaves it: connect time, bytes and
+    /// packets each way, and why it ended.
+    fn log_summary(&self, up_for: Duration, c: &SessionCounters, failure: Option<&Failure>) {
+        let why = match failure {
+            Some(f) => format!("{}: {}", cause_name(f.kind), f.message),
+            None => "hung up on request".to_string(),
+        };
+        tracing::info!(
+            connection = %self.name,
+            connect_time_s = up_for.as_secs(),
+            bytes_out = c.bytes_out, packets_out = c.packets_out,
+            bytes_in = c.bytes_in, packets_in = c.packets_in,
+            "session ended: connect time {}, sent {} bytes in {} packets, received {} bytes in \
+             {} packets; {why}",
+            clock_text(up_for), c.bytes_out, c.packets_out, c.bytes_in, c.packets_in,
+        );
     }
 
     /// Announce "up: address `local`, this session" to the data plane.
@@ -633,23 +722,10 @@ impl Actor {
             .idle_for(now)
             .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
             .unwrap_or(0);
-        let mut t = self.transcript.clone();
-        if let Some(s) = &self.session {
-            for line in s.transcript() {
-                t.push(TranscriptEntry {
-                    at: self.dial_started + line.at,
-                    kind: line.kind,
-                    text: line.text,
-                });
-            }
-            t.sort_by_key(|l| l.at);
-            v.transcript = t;
-        } else if !self.transcript.is_empty() || self.fsm.state() == LinkState::Idle {
-            // Keep the last session's chat lines merged above; only our own notes remain
-            // once the session is gone.
-            if v.transcript.len() < t.len() {
-                v.transcript = t;
-            }
+        // One transcript, in the order things happened: the session's lines as they came,
+        // our own notes between them.
+        if std::mem::take(&mut self.transcript_dirty) {
+            v.transcript = self.transcript.clone();
         }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc as tmpsc;
 
@@ -50,6 +50,14 @@ pub(super) struct Driver {
     pub(super) earlier_transcript: Vec<TranscriptLine>,
     /// A chat command taken out early by [`Driver::feed_chat`], written next.
     pub(super) chat_tx: VecDeque<Vec<u8>>,
+    /// Wall-clock time of the session's start and its monotonic instant: every transcript
+    /// line is timed from them, so the times follow the order the lines were written in.
+    pub(super) wall0: SystemTime,
+    pub(super) inst0: Instant,
+    /// When the current chat started (its lines carry times relative to it).
+    pub(super) chat_start: Instant,
+    /// Lines of the current chat's transcript already sent as [`SessionEvent::Line`].
+    pub(super) lines_sent: u64,
 }
 
 enum Wake {
@@ -60,6 +68,65 @@ enum Wake {
 impl Driver {
     fn emit(&self, e: SessionEvent) {
         let _ = self.events.send(e);
+    }
+
+    /// The wall-clock time of `t` on the session's one clock.
+    fn wall(&self, t: Instant) -> SystemTime {
+        self.wall0 + t.saturating_duration_since(self.inst0)
+    }
+
+    /// A transcript line of the session's own (PPP, hang-up, carrier), written now.
+    fn line(&self, kind: TranscriptKind, text: String) {
+        self.emit(SessionEvent::Line(SessionLine {
+            at: self.wall(Instant::now()),
+            kind,
+            text,
+        }));
+    }
+
+    /// A PPP milestone: its transcript line, then the event.
+    fn ppp_event(&self, e: PppEvent) {
+        let text = match &e {
+            PppEvent::LcpUp { peer_mru, auth } => Some((
+                TranscriptKind::Info,
+                format!("LCP up (peer MRU {peer_mru}, auth {})", auth_name(*auth)),
+            )),
+            PppEvent::AuthOk { protocol, .. } => Some((
+                TranscriptKind::Info,
+                format!(
+                    "authentication ok ({})",
+                    protocol.map_or("none", |p| auth_name(Some(p)))
+                ),
+            )),
+            PppEvent::AuthFailed { message } => Some((
+                TranscriptKind::Error,
+                format!("authentication failed: {message}"),
+            )),
+            PppEvent::IpcpUp { local, peer, dns } => Some((
+                TranscriptKind::Info,
+                format!("IPCP up: local {local}, peer {peer}, dns {dns:?}"),
+            )),
+            PppEvent::Down { reason } => {
+                Some((TranscriptKind::Info, format!("PPP down: {reason}")))
+            }
+            PppEvent::Ipv4(_) => None,
+        };
+        if let Some((kind, text)) = text {
+            self.line(kind, text);
+        }
+        self.emit(SessionEvent::Ppp(e));
+    }
+
+    /// Hanging up: its transcript line, then the event.
+    fn hanging_up(&self) {
+        self.line(TranscriptKind::Info, "hanging up".into());
+        self.emit(SessionEvent::HangingUp);
+    }
+
+    /// Carrier lost: its transcript line, then the event.
+    fn carrier_gone(&self) {
+        self.line(TranscriptKind::Error, "carrier lost".into());
+        self.emit(SessionEvent::CarrierLost);
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), SerialError> {
@@ -208,7 +275,48 @@ impl Driver {
         }
     }
 
-    pub(super) fn publish(&self, chat: Option<&Chat>, ppp: Option<&Ppp>) {
+    /// A new chat, its lines timed from now.
+    fn new_chat(&mut self, plan: ChatConfig) -> Chat {
+        let now = Instant::now();
+        self.chat_start = now;
+        self.lines_sent = 0;
+        Chat::new(plan, now)
+    }
+
+    /// Send the chat's transcript lines not sent yet, in order, each once; each also goes
+    /// to the journal at debug, as `chat -v` logs its sends and expects.
+    fn send_lines(&mut self, chat: &Chat) {
+        let logged = chat.transcript_logged();
+        if logged <= self.lines_sent {
+            return;
+        }
+        let new = usize::try_from(logged - self.lines_sent).unwrap_or(usize::MAX);
+        let len = chat.transcript().count();
+        let device = self.line.name();
+        for l in chat.transcript().skip(len.saturating_sub(new)) {
+            match l.kind {
+                TranscriptKind::Send => tracing::debug!(device = %device, "send ({})", l.text),
+                TranscriptKind::Recv => {
+                    tracing::debug!(device = %device, "expect: got ({})", l.text)
+                }
+                TranscriptKind::Info => tracing::debug!(device = %device, "chat: {}", l.text),
+                TranscriptKind::Error => {
+                    tracing::debug!(device = %device, "chat error: {}", l.text)
+                }
+            }
+            let _ = self.events.send(SessionEvent::Line(SessionLine {
+                at: self.wall(self.chat_start + l.at),
+                kind: l.kind,
+                text: l.text.clone(),
+            }));
+        }
+        self.lines_sent = logged;
+    }
+
+    pub(super) fn publish(&mut self, chat: Option<&Chat>, ppp: Option<&Ppp>) {
+        if let Some(c) = chat {
+            self.send_lines(c);
+        }
         if let Ok(mut s) = self.shared.lock() {
             s.counters = self.counters;
             if let Some(p) = ppp {
@@ -229,7 +337,7 @@ impl Driver {
     }
 
     pub(super) fn run(&mut self, plan: ChatConfig, ppp_config: PppConfig) -> SessionEnd {
-        let mut chat = Chat::new(plan.clone(), Instant::now());
+        let mut chat = self.new_chat(plan.clone());
         let mut retried = false;
         loop {
             let mut phase = ChatPhase::Init;
@@ -242,7 +350,7 @@ impl Driver {
                     let Some(kind) = kind else {
                         // Hang-up requested during the chat: a modem past CONNECT is in data
                         // state.
-                        self.emit(SessionEvent::HangingUp);
+                        self.hanging_up();
                         let _ = self.modem_hangup(&mut chat, !connected);
                         self.publish(Some(&chat), None);
                         return SessionEnd::HungUp;
@@ -284,8 +392,9 @@ impl Driver {
                         TranscriptKind::Info,
                         "retrying the modem init after the recovery",
                     );
+                    self.publish(Some(&chat), None);
                     self.earlier_transcript.extend(chat.transcript().cloned());
-                    chat = Chat::new(plan.clone(), Instant::now());
+                    chat = self.new_chat(plan.clone());
                 }
                 Err(e) => {
                     self.publish(Some(&chat), None);
@@ -307,7 +416,7 @@ impl Driver {
                 return SessionEnd::Serial(e);
             }
         };
-        self.emit(SessionEvent::HangingUp);
+        self.hanging_up();
         let command_state = self.carrier_lost;
         if let Err(e) = self.modem_hangup(&mut chat, command_state) {
             self.publish(Some(&chat), Some(&ppp));
@@ -329,6 +438,8 @@ impl Driver {
                 }
                 self.write(&b)?;
             }
+            // This step's lines first, then its events.
+            self.publish(Some(chat), None);
             let mut ready = false;
             while let Some(e) = chat.poll_event() {
                 match &e {
@@ -385,7 +496,7 @@ impl Driver {
             Some(CarrierVerdict::Lost) if !self.carrier_lost => {
                 tracing::warn!(device = %self.line.name(), "modem reported NO CARRIER");
                 self.carrier_lost = true;
-                self.emit(SessionEvent::CarrierLost);
+                self.carrier_gone();
                 ppp.lower_down(now);
                 true
             }
@@ -457,9 +568,9 @@ impl Driver {
                                 reason: reason.clone(),
                             },
                         );
-                        self.emit(SessionEvent::Ppp(PppEvent::Down {
+                        self.ppp_event(PppEvent::Down {
                             reason: reason.clone(),
-                        }));
+                        });
                         self.publish(None, Some(ppp));
                         return Ok(match closing {
                             Some(_) if !matches!(reason, DownReason::LowerDown) => {
@@ -483,7 +594,7 @@ impl Driver {
                             self.publish(None, Some(ppp));
                         }
                         log_ppp_event(&self.line.name(), &other);
-                        self.emit(SessionEvent::Ppp(other));
+                        self.ppp_event(other);
                     }
                 }
             }
@@ -506,7 +617,7 @@ impl Driver {
                 next_dcd = now + DCD_POLL;
                 if !self.check_dcd() && !self.carrier_lost {
                     self.carrier_lost = true;
-                    self.emit(SessionEvent::CarrierLost);
+                    self.carrier_gone();
                     ppp.lower_down(now);
                     continue;
                 }
@@ -630,6 +741,15 @@ impl Driver {
             ),
         );
         Ok((report, asked))
+    }
+}
+
+/// An authentication protocol as the transcript names it.
+fn auth_name(a: Option<masqdial_ppp::AuthProtocol>) -> &'static str {
+    match a {
+        Some(masqdial_ppp::AuthProtocol::Pap) => "PAP",
+        Some(masqdial_ppp::AuthProtocol::Chap) => "CHAP-MD5",
+        None => "",
     }
 }
 
