@@ -264,10 +264,17 @@ impl Session {
                 let probe = crate::conn::identify(c).await;
                 tracing::debug!(?probe, "what answers on the server's port");
                 let mut answered = errors::what_answered(&probe);
-                if answered == errors::Answered::Unknown {
-                    // The exchange broke before it told anything: look at what it says.
+                // The exchange broke before it told anything, or told only "not gRPC" (how an
+                // HTTP/1 answer breaks HTTP/2 depends on timing): look at what the port says.
+                if matches!(
+                    answered,
+                    errors::Answered::Unknown | errors::Answered::NotGrpc { http_status: None }
+                ) {
                     if let Some(b) = crate::conn::sniff(&self.settings.connect_url).await {
-                        answered = errors::sniffed(&b);
+                        let seen = errors::sniffed(&b);
+                        if seen != errors::Answered::Unknown {
+                            answered = seen;
+                        }
                     }
                 }
                 if let Some(n) = errors::not_mserver(&answered, &ctx.server) {
