@@ -195,7 +195,10 @@ fn portfw_forwards_with_preferences_and_survives_a_new_address() {
     assert_eq!(hosts, vec![h11, h10, h10]);
     let list = e.portfw().render();
     assert!(
-        list.contains("TCP  0.0.0.0              192.168.1.10          8080    80"),
+        // ipmasqadm's layout (issue 29): pcnt and pref columns after the ports.
+        list.contains(
+            "TCP  0.0.0.0              192.168.1.10             8080       80     2     2"
+        ),
         "{list}"
     );
     assert_eq!(e.portfw().entries()[0].conns, 2);
